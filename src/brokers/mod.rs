@@ -1,0 +1,1 @@
+//! Broker adapters. The only place that knows the list of brokers.

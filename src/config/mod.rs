@@ -1,0 +1,295 @@
+//! The configuration: typed, validated, with defaults filled in.
+//!
+//! `load` reads strict TOML (unknown keys are errors) and reports every
+//! problem with file:line:col, never just the first. The types here are the
+//! contract the rest of the agent reads; parsing lives in `parse.rs`,
+//! durations in `duration.rs`, the effective-config printer in `show.rs`.
+
+mod duration;
+
+pub use duration::{format_duration, parse_duration};
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where the configuration is looked for when no `--config` is given.
+pub const DEFAULT_PATH: &str = "/etc/brokerguard/brokerguard.toml";
+/// Environment variable that overrides [`DEFAULT_PATH`].
+pub const PATH_ENV: &str = "BROKERGUARD_CONFIG";
+
+/// `--config`, else `$BROKERGUARD_CONFIG`, else the default path.
+pub fn resolve_path(flag: Option<PathBuf>) -> PathBuf {
+    flag.or_else(|| std::env::var_os(PATH_ENV).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_PATH))
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// The file this was read from (for messages).
+    pub path: PathBuf,
+    pub agent: AgentConfig,
+    pub feeds: Vec<FeedConfig>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct AgentConfig {
+    /// Pidfile, lock, status.json, feeds.sock. Default `/run/brokerguard`.
+    pub runtime_dir: PathBuf,
+    /// State that survives restarts (nonce counters). Default `/var/lib/brokerguard`.
+    pub state_dir: PathBuf,
+    /// dotenv files with secrets. Default `["/etc/brokerguard/credentials.env"]`.
+    pub credential_files: Vec<PathBuf>,
+    /// Default `Warn`.
+    pub preflight: PreflightMode,
+    /// `error|warn|info|debug|trace`; `RUST_LOG` overrides. Default `info`.
+    pub log_level: log::LevelFilter,
+    /// How long a graceful stop may take before threads are abandoned. Default 10s.
+    pub stop_timeout: Duration,
+    /// How often status.json is rewritten when nothing changes. Default 1s (max 1s).
+    pub status_every: Duration,
+    /// How often credentials are re-checked besides change events. Default 60s.
+    pub credential_check: Duration,
+    /// A feed down this long raises `alert=feed_down`. Default 60s.
+    pub alert_after: Duration,
+    /// While a feed stays down, `alert=feed_down` repeats this often. Default 15m.
+    pub alert_repeat: Duration,
+    /// Lines queued per fan-out subscriber before it is dropped. Default 4096.
+    pub fanout_queue: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PreflightMode {
+    Require,
+    Warn,
+    Off,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BrokerKind {
+    Websocket,
+    Kraken,
+    Alpaca,
+    Kite,
+    Ibkr,
+    Coinbase,
+}
+
+impl BrokerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BrokerKind::Websocket => "websocket",
+            BrokerKind::Kraken => "kraken",
+            BrokerKind::Alpaca => "alpaca",
+            BrokerKind::Kite => "kite",
+            BrokerKind::Ibkr => "ibkr",
+            BrokerKind::Coinbase => "coinbase",
+        }
+    }
+    pub fn parse(s: &str) -> Option<BrokerKind> {
+        Some(match s {
+            "websocket" => BrokerKind::Websocket,
+            "kraken" => BrokerKind::Kraken,
+            "alpaca" => BrokerKind::Alpaca,
+            "kite" => BrokerKind::Kite,
+            "ibkr" => BrokerKind::Ibkr,
+            "coinbase" => BrokerKind::Coinbase,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct FeedConfig {
+    /// Unique, `[a-z0-9_-]+`.
+    pub name: String,
+    pub broker: BrokerKind,
+    /// Endpoint (`ws://`, `wss://`); required for `websocket`, overrides the
+    /// adapter's default for the others.
+    pub url: Option<String>,
+    /// Overrides an adapter's REST endpoint.
+    pub rest_url: Option<String>,
+    /// Broker adapters: credentials are `<BROKER>_<ACCOUNT>_<FIELD>`.
+    pub account: Option<String>,
+    /// IBKR only.
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub client_id: Option<i64>,
+    /// Message sent after connecting; `${NAME}` is a credential.
+    pub auth: Option<String>,
+    /// A reply containing this text means the auth was accepted. Unset: the
+    /// feed is authenticated as soon as `auth` is sent.
+    pub auth_ok: Option<String>,
+    /// A reply containing this text means the credentials were rejected (parks the feed).
+    pub auth_error: Option<String>,
+    /// Sent once per connection after auth, in order.
+    pub subscribe: Vec<String>,
+    /// Sent every `poll_every`; a failed send means reconnect.
+    pub poll: Option<String>,
+    pub poll_every: Duration,
+    /// Messages containing this text are broker heartbeats: they prove the
+    /// feed alive but are not handed to the bot. Default `"heartbeat"`.
+    pub heartbeat: Option<String>,
+    /// WebSocket ping period. Default 15s.
+    pub ping_every: Duration,
+    /// No pong within this means reconnect. Default 10s.
+    pub pong_timeout: Duration,
+    /// No data (pongs do not count) for this long means restart. Default 30s.
+    pub stall_after: Duration,
+    /// TCP connect timeout per address. Default 5s.
+    pub connect_timeout: Duration,
+    /// TLS + WebSocket (or protocol) handshake timeout. Default 10s.
+    pub handshake_timeout: Duration,
+    /// Write timeout; reads tick at most every second regardless. Default 5s.
+    pub write_timeout: Duration,
+    /// PEM file of a private CA to trust in addition to the system store.
+    pub tls_ca_file: Option<PathBuf>,
+    pub backoff: BackoffConfig,
+    /// Expected message schedule.
+    pub expect: Option<ExpectConfig>,
+    /// Overrides `agent.alert_after` for this feed.
+    pub alert_after: Option<Duration>,
+    /// Largest accepted WebSocket message. Default 16 MiB.
+    pub max_message_bytes: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BackoffConfig {
+    /// First delay after the immediate retry. Default 500ms.
+    pub initial: Duration,
+    /// Cap. Default 30s.
+    pub max: Duration,
+    /// Growth factor. Default 2.0.
+    pub multiplier: f64,
+    /// A connection live this long resets the backoff. Default 30s.
+    pub stable_after: Duration,
+    /// Wait while parked (auth rejected) before one retry. Default 15m.
+    pub parked_retry: Duration,
+}
+
+impl Default for BackoffConfig {
+    fn default() -> Self {
+        BackoffConfig {
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(30),
+            multiplier: 2.0,
+            stable_after: Duration::from_secs(30),
+            parked_retry: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// `expect = { every = "15m", offset = "5m", grace = "2m" }`: a message is
+/// expected in every window `[k*every + offset, k*every + offset + grace]`
+/// of the UTC wall clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExpectConfig {
+    pub every: Duration,
+    pub offset: Duration,
+    pub grace: Duration,
+}
+
+impl FeedConfig {
+    /// A feed with every default, for tests and the demo.
+    pub fn new(name: &str, broker: BrokerKind) -> Self {
+        FeedConfig {
+            name: name.to_string(),
+            broker,
+            url: None,
+            rest_url: None,
+            account: None,
+            host: None,
+            port: None,
+            client_id: None,
+            auth: None,
+            auth_ok: None,
+            auth_error: None,
+            subscribe: Vec::new(),
+            poll: None,
+            poll_every: Duration::from_secs(2),
+            heartbeat: Some("heartbeat".to_string()),
+            ping_every: Duration::from_secs(15),
+            pong_timeout: Duration::from_secs(10),
+            stall_after: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(5),
+            tls_ca_file: None,
+            backoff: BackoffConfig::default(),
+            expect: None,
+            alert_after: None,
+            max_message_bytes: 16 << 20,
+        }
+    }
+
+    /// The `${NAME}` credential references in auth, subscribe and poll, in order, without repeats.
+    pub fn template_refs(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let texts = self.auth.iter().chain(self.subscribe.iter()).chain(self.poll.iter());
+        for t in texts {
+            for name in template_names(t) {
+                if !out.contains(&name) {
+                    out.push(name);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The `${NAME}` references in a template, in order.
+pub fn template_names(t: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = t;
+    while let Some(i) = rest.find("${") {
+        let after = &rest[i + 2..];
+        match after.find('}') {
+            Some(j) => {
+                out.push(after[..j].to_string());
+                rest = &after[j + 1..];
+            }
+            None => break,
+        }
+    }
+    out
+}
+
+impl AgentConfig {
+    pub fn defaults() -> Self {
+        AgentConfig {
+            runtime_dir: PathBuf::from("/run/brokerguard"),
+            state_dir: PathBuf::from("/var/lib/brokerguard"),
+            credential_files: vec![PathBuf::from("/etc/brokerguard/credentials.env")],
+            preflight: PreflightMode::Warn,
+            log_level: log::LevelFilter::Info,
+            stop_timeout: Duration::from_secs(10),
+            status_every: Duration::from_secs(1),
+            credential_check: Duration::from_secs(60),
+            alert_after: Duration::from_secs(60),
+            alert_repeat: Duration::from_secs(15 * 60),
+            fanout_queue: 4096,
+        }
+    }
+
+    pub fn pidfile(&self) -> PathBuf {
+        self.runtime_dir.join("brokerguard.pid")
+    }
+    pub fn status_file(&self) -> PathBuf {
+        self.runtime_dir.join("status.json")
+    }
+    pub fn fanout_socket(&self) -> PathBuf {
+        self.runtime_dir.join("feeds.sock")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_refs_in_order_without_repeats() {
+        let mut f = FeedConfig::new("x", BrokerKind::Websocket);
+        f.auth = Some(r#"{"token":"${A}","k":"${B}"}"#.into());
+        f.subscribe = vec![r#"{"t":"${A}"}"#.into(), r#"{"c":"${C}"}"#.into()];
+        assert_eq!(f.template_refs(), vec!["A", "B", "C"]);
+    }
+}

@@ -1,0 +1,4 @@
+//! Credentials: owned sources, the `Secret` type, monitoring, hot reload.
+
+pub mod secret;
+pub use secret::Secret;

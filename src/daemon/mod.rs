@@ -1,0 +1,1 @@
+//! The agent: lock → config → credentials → spawn → supervise → stop.

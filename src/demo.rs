@@ -1,0 +1,1 @@
+//! `brokerguard demo`: the agent against the built-in simulator, offline.

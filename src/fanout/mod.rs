@@ -1,0 +1,1 @@
+//! Fan-out: hands every feed message to local subscribers on a Unix socket.

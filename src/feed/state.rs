@@ -1,0 +1,45 @@
+//! Feed states, as shown in status.json and the fan-out socket.
+
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FeedState {
+    Connecting,
+    Handshaking,
+    Authenticating,
+    Subscribing,
+    Live,
+    Backoff,
+    /// Credentials rejected: waits for new ones (or a long backoff).
+    Parked,
+    Stopped,
+}
+
+impl FeedState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeedState::Connecting => "connecting",
+            FeedState::Handshaking => "handshaking",
+            FeedState::Authenticating => "authenticating",
+            FeedState::Subscribing => "subscribing",
+            FeedState::Live => "live",
+            FeedState::Backoff => "backoff",
+            FeedState::Parked => "parked",
+            FeedState::Stopped => "stopped",
+        }
+    }
+
+    /// Connecting through Subscribing: an attempt is under way.
+    pub fn is_attempting(self) -> bool {
+        matches!(
+            self,
+            FeedState::Connecting | FeedState::Handshaking | FeedState::Authenticating | FeedState::Subscribing
+        )
+    }
+}
+
+impl fmt::Display for FeedState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,1 @@
+//! Logging for a terminal or for journald (priority prefixes, no timestamps).

@@ -1,0 +1,1 @@
+//! systemd integration without libsystemd: sd_notify over a plain datagram socket.
