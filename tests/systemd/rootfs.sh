@@ -14,7 +14,7 @@ cache=${BROKERGUARD_CI_CACHE:-/var/cache/brokerguard-ci}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 suite=bookworm
 packages=systemd,systemd-sysv,dbus,ca-certificates
-key=$(printf '%s\n' "$suite" "$packages" "minbase" "v1" | sha256sum | cut -c1-12)
+key=$(printf '%s\n' "$suite" "$packages" "minbase" "v2" | sha256sum | cut -c1-12)
 tree="$cache/$suite-$key"
 
 if [[ -x "$tree/lib/systemd/systemd" ]]; then
@@ -37,10 +37,16 @@ fi
 rm -f "$tmp/root/etc/machine-id"
 systemd-machine-id-setup --root="$tmp/root" >/dev/null 2>&1
 echo brokerguard-ci >"$tmp/root/etc/hostname"
+# debootstrap writes no /etc/hosts (the installer does on a real host);
+# without it "localhost" does not resolve.
+printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"$tmp/root/etc/hosts"
 ln -sf /dev/null "$tmp/root/etc/systemd/system/console-getty.service"
 ln -sf /dev/null "$tmp/root/etc/systemd/system/getty@.service"
-apt_clean_dirs=("$tmp/root/var/cache/apt/archives"/*.deb)
-rm -f "${apt_clean_dirs[@]}"
+find "$tmp/root/var/cache/apt/archives" -name '*.deb' -delete
 mv -T "$tmp/root" "$tree"
+# Trees for older package lists are dead weight now.
+for stale in "$cache/$suite"-*; do
+    [[ "$stale" == "$tree" || ! -d "$stale" ]] || rm -rf -- "$stale"
+done
 echo "rootfs: built $tree" >&2
 printf '%s\n' "$tree"
