@@ -224,7 +224,11 @@ impl FeedConfig {
     /// The `${NAME}` credential references in auth, subscribe and poll, in order, without repeats.
     pub fn template_refs(&self) -> Vec<String> {
         let mut out = Vec::new();
-        let texts = self.auth.iter().chain(self.subscribe.iter()).chain(self.poll.iter());
+        let texts = self
+            .auth
+            .iter()
+            .chain(self.subscribe.iter())
+            .chain(self.poll.iter());
         for t in texts {
             for name in template_names(t) {
                 if !out.contains(&name) {
