@@ -19,6 +19,8 @@ pub enum ErrorClass {
     Auth,
     /// 429, connection limit: wait as the broker says, else a long backoff.
     RateLimited { retry_after: Option<Duration> },
+    /// A credential the feed needs is not set: park until it appears.
+    MissingCredential,
 }
 
 impl ErrorClass {
@@ -30,6 +32,7 @@ impl ErrorClass {
             ErrorClass::Stalled => "stalled",
             ErrorClass::Auth => "auth",
             ErrorClass::RateLimited { .. } => "rate_limited",
+            ErrorClass::MissingCredential => "missing_credential",
         }
     }
 }

@@ -215,7 +215,7 @@ impl Runner {
                 Ended::Failed { error, live_for } => {
                     self.backoff.connection_ended(live_for);
                     let delay = self.backoff.next_delay(error.class);
-                    let parked = error.class == ErrorClass::Auth;
+                    let parked = matches!(error.class, ErrorClass::Auth | ErrorClass::MissingCredential);
                     let state = if parked {
                         FeedState::Parked
                     } else {
@@ -228,7 +228,13 @@ impl Runner {
                         h.retry_at = Some(now.plus(delay));
                     });
                     self.set_state(state, Some(&error.message));
-                    if parked {
+                    if error.class == ErrorClass::MissingCredential {
+                        log::warn!(
+                            "feed={} parked: {}; it starts as soon as the credential is set",
+                            self.name,
+                            error.message
+                        );
+                    } else if parked {
                         log::error!(
                             "alert=credential_rejected feed={} error=\"{}\" action=\"parked: fix the credential; the feed wakes on change or retries in {}\"",
                             self.name,
