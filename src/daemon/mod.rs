@@ -1,1 +1,4 @@
 //! The agent: lock → config → credentials → spawn → supervise → stop.
+
+pub mod lock;
+pub mod signals;
