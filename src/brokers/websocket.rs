@@ -62,7 +62,7 @@ pub fn classify(e: NetError, while_authenticating: bool) -> FeedError {
             crate::feed::ErrorClass::RateLimited { retry_after: None },
             "server refused the WebSocket upgrade with HTTP 429 (rate limited)",
         ),
-        NetError::Protocol(_) | NetError::TooLarge | NetError::HttpStatus { .. } => {
+        NetError::Protocol(_) | NetError::TooLarge | NetError::HttpStatus { .. } | NetError::InvalidRequest(_) => {
             FeedError::protocol(e.to_string())
         }
         other => FeedError::network(other.to_string()),
