@@ -6,8 +6,14 @@
 //! durations in `duration.rs`, the effective-config printer in `show.rs`.
 
 mod duration;
+mod error;
+mod parse;
+mod show;
 
 pub use duration::{format_duration, parse_duration};
+pub use error::{ConfigError, Problem};
+pub use parse::{load, parse_str};
+pub use show::{effective_toml, is_literal_auth, redact_url};
 
 use std::path::PathBuf;
 use std::time::Duration;
