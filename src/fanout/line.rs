@@ -102,8 +102,9 @@ struct SubscribeRequest {
 /// Parses one request line (without its `\n`). The error text is sent back
 /// to the subscriber in an [`error_line`].
 pub fn parse_request(line: &[u8]) -> Result<Request, String> {
-    let text = std::str::from_utf8(line)
-        .map_err(|_| "request is not UTF-8; expected {\"subscribe\": [\"feed\", ...]}".to_string())?;
+    let text = std::str::from_utf8(line).map_err(|_| {
+        "request is not UTF-8; expected {\"subscribe\": [\"feed\", ...]}".to_string()
+    })?;
     let text = text.trim();
     if text.is_empty() {
         return Ok(Request::Blank);
@@ -182,7 +183,14 @@ mod tests {
 
     #[test]
     fn data_line_embeds_non_json_as_string() {
-        for msg in ["hello", "", "{\"a\":1} trailing", "{\"a\":", "1 2", "\"unterminated"] {
+        for msg in [
+            "hello",
+            "",
+            "{\"a\":1} trailing",
+            "{\"a\":",
+            "1 2",
+            "\"unterminated",
+        ] {
             let v = parse(&data_line("f", 1, ts(), msg));
             assert_eq!(v["data"], Value::String(msg.into()), "message {msg:?}");
         }
@@ -192,7 +200,10 @@ mod tests {
     fn data_line_scalars_are_json() {
         assert_eq!(parse(&data_line("f", 1, ts(), "17"))["data"], json!(17));
         assert_eq!(parse(&data_line("f", 1, ts(), "\"x\""))["data"], json!("x"));
-        assert_eq!(parse(&data_line("f", 1, ts(), " null "))["data"], json!(null));
+        assert_eq!(
+            parse(&data_line("f", 1, ts(), " null "))["data"],
+            json!(null)
+        );
     }
 
     #[test]
@@ -238,7 +249,10 @@ mod tests {
 
     #[test]
     fn error_and_subscribed_lines() {
-        assert_eq!(parse(&error_line("no \"good\"")), json!({"error":"no \"good\""}));
+        assert_eq!(
+            parse(&error_line("no \"good\"")),
+            json!({"error":"no \"good\""})
+        );
         assert_eq!(
             parse(&subscribed_line(&["a".into(), "b".into()])),
             json!({"subscribed":["a","b"]})

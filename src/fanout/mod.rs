@@ -77,8 +77,11 @@ impl Fanout {
         let stopping = Arc::new(AtomicBool::new(false));
         let threads = Arc::new(Mutex::new(Vec::new()));
         let accept_thread = {
-            let (hub, stopping, threads) =
-                (Arc::clone(&hub), Arc::clone(&stopping), Arc::clone(&threads));
+            let (hub, stopping, threads) = (
+                Arc::clone(&hub),
+                Arc::clone(&stopping),
+                Arc::clone(&threads),
+            );
             thread::Builder::new()
                 .name("fanout-accept".into())
                 .spawn(move || accept_loop(&listener, &hub, &stopping, &threads))
@@ -129,12 +132,7 @@ impl Fanout {
         // subscriber can appear behind the hub's back.
         join_until(&mut pending, deadline);
         self.hub.close();
-        pending.append(
-            &mut self
-                .threads
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        );
+        pending.append(&mut self.threads.lock().unwrap_or_else(PoisonError::into_inner));
         join_until(&mut pending, deadline);
         if !pending.is_empty() {
             log::warn!(

@@ -81,7 +81,10 @@ pub fn bind(path: &Path) -> io::Result<(UnixListener, FileId)> {
             let _ = fs::remove_file(path);
             Err(io::Error::new(
                 e.kind(),
-                format!("fan-out socket {}: cannot set mode 0660: {e}", path.display()),
+                format!(
+                    "fan-out socket {}: cannot set mode 0660: {e}",
+                    path.display()
+                ),
             ))
         }
     }
@@ -89,9 +92,8 @@ pub fn bind(path: &Path) -> io::Result<(UnixListener, FileId)> {
 
 /// Removes `path` if it is still the socket file [`bind`] created.
 pub fn remove_if_ours(path: &Path, id: FileId) {
-    let ours = fs::symlink_metadata(path).is_ok_and(|m| {
-        m.file_type().is_socket() && m.dev() == id.dev && m.ino() == id.ino
-    });
+    let ours = fs::symlink_metadata(path)
+        .is_ok_and(|m| m.file_type().is_socket() && m.dev() == id.dev && m.ino() == id.ino);
     if ours {
         if let Err(e) = fs::remove_file(path) {
             log::warn!("fan-out socket {}: cannot remove: {e}", path.display());

@@ -124,7 +124,9 @@ fn read_loop(hub: &Hub, who: SubscriberId, stream: UnixStream) {
             Err(e)
                 if matches!(
                     e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
                 ) =>
             {
                 if !hub.is_registered(who.id) {
