@@ -1,7 +1,10 @@
 //! The command line: parses arguments and maps library results to the exit
 //! codes in [`crate::exit`]. Nothing else decides an exit code.
 
+use crate::config;
+use crate::daemon::{self, DaemonError, RunOptions};
 use crate::exit;
+use crate::status::show::{self, Health, Observed};
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -17,11 +20,11 @@ pub struct Cli {
 pub enum Command {
     /// Run the agent in the foreground (systemd runs this).
     Run {
-        /// Configuration file (default $BROKERGUARD_CONFIG or /etc/brokerguard/brokerguard.toml).
+        /// Configuration file [default: $BROKERGUARD_CONFIG or /etc/brokerguard/brokerguard.toml]
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Show the live state of a running agent.
+    /// Show the live state of the running agent (exit 0 all live, 1 degraded, 3 not running).
     Status {
         #[arg(long)]
         config: Option<PathBuf>,
@@ -34,6 +37,49 @@ pub enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Audit credentials: presence, source, format, file permissions, and the commands that fix problems.
+    Doctor {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+        /// Also validate credentials against the brokers' REST APIs.
+        #[arg(long)]
+        online: bool,
+    },
+    /// Write one secret, read from stdin (no echo on a terminal), atomically into the credentials file.
+    SetCredential {
+        /// Upper-case name, e.g. KRAKEN_MASTER_API_KEY.
+        name: String,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Credentials file to write [default: the first of agent.credential_files].
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Layered preflight of each feed (DNS, TCP, TLS, handshake, auth, first data).
+    Check {
+        feeds: Vec<String>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Exchange a Kite request token and write the access token atomically.
+    KiteLogin {
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        request_token: String,
+    },
+    /// The agent against a built-in simulated broker with injected faults, offline.
+    Demo {
+        /// How long the demo runs.
+        #[arg(long, default_value = "30s", value_parser = parse_duration_arg)]
+        duration: std::time::Duration,
+    },
+    /// Run the loopback broker simulator in the foreground.
+    Sim(crate::sim::cli::SimArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -43,6 +89,10 @@ pub enum ConfigAction {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+}
+
+fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    config::parse_duration(s)
 }
 
 /// Parses `args` and runs the command; returns the process exit code.
@@ -58,8 +108,161 @@ pub fn main<I: IntoIterator<Item = OsString>>(args: I) -> u8 {
         }
     };
     match cli.command {
-        Command::Run { .. } | Command::Status { .. } | Command::Config { .. } => {
-            eprintln!("brokerguard: this command is not available yet in this build");
+        Command::Run { config } => run(config),
+        Command::Status { config, json } => status(config, json),
+        Command::Config { action: ConfigAction::Check { config } } => config_check(config),
+        Command::Doctor { config, json, online } => doctor(config, json, online),
+        Command::SetCredential { name, config, file } => set_credential(&name, config, file),
+        Command::Check { .. } => not_yet("check", "the layered preflight arrives with the broker adapters"),
+        Command::KiteLogin { .. } => not_yet("kite-login", "it arrives with the Kite adapter"),
+        Command::Demo { duration } => match crate::demo::run(duration) {
+            Ok(()) => exit::OK,
+            Err(e) => {
+                eprintln!("brokerguard demo: {e}");
+                exit::SOFTWARE
+            }
+        },
+        Command::Sim(args) => sim(&args),
+    }
+}
+
+fn not_yet(cmd: &str, why: &str) -> u8 {
+    eprintln!("brokerguard {cmd}: not available yet in this build ({why})");
+    exit::FAILURE
+}
+
+fn run(config: Option<PathBuf>) -> u8 {
+    let path = config::resolve_path(config);
+    match daemon::run(RunOptions::new(path)) {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            // Logging may not be set up yet: stderr reaches the journal either way.
+            eprintln!("brokerguard: {e}");
+            match e {
+                DaemonError::Config(_) | DaemonError::Unsupported(_) => exit::CONFIG,
+                DaemonError::Lock(crate::daemon::lock::LockError::Held { .. }) => exit::LOCKED,
+                DaemonError::Lock(_) | DaemonError::Os { .. } => exit::OSERR,
+            }
+        }
+    }
+}
+
+fn load_or_exit(config: Option<PathBuf>) -> Result<config::Config, u8> {
+    let path = config::resolve_path(config);
+    daemon::load_config(&path).map_err(|e| {
+        eprintln!("brokerguard: {e}");
+        exit::CONFIG
+    })
+}
+
+fn config_check(config: Option<PathBuf>) -> u8 {
+    match load_or_exit(config) {
+        Ok(cfg) => {
+            print!("{}", config::effective_toml(&cfg));
+            eprintln!("{}: configuration is valid ({} feeds)", cfg.path.display(), cfg.feeds.len());
+            exit::OK
+        }
+        Err(code) => code,
+    }
+}
+
+fn status(config: Option<PathBuf>, json: bool) -> u8 {
+    let cfg = match load_or_exit(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match show::observe(&cfg.agent.runtime_dir) {
+        Observed::NotRunning { stale } => {
+            if json {
+                println!("{{\"running\": false}}");
+            } else if stale {
+                println!("brokerguard is not running (status.json in {} is stale)", cfg.agent.runtime_dir.display());
+            } else {
+                println!("brokerguard is not running");
+            }
+            exit::NOT_RUNNING
+        }
+        Observed::Unreadable(why) => {
+            eprintln!("brokerguard status: {why}");
+            exit::NOT_RUNNING
+        }
+        Observed::Running(doc) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            } else {
+                print!("{}", show::render_table(&doc, std::time::SystemTime::now()));
+            }
+            match show::health(&doc) {
+                Health::AllLive => exit::OK,
+                Health::Degraded => exit::FAILURE,
+            }
+        }
+    }
+}
+
+fn doctor(config: Option<PathBuf>, json: bool, online: bool) -> u8 {
+    if online {
+        return not_yet("doctor --online", "live REST validation arrives with the broker adapters");
+    }
+    let cfg = match load_or_exit(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let sources = crate::credentials::Sources::from_process(&cfg.agent);
+    let report = crate::credentials::doctor::audit(&cfg, &sources, std::path::Path::new("/"));
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_text());
+    }
+    if report.ok() { exit::OK } else { exit::FAILURE }
+}
+
+fn set_credential(name: &str, config: Option<PathBuf>, file: Option<PathBuf>) -> u8 {
+    let target = match file {
+        Some(f) => f,
+        None => match load_or_exit(config) {
+            Ok(cfg) => match cfg.agent.credential_files.first() {
+                Some(f) => f.clone(),
+                None => {
+                    eprintln!("brokerguard set-credential: agent.credential_files is empty; pass --file");
+                    return exit::FAILURE;
+                }
+            },
+            Err(code) => return code,
+        },
+    };
+    let value = match crate::credentials::setcred::read_secret_from_stdin() {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("brokerguard set-credential: cannot read the value from stdin: {e}");
+            return exit::FAILURE;
+        }
+    };
+    match crate::credentials::setcred::set_credential(&target, name, &value) {
+        Ok(()) => {
+            eprintln!(
+                "{name} set in {} (fingerprint {}); a running agent picks it up at once",
+                target.display(),
+                value.fingerprint()
+            );
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("brokerguard set-credential: {e}");
+            exit::FAILURE
+        }
+    }
+}
+
+fn sim(args: &crate::sim::cli::SimArgs) -> u8 {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let _ = signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone());
+    let _ = signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone());
+    match crate::sim::cli::run_cli(args, &stop) {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            eprintln!("brokerguard sim: {e}");
             exit::FAILURE
         }
     }

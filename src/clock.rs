@@ -35,7 +35,9 @@ pub struct SystemClock {
 
 impl SystemClock {
     pub fn new() -> Self {
-        SystemClock { origin: Instant::now() }
+        SystemClock {
+            origin: Instant::now(),
+        }
     }
 }
 
@@ -63,7 +65,9 @@ pub struct FakeClock {
 impl FakeClock {
     /// Starts at monotonic zero and the given wall time.
     pub fn at(wall: SystemTime) -> Self {
-        FakeClock { inner: Arc::new(Mutex::new((Duration::ZERO, wall))) }
+        FakeClock {
+            inner: Arc::new(Mutex::new((Duration::ZERO, wall))),
+        }
     }
     /// Starts at `secs` seconds after the Unix epoch.
     pub fn at_unix(secs: u64) -> Self {
@@ -109,6 +113,9 @@ mod tests {
 
     #[test]
     fn mono_since_never_negative() {
-        assert_eq!(Mono(Duration::from_secs(1)).since(Mono(Duration::from_secs(5))), Duration::ZERO);
+        assert_eq!(
+            Mono(Duration::from_secs(1)).since(Mono(Duration::from_secs(5))),
+            Duration::ZERO
+        );
     }
 }

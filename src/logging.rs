@@ -1,1 +1,188 @@
 //! Logging for a terminal or for journald (priority prefixes, no timestamps).
+//!
+//! When stderr is the journal (`$JOURNAL_STREAM` is `<dev>:<ino>` of our
+//! stderr), each line is `<N>message` with its syslog priority and no
+//! timestamp (journald stamps it). Otherwise each line is
+//! `2026-11-23T18:00:00.123Z LEVEL message` in UTC.
+//!
+//! Error level is reserved for alerts: lines starting with `alert=<kind>`
+//! followed by `key=value` fields (DESIGN.md "Alerts"), so that
+//! `journalctl -u brokerguard -p err` shows the alerts and nothing else.
+//! Nothing else may log at error level; other failures use `warn!`. To keep
+//! that promise even for other crates' logs and our own slips, an error
+//! record whose message does not start with `alert=` is printed at warning
+//! level. Recoveries (`alert=feed_recovered`, `alert=credential_restored`)
+//! use [`notice!`](crate::notice): priority 5, `NOTICE` on a terminal.
+
+use std::io::Write;
+use std::time::SystemTime;
+
+use log::{Level, LevelFilter};
+
+#[doc(hidden)]
+pub use log as __log;
+
+/// The `log` target that marks a record as a notice (see [`notice!`](crate::notice)).
+pub const NOTICE_TARGET: &str = "brokerguard::notice";
+
+/// Logs at syslog priority notice (5): between info and warning. Used for
+/// recoveries, e.g. `brokerguard::notice!("alert=feed_recovered feed={name} down_ms={ms}")`.
+#[macro_export]
+macro_rules! notice {
+    ($($arg:tt)+) => {
+        $crate::logging::__log::info!(target: $crate::logging::NOTICE_TARGET, $($arg)+)
+    };
+}
+
+/// Where log lines go, which decides their shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// stderr is connected to journald: `<N>` prefixes, no timestamp.
+    Journal,
+    /// Anything else: UTC timestamp and level name.
+    Terminal,
+}
+
+/// Installs the logger on stderr. `$RUST_LOG`, when set, overrides `level`
+/// (env_logger syntax, e.g. `debug` or `brokerguard=debug,tungstenite=warn`).
+/// Notices pass at any level below info unless `$RUST_LOG` says otherwise.
+/// A second call does nothing.
+pub fn init(level: LevelFilter) {
+    let journal_stream = std::env::var("JOURNAL_STREAM").ok();
+    let mode = match stderr_dev_ino() {
+        Some(dev_ino) if is_journal(journal_stream.as_deref(), dev_ino) => Mode::Journal,
+        _ => Mode::Terminal,
+    };
+    let mut builder = env_logger::Builder::new();
+    builder
+        .target(env_logger::Target::Stderr)
+        .filter_level(level)
+        .filter_module(NOTICE_TARGET, LevelFilter::Info);
+    if let Ok(filters) = std::env::var("RUST_LOG") {
+        builder.parse_filters(&filters);
+    }
+    builder.format(move |buf, record| {
+        let is_notice = record.target() == NOTICE_TARGET;
+        let msg = record.args().to_string();
+        writeln!(buf, "{}", format_line(mode, record.level(), is_notice, &msg, SystemTime::now()))
+    });
+    let _ = builder.try_init();
+}
+
+/// (st_dev, st_ino) of file descriptor 2, if it is open.
+fn stderr_dev_ino() -> Option<(u64, u64)> {
+    // SAFETY: an all-zero `stat` is a valid value; fstat only writes into it.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat on fd 2 with a pointer to our own struct.
+    let rc = unsafe { libc::fstat(libc::STDERR_FILENO, &mut st) };
+    (rc == 0).then_some((st.st_dev, st.st_ino))
+}
+
+/// Whether `$JOURNAL_STREAM` (`"<dev>:<ino>"`, decimal, as systemd writes it)
+/// names the file stderr is, i.e. stderr was not redirected since systemd
+/// connected it to the journal.
+pub fn is_journal(journal_stream: Option<&str>, stderr_dev_ino: (u64, u64)) -> bool {
+    let Some((dev, ino)) = journal_stream.and_then(|s| s.trim().split_once(':')) else {
+        return false;
+    };
+    match (dev.parse::<u64>(), ino.parse::<u64>()) {
+        (Ok(dev), Ok(ino)) => (dev, ino) == stderr_dev_ino,
+        _ => false,
+    }
+}
+
+/// The level a record is printed at: error only for alerts (module doc).
+fn shown_level(level: Level, msg: &str) -> Level {
+    if level == Level::Error && !msg.starts_with("alert=") { Level::Warn } else { level }
+}
+
+/// syslog priority: err 3, warning 4, notice 5, info 6, debug 7.
+fn priority(level: Level, is_notice: bool) -> u8 {
+    match level {
+        Level::Error => 3,
+        Level::Warn => 4,
+        Level::Info if is_notice => 5,
+        Level::Info => 6,
+        Level::Debug | Level::Trace => 7,
+    }
+}
+
+fn label(level: Level, is_notice: bool) -> &'static str {
+    match level {
+        Level::Error => "ERROR",
+        Level::Warn => "WARN",
+        Level::Info if is_notice => "NOTICE",
+        Level::Info => "INFO",
+        Level::Debug => "DEBUG",
+        Level::Trace => "TRACE",
+    }
+}
+
+/// One log record as printed, without the final newline. In journal mode
+/// every line of a multi-line message carries the prefix, since journald
+/// reads each line as its own entry.
+pub fn format_line(mode: Mode, level: Level, is_notice: bool, msg: &str, now: SystemTime) -> String {
+    let level = shown_level(level, msg);
+    match mode {
+        Mode::Journal => {
+            let prefix = format!("<{}>", priority(level, is_notice));
+            msg.split('\n').map(|line| format!("{prefix}{line}")).collect::<Vec<_>>().join("\n")
+        }
+        Mode::Terminal => {
+            format!("{} {} {msg}", crate::timefmt::rfc3339_millis(now), label(level, is_notice))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn t() -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(1_795_338_001_123) // 2026-11-22T09:00:01.123Z
+    }
+
+    #[test]
+    fn journal_lines_carry_priorities() {
+        let j = |level, notice, msg| format_line(Mode::Journal, level, notice, msg, t());
+        assert_eq!(j(Level::Error, false, "alert=feed_down feed=kraken"), "<3>alert=feed_down feed=kraken");
+        assert_eq!(j(Level::Warn, false, "reload failed"), "<4>reload failed");
+        assert_eq!(j(Level::Info, true, "alert=feed_recovered feed=kraken"), "<5>alert=feed_recovered feed=kraken");
+        assert_eq!(j(Level::Info, false, "started"), "<6>started");
+        assert_eq!(j(Level::Debug, false, "frame"), "<7>frame");
+        assert_eq!(j(Level::Trace, false, "bytes"), "<7>bytes");
+    }
+
+    #[test]
+    fn journal_prefixes_every_line() {
+        assert_eq!(format_line(Mode::Journal, Level::Warn, false, "a\nb", t()), "<4>a\n<4>b");
+    }
+
+    #[test]
+    fn terminal_lines_are_timestamped_utc() {
+        let l = |level, notice, msg| format_line(Mode::Terminal, level, notice, msg, t());
+        assert_eq!(l(Level::Error, false, "alert=credential_lost name=X"), "2026-11-22T09:00:01.123Z ERROR alert=credential_lost name=X");
+        assert_eq!(l(Level::Info, true, "alert=credential_restored name=X"), "2026-11-22T09:00:01.123Z NOTICE alert=credential_restored name=X");
+        assert_eq!(l(Level::Info, false, "ok"), "2026-11-22T09:00:01.123Z INFO ok");
+        assert_eq!(l(Level::Warn, false, "hm"), "2026-11-22T09:00:01.123Z WARN hm");
+        assert_eq!(l(Level::Debug, false, "d"), "2026-11-22T09:00:01.123Z DEBUG d");
+    }
+
+    #[test]
+    fn error_level_is_only_for_alerts() {
+        assert_eq!(format_line(Mode::Journal, Level::Error, false, "tls failed", t()), "<4>tls failed");
+        assert_eq!(format_line(Mode::Terminal, Level::Error, false, "tls failed", t()), "2026-11-22T09:00:01.123Z WARN tls failed");
+    }
+
+    #[test]
+    fn journal_detection_compares_dev_and_inode() {
+        assert!(is_journal(Some("8:12345"), (8, 12345)));
+        assert!(!is_journal(Some("8:12345"), (8, 12346)));
+        assert!(!is_journal(Some("9:12345"), (8, 12345)));
+        assert!(!is_journal(None, (8, 12345)));
+        assert!(!is_journal(Some(""), (8, 12345)));
+        assert!(!is_journal(Some("8"), (8, 12345)));
+        assert!(!is_journal(Some("x:y"), (8, 12345)));
+    }
+}

@@ -11,15 +11,21 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let mut total = Duration::ZERO;
     let mut rest = t;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
-            return Err(format!("\"{s}\" is not a duration; write e.g. \"250ms\", \"10s\", \"5m\" or \"1h\""));
+            return Err(format!(
+                "\"{s}\" is not a duration; write e.g. \"250ms\", \"10s\", \"5m\" or \"1h\""
+            ));
         }
         let n: u64 = rest[..digits]
             .parse()
             .map_err(|_| format!("\"{s}\": number too large"))?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let d = match unit {
@@ -28,8 +34,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             "m" => Duration::from_secs(n.saturating_mul(60)),
             "h" => Duration::from_secs(n.saturating_mul(3600)),
             "d" => Duration::from_secs(n.saturating_mul(86_400)),
-            "" => return Err(format!("\"{s}\" has no unit; write e.g. \"{n}s\" or \"{n}ms\"")),
-            u => return Err(format!("\"{s}\": unknown unit \"{u}\"; use ms, s, m, h or d")),
+            "" => {
+                return Err(format!(
+                    "\"{s}\" has no unit; write e.g. \"{n}s\" or \"{n}ms\""
+                ));
+            }
+            u => {
+                return Err(format!(
+                    "\"{s}\": unknown unit \"{u}\"; use ms, s, m, h or d"
+                ));
+            }
         };
         total += d;
     }

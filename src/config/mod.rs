@@ -6,8 +6,14 @@
 //! durations in `duration.rs`, the effective-config printer in `show.rs`.
 
 mod duration;
+mod error;
+mod parse;
+mod show;
 
 pub use duration::{format_duration, parse_duration};
+pub use error::{ConfigError, Problem};
+pub use parse::{load, parse_str};
+pub use show::{effective_toml, is_literal_auth, redact_url};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -224,7 +230,11 @@ impl FeedConfig {
     /// The `${NAME}` credential references in auth, subscribe and poll, in order, without repeats.
     pub fn template_refs(&self) -> Vec<String> {
         let mut out = Vec::new();
-        let texts = self.auth.iter().chain(self.subscribe.iter()).chain(self.poll.iter());
+        let texts = self
+            .auth
+            .iter()
+            .chain(self.subscribe.iter())
+            .chain(self.poll.iter());
         for t in texts {
             for name in template_names(t) {
                 if !out.contains(&name) {

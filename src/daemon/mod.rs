@@ -1,1 +1,461 @@
 //! The agent: lock → config → credentials → spawn → supervise → stop.
+//!
+//! Main owns the configuration and the credential store and is the only
+//! place that decides to reload, restart or stop. Everything else reaches it
+//! as an [`events::Event`] on one channel.
+
+pub mod events;
+pub mod feeds;
+pub mod lock;
+pub mod signals;
+pub mod sink;
+pub mod summary;
+pub mod watchdog_thread;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{self, Config, ConfigError};
+use crate::credentials::watcher::Watcher;
+use crate::credentials::{CredentialStore, Monitor, Required, Secret, Sources, required_names};
+use crate::fanout::Fanout;
+use crate::status::write::write_atomic;
+use crate::systemd::notify::{self, Notifier};
+use events::Event;
+use feeds::FeedSet;
+use lock::{LockError, PidLock};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+use summary::AgentInfo;
+use watchdog_thread::WatchdogShared;
+
+/// How long main waits for an event before doing its periodic work.
+const MAIN_TICK: Duration = Duration::from_millis(250);
+/// Credential file changes arriving within this window are one change.
+const WATCH_DEBOUNCE: Duration = Duration::from_millis(100);
+
+/// Why the agent could not run (the CLI maps each to an exit code).
+#[derive(Debug)]
+pub enum DaemonError {
+    /// The configuration is invalid (exit 78).
+    Config(ConfigError),
+    /// The configuration names something this build cannot run (exit 78).
+    Unsupported(Vec<String>),
+    /// Another instance holds the lock (exit 75), or the lock folder is unusable.
+    Lock(LockError),
+    /// The OS refused something the agent needs (exit 71).
+    Os { what: String, source: std::io::Error },
+}
+
+impl fmt::Display for DaemonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DaemonError::Config(e) => write!(f, "{e}"),
+            DaemonError::Unsupported(list) => {
+                for (i, l) in list.iter().enumerate() {
+                    if i > 0 {
+                        writeln!(f)?;
+                    }
+                    f.write_str(l)?;
+                }
+                Ok(())
+            }
+            DaemonError::Lock(e) => write!(f, "{e}"),
+            DaemonError::Os { what, source } => write!(f, "cannot {what}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for DaemonError {}
+
+/// Loads and validates a configuration, including what only the daemon
+/// knows (which brokers this build can drive).
+pub fn load_config(path: &Path) -> Result<Config, DaemonError> {
+    let cfg = config::load(path).map_err(DaemonError::Config)?;
+    let unsupported: Vec<String> = cfg
+        .feeds
+        .iter()
+        .filter(|f| !crate::brokers::available(f.broker))
+        .map(|f| {
+            format!(
+                "{}: feed {}: broker \"{}\" has no adapter in this build yet; use broker = \"websocket\" or remove the feed",
+                path.display(),
+                f.name,
+                f.broker.as_str()
+            )
+        })
+        .collect();
+    if unsupported.is_empty() { Ok(cfg) } else { Err(DaemonError::Unsupported(unsupported)) }
+}
+
+/// Options of one agent run (the demo and tests set them).
+pub struct RunOptions {
+    pub config_path: PathBuf,
+    /// Set to stop the agent without a signal (demo, tests).
+    pub stop: Option<Arc<AtomicBool>>,
+    /// Install signal handlers (off when embedded in the demo).
+    pub handle_signals: bool,
+    /// Initialise logging from the configuration's level.
+    pub init_logging: bool,
+}
+
+impl RunOptions {
+    pub fn new(config_path: PathBuf) -> Self {
+        RunOptions { config_path, stop: None, handle_signals: true, init_logging: true }
+    }
+}
+
+/// Runs the agent until a stop signal. Returns after a clean stop.
+pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
+    let cfg = load_config(&opts.config_path)?;
+    if opts.init_logging {
+        crate::logging::init(cfg.agent.log_level);
+    }
+    // The lock comes before credentials and before any socket.
+    let lock = PidLock::acquire(&cfg.agent.runtime_dir).map_err(DaemonError::Lock)?;
+    log::info!(
+        "brokerguard {} starting (pid {}, config {})",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id(),
+        opts.config_path.display()
+    );
+    let result = Agent::start(cfg, &opts).and_then(|mut agent| {
+        agent.supervise(&opts);
+        agent.shutdown();
+        Ok(())
+    });
+    lock.release();
+    result
+}
+
+struct Agent {
+    cfg: Config,
+    config_path: PathBuf,
+    clock: Arc<dyn Clock>,
+    feeds: FeedSet,
+    required: Vec<Required>,
+    store: CredentialStore,
+    monitor: Monitor,
+    fanout: Option<Fanout>,
+    sink: Arc<sink::DaemonSink>,
+    notifier: Option<Arc<Notifier>>,
+    events: Receiver<Event>,
+    events_tx: Sender<Event>,
+    watchdog: Arc<WatchdogShared>,
+    watchdog_thread: Option<std::thread::JoinHandle<()>>,
+    watcher: Option<Watcher>,
+    signals: Option<signals::SignalThread>,
+    started_at: SystemTime,
+    last_summary: String,
+    last_status_write: Option<Instant>,
+    last_cred_check: Instant,
+}
+
+impl Agent {
+    fn start(cfg: Config, opts: &RunOptions) -> Result<Agent, DaemonError> {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+        let (events_tx, events) = mpsc::channel();
+        let signals = if opts.handle_signals {
+            let t = signals::spawn_sender(events_tx.clone(), |s| match s {
+                signals::Signal::Stop => Event::Stop,
+                signals::Signal::Reload => Event::Reload,
+            })
+            .map_err(|source| DaemonError::Os { what: "install signal handlers".into(), source })?;
+            Some(t)
+        } else {
+            None
+        };
+        std::fs::create_dir_all(&cfg.agent.state_dir).map_err(|source| DaemonError::Os {
+            what: format!("create state_dir {}", cfg.agent.state_dir.display()),
+            source,
+        })?;
+
+        let required = required_names(&cfg);
+        let sources = Sources::from_process(&cfg.agent);
+        let outcome = CredentialStore::load(&sources, &required);
+        let mut monitor = Monitor::new();
+        let events0 = monitor.observe(clock.wall(), &required, &outcome.store, &outcome.problems);
+        log_cred_events(&events0);
+        let store = outcome.store;
+
+        let fanout = Fanout::start(&cfg.agent.fanout_socket(), cfg.agent.fanout_queue).map_err(|source| {
+            DaemonError::Os { what: format!("listen on {}", cfg.agent.fanout_socket().display()), source }
+        })?;
+        let sink = Arc::new(sink::DaemonSink { publisher: fanout.publisher(), events: Mutex::new(events_tx.clone()) });
+
+        let notifier = Notifier::from_env().map(Arc::new);
+        let feeds = FeedSet::default();
+        let watchdog = Arc::new(WatchdogShared {
+            feeds: feeds.clone(),
+            clock: clock.clone(),
+            notifier: notifier.clone(),
+            notify_every: notify::watchdog_interval(),
+            main_tick_ms: Default::default(),
+            alert_after: Mutex::new(cfg.agent.alert_after),
+            alert_repeat: Mutex::new(cfg.agent.alert_repeat),
+            stop: AtomicBool::new(false),
+        });
+        watchdog.main_ticked();
+
+        let mut agent = Agent {
+            config_path: cfg.path.clone(),
+            cfg,
+            clock,
+            feeds,
+            required,
+            store,
+            monitor,
+            fanout: Some(fanout),
+            sink,
+            notifier,
+            events,
+            events_tx,
+            watchdog: watchdog.clone(),
+            watchdog_thread: None,
+            watcher: None,
+            signals,
+            started_at: SystemTime::now(),
+            last_summary: String::new(),
+            last_status_write: None,
+            last_cred_check: Instant::now(),
+        };
+        for f in agent.cfg.feeds.clone() {
+            agent.start_feed(&f)?;
+        }
+        agent.watchdog_thread = Some(
+            watchdog_thread::spawn(watchdog)
+                .map_err(|source| DaemonError::Os { what: "start the watchdog thread".into(), source })?,
+        );
+        agent.start_watcher();
+        agent.write_status(true);
+        if let Some(n) = &agent.notifier {
+            let _ = n.ready();
+        }
+        log::info!("ready: {}", agent.last_summary);
+        Ok(agent)
+    }
+
+    fn lookup(&self) -> impl Fn(&str) -> Option<Secret> + '_ {
+        |name| self.store.get(name).map(|c| c.value.clone())
+    }
+
+    fn start_feed(&self, f: &config::FeedConfig) -> Result<(), DaemonError> {
+        self.feeds
+            .start(f, &self.lookup(), self.clock.clone(), self.sink.clone())
+            .map_err(|source| DaemonError::Os { what: format!("start the thread of feed {}", f.name), source })
+    }
+
+    fn start_watcher(&mut self) {
+        if let Some(w) = self.watcher.take() {
+            w.stop();
+        }
+        let tx = Mutex::new(self.events_tx.clone());
+        let on_change = Box::new(move || {
+            let _ = tx.lock().unwrap_or_else(|p| p.into_inner()).send(Event::CredentialsChanged);
+        });
+        match Watcher::start(&self.cfg.agent.credential_files, WATCH_DEBOUNCE, on_change) {
+            Ok(w) => self.watcher = Some(w),
+            Err(e) => log::warn!(
+                "cannot watch credential files ({e}); changes are seen every {} or on reload",
+                crate::timefmt::human(self.cfg.agent.credential_check)
+            ),
+        }
+    }
+
+    fn supervise(&mut self, opts: &RunOptions) {
+        loop {
+            self.watchdog.main_ticked();
+            if opts.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
+                return;
+            }
+            match self.events.recv_timeout(MAIN_TICK) {
+                Ok(Event::Stop) => {
+                    log::info!("stop requested");
+                    return;
+                }
+                Ok(Event::Reload) => self.reload(),
+                Ok(Event::CredentialsChanged) => self.reload_credentials("credential file changed"),
+                Ok(Event::FeedStateChanged) => {
+                    // Coalesce a burst of state changes into one write.
+                    while let Ok(ev) = self.events.try_recv() {
+                        if ev != Event::FeedStateChanged {
+                            let _ = self.events_tx.send(ev);
+                            break;
+                        }
+                    }
+                    self.write_status(true);
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            if self.last_cred_check.elapsed() >= self.cfg.agent.credential_check {
+                self.reload_credentials("periodic check");
+            }
+            self.write_status(false);
+        }
+    }
+
+    /// SIGHUP: configuration, then credentials. A bad configuration keeps
+    /// the running one.
+    fn reload(&mut self) {
+        if let Some(n) = &self.notifier {
+            let _ = n.reloading();
+        }
+        log::info!("reloading {}", self.config_path.display());
+        match load_config(&self.config_path) {
+            Err(e) => {
+                let text = e.to_string();
+                let first = text.lines().next().unwrap_or_default().to_string();
+                log::error!(
+                    "alert=config_invalid file={} problems={} first=\"{}\" action=\"kept the running configuration; fix the file and reload\"",
+                    self.config_path.display(),
+                    text.lines().count(),
+                    first
+                );
+                for l in text.lines() {
+                    log::warn!("config: {l}");
+                }
+            }
+            Ok(new) => self.apply_config(new),
+        }
+        self.reload_credentials("reload");
+        if let Some(n) = &self.notifier {
+            let _ = n.ready();
+        }
+        self.write_status(true);
+    }
+
+    fn apply_config(&mut self, new: Config) {
+        if new.agent.runtime_dir != self.cfg.agent.runtime_dir {
+            log::warn!("agent.runtime_dir changed: it takes effect at the next restart");
+        }
+        log::set_max_level(new.agent.log_level);
+        *self.watchdog.alert_after.lock().unwrap_or_else(|p| p.into_inner()) = new.agent.alert_after;
+        *self.watchdog.alert_repeat.lock().unwrap_or_else(|p| p.into_inner()) = new.agent.alert_repeat;
+        let old_feeds = std::mem::take(&mut self.cfg.feeds);
+        let removed: Vec<String> = old_feeds
+            .iter()
+            .filter(|o| !new.feeds.iter().any(|n| n.name == o.name))
+            .map(|o| o.name.clone())
+            .collect();
+        let files_changed = new.agent.credential_files != self.cfg.agent.credential_files;
+        self.required = required_names(&new);
+        let stop_timeout = new.agent.stop_timeout;
+        self.cfg = new;
+        if !removed.is_empty() {
+            log::info!("stopping removed feeds {removed:?}");
+            self.feeds.stop_some(&removed, stop_timeout);
+        }
+        for f in self.cfg.feeds.clone() {
+            match old_feeds.iter().find(|o| o.name == f.name) {
+                None => {
+                    log::info!("starting new feed {}", f.name);
+                    if let Err(e) = self.start_feed(&f) {
+                        log::warn!("{e}");
+                    }
+                }
+                Some(o) if *o != f => {
+                    self.feeds.replace(&f, &self.lookup(), "configuration changed");
+                }
+                Some(_) => {}
+            }
+        }
+        if files_changed {
+            self.start_watcher();
+        }
+        log::info!("configuration reloaded: {} feeds", self.cfg.feeds.len());
+    }
+
+    /// Re-reads every credential source; feeds whose credentials changed
+    /// reconnect with the new values, the others are left alone.
+    fn reload_credentials(&mut self, why: &str) {
+        self.last_cred_check = Instant::now();
+        let sources = Sources::from_process(&self.cfg.agent);
+        let outcome = CredentialStore::reload(&self.store, &sources, &self.required);
+        let events = self.monitor.observe(self.clock.wall(), &self.required, &outcome.store, &outcome.problems);
+        log_cred_events(&events);
+        let changed = CredentialStore::changed_feeds(&self.store, &outcome.store, &self.required);
+        let old = std::mem::replace(&mut self.store, outcome.store);
+        for name in changed {
+            let Some(f) = self.cfg.feeds.iter().find(|f| f.name == name).cloned() else { continue };
+            for r in self.required.iter().filter(|r| r.feed == name) {
+                let (o, n) = (old.fingerprint(&r.name), self.store.fingerprint(&r.name));
+                if o != n {
+                    log::info!(
+                        "token_rotated feed={} name={} old={} new={}",
+                        name,
+                        r.name,
+                        o.as_deref().unwrap_or("none"),
+                        n.as_deref().unwrap_or("none")
+                    );
+                }
+            }
+            self.feeds.replace(&f, &self.lookup(), &format!("credentials changed ({why})"));
+        }
+        self.write_status(true);
+    }
+
+    fn write_status(&mut self, force: bool) {
+        let due = self
+            .last_status_write
+            .is_none_or(|t| t.elapsed() >= self.cfg.agent.status_every);
+        if !force && !due {
+            return;
+        }
+        let now = self.clock.mono();
+        let health = self.feeds.health();
+        let info = AgentInfo {
+            pid: std::process::id(),
+            started_at: self.started_at,
+            config: &self.config_path.to_string_lossy(),
+        };
+        let doc = summary::status_doc(&info, &health, self.store.to_status(&self.required), now, self.clock.wall());
+        if let Err(e) = write_atomic(&self.cfg.agent.status_file(), &doc) {
+            log::warn!("cannot write {}: {e}", self.cfg.agent.status_file().display());
+        }
+        self.last_status_write = Some(Instant::now());
+        let line = summary::summary_line(&health, now);
+        if line != self.last_summary {
+            if let Some(n) = &self.notifier {
+                let _ = n.status(&line);
+            }
+            self.last_summary = line;
+        }
+    }
+
+    fn shutdown(mut self) {
+        log::info!("stopping");
+        if let Some(n) = &self.notifier {
+            let _ = n.stopping();
+        }
+        self.feeds.stop_all(self.cfg.agent.stop_timeout);
+        self.watchdog.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.watchdog_thread.take() {
+            let _ = t.join();
+        }
+        if let Some(w) = self.watcher.take() {
+            w.stop();
+        }
+        if let Some(f) = self.fanout.take() {
+            f.stop();
+        }
+        if let Some(s) = self.signals.take() {
+            s.close();
+        }
+        let _ = std::fs::remove_file(self.cfg.agent.status_file());
+        log::info!("stopped cleanly");
+    }
+}
+
+fn log_cred_events(events: &[crate::credentials::CredEvent]) {
+    for e in events {
+        let line = e.alert_line();
+        match e.level() {
+            log::Level::Error => log::error!("{line}"),
+            log::Level::Warn => log::warn!("{line}"),
+            _ => crate::notice!("{line}"),
+        }
+    }
+}

@@ -1,9 +1,22 @@
 //! The feed engine: one thread per configured feed that connects,
 //! authenticates, subscribes, reads, and never stays dead.
 //!
-//! Pure parts (state, backoff, error classes, liveness, schedules) take time
-//! from [`crate::clock::Clock`] and have no I/O; `runner.rs` drives an
-//! [`adapter::Adapter`] over real sockets; `watchdog.rs` restarts what is
-//! stuck. The engine never names a broker: `crate::brokers` builds adapters.
+//! Pure parts (state, backoff, error classes, liveness, schedules, the
+//! watchdog's decisions) take time from [`crate::clock::Clock`] and do no
+//! I/O; `runner.rs` drives an [`adapter::Adapter`] over real sockets. The
+//! engine never names a broker: `crate::brokers` builds adapters.
 
+pub mod adapter;
+pub mod backoff;
+pub mod error;
+pub mod health;
+pub mod liveness;
+pub mod runner;
+pub mod schedule;
 pub mod state;
+pub mod watchdog;
+
+pub use adapter::{Adapter, ConnectProgress, Incoming, Interrupter, Session};
+pub use error::{ErrorClass, FeedError};
+pub use runner::{FeedCommand, FeedHandle, FeedSink, RunnerSettings};
+pub use state::FeedState;

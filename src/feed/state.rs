@@ -33,7 +33,10 @@ impl FeedState {
     pub fn is_attempting(self) -> bool {
         matches!(
             self,
-            FeedState::Connecting | FeedState::Handshaking | FeedState::Authenticating | FeedState::Subscribing
+            FeedState::Connecting
+                | FeedState::Handshaking
+                | FeedState::Authenticating
+                | FeedState::Subscribing
         )
     }
 }

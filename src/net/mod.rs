@@ -1,2 +1,10 @@
 //! Transports: TCP, TLS and WebSocket over blocking sockets, each phase with
 //! its own named timeout.
+
+pub mod error;
+pub mod tcp;
+pub mod tls;
+pub mod ws;
+
+pub use error::{redact_url, NetError, Phase, PhaseTimeout};
+pub use ws::{Interrupter, WsConn, WsEvent, WsOptions};

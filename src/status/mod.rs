@@ -4,3 +4,5 @@
 //! rewrites it atomically, `show.rs` renders it for `brokerguard status`.
 
 pub mod schema;
+pub mod show;
+pub mod write;

@@ -1,1 +1,3 @@
 //! systemd integration without libsystemd: sd_notify over a plain datagram socket.
+
+pub mod notify;

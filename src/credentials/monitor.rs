@@ -1,0 +1,325 @@
+//! The credential monitor: turns successive looks at the store into events.
+//!
+//! Pure: the caller passes the time, the required list, the store and the
+//! load problems on every change event and every `credential_check`
+//! interval. Each condition is reported once when it starts (a problem that
+//! goes away and comes back is reported again), never on every check.
+
+use super::format::Severity;
+use super::required::{Required, distinct_names};
+use super::store::{CredProblem, CredentialStore};
+use crate::timefmt::rfc3339;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+/// Something about the credentials an operator must hear about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CredEvent {
+    /// A required credential is gone (or, at the first check, was never there:
+    /// then `fingerprint` and `last_seen` are `None`).
+    Lost { name: String, fingerprint: Option<String>, last_seen: Option<SystemTime> },
+    /// A lost credential is back.
+    Restored { name: String, fingerprint: String },
+    /// A credentials source is malformed, missing or unreadable.
+    Invalid { file: PathBuf, line: Option<usize>, reason: String },
+    /// A credential's value changed.
+    Rotated { name: String, old: String, new: String },
+    /// A credential's value has a format problem.
+    FormatProblem { name: String, severity: Severity, reason: String },
+}
+
+impl CredEvent {
+    /// How loud: errors for what stops a feed, info (journald notice) for good news.
+    pub fn level(&self) -> log::Level {
+        match self {
+            CredEvent::Lost { .. } | CredEvent::Invalid { .. } => log::Level::Error,
+            CredEvent::FormatProblem { severity: Severity::Error, .. } => log::Level::Error,
+            CredEvent::FormatProblem { severity: Severity::Warning, .. } => log::Level::Warn,
+            CredEvent::Restored { .. } | CredEvent::Rotated { .. } => log::Level::Info,
+        }
+    }
+
+    /// The journal line, e.g.
+    /// `alert=credential_lost name=KRAKEN_MASTER_API_KEY fingerprint=sha256:1a2b3c4d last_seen=2026-11-23T18:00:00Z`.
+    pub fn alert_line(&self) -> String {
+        match self {
+            CredEvent::Lost { name, fingerprint, last_seen } => format!(
+                "alert=credential_lost name={} fingerprint={} last_seen={}",
+                kv(name),
+                fingerprint.as_deref().unwrap_or("none"),
+                last_seen.map(rfc3339).unwrap_or_else(|| "never".to_string())
+            ),
+            CredEvent::Restored { name, fingerprint } => {
+                format!("alert=credential_restored name={} fingerprint={fingerprint}", kv(name))
+            }
+            CredEvent::Invalid { file, line, reason } => {
+                let line = line.map(|l| format!(" line={l}")).unwrap_or_default();
+                format!(
+                    "alert=credentials_invalid file={}{line} reason={}",
+                    kv(&file.display().to_string()),
+                    quoted(reason)
+                )
+            }
+            CredEvent::Rotated { name, old, new } => {
+                format!("token_rotated name={} old={old} new={new}", kv(name))
+            }
+            CredEvent::FormatProblem { name, severity, reason } => {
+                let kind = match severity {
+                    Severity::Error => "alert=credential_malformed",
+                    Severity::Warning => "credential_suspect",
+                };
+                format!("{kind} name={} reason={}", kv(name), quoted(reason))
+            }
+        }
+    }
+}
+
+impl fmt::Display for CredEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.alert_line())
+    }
+}
+
+/// A value as is when it has no space, quote or `=`; else quoted.
+fn kv(s: &str) -> String {
+    if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c == '"' || c == '=') {
+        quoted(s)
+    } else {
+        s.to_string()
+    }
+}
+
+fn quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[derive(Clone, Debug, Default)]
+struct NameState {
+    fingerprint: Option<String>,
+    last_seen: Option<SystemTime>,
+    lost: bool,
+}
+
+/// Remembers what was reported so each condition is reported once.
+#[derive(Clone, Debug, Default)]
+pub struct Monitor {
+    names: BTreeMap<String, NameState>,
+    invalid: BTreeSet<(PathBuf, Option<usize>, String)>,
+    format: BTreeSet<(String, String)>,
+}
+
+impl Monitor {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Compares this look at the credentials with the previous one.
+    pub fn observe(
+        &mut self,
+        now: SystemTime,
+        required: &[Required],
+        store: &CredentialStore,
+        problems: &[CredProblem],
+    ) -> Vec<CredEvent> {
+        let mut events = Vec::new();
+        let names = distinct_names(required);
+        self.names.retain(|n, _| names.contains(&n.as_str()));
+        for name in names {
+            let first_look = !self.names.contains_key(name);
+            let st = self.names.entry(name.to_string()).or_default();
+            match store.fingerprint(name) {
+                Some(fp) => {
+                    if st.lost {
+                        events.push(CredEvent::Restored { name: name.to_string(), fingerprint: fp.clone() });
+                    } else if let Some(old) = st.fingerprint.as_ref().filter(|old| **old != fp) {
+                        events.push(CredEvent::Rotated {
+                            name: name.to_string(),
+                            old: old.clone(),
+                            new: fp.clone(),
+                        });
+                    }
+                    st.fingerprint = Some(fp);
+                    st.last_seen = Some(now);
+                    st.lost = false;
+                }
+                None if !st.lost => {
+                    events.push(CredEvent::Lost {
+                        name: name.to_string(),
+                        fingerprint: st.fingerprint.clone(),
+                        last_seen: st.last_seen,
+                    });
+                    st.lost = true;
+                    debug_assert!(first_look || st.last_seen.is_some());
+                }
+                None => {}
+            }
+        }
+
+        let mut invalid = BTreeSet::new();
+        let mut format = BTreeSet::new();
+        for p in problems {
+            match p {
+                CredProblem::FileInvalid { file, line, .. } => {
+                    invalid.insert((file.clone(), Some(*line), p.reason()));
+                }
+                CredProblem::FileMissing { file } | CredProblem::FileUnreadable { file, .. } => {
+                    invalid.insert((file.clone(), None, p.reason()));
+                }
+                CredProblem::SystemdUnreadable { path, .. } => {
+                    invalid.insert((path.clone(), None, p.reason()));
+                }
+                CredProblem::Format { name, problem } => {
+                    if format.insert((name.clone(), problem.message.clone()))
+                        && !self.format.contains(&(name.clone(), problem.message.clone()))
+                    {
+                        events.push(CredEvent::FormatProblem {
+                            name: name.clone(),
+                            severity: problem.severity,
+                            reason: problem.message.clone(),
+                        });
+                    }
+                }
+                CredProblem::Missing { .. } | CredProblem::EnvOnly { .. } => {}
+            }
+        }
+        for key in invalid.difference(&self.invalid) {
+            events.push(CredEvent::Invalid { file: key.0.clone(), line: key.1, reason: key.2.clone() });
+        }
+        self.invalid = invalid;
+        self.format = format;
+        events
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credentials::dotenv::DotenvProblem;
+    use crate::credentials::store::Sources;
+    use crate::credentials::store::tests::req;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn store(env: &[(&str, &str)], names: &[&str]) -> CredentialStore {
+        CredentialStore::load(&Sources::fixed(None, vec![], env), &req(names)).store
+    }
+
+    fn t(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn lost_restored_rotated() {
+        let r = req(&["KRAKEN_MASTER_API_KEY"]);
+        let mut m = Monitor::new();
+        let s1 = store(&[("KRAKEN_MASTER_API_KEY", "v1")], &["KRAKEN_MASTER_API_KEY"]);
+        let fp1 = s1.fingerprint("KRAKEN_MASTER_API_KEY").unwrap();
+        let seen = t(1_795_456_800); // 2026-11-23T18:00:00Z
+        assert!(m.observe(seen, &r, &s1, &[]).is_empty());
+        assert!(m.observe(t(1_795_456_860), &r, &s1, &[]).is_empty());
+
+        let empty = store(&[], &["KRAKEN_MASTER_API_KEY"]);
+        let ev = m.observe(t(1_795_456_900), &r, &empty, &[]);
+        assert_eq!(ev, vec![CredEvent::Lost {
+            name: "KRAKEN_MASTER_API_KEY".into(),
+            fingerprint: Some(fp1.clone()),
+            last_seen: Some(t(1_795_456_860)),
+        }]);
+        assert_eq!(
+            ev[0].alert_line(),
+            format!(
+                "alert=credential_lost name=KRAKEN_MASTER_API_KEY fingerprint={fp1} last_seen=2026-11-23T18:01:00Z"
+            )
+        );
+        assert_eq!(ev[0].level(), log::Level::Error);
+        // Still gone: not reported again.
+        assert!(m.observe(t(1_795_457_000), &r, &empty, &[]).is_empty());
+
+        let s2 = store(&[("KRAKEN_MASTER_API_KEY", "v2")], &["KRAKEN_MASTER_API_KEY"]);
+        let fp2 = s2.fingerprint("KRAKEN_MASTER_API_KEY").unwrap();
+        let ev = m.observe(t(1_795_457_100), &r, &s2, &[]);
+        assert_eq!(ev, vec![CredEvent::Restored {
+            name: "KRAKEN_MASTER_API_KEY".into(),
+            fingerprint: fp2.clone()
+        }]);
+        assert_eq!(ev[0].level(), log::Level::Info);
+        assert_eq!(
+            ev[0].alert_line(),
+            format!("alert=credential_restored name=KRAKEN_MASTER_API_KEY fingerprint={fp2}")
+        );
+
+        let ev = m.observe(t(1_795_457_200), &r, &s1, &[]);
+        assert_eq!(ev, vec![CredEvent::Rotated {
+            name: "KRAKEN_MASTER_API_KEY".into(),
+            old: fp2.clone(),
+            new: fp1.clone()
+        }]);
+        assert_eq!(
+            ev[0].alert_line(),
+            format!("token_rotated name=KRAKEN_MASTER_API_KEY old={fp2} new={fp1}")
+        );
+    }
+
+    #[test]
+    fn missing_at_first_look_is_reported_once() {
+        let r = req(&["A"]);
+        let mut m = Monitor::new();
+        let empty = store(&[], &["A"]);
+        let ev = m.observe(t(10), &r, &empty, &[]);
+        assert_eq!(ev[0].alert_line(), "alert=credential_lost name=A fingerprint=none last_seen=never");
+        assert!(m.observe(t(20), &r, &empty, &[]).is_empty());
+    }
+
+    #[test]
+    fn invalid_reported_once_per_distinct_problem() {
+        let r = req(&["A"]);
+        let s = store(&[("A", "x")], &["A"]);
+        let file = PathBuf::from("/etc/brokerguard/credentials.env");
+        let bad = |line| CredProblem::FileInvalid {
+            file: file.clone(),
+            line,
+            problem: DotenvProblem::MissingEquals,
+        };
+        let mut m = Monitor::new();
+        let ev = m.observe(t(1), &r, &s, &[bad(7)]);
+        assert_eq!(ev.len(), 1);
+        assert_eq!(
+            ev[0].alert_line(),
+            "alert=credentials_invalid file=/etc/brokerguard/credentials.env line=7 reason=\"missing '=' after name; write NAME=value; the last good values stay in force\""
+        );
+        assert!(m.observe(t(2), &r, &s, &[bad(7)]).is_empty());
+        // A different line is a different problem.
+        assert_eq!(m.observe(t(3), &r, &s, &[bad(9)]).len(), 1);
+        // Fixed, then broken again: reported again.
+        assert!(m.observe(t(4), &r, &s, &[]).is_empty());
+        assert_eq!(m.observe(t(5), &r, &s, &[bad(9)]).len(), 1);
+        let missing = CredProblem::FileMissing { file: file.clone() };
+        let ev = m.observe(t(6), &r, &s, &[missing]);
+        assert!(ev[0].alert_line().starts_with(
+            "alert=credentials_invalid file=/etc/brokerguard/credentials.env reason=\"file does not exist"
+        ));
+    }
+
+    #[test]
+    fn format_problem_once() {
+        let r = req(&["A"]);
+        let out = CredentialStore::load(&Sources::fixed(None, vec![], &[("A", "'quoted'")]), &r);
+        let mut m = Monitor::new();
+        let ev = m.observe(t(1), &r, &out.store, &out.problems);
+        assert_eq!(ev.len(), 1, "{ev:?}");
+        assert!(ev[0].alert_line().starts_with("alert=credential_malformed name=A reason=\"is wrapped in quotes"));
+        assert!(m.observe(t(2), &r, &out.store, &out.problems).is_empty());
+    }
+}

@@ -1,0 +1,14 @@
+//! What reaches the main thread: signals, file changes, feed state changes.
+
+/// One event for the main loop (std::sync::mpsc).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// SIGTERM or SIGINT: stop gracefully.
+    Stop,
+    /// SIGHUP: reload configuration and credentials.
+    Reload,
+    /// The watcher saw a credential file change.
+    CredentialsChanged,
+    /// A feed changed state: rewrite status now.
+    FeedStateChanged,
+}

@@ -1,0 +1,157 @@
+//! The set of running feeds: start, replace on reload or credential change,
+//! stop and join within a deadline. Shared with the watchdog thread.
+
+use crate::brokers::{self, BuildError};
+use crate::clock::Clock;
+use crate::config::FeedConfig;
+use crate::credentials::Secret;
+use crate::feed::health::HealthData;
+use crate::feed::runner::{self, FeedCommand, FeedHandle, FeedSink, RunnerSettings};
+use crate::feed::{Adapter, ConnectProgress, ErrorClass, FeedError, Session};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// One running feed with the configuration it was started from.
+pub struct RunningFeed {
+    pub config: FeedConfig,
+    /// Fingerprints of the credentials its adapter was built with.
+    pub credential_prints: Vec<(String, Option<String>)>,
+    pub handle: FeedHandle,
+}
+
+/// All feeds; the watchdog thread holds a clone of the Arc.
+#[derive(Clone, Default)]
+pub struct FeedSet {
+    inner: Arc<Mutex<Vec<RunningFeed>>>,
+}
+
+/// Stands in for a feed's adapter while a credential it needs is missing:
+/// the feed parks and wakes when the credential appears.
+struct MissingCredentialAdapter {
+    message: String,
+}
+
+impl Adapter for MissingCredentialAdapter {
+    fn connect(&mut self, _: &mut dyn ConnectProgress) -> Result<Box<dyn Session>, FeedError> {
+        Err(FeedError::new(ErrorClass::MissingCredential, self.message.clone()))
+    }
+    fn has_ping(&self) -> bool {
+        true
+    }
+}
+
+/// Builds an adapter, or a parked stand-in when a credential is missing.
+pub fn adapter_for(f: &FeedConfig, lookup: &dyn Fn(&str) -> Option<Secret>) -> Box<dyn Adapter> {
+    match brokers::build(f, lookup) {
+        Ok(a) => a,
+        Err(e @ BuildError::MissingCredential { .. }) => Box::new(MissingCredentialAdapter { message: e.to_string() }),
+        // Unsupported brokers are refused when the configuration is checked.
+        Err(e @ BuildError::Unsupported { .. }) => Box::new(MissingCredentialAdapter { message: e.to_string() }),
+    }
+}
+
+/// The credential fingerprints a feed's adapter depends on.
+pub fn credential_prints(f: &FeedConfig, lookup: &dyn Fn(&str) -> Option<Secret>) -> Vec<(String, Option<String>)> {
+    f.template_refs()
+        .into_iter()
+        .map(|n| {
+            let fp = lookup(&n).map(|s| s.fingerprint());
+            (n, fp)
+        })
+        .collect()
+}
+
+impl FeedSet {
+    pub fn lock(&self) -> MutexGuard<'_, Vec<RunningFeed>> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn health(&self) -> Vec<HealthData> {
+        self.lock().iter().map(|f| f.handle.health.snapshot()).collect()
+    }
+
+    pub fn start(
+        &self,
+        f: &FeedConfig,
+        lookup: &dyn Fn(&str) -> Option<Secret>,
+        clock: Arc<dyn Clock>,
+        sink: Arc<dyn FeedSink>,
+    ) -> std::io::Result<()> {
+        let adapter = adapter_for(f, lookup);
+        let settings = RunnerSettings::from_config(f, adapter.has_ping());
+        let handle = runner::spawn(&f.name, f.broker.as_str(), adapter, settings, clock, sink)?;
+        self.lock().push(RunningFeed {
+            config: f.clone(),
+            credential_prints: credential_prints(f, lookup),
+            handle,
+        });
+        Ok(())
+    }
+
+    /// Sends a new adapter to a running feed; it reconnects at once.
+    pub fn replace(&self, f: &FeedConfig, lookup: &dyn Fn(&str) -> Option<Secret>, reason: &str) {
+        let mut feeds = self.lock();
+        if let Some(rf) = feeds.iter_mut().find(|r| r.config.name == f.name) {
+            let adapter = adapter_for(f, lookup);
+            let settings = RunnerSettings::from_config(f, adapter.has_ping());
+            rf.handle.settings = settings.clone();
+            rf.config = f.clone();
+            rf.credential_prints = credential_prints(f, lookup);
+            let _ = rf.handle.commands.send(FeedCommand::Replace { adapter, settings, reason: reason.to_string() });
+        }
+    }
+
+    /// Removes feeds from the set and stops them, waiting at most `timeout`.
+    pub fn stop_some(&self, names: &[String], timeout: Duration) {
+        let taken: Vec<RunningFeed> = {
+            let mut feeds = self.lock();
+            let (out, keep): (Vec<_>, Vec<_>) = feeds.drain(..).partition(|f| names.contains(&f.config.name));
+            *feeds = keep;
+            out
+        };
+        stop_and_join(taken, timeout);
+    }
+
+    /// Stops every feed (graceful close), waiting at most `timeout`.
+    pub fn stop_all(&self, timeout: Duration) {
+        let taken: Vec<RunningFeed> = self.lock().drain(..).collect();
+        stop_and_join(taken, timeout);
+    }
+}
+
+fn stop_and_join(mut feeds: Vec<RunningFeed>, timeout: Duration) {
+    for f in &feeds {
+        let _ = f.handle.commands.send(FeedCommand::Stop);
+    }
+    let start = Instant::now();
+    let mut interrupted = false;
+    loop {
+        feeds.retain_mut(|f| match f.handle.thread.as_ref() {
+            Some(t) if t.is_finished() => {
+                if let Some(t) = f.handle.thread.take() {
+                    let _ = t.join();
+                }
+                false
+            }
+            Some(_) => true,
+            None => false,
+        });
+        if feeds.is_empty() {
+            return;
+        }
+        let waited = start.elapsed();
+        if waited >= timeout {
+            let names: Vec<&str> = feeds.iter().map(|f| f.config.name.as_str()).collect();
+            log::warn!("feeds {names:?} did not stop within {timeout:?}; leaving them behind");
+            return;
+        }
+        // Half way through, wake anything blocked in a socket call.
+        if !interrupted && waited >= timeout / 2 {
+            for f in &feeds {
+                f.handle.interrupt();
+            }
+            interrupted = true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

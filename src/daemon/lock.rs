@@ -1,0 +1,270 @@
+//! Single instance: `<runtime_dir>/brokerguard.pid`, held with `flock`.
+//!
+//! The lock is the truth, the PID inside the file is only a courtesy for the
+//! operator. A copy killed with SIGKILL leaves its file behind, but the kernel
+//! released its lock with its last descriptor, so the next start simply takes
+//! the file over: no manual cleanup, no "stale pidfile" guessing from PIDs.
+//!
+//! Races handled here:
+//! * A stopping agent unlinks the file and then unlocks. A new copy that opened
+//!   the old inode just before the unlink can win the lock on a file nobody
+//!   will ever look at again; after locking we compare the descriptor's inode
+//!   with the path's and start over when they differ.
+//! * [`holder`] (used by `brokerguard status`) probes with a shared lock for
+//!   an instant. A copy starting at exactly that instant sees the lock busy, so
+//!   [`PidLock::acquire`] retries for a short window before concluding that
+//!   another agent runs. The same window lets the losers of a start race read
+//!   the winner's PID instead of an empty file.
+
+use std::fmt;
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// File name of the pidfile (and lock) inside the runtime folder.
+pub const PIDFILE_NAME: &str = "brokerguard.pid";
+
+/// How long a busy lock is retried before concluding another agent holds it.
+/// Long enough to ride over a `status` probe or a winner still writing its
+/// PID; short enough that a second copy still exits "at once".
+const BUSY_WINDOW: Duration = Duration::from_millis(100);
+const BUSY_POLL: Duration = Duration::from_millis(5);
+
+/// How many times the lock is retaken after losing a race with an unlink.
+const MAX_INODE_RETRIES: u32 = 100;
+
+/// Why the lock could not be taken.
+#[derive(Debug)]
+pub enum LockError {
+    /// Another live process holds the lock.
+    Held { pid: Option<u32> },
+    /// The OS refused an operation on the runtime folder or the pidfile.
+    Io { path: PathBuf, action: &'static str, source: io::Error },
+}
+
+impl fmt::Display for LockError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LockError::Held { pid: Some(pid) } => write!(f, "another brokerguard is running (pid {pid})"),
+            LockError::Held { pid: None } => write!(f, "another brokerguard is running (pid unknown)"),
+            LockError::Io { path, action, source } => {
+                write!(f, "cannot {action} {}: {source}", path.display())?;
+                match source.kind() {
+                    io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => write!(
+                        f,
+                        "; run as the service user (brokerguard) or set agent.runtime_dir to a folder you can write"
+                    ),
+                    _ => write!(f, "; check the folder exists and is writable, or set agent.runtime_dir"),
+                }
+            }
+        }
+    }
+}
+
+impl std::error::Error for LockError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LockError::Held { .. } => None,
+            LockError::Io { source, .. } => Some(source),
+        }
+    }
+}
+
+/// The held lock. Dropping it (or [`PidLock::release`]) removes the pidfile
+/// and then unlocks, so nobody ever sees an unlocked file that we still own.
+#[derive(Debug)]
+pub struct PidLock {
+    file: Option<File>,
+    path: PathBuf,
+    pid: u32,
+}
+
+/// Who holds the lock, as seen by [`holder`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LockHolder {
+    /// The PID written in the pidfile; `None` if it was empty or unreadable
+    /// (the holder was between locking and writing it).
+    pub pid: Option<u32>,
+}
+
+fn io_err(path: &Path, action: &'static str) -> impl FnOnce(io::Error) -> LockError + use<> {
+    let path = path.to_path_buf();
+    move |source| LockError::Io { path, action, source }
+}
+
+/// `flock` that retries on EINTR. `Ok(false)` means it would block.
+fn flock(file: &File, op: libc::c_int) -> io::Result<bool> {
+    loop {
+        // SAFETY: flock on a descriptor we own; no memory is passed.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), op) };
+        if rc == 0 {
+            return Ok(true);
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EWOULDBLOCK) => return Ok(false),
+            _ => return Err(err),
+        }
+    }
+}
+
+/// The PID in an open pidfile, from its start.
+fn read_pid(file: &mut File) -> Option<u32> {
+    let mut text = String::new();
+    file.seek(SeekFrom::Start(0)).ok()?;
+    file.take(64).read_to_string(&mut text).ok()?;
+    text.trim().parse().ok()
+}
+
+/// Whether `file` is still the inode found at `path`.
+fn same_inode(file: &File, path: &Path) -> io::Result<bool> {
+    let ours = file.metadata()?;
+    match fs::metadata(path) {
+        Ok(now) => Ok(ours.dev() == now.dev() && ours.ino() == now.ino()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+impl PidLock {
+    /// Takes the single-instance lock in `runtime_dir` (created 0755 if
+    /// missing) and writes our PID into it. Never blocks for long: a lock
+    /// held by a live process gives [`LockError::Held`] within ~100 ms.
+    pub fn acquire(runtime_dir: &Path) -> Result<PidLock, LockError> {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(runtime_dir)
+            .map_err(io_err(runtime_dir, "create the runtime folder"))?;
+        let path = runtime_dir.join(PIDFILE_NAME);
+        let pid = std::process::id();
+
+        for _ in 0..MAX_INODE_RETRIES {
+            // std opens with O_CLOEXEC: the lock never leaks into a child.
+            let mut file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o644)
+                .open(&path)
+                .map_err(io_err(&path, "open the pidfile"))?;
+
+            let deadline = Instant::now() + BUSY_WINDOW;
+            let mut seen_pid = None;
+            let locked = loop {
+                if flock(&file, libc::LOCK_EX | libc::LOCK_NB).map_err(io_err(&path, "lock the pidfile"))? {
+                    break true;
+                }
+                seen_pid = read_pid(&mut file).or(seen_pid);
+                if Instant::now() >= deadline {
+                    break false;
+                }
+                thread::sleep(BUSY_POLL);
+            };
+            if !locked {
+                return Err(LockError::Held { pid: seen_pid });
+            }
+
+            if !same_inode(&file, &path).map_err(io_err(&path, "check the pidfile"))? {
+                // Locked an inode a stopping agent just unlinked: start over.
+                drop(file);
+                continue;
+            }
+
+            let write = |file: &mut File| -> io::Result<()> {
+                file.set_len(0)?;
+                file.seek(SeekFrom::Start(0))?;
+                file.write_all(format!("{pid}\n").as_bytes())?;
+                file.sync_all()
+            };
+            write(&mut file).map_err(io_err(&path, "write the pidfile"))?;
+            return Ok(PidLock { file: Some(file), path, pid });
+        }
+        Err(LockError::Io {
+            path,
+            action: "lock the pidfile",
+            source: io::Error::other("the pidfile kept being replaced while locking it"),
+        })
+    }
+
+    /// Path of the pidfile.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Our PID, as written in the file.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Removes the pidfile and unlocks (same as dropping it).
+    pub fn release(mut self) {
+        self.release_inner();
+    }
+
+    fn release_inner(&mut self) {
+        if let Some(file) = self.file.take() {
+            // Unlink only our own inode: if an operator removed the file and
+            // another copy created a new one, that one is not ours to delete.
+            if same_inode(&file, &self.path).unwrap_or(false) {
+                let _ = fs::remove_file(&self.path);
+            }
+            drop(file); // closing the last descriptor unlocks
+        }
+    }
+}
+
+impl Drop for PidLock {
+    fn drop(&mut self) {
+        self.release_inner();
+    }
+}
+
+/// Whether a live process holds the lock in `runtime_dir`, for `status`.
+/// A missing pidfile, or one whose lock is free (left by a killed agent), is
+/// `Ok(None)`. Creates nothing. The probe holds a shared lock for a few
+/// microseconds; `acquire` rides over that (see the module doc).
+pub fn holder(runtime_dir: &Path) -> io::Result<Option<LockHolder>> {
+    let path = runtime_dir.join(PIDFILE_NAME);
+    let mut file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display()))),
+    };
+    let free = flock(&file, libc::LOCK_SH | libc::LOCK_NB)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot probe the lock on {}: {e}", path.display())))?;
+    if free {
+        return Ok(None);
+    }
+    Ok(Some(LockHolder { pid: read_pid(&mut file) }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_messages_are_exact() {
+        assert_eq!(LockError::Held { pid: Some(42) }.to_string(), "another brokerguard is running (pid 42)");
+        assert_eq!(LockError::Held { pid: None }.to_string(), "another brokerguard is running (pid unknown)");
+    }
+
+    #[test]
+    fn io_error_names_path_and_remedy() {
+        let e = LockError::Io {
+            path: PathBuf::from("/run/brokerguard/brokerguard.pid"),
+            action: "open the pidfile",
+            source: io::Error::from(io::ErrorKind::PermissionDenied),
+        };
+        let text = e.to_string();
+        assert!(text.starts_with("cannot open the pidfile /run/brokerguard/brokerguard.pid: "), "{text}");
+        assert!(text.contains("run as the service user"), "{text}");
+        assert!(text.contains("agent.runtime_dir"), "{text}");
+    }
+}

@@ -1,0 +1,94 @@
+//! The one-line summary (systemd `STATUS=`, status.json) and the status
+//! document built from feed health and credentials. Pure functions.
+
+use crate::clock::Mono;
+use crate::feed::FeedState;
+use crate::feed::health::HealthData;
+use crate::status::schema::{AgentStatus, CredentialStatus, FeedStatus, SCHEMA, StatusDoc};
+use crate::timefmt::{human, rfc3339};
+use std::time::SystemTime;
+
+/// `3/4 feeds live; kraken: backoff 8s (auth rejected)`.
+pub fn summary_line(feeds: &[HealthData], now: Mono) -> String {
+    if feeds.is_empty() {
+        return "running; no feeds configured".to_string();
+    }
+    let live = feeds.iter().filter(|h| h.state == FeedState::Live).count();
+    let mut s = format!("{live}/{} feeds live", feeds.len());
+    for h in feeds.iter().filter(|h| h.state != FeedState::Live) {
+        s.push_str(&format!("; {}: {}", h.name, h.state));
+        if let Some(at) = h.retry_at {
+            s.push_str(&format!(" {}", human(at.since(now))));
+        }
+        if let Some(e) = &h.last_error {
+            let short: String = e.chars().take(60).collect();
+            s.push_str(&format!(" ({short})"));
+        }
+    }
+    s
+}
+
+/// Renders health as the status.json feed entry.
+pub fn feed_status(h: &HealthData, now: Mono) -> FeedStatus {
+    FeedStatus {
+        name: h.name.clone(),
+        broker: h.broker.clone(),
+        state: h.state.as_str().to_string(),
+        since: rfc3339(h.since_wall),
+        last_message_age_ms: h.last_message.map(|t| now.since(t).as_millis() as u64),
+        messages: h.messages,
+        reconnects: h.reconnects,
+        restarts: h.restarts,
+        consecutive_failures: h.consecutive_failures,
+        last_error: h.last_error.clone(),
+        retry_in_ms: h.retry_at.map(|t| t.since(now).as_millis() as u64),
+    }
+}
+
+pub struct AgentInfo<'a> {
+    pub pid: u32,
+    pub started_at: SystemTime,
+    pub config: &'a str,
+}
+
+pub fn status_doc(
+    agent: &AgentInfo<'_>,
+    feeds: &[HealthData],
+    credentials: Vec<CredentialStatus>,
+    now: Mono,
+    wall: SystemTime,
+) -> StatusDoc {
+    StatusDoc {
+        schema: SCHEMA,
+        agent: AgentStatus {
+            pid: agent.pid,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at: rfc3339(agent.started_at),
+            updated_at: rfc3339(wall),
+            summary: summary_line(feeds, now),
+            config: agent.config.to_string(),
+        },
+        feeds: feeds.iter().map(|h| feed_status(h, now)).collect(),
+        credentials,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feed::health::FeedHealth;
+    use std::time::Duration;
+
+    #[test]
+    fn summary_names_each_feed_that_is_not_live() {
+        let t0 = Mono(Duration::from_secs(100));
+        let mut a = FeedHealth::new("signals", "websocket", t0, SystemTime::UNIX_EPOCH).snapshot();
+        a.state = FeedState::Live;
+        let mut b = FeedHealth::new("kraken", "kraken", t0, SystemTime::UNIX_EPOCH).snapshot();
+        b.state = FeedState::Backoff;
+        b.retry_at = Some(t0.plus(Duration::from_secs(8)));
+        b.last_error = Some("auth rejected".into());
+        assert_eq!(summary_line(&[a, b], t0), "1/2 feeds live; kraken: backoff 8s (auth rejected)");
+        assert_eq!(summary_line(&[], t0), "running; no feeds configured");
+    }
+}

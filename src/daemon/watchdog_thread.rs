@@ -1,0 +1,103 @@
+//! The watchdog thread: once a second it reads every feed's health, carries
+//! out the decisions of [`crate::feed::watchdog::Watchdog`], and tells
+//! systemd `WATCHDOG=1` only while the main loop and every feed thread are
+//! ticking, so a deadlocked agent gets killed and restarted.
+
+use super::feeds::FeedSet;
+use crate::clock::{Clock, Mono};
+use crate::feed::runner::FeedCommand;
+use crate::feed::watchdog::{Action, WATCHDOG_TICK, WatchedFeed, Watchdog};
+use crate::systemd::notify::Notifier;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// The main loop counts as stuck when it has not ticked for this long.
+pub const MAIN_STUCK_AFTER: Duration = Duration::from_secs(5);
+
+/// Shared between main and the watchdog thread.
+pub struct WatchdogShared {
+    pub feeds: FeedSet,
+    pub clock: Arc<dyn Clock>,
+    pub notifier: Option<Arc<Notifier>>,
+    /// Half of WATCHDOG_USEC, when systemd asked for keep-alives.
+    pub notify_every: Option<Duration>,
+    /// Main loop's last tick, as monotonic milliseconds.
+    pub main_tick_ms: AtomicU64,
+    pub alert_after: Mutex<Duration>,
+    pub alert_repeat: Mutex<Duration>,
+    pub stop: AtomicBool,
+}
+
+impl WatchdogShared {
+    pub fn main_ticked(&self) {
+        self.main_tick_ms.store(self.clock.mono().0.as_millis() as u64, Ordering::Relaxed);
+    }
+}
+
+pub fn spawn(shared: Arc<WatchdogShared>) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name("watchdog".into()).spawn(move || run(shared))
+}
+
+fn run(shared: Arc<WatchdogShared>) {
+    let mut wd = Watchdog::new(*shared.alert_repeat.lock().unwrap_or_else(|p| p.into_inner()));
+    let mut last_keepalive: Option<Mono> = None;
+    let mut withheld = false;
+    while !shared.stop.load(Ordering::Relaxed) {
+        let now = shared.clock.mono();
+        wd.set_alert_repeat(*shared.alert_repeat.lock().unwrap_or_else(|p| p.into_inner()));
+        let default_alert = *shared.alert_after.lock().unwrap_or_else(|p| p.into_inner());
+        let watched: Vec<WatchedFeed> = shared
+            .feeds
+            .lock()
+            .iter()
+            .map(|f| WatchedFeed {
+                health: f.handle.health.snapshot(),
+                stall_after: f.handle.settings.liveness.stall_after,
+                attempt_budget: f.handle.settings.attempt_budget,
+                alert_after: f.config.alert_after.unwrap_or(default_alert),
+            })
+            .collect();
+        for action in wd.evaluate(&watched, now) {
+            match action {
+                Action::Restart { feed, reason } => {
+                    log::warn!("watchdog: restarting feed={feed}: {reason}");
+                    if let Some(f) = shared.feeds.lock().iter().find(|f| f.config.name == feed) {
+                        let _ = f.handle.commands.send(FeedCommand::Restart { reason });
+                    }
+                }
+                Action::Interrupt { feed, reason } => {
+                    log::warn!("watchdog: forcing feed={feed} socket closed: {reason}");
+                    if let Some(f) = shared.feeds.lock().iter().find(|f| f.config.name == feed) {
+                        f.handle.interrupt();
+                    }
+                }
+                Action::Alert { line } => log::error!("{line}"),
+                Action::Notice { line } => crate::notice!("{line}"),
+            }
+        }
+        if let (Some(n), Some(every)) = (&shared.notifier, shared.notify_every) {
+            let main_ok = now.0.as_millis() as u64
+                <= shared.main_tick_ms.load(Ordering::Relaxed) + MAIN_STUCK_AFTER.as_millis() as u64;
+            let feeds_ok = watched.iter().all(|f| Watchdog::thread_responsive(&f.health, now));
+            let due = last_keepalive.is_none_or(|t| now.since(t) >= every);
+            if due && main_ok && feeds_ok {
+                if let Err(e) = n.watchdog() {
+                    log::warn!("cannot send WATCHDOG=1 to systemd: {e}");
+                }
+                last_keepalive = Some(now);
+                withheld = false;
+            } else if due && !withheld {
+                withheld = true;
+                log::warn!(
+                    "watchdog: withholding WATCHDOG=1 (main loop {}, feed threads {})",
+                    if main_ok { "ok" } else { "stuck" },
+                    if feeds_ok { "ok" } else { "stuck" }
+                );
+            }
+        }
+        let tick = shared.notify_every.map_or(WATCHDOG_TICK, |e| e.min(WATCHDOG_TICK));
+        std::thread::sleep(tick);
+    }
+}

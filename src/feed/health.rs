@@ -1,0 +1,83 @@
+//! A feed's published health: written only by its own thread, read by the
+//! watchdog, the status writer and the daemon.
+
+use super::state::FeedState;
+use crate::clock::Mono;
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+#[derive(Clone, Debug)]
+pub struct HealthData {
+    pub name: String,
+    pub broker: String,
+    pub state: FeedState,
+    pub since_wall: SystemTime,
+    pub since: Mono,
+    /// Last data or heartbeat message.
+    pub last_message: Option<Mono>,
+    pub messages: u64,
+    /// Connections that reached `live` after the first.
+    pub reconnects: u64,
+    /// Restarts ordered by the watchdog or the daemon.
+    pub restarts: u64,
+    pub consecutive_failures: u64,
+    pub last_error: Option<String>,
+    /// In backoff/parked: when the next attempt starts.
+    pub retry_at: Option<Mono>,
+    /// Last time the thread showed it is not stuck.
+    pub last_tick: Mono,
+    /// While in a blocking phase: the latest moment it may return by.
+    pub busy_until: Option<Mono>,
+    /// Connection attempts started.
+    pub attempts: u64,
+    /// Since when the feed has not been live (None while live).
+    pub down_since: Option<Mono>,
+    pub down_since_wall: Option<SystemTime>,
+    /// How long the last outage lasted, set when the feed went live.
+    pub last_downtime: Option<std::time::Duration>,
+}
+
+pub struct FeedHealth {
+    data: Mutex<HealthData>,
+}
+
+impl FeedHealth {
+    pub fn new(name: &str, broker: &str, now: Mono, wall: SystemTime) -> Self {
+        FeedHealth {
+            data: Mutex::new(HealthData {
+                name: name.to_string(),
+                broker: broker.to_string(),
+                state: FeedState::Connecting,
+                since_wall: wall,
+                since: now,
+                last_message: None,
+                messages: 0,
+                reconnects: 0,
+                restarts: 0,
+                consecutive_failures: 0,
+                last_error: None,
+                retry_at: None,
+                last_tick: now,
+                busy_until: None,
+                attempts: 0,
+                down_since: Some(now),
+                down_since_wall: Some(wall),
+                last_downtime: None,
+            }),
+        }
+    }
+
+    pub fn snapshot(&self) -> HealthData {
+        self.lock().clone()
+    }
+
+    pub fn update<R>(&self, f: impl FnOnce(&mut HealthData) -> R) -> R {
+        f(&mut self.lock())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HealthData> {
+        // A panic while holding this lock is a bug elsewhere; the data is
+        // plain counters and stays usable.
+        self.data.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

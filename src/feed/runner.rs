@@ -1,0 +1,534 @@
+//! The feed thread: connect → handshake → auth → subscribe → read loop,
+//! and on any failure back to a backoff wait and round again. Nothing
+//! here can leave a feed "authenticated" after an error: every error, close
+//! or failed send ends the connection and is recorded.
+
+use super::adapter::{Adapter, ConnectProgress, Incoming, Interrupter, Session};
+use super::backoff::Backoff;
+use super::error::{ErrorClass, FeedError};
+use super::health::FeedHealth;
+use super::liveness::{Due, Liveness, LivenessConfig};
+use super::schedule::ExpectTracker;
+use super::state::FeedState;
+use crate::clock::{Clock, Mono};
+use crate::config::{BackoffConfig, ExpectConfig, FeedConfig};
+use crate::timefmt::{human, rfc3339};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+/// The longest a feed thread waits between looks at its command channel.
+pub const TICK: Duration = Duration::from_secs(1);
+
+/// Where a feed's messages and state changes go (fan-out, status, alerts).
+/// The engine does not know who listens.
+pub trait FeedSink: Send + Sync {
+    fn data(&self, feed: &str, message: &str, ts: SystemTime);
+    fn reconnected(&self, feed: &str, down: Duration);
+    fn state(&self, feed: &str, state: FeedState, error: Option<&str>);
+}
+
+/// Commands to a feed thread, checked at least once per [`TICK`].
+pub enum FeedCommand {
+    /// Reconnect now through a new adapter (new credentials or settings).
+    Replace {
+        adapter: Box<dyn Adapter>,
+        settings: RunnerSettings,
+        reason: String,
+    },
+    /// Drop the connection and reconnect now.
+    Restart { reason: String },
+    /// Close cleanly and end the thread.
+    Stop,
+}
+
+/// The timing settings a feed thread runs with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunnerSettings {
+    pub liveness: LivenessConfig,
+    pub backoff: BackoffConfig,
+    pub expect: Option<ExpectConfig>,
+    /// Upper bound of one connect attempt (resolve, connect, handshakes, auth).
+    pub attempt_budget: Duration,
+    /// Upper bound of one read tick plus a send.
+    pub io_budget: Duration,
+}
+
+impl RunnerSettings {
+    pub fn from_config(f: &FeedConfig, has_ping: bool) -> Self {
+        RunnerSettings {
+            liveness: LivenessConfig {
+                ping_every: has_ping.then_some(f.ping_every),
+                pong_timeout: f.pong_timeout,
+                stall_after: f.stall_after,
+                poll_every: f.poll.as_ref().map(|_| f.poll_every),
+            },
+            backoff: f.backoff,
+            expect: f.expect,
+            // resolve + connect (per address, allow two) + TLS/WS + auth reply
+            attempt_budget: f.connect_timeout * 3 + f.handshake_timeout * 2 + f.write_timeout,
+            io_budget: TICK + f.write_timeout * 2,
+        }
+    }
+}
+
+/// What the daemon and the watchdog hold of a running feed.
+pub struct FeedHandle {
+    pub name: String,
+    pub health: Arc<FeedHealth>,
+    pub commands: Sender<FeedCommand>,
+    pub interrupter: Arc<Mutex<Option<Interrupter>>>,
+    pub settings: RunnerSettings,
+    pub thread: Option<JoinHandle<()>>,
+}
+
+impl FeedHandle {
+    /// Forces any blocked socket call of this feed to return.
+    pub fn interrupt(&self) {
+        if let Some(i) = self
+            .interrupter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            i();
+        }
+    }
+}
+
+/// Starts a feed thread.
+pub fn spawn(
+    name: &str,
+    broker: &str,
+    adapter: Box<dyn Adapter>,
+    settings: RunnerSettings,
+    clock: Arc<dyn Clock>,
+    sink: Arc<dyn FeedSink>,
+) -> std::io::Result<FeedHandle> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let health = Arc::new(FeedHealth::new(name, broker, clock.mono(), clock.wall()));
+    let interrupter: Arc<Mutex<Option<Interrupter>>> = Arc::new(Mutex::new(None));
+    let seed = seed_for(name, clock.wall());
+    let runner = Runner {
+        name: name.to_string(),
+        adapter,
+        backoff: Backoff::new(settings.backoff, seed),
+        expect: settings.expect.map(|e| ExpectTracker::new(e, clock.wall())),
+        settings: settings.clone(),
+        health: health.clone(),
+        interrupter: interrupter.clone(),
+        commands: rx,
+        clock,
+        sink,
+        ever_live: false,
+    };
+    let thread = std::thread::Builder::new()
+        .name(format!("feed-{name}"))
+        .spawn(move || runner.run())?;
+    Ok(FeedHandle {
+        name: name.to_string(),
+        health,
+        commands: tx,
+        interrupter,
+        settings,
+        thread: Some(thread),
+    })
+}
+
+fn seed_for(name: &str, wall: SystemTime) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+    }
+    h ^ crate::timefmt::unix_secs(wall).rotate_left(17) ^ (std::process::id() as u64)
+}
+
+/// How one connection ended.
+enum Ended {
+    Failed {
+        error: FeedError,
+        live_for: Duration,
+    },
+    Restart {
+        reason: String,
+    },
+    Replaced {
+        reason: String,
+    },
+    Stop,
+}
+
+struct Runner {
+    name: String,
+    adapter: Box<dyn Adapter>,
+    settings: RunnerSettings,
+    backoff: Backoff,
+    expect: Option<ExpectTracker>,
+    health: Arc<FeedHealth>,
+    interrupter: Arc<Mutex<Option<Interrupter>>>,
+    commands: Receiver<FeedCommand>,
+    clock: Arc<dyn Clock>,
+    sink: Arc<dyn FeedSink>,
+    ever_live: bool,
+}
+
+struct Progress<'a> {
+    runner: &'a Runner,
+}
+
+impl ConnectProgress for Progress<'_> {
+    fn phase(&mut self, state: FeedState) {
+        self.runner.set_state(state, None);
+    }
+    fn socket_opened(&mut self, interrupter: Interrupter) {
+        *self
+            .runner
+            .interrupter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(interrupter);
+    }
+}
+
+impl Runner {
+    fn run(mut self) {
+        log::info!("feed={} starting", self.name);
+        loop {
+            let ended = self.attempt();
+            *self.interrupter.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            let wait = match ended {
+                Ended::Stop => break,
+                Ended::Restart { reason } => {
+                    self.health.update(|h| h.restarts += 1);
+                    log::warn!("feed={} restarting: {reason}", self.name);
+                    self.backoff.connection_ended(Duration::ZERO);
+                    Some(Duration::ZERO)
+                }
+                Ended::Replaced { reason } => {
+                    log::info!("feed={} reconnecting: {reason}", self.name);
+                    self.backoff = Backoff::new(
+                        self.settings.backoff,
+                        seed_for(&self.name, self.clock.wall()),
+                    );
+                    Some(Duration::ZERO)
+                }
+                Ended::Failed { error, live_for } => {
+                    self.backoff.connection_ended(live_for);
+                    let delay = self.backoff.next_delay(error.class);
+                    let parked = matches!(error.class, ErrorClass::Auth | ErrorClass::MissingCredential);
+                    let state = if parked {
+                        FeedState::Parked
+                    } else {
+                        FeedState::Backoff
+                    };
+                    let now = self.clock.mono();
+                    self.health.update(|h| {
+                        h.consecutive_failures = self.backoff.failures() as u64;
+                        h.last_error = Some(error.message.clone());
+                        h.retry_at = Some(now.plus(delay));
+                    });
+                    self.set_state(state, Some(&error.message));
+                    if error.class == ErrorClass::MissingCredential {
+                        log::warn!(
+                            "feed={} parked: {}; it starts as soon as the credential is set",
+                            self.name,
+                            error.message
+                        );
+                    } else if parked {
+                        log::error!(
+                            "alert=credential_rejected feed={} error=\"{}\" action=\"parked: fix the credential; the feed wakes on change or retries in {}\"",
+                            self.name,
+                            error.message,
+                            human(delay)
+                        );
+                    } else {
+                        log::warn!(
+                            "feed={} class={} error=\"{}\" retry_in={}",
+                            self.name,
+                            error.class.as_str(),
+                            error.message,
+                            human(delay)
+                        );
+                    }
+                    Some(delay)
+                }
+            };
+            if let Some(delay) = wait {
+                if !delay.is_zero() && !self.wait(delay) {
+                    break;
+                }
+            }
+        }
+        self.set_state(FeedState::Stopped, None);
+        log::info!("feed={} stopped", self.name);
+    }
+
+    fn set_state(&self, state: FeedState, error: Option<&str>) {
+        let now = self.clock.mono();
+        let wall = self.clock.wall();
+        let changed = self.health.update(|h| {
+            h.last_tick = now;
+            if h.state == state {
+                return false;
+            }
+            h.state = state;
+            h.since = now;
+            h.since_wall = wall;
+            if state == FeedState::Live {
+                h.last_downtime = h.down_since.map(|d| now.since(d));
+                h.down_since = None;
+                h.down_since_wall = None;
+                h.retry_at = None;
+                h.consecutive_failures = 0;
+            } else if h.down_since.is_none() {
+                h.down_since = Some(now);
+                h.down_since_wall = Some(wall);
+            }
+            if !matches!(state, FeedState::Backoff | FeedState::Parked) {
+                h.retry_at = None;
+            }
+            h.busy_until = if state.is_attempting() && state != FeedState::Subscribing {
+                Some(now.plus(self.settings.attempt_budget))
+            } else {
+                None
+            };
+            true
+        });
+        if changed {
+            log::debug!("feed={} state={state}", self.name);
+            self.sink.state(&self.name, state, error);
+        }
+    }
+
+    fn tick(&self, busy_for: Option<Duration>) {
+        let now = self.clock.mono();
+        self.health.update(|h| {
+            h.last_tick = now;
+            h.busy_until = busy_for.map(|d| now.plus(d));
+        });
+    }
+
+    fn check_schedule(&mut self) {
+        let wall = self.clock.wall();
+        if let Some(tr) = self.expect.as_mut() {
+            for m in tr.check(wall) {
+                self.report_missed(m);
+            }
+        }
+    }
+
+    fn report_missed(&self, m: super::schedule::MissedWindow) {
+        let more = if m.more > 0 {
+            format!(" more_missed={}", m.more)
+        } else {
+            String::new()
+        };
+        log::error!(
+            "alert=wave_missed feed={} window={} state={}{more}",
+            self.name,
+            rfc3339(m.start),
+            self.health.snapshot().state
+        );
+    }
+
+    /// Waits `delay` while answering commands. False: stop.
+    fn wait(&mut self, delay: Duration) -> bool {
+        let until = self.clock.mono().plus(delay);
+        loop {
+            self.tick(None);
+            self.check_schedule();
+            let now = self.clock.mono();
+            if now >= until {
+                return true;
+            }
+            match self.commands.recv_timeout(until.since(now).min(TICK)) {
+                Ok(FeedCommand::Stop) => return false,
+                Ok(FeedCommand::Restart { reason }) => {
+                    self.health.update(|h| h.restarts += 1);
+                    log::info!("feed={} retrying now: {reason}", self.name);
+                    return true;
+                }
+                Ok(FeedCommand::Replace {
+                    adapter,
+                    settings,
+                    reason,
+                }) => {
+                    self.replace(adapter, settings);
+                    log::info!("feed={} retrying now: {reason}", self.name);
+                    return true;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                // The daemon is gone: nothing will ever stop us otherwise.
+                Err(RecvTimeoutError::Disconnected) => return false,
+            }
+        }
+    }
+
+    fn replace(&mut self, adapter: Box<dyn Adapter>, settings: RunnerSettings) {
+        self.adapter = adapter;
+        if settings.expect != self.settings.expect {
+            self.expect = settings
+                .expect
+                .map(|e| ExpectTracker::new(e, self.clock.wall()));
+        }
+        self.backoff = Backoff::new(settings.backoff, seed_for(&self.name, self.clock.wall()));
+        self.settings = settings;
+    }
+
+    /// Checks commands between reads. Some: end this connection.
+    fn poll_command(&mut self) -> Option<Ended> {
+        match self.commands.try_recv() {
+            Ok(FeedCommand::Stop) => Some(Ended::Stop),
+            Ok(FeedCommand::Restart { reason }) => Some(Ended::Restart { reason }),
+            Ok(FeedCommand::Replace {
+                adapter,
+                settings,
+                reason,
+            }) => {
+                self.replace(adapter, settings);
+                Some(Ended::Replaced { reason })
+            }
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Disconnected) => Some(Ended::Stop),
+        }
+    }
+
+    fn attempt(&mut self) -> Ended {
+        if let Some(e) = self.poll_command() {
+            return e;
+        }
+        self.health.update(|h| h.attempts += 1);
+        self.set_state(FeedState::Connecting, None);
+        let connected = {
+            let mut adapter = std::mem::replace(&mut self.adapter, Box::new(NoAdapter));
+            let mut progress = Progress { runner: self };
+            let r = adapter.connect(&mut progress);
+            self.adapter = adapter;
+            r
+        };
+        let mut session = match connected {
+            Ok(s) => s,
+            Err(error) => {
+                return Ended::Failed {
+                    error,
+                    live_for: Duration::ZERO,
+                };
+            }
+        };
+        if let Some(e) = self.poll_command() {
+            session.close();
+            return e;
+        }
+        self.set_state(FeedState::Subscribing, None);
+        self.tick(Some(self.settings.io_budget));
+        if let Err(error) = session.subscribe() {
+            return Ended::Failed {
+                error,
+                live_for: Duration::ZERO,
+            };
+        }
+        let live_at = self.clock.mono();
+        let down = self
+            .health
+            .snapshot()
+            .down_since
+            .map(|d| live_at.since(d))
+            .unwrap_or_default();
+        self.set_state(FeedState::Live, None);
+        if self.ever_live {
+            self.health.update(|h| h.reconnects += 1);
+            self.sink.reconnected(&self.name, down);
+            log::info!("feed={} live again after {}", self.name, human(down));
+        } else {
+            log::info!("feed={} live", self.name);
+        }
+        self.ever_live = true;
+        let ended = self.read_loop(session.as_mut(), live_at);
+        if matches!(
+            ended,
+            Ended::Stop | Ended::Restart { .. } | Ended::Replaced { .. }
+        ) {
+            session.close();
+        }
+        ended
+    }
+
+    fn read_loop(&mut self, session: &mut dyn Session, live_at: Mono) -> Ended {
+        let mut live = Liveness::new(self.settings.liveness, live_at);
+        loop {
+            self.tick(Some(self.settings.io_budget));
+            if let Some(e) = self.poll_command() {
+                return e;
+            }
+            let live_for = self.clock.mono().since(live_at);
+            let fail = |error: FeedError| Ended::Failed { error, live_for };
+            match session.read() {
+                Ok(Incoming::Idle) => {}
+                Ok(Incoming::Data(msg)) => {
+                    let now = self.clock.mono();
+                    let wall = self.clock.wall();
+                    live.on_data(now);
+                    self.health.update(|h| {
+                        h.messages += 1;
+                        h.last_message = Some(now);
+                    });
+                    if let Some(tr) = self.expect.as_mut() {
+                        for m in tr.on_message(wall) {
+                            self.report_missed(m);
+                        }
+                    }
+                    self.sink.data(&self.name, &msg, wall);
+                }
+                Ok(Incoming::Heartbeat) => {
+                    let now = self.clock.mono();
+                    live.on_data(now);
+                    self.health.update(|h| h.last_message = Some(now));
+                }
+                Ok(Incoming::Pong) => live.on_pong(),
+                Err(error) => return fail(error),
+            }
+            self.check_schedule();
+            let now = self.clock.mono();
+            match live.due(now) {
+                None => {}
+                Some(Due::Ping) => {
+                    if let Err(e) = session.ping() {
+                        return fail(e);
+                    }
+                    live.ping_sent(now);
+                }
+                Some(Due::Poll) => {
+                    if let Err(e) = session.poll() {
+                        return fail(e);
+                    }
+                    live.poll_sent(now);
+                }
+                Some(Due::PongOverdue { waited }) => {
+                    return fail(FeedError::stalled(format!(
+                        "no pong within {}",
+                        human(waited)
+                    )));
+                }
+                Some(Due::Stalled { silent_for }) => {
+                    return fail(FeedError::stalled(format!(
+                        "no data for {} (stall_after {})",
+                        human(silent_for),
+                        human(self.settings.liveness.stall_after)
+                    )));
+                }
+            }
+        }
+    }
+}
+
+/// Stands in for the adapter while it is lent to `connect`.
+struct NoAdapter;
+
+impl Adapter for NoAdapter {
+    fn connect(&mut self, _: &mut dyn ConnectProgress) -> Result<Box<dyn Session>, FeedError> {
+        Err(FeedError::protocol("internal: adapter missing"))
+    }
+    fn has_ping(&self) -> bool {
+        false
+    }
+}

@@ -1,0 +1,286 @@
+//! The watchdog: every tick it reads each feed's health and decides what to
+//! do. `Watchdog::evaluate` is pure (time comes in as an argument); the
+//! daemon's watchdog thread carries out the actions and feeds systemd's
+//! `WATCHDOG=1` only while every thread is ticking.
+
+use super::health::HealthData;
+use super::state::FeedState;
+use crate::clock::Mono;
+use crate::timefmt::{human, rfc3339};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// How often the watchdog thread runs.
+pub const WATCHDOG_TICK: Duration = Duration::from_secs(1);
+/// A feed thread that has not ticked for this long beyond its deadline is stuck.
+pub const STUCK_AFTER: Duration = Duration::from_secs(2);
+/// A thread idle between ticks may take this long before it counts as late.
+pub const TICK_DEADLINE: Duration = Duration::from_secs(3);
+
+/// What the watchdog knows of one feed besides its health.
+#[derive(Clone, Debug)]
+pub struct WatchedFeed {
+    pub health: HealthData,
+    pub stall_after: Duration,
+    pub attempt_budget: Duration,
+    pub alert_after: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Ask the feed thread to drop its connection and reconnect.
+    Restart { feed: String, reason: String },
+    /// The thread did not act: shut its socket down so blocked calls return.
+    Interrupt { feed: String, reason: String },
+    /// Log this alert line at error level.
+    Alert { line: String },
+    /// Log this line at notice level.
+    Notice { line: String },
+}
+
+#[derive(Default, Debug)]
+struct FeedMemory {
+    restart_sent: Option<Mono>,
+    restarts_seen: u64,
+    attempts_seen: u64,
+    alerted_at: Option<Mono>,
+    alerts: u32,
+}
+
+/// Watchdog state across ticks.
+#[derive(Debug)]
+pub struct Watchdog {
+    alert_repeat: Duration,
+    memory: HashMap<String, FeedMemory>,
+}
+
+impl Watchdog {
+    pub fn new(alert_repeat: Duration) -> Self {
+        Watchdog {
+            alert_repeat,
+            memory: HashMap::new(),
+        }
+    }
+
+    pub fn set_alert_repeat(&mut self, d: Duration) {
+        self.alert_repeat = d;
+    }
+
+    /// Whether a feed thread is answering: ticked recently, or inside a
+    /// blocking call that has not yet overrun its own timeout.
+    pub fn thread_responsive(h: &HealthData, now: Mono) -> bool {
+        let deadline = match h.busy_until {
+            Some(b) => b.max(h.last_tick.plus(TICK_DEADLINE)),
+            None => h.last_tick.plus(TICK_DEADLINE),
+        };
+        h.state == FeedState::Stopped || now <= deadline.plus(STUCK_AFTER)
+    }
+
+    /// Decides this tick's actions.
+    pub fn evaluate(&mut self, feeds: &[WatchedFeed], now: Mono) -> Vec<Action> {
+        let mut out = Vec::new();
+        self.memory
+            .retain(|k, _| feeds.iter().any(|f| &f.health.name == k));
+        for f in feeds {
+            let h = &f.health;
+            let mem = self.memory.entry(h.name.clone()).or_default();
+            if h.state == FeedState::Stopped {
+                continue;
+            }
+            // A restart we asked for is done once the thread counts it or starts a new attempt.
+            if mem.restart_sent.is_some()
+                && (h.restarts > mem.restarts_seen || h.attempts > mem.attempts_seen)
+            {
+                mem.restart_sent = None;
+            }
+            let stalled = h.state == FeedState::Live
+                && now.since(h.last_message.unwrap_or(h.since).max(h.since))
+                    > f.stall_after + STUCK_AFTER;
+            let stuck_attempt =
+                h.state.is_attempting() && now.since(h.since) > f.attempt_budget + STUCK_AFTER;
+            if !Self::thread_responsive(h, now) {
+                out.push(Action::Interrupt {
+                    feed: h.name.clone(),
+                    reason: format!(
+                        "thread has not ticked for {}",
+                        human(now.since(h.last_tick))
+                    ),
+                });
+            } else if let Some(sent) = mem.restart_sent {
+                if now.since(sent) >= WATCHDOG_TICK * 2 {
+                    out.push(Action::Interrupt {
+                        feed: h.name.clone(),
+                        reason: "restart not acted on within two ticks".into(),
+                    });
+                    mem.restart_sent = Some(now);
+                }
+            } else if stalled || stuck_attempt {
+                let reason = if stalled {
+                    format!(
+                        "no data for {} (stall_after {})",
+                        human(now.since(h.last_message.unwrap_or(h.since))),
+                        human(f.stall_after)
+                    )
+                } else {
+                    format!("stuck in {} for {}", h.state, human(now.since(h.since)))
+                };
+                out.push(Action::Restart {
+                    feed: h.name.clone(),
+                    reason,
+                });
+                mem.restart_sent = Some(now);
+                mem.restarts_seen = h.restarts;
+                mem.attempts_seen = h.attempts;
+            }
+            // Escalation.
+            match h.down_since {
+                Some(down) if now.since(down) >= f.alert_after => {
+                    let due = match mem.alerted_at {
+                        None => true,
+                        Some(t) => now.since(t) >= self.alert_repeat,
+                    };
+                    if due {
+                        mem.alerted_at = Some(now);
+                        mem.alerts += 1;
+                        let err = h.last_error.as_deref().unwrap_or("none");
+                        let since = h.down_since_wall.map(rfc3339).unwrap_or_default();
+                        out.push(Action::Alert {
+                            line: format!(
+                                "alert=feed_down feed={} state={} down_for={} since={} last_error=\"{}\" repeat={}",
+                                h.name,
+                                h.state,
+                                human(now.since(down)),
+                                since,
+                                err,
+                                mem.alerts
+                            ),
+                        });
+                    }
+                }
+                None if mem.alerted_at.is_some() => {
+                    mem.alerted_at = None;
+                    mem.alerts = 0;
+                    out.push(Action::Notice {
+                        line: format!(
+                            "alert=feed_recovered feed={} downtime={} live_since={}",
+                            h.name,
+                            h.last_downtime
+                                .map(human)
+                                .unwrap_or_else(|| "unknown".into()),
+                            rfc3339(h.since_wall)
+                        ),
+                    });
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feed::health::FeedHealth;
+    use std::time::SystemTime;
+
+    fn at(s: u64) -> Mono {
+        Mono(Duration::from_secs(s))
+    }
+
+    fn feed(h: HealthData) -> WatchedFeed {
+        WatchedFeed {
+            health: h,
+            stall_after: Duration::from_secs(30),
+            attempt_budget: Duration::from_secs(20),
+            alert_after: Duration::from_secs(60),
+        }
+    }
+
+    fn live_at(t: u64) -> HealthData {
+        let mut h = FeedHealth::new("f", "websocket", at(0), SystemTime::UNIX_EPOCH).snapshot();
+        h.state = FeedState::Live;
+        h.since = at(t);
+        h.down_since = None;
+        h.last_message = Some(at(t));
+        h.last_tick = at(t);
+        h
+    }
+
+    #[test]
+    fn healthy_feed_needs_nothing() {
+        let mut w = Watchdog::new(Duration::from_secs(900));
+        assert!(w.evaluate(&[feed(live_at(10))], at(11)).is_empty());
+    }
+
+    #[test]
+    fn stalled_feed_is_restarted_then_interrupted_if_ignored() {
+        let mut w = Watchdog::new(Duration::from_secs(900));
+        let mut h = live_at(0);
+        h.last_tick = at(40);
+        let a = w.evaluate(&[feed(h.clone())], at(40));
+        assert!(matches!(&a[0], Action::Restart { .. }), "{a:?}");
+        h.last_tick = at(41);
+        assert!(w.evaluate(&[feed(h.clone())], at(41)).is_empty());
+        h.last_tick = at(42);
+        let a = w.evaluate(&[feed(h.clone())], at(42));
+        assert!(matches!(&a[0], Action::Interrupt { .. }), "{a:?}");
+        // the thread acts: a new attempt starts
+        h.attempts += 1;
+        h.state = FeedState::Connecting;
+        h.since = at(43);
+        h.last_tick = at(43);
+        assert!(
+            w.evaluate(&[feed(h)], at(43))
+                .iter()
+                .all(|a| !matches!(a, Action::Interrupt { .. }))
+        );
+    }
+
+    #[test]
+    fn thread_blocked_past_its_deadline_is_interrupted() {
+        let mut w = Watchdog::new(Duration::from_secs(900));
+        let mut h = live_at(0);
+        h.busy_until = Some(at(7));
+        assert!(w.evaluate(&[feed(h.clone())], at(8)).is_empty());
+        let a = w.evaluate(&[feed(h)], at(10));
+        assert!(matches!(&a[0], Action::Interrupt { .. }), "{a:?}");
+    }
+
+    #[test]
+    fn feed_down_alerts_once_repeats_and_recovers() {
+        let mut w = Watchdog::new(Duration::from_secs(900));
+        let mut h = live_at(0);
+        h.state = FeedState::Backoff;
+        h.down_since = Some(at(0));
+        h.busy_until = None;
+        let alerts = |a: &[Action]| {
+            a.iter()
+                .filter(|x| matches!(x, Action::Alert { .. }))
+                .count()
+        };
+        h.last_tick = at(59);
+        assert_eq!(alerts(&w.evaluate(&[feed(h.clone())], at(59))), 0);
+        h.last_tick = at(60);
+        let a = w.evaluate(&[feed(h.clone())], at(60));
+        assert_eq!(alerts(&a), 1);
+        assert!(
+            matches!(&a[0], Action::Alert { line } if line.starts_with("alert=feed_down feed=f "))
+        );
+        h.last_tick = at(61);
+        assert_eq!(alerts(&w.evaluate(&[feed(h.clone())], at(61))), 0);
+        h.last_tick = at(960);
+        assert_eq!(alerts(&w.evaluate(&[feed(h.clone())], at(960))), 1);
+        h.state = FeedState::Live;
+        h.down_since = None;
+        h.last_downtime = Some(Duration::from_secs(961));
+        h.since = at(961);
+        h.last_message = Some(at(961));
+        h.last_tick = at(961);
+        let a = w.evaluate(&[feed(h)], at(961));
+        assert!(
+            matches!(&a[..], [Action::Notice { line }] if line.contains("alert=feed_recovered feed=f downtime=16m1s")),
+            "{a:?}"
+        );
+    }
+}

@@ -1,0 +1,423 @@
+//! A blocking WebSocket client (ws:// and wss://) in which every phase has
+//! its own timeout: TCP connect, TLS handshake, WebSocket upgrade, and then
+//! each read (a short tick, so the owning thread can check its commands) and
+//! each write. Another thread can wake a blocked read through an
+//! [`Interrupter`].
+
+use super::error::{redact_url, NetError, Phase};
+use super::{tcp, tls};
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tungstenite::client::IntoClientRequest;
+use tungstenite::handshake::HandshakeError;
+use tungstenite::http::{HeaderName, HeaderValue};
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tungstenite::{Message, WebSocket};
+
+/// Timeouts and limits of one WebSocket connection.
+#[derive(Clone, Debug)]
+pub struct WsOptions {
+    pub connect_timeout: Duration,
+    /// Budget for the TLS handshake and the WebSocket upgrade together.
+    pub handshake_timeout: Duration,
+    pub write_timeout: Duration,
+    /// How long one `read` waits before returning `Ok(None)`; clamped to 1 s.
+    pub read_tick: Duration,
+    pub max_message_bytes: usize,
+    /// An extra trusted CA (PEM), e.g. for a self-hosted signal server.
+    pub ca_file: Option<PathBuf>,
+    /// Extra headers sent with the upgrade request (values may be secrets:
+    /// they are never logged).
+    pub headers: Vec<(String, String)>,
+}
+
+impl Default for WsOptions {
+    fn default() -> Self {
+        WsOptions {
+            connect_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(5),
+            read_tick: Duration::from_secs(1),
+            max_message_bytes: 16 << 20,
+            ca_file: None,
+            headers: Vec::new(),
+        }
+    }
+}
+
+/// What one `read` can deliver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WsEvent {
+    Text(String),
+    Binary(Vec<u8>),
+    Pong(Vec<u8>),
+    /// The peer pinged; the pong has already been sent.
+    Ping,
+    /// The peer's close frame (reported once; later calls give `NetError::Closed`).
+    Close { code: Option<u16>, reason: String },
+}
+
+/// The byte stream under the WebSocket: plain TCP or TLS over TCP.
+#[derive(Debug)]
+pub enum WsStream {
+    Plain(TcpStream),
+    Tls(Box<native_tls::TlsStream<TcpStream>>),
+}
+
+impl WsStream {
+    /// The TCP socket under any TLS layer.
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            WsStream::Plain(s) => s,
+            WsStream::Tls(s) => s.get_ref(),
+        }
+    }
+}
+
+impl Read for WsStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            WsStream::Plain(s) => s.read(buf),
+            WsStream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for WsStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            WsStream::Plain(s) => s.write(buf),
+            WsStream::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            WsStream::Plain(s) => s.flush(),
+            WsStream::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// Wakes a read or write blocked in another thread by shutting the socket down.
+#[derive(Clone, Debug)]
+pub struct Interrupter {
+    stream: Arc<TcpStream>,
+    interrupted: Arc<AtomicBool>,
+}
+
+impl Interrupter {
+    /// Shuts the connection down in both directions; the owner's next (or
+    /// current) read or write fails with [`NetError::Interrupted`].
+    pub fn shutdown(&self) {
+        self.interrupted.store(true, Ordering::SeqCst);
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.stream.peer_addr().ok()
+    }
+}
+
+/// An open WebSocket connection.
+pub struct WsConn {
+    ws: WebSocket<WsStream>,
+    target: String,
+    write_timeout: Duration,
+    interrupter: Interrupter,
+    /// Set once the peer's close frame (or the end of the stream) was seen.
+    closed: Option<(Option<u16>, String)>,
+}
+
+impl std::fmt::Debug for WsConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WsConn").field("target", &self.target).field("closed", &self.closed).finish()
+    }
+}
+
+struct Target {
+    tls: bool,
+    host: String,
+    port: u16,
+}
+
+fn parse_target(url: &str) -> Result<Target, NetError> {
+    let redacted = redact_url(url);
+    let uri: tungstenite::http::Uri =
+        url.parse().map_err(|e| NetError::InvalidRequest(format!("URL {redacted} does not parse: {e}")))?;
+    let tls = match uri.scheme_str() {
+        Some("ws") => false,
+        Some("wss") => true,
+        _ => {
+            return Err(NetError::InvalidRequest(format!(
+                "URL {redacted} must start with ws:// or wss://"
+            )));
+        }
+    };
+    let host = uri
+        .host()
+        .ok_or_else(|| NetError::InvalidRequest(format!("URL {redacted} has no host")))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    Ok(Target { tls, host, port })
+}
+
+/// Remaining budget until `deadline`, or `None` when it has passed.
+fn remaining(deadline: Instant) -> Option<Duration> {
+    deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())
+}
+
+fn set_timeouts(tcp: &TcpStream, d: Duration) -> Result<(), NetError> {
+    tcp.set_read_timeout(Some(d)).map_err(NetError::Io)?;
+    tcp.set_write_timeout(Some(d)).map_err(NetError::Io)
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+}
+
+/// Connects, performs TLS (for wss://) and the WebSocket upgrade, each
+/// bounded by `opts`.
+pub fn connect(url: &str, opts: &WsOptions) -> Result<WsConn, NetError> {
+    let target_name = redact_url(url);
+    let target = parse_target(url)?;
+    let mut request = url
+        .into_client_request()
+        .map_err(|e| NetError::InvalidRequest(format!("URL {target_name}: {e}")))?;
+    for (name, value) in &opts.headers {
+        let n = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| NetError::InvalidRequest(format!("header name {name:?} is not valid")))?;
+        let v = HeaderValue::from_str(value)
+            .map_err(|_| NetError::InvalidRequest(format!("value of header {name} is not valid")))?;
+        request.headers_mut().append(n, v);
+    }
+    // Connector first: a bad ca_file is a configuration error, found before any traffic.
+    let connector = if target.tls { Some(tls::connector(opts.ca_file.as_deref())?) } else { None };
+
+    let tcp = tcp::connect(&target.host, target.port, opts.connect_timeout)?;
+    let interrupter = Interrupter {
+        stream: Arc::new(tcp.try_clone().map_err(NetError::Io)?),
+        interrupted: Arc::new(AtomicBool::new(false)),
+    };
+    let handshake_timeout = opts.handshake_timeout.max(Duration::from_millis(1));
+    let deadline = Instant::now() + handshake_timeout;
+
+    let stream = match connector {
+        None => WsStream::Plain(tcp),
+        Some(connector) => {
+            let tls_timeout = || NetError::timeout(Phase::TlsHandshake, handshake_timeout, target_name.clone());
+            set_timeouts(&tcp, remaining(deadline).ok_or_else(tls_timeout)?)?;
+            let mut attempt = connector.connect(&target.host, tcp);
+            loop {
+                match attempt {
+                    Ok(s) => break WsStream::Tls(Box::new(s)),
+                    Err(native_tls::HandshakeError::WouldBlock(mid)) => {
+                        let left = remaining(deadline).ok_or_else(tls_timeout)?;
+                        set_timeouts(mid.get_ref(), left)?;
+                        attempt = mid.handshake();
+                    }
+                    Err(native_tls::HandshakeError::Failure(e)) => {
+                        return Err(NetError::Tls(tls::describe_handshake_error(&target.host, &e)));
+                    }
+                }
+            }
+        }
+    };
+
+    let ws_timeout = || NetError::timeout(Phase::WsHandshake, handshake_timeout, target_name.clone());
+    set_timeouts(stream.tcp(), remaining(deadline).ok_or_else(ws_timeout)?)?;
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(opts.max_message_bytes))
+        .max_frame_size(Some(opts.max_message_bytes))
+        // Frames go out as soon as they are written: we send little, and late.
+        .write_buffer_size(0);
+    let mut attempt = tungstenite::client::client_with_config(request, stream, Some(config));
+    let ws = loop {
+        match attempt {
+            Ok((ws, _response)) => break ws,
+            Err(HandshakeError::Interrupted(mut mid)) => {
+                let left = remaining(deadline).ok_or_else(ws_timeout)?;
+                set_timeouts(mid.get_mut().get_ref().tcp(), left)?;
+                attempt = mid.handshake();
+            }
+            Err(HandshakeError::Failure(e)) => {
+                return Err(match e {
+                    tungstenite::Error::Io(ref io) if is_timeout(io) => ws_timeout(),
+                    other => map_error(other, Phase::WsHandshake),
+                });
+            }
+        }
+    };
+    let tick = opts.read_tick.clamp(Duration::from_millis(1), Duration::from_secs(1));
+    let write_timeout = opts.write_timeout.max(Duration::from_millis(1));
+    ws.get_ref().tcp().set_read_timeout(Some(tick)).map_err(NetError::Io)?;
+    ws.get_ref().tcp().set_write_timeout(Some(write_timeout)).map_err(NetError::Io)?;
+    Ok(WsConn { ws, target: target_name, write_timeout, interrupter, closed: None })
+}
+
+/// Maps a tungstenite error (outside the read-tick case) to a `NetError`.
+fn map_error(e: tungstenite::Error, phase: Phase) -> NetError {
+    use tungstenite::error::ProtocolError as P;
+    use tungstenite::Error as E;
+    match e {
+        E::ConnectionClosed | E::AlreadyClosed => NetError::Closed { code: None, reason: String::new() },
+        E::Protocol(P::ResetWithoutClosingHandshake) => {
+            NetError::Closed { code: None, reason: String::new() }
+        }
+        E::Io(io) => match io.kind() {
+            io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted | io::ErrorKind::BrokenPipe => {
+                NetError::Reset
+            }
+            io::ErrorKind::UnexpectedEof => NetError::Closed { code: None, reason: String::new() },
+            _ => NetError::Io(io),
+        },
+        E::Tls(t) => NetError::Tls(t.to_string()),
+        E::Capacity(_) | E::WriteBufferFull(_) => NetError::TooLarge,
+        E::Protocol(p) => NetError::Protocol(format!("{p} during {phase}")),
+        E::Utf8(detail) => NetError::Protocol(format!("text message is not UTF-8: {detail}")),
+        E::AttackAttempt => NetError::Protocol("peer behaved like an attacker".into()),
+        E::Url(u) => NetError::InvalidRequest(u.to_string()),
+        E::Http(resp) => NetError::HttpStatus { status: resp.status().as_u16() },
+        E::HttpFormat(h) => NetError::Protocol(format!("malformed HTTP during {phase}: {h}")),
+    }
+}
+
+impl WsConn {
+    /// The redacted URL this connection goes to (`wss://host:443/path`).
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.ws.get_ref().tcp().peer_addr().ok()
+    }
+
+    /// A handle another thread can use to wake a blocked read.
+    pub fn interrupter(&self) -> Interrupter {
+        self.interrupter.clone()
+    }
+
+    fn closed_error(&self) -> Option<NetError> {
+        self.closed.as_ref().map(|(code, reason)| NetError::Closed { code: *code, reason: reason.clone() })
+    }
+
+    /// A failed operation: an interrupted connection reports that, not the
+    /// EOF or reset it caused.
+    fn fail(&mut self, e: tungstenite::Error, phase: Phase) -> NetError {
+        if self.interrupter.interrupted.load(Ordering::SeqCst) {
+            return NetError::Interrupted;
+        }
+        let err = match e {
+            tungstenite::Error::Io(ref io) if is_timeout(io) && phase == Phase::Write => {
+                NetError::timeout(Phase::Write, self.write_timeout, self.target.clone())
+            }
+            tungstenite::Error::Protocol(tungstenite::error::ProtocolError::SendAfterClosing)
+            | tungstenite::Error::AlreadyClosed => {
+                self.closed_error().unwrap_or(NetError::Closed { code: None, reason: String::new() })
+            }
+            other => map_error(other, phase),
+        };
+        if let NetError::Closed { code, reason } = &err {
+            self.closed.get_or_insert((*code, reason.clone()));
+        }
+        err
+    }
+
+    fn send(&mut self, msg: Message) -> Result<(), NetError> {
+        if self.interrupter.interrupted.load(Ordering::SeqCst) {
+            return Err(NetError::Interrupted);
+        }
+        if let Some(e) = self.closed_error() {
+            return Err(e);
+        }
+        self.ws.send(msg).map_err(|e| self.fail(e, Phase::Write))
+    }
+
+    pub fn send_text(&mut self, text: &str) -> Result<(), NetError> {
+        self.send(Message::text(text))
+    }
+
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), NetError> {
+        self.send(Message::binary(data.to_vec()))
+    }
+
+    /// Sends a WebSocket ping (payload at most 125 bytes).
+    pub fn send_ping(&mut self, payload: &[u8]) -> Result<(), NetError> {
+        if payload.len() > 125 {
+            return Err(NetError::TooLarge);
+        }
+        self.send(Message::Ping(payload.to_vec().into()))
+    }
+
+    /// Waits up to one read tick for the next event; `Ok(None)` if nothing
+    /// arrived. A partially received frame is kept, so calling again is safe.
+    pub fn read(&mut self) -> Result<Option<WsEvent>, NetError> {
+        if self.interrupter.interrupted.load(Ordering::SeqCst) {
+            return Err(NetError::Interrupted);
+        }
+        if let Some(e) = self.closed_error() {
+            return Err(e);
+        }
+        let msg = match self.ws.read() {
+            Ok(m) => m,
+            Err(tungstenite::Error::Io(ref io))
+                if is_timeout(io) && !self.interrupter.interrupted.load(Ordering::SeqCst) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(self.fail(e, Phase::Read)),
+        };
+        Ok(Some(match msg {
+            Message::Text(t) => WsEvent::Text(t.as_str().to_owned()),
+            Message::Binary(b) => WsEvent::Binary(b.to_vec()),
+            Message::Pong(p) => WsEvent::Pong(p.to_vec()),
+            Message::Ping(_) => {
+                // tungstenite queued the pong; send it now rather than on the next call.
+                match self.ws.flush() {
+                    Ok(()) => {}
+                    Err(tungstenite::Error::Io(ref io)) if is_timeout(io) => {}
+                    Err(e) => return Err(self.fail(e, Phase::Write)),
+                }
+                WsEvent::Ping
+            }
+            Message::Close(frame) => {
+                let (code, reason) = match frame {
+                    Some(f) => (Some(u16::from(f.code)), f.reason.as_str().to_owned()),
+                    None => (None, String::new()),
+                };
+                // Best effort: our echo of the close frame.
+                let _ = self.ws.flush();
+                self.closed = Some((code, reason.clone()));
+                WsEvent::Close { code, reason }
+            }
+            Message::Frame(_) => return Ok(None),
+        }))
+    }
+
+    /// Sends a close frame and waits briefly for the peer's reply; the
+    /// whole thing is bounded by the write timeout. Errors are ignored: the
+    /// socket is shut down at the end either way.
+    pub fn close(&mut self, code: u16, reason: &str) {
+        let deadline = Instant::now() + self.write_timeout;
+        if self.closed.is_none() && !self.interrupter.interrupted.load(Ordering::SeqCst) {
+            let frame = CloseFrame { code: CloseCode::from(code), reason: reason.to_owned().into() };
+            if self.ws.close(Some(frame)).is_ok() {
+                while let Some(left) = remaining(deadline) {
+                    let _ = self.ws.get_ref().tcp().set_read_timeout(Some(left));
+                    match self.ws.read() {
+                        Ok(Message::Close(_)) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                }
+            }
+            self.closed = Some((Some(code), "closed locally".into()));
+        }
+        let _ = self.ws.get_ref().tcp().shutdown(Shutdown::Both);
+    }
+}

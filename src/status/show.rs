@@ -1,0 +1,372 @@
+//! `brokerguard status`: find out whether an agent runs, and render its
+//! `status.json` for a person.
+//!
+//! The lock decides whether an agent runs, not the status file: an agent
+//! killed with SIGKILL leaves a `status.json` that looks alive forever. The
+//! document is believed only while the pidfile's lock is held, and only if
+//! it was written by the lock holder.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::schema::StatusDoc;
+use crate::daemon::lock;
+use crate::timefmt;
+
+/// File name of the status document inside the runtime folder.
+pub const STATUS_FILE_NAME: &str = "status.json";
+
+/// A status older than this means the agent's writer is stuck.
+const FROZEN_AFTER: Duration = Duration::from_secs(5);
+
+/// Longest LAST ERROR shown in the table, in characters.
+const ERROR_WIDTH: usize = 60;
+
+/// What `status` found in the runtime folder.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Observed {
+    /// No agent holds the lock. `stale`: a status.json from a dead agent is
+    /// still there (or one not written by the current lock holder).
+    NotRunning { stale: bool },
+    /// The lock holder's own document.
+    Running(StatusDoc),
+    /// Something prevents an answer; the text says what (file and cause).
+    Unreadable(String),
+}
+
+/// Overall health for the exit code: the lead maps AllLive → 0, Degraded → 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Health {
+    AllLive,
+    Degraded,
+}
+
+/// Every feed live (zero feeds counts as all live), else degraded.
+pub fn health(doc: &StatusDoc) -> Health {
+    if doc.all_live() { Health::AllLive } else { Health::Degraded }
+}
+
+/// Looks at `<runtime_dir>`: lock holder, then `status.json`.
+pub fn observe(runtime_dir: &Path) -> Observed {
+    let status_path = runtime_dir.join(STATUS_FILE_NAME);
+    let holder = match lock::holder(runtime_dir) {
+        Ok(h) => h,
+        Err(e) => return Observed::Unreadable(format!("{e}; run as root or the service user, or pass the right --config")),
+    };
+    let text = match fs::read_to_string(&status_path) {
+        Ok(t) => Some(t),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) if holder.is_none() => {
+            // Exists but unreadable, and nobody runs: still "not running".
+            let _ = e;
+            return Observed::NotRunning { stale: true };
+        }
+        Err(e) => return Observed::Unreadable(format!("cannot read {}: {e}", status_path.display())),
+    };
+    let Some(holder) = holder else {
+        return Observed::NotRunning { stale: text.is_some() };
+    };
+    let Some(text) = text else {
+        let pid = holder.pid.map_or("unknown".to_string(), |p| p.to_string());
+        return Observed::Unreadable(format!(
+            "an agent runs (pid {pid}) but {} does not exist yet; it may still be starting",
+            status_path.display()
+        ));
+    };
+    let doc: StatusDoc = match serde_json::from_str(&text) {
+        Ok(d) => d,
+        Err(e) => return Observed::Unreadable(format!("{} is not a valid status document: {e}", status_path.display())),
+    };
+    match holder.pid {
+        // The holder is between locking and writing its PID: nothing to compare.
+        None => Observed::Running(doc),
+        Some(pid) if pid == doc.agent.pid => Observed::Running(doc),
+        Some(_) => Observed::NotRunning { stale: true },
+    }
+}
+
+/// Days since 1970-01-01 for a civil date (inverse of timefmt::civil_from_days).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Parses what timefmt writes: `2026-11-22T09:00:01Z` or `...01.123Z`.
+fn parse_rfc3339(s: &str) -> Option<SystemTime> {
+    let s = s.strip_suffix('Z')?;
+    let (date, time) = s.split_once('T')?;
+    let mut dp = date.splitn(3, '-');
+    let y: i64 = dp.next()?.parse().ok()?;
+    let mo: u32 = dp.next()?.parse().ok()?;
+    let d: u32 = dp.next()?.parse().ok()?;
+    let (hms, frac) = match time.split_once('.') {
+        Some((hms, frac)) => (hms, Some(frac)),
+        None => (time, None),
+    };
+    let mut tp = hms.splitn(3, ':');
+    let h: i64 = tp.next()?.parse().ok()?;
+    let mi: i64 = tp.next()?.parse().ok()?;
+    let sec: i64 = tp.next()?.parse().ok()?;
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let nanos = match frac {
+        Some(f) if !f.is_empty() && f.len() <= 9 && f.bytes().all(|b| b.is_ascii_digit()) => {
+            f.parse::<u32>().ok()? * 10u32.pow(9 - f.len() as u32)
+        }
+        Some(_) => return None,
+        None => 0,
+    };
+    let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec;
+    let secs = u64::try_from(secs).ok()?;
+    Some(UNIX_EPOCH + Duration::new(secs, nanos))
+}
+
+/// Time from an RFC 3339 instant to `now`, human form; `?` if unparseable.
+fn age(since: &str, now: SystemTime) -> String {
+    match parse_rfc3339(since) {
+        Some(t) => timefmt::human(now.duration_since(t).unwrap_or(Duration::ZERO)),
+        None => "?".to_string(),
+    }
+}
+
+/// One line, at most `max` characters, `…` when cut.
+fn truncate(s: &str, max: usize) -> String {
+    let flat: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    if flat.chars().count() <= max {
+        return flat;
+    }
+    let mut cut: String = flat.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// Left-aligned columns separated by two spaces, no trailing blanks.
+fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i > 0 {
+                out.push_str("  ");
+            }
+            out.push_str(cell);
+            out.extend(std::iter::repeat_n(' ', w - cell.chars().count()));
+        }
+        out.trim_end().to_string() + "\n"
+    };
+    let mut out = line(headers.to_vec());
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+/// The human view of a status document, as of `now`.
+pub fn render_table(doc: &StatusDoc, now: SystemTime) -> String {
+    let a = &doc.agent;
+    let mut out = format!(
+        "agent    pid {}, version {}, up {} (since {})\n",
+        a.pid,
+        a.version,
+        age(&a.started_at, now),
+        a.started_at
+    );
+    if !a.summary.is_empty() {
+        out.push_str(&format!("summary  {}\n", truncate(&a.summary, 200)));
+    }
+    if !a.config.is_empty() {
+        out.push_str(&format!("config   {}\n", a.config));
+    }
+    if let Some(updated) = parse_rfc3339(&a.updated_at) {
+        let behind = now.duration_since(updated).unwrap_or(Duration::ZERO);
+        out.push_str(&format!("updated  {} ago\n", timefmt::human(behind)));
+        if behind > FROZEN_AFTER {
+            out.push_str(&format!(
+                "WARNING  status.json not rewritten for {}: the agent may be frozen\n",
+                timefmt::human(behind)
+            ));
+        }
+    }
+    out.push('\n');
+
+    if doc.feeds.is_empty() {
+        out.push_str("no feeds configured\n");
+    } else {
+        let rows: Vec<Vec<String>> = doc
+            .feeds
+            .iter()
+            .map(|f| {
+                let state = match f.retry_in_ms {
+                    Some(ms) => format!("{} {}", f.state, timefmt::human(Duration::from_millis(ms))),
+                    None => f.state.clone(),
+                };
+                vec![
+                    f.name.clone(),
+                    f.broker.clone(),
+                    state,
+                    age(&f.since, now),
+                    f.last_message_age_ms.map_or("-".to_string(), |ms| timefmt::human(Duration::from_millis(ms))),
+                    f.messages.to_string(),
+                    f.reconnects.to_string(),
+                    f.last_error.as_deref().map_or("-".to_string(), |e| truncate(e, ERROR_WIDTH)),
+                ]
+            })
+            .collect();
+        out.push_str(&table(&["FEED", "BROKER", "STATE", "FOR", "LAST MSG", "MSGS", "RECONN", "LAST ERROR"], &rows));
+    }
+
+    if !doc.credentials.is_empty() {
+        let rows: Vec<Vec<String>> = doc
+            .credentials
+            .iter()
+            .map(|c| {
+                vec![
+                    c.name.clone(),
+                    if c.present { "yes" } else { "MISSING" }.to_string(),
+                    c.source.clone().unwrap_or_else(|| "-".to_string()),
+                    c.fingerprint.clone().unwrap_or_else(|| "-".to_string()),
+                    if c.problems.is_empty() { "-".to_string() } else { truncate(&c.problems.join("; "), ERROR_WIDTH) },
+                ]
+            })
+            .collect();
+        out.push('\n');
+        out.push_str(&table(&["CREDENTIAL", "PRESENT", "SOURCE", "FINGERPRINT", "PROBLEMS"], &rows));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::schema::{AgentStatus, CredentialStatus, FeedStatus};
+
+    fn at(s: &str) -> SystemTime {
+        parse_rfc3339(s).unwrap()
+    }
+
+    fn feed(name: &str, state: &str) -> FeedStatus {
+        FeedStatus {
+            name: name.into(),
+            broker: "websocket".into(),
+            state: state.into(),
+            since: "2026-11-22T09:00:01Z".into(),
+            last_message_age_ms: Some(120),
+            messages: 1234,
+            reconnects: 3,
+            restarts: 1,
+            consecutive_failures: 0,
+            last_error: None,
+            retry_in_ms: None,
+        }
+    }
+
+    fn doc() -> StatusDoc {
+        StatusDoc {
+            schema: 1,
+            agent: AgentStatus {
+                pid: 4242,
+                version: "0.1.0".into(),
+                started_at: "2026-11-22T09:00:00Z".into(),
+                updated_at: "2026-11-22T11:03:00Z".into(),
+                summary: "1/2 feeds live; kraken: backoff 8s (auth rejected)".into(),
+                config: "/etc/brokerguard/brokerguard.toml".into(),
+            },
+            feeds: vec![feed("signals", "live"), {
+                let mut f = feed("kraken", "backoff");
+                f.broker = "kraken".into();
+                f.last_message_age_ms = None;
+                f.retry_in_ms = Some(8000);
+                f.last_error = Some(format!("auth rejected: {}", "x".repeat(100)));
+                f
+            }],
+            credentials: vec![CredentialStatus {
+                name: "SIGNALS_TOKEN".into(),
+                present: true,
+                source: Some("file:/etc/brokerguard/credentials.env".into()),
+                fingerprint: Some("sha256:1f2e3d4c".into()),
+                problems: vec![],
+            }],
+        }
+    }
+
+    #[test]
+    fn parses_what_timefmt_writes() {
+        for ms in [0u64, 951_782_400_000, 1_795_338_001_123, 4_102_444_799_999] {
+            let t = UNIX_EPOCH + Duration::from_millis(ms);
+            assert_eq!(parse_rfc3339(&timefmt::rfc3339_millis(t)), Some(t));
+        }
+        assert_eq!(parse_rfc3339("2026-11-22T09:00:01Z"), Some(UNIX_EPOCH + Duration::from_secs(1_795_338_001)));
+        assert_eq!(parse_rfc3339("2026-11-22 09:00:01Z"), None);
+        assert_eq!(parse_rfc3339("2026-13-22T09:00:01Z"), None);
+        assert_eq!(parse_rfc3339("2026-11-22T09:00:01.Z"), None);
+        assert_eq!(parse_rfc3339(""), None);
+    }
+
+    #[test]
+    fn table_shows_feeds_ages_and_errors() {
+        let text = render_table(&doc(), at("2026-11-22T11:03:01Z"));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "agent    pid 4242, version 0.1.0, up 2h3m (since 2026-11-22T09:00:00Z)");
+        assert_eq!(lines[1], "summary  1/2 feeds live; kraken: backoff 8s (auth rejected)");
+        assert_eq!(lines[3], "updated  1s ago");
+        assert!(!text.contains("WARNING"), "{text}");
+        let header = lines.iter().position(|l| l.starts_with("FEED")).unwrap();
+        let cols: Vec<&str> = lines[header].split_whitespace().collect();
+        assert_eq!(cols, ["FEED", "BROKER", "STATE", "FOR", "LAST", "MSG", "MSGS", "RECONN", "LAST", "ERROR"]);
+        assert_eq!(lines[header + 1].split_whitespace().collect::<Vec<_>>(), ["signals", "websocket", "live", "2h3m", "120ms", "1234", "3", "-"]);
+        let kraken = lines[header + 2];
+        assert!(kraken.starts_with("kraken   kraken     backoff 8s  2h3m  -"), "{kraken}");
+        assert!(kraken.ends_with('…') && kraken.contains("auth rejected: xxx"), "{kraken}");
+        // Columns line up: LAST ERROR starts at the same offset in each row.
+        let col = lines[header].find("LAST ERROR").unwrap();
+        assert_eq!(&lines[header + 1][col..], "-");
+        assert!(kraken[col..].starts_with("auth rejected: "), "{kraken}");
+        assert_eq!(kraken[col..].chars().count(), ERROR_WIDTH);
+        assert!(lines.iter().any(|l| l.starts_with("SIGNALS_TOKEN  yes      file:/etc/brokerguard/credentials.env  sha256:1f2e3d4c")), "{text}");
+    }
+
+    #[test]
+    fn frozen_agent_is_flagged() {
+        let text = render_table(&doc(), at("2026-11-22T11:04:00Z"));
+        assert!(text.contains("WARNING  status.json not rewritten for 1m0s"), "{text}");
+    }
+
+    #[test]
+    fn no_feeds_and_no_credentials() {
+        let mut d = doc();
+        d.feeds.clear();
+        d.credentials.clear();
+        let text = render_table(&d, at("2026-11-22T11:03:01Z"));
+        assert!(text.contains("no feeds configured"));
+        assert!(!text.contains("CREDENTIAL"));
+    }
+
+    #[test]
+    fn health_needs_every_feed_live() {
+        let mut d = doc();
+        assert_eq!(health(&d), Health::Degraded);
+        d.feeds.truncate(1);
+        assert_eq!(health(&d), Health::AllLive);
+        d.feeds.clear();
+        assert_eq!(health(&d), Health::AllLive);
+    }
+
+    #[test]
+    fn truncation_respects_characters() {
+        assert_eq!(truncate("héllo wörld", 6), "héllo…");
+        assert_eq!(truncate("a\nb", 10), "a b");
+    }
+}

@@ -1,0 +1,63 @@
+//! Rewrites `status.json` atomically: a reader sees the old document or the
+//! new one, never a mix or a truncated file.
+//!
+//! Temp file in the same folder (rename is atomic only within a file
+//! system), written, fsynced, renamed over the target. The folder itself is
+//! not fsynced: the file lives under /run (tmpfs) and is rewritten every
+//! second; only readers' atomicity matters, not durability across a crash.
+
+use std::fs::{self, OpenOptions, Permissions};
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::schema::StatusDoc;
+
+/// Unique suffix for temp files of concurrent writers in one process.
+static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
+
+fn temp_path(path: &Path) -> io::Result<PathBuf> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("{} has no file name", path.display())))?;
+    let seq = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
+    let mut temp = std::ffi::OsString::from(".");
+    temp.push(name);
+    temp.push(format!(".{}.{seq}.tmp", std::process::id()));
+    Ok(path.with_file_name(temp))
+}
+
+/// Writes `doc` as pretty JSON to `path` atomically, mode 0644 whatever the
+/// umask (operators run `brokerguard status` as another user). Errors name
+/// the file.
+pub fn write_atomic(path: &Path, doc: &StatusDoc) -> io::Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(doc).map_err(io::Error::other)?;
+    bytes.push(b'\n');
+    let temp = temp_path(path)?;
+    let result = (|| {
+        let mut file = OpenOptions::new().write(true).create_new(true).mode(0o644).open(&temp)?;
+        file.set_permissions(Permissions::from_mode(0o644))?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        fs::rename(&temp, path)
+    })();
+    result.map_err(|e| {
+        let _ = fs::remove_file(&temp);
+        io::Error::new(e.kind(), format!("cannot write {}: {e}", path.display()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_is_hidden_beside_the_target() {
+        let t = temp_path(Path::new("/run/brokerguard/status.json")).unwrap();
+        assert_eq!(t.parent(), Some(Path::new("/run/brokerguard")));
+        let name = t.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with(".status.json.") && name.ends_with(".tmp"), "{name}");
+        assert_ne!(temp_path(Path::new("/x/status.json")).unwrap(), temp_path(Path::new("/x/status.json")).unwrap());
+    }
+}

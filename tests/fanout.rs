@@ -1,0 +1,489 @@
+//! Fan-out socket behaviour across threads and real Unix sockets: line
+//! content and order, subscribe filters, `seq` continuity, dropping a slow
+//! subscriber without slowing a fast one, the socket file's life cycle.
+
+use std::fs;
+use std::io::{BufRead, BufReader, ErrorKind, Write};
+use std::net::Shutdown;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use brokerguard::fanout::{Fanout, FanoutStats};
+use serde_json::{Value, json};
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// A temporary folder removed when the test ends.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("bg-fanout-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+    fn sock(&self) -> PathBuf {
+        self.0.join("feeds.sock")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Records log lines so tests can check what an operator would see.
+struct Captured(Mutex<Vec<(log::Level, String)>>);
+
+impl log::Log for Captured {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((record.level(), record.args().to_string()));
+    }
+    fn flush(&self) {}
+}
+
+fn logs() -> &'static Captured {
+    static LOGGER: OnceLock<&'static Captured> = OnceLock::new();
+    LOGGER.get_or_init(|| {
+        let logger: &'static Captured = Box::leak(Box::new(Captured(Mutex::new(Vec::new()))));
+        log::set_logger(logger).unwrap();
+        log::set_max_level(log::LevelFilter::Debug);
+        logger
+    })
+}
+
+struct Client {
+    reader: BufReader<UnixStream>,
+}
+
+impl Client {
+    fn connect(path: &Path) -> Client {
+        let stream = UnixStream::connect(path).unwrap();
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        stream.set_write_timeout(Some(DEADLINE)).unwrap();
+        Client {
+            reader: BufReader::new(stream),
+        }
+    }
+
+    fn send(&mut self, text: &str) {
+        self.reader.get_mut().write_all(text.as_bytes()).unwrap();
+    }
+
+    /// The next line as JSON; fails the test after the deadline or at EOF.
+    fn line(&mut self) -> Value {
+        let mut text = String::new();
+        let n = self
+            .reader
+            .read_line(&mut text)
+            .expect("a line before the deadline");
+        assert!(n > 0, "unexpected end of stream");
+        assert!(text.ends_with('\n'), "line ends with a newline: {text:?}");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text:?}"))
+    }
+
+    /// Reads lines until end of stream (the fan-out disconnected us).
+    fn rest_until_eof(&mut self) -> Vec<Value> {
+        let mut out = Vec::new();
+        loop {
+            let mut text = String::new();
+            match self.reader.read_line(&mut text) {
+                Ok(0) => return out,
+                Ok(_) => out.push(serde_json::from_str(&text).unwrap()),
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => return out,
+                Err(e) => panic!("no end of stream before the deadline: {e}"),
+            }
+        }
+    }
+}
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + DEADLINE;
+    while !cond() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn wait_subscribers(fanout: &Fanout, n: usize) {
+    wait_for(&format!("{n} subscriber(s)"), || {
+        fanout.stats().subscribers == n
+    });
+}
+
+fn ts(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+#[test]
+fn subscriber_receives_data_and_events_in_order() {
+    let dir = TempDir::new("order");
+    let fanout = Fanout::start(&dir.sock(), 64).unwrap();
+    let publisher = fanout.publisher();
+    let mut client = Client::connect(&dir.sock());
+    wait_subscribers(&fanout, 1);
+
+    publisher.state("signals", "connecting", None);
+    publisher.data(
+        "signals",
+        r#"{"type":"signal","id":7}"#,
+        ts(1_795_338_001_123),
+    );
+    publisher.data("signals", "not json", ts(1_795_338_001_124));
+    publisher.state("signals", "backoff", Some("server closed (1000)"));
+    publisher.reconnected("signals", Duration::from_millis(812));
+    publisher.data("kite", "[1,2]", ts(1_795_338_002_000));
+
+    assert_eq!(
+        client.line(),
+        json!({"feed":"signals","event":"state","state":"connecting"})
+    );
+    assert_eq!(
+        client.line(),
+        json!({"feed":"signals","seq":1,"ts":"2026-11-22T09:00:01.123Z","data":{"type":"signal","id":7}})
+    );
+    assert_eq!(
+        client.line(),
+        json!({"feed":"signals","seq":2,"ts":"2026-11-22T09:00:01.124Z","data":"not json"})
+    );
+    assert_eq!(
+        client.line(),
+        json!({"feed":"signals","event":"state","state":"backoff","error":"server closed (1000)"})
+    );
+    assert_eq!(
+        client.line(),
+        json!({"feed":"signals","event":"reconnected","down_ms":812})
+    );
+    assert_eq!(
+        client.line(),
+        json!({"feed":"kite","seq":1,"ts":"2026-11-22T09:00:02.000Z","data":[1,2]})
+    );
+    assert_eq!(fanout.stats().lines_published, 6);
+    fanout.stop();
+}
+
+#[test]
+fn subscribe_filter_selects_feeds_and_can_change() {
+    let dir = TempDir::new("filter");
+    let fanout = Fanout::start(&dir.sock(), 64).unwrap();
+    let publisher = fanout.publisher();
+    let mut client = Client::connect(&dir.sock());
+    wait_subscribers(&fanout, 1);
+
+    client.send("{\"subscribe\": [\"a\"]}\n");
+    assert_eq!(client.line(), json!({"subscribed":["a"]}));
+    publisher.data("b", "1", ts(0));
+    publisher.state("b", "live", None);
+    publisher.data("a", "2", ts(0));
+    publisher.reconnected("b", Duration::from_secs(1));
+    publisher.reconnected("a", Duration::from_secs(2));
+    let line = client.line();
+    assert_eq!(
+        (&line["feed"], &line["seq"], &line["data"]),
+        (&json!("a"), &json!(1), &json!(2))
+    );
+    assert_eq!(
+        client.line(),
+        json!({"feed":"a","event":"reconnected","down_ms":2000})
+    );
+
+    // A malformed request is answered and changes nothing.
+    client.send("{\"subscribe\": \"b\"}\n");
+    let err = client.line();
+    assert!(
+        err["error"]
+            .as_str()
+            .unwrap()
+            .contains("expected {\"subscribe\""),
+        "{err}"
+    );
+    publisher.data("b", "3", ts(0));
+    publisher.data("a", "4", ts(0));
+    assert_eq!(client.line()["data"], json!(4));
+
+    // Switch to b: its seq kept counting while we were not listening.
+    client.send("{\"subscribe\": [\"b\"]}\n");
+    assert_eq!(client.line(), json!({"subscribed":["b"]}));
+    publisher.data("a", "5", ts(0));
+    publisher.data("b", "6", ts(0));
+    let line = client.line();
+    assert_eq!(
+        (&line["feed"], &line["seq"], &line["data"]),
+        (&json!("b"), &json!(3), &json!(6))
+    );
+
+    // An empty set means nothing; the request split across writes still counts.
+    client.send("{\"subscribe\"");
+    client.send(": []}\n");
+    assert_eq!(client.line(), json!({"subscribed":[]}));
+    publisher.data("a", "7", ts(0));
+    publisher.data("b", "8", ts(0));
+    client.send("{\"subscribe\": [\"a\", \"b\"]}\n");
+    assert_eq!(client.line(), json!({"subscribed":["a","b"]}));
+    publisher.data("b", "9", ts(0));
+    assert_eq!(client.line()["data"], json!(9));
+    fanout.stop();
+}
+
+#[test]
+fn seq_is_continuous_per_feed_and_shared_by_subscribers() {
+    let dir = TempDir::new("seq");
+    let fanout = Fanout::start(&dir.sock(), 10_000).unwrap();
+    let publisher = fanout.publisher();
+    // Published before anyone listens: still counted.
+    for _ in 0..5 {
+        publisher.data("a", "{}", ts(0));
+    }
+    let mut first = Client::connect(&dir.sock());
+    wait_subscribers(&fanout, 1);
+    for i in 0..3000u64 {
+        let feed = if i % 3 == 0 { "b" } else { "a" };
+        publisher.data(feed, &format!("{{\"i\":{i}}}"), ts(i));
+        if i == 1500 {
+            // Reconnect events in the middle do not disturb seq.
+            publisher.state(feed, "backoff", Some("reset"));
+            publisher.reconnected(feed, Duration::from_millis(5));
+        }
+    }
+    let mut second = Client::connect(&dir.sock());
+    wait_subscribers(&fanout, 2);
+    publisher.data("a", "\"last\"", ts(0));
+
+    let (mut next_a, mut next_b, mut events) = (6u64, 1u64, 0);
+    for i in 0..3000u64 {
+        let mut line = first.line();
+        while line.get("event").is_some() {
+            events += 1;
+            line = first.line();
+        }
+        assert_eq!(line["data"], json!({"i": i}));
+        let next = if line["feed"] == "a" {
+            &mut next_a
+        } else {
+            &mut next_b
+        };
+        assert_eq!(line["seq"], json!(*next), "{line}");
+        *next += 1;
+    }
+    assert_eq!(events, 2);
+    assert_eq!((next_a, next_b), (2006, 1001));
+    let last = json!({"feed":"a","seq":2006,"ts":"1970-01-01T00:00:00.000Z","data":"last"});
+    assert_eq!(first.line(), last);
+    assert_eq!(second.line(), last);
+    fanout.stop();
+}
+
+#[test]
+fn slow_subscriber_is_dropped_while_fast_one_gets_every_line() {
+    let logs = logs();
+    let dir = TempDir::new("slow");
+    let queue_len = 64;
+    let fanout = Fanout::start(&dir.sock(), queue_len).unwrap();
+    let publisher = fanout.publisher();
+    let mut slow = Client::connect(&dir.sock());
+    let mut fast = Client::connect(&dir.sock());
+    wait_subscribers(&fanout, 2);
+
+    let received = Arc::new(AtomicU64::new(0));
+    let reader = {
+        let received = Arc::clone(&received);
+        thread::spawn(move || {
+            let mut seqs = Vec::new();
+            loop {
+                let line = fast.line();
+                if line["data"] == json!("end") {
+                    // Hand the connection back so it stays open.
+                    return (seqs, fast);
+                }
+                seqs.push(line["seq"].as_u64().unwrap());
+                received.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+    };
+
+    let payload = format!("{{\"secret_marker\":\"{}\"}}", "x".repeat(200));
+    let mut published = 0u64;
+    let mut after_drop = 0;
+    let end = Instant::now() + DEADLINE * 3;
+    // Keep publishing until the slow one is dropped, then a little more.
+    while after_drop < 500 {
+        assert!(Instant::now() < end, "slow subscriber never dropped");
+        // The fast subscriber is a consumer that keeps up: never let it get
+        // more than half a queue behind, so only the slow one can overflow.
+        while published - received.load(Ordering::SeqCst) > queue_len as u64 / 2 {
+            assert!(Instant::now() < end, "fast subscriber stopped reading");
+            thread::yield_now();
+        }
+        publisher.data("ticks", &payload, ts(published));
+        published += 1;
+        if fanout.stats().dropped_slow > 0 {
+            after_drop += 1;
+        }
+    }
+    publisher.data("ticks", "\"end\"", ts(0));
+    let (seqs, _fast) = reader.join().unwrap();
+    assert_eq!(seqs, (1..=published).collect::<Vec<_>>());
+    assert_eq!(
+        fanout.stats(),
+        FanoutStats {
+            subscribers: 1,
+            dropped_slow: 1,
+            lines_published: published + 1,
+        }
+    );
+
+    // The slow one got a clean prefix of the stream, then end of stream.
+    let got = slow.rest_until_eof();
+    assert!(!got.is_empty() && (got.len() as u64) < published);
+    for (i, line) in got.iter().enumerate() {
+        assert_eq!(line["seq"], json!(i as u64 + 1));
+    }
+
+    let logged = logs.0.lock().unwrap();
+    let warns: Vec<_> = logged
+        .iter()
+        .filter(|(level, msg)| *level == log::Level::Warn && msg.contains("fell behind"))
+        .collect();
+    assert_eq!(warns.len(), 1, "{logged:?}");
+    assert!(!warns[0].1.contains("secret_marker"), "{}", warns[0].1);
+    drop(logged);
+    fanout.stop();
+}
+
+#[test]
+fn closed_subscriber_is_removed_and_half_closed_one_kept() {
+    let dir = TempDir::new("closed");
+    let fanout = Fanout::start(&dir.sock(), 64).unwrap();
+    let publisher = fanout.publisher();
+    let gone = Client::connect(&dir.sock());
+    let mut half = Client::connect(&dir.sock());
+    wait_subscribers(&fanout, 2);
+    half.send("{\"subscribe\": [\"a\"]}\n");
+    assert_eq!(half.line(), json!({"subscribed":["a"]}));
+    half.reader.get_ref().shutdown(Shutdown::Write).unwrap();
+    drop(gone);
+    wait_subscribers(&fanout, 1);
+    publisher.data("a", "1", ts(0));
+    assert_eq!(half.line()["seq"], json!(1));
+    assert_eq!(fanout.stats().dropped_slow, 0);
+    drop(half);
+    wait_subscribers(&fanout, 0);
+    fanout.stop();
+}
+
+#[test]
+fn socket_has_mode_0660() {
+    let dir = TempDir::new("mode");
+    let fanout = Fanout::start(&dir.sock(), 8).unwrap();
+    let meta = fs::symlink_metadata(dir.sock()).unwrap();
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o660);
+    fanout.stop();
+}
+
+#[test]
+fn stale_socket_is_replaced() {
+    let dir = TempDir::new("stale");
+    drop(UnixListener::bind(dir.sock()).unwrap());
+    assert!(dir.sock().exists(), "a stale socket file is left behind");
+    let fanout = Fanout::start(&dir.sock(), 8).unwrap();
+    let _client = Client::connect(&dir.sock());
+    wait_subscribers(&fanout, 1);
+    fanout.stop();
+}
+
+#[test]
+fn live_socket_is_not_stolen() {
+    let dir = TempDir::new("live");
+    let first = Fanout::start(&dir.sock(), 8).unwrap();
+    let err = Fanout::start(&dir.sock(), 8)
+        .err()
+        .expect("second start refused");
+    assert_eq!(err.kind(), ErrorKind::AddrInUse);
+    assert!(
+        err.to_string().contains(&dir.sock().display().to_string()),
+        "{err}"
+    );
+    let _client = Client::connect(&dir.sock());
+    wait_subscribers(&first, 1);
+    first.stop();
+}
+
+#[test]
+fn regular_file_at_path_is_refused_and_kept() {
+    let dir = TempDir::new("regular");
+    fs::write(dir.sock(), "precious").unwrap();
+    let err = Fanout::start(&dir.sock(), 8).err().expect("start refused");
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+    assert!(
+        err.to_string().contains(&dir.sock().display().to_string()),
+        "{err}"
+    );
+    assert_eq!(fs::read_to_string(dir.sock()).unwrap(), "precious");
+}
+
+#[test]
+fn stop_disconnects_joins_and_removes_socket() {
+    let dir = TempDir::new("stop");
+    let fanout = Fanout::start(&dir.sock(), 8).unwrap();
+    let publisher = fanout.publisher();
+    let mut idle = Client::connect(&dir.sock());
+    let mut subscribed = Client::connect(&dir.sock());
+    wait_subscribers(&fanout, 2);
+    subscribed.send("{\"subscribe\": [\"a\"]}\n");
+    assert_eq!(subscribed.line(), json!({"subscribed":["a"]}));
+
+    let started = Instant::now();
+    fanout.stop();
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(1500), "stop took {took:?}");
+    assert!(!dir.sock().exists(), "socket file removed");
+    assert!(idle.rest_until_eof().is_empty());
+    assert!(subscribed.rest_until_eof().is_empty());
+    assert!(UnixStream::connect(dir.sock()).is_err());
+    // Publishers outliving the fan-out publish to nobody.
+    publisher.data("a", "1", ts(0));
+    publisher.state("a", "live", None);
+    assert_eq!(publisher.stats().subscribers, 0);
+}
+
+#[test]
+fn publishing_with_nobody_listening_is_cheap_and_counted() {
+    let dir = TempDir::new("nobody");
+    let fanout = Fanout::start(&dir.sock(), 8).unwrap();
+    let publisher = fanout.publisher();
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let publisher = publisher.clone();
+            thread::spawn(move || {
+                for _ in 0..10_000 {
+                    publisher.data(&format!("f{t}"), "{}", ts(0));
+                }
+                publisher.reconnected("f0", Duration::ZERO);
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(fanout.stats().lines_published, 40_004);
+    // seq kept counting for each feed with nobody listening.
+    let mut client = Client::connect(&dir.sock());
+    wait_subscribers(&fanout, 1);
+    publisher.data("f2", "{}", ts(0));
+    assert_eq!(client.line()["seq"], json!(10_001));
+    fanout.stop();
+}
