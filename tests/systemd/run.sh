@@ -127,6 +127,12 @@ wait_for() {
 }
 
 show() { cin systemctl show -p "$1" --value brokerguard; }
+# Every manual (re)start counts against the unit's StartLimitBurst; the
+# checks restart often, so each starts from a clean slate.
+restart_agent() {
+    cin systemctl reset-failed brokerguard 2>/dev/null || true
+    cin timeout 100 systemctl restart brokerguard 2>&1 || true
+}
 
 tree=$("$here/tests/systemd/rootfs.sh")
 if [[ ! -S /run/dbus/system_bus_socket ]]; then
@@ -365,7 +371,7 @@ name = \"closed\"
 broker = \"websocket\"
 url = \"ws://127.0.0.1:$closed_port/\""
 cursor=$(journal_cursor)
-cin systemctl restart brokerguard 2>&1 || true
+restart_agent
 if ! wait_for 10 feed_listed closed; then
     skip "journal-alerts: status.json lists no feeds: this binary has no feed engine yet (the feed engine issue finishes this check)"
     feed_engine=false
@@ -426,7 +432,7 @@ name = \"tls\"
 broker = \"websocket\"
 url = \"wss://localhost:$tls_port/\""
         cursor=$(journal_cursor)
-        cin systemctl restart brokerguard 2>&1 || true
+        restart_agent
         status_live() { cin brokerguard status >/dev/null 2>&1; }
         env_has_cert=$(cin cat "/proc/$(show MainPID)/environ" 2>/dev/null | tr '\0' '\n' | grep -c '^SSL_CERT_' || true)
         if wait_for 30 status_live; then
@@ -439,7 +445,7 @@ url = \"wss://localhost:$tls_port/\""
         rm -f "$root/usr/local/share/ca-certificates/brokerguard-ci.crt"
         cin update-ca-certificates --fresh >/dev/null 2>&1
         cursor=$(journal_cursor)
-        cin systemctl restart brokerguard 2>&1 || true
+        restart_agent
         cert_error() { agent_log --after-cursor="$cursor" | grep -qi 'certificate'; }
         if wait_for 30 cert_error && ! cin brokerguard status >/dev/null 2>&1; then
             pass "tls-untrusted: without the CA the feed is not live and the journal says: $(agent_log --after-cursor="$cursor" | grep -i -m1 certificate)"
@@ -470,7 +476,7 @@ fi
 # ---------------------------------------------------------------- stop
 
 write_config ""
-cin systemctl restart brokerguard 2>&1 || true
+restart_agent
 t=$SECONDS
 stopped_pid=$(show MainPID)
 cin timeout 60 systemctl stop brokerguard 2>&1 || true
@@ -509,7 +515,7 @@ fi
 # ---------------------------------------------------------------- uninstall
 
 rm -rf "$root/etc/systemd/system/brokerguard.service.d"
-cin systemctl start brokerguard >/dev/null 2>&1 || true
+restart_agent >/dev/null
 out=$(cin "$src/install.sh" --uninstall 2>&1) || fail "uninstall: install.sh --uninstall failed: $out"
 if [[ ! -e "$root/usr/local/bin/brokerguard" && ! -e "$root/etc/systemd/system/brokerguard.service" &&
     -f "$root/etc/brokerguard/credentials.env" ]] &&
