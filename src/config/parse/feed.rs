@@ -76,23 +76,30 @@ impl Walker<'_, '_> {
             let Some(t) = self.table(item, &kp, "a table (a [[feed]] header)") else {
                 continue;
             };
-            let Some(feed) = self.feed(i, t, item.span()) else {
+            let feed = self.feed(i, t, item.span());
+            // Duplicates are reported even when the feed has other problems.
+            let name = t.get("name").and_then(|v| match v.get_ref() {
+                DeValue::String(n) if valid_feed_name(n) => Some((n.to_string(), v.span())),
+                _ => None,
+            });
+            if let Some((name, span)) = name {
+                if let Some((j, first)) = names.get(&name) {
+                    let (line, _) = self.lines.locate(first.start);
+                    self.report(
+                        span,
+                        &format!("{kp}.name"),
+                        format!(
+                            "feed name \"{name}\" is already used by feed[{j}] (line {line}); \
+                             give each feed a unique name"
+                        ),
+                    );
+                } else {
+                    names.insert(name, (i, span));
+                }
+            }
+            let Some(feed) = feed else {
                 continue;
             };
-            let name_span = t.get("name").map(|v| v.span()).unwrap_or(item.span());
-            if let Some((j, first)) = names.get(&feed.name) {
-                let (line, _) = self.lines.locate(first.start);
-                self.report(
-                    name_span,
-                    &format!("{kp}.name"),
-                    format!(
-                        "feed name \"{}\" is already used by feed[{j}] (line {line}); give each feed a unique name",
-                        feed.name
-                    ),
-                );
-            } else {
-                names.insert(feed.name.clone(), (i, name_span));
-            }
             cfg.feeds.push(feed);
         }
     }
@@ -832,5 +839,12 @@ mod tests {
         for (text, key, fragment) in cases {
             one_problem(text, key, fragment);
         }
+    }
+
+    #[test]
+    fn duplicate_names_reported_even_when_the_feed_has_other_problems() {
+        let text = format!("{WS}[[feed]]\nname = \"s\"\nbroker = \"nope\"\n");
+        let keys: Vec<String> = problems(&text).into_iter().map(|p| p.key).collect();
+        assert_eq!(keys, vec!["feed[1].name", "feed[1].broker"]);
     }
 }
