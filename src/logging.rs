@@ -64,7 +64,11 @@ pub fn init(level: LevelFilter) {
     builder.format(move |buf, record| {
         let is_notice = record.target() == NOTICE_TARGET;
         let msg = record.args().to_string();
-        writeln!(buf, "{}", format_line(mode, record.level(), is_notice, &msg, SystemTime::now()))
+        writeln!(
+            buf,
+            "{}",
+            format_line(mode, record.level(), is_notice, &msg, SystemTime::now())
+        )
     });
     let _ = builder.try_init();
 }
@@ -93,7 +97,11 @@ pub fn is_journal(journal_stream: Option<&str>, stderr_dev_ino: (u64, u64)) -> b
 
 /// The level a record is printed at: error only for alerts (module doc).
 fn shown_level(level: Level, msg: &str) -> Level {
-    if level == Level::Error && !msg.starts_with("alert=") { Level::Warn } else { level }
+    if level == Level::Error && !msg.starts_with("alert=") {
+        Level::Warn
+    } else {
+        level
+    }
 }
 
 /// syslog priority: err 3, warning 4, notice 5, info 6, debug 7.
@@ -121,15 +129,28 @@ fn label(level: Level, is_notice: bool) -> &'static str {
 /// One log record as printed, without the final newline. In journal mode
 /// every line of a multi-line message carries the prefix, since journald
 /// reads each line as its own entry.
-pub fn format_line(mode: Mode, level: Level, is_notice: bool, msg: &str, now: SystemTime) -> String {
+pub fn format_line(
+    mode: Mode,
+    level: Level,
+    is_notice: bool,
+    msg: &str,
+    now: SystemTime,
+) -> String {
     let level = shown_level(level, msg);
     match mode {
         Mode::Journal => {
             let prefix = format!("<{}>", priority(level, is_notice));
-            msg.split('\n').map(|line| format!("{prefix}{line}")).collect::<Vec<_>>().join("\n")
+            msg.split('\n')
+                .map(|line| format!("{prefix}{line}"))
+                .collect::<Vec<_>>()
+                .join("\n")
         }
         Mode::Terminal => {
-            format!("{} {} {msg}", crate::timefmt::rfc3339_millis(now), label(level, is_notice))
+            format!(
+                "{} {} {msg}",
+                crate::timefmt::rfc3339_millis(now),
+                label(level, is_notice)
+            )
         }
     }
 }
@@ -146,9 +167,15 @@ mod tests {
     #[test]
     fn journal_lines_carry_priorities() {
         let j = |level, notice, msg| format_line(Mode::Journal, level, notice, msg, t());
-        assert_eq!(j(Level::Error, false, "alert=feed_down feed=kraken"), "<3>alert=feed_down feed=kraken");
+        assert_eq!(
+            j(Level::Error, false, "alert=feed_down feed=kraken"),
+            "<3>alert=feed_down feed=kraken"
+        );
         assert_eq!(j(Level::Warn, false, "reload failed"), "<4>reload failed");
-        assert_eq!(j(Level::Info, true, "alert=feed_recovered feed=kraken"), "<5>alert=feed_recovered feed=kraken");
+        assert_eq!(
+            j(Level::Info, true, "alert=feed_recovered feed=kraken"),
+            "<5>alert=feed_recovered feed=kraken"
+        );
         assert_eq!(j(Level::Info, false, "started"), "<6>started");
         assert_eq!(j(Level::Debug, false, "frame"), "<7>frame");
         assert_eq!(j(Level::Trace, false, "bytes"), "<7>bytes");
@@ -156,23 +183,47 @@ mod tests {
 
     #[test]
     fn journal_prefixes_every_line() {
-        assert_eq!(format_line(Mode::Journal, Level::Warn, false, "a\nb", t()), "<4>a\n<4>b");
+        assert_eq!(
+            format_line(Mode::Journal, Level::Warn, false, "a\nb", t()),
+            "<4>a\n<4>b"
+        );
     }
 
     #[test]
     fn terminal_lines_are_timestamped_utc() {
         let l = |level, notice, msg| format_line(Mode::Terminal, level, notice, msg, t());
-        assert_eq!(l(Level::Error, false, "alert=credential_lost name=X"), "2026-11-22T09:00:01.123Z ERROR alert=credential_lost name=X");
-        assert_eq!(l(Level::Info, true, "alert=credential_restored name=X"), "2026-11-22T09:00:01.123Z NOTICE alert=credential_restored name=X");
-        assert_eq!(l(Level::Info, false, "ok"), "2026-11-22T09:00:01.123Z INFO ok");
-        assert_eq!(l(Level::Warn, false, "hm"), "2026-11-22T09:00:01.123Z WARN hm");
-        assert_eq!(l(Level::Debug, false, "d"), "2026-11-22T09:00:01.123Z DEBUG d");
+        assert_eq!(
+            l(Level::Error, false, "alert=credential_lost name=X"),
+            "2026-11-22T09:00:01.123Z ERROR alert=credential_lost name=X"
+        );
+        assert_eq!(
+            l(Level::Info, true, "alert=credential_restored name=X"),
+            "2026-11-22T09:00:01.123Z NOTICE alert=credential_restored name=X"
+        );
+        assert_eq!(
+            l(Level::Info, false, "ok"),
+            "2026-11-22T09:00:01.123Z INFO ok"
+        );
+        assert_eq!(
+            l(Level::Warn, false, "hm"),
+            "2026-11-22T09:00:01.123Z WARN hm"
+        );
+        assert_eq!(
+            l(Level::Debug, false, "d"),
+            "2026-11-22T09:00:01.123Z DEBUG d"
+        );
     }
 
     #[test]
     fn error_level_is_only_for_alerts() {
-        assert_eq!(format_line(Mode::Journal, Level::Error, false, "tls failed", t()), "<4>tls failed");
-        assert_eq!(format_line(Mode::Terminal, Level::Error, false, "tls failed", t()), "2026-11-22T09:00:01.123Z WARN tls failed");
+        assert_eq!(
+            format_line(Mode::Journal, Level::Error, false, "tls failed", t()),
+            "<4>tls failed"
+        );
+        assert_eq!(
+            format_line(Mode::Terminal, Level::Error, false, "tls failed", t()),
+            "2026-11-22T09:00:01.123Z WARN tls failed"
+        );
     }
 
     #[test]

@@ -94,7 +94,10 @@ mod tests {
         };
         let s = e.to_string();
         assert!(s.starts_with("/nope/brokerguard.toml: cannot read"), "{s}");
-        assert!(s.contains("--config") && s.contains("$BROKERGUARD_CONFIG"), "{s}");
+        assert!(
+            s.contains("--config") && s.contains("$BROKERGUARD_CONFIG"),
+            "{s}"
+        );
     }
 
     #[test]

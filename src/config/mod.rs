@@ -13,7 +13,7 @@ mod show;
 pub use duration::{format_duration, parse_duration};
 pub use error::{ConfigError, Problem};
 pub use parse::{load, parse_str};
-pub use show::{effective_toml, is_literal_auth, redact_url};
+pub use show::{effective_toml, is_literal_auth, literal_secret_warnings, redact_url};
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -29,14 +29,22 @@ pub fn effective_toml(cfg: &Config) -> String {
     line(&mut out, "runtime_dir", &path_str(&a.runtime_dir));
     line(&mut out, "state_dir", &path_str(&a.state_dir));
     let files: Vec<String> = a.credential_files.iter().map(|p| path_str(p)).collect();
-    line(&mut out, "credential_files", &format!("[{}]", files.join(", ")));
+    line(
+        &mut out,
+        "credential_files",
+        &format!("[{}]", files.join(", ")),
+    );
     let preflight = match a.preflight {
         PreflightMode::Require => "require",
         PreflightMode::Warn => "warn",
         PreflightMode::Off => "off",
     };
     line(&mut out, "preflight", &toml_string(preflight));
-    line(&mut out, "log_level", &toml_string(&a.log_level.to_string().to_lowercase()));
+    line(
+        &mut out,
+        "log_level",
+        &toml_string(&a.log_level.to_string().to_lowercase()),
+    );
     line(&mut out, "stop_timeout", &dur(a.stop_timeout));
     line(&mut out, "status_every", &dur(a.status_every));
     line(&mut out, "credential_check", &dur(a.credential_check));
@@ -71,7 +79,11 @@ fn feed(out: &mut String, f: &FeedConfig, cfg: &Config) {
     opt(out, "poll", f.poll.clone());
     line(out, "poll_every", &dur(f.poll_every));
     // An empty heartbeat means "no heartbeat messages" when read back.
-    line(out, "heartbeat", &toml_string(f.heartbeat.as_deref().unwrap_or("")));
+    line(
+        out,
+        "heartbeat",
+        &toml_string(f.heartbeat.as_deref().unwrap_or("")),
+    );
     line(out, "ping_every", &dur(f.ping_every));
     line(out, "pong_timeout", &dur(f.pong_timeout));
     line(out, "stall_after", &dur(f.stall_after));
@@ -172,6 +184,32 @@ pub fn is_literal_auth(auth: &str) -> bool {
     template_names(auth).is_empty()
 }
 
+/// Secrets written into the configuration itself, one line per feed and
+/// field, without the values: the config loads, but the operator should move
+/// them to a credentials file. `brokerguard config check` and `run` can log these.
+pub fn literal_secret_warnings(cfg: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in &cfg.feeds {
+        if f.auth.as_deref().is_some_and(is_literal_auth) {
+            out.push(format!(
+                "feed \"{}\": auth has no ${{NAME}} reference, so it embeds a literal credential; \
+                 move the secret to a credentials file and write ${{NAME}} in auth",
+                f.name
+            ));
+        }
+        for (key, url) in [("url", &f.url), ("rest_url", &f.rest_url)] {
+            if url.as_deref().is_some_and(|u| redact_url(u) != u) {
+                out.push(format!(
+                    "feed \"{}\": {key} carries a secret (a password or a token/key/secret/sig query \
+                     parameter); remove it from the URL and let the adapter add it from the credentials file",
+                    f.name
+                ));
+            }
+        }
+    }
+    out
+}
+
 fn redact_auth(auth: &str) -> String {
     if is_literal_auth(auth) {
         REDACTED_LITERAL_AUTH.to_string()
@@ -228,5 +266,174 @@ fn redact_userinfo(base: &str) -> String {
             None => base.to_string(),
         },
         None => base.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{BrokerKind, ExpectConfig, parse_str};
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    const CANARY: &str = "CANARY9f8e7d";
+
+    fn parse(text: &str) -> Config {
+        parse_str(text, Path::new("/etc/brokerguard/brokerguard.toml"))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn round_trip(cfg: &Config) -> Config {
+        let text = effective_toml(cfg);
+        parse_str(&text, &cfg.path).unwrap_or_else(|e| panic!("{e}\n---\n{text}"))
+    }
+
+    #[test]
+    fn defaults_are_all_printed() {
+        let cfg = parse("[[feed]]\nname = \"s\"\nbroker = \"websocket\"\nurl = \"ws://h:1\"\n");
+        let text = effective_toml(&cfg);
+        for needle in [
+            "runtime_dir = \"/run/brokerguard\"",
+            "credential_files = [\"/etc/brokerguard/credentials.env\"]",
+            "preflight = \"warn\"",
+            "log_level = \"info\"",
+            "stop_timeout = \"10s\"",
+            "alert_repeat = \"15m\"",
+            "fanout_queue = 4096",
+            "poll_every = \"2s\"",
+            "heartbeat = \"heartbeat\"",
+            "stall_after = \"30s\"",
+            "backoff = { initial = \"500ms\", max = \"30s\", multiplier = 2.0, stable_after = \"30s\", parked_retry = \"15m\" }",
+            "# alert_after = \"1m\"",
+            "max_message_bytes = 16777216",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+        assert_eq!(round_trip(&cfg), cfg);
+    }
+
+    #[test]
+    fn everything_round_trips() {
+        let mut cfg = parse(include_str!("../../etc/brokerguard.toml"));
+        // Add one of each broker and the awkward values by hand.
+        let mut ibkr = FeedConfig::new("tws", BrokerKind::Ibkr);
+        ibkr.host = Some("127.0.0.1".into());
+        ibkr.port = Some(4002);
+        ibkr.client_id = Some(-3);
+        ibkr.heartbeat = None;
+        cfg.feeds.push(ibkr);
+        let mut kite = FeedConfig::new("kite", BrokerKind::Kite);
+        kite.account = Some("main".into());
+        kite.rest_url = Some("https://api.kite.trade".into());
+        kite.subscribe = vec!["it's \"quoted\"\twith\\escapes\u{1}".into(), String::new()];
+        kite.poll = Some("line1\nline2".into());
+        kite.backoff.multiplier = 1.25;
+        kite.expect = Some(ExpectConfig {
+            every: Duration::from_secs(60),
+            offset: Duration::from_millis(1500),
+            grace: Duration::from_secs(60),
+        });
+        kite.alert_after = Some(Duration::from_secs(5));
+        kite.tls_ca_file = Some(PathBuf::from("/etc/ca dir/ca.pem"));
+        cfg.feeds.push(kite);
+        // "" is not accepted as a subscribe message; drop it to stay valid.
+        cfg.feeds[2].subscribe.pop();
+        assert_eq!(round_trip(&cfg), cfg);
+    }
+
+    #[test]
+    fn literal_auth_is_redacted() {
+        let text = format!(
+            "[[feed]]\nname = \"s\"\nbroker = \"websocket\"\nurl = \"wss://h/\"\nauth = '{{\"token\":\"{CANARY}\"}}'\n"
+        );
+        let cfg = parse(&text);
+        let shown = effective_toml(&cfg);
+        assert!(!shown.contains(CANARY), "{shown}");
+        assert!(
+            shown.contains(&format!("auth = {}", toml_string(REDACTED_LITERAL_AUTH))),
+            "{shown}"
+        );
+        // Still valid TOML for the loader.
+        let again = round_trip(&cfg);
+        assert_eq!(again.feeds[0].auth.as_deref(), Some(REDACTED_LITERAL_AUTH));
+    }
+
+    #[test]
+    fn auth_with_reference_is_shown() {
+        let cfg = parse(
+            "[[feed]]\nname = \"s\"\nbroker = \"websocket\"\nurl = \"ws://h\"\nauth = '{\"token\":\"${SIGNALS_TOKEN}\"}'\n",
+        );
+        assert!(effective_toml(&cfg).contains("auth = '{\"token\":\"${SIGNALS_TOKEN}\"}'"));
+    }
+
+    #[test]
+    fn url_secrets_are_redacted() {
+        let text = format!(
+            "[[feed]]\nname = \"k\"\nbroker = \"kite\"\naccount = \"main\"\n\
+             url = \"wss://ws.kite.trade/?api_key=k{CANARY}&access_token={CANARY}&mode=full#frag\"\n\
+             rest_url = \"https://user:{CANARY}@api.example.com/v1?X-Signature={CANARY}&sym=A\"\n"
+        );
+        let cfg = parse(&text);
+        let shown = effective_toml(&cfg);
+        assert!(!shown.contains(CANARY), "{shown}");
+        assert!(
+            shown.contains("url = \"wss://ws.kite.trade/?api_key=<redacted>&access_token=<redacted>&mode=full#frag\""),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("rest_url = \"https://user:<redacted>@api.example.com/v1?X-Signature=<redacted>&sym=A\""),
+            "{shown}"
+        );
+        round_trip(&cfg);
+    }
+
+    #[test]
+    fn warnings_name_the_feed_and_field_but_not_the_secret() {
+        let text = format!(
+            "[[feed]]\nname = \"a\"\nbroker = \"websocket\"\nurl = \"wss://h/?token={CANARY}\"\nauth = '{CANARY}'\n\
+             [[feed]]\nname = \"b\"\nbroker = \"websocket\"\nurl = \"wss://h/\"\nauth = '${{B_TOKEN}}'\n"
+        );
+        let w = literal_secret_warnings(&parse(&text));
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].starts_with("feed \"a\": auth has no ${NAME}"), "{w:?}");
+        assert!(
+            w[1].starts_with("feed \"a\": url carries a secret"),
+            "{w:?}"
+        );
+        assert!(!w.concat().contains(CANARY));
+    }
+
+    #[test]
+    fn redact_url_leaves_plain_urls_alone() {
+        for u in [
+            "wss://h:443/p",
+            "ws://h/?symbol=BTC&depth=10",
+            "wss://user@h/x",
+        ] {
+            assert_eq!(redact_url(u), u);
+        }
+        assert_eq!(
+            redact_url("wss://h/?password=p&sig="),
+            "wss://h/?password=<redacted>&sig=<redacted>"
+        );
+    }
+
+    #[test]
+    fn errors_never_quote_secrets() {
+        // Every secret-bearing field is broken in some way around the canary.
+        let text = format!(
+            "[[feed]]\nname = \"a\"\nbroker = \"websocket\"\n\
+             url = \"http://{CANARY}@h/?token={CANARY}\"\n\
+             auth = '{{\"token\":\"{CANARY}\",\"x\":\"${{bad name}}\"}}'\n\
+             subscribe = ['{CANARY} ${{', 7]\n\
+             poll = '{CANARY}${{lower}}'\n\
+             [[feed]]\nname = \"b\"\nbroker = \"kraken\"\naccount = \"m\"\n\
+             rest_url = \"{CANARY}\"\n\
+             url = \"wss://:{CANARY}\"\n"
+        );
+        let err = parse_str(&text, Path::new("c.toml")).unwrap_err();
+        let shown = err.to_string();
+        assert!(err.problems().len() >= 6, "{shown}");
+        assert!(!shown.contains(CANARY), "{shown}");
     }
 }

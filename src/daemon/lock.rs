@@ -17,10 +17,10 @@
 //!   the winner's PID instead of an empty file.
 
 use std::fmt;
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -43,22 +43,37 @@ pub enum LockError {
     /// Another live process holds the lock.
     Held { pid: Option<u32> },
     /// The OS refused an operation on the runtime folder or the pidfile.
-    Io { path: PathBuf, action: &'static str, source: io::Error },
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        source: io::Error,
+    },
 }
 
 impl fmt::Display for LockError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LockError::Held { pid: Some(pid) } => write!(f, "another brokerguard is running (pid {pid})"),
-            LockError::Held { pid: None } => write!(f, "another brokerguard is running (pid unknown)"),
-            LockError::Io { path, action, source } => {
+            LockError::Held { pid: Some(pid) } => {
+                write!(f, "another brokerguard is running (pid {pid})")
+            }
+            LockError::Held { pid: None } => {
+                write!(f, "another brokerguard is running (pid unknown)")
+            }
+            LockError::Io {
+                path,
+                action,
+                source,
+            } => {
                 write!(f, "cannot {action} {}: {source}", path.display())?;
                 match source.kind() {
                     io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => write!(
                         f,
                         "; run as the service user (brokerguard) or set agent.runtime_dir to a folder you can write"
                     ),
-                    _ => write!(f, "; check the folder exists and is writable, or set agent.runtime_dir"),
+                    _ => write!(
+                        f,
+                        "; check the folder exists and is writable, or set agent.runtime_dir"
+                    ),
                 }
             }
         }
@@ -93,7 +108,11 @@ pub struct LockHolder {
 
 fn io_err(path: &Path, action: &'static str) -> impl FnOnce(io::Error) -> LockError + use<> {
     let path = path.to_path_buf();
-    move |source| LockError::Io { path, action, source }
+    move |source| LockError::Io {
+        path,
+        action,
+        source,
+    }
 }
 
 /// `flock` that retries on EINTR. `Ok(false)` means it would block.
@@ -158,7 +177,9 @@ impl PidLock {
             let deadline = Instant::now() + BUSY_WINDOW;
             let mut seen_pid = None;
             let locked = loop {
-                if flock(&file, libc::LOCK_EX | libc::LOCK_NB).map_err(io_err(&path, "lock the pidfile"))? {
+                if flock(&file, libc::LOCK_EX | libc::LOCK_NB)
+                    .map_err(io_err(&path, "lock the pidfile"))?
+                {
                     break true;
                 }
                 seen_pid = read_pid(&mut file).or(seen_pid);
@@ -178,13 +199,20 @@ impl PidLock {
             }
 
             let write = |file: &mut File| -> io::Result<()> {
+                // 0644 whatever the umask: `status` run by another user must
+                // be able to open it to probe the lock.
+                file.set_permissions(Permissions::from_mode(0o644))?;
                 file.set_len(0)?;
                 file.seek(SeekFrom::Start(0))?;
                 file.write_all(format!("{pid}\n").as_bytes())?;
                 file.sync_all()
             };
             write(&mut file).map_err(io_err(&path, "write the pidfile"))?;
-            return Ok(PidLock { file: Some(file), path, pid });
+            return Ok(PidLock {
+                file: Some(file),
+                path,
+                pid,
+            });
         }
         Err(LockError::Io {
             path,
@@ -235,14 +263,25 @@ pub fn holder(runtime_dir: &Path) -> io::Result<Option<LockHolder>> {
     let mut file = match File::open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display()))),
+        Err(e) => {
+            return Err(io::Error::new(
+                e.kind(),
+                format!("cannot open {}: {e}", path.display()),
+            ));
+        }
     };
-    let free = flock(&file, libc::LOCK_SH | libc::LOCK_NB)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot probe the lock on {}: {e}", path.display())))?;
+    let free = flock(&file, libc::LOCK_SH | libc::LOCK_NB).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot probe the lock on {}: {e}", path.display()),
+        )
+    })?;
     if free {
         return Ok(None);
     }
-    Ok(Some(LockHolder { pid: read_pid(&mut file) }))
+    Ok(Some(LockHolder {
+        pid: read_pid(&mut file),
+    }))
 }
 
 #[cfg(test)]
@@ -251,8 +290,14 @@ mod tests {
 
     #[test]
     fn held_messages_are_exact() {
-        assert_eq!(LockError::Held { pid: Some(42) }.to_string(), "another brokerguard is running (pid 42)");
-        assert_eq!(LockError::Held { pid: None }.to_string(), "another brokerguard is running (pid unknown)");
+        assert_eq!(
+            LockError::Held { pid: Some(42) }.to_string(),
+            "another brokerguard is running (pid 42)"
+        );
+        assert_eq!(
+            LockError::Held { pid: None }.to_string(),
+            "another brokerguard is running (pid unknown)"
+        );
     }
 
     #[test]
@@ -263,7 +308,10 @@ mod tests {
             source: io::Error::from(io::ErrorKind::PermissionDenied),
         };
         let text = e.to_string();
-        assert!(text.starts_with("cannot open the pidfile /run/brokerguard/brokerguard.pid: "), "{text}");
+        assert!(
+            text.starts_with("cannot open the pidfile /run/brokerguard/brokerguard.pid: "),
+            "{text}"
+        );
         assert!(text.contains("run as the service user"), "{text}");
         assert!(text.contains("agent.runtime_dir"), "{text}");
     }

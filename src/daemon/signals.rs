@@ -67,26 +67,33 @@ pub fn forced_exit_code(signal: i32) -> i32 {
 pub fn spawn<F: Fn(Signal) + Send + 'static>(deliver: F) -> io::Result<SignalThread> {
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
     let handle = signals.handle();
-    let join = thread::Builder::new().name("signals".into()).spawn(move || {
-        let mut stopping = false;
-        for sig in signals.forever() {
-            match sig {
-                SIGHUP => deliver(Signal::Reload),
-                SIGTERM | SIGINT if stopping => {
-                    let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
-                    log::warn!("second {name} while stopping: exiting now without a clean stop");
-                    log::logger().flush();
-                    std::process::exit(forced_exit_code(sig));
+    let join = thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let mut stopping = false;
+            for sig in signals.forever() {
+                match sig {
+                    SIGHUP => deliver(Signal::Reload),
+                    SIGTERM | SIGINT if stopping => {
+                        let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
+                        log::warn!(
+                            "second {name} while stopping: exiting now without a clean stop"
+                        );
+                        log::logger().flush();
+                        std::process::exit(forced_exit_code(sig));
+                    }
+                    SIGTERM | SIGINT => {
+                        stopping = true;
+                        deliver(Signal::Stop);
+                    }
+                    _ => {}
                 }
-                SIGTERM | SIGINT => {
-                    stopping = true;
-                    deliver(Signal::Stop);
-                }
-                _ => {}
             }
-        }
-    })?;
-    Ok(SignalThread { handle, join: Some(join) })
+        })?;
+    Ok(SignalThread {
+        handle,
+        join: Some(join),
+    })
 }
 
 /// Like [`spawn`], sending `map(signal)` on `tx` (e.g. into main's event

@@ -1,1 +1,18 @@
-//! A loopback fake broker with a fault script, for tests, benchmarks and the demo.
+//! A loopback fake broker with a fault script, for tests, benchmarks and the
+//! demo. It speaks the generic JSON WebSocket protocol of a bot's own signal
+//! server (auth, subscribe, get_signals, data, heartbeats) over ws:// or
+//! wss://, and can misbehave on command (see [`Fault`]). It depends on
+//! nothing of the agent's internals (only the shared transports' stream type
+//! and the time formatting helpers).
+
+mod cli;
+mod conn;
+mod fault;
+mod protocol;
+mod server;
+mod stats;
+
+pub use cli::{run_cli, SimArgs, SimCliError};
+pub use fault::{Fault, FAULT_HELP};
+pub use server::{SimConfig, SimHandle, SimTls, Simulator};
+pub use stats::SimStats;

@@ -45,7 +45,11 @@ pub enum Health {
 
 /// Every feed live (zero feeds counts as all live), else degraded.
 pub fn health(doc: &StatusDoc) -> Health {
-    if doc.all_live() { Health::AllLive } else { Health::Degraded }
+    if doc.all_live() {
+        Health::AllLive
+    } else {
+        Health::Degraded
+    }
 }
 
 /// Looks at `<runtime_dir>`: lock holder, then `status.json`.
@@ -53,7 +57,11 @@ pub fn observe(runtime_dir: &Path) -> Observed {
     let status_path = runtime_dir.join(STATUS_FILE_NAME);
     let holder = match lock::holder(runtime_dir) {
         Ok(h) => h,
-        Err(e) => return Observed::Unreadable(format!("{e}; run as root or the service user, or pass the right --config")),
+        Err(e) => {
+            return Observed::Unreadable(format!(
+                "{e}; run as root or the service user, or pass the right --config"
+            ));
+        }
     };
     let text = match fs::read_to_string(&status_path) {
         Ok(t) => Some(t),
@@ -63,10 +71,14 @@ pub fn observe(runtime_dir: &Path) -> Observed {
             let _ = e;
             return Observed::NotRunning { stale: true };
         }
-        Err(e) => return Observed::Unreadable(format!("cannot read {}: {e}", status_path.display())),
+        Err(e) => {
+            return Observed::Unreadable(format!("cannot read {}: {e}", status_path.display()));
+        }
     };
     let Some(holder) = holder else {
-        return Observed::NotRunning { stale: text.is_some() };
+        return Observed::NotRunning {
+            stale: text.is_some(),
+        };
     };
     let Some(text) = text else {
         let pid = holder.pid.map_or("unknown".to_string(), |p| p.to_string());
@@ -77,7 +89,12 @@ pub fn observe(runtime_dir: &Path) -> Observed {
     };
     let doc: StatusDoc = match serde_json::from_str(&text) {
         Ok(d) => d,
-        Err(e) => return Observed::Unreadable(format!("{} is not a valid status document: {e}", status_path.display())),
+        Err(e) => {
+            return Observed::Unreadable(format!(
+                "{} is not a valid status document: {e}",
+                status_path.display()
+            ));
+        }
     };
     match holder.pid {
         // The holder is between locking and writing its PID: nothing to compare.
@@ -139,7 +156,10 @@ fn age(since: &str, now: SystemTime) -> String {
 
 /// One line, at most `max` characters, `…` when cut.
 fn truncate(s: &str, max: usize) -> String {
-    let flat: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let flat: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     if flat.chars().count() <= max {
         return flat;
     }
@@ -210,7 +230,9 @@ pub fn render_table(doc: &StatusDoc, now: SystemTime) -> String {
             .iter()
             .map(|f| {
                 let state = match f.retry_in_ms {
-                    Some(ms) => format!("{} {}", f.state, timefmt::human(Duration::from_millis(ms))),
+                    Some(ms) => {
+                        format!("{} {}", f.state, timefmt::human(Duration::from_millis(ms)))
+                    }
                     None => f.state.clone(),
                 };
                 vec![
@@ -218,14 +240,30 @@ pub fn render_table(doc: &StatusDoc, now: SystemTime) -> String {
                     f.broker.clone(),
                     state,
                     age(&f.since, now),
-                    f.last_message_age_ms.map_or("-".to_string(), |ms| timefmt::human(Duration::from_millis(ms))),
+                    f.last_message_age_ms.map_or("-".to_string(), |ms| {
+                        timefmt::human(Duration::from_millis(ms))
+                    }),
                     f.messages.to_string(),
                     f.reconnects.to_string(),
-                    f.last_error.as_deref().map_or("-".to_string(), |e| truncate(e, ERROR_WIDTH)),
+                    f.last_error
+                        .as_deref()
+                        .map_or("-".to_string(), |e| truncate(e, ERROR_WIDTH)),
                 ]
             })
             .collect();
-        out.push_str(&table(&["FEED", "BROKER", "STATE", "FOR", "LAST MSG", "MSGS", "RECONN", "LAST ERROR"], &rows));
+        out.push_str(&table(
+            &[
+                "FEED",
+                "BROKER",
+                "STATE",
+                "FOR",
+                "LAST MSG",
+                "MSGS",
+                "RECONN",
+                "LAST ERROR",
+            ],
+            &rows,
+        ));
     }
 
     if !doc.credentials.is_empty() {
@@ -238,12 +276,19 @@ pub fn render_table(doc: &StatusDoc, now: SystemTime) -> String {
                     if c.present { "yes" } else { "MISSING" }.to_string(),
                     c.source.clone().unwrap_or_else(|| "-".to_string()),
                     c.fingerprint.clone().unwrap_or_else(|| "-".to_string()),
-                    if c.problems.is_empty() { "-".to_string() } else { truncate(&c.problems.join("; "), ERROR_WIDTH) },
+                    if c.problems.is_empty() {
+                        "-".to_string()
+                    } else {
+                        truncate(&c.problems.join("; "), ERROR_WIDTH)
+                    },
                 ]
             })
             .collect();
         out.push('\n');
-        out.push_str(&table(&["CREDENTIAL", "PRESENT", "SOURCE", "FINGERPRINT", "PROBLEMS"], &rows));
+        out.push_str(&table(
+            &["CREDENTIAL", "PRESENT", "SOURCE", "FINGERPRINT", "PROBLEMS"],
+            &rows,
+        ));
     }
     out
 }
@@ -308,7 +353,10 @@ mod tests {
             let t = UNIX_EPOCH + Duration::from_millis(ms);
             assert_eq!(parse_rfc3339(&timefmt::rfc3339_millis(t)), Some(t));
         }
-        assert_eq!(parse_rfc3339("2026-11-22T09:00:01Z"), Some(UNIX_EPOCH + Duration::from_secs(1_795_338_001)));
+        assert_eq!(
+            parse_rfc3339("2026-11-22T09:00:01Z"),
+            Some(UNIX_EPOCH + Duration::from_secs(1_795_338_001))
+        );
         assert_eq!(parse_rfc3339("2026-11-22 09:00:01Z"), None);
         assert_eq!(parse_rfc3339("2026-13-22T09:00:01Z"), None);
         assert_eq!(parse_rfc3339("2026-11-22T09:00:01.Z"), None);
@@ -319,29 +367,66 @@ mod tests {
     fn table_shows_feeds_ages_and_errors() {
         let text = render_table(&doc(), at("2026-11-22T11:03:01Z"));
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], "agent    pid 4242, version 0.1.0, up 2h3m (since 2026-11-22T09:00:00Z)");
-        assert_eq!(lines[1], "summary  1/2 feeds live; kraken: backoff 8s (auth rejected)");
+        assert_eq!(
+            lines[0],
+            "agent    pid 4242, version 0.1.0, up 2h3m (since 2026-11-22T09:00:00Z)"
+        );
+        assert_eq!(
+            lines[1],
+            "summary  1/2 feeds live; kraken: backoff 8s (auth rejected)"
+        );
         assert_eq!(lines[3], "updated  1s ago");
         assert!(!text.contains("WARNING"), "{text}");
         let header = lines.iter().position(|l| l.starts_with("FEED")).unwrap();
         let cols: Vec<&str> = lines[header].split_whitespace().collect();
-        assert_eq!(cols, ["FEED", "BROKER", "STATE", "FOR", "LAST", "MSG", "MSGS", "RECONN", "LAST", "ERROR"]);
-        assert_eq!(lines[header + 1].split_whitespace().collect::<Vec<_>>(), ["signals", "websocket", "live", "2h3m", "120ms", "1234", "3", "-"]);
+        assert_eq!(
+            cols,
+            [
+                "FEED", "BROKER", "STATE", "FOR", "LAST", "MSG", "MSGS", "RECONN", "LAST", "ERROR"
+            ]
+        );
+        assert_eq!(
+            lines[header + 1].split_whitespace().collect::<Vec<_>>(),
+            [
+                "signals",
+                "websocket",
+                "live",
+                "2h3m",
+                "120ms",
+                "1234",
+                "3",
+                "-"
+            ]
+        );
         let kraken = lines[header + 2];
-        assert!(kraken.starts_with("kraken   kraken     backoff 8s  2h3m  -"), "{kraken}");
-        assert!(kraken.ends_with('…') && kraken.contains("auth rejected: xxx"), "{kraken}");
+        assert!(
+            kraken.starts_with("kraken   kraken     backoff 8s  2h3m  -"),
+            "{kraken}"
+        );
+        assert!(
+            kraken.ends_with('…') && kraken.contains("auth rejected: xxx"),
+            "{kraken}"
+        );
         // Columns line up: LAST ERROR starts at the same offset in each row.
         let col = lines[header].find("LAST ERROR").unwrap();
         assert_eq!(&lines[header + 1][col..], "-");
         assert!(kraken[col..].starts_with("auth rejected: "), "{kraken}");
         assert_eq!(kraken[col..].chars().count(), ERROR_WIDTH);
-        assert!(lines.iter().any(|l| l.starts_with("SIGNALS_TOKEN  yes      file:/etc/brokerguard/credentials.env  sha256:1f2e3d4c")), "{text}");
+        assert!(
+            lines.iter().any(|l| l.starts_with(
+                "SIGNALS_TOKEN  yes      file:/etc/brokerguard/credentials.env  sha256:1f2e3d4c"
+            )),
+            "{text}"
+        );
     }
 
     #[test]
     fn frozen_agent_is_flagged() {
         let text = render_table(&doc(), at("2026-11-22T11:04:00Z"));
-        assert!(text.contains("WARNING  status.json not rewritten for 1m0s"), "{text}");
+        assert!(
+            text.contains("WARNING  status.json not rewritten for 1m0s"),
+            "{text}"
+        );
     }
 
     #[test]

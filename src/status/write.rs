@@ -18,9 +18,12 @@ use super::schema::StatusDoc;
 static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
 fn temp_path(path: &Path) -> io::Result<PathBuf> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("{} has no file name", path.display())))?;
+    let name = path.file_name().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} has no file name", path.display()),
+        )
+    })?;
     let seq = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
     let mut temp = std::ffi::OsString::from(".");
     temp.push(name);
@@ -36,7 +39,11 @@ pub fn write_atomic(path: &Path, doc: &StatusDoc) -> io::Result<()> {
     bytes.push(b'\n');
     let temp = temp_path(path)?;
     let result = (|| {
-        let mut file = OpenOptions::new().write(true).create_new(true).mode(0o644).open(&temp)?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&temp)?;
         file.set_permissions(Permissions::from_mode(0o644))?;
         file.write_all(&bytes)?;
         file.sync_all()?;
@@ -57,7 +64,13 @@ mod tests {
         let t = temp_path(Path::new("/run/brokerguard/status.json")).unwrap();
         assert_eq!(t.parent(), Some(Path::new("/run/brokerguard")));
         let name = t.file_name().unwrap().to_string_lossy().into_owned();
-        assert!(name.starts_with(".status.json.") && name.ends_with(".tmp"), "{name}");
-        assert_ne!(temp_path(Path::new("/x/status.json")).unwrap(), temp_path(Path::new("/x/status.json")).unwrap());
+        assert!(
+            name.starts_with(".status.json.") && name.ends_with(".tmp"),
+            "{name}"
+        );
+        assert_ne!(
+            temp_path(Path::new("/x/status.json")).unwrap(),
+            temp_path(Path::new("/x/status.json")).unwrap()
+        );
     }
 }

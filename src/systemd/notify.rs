@@ -33,7 +33,10 @@ impl Notifier {
         match Notifier::from_socket_var(&value) {
             Ok(n) => Some(n),
             Err(e) => {
-                log::warn!("NOTIFY_SOCKET={} is unusable ({e}); systemd will not hear from us", value.to_string_lossy());
+                log::warn!(
+                    "NOTIFY_SOCKET={} is unusable ({e}); systemd will not hear from us",
+                    value.to_string_lossy()
+                );
                 None
             }
         }
@@ -66,7 +69,10 @@ impl Notifier {
     pub fn send(&self, msg: &str) -> io::Result<()> {
         let sent = self.sock.send_to_addr(msg.as_bytes(), &self.addr)?;
         if sent != msg.len() {
-            return Err(io::Error::new(io::ErrorKind::WriteZero, "notification datagram truncated"));
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "notification datagram truncated",
+            ));
         }
         Ok(())
     }
@@ -100,7 +106,10 @@ impl Notifier {
 
 /// `STATUS=` with the line flattened: a newline would start a new assignment.
 pub fn status_message(line: &str) -> String {
-    let flat: String = line.chars().map(|c| if c == '\n' || c == '\r' { ' ' } else { c }).collect();
+    let flat: String = line
+        .chars()
+        .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
+        .collect();
     format!("STATUS={flat}")
 }
 
@@ -111,7 +120,10 @@ pub fn reloading_message(monotonic_usec: u64) -> String {
 
 /// CLOCK_MONOTONIC in microseconds, the clock systemd compares against.
 pub fn monotonic_usec() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes into the timespec we own; CLOCK_MONOTONIC
     // always exists on Linux.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
@@ -129,7 +141,11 @@ pub fn watchdog_interval() -> Option<Duration> {
 /// [`watchdog_interval`] with the environment given: `usec` is
 /// `$WATCHDOG_USEC`, `pid` is `$WATCHDOG_PID` (the watchdog is meant for
 /// another process when it names one that is not `our_pid`).
-pub fn watchdog_interval_from(usec: Option<&str>, pid: Option<&str>, our_pid: u32) -> Option<Duration> {
+pub fn watchdog_interval_from(
+    usec: Option<&str>,
+    pid: Option<&str>,
+    our_pid: u32,
+) -> Option<Duration> {
     let usec: u64 = usec?.trim().parse().ok()?;
     if usec == 0 {
         return None;
@@ -148,12 +164,18 @@ mod tests {
 
     #[test]
     fn status_is_one_line() {
-        assert_eq!(status_message("3/4 feeds live;\nkraken: backoff\r\n8s"), "STATUS=3/4 feeds live; kraken: backoff  8s");
+        assert_eq!(
+            status_message("3/4 feeds live;\nkraken: backoff\r\n8s"),
+            "STATUS=3/4 feeds live; kraken: backoff  8s"
+        );
     }
 
     #[test]
     fn reloading_carries_the_timestamp() {
-        assert_eq!(reloading_message(123_456), "RELOADING=1\nMONOTONIC_USEC=123456");
+        assert_eq!(
+            reloading_message(123_456),
+            "RELOADING=1\nMONOTONIC_USEC=123456"
+        );
     }
 
     #[test]
@@ -165,8 +187,14 @@ mod tests {
 
     #[test]
     fn watchdog_is_half_the_timeout_for_us() {
-        assert_eq!(watchdog_interval_from(Some("20000000"), None, 7), Some(Duration::from_secs(10)));
-        assert_eq!(watchdog_interval_from(Some("20000000"), Some("7"), 7), Some(Duration::from_secs(10)));
+        assert_eq!(
+            watchdog_interval_from(Some("20000000"), None, 7),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            watchdog_interval_from(Some("20000000"), Some("7"), 7),
+            Some(Duration::from_secs(10))
+        );
         assert_eq!(watchdog_interval_from(Some("20000000"), Some("8"), 7), None);
         assert_eq!(watchdog_interval_from(Some("20000000"), Some("x"), 7), None);
         assert_eq!(watchdog_interval_from(Some("0"), None, 7), None);

@@ -1,0 +1,170 @@
+//! `brokerguard sim`: the simulator in the foreground, one line per
+//! connection event, until the caller's stop flag is set.
+
+use super::fault::{Fault, FAULT_HELP};
+use super::server::{SimConfig, SimTls, Simulator};
+use crate::config::parse_duration;
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Arguments of `brokerguard sim`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SimArgs {
+    /// Port on 127.0.0.1 to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 8765)]
+    pub port: u16,
+    /// An accepted auth token (repeat for several); none means no auth is required.
+    #[arg(long = "token", value_name = "TOKEN")]
+    pub tokens: Vec<String>,
+    /// Send a data message to subscribed clients this often, e.g. "500ms".
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub data_every: Option<Duration>,
+    /// Send a heartbeat when no data went out for this long, e.g. "5s".
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub heartbeat_every: Option<Duration>,
+    /// Serve wss:// with this certificate (PEM; chain allowed). Needs --tls-key.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PKCS#8 private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// A fault in force from the start: refuse | no-handshake | reject-auth |
+    /// close-after:N[:CODE] | close-on-send[:CODE] | silent (no data, pongs
+    /// still sent) | silent-no-pongs | reset | malformed | flood:PER_SEC | close:CODE
+    #[arg(long, value_name = "FAULT")]
+    pub fault: Option<Fault>,
+    /// Faults over time: "DELAY=FAULT,..." with each delay counted from the
+    /// previous step and "clear" ending a fault, e.g. "10s=close:1001,5s=refuse,3s=clear".
+    #[arg(long, value_name = "STEPS", value_parser = parse_script)]
+    pub script: Option<Script>,
+}
+
+/// A parsed `--script`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Script(pub Vec<(Duration, Option<Fault>)>);
+
+fn parse_script(s: &str) -> Result<Script, String> {
+    let mut steps = Vec::new();
+    for step in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (delay, fault) = step
+            .split_once('=')
+            .ok_or_else(|| format!("script step \"{step}\" must look like DELAY=FAULT, e.g. 10s=reset"))?;
+        let delay = parse_duration(delay)?;
+        let fault = match fault.trim() {
+            "clear" | "none" => None,
+            f => Some(f.parse::<Fault>()?),
+        };
+        steps.push((delay, fault));
+    }
+    if steps.is_empty() {
+        return Err(format!("empty script; write e.g. \"10s=close:1001,5s=clear\" (faults: {FAULT_HELP})"));
+    }
+    Ok(Script(steps))
+}
+
+/// Why `brokerguard sim` could not run.
+#[derive(Debug)]
+pub enum SimCliError {
+    /// A --tls-cert or --tls-key file could not be read.
+    ReadFile { path: PathBuf, source: io::Error },
+    /// The certificate/key pair was rejected, or the port could not be bound.
+    Start { port: u16, source: io::Error },
+}
+
+impl fmt::Display for SimCliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SimCliError::ReadFile { path, source } => write!(f, "cannot read {}: {source}", path.display()),
+            SimCliError::Start { port, source } if source.kind() == io::ErrorKind::InvalidInput => {
+                write!(
+                    f,
+                    "cannot use the TLS certificate and key for port {port}: {source} \
+                     (the key must be PKCS#8 PEM, \"BEGIN PRIVATE KEY\")"
+                )
+            }
+            SimCliError::Start { port, source } => {
+                write!(f, "cannot listen on 127.0.0.1:{port}: {source} (is another program using the port?)")
+            }
+        }
+    }
+}
+
+impl std::error::Error for SimCliError {}
+
+fn read(path: &PathBuf) -> Result<Vec<u8>, SimCliError> {
+    std::fs::read(path).map_err(|source| SimCliError::ReadFile { path: path.clone(), source })
+}
+
+/// Runs the simulator until `stop` is set, printing one line per event.
+pub fn run_cli(args: &SimArgs, stop: &AtomicBool) -> Result<(), SimCliError> {
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(SimTls { cert_pem: read(cert)?, key_pem: read(key)? }),
+        _ => None,
+    };
+    let (tx, rx) = mpsc::channel();
+    let cfg = SimConfig {
+        port: args.port,
+        tokens: args.tokens.clone(),
+        data_every: args.data_every,
+        heartbeat_every: args.heartbeat_every,
+        tls,
+        fault: args.fault.clone(),
+        events: Some(tx),
+    };
+    let handle = Simulator::start(cfg).map_err(|source| SimCliError::Start { port: args.port, source })?;
+    println!(
+        "simulator listening on {} (auth: {}, fault: {})",
+        handle.url(),
+        if args.tokens.is_empty() { "off".to_string() } else { format!("{} token(s)", args.tokens.len()) },
+        args.fault.as_ref().map_or("none".to_string(), Fault::to_string),
+    );
+    if let Some(Script(steps)) = &args.script {
+        handle.run_script(steps.clone());
+    }
+    while !stop.load(Ordering::SeqCst) {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            println!("{line}");
+        }
+    }
+    handle.stop();
+    while let Ok(line) = rx.try_recv() {
+        println!("{line}");
+    }
+    println!("simulator stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        sim: SimArgs,
+    }
+
+    #[test]
+    fn parses_flags() {
+        let w = Wrap::try_parse_from([
+            "sim", "--token", "a", "--token", "b", "--data-every", "250ms", "--fault", "close-on-send:1000",
+            "--script", "1s=reset, 2s=clear",
+        ])
+        .unwrap();
+        assert_eq!(w.sim.port, 8765);
+        assert_eq!(w.sim.tokens, vec!["a", "b"]);
+        assert_eq!(w.sim.data_every, Some(Duration::from_millis(250)));
+        assert_eq!(w.sim.fault, Some(Fault::CloseOnClientMessage { code: 1000 }));
+        assert_eq!(
+            w.sim.script,
+            Some(Script(vec![(Duration::from_secs(1), Some(Fault::Reset)), (Duration::from_secs(2), None)]))
+        );
+        assert!(Wrap::try_parse_from(["sim", "--fault", "explode"]).is_err());
+        assert!(Wrap::try_parse_from(["sim", "--tls-cert", "c.pem"]).is_err());
+    }
+}
