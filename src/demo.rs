@@ -3,8 +3,8 @@
 //! what the simulator did and what the agent saw and did (read from the
 //! agent's own fan-out socket, as a trading bot would), then a summary.
 
-use crate::credentials::setcred::set_credential;
 use crate::credentials::Secret;
+use crate::credentials::setcred::set_credential;
 use crate::daemon::{self, RunOptions};
 use crate::sim::{Fault, SimConfig, Simulator};
 use std::io::{BufRead, BufReader};
@@ -91,12 +91,16 @@ fn run_in(dir: &Path, duration: Duration) -> Result<(), String> {
     })
     .map_err(|e| format!("cannot start the simulator: {e}"))?;
     let creds = dir.join("credentials.env");
-    set_credential(&creds, "DEMO_TOKEN", &Secret::new(token1.clone())).map_err(|e| e.to_string())?;
+    set_credential(&creds, "DEMO_TOKEN", &Secret::new(token1.clone()))
+        .map_err(|e| e.to_string())?;
     let config_path = dir.join("brokerguard.toml");
     std::fs::write(&config_path, demo_config(dir, &sim.url())).map_err(|e| e.to_string())?;
 
     let start = Instant::now();
-    println!("brokerguard demo: the agent against a simulated signal server at {}", sim.url());
+    println!(
+        "brokerguard demo: the agent against a simulated signal server at {}",
+        sim.url()
+    );
     println!("  every few seconds the server misbehaves; watch the agent notice and recover.\n");
     if std::env::var_os("RUST_LOG").is_none() {
         crate::logging::init(log::LevelFilter::Error);
@@ -119,13 +123,25 @@ fn run_in(dir: &Path, duration: Duration) -> Result<(), String> {
     let reader = spawn_timeline(socket, start, observed.clone(), stop.clone());
 
     let faults: Vec<(u64, &str, Option<Fault>)> = vec![
-        (4, "server answers every client message by closing with code 1000 (the 3-hour outage)", Some(Fault::CloseOnClientMessage { code: 1000 })),
+        (
+            4,
+            "server answers every client message by closing with code 1000 (the 3-hour outage)",
+            Some(Fault::CloseOnClientMessage { code: 1000 }),
+        ),
         (7, "server healthy again", None),
-        (10, "server goes silent but still answers pings (a stall)", Some(Fault::SilentWithPongs)),
+        (
+            10,
+            "server hangs: connection open, but no data and no pongs (a stall)",
+            Some(Fault::SilentNoPongs),
+        ),
         (15, "server healthy again", None),
         (16, "TCP connection reset", Some(Fault::Reset)),
         (17, "server healthy again", None),
-        (24, "server refuses connections (process down)", Some(Fault::RefuseConnections)),
+        (
+            24,
+            "server refuses connections (process down)",
+            Some(Fault::RefuseConnections),
+        ),
         (26, "server back", None),
     ];
     let mut injected = 0;
@@ -150,21 +166,30 @@ fn run_in(dir: &Path, duration: Duration) -> Result<(), String> {
         if t >= 19 && !rotated {
             rotated = true;
             injected += 1;
-            println!("{}  SERVER  the day token expires: the server only accepts a new one", stamp(start));
-            sim.set_tokens([token2.clone()].into_iter().collect());
+            println!(
+                "{}  SERVER  the day token expires: the server only accepts a new one",
+                stamp(start)
+            );
+            sim.set_tokens([token2.clone()]);
             sim.set_fault(Fault::CloseWithCode { code: 1000 });
             let rotate_at = start + Duration::from_secs(21);
             while Instant::now() < rotate_at && start.elapsed() < duration {
                 std::thread::sleep(Duration::from_millis(50));
             }
             sim.clear_fault();
-            println!("{}  OPERATOR  writes the new token with `brokerguard set-credential DEMO_TOKEN`", stamp(start));
-            set_credential(&creds, "DEMO_TOKEN", &Secret::new(token2.clone())).map_err(|e| e.to_string())?;
+            println!(
+                "{}  OPERATOR  writes the new token with `brokerguard set-credential DEMO_TOKEN`",
+                stamp(start)
+            );
+            set_credential(&creds, "DEMO_TOKEN", &Secret::new(token2.clone()))
+                .map_err(|e| e.to_string())?;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     stop.store(true, Ordering::Relaxed);
-    let agent_result = agent.join().map_err(|_| "the agent thread panicked".to_string())?;
+    let agent_result = agent
+        .join()
+        .map_err(|_| "the agent thread panicked".to_string())?;
     let _ = reader.join();
     sim.stop();
     agent_result.map_err(|e| e.to_string())?;
@@ -173,9 +198,17 @@ fn run_in(dir: &Path, duration: Duration) -> Result<(), String> {
     println!("\nsummary");
     println!("  faults injected        {injected}");
     println!("  recoveries             {}", o.recoveries);
-    println!("  longest gap            {}", crate::timefmt::human(o.longest_gap));
-    println!("  messages delivered     {} (seq 1..{}, gaps {})", o.data_lines, o.last_seq, o.seq_gaps);
-    println!("  the agent never needed a restart; the bot reading feeds.sock saw every outage as an event line");
+    println!(
+        "  longest gap            {}",
+        crate::timefmt::human(o.longest_gap)
+    );
+    println!(
+        "  messages delivered     {} (seq 1..{}, gaps {})",
+        o.data_lines, o.last_seq, o.seq_gaps
+    );
+    println!(
+        "  the agent never needed a restart; the bot reading feeds.sock saw every outage as an event line"
+    );
     Ok(())
 }
 
@@ -204,10 +237,19 @@ fn spawn_timeline(
             match reader.read_line(&mut line) {
                 Ok(0) => return,
                 Ok(_) => {}
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    continue;
+                }
                 Err(_) => return,
             }
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
             let mut o = observed.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(seq) = v.get("seq").and_then(|s| s.as_u64()) {
                 if o.last_seq != 0 && seq != o.last_seq + 1 {
@@ -217,7 +259,12 @@ fn spawn_timeline(
                 o.data_lines += 1;
                 if last_report.elapsed() >= Duration::from_secs(5) {
                     last_report = Instant::now();
-                    println!("{}  BOT     {} messages received so far (seq {})", stamp(start), o.data_lines, seq);
+                    println!(
+                        "{}  BOT     {} messages received so far (seq {})",
+                        stamp(start),
+                        o.data_lines,
+                        seq
+                    );
                 }
                 continue;
             }
@@ -230,10 +277,16 @@ fn spawn_timeline(
                     }
                 }
                 Some("reconnected") => {
-                    let down = Duration::from_millis(v.get("down_ms").and_then(|d| d.as_u64()).unwrap_or(0));
+                    let down = Duration::from_millis(
+                        v.get("down_ms").and_then(|d| d.as_u64()).unwrap_or(0),
+                    );
                     o.recoveries += 1;
                     o.longest_gap = o.longest_gap.max(down);
-                    println!("{}  AGENT   recovered: live again after {}", stamp(start), crate::timefmt::human(down));
+                    println!(
+                        "{}  AGENT   recovered: live again after {}",
+                        stamp(start),
+                        crate::timefmt::human(down)
+                    );
                 }
                 _ => {}
             }

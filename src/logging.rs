@@ -45,7 +45,7 @@ pub enum Mode {
 
 /// Installs the logger on stderr. `$RUST_LOG`, when set, overrides `level`
 /// (env_logger syntax, e.g. `debug` or `brokerguard=debug,tungstenite=warn`).
-/// Notices pass at any level below info unless `$RUST_LOG` says otherwise.
+/// Notices pass at any level but `off` unless `$RUST_LOG` says otherwise.
 /// A second call does nothing.
 pub fn init(level: LevelFilter) {
     let journal_stream = std::env::var("JOURNAL_STREAM").ok();
@@ -56,8 +56,11 @@ pub fn init(level: LevelFilter) {
     let mut builder = env_logger::Builder::new();
     builder
         .target(env_logger::Target::Stderr)
-        .filter_level(level)
-        .filter_module(NOTICE_TARGET, LevelFilter::Info);
+        .filter_level(level);
+    if level > LevelFilter::Off {
+        // Recoveries pair with alerts: show them whenever alerts are shown.
+        builder.filter_module(NOTICE_TARGET, LevelFilter::Info);
+    }
     if let Ok(filters) = std::env::var("RUST_LOG") {
         builder.parse_filters(&filters);
     }

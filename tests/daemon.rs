@@ -12,7 +12,11 @@ fn no_feeds(dir: &TempDir) -> std::path::PathBuf {
 }
 
 fn pidfile_pid(dir: &TempDir) -> Option<u32> {
-    std::fs::read_to_string(dir.join("run/brokerguard.pid")).ok()?.trim().parse().ok()
+    std::fs::read_to_string(dir.join("run/brokerguard.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 #[test]
@@ -38,17 +42,30 @@ fn fifty_simultaneous_starts_leave_exactly_one_running() {
         let waited = wait_exit_quiet(c, Duration::from_secs(10));
         match waited {
             Some(code) => {
-                assert_eq!(code, 75, "copy {i} exited {code}: {}", std::fs::read_to_string(dir.join(&format!("e{i}.log"))).unwrap());
+                assert_eq!(
+                    code,
+                    75,
+                    "copy {i} exited {code}: {}",
+                    std::fs::read_to_string(dir.join(&format!("e{i}.log"))).unwrap()
+                );
                 let err = std::fs::read_to_string(dir.join(&format!("e{i}.log"))).unwrap();
-                assert!(err.contains("another brokerguard is running (pid "), "{err}");
+                assert!(
+                    err.contains("another brokerguard is running (pid "),
+                    "{err}"
+                );
                 losers += 1;
             }
             None => survivors.push(i),
         }
     }
-    assert_eq!(survivors.len(), 1, "survivors {survivors:?}, losers {losers}");
+    assert_eq!(
+        survivors.len(),
+        1,
+        "survivors {survivors:?}, losers {losers}"
+    );
     let winner = &mut children[survivors[0]];
-    assert!(wait_for(Duration::from_secs(5), || pidfile_pid(&dir) == Some(winner.id())));
+    assert!(wait_for(Duration::from_secs(5), || pidfile_pid(&dir)
+        == Some(winner.id())));
     assert_eq!(stop_agent(winner), Some(0));
 }
 
@@ -71,13 +88,18 @@ fn sigkill_leaves_a_lock_the_next_start_takes_over() {
     let dir = TempDir::new("kill9");
     let cfg = no_feeds(&dir);
     let mut first = spawn_agent(dir.path(), &cfg, &[]);
-    assert!(wait_for(Duration::from_secs(10), || pidfile_pid(&dir) == Some(first.id())));
+    assert!(wait_for(Duration::from_secs(10), || pidfile_pid(&dir)
+        == Some(first.id())));
     send_signal(&first, libc::SIGKILL);
     first.wait().unwrap();
-    assert!(dir.join("run/brokerguard.pid").exists(), "SIGKILL leaves the pidfile behind");
+    assert!(
+        dir.join("run/brokerguard.pid").exists(),
+        "SIGKILL leaves the pidfile behind"
+    );
     let started = Instant::now();
     let mut second = spawn_agent(dir.path(), &cfg, &[]);
-    assert!(wait_for(Duration::from_secs(10), || pidfile_pid(&dir) == Some(second.id())));
+    assert!(wait_for(Duration::from_secs(10), || pidfile_pid(&dir)
+        == Some(second.id())));
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(stop_agent(&mut second), Some(0));
 }
@@ -87,10 +109,14 @@ fn sigterm_stops_gracefully_and_removes_the_pidfile() {
     let dir = TempDir::new("term");
     let cfg = no_feeds(&dir);
     let mut agent = spawn_agent(dir.path(), &cfg, &[]);
-    assert!(wait_for(Duration::from_secs(10), || status_json(dir.path()).is_some()));
+    assert!(wait_for(Duration::from_secs(10), || status_json(
+        dir.path()
+    )
+    .is_some()));
     let t = Instant::now();
     send_signal(&agent, libc::SIGTERM);
-    let st = wait_exit(&mut agent, Duration::from_secs(10)).expect("stopped within the stop timeout");
+    let st =
+        wait_exit(&mut agent, Duration::from_secs(10)).expect("stopped within the stop timeout");
     assert_eq!(st.code(), Some(0), "{}", stderr_of(dir.path()));
     assert!(t.elapsed() < Duration::from_secs(10));
     assert!(!dir.join("run/brokerguard.pid").exists());
@@ -102,18 +128,34 @@ fn sighup_reloads_a_good_config_and_keeps_the_old_one_on_a_bad_one() {
     let dir = TempDir::new("hup");
     let cfg = no_feeds(&dir);
     let mut agent = spawn_agent(dir.path(), &cfg, &[]);
-    assert!(wait_for(Duration::from_secs(10), || status_json(dir.path()).is_some()));
+    assert!(wait_for(Duration::from_secs(10), || status_json(
+        dir.path()
+    )
+    .is_some()));
     // Good: a new log level, accepted.
-    std::fs::write(&cfg, agent_toml(dir.path(), "").replace("log_level = \"info\"", "log_level = \"debug\"")).unwrap();
+    std::fs::write(
+        &cfg,
+        agent_toml(dir.path(), "").replace("log_level = \"info\"", "log_level = \"debug\""),
+    )
+    .unwrap();
     send_signal(&agent, libc::SIGHUP);
-    assert!(wait_for(Duration::from_secs(5), || stderr_of(dir.path()).contains("configuration reloaded")));
+    assert!(wait_for(Duration::from_secs(5), || stderr_of(dir.path())
+        .contains("configuration reloaded")));
     // Bad: an unknown key. Still running, error names the line.
-    std::fs::write(&cfg, format!("{}bogus_key = 1\n", agent_toml(dir.path(), ""))).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("{}bogus_key = 1\n", agent_toml(dir.path(), "")),
+    )
+    .unwrap();
     send_signal(&agent, libc::SIGHUP);
-    assert!(wait_for(Duration::from_secs(5), || stderr_of(dir.path()).contains("alert=config_invalid")));
+    assert!(wait_for(Duration::from_secs(5), || stderr_of(dir.path())
+        .contains("alert=config_invalid")));
     let err = stderr_of(dir.path());
     assert!(err.contains("bogus_key"), "{err}");
-    assert!(agent.try_wait().unwrap().is_none(), "still running after a bad reload");
+    assert!(
+        agent.try_wait().unwrap().is_none(),
+        "still running after a bad reload"
+    );
     assert_eq!(stop_agent(&mut agent), Some(0));
 }
 
@@ -123,11 +165,15 @@ fn notify_socket_gets_the_exact_messages() {
     let cfg = no_feeds(&dir);
     let sock_path = dir.join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut agent = spawn_agent(
         dir.path(),
         &cfg,
-        &[("NOTIFY_SOCKET", sock_path.to_str().unwrap()), ("WATCHDOG_USEC", "1000000")],
+        &[
+            ("NOTIFY_SOCKET", sock_path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "1000000"),
+        ],
     );
     let mut got: Vec<String> = Vec::new();
     let mut recv_until = |got: &mut Vec<String>, pred: &dyn Fn(&str) -> bool| {
@@ -142,17 +188,26 @@ fn notify_socket_gets_the_exact_messages() {
         }
     };
     recv_until(&mut got, &|m| m == "READY=1");
-    assert!(got.iter().any(|m| m == "STATUS=running; no feeds configured"), "{got:?}");
+    assert!(
+        got.iter()
+            .any(|m| m == "STATUS=running; no feeds configured"),
+        "{got:?}"
+    );
     recv_until(&mut got, &|m| m == "WATCHDOG=1");
     send_signal(&agent, libc::SIGHUP);
     recv_until(&mut got, &|m| m.starts_with("RELOADING=1"));
     let reloading = got.last().unwrap().clone();
-    let usec = reloading.strip_prefix("RELOADING=1\nMONOTONIC_USEC=").expect(&reloading);
+    let usec = reloading
+        .strip_prefix("RELOADING=1\nMONOTONIC_USEC=")
+        .expect(&reloading);
     assert!(usec.parse::<u64>().unwrap() > 0);
     recv_until(&mut got, &|m| m == "READY=1");
     send_signal(&agent, libc::SIGTERM);
     recv_until(&mut got, &|m| m == "STOPPING=1");
-    assert_eq!(wait_exit(&mut agent, Duration::from_secs(10)).and_then(|s| s.code()), Some(0));
+    assert_eq!(
+        wait_exit(&mut agent, Duration::from_secs(10)).and_then(|s| s.code()),
+        Some(0)
+    );
 }
 
 #[test]
@@ -172,26 +227,44 @@ fn journald_stderr_gets_priority_prefixes_without_timestamps() {
         .stderr(log)
         .spawn()
         .unwrap();
-    assert!(wait_for(Duration::from_secs(10), || stderr_of(dir.path()).contains("ready")));
+    assert!(wait_for(Duration::from_secs(10), || stderr_of(dir.path())
+        .contains("ready")));
     assert_eq!(stop_agent(&mut agent), Some(0));
     let text = stderr_of(dir.path());
     for line in text.lines() {
-        assert!(line.starts_with("<6>") || line.starts_with("<5>") || line.starts_with("<4>"), "{line}");
-        assert!(!line.contains("T") || !line[3..].starts_with("20"), "timestamp in {line}");
+        assert!(
+            line.starts_with("<6>") || line.starts_with("<5>") || line.starts_with("<4>"),
+            "{line}"
+        );
+        assert!(
+            !line.contains("T") || !line[3..].starts_with("20"),
+            "timestamp in {line}"
+        );
     }
     // Without a matching JOURNAL_STREAM: timestamped terminal lines.
     let dir2 = TempDir::new("terminal");
     let cfg2 = no_feeds(&dir2);
     let mut agent = spawn_agent(dir2.path(), &cfg2, &[("JOURNAL_STREAM", "1:1")]);
-    assert!(wait_for(Duration::from_secs(10), || stderr_of(dir2.path()).contains("ready")));
+    assert!(wait_for(Duration::from_secs(10), || stderr_of(dir2.path())
+        .contains("ready")));
     assert_eq!(stop_agent(&mut agent), Some(0));
     let first = stderr_of(dir2.path()).lines().next().unwrap().to_string();
-    assert!(first.starts_with("20") && first.contains("Z INFO"), "{first}");
+    assert!(
+        first.starts_with("20") && first.contains("Z INFO"),
+        "{first}"
+    );
 }
 
 fn status_code(dir: &TempDir, cfg: &std::path::Path) -> (i32, String) {
-    let out = Command::new(BIN).args(["status", "--config"]).arg(cfg).output().unwrap();
-    (out.status.code().unwrap(), String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr))
+    let out = Command::new(BIN)
+        .args(["status", "--config"])
+        .arg(cfg)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
+    )
 }
 
 #[test]
@@ -208,7 +281,10 @@ fn status_exit_codes_running_degraded_and_not_running() {
     let (code, text) = status_code(&dir, &cfg);
     assert_eq!(code, 3, "{text}");
     let mut agent = spawn_agent(dir.path(), &cfg, &[]);
-    assert!(wait_for(Duration::from_secs(10), || status_json(dir.path()).is_some()));
+    assert!(wait_for(Duration::from_secs(10), || status_json(
+        dir.path()
+    )
+    .is_some()));
     let (code, text) = status_code(&dir, &cfg);
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("down"), "{text}");
@@ -216,7 +292,10 @@ fn status_exit_codes_running_degraded_and_not_running() {
     let dir2 = TempDir::new("status2");
     let cfg2 = no_feeds(&dir2);
     let mut agent2 = spawn_agent(dir2.path(), &cfg2, &[]);
-    assert!(wait_for(Duration::from_secs(10), || status_json(dir2.path()).is_some()));
+    assert!(wait_for(Duration::from_secs(10), || status_json(
+        dir2.path()
+    )
+    .is_some()));
     assert_eq!(status_code(&dir2, &cfg2).0, 0);
     // SIGKILL leaves a stale status.json: not running.
     send_signal(&agent2, libc::SIGKILL);
@@ -237,7 +316,12 @@ fn config_errors_name_file_line_and_column_and_exit_78() {
     );
     let cfg = write_config(dir.path(), &body);
     for args in [vec!["config", "check"], vec!["run"]] {
-        let out = Command::new(BIN).args(&args).arg("--config").arg(&cfg).output().unwrap();
+        let out = Command::new(BIN)
+            .args(&args)
+            .arg("--config")
+            .arg(&cfg)
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(78), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         let file = cfg.display().to_string();
@@ -253,7 +337,16 @@ fn config_errors_name_file_line_and_column_and_exit_78() {
 fn shipped_examples_validate() {
     let root = env!("CARGO_MANIFEST_DIR");
     for f in ["etc/brokerguard.toml", "etc/dev.toml"] {
-        let out = Command::new(BIN).args(["config", "check", "--config"]).arg(format!("{root}/{f}")).output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "{f}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(BIN)
+            .args(["config", "check", "--config"])
+            .arg(format!("{root}/{f}"))
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{f}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

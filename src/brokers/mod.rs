@@ -48,7 +48,10 @@ pub fn build(
 ) -> Result<Box<dyn Adapter>, BuildError> {
     match feed.broker {
         BrokerKind::Websocket => Ok(Box::new(websocket::WebsocketAdapter::new(feed, lookup)?)),
-        other => Err(BuildError::Unsupported { feed: feed.name.clone(), broker: other.as_str() }),
+        other => Err(BuildError::Unsupported {
+            feed: feed.name.clone(),
+            broker: other.as_str(),
+        }),
     }
 }
 
@@ -70,8 +73,10 @@ pub fn substitute(
             break;
         };
         let name = &after[..j];
-        let value = lookup(name)
-            .ok_or_else(|| BuildError::MissingCredential { feed: feed.to_string(), name: name.to_string() })?;
+        let value = lookup(name).ok_or_else(|| BuildError::MissingCredential {
+            feed: feed.to_string(),
+            name: name.to_string(),
+        })?;
         out.push_str(&json_escape_inner(value.expose()));
         rest = &after[j + 1..];
     }

@@ -23,7 +23,10 @@ pub struct WebsocketAdapter {
 }
 
 impl WebsocketAdapter {
-    pub fn new(f: &FeedConfig, lookup: &dyn Fn(&str) -> Option<Secret>) -> Result<Self, BuildError> {
+    pub fn new(
+        f: &FeedConfig,
+        lookup: &dyn Fn(&str) -> Option<Secret>,
+    ) -> Result<Self, BuildError> {
         let sub = |t: &String| substitute(&f.name, t, lookup);
         Ok(WebsocketAdapter {
             url: f.url.clone().unwrap_or_default(),
@@ -54,25 +57,31 @@ pub fn ws_options(f: &FeedConfig) -> WsOptions {
 /// Maps a transport error to a feed error class.
 pub fn classify(e: NetError, while_authenticating: bool) -> FeedError {
     match e {
-        NetError::Closed { code, ref reason } => FeedError::from_close(code, reason, while_authenticating),
-        NetError::HttpStatus { status } if status == 401 || status == 403 => {
-            FeedError::auth(format!("server refused the WebSocket upgrade with HTTP {status}"))
+        NetError::Closed { code, ref reason } => {
+            FeedError::from_close(code, reason, while_authenticating)
         }
+        NetError::HttpStatus { status } if status == 401 || status == 403 => FeedError::auth(
+            format!("server refused the WebSocket upgrade with HTTP {status}"),
+        ),
         NetError::HttpStatus { status: 429 } => FeedError::new(
             crate::feed::ErrorClass::RateLimited { retry_after: None },
             "server refused the WebSocket upgrade with HTTP 429 (rate limited)",
         ),
-        NetError::Protocol(_) | NetError::TooLarge | NetError::HttpStatus { .. } | NetError::InvalidRequest(_) => {
-            FeedError::protocol(e.to_string())
-        }
+        NetError::Protocol(_)
+        | NetError::TooLarge
+        | NetError::HttpStatus { .. }
+        | NetError::InvalidRequest(_) => FeedError::protocol(e.to_string()),
         other => FeedError::network(other.to_string()),
     }
 }
 
 impl Adapter for WebsocketAdapter {
-    fn connect(&mut self, progress: &mut dyn ConnectProgress) -> Result<Box<dyn Session>, FeedError> {
+    fn connect(
+        &mut self,
+        progress: &mut dyn ConnectProgress,
+    ) -> Result<Box<dyn Session>, FeedError> {
         progress.phase(FeedState::Handshaking);
-        let mut conn = ws::connect(&self.url, &self.opts).map_err(|e| classify(e, false))?;
+        let conn = ws::connect(&self.url, &self.opts).map_err(|e| classify(e, false))?;
         let intr = conn.interrupter();
         progress.socket_opened(Box::new(move || intr.shutdown()));
         let mut session = WsSession {
@@ -85,7 +94,10 @@ impl Adapter for WebsocketAdapter {
         };
         if let Some(auth) = &self.auth {
             progress.phase(FeedState::Authenticating);
-            session.conn.send_text(auth.expose()).map_err(|e| classify(e, true))?;
+            session
+                .conn
+                .send_text(auth.expose())
+                .map_err(|e| classify(e, true))?;
             if let Some(ok) = &self.auth_ok {
                 session.await_auth(ok, self.opts.handshake_timeout)?;
             }
@@ -115,7 +127,9 @@ impl WsSession {
             match self.conn.read().map_err(|e| classify(e, true))? {
                 None => {}
                 Some(WsEvent::Text(t)) if t.contains(ok) => return Ok(()),
-                Some(WsEvent::Close { code, reason }) => return Err(FeedError::from_close(code, &reason, true)),
+                Some(WsEvent::Close { code, reason }) => {
+                    return Err(FeedError::from_close(code, &reason, true));
+                }
                 Some(ev) => {
                     let inc = self.incoming(ev)?;
                     if inc != Incoming::Idle {
@@ -140,7 +154,11 @@ impl WsSession {
                         )));
                     }
                 }
-                if self.heartbeat.as_deref().is_some_and(|hb| is_heartbeat(&t, hb)) {
+                if self
+                    .heartbeat
+                    .as_deref()
+                    .is_some_and(|hb| is_heartbeat(&t, hb))
+                {
                     Incoming::Heartbeat
                 } else {
                     Incoming::Data(t)
@@ -153,7 +171,9 @@ impl WsSession {
             }
             WsEvent::Pong(_) => Incoming::Pong,
             WsEvent::Ping => Incoming::Idle,
-            WsEvent::Close { code, reason } => return Err(FeedError::from_close(code, &reason, false)),
+            WsEvent::Close { code, reason } => {
+                return Err(FeedError::from_close(code, &reason, false));
+            }
         })
     }
 }
@@ -176,7 +196,9 @@ pub fn is_heartbeat(text: &str, name: &str) -> bool {
 impl Session for WsSession {
     fn subscribe(&mut self) -> Result<(), FeedError> {
         for s in &self.subscribe {
-            self.conn.send_text(s.expose()).map_err(|e| classify(e, false))?;
+            self.conn
+                .send_text(s.expose())
+                .map_err(|e| classify(e, false))?;
         }
         Ok(())
     }
@@ -199,7 +221,9 @@ impl Session for WsSession {
         match &self.poll {
             None => Ok(false),
             Some(p) => {
-                self.conn.send_text(p.expose()).map_err(|e| classify(e, false))?;
+                self.conn
+                    .send_text(p.expose())
+                    .map_err(|e| classify(e, false))?;
                 Ok(true)
             }
         }
@@ -217,8 +241,14 @@ mod tests {
     #[test]
     fn heartbeat_matches_fields_not_substrings() {
         assert!(is_heartbeat(r#"{"type":"heartbeat"}"#, "heartbeat"));
-        assert!(is_heartbeat(r#"{"channel":"heartbeat","n":1}"#, "heartbeat"));
-        assert!(!is_heartbeat(r#"{"type":"data","note":"heartbeat"}"#, "heartbeat"));
+        assert!(is_heartbeat(
+            r#"{"channel":"heartbeat","n":1}"#,
+            "heartbeat"
+        ));
+        assert!(!is_heartbeat(
+            r#"{"type":"data","note":"heartbeat"}"#,
+            "heartbeat"
+        ));
         assert!(!is_heartbeat("heartbeat", "heartbeat"));
     }
 }

@@ -33,7 +33,10 @@ struct MissingCredentialAdapter {
 
 impl Adapter for MissingCredentialAdapter {
     fn connect(&mut self, _: &mut dyn ConnectProgress) -> Result<Box<dyn Session>, FeedError> {
-        Err(FeedError::new(ErrorClass::MissingCredential, self.message.clone()))
+        Err(FeedError::new(
+            ErrorClass::MissingCredential,
+            self.message.clone(),
+        ))
     }
     fn has_ping(&self) -> bool {
         true
@@ -44,14 +47,21 @@ impl Adapter for MissingCredentialAdapter {
 pub fn adapter_for(f: &FeedConfig, lookup: &dyn Fn(&str) -> Option<Secret>) -> Box<dyn Adapter> {
     match brokers::build(f, lookup) {
         Ok(a) => a,
-        Err(e @ BuildError::MissingCredential { .. }) => Box::new(MissingCredentialAdapter { message: e.to_string() }),
+        Err(e @ BuildError::MissingCredential { .. }) => Box::new(MissingCredentialAdapter {
+            message: e.to_string(),
+        }),
         // Unsupported brokers are refused when the configuration is checked.
-        Err(e @ BuildError::Unsupported { .. }) => Box::new(MissingCredentialAdapter { message: e.to_string() }),
+        Err(e @ BuildError::Unsupported { .. }) => Box::new(MissingCredentialAdapter {
+            message: e.to_string(),
+        }),
     }
 }
 
 /// The credential fingerprints a feed's adapter depends on.
-pub fn credential_prints(f: &FeedConfig, lookup: &dyn Fn(&str) -> Option<Secret>) -> Vec<(String, Option<String>)> {
+pub fn credential_prints(
+    f: &FeedConfig,
+    lookup: &dyn Fn(&str) -> Option<Secret>,
+) -> Vec<(String, Option<String>)> {
     f.template_refs()
         .into_iter()
         .map(|n| {
@@ -67,7 +77,10 @@ impl FeedSet {
     }
 
     pub fn health(&self) -> Vec<HealthData> {
-        self.lock().iter().map(|f| f.handle.health.snapshot()).collect()
+        self.lock()
+            .iter()
+            .map(|f| f.handle.health.snapshot())
+            .collect()
     }
 
     pub fn start(
@@ -97,7 +110,11 @@ impl FeedSet {
             rf.handle.settings = settings.clone();
             rf.config = f.clone();
             rf.credential_prints = credential_prints(f, lookup);
-            let _ = rf.handle.commands.send(FeedCommand::Replace { adapter, settings, reason: reason.to_string() });
+            let _ = rf.handle.commands.send(FeedCommand::Replace {
+                adapter,
+                settings,
+                reason: reason.to_string(),
+            });
         }
     }
 
@@ -105,7 +122,9 @@ impl FeedSet {
     pub fn stop_some(&self, names: &[String], timeout: Duration) {
         let taken: Vec<RunningFeed> = {
             let mut feeds = self.lock();
-            let (out, keep): (Vec<_>, Vec<_>) = feeds.drain(..).partition(|f| names.contains(&f.config.name));
+            let (out, keep): (Vec<_>, Vec<_>) = feeds
+                .drain(..)
+                .partition(|f| names.contains(&f.config.name));
             *feeds = keep;
             out
         };

@@ -132,12 +132,13 @@ fn flock(file: &File, op: libc::c_int) -> io::Result<bool> {
     }
 }
 
-/// The PID in an open pidfile, from its start.
+/// The PID in an open pidfile, from its start. Only a complete line counts,
+/// so a read racing the holder's write cannot return a cut-off number.
 fn read_pid(file: &mut File) -> Option<u32> {
     let mut text = String::new();
     file.seek(SeekFrom::Start(0)).ok()?;
     file.take(64).read_to_string(&mut text).ok()?;
-    text.trim().parse().ok()
+    text.strip_suffix('\n')?.trim().parse().ok()
 }
 
 /// Whether `file` is still the inode found at `path`.

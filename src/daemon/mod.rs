@@ -46,7 +46,10 @@ pub enum DaemonError {
     /// Another instance holds the lock (exit 75), or the lock folder is unusable.
     Lock(LockError),
     /// The OS refused something the agent needs (exit 71).
-    Os { what: String, source: std::io::Error },
+    Os {
+        what: String,
+        source: std::io::Error,
+    },
 }
 
 impl fmt::Display for DaemonError {
@@ -87,7 +90,11 @@ pub fn load_config(path: &Path) -> Result<Config, DaemonError> {
             )
         })
         .collect();
-    if unsupported.is_empty() { Ok(cfg) } else { Err(DaemonError::Unsupported(unsupported)) }
+    if unsupported.is_empty() {
+        Ok(cfg)
+    } else {
+        Err(DaemonError::Unsupported(unsupported))
+    }
 }
 
 /// Options of one agent run (the demo and tests set them).
@@ -103,7 +110,12 @@ pub struct RunOptions {
 
 impl RunOptions {
     pub fn new(config_path: PathBuf) -> Self {
-        RunOptions { config_path, stop: None, handle_signals: true, init_logging: true }
+        RunOptions {
+            config_path,
+            stop: None,
+            handle_signals: true,
+            init_logging: true,
+        }
     }
 }
 
@@ -162,7 +174,10 @@ impl Agent {
                 signals::Signal::Stop => Event::Stop,
                 signals::Signal::Reload => Event::Reload,
             })
-            .map_err(|source| DaemonError::Os { what: "install signal handlers".into(), source })?;
+            .map_err(|source| DaemonError::Os {
+                what: "install signal handlers".into(),
+                source,
+            })?;
             Some(t)
         } else {
             None
@@ -180,10 +195,16 @@ impl Agent {
         log_cred_events(&events0);
         let store = outcome.store;
 
-        let fanout = Fanout::start(&cfg.agent.fanout_socket(), cfg.agent.fanout_queue).map_err(|source| {
-            DaemonError::Os { what: format!("listen on {}", cfg.agent.fanout_socket().display()), source }
-        })?;
-        let sink = Arc::new(sink::DaemonSink { publisher: fanout.publisher(), events: Mutex::new(events_tx.clone()) });
+        let fanout = Fanout::start(&cfg.agent.fanout_socket(), cfg.agent.fanout_queue).map_err(
+            |source| DaemonError::Os {
+                what: format!("listen on {}", cfg.agent.fanout_socket().display()),
+                source,
+            },
+        )?;
+        let sink = Arc::new(sink::DaemonSink {
+            publisher: fanout.publisher(),
+            events: Mutex::new(events_tx.clone()),
+        });
 
         let notifier = Notifier::from_env().map(Arc::new);
         let feeds = FeedSet::default();
@@ -224,10 +245,13 @@ impl Agent {
         for f in agent.cfg.feeds.clone() {
             agent.start_feed(&f)?;
         }
-        agent.watchdog_thread = Some(
-            watchdog_thread::spawn(watchdog)
-                .map_err(|source| DaemonError::Os { what: "start the watchdog thread".into(), source })?,
-        );
+        agent.watchdog_thread =
+            Some(
+                watchdog_thread::spawn(watchdog).map_err(|source| DaemonError::Os {
+                    what: "start the watchdog thread".into(),
+                    source,
+                })?,
+            );
         agent.start_watcher();
         agent.write_status(true);
         if let Some(n) = &agent.notifier {
@@ -244,7 +268,10 @@ impl Agent {
     fn start_feed(&self, f: &config::FeedConfig) -> Result<(), DaemonError> {
         self.feeds
             .start(f, &self.lookup(), self.clock.clone(), self.sink.clone())
-            .map_err(|source| DaemonError::Os { what: format!("start the thread of feed {}", f.name), source })
+            .map_err(|source| DaemonError::Os {
+                what: format!("start the thread of feed {}", f.name),
+                source,
+            })
     }
 
     fn start_watcher(&mut self) {
@@ -253,7 +280,10 @@ impl Agent {
         }
         let tx = Mutex::new(self.events_tx.clone());
         let on_change = Box::new(move || {
-            let _ = tx.lock().unwrap_or_else(|p| p.into_inner()).send(Event::CredentialsChanged);
+            let _ = tx
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .send(Event::CredentialsChanged);
         });
         match Watcher::start(&self.cfg.agent.credential_files, WATCH_DEBOUNCE, on_change) {
             Ok(w) => self.watcher = Some(w),
@@ -267,7 +297,11 @@ impl Agent {
     fn supervise(&mut self, opts: &RunOptions) {
         loop {
             self.watchdog.main_ticked();
-            if opts.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
+            if opts
+                .stop
+                .as_ref()
+                .is_some_and(|s| s.load(Ordering::Relaxed))
+            {
                 return;
             }
             match self.events.recv_timeout(MAIN_TICK) {
@@ -332,8 +366,16 @@ impl Agent {
             log::warn!("agent.runtime_dir changed: it takes effect at the next restart");
         }
         log::set_max_level(new.agent.log_level);
-        *self.watchdog.alert_after.lock().unwrap_or_else(|p| p.into_inner()) = new.agent.alert_after;
-        *self.watchdog.alert_repeat.lock().unwrap_or_else(|p| p.into_inner()) = new.agent.alert_repeat;
+        *self
+            .watchdog
+            .alert_after
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = new.agent.alert_after;
+        *self
+            .watchdog
+            .alert_repeat
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = new.agent.alert_repeat;
         let old_feeds = std::mem::take(&mut self.cfg.feeds);
         let removed: Vec<String> = old_feeds
             .iter()
@@ -357,7 +399,8 @@ impl Agent {
                     }
                 }
                 Some(o) if *o != f => {
-                    self.feeds.replace(&f, &self.lookup(), "configuration changed");
+                    self.feeds
+                        .replace(&f, &self.lookup(), "configuration changed");
                 }
                 Some(_) => {}
             }
@@ -374,16 +417,23 @@ impl Agent {
         self.last_cred_check = Instant::now();
         let sources = Sources::from_process(&self.cfg.agent);
         let outcome = CredentialStore::reload(&self.store, &sources, &self.required);
-        let events = self.monitor.observe(self.clock.wall(), &self.required, &outcome.store, &outcome.problems);
+        let events = self.monitor.observe(
+            self.clock.wall(),
+            &self.required,
+            &outcome.store,
+            &outcome.problems,
+        );
         log_cred_events(&events);
         let changed = CredentialStore::changed_feeds(&self.store, &outcome.store, &self.required);
         let old = std::mem::replace(&mut self.store, outcome.store);
         for name in changed {
-            let Some(f) = self.cfg.feeds.iter().find(|f| f.name == name).cloned() else { continue };
+            let Some(f) = self.cfg.feeds.iter().find(|f| f.name == name).cloned() else {
+                continue;
+            };
             for r in self.required.iter().filter(|r| r.feed == name) {
                 let (o, n) = (old.fingerprint(&r.name), self.store.fingerprint(&r.name));
                 if o != n {
-                    log::info!(
+                    crate::notice!(
                         "token_rotated feed={} name={} old={} new={}",
                         name,
                         r.name,
@@ -392,7 +442,8 @@ impl Agent {
                     );
                 }
             }
-            self.feeds.replace(&f, &self.lookup(), &format!("credentials changed ({why})"));
+            self.feeds
+                .replace(&f, &self.lookup(), &format!("credentials changed ({why})"));
         }
         self.write_status(true);
     }
@@ -411,9 +462,18 @@ impl Agent {
             started_at: self.started_at,
             config: &self.config_path.to_string_lossy(),
         };
-        let doc = summary::status_doc(&info, &health, self.store.to_status(&self.required), now, self.clock.wall());
+        let doc = summary::status_doc(
+            &info,
+            &health,
+            self.store.to_status(&self.required),
+            now,
+            self.clock.wall(),
+        );
         if let Err(e) = write_atomic(&self.cfg.agent.status_file(), &doc) {
-            log::warn!("cannot write {}: {e}", self.cfg.agent.status_file().display());
+            log::warn!(
+                "cannot write {}: {e}",
+                self.cfg.agent.status_file().display()
+            );
         }
         self.last_status_write = Some(Instant::now());
         let line = summary::summary_line(&health, now);
@@ -450,7 +510,11 @@ impl Agent {
 }
 
 fn log_cred_events(events: &[crate::credentials::CredEvent]) {
-    for e in events {
+    // Rotations are logged per feed by `reload_credentials`, with the feed's name.
+    for e in events
+        .iter()
+        .filter(|e| !matches!(e, crate::credentials::CredEvent::Rotated { .. }))
+    {
         let line = e.alert_line();
         match e.level() {
             log::Level::Error => log::error!("{line}"),

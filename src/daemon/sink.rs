@@ -22,6 +22,10 @@ impl FeedSink for DaemonSink {
     }
     fn state(&self, feed: &str, state: FeedState, error: Option<&str>) {
         self.publisher.state(feed, state.as_str(), error);
-        let _ = self.events.lock().unwrap_or_else(|p| p.into_inner()).send(Event::FeedStateChanged);
+        let _ = self
+            .events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(Event::FeedStateChanged);
     }
 }

@@ -88,7 +88,10 @@ mod tests {
         b.state = FeedState::Backoff;
         b.retry_at = Some(t0.plus(Duration::from_secs(8)));
         b.last_error = Some("auth rejected".into());
-        assert_eq!(summary_line(&[a, b], t0), "1/2 feeds live; kraken: backoff 8s (auth rejected)");
+        assert_eq!(
+            summary_line(&[a, b], t0),
+            "1/2 feeds live; kraken: backoff 8s (auth rejected)"
+        );
         assert_eq!(summary_line(&[], t0), "running; no feeds configured");
     }
 }

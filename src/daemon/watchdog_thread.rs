@@ -6,7 +6,7 @@
 use super::feeds::FeedSet;
 use crate::clock::{Clock, Mono};
 use crate::feed::runner::FeedCommand;
-use crate::feed::watchdog::{Action, WATCHDOG_TICK, WatchedFeed, Watchdog};
+use crate::feed::watchdog::{Action, WATCHDOG_TICK, Watchdog, WatchedFeed};
 use crate::systemd::notify::Notifier;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -32,21 +32,34 @@ pub struct WatchdogShared {
 
 impl WatchdogShared {
     pub fn main_ticked(&self) {
-        self.main_tick_ms.store(self.clock.mono().0.as_millis() as u64, Ordering::Relaxed);
+        self.main_tick_ms
+            .store(self.clock.mono().0.as_millis() as u64, Ordering::Relaxed);
     }
 }
 
 pub fn spawn(shared: Arc<WatchdogShared>) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new().name("watchdog".into()).spawn(move || run(shared))
+    std::thread::Builder::new()
+        .name("watchdog".into())
+        .spawn(move || run(shared))
 }
 
 fn run(shared: Arc<WatchdogShared>) {
-    let mut wd = Watchdog::new(*shared.alert_repeat.lock().unwrap_or_else(|p| p.into_inner()));
+    let mut wd = Watchdog::new(
+        *shared
+            .alert_repeat
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()),
+    );
     let mut last_keepalive: Option<Mono> = None;
     let mut withheld = false;
     while !shared.stop.load(Ordering::Relaxed) {
         let now = shared.clock.mono();
-        wd.set_alert_repeat(*shared.alert_repeat.lock().unwrap_or_else(|p| p.into_inner()));
+        wd.set_alert_repeat(
+            *shared
+                .alert_repeat
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
         let default_alert = *shared.alert_after.lock().unwrap_or_else(|p| p.into_inner());
         let watched: Vec<WatchedFeed> = shared
             .feeds
@@ -79,8 +92,11 @@ fn run(shared: Arc<WatchdogShared>) {
         }
         if let (Some(n), Some(every)) = (&shared.notifier, shared.notify_every) {
             let main_ok = now.0.as_millis() as u64
-                <= shared.main_tick_ms.load(Ordering::Relaxed) + MAIN_STUCK_AFTER.as_millis() as u64;
-            let feeds_ok = watched.iter().all(|f| Watchdog::thread_responsive(&f.health, now));
+                <= shared.main_tick_ms.load(Ordering::Relaxed)
+                    + MAIN_STUCK_AFTER.as_millis() as u64;
+            let feeds_ok = watched
+                .iter()
+                .all(|f| Watchdog::thread_responsive(&f.health, now));
             let due = last_keepalive.is_none_or(|t| now.since(t) >= every);
             if due && main_ok && feeds_ok {
                 if let Err(e) = n.watchdog() {
@@ -97,7 +113,9 @@ fn run(shared: Arc<WatchdogShared>) {
                 );
             }
         }
-        let tick = shared.notify_every.map_or(WATCHDOG_TICK, |e| e.min(WATCHDOG_TICK));
+        let tick = shared
+            .notify_every
+            .map_or(WATCHDOG_TICK, |e| e.min(WATCHDOG_TICK));
         std::thread::sleep(tick);
     }
 }

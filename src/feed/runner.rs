@@ -215,7 +215,10 @@ impl Runner {
                 Ended::Failed { error, live_for } => {
                     self.backoff.connection_ended(live_for);
                     let delay = self.backoff.next_delay(error.class);
-                    let parked = matches!(error.class, ErrorClass::Auth | ErrorClass::MissingCredential);
+                    let parked = matches!(
+                        error.class,
+                        ErrorClass::Auth | ErrorClass::MissingCredential
+                    );
                     let state = if parked {
                         FeedState::Parked
                     } else {

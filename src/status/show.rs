@@ -66,11 +66,8 @@ pub fn observe(runtime_dir: &Path) -> Observed {
     let text = match fs::read_to_string(&status_path) {
         Ok(t) => Some(t),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(e) if holder.is_none() => {
-            // Exists but unreadable, and nobody runs: still "not running".
-            let _ = e;
-            return Observed::NotRunning { stale: true };
-        }
+        // Exists but unreadable, and nobody runs: still "not running".
+        Err(_) if holder.is_none() => return Observed::NotRunning { stale: true },
         Err(e) => {
             return Observed::Unreadable(format!("cannot read {}: {e}", status_path.display()));
         }
@@ -247,6 +244,7 @@ pub fn render_table(doc: &StatusDoc, now: SystemTime) -> String {
                     f.reconnects.to_string(),
                     f.last_error
                         .as_deref()
+                        .filter(|e| !e.trim().is_empty())
                         .map_or("-".to_string(), |e| truncate(e, ERROR_WIDTH)),
                 ]
             })

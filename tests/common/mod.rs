@@ -76,8 +76,16 @@ pub fn write_config(dir: &Path, body: &str) -> PathBuf {
 pub fn spawn_agent(dir: &Path, config: &Path, envs: &[(&str, &str)]) -> Child {
     let log = std::fs::File::create(dir.join("stderr.log")).unwrap();
     let mut cmd = Command::new(BIN);
-    cmd.arg("run").arg("--config").arg(config).stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
-    cmd.env_remove("NOTIFY_SOCKET").env_remove("JOURNAL_STREAM").env_remove("WATCHDOG_USEC").env_remove("RUST_LOG");
+    cmd.arg("run")
+        .arg("--config")
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    cmd.env_remove("NOTIFY_SOCKET")
+        .env_remove("JOURNAL_STREAM")
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("RUST_LOG");
     for (k, v) in envs {
         cmd.env(k, v);
     }
@@ -100,7 +108,11 @@ pub fn feed_state(dir: &Path, name: &str) -> Option<String> {
 
 pub fn feed_field(dir: &Path, name: &str, field: &str) -> Option<serde_json::Value> {
     let doc = status_json(dir)?;
-    doc["feeds"].as_array()?.iter().find(|f| f["name"] == name).map(|f| f[field].clone())
+    doc["feeds"]
+        .as_array()?
+        .iter()
+        .find(|f| f["name"] == name)
+        .map(|f| f[field].clone())
 }
 
 pub fn send_signal(child: &Child, sig: i32) {
@@ -178,7 +190,12 @@ impl FanoutClient {
     }
 
     pub fn count(&self, pred: impl Fn(&serde_json::Value) -> bool) -> usize {
-        self.lines.lock().unwrap().iter().filter(|v| pred(v)).count()
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|v| pred(v))
+            .count()
     }
 
     pub fn snapshot(&self) -> Vec<serde_json::Value> {
