@@ -504,7 +504,7 @@ snapshot() {
 before=$(snapshot)
 out=$(cin "$src/install.sh" --binary "$src/brokerguard" 2>&1) || fail "reinstall: install.sh failed: $out"
 after=$(snapshot)
-changes=$(grep -E '^install.sh: (installed|updated|created|enabled|ran)' <<<"$out" || true)
+changes=$(grep -E '^install.sh: (installed|updated|created|fixed|enabled|ran)' <<<"$out" || true)
 if [[ "$before" == "$after" && -z "$changes" ]] &&
     tail -n 1 "$root/etc/brokerguard/brokerguard.toml" | grep -q 'edited by the operator'; then
     pass "reinstall: second install.sh changed nothing and kept the edited config"
