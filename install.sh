@@ -100,8 +100,7 @@ while (($#)); do
         exit 0
         ;;
     *)
-        usage >&2
-        die "unknown option: $1"
+        die "unknown option: $1 (./install.sh --help lists them)"
         ;;
     esac
 done
