@@ -79,6 +79,14 @@ nspawn_pid=""
 cpid=""
 sim_pid=""
 
+# running PID: alive and not a zombie (an exited child stays a zombie until
+# we wait for it, and kill -0 still succeeds on it).
+running() {
+    local state
+    state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+    [[ -n "$state" && "$state" != Z ]]
+}
+
 teardown() {
     local rc=$?
     if [[ -n "$sim_pid" ]] && kill -0 "$sim_pid" 2>/dev/null; then
@@ -94,10 +102,10 @@ teardown() {
         # SIGRTMIN+4 asks the container's systemd to power off cleanly.
         [[ -z "$cpid" ]] || kill -s RTMIN+4 "$cpid" 2>/dev/null || true
         local deadline=$((SECONDS + 20))
-        while kill -0 "$nspawn_pid" 2>/dev/null && ((SECONDS < deadline)); do
+        while running "$nspawn_pid" && ((SECONDS < deadline)); do
             sleep 0.2
         done
-        if kill -0 "$nspawn_pid" 2>/dev/null; then
+        if running "$nspawn_pid"; then
             info "container did not power off within 20 s: killing systemd-nspawn $nspawn_pid"
             kill -KILL "$nspawn_pid" 2>/dev/null || true
         fi
