@@ -459,10 +459,29 @@ fn stop_disconnects_joins_and_removes_socket() {
     subscribed.send("{\"subscribe\": [\"a\"]}\n");
     assert_eq!(subscribed.line(), json!({"subscribed":["a"]}));
 
+    let logs = logs();
     let started = Instant::now();
     fanout.stop();
     let took = started.elapsed();
     assert!(took < Duration::from_millis(1500), "stop took {took:?}");
+    // stop logs on the calling thread; it warns if it had to abandon threads.
+    let me = thread::current().id();
+    let mine: Vec<_> = logs
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(thread, _, _)| *thread == me)
+        .map(|(_, level, msg)| (*level, msg.clone()))
+        .collect();
+    assert!(
+        mine.contains(&(log::Level::Info, "fan-out: stopped".to_string())),
+        "{mine:?}"
+    );
+    assert!(
+        !mine.iter().any(|(_, msg)| msg.contains("abandoned")),
+        "{mine:?}"
+    );
     assert!(!dir.sock().exists(), "socket file removed");
     assert!(idle.rest_until_eof().is_empty());
     assert!(subscribed.rest_until_eof().is_empty());
