@@ -122,7 +122,12 @@ pub fn audit(cfg: &Config, sources: &Sources, platform_root: &Path) -> DoctorRep
 }
 
 /// Audits, with file ages computed from `now`.
-pub fn audit_at(cfg: &Config, sources: &Sources, platform_root: &Path, now: SystemTime) -> DoctorReport {
+pub fn audit_at(
+    cfg: &Config,
+    sources: &Sources,
+    platform_root: &Path,
+    now: SystemTime,
+) -> DoctorReport {
     let required = required_names(cfg);
     let platform = detect_platform(platform_root, sources);
     let cmds = Commands::new(cfg, &platform);
@@ -149,7 +154,14 @@ pub fn audit_at(cfg: &Config, sources: &Sources, platform_root: &Path, now: Syst
         });
     }
     let ok = problems.iter().all(|p| p.severity != Severity::Error);
-    DoctorReport { ok, config: cfg.path.clone(), credentials, files, platform, problems }
+    DoctorReport {
+        ok,
+        config: cfg.path.clone(),
+        credentials,
+        files,
+        platform,
+        problems,
+    }
 }
 
 /// The commands of fixes, adapted to this host.
@@ -164,24 +176,38 @@ impl Commands {
         let brokerguard = if cfg.path == Path::new(config::DEFAULT_PATH) {
             "sudo brokerguard".to_string()
         } else {
-            format!("sudo BROKERGUARD_CONFIG={} brokerguard", sh_quote(&cfg.path.display().to_string()))
+            format!(
+                "sudo BROKERGUARD_CONFIG={} brokerguard",
+                sh_quote(&cfg.path.display().to_string())
+            )
         };
         let reload = if platform.systemd_unit.is_some() {
             "sudo systemctl reload brokerguard".to_string()
         } else {
-            format!("sudo kill -HUP \"$(cat {})\"", sh_quote(&cfg.agent.pidfile().display().to_string()))
+            format!(
+                "sudo kill -HUP \"$(cat {})\"",
+                sh_quote(&cfg.agent.pidfile().display().to_string())
+            )
         };
-        Commands { brokerguard, reload }
+        Commands {
+            brokerguard,
+            reload,
+        }
     }
 
     fn set(&self, name: &str) -> Vec<String> {
-        vec![format!("{} set-credential {name}", self.brokerguard), self.reload.clone()]
+        vec![
+            format!("{} set-credential {name}", self.brokerguard),
+            self.reload.clone(),
+        ]
     }
 }
 
 /// Single-quotes a path for a shell when it needs it.
 fn sh_quote(s: &str) -> String {
-    if s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+:@%=".contains(c)) {
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+:@%=".contains(c))
+    {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
@@ -197,8 +223,13 @@ fn doctor_problem(p: &CredProblem, cmds: &Commands) -> Option<DoctorProblem> {
     };
     Some(match p {
         CredProblem::FileInvalid { file, line, .. } => mk(
-            vec![format!("sudoedit {}", sh_quote(&file.display().to_string())), cmds.reload.clone()],
-            Some(format!("correct line {line}; or rewrite the value with set-credential")),
+            vec![
+                format!("sudoedit {}", sh_quote(&file.display().to_string())),
+                cmds.reload.clone(),
+            ],
+            Some(format!(
+                "correct line {line}; or rewrite the value with set-credential"
+            )),
         ),
         CredProblem::FileMissing { file } => {
             let f = sh_quote(&file.display().to_string());
@@ -209,8 +240,13 @@ fn doctor_problem(p: &CredProblem, cmds: &Commands) -> Option<DoctorProblem> {
                     sh_quote(&dir.display().to_string())
                 ));
             }
-            fix.push(format!("sudo install -m 0640 -o root -g {SERVICE_GROUP} /dev/null {f}"));
-            mk(fix, Some("then add each credential with set-credential".into()))
+            fix.push(format!(
+                "sudo install -m 0640 -o root -g {SERVICE_GROUP} /dev/null {f}"
+            ));
+            mk(
+                fix,
+                Some("then add each credential with set-credential".into()),
+            )
         }
         CredProblem::FileUnreadable { file, .. } => {
             // SAFETY: geteuid cannot fail.
@@ -222,14 +258,24 @@ fn doctor_problem(p: &CredProblem, cmds: &Commands) -> Option<DoctorProblem> {
                 )
             } else {
                 let f = sh_quote(&file.display().to_string());
-                mk(vec![format!("sudo chmod 0640 {f} && sudo chown root:{SERVICE_GROUP} {f}")], None)
+                mk(
+                    vec![format!(
+                        "sudo chmod 0640 {f} && sudo chown root:{SERVICE_GROUP} {f}"
+                    )],
+                    None,
+                )
             }
         }
         CredProblem::SystemdUnreadable { .. } => mk(
             vec![],
-            Some("check LoadCredential=/SetCredential= in the unit (systemctl cat brokerguard)".into()),
+            Some(
+                "check LoadCredential=/SetCredential= in the unit (systemctl cat brokerguard)"
+                    .into(),
+            ),
         ),
-        CredProblem::Missing { name, .. } | CredProblem::Format { name, .. } => mk(cmds.set(name), None),
+        CredProblem::Missing { name, .. } | CredProblem::Format { name, .. } => {
+            mk(cmds.set(name), None)
+        }
         CredProblem::EnvOnly { name } => DoctorProblem {
             severity: Severity::Error,
             message: p.to_string(),
@@ -266,7 +312,9 @@ fn credential_reports(
             let cred = store.get(name);
             let state = match cred {
                 None => CredState::Missing,
-                Some(_) if fmt.iter().any(|p| p.severity() == Severity::Error) => CredState::Malformed,
+                Some(_) if fmt.iter().any(|p| p.severity() == Severity::Error) => {
+                    CredState::Malformed
+                }
                 Some(c) if c.env_only() => CredState::EnvOnly,
                 Some(_) => CredState::Set,
             };
@@ -285,20 +333,34 @@ fn credential_reports(
         .collect()
 }
 
-fn file_report(path: &Path, load_problems: &[CredProblem], problems: &mut Vec<DoctorProblem>) -> FileReport {
+fn file_report(
+    path: &Path,
+    load_problems: &[CredProblem],
+    problems: &mut Vec<DoctorProblem>,
+) -> FileReport {
     let error = load_problems
         .iter()
         .find(|p| p.file() == Some(path) && !matches!(p, CredProblem::FileMissing { .. }))
         .map(|p| p.reason());
     let symlink_target = std::fs::read_link(path).ok();
     let Ok(meta) = std::fs::metadata(path) else {
-        return FileReport { path: path.to_path_buf(), exists: false, symlink_target, owner: None, group: None, mode: None, error };
+        return FileReport {
+            path: path.to_path_buf(),
+            exists: false,
+            symlink_target,
+            owner: None,
+            group: None,
+            mode: None,
+            error,
+        };
     };
     let owner = user_name(meta.uid());
     let group = group_name(meta.gid());
     let mode = meta.mode() & 0o7777;
     let f = sh_quote(&path.display().to_string());
-    let fix_perms = vec![format!("sudo chmod 0640 {f} && sudo chown root:{SERVICE_GROUP} {f}")];
+    let fix_perms = vec![format!(
+        "sudo chmod 0640 {f} && sudo chown root:{SERVICE_GROUP} {f}"
+    )];
     let shown = path.display();
     if mode & 0o007 != 0 {
         problems.push(DoctorProblem {
@@ -314,7 +376,9 @@ fn file_report(path: &Path, load_problems: &[CredProblem], problems: &mut Vec<Do
     if mode & 0o020 != 0 {
         problems.push(DoctorProblem {
             severity: Severity::Error,
-            message: format!("credentials file {shown} has mode {mode:04o}: group {group} can change it"),
+            message: format!(
+                "credentials file {shown} has mode {mode:04o}: group {group} can change it"
+            ),
             fix: fix_perms.clone(),
             note: None,
         });
@@ -346,11 +410,16 @@ fn detect_platform(root: &Path, sources: &Sources) -> PlatformReport {
     let under_systemd = ["INVOCATION_ID", "NOTIFY_SOCKET"]
         .iter()
         .any(|v| (sources.env)(v).is_some_and(|s| !s.is_empty()));
-    let digitalocean = if read("sys/class/dmi/id/sys_vendor").is_some_and(|v| v.trim() == "DigitalOcean") {
+    let digitalocean = if read("sys/class/dmi/id/sys_vendor")
+        .is_some_and(|v| v.trim() == "DigitalOcean")
+    {
         Some("DMI sys_vendor is DigitalOcean".to_string())
-    } else if read("var/lib/cloud/instance/datasource").is_some_and(|v| v.contains("DigitalOcean")) {
+    } else if read("var/lib/cloud/instance/datasource").is_some_and(|v| v.contains("DigitalOcean"))
+    {
         Some("cloud-init datasource is DigitalOcean".to_string())
-    } else if read("var/lib/cloud/data/status.json").is_some_and(|v| v.contains("DataSourceDigitalOcean")) {
+    } else if read("var/lib/cloud/data/status.json")
+        .is_some_and(|v| v.contains("DataSourceDigitalOcean"))
+    {
         Some("cloud-init status names DataSourceDigitalOcean".to_string())
     } else {
         None
@@ -365,9 +434,17 @@ fn detect_platform(root: &Path, sources: &Sources) -> PlatformReport {
     } else if root.join("run/.containerenv").exists() {
         Some("podman".to_string())
     } else {
-        read("run/systemd/container").map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+        read("run/systemd/container")
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
     };
-    PlatformReport { systemd_unit, under_systemd, digitalocean, droplet_id, container }
+    PlatformReport {
+        systemd_unit,
+        under_systemd,
+        digitalocean,
+        droplet_id,
+        container,
+    }
 }
 
 fn user_name(uid: u32) -> String {
@@ -377,8 +454,12 @@ fn user_name(uid: u32) -> String {
     unsafe {
         let mut pwd: libc::passwd = std::mem::zeroed();
         let mut res: *mut libc::passwd = std::ptr::null_mut();
-        if libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut res) == 0 && !res.is_null() {
-            return std::ffi::CStr::from_ptr(pwd.pw_name).to_string_lossy().into_owned();
+        if libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut res) == 0
+            && !res.is_null()
+        {
+            return std::ffi::CStr::from_ptr(pwd.pw_name)
+                .to_string_lossy()
+                .into_owned();
         }
     }
     uid.to_string()
@@ -390,8 +471,12 @@ fn group_name(gid: u32) -> String {
     unsafe {
         let mut grp: libc::group = std::mem::zeroed();
         let mut res: *mut libc::group = std::ptr::null_mut();
-        if libc::getgrgid_r(gid, &mut grp, buf.as_mut_ptr(), buf.len(), &mut res) == 0 && !res.is_null() {
-            return std::ffi::CStr::from_ptr(grp.gr_name).to_string_lossy().into_owned();
+        if libc::getgrgid_r(gid, &mut grp, buf.as_mut_ptr(), buf.len(), &mut res) == 0
+            && !res.is_null()
+        {
+            return std::ffi::CStr::from_ptr(grp.gr_name)
+                .to_string_lossy()
+                .into_owned();
         }
     }
     gid.to_string()
@@ -416,7 +501,12 @@ impl DoctorReport {
         if self.credentials.is_empty() {
             let _ = writeln!(out, "  (the configuration needs none)");
         }
-        let w = self.credentials.iter().map(|c| c.name.len()).max().unwrap_or(0);
+        let w = self
+            .credentials
+            .iter()
+            .map(|c| c.name.len())
+            .max()
+            .unwrap_or(0);
         for c in &self.credentials {
             let age = c
                 .file_age_s
@@ -442,7 +532,11 @@ impl DoctorReport {
                 let _ = writeln!(out, "  {}  missing", f.path.display());
                 continue;
             }
-            let link = f.symlink_target.as_ref().map(|t| format!(" -> {}", t.display())).unwrap_or_default();
+            let link = f
+                .symlink_target
+                .as_ref()
+                .map(|t| format!(" -> {}", t.display()))
+                .unwrap_or_default();
             let _ = writeln!(
                 out,
                 "  {}{link}  {}:{} {}  {}",
@@ -459,7 +553,10 @@ impl DoctorReport {
         let _ = writeln!(
             out,
             "  systemd unit: {}",
-            p.systemd_unit.as_ref().map(|u| u.display().to_string()).unwrap_or_else(|| "not installed".into())
+            p.systemd_unit
+                .as_ref()
+                .map(|u| u.display().to_string())
+                .unwrap_or_else(|| "not installed".into())
         );
         let _ = writeln!(out, "  running under systemd: {}", yes_no(p.under_systemd));
         let _ = writeln!(
@@ -471,12 +568,20 @@ impl DoctorReport {
                 _ => "no".into(),
             }
         );
-        let _ = writeln!(out, "  container: {}", p.container.as_deref().unwrap_or("no"));
+        let _ = writeln!(
+            out,
+            "  container: {}",
+            p.container.as_deref().unwrap_or("no")
+        );
         if self.problems.is_empty() {
             let _ = writeln!(out, "\nAll good.");
             return out;
         }
-        let errors = self.problems.iter().filter(|p| p.severity == Severity::Error).count();
+        let errors = self
+            .problems
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
+            .count();
         let _ = writeln!(
             out,
             "\nProblems: {errors} error(s), {} warning(s)",
@@ -517,7 +622,11 @@ mod tests {
         k.account = Some("master".into());
         let mut ws = FeedConfig::new("signals", BrokerKind::Websocket);
         ws.auth = Some("${SIGNALS_TOKEN}".into());
-        Config { path: PathBuf::from(config::DEFAULT_PATH), agent, feeds: vec![k, ws] }
+        Config {
+            path: PathBuf::from(config::DEFAULT_PATH),
+            agent,
+            feeds: vec![k, ws],
+        }
     }
 
     #[test]
@@ -525,7 +634,11 @@ mod tests {
         let d = temp_dir("doc");
         let root = d.join("root");
         fs::create_dir_all(root.join("etc/systemd/system")).unwrap();
-        fs::write(root.join("etc/systemd/system/brokerguard.service"), "[Unit]\n").unwrap();
+        fs::write(
+            root.join("etc/systemd/system/brokerguard.service"),
+            "[Unit]\n",
+        )
+        .unwrap();
         fs::create_dir_all(root.join("sys/class/dmi/id")).unwrap();
         fs::write(root.join("sys/class/dmi/id/sys_vendor"), "DigitalOcean\n").unwrap();
         fs::create_dir_all(root.join("var/lib/cloud/data")).unwrap();
@@ -538,17 +651,26 @@ mod tests {
         let sources = Sources::fixed(
             None,
             vec![f.clone()],
-            &[("SIGNALS_TOKEN", "CANARY-env-token"), ("INVOCATION_ID", "abc")],
+            &[
+                ("SIGNALS_TOKEN", "CANARY-env-token"),
+                ("INVOCATION_ID", "abc"),
+            ],
         );
         let r = audit(&c, &sources, &root);
         assert!(!r.ok());
-        let states: Vec<(&str, CredState)> =
-            r.credentials.iter().map(|c| (c.name.as_str(), c.state)).collect();
-        assert_eq!(states, vec![
-            ("KRAKEN_MASTER_API_KEY", CredState::Missing),
-            ("KRAKEN_MASTER_API_SECRET", CredState::Set),
-            ("SIGNALS_TOKEN", CredState::EnvOnly),
-        ]);
+        let states: Vec<(&str, CredState)> = r
+            .credentials
+            .iter()
+            .map(|c| (c.name.as_str(), c.state))
+            .collect();
+        assert_eq!(
+            states,
+            vec![
+                ("KRAKEN_MASTER_API_KEY", CredState::Missing),
+                ("KRAKEN_MASTER_API_SECRET", CredState::Set),
+                ("SIGNALS_TOKEN", CredState::EnvOnly),
+            ]
+        );
         assert!(r.credentials[1].file_age_s.is_some());
         assert_eq!(r.files[0].mode.as_deref(), Some("0644"));
         assert!(r.platform.under_systemd);
@@ -559,7 +681,11 @@ mod tests {
             "sudo brokerguard set-credential KRAKEN_MASTER_API_KEY",
             "sudo systemctl reload brokerguard",
             "sudo brokerguard set-credential SIGNALS_TOKEN",
-            &format!("sudo chmod 0640 {} && sudo chown root:brokerguard {}", f.display(), f.display()),
+            &format!(
+                "sudo chmod 0640 {} && sudo chown root:brokerguard {}",
+                f.display(),
+                f.display()
+            ),
             "every user on this host can read it",
             "env-only",
             "DigitalOcean droplet: yes, id 512345678",
@@ -586,7 +712,10 @@ mod tests {
         let secret = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [1u8; 64]);
         fs::write(
             &f,
-            format!("KRAKEN_MASTER_API_KEY={}\nKRAKEN_MASTER_API_SECRET={secret}\nSIGNALS_TOKEN=t\n", "K".repeat(56)),
+            format!(
+                "KRAKEN_MASTER_API_KEY={}\nKRAKEN_MASTER_API_SECRET={secret}\nSIGNALS_TOKEN=t\n",
+                "K".repeat(56)
+            ),
         )
         .unwrap();
         fs::set_permissions(&f, fs::Permissions::from_mode(0o600)).unwrap();
@@ -603,8 +732,14 @@ mod tests {
         let r = audit(&c, &Sources::fixed(None, vec![f.clone()], &[]), &root);
         assert!(!r.ok());
         let text = r.to_text();
-        assert!(text.contains(&format!("{}:2: missing '='", f.display())), "{text}");
-        assert!(text.contains(&format!("sudoedit {}", f.display())), "{text}");
+        assert!(
+            text.contains(&format!("{}:2: missing '='", f.display())),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("sudoedit {}", f.display())),
+            "{text}"
+        );
         assert!(text.contains("sudo BROKERGUARD_CONFIG='"), "{text}");
         assert!(text.contains("sudo kill -HUP"), "{text}");
         fs::remove_dir_all(&d).unwrap();

@@ -89,8 +89,15 @@ pub fn parse_bytes(bytes: &[u8], file: &Path) -> Result<Vec<Entry>, DotenvError>
     match std::str::from_utf8(bytes) {
         Ok(text) => parse(text, file),
         Err(e) => {
-            let line = 1 + bytes[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count();
-            Err(DotenvError { file: file.to_path_buf(), line, problem: DotenvProblem::NotUtf8 })
+            let line = 1 + bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count();
+            Err(DotenvError {
+                file: file.to_path_buf(),
+                line,
+                problem: DotenvProblem::NotUtf8,
+            })
         }
     }
 }
@@ -101,12 +108,18 @@ pub fn parse(text: &str, file: &Path) -> Result<Vec<Entry>, DotenvError> {
     let mut out = Vec::new();
     for (i, raw) in text.split('\n').enumerate() {
         let line = i + 1;
-        let err = |problem| DotenvError { file: file.to_path_buf(), line, problem };
+        let err = |problem| DotenvError {
+            file: file.to_path_buf(),
+            line,
+            problem,
+        };
         match parse_line(raw) {
             Ok(None) => {}
-            Ok(Some((name, value))) => {
-                out.push(Entry { name: name.to_string(), value: Secret::new(value), line })
-            }
+            Ok(Some((name, value))) => out.push(Entry {
+                name: name.to_string(),
+                value: Secret::new(value),
+                line,
+            }),
             Err(p) => return Err(err(p)),
         }
     }
@@ -253,11 +266,20 @@ mod tests {
 
     #[test]
     fn comments_and_blank_lines() {
-        let v = parse("# head\n\n  # indented\nA=1 # note\nB=x#notcomment\n\t\n", Path::new("f"))
-            .unwrap();
+        let v = parse(
+            "# head\n\n  # indented\nA=1 # note\nB=x#notcomment\n\t\n",
+            Path::new("f"),
+        )
+        .unwrap();
         assert_eq!(v.len(), 2);
-        assert_eq!((v[0].name.as_str(), v[0].value.expose(), v[0].line), ("A", "1", 4));
-        assert_eq!((v[1].name.as_str(), v[1].value.expose(), v[1].line), ("B", "x#notcomment", 5));
+        assert_eq!(
+            (v[0].name.as_str(), v[0].value.expose(), v[0].line),
+            ("A", "1", 4)
+        );
+        assert_eq!(
+            (v[1].name.as_str(), v[1].value.expose(), v[1].line),
+            ("B", "x#notcomment", 5)
+        );
     }
 
     #[test]

@@ -37,10 +37,16 @@ impl fmt::Display for FormatProblem {
 }
 
 fn err(m: impl Into<String>) -> FormatProblem {
-    FormatProblem { severity: Severity::Error, message: m.into() }
+    FormatProblem {
+        severity: Severity::Error,
+        message: m.into(),
+    }
 }
 fn warn(m: impl Into<String>) -> FormatProblem {
-    FormatProblem { severity: Severity::Warning, message: m.into() }
+    FormatProblem {
+        severity: Severity::Warning,
+        message: m.into(),
+    }
 }
 
 /// Whether a field holds a multi-line PEM key (newlines allowed).
@@ -58,7 +64,9 @@ pub fn check(broker: BrokerKind, field: &str, value: &Secret) -> Vec<FormatProbl
         return out;
     }
     if v.contains('\r') {
-        out.push(err("contains a carriage return (CR); remove it (file edited on Windows?)"));
+        out.push(err(
+            "contains a carriage return (CR); remove it (file edited on Windows?)",
+        ));
     }
     if v.contains('\n') && !is_pem_field(broker, field) {
         out.push(err("contains a newline; a value is one line"));
@@ -71,7 +79,9 @@ pub fn check(broker: BrokerKind, field: &str, value: &Secret) -> Vec<FormatProbl
     if t.len() >= 2
         && ((t.starts_with('"') && t.ends_with('"')) || (t.starts_with('\'') && t.ends_with('\'')))
     {
-        out.push(err("is wrapped in quotes that are part of the value; remove them"));
+        out.push(err(
+            "is wrapped in quotes that are part of the value; remove them",
+        ));
     }
     if !out.is_empty() {
         // The shape checks below would only repeat the same mistake.
@@ -98,16 +108,24 @@ fn broker_checks(broker: BrokerKind, field: &str, v: &str) -> Vec<FormatProblem>
             }
         }
         (BrokerKind::Kraken, "API_KEY") => {
-            let base64ish = v.chars().all(|c| c.is_ascii_alphanumeric() || "+/=".contains(c));
+            let base64ish = v
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+/=".contains(c));
             if n != 56 || !base64ish {
                 out.push(warn(format!(
                     "is {n} characters{}; Kraken API keys so far are 56 base64 characters",
-                    if base64ish { "" } else { " with characters outside base64" }
+                    if base64ish {
+                        ""
+                    } else {
+                        " with characters outside base64"
+                    }
                 )));
             }
         }
         (BrokerKind::Alpaca, "API_KEY") => {
-            let upper = v.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+            let upper = v
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
             let prefix = ["PK", "AK", "CK"].iter().any(|p| v.starts_with(p));
             if n != 20 || !upper || !prefix {
                 out.push(warn(format!(
@@ -115,26 +133,29 @@ fn broker_checks(broker: BrokerKind, field: &str, v: &str) -> Vec<FormatProblem>
                 )));
             }
         }
-        (BrokerKind::Alpaca, "API_SECRET") => {
-            if n != 40 || !v.chars().all(|c| c.is_ascii_alphanumeric()) {
-                out.push(warn(format!(
-                    "is {n} characters; Alpaca secret keys so far are 40 letters and digits"
-                )));
-            }
+        (BrokerKind::Alpaca, "API_SECRET")
+            if n != 40 || !v.chars().all(|c| c.is_ascii_alphanumeric()) =>
+        {
+            out.push(warn(format!(
+                "is {n} characters; Alpaca secret keys so far are 40 letters and digits"
+            )));
         }
-        (BrokerKind::Kite, "API_KEY") => {
-            if n != 16 || !v.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()) {
-                out.push(warn(format!(
-                    "is {n} characters; Kite api_keys so far are 16 lower-case letters and digits"
-                )));
-            }
+        (BrokerKind::Kite, "API_KEY")
+            if n != 16
+                || !v
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()) =>
+        {
+            out.push(warn(format!(
+                "is {n} characters; Kite api_keys so far are 16 lower-case letters and digits"
+            )));
         }
-        (BrokerKind::Kite, "ACCESS_TOKEN") => {
-            if n != 32 || !v.chars().all(|c| c.is_ascii_alphanumeric()) {
-                out.push(warn(format!(
-                    "is {n} characters; Kite access tokens so far are 32 letters and digits (paste the access_token, not the request_token)"
-                )));
-            }
+        (BrokerKind::Kite, "ACCESS_TOKEN")
+            if n != 32 || !v.chars().all(|c| c.is_ascii_alphanumeric()) =>
+        {
+            out.push(warn(format!(
+                "is {n} characters; Kite access tokens so far are 32 letters and digits (paste the access_token, not the request_token)"
+            )));
         }
         (BrokerKind::Coinbase, "API_KEY_NAME") => {
             let parts: Vec<&str> = v.split('/').collect();
@@ -159,7 +180,9 @@ fn broker_checks(broker: BrokerKind, field: &str, v: &str) -> Vec<FormatProblem>
                 }
             } else if t.starts_with("-----BEGIN PRIVATE KEY-----") {
                 if !t.ends_with("-----END PRIVATE KEY-----") {
-                    out.push(err("PEM key is cut short: no -----END PRIVATE KEY----- line"));
+                    out.push(err(
+                        "PEM key is cut short: no -----END PRIVATE KEY----- line",
+                    ));
                 }
             } else {
                 out.push(err(
@@ -205,7 +228,8 @@ mod tests {
         ] {
             let p = probs(w, "TEMPLATE", v);
             assert!(
-                p.iter().any(|x| x.severity == Severity::Error && x.message.contains(needle)),
+                p.iter()
+                    .any(|x| x.severity == Severity::Error && x.message.contains(needle)),
                 "{v:?}: {p:?}"
             );
         }
@@ -235,11 +259,19 @@ mod tests {
         assert!(probs(BrokerKind::Alpaca, "API_SECRET", &"a1".repeat(20)).is_empty());
         assert_eq!(probs(BrokerKind::Alpaca, "API_SECRET", "short").len(), 1);
         assert!(probs(BrokerKind::Kite, "API_KEY", "abcdefgh12345678").is_empty());
-        assert_eq!(probs(BrokerKind::Kite, "API_KEY", "ABCDEFGH12345678").len(), 1);
+        assert_eq!(
+            probs(BrokerKind::Kite, "API_KEY", "ABCDEFGH12345678").len(),
+            1
+        );
         assert!(probs(BrokerKind::Kite, "ACCESS_TOKEN", &"aB3".repeat(10)[..30]).len() == 1);
         assert!(probs(BrokerKind::Kite, "ACCESS_TOKEN", &"aB".repeat(16)).is_empty());
         assert!(
-            probs(BrokerKind::Coinbase, "API_KEY_NAME", "organizations/o-1/apiKeys/k-2").is_empty()
+            probs(
+                BrokerKind::Coinbase,
+                "API_KEY_NAME",
+                "organizations/o-1/apiKeys/k-2"
+            )
+            .is_empty()
         );
         assert_eq!(
             probs(BrokerKind::Coinbase, "API_KEY_NAME", "k-2")[0].severity,
@@ -247,7 +279,13 @@ mod tests {
         );
         let pem = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE\n-----END EC PRIVATE KEY-----";
         assert!(probs(BrokerKind::Coinbase, "API_PRIVATE_KEY", pem).is_empty());
-        assert_eq!(probs(BrokerKind::Coinbase, "API_PRIVATE_KEY", &pem[..40]).len(), 1);
-        assert_eq!(probs(BrokerKind::Coinbase, "API_PRIVATE_KEY", "MHcCAQEE").len(), 1);
+        assert_eq!(
+            probs(BrokerKind::Coinbase, "API_PRIVATE_KEY", &pem[..40]).len(),
+            1
+        );
+        assert_eq!(
+            probs(BrokerKind::Coinbase, "API_PRIVATE_KEY", "MHcCAQEE").len(),
+            1
+        );
     }
 }

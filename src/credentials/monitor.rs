@@ -19,15 +19,31 @@ use std::time::SystemTime;
 pub enum CredEvent {
     /// A required credential is gone (or, at the first check, was never there:
     /// then `fingerprint` and `last_seen` are `None`).
-    Lost { name: String, fingerprint: Option<String>, last_seen: Option<SystemTime> },
+    Lost {
+        name: String,
+        fingerprint: Option<String>,
+        last_seen: Option<SystemTime>,
+    },
     /// A lost credential is back.
     Restored { name: String, fingerprint: String },
     /// A credentials source is malformed, missing or unreadable.
-    Invalid { file: PathBuf, line: Option<usize>, reason: String },
+    Invalid {
+        file: PathBuf,
+        line: Option<usize>,
+        reason: String,
+    },
     /// A credential's value changed.
-    Rotated { name: String, old: String, new: String },
+    Rotated {
+        name: String,
+        old: String,
+        new: String,
+    },
     /// A credential's value has a format problem.
-    FormatProblem { name: String, severity: Severity, reason: String },
+    FormatProblem {
+        name: String,
+        severity: Severity,
+        reason: String,
+    },
 }
 
 impl CredEvent {
@@ -35,8 +51,14 @@ impl CredEvent {
     pub fn level(&self) -> log::Level {
         match self {
             CredEvent::Lost { .. } | CredEvent::Invalid { .. } => log::Level::Error,
-            CredEvent::FormatProblem { severity: Severity::Error, .. } => log::Level::Error,
-            CredEvent::FormatProblem { severity: Severity::Warning, .. } => log::Level::Warn,
+            CredEvent::FormatProblem {
+                severity: Severity::Error,
+                ..
+            } => log::Level::Error,
+            CredEvent::FormatProblem {
+                severity: Severity::Warning,
+                ..
+            } => log::Level::Warn,
             CredEvent::Restored { .. } | CredEvent::Rotated { .. } => log::Level::Info,
         }
     }
@@ -45,14 +67,23 @@ impl CredEvent {
     /// `alert=credential_lost name=KRAKEN_MASTER_API_KEY fingerprint=sha256:1a2b3c4d last_seen=2026-11-23T18:00:00Z`.
     pub fn alert_line(&self) -> String {
         match self {
-            CredEvent::Lost { name, fingerprint, last_seen } => format!(
+            CredEvent::Lost {
+                name,
+                fingerprint,
+                last_seen,
+            } => format!(
                 "alert=credential_lost name={} fingerprint={} last_seen={}",
                 kv(name),
                 fingerprint.as_deref().unwrap_or("none"),
-                last_seen.map(rfc3339).unwrap_or_else(|| "never".to_string())
+                last_seen
+                    .map(rfc3339)
+                    .unwrap_or_else(|| "never".to_string())
             ),
             CredEvent::Restored { name, fingerprint } => {
-                format!("alert=credential_restored name={} fingerprint={fingerprint}", kv(name))
+                format!(
+                    "alert=credential_restored name={} fingerprint={fingerprint}",
+                    kv(name)
+                )
             }
             CredEvent::Invalid { file, line, reason } => {
                 let line = line.map(|l| format!(" line={l}")).unwrap_or_default();
@@ -65,7 +96,11 @@ impl CredEvent {
             CredEvent::Rotated { name, old, new } => {
                 format!("token_rotated name={} old={old} new={new}", kv(name))
             }
-            CredEvent::FormatProblem { name, severity, reason } => {
+            CredEvent::FormatProblem {
+                name,
+                severity,
+                reason,
+            } => {
                 let kind = match severity {
                     Severity::Error => "alert=credential_malformed",
                     Severity::Warning => "credential_suspect",
@@ -143,7 +178,10 @@ impl Monitor {
             match store.fingerprint(name) {
                 Some(fp) => {
                     if st.lost {
-                        events.push(CredEvent::Restored { name: name.to_string(), fingerprint: fp.clone() });
+                        events.push(CredEvent::Restored {
+                            name: name.to_string(),
+                            fingerprint: fp.clone(),
+                        });
                     } else if let Some(old) = st.fingerprint.as_ref().filter(|old| **old != fp) {
                         events.push(CredEvent::Rotated {
                             name: name.to_string(),
@@ -183,7 +221,9 @@ impl Monitor {
                 }
                 CredProblem::Format { name, problem } => {
                     if format.insert((name.clone(), problem.message.clone()))
-                        && !self.format.contains(&(name.clone(), problem.message.clone()))
+                        && !self
+                            .format
+                            .contains(&(name.clone(), problem.message.clone()))
                     {
                         events.push(CredEvent::FormatProblem {
                             name: name.clone(),
@@ -196,7 +236,11 @@ impl Monitor {
             }
         }
         for key in invalid.difference(&self.invalid) {
-            events.push(CredEvent::Invalid { file: key.0.clone(), line: key.1, reason: key.2.clone() });
+            events.push(CredEvent::Invalid {
+                file: key.0.clone(),
+                line: key.1,
+                reason: key.2.clone(),
+            });
         }
         self.invalid = invalid;
         self.format = format;
@@ -224,7 +268,10 @@ mod tests {
     fn lost_restored_rotated() {
         let r = req(&["KRAKEN_MASTER_API_KEY"]);
         let mut m = Monitor::new();
-        let s1 = store(&[("KRAKEN_MASTER_API_KEY", "v1")], &["KRAKEN_MASTER_API_KEY"]);
+        let s1 = store(
+            &[("KRAKEN_MASTER_API_KEY", "v1")],
+            &["KRAKEN_MASTER_API_KEY"],
+        );
         let fp1 = s1.fingerprint("KRAKEN_MASTER_API_KEY").unwrap();
         let seen = t(1_795_456_800); // 2026-11-23T18:00:00Z
         assert!(m.observe(seen, &r, &s1, &[]).is_empty());
@@ -232,11 +279,14 @@ mod tests {
 
         let empty = store(&[], &["KRAKEN_MASTER_API_KEY"]);
         let ev = m.observe(t(1_795_456_900), &r, &empty, &[]);
-        assert_eq!(ev, vec![CredEvent::Lost {
-            name: "KRAKEN_MASTER_API_KEY".into(),
-            fingerprint: Some(fp1.clone()),
-            last_seen: Some(t(1_795_456_860)),
-        }]);
+        assert_eq!(
+            ev,
+            vec![CredEvent::Lost {
+                name: "KRAKEN_MASTER_API_KEY".into(),
+                fingerprint: Some(fp1.clone()),
+                last_seen: Some(t(1_795_456_860)),
+            }]
+        );
         assert_eq!(
             ev[0].alert_line(),
             format!(
@@ -247,13 +297,19 @@ mod tests {
         // Still gone: not reported again.
         assert!(m.observe(t(1_795_457_000), &r, &empty, &[]).is_empty());
 
-        let s2 = store(&[("KRAKEN_MASTER_API_KEY", "v2")], &["KRAKEN_MASTER_API_KEY"]);
+        let s2 = store(
+            &[("KRAKEN_MASTER_API_KEY", "v2")],
+            &["KRAKEN_MASTER_API_KEY"],
+        );
         let fp2 = s2.fingerprint("KRAKEN_MASTER_API_KEY").unwrap();
         let ev = m.observe(t(1_795_457_100), &r, &s2, &[]);
-        assert_eq!(ev, vec![CredEvent::Restored {
-            name: "KRAKEN_MASTER_API_KEY".into(),
-            fingerprint: fp2.clone()
-        }]);
+        assert_eq!(
+            ev,
+            vec![CredEvent::Restored {
+                name: "KRAKEN_MASTER_API_KEY".into(),
+                fingerprint: fp2.clone()
+            }]
+        );
         assert_eq!(ev[0].level(), log::Level::Info);
         assert_eq!(
             ev[0].alert_line(),
@@ -261,11 +317,14 @@ mod tests {
         );
 
         let ev = m.observe(t(1_795_457_200), &r, &s1, &[]);
-        assert_eq!(ev, vec![CredEvent::Rotated {
-            name: "KRAKEN_MASTER_API_KEY".into(),
-            old: fp2.clone(),
-            new: fp1.clone()
-        }]);
+        assert_eq!(
+            ev,
+            vec![CredEvent::Rotated {
+                name: "KRAKEN_MASTER_API_KEY".into(),
+                old: fp2.clone(),
+                new: fp1.clone()
+            }]
+        );
         assert_eq!(
             ev[0].alert_line(),
             format!("token_rotated name=KRAKEN_MASTER_API_KEY old={fp2} new={fp1}")
@@ -278,7 +337,10 @@ mod tests {
         let mut m = Monitor::new();
         let empty = store(&[], &["A"]);
         let ev = m.observe(t(10), &r, &empty, &[]);
-        assert_eq!(ev[0].alert_line(), "alert=credential_lost name=A fingerprint=none last_seen=never");
+        assert_eq!(
+            ev[0].alert_line(),
+            "alert=credential_lost name=A fingerprint=none last_seen=never"
+        );
         assert!(m.observe(t(20), &r, &empty, &[]).is_empty());
     }
 
@@ -319,7 +381,11 @@ mod tests {
         let mut m = Monitor::new();
         let ev = m.observe(t(1), &r, &out.store, &out.problems);
         assert_eq!(ev.len(), 1, "{ev:?}");
-        assert!(ev[0].alert_line().starts_with("alert=credential_malformed name=A reason=\"is wrapped in quotes"));
+        assert!(
+            ev[0]
+                .alert_line()
+                .starts_with("alert=credential_malformed name=A reason=\"is wrapped in quotes")
+        );
         assert!(m.observe(t(2), &r, &out.store, &out.problems).is_empty());
     }
 }

@@ -38,7 +38,13 @@ pub fn broker_fields(broker: BrokerKind) -> &'static [&'static str] {
 pub fn credential_name(broker: BrokerKind, account: &str, field: &str) -> String {
     let raw = format!("{}_{}_{}", broker.as_str(), account, field);
     raw.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -110,7 +116,11 @@ pub fn substitute(template: &str, store: &CredentialStore) -> Result<Secret, Mis
         let name = &after[..j];
         match store.get(name) {
             Some(c) => out.push_str(c.value.expose()),
-            None => return Err(MissingCredential { name: name.to_string() }),
+            None => {
+                return Err(MissingCredential {
+                    name: name.to_string(),
+                });
+            }
         }
         rest = &after[j + 1..];
     }
@@ -126,7 +136,11 @@ mod tests {
     use std::path::PathBuf;
 
     fn cfg(feeds: Vec<FeedConfig>) -> Config {
-        Config { path: PathBuf::from("t.toml"), agent: AgentConfig::defaults(), feeds }
+        Config {
+            path: PathBuf::from("t.toml"),
+            agent: AgentConfig::defaults(),
+            feeds,
+        }
     }
 
     fn broker(name: &str, kind: BrokerKind, account: &str) -> FeedConfig {
@@ -160,10 +174,16 @@ mod tests {
             ("KITE_MAIN_API_KEY", "z", "API_KEY"),
             ("KITE_MAIN_ACCESS_TOKEN", "z", "ACCESS_TOKEN"),
             ("COINBASE_USER_DAIVON_API_KEY_NAME", "c", "API_KEY_NAME"),
-            ("COINBASE_USER_DAIVON_API_PRIVATE_KEY", "c", "API_PRIVATE_KEY"),
+            (
+                "COINBASE_USER_DAIVON_API_PRIVATE_KEY",
+                "c",
+                "API_PRIVATE_KEY",
+            ),
         ];
-        let want: Vec<(String, String, String)> =
-            want.iter().map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string())).collect();
+        let want: Vec<(String, String, String)> = want
+            .iter()
+            .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+            .collect();
         assert_eq!(got, want);
     }
 

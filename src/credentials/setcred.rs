@@ -32,7 +32,11 @@ pub enum SetCredError {
     /// The value is empty.
     EmptyValue,
     /// A file operation failed.
-    Io { path: PathBuf, action: &'static str, error: io::Error },
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        error: io::Error,
+    },
 }
 
 impl fmt::Display for SetCredError {
@@ -62,7 +66,8 @@ impl std::error::Error for SetCredError {}
 /// `[A-Z][A-Z0-9_]*`
 pub fn valid_credential_name(name: &str) -> bool {
     let mut c = name.chars();
-    matches!(c.next(), Some('A'..='Z')) && c.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+    matches!(c.next(), Some('A'..='Z'))
+        && c.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
 fn is_pem(v: &str) -> bool {
@@ -72,7 +77,8 @@ fn is_pem(v: &str) -> bool {
 /// The value as it must appear after `NAME=` so [`dotenv::parse`] reads it back exactly.
 pub fn encode_value(v: &str) -> String {
     let plain = !v.is_empty()
-        && v.chars().all(|c| c.is_ascii_alphanumeric() || "_-.,:/+=@%^~".contains(c));
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.,:/+=@%^~".contains(c));
     if plain {
         v.to_string()
     } else if !v.contains('\'') && !v.contains('\n') {
@@ -96,7 +102,9 @@ pub fn encode_value(v: &str) -> String {
 /// Writes `name=value` into `file` atomically (see the module doc).
 pub fn set_credential(file: &Path, name: &str, value: &Secret) -> Result<(), SetCredError> {
     if !valid_credential_name(name) {
-        return Err(SetCredError::InvalidName { name: name.to_string() });
+        return Err(SetCredError::InvalidName {
+            name: name.to_string(),
+        });
     }
     let v = value.expose();
     if v.is_empty() {
@@ -109,11 +117,24 @@ pub fn set_credential(file: &Path, name: &str, value: &Secret) -> Result<(), Set
     let target = match fs::canonicalize(file) {
         Ok(p) => p,
         Err(e) if e.kind() == io::ErrorKind::NotFound => file.to_path_buf(),
-        Err(error) => return Err(SetCredError::Io { path: file.to_path_buf(), action: "resolve", error }),
+        Err(error) => {
+            return Err(SetCredError::Io {
+                path: file.to_path_buf(),
+                action: "resolve",
+                error,
+            });
+        }
     };
-    let io_err = |action, error| SetCredError::Io { path: target.clone(), action, error };
+    let io_err = |action, error| SetCredError::Io {
+        path: target.clone(),
+        action,
+        error,
+    };
     let (old, meta) = match fs::read(&target) {
-        Ok(bytes) => (bytes, Some(fs::metadata(&target).map_err(|e| io_err("inspect", e))?)),
+        Ok(bytes) => (
+            bytes,
+            Some(fs::metadata(&target).map_err(|e| io_err("inspect", e))?),
+        ),
         Err(e) if e.kind() == io::ErrorKind::NotFound => (Vec::new(), None),
         Err(e) => return Err(io_err("read", e)),
     };
@@ -163,14 +184,25 @@ impl Drop for Wiped {
     }
 }
 
-fn write_atomically(target: &Path, content: &[u8], meta: Option<&fs::Metadata>) -> Result<(), SetCredError> {
+fn write_atomically(
+    target: &Path,
+    content: &[u8],
+    meta: Option<&fs::Metadata>,
+) -> Result<(), SetCredError> {
     let dir = match target.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let base = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let base = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{base}.tmp-{}", std::process::id()));
-    let io_err = |path: &Path, action, error| SetCredError::Io { path: path.to_path_buf(), action, error };
+    let io_err = |path: &Path, action, error| SetCredError::Io {
+        path: path.to_path_buf(),
+        action,
+        error,
+    };
     let _ = fs::remove_file(&tmp);
     let mut f = OpenOptions::new()
         .write(true)
@@ -198,7 +230,9 @@ fn write_atomically(target: &Path, content: &[u8], meta: Option<&fs::Metadata>) 
         }
         f.sync_all().map_err(|e| io_err(&tmp, "sync", e))?;
         fs::rename(&tmp, target).map_err(|e| io_err(target, "replace", e))?;
-        File::open(&dir).and_then(|d| d.sync_all()).map_err(|e| io_err(&dir, "sync folder", e))
+        File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io_err(&dir, "sync folder", e))
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -300,7 +334,11 @@ mod tests {
         );
         let m = fs::metadata(&f).unwrap();
         assert_eq!(m.mode() & 0o7777, 0o600, "mode kept");
-        assert_ne!(m.ino(), ino_before, "replaced by rename, not rewritten in place");
+        assert_ne!(
+            m.ino(),
+            ino_before,
+            "replaced by rename, not rewritten in place"
+        );
         // Appending, to a file whose last line has no newline.
         set_credential(&f, "NEW_ONE", &Secret::new("x\"y'z\\")).unwrap();
         let after2 = fs::read(&f).unwrap();
@@ -316,7 +354,14 @@ mod tests {
         let d = temp_dir("setrt");
         let f = d.join("c.env");
         let pem = "-----BEGIN EC PRIVATE KEY-----\nMHc+/=\n-----END EC PRIVATE KEY-----\n";
-        let values = ["plain+/==", " spaced ", "a#b", "it's \"q\" \\", "$HOME", pem];
+        let values = [
+            "plain+/==",
+            " spaced ",
+            "a#b",
+            "it's \"q\" \\",
+            "$HOME",
+            pem,
+        ];
         for (i, v) in values.iter().enumerate() {
             set_credential(&f, &format!("V{i}"), &Secret::new(*v)).unwrap();
         }
@@ -336,7 +381,12 @@ mod tests {
         let link = d.join("link.env");
         std::os::unix::fs::symlink("c.env", &link).unwrap();
         set_credential(&link, "B", &Secret::new("2")).unwrap();
-        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
         assert_eq!(fs::read_to_string(&f).unwrap(), "A=1\nB=2\n");
         fs::remove_dir_all(&d).unwrap();
     }
@@ -355,7 +405,10 @@ mod tests {
             assert!(matches!(e, SetCredError::ValueHasLineBreak));
             assert!(!e.to_string().contains("CANARY") && !format!("{e:?}").contains("CANARY"));
         }
-        assert!(matches!(set_credential(f, "A", &Secret::new("")), Err(SetCredError::EmptyValue)));
+        assert!(matches!(
+            set_credential(f, "A", &Secret::new("")),
+            Err(SetCredError::EmptyValue)
+        ));
     }
 
     #[test]

@@ -10,10 +10,10 @@
 //! a file that parsed fine and no longer names a credential really lost it,
 //! and so does a file that was deleted.
 
+use super::Secret;
 use super::dotenv::{self, DotenvProblem};
 use super::format::{self, FormatProblem, Severity};
 use super::required::{Required, distinct_names};
-use super::Secret;
 use crate::config::AgentConfig;
 use crate::status::schema::CredentialStatus;
 use std::collections::BTreeMap;
@@ -27,7 +27,10 @@ use std::time::SystemTime;
 pub enum Source {
     /// The systemd credentials folder the value was read from.
     Systemd(PathBuf),
-    File { path: PathBuf, line: usize },
+    File {
+        path: PathBuf,
+        line: usize,
+    },
     Env,
 }
 
@@ -60,13 +63,16 @@ impl Credential {
     }
 }
 
+/// Looks a variable up in the process environment (injectable for tests).
+pub type EnvLookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// Where credentials are read from. Injectable so tests need neither the
 /// real environment nor `$CREDENTIALS_DIRECTORY`.
 pub struct Sources {
     pub systemd_dir: Option<PathBuf>,
     pub files: Vec<PathBuf>,
     /// Looks a variable up in the process environment.
-    pub env: Box<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    pub env: EnvLookup,
 }
 
 impl fmt::Debug for Sources {
@@ -91,10 +97,20 @@ impl Sources {
     }
 
     /// Fixed sources (tests, demo): `env` is the whole environment.
-    pub fn fixed(systemd_dir: Option<PathBuf>, files: Vec<PathBuf>, env: &[(&str, &str)]) -> Sources {
-        let env: BTreeMap<String, String> =
-            env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Sources { systemd_dir, files, env: Box::new(move |name| env.get(name).cloned()) }
+    pub fn fixed(
+        systemd_dir: Option<PathBuf>,
+        files: Vec<PathBuf>,
+        env: &[(&str, &str)],
+    ) -> Sources {
+        let env: BTreeMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Sources {
+            systemd_dir,
+            files,
+            env: Box::new(move |name| env.get(name).cloned()),
+        }
     }
 }
 
@@ -102,7 +118,11 @@ impl Sources {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CredProblem {
     /// A malformed line (`alert=credentials_invalid`). The file's last good values stay in force.
-    FileInvalid { file: PathBuf, line: usize, problem: DotenvProblem },
+    FileInvalid {
+        file: PathBuf,
+        line: usize,
+        problem: DotenvProblem,
+    },
     /// A configured credentials file does not exist.
     FileMissing { file: PathBuf },
     /// A credentials file exists but cannot be read. Its last good values stay in force.
@@ -112,7 +132,10 @@ pub enum CredProblem {
     /// A required credential is in no source.
     Missing { name: String, feeds: Vec<String> },
     /// A value's format is wrong.
-    Format { name: String, problem: FormatProblem },
+    Format {
+        name: String,
+        problem: FormatProblem,
+    },
     /// Found only in the process environment.
     EnvOnly { name: String },
 }
@@ -172,10 +195,20 @@ impl fmt::Display for CredProblem {
                 write!(f, "credentials file {}: {}", file.display(), self.reason())
             }
             CredProblem::SystemdUnreadable { path, .. } => {
-                write!(f, "systemd credential {}: {}", path.display(), self.reason())
+                write!(
+                    f,
+                    "systemd credential {}: {}",
+                    path.display(),
+                    self.reason()
+                )
             }
             CredProblem::Missing { name, feeds } => {
-                write!(f, "credential {name} (feed {}) is {}", feeds.join(", "), self.reason())
+                write!(
+                    f,
+                    "credential {name} (feed {}) is {}",
+                    feeds.join(", "),
+                    self.reason()
+                )
             }
             CredProblem::Format { name, .. } => write!(f, "credential {name} {}", self.reason()),
             CredProblem::EnvOnly { name } => write!(f, "credential {name} is {}", self.reason()),
@@ -229,7 +262,13 @@ impl CredentialStore {
     /// This is what a reload (watcher event, SIGHUP, periodic check) calls.
     pub fn reload(prev: &CredentialStore, sources: &Sources, required: &[Required]) -> LoadOutcome {
         let (fresh, mut problems) = Self::read_sources(sources, required);
-        let store = Self::merge_keep_last_good(prev, &LoadOutcome { store: fresh, problems: vec![] });
+        let store = Self::merge_keep_last_good(
+            prev,
+            &LoadOutcome {
+                store: fresh,
+                problems: vec![],
+            },
+        );
         problems.extend(store.value_problems(required));
         LoadOutcome { store, problems }
     }
@@ -239,7 +278,11 @@ impl CredentialStore {
     /// parsed fine without a name, does not.
     pub fn merge_keep_last_good(prev: &CredentialStore, outcome: &LoadOutcome) -> CredentialStore {
         let mut store = outcome.store.clone();
-        for layer in store.files.iter_mut().filter(|l| l.state == FileState::Failed) {
+        for layer in store
+            .files
+            .iter_mut()
+            .filter(|l| l.state == FileState::Failed)
+        {
             if let Some(old) = prev.files.iter().find(|o| o.path == layer.path) {
                 layer.entries = old.entries.clone();
                 layer.kept_last_good = !old.entries.is_empty();
@@ -249,7 +292,10 @@ impl CredentialStore {
         store
     }
 
-    fn read_sources(sources: &Sources, required: &[Required]) -> (CredentialStore, Vec<CredProblem>) {
+    fn read_sources(
+        sources: &Sources,
+        required: &[Required],
+    ) -> (CredentialStore, Vec<CredProblem>) {
         let names = distinct_names(required);
         let mut problems = Vec::new();
         let mut store = CredentialStore::default();
@@ -281,7 +327,11 @@ impl CredentialStore {
             if let Some(v) = (sources.env)(name) {
                 store.env.insert(
                     name.to_string(),
-                    Credential { value: Secret::new(v), source: Source::Env, file_mtime: None },
+                    Credential {
+                        value: Secret::new(v),
+                        source: Source::Env,
+                        file_mtime: None,
+                    },
                 );
             }
         }
@@ -313,10 +363,15 @@ impl CredentialStore {
                 }),
                 Some(c) => {
                     for problem in self.format_problems_of(required, name, c) {
-                        out.push(CredProblem::Format { name: name.to_string(), problem });
+                        out.push(CredProblem::Format {
+                            name: name.to_string(),
+                            problem,
+                        });
                     }
                     if c.env_only() {
-                        out.push(CredProblem::EnvOnly { name: name.to_string() });
+                        out.push(CredProblem::EnvOnly {
+                            name: name.to_string(),
+                        });
                     }
                 }
             }
@@ -324,7 +379,12 @@ impl CredentialStore {
         out
     }
 
-    fn format_problems_of(&self, required: &[Required], name: &str, c: &Credential) -> Vec<FormatProblem> {
+    fn format_problems_of(
+        &self,
+        required: &[Required],
+        name: &str,
+        c: &Credential,
+    ) -> Vec<FormatProblem> {
         let mut out: Vec<FormatProblem> = Vec::new();
         for r in required.iter().filter(|r| r.name == name) {
             for p in format::check(r.broker, &r.field, &c.value) {
@@ -352,12 +412,20 @@ impl CredentialStore {
     /// The configured files whose last good values are in force because the
     /// current content is malformed or unreadable.
     pub fn files_kept_last_good(&self) -> Vec<&Path> {
-        self.files.iter().filter(|l| l.kept_last_good).map(|l| l.path.as_path()).collect()
+        self.files
+            .iter()
+            .filter(|l| l.kept_last_good)
+            .map(|l| l.path.as_path())
+            .collect()
     }
 
     /// The feeds whose credentials differ (value, appearance or disappearance)
     /// between `old` and `new`, in `required` order: the feeds to reconnect.
-    pub fn changed_feeds(old: &CredentialStore, new: &CredentialStore, required: &[Required]) -> Vec<String> {
+    pub fn changed_feeds(
+        old: &CredentialStore,
+        new: &CredentialStore,
+        required: &[Required],
+    ) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for r in required {
             if out.contains(&r.feed) {
@@ -444,10 +512,18 @@ fn read_file(path: &Path) -> (FileLayer, Option<CredProblem>) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             layer.state = FileState::Missing;
-            return (layer, Some(CredProblem::FileMissing { file: path.to_path_buf() }));
+            return (
+                layer,
+                Some(CredProblem::FileMissing {
+                    file: path.to_path_buf(),
+                }),
+            );
         }
         Err(e) => {
-            let problem = CredProblem::FileUnreadable { file: path.to_path_buf(), error: e.to_string() };
+            let problem = CredProblem::FileUnreadable {
+                file: path.to_path_buf(),
+                error: e.to_string(),
+            };
             return (layer, Some(problem));
         }
     };
@@ -457,13 +533,27 @@ fn read_file(path: &Path) -> (FileLayer, Option<CredProblem>) {
             layer.state = FileState::Parsed;
             // A later line for the same name wins within a file.
             for e in entries {
-                let source = Source::File { path: path.to_path_buf(), line: e.line };
-                layer.entries.insert(e.name, Credential { value: e.value, source, file_mtime: mtime });
+                let source = Source::File {
+                    path: path.to_path_buf(),
+                    line: e.line,
+                };
+                layer.entries.insert(
+                    e.name,
+                    Credential {
+                        value: e.value,
+                        source,
+                        file_mtime: mtime,
+                    },
+                );
             }
             (layer, None)
         }
         Err(e) => {
-            let problem = CredProblem::FileInvalid { file: e.file, line: e.line, problem: e.problem };
+            let problem = CredProblem::FileInvalid {
+                file: e.file,
+                line: e.line,
+                problem: e.problem,
+            };
             (layer, Some(problem))
         }
     }
@@ -516,19 +606,38 @@ pub(crate) mod tests {
         let out = CredentialStore::load(&s, &req(&["A", "B", "C", "D", "E"]));
         let st = &out.store;
         assert_eq!(st.get("A").unwrap().value.expose(), "from-systemd");
-        assert_eq!(st.get("A").unwrap().source.to_string(), format!("systemd:{}", sd.display()));
+        assert_eq!(
+            st.get("A").unwrap().source.to_string(),
+            format!("systemd:{}", sd.display())
+        );
         assert_eq!(st.get("B").unwrap().value.expose(), "f1");
-        assert_eq!(st.get("B").unwrap().source, Source::File { path: f1.clone(), line: 2 });
+        assert_eq!(
+            st.get("B").unwrap().source,
+            Source::File {
+                path: f1.clone(),
+                line: 2
+            }
+        );
         assert_eq!(st.get("C").unwrap().value.expose(), "f2");
-        assert_eq!(st.get("C").unwrap().source.to_string(), format!("file:{}", f2.display()));
+        assert_eq!(
+            st.get("C").unwrap().source.to_string(),
+            format!("file:{}", f2.display())
+        );
         assert!(st.get("C").unwrap().file_mtime.is_some());
         let d_cred = st.get("D").unwrap();
         assert!(d_cred.env_only());
         assert_eq!(d_cred.source.to_string(), "env");
         assert!(!st.get("C").unwrap().env_only());
         assert!(st.get("E").is_none());
-        assert!(out.problems.contains(&CredProblem::EnvOnly { name: "D".into() }));
-        assert!(out.problems.iter().any(|p| matches!(p, CredProblem::Missing { name, .. } if name == "E")));
+        assert!(
+            out.problems
+                .contains(&CredProblem::EnvOnly { name: "D".into() })
+        );
+        assert!(
+            out.problems
+                .iter()
+                .any(|p| matches!(p, CredProblem::Missing { name, .. } if name == "E"))
+        );
         assert_eq!(out.problems.len(), 2, "{:?}", out.problems);
         let status = st.to_status(&req(&["D", "E"]));
         assert_eq!(status[0].source.as_deref(), Some("env"));
@@ -544,7 +653,11 @@ pub(crate) mod tests {
         let f2 = d.join("b.env");
         std::fs::write(&f1, "TOKEN=old\nOTHER=x\n").unwrap();
         std::fs::write(&f2, "SECOND=s\n").unwrap();
-        let s = Sources::fixed(None, vec![f1.clone(), f2.clone()], &[("TOKEN", "env-value")]);
+        let s = Sources::fixed(
+            None,
+            vec![f1.clone(), f2.clone()],
+            &[("TOKEN", "env-value")],
+        );
         let r = req(&["TOKEN", "OTHER", "SECOND"]);
         let first = CredentialStore::load(&s, &r);
         assert!(first.problems.is_empty(), "{:?}", first.problems);
@@ -561,10 +674,18 @@ pub(crate) mod tests {
         assert_eq!(second.store.get("TOKEN").unwrap().value.expose(), "old");
         assert_eq!(second.store.get("OTHER").unwrap().value.expose(), "x");
         assert_eq!(second.store.files_kept_last_good(), vec![f1.as_path()]);
-        assert!(second.problems.iter().all(|p| !matches!(p, CredProblem::Missing { .. })));
+        assert!(
+            second
+                .problems
+                .iter()
+                .all(|p| !matches!(p, CredProblem::Missing { .. }))
+        );
         // Plain load without merge would lose them (shows the merge matters).
         let plain = CredentialStore::load(&s, &r);
-        assert_eq!(plain.store.get("TOKEN").unwrap().value.expose(), "env-value");
+        assert_eq!(
+            plain.store.get("TOKEN").unwrap().value.expose(),
+            "env-value"
+        );
 
         // Still malformed on the next reload: still kept (carried over twice).
         let third = CredentialStore::reload(&second.store, &s, &r);
@@ -576,17 +697,25 @@ pub(crate) mod tests {
         assert_eq!(fourth.store.get("TOKEN").unwrap().value.expose(), "new");
         assert!(fourth.store.get("OTHER").is_none());
         assert!(fourth.store.files_kept_last_good().is_empty());
-        assert_eq!(CredentialStore::changed_feeds(&third.store, &fourth.store, &r), vec![
-            "feed_token".to_string(),
-            "feed_other".to_string()
-        ]);
+        assert_eq!(
+            CredentialStore::changed_feeds(&third.store, &fourth.store, &r),
+            vec!["feed_token".to_string(), "feed_other".to_string()]
+        );
 
         // Deleted file: its values are gone, and the problem says how to create it.
         std::fs::remove_file(&f1).unwrap();
         let fifth = CredentialStore::reload(&fourth.store, &s, &r);
         assert_eq!(fifth.store.get("TOKEN").unwrap().source, Source::Env);
-        let missing = fifth.problems.iter().find(|p| matches!(p, CredProblem::FileMissing { .. }));
-        assert!(missing.unwrap().to_string().contains("sudo install -m 0640"));
+        let missing = fifth
+            .problems
+            .iter()
+            .find(|p| matches!(p, CredProblem::FileMissing { .. }));
+        assert!(
+            missing
+                .unwrap()
+                .to_string()
+                .contains("sudo install -m 0640")
+        );
         assert_eq!(fifth.store.get("SECOND").unwrap().value.expose(), "s");
         std::fs::remove_dir_all(&d).unwrap();
     }
@@ -598,7 +727,10 @@ pub(crate) mod tests {
         let r = req(&["X", "Y"]);
         let sa = CredentialStore::load(&a, &r).store;
         let sb = CredentialStore::load(&b, &r).store;
-        assert_eq!(CredentialStore::changed_feeds(&sa, &sb, &r), vec!["feed_y".to_string()]);
+        assert_eq!(
+            CredentialStore::changed_feeds(&sa, &sb, &r),
+            vec!["feed_y".to_string()]
+        );
         assert!(CredentialStore::changed_feeds(&sa, &sa, &r).is_empty());
     }
 
@@ -606,7 +738,11 @@ pub(crate) mod tests {
     fn format_problems_reported_per_name() {
         let s = Sources::fixed(None, vec![], &[("T", " padded")]);
         let out = CredentialStore::load(&s, &req(&["T"]));
-        assert!(out.problems.iter().any(|p| matches!(p, CredProblem::Format { name, .. } if name == "T")));
+        assert!(
+            out.problems
+                .iter()
+                .any(|p| matches!(p, CredProblem::Format { name, .. } if name == "T"))
+        );
         let st = out.store.to_status(&req(&["T"]));
         assert!(st[0].problems.iter().any(|p| p.contains("whitespace")));
     }

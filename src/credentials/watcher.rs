@@ -48,14 +48,22 @@ impl Watcher {
         on_change: Box<dyn FnMut() + Send>,
     ) -> io::Result<Watcher> {
         let inotify = Inotify::init()?;
-        let mut state = WatchState { inotify, files: absolute(files)?, targets: BTreeMap::new(), watched: Vec::new() };
+        let mut state = WatchState {
+            inotify,
+            files: absolute(files)?,
+            targets: BTreeMap::new(),
+            watched: Vec::new(),
+        };
         state.refresh();
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
         let thread = std::thread::Builder::new()
             .name("cred-watcher".into())
             .spawn(move || run(state, debounce, on_change, &stop2))?;
-        Ok(Watcher { stop, thread: Some(thread) })
+        Ok(Watcher {
+            stop,
+            thread: Some(thread),
+        })
     }
 
     /// Stops the thread and waits for it (at most about one tick).
@@ -79,7 +87,16 @@ impl Drop for Watcher {
 
 fn absolute(files: &[PathBuf]) -> io::Result<Vec<PathBuf>> {
     let cwd = std::env::current_dir()?;
-    Ok(files.iter().map(|f| if f.is_absolute() { f.clone() } else { cwd.join(f) }).collect())
+    Ok(files
+        .iter()
+        .map(|f| {
+            if f.is_absolute() {
+                f.clone()
+            } else {
+                cwd.join(f)
+            }
+        })
+        .collect())
 }
 
 struct WatchState {
@@ -99,8 +116,13 @@ impl WatchState {
         for f in &self.files {
             let mut cur = f.clone();
             for _ in 0..=MAX_LINKS {
-                let (Some(dir), Some(name)) = (cur.parent(), cur.file_name()) else { break };
-                targets.entry(dir.to_path_buf()).or_default().insert(name.to_os_string());
+                let (Some(dir), Some(name)) = (cur.parent(), cur.file_name()) else {
+                    break;
+                };
+                targets
+                    .entry(dir.to_path_buf())
+                    .or_default()
+                    .insert(name.to_os_string());
                 match std::fs::read_link(&cur) {
                     Ok(t) => cur = if t.is_absolute() { t } else { dir.join(t) },
                     Err(_) => break,
@@ -158,7 +180,10 @@ impl WatchState {
                 let Some((_, dir)) = self.watched.iter().find(|(wd, _)| *wd == ev.wd) else {
                     continue;
                 };
-                if ev.mask.intersects(EventMask::IGNORED | EventMask::DELETE_SELF | EventMask::MOVE_SELF) {
+                if ev
+                    .mask
+                    .intersects(EventMask::IGNORED | EventMask::DELETE_SELF | EventMask::MOVE_SELF)
+                {
                     // The folder itself went away: watch it again once it is back.
                     relevant = true;
                     gone.push(ev.wd.clone());
@@ -180,7 +205,12 @@ impl WatchState {
     }
 }
 
-fn run(mut state: WatchState, debounce: Duration, mut on_change: Box<dyn FnMut() + Send>, stop: &AtomicBool) {
+fn run(
+    mut state: WatchState,
+    debounce: Duration,
+    mut on_change: Box<dyn FnMut() + Send>,
+    stop: &AtomicBool,
+) {
     let mut buf = [0u8; 8192];
     let mut last_event: Option<Instant> = None;
     while !stop.load(Ordering::SeqCst) {
@@ -188,7 +218,11 @@ fn run(mut state: WatchState, debounce: Duration, mut on_change: Box<dyn FnMut()
             Some(t) => debounce.saturating_sub(t.elapsed()).min(TICK),
             None => TICK,
         };
-        let mut pfd = libc::pollfd { fd: state.inotify.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: state.inotify.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: one valid pollfd for the duration of the call.
         let n = unsafe { libc::poll(&mut pfd, 1, timeout.as_millis().max(1) as libc::c_int) };
         if n > 0 && state.drain(&mut buf) {
