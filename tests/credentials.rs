@@ -425,3 +425,32 @@ fn canary_secrets_appear_in_no_output() {
     assert!(real.value.expose().contains("CANARY"));
     fs::remove_dir_all(&d).unwrap();
 }
+
+/// Twenty token-file renames: time from the rename to the callback that
+/// sees the new value. Printed for the closing note; bounded for CI.
+#[test]
+fn rotation_latency_of_twenty_renames() {
+    let d = temp_dir("latency");
+    let file = d.join("token.env");
+    fs::write(&file, "TOKEN=t0\n").unwrap();
+    let (w, rx) = watch(&file);
+    let mut took = Vec::new();
+    for i in 1..=20 {
+        let tmp = d.join(".token.env.new");
+        fs::write(&tmp, format!("TOKEN=t{i}\n")).unwrap();
+        fs::rename(&tmp, &file).unwrap();
+        took.push(expect_value(&rx, &format!("t{i}"), "rename rotation"));
+    }
+    w.stop();
+    took.sort();
+    let (median, worst) = (took[took.len() / 2], took[took.len() - 1]);
+    eprintln!(
+        "rename -> watcher callback with new value, 20 rotations, debounce {DEBOUNCE:?}: median {median:?}, worst {worst:?}"
+    );
+    assert!(
+        median >= DEBOUNCE,
+        "callback before the debounce window: {median:?}"
+    );
+    assert!(worst < Duration::from_secs(1), "worst {worst:?}");
+    fs::remove_dir_all(&d).unwrap();
+}

@@ -9,7 +9,10 @@
 //! this host. Host files are read under `platform_root` so tests can fake a
 //! host; the environment comes from [`Sources::env`].
 //!
-//! [`DoctorReport::ok`] is false when any problem is an error. Warnings
+//! [`DoctorReport::ok`] is false when any problem is an error: a missing,
+//! malformed or environment-only credential (the outage this tool exists
+//! for), a broken or missing credentials file, a file every user can read
+//! or the group can change. Warnings
 //! (a value of an unusual shape, group read access by an unexpected group,
 //! no systemd unit) are printed but do not fail the audit.
 
