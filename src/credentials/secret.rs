@@ -15,9 +15,7 @@ pub struct Secret {
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
-        Secret {
-            value: value.into(),
-        }
+        Secret { value: value.into() }
     }
 
     /// The value, for the one place that must send or sign it.
