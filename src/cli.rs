@@ -234,8 +234,13 @@ fn doctor(config: Option<PathBuf>, json: bool, online: bool) -> u8 {
         Err(code) => return code,
     };
     let sources = crate::credentials::Sources::from_process(&cfg.agent);
-    let _ = (cfg, sources, json);
-    exit::FAILURE
+    let report = crate::credentials::doctor::audit(&cfg, &sources, std::path::Path::new("/"));
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_text());
+    }
+    if report.ok() { exit::OK } else { exit::FAILURE }
 }
 
 fn set_credential(name: &str, config: Option<PathBuf>, file: Option<PathBuf>) -> u8 {

@@ -20,7 +20,11 @@ struct Scenario {
 /// A websocket feed named `sig` on the simulator, with `extra` feed keys.
 fn scenario(tag: &str, sim_cfg: SimConfig, extra: &str) -> Scenario {
     let dir = TempDir::new(tag);
-    let sim = Simulator::start(SimConfig { tokens: vec![TOKEN.into()], ..sim_cfg }).unwrap();
+    let sim = Simulator::start(SimConfig {
+        tokens: vec![TOKEN.into()],
+        ..sim_cfg
+    })
+    .unwrap();
     std::fs::write(dir.join("credentials.env"), format!("SIG_TOKEN={TOKEN}\n")).unwrap();
     let body = format!(
         r#"{agent}
@@ -43,7 +47,12 @@ backoff = {{ initial = "100ms", max = "1s", stable_after = "2s", parked_retry = 
     let cfg = write_config(dir.path(), &body);
     let agent = spawn_agent(dir.path(), &cfg, &[]);
     let bot = FanoutClient::connect(&dir.join("run/feeds.sock"), Duration::from_secs(10));
-    Scenario { dir, sim, agent, bot }
+    Scenario {
+        dir,
+        sim,
+        agent,
+        bot,
+    }
 }
 
 impl Scenario {
@@ -69,7 +78,12 @@ impl Scenario {
     }
 
     fn max_seq(&self) -> u64 {
-        self.bot.snapshot().iter().filter_map(|v| v["seq"].as_u64()).max().unwrap_or(0)
+        self.bot
+            .snapshot()
+            .iter()
+            .filter_map(|v| v["seq"].as_u64())
+            .max()
+            .unwrap_or(0)
     }
 
     /// Live, and new data reaches the bot.
@@ -90,7 +104,12 @@ impl Scenario {
     }
 
     fn finish(mut self) {
-        assert_eq!(stop_agent(&mut self.agent), Some(0), "{}", stderr_of(self.dir.path()));
+        assert_eq!(
+            stop_agent(&mut self.agent),
+            Some(0),
+            "{}",
+            stderr_of(self.dir.path())
+        );
         let log = stderr_of(self.dir.path());
         assert!(!log.contains(TOKEN), "the token leaked into the log");
         for v in self.bot.snapshot() {
@@ -110,14 +129,27 @@ fn data_sim() -> SimConfig {
 
 #[test]
 fn close_1000_on_every_send_never_leaves_the_feed_falsely_live() {
-    let s = scenario("c1000", data_sim(), "poll = '{\"type\":\"get_signals\"}'\npoll_every = \"200ms\"");
+    let s = scenario(
+        "c1000",
+        data_sim(),
+        "poll = '{\"type\":\"get_signals\"}'\npoll_every = \"200ms\"",
+    );
     s.assert_flowing();
     s.sim.set_fault(Fault::CloseOnClientMessage { code: 1000 });
     s.wait_not_live(Duration::from_secs(5));
-    assert!(wait_for(Duration::from_secs(5), || s.last_error().contains("code 1000")), "{}", s.last_error());
+    assert!(
+        wait_for(Duration::from_secs(5), || s
+            .last_error()
+            .contains("code 1000")),
+        "{}",
+        s.last_error()
+    );
     // While the fault lasts, the feed keeps cycling; it never sits "live" on a dead connection.
     let before = s.sim.stats().connections_accepted;
-    assert!(s.sim.wait_for(|st| st.connections_accepted >= before + 2, Duration::from_secs(10)));
+    assert!(s.sim.wait_for(
+        |st| st.connections_accepted >= before + 2,
+        Duration::from_secs(10)
+    ));
     s.sim.clear_fault();
     s.assert_flowing();
     s.finish();
@@ -125,14 +157,21 @@ fn close_1000_on_every_send_never_leaves_the_feed_falsely_live() {
 
 #[test]
 fn stall_with_pongs_is_detected_and_restarted() {
-    let s = scenario("stallp", data_sim(), "stall_after = \"1s\"\nping_every = \"200ms\"\npong_timeout = \"1s\"");
+    let s = scenario(
+        "stallp",
+        data_sim(),
+        "stall_after = \"1s\"\nping_every = \"200ms\"\npong_timeout = \"1s\"",
+    );
     s.assert_flowing();
     let t = Instant::now();
     s.sim.set_fault(Fault::SilentWithPongs);
     s.wait_not_live(Duration::from_secs(5));
     let detected = t.elapsed();
     assert!(s.last_error().contains("no data"), "{}", s.last_error());
-    assert!(detected >= Duration::from_millis(900), "detected after {detected:?}, before stall_after");
+    assert!(
+        detected >= Duration::from_millis(900),
+        "detected after {detected:?}, before stall_after"
+    );
     s.sim.clear_fault();
     s.assert_flowing();
     s.finish();
@@ -140,7 +179,11 @@ fn stall_with_pongs_is_detected_and_restarted() {
 
 #[test]
 fn stall_without_pongs_is_detected() {
-    let s = scenario("stalln", data_sim(), "stall_after = \"3s\"\nping_every = \"200ms\"\npong_timeout = \"600ms\"");
+    let s = scenario(
+        "stalln",
+        data_sim(),
+        "stall_after = \"3s\"\nping_every = \"200ms\"\npong_timeout = \"600ms\"",
+    );
     s.assert_flowing();
     s.sim.set_fault(Fault::SilentNoPongs);
     s.wait_not_live(Duration::from_secs(5));
@@ -155,9 +198,15 @@ fn tcp_reset_reconnects() {
     s.assert_flowing();
     let before = s.sim.stats().handshakes_completed;
     s.sim.set_fault(Fault::Reset);
-    assert!(s.sim.wait_for(|st| st.resets_sent >= 1, Duration::from_secs(5)));
+    assert!(
+        s.sim
+            .wait_for(|st| st.resets_sent >= 1, Duration::from_secs(5))
+    );
     s.sim.clear_fault();
-    assert!(s.sim.wait_for(|st| st.handshakes_completed > before, Duration::from_secs(10)));
+    assert!(s.sim.wait_for(
+        |st| st.handshakes_completed > before,
+        Duration::from_secs(10)
+    ));
     s.assert_flowing();
     s.finish();
 }
@@ -168,7 +217,13 @@ fn refused_then_accepted() {
     s.assert_flowing();
     s.sim.set_fault(Fault::RefuseConnections);
     s.wait_not_live(Duration::from_secs(5));
-    assert!(wait_for(Duration::from_secs(5), || s.last_error().contains("refused")), "{}", s.last_error());
+    assert!(
+        wait_for(Duration::from_secs(5), || s
+            .last_error()
+            .contains("refused")),
+        "{}",
+        s.last_error()
+    );
     s.sim.clear_fault();
     s.assert_flowing();
     s.finish();
@@ -176,9 +231,18 @@ fn refused_then_accepted() {
 
 #[test]
 fn handshake_that_never_completes_times_out_by_name() {
-    let s = scenario("nohs", SimConfig { fault: Some(Fault::AcceptNoHandshake), ..data_sim() }, "");
+    let s = scenario(
+        "nohs",
+        SimConfig {
+            fault: Some(Fault::AcceptNoHandshake),
+            ..data_sim()
+        },
+        "",
+    );
     assert!(
-        wait_for(Duration::from_secs(10), || s.last_error().contains("timeout")),
+        wait_for(Duration::from_secs(10), || s
+            .last_error()
+            .contains("timeout")),
         "{}",
         s.last_error()
     );
@@ -190,14 +254,25 @@ fn handshake_that_never_completes_times_out_by_name() {
 
 #[test]
 fn rejected_auth_parks_without_a_retry_storm() {
-    let s = scenario("auth", SimConfig { fault: Some(Fault::RejectAuth), ..data_sim() }, "");
+    let s = scenario(
+        "auth",
+        SimConfig {
+            fault: Some(Fault::RejectAuth),
+            ..data_sim()
+        },
+        "",
+    );
     s.wait_state("parked", Duration::from_secs(10));
     let log = stderr_of(s.dir.path());
     assert!(log.contains("alert=credential_rejected feed=sig"), "{log}");
     // Watch for 30 s: a parked feed must not hammer the broker.
     let end = Instant::now() + Duration::from_secs(30);
     while Instant::now() < end {
-        assert!(s.sim.stats().connections_accepted <= 1, "{:?}", s.sim.stats());
+        assert!(
+            s.sim.stats().connections_accepted <= 1,
+            "{:?}",
+            s.sim.stats()
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
     assert_eq!(s.state().as_deref(), Some("parked"));
@@ -211,9 +286,15 @@ fn close_1012_reconnects_after_a_randomized_delay() {
     let before = s.sim.stats().handshakes_completed;
     let t = Instant::now();
     s.sim.set_fault(Fault::CloseWithCode { code: 1012 });
-    assert!(s.sim.wait_for(|st| st.handshakes_completed > before, Duration::from_secs(10)));
+    assert!(s.sim.wait_for(
+        |st| st.handshakes_completed > before,
+        Duration::from_secs(10)
+    ));
     let delay = t.elapsed();
-    assert!(delay >= Duration::from_millis(900), "reconnected after {delay:?}: not delayed");
+    assert!(
+        delay >= Duration::from_millis(900),
+        "reconnected after {delay:?}: not delayed"
+    );
     s.sim.clear_fault();
     s.assert_flowing();
     s.finish();
@@ -226,7 +307,10 @@ fn resubscribes_once_per_connection_and_seq_stays_continuous() {
     for _ in 0..3 {
         let before = s.sim.stats().handshakes_completed;
         s.sim.set_fault(Fault::CloseWithCode { code: 1011 });
-        assert!(s.sim.wait_for(|st| st.handshakes_completed > before, Duration::from_secs(10)));
+        assert!(s.sim.wait_for(
+            |st| st.handshakes_completed > before,
+            Duration::from_secs(10)
+        ));
         s.sim.clear_fault();
         s.assert_flowing();
     }
@@ -237,7 +321,10 @@ fn resubscribes_once_per_connection_and_seq_stays_continuous() {
     }
     let lines = s.bot.snapshot();
     let seqs: Vec<u64> = lines.iter().filter_map(|v| v["seq"].as_u64()).collect();
-    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "seq gap: {seqs:?}");
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "seq gap: {seqs:?}"
+    );
     assert!(lines.iter().filter(|v| v["event"] == "reconnected").count() >= 3);
     s.finish();
 }
@@ -247,12 +334,17 @@ fn missed_wave_raises_an_alert_from_the_wall_clock() {
     // Heartbeats keep the feed live, but no data arrives in the 1 s windows.
     let s = scenario(
         "wave",
-        SimConfig { data_every: None, heartbeat_every: Some(Duration::from_millis(100)), ..SimConfig::default() },
+        SimConfig {
+            data_every: None,
+            heartbeat_every: Some(Duration::from_millis(100)),
+            ..SimConfig::default()
+        },
         "expect = { every = \"1s\", offset = \"0s\", grace = \"300ms\" }",
     );
     s.wait_state("live", Duration::from_secs(10));
     assert!(
-        wait_for(Duration::from_secs(6), || stderr_of(s.dir.path()).contains("alert=wave_missed feed=sig window=")),
+        wait_for(Duration::from_secs(6), || stderr_of(s.dir.path())
+            .contains("alert=wave_missed feed=sig window=")),
         "{}",
         stderr_of(s.dir.path())
     );
@@ -265,12 +357,14 @@ fn feed_down_alert_then_recovered_notice() {
     s.assert_flowing();
     s.sim.set_fault(Fault::RefuseConnections);
     assert!(
-        wait_for(Duration::from_secs(10), || stderr_of(s.dir.path()).contains("alert=feed_down feed=sig")),
+        wait_for(Duration::from_secs(10), || stderr_of(s.dir.path())
+            .contains("alert=feed_down feed=sig")),
         "{}",
         stderr_of(s.dir.path())
     );
     s.sim.clear_fault();
     s.assert_flowing();
-    assert!(wait_for(Duration::from_secs(5), || stderr_of(s.dir.path()).contains("alert=feed_recovered feed=sig downtime=")));
+    assert!(wait_for(Duration::from_secs(5), || stderr_of(s.dir.path())
+        .contains("alert=feed_recovered feed=sig downtime=")));
     s.finish();
 }

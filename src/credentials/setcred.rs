@@ -7,6 +7,8 @@
 //! stays. The first `NAME=` / `export NAME=` line is replaced in place and
 //! any later lines for the same name are dropped (they would override it);
 //! every other line is kept byte for byte. Otherwise the line is appended.
+//! Writers take an exclusive `flock` on the folder for the read-modify-write,
+//! so two at once (set-credential and kite-login) cannot lose a line.
 //!
 //! Values are one line. The exception is a PEM key (it starts with
 //! `-----BEGIN `): it is written double-quoted with `\n` escapes, which the
@@ -124,12 +126,23 @@ pub fn set_credential(file: &Path, name: &str, value: &Secret) -> Result<(), Set
                 error,
             });
         }
+<<<<<<< HEAD
     };
     let io_err = |action, error| SetCredError::Io {
         path: target.clone(),
         action,
         error,
     };
+=======
+    };
+    let io_err = |action, error| SetCredError::Io {
+        path: target.clone(),
+        action,
+        error,
+    };
+    // Two writers at once (set-credential, kite-login) must not lose each other's line.
+    let _lock = lock_folder(&target).map_err(|e| io_err("lock the folder of", e))?;
+>>>>>>> wt-creds
     let (old, meta) = match fs::read(&target) {
         Ok(bytes) => (
             bytes,
@@ -184,6 +197,23 @@ impl Drop for Wiped {
     }
 }
 
+<<<<<<< HEAD
+=======
+/// An exclusive `flock` on the file's folder, released when the handle drops.
+fn lock_folder(target: &Path) -> io::Result<File> {
+    let dir = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let f = File::open(dir)?;
+    // SAFETY: flock on an fd we own.
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(f)
+}
+
+>>>>>>> wt-creds
 fn write_atomically(
     target: &Path,
     content: &[u8],
