@@ -140,18 +140,6 @@ fn broker_checks(broker: BrokerKind, field: &str, v: &str) -> Vec<FormatProblem>
                 "is {n} characters; Alpaca secret keys so far are 40 letters and digits"
             )));
         }
-<<<<<<< HEAD
-        (BrokerKind::Kite, "API_KEY") => {
-            if n != 16
-                || !v
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-            {
-                out.push(warn(format!(
-                    "is {n} characters; Kite api_keys so far are 16 lower-case letters and digits"
-                )));
-            }
-=======
         (BrokerKind::Kite, "API_KEY")
             if n != 16
                 || !v
@@ -161,7 +149,6 @@ fn broker_checks(broker: BrokerKind, field: &str, v: &str) -> Vec<FormatProblem>
             out.push(warn(format!(
                 "is {n} characters; Kite api_keys so far are 16 lower-case letters and digits"
             )));
->>>>>>> wt-creds
         }
         (BrokerKind::Kite, "ACCESS_TOKEN")
             if n != 32 || !v.chars().all(|c| c.is_ascii_alphanumeric()) =>

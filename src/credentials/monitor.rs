@@ -44,12 +44,9 @@ pub enum CredEvent {
         severity: Severity,
         reason: String,
     },
-<<<<<<< HEAD
-=======
     /// A credential is found only in the process environment: it will be
     /// gone after the next restart or redeploy.
     EnvOnly { name: String },
->>>>>>> wt-creds
 }
 
 impl CredEvent {
@@ -64,12 +61,8 @@ impl CredEvent {
             CredEvent::FormatProblem {
                 severity: Severity::Warning,
                 ..
-<<<<<<< HEAD
-            } => log::Level::Warn,
-=======
             }
             | CredEvent::EnvOnly { .. } => log::Level::Warn,
->>>>>>> wt-creds
             CredEvent::Restored { .. } | CredEvent::Rotated { .. } => log::Level::Info,
         }
     }

@@ -126,14 +126,6 @@ pub fn set_credential(file: &Path, name: &str, value: &Secret) -> Result<(), Set
                 error,
             });
         }
-<<<<<<< HEAD
-    };
-    let io_err = |action, error| SetCredError::Io {
-        path: target.clone(),
-        action,
-        error,
-    };
-=======
     };
     let io_err = |action, error| SetCredError::Io {
         path: target.clone(),
@@ -142,7 +134,6 @@ pub fn set_credential(file: &Path, name: &str, value: &Secret) -> Result<(), Set
     };
     // Two writers at once (set-credential, kite-login) must not lose each other's line.
     let _lock = lock_folder(&target).map_err(|e| io_err("lock the folder of", e))?;
->>>>>>> wt-creds
     let (old, meta) = match fs::read(&target) {
         Ok(bytes) => (
             bytes,
@@ -197,8 +188,6 @@ impl Drop for Wiped {
     }
 }
 
-<<<<<<< HEAD
-=======
 /// An exclusive `flock` on the file's folder, released when the handle drops.
 fn lock_folder(target: &Path) -> io::Result<File> {
     let dir = match target.parent() {
@@ -213,7 +202,6 @@ fn lock_folder(target: &Path) -> io::Result<File> {
     Ok(f)
 }
 
->>>>>>> wt-creds
 fn write_atomically(
     target: &Path,
     content: &[u8],

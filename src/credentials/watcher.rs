@@ -179,11 +179,7 @@ impl WatchState {
                 }
                 if !self.watched.iter().any(|(wd, _)| *wd == ev.wd) {
                     continue;
-<<<<<<< HEAD
-                };
-=======
                 }
->>>>>>> wt-creds
                 if ev
                     .mask
                     .intersects(EventMask::IGNORED | EventMask::DELETE_SELF | EventMask::MOVE_SELF)
