@@ -112,7 +112,7 @@ impl FeedSet {
             rf.credential_prints = credential_prints(f, lookup);
             let _ = rf.handle.commands.send(FeedCommand::Replace {
                 adapter,
-                settings,
+                settings: Box::new(settings),
                 reason: reason.to_string(),
             });
         }

@@ -133,10 +133,9 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         std::process::id(),
         opts.config_path.display()
     );
-    let result = Agent::start(cfg, &opts).and_then(|mut agent| {
+    let result = Agent::start(cfg, &opts).map(|mut agent| {
         agent.supervise(&opts);
         agent.shutdown();
-        Ok(())
     });
     lock.release();
     result
