@@ -121,6 +121,22 @@ impl RunOptions {
 
 /// Runs the agent until a stop signal. Returns after a clean stop.
 pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
+    // Signals first: a SIGTERM that arrives while we start must become a
+    // clean stop, not the default action that kills us mid-way.
+    let (events_tx, events) = mpsc::channel();
+    let signals = if opts.handle_signals {
+        let t = signals::spawn_sender(events_tx.clone(), |s| match s {
+            signals::Signal::Stop => Event::Stop,
+            signals::Signal::Reload => Event::Reload,
+        })
+        .map_err(|source| DaemonError::Os {
+            what: "install signal handlers".into(),
+            source,
+        })?;
+        Some(t)
+    } else {
+        None
+    };
     let cfg = load_config(&opts.config_path)?;
     if opts.init_logging {
         crate::logging::init(cfg.agent.log_level);
@@ -133,7 +149,8 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         std::process::id(),
         opts.config_path.display()
     );
-    let result = Agent::start(cfg, &opts).map(|mut agent| {
+    let channel = (events_tx, events);
+    let result = Agent::start(cfg, channel, signals).map(|mut agent| {
         agent.supervise(&opts);
         agent.shutdown();
     });
@@ -165,22 +182,12 @@ struct Agent {
 }
 
 impl Agent {
-    fn start(cfg: Config, opts: &RunOptions) -> Result<Agent, DaemonError> {
+    fn start(
+        cfg: Config,
+        (events_tx, events): (Sender<Event>, Receiver<Event>),
+        signals: Option<signals::SignalThread>,
+    ) -> Result<Agent, DaemonError> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
-        let (events_tx, events) = mpsc::channel();
-        let signals = if opts.handle_signals {
-            let t = signals::spawn_sender(events_tx.clone(), |s| match s {
-                signals::Signal::Stop => Event::Stop,
-                signals::Signal::Reload => Event::Reload,
-            })
-            .map_err(|source| DaemonError::Os {
-                what: "install signal handlers".into(),
-                source,
-            })?;
-            Some(t)
-        } else {
-            None
-        };
         std::fs::create_dir_all(&cfg.agent.state_dir).map_err(|source| DaemonError::Os {
             what: format!("create state_dir {}", cfg.agent.state_dir.display()),
             source,
