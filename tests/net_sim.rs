@@ -508,7 +508,7 @@ fn heartbeats_when_no_data() {
     let mut c = net::ws::connect(&h.url(), &opts()).unwrap();
     read_type(&mut c, "heartbeat");
     read_type(&mut c, "heartbeat");
-    assert!(h.stats().heartbeats_sent >= 2);
+    assert!(h.wait_for(|s| s.heartbeats_sent >= 2, LONG));
 }
 
 #[test]

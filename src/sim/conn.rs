@@ -35,6 +35,7 @@ struct Live(Arc<Shared>, usize);
 
 impl Drop for Live {
     fn drop(&mut self) {
+        self.0.forget(self.1);
         self.0.stats.update(|s| s.live_connections -= 1);
         self.0.event(format!("conn {}: ended", self.1));
     }
@@ -188,6 +189,7 @@ impl Conn {
         }
         let (changes, generation) = self.shared.fault_changes_since(self.generation);
         self.generation = generation;
+        self.shared.ack(self.id, generation);
         for change in changes {
             self.on_fault_set(change)?;
         }
@@ -251,7 +253,9 @@ impl Conn {
             return;
         }
         // Keep the socket open (closing with unread input would reset it and
-        // could destroy the garbage before the client reads it).
+        // could destroy the garbage before the client reads it). A draining
+        // connection no longer follows faults.
+        self.shared.forget(self.id);
         hold(&self.shared, self.ws.get_mut());
     }
 
