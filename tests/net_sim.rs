@@ -18,11 +18,16 @@ const TOKEN: &str = "T-123";
 const LONG: Duration = Duration::from_secs(5);
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/tls")
+        .join(name)
 }
 
 fn tls(cert: &str, key: &str) -> SimTls {
-    SimTls { cert_pem: std::fs::read(fixture(cert)).unwrap(), key_pem: std::fs::read(fixture(key)).unwrap() }
+    SimTls {
+        cert_pem: std::fs::read(fixture(cert)).unwrap(),
+        key_pem: std::fs::read(fixture(key)).unwrap(),
+    }
 }
 
 fn opts() -> WsOptions {
@@ -40,7 +45,10 @@ fn sim(cfg: SimConfig) -> SimHandle {
 }
 
 fn authed_sim() -> SimHandle {
-    sim(SimConfig { tokens: vec![TOKEN.into()], ..SimConfig::default() })
+    sim(SimConfig {
+        tokens: vec![TOKEN.into()],
+        ..SimConfig::default()
+    })
 }
 
 fn json(e: &WsEvent) -> Option<Value> {
@@ -88,13 +96,15 @@ fn read_until_close(conn: &mut WsConn) -> (Option<u16>, String) {
 
 fn connect_and_auth(h: &SimHandle) -> WsConn {
     let mut c = net::ws::connect(&h.url(), &opts()).expect("connects");
-    c.send_text(&format!(r#"{{"type":"auth","token":"{TOKEN}"}}"#)).unwrap();
+    c.send_text(&format!(r#"{{"type":"auth","token":"{TOKEN}"}}"#))
+        .unwrap();
     read_type(&mut c, "auth_ok");
     c
 }
 
 fn subscribe(c: &mut WsConn, channel: &str) {
-    c.send_text(&format!(r#"{{"type":"subscribe","channel":"{channel}"}}"#)).unwrap();
+    c.send_text(&format!(r#"{{"type":"subscribe","channel":"{channel}"}}"#))
+        .unwrap();
     let v = read_type(c, "subscribed");
     assert_eq!(v["channel"], channel);
 }
@@ -112,20 +122,30 @@ fn ws_auth_subscribe_data_and_poll() {
     assert_eq!(c.target(), format!("ws://127.0.0.1:{}/", h.port()));
     c.send_text(r#"{"type":"get_signals"}"#).unwrap();
     assert_eq!(read_type(&mut c, "error")["reason"], "not authenticated");
-    c.send_text(&format!(r#"{{"type":"auth","token":"{TOKEN}"}}"#)).unwrap();
+    c.send_text(&format!(r#"{{"type":"auth","token":"{TOKEN}"}}"#))
+        .unwrap();
     read_type(&mut c, "auth_ok");
     subscribe(&mut c, "signals");
     let first = read_type(&mut c, "data");
     let second = read_type(&mut c, "data");
     assert_eq!(first["channel"], "signals");
-    assert_eq!((first["n"].as_u64(), second["n"].as_u64()), (Some(1), Some(2)));
+    assert_eq!(
+        (first["n"].as_u64(), second["n"].as_u64()),
+        (Some(1), Some(2))
+    );
     assert!(first["ts"].as_str().unwrap().ends_with('Z'));
     c.send_text(r#"{"type":"get_signals"}"#).unwrap();
     assert_eq!(read_type(&mut c, "signals")["n"], 1);
     c.send_ping(b"hi").unwrap();
-    assert_eq!(read_until(&mut c, LONG, |e| matches!(e, WsEvent::Pong(_))), WsEvent::Pong(b"hi".to_vec()));
+    assert_eq!(
+        read_until(&mut c, LONG, |e| matches!(e, WsEvent::Pong(_))),
+        WsEvent::Pong(b"hi".to_vec())
+    );
     let s = h.stats();
-    assert_eq!((s.connections_accepted, s.handshakes_completed, s.auth_ok), (1, 1, 1));
+    assert_eq!(
+        (s.connections_accepted, s.handshakes_completed, s.auth_ok),
+        (1, 1, 1)
+    );
     assert_eq!(s.tokens_seen, vec![TOKEN]);
     assert_eq!(s.pings_received, 1);
     c.close(1000, "done");
@@ -141,9 +161,13 @@ fn wss_with_test_ca() {
     });
     assert!(h.url().starts_with("wss://localhost:"));
     for url in [h.url(), format!("wss://127.0.0.1:{}/", h.port())] {
-        let o = WsOptions { ca_file: Some(fixture("ca.pem")), ..opts() };
+        let o = WsOptions {
+            ca_file: Some(fixture("ca.pem")),
+            ..opts()
+        };
         let mut c = net::ws::connect(&url, &o).unwrap_or_else(|e| panic!("{url}: {e}"));
-        c.send_text(&format!(r#"{{"type":"auth","token":"{TOKEN}"}}"#)).unwrap();
+        c.send_text(&format!(r#"{{"type":"auth","token":"{TOKEN}"}}"#))
+            .unwrap();
         read_type(&mut c, "auth_ok");
         c.send_text(r#"{"type":"get_signals"}"#).unwrap();
         assert_eq!(read_type(&mut c, "signals")["n"], 1);
@@ -152,8 +176,14 @@ fn wss_with_test_ca() {
 
 #[test]
 fn wss_server_not_signed_by_given_ca_is_a_tls_error() {
-    let h = sim(SimConfig { tls: Some(tls("untrusted.pem", "untrusted.key")), ..SimConfig::default() });
-    let o = WsOptions { ca_file: Some(fixture("ca.pem")), ..opts() };
+    let h = sim(SimConfig {
+        tls: Some(tls("untrusted.pem", "untrusted.key")),
+        ..SimConfig::default()
+    });
+    let o = WsOptions {
+        ca_file: Some(fixture("ca.pem")),
+        ..opts()
+    };
     match net::ws::connect(&h.url(), &o) {
         Err(NetError::Tls(m)) => assert!(m.contains("certificate"), "{m}"),
         other => panic!("expected a TLS error, got {other:?}"),
@@ -162,15 +192,25 @@ fn wss_server_not_signed_by_given_ca_is_a_tls_error() {
 
 #[test]
 fn wss_without_the_ca_is_rejected_too() {
-    let h = sim(SimConfig { tls: Some(tls("server.pem", "server.key")), ..SimConfig::default() });
-    assert!(matches!(net::ws::connect(&h.url(), &opts()), Err(NetError::Tls(_))));
+    let h = sim(SimConfig {
+        tls: Some(tls("server.pem", "server.key")),
+        ..SimConfig::default()
+    });
+    assert!(matches!(
+        net::ws::connect(&h.url(), &opts()),
+        Err(NetError::Tls(_))
+    ));
 }
 
 // ------------------------------------------------------------ named failures
 
 #[test]
 fn refused_port_is_a_connect_error() {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     match net::ws::connect(&format!("ws://127.0.0.1:{port}/"), &opts()) {
         Err(NetError::Connect { addr, source }) => {
             assert_eq!(addr.port(), port);
@@ -182,14 +222,29 @@ fn refused_port_is_a_connect_error() {
 
 #[test]
 fn server_that_never_answers_times_out_in_ws_handshake() {
-    let h = sim(SimConfig { fault: Some(Fault::AcceptNoHandshake), ..SimConfig::default() });
-    let o = WsOptions { handshake_timeout: Duration::from_millis(300), ..opts() };
+    let h = sim(SimConfig {
+        fault: Some(Fault::AcceptNoHandshake),
+        ..SimConfig::default()
+    });
+    let o = WsOptions {
+        handshake_timeout: Duration::from_millis(300),
+        ..opts()
+    };
     let t0 = Instant::now();
     let err = net::ws::connect(&h.url(), &o).unwrap_err();
     let took = t0.elapsed();
     assert_eq!(err.timeout_phase(), Some(Phase::WsHandshake), "{err}");
-    assert!(took >= Duration::from_millis(280) && took < Duration::from_millis(1300), "{took:?}");
-    assert_eq!(err.to_string(), format!("timeout (WebSocket handshake) after 300ms to ws://127.0.0.1:{}/", h.port()));
+    assert!(
+        took >= Duration::from_millis(280) && took < Duration::from_millis(1300),
+        "{took:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "timeout (WebSocket handshake) after 300ms to ws://127.0.0.1:{}/",
+            h.port()
+        )
+    );
     assert_eq!(h.stats().handshakes_completed, 0);
 }
 
@@ -200,7 +255,11 @@ fn tls_server_that_never_answers_times_out_in_tls_handshake() {
         fault: Some(Fault::AcceptNoHandshake),
         ..SimConfig::default()
     });
-    let o = WsOptions { handshake_timeout: Duration::from_millis(300), ca_file: Some(fixture("ca.pem")), ..opts() };
+    let o = WsOptions {
+        handshake_timeout: Duration::from_millis(300),
+        ca_file: Some(fixture("ca.pem")),
+        ..opts()
+    };
     let t0 = Instant::now();
     let err = net::ws::connect(&h.url(), &o).unwrap_err();
     assert_eq!(err.timeout_phase(), Some(Phase::TlsHandshake), "{err}");
@@ -211,7 +270,10 @@ fn tls_server_that_never_answers_times_out_in_tls_handshake() {
 fn plain_listener_that_never_answers_times_out_too() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
-    let o = WsOptions { handshake_timeout: Duration::from_millis(200), ..opts() };
+    let o = WsOptions {
+        handshake_timeout: Duration::from_millis(200),
+        ..opts()
+    };
     let t0 = Instant::now();
     let err = net::ws::connect(&format!("ws://127.0.0.1:{port}/"), &o).unwrap_err();
     assert_eq!(err.timeout_phase(), Some(Phase::WsHandshake), "{err}");
@@ -228,10 +290,18 @@ fn http_401_on_upgrade_is_an_auth_rejection() {
         s.set_read_timeout(Some(LONG)).unwrap();
         let mut buf = [0u8; 4096];
         let _ = s.read(&mut buf);
-        s.write_all(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n").unwrap();
+        s.write_all(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")
+            .unwrap();
     });
-    let err = net::ws::connect(&format!("ws://127.0.0.1:{port}/feed?api_key=SECRET"), &opts()).unwrap_err();
-    assert!(matches!(err, NetError::HttpStatus { status: 401 }), "{err:?}");
+    let err = net::ws::connect(
+        &format!("ws://127.0.0.1:{port}/feed?api_key=SECRET"),
+        &opts(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, NetError::HttpStatus { status: 401 }),
+        "{err:?}"
+    );
     assert!(err.is_auth_rejection());
     assert!(!err.to_string().contains("SECRET"));
     server.join().unwrap();
@@ -244,11 +314,15 @@ fn oversized_message_is_too_large() {
     let server = thread::spawn(move || {
         let (s, _) = l.accept().unwrap();
         let mut ws = tungstenite::accept(s).unwrap();
-        ws.send(tungstenite::Message::text("x".repeat(4096))).unwrap();
+        ws.send(tungstenite::Message::text("x".repeat(4096)))
+            .unwrap();
         // Hold the socket until the client gives up on it.
         let _ = ws.read();
     });
-    let o = WsOptions { max_message_bytes: 1024, ..opts() };
+    let o = WsOptions {
+        max_message_bytes: 1024,
+        ..opts()
+    };
     let mut c = net::ws::connect(&format!("ws://127.0.0.1:{port}/"), &o).unwrap();
     assert!(matches!(read_until_error(&mut c, LONG), NetError::TooLarge));
     c.close(1009, "too big");
@@ -258,7 +332,10 @@ fn oversized_message_is_too_large() {
 #[test]
 fn interrupter_wakes_a_blocked_read() {
     let h = authed_sim();
-    let o = WsOptions { read_tick: Duration::from_secs(1), ..opts() };
+    let o = WsOptions {
+        read_tick: Duration::from_secs(1),
+        ..opts()
+    };
     let mut c = net::ws::connect(&h.url(), &o).unwrap();
     let stopper = c.interrupter();
     assert_eq!(stopper.peer_addr(), c.peer_addr());
@@ -282,7 +359,11 @@ fn interrupter_wakes_a_blocked_read() {
     stopper.shutdown();
     let (at, err) = done_rx.recv_timeout(LONG).expect("reader woke");
     assert!(matches!(err, NetError::Interrupted), "{err:?}");
-    assert!(at.duration_since(t0) < Duration::from_millis(500), "woke after {:?}", at.duration_since(t0));
+    assert!(
+        at.duration_since(t0) < Duration::from_millis(500),
+        "woke after {:?}",
+        at.duration_since(t0)
+    );
     reader.join().unwrap();
 }
 
@@ -296,7 +377,13 @@ fn tcp_connect_sets_keepalive_and_user_timeout() {
         let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
         // SAFETY: valid fd, out-pointer and length of a c_int.
         let rc = unsafe {
-            libc::getsockopt(s.as_raw_fd(), level, name, &mut v as *mut _ as *mut libc::c_void, &mut len)
+            libc::getsockopt(
+                s.as_raw_fd(),
+                level,
+                name,
+                &mut v as *mut _ as *mut libc::c_void,
+                &mut len,
+            )
         };
         assert_eq!(rc, 0);
         v
@@ -330,8 +417,20 @@ fn close_on_client_message_closes_1000_after_a_send() {
     c.send_text(r#"{"type":"get_signals"}"#).unwrap();
     assert_eq!(read_until_close(&mut c).0, Some(1000));
     // Reported once; afterwards the connection is an error, for reads and sends.
-    assert!(matches!(c.read(), Err(NetError::Closed { code: Some(1000), .. })));
-    assert!(matches!(c.send_text("{}"), Err(NetError::Closed { code: Some(1000), .. })));
+    assert!(matches!(
+        c.read(),
+        Err(NetError::Closed {
+            code: Some(1000),
+            ..
+        })
+    ));
+    assert!(matches!(
+        c.send_text("{}"),
+        Err(NetError::Closed {
+            code: Some(1000),
+            ..
+        })
+    ));
     assert_eq!(h.stats().close_codes_sent, vec![1000]);
 }
 
@@ -340,7 +439,8 @@ fn reject_auth_answers_auth_failed_and_closes_1008() {
     let h = authed_sim();
     h.set_fault(Fault::RejectAuth);
     let mut c = net::ws::connect(&h.url(), &opts()).unwrap();
-    c.send_text(&format!(r#"{{"type":"auth","token":"{TOKEN}"}}"#)).unwrap();
+    c.send_text(&format!(r#"{{"type":"auth","token":"{TOKEN}"}}"#))
+        .unwrap();
     assert_eq!(read_type(&mut c, "auth_failed")["reason"], "invalid token");
     assert_eq!(read_until_close(&mut c).0, Some(1008));
     assert_eq!(h.stats().auth_failed, 1);
@@ -351,10 +451,12 @@ fn tokens_can_change_at_runtime() {
     let h = authed_sim();
     h.set_tokens(["new-token"]);
     let mut c = net::ws::connect(&h.url(), &opts()).unwrap();
-    c.send_text(&format!(r#"{{"type":"auth","token":"{TOKEN}"}}"#)).unwrap();
+    c.send_text(&format!(r#"{{"type":"auth","token":"{TOKEN}"}}"#))
+        .unwrap();
     read_type(&mut c, "auth_failed");
     let mut c = net::ws::connect(&h.url(), &opts()).unwrap();
-    c.send_text(r#"{"type":"auth","token":"new-token"}"#).unwrap();
+    c.send_text(r#"{"type":"auth","token":"new-token"}"#)
+        .unwrap();
     read_type(&mut c, "auth_ok");
     assert_eq!(h.stats().tokens_seen, vec![TOKEN, "new-token"]);
 }
@@ -366,9 +468,14 @@ fn refuse_then_clear_rebinds_the_same_port() {
     let mut c = connect_and_auth(&h);
     h.set_fault(Fault::RefuseConnections);
     // The existing connection dies without a close frame (1006).
-    assert!(matches!(read_until_error(&mut c, LONG), NetError::Closed { code: None, .. }));
+    assert!(matches!(
+        read_until_error(&mut c, LONG),
+        NetError::Closed { code: None, .. }
+    ));
     match net::ws::connect(&h.url(), &opts()) {
-        Err(NetError::Connect { source, .. }) => assert_eq!(source.kind(), std::io::ErrorKind::ConnectionRefused),
+        Err(NetError::Connect { source, .. }) => {
+            assert_eq!(source.kind(), std::io::ErrorKind::ConnectionRefused)
+        }
         other => panic!("expected refused, got {other:?}"),
     }
     h.clear_fault();
@@ -407,7 +514,10 @@ fn close_with_code_closes_existing_connections_once() {
 fn close_after_n_data_messages() {
     let h = sim(SimConfig {
         data_every: Some(Duration::from_millis(10)),
-        fault: Some(Fault::CloseAfter { messages: 3, code: 4000 }),
+        fault: Some(Fault::CloseAfter {
+            messages: 3,
+            code: 4000,
+        }),
         ..SimConfig::default()
     });
     let mut c = net::ws::connect(&h.url(), &opts()).unwrap();
@@ -418,7 +528,11 @@ fn close_after_n_data_messages() {
         assert!(Instant::now() < deadline, "no close");
         match c.read().unwrap() {
             Some(WsEvent::Close { code, .. }) => break code,
-            Some(e) => ns.extend(json(&e).filter(|v| v["type"] == "data").and_then(|v| v["n"].as_u64())),
+            Some(e) => ns.extend(
+                json(&e)
+                    .filter(|v| v["type"] == "data")
+                    .and_then(|v| v["n"].as_u64()),
+            ),
             None => {}
         }
     };
@@ -466,8 +580,14 @@ fn silent_no_pongs_keeps_the_socket_open_but_answers_nothing() {
     }
     assert_eq!(h.stats().pings_received, pings_before);
     // New connections get no handshake.
-    let o = WsOptions { handshake_timeout: Duration::from_millis(200), ..opts() };
-    assert_eq!(net::ws::connect(&h.url(), &o).unwrap_err().timeout_phase(), Some(Phase::WsHandshake));
+    let o = WsOptions {
+        handshake_timeout: Duration::from_millis(200),
+        ..opts()
+    };
+    assert_eq!(
+        net::ws::connect(&h.url(), &o).unwrap_err().timeout_phase(),
+        Some(Phase::WsHandshake)
+    );
     // Cleared: the old connection answers again.
     h.clear_fault();
     read_until(&mut c, LONG, |e| matches!(e, WsEvent::Pong(_)));
@@ -478,10 +598,16 @@ fn malformed_bytes_are_a_protocol_error() {
     let h = authed_sim();
     let mut c = connect_and_auth(&h);
     h.set_fault(Fault::Malformed);
-    assert!(matches!(read_until_error(&mut c, LONG), NetError::Protocol(_)));
+    assert!(matches!(
+        read_until_error(&mut c, LONG),
+        NetError::Protocol(_)
+    ));
     // New connections get garbage right after the upgrade.
     let mut c = net::ws::connect(&h.url(), &opts()).unwrap();
-    assert!(matches!(read_until_error(&mut c, LONG), NetError::Protocol(_)));
+    assert!(matches!(
+        read_until_error(&mut c, LONG),
+        NetError::Protocol(_)
+    ));
 }
 
 #[test]
@@ -499,12 +625,19 @@ fn flood_sends_at_the_requested_rate() {
         }
     }
     // 400 messages at 2000/s take at least ~200 ms: the rate is honoured, not exceeded.
-    assert!(t0.elapsed() >= Duration::from_millis(150), "{:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() >= Duration::from_millis(150),
+        "{:?}",
+        t0.elapsed()
+    );
 }
 
 #[test]
 fn heartbeats_when_no_data() {
-    let h = sim(SimConfig { heartbeat_every: Some(Duration::from_millis(30)), ..SimConfig::default() });
+    let h = sim(SimConfig {
+        heartbeat_every: Some(Duration::from_millis(30)),
+        ..SimConfig::default()
+    });
     let mut c = net::ws::connect(&h.url(), &opts()).unwrap();
     read_type(&mut c, "heartbeat");
     read_type(&mut c, "heartbeat");
@@ -536,14 +669,21 @@ fn stats_count_subscribes_per_connection() {
     subscribe(&mut b, "z");
     subscribe(&mut a, "y");
     assert!(h.wait_for(|s| s.live_connections == 2, LONG));
-    assert_eq!(h.stats().subscribes_per_connection, vec![vec!["x", "y"], vec!["z"]]);
+    assert_eq!(
+        h.stats().subscribes_per_connection,
+        vec![vec!["x", "y"], vec!["z"]]
+    );
 }
 
 #[test]
 fn raw_tungstenite_client_sees_close_on_send() {
-    let h = sim(SimConfig { fault: Some(Fault::CloseOnClientMessage { code: 1000 }), ..SimConfig::default() });
+    let h = sim(SimConfig {
+        fault: Some(Fault::CloseOnClientMessage { code: 1000 }),
+        ..SimConfig::default()
+    });
     let (mut ws, _) = tungstenite::connect(h.url()).unwrap();
-    ws.send(tungstenite::Message::text(r#"{"type":"get_signals"}"#)).unwrap();
+    ws.send(tungstenite::Message::text(r#"{"type":"get_signals"}"#))
+        .unwrap();
     match ws.read().unwrap() {
         tungstenite::Message::Close(Some(f)) => assert_eq!(u16::from(f.code), 1000),
         other => panic!("expected close, got {other:?}"),
@@ -559,7 +699,11 @@ fn stop_ends_every_thread_promptly() {
     assert!(h.wait_for(|s| s.live_connections == 2, LONG));
     let t0 = Instant::now();
     h.stop();
-    assert!(t0.elapsed() < Duration::from_millis(1500), "stop took {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_millis(1500),
+        "stop took {:?}",
+        t0.elapsed()
+    );
     assert_eq!(h.stats().live_connections, 0);
     assert_eq!(read_until_close(&mut c).0, Some(1001));
     drop(held);

@@ -104,7 +104,11 @@ impl NetError {
     }
 
     pub(crate) fn timeout(phase: Phase, after: Duration, target: impl Into<String>) -> Self {
-        NetError::Timeout(PhaseTimeout { phase, after, target: target.into() })
+        NetError::Timeout(PhaseTimeout {
+            phase,
+            after,
+            target: target.into(),
+        })
     }
 }
 
@@ -112,7 +116,13 @@ impl fmt::Display for NetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             NetError::Timeout(t) => {
-                write!(f, "timeout ({}) after {} to {}", t.phase, human(t.after), t.target)
+                write!(
+                    f,
+                    "timeout ({}) after {} to {}",
+                    t.phase,
+                    human(t.after),
+                    t.target
+                )
             }
             NetError::Resolve { host, detail } => write!(
                 f,
@@ -141,17 +151,26 @@ impl fmt::Display for NetError {
                     _ => Ok(()),
                 }
             }
-            NetError::Closed { code: Some(code), reason } if reason.is_empty() => {
+            NetError::Closed {
+                code: Some(code),
+                reason,
+            } if reason.is_empty() => {
                 write!(f, "connection closed by peer with code {code}")
             }
-            NetError::Closed { code: Some(code), reason } => {
+            NetError::Closed {
+                code: Some(code),
+                reason,
+            } => {
                 write!(f, "connection closed by peer with code {code} ({reason})")
             }
             NetError::Closed { code: None, reason } if reason.is_empty() => {
                 f.write_str("connection closed without a close frame (1006)")
             }
             NetError::Closed { code: None, reason } => {
-                write!(f, "connection closed without a close frame (1006): {reason}")
+                write!(
+                    f,
+                    "connection closed without a close frame (1006): {reason}"
+                )
             }
             NetError::Reset => f.write_str("connection reset by peer"),
             NetError::Interrupted => f.write_str("connection shut down locally"),
@@ -185,7 +204,11 @@ pub fn redact_url(url: &str) -> String {
     let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
     let after = &rest[authority_end..];
     let path_end = after.find(['?', '#']).unwrap_or(after.len());
-    let path = if after[..path_end].is_empty() { "/" } else { &after[..path_end] };
+    let path = if after[..path_end].is_empty() {
+        "/"
+    } else {
+        &after[..path_end]
+    };
     let has_port = match host_port.rfind(':') {
         // `[::1]` has colons but no port; `[::1]:443` and `host:443` have one.
         Some(i) => !host_port[i..].contains(']'),
@@ -230,7 +253,10 @@ mod tests {
         assert_eq!(e.to_string(), "timeout (connect) after 5s to 127.0.0.1:9");
         assert_eq!(e.timeout_phase(), Some(Phase::Connect));
         let e = NetError::timeout(Phase::WsHandshake, Duration::from_millis(300), "ws://h:1/");
-        assert_eq!(e.to_string(), "timeout (WebSocket handshake) after 300ms to ws://h:1/");
+        assert_eq!(
+            e.to_string(),
+            "timeout (WebSocket handshake) after 300ms to ws://h:1/"
+        );
     }
 
     #[test]
@@ -255,14 +281,27 @@ mod tests {
         assert!(NetError::HttpStatus { status: 403 }.is_auth_rejection());
         assert!(!NetError::HttpStatus { status: 429 }.is_auth_rejection());
         assert!(!NetError::Reset.is_auth_rejection());
-        assert!(NetError::HttpStatus { status: 401 }.to_string().contains("credentials rejected"));
+        assert!(
+            NetError::HttpStatus { status: 401 }
+                .to_string()
+                .contains("credentials rejected")
+        );
     }
 
     #[test]
     fn closed_display_distinguishes_missing_close_frame() {
-        let eof = NetError::Closed { code: None, reason: String::new() };
+        let eof = NetError::Closed {
+            code: None,
+            reason: String::new(),
+        };
         assert!(eof.to_string().contains("1006"));
-        let c = NetError::Closed { code: Some(1000), reason: "bye".into() };
-        assert_eq!(c.to_string(), "connection closed by peer with code 1000 (bye)");
+        let c = NetError::Closed {
+            code: Some(1000),
+            reason: "bye".into(),
+        };
+        assert_eq!(
+            c.to_string(),
+            "connection closed by peer with code 1000 (bye)"
+        );
     }
 }

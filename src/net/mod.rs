@@ -6,5 +6,5 @@ pub mod tcp;
 pub mod tls;
 pub mod ws;
 
-pub use error::{redact_url, NetError, Phase, PhaseTimeout};
+pub use error::{NetError, Phase, PhaseTimeout, redact_url};
 pub use ws::{Interrupter, WsConn, WsEvent, WsOptions};

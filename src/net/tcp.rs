@@ -35,8 +35,17 @@ pub fn connect(host: &str, port: u16, connect_timeout: Duration) -> Result<TcpSt
                 configure(&stream, connect_timeout).map_err(NetError::Io)?;
                 return Ok(stream);
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock) => {
-                last_err = Some(NetError::timeout(Phase::Connect, connect_timeout, addr.to_string()));
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+                ) =>
+            {
+                last_err = Some(NetError::timeout(
+                    Phase::Connect,
+                    connect_timeout,
+                    addr.to_string(),
+                ));
             }
             Err(source) => last_err = Some(NetError::Connect { addr, source }),
         }
@@ -60,14 +69,28 @@ pub fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAdd
     thread::Builder::new()
         .name("resolve".into())
         .spawn(move || {
-            let _ = tx.send((name.as_str(), port).to_socket_addrs().map(|a| a.collect::<Vec<_>>()));
+            let _ = tx.send(
+                (name.as_str(), port)
+                    .to_socket_addrs()
+                    .map(|a| a.collect::<Vec<_>>()),
+            );
         })
         .map_err(NetError::Io)?;
     match rx.recv_timeout(timeout) {
         Ok(Ok(addrs)) if !addrs.is_empty() => Ok(addrs),
-        Ok(Ok(_)) => Err(NetError::Resolve { host: bare.into(), detail: "no addresses".into() }),
-        Ok(Err(e)) => Err(NetError::Resolve { host: bare.into(), detail: e.to_string() }),
-        Err(_) => Err(NetError::timeout(Phase::Resolve, timeout, format!("{bare}:{port}"))),
+        Ok(Ok(_)) => Err(NetError::Resolve {
+            host: bare.into(),
+            detail: "no addresses".into(),
+        }),
+        Ok(Err(e)) => Err(NetError::Resolve {
+            host: bare.into(),
+            detail: e.to_string(),
+        }),
+        Err(_) => Err(NetError::timeout(
+            Phase::Resolve,
+            timeout,
+            format!("{bare}:{port}"),
+        )),
     }
 }
 
@@ -83,10 +106,25 @@ fn configure(stream: &TcpStream, io_timeout: Duration) -> io::Result<()> {
 pub fn set_keepalive(stream: &TcpStream) -> io::Result<()> {
     let fd = stream.as_raw_fd();
     setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)?;
-    setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, KEEPALIVE_IDLE_SECS)?;
-    setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, KEEPALIVE_INTERVAL_SECS)?;
+    setsockopt_int(
+        fd,
+        libc::IPPROTO_TCP,
+        libc::TCP_KEEPIDLE,
+        KEEPALIVE_IDLE_SECS,
+    )?;
+    setsockopt_int(
+        fd,
+        libc::IPPROTO_TCP,
+        libc::TCP_KEEPINTVL,
+        KEEPALIVE_INTERVAL_SECS,
+    )?;
     setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT, KEEPALIVE_COUNT)?;
-    setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, USER_TIMEOUT_MS as i32)
+    setsockopt_int(
+        fd,
+        libc::IPPROTO_TCP,
+        libc::TCP_USER_TIMEOUT,
+        USER_TIMEOUT_MS as i32,
+    )
 }
 
 fn setsockopt_int(fd: i32, level: i32, name: i32, value: i32) -> io::Result<()> {
@@ -101,7 +139,11 @@ fn setsockopt_int(fd: i32, level: i32, name: i32, value: i32) -> io::Result<()> 
             std::mem::size_of::<i32>() as libc::socklen_t,
         )
     };
-    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 #[cfg(test)]

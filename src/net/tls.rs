@@ -13,10 +13,16 @@ pub fn connector(ca_file: Option<&Path>) -> Result<TlsConnector, NetError> {
     builder.min_protocol_version(Some(Protocol::Tlsv12));
     if let Some(path) = ca_file {
         let pem = std::fs::read(path).map_err(|e| {
-            NetError::Tls(format!("cannot read CA file {}: {e}; fix the path in ca_file", path.display()))
+            NetError::Tls(format!(
+                "cannot read CA file {}: {e}; fix the path in ca_file",
+                path.display()
+            ))
         })?;
         let certs = Certificate::stack_from_pem(&pem).map_err(|e| {
-            NetError::Tls(format!("CA file {} is not PEM certificates: {e}", path.display()))
+            NetError::Tls(format!(
+                "CA file {} is not PEM certificates: {e}",
+                path.display()
+            ))
         })?;
         if certs.is_empty() {
             return Err(NetError::Tls(format!(
@@ -28,7 +34,9 @@ pub fn connector(ca_file: Option<&Path>) -> Result<TlsConnector, NetError> {
             builder.add_root_certificate(cert);
         }
     }
-    builder.build().map_err(|e| NetError::Tls(format!("cannot set up TLS: {e}")))
+    builder
+        .build()
+        .map_err(|e| NetError::Tls(format!("cannot set up TLS: {e}")))
 }
 
 /// Turns a native-tls handshake error into an operator's message; a

@@ -4,13 +4,13 @@
 //! each write. Another thread can wake a blocked read through an
 //! [`Interrupter`].
 
-use super::error::{redact_url, NetError, Phase};
+use super::error::{NetError, Phase, redact_url};
 use super::{tcp, tls};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tungstenite::client::IntoClientRequest;
 use tungstenite::handshake::HandshakeError;
@@ -59,7 +59,10 @@ pub enum WsEvent {
     /// The peer pinged; the pong has already been sent.
     Ping,
     /// The peer's close frame (reported once; later calls give `NetError::Closed`).
-    Close { code: Option<u16>, reason: String },
+    Close {
+        code: Option<u16>,
+        reason: String,
+    },
 }
 
 /// The byte stream under the WebSocket: plain TCP or TLS over TCP.
@@ -135,7 +138,10 @@ pub struct WsConn {
 
 impl std::fmt::Debug for WsConn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WsConn").field("target", &self.target).field("closed", &self.closed).finish()
+        f.debug_struct("WsConn")
+            .field("target", &self.target)
+            .field("closed", &self.closed)
+            .finish()
     }
 }
 
@@ -147,8 +153,9 @@ struct Target {
 
 fn parse_target(url: &str) -> Result<Target, NetError> {
     let redacted = redact_url(url);
-    let uri: tungstenite::http::Uri =
-        url.parse().map_err(|e| NetError::InvalidRequest(format!("URL {redacted} does not parse: {e}")))?;
+    let uri: tungstenite::http::Uri = url
+        .parse()
+        .map_err(|e| NetError::InvalidRequest(format!("URL {redacted} does not parse: {e}")))?;
     let tls = match uri.scheme_str() {
         Some("ws") => false,
         Some("wss") => true,
@@ -170,7 +177,9 @@ fn parse_target(url: &str) -> Result<Target, NetError> {
 
 /// Remaining budget until `deadline`, or `None` when it has passed.
 fn remaining(deadline: Instant) -> Option<Duration> {
-    deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())
+    deadline
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())
 }
 
 fn set_timeouts(tcp: &TcpStream, d: Duration) -> Result<(), NetError> {
@@ -179,7 +188,10 @@ fn set_timeouts(tcp: &TcpStream, d: Duration) -> Result<(), NetError> {
 }
 
 fn is_timeout(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 /// Connects, performs TLS (for wss://) and the WebSocket upgrade, each
@@ -193,12 +205,17 @@ pub fn connect(url: &str, opts: &WsOptions) -> Result<WsConn, NetError> {
     for (name, value) in &opts.headers {
         let n = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| NetError::InvalidRequest(format!("header name {name:?} is not valid")))?;
-        let v = HeaderValue::from_str(value)
-            .map_err(|_| NetError::InvalidRequest(format!("value of header {name} is not valid")))?;
+        let v = HeaderValue::from_str(value).map_err(|_| {
+            NetError::InvalidRequest(format!("value of header {name} is not valid"))
+        })?;
         request.headers_mut().append(n, v);
     }
     // Connector first: a bad ca_file is a configuration error, found before any traffic.
-    let connector = if target.tls { Some(tls::connector(opts.ca_file.as_deref())?) } else { None };
+    let connector = if target.tls {
+        Some(tls::connector(opts.ca_file.as_deref())?)
+    } else {
+        None
+    };
 
     let tcp = tcp::connect(&target.host, target.port, opts.connect_timeout)?;
     let interrupter = Interrupter {
@@ -211,7 +228,8 @@ pub fn connect(url: &str, opts: &WsOptions) -> Result<WsConn, NetError> {
     let stream = match connector {
         None => WsStream::Plain(tcp),
         Some(connector) => {
-            let tls_timeout = || NetError::timeout(Phase::TlsHandshake, handshake_timeout, target_name.clone());
+            let tls_timeout =
+                || NetError::timeout(Phase::TlsHandshake, handshake_timeout, target_name.clone());
             set_timeouts(&tcp, remaining(deadline).ok_or_else(tls_timeout)?)?;
             let mut attempt = connector.connect(&target.host, tcp);
             loop {
@@ -223,14 +241,18 @@ pub fn connect(url: &str, opts: &WsOptions) -> Result<WsConn, NetError> {
                         attempt = mid.handshake();
                     }
                     Err(native_tls::HandshakeError::Failure(e)) => {
-                        return Err(NetError::Tls(tls::describe_handshake_error(&target.host, &e)));
+                        return Err(NetError::Tls(tls::describe_handshake_error(
+                            &target.host,
+                            &e,
+                        )));
                     }
                 }
             }
         }
     };
 
-    let ws_timeout = || NetError::timeout(Phase::WsHandshake, handshake_timeout, target_name.clone());
+    let ws_timeout =
+        || NetError::timeout(Phase::WsHandshake, handshake_timeout, target_name.clone());
     set_timeouts(stream.tcp(), remaining(deadline).ok_or_else(ws_timeout)?)?;
     let config = WebSocketConfig::default()
         .max_message_size(Some(opts.max_message_bytes))
@@ -254,27 +276,48 @@ pub fn connect(url: &str, opts: &WsOptions) -> Result<WsConn, NetError> {
             }
         }
     };
-    let tick = opts.read_tick.clamp(Duration::from_millis(1), Duration::from_secs(1));
+    let tick = opts
+        .read_tick
+        .clamp(Duration::from_millis(1), Duration::from_secs(1));
     let write_timeout = opts.write_timeout.max(Duration::from_millis(1));
-    ws.get_ref().tcp().set_read_timeout(Some(tick)).map_err(NetError::Io)?;
-    ws.get_ref().tcp().set_write_timeout(Some(write_timeout)).map_err(NetError::Io)?;
-    Ok(WsConn { ws, target: target_name, write_timeout, interrupter, closed: None })
+    ws.get_ref()
+        .tcp()
+        .set_read_timeout(Some(tick))
+        .map_err(NetError::Io)?;
+    ws.get_ref()
+        .tcp()
+        .set_write_timeout(Some(write_timeout))
+        .map_err(NetError::Io)?;
+    Ok(WsConn {
+        ws,
+        target: target_name,
+        write_timeout,
+        interrupter,
+        closed: None,
+    })
 }
 
 /// Maps a tungstenite error (outside the read-tick case) to a `NetError`.
 fn map_error(e: tungstenite::Error, phase: Phase) -> NetError {
-    use tungstenite::error::ProtocolError as P;
     use tungstenite::Error as E;
+    use tungstenite::error::ProtocolError as P;
     match e {
-        E::ConnectionClosed | E::AlreadyClosed => NetError::Closed { code: None, reason: String::new() },
-        E::Protocol(P::ResetWithoutClosingHandshake) => {
-            NetError::Closed { code: None, reason: String::new() }
-        }
+        E::ConnectionClosed | E::AlreadyClosed => NetError::Closed {
+            code: None,
+            reason: String::new(),
+        },
+        E::Protocol(P::ResetWithoutClosingHandshake) => NetError::Closed {
+            code: None,
+            reason: String::new(),
+        },
         E::Io(io) => match io.kind() {
-            io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted | io::ErrorKind::BrokenPipe => {
-                NetError::Reset
-            }
-            io::ErrorKind::UnexpectedEof => NetError::Closed { code: None, reason: String::new() },
+            io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe => NetError::Reset,
+            io::ErrorKind::UnexpectedEof => NetError::Closed {
+                code: None,
+                reason: String::new(),
+            },
             _ => NetError::Io(io),
         },
         E::Tls(t) => NetError::Tls(t.to_string()),
@@ -283,7 +326,9 @@ fn map_error(e: tungstenite::Error, phase: Phase) -> NetError {
         E::Utf8(detail) => NetError::Protocol(format!("text message is not UTF-8: {detail}")),
         E::AttackAttempt => NetError::Protocol("peer behaved like an attacker".into()),
         E::Url(u) => NetError::InvalidRequest(u.to_string()),
-        E::Http(resp) => NetError::HttpStatus { status: resp.status().as_u16() },
+        E::Http(resp) => NetError::HttpStatus {
+            status: resp.status().as_u16(),
+        },
         E::HttpFormat(h) => NetError::Protocol(format!("malformed HTTP during {phase}: {h}")),
     }
 }
@@ -304,7 +349,10 @@ impl WsConn {
     }
 
     fn closed_error(&self) -> Option<NetError> {
-        self.closed.as_ref().map(|(code, reason)| NetError::Closed { code: *code, reason: reason.clone() })
+        self.closed.as_ref().map(|(code, reason)| NetError::Closed {
+            code: *code,
+            reason: reason.clone(),
+        })
     }
 
     /// A failed operation: an interrupted connection reports that, not the
@@ -319,7 +367,10 @@ impl WsConn {
             }
             tungstenite::Error::Protocol(tungstenite::error::ProtocolError::SendAfterClosing)
             | tungstenite::Error::AlreadyClosed => {
-                self.closed_error().unwrap_or(NetError::Closed { code: None, reason: String::new() })
+                self.closed_error().unwrap_or(NetError::Closed {
+                    code: None,
+                    reason: String::new(),
+                })
             }
             other => map_error(other, phase),
         };
@@ -406,7 +457,10 @@ impl WsConn {
     pub fn close(&mut self, code: u16, reason: &str) {
         let deadline = Instant::now() + self.write_timeout;
         if self.closed.is_none() && !self.interrupter.interrupted.load(Ordering::SeqCst) {
-            let frame = CloseFrame { code: CloseCode::from(code), reason: reason.to_owned().into() };
+            let frame = CloseFrame {
+                code: CloseCode::from(code),
+                reason: reason.to_owned().into(),
+            };
             if self.ws.close(Some(frame)).is_ok() {
                 while let Some(left) = remaining(deadline) {
                     let _ = self.ws.get_ref().tcp().set_read_timeout(Some(left));

@@ -1,7 +1,7 @@
 //! `brokerguard sim`: the simulator in the foreground, one line per
 //! connection event, until the caller's stop flag is set.
 
-use super::fault::{Fault, FAULT_HELP};
+use super::fault::{FAULT_HELP, Fault};
 use super::server::{SimConfig, SimTls, Simulator};
 use crate::config::parse_duration;
 use std::fmt;
@@ -50,9 +50,9 @@ pub struct Script(pub Vec<(Duration, Option<Fault>)>);
 fn parse_script(s: &str) -> Result<Script, String> {
     let mut steps = Vec::new();
     for step in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (delay, fault) = step
-            .split_once('=')
-            .ok_or_else(|| format!("script step \"{step}\" must look like DELAY=FAULT, e.g. 10s=reset"))?;
+        let (delay, fault) = step.split_once('=').ok_or_else(|| {
+            format!("script step \"{step}\" must look like DELAY=FAULT, e.g. 10s=reset")
+        })?;
         let delay = parse_duration(delay)?;
         let fault = match fault.trim() {
             "clear" | "none" => None,
@@ -61,7 +61,9 @@ fn parse_script(s: &str) -> Result<Script, String> {
         steps.push((delay, fault));
     }
     if steps.is_empty() {
-        return Err(format!("empty script; write e.g. \"10s=close:1001,5s=clear\" (faults: {FAULT_HELP})"));
+        return Err(format!(
+            "empty script; write e.g. \"10s=close:1001,5s=clear\" (faults: {FAULT_HELP})"
+        ));
     }
     Ok(Script(steps))
 }
@@ -78,7 +80,9 @@ pub enum SimCliError {
 impl fmt::Display for SimCliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SimCliError::ReadFile { path, source } => write!(f, "cannot read {}: {source}", path.display()),
+            SimCliError::ReadFile { path, source } => {
+                write!(f, "cannot read {}: {source}", path.display())
+            }
             SimCliError::Start { port, source } if source.kind() == io::ErrorKind::InvalidInput => {
                 write!(
                     f,
@@ -87,7 +91,10 @@ impl fmt::Display for SimCliError {
                 )
             }
             SimCliError::Start { port, source } => {
-                write!(f, "cannot listen on 127.0.0.1:{port}: {source} (is another program using the port?)")
+                write!(
+                    f,
+                    "cannot listen on 127.0.0.1:{port}: {source} (is another program using the port?)"
+                )
             }
         }
     }
@@ -96,13 +103,19 @@ impl fmt::Display for SimCliError {
 impl std::error::Error for SimCliError {}
 
 fn read(path: &PathBuf) -> Result<Vec<u8>, SimCliError> {
-    std::fs::read(path).map_err(|source| SimCliError::ReadFile { path: path.clone(), source })
+    std::fs::read(path).map_err(|source| SimCliError::ReadFile {
+        path: path.clone(),
+        source,
+    })
 }
 
 /// Runs the simulator until `stop` is set, printing one line per event.
 pub fn run_cli(args: &SimArgs, stop: &AtomicBool) -> Result<(), SimCliError> {
     let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(SimTls { cert_pem: read(cert)?, key_pem: read(key)? }),
+        (Some(cert), Some(key)) => Some(SimTls {
+            cert_pem: read(cert)?,
+            key_pem: read(key)?,
+        }),
         _ => None,
     };
     let (tx, rx) = mpsc::channel();
@@ -115,12 +128,21 @@ pub fn run_cli(args: &SimArgs, stop: &AtomicBool) -> Result<(), SimCliError> {
         fault: args.fault.clone(),
         events: Some(tx),
     };
-    let handle = Simulator::start(cfg).map_err(|source| SimCliError::Start { port: args.port, source })?;
+    let handle = Simulator::start(cfg).map_err(|source| SimCliError::Start {
+        port: args.port,
+        source,
+    })?;
     println!(
         "simulator listening on {} (auth: {}, fault: {})",
         handle.url(),
-        if args.tokens.is_empty() { "off".to_string() } else { format!("{} token(s)", args.tokens.len()) },
-        args.fault.as_ref().map_or("none".to_string(), Fault::to_string),
+        if args.tokens.is_empty() {
+            "off".to_string()
+        } else {
+            format!("{} token(s)", args.tokens.len())
+        },
+        args.fault
+            .as_ref()
+            .map_or("none".to_string(), Fault::to_string),
     );
     if let Some(Script(steps)) = &args.script {
         handle.run_script(steps.clone());
@@ -152,17 +174,32 @@ mod tests {
     #[test]
     fn parses_flags() {
         let w = Wrap::try_parse_from([
-            "sim", "--token", "a", "--token", "b", "--data-every", "250ms", "--fault", "close-on-send:1000",
-            "--script", "1s=reset, 2s=clear",
+            "sim",
+            "--token",
+            "a",
+            "--token",
+            "b",
+            "--data-every",
+            "250ms",
+            "--fault",
+            "close-on-send:1000",
+            "--script",
+            "1s=reset, 2s=clear",
         ])
         .unwrap();
         assert_eq!(w.sim.port, 8765);
         assert_eq!(w.sim.tokens, vec!["a", "b"]);
         assert_eq!(w.sim.data_every, Some(Duration::from_millis(250)));
-        assert_eq!(w.sim.fault, Some(Fault::CloseOnClientMessage { code: 1000 }));
+        assert_eq!(
+            w.sim.fault,
+            Some(Fault::CloseOnClientMessage { code: 1000 })
+        );
         assert_eq!(
             w.sim.script,
-            Some(Script(vec![(Duration::from_secs(1), Some(Fault::Reset)), (Duration::from_secs(2), None)]))
+            Some(Script(vec![
+                (Duration::from_secs(1), Some(Fault::Reset)),
+                (Duration::from_secs(2), None)
+            ]))
         );
         assert!(Wrap::try_parse_from(["sim", "--fault", "explode"]).is_err());
         assert!(Wrap::try_parse_from(["sim", "--tls-cert", "c.pem"]).is_err());

@@ -4,7 +4,7 @@
 //! flag and the fault at least every tick.
 
 use super::fault::Fault;
-use super::protocol::{heartbeat, Session};
+use super::protocol::{Session, heartbeat};
 use super::server::{Shared, TICK};
 use crate::net::ws::WsStream;
 use crate::timefmt::rfc3339_millis;
@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 use tungstenite::handshake::HandshakeError;
-use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::CloseFrame;
+use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Message, WebSocket};
 
 /// A client that does not read for this long is dropped.
@@ -42,12 +42,18 @@ impl Drop for Live {
 }
 
 fn is_timeout(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 /// Closes the socket with SO_LINGER 0, so the peer gets a RST.
 fn reset(tcp: &TcpStream) {
-    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
     // SAFETY: the fd belongs to a live TcpStream; the pointer and length describe `linger`.
     unsafe {
         libc::setsockopt(
@@ -98,7 +104,9 @@ pub(crate) fn serve(shared: Arc<Shared>, id: usize, tcp: TcpStream, generation: 
         Some(Fault::RefuseConnections) => return,
         _ => {}
     }
-    let Some(ws) = handshake(&shared, id, tcp) else { return };
+    let Some(ws) = handshake(&shared, id, tcp) else {
+        return;
+    };
     shared.stats.update(|s| s.handshakes_completed += 1);
     shared.event(format!("conn {id}: WebSocket open"));
     let now = Instant::now();
@@ -131,7 +139,9 @@ fn handshake(shared: &Shared, id: usize, tcp: TcpStream) -> Option<WebSocket<WsS
             loop {
                 match attempt {
                     Ok(s) => break WsStream::Tls(Box::new(s)),
-                    Err(native_tls::HandshakeError::WouldBlock(mid)) if !give_up() => attempt = mid.handshake(),
+                    Err(native_tls::HandshakeError::WouldBlock(mid)) if !give_up() => {
+                        attempt = mid.handshake()
+                    }
                     Err(e) => {
                         shared.event(format!("conn {id}: TLS handshake failed: {e}"));
                         return None;
@@ -217,7 +227,8 @@ impl Conn {
             Some(Fault::RefuseConnections) => {
                 // The broker died: the socket just goes away, no close frame.
                 let _ = self.ws.get_ref().tcp().shutdown(std::net::Shutdown::Both);
-                self.shared.event(format!("conn {}: dropped (refuse)", self.id));
+                self.shared
+                    .event(format!("conn {}: dropped (refuse)", self.id));
                 Err(End)
             }
             Some(Fault::Reset) => {
@@ -247,9 +258,16 @@ impl Conn {
     }
 
     fn write_garbage_and_drain(&mut self) {
-        self.shared.event(format!("conn {}: writing bytes that are not a WebSocket frame", self.id));
+        self.shared.event(format!(
+            "conn {}: writing bytes that are not a WebSocket frame",
+            self.id
+        ));
         let stream = self.ws.get_mut();
-        if stream.write_all(GARBAGE).and_then(|_| stream.flush()).is_err() {
+        if stream
+            .write_all(GARBAGE)
+            .and_then(|_| stream.flush())
+            .is_err()
+        {
             return;
         }
         // Keep the socket open (closing with unread input would reset it and
@@ -261,7 +279,8 @@ impl Conn {
 
     fn send(&mut self, text: String) -> Result<(), End> {
         self.ws.send(Message::text(text)).map_err(|e| {
-            self.shared.event(format!("conn {}: send failed: {e}", self.id));
+            self.shared
+                .event(format!("conn {}: send failed: {e}", self.id));
             End
         })
     }
@@ -332,14 +351,16 @@ impl Conn {
             }
             Ok(Message::Close(frame)) => {
                 let code = frame.map(|f| u16::from(f.code));
-                self.shared.event(format!("conn {}: closed by client ({code:?})", self.id));
+                self.shared
+                    .event(format!("conn {}: closed by client ({code:?})", self.id));
                 let _ = self.ws.flush();
                 Err(End)
             }
             Ok(_) => Ok(()),
             Err(tungstenite::Error::Io(e)) if is_timeout(&e) => Ok(()),
             Err(e) => {
-                self.shared.event(format!("conn {}: read ended: {e}", self.id));
+                self.shared
+                    .event(format!("conn {}: read ended: {e}", self.id));
                 Err(End)
             }
         }
@@ -391,8 +412,12 @@ impl Conn {
     /// Sends a close frame and waits briefly for the client's echo.
     fn close(&mut self, code: u16, reason: &str) {
         self.shared.stats.update(|s| s.close_codes_sent.push(code));
-        self.shared.event(format!("conn {}: closing with {code}", self.id));
-        let frame = CloseFrame { code: CloseCode::from(code), reason: reason.to_owned().into() };
+        self.shared
+            .event(format!("conn {}: closing with {code}", self.id));
+        let frame = CloseFrame {
+            code: CloseCode::from(code),
+            reason: reason.to_owned().into(),
+        };
         if self.ws.close(Some(frame)).is_err() {
             return;
         }

@@ -67,13 +67,16 @@ impl fmt::Display for Fault {
 }
 
 fn number<T: FromStr>(s: &str, what: &str, spec: &str) -> Result<T, String> {
-    s.parse().map_err(|_| format!("fault \"{spec}\": {what} \"{s}\" is not a number"))
+    s.parse()
+        .map_err(|_| format!("fault \"{spec}\": {what} \"{s}\" is not a number"))
 }
 
 fn close_code(s: &str, spec: &str) -> Result<u16, String> {
     let code: u16 = number(s, "close code", spec)?;
     if !(1000..=4999).contains(&code) {
-        return Err(format!("fault \"{spec}\": close code {code} is outside 1000-4999"));
+        return Err(format!(
+            "fault \"{spec}\": close code {code} is outside 1000-4999"
+        ));
     }
     Ok(code)
 }
@@ -87,7 +90,9 @@ impl FromStr for Fault {
         let args: Vec<&str> = parts.collect();
         let arity = |min: usize, max: usize| {
             if args.len() < min || args.len() > max {
-                Err(format!("fault \"{spec}\" has the wrong number of arguments; expected one of: {FAULT_HELP}"))
+                Err(format!(
+                    "fault \"{spec}\" has the wrong number of arguments; expected one of: {FAULT_HELP}"
+                ))
             } else {
                 Ok(())
             }
@@ -113,7 +118,9 @@ impl FromStr for Fault {
             }
             "close-on-send" => {
                 arity(0, 1)?;
-                Fault::CloseOnClientMessage { code: args.first().map_or(Ok(1000), |c| close_code(c, spec))? }
+                Fault::CloseOnClientMessage {
+                    code: args.first().map_or(Ok(1000), |c| close_code(c, spec))?,
+                }
             }
             "silent" => {
                 arity(0, 0)?;
@@ -135,15 +142,23 @@ impl FromStr for Fault {
                 arity(1, 1)?;
                 let per_sec: u32 = number(args[0], "rate", spec)?;
                 if per_sec == 0 {
-                    return Err(format!("fault \"{spec}\": the rate must be at least 1 per second"));
+                    return Err(format!(
+                        "fault \"{spec}\": the rate must be at least 1 per second"
+                    ));
                 }
                 Fault::Flood { per_sec }
             }
             "close" => {
                 arity(1, 1)?;
-                Fault::CloseWithCode { code: close_code(args[0], spec)? }
+                Fault::CloseWithCode {
+                    code: close_code(args[0], spec)?,
+                }
             }
-            _ => return Err(format!("unknown fault \"{spec}\"; expected one of: {FAULT_HELP}")),
+            _ => {
+                return Err(format!(
+                    "unknown fault \"{spec}\"; expected one of: {FAULT_HELP}"
+                ));
+            }
         };
         Ok(fault)
     }
@@ -159,7 +174,10 @@ mod tests {
             Fault::RefuseConnections,
             Fault::AcceptNoHandshake,
             Fault::RejectAuth,
-            Fault::CloseAfter { messages: 5, code: 1011 },
+            Fault::CloseAfter {
+                messages: 5,
+                code: 1011,
+            },
             Fault::CloseOnClientMessage { code: 1000 },
             Fault::SilentWithPongs,
             Fault::SilentNoPongs,
@@ -175,11 +193,30 @@ mod tests {
 
     #[test]
     fn defaults_and_errors() {
-        assert_eq!("close-on-send".parse(), Ok(Fault::CloseOnClientMessage { code: 1000 }));
-        assert_eq!("close-after:3".parse(), Ok(Fault::CloseAfter { messages: 3, code: 1000 }));
-        assert!("close:99".parse::<Fault>().unwrap_err().contains("1000-4999"));
+        assert_eq!(
+            "close-on-send".parse(),
+            Ok(Fault::CloseOnClientMessage { code: 1000 })
+        );
+        assert_eq!(
+            "close-after:3".parse(),
+            Ok(Fault::CloseAfter {
+                messages: 3,
+                code: 1000
+            })
+        );
+        assert!(
+            "close:99"
+                .parse::<Fault>()
+                .unwrap_err()
+                .contains("1000-4999")
+        );
         assert!("flood:0".parse::<Fault>().is_err());
-        assert!("explode".parse::<Fault>().unwrap_err().contains("expected one of"));
+        assert!(
+            "explode"
+                .parse::<Fault>()
+                .unwrap_err()
+                .contains("expected one of")
+        );
         assert!("reset:1".parse::<Fault>().is_err());
     }
 }

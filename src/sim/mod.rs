@@ -12,7 +12,7 @@ mod protocol;
 mod server;
 mod stats;
 
-pub use cli::{run_cli, SimArgs, SimCliError};
-pub use fault::{Fault, FAULT_HELP};
+pub use cli::{SimArgs, SimCliError, run_cli};
+pub use fault::{FAULT_HELP, Fault};
 pub use server::{SimConfig, SimHandle, SimTls, Simulator};
 pub use stats::SimStats;

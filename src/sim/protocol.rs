@@ -4,7 +4,7 @@
 //! notes for the stats out; no I/O, no clock.
 
 use super::fault::Fault;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::collections::HashSet;
 
 /// Per-connection protocol state.
@@ -41,7 +41,12 @@ impl Session {
     }
 
     /// Handles one text message from the client.
-    pub fn on_text(&mut self, text: &str, tokens: &HashSet<String>, fault: Option<&Fault>) -> Outcome {
+    pub fn on_text(
+        &mut self,
+        text: &str,
+        tokens: &HashSet<String>,
+        fault: Option<&Fault>,
+    ) -> Outcome {
         let mut out = Outcome::default();
         let was_authenticated = self.authenticated(tokens);
         if let (Some(Fault::CloseOnClientMessage { code }), true) = (fault, was_authenticated) {
@@ -57,7 +62,11 @@ impl Session {
         };
         let kind = msg.get("type").and_then(Value::as_str).unwrap_or("");
         if kind == "auth" {
-            let token = msg.get("token").and_then(Value::as_str).unwrap_or("").to_string();
+            let token = msg
+                .get("token")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             let accepted = !matches!(fault, Some(Fault::RejectAuth))
                 && (tokens.is_empty() || tokens.contains(&token));
             out.token_seen = Some(token);
@@ -67,7 +76,8 @@ impl Session {
                 out.replies.push(json!({"type": "auth_ok"}).to_string());
             } else {
                 self.authed = false;
-                out.replies.push(json!({"type": "auth_failed", "reason": "invalid token"}).to_string());
+                out.replies
+                    .push(json!({"type": "auth_failed", "reason": "invalid token"}).to_string());
                 out.close = Some((1008, "invalid token".into()));
             }
             return out;
@@ -83,18 +93,21 @@ impl Session {
                         self.channels.push(channel.to_string());
                     }
                     out.subscribed = Some(channel.to_string());
-                    out.replies.push(json!({"type": "subscribed", "channel": channel}).to_string());
+                    out.replies
+                        .push(json!({"type": "subscribed", "channel": channel}).to_string());
                 }
                 None => out.replies.push(error("subscribe needs a \"channel\"")),
             },
             "unsubscribe" => {
                 let channel = msg.get("channel").and_then(Value::as_str).unwrap_or("");
                 self.channels.retain(|c| c != channel);
-                out.replies.push(json!({"type": "unsubscribed", "channel": channel}).to_string());
+                out.replies
+                    .push(json!({"type": "unsubscribed", "channel": channel}).to_string());
             }
             "get_signals" => {
                 self.signal_polls += 1;
-                out.replies.push(json!({"type": "signals", "n": self.signal_polls}).to_string());
+                out.replies
+                    .push(json!({"type": "signals", "n": self.signal_polls}).to_string());
             }
             "ping" => out.replies.push(json!({"type": "pong"}).to_string()),
             "" => out.replies.push(error("message needs a \"type\"")),
@@ -127,7 +140,10 @@ mod tests {
         let tk = tokens(&["good"]);
         let mut s = Session::default();
         let o = s.on_text(r#"{"type":"subscribe","channel":"x"}"#, &tk, None);
-        assert_eq!(o.replies, vec![r#"{"reason":"not authenticated","type":"error"}"#]);
+        assert_eq!(
+            o.replies,
+            vec![r#"{"reason":"not authenticated","type":"error"}"#]
+        );
         let o = s.on_text(r#"{"type":"auth","token":"bad"}"#, &tk, None);
         assert_eq!(o.auth, Some(false));
         assert_eq!(o.close, Some((1008, "invalid token".into())));
@@ -149,9 +165,17 @@ mod tests {
         let mut s = Session::default();
         let o = s.on_text(r#"{"type":"get_signals"}"#, &none, None);
         assert!(o.replies[0].contains("signals"));
-        let o = s.on_text(r#"{"type":"auth","token":"any"}"#, &none, Some(&Fault::RejectAuth));
+        let o = s.on_text(
+            r#"{"type":"auth","token":"any"}"#,
+            &none,
+            Some(&Fault::RejectAuth),
+        );
         assert_eq!(o.auth, Some(false));
-        let o = s.on_text("{}", &none, Some(&Fault::CloseOnClientMessage { code: 1000 }));
+        let o = s.on_text(
+            "{}",
+            &none,
+            Some(&Fault::CloseOnClientMessage { code: 1000 }),
+        );
         assert_eq!(o.close, Some((1000, String::new())));
         assert!(o.replies.is_empty());
     }

@@ -105,7 +105,12 @@ impl Shared {
         if f.generation == seen {
             return (Vec::new(), seen);
         }
-        let changes = f.history.iter().filter(|(g, _)| *g > seen).map(|(_, c)| c.clone()).collect();
+        let changes = f
+            .history
+            .iter()
+            .filter(|(g, _)| *g > seen)
+            .map(|(_, c)| c.clone())
+            .collect();
         (changes, f.generation)
     }
 
@@ -126,8 +131,14 @@ impl Shared {
         let deadline = Instant::now() + Duration::from_secs(1);
         let mut seen = lock(&self.seen);
         while !self.stopping() && seen.values().any(|g| *g < generation) {
-            let Some(left) = deadline.checked_duration_since(Instant::now()) else { return };
-            seen = self.seen_changed.wait_timeout(seen, left.min(TICK)).unwrap_or_else(|p| p.into_inner()).0;
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return;
+            };
+            seen = self
+                .seen_changed
+                .wait_timeout(seen, left.min(TICK))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
     }
 
@@ -188,8 +199,11 @@ impl Simulator {
         let tls = match &cfg.tls {
             None => None,
             Some(t) => {
-                let invalid = |e: native_tls::Error| io::Error::new(io::ErrorKind::InvalidInput, e.to_string());
-                let identity = native_tls::Identity::from_pkcs8(&t.cert_pem, &t.key_pem).map_err(invalid)?;
+                let invalid = |e: native_tls::Error| {
+                    io::Error::new(io::ErrorKind::InvalidInput, e.to_string())
+                };
+                let identity =
+                    native_tls::Identity::from_pkcs8(&t.cert_pem, &t.key_pem).map_err(invalid)?;
                 Some(native_tls::TlsAcceptor::new(identity).map_err(invalid)?)
             }
         };
@@ -204,7 +218,11 @@ impl Simulator {
             stats: SharedStats::default(),
             stop: AtomicBool::new(false),
             tokens: Mutex::new(cfg.tokens.iter().cloned().collect()),
-            fault: Mutex::new(FaultState { current: cfg.fault.clone(), generation: 0, history: Vec::new() }),
+            fault: Mutex::new(FaultState {
+                current: cfg.fault.clone(),
+                generation: 0,
+                history: Vec::new(),
+            }),
             listener: Mutex::new(if refuse { None } else { Some(listener) }),
             threads: Mutex::new(Vec::new()),
             events: cfg.events.clone(),
@@ -212,8 +230,13 @@ impl Simulator {
             seen_changed: Condvar::new(),
         });
         let s = shared.clone();
-        let accept = thread::Builder::new().name("sim-accept".into()).spawn(move || accept_loop(s))?;
-        Ok(SimHandle { shared, accept: Mutex::new(Some(accept)) })
+        let accept = thread::Builder::new()
+            .name("sim-accept".into())
+            .spawn(move || accept_loop(s))?;
+        Ok(SimHandle {
+            shared,
+            accept: Mutex::new(Some(accept)),
+        })
     }
 }
 
@@ -240,7 +263,9 @@ fn accept_loop(shared: Arc<Shared>) {
                 });
                 shared.event(format!("conn {id} from {peer}: accepted"));
                 let s = shared.clone();
-                if let Err(e) = shared.spawn(format!("sim-conn-{id}"), move || conn::serve(s, id, tcp, generation)) {
+                if let Err(e) = shared.spawn(format!("sim-conn-{id}"), move || {
+                    conn::serve(s, id, tcp, generation)
+                }) {
                     shared.stats.update(|s| s.live_connections -= 1);
                     shared.event(format!("conn {id}: cannot start a thread: {e}"));
                 }

@@ -63,7 +63,11 @@ impl SharedStats {
             let Some(left) = deadline.checked_duration_since(Instant::now()) else {
                 return false;
             };
-            guard = self.changed.wait_timeout(guard, left).unwrap_or_else(|p| p.into_inner()).0;
+            guard = self
+                .changed
+                .wait_timeout(guard, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
     }
 }
