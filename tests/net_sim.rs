@@ -185,7 +185,9 @@ fn wss_server_not_signed_by_given_ca_is_a_tls_error() {
         ..opts()
     };
     match net::ws::connect(&h.url(), &o) {
-        Err(NetError::Tls(m)) => assert!(m.contains("certificate"), "{m}"),
+        Err(NetError::Tls(m)) => {
+            assert!(m.contains("certificate"), "{m}")
+        }
         other => panic!("expected a TLS error, got {other:?}"),
     }
 }
@@ -709,4 +711,65 @@ fn stop_ends_every_thread_promptly() {
     drop(held);
     // The port is closed after stop.
     assert!(net::ws::connect(&h.url(), &opts()).is_err());
+}
+
+#[test]
+fn rejected_upgrade_reports_the_http_status() {
+    let h = authed_sim();
+    let mut existing = connect_and_auth(&h);
+    h.set_fault(Fault::RejectUpgrade { status: 401 });
+    let err = net::ws::connect(&h.url(), &opts()).unwrap_err();
+    assert!(
+        matches!(err, NetError::HttpStatus { status: 401 }),
+        "{err:?}"
+    );
+    assert!(err.is_auth_rejection());
+    h.set_fault(Fault::RejectUpgrade { status: 429 });
+    let err = net::ws::connect(&h.url(), &opts()).unwrap_err();
+    assert!(matches!(err, NetError::HttpStatus { status: 429 }) && !err.is_auth_rejection());
+    // The connection made before the fault still works.
+    existing.send_text(r#"{"type":"get_signals"}"#).unwrap();
+    read_type(&mut existing, "signals");
+}
+
+#[test]
+fn cli_front_runs_until_stopped() {
+    use brokerguard::sim::{SimArgs, run_cli};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let args = SimArgs {
+        port,
+        tokens: vec![],
+        data_every: None,
+        heartbeat_every: None,
+        tls_cert: None,
+        tls_key: None,
+        fault: Some(Fault::CloseOnClientMessage { code: 1000 }),
+        script: None,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let runner = thread::spawn(move || run_cli(&args, &s));
+    let url = format!("ws://127.0.0.1:{port}/");
+    let deadline = Instant::now() + LONG;
+    let mut c = loop {
+        match net::ws::connect(&url, &opts()) {
+            Ok(c) => break c,
+            Err(e) => assert!(
+                Instant::now() < deadline,
+                "CLI simulator never listened: {e}"
+            ),
+        }
+    };
+    c.send_text("{}").unwrap();
+    assert_eq!(read_until_close(&mut c).0, Some(1000));
+    let t0 = Instant::now();
+    stop.store(true, Ordering::SeqCst);
+    runner.join().unwrap().unwrap();
+    assert!(t0.elapsed() < Duration::from_millis(1500));
 }

@@ -15,6 +15,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 use tungstenite::handshake::HandshakeError;
+use tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tungstenite::http::StatusCode;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Message, WebSocket};
@@ -150,7 +152,22 @@ fn handshake(shared: &Shared, id: usize, tcp: TcpStream) -> Option<WebSocket<WsS
             }
         }
     };
-    let mut attempt = tungstenite::accept(stream);
+    let reject = match shared.current_fault().0 {
+        Some(Fault::RejectUpgrade { status }) => Some(status),
+        _ => None,
+    };
+    let callback = move |_req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+        match reject {
+            None => Ok(resp),
+            Some(status) => {
+                let mut refusal = ErrorResponse::new(Some(format!("simulated HTTP {status}")));
+                *refusal.status_mut() =
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
+                Err(refusal)
+            }
+        }
+    };
+    let mut attempt = tungstenite::accept_hdr(stream, callback);
     loop {
         match attempt {
             Ok(ws) => return Some(ws),
