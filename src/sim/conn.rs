@@ -131,6 +131,8 @@ pub(crate) fn serve(shared: Arc<Shared>, id: usize, tcp: TcpStream, generation: 
 
 /// TLS (if configured) and the WebSocket upgrade, bounded by HANDSHAKE_LIMIT
 /// and abandoned when the simulator stops.
+// The upgrade callback's error type is fixed by tungstenite.
+#[allow(clippy::result_large_err)]
 fn handshake(shared: &Shared, id: usize, tcp: TcpStream) -> Option<WebSocket<WsStream>> {
     let deadline = Instant::now() + HANDSHAKE_LIMIT;
     let give_up = || shared.stopping() || Instant::now() >= deadline;
