@@ -773,3 +773,79 @@ fn cli_front_runs_until_stopped() {
     runner.join().unwrap().unwrap();
     assert!(t0.elapsed() < Duration::from_millis(1500));
 }
+
+/// A server that writes `bytes` one at a time, `gap` apart, after an
+/// optional WebSocket upgrade.
+fn trickle_server(upgrade: bool, bytes: Vec<u8>, gap: Duration) -> (u16, thread::JoinHandle<()>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let t = thread::spawn(move || {
+        let (s, _) = l.accept().unwrap();
+        let mut s = if upgrade {
+            tungstenite::accept(s).unwrap().into_inner()
+        } else {
+            let mut s = s;
+            s.set_read_timeout(Some(LONG)).unwrap();
+            let _ = s.read(&mut [0u8; 4096]);
+            s
+        };
+        for b in bytes {
+            // Pacing is the stimulus here: the peer trickles on purpose.
+            thread::sleep(gap);
+            if s.write_all(&[b]).is_err() {
+                return;
+            }
+        }
+        let _ = s.read(&mut [0u8; 64]);
+    });
+    (port, t)
+}
+
+#[test]
+fn trickled_frame_never_holds_a_read_past_its_tick() {
+    let frame = vec![0x81, 0x05, b'h', b'e', b'l', b'l', b'o'];
+    let (port, server) = trickle_server(true, frame, Duration::from_millis(60));
+    let o = WsOptions {
+        read_tick: Duration::from_millis(100),
+        ..opts()
+    };
+    let mut c = net::ws::connect(&format!("ws://127.0.0.1:{port}/"), &o).unwrap();
+    let (mut empty_ticks, deadline) = (0, Instant::now() + LONG);
+    let text = loop {
+        assert!(Instant::now() < deadline, "message never completed");
+        let t0 = Instant::now();
+        let got = c.read().unwrap();
+        assert!(
+            t0.elapsed() < Duration::from_millis(400),
+            "read held {:?}",
+            t0.elapsed()
+        );
+        match got {
+            None => empty_ticks += 1,
+            Some(e) => break e,
+        }
+    };
+    assert_eq!(text, WsEvent::Text("hello".into()));
+    assert!(empty_ticks >= 2, "only {empty_ticks} empty ticks");
+    c.close(1000, "");
+    server.join().unwrap();
+}
+
+#[test]
+fn trickled_upgrade_response_is_bounded_by_the_handshake_timeout() {
+    let reply = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n".to_vec();
+    let (port, server) = trickle_server(false, reply, Duration::from_millis(20));
+    let o = WsOptions {
+        handshake_timeout: Duration::from_millis(300),
+        ..opts()
+    };
+    let t0 = Instant::now();
+    let err = net::ws::connect(&format!("ws://127.0.0.1:{port}/"), &o).unwrap_err();
+    assert_eq!(err.timeout_phase(), Some(Phase::WsHandshake), "{err}");
+    assert!(
+        t0.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        t0.elapsed()
+    );
+    server.join().unwrap();
+}

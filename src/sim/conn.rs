@@ -6,6 +6,7 @@
 use super::fault::Fault;
 use super::protocol::{Session, heartbeat};
 use super::server::{Shared, TICK};
+use crate::net::timed::TimedTcp;
 use crate::net::ws::WsStream;
 use crate::timefmt::rfc3339_millis;
 use std::io::{self, Read, Write};
@@ -137,9 +138,9 @@ fn handshake(shared: &Shared, id: usize, tcp: TcpStream) -> Option<WebSocket<WsS
     let deadline = Instant::now() + HANDSHAKE_LIMIT;
     let give_up = || shared.stopping() || Instant::now() >= deadline;
     let stream = match &shared.tls {
-        None => WsStream::Plain(tcp),
+        None => WsStream::Plain(TimedTcp::new(tcp)),
         Some(acceptor) => {
-            let mut attempt = acceptor.accept(tcp);
+            let mut attempt = acceptor.accept(TimedTcp::new(tcp));
             loop {
                 match attempt {
                     Ok(s) => break WsStream::Tls(Box::new(s)),
