@@ -849,3 +849,44 @@ fn trickled_upgrade_response_is_bounded_by_the_handshake_timeout() {
     );
     server.join().unwrap();
 }
+
+#[test]
+fn interrupter_wakes_a_blocked_tls_read() {
+    let h = sim(SimConfig {
+        tls: Some(tls("server.pem", "server.key")),
+        ..SimConfig::default()
+    });
+    let o = WsOptions {
+        read_tick: Duration::from_secs(1),
+        ca_file: Some(fixture("ca.pem")),
+        ..opts()
+    };
+    let mut c = net::ws::connect(&h.url(), &o).unwrap();
+    let stopper = c.interrupter();
+    let (tx, rx) = mpsc::channel();
+    let reader = thread::spawn(move || {
+        tx.send(Instant::now()).unwrap();
+        let err = loop {
+            if let Err(e) = c.read() {
+                break e;
+            }
+        };
+        (Instant::now(), err)
+    });
+    rx.recv().unwrap();
+    let t0 = Instant::now();
+    stopper.shutdown();
+    let (at, err) = reader.join().unwrap();
+    assert!(matches!(err, NetError::Interrupted), "{err:?}");
+    assert!(at.duration_since(t0) < Duration::from_millis(500));
+}
+
+#[test]
+fn handles_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send::<WsConn>();
+    send_sync::<net::Interrupter>();
+    send_sync::<SimHandle>();
+    send_sync::<NetError>();
+}

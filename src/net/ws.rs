@@ -59,7 +59,8 @@ pub enum WsEvent {
     Pong(Vec<u8>),
     /// The peer pinged; the pong has already been sent.
     Ping,
-    /// The peer's close frame (reported once; later calls give `NetError::Closed`).
+    /// The peer's close frame (reported once; later calls give
+    /// `NetError::Closed`). A frame without a status code reports 1005.
     Close {
         code: Option<u16>,
         reason: String,
@@ -464,7 +465,8 @@ impl WsConn {
             Message::Close(frame) => {
                 let (code, reason) = match frame {
                     Some(f) => (Some(u16::from(f.code)), f.reason.as_str().to_owned()),
-                    None => (None, String::new()),
+                    // A close frame without a status code: RFC 6455 calls that 1005.
+                    None => (Some(1005), String::new()),
                 };
                 // Best effort: our echo of the close frame.
                 self.ws
