@@ -5,10 +5,7 @@
 //! [`Interrupter`].
 
 use super::error::{NetError, Phase, redact_url};
-<<<<<<< HEAD
-=======
 use super::timed::TimedTcp;
->>>>>>> wt-net
 use super::{tcp, tls};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -62,12 +59,8 @@ pub enum WsEvent {
     Pong(Vec<u8>),
     /// The peer pinged; the pong has already been sent.
     Ping,
-<<<<<<< HEAD
-    /// The peer's close frame (reported once; later calls give `NetError::Closed`).
-=======
     /// The peer's close frame (reported once; later calls give
     /// `NetError::Closed`). A frame without a status code reports 1005.
->>>>>>> wt-net
     Close {
         code: Option<u16>,
         reason: String,
@@ -203,14 +196,6 @@ fn remaining(deadline: Instant) -> Option<Duration> {
     deadline
         .checked_duration_since(Instant::now())
         .filter(|d| !d.is_zero())
-<<<<<<< HEAD
-}
-
-fn set_timeouts(tcp: &TcpStream, d: Duration) -> Result<(), NetError> {
-    tcp.set_read_timeout(Some(d)).map_err(NetError::Io)?;
-    tcp.set_write_timeout(Some(d)).map_err(NetError::Io)
-=======
->>>>>>> wt-net
 }
 
 fn is_timeout(e: &io::Error) -> bool {
@@ -260,12 +245,7 @@ pub fn connect(url: &str, opts: &WsOptions) -> Result<WsConn, NetError> {
         Some(connector) => {
             let tls_timeout =
                 || NetError::timeout(Phase::TlsHandshake, handshake_timeout, target_name.clone());
-<<<<<<< HEAD
-            set_timeouts(&tcp, remaining(deadline).ok_or_else(tls_timeout)?)?;
-            let mut attempt = connector.connect(&target.host, tcp);
-=======
             let mut attempt = connector.connect(&target.host, timed);
->>>>>>> wt-net
             loop {
                 match attempt {
                     Ok(s) => break WsStream::Tls(Box::new(s)),
@@ -286,11 +266,7 @@ pub fn connect(url: &str, opts: &WsOptions) -> Result<WsConn, NetError> {
 
     let ws_timeout =
         || NetError::timeout(Phase::WsHandshake, handshake_timeout, target_name.clone());
-<<<<<<< HEAD
-    set_timeouts(stream.tcp(), remaining(deadline).ok_or_else(ws_timeout)?)?;
-=======
     remaining(deadline).ok_or_else(ws_timeout)?;
->>>>>>> wt-net
     let config = WebSocketConfig::default()
         .max_message_size(Some(opts.max_message_bytes))
         .max_frame_size(Some(opts.max_message_bytes))
@@ -312,10 +288,7 @@ pub fn connect(url: &str, opts: &WsOptions) -> Result<WsConn, NetError> {
             }
         }
     };
-<<<<<<< HEAD
-=======
     ws.get_mut().set_deadline(None);
->>>>>>> wt-net
     let tick = opts
         .read_tick
         .clamp(Duration::from_millis(1), Duration::from_secs(1));
@@ -331,10 +304,7 @@ pub fn connect(url: &str, opts: &WsOptions) -> Result<WsConn, NetError> {
     Ok(WsConn {
         ws,
         target: target_name,
-<<<<<<< HEAD
-=======
         read_tick: tick,
->>>>>>> wt-net
         write_timeout,
         interrupter,
         closed: None,

@@ -160,8 +160,6 @@ impl FromStr for Fault {
                     code: close_code(args[0], spec)?,
                 }
             }
-<<<<<<< HEAD
-=======
             "http" => {
                 arity(1, 1)?;
                 let status: u16 = number(args[0], "HTTP status", spec)?;
@@ -172,7 +170,6 @@ impl FromStr for Fault {
                 }
                 Fault::RejectUpgrade { status }
             }
->>>>>>> wt-net
             _ => {
                 return Err(format!(
                     "unknown fault \"{spec}\"; expected one of: {FAULT_HELP}"
