@@ -106,7 +106,6 @@ fn watchdog_forces_a_stuck_read_to_return() {
     let feeds = FeedSet::default();
     feeds.lock().push(RunningFeed {
         config: cfg,
-        credential_prints: Vec::new(),
         handle,
     });
 
