@@ -176,7 +176,7 @@ fn notify_socket_gets_the_exact_messages() {
         ],
     );
     let mut got: Vec<String> = Vec::new();
-    let mut recv_until = |got: &mut Vec<String>, pred: &dyn Fn(&str) -> bool| {
+    let recv_until = |got: &mut Vec<String>, pred: &dyn Fn(&str) -> bool| {
         let mut buf = [0u8; 4096];
         loop {
             let n = sock.recv(&mut buf).expect("a notify message within 10 s");
@@ -255,7 +255,7 @@ fn journald_stderr_gets_priority_prefixes_without_timestamps() {
     );
 }
 
-fn status_code(dir: &TempDir, cfg: &std::path::Path) -> (i32, String) {
+fn status_code(cfg: &std::path::Path) -> (i32, String) {
     let out = Command::new(BIN)
         .args(["status", "--config"])
         .arg(cfg)
@@ -270,22 +270,20 @@ fn status_code(dir: &TempDir, cfg: &std::path::Path) -> (i32, String) {
 #[test]
 fn status_exit_codes_running_degraded_and_not_running() {
     let dir = TempDir::new("status");
-    let d = dir.path().display();
     // A feed pointing at a closed port: degraded.
     let body = format!(
         "{}\n[[feed]]\nname = \"down\"\nbroker = \"websocket\"\nurl = \"ws://127.0.0.1:9/\"\n",
         agent_toml(dir.path(), "")
     );
-    let _ = d;
     let cfg = write_config(dir.path(), &body);
-    let (code, text) = status_code(&dir, &cfg);
+    let (code, text) = status_code(&cfg);
     assert_eq!(code, 3, "{text}");
     let mut agent = spawn_agent(dir.path(), &cfg, &[]);
     assert!(wait_for(Duration::from_secs(10), || status_json(
         dir.path()
     )
     .is_some()));
-    let (code, text) = status_code(&dir, &cfg);
+    let (code, text) = status_code(&cfg);
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("down"), "{text}");
     // No feeds: all live.
@@ -296,12 +294,12 @@ fn status_exit_codes_running_degraded_and_not_running() {
         dir2.path()
     )
     .is_some()));
-    assert_eq!(status_code(&dir2, &cfg2).0, 0);
+    assert_eq!(status_code(&cfg2).0, 0);
     // SIGKILL leaves a stale status.json: not running.
     send_signal(&agent2, libc::SIGKILL);
     agent2.wait().unwrap();
     assert!(dir2.join("run/status.json").exists());
-    let (code, text) = status_code(&dir2, &cfg2);
+    let (code, text) = status_code(&cfg2);
     assert_eq!(code, 3, "{text}");
     assert!(text.contains("not running"), "{text}");
     assert_eq!(stop_agent(&mut agent), Some(0));

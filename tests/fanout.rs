@@ -39,18 +39,20 @@ impl Drop for TempDir {
     }
 }
 
-/// Records log lines so tests can check what an operator would see.
-struct Captured(Mutex<Vec<(log::Level, String)>>);
+/// Records log lines, with the thread that logged them (tests run in
+/// parallel), so tests can check what an operator would see.
+struct Captured(Mutex<Vec<(thread::ThreadId, log::Level, String)>>);
 
 impl log::Log for Captured {
     fn enabled(&self, _: &log::Metadata) -> bool {
         true
     }
     fn log(&self, record: &log::Record) {
-        self.0
-            .lock()
-            .unwrap()
-            .push((record.level(), record.args().to_string()));
+        self.0.lock().unwrap().push((
+            thread::current().id(),
+            record.level(),
+            record.args().to_string(),
+        ));
     }
     fn flush(&self) {}
 }
@@ -95,13 +97,20 @@ impl Client {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text:?}"))
     }
 
-    /// Reads lines until end of stream (the fan-out disconnected us).
+    /// Reads lines until end of stream (the fan-out disconnected us). A
+    /// connection cut mid-write may end in a fragment without `\n`, which a
+    /// client must discard; it can only be the very end of the stream.
     fn rest_until_eof(&mut self) -> Vec<Value> {
         let mut out = Vec::new();
         loop {
             let mut text = String::new();
             match self.reader.read_line(&mut text) {
                 Ok(0) => return out,
+                Ok(_) if !text.ends_with('\n') => {
+                    let mut more = String::new();
+                    assert_eq!(self.reader.read_line(&mut more).unwrap(), 0);
+                    return out;
+                }
                 Ok(_) => out.push(serde_json::from_str(&text).unwrap()),
                 Err(e) if e.kind() == ErrorKind::ConnectionReset => return out,
                 Err(e) => panic!("no end of stream before the deadline: {e}"),
@@ -352,13 +361,17 @@ fn slow_subscriber_is_dropped_while_fast_one_gets_every_line() {
         assert_eq!(line["seq"], json!(i as u64 + 1));
     }
 
+    // A full queue is found while publishing, so it is logged on this thread.
+    let me = thread::current().id();
     let logged = logs.0.lock().unwrap();
     let warns: Vec<_> = logged
         .iter()
-        .filter(|(level, msg)| *level == log::Level::Warn && msg.contains("fell behind"))
+        .filter(|(thread, level, msg)| {
+            *thread == me && *level == log::Level::Warn && msg.contains("fell behind")
+        })
         .collect();
     assert_eq!(warns.len(), 1, "{logged:?}");
-    assert!(!warns[0].1.contains("secret_marker"), "{}", warns[0].1);
+    assert!(!warns[0].2.contains("secret_marker"), "{}", warns[0].2);
     drop(logged);
     fanout.stop();
 }
@@ -446,10 +459,29 @@ fn stop_disconnects_joins_and_removes_socket() {
     subscribed.send("{\"subscribe\": [\"a\"]}\n");
     assert_eq!(subscribed.line(), json!({"subscribed":["a"]}));
 
+    let logs = logs();
     let started = Instant::now();
     fanout.stop();
     let took = started.elapsed();
     assert!(took < Duration::from_millis(1500), "stop took {took:?}");
+    // stop logs on the calling thread; it warns if it had to abandon threads.
+    let me = thread::current().id();
+    let mine: Vec<_> = logs
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(thread, _, _)| *thread == me)
+        .map(|(_, level, msg)| (*level, msg.clone()))
+        .collect();
+    assert!(
+        mine.contains(&(log::Level::Info, "fan-out: stopped".to_string())),
+        "{mine:?}"
+    );
+    assert!(
+        !mine.iter().any(|(_, msg)| msg.contains("abandoned")),
+        "{mine:?}"
+    );
     assert!(!dir.sock().exists(), "socket file removed");
     assert!(idle.rest_until_eof().is_empty());
     assert!(subscribed.rest_until_eof().is_empty());
@@ -485,5 +517,33 @@ fn publishing_with_nobody_listening_is_cheap_and_counted() {
     wait_subscribers(&fanout, 1);
     publisher.data("f2", "{}", ts(0));
     assert_eq!(client.line()["seq"], json!(10_001));
+    fanout.stop();
+}
+
+#[test]
+fn subscriber_stuck_on_a_full_socket_is_dropped_after_write_timeout() {
+    let dir = TempDir::new("stuck");
+    // A queue too long to overflow here: only the write timeout can act.
+    let fanout = Fanout::start(&dir.sock(), 1_000_000).unwrap();
+    let publisher = fanout.publisher();
+    let mut stuck = Client::connect(&dir.sock());
+    wait_subscribers(&fanout, 1);
+    let payload = format!("\"{}\"", "y".repeat(1000));
+    let started = Instant::now();
+    // About 10 MB: far more than a Unix socket buffers.
+    for i in 0..10_000 {
+        publisher.data("a", &payload, ts(i));
+    }
+    wait_for("the stuck subscriber to be dropped", || {
+        fanout.stats().dropped_slow == 1
+    });
+    let waited = started.elapsed();
+    assert!(
+        waited + Duration::from_millis(50) >= brokerguard::fanout::WRITE_TIMEOUT,
+        "dropped after {waited:?}, before the write timeout"
+    );
+    assert_eq!(fanout.stats().subscribers, 0);
+    let got = stuck.rest_until_eof();
+    assert!(!got.is_empty() && got.len() < 10_000, "{}", got.len());
     fanout.stop();
 }

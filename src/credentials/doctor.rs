@@ -1,1 +1,750 @@
-//! placeholder
+//! `brokerguard doctor`: an offline audit of the credentials and the host.
+//!
+//! For every required credential: set / missing / malformed / env-only, its
+//! source, fingerprint and file age. For every credentials file: owner,
+//! group, mode (loose modes are refused the way sudo-rs refuses loose
+//! config files). The platform: systemd unit installed, running under
+//! systemd, DigitalOcean droplet (from DMI / cloud-init data, offline),
+//! container. Every problem comes with the exact commands that fix it on
+//! this host. Host files are read under `platform_root` so tests can fake a
+//! host; the environment comes from [`Sources::env`].
+//!
+//! [`DoctorReport::ok`] is false when any problem is an error: a missing,
+//! malformed or environment-only credential (the outage this tool exists
+//! for), a broken or missing credentials file, a file every user can read
+//! or the group can change. Warnings
+//! (a value of an unusual shape, group read access by an unexpected group,
+//! no systemd unit) are printed but do not fail the audit.
+
+use super::format::Severity;
+use super::required::{Required, distinct_names, required_names};
+use super::store::{CredProblem, CredentialStore, Sources};
+use crate::config::{self, Config};
+use crate::timefmt::human;
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// The group the service runs as; it may read the credentials files.
+pub const SERVICE_GROUP: &str = "brokerguard";
+/// Where the unit is looked for (under the platform root).
+pub const UNIT_PATHS: [&str; 3] = [
+    "etc/systemd/system/brokerguard.service",
+    "lib/systemd/system/brokerguard.service",
+    "usr/lib/systemd/system/brokerguard.service",
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredState {
+    Set,
+    Missing,
+    Malformed,
+    EnvOnly,
+}
+
+impl CredState {
+    fn as_str(self) -> &'static str {
+        match self {
+            CredState::Set => "set",
+            CredState::Missing => "missing",
+            CredState::Malformed => "malformed",
+            CredState::EnvOnly => "env-only",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CredentialReport {
+    pub name: String,
+    pub feeds: Vec<String>,
+    pub state: CredState,
+    /// `systemd:<dir>`, `file:<path>`, `env`.
+    pub source: Option<String>,
+    pub fingerprint: Option<String>,
+    /// Seconds since the file holding it was last modified.
+    pub file_age_s: Option<u64>,
+    /// Format problems (never the value).
+    pub problems: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FileReport {
+    pub path: PathBuf,
+    pub exists: bool,
+    /// Where a symlink points.
+    pub symlink_target: Option<PathBuf>,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    /// Octal, e.g. `0640`.
+    pub mode: Option<String>,
+    /// Parse result: `null` when fine.
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PlatformReport {
+    /// Path of the installed unit, if any.
+    pub systemd_unit: Option<PathBuf>,
+    /// This process runs under systemd (`$INVOCATION_ID` or `$NOTIFY_SOCKET`).
+    pub under_systemd: bool,
+    /// How a DigitalOcean droplet was recognised, if it was.
+    pub digitalocean: Option<String>,
+    /// The droplet id from cloud-init, when known.
+    pub droplet_id: Option<String>,
+    /// The container kind (`docker`, `podman`, or `/run/systemd/container`'s text).
+    pub container: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DoctorProblem {
+    pub severity: Severity,
+    /// What is wrong (never a value).
+    pub message: String,
+    /// Commands that fix it on this host, in order.
+    pub fix: Vec<String>,
+    /// A step that is not a command, if any.
+    pub note: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DoctorReport {
+    pub ok: bool,
+    pub config: PathBuf,
+    pub credentials: Vec<CredentialReport>,
+    pub files: Vec<FileReport>,
+    pub platform: PlatformReport,
+    pub problems: Vec<DoctorProblem>,
+}
+
+/// Audits now.
+pub fn audit(cfg: &Config, sources: &Sources, platform_root: &Path) -> DoctorReport {
+    audit_at(cfg, sources, platform_root, SystemTime::now())
+}
+
+/// Audits, with file ages computed from `now`.
+pub fn audit_at(
+    cfg: &Config,
+    sources: &Sources,
+    platform_root: &Path,
+    now: SystemTime,
+) -> DoctorReport {
+    let required = required_names(cfg);
+    let platform = detect_platform(platform_root, sources);
+    let cmds = Commands::new(cfg, &platform);
+    let outcome = CredentialStore::load(sources, &required);
+    let mut problems = Vec::new();
+
+    for p in &outcome.problems {
+        if let Some(dp) = doctor_problem(p, &cmds) {
+            problems.push(dp);
+        }
+    }
+    let credentials = credential_reports(&required, &outcome.store, &outcome.problems, now);
+    let files: Vec<FileReport> = sources
+        .files
+        .iter()
+        .map(|f| file_report(f, &outcome.problems, &mut problems))
+        .collect();
+    if platform.systemd_unit.is_none() && platform.container.is_none() {
+        problems.push(DoctorProblem {
+            severity: Severity::Warning,
+            message: "no systemd unit brokerguard.service is installed: nothing restarts the agent after a crash or a reboot".into(),
+            fix: vec!["sudo ./install.sh".into(), "sudo systemctl enable --now brokerguard".into()],
+            note: Some("run install.sh from the unpacked release folder".into()),
+        });
+    }
+    let ok = problems.iter().all(|p| p.severity != Severity::Error);
+    DoctorReport {
+        ok,
+        config: cfg.path.clone(),
+        credentials,
+        files,
+        platform,
+        problems,
+    }
+}
+
+/// The commands of fixes, adapted to this host.
+struct Commands {
+    /// `sudo brokerguard` or `sudo BROKERGUARD_CONFIG=... brokerguard`.
+    brokerguard: String,
+    reload: String,
+}
+
+impl Commands {
+    fn new(cfg: &Config, platform: &PlatformReport) -> Commands {
+        let brokerguard = if cfg.path == Path::new(config::DEFAULT_PATH) {
+            "sudo brokerguard".to_string()
+        } else {
+            format!(
+                "sudo BROKERGUARD_CONFIG={} brokerguard",
+                sh_quote(&cfg.path.display().to_string())
+            )
+        };
+        let reload = if platform.systemd_unit.is_some() {
+            "sudo systemctl reload brokerguard".to_string()
+        } else {
+            format!(
+                "sudo kill -HUP \"$(cat {})\"",
+                sh_quote(&cfg.agent.pidfile().display().to_string())
+            )
+        };
+        Commands {
+            brokerguard,
+            reload,
+        }
+    }
+
+    fn set(&self, name: &str) -> Vec<String> {
+        vec![
+            format!("{} set-credential {name}", self.brokerguard),
+            self.reload.clone(),
+        ]
+    }
+}
+
+/// Single-quotes a path for a shell when it needs it.
+fn sh_quote(s: &str) -> String {
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+:@%=".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+fn doctor_problem(p: &CredProblem, cmds: &Commands) -> Option<DoctorProblem> {
+    let mk = |fix: Vec<String>, note: Option<String>| DoctorProblem {
+        severity: p.severity(),
+        message: p.to_string(),
+        fix,
+        note,
+    };
+    Some(match p {
+        CredProblem::FileInvalid { file, line, .. } => mk(
+            vec![
+                format!("sudoedit {}", sh_quote(&file.display().to_string())),
+                cmds.reload.clone(),
+            ],
+            Some(format!(
+                "correct line {line}; or rewrite the value with set-credential"
+            )),
+        ),
+        CredProblem::FileMissing { file } => {
+            let f = sh_quote(&file.display().to_string());
+            let mut fix = Vec::new();
+            if let Some(dir) = file.parent().filter(|d| !d.exists()) {
+                fix.push(format!(
+                    "sudo install -d -m 0750 -o root -g {SERVICE_GROUP} {}",
+                    sh_quote(&dir.display().to_string())
+                ));
+            }
+            fix.push(format!(
+                "sudo install -m 0640 -o root -g {SERVICE_GROUP} /dev/null {f}"
+            ));
+            mk(
+                fix,
+                Some("then add each credential with set-credential".into()),
+            )
+        }
+        CredProblem::FileUnreadable { file, .. } => {
+            // SAFETY: geteuid cannot fail.
+            if unsafe { libc::geteuid() } != 0 {
+                // Most likely the operator's own account lacks access, as intended.
+                mk(
+                    vec![format!("{} doctor", cmds.brokerguard)],
+                    Some("the file is for root and the service group; audit it as root".into()),
+                )
+            } else {
+                let f = sh_quote(&file.display().to_string());
+                mk(
+                    vec![format!(
+                        "sudo chmod 0640 {f} && sudo chown root:{SERVICE_GROUP} {f}"
+                    )],
+                    None,
+                )
+            }
+        }
+        CredProblem::SystemdUnreadable { .. } => mk(
+            vec![],
+            Some(
+                "check LoadCredential=/SetCredential= in the unit (systemctl cat brokerguard)"
+                    .into(),
+            ),
+        ),
+        CredProblem::Missing { name, .. } | CredProblem::Format { name, .. } => {
+            mk(cmds.set(name), None)
+        }
+        CredProblem::EnvOnly { name } => DoctorProblem {
+            severity: Severity::Error,
+            message: p.to_string(),
+            fix: cmds.set(name),
+            note: Some(format!(
+                "paste the current value when asked; then remove {name} from the service's environment (Environment=/EnvironmentFile= or the deploy script)"
+            )),
+        },
+    })
+}
+
+fn credential_reports(
+    required: &[Required],
+    store: &CredentialStore,
+    problems: &[CredProblem],
+    now: SystemTime,
+) -> Vec<CredentialReport> {
+    distinct_names(required)
+        .into_iter()
+        .map(|name| {
+            let feeds = {
+                let mut v: Vec<String> = Vec::new();
+                for r in required.iter().filter(|r| r.name == name) {
+                    if !v.contains(&r.feed) {
+                        v.push(r.feed.clone());
+                    }
+                }
+                v
+            };
+            let fmt: Vec<&CredProblem> = problems
+                .iter()
+                .filter(|p| matches!(p, CredProblem::Format { name: n, .. } if n == name))
+                .collect();
+            let cred = store.get(name);
+            let state = match cred {
+                None => CredState::Missing,
+                Some(_) if fmt.iter().any(|p| p.severity() == Severity::Error) => {
+                    CredState::Malformed
+                }
+                Some(c) if c.env_only() => CredState::EnvOnly,
+                Some(_) => CredState::Set,
+            };
+            CredentialReport {
+                name: name.to_string(),
+                feeds,
+                state,
+                source: cred.map(|c| c.source.to_string()),
+                fingerprint: cred.map(|c| c.fingerprint()),
+                file_age_s: cred
+                    .and_then(|c| c.file_mtime)
+                    .map(|m| now.duration_since(m).map(|d| d.as_secs()).unwrap_or(0)),
+                problems: fmt.iter().map(|p| p.reason()).collect(),
+            }
+        })
+        .collect()
+}
+
+fn file_report(
+    path: &Path,
+    load_problems: &[CredProblem],
+    problems: &mut Vec<DoctorProblem>,
+) -> FileReport {
+    let error = load_problems
+        .iter()
+        .find(|p| p.file() == Some(path) && !matches!(p, CredProblem::FileMissing { .. }))
+        .map(|p| p.reason());
+    let symlink_target = std::fs::read_link(path).ok();
+    let Ok(meta) = std::fs::metadata(path) else {
+        return FileReport {
+            path: path.to_path_buf(),
+            exists: false,
+            symlink_target,
+            owner: None,
+            group: None,
+            mode: None,
+            error,
+        };
+    };
+    let owner = user_name(meta.uid());
+    let group = group_name(meta.gid());
+    let mode = meta.mode() & 0o7777;
+    let f = sh_quote(&path.display().to_string());
+    let fix_perms = vec![format!(
+        "sudo chmod 0640 {f} && sudo chown root:{SERVICE_GROUP} {f}"
+    )];
+    let shown = path.display();
+    if mode & 0o007 != 0 {
+        problems.push(DoctorProblem {
+            severity: Severity::Error,
+            message: format!(
+                "credentials file {shown} has mode {mode:04o}: every user on this host can {} it",
+                if mode & 0o002 != 0 { "change" } else { "read" }
+            ),
+            fix: fix_perms.clone(),
+            note: None,
+        });
+    }
+    if mode & 0o020 != 0 {
+        problems.push(DoctorProblem {
+            severity: Severity::Error,
+            message: format!(
+                "credentials file {shown} has mode {mode:04o}: group {group} can change it"
+            ),
+            fix: fix_perms.clone(),
+            note: None,
+        });
+    }
+    if mode & 0o040 != 0 && meta.gid() != 0 && group != SERVICE_GROUP {
+        problems.push(DoctorProblem {
+            severity: Severity::Warning,
+            message: format!(
+                "credentials file {shown} is readable by group {group}; only root and group {SERVICE_GROUP} should read it"
+            ),
+            fix: fix_perms,
+            note: None,
+        });
+    }
+    FileReport {
+        path: path.to_path_buf(),
+        exists: true,
+        symlink_target,
+        owner: Some(owner),
+        group: Some(group),
+        mode: Some(format!("{mode:04o}")),
+        error,
+    }
+}
+
+fn detect_platform(root: &Path, sources: &Sources) -> PlatformReport {
+    let read = |rel: &str| std::fs::read_to_string(root.join(rel)).ok();
+    let systemd_unit = UNIT_PATHS.iter().map(|p| root.join(p)).find(|p| p.exists());
+    let under_systemd = ["INVOCATION_ID", "NOTIFY_SOCKET"]
+        .iter()
+        .any(|v| (sources.env)(v).is_some_and(|s| !s.is_empty()));
+    let digitalocean = if read("sys/class/dmi/id/sys_vendor")
+        .is_some_and(|v| v.trim() == "DigitalOcean")
+    {
+        Some("DMI sys_vendor is DigitalOcean".to_string())
+    } else if read("var/lib/cloud/instance/datasource").is_some_and(|v| v.contains("DigitalOcean"))
+    {
+        Some("cloud-init datasource is DigitalOcean".to_string())
+    } else if read("var/lib/cloud/data/status.json")
+        .is_some_and(|v| v.contains("DataSourceDigitalOcean"))
+    {
+        Some("cloud-init status names DataSourceDigitalOcean".to_string())
+    } else {
+        None
+    };
+    let droplet_id = digitalocean
+        .as_ref()
+        .and_then(|_| read("var/lib/cloud/data/instance-id"))
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty());
+    let container = if root.join(".dockerenv").exists() {
+        Some("docker".to_string())
+    } else if root.join("run/.containerenv").exists() {
+        Some("podman".to_string())
+    } else {
+        read("run/systemd/container")
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    PlatformReport {
+        systemd_unit,
+        under_systemd,
+        digitalocean,
+        droplet_id,
+        container,
+    }
+}
+
+fn user_name(uid: u32) -> String {
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: getpwuid_r with a zeroed passwd and a buffer of the given length;
+    // pw_name is read only when a result was returned.
+    unsafe {
+        let mut pwd: libc::passwd = std::mem::zeroed();
+        let mut res: *mut libc::passwd = std::ptr::null_mut();
+        if libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut res) == 0
+            && !res.is_null()
+        {
+            return std::ffi::CStr::from_ptr(pwd.pw_name)
+                .to_string_lossy()
+                .into_owned();
+        }
+    }
+    uid.to_string()
+}
+
+fn group_name(gid: u32) -> String {
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: as in `user_name`, for getgrgid_r.
+    unsafe {
+        let mut grp: libc::group = std::mem::zeroed();
+        let mut res: *mut libc::group = std::ptr::null_mut();
+        if libc::getgrgid_r(gid, &mut grp, buf.as_mut_ptr(), buf.len(), &mut res) == 0
+            && !res.is_null()
+        {
+            return std::ffi::CStr::from_ptr(grp.gr_name)
+                .to_string_lossy()
+                .into_owned();
+        }
+    }
+    gid.to_string()
+}
+
+impl DoctorReport {
+    /// No problem of error severity.
+    pub fn ok(&self) -> bool {
+        self.ok
+    }
+
+    /// Pretty JSON (for `doctor --json`).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("doctor report serializes")
+    }
+
+    /// The human report.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "brokerguard doctor (config {})", self.config.display());
+        let _ = writeln!(out, "\nCredentials");
+        if self.credentials.is_empty() {
+            let _ = writeln!(out, "  (the configuration needs none)");
+        }
+        let w = self
+            .credentials
+            .iter()
+            .map(|c| c.name.len())
+            .max()
+            .unwrap_or(0);
+        for c in &self.credentials {
+            let age = c
+                .file_age_s
+                .map(|s| format!("  changed {} ago", human(std::time::Duration::from_secs(s))))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {:w$}  {:9}  {}  {}{}  (feed {})",
+                c.name,
+                c.state.as_str(),
+                c.source.as_deref().unwrap_or("-"),
+                c.fingerprint.as_deref().unwrap_or("-"),
+                age,
+                c.feeds.join(", "),
+            );
+            for p in &c.problems {
+                let _ = writeln!(out, "  {:w$}  value {p}", "");
+            }
+        }
+        let _ = writeln!(out, "\nCredential files");
+        for f in &self.files {
+            if !f.exists {
+                let _ = writeln!(out, "  {}  missing", f.path.display());
+                continue;
+            }
+            let link = f
+                .symlink_target
+                .as_ref()
+                .map(|t| format!(" -> {}", t.display()))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {}{link}  {}:{} {}  {}",
+                f.path.display(),
+                f.owner.as_deref().unwrap_or("?"),
+                f.group.as_deref().unwrap_or("?"),
+                f.mode.as_deref().unwrap_or("?"),
+                f.error.as_deref().unwrap_or("parses"),
+            );
+        }
+        let p = &self.platform;
+        let yes_no = |b: bool| if b { "yes" } else { "no" };
+        let _ = writeln!(out, "\nPlatform");
+        let _ = writeln!(
+            out,
+            "  systemd unit: {}",
+            p.systemd_unit
+                .as_ref()
+                .map(|u| u.display().to_string())
+                .unwrap_or_else(|| "not installed".into())
+        );
+        let _ = writeln!(out, "  running under systemd: {}", yes_no(p.under_systemd));
+        let _ = writeln!(
+            out,
+            "  DigitalOcean droplet: {}",
+            match (&p.digitalocean, &p.droplet_id) {
+                (Some(how), Some(id)) => format!("yes, id {id} ({how})"),
+                (Some(how), None) => format!("yes ({how})"),
+                _ => "no".into(),
+            }
+        );
+        let _ = writeln!(
+            out,
+            "  container: {}",
+            p.container.as_deref().unwrap_or("no")
+        );
+        if self.problems.is_empty() {
+            let _ = writeln!(out, "\nAll good.");
+            return out;
+        }
+        let errors = self
+            .problems
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
+            .count();
+        let _ = writeln!(
+            out,
+            "\nProblems: {errors} error(s), {} warning(s)",
+            self.problems.len() - errors
+        );
+        for p in &self.problems {
+            let sev = match p.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+            };
+            let _ = writeln!(out, "\n  {sev}: {}", p.message);
+            if let Some(n) = &p.note {
+                let _ = writeln!(out, "    ({n})");
+            }
+            if !p.fix.is_empty() {
+                let _ = writeln!(out, "    fix:");
+                for c in &p.fix {
+                    let _ = writeln!(out, "      {c}");
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{AgentConfig, BrokerKind, FeedConfig};
+    use crate::credentials::store::tests::temp_dir;
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn cfg(files: Vec<PathBuf>) -> Config {
+        let mut agent = AgentConfig::defaults();
+        agent.credential_files = files;
+        let mut k = FeedConfig::new("kraken", BrokerKind::Kraken);
+        k.account = Some("master".into());
+        let mut ws = FeedConfig::new("signals", BrokerKind::Websocket);
+        ws.auth = Some("${SIGNALS_TOKEN}".into());
+        Config {
+            path: PathBuf::from(config::DEFAULT_PATH),
+            agent,
+            feeds: vec![k, ws],
+        }
+    }
+
+    #[test]
+    fn reports_missing_env_only_and_loose_modes_with_fixes() {
+        let d = temp_dir("doc");
+        let root = d.join("root");
+        fs::create_dir_all(root.join("etc/systemd/system")).unwrap();
+        fs::write(
+            root.join("etc/systemd/system/brokerguard.service"),
+            "[Unit]\n",
+        )
+        .unwrap();
+        fs::create_dir_all(root.join("sys/class/dmi/id")).unwrap();
+        fs::write(root.join("sys/class/dmi/id/sys_vendor"), "DigitalOcean\n").unwrap();
+        fs::create_dir_all(root.join("var/lib/cloud/data")).unwrap();
+        fs::write(root.join("var/lib/cloud/data/instance-id"), "512345678\n").unwrap();
+        let f = d.join("credentials.env");
+        let secret = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [1u8; 64]);
+        fs::write(&f, format!("KRAKEN_MASTER_API_SECRET={secret}\n")).unwrap();
+        fs::set_permissions(&f, fs::Permissions::from_mode(0o644)).unwrap();
+        let c = cfg(vec![f.clone()]);
+        let sources = Sources::fixed(
+            None,
+            vec![f.clone()],
+            &[
+                ("SIGNALS_TOKEN", "CANARY-env-token"),
+                ("INVOCATION_ID", "abc"),
+            ],
+        );
+        let r = audit(&c, &sources, &root);
+        assert!(!r.ok());
+        let states: Vec<(&str, CredState)> = r
+            .credentials
+            .iter()
+            .map(|c| (c.name.as_str(), c.state))
+            .collect();
+        assert_eq!(
+            states,
+            vec![
+                ("KRAKEN_MASTER_API_KEY", CredState::Missing),
+                ("KRAKEN_MASTER_API_SECRET", CredState::Set),
+                ("SIGNALS_TOKEN", CredState::EnvOnly),
+            ]
+        );
+        assert!(r.credentials[1].file_age_s.is_some());
+        assert_eq!(r.files[0].mode.as_deref(), Some("0644"));
+        assert!(r.platform.under_systemd);
+        assert_eq!(r.platform.droplet_id.as_deref(), Some("512345678"));
+        assert!(r.platform.systemd_unit.is_some());
+        let text = r.to_text();
+        for needle in [
+            "sudo brokerguard set-credential KRAKEN_MASTER_API_KEY",
+            "sudo systemctl reload brokerguard",
+            "sudo brokerguard set-credential SIGNALS_TOKEN",
+            &format!(
+                "sudo chmod 0640 {} && sudo chown root:brokerguard {}",
+                f.display(),
+                f.display()
+            ),
+            "every user on this host can read it",
+            "env-only",
+            "DigitalOcean droplet: yes, id 512345678",
+        ] {
+            assert!(text.contains(needle), "{needle}\n{text}");
+        }
+        let json = r.to_json();
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["ok"], false);
+        assert_eq!(v["credentials"][2]["state"], "env_only");
+        for shown in [&text, &json] {
+            assert!(!shown.contains("CANARY") && !shown.contains(&secret));
+        }
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn all_good_when_everything_is_in_a_tight_file() {
+        let d = temp_dir("docok");
+        let root = d.join("root");
+        fs::create_dir_all(root.join("run/systemd")).unwrap();
+        fs::write(root.join("run/systemd/container"), "lxc\n").unwrap();
+        let f = d.join("credentials.env");
+        let secret = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [1u8; 64]);
+        fs::write(
+            &f,
+            format!(
+                "KRAKEN_MASTER_API_KEY={}\nKRAKEN_MASTER_API_SECRET={secret}\nSIGNALS_TOKEN=t\n",
+                "K".repeat(56)
+            ),
+        )
+        .unwrap();
+        fs::set_permissions(&f, fs::Permissions::from_mode(0o600)).unwrap();
+        let mut c = cfg(vec![f.clone()]);
+        c.path = d.join("my config.toml");
+        let r = audit(&c, &Sources::fixed(None, vec![f.clone()], &[]), &root);
+        assert!(r.ok(), "{}", r.to_text());
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        assert_eq!(r.platform.container.as_deref(), Some("lxc"));
+        assert!(r.to_text().contains("All good."));
+
+        // Break the file: the fix names the file, and the config path is carried along.
+        fs::write(&f, "SIGNALS_TOKEN=t\nbroken\n").unwrap();
+        let r = audit(&c, &Sources::fixed(None, vec![f.clone()], &[]), &root);
+        assert!(!r.ok());
+        let text = r.to_text();
+        assert!(
+            text.contains(&format!("{}:2: missing '='", f.display())),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("sudoedit {}", f.display())),
+            "{text}"
+        );
+        assert!(text.contains("sudo BROKERGUARD_CONFIG='"), "{text}");
+        assert!(text.contains("sudo kill -HUP"), "{text}");
+        fs::remove_dir_all(&d).unwrap();
+    }
+}

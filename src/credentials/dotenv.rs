@@ -177,7 +177,8 @@ fn parse_line(raw: &str) -> Result<Option<(&str, String)>, DotenvProblem> {
     if !valid_name(name) {
         return Err(DotenvProblem::BadName);
     }
-    let rest = s[eq + 1..].trim_start_matches([' ', '\t']);
+    let raw_value = &s[eq + 1..];
+    let rest = raw_value.trim_start_matches([' ', '\t']);
     let value = if let Some(q) = rest.strip_prefix('\'') {
         let end = q.find('\'').ok_or(DotenvProblem::UnterminatedSingleQuote)?;
         only_comment_after(&q[end + 1..])?;
@@ -187,7 +188,7 @@ fn parse_line(raw: &str) -> Result<Option<(&str, String)>, DotenvProblem> {
         only_comment_after(&q[used..])?;
         value
     } else {
-        unquoted(rest).to_string()
+        unquoted(raw_value).to_string()
     };
     Ok(Some((name, value)))
 }
@@ -226,17 +227,14 @@ fn double_quoted(q: &str) -> Result<(String, usize), DotenvProblem> {
     Err(DotenvProblem::UnterminatedDoubleQuote)
 }
 
-/// An unquoted value ends at whitespace followed by `#`; it is trimmed.
-fn unquoted(rest: &str) -> &str {
-    let bytes = rest.as_bytes();
-    let mut end = rest.len();
-    for i in 0..bytes.len() {
-        if bytes[i] == b'#' && (i == 0 || bytes[i - 1] == b' ' || bytes[i - 1] == b'\t') {
-            end = i;
-            break;
-        }
-    }
-    rest[..end].trim_matches([' ', '\t'])
+/// An unquoted value (all that follows `=`) ends at a `#` that follows
+/// whitespace, as in a shell: `A=#x` is `#x`, `A= #x` is empty. It is trimmed.
+fn unquoted(raw: &str) -> &str {
+    let bytes = raw.as_bytes();
+    let end = (1..bytes.len())
+        .find(|&i| bytes[i] == b'#' && (bytes[i - 1] == b' ' || bytes[i - 1] == b'\t'))
+        .unwrap_or(raw.len());
+    raw[..end].trim_matches([' ', '\t'])
 }
 
 #[cfg(test)]
@@ -260,6 +258,9 @@ mod tests {
         assert_eq!(one("  export\tA = b  "), ("A".into(), "b".into()));
         assert_eq!(one("A="), ("A".into(), "".into()));
         assert_eq!(one("A=x=y+/=="), ("A".into(), "x=y+/==".into()));
+        assert_eq!(one("A=#x"), ("A".into(), "#x".into()));
+        assert_eq!(one("A= #x"), ("A".into(), "".into()));
+        assert_eq!(one("A=a b\t# c"), ("A".into(), "a b".into()));
         // "export" alone as a name is just a name.
         assert_eq!(one("export=1"), ("export".into(), "1".into()));
     }

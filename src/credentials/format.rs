@@ -133,30 +133,29 @@ fn broker_checks(broker: BrokerKind, field: &str, v: &str) -> Vec<FormatProblem>
                 )));
             }
         }
-        (BrokerKind::Alpaca, "API_SECRET") => {
-            if n != 40 || !v.chars().all(|c| c.is_ascii_alphanumeric()) {
-                out.push(warn(format!(
-                    "is {n} characters; Alpaca secret keys so far are 40 letters and digits"
-                )));
-            }
+        (BrokerKind::Alpaca, "API_SECRET")
+            if n != 40 || !v.chars().all(|c| c.is_ascii_alphanumeric()) =>
+        {
+            out.push(warn(format!(
+                "is {n} characters; Alpaca secret keys so far are 40 letters and digits"
+            )));
         }
-        (BrokerKind::Kite, "API_KEY") => {
+        (BrokerKind::Kite, "API_KEY")
             if n != 16
                 || !v
                     .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-            {
-                out.push(warn(format!(
-                    "is {n} characters; Kite api_keys so far are 16 lower-case letters and digits"
-                )));
-            }
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()) =>
+        {
+            out.push(warn(format!(
+                "is {n} characters; Kite api_keys so far are 16 lower-case letters and digits"
+            )));
         }
-        (BrokerKind::Kite, "ACCESS_TOKEN") => {
-            if n != 32 || !v.chars().all(|c| c.is_ascii_alphanumeric()) {
-                out.push(warn(format!(
-                    "is {n} characters; Kite access tokens so far are 32 letters and digits (paste the access_token, not the request_token)"
-                )));
-            }
+        (BrokerKind::Kite, "ACCESS_TOKEN")
+            if n != 32 || !v.chars().all(|c| c.is_ascii_alphanumeric()) =>
+        {
+            out.push(warn(format!(
+                "is {n} characters; Kite access tokens so far are 32 letters and digits (paste the access_token, not the request_token)"
+            )));
         }
         (BrokerKind::Coinbase, "API_KEY_NAME") => {
             let parts: Vec<&str> = v.split('/').collect();

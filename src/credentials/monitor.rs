@@ -44,6 +44,9 @@ pub enum CredEvent {
         severity: Severity,
         reason: String,
     },
+    /// A credential is found only in the process environment: it will be
+    /// gone after the next restart or redeploy.
+    EnvOnly { name: String },
 }
 
 impl CredEvent {
@@ -58,7 +61,8 @@ impl CredEvent {
             CredEvent::FormatProblem {
                 severity: Severity::Warning,
                 ..
-            } => log::Level::Warn,
+            }
+            | CredEvent::EnvOnly { .. } => log::Level::Warn,
             CredEvent::Restored { .. } | CredEvent::Rotated { .. } => log::Level::Info,
         }
     }
@@ -107,6 +111,13 @@ impl CredEvent {
                 };
                 format!("{kind} name={} reason={}", kv(name), quoted(reason))
             }
+            CredEvent::EnvOnly { name } => format!(
+                "credential_env_only name={} reason={}",
+                kv(name),
+                quoted(&format!(
+                    "only in the process environment, lost on the next restart; move it: sudo brokerguard set-credential {name}"
+                ))
+            ),
         }
     }
 }
@@ -154,6 +165,7 @@ pub struct Monitor {
     names: BTreeMap<String, NameState>,
     invalid: BTreeSet<(PathBuf, Option<usize>, String)>,
     format: BTreeSet<(String, String)>,
+    env_only: BTreeSet<String>,
 }
 
 impl Monitor {
@@ -173,7 +185,6 @@ impl Monitor {
         let names = distinct_names(required);
         self.names.retain(|n, _| names.contains(&n.as_str()));
         for name in names {
-            let first_look = !self.names.contains_key(name);
             let st = self.names.entry(name.to_string()).or_default();
             match store.fingerprint(name) {
                 Some(fp) => {
@@ -200,7 +211,6 @@ impl Monitor {
                         last_seen: st.last_seen,
                     });
                     st.lost = true;
-                    debug_assert!(first_look || st.last_seen.is_some());
                 }
                 None => {}
             }
@@ -208,6 +218,7 @@ impl Monitor {
 
         let mut invalid = BTreeSet::new();
         let mut format = BTreeSet::new();
+        let mut env_only = BTreeSet::new();
         for p in problems {
             match p {
                 CredProblem::FileInvalid { file, line, .. } => {
@@ -232,7 +243,12 @@ impl Monitor {
                         });
                     }
                 }
-                CredProblem::Missing { .. } | CredProblem::EnvOnly { .. } => {}
+                CredProblem::EnvOnly { name } => {
+                    if env_only.insert(name.clone()) && !self.env_only.contains(name) {
+                        events.push(CredEvent::EnvOnly { name: name.clone() });
+                    }
+                }
+                CredProblem::Missing { .. } => {}
             }
         }
         for key in invalid.difference(&self.invalid) {
@@ -244,6 +260,7 @@ impl Monitor {
         }
         self.invalid = invalid;
         self.format = format;
+        self.env_only = env_only;
         events
     }
 }
@@ -375,9 +392,29 @@ mod tests {
     }
 
     #[test]
+    fn env_only_warned_once() {
+        let r = req(&["A"]);
+        let out = CredentialStore::load(&Sources::fixed(None, vec![], &[("A", "v")]), &r);
+        let mut m = Monitor::new();
+        let ev = m.observe(t(1), &r, &out.store, &out.problems);
+        assert_eq!(ev, vec![CredEvent::EnvOnly { name: "A".into() }]);
+        assert_eq!(ev[0].level(), log::Level::Warn);
+        assert!(
+            ev[0]
+                .alert_line()
+                .starts_with("credential_env_only name=A reason=\"only in")
+        );
+        assert!(m.observe(t(2), &r, &out.store, &out.problems).is_empty());
+    }
+
+    #[test]
     fn format_problem_once() {
         let r = req(&["A"]);
-        let out = CredentialStore::load(&Sources::fixed(None, vec![], &[("A", "'quoted'")]), &r);
+        let d = crate::credentials::store::tests::temp_dir("monfmt");
+        let f = d.join("c.env");
+        std::fs::write(&f, "A=\"'quoted'\"\n").unwrap();
+        let out = CredentialStore::load(&Sources::fixed(None, vec![f], &[]), &r);
+        std::fs::remove_dir_all(&d).unwrap();
         let mut m = Monitor::new();
         let ev = m.observe(t(1), &r, &out.store, &out.problems);
         assert_eq!(ev.len(), 1, "{ev:?}");

@@ -7,6 +7,8 @@
 //! stays. The first `NAME=` / `export NAME=` line is replaced in place and
 //! any later lines for the same name are dropped (they would override it);
 //! every other line is kept byte for byte. Otherwise the line is appended.
+//! Writers take an exclusive `flock` on the folder for the read-modify-write,
+//! so two at once (set-credential and kite-login) cannot lose a line.
 //!
 //! Values are one line. The exception is a PEM key (it starts with
 //! `-----BEGIN `): it is written double-quoted with `\n` escapes, which the
@@ -130,6 +132,8 @@ pub fn set_credential(file: &Path, name: &str, value: &Secret) -> Result<(), Set
         action,
         error,
     };
+    // Two writers at once (set-credential, kite-login) must not lose each other's line.
+    let _lock = lock_folder(&target).map_err(|e| io_err("lock the folder of", e))?;
     let (old, meta) = match fs::read(&target) {
         Ok(bytes) => (
             bytes,
@@ -182,6 +186,20 @@ impl Drop for Wiped {
             unsafe { std::ptr::write_volatile(b, 0) };
         }
     }
+}
+
+/// An exclusive `flock` on the file's folder, released when the handle drops.
+fn lock_folder(target: &Path) -> io::Result<File> {
+    let dir = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let f = File::open(dir)?;
+    // SAFETY: flock on an fd we own.
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(f)
 }
 
 fn write_atomically(

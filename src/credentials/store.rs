@@ -63,13 +63,16 @@ impl Credential {
     }
 }
 
+/// Looks a variable up in the process environment (injectable for tests).
+pub type EnvLookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// Where credentials are read from. Injectable so tests need neither the
 /// real environment nor `$CREDENTIALS_DIRECTORY`.
 pub struct Sources {
     pub systemd_dir: Option<PathBuf>,
     pub files: Vec<PathBuf>,
     /// Looks a variable up in the process environment.
-    pub env: Box<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    pub env: EnvLookup,
 }
 
 impl fmt::Debug for Sources {

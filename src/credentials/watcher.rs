@@ -177,9 +177,9 @@ impl WatchState {
                     relevant = true;
                     continue;
                 }
-                let Some((_, dir)) = self.watched.iter().find(|(wd, _)| *wd == ev.wd) else {
+                if !self.watched.iter().any(|(wd, _)| *wd == ev.wd) {
                     continue;
-                };
+                }
                 if ev
                     .mask
                     .intersects(EventMask::IGNORED | EventMask::DELETE_SELF | EventMask::MOVE_SELF)
@@ -189,17 +189,21 @@ impl WatchState {
                     gone.push(ev.wd.clone());
                     continue;
                 }
-                if let (Some(name), Some(names)) = (ev.name, self.targets.get(dir)) {
-                    if names.contains(name) {
-                        relevant = true;
-                    }
+                // One folder reached by two spellings (a symlinked folder)
+                // shares a descriptor: any of its names counts.
+                let Some(name) = ev.name else { continue };
+                if self
+                    .watched
+                    .iter()
+                    .filter(|(wd, _)| *wd == ev.wd)
+                    .any(|(_, dir)| self.targets.get(dir).is_some_and(|n| n.contains(name)))
+                {
+                    relevant = true;
                 }
             }
             for wd in gone {
-                if let Some(i) = self.watched.iter().position(|(w, _)| *w == wd) {
-                    let (w, _) = self.watched.remove(i);
-                    let _ = self.inotify.watches().remove(w);
-                }
+                self.watched.retain(|(w, _)| *w != wd);
+                let _ = self.inotify.watches().remove(wd);
             }
         }
     }

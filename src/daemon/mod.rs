@@ -13,7 +13,7 @@ pub mod summary;
 pub mod watchdog_thread;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{self, Config, ConfigError};
+use crate::config::{self, Config, ConfigError, PreflightMode};
 use crate::credentials::watcher::Watcher;
 use crate::credentials::{CredentialStore, Monitor, Required, Secret, Sources, required_names};
 use crate::fanout::Fanout;
@@ -50,6 +50,8 @@ pub enum DaemonError {
         what: String,
         source: std::io::Error,
     },
+    /// `preflight = "require"` and a feed failed it (exit 69).
+    Preflight(Vec<String>),
 }
 
 impl fmt::Display for DaemonError {
@@ -67,6 +69,13 @@ impl fmt::Display for DaemonError {
             }
             DaemonError::Lock(e) => write!(f, "{e}"),
             DaemonError::Os { what, source } => write!(f, "cannot {what}: {source}"),
+            DaemonError::Preflight(lines) => {
+                write!(f, "preflight failed (agent.preflight = \"require\"):")?;
+                for l in lines {
+                    write!(f, "\n  {l}")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -121,6 +130,22 @@ impl RunOptions {
 
 /// Runs the agent until a stop signal. Returns after a clean stop.
 pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
+    // Signals first: a SIGTERM that arrives while we start must become a
+    // clean stop, not the default action that kills us mid-way.
+    let (events_tx, events) = mpsc::channel();
+    let signals = if opts.handle_signals {
+        let t = signals::spawn_sender(events_tx.clone(), |s| match s {
+            signals::Signal::Stop => Event::Stop,
+            signals::Signal::Reload => Event::Reload,
+        })
+        .map_err(|source| DaemonError::Os {
+            what: "install signal handlers".into(),
+            source,
+        })?;
+        Some(t)
+    } else {
+        None
+    };
     let cfg = load_config(&opts.config_path)?;
     if opts.init_logging {
         crate::logging::init(cfg.agent.log_level);
@@ -133,10 +158,10 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         std::process::id(),
         opts.config_path.display()
     );
-    let result = Agent::start(cfg, &opts).and_then(|mut agent| {
+    let channel = (events_tx, events);
+    let result = Agent::start(cfg, channel, signals).map(|mut agent| {
         agent.supervise(&opts);
         agent.shutdown();
-        Ok(())
     });
     lock.release();
     result
@@ -166,22 +191,12 @@ struct Agent {
 }
 
 impl Agent {
-    fn start(cfg: Config, opts: &RunOptions) -> Result<Agent, DaemonError> {
+    fn start(
+        cfg: Config,
+        (events_tx, events): (Sender<Event>, Receiver<Event>),
+        signals: Option<signals::SignalThread>,
+    ) -> Result<Agent, DaemonError> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
-        let (events_tx, events) = mpsc::channel();
-        let signals = if opts.handle_signals {
-            let t = signals::spawn_sender(events_tx.clone(), |s| match s {
-                signals::Signal::Stop => Event::Stop,
-                signals::Signal::Reload => Event::Reload,
-            })
-            .map_err(|source| DaemonError::Os {
-                what: "install signal handlers".into(),
-                source,
-            })?;
-            Some(t)
-        } else {
-            None
-        };
         std::fs::create_dir_all(&cfg.agent.state_dir).map_err(|source| DaemonError::Os {
             what: format!("create state_dir {}", cfg.agent.state_dir.display()),
             source,
@@ -242,6 +257,7 @@ impl Agent {
             last_status_write: None,
             last_cred_check: Instant::now(),
         };
+        agent.preflight()?;
         for f in agent.cfg.feeds.clone() {
             agent.start_feed(&f)?;
         }
@@ -263,6 +279,31 @@ impl Agent {
 
     fn lookup(&self) -> impl Fn(&str) -> Option<Secret> + '_ {
         |name| self.store.get(name).map(|c| c.value.clone())
+    }
+
+    /// The layered check of every feed before the feed threads start.
+    fn preflight(&self) -> Result<(), DaemonError> {
+        if self.cfg.agent.preflight == PreflightMode::Off || self.cfg.feeds.is_empty() {
+            return Ok(());
+        }
+        let store = &self.store;
+        let lookup = |name: &str| store.get(name).map(|c| c.value.clone());
+        let reports = crate::preflight::check_all(&self.cfg.feeds, &lookup);
+        let mut failures = Vec::new();
+        for r in &reports {
+            match r.failure() {
+                None => log::info!("preflight feed={} passed every layer", r.feed),
+                Some(l) => {
+                    let line = format!("feed={} layer={} {}", r.feed, l.layer, l.detail);
+                    log::warn!("preflight {line}");
+                    failures.push(line);
+                }
+            }
+        }
+        if self.cfg.agent.preflight == PreflightMode::Require && !failures.is_empty() {
+            return Err(DaemonError::Preflight(failures));
+        }
+        Ok(())
     }
 
     fn start_feed(&self, f: &config::FeedConfig) -> Result<(), DaemonError> {

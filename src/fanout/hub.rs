@@ -194,14 +194,10 @@ impl Hub {
                 let sub = &table.subscribers[i];
                 if sub.wants(feed) {
                     match sub.queue.try_send(Line::clone(&line)) {
-                        Ok(()) => {}
+                        // Disconnected: its writer quit and is removing it.
+                        Ok(()) | Err(TrySendError::Disconnected(_)) => {}
                         Err(TrySendError::Full(_)) => {
                             removed.push((table.subscribers.swap_remove(i), Removal::QueueFull));
-                            continue;
-                        }
-                        Err(TrySendError::Disconnected(_)) => {
-                            // Its writer already quit and is removing it.
-                            i += 1;
                             continue;
                         }
                     }

@@ -14,6 +14,9 @@ use super::line::{self, Request};
 use super::socket::{self, Readiness};
 
 /// A subscriber whose socket accepts nothing for this long is too slow.
+/// The kernel restarts the timer when a write makes partial progress, so a
+/// stuck subscriber goes after one to two of these (sooner if its queue
+/// fills first).
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often an idle reader re-checks that its subscriber is still wanted.
 const READ_TICK: Duration = Duration::from_secs(1);

@@ -34,7 +34,7 @@ pub enum FeedCommand {
     /// Reconnect now through a new adapter (new credentials or settings).
     Replace {
         adapter: Box<dyn Adapter>,
-        settings: RunnerSettings,
+        settings: Box<RunnerSettings>,
         reason: String,
     },
     /// Drop the connection and reconnect now.
@@ -356,7 +356,7 @@ impl Runner {
                     settings,
                     reason,
                 }) => {
-                    self.replace(adapter, settings);
+                    self.replace(adapter, *settings);
                     log::info!("feed={} retrying now: {reason}", self.name);
                     return true;
                 }
@@ -388,7 +388,7 @@ impl Runner {
                 settings,
                 reason,
             }) => {
-                self.replace(adapter, settings);
+                self.replace(adapter, *settings);
                 Some(Ended::Replaced { reason })
             }
             Err(TryRecvError::Empty) => None,

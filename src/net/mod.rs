@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod tcp;
+pub mod timed;
 pub mod tls;
 pub mod ws;
 

@@ -5,6 +5,7 @@
 //! [`Interrupter`].
 
 use super::error::{NetError, Phase, redact_url};
+use super::timed::TimedTcp;
 use super::{tcp, tls};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -58,26 +59,40 @@ pub enum WsEvent {
     Pong(Vec<u8>),
     /// The peer pinged; the pong has already been sent.
     Ping,
-    /// The peer's close frame (reported once; later calls give `NetError::Closed`).
+    /// The peer's close frame (reported once; later calls give
+    /// `NetError::Closed`). A frame without a status code reports 1005.
     Close {
         code: Option<u16>,
         reason: String,
     },
 }
 
-/// The byte stream under the WebSocket: plain TCP or TLS over TCP.
+/// The byte stream under the WebSocket: plain TCP or TLS over TCP, either
+/// way over a [`TimedTcp`] so one deadline can bound a whole operation.
 #[derive(Debug)]
 pub enum WsStream {
-    Plain(TcpStream),
-    Tls(Box<native_tls::TlsStream<TcpStream>>),
+    Plain(TimedTcp),
+    Tls(Box<native_tls::TlsStream<TimedTcp>>),
 }
 
 impl WsStream {
     /// The TCP socket under any TLS layer.
     pub fn tcp(&self) -> &TcpStream {
+        self.timed().tcp()
+    }
+
+    fn timed(&self) -> &TimedTcp {
         match self {
             WsStream::Plain(s) => s,
             WsStream::Tls(s) => s.get_ref(),
+        }
+    }
+
+    /// Bounds every read and write from now on by `deadline`.
+    pub fn set_deadline(&mut self, deadline: Option<Instant>) {
+        match self {
+            WsStream::Plain(s) => s.set_deadline(deadline),
+            WsStream::Tls(s) => s.get_mut().set_deadline(deadline),
         }
     }
 }
@@ -130,6 +145,7 @@ impl Interrupter {
 pub struct WsConn {
     ws: WebSocket<WsStream>,
     target: String,
+    read_tick: Duration,
     write_timeout: Duration,
     interrupter: Interrupter,
     /// Set once the peer's close frame (or the end of the stream) was seen.
@@ -145,13 +161,15 @@ impl std::fmt::Debug for WsConn {
     }
 }
 
-struct Target {
-    tls: bool,
-    host: String,
-    port: u16,
+/// Where a ws:// or wss:// URL points.
+pub struct Target {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
 }
 
-fn parse_target(url: &str) -> Result<Target, NetError> {
+/// Scheme, host and port of a WebSocket URL.
+pub fn parse_target(url: &str) -> Result<Target, NetError> {
     let redacted = redact_url(url);
     let uri: tungstenite::http::Uri = url
         .parse()
@@ -180,11 +198,6 @@ fn remaining(deadline: Instant) -> Option<Duration> {
     deadline
         .checked_duration_since(Instant::now())
         .filter(|d| !d.is_zero())
-}
-
-fn set_timeouts(tcp: &TcpStream, d: Duration) -> Result<(), NetError> {
-    tcp.set_read_timeout(Some(d)).map_err(NetError::Io)?;
-    tcp.set_write_timeout(Some(d)).map_err(NetError::Io)
 }
 
 fn is_timeout(e: &io::Error) -> bool {
@@ -223,21 +236,23 @@ pub fn connect(url: &str, opts: &WsOptions) -> Result<WsConn, NetError> {
         interrupted: Arc::new(AtomicBool::new(false)),
     };
     let handshake_timeout = opts.handshake_timeout.max(Duration::from_millis(1));
+    // One deadline for TLS and the upgrade together, enforced on every
+    // socket call, so a server that trickles bytes cannot stretch it.
     let deadline = Instant::now() + handshake_timeout;
+    let mut timed = TimedTcp::new(tcp);
+    timed.set_deadline(Some(deadline));
 
     let stream = match connector {
-        None => WsStream::Plain(tcp),
+        None => WsStream::Plain(timed),
         Some(connector) => {
             let tls_timeout =
                 || NetError::timeout(Phase::TlsHandshake, handshake_timeout, target_name.clone());
-            set_timeouts(&tcp, remaining(deadline).ok_or_else(tls_timeout)?)?;
-            let mut attempt = connector.connect(&target.host, tcp);
+            let mut attempt = connector.connect(&target.host, timed);
             loop {
                 match attempt {
                     Ok(s) => break WsStream::Tls(Box::new(s)),
                     Err(native_tls::HandshakeError::WouldBlock(mid)) => {
-                        let left = remaining(deadline).ok_or_else(tls_timeout)?;
-                        set_timeouts(mid.get_ref(), left)?;
+                        remaining(deadline).ok_or_else(tls_timeout)?;
                         attempt = mid.handshake();
                     }
                     Err(native_tls::HandshakeError::Failure(e)) => {
@@ -253,19 +268,18 @@ pub fn connect(url: &str, opts: &WsOptions) -> Result<WsConn, NetError> {
 
     let ws_timeout =
         || NetError::timeout(Phase::WsHandshake, handshake_timeout, target_name.clone());
-    set_timeouts(stream.tcp(), remaining(deadline).ok_or_else(ws_timeout)?)?;
+    remaining(deadline).ok_or_else(ws_timeout)?;
     let config = WebSocketConfig::default()
         .max_message_size(Some(opts.max_message_bytes))
         .max_frame_size(Some(opts.max_message_bytes))
         // Frames go out as soon as they are written: we send little, and late.
         .write_buffer_size(0);
     let mut attempt = tungstenite::client::client_with_config(request, stream, Some(config));
-    let ws = loop {
+    let mut ws = loop {
         match attempt {
             Ok((ws, _response)) => break ws,
-            Err(HandshakeError::Interrupted(mut mid)) => {
-                let left = remaining(deadline).ok_or_else(ws_timeout)?;
-                set_timeouts(mid.get_mut().get_ref().tcp(), left)?;
+            Err(HandshakeError::Interrupted(mid)) => {
+                remaining(deadline).ok_or_else(ws_timeout)?;
                 attempt = mid.handshake();
             }
             Err(HandshakeError::Failure(e)) => {
@@ -276,6 +290,7 @@ pub fn connect(url: &str, opts: &WsOptions) -> Result<WsConn, NetError> {
             }
         }
     };
+    ws.get_mut().set_deadline(None);
     let tick = opts
         .read_tick
         .clamp(Duration::from_millis(1), Duration::from_secs(1));
@@ -291,6 +306,7 @@ pub fn connect(url: &str, opts: &WsOptions) -> Result<WsConn, NetError> {
     Ok(WsConn {
         ws,
         target: target_name,
+        read_tick: tick,
         write_timeout,
         interrupter,
         closed: None,
@@ -387,6 +403,9 @@ impl WsConn {
         if let Some(e) = self.closed_error() {
             return Err(e);
         }
+        self.ws
+            .get_mut()
+            .set_deadline(Some(Instant::now() + self.write_timeout));
         self.ws.send(msg).map_err(|e| self.fail(e, Phase::Write))
     }
 
@@ -415,6 +434,11 @@ impl WsConn {
         if let Some(e) = self.closed_error() {
             return Err(e);
         }
+        // The whole call, however many socket reads a frame takes, ends
+        // within one tick: the owning thread gets to check its commands.
+        self.ws
+            .get_mut()
+            .set_deadline(Some(Instant::now() + self.read_tick));
         let msg = match self.ws.read() {
             Ok(m) => m,
             Err(tungstenite::Error::Io(ref io))
@@ -430,6 +454,9 @@ impl WsConn {
             Message::Pong(p) => WsEvent::Pong(p.to_vec()),
             Message::Ping(_) => {
                 // tungstenite queued the pong; send it now rather than on the next call.
+                self.ws
+                    .get_mut()
+                    .set_deadline(Some(Instant::now() + self.write_timeout));
                 match self.ws.flush() {
                     Ok(()) => {}
                     Err(tungstenite::Error::Io(ref io)) if is_timeout(io) => {}
@@ -440,9 +467,13 @@ impl WsConn {
             Message::Close(frame) => {
                 let (code, reason) = match frame {
                     Some(f) => (Some(u16::from(f.code)), f.reason.as_str().to_owned()),
-                    None => (None, String::new()),
+                    // A close frame without a status code: RFC 6455 calls that 1005.
+                    None => (Some(1005), String::new()),
                 };
                 // Best effort: our echo of the close frame.
+                self.ws
+                    .get_mut()
+                    .set_deadline(Some(Instant::now() + self.write_timeout));
                 let _ = self.ws.flush();
                 self.closed = Some((code, reason.clone()));
                 WsEvent::Close { code, reason }
@@ -456,14 +487,14 @@ impl WsConn {
     /// socket is shut down at the end either way.
     pub fn close(&mut self, code: u16, reason: &str) {
         let deadline = Instant::now() + self.write_timeout;
+        self.ws.get_mut().set_deadline(Some(deadline));
         if self.closed.is_none() && !self.interrupter.interrupted.load(Ordering::SeqCst) {
             let frame = CloseFrame {
                 code: CloseCode::from(code),
                 reason: reason.to_owned().into(),
             };
             if self.ws.close(Some(frame)).is_ok() {
-                while let Some(left) = remaining(deadline) {
-                    let _ = self.ws.get_ref().tcp().set_read_timeout(Some(left));
+                while remaining(deadline).is_some() {
                     match self.ws.read() {
                         Ok(Message::Close(_)) | Err(_) => break,
                         Ok(_) => {}

@@ -34,7 +34,8 @@ pub struct SimArgs {
     pub tls_key: Option<PathBuf>,
     /// A fault in force from the start: refuse | no-handshake | reject-auth |
     /// close-after:N[:CODE] | close-on-send[:CODE] | silent (no data, pongs
-    /// still sent) | silent-no-pongs | reset | malformed | flood:PER_SEC | close:CODE
+    /// still sent) | silent-no-pongs | reset | malformed | flood:PER_SEC | close:CODE |
+    /// http:STATUS (refuse the WebSocket upgrade, e.g. http:401)
     #[arg(long, value_name = "FAULT")]
     pub fault: Option<Fault>,
     /// Faults over time: "DELAY=FAULT,..." with each delay counted from the

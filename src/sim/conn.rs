@@ -6,6 +6,7 @@
 use super::fault::Fault;
 use super::protocol::{Session, heartbeat};
 use super::server::{Shared, TICK};
+use crate::net::timed::TimedTcp;
 use crate::net::ws::WsStream;
 use crate::timefmt::rfc3339_millis;
 use std::io::{self, Read, Write};
@@ -15,6 +16,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 use tungstenite::handshake::HandshakeError;
+use tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tungstenite::http::StatusCode;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Message, WebSocket};
@@ -35,6 +38,7 @@ struct Live(Arc<Shared>, usize);
 
 impl Drop for Live {
     fn drop(&mut self) {
+        self.0.forget(self.1);
         self.0.stats.update(|s| s.live_connections -= 1);
         self.0.event(format!("conn {}: ended", self.1));
     }
@@ -128,13 +132,15 @@ pub(crate) fn serve(shared: Arc<Shared>, id: usize, tcp: TcpStream, generation: 
 
 /// TLS (if configured) and the WebSocket upgrade, bounded by HANDSHAKE_LIMIT
 /// and abandoned when the simulator stops.
+// The upgrade callback's error type is fixed by tungstenite.
+#[allow(clippy::result_large_err)]
 fn handshake(shared: &Shared, id: usize, tcp: TcpStream) -> Option<WebSocket<WsStream>> {
     let deadline = Instant::now() + HANDSHAKE_LIMIT;
     let give_up = || shared.stopping() || Instant::now() >= deadline;
     let stream = match &shared.tls {
-        None => WsStream::Plain(tcp),
+        None => WsStream::Plain(TimedTcp::new(tcp)),
         Some(acceptor) => {
-            let mut attempt = acceptor.accept(tcp);
+            let mut attempt = acceptor.accept(TimedTcp::new(tcp));
             loop {
                 match attempt {
                     Ok(s) => break WsStream::Tls(Box::new(s)),
@@ -149,7 +155,22 @@ fn handshake(shared: &Shared, id: usize, tcp: TcpStream) -> Option<WebSocket<WsS
             }
         }
     };
-    let mut attempt = tungstenite::accept(stream);
+    let reject = match shared.current_fault().0 {
+        Some(Fault::RejectUpgrade { status }) => Some(status),
+        _ => None,
+    };
+    let callback = move |_req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+        match reject {
+            None => Ok(resp),
+            Some(status) => {
+                let mut refusal = ErrorResponse::new(Some(format!("simulated HTTP {status}")));
+                *refusal.status_mut() =
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
+                Err(refusal)
+            }
+        }
+    };
+    let mut attempt = tungstenite::accept_hdr(stream, callback);
     loop {
         match attempt {
             Ok(ws) => return Some(ws),
@@ -198,6 +219,7 @@ impl Conn {
         }
         let (changes, generation) = self.shared.fault_changes_since(self.generation);
         self.generation = generation;
+        self.shared.ack(self.id, generation);
         for change in changes {
             self.on_fault_set(change)?;
         }
@@ -269,7 +291,9 @@ impl Conn {
             return;
         }
         // Keep the socket open (closing with unread input would reset it and
-        // could destroy the garbage before the client reads it).
+        // could destroy the garbage before the client reads it). A draining
+        // connection no longer follows faults.
+        self.shared.forget(self.id);
         hold(&self.shared, self.ws.get_mut());
     }
 

@@ -42,11 +42,16 @@ pub enum Fault {
     /// Existing connections are closed once with `code` (e.g. 1001, 1012);
     /// new connections are unaffected.
     CloseWithCode { code: u16 },
+    /// New connections' WebSocket upgrade is answered with this HTTP status
+    /// (401/403: credentials rejected, 429: rate limited, 503: maintenance).
+    /// Existing connections are unaffected.
+    RejectUpgrade { status: u16 },
 }
 
 /// The `--fault` spellings, for `--help`.
 pub const FAULT_HELP: &str = "refuse | no-handshake | reject-auth | close-after:N[:CODE] | \
-close-on-send[:CODE] | silent | silent-no-pongs | reset | malformed | flood:PER_SEC | close:CODE";
+close-on-send[:CODE] | silent | silent-no-pongs | reset | malformed | flood:PER_SEC | close:CODE | \
+http:STATUS";
 
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -62,6 +67,7 @@ impl fmt::Display for Fault {
             Fault::Malformed => f.write_str("malformed"),
             Fault::Flood { per_sec } => write!(f, "flood:{per_sec}"),
             Fault::CloseWithCode { code } => write!(f, "close:{code}"),
+            Fault::RejectUpgrade { status } => write!(f, "http:{status}"),
         }
     }
 }
@@ -154,6 +160,16 @@ impl FromStr for Fault {
                     code: close_code(args[0], spec)?,
                 }
             }
+            "http" => {
+                arity(1, 1)?;
+                let status: u16 = number(args[0], "HTTP status", spec)?;
+                if !(400..=599).contains(&status) {
+                    return Err(format!(
+                        "fault \"{spec}\": HTTP status {status} is not an error (400-599)"
+                    ));
+                }
+                Fault::RejectUpgrade { status }
+            }
             _ => {
                 return Err(format!(
                     "unknown fault \"{spec}\"; expected one of: {FAULT_HELP}"
@@ -185,6 +201,7 @@ mod tests {
             Fault::Malformed,
             Fault::Flood { per_sec: 500 },
             Fault::CloseWithCode { code: 1012 },
+            Fault::RejectUpgrade { status: 429 },
         ];
         for f in all {
             assert_eq!(f.to_string().parse::<Fault>(), Ok(f.clone()), "{f}");
@@ -218,5 +235,6 @@ mod tests {
                 .contains("expected one of")
         );
         assert!("reset:1".parse::<Fault>().is_err());
+        assert!("http:200".parse::<Fault>().is_err());
     }
 }

@@ -5,12 +5,12 @@
 use super::conn;
 use super::fault::Fault;
 use super::stats::{SharedStats, SimStats};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -69,6 +69,10 @@ pub(crate) struct Shared {
     listener: Mutex<Option<TcpListener>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     events: Option<Sender<String>>,
+    /// Fault generation each running connection has seen, so `set_fault`
+    /// can return only once the change is in force everywhere.
+    seen: Mutex<HashMap<usize, u64>>,
+    seen_changed: Condvar,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -110,21 +114,52 @@ impl Shared {
         (changes, f.generation)
     }
 
+    /// A connection has seen every fault change up to `generation`.
+    pub fn ack(&self, id: usize, generation: u64) {
+        lock(&self.seen).insert(id, generation);
+        self.seen_changed.notify_all();
+    }
+
+    /// A connection has ended and no longer needs to see changes.
+    pub fn forget(&self, id: usize) {
+        lock(&self.seen).remove(&id);
+        self.seen_changed.notify_all();
+    }
+
+    /// Waits (at most a second) until every running connection has seen `generation`.
+    fn wait_seen(&self, generation: u64) {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let mut seen = lock(&self.seen);
+        while !self.stopping() && seen.values().any(|g| *g < generation) {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return;
+            };
+            seen = self
+                .seen_changed
+                .wait_timeout(seen, left.min(TICK))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
     pub fn event(&self, line: String) {
         if let Some(tx) = &self.events {
             let _ = tx.send(line);
         }
     }
 
+    /// Changes the fault and returns once every open connection has seen
+    /// the change (so a test's next step already meets the new behaviour).
     fn set_fault(&self, fault: Option<Fault>) {
         let refuse = fault == Some(Fault::RefuseConnections);
-        {
+        let generation = {
             let mut f = lock(&self.fault);
             f.generation += 1;
             let g = f.generation;
             f.history.push((g, fault.clone()));
             f.current = fault.clone();
-        }
+            g
+        };
         let mut listener = lock(&self.listener);
         if refuse {
             // Dropping the listener closes it: connect() is refused at once.
@@ -138,6 +173,7 @@ impl Shared {
             Some(f) => format!("fault set: {f}"),
             None => "fault cleared".into(),
         });
+        self.wait_seen(generation);
     }
 
     fn spawn(&self, name: String, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
@@ -190,6 +226,8 @@ impl Simulator {
             listener: Mutex::new(if refuse { None } else { Some(listener) }),
             threads: Mutex::new(Vec::new()),
             events: cfg.events.clone(),
+            seen: Mutex::new(HashMap::new()),
+            seen_changed: Condvar::new(),
         });
         let s = shared.clone();
         let accept = thread::Builder::new()
@@ -271,10 +309,13 @@ impl SimHandle {
         *lock(&self.shared.tokens) = tokens.into_iter().map(Into::into).collect();
     }
 
+    /// Sets the fault; returns once every open connection has seen it (at
+    /// most about a second), so the next step of a test meets it.
     pub fn set_fault(&self, fault: Fault) {
         self.shared.set_fault(Some(fault));
     }
 
+    /// Ends the fault (re-binding the port after `RefuseConnections`).
     pub fn clear_fault(&self) {
         self.shared.set_fault(None);
     }

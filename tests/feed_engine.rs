@@ -1,0 +1,453 @@
+//! The feed engine against the simulator: every fault class ends with the
+//! feed live again and data flowing, asserted through status.json and the
+//! fan-out socket, with deadlines and no fixed sleeps.
+
+mod common;
+use brokerguard::sim::{Fault, SimConfig, SimHandle, Simulator};
+use common::*;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "canary-token-6d1f0a";
+
+struct Scenario {
+    dir: TempDir,
+    sim: SimHandle,
+    agent: Child,
+    bot: FanoutClient,
+}
+
+/// A websocket feed named `sig` on the simulator, with `extra` feed keys.
+fn scenario(tag: &str, sim_cfg: SimConfig, extra: &str) -> Scenario {
+    let dir = TempDir::new(tag);
+    let sim = Simulator::start(SimConfig {
+        tokens: vec![TOKEN.into()],
+        ..sim_cfg
+    })
+    .unwrap();
+    std::fs::write(dir.join("credentials.env"), format!("SIG_TOKEN={TOKEN}\n")).unwrap();
+    let body = format!(
+        r#"{agent}
+[[feed]]
+name = "sig"
+broker = "websocket"
+url = "{url}"
+auth = '{{"type":"auth","token":"${{SIG_TOKEN}}"}}'
+auth_ok = "auth_ok"
+auth_error = "auth_failed"
+subscribe = ['{{"type":"subscribe","channel":"signals"}}']
+connect_timeout = "1s"
+handshake_timeout = "1s"
+backoff = {{ initial = "100ms", max = "1s", stable_after = "2s", parked_retry = "10m" }}
+{extra}
+"#,
+        // No start-up preflight here: these tests count the feed's own connections.
+        agent = agent_toml(dir.path(), "alert_after = \"2s\"\npreflight = \"off\""),
+        url = sim.url()
+    );
+    let cfg = write_config(dir.path(), &body);
+    let agent = spawn_agent(dir.path(), &cfg, &[]);
+    let bot = FanoutClient::connect(&dir.join("run/feeds.sock"), Duration::from_secs(10));
+    Scenario {
+        dir,
+        sim,
+        agent,
+        bot,
+    }
+}
+
+impl Scenario {
+    fn state(&self) -> Option<String> {
+        feed_state(self.dir.path(), "sig")
+    }
+
+    fn wait_state(&self, want: &str, d: Duration) {
+        assert!(
+            wait_for(d, || self.state().as_deref() == Some(want)),
+            "feed never became {want} (now {:?}); stderr:\n{}",
+            self.state(),
+            stderr_of(self.dir.path())
+        );
+    }
+
+    fn wait_not_live(&self, d: Duration) {
+        assert!(
+            wait_for(d, || self.state().is_some_and(|s| s != "live")),
+            "feed stayed live; stderr:\n{}",
+            stderr_of(self.dir.path())
+        );
+    }
+
+    fn max_seq(&self) -> u64 {
+        self.bot
+            .snapshot()
+            .iter()
+            .filter_map(|v| v["seq"].as_u64())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Live, and new data reaches the bot.
+    fn assert_flowing(&self) {
+        self.wait_state("live", Duration::from_secs(10));
+        let seen = self.max_seq();
+        assert!(
+            wait_for(Duration::from_secs(10), || self.max_seq() > seen + 2),
+            "no data after recovery; stderr:\n{}",
+            stderr_of(self.dir.path())
+        );
+    }
+
+    fn last_error(&self) -> String {
+        feed_field(self.dir.path(), "sig", "last_error")
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default()
+    }
+
+    fn finish(mut self) {
+        assert_eq!(
+            stop_agent(&mut self.agent),
+            Some(0),
+            "{}",
+            stderr_of(self.dir.path())
+        );
+        let log = stderr_of(self.dir.path());
+        assert!(!log.contains(TOKEN), "the token leaked into the log");
+        for v in self.bot.snapshot() {
+            assert!(!v.to_string().contains(TOKEN), "token in fan-out line {v}");
+        }
+        self.sim.stop();
+    }
+}
+
+fn data_sim() -> SimConfig {
+    SimConfig {
+        data_every: Some(Duration::from_millis(50)),
+        heartbeat_every: Some(Duration::from_millis(200)),
+        ..SimConfig::default()
+    }
+}
+
+#[test]
+fn close_1000_on_every_send_never_leaves_the_feed_falsely_live() {
+    let s = scenario(
+        "c1000",
+        data_sim(),
+        "poll = '{\"type\":\"get_signals\"}'\npoll_every = \"200ms\"",
+    );
+    s.assert_flowing();
+    s.sim.set_fault(Fault::CloseOnClientMessage { code: 1000 });
+    s.wait_not_live(Duration::from_secs(5));
+    assert!(
+        wait_for(Duration::from_secs(5), || s
+            .last_error()
+            .contains("code 1000")),
+        "{}",
+        s.last_error()
+    );
+    // While the fault lasts, the feed keeps cycling; it never sits "live" on a dead connection.
+    let before = s.sim.stats().connections_accepted;
+    assert!(s.sim.wait_for(
+        |st| st.connections_accepted >= before + 2,
+        Duration::from_secs(10)
+    ));
+    s.sim.clear_fault();
+    s.assert_flowing();
+    s.finish();
+}
+
+#[test]
+fn stall_with_pongs_is_detected_and_restarted() {
+    let s = scenario(
+        "stallp",
+        data_sim(),
+        "stall_after = \"1s\"\nping_every = \"200ms\"\npong_timeout = \"1s\"",
+    );
+    s.assert_flowing();
+    let t = Instant::now();
+    s.sim.set_fault(Fault::SilentWithPongs);
+    s.wait_not_live(Duration::from_secs(5));
+    let detected = t.elapsed();
+    assert!(s.last_error().contains("no data"), "{}", s.last_error());
+    assert!(
+        detected >= Duration::from_millis(900),
+        "detected after {detected:?}, before stall_after"
+    );
+    s.sim.clear_fault();
+    s.assert_flowing();
+    s.finish();
+}
+
+#[test]
+fn stall_without_pongs_is_detected() {
+    let s = scenario(
+        "stalln",
+        data_sim(),
+        "stall_after = \"3s\"\nping_every = \"200ms\"\npong_timeout = \"600ms\"",
+    );
+    s.assert_flowing();
+    s.sim.set_fault(Fault::SilentNoPongs);
+    s.wait_not_live(Duration::from_secs(5));
+    s.sim.clear_fault();
+    s.assert_flowing();
+    s.finish();
+}
+
+#[test]
+fn tcp_reset_reconnects() {
+    let s = scenario("reset", data_sim(), "");
+    s.assert_flowing();
+    let before = s.sim.stats().handshakes_completed;
+    s.sim.set_fault(Fault::Reset);
+    assert!(
+        s.sim
+            .wait_for(|st| st.resets_sent >= 1, Duration::from_secs(5))
+    );
+    s.sim.clear_fault();
+    assert!(s.sim.wait_for(
+        |st| st.handshakes_completed > before,
+        Duration::from_secs(10)
+    ));
+    s.assert_flowing();
+    s.finish();
+}
+
+#[test]
+fn refused_then_accepted() {
+    let s = scenario("refuse", data_sim(), "");
+    s.assert_flowing();
+    s.sim.set_fault(Fault::RefuseConnections);
+    s.wait_not_live(Duration::from_secs(5));
+    assert!(
+        wait_for(Duration::from_secs(5), || s
+            .last_error()
+            .contains("refused")),
+        "{}",
+        s.last_error()
+    );
+    s.sim.clear_fault();
+    s.assert_flowing();
+    s.finish();
+}
+
+#[test]
+fn handshake_that_never_completes_times_out_by_name() {
+    let s = scenario(
+        "nohs",
+        SimConfig {
+            fault: Some(Fault::AcceptNoHandshake),
+            ..data_sim()
+        },
+        "",
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || s
+            .last_error()
+            .contains("timeout")),
+        "{}",
+        s.last_error()
+    );
+    assert!(s.last_error().contains("handshake"), "{}", s.last_error());
+    s.sim.clear_fault();
+    s.assert_flowing();
+    s.finish();
+}
+
+#[test]
+fn rejected_auth_parks_without_a_retry_storm() {
+    let s = scenario(
+        "auth",
+        SimConfig {
+            fault: Some(Fault::RejectAuth),
+            ..data_sim()
+        },
+        "",
+    );
+    s.wait_state("parked", Duration::from_secs(10));
+    let log = stderr_of(s.dir.path());
+    assert!(log.contains("alert=credential_rejected feed=sig"), "{log}");
+    // Watch for 30 s: a parked feed must not hammer the broker.
+    let end = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < end {
+        assert!(
+            s.sim.stats().connections_accepted <= 1,
+            "{:?}",
+            s.sim.stats()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(s.state().as_deref(), Some("parked"));
+    s.finish();
+}
+
+#[test]
+fn close_1012_reconnects_after_a_randomized_delay() {
+    let s = scenario("c1012", data_sim(), "");
+    s.assert_flowing();
+    let before = s.sim.stats().handshakes_completed;
+    let t = Instant::now();
+    s.sim.set_fault(Fault::CloseWithCode { code: 1012 });
+    assert!(s.sim.wait_for(
+        |st| st.handshakes_completed > before,
+        Duration::from_secs(10)
+    ));
+    let delay = t.elapsed();
+    assert!(
+        delay >= Duration::from_millis(900),
+        "reconnected after {delay:?}: not delayed"
+    );
+    s.sim.clear_fault();
+    s.assert_flowing();
+    s.finish();
+}
+
+#[test]
+fn resubscribes_once_per_connection_and_seq_stays_continuous() {
+    let s = scenario("resub", data_sim(), "");
+    s.assert_flowing();
+    for _ in 0..3 {
+        let before = s.sim.stats().handshakes_completed;
+        s.sim.set_fault(Fault::CloseWithCode { code: 1011 });
+        assert!(s.sim.wait_for(
+            |st| st.handshakes_completed > before,
+            Duration::from_secs(10)
+        ));
+        s.sim.clear_fault();
+        s.assert_flowing();
+    }
+    let stats = s.sim.stats();
+    assert!(stats.subscribes_per_connection.len() >= 4);
+    for (i, subs) in stats.subscribes_per_connection.iter().enumerate() {
+        assert_eq!(subs, &vec!["signals".to_string()], "connection {i}");
+    }
+    let lines = s.bot.snapshot();
+    let seqs: Vec<u64> = lines.iter().filter_map(|v| v["seq"].as_u64()).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "seq gap: {seqs:?}"
+    );
+    assert!(lines.iter().filter(|v| v["event"] == "reconnected").count() >= 3);
+    s.finish();
+}
+
+#[test]
+fn missed_wave_raises_an_alert_from_the_wall_clock() {
+    // Heartbeats keep the feed live, but no data arrives in the 1 s windows.
+    let s = scenario(
+        "wave",
+        SimConfig {
+            data_every: None,
+            heartbeat_every: Some(Duration::from_millis(100)),
+            ..SimConfig::default()
+        },
+        "expect = { every = \"1s\", offset = \"0s\", grace = \"300ms\" }",
+    );
+    s.wait_state("live", Duration::from_secs(10));
+    assert!(
+        wait_for(Duration::from_secs(6), || stderr_of(s.dir.path())
+            .contains("alert=wave_missed feed=sig window=")),
+        "{}",
+        stderr_of(s.dir.path())
+    );
+    s.finish();
+}
+
+#[test]
+fn feed_down_alert_then_recovered_notice() {
+    let s = scenario("down", data_sim(), "");
+    s.assert_flowing();
+    s.sim.set_fault(Fault::RefuseConnections);
+    assert!(
+        wait_for(Duration::from_secs(10), || stderr_of(s.dir.path())
+            .contains("alert=feed_down feed=sig")),
+        "{}",
+        stderr_of(s.dir.path())
+    );
+    s.sim.clear_fault();
+    s.assert_flowing();
+    assert!(wait_for(Duration::from_secs(5), || stderr_of(s.dir.path())
+        .contains("alert=feed_recovered feed=sig downtime=")));
+    s.finish();
+}
+
+#[test]
+fn check_names_the_first_failing_layer_and_require_refuses_to_start() {
+    let dir = TempDir::new("check");
+    let good = Simulator::start(SimConfig {
+        tokens: vec![TOKEN.into()],
+        ..data_sim()
+    })
+    .unwrap();
+    let hung = Simulator::start(SimConfig {
+        fault: Some(Fault::AcceptNoHandshake),
+        ..SimConfig::default()
+    })
+    .unwrap();
+    std::fs::write(dir.join("credentials.env"), format!("SIG_TOKEN={TOKEN}\n")).unwrap();
+    let body = format!(
+        r#"{agent}
+[[feed]]
+name = "good"
+broker = "websocket"
+url = "{good}"
+auth = '{{"type":"auth","token":"${{SIG_TOKEN}}"}}'
+auth_ok = "auth_ok"
+subscribe = ['{{"type":"subscribe","channel":"signals"}}']
+
+[[feed]]
+name = "hung"
+broker = "websocket"
+url = "{hung}"
+handshake_timeout = "500ms"
+"#,
+        agent = agent_toml(dir.path(), "preflight = \"require\""),
+        good = good.url(),
+        hung = hung.url()
+    );
+    let cfg = write_config(dir.path(), &body);
+    let out = std::process::Command::new(BIN)
+        .args(["check", "--json", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let reports: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let layer = |feed: usize, name: &str| {
+        reports[feed]["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["layer"] == name)
+            .unwrap()["outcome"]
+            .clone()
+    };
+    assert_eq!(layer(0, "auth"), "pass");
+    assert_eq!(layer(0, "data"), "pass");
+    assert_eq!(layer(1, "tcp"), "pass");
+    assert_eq!(layer(1, "handshake"), "fail");
+    assert_eq!(layer(1, "auth"), "skip");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains(TOKEN));
+    let out = std::process::Command::new(BIN)
+        .args(["check", "good", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = std::process::Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(69));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("feed=hung layer=handshake") && err.contains("nothing answers the protocol"),
+        "{err}"
+    );
+}
