@@ -17,7 +17,9 @@ mod common;
 mod support;
 
 use brokerguard::sim::{SimConfig, SimHandle, Simulator};
-use common::{BIN, TempDir, agent_toml, spawn_agent, status_json, stderr_of, stop_agent, write_config};
+use common::{
+    BIN, TempDir, agent_toml, spawn_agent, status_json, stderr_of, stop_agent, write_config,
+};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Barrier};
@@ -198,8 +200,7 @@ fn race(round: usize) -> Race {
     }
     let survivors = running.len();
     assert_eq!(
-        survivors,
-        1,
+        survivors, 1,
         "round {round}: {survivors} copies still running; exit codes {exit_codes:?}"
     );
     let (_, mut winner) = running.pop().unwrap();
@@ -299,8 +300,18 @@ fn main() {
     );
     println!(
         "footprint.kill9_takeover_ms median={:.1} worst={:.1} (SIGKILL of the survivor, then a new start until its pid is in status.json)",
-        median(&rounds.iter().map(|(r, _)| ms(r.takeover)).collect::<Vec<_>>()),
-        support::worst(&rounds.iter().map(|(r, _)| ms(r.takeover)).collect::<Vec<_>>())
+        median(
+            &rounds
+                .iter()
+                .map(|(r, _)| ms(r.takeover))
+                .collect::<Vec<_>>()
+        ),
+        support::worst(
+            &rounds
+                .iter()
+                .map(|(r, _)| ms(r.takeover))
+                .collect::<Vec<_>>()
+        )
     );
     assert!(all_ok, "the lock race failed");
 }
