@@ -101,7 +101,9 @@ impl FeedSet {
         Ok(())
     }
 
-    /// Sends a new adapter to a running feed; it reconnects at once.
+    /// Sends a new adapter to a running feed; it reconnects at once: a
+    /// blocked read is interrupted rather than left to its tick (up to a
+    /// second on a quiet feed), so a rotated token is in use well under one.
     pub fn replace(&self, f: &FeedConfig, lookup: &dyn Fn(&str) -> Option<Secret>, reason: &str) {
         let mut feeds = self.lock();
         if let Some(rf) = feeds.iter_mut().find(|r| r.config.name == f.name) {
@@ -115,6 +117,7 @@ impl FeedSet {
                 settings: Box::new(settings),
                 reason: reason.to_string(),
             });
+            rf.handle.interrupt();
         }
     }
 
