@@ -343,13 +343,16 @@ enum WriteStyle {
 }
 
 impl WriteStyle {
+    /// Every style, in an order that starts on a symlinked file: the swap,
+    /// then writes through the link (`cp`, truncate), then the styles that
+    /// replace the link with a plain file.
     const ALL: [WriteStyle; 6] = [
-        WriteStyle::RenameOver,
+        WriteStyle::SymlinkSwap,
         WriteStyle::CpOver,
         WriteStyle::TruncateAndWrite,
         WriteStyle::SedInPlace,
+        WriteStyle::RenameOver,
         WriteStyle::DeleteAndRecreate,
-        WriteStyle::SymlinkSwap,
     ];
 
     /// The file is empty or absent for a moment.
@@ -467,18 +470,17 @@ fn every_write_style_in_turn_on_one_agent() {
         ..RigSpec::new("rotall")
     });
     rig.wait_live_on(OLD);
-    // The symlink swap first, while the file is still a symlink; the others
-    // then write through or replace the link.
-    let mut order = vec![WriteStyle::SymlinkSwap];
-    order.extend(
-        WriteStyle::ALL
-            .into_iter()
-            .filter(|s| *s != WriteStyle::SymlinkSwap),
-    );
     let mut old = OLD.to_string();
-    for (i, style) in order.into_iter().enumerate() {
+    for (i, style) in WriteStyle::ALL.into_iter().enumerate() {
         let new = format!("tok-turn{i}-{}", 1000 + i);
         rig.rotate(style, &old, &new);
+        // The first three keep the link (and write through it); `sed -i`,
+        // rename and recreate leave a plain file.
+        let link = std::fs::symlink_metadata(rig.creds())
+            .unwrap()
+            .file_type()
+            .is_symlink();
+        assert_eq!(link, i < 3, "{style:?}");
         old = new;
     }
     rig.finish();
