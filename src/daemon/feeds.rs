@@ -112,12 +112,22 @@ impl FeedSet {
             rf.handle.settings = settings.clone();
             rf.config = f.clone();
             rf.credential_prints = credential_prints(f, lookup);
+            // Holding the slot keeps the feed from registering a connection
+            // made with the new adapter before the interrupt: only the
+            // connection in use when the command was sent is cut.
+            let slot = rf
+                .handle
+                .interrupter
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             let _ = rf.handle.commands.send(FeedCommand::Replace {
                 adapter,
                 settings: Box::new(settings),
                 reason: reason.to_string(),
             });
-            rf.handle.interrupt();
+            if let Some(interrupt) = slot.as_ref() {
+                interrupt();
+            }
         }
     }
 
