@@ -82,6 +82,9 @@ struct RigSpec<'a> {
     log_level: &'a str,
     /// The `sig` simulator sends no data, only rare heartbeats.
     quiet: bool,
+    /// `agent.preflight`: off by default, as the tests count the feeds' own
+    /// connections and tokens; the canary sweep runs it.
+    preflight: &'a str,
 }
 
 impl<'a> RigSpec<'a> {
@@ -98,6 +101,7 @@ impl<'a> RigSpec<'a> {
             fault: None,
             log_level: "info",
             quiet: false,
+            preflight: "off",
         }
     }
 }
@@ -126,7 +130,10 @@ impl Rig {
         }
         let mut body = agent_toml(
             dir.path(),
-            &format!("alert_after = \"2s\"\n{}", spec.agent_extra),
+            &format!(
+                "alert_after = \"2s\"\npreflight = \"{}\"\n{}",
+                spec.preflight, spec.agent_extra
+            ),
         )
         .replace(
             "log_level = \"info\"",
@@ -887,6 +894,8 @@ fn canary_values_appear_in_no_output() {
         env: &[("ENV_TOKEN", e)],
         // Everything the agent and its crates can log.
         log_level: "trace",
+        // The start-up preflight authenticates too: its output is swept as well.
+        preflight: "warn",
         extra_feeds: ws_feed_toml("envfeed", "{SIG_URL}", "ENV_TOKEN", ""),
         ..RigSpec::new("canary")
     });
@@ -899,7 +908,8 @@ fn canary_values_appear_in_no_output() {
     let cfg = rig.config();
     let cfg_s = cfg.to_str().unwrap().to_string();
 
-    // Startup.
+    // Startup, with its preflight.
+    rig.wait_log("preflight feed=sig");
     rig.wait_live_after(a);
     snap(&rig, "after startup", &mut outputs);
 

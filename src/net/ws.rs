@@ -161,13 +161,15 @@ impl std::fmt::Debug for WsConn {
     }
 }
 
-struct Target {
-    tls: bool,
-    host: String,
-    port: u16,
+/// Where a ws:// or wss:// URL points.
+pub struct Target {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
 }
 
-fn parse_target(url: &str) -> Result<Target, NetError> {
+/// Scheme, host and port of a WebSocket URL.
+pub fn parse_target(url: &str) -> Result<Target, NetError> {
     let redacted = redact_url(url);
     let uri: tungstenite::http::Uri = url
         .parse()
