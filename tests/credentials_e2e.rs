@@ -891,7 +891,8 @@ fn canary_values_appear_in_no_output() {
     let mut rig = Rig::start(RigSpec {
         accepted: &[a, e],
         token: a,
-        env: &[("ENV_TOKEN", e)],
+        // RUST_LOG=trace too: no directive may lift the cap on tungstenite's frame logs.
+        env: &[("ENV_TOKEN", e), ("RUST_LOG", "trace")],
         // Everything the agent and its crates can log.
         log_level: "trace",
         // The start-up preflight authenticates too: its output is swept as well.
