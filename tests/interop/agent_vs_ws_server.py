@@ -1,0 +1,389 @@
+#!/usr/bin/env python3
+"""The real agent (`brokerguard run`) against a signal server written with
+the PyPI `websockets` library (an independent implementation of the
+generic JSON WebSocket protocol): auth with the credential file's token,
+one subscribe per connection, data fanned out with consecutive seq,
+WebSocket keepalive pings, reconnect and resubscribe after a close 1000,
+and a clean close 1000 on SIGTERM.
+
+Exit status 0 when every check passes; the last line is `N passed, N failed`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import Opcode
+from websockets.sync.server import ServerConnection, serve
+
+from harness import Checks, Child, binary, expect, main_guard, wait_until
+
+TOKEN = "interop-agent-token-91c4"
+FEED = "sig"
+SUBSCRIBE = {"type": "subscribe", "channel": "signals"}
+DATA_EVERY = 0.05
+HEARTBEAT_EVERY = 0.25
+
+
+@dataclass
+class ConnRecord:
+    """What the server saw on one connection (written by its handler thread)."""
+
+    index: int
+    tokens: list[str] = field(default_factory=list)
+    subscribes: list[dict] = field(default_factory=list)
+    other_messages: list[str] = field(default_factory=list)
+    # Every message sent after auth_ok except heartbeats: what the bot should see, in order.
+    sent: list[dict] = field(default_factory=list)
+    subscribed_before_auth: bool = False
+    close_requested: threading.Event = field(default_factory=threading.Event)
+    # The close code the agent sent (or echoed), None while open or without a close frame.
+    close_code_from_agent: int | None = None
+    close_reason_from_agent: str | None = None
+    ended: threading.Event = field(default_factory=threading.Event)
+    conn: ServerConnection | None = None
+
+
+class CountingConnection(ServerConnection):
+    """A ServerConnection that counts the WebSocket pings it receives (the
+    library answers them itself and does not surface them)."""
+
+    pings_received = 0
+
+    def process_event(self, event) -> None:  # noqa: ANN001 - websockets' Event union
+        if getattr(event, "opcode", None) is Opcode.PING:
+            self.pings_received += 1
+        super().process_event(event)
+
+
+class SignalServer:
+    """The generic JSON WebSocket protocol: `{"type":"auth","token":T}` →
+    `{"type":"auth_ok"}` (or auth_failed + close 1008), heartbeats from then
+    on, and `subscribe` → `{"type":"subscribed",...}` then data every 50 ms,
+    both held back until `data_enabled` is set (so a bot that connects to
+    the fan-out late still sees every message from seq 1)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.conns: list[ConnRecord] = []
+        self.data_enabled = threading.Event()
+        self.server = serve(
+            self.handle,
+            "127.0.0.1",
+            0,
+            create_connection=CountingConnection,
+            ping_interval=None,  # only the agent's keepalive pings, so they can be counted
+            close_timeout=5,
+        )
+        self.port = self.server.socket.getsockname()[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def snapshot(self) -> list[ConnRecord]:
+        with self.lock:
+            return list(self.conns)
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.thread.join(timeout=10)
+
+    def handle(self, conn: ServerConnection) -> None:
+        with self.lock:
+            rec = ConnRecord(index=len(self.conns), conn=conn)
+            self.conns.append(rec)
+        authed = False
+        channels: list[str] = []
+        acks_due: list[str] = []
+        n = 0
+        now = time.monotonic()
+        next_data = now
+        next_heartbeat = now + HEARTBEAT_EVERY
+        try:
+            while True:
+                if rec.close_requested.is_set():
+                    conn.close(code=1000, reason="server restart")
+                    break
+                now = time.monotonic()
+                while acks_due and self.data_enabled.is_set():
+                    ack = {"type": "subscribed", "channel": acks_due.pop(0)}
+                    conn.send(json.dumps(ack))
+                    rec.sent.append(ack)
+                if authed and channels and self.data_enabled.is_set() and now >= next_data:
+                    n += 1
+                    msg = {"type": "data", "channel": channels[0], "n": n, "conn": rec.index}
+                    conn.send(json.dumps(msg))
+                    rec.sent.append(msg)
+                    next_data = now + DATA_EVERY
+                if authed and now >= next_heartbeat:
+                    conn.send(json.dumps({"type": "heartbeat"}))
+                    next_heartbeat = now + HEARTBEAT_EVERY
+                try:
+                    raw = conn.recv(timeout=0.01)
+                except TimeoutError:
+                    continue
+                msg = json.loads(raw)
+                kind = msg.get("type")
+                if kind == "auth":
+                    rec.tokens.append(msg.get("token"))
+                    if msg.get("token") == TOKEN:
+                        authed = True
+                        conn.send(json.dumps({"type": "auth_ok"}))
+                    else:
+                        conn.send(json.dumps({"type": "auth_failed", "reason": "invalid token"}))
+                        conn.close(code=1008, reason="invalid token")
+                        break
+                elif kind == "subscribe":
+                    rec.subscribed_before_auth |= not authed
+                    rec.subscribes.append(msg)
+                    channels.append(msg.get("channel"))
+                    # Acked (and so fanned out) only once the bot listens, like the data.
+                    acks_due.append(msg.get("channel"))
+                else:
+                    rec.other_messages.append(raw)
+        except ConnectionClosed:
+            pass
+        finally:
+            rcvd = conn.protocol.close_rcvd
+            if rcvd is not None:
+                rec.close_code_from_agent = rcvd.code
+                rec.close_reason_from_agent = rcvd.reason
+            rec.ended.set()
+
+
+class FanoutReader:
+    """A bot on `<runtime>/feeds.sock`: collects every JSON line."""
+
+    def __init__(self, path: Path, deadline_s: float) -> None:
+        def try_connect() -> socket.socket | None:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                s.connect(str(path))
+                return s
+            except OSError:
+                s.close()
+                return None
+
+        sock = wait_until(deadline_s, try_connect, poll_s=0.05)
+        if sock is None:
+            raise RuntimeError(f"the fan-out socket {path} never accepted a connection")
+        self.sock = sock
+        self.lines: list[dict] = []
+        self.raw: list[str] = []
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        with self.sock.makefile("r", encoding="utf-8") as f:
+            for line in f:
+                with self.lock:
+                    self.raw.append(line)
+                    self.lines.append(json.loads(line))
+
+    def data(self) -> list[dict]:
+        with self.lock:
+            return [v for v in self.lines if v.get("feed") == FEED and "seq" in v]
+
+    def events(self, name: str) -> list[dict]:
+        with self.lock:
+            return [v for v in self.lines if v.get("feed") == FEED and v.get("event") == name]
+
+    def close(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        self.thread.join(timeout=5)
+
+
+def write_config(work: Path, url: str) -> Path:
+    (work / "credentials.env").write_text(f"SIG_TOKEN={TOKEN}\n")
+    os.chmod(work / "credentials.env", 0o600)
+    cfg = work / "brokerguard.toml"
+    cfg.write_text(
+        f"""[agent]
+runtime_dir = "{work}/run"
+state_dir = "{work}/state"
+credential_files = ["{work}/credentials.env"]
+log_level = "info"
+
+[[feed]]
+name = "{FEED}"
+broker = "websocket"
+url = "{url}"
+auth = '{{"type":"auth","token":"${{SIG_TOKEN}}"}}'
+auth_ok = "auth_ok"
+auth_error = "auth_failed"
+subscribe = ['{json.dumps(SUBSCRIBE, separators=(",", ":"))}']
+ping_every = "1s"
+pong_timeout = "2s"
+connect_timeout = "1s"
+handshake_timeout = "2s"
+backoff = {{ initial = "100ms", max = "1s", stable_after = "2s", parked_retry = "10m" }}
+"""
+    )
+    return cfg
+
+
+def feed_status(work: Path) -> dict | None:
+    try:
+        doc = json.loads((work / "run" / "status.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    for f in doc.get("feeds", []):
+        if f.get("name") == FEED:
+            return f
+    return None
+
+
+def feed_state(work: Path) -> str | None:
+    f = feed_status(work)
+    return f.get("state") if f else None
+
+
+def assert_consecutive_seq(lines: list[dict], what: str) -> None:
+    seqs = [v["seq"] for v in lines]
+    expect(seqs == list(range(1, len(seqs) + 1)), f"{what}: fan-out seq must be 1,2,3,... without gaps, got {seqs}")
+
+
+def run() -> int:
+    checks = Checks("agent_vs_ws_server")
+    with tempfile.TemporaryDirectory(prefix="bg-interop-agent-") as tmp:
+        work = Path(tmp)
+        server = SignalServer()
+        agent: Child | None = None
+        bot: FanoutReader | None = None
+        try:
+            cfg = write_config(work, server.url)
+            env = {k: v for k, v in os.environ.items()
+                   if k not in ("NOTIFY_SOCKET", "JOURNAL_STREAM", "WATCHDOG_USEC", "RUST_LOG",
+                                "CREDENTIALS_DIRECTORY", "BROKERGUARD_CONFIG")}
+            agent = Child([str(binary()), "run", "--config", str(cfg)], stderr_path=work / "agent.stderr", env=env)
+            log = agent.stderr_text
+
+            def first_connection_live() -> None:
+                state = wait_until(15, lambda: feed_state(work) == "live")
+                expect(state, f"the feed never became live (state {feed_state(work)!r}); agent stderr:\n{log()}")
+                conns = server.snapshot()
+                expect(len(conns) == 1, f"expected one connection, the server saw {len(conns)}")
+                c = conns[0]
+                expect(c.tokens == [TOKEN], f"the server must see the credential file's token once, saw {c.tokens!r}")
+                expect(wait_until(5, lambda: c.subscribes), "no subscribe arrived")
+                expect(not c.subscribed_before_auth, "the agent subscribed before auth_ok")
+
+            if not checks.run("feed goes live: token from the credential file, auth before subscribe", first_connection_live):
+                checks.skip_rest(["fan-out", "keepalive", "reconnect", "sigterm"], "the feed never went live")
+                return checks.finish()
+
+            bot = FanoutReader(work / "run" / "feeds.sock", 10)
+            # The subscribe ack and data start only once the bot listens, so it sees seq 1.
+            server.data_enabled.set()
+            first = server.snapshot()[0]
+
+            def fanout_delivers() -> None:
+                got = wait_until(10, lambda: len(bot.data()) >= 6)
+                expect(got, f"fewer than 6 data lines on feeds.sock within 10s: {bot.data()!r}; stderr:\n{log()}")
+                lines = bot.data()
+                assert_consecutive_seq(lines, "first connection")
+                sent = list(first.sent)
+                expect(
+                    [v["data"] for v in lines] == sent[: len(lines)],
+                    "the fan-out must carry exactly the server's messages after auth_ok, in order, without "
+                    f"heartbeats:\n fan-out {[v['data'] for v in lines]}\n server  {sent[: len(lines)]}",
+                )
+                for v in lines:
+                    expect(isinstance(v.get("ts"), str) and v["ts"].endswith("Z"), f"fan-out ts {v!r}")
+
+            def keepalive() -> None:
+                conn = first.conn
+                assert conn is not None
+                # Four pings span more than pong_timeout (2s): if the agent did not
+                # recognise the library's pongs it would have reconnected by then.
+                pings = wait_until(8, lambda: conn.pings_received >= 4)
+                expect(pings, f"the agent sent {conn.pings_received} WebSocket pings in 8s with ping_every = 1s")
+                expect(conn.ping(b"server-ping").wait(5), "the agent did not answer the server's WebSocket ping within 5s")
+                expect(len(server.snapshot()) == 1, f"the agent reconnected during keepalive; stderr:\n{log()}")
+                expect(feed_state(work) == "live", f"the feed left live during keepalive: {feed_status(work)!r}")
+
+            def reconnect_after_close_1000() -> None:
+                first.close_requested.set()
+                expect(first.ended.wait(10), "the first connection did not end after the server's close 1000")
+                expect(
+                    first.close_code_from_agent == 1000,
+                    f"the agent must answer the server's close 1000 with 1000, sent {first.close_code_from_agent}",
+                )
+                expect(wait_until(10, lambda: len(server.snapshot()) >= 2), f"the agent did not reconnect; stderr:\n{log()}")
+                second = server.snapshot()[1]
+                expect(second.tokens == [TOKEN], f"re-auth token on the new connection: {second.tokens!r}")
+                expect(wait_until(10, lambda: feed_state(work) == "live" and second.subscribes),
+                       f"the feed did not go live again (state {feed_state(work)!r}); stderr:\n{log()}")
+                seen = len(bot.data())
+                expect(wait_until(10, lambda: len(bot.data()) >= seen + 3), "no data reached the bot after the reconnect")
+                expect(bot.events("reconnected"), f"no \"reconnected\" event line on feeds.sock: {bot.lines!r}")
+                lines = bot.data()
+                assert_consecutive_seq(lines, "across the reconnect")
+                after = [v["data"] for v in lines if v["data"].get("conn") == 1]
+                expect(after and after[0]["n"] == 1, f"the new connection's data must start at n=1 in the fan-out: {after[:3]!r}")
+                st = feed_status(work) or {}
+                expect(st.get("reconnects", 0) >= 1, f"status.json reconnects should count the reconnect: {st!r}")
+
+            def subscribe_once_per_connection() -> None:
+                # Runs after data flowed on both connections, so a repeated subscribe would be here.
+                conns = server.snapshot()
+                for c in conns:
+                    expect(
+                        c.subscribes == [SUBSCRIBE],
+                        f"connection {c.index} got subscribes {c.subscribes!r}, expected exactly one {SUBSCRIBE!r}",
+                    )
+                    expect(c.other_messages == [], f"connection {c.index} got unexpected messages {c.other_messages!r}")
+
+            def sigterm_closes_1000() -> None:
+                conns = server.snapshot()
+                expect(len(conns) == 2, f"expected exactly two connections before SIGTERM, saw {len(conns)}")
+                last = conns[-1]
+                agent.signal(15)
+                code = agent.wait_exit(15)
+                expect(code == 0, f"the agent must exit 0 on SIGTERM, exit {code}; stderr:\n{log()}")
+                expect(last.ended.wait(5), "the server's connection did not end after the agent stopped")
+                expect(
+                    last.close_code_from_agent == 1000,
+                    f"on SIGTERM the agent must close with 1000, the server saw {last.close_code_from_agent} "
+                    f"(reason {last.close_reason_from_agent!r}); stderr:\n{log()}",
+                )
+
+            def no_secret_leaks() -> None:
+                expect(TOKEN not in log(), "the token appears in the agent's log")
+                expect(not any(TOKEN in r for r in bot.raw), "the token appears on feeds.sock")
+
+            checks.run("fan-out delivers the server's data with seq 1,2,3...", fanout_delivers)
+            checks.run("the server receives keepalive pings and the agent answers pings", keepalive)
+            checks.run("server close 1000: reconnect, resubscribe, live again, seq continues", reconnect_after_close_1000)
+            checks.run("exactly one subscribe per connection, nothing else sent", subscribe_once_per_connection)
+            checks.run("SIGTERM: close 1000 to the server, exit 0", sigterm_closes_1000)
+            checks.run("the token never reaches the log or the fan-out", no_secret_leaks)
+        finally:
+            if bot is not None:
+                bot.close()
+            if agent is not None:
+                agent.stop()
+                if checks.failed or os.environ.get("INTEROP_VERBOSE"):
+                    print(f"--- agent stderr ---\n{agent.stderr_text()}--- end ---", flush=True)
+            server.stop()
+    return checks.finish()
+
+
+if __name__ == "__main__":
+    main_guard(run)
