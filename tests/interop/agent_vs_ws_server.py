@@ -2,9 +2,12 @@
 """The real agent (`brokerguard run`) against a signal server written with
 the PyPI `websockets` library (an independent implementation of the
 generic JSON WebSocket protocol): auth with the credential file's token,
-one subscribe per connection, data fanned out with consecutive seq,
-WebSocket keepalive pings, reconnect and resubscribe after a close 1000,
-and a clean close 1000 on SIGTERM.
+one subscribe per connection, data (some of it fragmented) fanned out
+with consecutive seq, WebSocket keepalive pings both ways, reconnect and
+resubscribe after a close 1000 with status.json consistent throughout, a
+clean close 1000 on SIGTERM; and a rejected token (auth_failed + close
+1008) parks the feed without a reconnect loop until the credential file
+is fixed.
 
 Exit status 0 when every check passes; the last line is `N passed, N failed`.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import tempfile
 import threading
@@ -67,7 +71,8 @@ class CountingConnection(ServerConnection):
 class SignalServer:
     """The generic JSON WebSocket protocol: `{"type":"auth","token":T}` →
     `{"type":"auth_ok"}` (or auth_failed + close 1008), heartbeats from then
-    on, and `subscribe` → `{"type":"subscribed",...}` then data every 50 ms,
+    on, and `subscribe` → `{"type":"subscribed",...}` then data every 50 ms
+    (every third one fragmented),
     both held back until `data_enabled` is set (so a bot that connects to
     the fan-out late still sees every message from seq 1)."""
 
@@ -123,7 +128,13 @@ class SignalServer:
                 if authed and channels and self.data_enabled.is_set() and now >= next_data:
                     n += 1
                     msg = {"type": "data", "channel": channels[0], "n": n, "conn": rec.index}
-                    conn.send(json.dumps(msg))
+                    text = json.dumps(msg)
+                    if n % 3 == 0:
+                        # A fragmented message (text frame + continuations): the agent must reassemble it.
+                        third = len(text) // 3
+                        conn.send([text[:third], text[third : 2 * third], text[2 * third :]])
+                    else:
+                        conn.send(text)
                     rec.sent.append(msg)
                     next_data = now + DATA_EVERY
                 if authed and now >= next_heartbeat:
@@ -209,9 +220,17 @@ class FanoutReader:
         self.thread.join(timeout=5)
 
 
-def write_config(work: Path, url: str) -> Path:
-    (work / "credentials.env").write_text(f"SIG_TOKEN={TOKEN}\n")
-    os.chmod(work / "credentials.env", 0o600)
+def write_credentials(work: Path, token: str) -> None:
+    """Replaces credentials.env atomically, as `set-credential` or an operator's script would."""
+    tmp = work / "credentials.env.tmp"
+    tmp.write_text(f"SIG_TOKEN={token}\n")
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, work / "credentials.env")
+
+
+def write_config(work: Path, url: str, token: str = TOKEN, auth_error: bool = True) -> Path:
+    write_credentials(work, token)
+    auth_error_line = 'auth_error = "auth_failed"\n' if auth_error else ""
     cfg = work / "brokerguard.toml"
     cfg.write_text(
         f"""[agent]
@@ -226,8 +245,7 @@ broker = "websocket"
 url = "{url}"
 auth = '{{"type":"auth","token":"${{SIG_TOKEN}}"}}'
 auth_ok = "auth_ok"
-auth_error = "auth_failed"
-subscribe = ['{json.dumps(SUBSCRIBE, separators=(",", ":"))}']
+{auth_error_line}subscribe = ['{json.dumps(SUBSCRIBE, separators=(",", ":"))}']
 ping_every = "1s"
 pong_timeout = "2s"
 connect_timeout = "1s"
@@ -254,24 +272,52 @@ def feed_state(work: Path) -> str | None:
     return f.get("state") if f else None
 
 
+class StatusSampler:
+    """Reads status.json every 5 ms in a thread and keeps every distinct
+    view of the feed, so a check can assert something of every snapshot the
+    agent published, not just the last one."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.seen: list[dict] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stopping.wait(0.005):
+            f = feed_status(self.work)
+            if f is not None and (not self.seen or self.seen[-1] != f):
+                self.seen.append(f)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=5)
+
+
 def assert_consecutive_seq(lines: list[dict], what: str) -> None:
     seqs = [v["seq"] for v in lines]
     expect(seqs == list(range(1, len(seqs) + 1)), f"{what}: fan-out seq must be 1,2,3,... without gaps, got {seqs}")
 
 
-def run() -> int:
-    checks = Checks("agent_vs_ws_server")
+def start_agent(work: Path, cfg: Path) -> Child:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("NOTIFY_SOCKET", "JOURNAL_STREAM", "WATCHDOG_USEC", "RUST_LOG",
+                        "CREDENTIALS_DIRECTORY", "BROKERGUARD_CONFIG")}
+    return Child([str(binary()), "run", "--config", str(cfg)], stderr_path=work / "agent.stderr", env=env)
+
+
+def main_scenario(checks: Checks) -> None:
     with tempfile.TemporaryDirectory(prefix="bg-interop-agent-") as tmp:
         work = Path(tmp)
         server = SignalServer()
         agent: Child | None = None
         bot: FanoutReader | None = None
+        sampler = StatusSampler(work)
+        failed_before = checks.failed
         try:
             cfg = write_config(work, server.url)
-            env = {k: v for k, v in os.environ.items()
-                   if k not in ("NOTIFY_SOCKET", "JOURNAL_STREAM", "WATCHDOG_USEC", "RUST_LOG",
-                                "CREDENTIALS_DIRECTORY", "BROKERGUARD_CONFIG")}
-            agent = Child([str(binary()), "run", "--config", str(cfg)], stderr_path=work / "agent.stderr", env=env)
+            agent = start_agent(work, cfg)
             log = agent.stderr_text
 
             def first_connection_live() -> None:
@@ -286,7 +332,7 @@ def run() -> int:
 
             if not checks.run("feed goes live: token from the credential file, auth before subscribe", first_connection_live):
                 checks.skip_rest(["fan-out", "keepalive", "reconnect", "sigterm"], "the feed never went live")
-                return checks.finish()
+                return
 
             bot = FanoutReader(work / "run" / "feeds.sock", 10)
             # The subscribe ack and data start only once the bot listens, so it sees seq 1.
@@ -327,6 +373,7 @@ def run() -> int:
                 )
                 expect(wait_until(10, lambda: len(server.snapshot()) >= 2), f"the agent did not reconnect; stderr:\n{log()}")
                 second = server.snapshot()[1]
+                expect(wait_until(10, lambda: second.tokens), "no auth message on the new connection")
                 expect(second.tokens == [TOKEN], f"re-auth token on the new connection: {second.tokens!r}")
                 expect(wait_until(10, lambda: feed_state(work) == "live" and second.subscribes),
                        f"the feed did not go live again (state {feed_state(work)!r}); stderr:\n{log()}")
@@ -337,8 +384,14 @@ def run() -> int:
                 assert_consecutive_seq(lines, "across the reconnect")
                 after = [v["data"] for v in lines if v["data"].get("conn") == 1]
                 expect(after and after[0]["n"] == 1, f"the new connection's data must start at n=1 in the fan-out: {after[:3]!r}")
-                st = feed_status(work) or {}
-                expect(st.get("reconnects", 0) >= 1, f"status.json reconnects should count the reconnect: {st!r}")
+                expect(
+                    wait_until(5, lambda: (feed_status(work) or {}).get("reconnects", 0) >= 1),
+                    f"status.json reconnects should count the reconnect: {feed_status(work)!r}",
+                )
+                # Every published snapshot must be self-consistent: once the
+                # connection was lost, "live" again only with the reconnect counted.
+                torn = [f for f in sampler.seen if f["state"] == "live" and f["last_error"] and f["reconnects"] == 0]
+                expect(not torn, f"status.json showed the feed live again with reconnects 0: {torn[0] if torn else None!r}")
 
             def subscribe_once_per_connection() -> None:
                 # Runs after data flowed on both connections, so a repeated subscribe would be here.
@@ -354,7 +407,7 @@ def run() -> int:
                 conns = server.snapshot()
                 expect(len(conns) == 2, f"expected exactly two connections before SIGTERM, saw {len(conns)}")
                 last = conns[-1]
-                agent.signal(15)
+                agent.signal(signal.SIGTERM)
                 code = agent.wait_exit(15)
                 expect(code == 0, f"the agent must exit 0 on SIGTERM, exit {code}; stderr:\n{log()}")
                 expect(last.ended.wait(5), "the server's connection did not end after the agent stopped")
@@ -375,13 +428,77 @@ def run() -> int:
             checks.run("SIGTERM: close 1000 to the server, exit 0", sigterm_closes_1000)
             checks.run("the token never reaches the log or the fan-out", no_secret_leaks)
         finally:
+            sampler.stop()
             if bot is not None:
                 bot.close()
             if agent is not None:
                 agent.stop()
-                if checks.failed or os.environ.get("INTEROP_VERBOSE"):
+                if checks.failed > failed_before or os.environ.get("INTEROP_VERBOSE"):
                     print(f"--- agent stderr ---\n{agent.stderr_text()}--- end ---", flush=True)
             server.stop()
+
+
+def rejected_token_scenario(checks: Checks) -> None:
+    """A wrong token: the independent server answers auth_failed and closes
+    with 1008. The agent must park (no hot reconnect loop that could lock a
+    broker key), alert, and come back by itself once the credential file
+    holds the right token. No `auth_error` is configured, so the close code
+    alone has to be recognised as an auth failure."""
+    with tempfile.TemporaryDirectory(prefix="bg-interop-parked-") as tmp:
+        work = Path(tmp)
+        server = SignalServer()
+        server.data_enabled.set()
+        agent: Child | None = None
+        failed_before = checks.failed
+        try:
+            cfg = write_config(work, server.url, token="stale-token", auth_error=False)
+            agent = start_agent(work, cfg)
+            log = agent.stderr_text
+
+            def parks_without_hot_loop() -> None:
+                parked = wait_until(10, lambda: feed_state(work) == "parked")
+                expect(parked, f"close 1008 after auth_failed must park the feed, state {feed_status(work)!r}; stderr:\n{log()}")
+                conns = server.snapshot()
+                expect(conns and conns[0].tokens == ["stale-token"], f"tokens seen {[c.tokens for c in conns]}")
+                expect(conns[0].ended.wait(10), "the rejected connection never ended")
+                expect(
+                    conns[0].close_code_from_agent == 1008,
+                    f"the agent must answer close 1008 with 1008, sent {conns[0].close_code_from_agent}",
+                )
+                expect("alert=credential_rejected" in log(), f"no credential_rejected alert; stderr:\n{log()}")
+                # Two seconds is 20 initial backoffs: a hot loop would show several connections.
+                reconnected = wait_until(2, lambda: len(server.snapshot()) > 1)
+                expect(not reconnected, f"the agent reconnected {len(server.snapshot()) - 1} time(s) while parked")
+
+            def wakes_on_new_token() -> None:
+                write_credentials(work, TOKEN)
+                live = wait_until(10, lambda: feed_state(work) == "live")
+                expect(live, f"the feed did not go live after the token was fixed: {feed_status(work)!r}; stderr:\n{log()}")
+                conns = server.snapshot()
+                expect(len(conns) == 2, f"expected exactly one new connection, the server saw {len(conns)} in all")
+                expect(conns[1].tokens == [TOKEN], f"the new connection must carry the new token, saw {conns[1].tokens!r}")
+                expect(wait_until(5, lambda: conns[1].subscribes == [SUBSCRIBE]), f"subscribes {conns[1].subscribes!r}")
+
+            if checks.run("wrong token: auth_failed + close 1008 parks the feed, no hot loop", parks_without_hot_loop):
+                checks.run("parked feed wakes on a fixed credential file and goes live", wakes_on_new_token)
+            else:
+                checks.skip_rest(["parked feed wakes on a fixed credential file"], "the feed never parked")
+            checks.run(
+                "SIGTERM exits 0 after a parked episode",
+                lambda: expect(agent.stop(15) == 0, f"exit {agent.proc.returncode}; stderr:\n{log()}"),
+            )
+        finally:
+            if agent is not None:
+                agent.stop()
+                if checks.failed > failed_before or os.environ.get("INTEROP_VERBOSE"):
+                    print(f"--- agent stderr ---\n{agent.stderr_text()}--- end ---", flush=True)
+            server.stop()
+
+
+def run() -> int:
+    checks = Checks("agent_vs_ws_server")
+    main_scenario(checks)
+    rejected_token_scenario(checks)
     return checks.finish()
 
 

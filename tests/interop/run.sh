@@ -16,6 +16,8 @@ suites=(ws_client_vs_sim.py agent_vs_ws_server.py)
 suite_timeout=180
 
 cd "$repo"
+# Keep the source tree free of __pycache__.
+export PYTHONDONTWRITEBYTECODE=1
 
 if [[ ! -x "$venv/bin/python" ]]; then
     echo "interop: creating $venv"

@@ -163,7 +163,8 @@ def run() -> int:
                             re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", str(m.get("ts"))),
                             f"data ts must be RFC 3339 UTC with milliseconds: {m!r}",
                         )
-                    ws.send(json.dumps({"type": "get_signals"}))
+                    # Sent as a fragmented message (text frame + continuation): the simulator must reassemble it.
+                    ws.send(['{"type":', '"get_signals"}'])
                     reply = recv_until(
                         ws, "the get_signals reply", lambda m: m.get("type") == "signals",
                         skip=lambda m: m.get("type") in ("heartbeat", "data"),
@@ -187,7 +188,7 @@ def run() -> int:
             checks.run("good token gets auth_ok", good_auth)
             checks.run("bad token gets auth_failed then close 1008", bad_auth)
             checks.run("subscribe before auth is refused", requests_before_auth_refused)
-            checks.run("subscribe, data 1-2-3, heartbeats, get_signals, pings, clean close", session)
+            checks.run("subscribe, data 1-2-3, heartbeats, fragmented get_signals, pings, clean close", session)
         finally:
             code = sim.stop()
         checks.run("simulator exits 0 on SIGTERM", lambda: expect(code == 0, f"exit code {code}; events:\n{sim.events()}"))
