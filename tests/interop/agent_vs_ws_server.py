@@ -7,7 +7,7 @@ with consecutive seq, WebSocket keepalive pings both ways, reconnect and
 resubscribe after a close 1000 with status.json consistent throughout, a
 clean close 1000 on SIGTERM; and a rejected token (auth_failed + close
 1008) parks the feed without a reconnect loop until the credential file
-is fixed.
+is fixed; and the same over wss:// with Python's TLS stack.
 
 Exit status 0 when every check passes; the last line is `N passed, N failed`.
 """
@@ -18,6 +18,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import tempfile
 import threading
 import time
@@ -28,13 +29,14 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import Opcode
 from websockets.sync.server import ServerConnection, serve
 
-from harness import Checks, Child, binary, expect, main_guard, wait_until
+from harness import REPO, Checks, Child, binary, expect, main_guard, wait_until
 
 TOKEN = "interop-agent-token-91c4"
 FEED = "sig"
 SUBSCRIBE = {"type": "subscribe", "channel": "signals"}
 DATA_EVERY = 0.05
 HEARTBEAT_EVERY = 0.25
+TLS = REPO / "tests" / "fixtures" / "tls"
 
 
 @dataclass
@@ -76,14 +78,16 @@ class SignalServer:
     both held back until `data_enabled` is set (so a bot that connects to
     the fan-out late still sees every message from seq 1)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.lock = threading.Lock()
         self.conns: list[ConnRecord] = []
         self.data_enabled = threading.Event()
+        self.tls = tls
         self.server = serve(
             self.handle,
             "127.0.0.1",
             0,
+            ssl=tls,
             create_connection=CountingConnection,
             ping_interval=None,  # only the agent's keepalive pings, so they can be counted
             close_timeout=5,
@@ -94,7 +98,8 @@ class SignalServer:
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
+        # The TLS fixture certificate names localhost and 127.0.0.1.
+        return f"wss://localhost:{self.port}" if self.tls else f"ws://127.0.0.1:{self.port}"
 
     def snapshot(self) -> list[ConnRecord]:
         with self.lock:
@@ -228,7 +233,7 @@ def write_credentials(work: Path, token: str) -> None:
     os.replace(tmp, work / "credentials.env")
 
 
-def write_config(work: Path, url: str, token: str = TOKEN, auth_error: bool = True) -> Path:
+def write_config(work: Path, url: str, token: str = TOKEN, auth_error: bool = True, extra: str = "") -> Path:
     write_credentials(work, token)
     auth_error_line = 'auth_error = "auth_failed"\n' if auth_error else ""
     cfg = work / "brokerguard.toml"
@@ -251,7 +256,7 @@ pong_timeout = "2s"
 connect_timeout = "1s"
 handshake_timeout = "2s"
 backoff = {{ initial = "100ms", max = "1s", stable_after = "2s", parked_retry = "10m" }}
-"""
+{extra}"""
     )
     return cfg
 
@@ -495,10 +500,50 @@ def rejected_token_scenario(checks: Checks) -> None:
             server.stop()
 
 
+def tls_scenario(checks: Checks) -> None:
+    """wss:// to a server using Python's ssl module (OpenSSL via CPython,
+    not the agent's native-tls setup): the agent trusts the test CA through
+    `tls_ca_file`, goes live, delivers data, and closes with 1000."""
+    with tempfile.TemporaryDirectory(prefix="bg-interop-tls-") as tmp:
+        work = Path(tmp)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(TLS / "server.pem", TLS / "server.key")
+        server = SignalServer(tls=ctx)
+        server.data_enabled.set()
+        agent: Child | None = None
+        failed_before = checks.failed
+        try:
+            cfg = write_config(work, server.url, extra=f'tls_ca_file = "{TLS / "ca.pem"}"\n')
+            agent = start_agent(work, cfg)
+            log = agent.stderr_text
+
+            def live_over_tls() -> None:
+                expect(wait_until(15, lambda: feed_state(work) == "live"),
+                       f"the feed never went live over wss:// ({feed_status(work)!r}); stderr:\n{log()}")
+                conns = server.snapshot()
+                expect(len(conns) == 1 and conns[0].tokens == [TOKEN], f"tokens seen {[c.tokens for c in conns]}")
+                expect(wait_until(10, lambda: len(conns[0].sent) >= 4), "no data went out over TLS")
+                agent.signal(signal.SIGTERM)
+                code = agent.wait_exit(15)
+                expect(code == 0, f"exit {code}; stderr:\n{log()}")
+                expect(conns[0].ended.wait(5), "the TLS connection did not end")
+                expect(conns[0].close_code_from_agent == 1000,
+                       f"on SIGTERM over TLS the agent sent close {conns[0].close_code_from_agent}")
+
+            checks.run("wss:// with tls_ca_file: live, data, close 1000 on SIGTERM", live_over_tls)
+        finally:
+            if agent is not None:
+                agent.stop()
+                if checks.failed > failed_before or os.environ.get("INTEROP_VERBOSE"):
+                    print(f"--- agent stderr ---\n{agent.stderr_text()}--- end ---", flush=True)
+            server.stop()
+
+
 def run() -> int:
     checks = Checks("agent_vs_ws_server")
     main_scenario(checks)
     rejected_token_scenario(checks)
+    tls_scenario(checks)
     return checks.finish()
 
 

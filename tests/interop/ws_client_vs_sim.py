@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 import tempfile
 import time
 from pathlib import Path
@@ -19,10 +20,11 @@ from pathlib import Path
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from harness import Checks, Child, binary, expect, main_guard
+from harness import REPO, Checks, Child, binary, expect, main_guard
 
 TOKEN = "interop-token-5b2e"
 TIMEOUT = 5.0  # every receive, connect and close waits at most this long
+TLS = REPO / "tests" / "fixtures" / "tls"
 
 
 class Sim:
@@ -38,7 +40,7 @@ class Sim:
                 f"`{' '.join(argv)}` never said it was listening; stdout {self.child.all_lines!r}, "
                 f"stderr {self.child.stderr_text()!r}"
             )
-        m = re.match(r"simulator listening on (ws://127\.0\.0\.1:\d+)", line)
+        m = re.match(r"simulator listening on (wss?://(?:127\.0\.0\.1|localhost):\d+)", line)
         if m is None:
             self.child.stop()
             raise RuntimeError(f"cannot find the URL in {line!r}")
@@ -51,9 +53,9 @@ class Sim:
         return "\n".join(self.child.all_lines)
 
 
-def open_client(url: str) -> ClientConnection:
+def open_client(url: str, tls: ssl.SSLContext | None = None) -> ClientConnection:
     # No automatic keepalive: pings are sent explicitly where the check wants them.
-    return connect(url, open_timeout=TIMEOUT, close_timeout=TIMEOUT, ping_interval=None)
+    return connect(url, open_timeout=TIMEOUT, close_timeout=TIMEOUT, ping_interval=None, ssl=tls)
 
 
 def recv_json(ws: ClientConnection, what: str) -> dict:
@@ -217,7 +219,34 @@ def run() -> int:
             finally:
                 fsim.stop()
 
+        def tls_session() -> None:
+            tsim = Sim(
+                work, "tls", "--tls-cert", str(TLS / "server.pem"), "--tls-key", str(TLS / "server.key"),
+                "--data-every", "50ms",
+            )
+            try:
+                expect(tsim.url.startswith("wss://localhost:"), f"a TLS simulator must announce wss://localhost, said {tsim.url}")
+                ctx = ssl.create_default_context(cafile=str(TLS / "ca.pem"))
+                with open_client(tsim.url, ctx) as ws:
+                    expect(auth(ws, TOKEN) == {"type": "auth_ok"}, "auth over TLS")
+                    ws.send(json.dumps({"type": "subscribe", "channel": "signals"}))
+                    recv_until(ws, "the subscribe ack over TLS", lambda m: m.get("type") == "subscribed")
+                    m = recv_until(ws, "data over TLS", lambda m: m.get("type") == "data")
+                    expect(m.get("n") == 1, f"first data over TLS {m!r}")
+                    ws.close(code=1000)
+                # Without the test CA (system store only) the chain must not verify.
+                strict = ssl.create_default_context()
+                try:
+                    open_client(tsim.url, strict).close()
+                except ssl.SSLCertVerificationError:
+                    pass
+                else:
+                    raise AssertionError("a client without the test CA accepted the simulator's certificate")
+            finally:
+                tsim.stop()
+
         checks.run("close-on-send:1000 closes with 1000 after a client message", close_on_send)
+        checks.run("wss:// with the test CA: auth, subscribe, data", tls_session)
         checks.run("http:401 refuses the upgrade with HTTP 401", http_401)
     return checks.finish()
 
