@@ -50,6 +50,7 @@ class ConnRecord:
     # Every message sent after auth_ok except heartbeats: what the bot should see, in order.
     sent: list[dict] = field(default_factory=list)
     subscribed_before_auth: bool = False
+    polls: int = 0
     close_requested: threading.Event = field(default_factory=threading.Event)
     # The close code the agent sent (or echoed), None while open or without a close frame.
     close_code_from_agent: int | None = None
@@ -78,7 +79,10 @@ class SignalServer:
     both held back until `data_enabled` is set (so a bot that connects to
     the fan-out late still sees every message from seq 1)."""
 
-    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None, close_on_poll: bool = False) -> None:
+        # close_on_poll: answer every get_signals with a close 1000 (the
+        # "closed with 1000 on every send" outage).
+        self.close_on_poll = close_on_poll
         self.lock = threading.Lock()
         self.conns: list[ConnRecord] = []
         self.data_enabled = threading.Event()
@@ -166,6 +170,12 @@ class SignalServer:
                     channels.append(msg.get("channel"))
                     # Acked (and so fanned out) only once the bot listens, like the data.
                     acks_due.append(msg.get("channel"))
+                elif kind == "get_signals" and authed:
+                    rec.polls += 1
+                    if self.close_on_poll:
+                        conn.close(code=1000, reason="")
+                        break
+                    conn.send(json.dumps({"type": "signals", "n": rec.polls}))
                 else:
                     rec.other_messages.append(raw)
         except ConnectionClosed:
@@ -179,7 +189,9 @@ class SignalServer:
 
 
 class FanoutReader:
-    """A bot on `<runtime>/feeds.sock`: collects every JSON line."""
+    """A bot on `<runtime>/feeds.sock`: subscribes to the feed, waits for the
+    `{"subscribed": [...]}` confirmation (a connect alone does not say the
+    agent has registered the subscriber yet), then collects every JSON line."""
 
     def __init__(self, path: Path, deadline_s: float) -> None:
         def try_connect() -> socket.socket | None:
@@ -200,6 +212,14 @@ class FanoutReader:
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
+        self.sock.sendall(json.dumps({"subscribe": [FEED]}).encode() + b"\n")
+        confirmed = wait_until(deadline_s, lambda: any(v.get("subscribed") == [FEED] for v in self.snapshot()))
+        if not confirmed:
+            raise RuntimeError(f"feeds.sock never confirmed the subscription; lines: {self.snapshot()!r}")
+
+    def snapshot(self) -> list[dict]:
+        with self.lock:
+            return list(self.lines)
 
     def _read(self) -> None:
         with self.sock.makefile("r", encoding="utf-8") as f:
@@ -339,7 +359,14 @@ def main_scenario(checks: Checks) -> None:
                 checks.skip_rest(["fan-out", "keepalive", "reconnect", "sigterm"], "the feed never went live")
                 return
 
-            bot = FanoutReader(work / "run" / "feeds.sock", 10)
+            def bot_subscribes() -> None:
+                nonlocal bot
+                bot = FanoutReader(work / "run" / "feeds.sock", 10)
+
+            if not checks.run("feeds.sock confirms a bot's subscription", bot_subscribes):
+                checks.skip_rest(["fan-out", "keepalive", "reconnect", "sigterm"], "no fan-out subscription")
+                return
+            assert bot is not None
             # The subscribe ack and data start only once the bot listens, so it sees seq 1.
             server.data_enabled.set()
             first = server.snapshot()[0]
@@ -393,9 +420,13 @@ def main_scenario(checks: Checks) -> None:
                     wait_until(5, lambda: (feed_status(work) or {}).get("reconnects", 0) >= 1),
                     f"status.json reconnects should count the reconnect: {feed_status(work)!r}",
                 )
-                # Every published snapshot must be self-consistent: once the
-                # connection was lost, "live" again only with the reconnect counted.
-                torn = [f for f in sampler.seen if f["state"] == "live" and f["last_error"] and f["reconnects"] == 0]
+                # Every published snapshot must be self-consistent: "live" on the
+                # second connection (a later `since`) only with the reconnect counted.
+                first_since = next(f["since"] for f in sampler.seen if f["state"] == "live")
+                torn = [
+                    f for f in sampler.seen
+                    if f["state"] == "live" and f["since"] != first_since and f["reconnects"] == 0
+                ]
                 expect(not torn, f"status.json showed the feed live again with reconnects 0: {torn[0] if torn else None!r}")
 
             def subscribe_once_per_connection() -> None:
@@ -539,11 +570,67 @@ def tls_scenario(checks: Checks) -> None:
             server.stop()
 
 
+def close_on_send_scenario(checks: Checks) -> None:
+    """The outage that motivated the agent: the server closes with 1000 on
+    every poll. Each close must take the feed out of live (a state event
+    with the close as its error) and into a new connection that
+    authenticates and subscribes again; never a feed that stays "live"
+    on a dead connection."""
+    with tempfile.TemporaryDirectory(prefix="bg-interop-c1000-") as tmp:
+        work = Path(tmp)
+        server = SignalServer(close_on_poll=True)
+        server.data_enabled.set()
+        agent: Child | None = None
+        bot: FanoutReader | None = None
+        failed_before = checks.failed
+        try:
+            cfg = write_config(work, server.url, extra='poll = \'{"type":"get_signals"}\'\npoll_every = "300ms"\n')
+            agent = start_agent(work, cfg)
+            log = agent.stderr_text
+            bot = FanoutReader(work / "run" / "feeds.sock", 10)
+
+            def every_close_is_a_reconnect() -> None:
+                expect(wait_until(15, lambda: len(server.snapshot()) >= 4),
+                       f"expected the agent to keep reconnecting, the server saw {len(server.snapshot())} connection(s); "
+                       f"stderr:\n{log()}")
+                for c in server.snapshot()[:3]:
+                    expect(c.ended.wait(5), f"connection {c.index} did not end")
+                    expect(c.tokens == [TOKEN] and c.subscribes == [SUBSCRIBE],
+                           f"connection {c.index}: tokens {c.tokens!r}, subscribes {c.subscribes!r}")
+                    expect(c.polls == 1, f"connection {c.index} got {c.polls} polls; the first one is closed with 1000")
+                    expect(c.close_code_from_agent == 1000, f"connection {c.index}: the agent answered close 1000 with {c.close_code_from_agent}")
+                def backoffs_for_close() -> list[dict]:
+                    return [
+                        e for e in bot.events("state")
+                        if e.get("state") == "backoff" and "code 1000" in (e.get("error") or "")
+                    ]
+
+                expect(
+                    wait_until(5, lambda: len(backoffs_for_close()) >= 3),
+                    f"each close 1000 must move the feed to backoff with the close as error; state events: {bot.events('state')!r}",
+                )
+                last_error = (feed_status(work) or {}).get("last_error") or ""
+                expect("code 1000" in last_error, f"status.json last_error should name the close: {last_error!r}")
+
+            checks.run("close 1000 on every poll: every close leaves live and reconnects", every_close_is_a_reconnect)
+            checks.run(
+                "SIGTERM exits 0 while the server keeps closing",
+                lambda: expect(agent.stop(15) == 0, f"exit {agent.proc.returncode}; stderr:\n{log()}"),
+            )
+        finally:
+            if bot is not None:
+                bot.close()
+            if agent is not None:
+                agent.stop()
+                if checks.failed > failed_before or os.environ.get("INTEROP_VERBOSE"):
+                    print(f"--- agent stderr ---\n{agent.stderr_text()}--- end ---", flush=True)
+            server.stop()
+
+
 def run() -> int:
     checks = Checks("agent_vs_ws_server")
-    main_scenario(checks)
-    rejected_token_scenario(checks)
-    tls_scenario(checks)
+    for scenario in (main_scenario, rejected_token_scenario, close_on_send_scenario, tls_scenario):
+        checks.guard(scenario.__name__, lambda: scenario(checks))
     return checks.finish()
 
 

@@ -80,6 +80,15 @@ class Checks:
         print(f"ok   {self.suite}: {name} ({time.monotonic() - start:.2f}s)", flush=True)
         return True
 
+    def guard(self, name: str, fn: Callable[[], None]) -> None:
+        """Runs a scenario that holds checks of its own: a crash outside
+        those (its setup or teardown) counts as one failed check."""
+        try:
+            fn()
+        except Exception:  # noqa: BLE001
+            self.failed += 1
+            print(f"FAIL {self.suite}: {name}: setup or teardown failed\n{traceback.format_exc()}", flush=True)
+
     def skip_rest(self, names: list[str], why: str) -> None:
         """Counts checks that could not run because an earlier step failed."""
         for name in names:

@@ -205,6 +205,16 @@ def run() -> int:
             finally:
                 fsim.stop()
 
+        def reject_auth() -> None:
+            fsim = Sim(work, "reject-auth", "--fault", "reject-auth")
+            try:
+                with open_client(fsim.url) as ws:
+                    reply = auth(ws, TOKEN)
+                    expect(reply.get("type") == "auth_failed", f"reject-auth must answer even a good token with auth_failed, got {reply!r}")
+                    expect_close(ws, 1008, "after auth_failed under reject-auth")
+            finally:
+                fsim.stop()
+
         def http_401() -> None:
             fsim = Sim(work, "http401", "--fault", "http:401")
             try:
@@ -247,6 +257,7 @@ def run() -> int:
 
         checks.run("close-on-send:1000 closes with 1000 after a client message", close_on_send)
         checks.run("wss:// with the test CA: auth, subscribe, data", tls_session)
+        checks.run("reject-auth answers a good token with auth_failed and close 1008", reject_auth)
         checks.run("http:401 refuses the upgrade with HTTP 401", http_401)
     return checks.finish()
 
