@@ -100,8 +100,7 @@ while (($#)); do
         exit 0
         ;;
     *)
-        usage >&2
-        die "unknown option: $1"
+        die "unknown option: $1 (./install.sh --help lists them)"
         ;;
     esac
 done
@@ -190,15 +189,23 @@ set_owner() {
 # ensure_dir MODE OWNER:GROUP PATH
 ensure_dir() {
     local mode=$1 owner=$2 path=$3 full="$root$3"
-    if [[ -d "$full" ]]; then
-        say "kept existing $path/"
-    else
+    record "$mode" "$owner" "$path"
+    if [[ ! -d "$full" ]]; then
         mkdir -p "$full"
-        say "created $path/"
+        chmod "$mode" "$full"
+        set_owner "$owner" "$full"
+        say "created $path/ ($mode $owner)"
+        return 0
     fi
+    local had
+    had=$(stat -c '%04a %U:%G' "$full")
     chmod "$mode" "$full"
     set_owner "$owner" "$full"
-    record "$mode" "$owner" "$path"
+    if [[ "$(stat -c '%04a %U:%G' "$full")" == "$had" ]]; then
+        say "kept existing $path/"
+    else
+        say "fixed $path/: $had -> $(stat -c '%04a %U:%G' "$full")"
+    fi
 }
 
 # install_replacing MODE SRC DEST: install (atomically) unless identical.

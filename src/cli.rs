@@ -125,10 +125,11 @@ pub fn main<I: IntoIterator<Item = OsString>>(args: I) -> u8 {
             online,
         } => doctor(config, json, online),
         Command::SetCredential { name, config, file } => set_credential(&name, config, file),
-        Command::Check { .. } => not_yet(
-            "check",
-            "the layered preflight arrives with the broker adapters",
-        ),
+        Command::Check {
+            feeds,
+            config,
+            json,
+        } => check(&feeds, config, json),
         Command::KiteLogin { .. } => not_yet("kite-login", "it arrives with the Kite adapter"),
         Command::Demo { duration } => match crate::demo::run(duration) {
             Ok(()) => exit::OK,
@@ -157,6 +158,7 @@ fn run(config: Option<PathBuf>) -> u8 {
                 DaemonError::Config(_) | DaemonError::Unsupported(_) => exit::CONFIG,
                 DaemonError::Lock(crate::daemon::lock::LockError::Held { .. }) => exit::LOCKED,
                 DaemonError::Lock(_) | DaemonError::Os { .. } => exit::OSERR,
+                DaemonError::Preflight(_) => exit::UNAVAILABLE,
             }
         }
     }
@@ -292,5 +294,53 @@ fn sim(args: &crate::sim::SimArgs) -> u8 {
             eprintln!("brokerguard sim: {e}");
             exit::FAILURE
         }
+    }
+}
+
+fn check(names: &[String], config: Option<PathBuf>, json: bool) -> u8 {
+    let cfg = match load_or_exit(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let unknown: Vec<&String> = names
+        .iter()
+        .filter(|n| !cfg.feeds.iter().any(|f| &f.name == *n))
+        .collect();
+    if !unknown.is_empty() {
+        let known: Vec<&str> = cfg.feeds.iter().map(|f| f.name.as_str()).collect();
+        eprintln!(
+            "brokerguard check: no feed named {unknown:?} in {}; feeds: {known:?}",
+            cfg.path.display()
+        );
+        return exit::USAGE;
+    }
+    let feeds: Vec<config::FeedConfig> = cfg
+        .feeds
+        .iter()
+        .filter(|f| names.is_empty() || names.contains(&f.name))
+        .cloned()
+        .collect();
+    let required = crate::credentials::required_names(&cfg);
+    let sources = crate::credentials::Sources::from_process(&cfg.agent);
+    let store = crate::credentials::CredentialStore::load(&sources, &required).store;
+    let lookup = |name: &str| store.get(name).map(|c| c.value.clone());
+    let reports = crate::preflight::check_all(&feeds, &lookup);
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&reports).unwrap_or_default()
+        );
+    } else {
+        for r in &reports {
+            print!("{}", r.to_text());
+        }
+        if reports.is_empty() {
+            println!("no feeds configured in {}", cfg.path.display());
+        }
+    }
+    if reports.iter().all(|r| r.passed()) {
+        exit::OK
+    } else {
+        exit::FAILURE
     }
 }

@@ -60,7 +60,12 @@ pub fn human(d: Duration) -> String {
     }
     let s = d.as_secs();
     if s < 60 {
-        format!("{s}s")
+        if ms % 1000 == 0 {
+            format!("{s}s")
+        } else {
+            // Keep the tenths: "2.5s" must not read as "2s".
+            format!("{:.1}s", d.as_secs_f64())
+        }
     } else if s < 3600 {
         format!("{}m{}s", s / 60, s % 60)
     } else {
@@ -93,6 +98,7 @@ mod tests {
     fn human_durations() {
         assert_eq!(human(Duration::from_millis(850)), "850ms");
         assert_eq!(human(Duration::from_secs(12)), "12s");
+        assert_eq!(human(Duration::from_millis(2500)), "2.5s");
         assert_eq!(human(Duration::from_secs(250)), "4m10s");
         assert_eq!(human(Duration::from_secs(7380)), "2h3m");
     }

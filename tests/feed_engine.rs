@@ -41,7 +41,8 @@ handshake_timeout = "1s"
 backoff = {{ initial = "100ms", max = "1s", stable_after = "2s", parked_retry = "10m" }}
 {extra}
 "#,
-        agent = agent_toml(dir.path(), "alert_after = \"2s\""),
+        // No start-up preflight here: these tests count the feed's own connections.
+        agent = agent_toml(dir.path(), "alert_after = \"2s\"\npreflight = \"off\""),
         url = sim.url()
     );
     let cfg = write_config(dir.path(), &body);
@@ -367,4 +368,86 @@ fn feed_down_alert_then_recovered_notice() {
     assert!(wait_for(Duration::from_secs(5), || stderr_of(s.dir.path())
         .contains("alert=feed_recovered feed=sig downtime=")));
     s.finish();
+}
+
+#[test]
+fn check_names_the_first_failing_layer_and_require_refuses_to_start() {
+    let dir = TempDir::new("check");
+    let good = Simulator::start(SimConfig {
+        tokens: vec![TOKEN.into()],
+        ..data_sim()
+    })
+    .unwrap();
+    let hung = Simulator::start(SimConfig {
+        fault: Some(Fault::AcceptNoHandshake),
+        ..SimConfig::default()
+    })
+    .unwrap();
+    std::fs::write(dir.join("credentials.env"), format!("SIG_TOKEN={TOKEN}\n")).unwrap();
+    let body = format!(
+        r#"{agent}
+[[feed]]
+name = "good"
+broker = "websocket"
+url = "{good}"
+auth = '{{"type":"auth","token":"${{SIG_TOKEN}}"}}'
+auth_ok = "auth_ok"
+subscribe = ['{{"type":"subscribe","channel":"signals"}}']
+
+[[feed]]
+name = "hung"
+broker = "websocket"
+url = "{hung}"
+handshake_timeout = "500ms"
+"#,
+        agent = agent_toml(dir.path(), "preflight = \"require\""),
+        good = good.url(),
+        hung = hung.url()
+    );
+    let cfg = write_config(dir.path(), &body);
+    let out = std::process::Command::new(BIN)
+        .args(["check", "--json", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let reports: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let layer = |feed: usize, name: &str| {
+        reports[feed]["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["layer"] == name)
+            .unwrap()["outcome"]
+            .clone()
+    };
+    assert_eq!(layer(0, "auth"), "pass");
+    assert_eq!(layer(0, "data"), "pass");
+    assert_eq!(layer(1, "tcp"), "pass");
+    assert_eq!(layer(1, "handshake"), "fail");
+    assert_eq!(layer(1, "auth"), "skip");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains(TOKEN));
+    let out = std::process::Command::new(BIN)
+        .args(["check", "good", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = std::process::Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(69));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("feed=hung layer=handshake") && err.contains("nothing answers the protocol"),
+        "{err}"
+    );
 }

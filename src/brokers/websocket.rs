@@ -204,10 +204,18 @@ impl Session for WsSession {
     }
 
     fn read(&mut self) -> Result<Incoming, FeedError> {
+        self.read_within(crate::feed::runner::TICK)
+    }
+
+    fn read_within(&mut self, limit: Duration) -> Result<Incoming, FeedError> {
         if let Some(p) = self.pending.pop_front() {
             return Ok(p);
         }
-        match self.conn.read().map_err(|e| classify(e, false))? {
+        match self
+            .conn
+            .read_within(limit)
+            .map_err(|e| classify(e, false))?
+        {
             None => Ok(Incoming::Idle),
             Some(ev) => self.incoming(ev),
         }

@@ -14,8 +14,6 @@ use std::time::{Duration, Instant};
 /// One running feed with the configuration it was started from.
 pub struct RunningFeed {
     pub config: FeedConfig,
-    /// Fingerprints of the credentials its adapter was built with.
-    pub credential_prints: Vec<(String, Option<String>)>,
     pub handle: FeedHandle,
 }
 
@@ -57,20 +55,6 @@ pub fn adapter_for(f: &FeedConfig, lookup: &dyn Fn(&str) -> Option<Secret>) -> B
     }
 }
 
-/// The credential fingerprints a feed's adapter depends on.
-pub fn credential_prints(
-    f: &FeedConfig,
-    lookup: &dyn Fn(&str) -> Option<Secret>,
-) -> Vec<(String, Option<String>)> {
-    f.template_refs()
-        .into_iter()
-        .map(|n| {
-            let fp = lookup(&n).map(|s| s.fingerprint());
-            (n, fp)
-        })
-        .collect()
-}
-
 impl FeedSet {
     pub fn lock(&self) -> MutexGuard<'_, Vec<RunningFeed>> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
@@ -95,7 +79,6 @@ impl FeedSet {
         let handle = runner::spawn(&f.name, f.broker.as_str(), adapter, settings, clock, sink)?;
         self.lock().push(RunningFeed {
             config: f.clone(),
-            credential_prints: credential_prints(f, lookup),
             handle,
         });
         Ok(())
@@ -109,7 +92,6 @@ impl FeedSet {
             let settings = RunnerSettings::from_config(f, adapter.has_ping());
             rf.handle.settings = settings.clone();
             rf.config = f.clone();
-            rf.credential_prints = credential_prints(f, lookup);
             let _ = rf.handle.commands.send(FeedCommand::Replace {
                 adapter,
                 settings: Box::new(settings),

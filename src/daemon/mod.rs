@@ -13,7 +13,7 @@ pub mod summary;
 pub mod watchdog_thread;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{self, Config, ConfigError};
+use crate::config::{self, Config, ConfigError, PreflightMode};
 use crate::credentials::watcher::Watcher;
 use crate::credentials::{CredentialStore, Monitor, Required, Secret, Sources, required_names};
 use crate::fanout::Fanout;
@@ -50,6 +50,8 @@ pub enum DaemonError {
         what: String,
         source: std::io::Error,
     },
+    /// `preflight = "require"` and a feed failed it (exit 69).
+    Preflight(Vec<String>),
 }
 
 impl fmt::Display for DaemonError {
@@ -67,6 +69,13 @@ impl fmt::Display for DaemonError {
             }
             DaemonError::Lock(e) => write!(f, "{e}"),
             DaemonError::Os { what, source } => write!(f, "cannot {what}: {source}"),
+            DaemonError::Preflight(lines) => {
+                write!(f, "preflight failed (agent.preflight = \"require\"):")?;
+                for l in lines {
+                    write!(f, "\n  {l}")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -248,6 +257,7 @@ impl Agent {
             last_status_write: None,
             last_cred_check: Instant::now(),
         };
+        agent.preflight()?;
         for f in agent.cfg.feeds.clone() {
             agent.start_feed(&f)?;
         }
@@ -269,6 +279,31 @@ impl Agent {
 
     fn lookup(&self) -> impl Fn(&str) -> Option<Secret> + '_ {
         |name| self.store.get(name).map(|c| c.value.clone())
+    }
+
+    /// The layered check of every feed before the feed threads start.
+    fn preflight(&self) -> Result<(), DaemonError> {
+        if self.cfg.agent.preflight == PreflightMode::Off || self.cfg.feeds.is_empty() {
+            return Ok(());
+        }
+        let store = &self.store;
+        let lookup = |name: &str| store.get(name).map(|c| c.value.clone());
+        let reports = crate::preflight::check_all(&self.cfg.feeds, &lookup);
+        let mut failures = Vec::new();
+        for r in &reports {
+            match r.failure() {
+                None => log::info!("preflight feed={} passed every layer", r.feed),
+                Some(l) => {
+                    let line = format!("feed={} layer={} {}", r.feed, l.layer, l.detail);
+                    log::warn!("preflight {line}");
+                    failures.push(line);
+                }
+            }
+        }
+        if self.cfg.agent.preflight == PreflightMode::Require && !failures.is_empty() {
+            return Err(DaemonError::Preflight(failures));
+        }
+        Ok(())
     }
 
     fn start_feed(&self, f: &config::FeedConfig) -> Result<(), DaemonError> {

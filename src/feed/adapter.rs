@@ -4,6 +4,7 @@
 
 use super::error::FeedError;
 use super::state::FeedState;
+use std::time::Duration;
 
 /// Wakes a thread blocked in a socket call (a `shutdown` through a cloned
 /// handle). The watchdog calls it when a feed thread stops answering.
@@ -49,6 +50,14 @@ pub trait Session: Send {
     fn subscribe(&mut self) -> Result<(), FeedError>;
     /// Waits at most one read tick for the next message.
     fn read(&mut self) -> Result<Incoming, FeedError>;
+    /// Like `read`, but waits at most `limit` when that is shorter than the
+    /// read tick: the engine passes the time until its next liveness
+    /// deadline. A transport that cannot shorten its wait keeps this
+    /// default, and its stalls are then seen up to one tick late.
+    fn read_within(&mut self, limit: Duration) -> Result<Incoming, FeedError> {
+        let _ = limit;
+        self.read()
+    }
     /// Sends a transport ping.
     fn ping(&mut self) -> Result<(), FeedError>;
     /// Sends the configured poll message; Ok(false) when none is configured.

@@ -99,6 +99,23 @@ impl Liveness {
         }
         None
     }
+
+    /// Time until the next thing is due (zero if something already is).
+    /// The feed thread waits no longer than this for a message, so a stall
+    /// or a missing pong is acted on when due, not at the next read tick.
+    pub fn next_due_in(&self, now: Mono) -> Duration {
+        let mut due = self.last_data.plus(self.cfg.stall_after);
+        if let Some(sent) = self.ping_outstanding {
+            due = due.min(sent.plus(self.cfg.pong_timeout));
+        }
+        if let Some(every) = self.cfg.poll_every {
+            due = due.min(self.last_poll.plus(every));
+        }
+        if let Some(every) = self.cfg.ping_every {
+            due = due.min(self.last_ping.plus(every));
+        }
+        due.since(now)
+    }
 }
 
 #[cfg(test)]
@@ -175,5 +192,34 @@ mod tests {
                 waited: Duration::from_secs(10)
             })
         );
+    }
+
+    #[test]
+    fn next_due_in_is_the_earliest_deadline() {
+        let ms = Duration::from_millis;
+        let mut l = Liveness::new(
+            LivenessConfig {
+                ping_every: Some(ms(15_000)),
+                pong_timeout: ms(10_000),
+                stall_after: ms(2_500),
+                poll_every: None,
+            },
+            at(0),
+        );
+        // Only the stall deadline is near: 2.5 s after the last data.
+        assert_eq!(l.next_due_in(at(1)), ms(1_500));
+        l.on_data(at(2));
+        assert_eq!(l.next_due_in(at(3)), ms(1_500));
+        assert_eq!(l.next_due_in(at(5)), Duration::ZERO);
+        // A poll and an outstanding ping's deadline count too.
+        let mut l = Liveness::new(cfg(), at(0));
+        assert_eq!(l.next_due_in(at(1)), ms(1_000));
+        l.poll_sent(at(2));
+        l.ping_sent(at(3));
+        l.poll_sent(at(12));
+        l.on_data(at(12));
+        assert_eq!(l.next_due_in(at(12)), ms(1_000));
+        l.poll_sent(at(13));
+        assert_eq!(l.next_due_in(at(13)), Duration::ZERO);
     }
 }

@@ -470,7 +470,8 @@ impl Runner {
             }
             let live_for = self.clock.mono().since(live_at);
             let fail = |error: FeedError| Ended::Failed { error, live_for };
-            match session.read() {
+            let wait = live.next_due_in(self.clock.mono());
+            match session.read_within(wait) {
                 Ok(Incoming::Idle) => {}
                 Ok(Incoming::Data(msg)) => {
                     let now = self.clock.mono();

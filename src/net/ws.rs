@@ -161,13 +161,15 @@ impl std::fmt::Debug for WsConn {
     }
 }
 
-struct Target {
-    tls: bool,
-    host: String,
-    port: u16,
+/// Where a ws:// or wss:// URL points.
+pub struct Target {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
 }
 
-fn parse_target(url: &str) -> Result<Target, NetError> {
+/// Scheme, host and port of a WebSocket URL.
+pub fn parse_target(url: &str) -> Result<Target, NetError> {
     let redacted = redact_url(url);
     let uri: tungstenite::http::Uri = url
         .parse()
@@ -426,6 +428,13 @@ impl WsConn {
     /// Waits up to one read tick for the next event; `Ok(None)` if nothing
     /// arrived. A partially received frame is kept, so calling again is safe.
     pub fn read(&mut self) -> Result<Option<WsEvent>, NetError> {
+        self.read_within(self.read_tick)
+    }
+
+    /// Like [`read`](Self::read), but waits at most `limit` (at least 1 ms)
+    /// when that is shorter than the read tick, so a caller can wake up at
+    /// its own deadline (a stall or pong timeout) instead of a tick later.
+    pub fn read_within(&mut self, limit: Duration) -> Result<Option<WsEvent>, NetError> {
         if self.interrupter.interrupted.load(Ordering::SeqCst) {
             return Err(NetError::Interrupted);
         }
@@ -434,9 +443,9 @@ impl WsConn {
         }
         // The whole call, however many socket reads a frame takes, ends
         // within one tick: the owning thread gets to check its commands.
-        self.ws
-            .get_mut()
-            .set_deadline(Some(Instant::now() + self.read_tick));
+        self.ws.get_mut().set_deadline(Some(
+            Instant::now() + limit.clamp(Duration::from_millis(1), self.read_tick),
+        ));
         let msg = match self.ws.read() {
             Ok(m) => m,
             Err(tungstenite::Error::Io(ref io))

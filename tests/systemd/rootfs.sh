@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds (once) and prints the path of a cached Debian bookworm tree that
-# boots under systemd-nspawn. The cache key is a hash of everything that
+# boots under systemd-nspawn: minbase plus what every stock Debian server
+# has and the unit relies on (procps for ExecReload=/bin/kill,
+# ca-certificates for the system CA store). The cache key is a hash of everything that
 # shapes the tree, so changing the package list builds a new one; a tree is
 # built in a temporary folder and renamed into place, so an interrupted
 # build never leaves a half tree behind that a later run would trust.
@@ -13,7 +15,7 @@ set -euo pipefail
 cache=${BROKERGUARD_CI_CACHE:-/var/cache/brokerguard-ci}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 suite=bookworm
-packages=systemd,systemd-sysv,dbus,ca-certificates
+packages=systemd,systemd-sysv,dbus,ca-certificates,procps
 key=$(printf '%s\n' "$suite" "$packages" "minbase" "v2" | sha256sum | cut -c1-12)
 tree="$cache/$suite-$key"
 

@@ -1,0 +1,212 @@
+//! Helpers the benchmarks share beyond tests/common: a fan-out subscriber
+//! that stamps every line with the instant it arrived (so latencies are
+//! measured from the agent's own state events, not from polling a file),
+//! `/proc/PID/status` figures, and medians.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// A line received from the fan-out socket and when it arrived.
+#[derive(Clone, Debug)]
+pub struct Stamped {
+    pub at: Instant,
+    pub line: serde_json::Value,
+}
+
+#[derive(Default)]
+struct Received {
+    lines: Vec<Stamped>,
+    closed: bool,
+}
+
+/// A fan-out subscriber reading in a background thread; waiters are woken
+/// on every line, so the stamp-to-waiter delay is a thread wake-up.
+pub struct EventClient {
+    received: Arc<(Mutex<Received>, Condvar)>,
+    stream: UnixStream,
+}
+
+impl EventClient {
+    /// Connects, retrying until the agent has created the socket.
+    pub fn connect(socket: &Path, deadline: Duration) -> EventClient {
+        let end = Instant::now() + deadline;
+        let stream = loop {
+            match UnixStream::connect(socket) {
+                Ok(s) => break s,
+                Err(e) => {
+                    assert!(
+                        Instant::now() < end,
+                        "fan-out socket {} never accepted: {e}",
+                        socket.display()
+                    );
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        };
+        let received: Arc<(Mutex<Received>, Condvar)> = Arc::default();
+        let sink = received.clone();
+        let reader = stream.try_clone().expect("clone fan-out stream");
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(reader);
+            let mut text = String::new();
+            loop {
+                text.clear();
+                let n = r.read_line(&mut text);
+                let at = Instant::now();
+                let (lock, cond) = &*sink;
+                let mut got = lock.lock().unwrap();
+                match n {
+                    Ok(0) | Err(_) => {
+                        got.closed = true;
+                        cond.notify_all();
+                        return;
+                    }
+                    Ok(_) => {
+                        if let Ok(line) = serde_json::from_str(&text) {
+                            got.lines.push(Stamped { at, line });
+                            cond.notify_all();
+                        }
+                    }
+                }
+            }
+        });
+        EventClient { received, stream }
+    }
+
+    /// The first line received at or after `after` that satisfies `pred`,
+    /// waiting at most `deadline`.
+    pub fn wait_line(
+        &self,
+        after: Instant,
+        deadline: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> Option<Stamped> {
+        let end = Instant::now() + deadline;
+        let (lock, cond) = &*self.received;
+        let mut got = lock.lock().unwrap();
+        let mut checked = 0;
+        loop {
+            if let Some(s) = got.lines[checked..]
+                .iter()
+                .find(|s| s.at >= after && pred(&s.line))
+            {
+                return Some(s.clone());
+            }
+            checked = got.lines.len();
+            if got.closed {
+                return None;
+            }
+            let left = end.checked_duration_since(Instant::now())?;
+            got = cond.wait_timeout(got, left).unwrap().0;
+        }
+    }
+
+    /// The first `state` event of `feed` after `after` whose state `want` accepts.
+    pub fn wait_state(
+        &self,
+        feed: &str,
+        after: Instant,
+        deadline: Duration,
+        want: impl Fn(&str) -> bool,
+    ) -> Option<Stamped> {
+        self.wait_line(after, deadline, |v| {
+            v["feed"] == feed && v["event"] == "state" && v["state"].as_str().is_some_and(&want)
+        })
+    }
+
+    /// The last line received before `before` that satisfies `pred`.
+    pub fn last_before(
+        &self,
+        before: Instant,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> Option<Stamped> {
+        let got = self.received.0.lock().unwrap();
+        got.lines
+            .iter()
+            .rev()
+            .find(|s| s.at < before && pred(&s.line))
+            .cloned()
+    }
+
+    /// Drops what was received so far (long runs keep memory flat).
+    pub fn clear(&self) {
+        self.received.0.lock().unwrap().lines.clear();
+    }
+
+    pub fn count(&self, pred: impl Fn(&serde_json::Value) -> bool) -> usize {
+        let got = self.received.0.lock().unwrap();
+        got.lines.iter().filter(|s| pred(&s.line)).count()
+    }
+}
+
+impl Drop for EventClient {
+    fn drop(&mut self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// Memory and thread figures of a process, from `/proc/PID/status`.
+#[derive(Clone, Copy, Debug)]
+pub struct ProcFigures {
+    pub vm_rss_kib: u64,
+    pub vm_hwm_kib: u64,
+    pub threads: u64,
+}
+
+pub fn proc_figures(pid: u32) -> ProcFigures {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/status: {e}"));
+    let field = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
+    };
+    ProcFigures {
+        vm_rss_kib: field("VmRSS:"),
+        vm_hwm_kib: field("VmHWM:"),
+        threads: field("Threads:"),
+    }
+}
+
+pub fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+pub fn worst(v: &[f64]) -> f64 {
+    v.iter().copied().fold(f64::MIN, f64::max)
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Signed milliseconds from `from` to `to`.
+pub fn ms_between(from: Instant, to: Instant) -> f64 {
+    if to >= from {
+        ms(to - from)
+    } else {
+        -ms(from - to)
+    }
+}
+
+/// The machine's 1-minute load average, printed beside timing figures
+/// (the build machine is shared).
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(String::from))
+        .unwrap_or_else(|| "?".into())
+}
