@@ -253,9 +253,15 @@ def write_credentials(work: Path, token: str) -> None:
     os.replace(tmp, work / "credentials.env")
 
 
-def write_config(work: Path, url: str, token: str = TOKEN, auth_error: bool = True, extra: str = "") -> Path:
+def write_config(
+    work: Path, url: str, token: str = TOKEN, auth_error: bool = True, extra: str = "", preflight: str | None = None
+) -> Path:
+    """preflight None keeps the product default ("warn": one preflight
+    connection before the feed starts); "off" makes every connection the
+    server sees a feed connection."""
     write_credentials(work, token)
     auth_error_line = 'auth_error = "auth_failed"\n' if auth_error else ""
+    preflight_line = f'preflight = "{preflight}"\n' if preflight else ""
     cfg = work / "brokerguard.toml"
     cfg.write_text(
         f"""[agent]
@@ -263,7 +269,7 @@ runtime_dir = "{work}/run"
 state_dir = "{work}/state"
 credential_files = ["{work}/credentials.env"]
 log_level = "info"
-
+{preflight_line}
 [[feed]]
 name = "{FEED}"
 broker = "websocket"
@@ -345,17 +351,27 @@ def main_scenario(checks: Checks) -> None:
             agent = start_agent(work, cfg)
             log = agent.stderr_text
 
-            def first_connection_live() -> None:
+            def preflight_then_live() -> None:
                 state = wait_until(15, lambda: feed_state(work) == "live")
                 expect(state, f"the feed never became live (state {feed_state(work)!r}); agent stderr:\n{log()}")
                 conns = server.snapshot()
-                expect(len(conns) == 1, f"expected one connection, the server saw {len(conns)}")
-                c = conns[0]
+                expect(len(conns) == 2, f"expected the preflight's connection and the feed's, the server saw {len(conns)}")
+                pre = conns[0]
+                expect(pre.ended.wait(5), "the preflight connection is still open while the feed is live")
+                expect(pre.tokens == [TOKEN], f"preflight tokens {pre.tokens!r}")
+                expect(pre.subscribes == [SUBSCRIBE], f"preflight subscribes {pre.subscribes!r}")
+                expect(pre.close_code_from_agent == 1000, f"the preflight must close with 1000, sent {pre.close_code_from_agent}")
+                expect("preflight feed=sig passed every layer" in log(), f"no preflight pass in the log:\n{log()}")
+                c = conns[1]
                 expect(c.tokens == [TOKEN], f"the server must see the credential file's token once, saw {c.tokens!r}")
                 expect(wait_until(5, lambda: c.subscribes), "no subscribe arrived")
                 expect(not c.subscribed_before_auth, "the agent subscribed before auth_ok")
 
-            if not checks.run("feed goes live: token from the credential file, auth before subscribe", first_connection_live):
+            if not checks.run(
+                "preflight connection closes with 1000, then the feed goes live: token from the credential file, "
+                "auth before subscribe",
+                preflight_then_live,
+            ):
                 checks.skip_rest(["fan-out", "keepalive", "reconnect", "sigterm"], "the feed never went live")
                 return
 
@@ -369,7 +385,7 @@ def main_scenario(checks: Checks) -> None:
             assert bot is not None
             # The subscribe ack and data start only once the bot listens, so it sees seq 1.
             server.data_enabled.set()
-            first = server.snapshot()[0]
+            first = server.snapshot()[1]
 
             def fanout_delivers() -> None:
                 got = wait_until(10, lambda: len(bot.data()) >= 6)
@@ -393,7 +409,7 @@ def main_scenario(checks: Checks) -> None:
                 pings = wait_until(8, lambda: conn.pings_received >= 4)
                 expect(pings, f"the agent sent {conn.pings_received} WebSocket pings in 8s with ping_every = 1s")
                 expect(conn.ping(b"server-ping").wait(5), "the agent did not answer the server's WebSocket ping within 5s")
-                expect(len(server.snapshot()) == 1, f"the agent reconnected during keepalive; stderr:\n{log()}")
+                expect(len(server.snapshot()) == 2, f"the agent reconnected during keepalive; stderr:\n{log()}")
                 expect(feed_state(work) == "live", f"the feed left live during keepalive: {feed_status(work)!r}")
 
             def reconnect_after_close_1000() -> None:
@@ -403,8 +419,8 @@ def main_scenario(checks: Checks) -> None:
                     first.close_code_from_agent == 1000,
                     f"the agent must answer the server's close 1000 with 1000, sent {first.close_code_from_agent}",
                 )
-                expect(wait_until(10, lambda: len(server.snapshot()) >= 2), f"the agent did not reconnect; stderr:\n{log()}")
-                second = server.snapshot()[1]
+                expect(wait_until(10, lambda: len(server.snapshot()) >= 3), f"the agent did not reconnect; stderr:\n{log()}")
+                second = server.snapshot()[2]
                 expect(wait_until(10, lambda: second.tokens), "no auth message on the new connection")
                 expect(second.tokens == [TOKEN], f"re-auth token on the new connection: {second.tokens!r}")
                 expect(wait_until(10, lambda: feed_state(work) == "live" and second.subscribes),
@@ -414,7 +430,7 @@ def main_scenario(checks: Checks) -> None:
                 expect(bot.events("reconnected"), f"no \"reconnected\" event line on feeds.sock: {bot.lines!r}")
                 lines = bot.data()
                 assert_consecutive_seq(lines, "across the reconnect")
-                after = [v["data"] for v in lines if v["data"].get("conn") == 1]
+                after = [v["data"] for v in lines if v["data"].get("conn") == second.index]
                 expect(after and after[0]["n"] == 1, f"the new connection's data must start at n=1 in the fan-out: {after[:3]!r}")
                 expect(
                     wait_until(5, lambda: (feed_status(work) or {}).get("reconnects", 0) >= 1),
@@ -441,7 +457,7 @@ def main_scenario(checks: Checks) -> None:
 
             def sigterm_closes_1000() -> None:
                 conns = server.snapshot()
-                expect(len(conns) == 2, f"expected exactly two connections before SIGTERM, saw {len(conns)}")
+                expect(len(conns) == 3, f"expected exactly three connections (preflight, feed, reconnect) before SIGTERM, saw {len(conns)}")
                 last = conns[-1]
                 agent.signal(signal.SIGTERM)
                 code = agent.wait_exit(15)
@@ -487,7 +503,7 @@ def rejected_token_scenario(checks: Checks) -> None:
         agent: Child | None = None
         failed_before = checks.failed
         try:
-            cfg = write_config(work, server.url, token="stale-token", auth_error=False)
+            cfg = write_config(work, server.url, token="stale-token", auth_error=False, preflight="off")
             agent = start_agent(work, cfg)
             log = agent.stderr_text
 
@@ -544,7 +560,7 @@ def tls_scenario(checks: Checks) -> None:
         agent: Child | None = None
         failed_before = checks.failed
         try:
-            cfg = write_config(work, server.url, extra=f'tls_ca_file = "{TLS / "ca.pem"}"\n')
+            cfg = write_config(work, server.url, extra=f'tls_ca_file = "{TLS / "ca.pem"}"\n', preflight="off")
             agent = start_agent(work, cfg)
             log = agent.stderr_text
 
@@ -584,7 +600,9 @@ def close_on_send_scenario(checks: Checks) -> None:
         bot: FanoutReader | None = None
         failed_before = checks.failed
         try:
-            cfg = write_config(work, server.url, extra='poll = \'{"type":"get_signals"}\'\npoll_every = "300ms"\n')
+            cfg = write_config(
+                work, server.url, extra='poll = \'{"type":"get_signals"}\'\npoll_every = "300ms"\n', preflight="off"
+            )
             agent = start_agent(work, cfg)
             log = agent.stderr_text
             bot = FanoutReader(work / "run" / "feeds.sock", 10)
