@@ -57,6 +57,11 @@ pub fn init(level: LevelFilter) {
     builder
         .target(env_logger::Target::Stderr)
         .filter_level(level);
+    // tungstenite logs every frame and the upgrade request at trace, and
+    // URIs at debug: auth messages, signed headers and URL tokens. Secrets
+    // never reach a log line, so it stops at info whatever `log_level` says
+    // (an explicit `$RUST_LOG` still wins, for debugging on a test box).
+    builder.filter_module("tungstenite", level.min(LevelFilter::Info));
     if level > LevelFilter::Off {
         // Recoveries pair with alerts: show them whenever alerts are shown.
         builder.filter_module(NOTICE_TARGET, LevelFilter::Info);

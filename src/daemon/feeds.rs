@@ -84,7 +84,9 @@ impl FeedSet {
         Ok(())
     }
 
-    /// Sends a new adapter to a running feed; it reconnects at once.
+    /// Sends a new adapter to a running feed; it reconnects at once: a
+    /// blocked read is interrupted rather than left to its tick (up to a
+    /// second on a quiet feed), so a rotated token is in use well under one.
     pub fn replace(&self, f: &FeedConfig, lookup: &dyn Fn(&str) -> Option<Secret>, reason: &str) {
         let mut feeds = self.lock();
         if let Some(rf) = feeds.iter_mut().find(|r| r.config.name == f.name) {
@@ -92,11 +94,22 @@ impl FeedSet {
             let settings = RunnerSettings::from_config(f, adapter.has_ping());
             rf.handle.settings = settings.clone();
             rf.config = f.clone();
+            // Holding the slot keeps the feed from registering a connection
+            // made with the new adapter before the interrupt: only the
+            // connection in use when the command was sent is cut.
+            let slot = rf
+                .handle
+                .interrupter
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             let _ = rf.handle.commands.send(FeedCommand::Replace {
                 adapter,
                 settings: Box::new(settings),
                 reason: reason.to_string(),
             });
+            if let Some(interrupt) = slot.as_ref() {
+                interrupt();
+            }
         }
     }
 

@@ -418,6 +418,10 @@ impl Runner {
         let mut session = match connected {
             Ok(s) => s,
             Err(error) => {
+                // Interrupted for a command (see `read_loop`).
+                if let Some(e) = self.poll_command() {
+                    return e;
+                }
                 return Ended::Failed {
                     error,
                     live_for: Duration::ZERO,
@@ -494,7 +498,14 @@ impl Runner {
                     self.health.update(|h| h.last_message = Some(now));
                 }
                 Ok(Incoming::Pong) => live.on_pong(),
-                Err(error) => return fail(error),
+                Err(error) => {
+                    // A command interrupts a blocked read on purpose (see
+                    // `FeedSet::replace`): it wins over the error it caused.
+                    if let Some(e) = self.poll_command() {
+                        return e;
+                    }
+                    return fail(error);
+                }
             }
             self.check_schedule();
             let now = self.clock.mono();

@@ -146,6 +146,8 @@ pub fn stop_agent(child: &mut Child) -> Option<i32> {
 /// A fan-out subscriber that collects lines in a background thread.
 pub struct FanoutClient {
     pub lines: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+    /// When each line of `lines` arrived (same index).
+    pub arrived: std::sync::Arc<std::sync::Mutex<Vec<Instant>>>,
     stream: UnixStream,
 }
 
@@ -164,6 +166,8 @@ impl FanoutClient {
         let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let reader = stream.try_clone().unwrap();
         let sink = lines.clone();
+        let arrived = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let times = arrived.clone();
         std::thread::spawn(move || {
             let mut r = BufReader::new(reader);
             let mut line = String::new();
@@ -173,13 +177,35 @@ impl FanoutClient {
                     Ok(0) | Err(_) => return,
                     Ok(_) => {
                         if let Ok(v) = serde_json::from_str(&line) {
-                            sink.lock().unwrap().push(v);
+                            // Both under the lines lock, so the indexes match.
+                            let mut l = sink.lock().unwrap();
+                            times.lock().unwrap().push(Instant::now());
+                            l.push(v);
                         }
                     }
                 }
             }
         });
-        FanoutClient { lines, stream }
+        FanoutClient {
+            lines,
+            arrived,
+            stream,
+        }
+    }
+
+    /// When the first line matching `pred` that arrived at or after `since` came.
+    pub fn first_after(
+        &self,
+        since: Instant,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> Option<Instant> {
+        let lines = self.lines.lock().unwrap();
+        let times = self.arrived.lock().unwrap();
+        lines
+            .iter()
+            .zip(times.iter())
+            .find(|(v, t)| **t >= since && pred(v))
+            .map(|(_, t)| *t)
     }
 
     pub fn send(&self, line: &str) {
@@ -200,5 +226,128 @@ impl FanoutClient {
 
     pub fn snapshot(&self) -> Vec<serde_json::Value> {
         self.lines.lock().unwrap().clone()
+    }
+}
+
+/// Checks `cond` every 10 ms for the whole of `window`; false as soon as it
+/// fails. For "nothing happens" assertions, which need a window to watch.
+pub fn holds_for(window: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + window;
+    loop {
+        if !cond() {
+            return false;
+        }
+        if Instant::now() >= end {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits until the agent's stderr contains `needle`.
+pub fn wait_log(dir: &Path, needle: &str, deadline: Duration) -> bool {
+    wait_for(deadline, || stderr_of(dir).contains(needle))
+}
+
+/// The `credentials` entry of status.json for `name`.
+pub fn credential_status(dir: &Path, name: &str) -> Option<serde_json::Value> {
+    let doc = status_json(dir)?;
+    doc["credentials"]
+        .as_array()?
+        .iter()
+        .find(|c| c["name"] == name)
+        .cloned()
+}
+
+/// A generic websocket `[[feed]]` table speaking the simulator's protocol,
+/// authenticating with `${token_var}`, plus `extra` feed keys. Parked feeds
+/// retry only after 10 minutes, so a wake-up inside a test is the agent's doing.
+pub fn ws_feed_toml(name: &str, url: &str, token_var: &str, extra: &str) -> String {
+    format!(
+        r#"
+[[feed]]
+name = "{name}"
+broker = "websocket"
+url = "{url}"
+auth = '{{"type":"auth","token":"${{{token_var}}}"}}'
+auth_ok = "auth_ok"
+auth_error = "auth_failed"
+subscribe = ['{{"type":"subscribe","channel":"signals"}}']
+connect_timeout = "1s"
+handshake_timeout = "1s"
+backoff = {{ initial = "100ms", max = "1s", stable_after = "2s", parked_retry = "10m" }}
+{extra}
+"#
+    )
+}
+
+/// Replaces `path` the way editors and `set-credential` do: a temporary file
+/// in the same folder, fsync, rename over.
+pub fn replace_by_rename(path: &Path, content: &str) {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp-write");
+    let mut f = std::fs::File::create(&tmp).unwrap();
+    f.write_all(content.as_bytes()).unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// What a short-lived `brokerguard` command printed.
+#[derive(Debug)]
+pub struct CliRun {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CliRun {
+    /// stdout and stderr together, for "never printed" checks.
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+/// Runs `brokerguard ARGS` with exactly the environment `envs` (nothing
+/// inherited, so no stray `$CREDENTIALS_DIRECTORY` or `$INVOCATION_ID`), and
+/// `stdin` piped in when given. Killed after 30 s.
+pub fn run_cli(args: &[&str], envs: &[(&str, &str)], stdin: Option<&str>) -> CliRun {
+    use std::io::{Read, Write};
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_clear()
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    if let Some(input) = stdin {
+        let mut w = child.stdin.take().unwrap();
+        w.write_all(input.as_bytes()).unwrap();
+    }
+    // Read both pipes on threads so a full pipe cannot block the child.
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let status = wait_exit(&mut child, Duration::from_secs(30));
+    CliRun {
+        code: status.and_then(|s| s.code()),
+        stdout: t_out.join().unwrap(),
+        stderr: t_err.join().unwrap(),
     }
 }
