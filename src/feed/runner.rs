@@ -278,6 +278,12 @@ impl Runner {
             h.since = now;
             h.since_wall = wall;
             if state == FeedState::Live {
+                // Counted in the same update as the state, so a status
+                // snapshot never shows "live" after a reconnect with the
+                // reconnect not yet counted.
+                if self.ever_live {
+                    h.reconnects += 1;
+                }
                 h.last_downtime = h.down_since.map(|d| now.since(d));
                 h.down_since = None;
                 h.down_since_wall = None;
@@ -443,7 +449,6 @@ impl Runner {
             .unwrap_or_default();
         self.set_state(FeedState::Live, None);
         if self.ever_live {
-            self.health.update(|h| h.reconnects += 1);
             self.sink.reconnected(&self.name, down);
             log::info!("feed={} live again after {}", self.name, human(down));
         } else {

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Interop checks: brokerguard's simulator and agent against the PyPI
+# `websockets` library, an independent implementation of the generic JSON
+# WebSocket protocol. Creates (or reuses) a venv under target/interop-venv,
+# installs tests/interop/requirements.txt, builds the binary if needed,
+# runs each suite, and prints `N passed, N failed` as its last line.
+# Exit 0 only when every check passed.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+venv="$repo/target/interop-venv"
+python="${PYTHON:-python3}"
+suites=(ws_client_vs_sim.py agent_vs_ws_server.py)
+# A suite that hangs is killed after this many seconds and counted as failed.
+suite_timeout=180
+
+cd "$repo"
+# Keep the source tree free of __pycache__.
+export PYTHONDONTWRITEBYTECODE=1
+
+if [[ ! -x "$venv/bin/python" ]]; then
+    echo "interop: creating $venv"
+    "$python" -m venv "$venv"
+fi
+# Reinstall only when the pinned requirements changed since the last install.
+stamp="$venv/.requirements.installed"
+if ! cmp -s "$here/requirements.txt" "$stamp"; then
+    echo "interop: installing $(tr '\n' ' ' <"$here/requirements.txt")"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$here/requirements.txt"
+    cp "$here/requirements.txt" "$stamp"
+fi
+echo "interop: websockets $("$venv/bin/python" -c 'import websockets; print(websockets.__version__)')"
+
+if [[ -z "${BROKERGUARD_BIN:-}" ]]; then
+    # cargo does nothing when the binary is up to date.
+    cargo build --quiet --bin brokerguard
+    export BROKERGUARD_BIN="$repo/target/debug/brokerguard"
+fi
+
+passed=0
+failed=0
+for suite in "${suites[@]}"; do
+    echo "interop: running $suite"
+    log="$(mktemp)"
+    status=0
+    timeout --kill-after=10 "$suite_timeout" "$venv/bin/python" "$here/$suite" | tee "$log" || status=$?
+    tally="$(tail -n 1 "$log")"
+    rm -f "$log"
+    if [[ "$tally" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+        passed=$((passed + BASH_REMATCH[1]))
+        failed=$((failed + BASH_REMATCH[2]))
+        if [[ "$status" -ne 0 && "${BASH_REMATCH[2]}" -eq 0 ]]; then
+            echo "interop: $suite exited $status with no failed check"
+            failed=$((failed + 1))
+        fi
+    else
+        echo "interop: $suite ended without a tally (exit $status)"
+        failed=$((failed + 1))
+    fi
+done
+
+echo "$passed passed, $failed failed"
+[[ "$failed" -eq 0 ]]
