@@ -193,24 +193,26 @@ impl ConnectProgress for Progress<'_> {
 impl Runner {
     fn run(mut self) {
         log::info!("feed={} starting", self.name);
+        // A command that arrived during a backoff wait ends it like a connection.
+        let mut pending: Option<Ended> = None;
         loop {
-            let ended = self.attempt();
+            let ended = match pending.take() {
+                Some(e) => e,
+                None => self.attempt(),
+            };
             *self.interrupter.lock().unwrap_or_else(|p| p.into_inner()) = None;
-            let wait = match ended {
+            let delay = match ended {
                 Ended::Stop => break,
                 Ended::Restart { reason } => {
                     self.health.update(|h| h.restarts += 1);
                     log::warn!("feed={} restarting: {reason}", self.name);
                     self.backoff.connection_ended(Duration::ZERO);
-                    Some(Duration::ZERO)
+                    Duration::ZERO
                 }
+                // `replace` has reset the backoff for the new adapter.
                 Ended::Replaced { reason } => {
                     log::info!("feed={} reconnecting: {reason}", self.name);
-                    self.backoff = Backoff::new(
-                        self.settings.backoff,
-                        seed_for(&self.name, self.clock.wall()),
-                    );
-                    Some(Duration::ZERO)
+                    Duration::ZERO
                 }
                 Ended::Failed { error, live_for } => {
                     self.backoff.connection_ended(live_for);
@@ -253,13 +255,11 @@ impl Runner {
                             human(delay)
                         );
                     }
-                    Some(delay)
+                    delay
                 }
             };
-            if let Some(delay) = wait {
-                if !delay.is_zero() && !self.wait(delay) {
-                    break;
-                }
+            if !delay.is_zero() {
+                pending = self.wait(delay);
             }
         }
         self.set_state(FeedState::Stopped, None);
@@ -340,35 +340,22 @@ impl Runner {
         );
     }
 
-    /// Waits `delay` while answering commands. False: stop.
-    fn wait(&mut self, delay: Duration) -> bool {
+    /// Waits `delay` while answering commands: None when the time is up,
+    /// or how the wait ended if a command came first.
+    fn wait(&mut self, delay: Duration) -> Option<Ended> {
         let until = self.clock.mono().plus(delay);
         loop {
             self.tick(None);
             self.check_schedule();
             let now = self.clock.mono();
             if now >= until {
-                return true;
+                return None;
             }
             match self.commands.recv_timeout(until.since(now).min(TICK)) {
-                Ok(FeedCommand::Stop) => return false,
-                Ok(FeedCommand::Restart { reason }) => {
-                    self.health.update(|h| h.restarts += 1);
-                    log::info!("feed={} retrying now: {reason}", self.name);
-                    return true;
-                }
-                Ok(FeedCommand::Replace {
-                    adapter,
-                    settings,
-                    reason,
-                }) => {
-                    self.replace(adapter, *settings);
-                    log::info!("feed={} retrying now: {reason}", self.name);
-                    return true;
-                }
+                Ok(cmd) => return Some(self.on_command(cmd)),
                 Err(RecvTimeoutError::Timeout) => {}
                 // The daemon is gone: nothing will ever stop us otherwise.
-                Err(RecvTimeoutError::Disconnected) => return false,
+                Err(RecvTimeoutError::Disconnected) => return Some(Ended::Stop),
             }
         }
     }
@@ -384,19 +371,26 @@ impl Runner {
         self.settings = settings;
     }
 
-    /// Checks commands between reads. Some: end this connection.
-    fn poll_command(&mut self) -> Option<Ended> {
-        match self.commands.try_recv() {
-            Ok(FeedCommand::Stop) => Some(Ended::Stop),
-            Ok(FeedCommand::Restart { reason }) => Some(Ended::Restart { reason }),
-            Ok(FeedCommand::Replace {
+    /// How a command ends the current connection or wait.
+    fn on_command(&mut self, cmd: FeedCommand) -> Ended {
+        match cmd {
+            FeedCommand::Stop => Ended::Stop,
+            FeedCommand::Restart { reason } => Ended::Restart { reason },
+            FeedCommand::Replace {
                 adapter,
                 settings,
                 reason,
-            }) => {
+            } => {
                 self.replace(adapter, *settings);
-                Some(Ended::Replaced { reason })
+                Ended::Replaced { reason }
             }
+        }
+    }
+
+    /// Checks commands between reads. Some: end this connection.
+    fn poll_command(&mut self) -> Option<Ended> {
+        match self.commands.try_recv() {
+            Ok(cmd) => Some(self.on_command(cmd)),
             Err(TryRecvError::Empty) => None,
             Err(TryRecvError::Disconnected) => Some(Ended::Stop),
         }
