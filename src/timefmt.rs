@@ -60,11 +60,12 @@ pub fn human(d: Duration) -> String {
     }
     let s = d.as_secs();
     if s < 60 {
-        if ms % 1000 == 0 {
-            format!("{s}s")
+        // Keep the tenths: "2.5s" must not read as "2s" (nor 2004ms as "2.0s").
+        let tenths = (ms + 50) / 100;
+        if tenths % 10 == 0 {
+            format!("{}s", tenths / 10)
         } else {
-            // Keep the tenths: "2.5s" must not read as "2s".
-            format!("{:.1}s", d.as_secs_f64())
+            format!("{}.{}s", tenths / 10, tenths % 10)
         }
     } else if s < 3600 {
         format!("{}m{}s", s / 60, s % 60)
@@ -99,6 +100,7 @@ mod tests {
         assert_eq!(human(Duration::from_millis(850)), "850ms");
         assert_eq!(human(Duration::from_secs(12)), "12s");
         assert_eq!(human(Duration::from_millis(2500)), "2.5s");
+        assert_eq!(human(Duration::from_millis(2004)), "2s");
         assert_eq!(human(Duration::from_secs(250)), "4m10s");
         assert_eq!(human(Duration::from_secs(7380)), "2h3m");
     }
