@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 #[derive(Default, Debug)]
 struct Observed {
     data_lines: u64,
+    first_seq: u64,
     last_seq: u64,
     seq_gaps: u64,
     recoveries: u64,
@@ -203,8 +204,8 @@ fn run_in(dir: &Path, duration: Duration) -> Result<(), String> {
         crate::timefmt::human(o.longest_gap)
     );
     println!(
-        "  messages delivered     {} (seq 1..{}, gaps {})",
-        o.data_lines, o.last_seq, o.seq_gaps
+        "  messages delivered     {} (seq {}..{}, gaps {})",
+        o.data_lines, o.first_seq, o.last_seq, o.seq_gaps
     );
     println!(
         "  the agent never needed a restart; the bot reading feeds.sock saw every outage as an event line"
@@ -254,6 +255,9 @@ fn spawn_timeline(
             if let Some(seq) = v.get("seq").and_then(|s| s.as_u64()) {
                 if o.last_seq != 0 && seq != o.last_seq + 1 {
                     o.seq_gaps += 1;
+                }
+                if o.first_seq == 0 {
+                    o.first_seq = seq;
                 }
                 o.last_seq = seq;
                 o.data_lines += 1;
