@@ -26,25 +26,9 @@ fn scenario(tag: &str, sim_cfg: SimConfig, extra: &str) -> Scenario {
     })
     .unwrap();
     std::fs::write(dir.join("credentials.env"), format!("SIG_TOKEN={TOKEN}\n")).unwrap();
-    let body = format!(
-        r#"{agent}
-[[feed]]
-name = "sig"
-broker = "websocket"
-url = "{url}"
-auth = '{{"type":"auth","token":"${{SIG_TOKEN}}"}}'
-auth_ok = "auth_ok"
-auth_error = "auth_failed"
-subscribe = ['{{"type":"subscribe","channel":"signals"}}']
-connect_timeout = "1s"
-handshake_timeout = "1s"
-backoff = {{ initial = "100ms", max = "1s", stable_after = "2s", parked_retry = "10m" }}
-{extra}
-"#,
-        // No start-up preflight here: these tests count the feed's own connections.
-        agent = agent_toml(dir.path(), "alert_after = \"2s\"\npreflight = \"off\""),
-        url = sim.url()
-    );
+    // No start-up preflight here: these tests count the feed's own connections.
+    let body = agent_toml(dir.path(), "alert_after = \"2s\"\npreflight = \"off\"")
+        + &ws_feed_toml("sig", &sim.url(), "SIG_TOKEN", extra);
     let cfg = write_config(dir.path(), &body);
     let agent = spawn_agent(dir.path(), &cfg, &[]);
     let bot = FanoutClient::connect(&dir.join("run/feeds.sock"), Duration::from_secs(10));
