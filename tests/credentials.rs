@@ -3,11 +3,12 @@
 //! canary sweep: planted secret values never appear in any error, event,
 //! alert line, status entry or doctor report.
 
+use brokerguard::brokers::substitute;
 use brokerguard::config::{AgentConfig, BrokerKind, Config, FeedConfig};
 use brokerguard::credentials::doctor;
 use brokerguard::credentials::dotenv;
 use brokerguard::credentials::monitor::Monitor;
-use brokerguard::credentials::required::{Required, TEMPLATE_FIELD, required_names, substitute};
+use brokerguard::credentials::required::{Required, TEMPLATE_FIELD, required_names};
 use brokerguard::credentials::setcred::set_credential;
 use brokerguard::credentials::store::{CredentialStore, Sources};
 use brokerguard::credentials::watcher::Watcher;
@@ -364,10 +365,11 @@ fn canary_secrets_appear_in_no_output() {
     }
 
     // Substitution result and missing-credential error.
-    let sub = substitute(r#"{"t":"${SIGNALS_TOKEN}"}"#, &first.store).unwrap();
+    let lookup = |n: &str| first.store.get(n).map(|c| c.value.clone());
+    let sub = substitute("signals", r#"{"t":"${SIGNALS_TOKEN}"}"#, &lookup).unwrap();
     assert!(sub.expose().contains("CANARY"));
     record("substituted", format!("{sub:?} {sub}"));
-    let missing = substitute("${ABSENT_TOKEN}", &first.store).unwrap_err();
+    let missing = substitute("signals", "${ABSENT_TOKEN}", &lookup).unwrap_err();
     record("missing", format!("{missing} {missing:?}"));
 
     // Format checks straight on canaries, every field.

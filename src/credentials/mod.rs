@@ -1,9 +1,8 @@
 //! Credentials: owned sources, the `Secret` type, monitoring, hot reload.
 //!
 //! `secret` (unprintable values), `dotenv` (file syntax), `store` (sources,
-//! precedence, keep-last-good), `required` (what the config needs,
-//! `${NAME}` substitution), `format` (value checks), `monitor` (events and
-//! alert lines), `watcher` (inotify on the files' folders), `doctor` (the
+//! precedence, keep-last-good), `required` (what the config needs),
+//! `format` (value checks), `monitor` (events and alert lines), `watcher` (inotify on the files' folders), `doctor` (the
 //! audit behind `brokerguard doctor`), `setcred` (`brokerguard set-credential`).
 
 pub mod doctor;
@@ -17,6 +16,6 @@ pub mod store;
 pub mod watcher;
 
 pub use monitor::{CredEvent, Monitor};
-pub use required::{Required, required_names, substitute};
+pub use required::{Required, required_names};
 pub use secret::Secret;
 pub use store::{CredProblem, Credential, CredentialStore, LoadOutcome, Source, Sources};

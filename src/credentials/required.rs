@@ -1,13 +1,10 @@
-//! Which credentials the configuration needs, and `${NAME}` substitution.
+//! Which credentials the configuration needs (substitution happens in `crate::brokers`).
 //!
 //! Broker feeds need `<BROKER>_<ACCOUNT>_<FIELD>` (DESIGN.md "Configuration");
 //! generic WebSocket feeds need the `${NAME}`s their templates reference.
 //! `doctor`, the monitor and status.json all work from this one list.
 
-use super::Secret;
-use super::store::CredentialStore;
 use crate::config::{BrokerKind, Config, FeedConfig};
-use std::fmt;
 
 /// Field of a `${NAME}` reference in a generic feed's templates.
 pub const TEMPLATE_FIELD: &str = "TEMPLATE";
@@ -86,53 +83,10 @@ pub fn distinct_names(required: &[Required]) -> Vec<&str> {
     out
 }
 
-/// A template referenced a credential the store does not have.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MissingCredential {
-    pub name: String,
-}
-
-impl fmt::Display for MissingCredential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "credential {} is not set; run `sudo brokerguard set-credential {}`",
-            self.name, self.name
-        )
-    }
-}
-
-impl std::error::Error for MissingCredential {}
-
-/// Replaces every `${NAME}` with the credential's value. The result holds
-/// secrets, so it is a [`Secret`] too. An unclosed `${` is left as written.
-pub fn substitute(template: &str, store: &CredentialStore) -> Result<Secret, MissingCredential> {
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(i) = rest.find("${") {
-        let after = &rest[i + 2..];
-        let Some(j) = after.find('}') else { break };
-        out.push_str(&rest[..i]);
-        let name = &after[..j];
-        match store.get(name) {
-            Some(c) => out.push_str(c.value.expose()),
-            None => {
-                return Err(MissingCredential {
-                    name: name.to_string(),
-                });
-            }
-        }
-        rest = &after[j + 1..];
-    }
-    out.push_str(rest);
-    Ok(Secret::new(out))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::AgentConfig;
-    use crate::credentials::store::Sources;
     use std::path::PathBuf;
 
     fn cfg(feeds: Vec<FeedConfig>) -> Config {
@@ -185,30 +139,5 @@ mod tests {
             .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
             .collect();
         assert_eq!(got, want);
-    }
-
-    #[test]
-    fn substitute_fills_and_reports_missing() {
-        let sources = Sources::fixed(None, vec![], &[("A", "alpha"), ("B", "beta")]);
-        let req = vec![
-            Required {
-                name: "A".into(),
-                feed: "f".into(),
-                broker: BrokerKind::Websocket,
-                field: TEMPLATE_FIELD.into(),
-            },
-            Required {
-                name: "B".into(),
-                feed: "f".into(),
-                broker: BrokerKind::Websocket,
-                field: TEMPLATE_FIELD.into(),
-            },
-        ];
-        let store = CredentialStore::load(&sources, &req).store;
-        let s = substitute(r#"{"a":"${A}","b":"${B}"} ${X"#, &store).unwrap();
-        assert_eq!(s.expose(), r#"{"a":"alpha","b":"beta"} ${X"#);
-        let e = substitute("${A}${NOPE}", &store).unwrap_err();
-        assert_eq!(e.name, "NOPE");
-        assert!(!e.to_string().contains("alpha"));
     }
 }
