@@ -2,8 +2,9 @@
 //!
 //! `secret` (unprintable values), `dotenv` (file syntax), `store` (sources,
 //! precedence, keep-last-good), `required` (what the config needs),
-//! `format` (value checks), `monitor` (events and alert lines), `watcher` (inotify on the files' folders), `doctor` (the
-//! audit behind `brokerguard doctor`), `setcred` (`brokerguard set-credential`).
+//! `format` (value checks), `monitor` (events and alert lines), `watcher`
+//! (inotify on the files' folders), `doctor` (the audit behind `brokerguard
+//! doctor`), `setcred` (`brokerguard set-credential`).
 
 pub mod doctor;
 pub mod dotenv;
