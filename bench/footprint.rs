@@ -16,7 +16,7 @@ mod common;
 #[path = "support/mod.rs"]
 mod support;
 
-use brokerguard::sim::{SimConfig, SimHandle, Simulator};
+use brokerguard::sim::SimHandle;
 use common::{
     BIN, TempDir, agent_toml, spawn_agent, status_json, stderr_of, stop_agent, write_config,
 };
@@ -24,7 +24,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
-use support::{EventClient, ProcFigures, median, ms, proc_figures};
+use support::{EventClient, ProcFigures, median, ms, proc_figures, token_sim};
 
 const TOKEN: &str = "bench-token-91ab";
 const FEEDS: usize = 10;
@@ -69,14 +69,7 @@ fn stop(dir: &Path, mut agent: Child) {
 /// and the data lines the bot received during it.
 fn ten_feeds() -> (ProcFigures, usize) {
     let dir = TempDir::new("bench-rss10");
-    let sim = Simulator::start(SimConfig {
-        tokens: vec![TOKEN.into()],
-        data_every: Some(Duration::from_millis(100)),
-        heartbeat_every: Some(Duration::from_millis(500)),
-        ..SimConfig::default()
-    })
-    .expect("start simulator");
-    std::fs::write(dir.join("credentials.env"), format!("SIG_TOKEN={TOKEN}\n")).unwrap();
+    let sim = token_sim(dir.path(), TOKEN, Duration::from_millis(500));
     let cfg = write_config(dir.path(), &feeds_config(dir.path(), &sim));
     let agent = spawn_agent(dir.path(), &cfg, &[]);
     let bot = EventClient::connect(&dir.join("run/feeds.sock"), Duration::from_secs(10));

@@ -19,11 +19,11 @@ mod common;
 #[path = "support/mod.rs"]
 mod support;
 
-use brokerguard::sim::{Fault, SimConfig, SimHandle, Simulator};
+use brokerguard::sim::{Fault, SimHandle};
 use common::{TempDir, agent_toml, spawn_agent, status_json, stderr_of, stop_agent, write_config};
 use std::process::Child;
 use std::time::{Duration, Instant};
-use support::{EventClient, load_average, median, ms_between, worst};
+use support::{EventClient, load_average, median, ms_between, token_sim, worst};
 
 const TOKEN: &str = "bench-token-5c2e";
 const FEED: &str = "sig";
@@ -45,14 +45,7 @@ struct Bench {
 impl Bench {
     fn start(tag: &str, extra: &str) -> Bench {
         let dir = TempDir::new(tag);
-        let sim = Simulator::start(SimConfig {
-            tokens: vec![TOKEN.into()],
-            data_every: Some(Duration::from_millis(100)),
-            heartbeat_every: Some(Duration::from_millis(200)),
-            ..SimConfig::default()
-        })
-        .expect("start simulator");
-        std::fs::write(dir.join("credentials.env"), format!("SIG_TOKEN={TOKEN}\n")).unwrap();
+        let sim = token_sim(dir.path(), TOKEN, Duration::from_millis(200));
         let body = format!(
             r#"{agent}
 [[feed]]

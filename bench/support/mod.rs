@@ -210,3 +210,21 @@ pub fn load_average() -> String {
         .and_then(|s| s.split_whitespace().next().map(String::from))
         .unwrap_or_else(|| "?".into())
 }
+
+/// A simulator that accepts `token` and sends data every 100 ms, and the
+/// matching `SIG_TOKEN` line in `<dir>/credentials.env`.
+pub fn token_sim(
+    dir: &Path,
+    token: &str,
+    heartbeat_every: Duration,
+) -> brokerguard::sim::SimHandle {
+    let sim = brokerguard::sim::Simulator::start(brokerguard::sim::SimConfig {
+        tokens: vec![token.into()],
+        data_every: Some(Duration::from_millis(100)),
+        heartbeat_every: Some(heartbeat_every),
+        ..brokerguard::sim::SimConfig::default()
+    })
+    .expect("start simulator");
+    std::fs::write(dir.join("credentials.env"), format!("SIG_TOKEN={token}\n")).unwrap();
+    sim
+}
