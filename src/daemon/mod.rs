@@ -12,6 +12,7 @@ pub mod sink;
 pub mod summary;
 pub mod watchdog_thread;
 
+use crate::alert::{Alert, AlertKind};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Config, ConfigError, PreflightMode};
 use crate::credentials::watcher::Watcher;
@@ -383,12 +384,15 @@ impl Agent {
             Err(e) => {
                 let text = e.to_string();
                 let first = text.lines().next().unwrap_or_default().to_string();
-                log::error!(
-                    "alert=config_invalid file={} problems={} first=\"{}\" action=\"kept the running configuration; fix the file and reload\"",
-                    self.config_path.display(),
-                    text.lines().count(),
-                    first
-                );
+                Alert::new(AlertKind::ConfigInvalid)
+                    .with("file", self.config_path.display())
+                    .with("problems", text.lines().count())
+                    .with("first", first)
+                    .with(
+                        "action",
+                        "kept the running configuration; fix the file and reload",
+                    )
+                    .emit();
                 for l in text.lines() {
                     log::warn!("config: {l}");
                 }
@@ -556,11 +560,6 @@ fn log_cred_events(events: &[crate::credentials::CredEvent]) {
         .iter()
         .filter(|e| !matches!(e, crate::credentials::CredEvent::Rotated { .. }))
     {
-        let line = e.alert_line();
-        match e.level() {
-            log::Level::Error => log::error!("{line}"),
-            log::Level::Warn => log::warn!("{line}"),
-            _ => crate::notice!("{line}"),
-        }
+        e.emit();
     }
 }

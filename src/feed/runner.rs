@@ -10,6 +10,7 @@ use super::health::FeedHealth;
 use super::liveness::{Due, Liveness, LivenessConfig};
 use super::schedule::ExpectTracker;
 use super::state::FeedState;
+use crate::alert::{Alert, AlertKind};
 use crate::clock::{Clock, Mono};
 use crate::config::{BackoffConfig, ExpectConfig, FeedConfig};
 use crate::timefmt::{human, rfc3339};
@@ -219,7 +220,7 @@ impl Runner {
                     let delay = self.backoff.next_delay(error.class);
                     let parked = matches!(
                         error.class,
-                        ErrorClass::Auth | ErrorClass::MissingCredential
+                        ErrorClass::Auth | ErrorClass::MissingCredential | ErrorClass::Config
                     );
                     let state = if parked {
                         FeedState::Parked
@@ -240,12 +241,17 @@ impl Runner {
                             error.message
                         );
                     } else if parked {
-                        log::error!(
-                            "alert=credential_rejected feed={} error=\"{}\" action=\"parked: fix the credential; the feed wakes on change or retries in {}\"",
-                            self.name,
-                            error.message,
-                            human(delay)
-                        );
+                        Alert::new(AlertKind::CredentialRejected)
+                            .with("feed", &self.name)
+                            .with("error", &error.message)
+                            .with(
+                                "action",
+                                format!(
+                                    "parked: fix the credential; the feed wakes on change or retries in {}",
+                                    human(delay)
+                                ),
+                            )
+                            .emit();
                     } else {
                         log::warn!(
                             "feed={} class={} error=\"{}\" retry_in={}",
@@ -327,17 +333,12 @@ impl Runner {
     }
 
     fn report_missed(&self, m: super::schedule::MissedWindow) {
-        let more = if m.more > 0 {
-            format!(" more_missed={}", m.more)
-        } else {
-            String::new()
-        };
-        log::error!(
-            "alert=wave_missed feed={} window={} state={}{more}",
-            self.name,
-            rfc3339(m.start),
-            self.health.snapshot().state
-        );
+        Alert::new(AlertKind::WaveMissed)
+            .with("feed", &self.name)
+            .with("window", rfc3339(m.start))
+            .with("state", self.health.snapshot().state)
+            .with_opt("more_missed", (m.more > 0).then_some(m.more))
+            .emit();
     }
 
     /// Waits `delay` while answering commands: None when the time is up,
