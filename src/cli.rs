@@ -83,7 +83,7 @@ pub enum Command {
         duration: std::time::Duration,
     },
     /// Run the loopback broker simulator in the foreground.
-    Sim(crate::sim::SimArgs),
+    Sim(crate::sim::SimCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -284,11 +284,11 @@ fn set_credential(name: &str, config: Option<PathBuf>, file: Option<PathBuf>) ->
     }
 }
 
-fn sim(args: &crate::sim::SimArgs) -> u8 {
+fn sim(args: &crate::sim::SimCommand) -> u8 {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let _ = signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone());
     let _ = signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone());
-    match crate::sim::run_cli(args, &stop) {
+    match crate::sim::run_command(args, &stop) {
         Ok(()) => exit::OK,
         Err(e) => {
             eprintln!("brokerguard sim: {e}");

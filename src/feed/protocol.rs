@@ -26,6 +26,7 @@ use crate::alert::Alert;
 use crate::clock::Mono;
 use crate::credentials::Secret;
 use std::fmt;
+use std::time::Duration;
 
 /// The layers a connection passes through, in order. `brokerguard check`
 /// and the agent's first connection report them; a [`FeedError`] names the
@@ -193,6 +194,17 @@ pub trait ProtocolCore: Send {
 
     /// One message from the transport.
     fn receive(&mut self, msg: Inbound<'_>, now: Mono) -> Vec<Action>;
+
+    /// The feed's `handshake_timeout` expired before `open`/`receive`
+    /// returned `Ready`: the error to report, naming what the broker did not
+    /// answer, the layer (handshake or auth) and what to do about it.
+    fn not_ready(&self, waited: Duration) -> FeedError {
+        FeedError::network(format!(
+            "timeout (auth): no reply to the authentication within {}",
+            crate::timefmt::human(waited)
+        ))
+        .at(Layer::Auth)
+    }
 
     /// Whether the core has a keepalive whose answer it reports as
     /// [`Action::Pong`]; `ping_every` and `pong_timeout` then apply to it.

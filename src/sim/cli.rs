@@ -11,7 +11,31 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// Arguments of `brokerguard sim`.
+/// `brokerguard sim [BROKER] ...`: without a broker, the generic JSON
+/// WebSocket simulator with [`SimArgs`]; each broker's simulator adds one
+/// variant to [`SimBroker`] with its own arguments.
+#[derive(clap::Args, Debug, Clone)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct SimCommand {
+    #[command(subcommand)]
+    pub broker: Option<SimBroker>,
+    #[command(flatten)]
+    pub generic: SimArgs,
+}
+
+/// The broker-specific simulators (`brokerguard sim <broker> --help`).
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum SimBroker {}
+
+/// Runs the chosen simulator until `stop` is set.
+pub fn run_command(cmd: &SimCommand, stop: &AtomicBool) -> Result<(), SimCliError> {
+    match &cmd.broker {
+        None => run_cli(&cmd.generic, stop),
+        Some(b) => match *b {},
+    }
+}
+
+/// Arguments of the generic `brokerguard sim`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct SimArgs {
     /// Port on 127.0.0.1 to listen on (0 picks a free one).
