@@ -155,7 +155,7 @@ fn run(config: Option<PathBuf>) -> u8 {
             // Logging may not be set up yet: stderr reaches the journal either way.
             eprintln!("brokerguard: {e}");
             match e {
-                DaemonError::Config(_) | DaemonError::Unsupported(_) => exit::CONFIG,
+                DaemonError::Config(_) => exit::CONFIG,
                 DaemonError::Lock(crate::daemon::lock::LockError::Held { .. }) => exit::LOCKED,
                 DaemonError::Lock(_) | DaemonError::Os { .. } => exit::OSERR,
                 DaemonError::Preflight(_) => exit::UNAVAILABLE,
@@ -324,7 +324,12 @@ fn check(names: &[String], config: Option<PathBuf>, json: bool) -> u8 {
     let sources = crate::credentials::Sources::from_process(&cfg.agent);
     let store = crate::credentials::CredentialStore::load(&sources, &required).store;
     let lookup = |name: &str| store.get(name).map(|c| c.value.clone());
-    let reports = crate::preflight::check_all(&feeds, &lookup);
+    let ctx = crate::brokers::BuildContext {
+        lookup: &lookup,
+        clock: std::sync::Arc::new(crate::clock::SystemClock::new()),
+        state_dir: cfg.agent.state_dir.clone(),
+    };
+    let reports = crate::preflight::check_all(&feeds, &ctx);
     if json {
         println!(
             "{}",

@@ -14,6 +14,7 @@ pub mod liveness;
 pub mod protocol;
 pub mod runner;
 pub mod schedule;
+pub mod session;
 pub mod state;
 pub mod watchdog;
 

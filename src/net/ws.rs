@@ -6,6 +6,7 @@
 
 use super::error::{NetError, Phase, redact_url};
 use super::timed::TimedTcp;
+use super::transport::ConnectStep;
 use super::{tcp, tls};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -210,6 +211,15 @@ fn is_timeout(e: &io::Error) -> bool {
 /// Connects, performs TLS (for wss://) and the WebSocket upgrade, each
 /// bounded by `opts`.
 pub fn connect(url: &str, opts: &WsOptions) -> Result<WsConn, NetError> {
+    connect_observed(url, opts, &mut |_| {})
+}
+
+/// [`connect`], reporting each step to `observe` as it passes.
+pub fn connect_observed(
+    url: &str,
+    opts: &WsOptions,
+    observe: &mut dyn FnMut(ConnectStep),
+) -> Result<WsConn, NetError> {
     let target_name = redact_url(url);
     let target = parse_target(url)?;
     let mut request = url
@@ -230,7 +240,7 @@ pub fn connect(url: &str, opts: &WsOptions) -> Result<WsConn, NetError> {
         None
     };
 
-    let tcp = tcp::connect(&target.host, target.port, opts.connect_timeout)?;
+    let tcp = tcp::connect_observed(&target.host, target.port, opts.connect_timeout, observe)?;
     let interrupter = Interrupter {
         stream: Arc::new(tcp.try_clone().map_err(NetError::Io)?),
         interrupted: Arc::new(AtomicBool::new(false)),
@@ -250,7 +260,10 @@ pub fn connect(url: &str, opts: &WsOptions) -> Result<WsConn, NetError> {
             let mut attempt = connector.connect(&target.host, timed);
             loop {
                 match attempt {
-                    Ok(s) => break WsStream::Tls(Box::new(s)),
+                    Ok(s) => {
+                        observe(ConnectStep::TlsVerified);
+                        break WsStream::Tls(Box::new(s));
+                    }
                     Err(native_tls::HandshakeError::WouldBlock(mid)) => {
                         remaining(deadline).ok_or_else(tls_timeout)?;
                         attempt = mid.handshake();
@@ -291,6 +304,7 @@ pub fn connect(url: &str, opts: &WsOptions) -> Result<WsConn, NetError> {
         }
     };
     ws.get_mut().set_deadline(None);
+    observe(ConnectStep::Upgraded);
     let tick = opts
         .read_tick
         .clamp(Duration::from_millis(1), Duration::from_secs(1));
