@@ -1,11 +1,13 @@
-//! Transports: TCP, TLS and WebSocket over blocking sockets, each phase with
-//! its own named timeout.
+//! Transports over blocking sockets, each phase with its own named timeout:
+//! TCP, TLS and WebSocket.
 
 pub mod error;
+pub mod interrupt;
 pub mod tcp;
 pub mod timed;
 pub mod tls;
 pub mod ws;
 
 pub use error::{NetError, Phase, PhaseTimeout, redact_url};
-pub use ws::{Interrupter, WsConn, WsEvent, WsOptions};
+pub use interrupt::Interrupter;
+pub use ws::{WsConn, WsEvent, WsOptions};
