@@ -18,8 +18,17 @@ pub enum Phase {
     Connect,
     TlsHandshake,
     WsHandshake,
+    /// An application protocol's own opening exchange over a plain stream
+    /// (the TWS API's version negotiation over framed TCP).
+    ProtocolHandshake,
     Read,
     Write,
+    /// Sending an HTTP request: its headers and body.
+    HttpRequest,
+    /// Waiting for an HTTP response's status line and headers.
+    HttpResponse,
+    /// Receiving an HTTP response's body.
+    HttpBody,
 }
 
 impl Phase {
@@ -30,8 +39,12 @@ impl Phase {
             Phase::Connect => "connect",
             Phase::TlsHandshake => "tls_handshake",
             Phase::WsHandshake => "ws_handshake",
+            Phase::ProtocolHandshake => "protocol_handshake",
             Phase::Read => "read",
             Phase::Write => "write",
+            Phase::HttpRequest => "http_request",
+            Phase::HttpResponse => "http_response",
+            Phase::HttpBody => "http_body",
         }
     }
 }
@@ -43,8 +56,12 @@ impl fmt::Display for Phase {
             Phase::Connect => "connect",
             Phase::TlsHandshake => "TLS handshake",
             Phase::WsHandshake => "WebSocket handshake",
+            Phase::ProtocolHandshake => "protocol handshake",
             Phase::Read => "read",
             Phase::Write => "write",
+            Phase::HttpRequest => "HTTP request",
+            Phase::HttpResponse => "HTTP response headers",
+            Phase::HttpBody => "HTTP response body",
         })
     }
 }
@@ -76,7 +93,7 @@ pub enum NetError {
     Closed { code: Option<u16>, reason: String },
     /// The peer reset the connection.
     Reset,
-    /// The connection was shut down locally through an [`Interrupter`](super::ws::Interrupter).
+    /// The connection was shut down locally through an [`Interrupter`](super::Interrupter).
     Interrupted,
     /// Any other I/O failure.
     Io(io::Error),
@@ -266,13 +283,21 @@ mod tests {
             (Phase::Connect, "connect"),
             (Phase::TlsHandshake, "tls_handshake"),
             (Phase::WsHandshake, "ws_handshake"),
+            (Phase::ProtocolHandshake, "protocol_handshake"),
             (Phase::Read, "read"),
             (Phase::Write, "write"),
+            (Phase::HttpRequest, "http_request"),
+            (Phase::HttpResponse, "http_response"),
+            (Phase::HttpBody, "http_body"),
         ];
         for (p, name) in all {
             assert_eq!(p.as_str(), name);
         }
         assert_eq!(Phase::TlsHandshake.to_string(), "TLS handshake");
+        assert_eq!(Phase::ProtocolHandshake.to_string(), "protocol handshake");
+        assert_eq!(Phase::HttpRequest.to_string(), "HTTP request");
+        assert_eq!(Phase::HttpResponse.to_string(), "HTTP response headers");
+        assert_eq!(Phase::HttpBody.to_string(), "HTTP response body");
     }
 
     #[test]

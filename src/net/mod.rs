@@ -1,7 +1,8 @@
 //! Transports over blocking sockets, each phase with its own named timeout:
-//! TCP, TLS and WebSocket.
+//! TCP, TLS, WebSocket and length-prefixed framed TCP.
 
 pub mod error;
+pub mod framed;
 pub mod interrupt;
 pub mod tcp;
 pub mod timed;
