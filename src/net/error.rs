@@ -89,7 +89,9 @@ pub enum NetError {
     /// The server answered the WebSocket upgrade with a non-101 status.
     HttpStatus { status: u16 },
     /// The peer closed the connection. `code: None` means no close frame
-    /// arrived (end of stream; WebSocket code 1006).
+    /// arrived (end of stream; WebSocket code 1006, shown so when `reason`
+    /// is empty); transports without close frames put what they saw in
+    /// `reason`.
     Closed { code: Option<u16>, reason: String },
     /// The peer reset the connection.
     Reset,
@@ -97,7 +99,7 @@ pub enum NetError {
     Interrupted,
     /// Any other I/O failure.
     Io(io::Error),
-    /// The peer sent something that is not valid WebSocket (or TLS) framing.
+    /// The peer sent something that is not valid WebSocket, TLS or HTTP.
     Protocol(String),
     /// A message or frame exceeded the configured maximum size.
     TooLarge,
@@ -183,11 +185,9 @@ impl fmt::Display for NetError {
             NetError::Closed { code: None, reason } if reason.is_empty() => {
                 f.write_str("connection closed without a close frame (1006)")
             }
+            // Transports without close frames (framed TCP, HTTP) say why.
             NetError::Closed { code: None, reason } => {
-                write!(
-                    f,
-                    "connection closed without a close frame (1006): {reason}"
-                )
+                write!(f, "connection closed by peer: {reason}")
             }
             NetError::Reset => f.write_str("connection reset by peer"),
             NetError::Interrupted => f.write_str("connection shut down locally"),
@@ -320,6 +320,14 @@ mod tests {
             reason: String::new(),
         };
         assert!(eof.to_string().contains("1006"));
+        let tcp_eof = NetError::Closed {
+            code: None,
+            reason: "end of stream".into(),
+        };
+        assert_eq!(
+            tcp_eof.to_string(),
+            "connection closed by peer: end of stream"
+        );
         let c = NetError::Closed {
             code: Some(1000),
             reason: "bye".into(),

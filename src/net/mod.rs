@@ -1,8 +1,9 @@
 //! Transports over blocking sockets, each phase with its own named timeout:
-//! TCP, TLS, WebSocket and length-prefixed framed TCP.
+//! TCP, TLS, WebSocket, length-prefixed framed TCP and HTTP (ureq).
 
 pub mod error;
 pub mod framed;
+pub mod http;
 pub mod interrupt;
 pub mod tcp;
 pub mod timed;
