@@ -69,6 +69,10 @@ pub fn init(level: LevelFilter) {
     // never reach a log line, so it stops at info whatever `log_level` or
     // `$RUST_LOG` say (set last, so no directive can lift it).
     builder.filter_module("tungstenite", level.min(LevelFilter::Info));
+    // ureq logs raw requests (API keys, signatures, form bodies) at trace
+    // and paths with their query strings at debug: the same cap.
+    builder.filter_module("ureq", level.min(LevelFilter::Info));
+    builder.filter_module("ureq_proto", level.min(LevelFilter::Info));
     builder.format(move |buf, record| {
         let origin = Origin::of(record.target());
         let msg = record.args().to_string();

@@ -103,3 +103,29 @@ impl Transport for super::ws::WsConn {
         super::ws::WsConn::close(self, 1000, "brokerguard closing");
     }
 }
+
+impl Transport for super::framed::FramedConn {
+    fn send_text(&mut self, _text: &str) -> Result<(), NetError> {
+        Err(NetError::InvalidRequest(
+            "a framed TCP connection has no text messages; send frames".into(),
+        ))
+    }
+    fn send_binary(&mut self, data: &[u8]) -> Result<(), NetError> {
+        self.send_frame(data)
+    }
+    fn send_frame(&mut self, payload: &[u8]) -> Result<(), NetError> {
+        super::framed::FramedConn::send_frame(self, payload)
+    }
+    fn send_raw(&mut self, bytes: &[u8]) -> Result<(), NetError> {
+        super::framed::FramedConn::send_raw(self, bytes)
+    }
+    fn recv_within(&mut self, limit: Duration) -> Result<Option<Received>, NetError> {
+        Ok(self.read_frame_within(limit)?.map(Received::Frame))
+    }
+    fn interrupter(&self) -> Interrupter {
+        super::framed::FramedConn::interrupter(self)
+    }
+    fn close(&mut self) {
+        super::framed::FramedConn::close(self)
+    }
+}
