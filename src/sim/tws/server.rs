@@ -318,8 +318,9 @@ impl TwsSimHandle {
     /// Sends an error/notice code with request id -1 to every API session,
     /// with its effect (1100 pauses ticks, 1101 also drops every
     /// subscription, 1102 resumes them, 2103/2104 pause and resume ticks,
-    /// 1300 closes the connection). Returns once every connection has acted
-    /// on it, with the number of connections reached.
+    /// 1300 closes the connection). Connections without an API session
+    /// ignore it. Returns once every connection has acted on it, with how
+    /// many connections did.
     pub fn notify(&self, code: i32) -> usize {
         self.shared.notify(code)
     }
