@@ -4,6 +4,7 @@
 //! lives here: `${NAME}` substitution and the WebSocket transport options
 //! built from a feed's common keys.
 
+pub mod ibkr;
 pub mod registry;
 pub mod websocket;
 

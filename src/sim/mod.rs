@@ -11,6 +11,7 @@ mod fault;
 mod protocol;
 mod server;
 mod stats;
+pub mod tws;
 
 pub use cli::{SimArgs, SimBroker, SimCliError, SimCommand, run_cli, run_command};
 pub use fault::{FAULT_HELP, Fault};
