@@ -644,3 +644,675 @@ impl ProtocolCore for KrakenCore {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::brokers::kraken::book::{Decimal, Level};
+
+    const CANARY_TOKEN: &str = "CANARY-ws-token-9f2c";
+
+    fn public(channels: &[Channel], symbols: &[&str], depth: u32) -> KrakenCore {
+        KrakenCore::public(
+            "kbook",
+            PublicPlan {
+                channels: channels.to_vec(),
+                symbols: symbols.iter().map(|s| s.to_string()).collect(),
+                depth,
+                ohlc_interval: None,
+            },
+        )
+    }
+
+    fn private(channels: &[Channel]) -> KrakenCore {
+        KrakenCore::private(
+            "kexec",
+            PrivatePlan {
+                channels: channels.to_vec(),
+            },
+            Secret::new(CANARY_TOKEN),
+        )
+    }
+
+    fn at(secs: u64) -> Mono {
+        Mono(Duration::from_secs(secs))
+    }
+
+    /// One line per action, so a table can say what it expects.
+    fn summary(actions: &[Action]) -> Vec<String> {
+        actions
+            .iter()
+            .map(|a| match a {
+                Action::Send(Outbound::Text(t)) => {
+                    let v: Value = serde_json::from_str(t.expose()).unwrap();
+                    let p = &v["params"];
+                    match v["method"].as_str().unwrap() {
+                        "ping" => format!("send ping {}", v["req_id"]),
+                        m => format!(
+                            "send {m} {} {}",
+                            p["channel"].as_str().unwrap_or(""),
+                            p["symbol"]
+                                .as_array()
+                                .map(|a| a
+                                    .iter()
+                                    .map(|s| s.as_str().unwrap())
+                                    .collect::<Vec<_>>()
+                                    .join(","))
+                                .unwrap_or_default()
+                        )
+                        .trim_end()
+                        .to_string(),
+                    }
+                }
+                Action::Send(other) => format!("send {other:?}"),
+                Action::Data(_) => "data".into(),
+                Action::Event { name, fields } => format!(
+                    "event {name}{}",
+                    fields
+                        .get("symbol")
+                        .or(fields.get("system"))
+                        .and_then(Value::as_str)
+                        .map(|s| format!(" {s}"))
+                        .unwrap_or_default()
+                ),
+                Action::Heartbeat => "heartbeat".into(),
+                Action::Pong => "pong".into(),
+                Action::LayerPassed { layer, .. } => format!("passed {layer}"),
+                Action::Ready => "ready".into(),
+                Action::Subscribed { detail } => format!("subscribed {detail}"),
+                Action::Degraded { .. } => "degraded".into(),
+                Action::Restored { .. } => "restored".into(),
+                Action::Fail(e) => format!("fail {}", e.class.as_str()),
+                Action::Alert(a) => format!("alert {}", a.kind),
+                Action::Log { level, .. } => format!("log {}", level.as_str().to_lowercase()),
+            })
+            .collect()
+    }
+
+    fn status(system: &str) -> String {
+        format!(
+            r#"{{"channel":"status","type":"update","data":[{{"version":"2.0.10","system":"{system}","api_version":"v2","connection_id":18266300427528990701}}]}}"#
+        )
+    }
+
+    fn ack(channel: &str, symbol: &str, req_id: u64) -> String {
+        format!(
+            r#"{{"method":"subscribe","result":{{"channel":"{channel}","symbol":"{symbol}","snapshot":true}},"success":true,"time_in":"2024-01-01T00:00:00.000000Z","time_out":"2024-01-01T00:00:00.000100Z","req_id":{req_id}}}"#
+        )
+    }
+
+    fn lv(p: &str, q: &str) -> Level {
+        Level {
+            price: Decimal::parse(p, "price").unwrap(),
+            qty: Decimal::parse(q, "qty").unwrap(),
+        }
+    }
+
+    fn levels_json(levels: &[(&str, &str)]) -> String {
+        let items: Vec<String> = levels
+            .iter()
+            .map(|(p, q)| format!(r#"{{"price":{p},"qty":{q}}}"#))
+            .collect();
+        format!("[{}]", items.join(","))
+    }
+
+    /// A book message whose checksum is that of `shadow` after applying it
+    /// (plus `corrupt`, to make a wrong one).
+    fn book_msg(
+        shadow: &mut Book,
+        kind: &str,
+        symbol: &str,
+        bids: &[(&str, &str)],
+        asks: &[(&str, &str)],
+        corrupt: u32,
+    ) -> String {
+        let b: Vec<Level> = bids.iter().map(|(p, q)| lv(p, q)).collect();
+        let a: Vec<Level> = asks.iter().map(|(p, q)| lv(p, q)).collect();
+        if kind == "snapshot" {
+            shadow.apply_snapshot(&b, &a);
+        } else {
+            shadow.apply_update(&b, &a);
+        }
+        format!(
+            r#"{{"channel":"book","type":"{kind}","data":[{{"symbol":"{symbol}","bids":{},"asks":{},"checksum":{},"timestamp":"2024-01-01T00:00:00.000000Z"}}]}}"#,
+            levels_json(bids),
+            levels_json(asks),
+            shadow.checksum().wrapping_add(corrupt)
+        )
+    }
+
+    fn feed(core: &mut KrakenCore, text: &str, now: Mono) -> Vec<String> {
+        summary(&core.receive(Inbound::Text(text), now))
+    }
+
+    #[test]
+    fn status_is_the_handshake_and_maintenance_is_degraded() {
+        let mut core = public(&[Channel::Ticker], &["BTC/USD"], 10);
+        assert!(core.open(at(0)).is_empty());
+        let table: &[(String, &[&str])] = &[
+            (
+                status("online"),
+                &[
+                    "log info",
+                    "event system_status online",
+                    "passed handshake",
+                    "ready",
+                ],
+            ),
+            (
+                status("maintenance"),
+                &["log warn", "event system_status maintenance", "degraded"],
+            ),
+            (
+                status("maintenance"),
+                &["log warn", "event system_status maintenance"],
+            ),
+            (
+                status("cancel_only"),
+                &["log warn", "event system_status cancel_only", "restored"],
+            ),
+            (
+                status("post_only"),
+                &["log warn", "event system_status post_only"],
+            ),
+            (
+                status("online"),
+                &["log info", "event system_status online"],
+            ),
+            (
+                r#"{"channel":"status","type":"update","data":[]}"#.into(),
+                &["log warn"],
+            ),
+        ];
+        for (msg, want) in table {
+            assert_eq!(feed(&mut core, msg, at(1)), *want, "{msg}");
+        }
+        assert_eq!(core.system_status(), Some("online"));
+        // Maintenance on connect: ready, then degraded at once.
+        let mut core = public(&[Channel::Ticker], &["BTC/USD"], 10);
+        assert_eq!(
+            feed(&mut core, &status("maintenance"), at(0)),
+            [
+                "log warn",
+                "event system_status maintenance",
+                "passed handshake",
+                "ready",
+                "degraded"
+            ]
+        );
+        let e = core.not_ready(Duration::from_secs(10));
+        assert_eq!(e.layer, Some(Layer::Handshake));
+        assert!(
+            e.message
+                .contains("no status message from Kraken within 10s"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn one_subscribe_per_channel_with_every_symbol_and_acks_per_symbol() {
+        let mut core = KrakenCore::public(
+            "kbook",
+            PublicPlan {
+                channels: vec![Channel::Ticker, Channel::Book, Channel::Ohlc],
+                symbols: vec!["BTC/USD".into(), "ETH/USD".into()],
+                depth: 25,
+                ohlc_interval: Some(5),
+            },
+        );
+        feed(&mut core, &status("online"), at(0));
+        let subs = core.subscribe(at(0));
+        assert_eq!(
+            summary(&subs),
+            [
+                "send subscribe ticker BTC/USD,ETH/USD",
+                "send subscribe book BTC/USD,ETH/USD",
+                "send subscribe ohlc BTC/USD,ETH/USD"
+            ]
+        );
+        let Action::Send(Outbound::Text(book)) = &subs[1] else {
+            panic!()
+        };
+        let book: Value = serde_json::from_str(book.expose()).unwrap();
+        assert_eq!(
+            book,
+            json!({"method":"subscribe","params":{"channel":"book","symbol":["BTC/USD","ETH/USD"],"depth":25},"req_id":2})
+        );
+        let Action::Send(Outbound::Text(ohlc)) = &subs[2] else {
+            panic!()
+        };
+        assert!(ohlc.expose().contains(r#""interval":5"#));
+        let table: &[(String, &[&str])] = &[
+            (ack("ticker", "BTC/USD", 1), &[]),
+            (ack("ticker", "ETH/USD", 1), &["subscribed ticker BTC/USD, ETH/USD"]),
+            (ack("book", "ETH/USD", 2), &[]),
+            (ack("book", "BTC/USD", 2), &["subscribed book BTC/USD, ETH/USD (depth 25)"]),
+            // A repeated ack changes nothing.
+            (ack("book", "BTC/USD", 2), &["log debug"]),
+            (ack("ohlc", "BTC/USD", 3), &[]),
+            (r#"{"channel":"heartbeat"}"#.into(), &["heartbeat"]),
+            (
+                r#"{"channel":"ticker","type":"update","data":[{"symbol":"BTC/USD","last":1.00005}]}"#.into(),
+                &["data"],
+            ),
+            (
+                r#"{"channel":"trade","type":"update","data":[]}"#.into(),
+                &["data"],
+            ),
+            (
+                r#"{"method":"unsubscribe","success":true,"result":{"channel":"ticker"}}"#.into(),
+                &[],
+            ),
+            (
+                r#"{"error":"Already subscribed","method":"subscribe","success":false,"symbol":"BTC/USD","req_id":1}"#.into(),
+                &["log debug"],
+            ),
+            (r#"{"error":"EGeneral:Internal error"}"#.into(), &["log warn"]),
+            (r#"{"something":"else"}"#.into(), &["log debug"]),
+        ];
+        for (msg, want) in table {
+            assert_eq!(feed(&mut core, msg, at(1)), *want, "{msg}");
+        }
+    }
+
+    #[test]
+    fn a_refused_symbol_is_a_config_error_naming_channel_and_symbol() {
+        let mut core = public(
+            &[Channel::Ticker, Channel::Book],
+            &["BTC/USD", "XDG/USD"],
+            10,
+        );
+        feed(&mut core, &status("online"), at(0));
+        core.subscribe(at(0));
+        let out = core.receive(
+            Inbound::Text(
+                r#"{"error":"Currency pair not supported XDG/USD","method":"subscribe","success":false,"symbol":"XDG/USD","time_in":"x","time_out":"y","req_id":2}"#,
+            ),
+            at(1),
+        );
+        let [Action::Fail(e)] = out.as_slice() else {
+            panic!("{out:?}")
+        };
+        assert_eq!(e.class, ErrorClass::Config);
+        assert!(
+            e.message.contains("feed kbook")
+                && e.message.contains("book XDG/USD")
+                && e.message.contains("Currency pair not supported")
+                && e.message.contains("`symbols`")
+                && e.message.contains("`depth`"),
+            "{e}"
+        );
+        // Without a req_id the symbol is still named.
+        let out = core.receive(
+            Inbound::Text(r#"{"error":"Currency pair not supported XDG/USD","method":"subscribe","success":false,"symbol":"XDG/USD"}"#),
+            at(1),
+        );
+        let [Action::Fail(e)] = out.as_slice() else {
+            panic!("{out:?}")
+        };
+        assert!(e.message.contains("XDG/USD"), "{e}");
+        let out = core.receive(
+            Inbound::Text(r#"{"error":"EGeneral:Too many requests","method":"subscribe","success":false,"req_id":1}"#),
+            at(1),
+        );
+        assert_eq!(summary(&out), ["fail rate_limited"]);
+    }
+
+    #[test]
+    fn ping_and_pong_match_by_req_id() {
+        let mut core = public(&[Channel::Ticker], &["BTC/USD"], 10);
+        assert!(core.has_keepalive());
+        feed(&mut core, &status("online"), at(0));
+        core.subscribe(at(0));
+        let ping = core.keepalive(at(15));
+        assert_eq!(summary(&ping), ["send ping 2"]);
+        let table: &[(&str, &[&str])] = &[
+            (r#"{"method":"pong","req_id":1}"#, &["log debug"]),
+            (r#"{"method":"pong"}"#, &["log debug"]),
+            (
+                r#"{"method":"pong","req_id":2,"time_in":"2024-09-10T20:24:26.280373Z","time_out":"2024-09-10T20:24:26.280397Z"}"#,
+                &["pong"],
+            ),
+            // Answered once.
+            (r#"{"method":"pong","req_id":2}"#, &["log debug"]),
+        ];
+        for (msg, want) in table {
+            assert_eq!(feed(&mut core, msg, at(16)), *want, "{msg}");
+        }
+        assert!(core.receive(Inbound::Pong, at(16)).is_empty());
+    }
+
+    #[test]
+    fn books_reach_the_bot_verified_and_as_sent_and_a_mismatch_resyncs() {
+        let mut core = public(&[Channel::Book], &["BTC/USD", "ETH/USD"], 10);
+        feed(&mut core, &status("online"), at(0));
+        core.subscribe(at(0));
+        feed(&mut core, &ack("book", "BTC/USD", 1), at(0));
+        feed(&mut core, &ack("book", "ETH/USD", 1), at(0));
+        let mut btc = Book::new(10);
+        let mut eth = Book::new(10);
+        let snap = book_msg(
+            &mut btc,
+            "snapshot",
+            "BTC/USD",
+            &[("45283.5", "0.10000000"), ("45283.4", "1.54582015")],
+            &[("45285.2", "0.00100000"), ("45285.3", "0.50000000")],
+            0,
+        );
+        let out = core.receive(Inbound::Text(&snap), at(1));
+        assert_eq!(
+            out,
+            vec![Action::Data(snap.clone())],
+            "forwarded byte for byte"
+        );
+        let table: Vec<(String, Vec<&str>)> = vec![
+            // An update before ETH's snapshot is dropped quietly.
+            (
+                book_msg(
+                    &mut Book::new(10),
+                    "update",
+                    "ETH/USD",
+                    &[("2000.1", "1")],
+                    &[],
+                    0,
+                ),
+                vec!["log debug"],
+            ),
+            (
+                book_msg(
+                    &mut eth,
+                    "snapshot",
+                    "ETH/USD",
+                    &[("2000.1", "1.0")],
+                    &[("2000.2", "2.0")],
+                    0,
+                ),
+                vec!["data"],
+            ),
+            // Several changes to one level in one message, and a removal.
+            (
+                book_msg(
+                    &mut btc,
+                    "update",
+                    "BTC/USD",
+                    &[
+                        ("45283.5", "0.2"),
+                        ("45283.5", "0.30000000"),
+                        ("45283.4", "0"),
+                    ],
+                    &[],
+                    0,
+                ),
+                vec!["data"],
+            ),
+            // A symbol Kraken sends that we never subscribed to is not ours to verify.
+            (
+                book_msg(
+                    &mut Book::new(10),
+                    "update",
+                    "SOL/USD",
+                    &[("1.0", "1")],
+                    &[],
+                    0,
+                ),
+                vec!["log debug"],
+            ),
+            // Corrupted: resync that symbol only, the update is not forwarded.
+            (
+                book_msg(&mut btc, "update", "BTC/USD", &[("45283.3", "1.0")], &[], 1),
+                vec![
+                    "log warn",
+                    "event resync BTC/USD",
+                    "send unsubscribe book BTC/USD",
+                    "send subscribe book BTC/USD",
+                ],
+            ),
+            // Updates in flight before the fresh snapshot are dropped.
+            (
+                book_msg(&mut btc, "update", "BTC/USD", &[("45283.2", "1.0")], &[], 0),
+                vec!["log debug"],
+            ),
+            (ack("book", "BTC/USD", 3), vec!["log debug"]),
+            (
+                book_msg(
+                    &mut btc,
+                    "snapshot",
+                    "BTC/USD",
+                    &[("45283.5", "0.3")],
+                    &[("45285.2", "0.1")],
+                    0,
+                ),
+                vec!["data"],
+            ),
+            (
+                book_msg(&mut eth, "update", "ETH/USD", &[], &[("2000.3", "5")], 0),
+                vec!["data"],
+            ),
+        ];
+        for (i, (msg, want)) in table.iter().enumerate() {
+            assert_eq!(feed(&mut core, msg, at(2)), *want, "row {i}: {msg}");
+        }
+        // The resync event carries the reason and the symbol.
+        let bad = book_msg(&mut eth, "update", "ETH/USD", &[("1999.0", "1")], &[], 7);
+        let out = core.receive(Inbound::Text(&bad), at(3));
+        let ev = out
+            .iter()
+            .find_map(|a| match a {
+                Action::Event {
+                    name: "resync",
+                    fields,
+                } => Some(fields.clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(ev["reason"], "checksum");
+        assert_eq!(ev["symbol"], "ETH/USD");
+        assert!(!out.iter().any(|a| matches!(a, Action::Data(_))));
+    }
+
+    #[test]
+    fn a_message_with_one_bad_book_resyncs_every_book_in_it() {
+        let mut core = public(&[Channel::Book], &["BTC/USD", "ETH/USD"], 10);
+        feed(&mut core, &status("online"), at(0));
+        core.subscribe(at(0));
+        let mut btc = Book::new(10);
+        let mut eth = Book::new(10);
+        feed(
+            &mut core,
+            &book_msg(&mut btc, "snapshot", "BTC/USD", &[("1.0", "1")], &[], 0),
+            at(1),
+        );
+        feed(
+            &mut core,
+            &book_msg(&mut eth, "snapshot", "ETH/USD", &[("2.0", "1")], &[], 0),
+            at(1),
+        );
+        btc.apply_update(&[lv("1.1", "1")], &[]);
+        let two = format!(
+            r#"{{"channel":"book","type":"update","data":[
+              {{"symbol":"BTC/USD","bids":[{{"price":1.1,"qty":1}}],"asks":[],"checksum":{}}},
+              {{"symbol":"ETH/USD","bids":[{{"price":2.1,"qty":1}}],"asks":[],"checksum":1}}]}}"#,
+            btc.checksum()
+        );
+        let s = feed(&mut core, &two, at(2));
+        assert_eq!(
+            s,
+            [
+                "log warn",
+                "event resync ETH/USD",
+                "send unsubscribe book ETH/USD",
+                "send subscribe book ETH/USD",
+                "event resync BTC/USD",
+                "send unsubscribe book BTC/USD",
+                "send subscribe book BTC/USD",
+            ]
+        );
+    }
+
+    #[test]
+    fn more_than_three_resyncs_in_ten_minutes_alert_and_space_out() {
+        let mut core = public(&[Channel::Book], &["BTC/USD"], 10);
+        feed(&mut core, &status("online"), at(0));
+        core.subscribe(at(0));
+        let mut shadow = Book::new(10);
+        // (time, resync expected to: subscribe now | alert and defer | defer)
+        let resync_at = |core: &mut KrakenCore, shadow: &mut Book, t: u64| {
+            let snap = book_msg(shadow, "snapshot", "BTC/USD", &[("1.0", "1")], &[], 3);
+            feed(core, &snap, at(t))
+        };
+        let now_sub = vec![
+            "log warn",
+            "event resync BTC/USD",
+            "send unsubscribe book BTC/USD",
+            "send subscribe book BTC/USD",
+        ];
+        for t in [0, 100, 200] {
+            assert_eq!(resync_at(&mut core, &mut shadow, t), now_sub, "at {t}");
+        }
+        assert_eq!(
+            resync_at(&mut core, &mut shadow, 300),
+            [
+                "log warn",
+                "event resync BTC/USD",
+                "alert book_resync",
+                "send unsubscribe book BTC/USD",
+                "log warn"
+            ]
+        );
+        assert_eq!(core.recent_resyncs(), 4);
+        // The subscribe comes 1 s later, through tick.
+        assert!(core.tick(Mono(Duration::from_millis(300_999))).is_empty());
+        assert_eq!(
+            summary(&core.tick(at(301))),
+            ["send subscribe book BTC/USD"]
+        );
+        assert!(core.tick(at(302)).is_empty());
+        // The fifth waits 2 s, with no second alert.
+        assert_eq!(
+            resync_at(&mut core, &mut shadow, 310),
+            [
+                "log warn",
+                "event resync BTC/USD",
+                "send unsubscribe book BTC/USD",
+                "log warn"
+            ]
+        );
+        assert!(core.tick(at(311)).is_empty());
+        assert_eq!(
+            summary(&core.tick(at(312))),
+            ["send subscribe book BTC/USD"]
+        );
+        // Ten quiet minutes later the count has dropped and it starts over.
+        assert_eq!(resync_at(&mut core, &mut shadow, 1000), now_sub);
+        assert_eq!(core.recent_resyncs(), 1);
+        // Four spread over more than ten minutes never alert.
+        let mut core = public(&[Channel::Book], &["BTC/USD"], 10);
+        feed(&mut core, &status("online"), at(0));
+        core.subscribe(at(0));
+        for t in [0, 250, 500, 750, 1000] {
+            let s = resync_at(&mut core, &mut shadow, t);
+            assert!(!s.iter().any(|x| x.starts_with("alert")), "at {t}: {s:?}");
+        }
+        // The alert names the feed and the symbol.
+        let mut core = public(&[Channel::Book], &["BTC/USD"], 10);
+        feed(&mut core, &status("online"), at(0));
+        core.subscribe(at(0));
+        let mut alert = None;
+        for t in 0..4 {
+            let snap = book_msg(&mut shadow, "snapshot", "BTC/USD", &[("1.0", "1")], &[], 3);
+            for a in core.receive(Inbound::Text(&snap), at(t)) {
+                if let Action::Alert(a) = a {
+                    alert = Some(a);
+                }
+            }
+        }
+        assert_eq!(
+            alert.unwrap().to_string(),
+            "alert=book_resync feed=kbook symbol=BTC/USD resyncs=4 window=10m"
+        );
+    }
+
+    #[test]
+    fn private_feeds_send_the_token_and_a_refused_token_is_auth() {
+        let mut core = private(&[Channel::Executions, Channel::Balances]);
+        feed(&mut core, &status("online"), at(0));
+        let subs = core.subscribe(at(0));
+        assert_eq!(
+            summary(&subs),
+            ["send subscribe executions", "send subscribe balances"]
+        );
+        for s in &subs {
+            let Action::Send(Outbound::Text(t)) = s else {
+                panic!()
+            };
+            let v: Value = serde_json::from_str(t.expose()).unwrap();
+            assert_eq!(v["params"]["token"], CANARY_TOKEN);
+            assert!(v["params"].get("symbol").is_none());
+            assert!(
+                !format!("{s:?}").contains(CANARY_TOKEN),
+                "Debug shows the token"
+            );
+        }
+        let table: &[(&str, &[&str])] = &[
+            (
+                r#"{"method":"subscribe","result":{"channel":"executions","snapshot":true},"success":true,"req_id":1}"#,
+                &["passed auth", "subscribed executions"],
+            ),
+            (
+                r#"{"method":"subscribe","result":{"channel":"balances","snapshot":true},"success":true,"req_id":2}"#,
+                &["subscribed balances"],
+            ),
+            (
+                r#"{"channel":"executions","type":"snapshot","data":[]}"#,
+                &["data"],
+            ),
+            (
+                r#"{"channel":"balances","type":"update","data":[{"asset":"BTC","balance":1.5}]}"#,
+                &["data"],
+            ),
+        ];
+        for (msg, want) in table {
+            assert_eq!(feed(&mut core, msg, at(1)), *want, "{msg}");
+        }
+        for refusal in [
+            r#"{"error":"EAccess:Invalid token","method":"subscribe","success":false,"req_id":1}"#,
+            r#"{"error":"ESession:Invalid session","method":"subscribe","success":false}"#,
+            r#"{"error":"EGeneral:Permission denied","method":"subscribe","success":false,"req_id":2}"#,
+        ] {
+            let mut core = private(&[Channel::Executions, Channel::Balances]);
+            feed(&mut core, &status("online"), at(0));
+            core.subscribe(at(0));
+            let out = core.receive(Inbound::Text(refusal), at(1));
+            let [Action::Fail(e)] = out.as_slice() else {
+                panic!("{out:?}")
+            };
+            assert_eq!(e.class, ErrorClass::Auth, "{refusal}");
+            assert_eq!(e.layer, Some(Layer::Auth));
+            assert!(e.message.contains("WebSocket token"), "{e}");
+            assert!(!e.message.contains(CANARY_TOKEN));
+        }
+    }
+
+    #[test]
+    fn malformed_input_is_a_protocol_error_never_a_panic() {
+        let mut core = public(&[Channel::Book], &["BTC/USD"], 10);
+        feed(&mut core, &status("online"), at(0));
+        core.subscribe(at(0));
+        for msg in [
+            "",
+            "not json",
+            "[1,2]",
+            "42",
+            r#"{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","bids":[{"price":1e5,"qty":1}],"checksum":1}]}"#,
+            r#"{"channel":"book","type":"snapshot","data":[{"symbol":"BTC/USD","checksum":99999999999}]}"#,
+            r#"{"channel":"book"}"#,
+            r#"{"method":7}"#,
+        ] {
+            assert_eq!(feed(&mut core, msg, at(1)), ["fail protocol"], "{msg:?}");
+        }
+        let out = core.receive(Inbound::Binary(b"\x00\x01"), at(1));
+        assert_eq!(summary(&out), ["fail protocol"]);
+        let out = core.receive(Inbound::Frame(b"x"), at(1));
+        assert_eq!(summary(&out), ["fail protocol"]);
+    }
+}
