@@ -25,13 +25,17 @@ pub struct SimCommand {
 
 /// The broker-specific simulators (`brokerguard sim <broker> --help`).
 #[derive(clap::Subcommand, Debug, Clone)]
-pub enum SimBroker {}
+pub enum SimBroker {
+    /// Kraken: signed REST and WebSocket v2 with verified books (`brokerguard sim kraken --help`).
+    Kraken(super::kraken::KrakenSimArgs),
+}
 
 /// Runs the chosen simulator until `stop` is set.
 pub fn run_command(cmd: &SimCommand, stop: &AtomicBool) -> Result<(), SimCliError> {
     match &cmd.broker {
         None => run_cli(&cmd.generic, stop),
-        Some(b) => match *b {},
+        Some(SimBroker::Kraken(args)) => super::kraken::run_kraken_cli(args, stop)
+            .map_err(|e| SimCliError::Broker(e.to_string())),
     }
 }
 
@@ -100,6 +104,8 @@ pub enum SimCliError {
     ReadFile { path: PathBuf, source: io::Error },
     /// The certificate/key pair was rejected, or the port could not be bound.
     Start { port: u16, source: io::Error },
+    /// A broker simulator could not start (its own message).
+    Broker(String),
 }
 
 impl fmt::Display for SimCliError {
@@ -121,6 +127,7 @@ impl fmt::Display for SimCliError {
                     "cannot listen on 127.0.0.1:{port}: {source} (is another program using the port?)"
                 )
             }
+            SimCliError::Broker(message) => f.write_str(message),
         }
     }
 }
