@@ -1,7 +1,7 @@
 //! `brokerguard sim kraken`: the Kraken simulator in the foreground, one
 //! line per event, until the caller's stop flag is set.
 
-use super::fault::{KRAKEN_FAULT_HELP, KrakenFault};
+use super::fault::KrakenFault;
 use super::server::{KrakenSim, KrakenSimConfig, SimKey};
 use crate::config::parse_duration;
 use std::fmt;
@@ -46,6 +46,11 @@ fn parse_key(s: &str) -> Result<SimKey, String> {
     if k.is_empty() || v.is_empty() {
         return Err("a key is KEY:SECRET with neither part empty".into());
     }
+    use base64::Engine;
+    match base64::engine::general_purpose::STANDARD.decode(v) {
+        Ok(bytes) if bytes.len() == 64 => {}
+        _ => return Err("the secret of a key must be base64 of 64 bytes (88 characters)".into()),
+    }
     Ok(SimKey {
         api_key: k.to_string(),
         secret_b64: v.to_string(),
@@ -59,7 +64,7 @@ pub struct KrakenSimCliError(io::Error);
 impl fmt::Display for KrakenSimCliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.0.kind() == io::ErrorKind::InvalidInput {
-            write!(f, "{} (faults: {KRAKEN_FAULT_HELP})", self.0)
+            write!(f, "{}", self.0)
         } else {
             write!(
                 f,
@@ -121,6 +126,9 @@ mod tests {
         sim: KrakenSimArgs,
     }
 
+    const SECRET: &str =
+        "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg==";
+
     #[test]
     fn parses_flags() {
         let w = Wrap::try_parse_from([
@@ -128,7 +136,7 @@ mod tests {
             "--port",
             "0",
             "--key",
-            "k1:c2VjcmV0",
+            &format!("k1:{SECRET}"),
             "--fault",
             "lockout:k1",
             "--token-ttl",
@@ -136,7 +144,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(w.sim.keys[0].api_key, "k1");
-        assert_eq!(w.sim.keys[0].secret_b64, "c2VjcmV0");
+        assert_eq!(w.sim.keys[0].secret_b64, SECRET);
         assert_eq!(
             w.sim.fault,
             Some(KrakenFault::Lockout {
@@ -145,6 +153,7 @@ mod tests {
         );
         assert_eq!(w.sim.token_ttl, Duration::from_secs(2));
         assert!(Wrap::try_parse_from(["sim", "--key", "nocolon"]).is_err());
+        assert!(Wrap::try_parse_from(["sim", "--key", "k:c2VjcmV0"]).is_err());
         assert!(Wrap::try_parse_from(["sim", "--fault", "explode"]).is_err());
     }
 }
