@@ -78,18 +78,40 @@ pub struct KrakenCore {
     deferred: Vec<(Mono, String)>,
 }
 
-/// The fields of any v2 message that routing needs (the rest is skipped).
+/// The fields of any v2 message that routing needs (the rest, `data`
+/// included, is skipped unparsed). Each is taken as any JSON value and
+/// read leniently, so an unexpected type in one field is not a parse
+/// error of the whole message.
 #[derive(Deserialize)]
 struct Envelope {
-    channel: Option<String>,
-    method: Option<String>,
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    success: Option<bool>,
-    req_id: Option<u64>,
+    channel: Option<Value>,
+    method: Option<Value>,
+    success: Option<Value>,
+    req_id: Option<Value>,
     error: Option<Value>,
     symbol: Option<Value>,
     result: Option<Value>,
+}
+
+impl Envelope {
+    fn channel(&self) -> Option<&str> {
+        self.channel.as_ref().and_then(Value::as_str)
+    }
+    fn method(&self) -> Option<&str> {
+        self.method.as_ref().and_then(Value::as_str)
+    }
+    fn success(&self) -> Option<bool> {
+        self.success.as_ref().and_then(Value::as_bool)
+    }
+    fn req_id(&self) -> Option<u64> {
+        self.req_id.as_ref().and_then(Value::as_u64)
+    }
+    fn error_text(&self) -> Option<String> {
+        self.error.as_ref().map(|e| match e {
+            Value::String(s) => sanitize(s),
+            other => sanitize(&other.to_string()),
+        })
+    }
 }
 
 impl KrakenCore {
@@ -259,14 +281,14 @@ impl KrakenCore {
             .and_then(|r| r.get("channel"))
             .and_then(Value::as_str)
             .and_then(Channel::parse)
-            .or_else(|| env.req_id.and_then(|id| self.requests.get(&id).copied()));
+            .or_else(|| env.req_id().and_then(|id| self.requests.get(&id).copied()));
         let symbol = result
             .and_then(|r| r.get("symbol"))
             .or(env.symbol.as_ref())
             .and_then(Value::as_str)
             .map(sanitize)
             .unwrap_or_default();
-        if env.success == Some(true) {
+        if env.success() == Some(true) {
             let Some(channel) = channel else {
                 out.push(Action::Log {
                     level: log::Level::Debug,
@@ -308,15 +330,7 @@ impl KrakenCore {
             }
             return;
         }
-        let error = env
-            .error
-            .as_ref()
-            .map(|e| match e {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            })
-            .map(|e| sanitize(&e))
-            .unwrap_or_else(|| "no reason given".into());
+        let error = env.error_text().unwrap_or_else(|| "no reason given".into());
         if error.contains("Already subscribed") {
             out.push(Action::Log {
                 level: log::Level::Debug,
@@ -544,9 +558,10 @@ impl ProtocolCore for KrakenCore {
                 )))];
             }
         };
+        let object = text.trim_start().starts_with('{');
         let env: Envelope = match serde_json::from_str(text) {
-            Ok(e) => e,
-            Err(_) => {
+            Ok(e) if object => e,
+            _ => {
                 return vec![Action::Fail(FeedError::protocol(format!(
                     "feed {}: Kraken sent a message that is not a JSON object ({} bytes)",
                     self.feed,
@@ -555,36 +570,36 @@ impl ProtocolCore for KrakenCore {
             }
         };
         let mut out = Vec::new();
-        if let Some(method) = env.method.as_deref() {
+        if let Some(method) = env.method() {
             match method {
                 "pong" => {
-                    if env.req_id.is_some() && env.req_id == self.ping_outstanding {
+                    if env.req_id().is_some() && env.req_id() == self.ping_outstanding {
                         self.ping_outstanding = None;
                         out.push(Action::Pong);
                     } else {
                         out.push(Action::Log {
                             level: log::Level::Debug,
-                            message: format!("pong for req_id {:?}, not the last ping", env.req_id),
+                            message: format!(
+                                "pong for req_id {:?}, not the last ping",
+                                env.req_id()
+                            ),
                         });
                     }
                 }
                 "subscribe" => self.on_subscribe_ack(&env, &mut out),
-                "unsubscribe" if env.success == Some(false) => out.push(Action::Log {
+                "unsubscribe" if env.success() == Some(false) => out.push(Action::Log {
                     level: log::Level::Warn,
                     message: format!(
                         "feed {}: Kraken refused an unsubscribe: {}",
                         self.feed,
-                        env.error
-                            .as_ref()
-                            .map(|e| sanitize(&e.to_string()))
-                            .unwrap_or_default()
+                        env.error_text().unwrap_or_default()
                     ),
                 }),
                 _ => {}
             }
             return out;
         }
-        match env.channel.as_deref() {
+        match env.channel() {
             Some("heartbeat") => out.push(Action::Heartbeat),
             Some("status") => self.on_status(text, &mut out),
             Some("book") if !self.is_private() => self.on_book(text, now, &mut out),
@@ -594,17 +609,15 @@ impl ProtocolCore for KrakenCore {
                 message: format!(
                     "feed {}: Kraken error: {}",
                     self.feed,
-                    env.error
-                        .as_ref()
-                        .map(|e| sanitize(&e.to_string()))
-                        .unwrap_or_default()
+                    env.error_text().unwrap_or_default()
                 ),
             }),
             None => out.push(Action::Log {
                 level: log::Level::Debug,
                 message: format!(
-                    "feed {}: ignored a message without channel or method (type {:?})",
-                    self.feed, env.kind
+                    "feed {}: ignored a message without channel or method ({} bytes)",
+                    self.feed,
+                    text.len()
                 ),
             }),
         }
@@ -1306,9 +1319,17 @@ mod tests {
             r#"{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","bids":[{"price":1e5,"qty":1}],"checksum":1}]}"#,
             r#"{"channel":"book","type":"snapshot","data":[{"symbol":"BTC/USD","checksum":99999999999}]}"#,
             r#"{"channel":"book"}"#,
-            r#"{"method":7}"#,
         ] {
             assert_eq!(feed(&mut core, msg, at(1)), ["fail protocol"], "{msg:?}");
+        }
+        // Fields of unexpected types are read leniently, not fatal.
+        for msg in [
+            r#"{"method":7}"#,
+            r#"{"method":"pong","req_id":-1}"#,
+            r#"{"method":"pong","req_id":"2"}"#,
+            r#"{"channel":["book"]}"#,
+        ] {
+            assert_eq!(feed(&mut core, msg, at(1)), ["log debug"], "{msg:?}");
         }
         let out = core.receive(Inbound::Binary(b"\x00\x01"), at(1));
         assert_eq!(summary(&out), ["fail protocol"]);

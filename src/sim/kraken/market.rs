@@ -96,6 +96,13 @@ pub struct SimBook {
     asks: BTreeMap<u64, u64>,
 }
 
+/// The levels (ticks, lots) an update carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BookChange {
+    bids: Vec<(u64, u64)>,
+    asks: Vec<(u64, u64)>,
+}
+
 /// Levels beyond the subscriber's depth kept on each side, so a removal
 /// always has a level to bring into view.
 const RESERVE: usize = 20;
@@ -198,11 +205,11 @@ impl SimBook {
         self.message("snapshot", &self.bid_view(), &self.ask_view(), corrupt, ts)
     }
 
-    /// Changes the book a little and returns the update a subscriber needs
+    /// Changes the book a little and returns what a subscriber needs
     /// (changed and new levels in view, `qty` 0 for deleted ones; levels
     /// that only fell out of view are not sent), or `None` if nothing in
     /// view changed.
-    pub fn step(&mut self, rng: &mut Rng, corrupt: bool, ts: &str) -> Option<String> {
+    pub fn step(&mut self, rng: &mut Rng) -> Option<BookChange> {
         let (bids_before, asks_before) = (self.bid_view(), self.ask_view());
         for _ in 0..rng.range(1, 3) {
             let bid_side = rng.next() % 2 == 0;
@@ -258,7 +265,12 @@ impl SimBook {
         if bids.is_empty() && asks.is_empty() {
             return None;
         }
-        Some(self.message("update", &bids, &asks, corrupt, ts))
+        Some(BookChange { bids, asks })
+    }
+
+    /// The update message for a change from [`SimBook::step`].
+    pub fn update(&self, change: &BookChange, corrupt: bool, ts: &str) -> String {
+        self.message("update", &change.bids, &change.asks, corrupt, ts)
     }
 
     /// Keeps levels below the view so deletions are refilled.
@@ -414,7 +426,9 @@ mod tests {
         assert!(snap.contains(r#""qty":"#) && snap.contains("\"BTC/USD\""));
         let mut sent = 0;
         for _ in 0..500 {
-            if b.step(&mut rng, false, "t").is_some() {
+            if let Some(change) = b.step(&mut rng) {
+                let msg = b.update(&change, false, "t");
+                assert!(msg.contains(&format!(r#""checksum":{}"#, b.checksum())));
                 sent += 1;
             }
             assert!(b.best_bid() < b.best_ask());

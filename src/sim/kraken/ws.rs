@@ -207,13 +207,17 @@ impl Conn {
         for ((channel, symbol), interval) in subs {
             let msg = match channel.as_str() {
                 "book" => {
-                    let corrupt = self.corrupt(fault);
                     let Some(book) = self.books.get_mut(&symbol) else {
                         continue;
                     };
-                    let Some(update) = book.step(&mut self.rng, corrupt, &ts) else {
+                    let Some(change) = book.step(&mut self.rng) else {
                         continue;
                     };
+                    let corrupt = self.corrupt(fault);
+                    let Some(book) = self.books.get(&symbol) else {
+                        continue;
+                    };
+                    let update = book.update(&change, corrupt, &ts);
                     self.shared.stats.update(|s| {
                         s.book_updates_sent += 1;
                         s.corrupted_checksums_sent += u64::from(corrupt);
@@ -227,7 +231,7 @@ impl Conn {
                     let Some(m) = self.market(&symbol) else {
                         continue;
                     };
-                    let _ = m.step(&mut rng, false, &ts);
+                    let _ = m.step(&mut rng);
                     let msg = match channel.as_str() {
                         "ticker" => m.ticker("update"),
                         "trade" => m.trade("update", trade_id, &mut rng, &ts),
