@@ -28,6 +28,8 @@ pub struct SimCommand {
 pub enum SimBroker {
     /// Interactive Brokers TWS / IB Gateway's API socket.
     Tws(super::tws::TwsArgs),
+    /// Kraken: signed REST and WebSocket v2 with verified books (`brokerguard sim kraken --help`).
+    Kraken(super::kraken::KrakenSimArgs),
 }
 
 /// Runs the chosen simulator until `stop` is set.
@@ -35,6 +37,8 @@ pub fn run_command(cmd: &SimCommand, stop: &AtomicBool) -> Result<(), SimCliErro
     match &cmd.broker {
         None => run_cli(&cmd.generic, stop),
         Some(SimBroker::Tws(args)) => super::tws::run_tws(args, stop),
+        Some(SimBroker::Kraken(args)) => super::kraken::run_kraken_cli(args, stop)
+            .map_err(|e| SimCliError::Broker(e.to_string())),
     }
 }
 
@@ -103,6 +107,8 @@ pub enum SimCliError {
     ReadFile { path: PathBuf, source: io::Error },
     /// The certificate/key pair was rejected, or the port could not be bound.
     Start { port: u16, source: io::Error },
+    /// A broker simulator could not start (its own message).
+    Broker(String),
 }
 
 impl fmt::Display for SimCliError {
@@ -124,6 +130,7 @@ impl fmt::Display for SimCliError {
                     "cannot listen on 127.0.0.1:{port}: {source} (is another program using the port?)"
                 )
             }
+            SimCliError::Broker(message) => f.write_str(message),
         }
     }
 }
