@@ -225,18 +225,24 @@ fn status(config: Option<PathBuf>, json: bool) -> u8 {
 }
 
 fn doctor(config: Option<PathBuf>, json: bool, online: bool) -> u8 {
-    if online {
-        return not_yet(
-            "doctor --online",
-            "live REST validation arrives with the broker adapters",
-        );
-    }
     let cfg = match load_or_exit(config) {
         Ok(c) => c,
         Err(code) => return code,
     };
     let sources = crate::credentials::Sources::from_process(&cfg.agent);
-    let report = crate::credentials::doctor::audit(&cfg, &sources, std::path::Path::new("/"));
+    let mut report = crate::credentials::doctor::audit(&cfg, &sources, std::path::Path::new("/"));
+    if online {
+        let required = crate::credentials::required_names(&cfg);
+        let store = crate::credentials::CredentialStore::load(&sources, &required).store;
+        let lookup = |name: &str| store.get(name).map(|c| c.value.clone());
+        let ctx = crate::brokers::BuildContext {
+            lookup: &lookup,
+            clock: std::sync::Arc::new(crate::clock::SystemClock::new()),
+            state_dir: cfg.agent.state_dir.clone(),
+            drift: std::sync::Arc::new(crate::net::http::ClockDrift::default()),
+        };
+        report.add_online(crate::credentials::doctor::online_checks(&cfg, &ctx));
+    }
     if json {
         println!("{}", report.to_json());
     } else {
@@ -328,6 +334,7 @@ fn check(names: &[String], config: Option<PathBuf>, json: bool) -> u8 {
         lookup: &lookup,
         clock: std::sync::Arc::new(crate::clock::SystemClock::new()),
         state_dir: cfg.agent.state_dir.clone(),
+        drift: std::sync::Arc::new(crate::net::http::ClockDrift::default()),
     };
     let reports = crate::preflight::check_all(&feeds, &ctx);
     if json {

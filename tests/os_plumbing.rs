@@ -169,6 +169,7 @@ fn doc_with_pid(pid: u32, feeds: usize) -> StatusDoc {
             updated_at: "2026-11-22T09:00:01Z".into(),
             summary: format!("{feeds} feeds"),
             config: "/etc/brokerguard/brokerguard.toml".into(),
+            clock: None,
         },
         feeds: (0..feeds)
             .map(|i| FeedStatus {
@@ -183,6 +184,8 @@ fn doc_with_pid(pid: u32, feeds: usize) -> StatusDoc {
                 consecutive_failures: 0,
                 last_error: Some("x".repeat(i * 7)),
                 retry_in_ms: None,
+                info: Default::default(),
+                credentials_checked: None,
             })
             .collect(),
         credentials: vec![],
@@ -328,7 +331,7 @@ fn fifty_racers_leave_one_holder_and_sigkill_frees_the_lock_at_once() {
     write_atomic(&status, &doc_with_pid(winner_pid, 2)).unwrap();
     assert_eq!(
         show::observe(dir.path()),
-        Observed::Running(doc_with_pid(winner_pid, 2))
+        Observed::Running(Box::new(doc_with_pid(winner_pid, 2)))
     );
 
     // ...and after SIGKILL: the file stays, the lock is free, status says so,
@@ -747,7 +750,7 @@ fn observe_trusts_the_lock_not_the_status_file() {
     );
     let doc = doc_with_pid(held.pid(), 3);
     write_atomic(&status, &doc).unwrap();
-    assert_eq!(show::observe(dir.path()), Observed::Running(doc));
+    assert_eq!(show::observe(dir.path()), Observed::Running(Box::new(doc)));
 
     fs::write(&status, "{\"schema\": 1, \"agent\": ").unwrap();
     match show::observe(dir.path()) {

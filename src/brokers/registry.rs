@@ -50,6 +50,26 @@ pub struct BuildContext<'a> {
     pub clock: Arc<dyn Clock>,
     /// `agent.state_dir` (nonce counters).
     pub state_dir: PathBuf,
+    /// Where every REST response's `Date` is recorded (the clock-drift check).
+    pub drift: Arc<crate::net::http::ClockDrift>,
+}
+
+impl BuildContext<'_> {
+    /// An HTTP client with the feed's timeouts and private CA, recording
+    /// the server's clock in [`BuildContext::drift`].
+    pub fn http_client(
+        &self,
+        feed: &FeedConfig,
+    ) -> Result<crate::net::http::HttpClient, crate::net::NetError> {
+        let opts = crate::net::http::HttpOptions {
+            connect_timeout: feed.connect_timeout,
+            response_timeout: feed.handshake_timeout,
+            body_timeout: feed.handshake_timeout,
+            ca_file: feed.tls_ca_file.clone(),
+            ..crate::net::http::HttpOptions::default()
+        };
+        Ok(crate::net::http::HttpClient::new(opts)?.with_drift(self.drift.clone()))
+    }
 }
 
 /// Why an adapter could not be built.
@@ -198,6 +218,33 @@ pub trait Broker: Sync {
     /// better than the generic advice (e.g. TWS settings for a mute port).
     fn remedy(&self, feed: &FeedConfig, layer: Layer, error: &FeedError) -> Option<String> {
         let _ = (feed, layer, error);
+        None
+    }
+
+    /// Proves the feed's credentials with a cheap authenticated REST call
+    /// (`doctor --online`, the credential monitor's `validate_every`).
+    /// `None`: this broker has no REST check. `Ok` says what was proven;
+    /// an error's class tells a rejection (auth) from an outage.
+    fn validate_credentials(
+        &self,
+        feed: &FeedConfig,
+        ctx: &BuildContext<'_>,
+    ) -> Option<Result<String, FeedError>> {
+        let _ = (feed, ctx);
+        None
+    }
+
+    /// Whether an outage of this feed that began at `down_since` is
+    /// expected at `now` (a broker's daily restart window): it is logged as
+    /// a notice instead of `alert=feed_down` until it outlasts the window.
+    /// Returns why it is expected.
+    fn expected_outage(
+        &self,
+        feed: &FeedConfig,
+        down_since: std::time::SystemTime,
+        now: std::time::SystemTime,
+    ) -> Option<String> {
+        let _ = (feed, down_since, now);
         None
     }
 

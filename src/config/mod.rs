@@ -107,6 +107,9 @@ pub struct FeedConfig {
     pub alert_after: Option<Duration>,
     /// Largest accepted message. Default 16 MiB.
     pub max_message_bytes: usize,
+    /// How often the credentials are proven against the broker's REST API
+    /// (brokers that have such a check). Default 15m; zero turns it off.
+    pub validate_every: Duration,
     /// The broker's own section.
     pub settings: Settings,
 }
@@ -167,6 +170,7 @@ impl FeedConfig {
             expect: None,
             alert_after: None,
             max_message_bytes: 16 << 20,
+            validate_every: Duration::from_secs(15 * 60),
             settings: broker.default_settings(),
         }
     }

@@ -110,6 +110,7 @@ fn feed(out: &mut String, f: &FeedConfig, cfg: &Config) {
         }
     }
     line(out, "max_message_bytes", &f.max_message_bytes.to_string());
+    line(out, "validate_every", &dur(f.validate_every));
 }
 
 /// Where a broker writes its section of the effective configuration: each

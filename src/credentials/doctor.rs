@@ -117,6 +117,51 @@ pub struct DoctorReport {
     pub files: Vec<FileReport>,
     pub platform: PlatformReport,
     pub problems: Vec<DoctorProblem>,
+    /// `--online`: each feed's credentials proven against its broker.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub online: Option<Vec<OnlineCheck>>,
+}
+
+/// One feed's REST credential check (`doctor --online`).
+#[derive(Clone, Debug, Serialize)]
+pub struct OnlineCheck {
+    pub feed: String,
+    pub broker: String,
+    /// `ok`, `rejected` (the broker refused the credentials), `failed` (the
+    /// check could not be made), `not_available` (no REST check for this broker).
+    pub outcome: &'static str,
+    /// The error class when it did not pass.
+    pub class: Option<&'static str>,
+    /// What was proven, or why not (never a secret).
+    pub detail: String,
+}
+
+/// Proves every feed's credentials against its broker's REST API.
+pub fn online_checks(cfg: &Config, ctx: &crate::brokers::BuildContext<'_>) -> Vec<OnlineCheck> {
+    cfg.feeds
+        .iter()
+        .map(|f| {
+            let (outcome, class, detail) = match f.broker.validate_credentials(f, ctx) {
+                None => (
+                    "not_available",
+                    None,
+                    "this broker has no REST credential check".to_string(),
+                ),
+                Some(Ok(d)) => ("ok", None, d),
+                Some(Err(e)) if e.class == crate::feed::ErrorClass::Auth => {
+                    ("rejected", Some(e.class.as_str()), e.message)
+                }
+                Some(Err(e)) => ("failed", Some(e.class.as_str()), e.message),
+            };
+            OnlineCheck {
+                feed: f.name.clone(),
+                broker: f.broker.name().to_string(),
+                outcome,
+                class,
+                detail,
+            }
+        })
+        .collect()
 }
 
 /// Audits now.
@@ -164,6 +209,7 @@ pub fn audit_at(
         files,
         platform,
         problems,
+        online: None,
     }
 }
 
@@ -486,6 +532,49 @@ fn group_name(gid: u32) -> String {
 }
 
 impl DoctorReport {
+    /// Adds `--online` results: a rejection is an error (the credential
+    /// must be replaced), a check that could not be made a warning.
+    pub fn add_online(&mut self, checks: Vec<OnlineCheck>) {
+        for c in &checks {
+            let feed_names: Vec<&str> = self
+                .credentials
+                .iter()
+                .filter(|r| r.feeds.contains(&c.feed))
+                .map(|r| r.name.as_str())
+                .collect();
+            match c.outcome {
+                "rejected" => {
+                    self.ok = false;
+                    self.problems.push(DoctorProblem {
+                        severity: Severity::Error,
+                        message: format!(
+                            "feed {} ({}): the broker rejected the credentials: {}",
+                            c.feed, c.broker, c.detail
+                        ),
+                        fix: feed_names
+                            .iter()
+                            .map(|n| format!("sudo brokerguard set-credential {n}"))
+                            .collect(),
+                        note: Some(
+                            "a running agent picks a new value up at once; no reload needed".into(),
+                        ),
+                    });
+                }
+                "failed" => self.problems.push(DoctorProblem {
+                    severity: Severity::Warning,
+                    message: format!(
+                        "feed {} ({}): the credentials could not be checked: {}",
+                        c.feed, c.broker, c.detail
+                    ),
+                    fix: vec![format!("brokerguard check {}", c.feed)],
+                    note: None,
+                }),
+                _ => {}
+            }
+        }
+        self.online = Some(checks);
+    }
+
     /// No problem of error severity.
     pub fn ok(&self) -> bool {
         self.ok
@@ -549,6 +638,16 @@ impl DoctorReport {
                 f.mode.as_deref().unwrap_or("?"),
                 f.error.as_deref().unwrap_or("parses"),
             );
+        }
+        if let Some(checks) = &self.online {
+            let _ = writeln!(out, "\nOnline checks (the brokers' REST APIs)");
+            for c in checks {
+                let _ = writeln!(
+                    out,
+                    "  {:<16} {:<10} {:<13} {}",
+                    c.feed, c.broker, c.outcome, c.detail
+                );
+            }
         }
         let p = &self.platform;
         let yes_no = |b: bool| if b { "yes" } else { "no" };

@@ -10,6 +10,7 @@ pub mod lock;
 pub mod signals;
 pub mod sink;
 pub mod summary;
+pub mod validator;
 pub mod watchdog_thread;
 
 use crate::alert::{Alert, AlertKind};
@@ -21,6 +22,7 @@ use crate::credentials::{CredentialStore, Monitor, Required, Secret, Sources, re
 use crate::fanout::Fanout;
 use crate::feed::Layer;
 use crate::feed::health::FirstConnection;
+use crate::net::http::ClockDrift;
 use crate::status::write::write_atomic;
 use crate::systemd::notify::{self, Notifier};
 use events::Event;
@@ -37,6 +39,8 @@ use watchdog_thread::WatchdogShared;
 
 /// How long main waits for an event before doing its periodic work.
 const MAIN_TICK: Duration = Duration::from_millis(250);
+/// A clock offset beyond this (from a broker's `Date`) raises `alert=clock_drift`.
+pub const CLOCK_DRIFT_LIMIT: Duration = Duration::from_secs(2);
 /// Credential file changes arriving within this window are one change.
 const WATCH_DEBOUNCE: Duration = Duration::from_millis(100);
 
@@ -164,6 +168,12 @@ struct Agent {
     last_cred_check: Instant,
     /// Feeds whose first-connection preflight has been logged.
     preflight_reported: Vec<String>,
+    /// Every REST response's `Date`, for the clock-drift check.
+    drift: Arc<ClockDrift>,
+    /// When `alert=clock_drift` was last raised.
+    drift_alerted: Option<Instant>,
+    /// Proves credentials against brokers' REST APIs every `validate_every`.
+    validator: Option<validator::Validator>,
 }
 
 impl Agent {
@@ -233,6 +243,9 @@ impl Agent {
             last_status_write: None,
             last_cred_check: Instant::now(),
             preflight_reported: Vec::new(),
+            drift: Arc::new(ClockDrift::default()),
+            drift_alerted: None,
+            validator: None,
         };
         for f in agent.cfg.feeds.clone() {
             agent.start_feed(&f)?;
@@ -254,6 +267,13 @@ impl Agent {
                 })?,
             );
         agent.start_watcher();
+        match validator::Validator::start(agent.clock.clone(), agent.drift.clone()) {
+            Ok(v) => {
+                v.update(&agent.cfg.feeds, &agent.store, &agent.cfg.agent.state_dir);
+                agent.validator = Some(v);
+            }
+            Err(e) => log::warn!("cannot start the credential validator thread: {e}"),
+        }
         agent.write_status(true);
         if let Some(n) = &agent.notifier {
             let _ = n.ready();
@@ -276,6 +296,7 @@ impl Agent {
             lookup,
             clock: self.clock.clone(),
             state_dir: self.cfg.agent.state_dir.clone(),
+            drift: self.drift.clone(),
         }
     }
 
@@ -408,6 +429,7 @@ impl Agent {
                 Err(RecvTimeoutError::Disconnected) => return,
             }
             self.report_preflight(false);
+            self.check_clock();
             if self.last_cred_check.elapsed() >= self.cfg.agent.credential_check {
                 self.reload_credentials("periodic check");
             }
@@ -496,6 +518,9 @@ impl Agent {
         if files_changed {
             self.start_watcher();
         }
+        if let Some(v) = &self.validator {
+            v.update(&self.cfg.feeds, &self.store, &self.cfg.agent.state_dir);
+        }
         log::info!("configuration reloaded: {} feeds", self.cfg.feeds.len());
     }
 
@@ -514,6 +539,11 @@ impl Agent {
         log_cred_events(&events);
         let changed = CredentialStore::changed_feeds(&self.store, &outcome.store, &self.required);
         let old = std::mem::replace(&mut self.store, outcome.store);
+        if let Some(v) = &self.validator {
+            if old != self.store {
+                v.update(&self.cfg.feeds, &self.store, &self.cfg.agent.state_dir);
+            }
+        }
         for name in changed {
             let Some(f) = self.cfg.feeds.iter().find(|f| f.name == name).cloned() else {
                 continue;
@@ -540,6 +570,33 @@ impl Agent {
         self.write_status(true);
     }
 
+    /// `alert=clock_drift` when a broker's `Date` says our clock is off by
+    /// more than [`CLOCK_DRIFT_LIMIT`]: signed APIs reject skewed requests,
+    /// and a drifting droplet looks exactly like bad keys. Repeats every
+    /// `alert_repeat` while it lasts.
+    fn check_clock(&mut self) {
+        let Some(r) = self.drift.exceeds(CLOCK_DRIFT_LIMIT) else {
+            self.drift_alerted = None;
+            return;
+        };
+        if self
+            .drift_alerted
+            .is_some_and(|t| t.elapsed() < self.cfg.agent.alert_repeat)
+        {
+            return;
+        }
+        self.drift_alerted = Some(Instant::now());
+        Alert::new(AlertKind::ClockDrift)
+            .with("offset", r.offset)
+            .with("host", &r.host)
+            .with("at", crate::timefmt::rfc3339(r.at))
+            .with(
+                "action",
+                "check time sync: timedatectl status; sudo systemctl restart systemd-timesyncd",
+            )
+            .emit();
+    }
+
     fn write_status(&mut self, force: bool) {
         let due = self
             .last_status_write
@@ -553,6 +610,12 @@ impl Agent {
             pid: std::process::id(),
             started_at: self.started_at,
             config: &self.config_path.to_string_lossy(),
+            clock: self.drift.last(),
+            checks: self
+                .validator
+                .as_ref()
+                .map(|v| v.results())
+                .unwrap_or_default(),
         };
         let doc = summary::status_doc(
             &info,
@@ -589,6 +652,9 @@ impl Agent {
         }
         if let Some(w) = self.watcher.take() {
             w.stop();
+        }
+        if let Some(v) = self.validator.take() {
+            v.stop();
         }
         if let Some(f) = self.fanout.take() {
             f.stop();

@@ -4,7 +4,9 @@
 use crate::clock::Mono;
 use crate::feed::FeedState;
 use crate::feed::health::HealthData;
-use crate::status::schema::{AgentStatus, CredentialStatus, FeedStatus, SCHEMA, StatusDoc};
+use crate::status::schema::{
+    AgentStatus, CheckStatus, ClockStatus, CredentialStatus, FeedStatus, SCHEMA, StatusDoc,
+};
 use crate::timefmt::{human, rfc3339};
 use std::time::SystemTime;
 
@@ -42,6 +44,12 @@ pub fn feed_status(h: &HealthData, now: Mono) -> FeedStatus {
         consecutive_failures: h.consecutive_failures,
         last_error: h.last_error.clone(),
         retry_in_ms: h.retry_at.map(|t| t.since(now).as_millis() as u64),
+        info: h
+            .info
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+        credentials_checked: None,
     }
 }
 
@@ -49,6 +57,10 @@ pub struct AgentInfo<'a> {
     pub pid: u32,
     pub started_at: SystemTime,
     pub config: &'a str,
+    /// The last clock reading from a broker's `Date` header.
+    pub clock: Option<crate::net::http::DriftReading>,
+    /// The last REST credential check of each feed, by name.
+    pub checks: std::collections::BTreeMap<String, super::validator::Validation>,
 }
 
 pub fn status_doc(
@@ -67,8 +79,25 @@ pub fn status_doc(
             updated_at: rfc3339(wall),
             summary: summary_line(feeds, now),
             config: agent.config.to_string(),
+            clock: agent.clock.as_ref().map(|r| ClockStatus {
+                offset_ms: r.offset.signed_millis(),
+                uncertainty_ms: r.offset.uncertainty.as_millis() as u64,
+                host: r.host.clone(),
+                at: rfc3339(r.at),
+            }),
         },
-        feeds: feeds.iter().map(|h| feed_status(h, now)).collect(),
+        feeds: feeds
+            .iter()
+            .map(|h| {
+                let mut f = feed_status(h, now);
+                f.credentials_checked = agent.checks.get(&h.name).map(|v| CheckStatus {
+                    at: rfc3339(v.at),
+                    ok: v.ok,
+                    detail: v.detail.clone(),
+                });
+                f
+            })
+            .collect(),
         credentials,
     }
 }

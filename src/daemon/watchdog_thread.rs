@@ -65,11 +65,20 @@ fn run(shared: Arc<WatchdogShared>) {
             .feeds
             .lock()
             .iter()
-            .map(|f| WatchedFeed {
-                health: f.handle.health.snapshot(),
-                stall_after: f.handle.settings.liveness.stall_after,
-                attempt_budget: f.handle.settings.attempt_budget,
-                alert_after: f.config.alert_after.unwrap_or(default_alert),
+            .map(|f| {
+                let health = f.handle.health.snapshot();
+                let expected_outage = health.down_since_wall.and_then(|since| {
+                    f.config
+                        .broker
+                        .expected_outage(&f.config, since, shared.clock.wall())
+                });
+                WatchedFeed {
+                    health,
+                    stall_after: f.handle.settings.liveness.stall_after,
+                    attempt_budget: f.handle.settings.attempt_budget,
+                    alert_after: f.config.alert_after.unwrap_or(default_alert),
+                    expected_outage,
+                }
             })
             .collect();
         for action in wd.evaluate(&watched, now) {
@@ -87,6 +96,7 @@ fn run(shared: Arc<WatchdogShared>) {
                     }
                 }
                 Action::Alert(alert) => alert.emit(),
+                Action::Notice(line) => crate::notice!("{line}"),
             }
         }
         if let (Some(n), Some(every)) = (&shared.notifier, shared.notify_every) {

@@ -32,6 +32,8 @@ pub enum Incoming {
     Degraded(String),
     /// Data can flow again.
     Restored(String),
+    /// A fact about the session for `status` (see `Action::Note`).
+    Note { key: &'static str, value: String },
 }
 
 /// Reports progress through the connect phases and hands over the
@@ -42,6 +44,10 @@ pub trait ConnectProgress {
     /// A preflight layer passed, with what was found (never a secret).
     fn layer_passed(&mut self, layer: Layer, detail: &str) {
         let _ = (layer, detail);
+    }
+    /// A fact about the session for `status` (see `Action::Note`).
+    fn note(&mut self, key: &'static str, value: &str) {
+        let _ = (key, value);
     }
 }
 

@@ -37,6 +37,8 @@ pub struct HealthData {
     pub down_since_wall: Option<SystemTime>,
     /// How long the last outage lasted, set when the feed went live.
     pub last_downtime: Option<std::time::Duration>,
+    /// Facts about the session its broker reports (client id, key set, ...).
+    pub info: std::collections::BTreeMap<&'static str, String>,
 }
 
 /// What the first connection of a feed proved, layer by layer: in `run`
@@ -100,6 +102,7 @@ impl FeedHealth {
                 down_since: Some(now),
                 down_since_wall: Some(wall),
                 last_downtime: None,
+                info: Default::default(),
             }),
         }
     }

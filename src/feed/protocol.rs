@@ -154,6 +154,13 @@ pub enum Action {
     /// The connection cannot go on: it ends with this error and its class
     /// decides what happens next.
     Fail(FeedError),
+    /// A fact about the session an operator reads in `status` (the client
+    /// id in use, the key set in use, when the token expires). Never a
+    /// secret. A later note with the same key replaces it.
+    Note {
+        key: &'static str,
+        value: String,
+    },
     /// An alert for the journal.
     Alert(Alert),
     /// A line for the operator's log (never a secret).

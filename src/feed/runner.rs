@@ -210,6 +210,11 @@ impl ConnectProgress for Progress<'_> {
             self.runner.first_record().pass(layer, detail);
         }
     }
+    fn note(&mut self, key: &'static str, value: &str) {
+        self.runner.health.update(|h| {
+            h.info.insert(key, value.to_string());
+        });
+    }
 }
 
 impl Runner {
@@ -548,6 +553,9 @@ impl Runner {
                 }
                 Ok(Incoming::Pong) => live.on_pong(),
                 Ok(Incoming::Event { name, fields }) => self.sink.event(&self.name, name, &fields),
+                Ok(Incoming::Note { key, value }) => self.health.update(|h| {
+                    h.info.insert(key, value);
+                }),
                 Ok(Incoming::Degraded(reason)) => {
                     log::warn!("feed={} degraded: {reason}", self.name);
                     self.health.update(|h| h.last_error = Some(reason.clone()));

@@ -184,6 +184,10 @@ impl<T: Transport> CoreSession<T> {
                     });
                     return Err(e.at(layer));
                 }
+                Action::Note { key, value } => match progress.as_deref_mut() {
+                    Some(p) => p.note(key, &value),
+                    None => self.pending.push_back(Incoming::Note { key, value }),
+                },
                 Action::Alert(a) => a.emit(),
                 Action::Log { level, message } => log::log!(level, "{message}"),
             }

@@ -25,6 +25,9 @@ pub struct WatchedFeed {
     pub stall_after: Duration,
     pub attempt_budget: Duration,
     pub alert_after: Duration,
+    /// The current outage is expected (a broker's daily restart window):
+    /// why. It gets a notice instead of `alert=feed_down` while this holds.
+    pub expected_outage: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,6 +38,8 @@ pub enum Action {
     Interrupt { feed: String, reason: String },
     /// Raise this alert (its kind decides the priority).
     Alert(Alert),
+    /// Log this line at notice priority (not an alert).
+    Notice(String),
 }
 
 #[derive(Default, Debug)]
@@ -44,6 +49,8 @@ struct FeedMemory {
     attempts_seen: u64,
     alerted_at: Option<Mono>,
     alerts: u32,
+    /// An expected outage was noted (once per outage).
+    expected_noted: bool,
 }
 
 /// Watchdog state across ticks.
@@ -133,6 +140,19 @@ impl Watchdog {
             }
             // Escalation.
             match h.down_since {
+                Some(down)
+                    if now.since(down) >= f.alert_after
+                        && f.expected_outage.is_some()
+                        && (mem.expected_noted || mem.alerted_at.is_some()) => {}
+                Some(down) if now.since(down) >= f.alert_after && f.expected_outage.is_some() => {
+                    mem.expected_noted = true;
+                    out.push(Action::Notice(format!(
+                        "feed={} down for {}, expected: {}; alert=feed_down follows only if it outlasts that",
+                        h.name,
+                        human(now.since(down)),
+                        f.expected_outage.as_deref().unwrap_or_default()
+                    )));
+                }
                 Some(down) if now.since(down) >= f.alert_after => {
                     let due = match mem.alerted_at {
                         None => true,
@@ -154,7 +174,18 @@ impl Watchdog {
                         ));
                     }
                 }
+                None if mem.expected_noted && mem.alerted_at.is_none() => {
+                    mem.expected_noted = false;
+                    out.push(Action::Notice(format!(
+                        "feed={} back after an expected outage of {}",
+                        h.name,
+                        h.last_downtime
+                            .map(human)
+                            .unwrap_or_else(|| "unknown".into())
+                    )));
+                }
                 None if mem.alerted_at.is_some() => {
+                    mem.expected_noted = false;
                     mem.alerted_at = None;
                     mem.alerts = 0;
                     out.push(Action::Alert(
@@ -192,6 +223,7 @@ mod tests {
             stall_after: Duration::from_secs(30),
             attempt_budget: Duration::from_secs(20),
             alert_after: Duration::from_secs(60),
+            expected_outage: None,
         }
     }
 
@@ -278,6 +310,33 @@ mod tests {
         let a = w.evaluate(&[feed(h)], at(961));
         assert!(
             matches!(&a[..], [Action::Alert(al)] if al.to_string().contains("alert=feed_recovered feed=f downtime=16m1s")),
+            "{a:?}"
+        );
+    }
+
+    #[test]
+    fn an_expected_outage_is_a_notice_until_it_is_not() {
+        let mut w = Watchdog::new(Duration::from_secs(900));
+        let mut h = live_at(0);
+        h.state = FeedState::Backoff;
+        h.down_since = Some(at(0));
+        h.busy_until = None;
+        let mut f = feed(h.clone());
+        f.expected_outage = Some("inside reset_window 23:45-00:45".into());
+        f.health.last_tick = at(61);
+        let a = w.evaluate(std::slice::from_ref(&f), at(61));
+        assert!(
+            matches!(&a[..], [Action::Notice(n)] if n.contains("expected: inside reset_window")),
+            "{a:?}"
+        );
+        f.health.last_tick = at(62);
+        assert!(w.evaluate(std::slice::from_ref(&f), at(62)).is_empty());
+        // It outlasts the window: the usual alert.
+        f.expected_outage = None;
+        f.health.last_tick = at(63);
+        let a = w.evaluate(std::slice::from_ref(&f), at(63));
+        assert!(
+            matches!(&a[..], [Action::Alert(al)] if al.kind == AlertKind::FeedDown),
             "{a:?}"
         );
     }

@@ -293,6 +293,7 @@ pub fn check_all(feeds: &[FeedConfig], ctx: &BuildContext<'_>) -> Vec<FeedReport
                     lookup: ctx.lookup,
                     clock: ctx.clock.clone(),
                     state_dir: ctx.state_dir.clone(),
+                    drift: ctx.drift.clone(),
                 };
                 scope.spawn(move || check_feed(f, &ctx))
             })

@@ -28,6 +28,22 @@ pub struct AgentStatus {
     /// Path of the configuration in force.
     #[serde(default)]
     pub config: String,
+    /// The last clock offset read from a broker's `Date` header, if any
+    /// REST call was made: how far the server's clock is ahead (negative:
+    /// behind), from which host, when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<ClockStatus>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClockStatus {
+    /// Server minus local clock, in milliseconds.
+    pub offset_ms: i64,
+    /// Half-width of the estimate (the Date header has 1 s resolution).
+    pub uncertainty_ms: u64,
+    pub host: String,
+    /// RFC 3339 UTC of the reading.
+    pub at: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -48,6 +64,21 @@ pub struct FeedStatus {
     /// While in backoff: milliseconds until the next attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_in_ms: Option<u64>,
+    /// Facts the broker reports about the session (client id in use, key
+    /// set in use, token expiry, market state), never a secret.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub info: std::collections::BTreeMap<String, String>,
+    /// The last REST check of the feed's credentials (brokers that have one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_checked: Option<CheckStatus>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CheckStatus {
+    /// RFC 3339 UTC.
+    pub at: String,
+    pub ok: bool,
+    pub detail: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -31,7 +31,7 @@ pub enum Observed {
     /// still there (or one not written by the current lock holder).
     NotRunning { stale: bool },
     /// The lock holder's own document.
-    Running(StatusDoc),
+    Running(Box<StatusDoc>),
     /// Something prevents an answer; the text says what (file and cause).
     Unreadable(String),
 }
@@ -95,8 +95,8 @@ pub fn observe(runtime_dir: &Path) -> Observed {
     };
     match holder.pid {
         // The holder is between locking and writing its PID: nothing to compare.
-        None => Observed::Running(doc),
-        Some(pid) if pid == doc.agent.pid => Observed::Running(doc),
+        None => Observed::Running(Box::new(doc)),
+        Some(pid) if pid == doc.agent.pid => Observed::Running(Box::new(doc)),
         Some(_) => Observed::NotRunning { stale: true },
     }
 }
@@ -313,6 +313,8 @@ mod tests {
             consecutive_failures: 0,
             last_error: None,
             retry_in_ms: None,
+            info: Default::default(),
+            credentials_checked: None,
         }
     }
 
@@ -326,6 +328,7 @@ mod tests {
                 updated_at: "2026-11-22T11:03:00Z".into(),
                 summary: "1/2 feeds live; kraken: backoff 8s (auth rejected)".into(),
                 config: "/etc/brokerguard/brokerguard.toml".into(),
+                clock: None,
             },
             feeds: vec![feed("signals", "live"), {
                 let mut f = feed("kraken", "backoff");

@@ -54,6 +54,7 @@ fn short(a: &Action) -> String {
         Action::Subscribed { .. } => "subscribed".into(),
         Action::Degraded { .. } => "degraded".into(),
         Action::Restored { .. } => "restored".into(),
+        Action::Note { key, value } => format!("note:{key}={value}"),
         Action::Fail(e) => format!(
             "fail:{}:{}",
             e.class.as_str(),

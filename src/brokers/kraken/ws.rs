@@ -735,6 +735,7 @@ mod tests {
                 Action::Subscribed { detail } => format!("subscribed {detail}"),
                 Action::Degraded { .. } => "degraded".into(),
                 Action::Restored { .. } => "restored".into(),
+                Action::Note { key, value } => format!("note {key}={value}"),
                 Action::Fail(e) => format!("fail {}", e.class.as_str()),
                 Action::Alert(a) => format!("alert {}", a.kind),
                 Action::Log { level, .. } => format!("log {}", level.as_str().to_lowercase()),

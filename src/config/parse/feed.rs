@@ -29,6 +29,7 @@ pub(super) const COMMON_KEYS: &[&str] = &[
     "expect",
     "alert_after",
     "max_message_bytes",
+    "validate_every",
 ];
 /// Keys whose meaning is shared, taken only by brokers that list them.
 const SHARED_KEYS: &[&str] = &["url", "rest_url", "account"];
@@ -210,6 +211,7 @@ impl Walker<'_, '_> {
                     }
                 }
                 "alert_after" => f.alert_after = self.positive_duration(v, &kp),
+                "validate_every" => set(&mut f.validate_every, self.duration(v, &kp)),
                 "max_message_bytes" => set(
                     &mut f.max_message_bytes,
                     self.integer_at_least(v, &kp, MIN_MESSAGE_BYTES).and_then(|n| usize::try_from(n).ok()),
