@@ -19,6 +19,7 @@ pub mod fanout;
 pub mod feed;
 pub mod logging;
 pub mod net;
+pub mod nonce;
 pub mod preflight;
 pub mod sim;
 pub mod status;
