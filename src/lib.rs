@@ -8,6 +8,7 @@
 //! depends on nothing of the agent's internals.
 
 pub mod brokers;
+pub mod calendar;
 pub mod cli;
 pub mod clock;
 pub mod config;
