@@ -94,6 +94,7 @@ mod tests {
             path: PathBuf::from("t.toml"),
             agent: AgentConfig::defaults(),
             feeds,
+            calendars: Default::default(),
         }
     }
 
