@@ -10,8 +10,9 @@
 //!
 //! Each key has `<state_dir>/nonce/<key id>` (the key id is the credential's
 //! fingerprint, `sha256:1f2e3d4c`, stored as `sha256-1f2e3d4c`). A draw opens
-//! it, takes an exclusive `flock` (polled with `LOCK_NB` for a bounded time,
-//! so a hung holder is an error, never a hang), reads the last value, issues
+//! it, takes an exclusive `flock` (never a blocking call without a deadline:
+//! `LOCK_NB` polls, then a bounded wait, so a hung holder is a named error,
+//! never a hang), reads the last value, issues
 //! `max(now in µs since the Unix epoch, last + 1)` ([`next_nonce`]), writes it
 //! back, `fsync`s, and unlocks. The value is durable before it is handed out,
 //! so restarts and a wall clock stepping backwards never reissue one.
@@ -28,7 +29,8 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::clock::Clock;
@@ -440,10 +442,19 @@ struct Flock<'f> {
 }
 
 impl<'f> Flock<'f> {
-    /// Takes `op` (`LOCK_EX` or `LOCK_SH`) without ever blocking in the
-    /// kernel: polls with `LOCK_NB`, pausing 20 µs and doubling up to 1 ms,
-    /// until `timeout` has passed. The pauses stay short so that waiters
-    /// catch the brief moment between two draws of a busy holder.
+    /// Takes `op` (`LOCK_EX` or `LOCK_SH`), waiting at most `timeout`.
+    ///
+    /// It polls with `LOCK_NB` for the first [`POLL_FIRST`]: most waits
+    /// end there, and a busy holder drawing again at once keeps the fast
+    /// path free of context switches. A poller can miss the few
+    /// microseconds between two draws of a busy holder again and again,
+    /// though, and starve for the whole timeout (seen with eight processes
+    /// on a loaded machine); so after that the wait moves into the kernel,
+    /// which wakes a blocked waiter the moment the lock is released. A
+    /// blocking `flock` cannot time out, so a helper thread blocks on a
+    /// duplicate descriptor (the same open file description, so the lock it
+    /// gets is this file's) while this thread waits for it with the
+    /// deadline. Should no helper be available, polling goes on.
     fn take(
         file: &'f File,
         path: &Path,
@@ -451,23 +462,16 @@ impl<'f> Flock<'f> {
         timeout: Duration,
     ) -> Result<Flock<'f>, NonceError> {
         let start = Instant::now();
+        let lock_error = |source| NonceError::Io {
+            path: path.to_path_buf(),
+            action: "lock",
+            source,
+        };
         let mut pause = Duration::from_micros(20);
+        let mut helper_tried = false;
         loop {
-            // SAFETY: the descriptor is open for the duration of the call.
-            if unsafe { libc::flock(file.as_raw_fd(), op | libc::LOCK_NB) } == 0 {
+            if flock_once(file, op | libc::LOCK_NB).map_err(lock_error)? {
                 return Ok(Flock { file });
-            }
-            let err = io::Error::last_os_error();
-            match err.raw_os_error() {
-                Some(libc::EWOULDBLOCK) => {}
-                Some(libc::EINTR) => continue,
-                _ => {
-                    return Err(NonceError::Io {
-                        path: path.to_path_buf(),
-                        action: "lock",
-                        source: err,
-                    });
-                }
             }
             let waited = start.elapsed();
             if waited >= timeout {
@@ -476,9 +480,96 @@ impl<'f> Flock<'f> {
                     waited,
                 });
             }
+            if waited >= POLL_FIRST && !helper_tried {
+                helper_tried = true;
+                match wait_in_kernel(file, op, timeout - waited) {
+                    Waited::Locked => return Ok(Flock { file }),
+                    Waited::TimedOut => {
+                        return Err(NonceError::LockTimeout {
+                            path: path.to_path_buf(),
+                            waited: start.elapsed(),
+                        });
+                    }
+                    Waited::Failed(e) => return Err(lock_error(e)),
+                    Waited::NoHelper => continue,
+                }
+            }
             std::thread::sleep(pause.min(timeout - waited));
             pause = (pause * 2).min(Duration::from_millis(1));
         }
+    }
+}
+
+/// How long a contended lock is polled before the wait moves into the kernel.
+const POLL_FIRST: Duration = Duration::from_millis(10);
+
+/// One `flock` call, retried on EINTR: `true` taken, `false` held
+/// elsewhere (only with `LOCK_NB`).
+fn flock_once(file: &File, op: libc::c_int) -> io::Result<bool> {
+    loop {
+        // SAFETY: the descriptor is open for the duration of the call.
+        if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
+            return Ok(true);
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EWOULDBLOCK) => return Ok(false),
+            Some(libc::EINTR) => continue,
+            _ => return Err(err),
+        }
+    }
+}
+
+/// Helper threads blocked in `flock` right now, in this process. A draw
+/// that timed out leaves its helper blocked until the stuck holder lets go
+/// (it then unlocks at once); the cap keeps a long hang from piling them up.
+static LOCK_HELPERS: AtomicUsize = AtomicUsize::new(0);
+const MAX_LOCK_HELPERS: usize = 16;
+
+enum Waited {
+    Locked,
+    TimedOut,
+    Failed(io::Error),
+    /// No helper thread could be had: poll instead.
+    NoHelper,
+}
+
+/// A blocking `flock(op)` in a helper thread, waited for at most `timeout`.
+fn wait_in_kernel(file: &File, op: libc::c_int, timeout: Duration) -> Waited {
+    if LOCK_HELPERS.fetch_add(1, Ordering::SeqCst) >= MAX_LOCK_HELPERS {
+        LOCK_HELPERS.fetch_sub(1, Ordering::SeqCst);
+        return Waited::NoHelper;
+    }
+    let Ok(dup) = file.try_clone() else {
+        LOCK_HELPERS.fetch_sub(1, Ordering::SeqCst);
+        return Waited::NoHelper;
+    };
+    let (tx, rx) = mpsc::sync_channel::<io::Result<bool>>(1);
+    let spawned = std::thread::Builder::new()
+        .name("nonce-lock".into())
+        .stack_size(64 << 10)
+        .spawn(move || {
+            let got = flock_once(&dup, op);
+            LOCK_HELPERS.fetch_sub(1, Ordering::SeqCst);
+            if let Err(unsent) = tx.send(got) {
+                if matches!(unsent.0, Ok(true)) {
+                    // The draw gave up meanwhile: release what it no longer wants.
+                    // SAFETY: dup is open until this thread ends.
+                    unsafe { libc::flock(dup.as_raw_fd(), libc::LOCK_UN) };
+                }
+            }
+        });
+    if spawned.is_err() {
+        LOCK_HELPERS.fetch_sub(1, Ordering::SeqCst);
+        return Waited::NoHelper;
+    }
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(_)) => Waited::Locked,
+        Ok(Err(e)) => Waited::Failed(e),
+        Err(mpsc::RecvTimeoutError::Timeout) => Waited::TimedOut,
+        Err(mpsc::RecvTimeoutError::Disconnected) => Waited::Failed(io::Error::other(
+            "the lock-wait thread ended without an answer",
+        )),
     }
 }
 
@@ -805,6 +896,38 @@ mod tests {
         assert!(matches!(s.last(KEY), Err(NonceError::LockTimeout { .. })));
         drop(held);
         assert_eq!(s.draw(KEY).unwrap(), first + 1);
+        // The helpers left blocked by the two timed-out waits got the lock
+        // once it was free, let it go and ended.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while LOCK_HELPERS.load(Ordering::SeqCst) != 0 {
+            assert!(Instant::now() < deadline, "lock helpers still blocked");
+            std::thread::yield_now();
+        }
+        assert_eq!(s.draw(KEY).unwrap(), first + 2);
+    }
+
+    #[test]
+    fn a_waiter_blocked_in_the_kernel_gets_the_lock_once_released() {
+        let d = TempDir::new("handoff");
+        let s = store(&d.0, &FakeClock::at_unix(T0));
+        let first = s.draw(KEY).unwrap();
+        let holder = File::open(s.path_of(KEY).unwrap()).unwrap();
+        let held =
+            Flock::take(&holder, Path::new("holder"), libc::LOCK_EX, Duration::ZERO).unwrap();
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| s.draw(KEY));
+            // Release only once the waiter has moved into the kernel wait.
+            let deadline = Instant::now() + Duration::from_secs(1);
+            while LOCK_HELPERS.load(Ordering::SeqCst) == 0 {
+                assert!(
+                    Instant::now() < deadline,
+                    "the waiter never blocked in the kernel"
+                );
+                std::thread::yield_now();
+            }
+            drop(held);
+            assert_eq!(waiter.join().unwrap().unwrap(), first + 1);
+        });
     }
 
     #[test]
