@@ -3,7 +3,11 @@
 //!
 //! Each draw is the whole durable path: open, `flock`, read, write, `fsync`,
 //! unlock, close, on the real file system under the system temp folder.
-//! Measured twice, each the median of several runs on a fresh counter:
+//! Each round measures, on fresh files:
+//! - the disk's own ceiling: one process rewriting 21 bytes and fsyncing,
+//!   no open, lock or read (fsync dominates a draw, and its cost swings
+//!   with whatever else the machine writes, so this is printed beside the
+//!   draws of the same round);
 //! - one process drawing alone;
 //! - eight processes drawing from the same key at once (this bench binary
 //!   re-executed with [`CHILD_ENV`]; every child waits on its stdin so the
@@ -11,7 +15,8 @@
 //!   instant on CLOCK_MONOTONIC, which all processes share). The rate is all
 //!   draws over the span from the first child's start to the last one's end.
 //!
-//! Each figure is one line `nonce.NAME key=value ...` for pasting.
+//! Rounds interleave the three so they see the same disk; the figures are
+//! the medians over the rounds, one line `nonce.NAME key=value ...` each.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -65,6 +70,21 @@ fn child(spec: &str) {
     draw_n(&store, draws);
     let end = monotonic_ns();
     println!("{start} {end}");
+}
+
+/// Writes + fsyncs per second of 21 bytes rewritten in place: the ceiling.
+fn raw_fsync() -> f64 {
+    use std::os::unix::fs::FileExt;
+    let dir = TempDir::new("nonce-bench-raw");
+    let file = std::fs::File::create(dir.join("raw")).expect("create the raw file");
+    let start = monotonic_ns();
+    for i in 0..SOLO_DRAWS {
+        file.write_all_at(format!("{i:020}\n").as_bytes(), 0)
+            .and_then(|()| file.sync_all())
+            .expect("write and fsync");
+    }
+    let secs = (monotonic_ns() - start) as f64 / 1e9;
+    SOLO_DRAWS as f64 / secs
 }
 
 /// Draws per second of one process alone on a fresh counter.
@@ -126,7 +146,7 @@ fn report(name: &str, detail: &str, rates: &[f64]) {
     let m = median(rates);
     let per_draw = Duration::from_secs_f64(1.0 / m);
     println!(
-        "nonce.{name} median_draws_per_s={m:.0} per_draw_us={:.1} runs={} ({detail})",
+        "nonce.{name} median_per_s={m:.0} each_us={:.1} rounds={} ({detail})",
         per_draw.as_secs_f64() * 1e6,
         rates.len()
     );
@@ -142,28 +162,30 @@ fn main() {
         std::env::temp_dir().display(),
         load_average()
     );
-    let mut rates = Vec::new();
+    let (mut raw, mut one, mut many) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..RUNS {
-        let r = solo();
-        println!("  one process run {i}: {r:.0} draws/s");
-        rates.push(r);
+        raw.push(raw_fsync());
+        one.push(solo());
+        many.push(eight());
+        println!(
+            "  round {i}: write+fsync {:.0}/s, one process {:.0} draws/s, {PROCESSES} processes {:.0} draws/s",
+            raw[i], one[i], many[i]
+        );
     }
+    report(
+        "fsync_ceiling",
+        &format!("{SOLO_DRAWS} in-place writes + fsync per round, no lock"),
+        &raw,
+    );
     report(
         "one_process",
-        &format!("{SOLO_DRAWS} draws per run"),
-        &rates,
+        &format!("{SOLO_DRAWS} draws per round"),
+        &one,
     );
-
-    let mut rates = Vec::new();
-    for i in 0..RUNS {
-        let r = eight();
-        println!("  {PROCESSES} processes run {i}: {r:.0} draws/s");
-        rates.push(r);
-    }
     report(
         "eight_processes",
-        &format!("{PROCESSES} x {DRAWS_PER_PROCESS} draws per run, one key"),
-        &rates,
+        &format!("{PROCESSES} x {DRAWS_PER_PROCESS} draws per round, one key"),
+        &many,
     );
     println!("nonce: load average after {}", load_average());
 }
