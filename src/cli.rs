@@ -83,7 +83,7 @@ pub enum Command {
         duration: std::time::Duration,
     },
     /// Run the loopback broker simulator in the foreground.
-    Sim(crate::sim::SimArgs),
+    Sim(crate::sim::SimCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -155,7 +155,7 @@ fn run(config: Option<PathBuf>) -> u8 {
             // Logging may not be set up yet: stderr reaches the journal either way.
             eprintln!("brokerguard: {e}");
             match e {
-                DaemonError::Config(_) | DaemonError::Unsupported(_) => exit::CONFIG,
+                DaemonError::Config(_) => exit::CONFIG,
                 DaemonError::Lock(crate::daemon::lock::LockError::Held { .. }) => exit::LOCKED,
                 DaemonError::Lock(_) | DaemonError::Os { .. } => exit::OSERR,
                 DaemonError::Preflight(_) => exit::UNAVAILABLE,
@@ -284,11 +284,11 @@ fn set_credential(name: &str, config: Option<PathBuf>, file: Option<PathBuf>) ->
     }
 }
 
-fn sim(args: &crate::sim::SimArgs) -> u8 {
+fn sim(args: &crate::sim::SimCommand) -> u8 {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let _ = signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone());
     let _ = signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone());
-    match crate::sim::run_cli(args, &stop) {
+    match crate::sim::run_command(args, &stop) {
         Ok(()) => exit::OK,
         Err(e) => {
             eprintln!("brokerguard sim: {e}");
@@ -324,7 +324,12 @@ fn check(names: &[String], config: Option<PathBuf>, json: bool) -> u8 {
     let sources = crate::credentials::Sources::from_process(&cfg.agent);
     let store = crate::credentials::CredentialStore::load(&sources, &required).store;
     let lookup = |name: &str| store.get(name).map(|c| c.value.clone());
-    let reports = crate::preflight::check_all(&feeds, &lookup);
+    let ctx = crate::brokers::BuildContext {
+        lookup: &lookup,
+        clock: std::sync::Arc::new(crate::clock::SystemClock::new()),
+        state_dir: cfg.agent.state_dir.clone(),
+    };
+    let reports = crate::preflight::check_all(&feeds, &ctx);
     if json {
         println!(
             "{}",

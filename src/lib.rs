@@ -7,6 +7,7 @@
 //! `brokers → feed (adapter trait) and net`, `feed → net, clock`, and `sim`
 //! depends on nothing of the agent's internals.
 
+pub mod alert;
 pub mod brokers;
 pub mod calendar;
 pub mod cli;

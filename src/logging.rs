@@ -10,8 +10,8 @@
 //! `journalctl -u brokerguard -p err` shows the alerts and nothing else.
 //! Nothing else may log at error level; other failures use `warn!`. To keep
 //! that promise even for other crates' logs and our own slips, an error
-//! record whose message does not start with `alert=` is printed at warning
-//! level. Recoveries (`alert=feed_recovered`, `alert=credential_restored`)
+//! record that did not come through [`crate::alert::Alert::emit`] (its own
+//! log target) is printed at warning level. Recoveries (`alert=feed_recovered`, `alert=credential_restored`)
 //! use [`notice!`](crate::notice): priority 5, `NOTICE` on a terminal.
 
 use std::io::Write;
@@ -69,13 +69,17 @@ pub fn init(level: LevelFilter) {
     // never reach a log line, so it stops at info whatever `log_level` or
     // `$RUST_LOG` say (set last, so no directive can lift it).
     builder.filter_module("tungstenite", level.min(LevelFilter::Info));
+    // ureq logs raw requests (API keys, signatures, form bodies) at trace
+    // and paths with their query strings at debug: the same cap.
+    builder.filter_module("ureq", level.min(LevelFilter::Info));
+    builder.filter_module("ureq_proto", level.min(LevelFilter::Info));
     builder.format(move |buf, record| {
-        let is_notice = record.target() == NOTICE_TARGET;
+        let origin = Origin::of(record.target());
         let msg = record.args().to_string();
         writeln!(
             buf,
             "{}",
-            format_line(mode, record.level(), is_notice, &msg, SystemTime::now())
+            format_line(mode, record.level(), origin, &msg, SystemTime::now())
         )
     });
     let _ = builder.try_init();
@@ -103,9 +107,33 @@ pub fn is_journal(journal_stream: Option<&str>, stderr_dev_ino: (u64, u64)) -> b
     }
 }
 
-/// The level a record is printed at: error only for alerts (module doc).
-fn shown_level(level: Level, msg: &str) -> Level {
-    if level == Level::Error && !msg.starts_with("alert=") {
+/// Where a record comes from, which can change how it is shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Any ordinary log record.
+    Plain,
+    /// A notice (priority 5), see [`notice!`](crate::notice).
+    Notice,
+    /// An alert raised through [`crate::alert::Alert::emit`].
+    Alert,
+}
+
+impl Origin {
+    pub fn of(target: &str) -> Origin {
+        if target == NOTICE_TARGET {
+            Origin::Notice
+        } else if target == crate::alert::ALERT_TARGET {
+            Origin::Alert
+        } else {
+            Origin::Plain
+        }
+    }
+}
+
+/// The level a record is printed at: error only for alerts (module doc),
+/// which come through [`crate::alert::Alert::emit`] on their own target.
+fn shown_level(level: Level, is_alert: bool) -> Level {
+    if level == Level::Error && !is_alert {
         Level::Warn
     } else {
         level
@@ -113,7 +141,8 @@ fn shown_level(level: Level, msg: &str) -> Level {
 }
 
 /// syslog priority: err 3, warning 4, notice 5, info 6, debug 7.
-fn priority(level: Level, is_notice: bool) -> u8 {
+fn priority(level: Level, origin: Origin) -> u8 {
+    let is_notice = origin == Origin::Notice;
     match level {
         Level::Error => 3,
         Level::Warn => 4,
@@ -123,7 +152,8 @@ fn priority(level: Level, is_notice: bool) -> u8 {
     }
 }
 
-fn label(level: Level, is_notice: bool) -> &'static str {
+fn label(level: Level, origin: Origin) -> &'static str {
+    let is_notice = origin == Origin::Notice;
     match level {
         Level::Error => "ERROR",
         Level::Warn => "WARN",
@@ -137,17 +167,11 @@ fn label(level: Level, is_notice: bool) -> &'static str {
 /// One log record as printed, without the final newline. In journal mode
 /// every line of a multi-line message carries the prefix, since journald
 /// reads each line as its own entry.
-pub fn format_line(
-    mode: Mode,
-    level: Level,
-    is_notice: bool,
-    msg: &str,
-    now: SystemTime,
-) -> String {
-    let level = shown_level(level, msg);
+pub fn format_line(mode: Mode, level: Level, origin: Origin, msg: &str, now: SystemTime) -> String {
+    let level = shown_level(level, origin == Origin::Alert);
     match mode {
         Mode::Journal => {
-            let prefix = format!("<{}>", priority(level, is_notice));
+            let prefix = format!("<{}>", priority(level, origin));
             msg.split('\n')
                 .map(|line| format!("{prefix}{line}"))
                 .collect::<Vec<_>>()
@@ -157,7 +181,7 @@ pub fn format_line(
             format!(
                 "{} {} {msg}",
                 crate::timefmt::rfc3339_millis(now),
-                label(level, is_notice)
+                label(level, origin)
             )
         }
     }
@@ -174,50 +198,61 @@ mod tests {
 
     #[test]
     fn journal_lines_carry_priorities() {
-        let j = |level, notice, msg| format_line(Mode::Journal, level, notice, msg, t());
+        let j = |level, origin, msg| format_line(Mode::Journal, level, origin, msg, t());
         assert_eq!(
-            j(Level::Error, false, "alert=feed_down feed=kraken"),
+            j(Level::Error, Origin::Alert, "alert=feed_down feed=kraken"),
             "<3>alert=feed_down feed=kraken"
         );
-        assert_eq!(j(Level::Warn, false, "reload failed"), "<4>reload failed");
         assert_eq!(
-            j(Level::Info, true, "alert=feed_recovered feed=kraken"),
+            j(Level::Warn, Origin::Plain, "reload failed"),
+            "<4>reload failed"
+        );
+        assert_eq!(
+            j(
+                Level::Info,
+                Origin::Notice,
+                "alert=feed_recovered feed=kraken"
+            ),
             "<5>alert=feed_recovered feed=kraken"
         );
-        assert_eq!(j(Level::Info, false, "started"), "<6>started");
-        assert_eq!(j(Level::Debug, false, "frame"), "<7>frame");
-        assert_eq!(j(Level::Trace, false, "bytes"), "<7>bytes");
+        assert_eq!(j(Level::Info, Origin::Plain, "started"), "<6>started");
+        assert_eq!(j(Level::Debug, Origin::Plain, "frame"), "<7>frame");
+        assert_eq!(j(Level::Trace, Origin::Plain, "bytes"), "<7>bytes");
     }
 
     #[test]
     fn journal_prefixes_every_line() {
         assert_eq!(
-            format_line(Mode::Journal, Level::Warn, false, "a\nb", t()),
+            format_line(Mode::Journal, Level::Warn, Origin::Plain, "a\nb", t()),
             "<4>a\n<4>b"
         );
     }
 
     #[test]
     fn terminal_lines_are_timestamped_utc() {
-        let l = |level, notice, msg| format_line(Mode::Terminal, level, notice, msg, t());
+        let l = |level, origin, msg| format_line(Mode::Terminal, level, origin, msg, t());
         assert_eq!(
-            l(Level::Error, false, "alert=credential_lost name=X"),
+            l(Level::Error, Origin::Alert, "alert=credential_lost name=X"),
             "2026-11-22T09:00:01.123Z ERROR alert=credential_lost name=X"
         );
         assert_eq!(
-            l(Level::Info, true, "alert=credential_restored name=X"),
+            l(
+                Level::Info,
+                Origin::Notice,
+                "alert=credential_restored name=X"
+            ),
             "2026-11-22T09:00:01.123Z NOTICE alert=credential_restored name=X"
         );
         assert_eq!(
-            l(Level::Info, false, "ok"),
+            l(Level::Info, Origin::Plain, "ok"),
             "2026-11-22T09:00:01.123Z INFO ok"
         );
         assert_eq!(
-            l(Level::Warn, false, "hm"),
+            l(Level::Warn, Origin::Plain, "hm"),
             "2026-11-22T09:00:01.123Z WARN hm"
         );
         assert_eq!(
-            l(Level::Debug, false, "d"),
+            l(Level::Debug, Origin::Plain, "d"),
             "2026-11-22T09:00:01.123Z DEBUG d"
         );
     }
@@ -225,11 +260,23 @@ mod tests {
     #[test]
     fn error_level_is_only_for_alerts() {
         assert_eq!(
-            format_line(Mode::Journal, Level::Error, false, "tls failed", t()),
+            format_line(
+                Mode::Journal,
+                Level::Error,
+                Origin::Plain,
+                "tls failed",
+                t()
+            ),
             "<4>tls failed"
         );
         assert_eq!(
-            format_line(Mode::Terminal, Level::Error, false, "tls failed", t()),
+            format_line(
+                Mode::Terminal,
+                Level::Error,
+                Origin::Plain,
+                "tls failed",
+                t()
+            ),
             "2026-11-22T09:00:01.123Z WARN tls failed"
         );
     }

@@ -6,6 +6,23 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jiff::Timestamp;
 
+/// (year, month, day) for days since 1970-01-01, for any day count
+/// (Howard Hinnant's civil-from-days). Timestamps go through jiff; this
+/// stays for the HTTP `Date` code and the simulator, which build their own
+/// IMF-fixdate text from it.
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
 /// `t` for jiff, clamped to its range (years -9999 to 9999) so that no
 /// wall time, however absurd, makes formatting or a calendar fail.
 pub(crate) fn timestamp(t: SystemTime) -> Timestamp {
@@ -67,6 +84,16 @@ mod tests {
         // Leap day and century rules.
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(rfc3339(leap), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn civil_from_days_agrees_with_jiff() {
+        let epoch = jiff::civil::Date::new(1970, 1, 1).unwrap();
+        for days in [-719_468i64, -1, 0, 1, 10_957, 11_016, 20_779, 2_932_896] {
+            let d = epoch.checked_add(jiff::Span::new().days(days)).unwrap();
+            let want = (i64::from(d.year()), d.month() as u32, d.day() as u32);
+            assert_eq!(civil_from_days(days), want, "{days}");
+        }
     }
 
     #[test]

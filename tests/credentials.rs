@@ -3,8 +3,11 @@
 //! canary sweep: planted secret values never appear in any error, event,
 //! alert line, status entry or doctor report.
 
+use brokerguard::brokers::registry::{BROKERS, Settings};
 use brokerguard::brokers::substitute;
-use brokerguard::config::{AgentConfig, BrokerKind, Config, FeedConfig};
+use brokerguard::brokers::websocket::WsSettings;
+use brokerguard::brokers::{BrokerRef, websocket};
+use brokerguard::config::{AgentConfig, Config, FeedConfig};
 use brokerguard::credentials::doctor;
 use brokerguard::credentials::dotenv;
 use brokerguard::credentials::monitor::Monitor;
@@ -41,8 +44,9 @@ fn token_req() -> Vec<Required> {
     vec![Required {
         name: "TOKEN".into(),
         feed: "f".into(),
-        broker: BrokerKind::Websocket,
+        broker: BrokerRef(&websocket::BROKER),
         field: TEMPLATE_FIELD.into(),
+        optional: false,
     }]
 }
 
@@ -258,18 +262,18 @@ fn canary_config(file: &Path) -> Config {
     let mut agent = AgentConfig::defaults();
     agent.credential_files = vec![file.to_path_buf()];
     let mut feeds = Vec::new();
-    for (name, kind) in [
-        ("kraken", BrokerKind::Kraken),
-        ("alpaca", BrokerKind::Alpaca),
-        ("kite", BrokerKind::Kite),
-        ("coinbase", BrokerKind::Coinbase),
-    ] {
-        let mut f = FeedConfig::new(name, kind);
+    // One feed of every broker of this build, so a new broker's credential
+    // fields are swept too.
+    for b in BROKERS {
+        let mut f = FeedConfig::new(b.name(), BrokerRef(*b));
         f.account = Some("main".into());
         feeds.push(f);
     }
-    let mut ws = FeedConfig::new("signals", BrokerKind::Websocket);
-    ws.auth = Some(r#"{"token":"${SIGNALS_TOKEN}","gone":"${ABSENT_TOKEN}"}"#.into());
+    let mut ws = FeedConfig::new("signals", BrokerRef(&websocket::BROKER));
+    ws.settings = Settings::new(WsSettings {
+        auth: Some(r#"{"token":"${SIGNALS_TOKEN}","gone":"${ABSENT_TOKEN}"}"#.into()),
+        ..WsSettings::default()
+    });
     feeds.push(ws);
     Config {
         path: PathBuf::from("/etc/brokerguard/brokerguard.toml"),
@@ -310,15 +314,21 @@ fn canary_secrets_appear_in_no_output() {
     let sources = Sources::fixed(None, vec![file.clone()], &env);
 
     let first = CredentialStore::load(&sources, &req);
-    assert!(
-        first
-            .store
-            .get("KRAKEN_MAIN_API_KEY")
-            .unwrap()
-            .value
-            .expose()
-            .contains("CANARY")
-    );
+    for n in names
+        .iter()
+        .filter(|n| *n != "SIGNALS_TOKEN" && *n != "ABSENT_TOKEN")
+    {
+        assert!(
+            first
+                .store
+                .get(n)
+                .unwrap()
+                .value
+                .expose()
+                .contains("CANARY"),
+            "{n}"
+        );
+    }
     let mut monitor = Monitor::new();
     let t0 = SystemTime::now();
     let mut outputs: Vec<(String, String)> = Vec::new();
@@ -376,7 +386,7 @@ fn canary_secrets_appear_in_no_output() {
     // Format checks straight on canaries, every field.
     for r in &req {
         for v in ["CANARY", " CANARY ", "'CANARY'", "CANARY\nX", "CANARY\r"] {
-            for p in format::check(r.broker, &r.field, &Secret::new(v)) {
+            for p in format::check(r.broker.0, &r.field, &Secret::new(v)) {
                 record("format", format!("{p} {p:?}"));
             }
         }

@@ -435,3 +435,42 @@ handshake_timeout = "500ms"
         "{err}"
     );
 }
+
+/// In `run`, a feed's own first connection is its preflight: with "warn"
+/// and with "require" the simulator sees exactly one connection per feed
+/// (no second session that a one-connection-per-key broker would refuse).
+#[test]
+fn preflight_in_run_opens_exactly_one_connection_per_feed() {
+    for mode in ["warn", "require"] {
+        let dir = TempDir::new(&format!("pf1-{mode}"));
+        let sim = Simulator::start(SimConfig {
+            tokens: vec![TOKEN.into()],
+            ..data_sim()
+        })
+        .unwrap();
+        std::fs::write(dir.join("credentials.env"), format!("SIG_TOKEN={TOKEN}\n")).unwrap();
+        let body = agent_toml(dir.path(), &format!("preflight = \"{mode}\""))
+            + &ws_feed_toml("sig", &sim.url(), "SIG_TOKEN", "");
+        let cfg = write_config(dir.path(), &body);
+        let mut agent = spawn_agent(dir.path(), &cfg, &[]);
+        assert!(
+            wait_for(Duration::from_secs(15), || stderr_of(dir.path())
+                .contains("preflight feed=sig passed every layer")),
+            "{mode}: no preflight report; stderr:\n{}",
+            stderr_of(dir.path())
+        );
+        assert!(
+            wait_for(Duration::from_secs(5), || feed_state(dir.path(), "sig")
+                .as_deref()
+                == Some("live")),
+            "{mode}: not live"
+        );
+        let stats = sim.stats();
+        assert_eq!(
+            (stats.connections_accepted, stats.auth_ok),
+            (1, 1),
+            "{mode}: the preflight must be the feed's own connection"
+        );
+        stop_agent(&mut agent);
+    }
+}

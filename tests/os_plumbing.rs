@@ -250,11 +250,15 @@ fn child_process_entry() {
                 .and_then(|l| l.parse().ok())
                 .unwrap_or(log::LevelFilter::Info);
             brokerguard::logging::init(level);
-            log::error!("alert=test_alert feed=x");
+            brokerguard::alert::Alert::new(brokerguard::alert::AlertKind::FeedDown)
+                .with("feed", "x")
+                .emit();
             log::error!("plain failure");
             log::warn!("a warning");
             log::info!("an info");
-            brokerguard::notice!("alert=feed_recovered feed=x");
+            brokerguard::alert::Alert::new(brokerguard::alert::AlertKind::FeedRecovered)
+                .with("feed", "x")
+                .emit();
             log::debug!("a debug");
             std::process::exit(0);
         }
@@ -604,7 +608,7 @@ fn journal_lines_carry_syslog_priorities() {
     assert_eq!(
         lines,
         [
-            "<3>alert=test_alert feed=x",
+            "<3>alert=feed_down feed=x",
             "<4>plain failure",
             "<4>a warning",
             "<6>an info",
@@ -619,7 +623,7 @@ fn notices_pass_a_warn_level_and_rust_log_overrides() {
     assert_eq!(
         lines,
         [
-            "<3>alert=test_alert feed=x",
+            "<3>alert=feed_down feed=x",
             "<4>plain failure",
             "<4>a warning",
             "<5>alert=feed_recovered feed=x"
@@ -649,7 +653,7 @@ fn terminal_lines_are_timestamped_when_stderr_is_not_the_journal() {
     assert_eq!(
         rest,
         [
-            " ERROR alert=test_alert feed=x",
+            " ERROR alert=feed_down feed=x",
             " WARN plain failure",
             " WARN a warning",
             " INFO an info",

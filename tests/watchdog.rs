@@ -2,8 +2,9 @@
 //! has no timeout of its own: it must shut the socket down through the
 //! cloned handle so the thread returns and reconnects.
 
+use brokerguard::brokers::{BrokerRef, websocket};
 use brokerguard::clock::{Clock, SystemClock};
-use brokerguard::config::{BrokerKind, FeedConfig};
+use brokerguard::config::FeedConfig;
 use brokerguard::daemon::feeds::{FeedSet, RunningFeed};
 use brokerguard::daemon::watchdog_thread::{self, WatchdogShared};
 use brokerguard::feed::runner::{self, FeedSink, RunnerSettings};
@@ -84,7 +85,7 @@ fn watchdog_forces_a_stuck_read_to_return() {
         }
     });
 
-    let mut cfg = FeedConfig::new("stuck", BrokerKind::Websocket);
+    let mut cfg = FeedConfig::new("stuck", BrokerRef(&websocket::BROKER));
     cfg.write_timeout = Duration::from_millis(200);
     cfg.stall_after = Duration::from_secs(600);
     let connects = Arc::new(AtomicU64::new(0));
@@ -92,7 +93,7 @@ fn watchdog_forces_a_stuck_read_to_return() {
         addr,
         connects: connects.clone(),
     };
-    let settings = RunnerSettings::from_config(&cfg, false);
+    let settings = RunnerSettings::from_config(&cfg, &adapter);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
     let handle = runner::spawn(
         "stuck",

@@ -1,57 +1,30 @@
-//! Broker adapters. The only place that knows the list of brokers: the
-//! daemon, `check` and `doctor` call [`build`] with a feed's configuration
-//! and its credentials and get back something the feed engine can drive.
+//! Brokers: one folder each (`websocket/`, ...), listed once in
+//! [`registry::BROKERS`]. Everything else asks the registry; nothing
+//! outside this folder spells a broker's name. What the brokers share
+//! lives here: `${NAME}` substitution and the WebSocket transport options
+//! built from a feed's common keys.
 
+pub mod ibkr;
+pub mod kraken;
+pub mod registry;
 pub mod websocket;
 
-use crate::config::{BrokerKind, FeedConfig};
+pub use registry::{BrokerRef, BuildContext, BuildError, find, names};
+
+use crate::config::FeedConfig;
 use crate::credentials::Secret;
-use crate::feed::Adapter;
-use std::fmt;
+use crate::net::ws::WsOptions;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BuildError {
-    /// A credential the feed needs is not set.
-    MissingCredential { feed: String, name: String },
-    /// The broker has no adapter in this build yet.
-    Unsupported { feed: String, broker: &'static str },
-}
-
-impl fmt::Display for BuildError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BuildError::MissingCredential { feed, name } => write!(
-                f,
-                "feed {feed}: credential {name} is not set; add it with `sudo brokerguard set-credential {name}` \
-                 and reload (`sudo systemctl reload brokerguard`)"
-            ),
-            BuildError::Unsupported { feed, broker } => write!(
-                f,
-                "feed {feed}: broker \"{broker}\" has no adapter in this build yet; use broker = \"websocket\" \
-                 or remove the feed"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for BuildError {}
-
-/// Whether this build can drive feeds of this broker.
-pub fn available(kind: BrokerKind) -> bool {
-    matches!(kind, BrokerKind::Websocket)
-}
-
-/// Builds the adapter for one feed. `lookup` resolves a credential name.
-pub fn build(
-    feed: &FeedConfig,
-    lookup: &dyn Fn(&str) -> Option<Secret>,
-) -> Result<Box<dyn Adapter>, BuildError> {
-    match feed.broker {
-        BrokerKind::Websocket => Ok(Box::new(websocket::WebsocketAdapter::new(feed, lookup)?)),
-        other => Err(BuildError::Unsupported {
-            feed: feed.name.clone(),
-            broker: other.as_str(),
-        }),
+/// Transport options from a feed's common keys.
+pub fn ws_options(f: &FeedConfig) -> WsOptions {
+    WsOptions {
+        connect_timeout: f.connect_timeout,
+        handshake_timeout: f.handshake_timeout,
+        write_timeout: f.write_timeout,
+        read_tick: crate::feed::runner::TICK,
+        max_message_bytes: f.max_message_bytes,
+        ca_file: f.tls_ca_file.clone(),
+        headers: Vec::new(),
     }
 }
 

@@ -12,8 +12,10 @@ mod show;
 
 pub use duration::{format_duration, parse_duration};
 pub use error::{ConfigError, Problem};
-pub use parse::{load, parse_str};
-pub use show::{effective_toml, is_literal_auth, literal_secret_warnings, redact_url};
+pub use parse::{Section, load, parse_str};
+pub use show::{Shown, effective_toml, is_literal_auth, literal_secret_warnings, redact_url};
+
+use crate::brokers::registry::{BrokerRef, Settings};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -114,72 +116,21 @@ pub enum PreflightMode {
     Off,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BrokerKind {
-    Websocket,
-    Kraken,
-    Alpaca,
-    Kite,
-    Ibkr,
-    Coinbase,
-}
-
-impl BrokerKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BrokerKind::Websocket => "websocket",
-            BrokerKind::Kraken => "kraken",
-            BrokerKind::Alpaca => "alpaca",
-            BrokerKind::Kite => "kite",
-            BrokerKind::Ibkr => "ibkr",
-            BrokerKind::Coinbase => "coinbase",
-        }
-    }
-    pub fn parse(s: &str) -> Option<BrokerKind> {
-        Some(match s {
-            "websocket" => BrokerKind::Websocket,
-            "kraken" => BrokerKind::Kraken,
-            "alpaca" => BrokerKind::Alpaca,
-            "kite" => BrokerKind::Kite,
-            "ibkr" => BrokerKind::Ibkr,
-            "coinbase" => BrokerKind::Coinbase,
-            _ => return None,
-        })
-    }
-}
-
+/// One `[[feed]]`: the keys every broker shares, and the broker's own
+/// section (parsed and validated by the broker, see `crate::brokers`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct FeedConfig {
     /// Unique, `[a-z0-9_-]+`.
     pub name: String,
-    pub broker: BrokerKind,
-    /// Endpoint (`ws://`, `wss://`); required for `websocket`, overrides the
-    /// adapter's default for the others.
+    pub broker: BrokerRef,
+    /// Endpoint (`ws://`, `wss://`); overrides the broker's default. Only
+    /// for brokers whose keys include `url`.
     pub url: Option<String>,
-    /// Overrides an adapter's REST endpoint.
+    /// Overrides the broker's REST endpoint.
     pub rest_url: Option<String>,
     /// Broker adapters: credentials are `<BROKER>_<ACCOUNT>_<FIELD>`.
     pub account: Option<String>,
-    /// IBKR only.
-    pub host: Option<String>,
-    pub port: Option<u16>,
-    pub client_id: Option<i64>,
-    /// Message sent after connecting; `${NAME}` is a credential.
-    pub auth: Option<String>,
-    /// A reply containing this text means the auth was accepted. Unset: the
-    /// feed is authenticated as soon as `auth` is sent.
-    pub auth_ok: Option<String>,
-    /// A reply containing this text means the credentials were rejected (parks the feed).
-    pub auth_error: Option<String>,
-    /// Sent once per connection after auth, in order.
-    pub subscribe: Vec<String>,
-    /// Sent every `poll_every`; a failed send means reconnect.
-    pub poll: Option<String>,
-    pub poll_every: Duration,
-    /// Messages containing this text are broker heartbeats: they prove the
-    /// feed alive but are not handed to the bot. Default `"heartbeat"`.
-    pub heartbeat: Option<String>,
-    /// WebSocket ping period. Default 15s.
+    /// Keepalive period (a WebSocket ping or the broker's own). Default 15s.
     pub ping_every: Duration,
     /// No pong within this means reconnect. Default 10s.
     pub pong_timeout: Duration,
@@ -198,8 +149,10 @@ pub struct FeedConfig {
     pub expect: Option<ExpectConfig>,
     /// Overrides `agent.alert_after` for this feed.
     pub alert_after: Option<Duration>,
-    /// Largest accepted WebSocket message. Default 16 MiB.
+    /// Largest accepted message. Default 16 MiB.
     pub max_message_bytes: usize,
+    /// The broker's own section.
+    pub settings: Settings,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -240,23 +193,13 @@ pub struct ExpectConfig {
 
 impl FeedConfig {
     /// A feed with every default, for tests and the demo.
-    pub fn new(name: &str, broker: BrokerKind) -> Self {
+    pub fn new(name: &str, broker: BrokerRef) -> Self {
         FeedConfig {
             name: name.to_string(),
             broker,
             url: None,
             rest_url: None,
             account: None,
-            host: None,
-            port: None,
-            client_id: None,
-            auth: None,
-            auth_ok: None,
-            auth_error: None,
-            subscribe: Vec::new(),
-            poll: None,
-            poll_every: Duration::from_secs(2),
-            heartbeat: Some("heartbeat".to_string()),
             ping_every: Duration::from_secs(15),
             pong_timeout: Duration::from_secs(10),
             stall_after: Duration::from_secs(30),
@@ -268,25 +211,13 @@ impl FeedConfig {
             expect: None,
             alert_after: None,
             max_message_bytes: 16 << 20,
+            settings: broker.default_settings(),
         }
     }
 
-    /// The `${NAME}` credential references in auth, subscribe and poll, in order, without repeats.
-    pub fn template_refs(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        let texts = self
-            .auth
-            .iter()
-            .chain(self.subscribe.iter())
-            .chain(self.poll.iter());
-        for t in texts {
-            for name in template_names(t) {
-                if !out.contains(&name) {
-                    out.push(name);
-                }
-            }
-        }
-        out
+    /// The broker's settings as its own type.
+    pub fn settings<S: crate::brokers::registry::BrokerSettings>(&self) -> Option<&S> {
+        self.settings.get::<S>()
     }
 }
 
@@ -340,10 +271,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn template_refs_in_order_without_repeats() {
-        let mut f = FeedConfig::new("x", BrokerKind::Websocket);
-        f.auth = Some(r#"{"token":"${A}","k":"${B}"}"#.into());
-        f.subscribe = vec![r#"{"t":"${A}"}"#.into(), r#"{"c":"${C}"}"#.into()];
-        assert_eq!(f.template_refs(), vec!["A", "B", "C"]);
+    fn template_names_in_order() {
+        assert_eq!(
+            template_names(r#"{"token":"${A}","k":"${B}","x":"${A}"}"#),
+            vec!["A", "B", "A"]
+        );
+        assert!(template_names("${OPEN").is_empty());
     }
 }

@@ -10,7 +10,10 @@
 
 mod calendar;
 mod feed;
+mod section;
 mod walker;
+
+pub use section::Section;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,7 +23,7 @@ use toml::de::DeTable;
 use super::error::ConfigError;
 use super::{AgentConfig, CalendarsConfig, Config, PreflightMode};
 use calendar::CALENDAR_KEYS;
-use feed::FEED_KEYS;
+use feed::all_feed_keys;
 use walker::{Lines, Value, Walker};
 
 const ROOT_KEYS: &[&str] = &["agent", "feed", "calendar"];
@@ -122,7 +125,7 @@ impl Walker<'_, '_> {
                         "\"{key}\" belongs in the [agent] table; move it below an [agent] header"
                     ),
                 ),
-                _ if FEED_KEYS.contains(&key) => self.report(
+                _ if all_feed_keys().contains(&key) => self.report(
                     k.span(),
                     key,
                     format!("\"{key}\" belongs in a feed; move it below a [[feed]] header"),
@@ -275,10 +278,11 @@ mod testutil {
 mod tests {
     use super::testutil::*;
     use super::*;
+    use crate::brokers::websocket::WsSettings;
     use crate::calendar::{CalendarKind, Date};
-    use crate::config::{BackoffConfig, BrokerKind, ExpectConfig};
+    use crate::config::{BackoffConfig, ExpectConfig};
     use calendar::CALENDAR_NAMES;
-    use feed::{BACKOFF_KEYS, BROKERS, EXPECT_KEYS};
+    use feed::{BACKOFF_KEYS, EXPECT_KEYS};
     use walker::absolutize;
 
     #[test]
@@ -309,11 +313,11 @@ fanout_queue = 100
 name = "sig-1"
 broker = "websocket"
 url = "wss://h:443/p"
-rest_url = "https://h/api"
 auth = '{"token":"${SIGNALS_TOKEN}"}'
 auth_ok = "ok"
 auth_error = "denied"
 subscribe = ['{"s":1}', '{"s":"${OTHER}"}']
+subscribe_ok = "subscribed"
 poll = '{"p":1}'
 poll_every = "3s"
 heartbeat = ""
@@ -328,13 +332,6 @@ backoff = { initial = "1s", max = "1m", multiplier = 1.5, stable_after = "2m", p
 expect = { every = "15m", offset = "5m", grace = "2m" }
 alert_after = "5m"
 max_message_bytes = 65536
-
-[[feed]]
-name = "tws"
-broker = "ibkr"
-host = "127.0.0.1"
-port = 4001
-client_id = 7
 "#;
         let cfg = parse(text).unwrap();
         let a = &cfg.agent;
@@ -356,14 +353,15 @@ client_id = 7
         let f = &cfg.feeds[0];
         assert_eq!(f.name, "sig-1");
         assert_eq!(f.url.as_deref(), Some("wss://h:443/p"));
-        assert_eq!(f.rest_url.as_deref(), Some("https://h/api"));
-        assert_eq!(f.auth.as_deref(), Some(r#"{"token":"${SIGNALS_TOKEN}"}"#));
-        assert_eq!(f.auth_ok.as_deref(), Some("ok"));
-        assert_eq!(f.auth_error.as_deref(), Some("denied"));
-        assert_eq!(f.subscribe.len(), 2);
-        assert_eq!(f.poll.as_deref(), Some(r#"{"p":1}"#));
-        assert_eq!(f.poll_every, Duration::from_secs(3));
-        assert_eq!(f.heartbeat, None);
+        let w = f.settings::<WsSettings>().unwrap();
+        assert_eq!(w.auth.as_deref(), Some(r#"{"token":"${SIGNALS_TOKEN}"}"#));
+        assert_eq!(w.auth_ok.as_deref(), Some("ok"));
+        assert_eq!(w.auth_error.as_deref(), Some("denied"));
+        assert_eq!(w.subscribe.len(), 2);
+        assert_eq!(w.subscribe_ok.as_deref(), Some("subscribed"));
+        assert_eq!(w.poll.as_deref(), Some(r#"{"p":1}"#));
+        assert_eq!(w.poll_every, Duration::from_secs(3));
+        assert_eq!(w.heartbeat, None);
         assert_eq!(f.ping_every, Duration::from_secs(5));
         assert_eq!(f.pong_timeout, Duration::from_secs(4));
         assert_eq!(f.stall_after, Duration::from_secs(60));
@@ -391,13 +389,7 @@ client_id = 7
         );
         assert_eq!(f.alert_after, Some(Duration::from_secs(300)));
         assert_eq!(f.max_message_bytes, 65536);
-        assert_eq!(f.template_refs(), vec!["SIGNALS_TOKEN", "OTHER"]);
-
-        let t = &cfg.feeds[1];
-        assert_eq!(
-            (t.broker, t.host.as_deref(), t.port, t.client_id),
-            (BrokerKind::Ibkr, Some("127.0.0.1"), Some(4001), Some(7))
-        );
+        assert_eq!(w.template_refs(), vec!["SIGNALS_TOKEN", "OTHER"]);
     }
 
     #[test]
@@ -523,7 +515,7 @@ ping_every = \"10x\"
 
 [[feed]]
 name = \"signals\"
-broker = \"kraken\"
+broker = \"websocket\"
 ";
         let got: Vec<(usize, usize, String)> = problems(text)
             .into_iter()
@@ -535,7 +527,7 @@ broker = \"kraken\"
             (9, 1, "feed[0].stal_after".to_string()),
             (10, 14, "feed[0].ping_every".to_string()),
             (13, 8, "feed[1].name".to_string()),
-            (14, 10, "feed[1].account".to_string()),
+            (14, 10, "feed[1].url".to_string()),
         ];
         assert_eq!(got, want);
     }
@@ -628,23 +620,45 @@ broker = \"kraken\"
         assert_eq!(cfg.feeds[0].name, "s");
     }
 
+    /// The `#[[feed]]` examples of a file, uncommented: a block starts at
+    /// `#[[feed]]`, takes every `#key = ...` line, skips `# comment` lines
+    /// and ends at the first line that is not a comment.
+    fn commented_examples(text: &str) -> Vec<String> {
+        let mut blocks = Vec::new();
+        let mut cur: Option<String> = None;
+        for line in text.lines() {
+            if line.starts_with("#[[feed]]") {
+                blocks.extend(cur.take());
+                cur = Some(String::new());
+            }
+            match (&mut cur, line.strip_prefix('#')) {
+                (Some(_), Some(l)) if l.starts_with(' ') || l.is_empty() => {}
+                (Some(b), Some(l)) => {
+                    b.push_str(l);
+                    b.push('\n');
+                }
+                (Some(_), None) => blocks.extend(cur.take()),
+                _ => {}
+            }
+        }
+        blocks.extend(cur);
+        blocks
+    }
+
     #[test]
-    fn example_config_loads() {
+    fn example_config_loads_with_no_feeds() {
         let cfg =
             parse(include_str!("../../etc/brokerguard.toml")).unwrap_or_else(|e| panic!("{e}"));
-        let f = &cfg.feeds[0];
-        assert_eq!(f.broker, BrokerKind::Websocket);
-        assert_eq!(f.template_refs(), vec!["SIGNALS_TOKEN"]);
-        assert!(f.poll.is_some() && f.expect.is_some() && !f.subscribe.is_empty());
-        assert_eq!(f.poll_every, Duration::from_secs(2));
+        assert!(cfg.feeds.is_empty(), "the shipped example must start clean");
     }
 
     #[test]
     fn example_config_documents_every_key() {
         let text = include_str!("../../etc/brokerguard.toml");
+        let feed_keys = all_feed_keys();
         for key in AGENT_KEYS
             .iter()
-            .chain(FEED_KEYS)
+            .chain(feed_keys.iter())
             .chain(BACKOFF_KEYS)
             .chain(EXPECT_KEYS)
             .chain(CALENDAR_KEYS)
@@ -660,39 +674,28 @@ broker = \"kraken\"
                 "no [calendar.{name}] example"
             );
         }
-        for broker in BROKERS {
-            assert!(
-                text.contains(&format!("broker = \"{broker}\"")),
-                "no {broker} example"
-            );
-        }
     }
 
     #[test]
-    fn commented_out_examples_load_when_uncommented() {
-        // Every "#[[feed]]" block in the example, uncommented, must be valid too.
-        let text = include_str!("../../etc/brokerguard.toml");
-        let mut blocks = Vec::new();
-        let mut cur: Option<String> = None;
-        for line in text.lines() {
-            if line.starts_with("#[[feed]]") {
-                blocks.extend(cur.take());
-                cur = Some(String::new());
-            }
-            match (&mut cur, line.strip_prefix('#')) {
-                (Some(b), Some(l)) if !l.starts_with(' ') && !l.is_empty() => {
-                    b.push_str(l);
-                    b.push('\n');
-                }
-                (Some(_), _) => blocks.extend(cur.take()),
-                _ => {}
-            }
+    fn commented_out_examples_load_one_per_broker() {
+        let blocks = commented_examples(include_str!("../../etc/brokerguard.toml"));
+        let mut seen = Vec::new();
+        for b in &blocks {
+            let cfg = parse(b).unwrap_or_else(|e| panic!("{e}\n{b}"));
+            assert_eq!(cfg.feeds.len(), 1, "{b}");
+            seen.push(cfg.feeds[0].broker.name());
         }
-        blocks.extend(cur);
-        assert_eq!(blocks.len(), 5, "{blocks:#?}");
-        for b in blocks {
-            parse(&b).unwrap_or_else(|e| panic!("{e}\n{b}"));
-        }
+        seen.sort();
+        let mut built = crate::brokers::names();
+        built.sort();
+        assert_eq!(
+            seen, built,
+            "one example per broker of this build, and only those"
+        );
+        let ws = parse(&blocks[0]).unwrap();
+        let w = ws.feeds[0].settings::<WsSettings>().unwrap();
+        assert_eq!(w.template_refs(), vec!["SIGNALS_TOKEN"]);
+        assert!(w.poll.is_some() && ws.feeds[0].expect.is_some() && !w.subscribe.is_empty());
     }
 
     #[test]

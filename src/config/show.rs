@@ -81,30 +81,11 @@ fn calendars(out: &mut String, cfg: &Config) {
 
 fn feed(out: &mut String, f: &FeedConfig, cfg: &Config) {
     line(out, "name", &toml_string(&f.name));
-    line(out, "broker", &toml_string(f.broker.as_str()));
+    line(out, "broker", &toml_string(f.broker.name()));
     opt(out, "url", f.url.as_deref().map(redact_url));
     opt(out, "rest_url", f.rest_url.as_deref().map(redact_url));
     opt(out, "account", f.account.clone());
-    opt(out, "host", f.host.clone());
-    if let Some(p) = f.port {
-        line(out, "port", &p.to_string());
-    }
-    if let Some(c) = f.client_id {
-        line(out, "client_id", &c.to_string());
-    }
-    opt(out, "auth", f.auth.as_deref().map(redact_auth));
-    opt(out, "auth_ok", f.auth_ok.clone());
-    opt(out, "auth_error", f.auth_error.clone());
-    let subs: Vec<String> = f.subscribe.iter().map(|s| toml_string(s)).collect();
-    line(out, "subscribe", &format!("[{}]", subs.join(", ")));
-    opt(out, "poll", f.poll.clone());
-    line(out, "poll_every", &dur(f.poll_every));
-    // An empty heartbeat means "no heartbeat messages" when read back.
-    line(
-        out,
-        "heartbeat",
-        &toml_string(f.heartbeat.as_deref().unwrap_or("")),
-    );
+    f.settings.show(&mut Shown(out));
     line(out, "ping_every", &dur(f.ping_every));
     line(out, "pong_timeout", &dur(f.pong_timeout));
     line(out, "stall_after", &dur(f.stall_after));
@@ -150,6 +131,51 @@ fn feed(out: &mut String, f: &FeedConfig, cfg: &Config) {
         }
     }
     line(out, "max_message_bytes", &f.max_message_bytes.to_string());
+}
+
+/// Where a broker writes its section of the effective configuration: each
+/// method writes one `key = value` line as TOML that loads again.
+pub struct Shown<'a>(&'a mut String);
+
+impl Shown<'_> {
+    /// A value already written as TOML.
+    pub fn raw(&mut self, key: &str, toml: &str) {
+        line(self.0, key, toml);
+    }
+    pub fn string(&mut self, key: &str, value: &str) {
+        line(self.0, key, &toml_string(value));
+    }
+    pub fn opt_string(&mut self, key: &str, value: Option<&str>) {
+        if let Some(v) = value {
+            self.string(key, v);
+        }
+    }
+    /// A message template: one that embeds a literal credential (no
+    /// `${NAME}`) is redacted.
+    pub fn template(&mut self, key: &str, value: &str) {
+        self.string(key, &redact_auth(value));
+    }
+    pub fn strings(&mut self, key: &str, values: &[String]) {
+        let items: Vec<String> = values.iter().map(|s| toml_string(s)).collect();
+        line(self.0, key, &format!("[{}]", items.join(", ")));
+    }
+    pub fn integer(&mut self, key: &str, value: i64) {
+        line(self.0, key, &value.to_string());
+    }
+    pub fn integers(&mut self, key: &str, values: &[i64]) {
+        let items: Vec<String> = values.iter().map(|n| n.to_string()).collect();
+        line(self.0, key, &format!("[{}]", items.join(", ")));
+    }
+    pub fn boolean(&mut self, key: &str, value: bool) {
+        line(self.0, key, if value { "true" } else { "false" });
+    }
+    pub fn duration(&mut self, key: &str, value: std::time::Duration) {
+        line(self.0, key, &dur(value));
+    }
+    /// A TOML string literal for `value`, to build inline tables with.
+    pub fn quote(value: &str) -> String {
+        toml_string(value)
+    }
 }
 
 fn line(out: &mut String, key: &str, value: &str) {
@@ -211,13 +237,7 @@ pub fn is_literal_auth(auth: &str) -> bool {
 pub fn literal_secret_warnings(cfg: &Config) -> Vec<String> {
     let mut out = Vec::new();
     for f in &cfg.feeds {
-        if f.auth.as_deref().is_some_and(is_literal_auth) {
-            out.push(format!(
-                "feed \"{}\": auth has no ${{NAME}} reference, so it embeds a literal credential; \
-                 move the secret to a credentials file and write ${{NAME}} in auth",
-                f.name
-            ));
-        }
+        out.extend(f.broker.warnings(f));
         for (key, url) in [("url", &f.url), ("rest_url", &f.rest_url)] {
             if url.as_deref().is_some_and(|u| redact_url(u) != u) {
                 out.push(format!(
@@ -293,7 +313,9 @@ fn redact_userinfo(base: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{BrokerKind, ExpectConfig, parse_str};
+    use crate::brokers::websocket::WsSettings;
+    use crate::brokers::{BrokerRef, registry::Settings, websocket};
+    use crate::config::{ExpectConfig, parse_str};
     use std::path::PathBuf;
     use std::time::Duration;
 
@@ -338,29 +360,26 @@ mod tests {
     #[test]
     fn everything_round_trips() {
         let mut cfg = parse(include_str!("../../etc/brokerguard.toml"));
-        // Add one of each broker and the awkward values by hand.
-        let mut ibkr = FeedConfig::new("tws", BrokerKind::Ibkr);
-        ibkr.host = Some("127.0.0.1".into());
-        ibkr.port = Some(4002);
-        ibkr.client_id = Some(-3);
-        ibkr.heartbeat = None;
-        cfg.feeds.push(ibkr);
-        let mut kite = FeedConfig::new("kite", BrokerKind::Kite);
-        kite.account = Some("main".into());
-        kite.rest_url = Some("https://api.kite.trade".into());
-        kite.subscribe = vec!["it's \"quoted\"\twith\\escapes\u{1}".into(), String::new()];
-        kite.poll = Some("line1\nline2".into());
-        kite.backoff.multiplier = 1.25;
-        kite.expect = Some(ExpectConfig {
+        // One of each broker with the awkward values, by hand.
+        let mut ws = FeedConfig::new("odd", BrokerRef(&websocket::BROKER));
+        ws.url = Some("wss://h:9443/x".into());
+        ws.settings = Settings::new(WsSettings {
+            auth: Some("{\"t\":\"${TOKEN}\"}".into()),
+            subscribe: vec!["it's \"quoted\"\twith\\escapes\u{1}".into()],
+            poll: Some("line1\nline2".into()),
+            heartbeat: None,
+            subscribe_ok: Some("ok".into()),
+            ..WsSettings::default()
+        });
+        ws.backoff.multiplier = 1.25;
+        ws.expect = Some(ExpectConfig {
             every: Duration::from_secs(60),
             offset: Duration::from_millis(1500),
             grace: Duration::from_secs(60),
         });
-        kite.alert_after = Some(Duration::from_secs(5));
-        kite.tls_ca_file = Some(PathBuf::from("/etc/ca dir/ca.pem"));
-        cfg.feeds.push(kite);
-        // "" is not accepted as a subscribe message; drop it to stay valid.
-        cfg.feeds[2].subscribe.pop();
+        ws.alert_after = Some(Duration::from_secs(5));
+        ws.tls_ca_file = Some(PathBuf::from("/etc/ca dir/ca.pem"));
+        cfg.feeds.push(ws);
         assert_eq!(round_trip(&cfg), cfg);
     }
 
@@ -403,7 +422,8 @@ mod tests {
         );
         // Still valid TOML for the loader.
         let again = round_trip(&cfg);
-        assert_eq!(again.feeds[0].auth.as_deref(), Some(REDACTED_LITERAL_AUTH));
+        let w = again.feeds[0].settings::<WsSettings>().unwrap();
+        assert_eq!(w.auth.as_deref(), Some(REDACTED_LITERAL_AUTH));
     }
 
     #[test]
@@ -417,20 +437,21 @@ mod tests {
     #[test]
     fn url_secrets_are_redacted() {
         let text = format!(
-            "[[feed]]\nname = \"k\"\nbroker = \"kite\"\naccount = \"main\"\n\
-             url = \"wss://ws.kite.trade/?api_key=k{CANARY}&access_token={CANARY}&mode=full#frag\"\n\
-             rest_url = \"https://user:{CANARY}@api.example.com/v1?X-Signature={CANARY}&sym=A\"\n"
+            "[[feed]]\nname = \"k\"\nbroker = \"websocket\"\n\
+             url = \"wss://ws.example.com/?api_key=k{CANARY}&access_token={CANARY}&mode=full#frag\"\n"
         );
         let cfg = parse(&text);
         let shown = effective_toml(&cfg);
         assert!(!shown.contains(CANARY), "{shown}");
         assert!(
-            shown.contains("url = \"wss://ws.kite.trade/?api_key=<redacted>&access_token=<redacted>&mode=full#frag\""),
+            shown.contains("url = \"wss://ws.example.com/?api_key=<redacted>&access_token=<redacted>&mode=full#frag\""),
             "{shown}"
         );
-        assert!(
-            shown.contains("rest_url = \"https://user:<redacted>@api.example.com/v1?X-Signature=<redacted>&sym=A\""),
-            "{shown}"
+        assert_eq!(
+            redact_url(&format!(
+                "https://user:{CANARY}@api.example.com/v1?X-Signature={CANARY}&sym=A"
+            )),
+            "https://user:<redacted>@api.example.com/v1?X-Signature=<redacted>&sym=A"
         );
         round_trip(&cfg);
     }
@@ -475,13 +496,12 @@ mod tests {
              auth = '{{\"token\":\"{CANARY}\",\"x\":\"${{bad name}}\"}}'\n\
              subscribe = ['{CANARY} ${{', 7]\n\
              poll = '{CANARY}${{lower}}'\n\
-             [[feed]]\nname = \"b\"\nbroker = \"kraken\"\naccount = \"m\"\n\
-             rest_url = \"{CANARY}\"\n\
+             [[feed]]\nname = \"b\"\nbroker = \"websocket\"\n\
              url = \"wss://:{CANARY}\"\n"
         );
         let err = parse_str(&text, Path::new("c.toml")).unwrap_err();
         let shown = err.to_string();
-        assert!(err.problems().len() >= 6, "{shown}");
+        assert!(err.problems().len() >= 5, "{shown}");
         assert!(!shown.contains(CANARY), "{shown}");
     }
 }

@@ -613,7 +613,9 @@ impl DoctorReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{AgentConfig, BrokerKind, FeedConfig};
+    use crate::brokers::websocket::WsSettings;
+    use crate::brokers::{BrokerRef, registry::Settings, websocket};
+    use crate::config::{AgentConfig, FeedConfig};
     use crate::credentials::store::tests::temp_dir;
     use std::fs;
     use std::os::unix::fs::PermissionsExt;
@@ -621,10 +623,18 @@ mod tests {
     fn cfg(files: Vec<PathBuf>) -> Config {
         let mut agent = AgentConfig::defaults();
         agent.credential_files = files;
-        let mut k = FeedConfig::new("kraken", BrokerKind::Kraken);
-        k.account = Some("master".into());
-        let mut ws = FeedConfig::new("signals", BrokerKind::Websocket);
-        ws.auth = Some("${SIGNALS_TOKEN}".into());
+        let ws_feed = |name: &str, auth: &str, poll: Option<&str>| {
+            let mut f = FeedConfig::new(name, BrokerRef(&websocket::BROKER));
+            f.url = Some("ws://h:1".into());
+            f.settings = Settings::new(WsSettings {
+                auth: Some(auth.into()),
+                poll: poll.map(String::from),
+                ..WsSettings::default()
+            });
+            f
+        };
+        let k = ws_feed("master", "${MASTER_API_KEY}", Some("${MASTER_API_SECRET}"));
+        let ws = ws_feed("signals", "${SIGNALS_TOKEN}", None);
         Config {
             path: PathBuf::from(config::DEFAULT_PATH),
             agent,
@@ -648,8 +658,8 @@ mod tests {
         fs::create_dir_all(root.join("var/lib/cloud/data")).unwrap();
         fs::write(root.join("var/lib/cloud/data/instance-id"), "512345678\n").unwrap();
         let f = d.join("credentials.env");
-        let secret = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [1u8; 64]);
-        fs::write(&f, format!("KRAKEN_MASTER_API_SECRET={secret}\n")).unwrap();
+        let secret = "CANARY-secret-5f3a";
+        fs::write(&f, format!("MASTER_API_SECRET={secret}\n")).unwrap();
         fs::set_permissions(&f, fs::Permissions::from_mode(0o644)).unwrap();
         let c = cfg(vec![f.clone()]);
         let sources = Sources::fixed(
@@ -670,8 +680,8 @@ mod tests {
         assert_eq!(
             states,
             vec![
-                ("KRAKEN_MASTER_API_KEY", CredState::Missing),
-                ("KRAKEN_MASTER_API_SECRET", CredState::Set),
+                ("MASTER_API_KEY", CredState::Missing),
+                ("MASTER_API_SECRET", CredState::Set),
                 ("SIGNALS_TOKEN", CredState::EnvOnly),
             ]
         );
@@ -682,7 +692,7 @@ mod tests {
         assert!(r.platform.systemd_unit.is_some());
         let text = r.to_text();
         for needle in [
-            "sudo brokerguard set-credential KRAKEN_MASTER_API_KEY",
+            "sudo brokerguard set-credential MASTER_API_KEY",
             "sudo systemctl reload brokerguard",
             "sudo brokerguard set-credential SIGNALS_TOKEN",
             &format!(
@@ -701,7 +711,7 @@ mod tests {
         assert_eq!(v["ok"], false);
         assert_eq!(v["credentials"][2]["state"], "env_only");
         for shown in [&text, &json] {
-            assert!(!shown.contains("CANARY") && !shown.contains(&secret));
+            assert!(!shown.contains("CANARY"));
         }
         fs::remove_dir_all(&d).unwrap();
     }
@@ -713,13 +723,9 @@ mod tests {
         fs::create_dir_all(root.join("run/systemd")).unwrap();
         fs::write(root.join("run/systemd/container"), "lxc\n").unwrap();
         let f = d.join("credentials.env");
-        let secret = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [1u8; 64]);
         fs::write(
             &f,
-            format!(
-                "KRAKEN_MASTER_API_KEY={}\nKRAKEN_MASTER_API_SECRET={secret}\nSIGNALS_TOKEN=t\n",
-                "K".repeat(56)
-            ),
+            "MASTER_API_KEY=k\nMASTER_API_SECRET=s\nSIGNALS_TOKEN=t\n",
         )
         .unwrap();
         fs::set_permissions(&f, fs::Permissions::from_mode(0o600)).unwrap();

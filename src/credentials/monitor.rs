@@ -8,6 +8,7 @@
 use super::format::Severity;
 use super::required::{Required, distinct_names};
 use super::store::{CredProblem, CredentialStore};
+use crate::alert::{Alert, AlertKind, escape};
 use crate::timefmt::rfc3339;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -67,57 +68,76 @@ impl CredEvent {
         }
     }
 
-    /// The journal line, e.g.
-    /// `alert=credential_lost name=KRAKEN_MASTER_API_KEY fingerprint=sha256:1a2b3c4d last_seen=2026-11-23T18:00:00Z`.
-    pub fn alert_line(&self) -> String {
-        match self {
+    /// The alert this event raises, if it is one (the rest are plain log lines).
+    pub fn alert(&self) -> Option<Alert> {
+        Some(match self {
             CredEvent::Lost {
                 name,
                 fingerprint,
                 last_seen,
-            } => format!(
-                "alert=credential_lost name={} fingerprint={} last_seen={}",
-                kv(name),
-                fingerprint.as_deref().unwrap_or("none"),
-                last_seen
-                    .map(rfc3339)
-                    .unwrap_or_else(|| "never".to_string())
-            ),
-            CredEvent::Restored { name, fingerprint } => {
-                format!(
-                    "alert=credential_restored name={} fingerprint={fingerprint}",
-                    kv(name)
-                )
-            }
-            CredEvent::Invalid { file, line, reason } => {
-                let line = line.map(|l| format!(" line={l}")).unwrap_or_default();
-                format!(
-                    "alert=credentials_invalid file={}{line} reason={}",
-                    kv(&file.display().to_string()),
-                    quoted(reason)
-                )
-            }
-            CredEvent::Rotated { name, old, new } => {
-                format!("token_rotated name={} old={old} new={new}", kv(name))
-            }
+            } => Alert::new(AlertKind::CredentialLost)
+                .with("name", name)
+                .with("fingerprint", fingerprint.as_deref().unwrap_or("none"))
+                .with(
+                    "last_seen",
+                    last_seen
+                        .map(rfc3339)
+                        .unwrap_or_else(|| "never".to_string()),
+                ),
+            CredEvent::Restored { name, fingerprint } => Alert::new(AlertKind::CredentialRestored)
+                .with("name", name)
+                .with("fingerprint", fingerprint),
+            CredEvent::Invalid { file, line, reason } => Alert::new(AlertKind::CredentialsInvalid)
+                .with("file", file.display())
+                .with_opt("line", *line)
+                .with("reason", reason),
             CredEvent::FormatProblem {
                 name,
-                severity,
+                severity: Severity::Error,
                 reason,
-            } => {
-                let kind = match severity {
-                    Severity::Error => "alert=credential_malformed",
-                    Severity::Warning => "credential_suspect",
-                };
-                format!("{kind} name={} reason={}", kv(name), quoted(reason))
+            } => Alert::new(AlertKind::CredentialMalformed)
+                .with("name", name)
+                .with("reason", reason),
+            _ => return None,
+        })
+    }
+
+    /// The journal line, e.g.
+    /// `alert=credential_lost name=KRAKEN_MASTER_API_KEY fingerprint=sha256:1a2b3c4d last_seen=2026-11-23T18:00:00Z`.
+    pub fn alert_line(&self) -> String {
+        if let Some(a) = self.alert() {
+            return a.to_string();
+        }
+        match self {
+            CredEvent::Rotated { name, old, new } => {
+                format!("token_rotated name={} old={old} new={new}", escape(name))
+            }
+            CredEvent::FormatProblem { name, reason, .. } => {
+                format!(
+                    "credential_suspect name={} reason={}",
+                    escape(name),
+                    escape(reason)
+                )
             }
             CredEvent::EnvOnly { name } => format!(
                 "credential_env_only name={} reason={}",
-                kv(name),
-                quoted(&format!(
+                escape(name),
+                escape(&format!(
                     "only in the process environment, lost on the next restart; move it: sudo brokerguard set-credential {name}"
                 ))
             ),
+            _ => unreachable!("alert kinds are handled above"),
+        }
+    }
+
+    /// Logs the event: alerts through [`Alert::emit`], the rest at their level.
+    pub fn emit(&self) {
+        match self.alert() {
+            Some(a) => a.emit(),
+            None => match self.level() {
+                log::Level::Info => crate::notice!("{}", self.alert_line()),
+                _ => log::warn!("{}", self.alert_line()),
+            },
         }
     }
 }
@@ -126,30 +146,6 @@ impl fmt::Display for CredEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.alert_line())
     }
-}
-
-/// A value as is when it has no space, quote or `=`; else quoted.
-fn kv(s: &str) -> String {
-    if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c == '"' || c == '=') {
-        quoted(s)
-    } else {
-        s.to_string()
-    }
-}
-
-fn quoted(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 #[derive(Clone, Debug, Default)]

@@ -387,7 +387,7 @@ impl CredentialStore {
     ) -> Vec<FormatProblem> {
         let mut out: Vec<FormatProblem> = Vec::new();
         for r in required.iter().filter(|r| r.name == name) {
-            for p in format::check(r.broker, &r.field, &c.value) {
+            for p in format::check(r.broker.0, &r.field, &c.value) {
                 if !out.contains(&p) {
                     out.push(p);
                 }
@@ -562,7 +562,6 @@ fn read_file(path: &Path) -> (FileLayer, Option<CredProblem>) {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::config::BrokerKind;
     use crate::credentials::required::TEMPLATE_FIELD;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -585,8 +584,9 @@ pub(crate) mod tests {
             .map(|n| Required {
                 name: n.to_string(),
                 feed: format!("feed_{}", n.to_lowercase()),
-                broker: BrokerKind::Websocket,
+                broker: crate::brokers::BrokerRef(&crate::brokers::websocket::BROKER),
                 field: TEMPLATE_FIELD.to_string(),
+                optional: false,
             })
             .collect()
     }

@@ -1,10 +1,9 @@
 //! The set of running feeds: start, replace on reload or credential change,
 //! stop and join within a deadline. Shared with the watchdog thread.
 
-use crate::brokers::{self, BuildError};
+use crate::brokers::{BuildContext, BuildError};
 use crate::clock::Clock;
 use crate::config::FeedConfig;
-use crate::credentials::Secret;
 use crate::feed::health::HealthData;
 use crate::feed::runner::{self, FeedCommand, FeedHandle, FeedSink, RunnerSettings};
 use crate::feed::{Adapter, ConnectProgress, ErrorClass, FeedError, Session};
@@ -23,35 +22,35 @@ pub struct FeedSet {
     inner: Arc<Mutex<Vec<RunningFeed>>>,
 }
 
-/// Stands in for a feed's adapter while a credential it needs is missing:
-/// the feed parks and wakes when the credential appears.
-struct MissingCredentialAdapter {
-    message: String,
+/// Stands in for a feed's adapter that could not be built: the feed parks
+/// with the reason (a missing credential wakes it when it appears; an
+/// invalid setting when the configuration changes).
+struct UnbuiltAdapter {
+    error: FeedError,
 }
 
-impl Adapter for MissingCredentialAdapter {
+impl Adapter for UnbuiltAdapter {
     fn connect(&mut self, _: &mut dyn ConnectProgress) -> Result<Box<dyn Session>, FeedError> {
-        Err(FeedError::new(
-            ErrorClass::MissingCredential,
-            self.message.clone(),
-        ))
+        Err(self.error.clone())
     }
     fn has_ping(&self) -> bool {
         true
     }
 }
 
-/// Builds an adapter, or a parked stand-in when a credential is missing.
-pub fn adapter_for(f: &FeedConfig, lookup: &dyn Fn(&str) -> Option<Secret>) -> Box<dyn Adapter> {
-    match brokers::build(f, lookup) {
+/// Builds an adapter, or a parked stand-in when it cannot be built.
+pub fn adapter_for(f: &FeedConfig, ctx: &BuildContext<'_>) -> Box<dyn Adapter> {
+    match f.broker.build(f, ctx) {
         Ok(a) => a,
-        Err(e @ BuildError::MissingCredential { .. }) => Box::new(MissingCredentialAdapter {
-            message: e.to_string(),
-        }),
-        // Unsupported brokers are refused when the configuration is checked.
-        Err(e @ BuildError::Unsupported { .. }) => Box::new(MissingCredentialAdapter {
-            message: e.to_string(),
-        }),
+        Err(e) => {
+            let class = match e {
+                BuildError::MissingCredential { .. } => ErrorClass::MissingCredential,
+                BuildError::Invalid { .. } => ErrorClass::Config,
+            };
+            Box::new(UnbuiltAdapter {
+                error: FeedError::new(class, e.to_string()).at(crate::feed::Layer::Credentials),
+            })
+        }
     }
 }
 
@@ -70,13 +69,13 @@ impl FeedSet {
     pub fn start(
         &self,
         f: &FeedConfig,
-        lookup: &dyn Fn(&str) -> Option<Secret>,
+        ctx: &BuildContext<'_>,
         clock: Arc<dyn Clock>,
         sink: Arc<dyn FeedSink>,
     ) -> std::io::Result<()> {
-        let adapter = adapter_for(f, lookup);
-        let settings = RunnerSettings::from_config(f, adapter.has_ping());
-        let handle = runner::spawn(&f.name, f.broker.as_str(), adapter, settings, clock, sink)?;
+        let adapter = adapter_for(f, ctx);
+        let settings = RunnerSettings::from_config(f, adapter.as_ref());
+        let handle = runner::spawn(&f.name, f.broker.name(), adapter, settings, clock, sink)?;
         self.lock().push(RunningFeed {
             config: f.clone(),
             handle,
@@ -87,11 +86,11 @@ impl FeedSet {
     /// Sends a new adapter to a running feed; it reconnects at once: a
     /// blocked read is interrupted rather than left to its tick (up to a
     /// second on a quiet feed), so a rotated token is in use well under one.
-    pub fn replace(&self, f: &FeedConfig, lookup: &dyn Fn(&str) -> Option<Secret>, reason: &str) {
+    pub fn replace(&self, f: &FeedConfig, ctx: &BuildContext<'_>, reason: &str) {
         let mut feeds = self.lock();
         if let Some(rf) = feeds.iter_mut().find(|r| r.config.name == f.name) {
-            let adapter = adapter_for(f, lookup);
-            let settings = RunnerSettings::from_config(f, adapter.has_ping());
+            let adapter = adapter_for(f, ctx);
+            let settings = RunnerSettings::from_config(f, adapter.as_ref());
             rf.handle.settings = settings.clone();
             rf.config = f.clone();
             // Holding the slot keeps the feed from registering a connection

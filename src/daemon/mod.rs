@@ -12,11 +12,15 @@ pub mod sink;
 pub mod summary;
 pub mod watchdog_thread;
 
+use crate::alert::{Alert, AlertKind};
+use crate::brokers::BuildContext;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Config, ConfigError, PreflightMode};
 use crate::credentials::watcher::Watcher;
 use crate::credentials::{CredentialStore, Monitor, Required, Secret, Sources, required_names};
 use crate::fanout::Fanout;
+use crate::feed::Layer;
+use crate::feed::health::FirstConnection;
 use crate::status::write::write_atomic;
 use crate::systemd::notify::{self, Notifier};
 use events::Event;
@@ -41,8 +45,6 @@ const WATCH_DEBOUNCE: Duration = Duration::from_millis(100);
 pub enum DaemonError {
     /// The configuration is invalid (exit 78).
     Config(ConfigError),
-    /// The configuration names something this build cannot run (exit 78).
-    Unsupported(Vec<String>),
     /// Another instance holds the lock (exit 75), or the lock folder is unusable.
     Lock(LockError),
     /// The OS refused something the agent needs (exit 71).
@@ -58,15 +60,6 @@ impl fmt::Display for DaemonError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DaemonError::Config(e) => write!(f, "{e}"),
-            DaemonError::Unsupported(list) => {
-                for (i, l) in list.iter().enumerate() {
-                    if i > 0 {
-                        writeln!(f)?;
-                    }
-                    f.write_str(l)?;
-                }
-                Ok(())
-            }
             DaemonError::Lock(e) => write!(f, "{e}"),
             DaemonError::Os { what, source } => write!(f, "cannot {what}: {source}"),
             DaemonError::Preflight(lines) => {
@@ -82,28 +75,9 @@ impl fmt::Display for DaemonError {
 
 impl std::error::Error for DaemonError {}
 
-/// Loads and validates a configuration, including what only the daemon
-/// knows (which brokers this build can drive).
+/// Loads and validates a configuration.
 pub fn load_config(path: &Path) -> Result<Config, DaemonError> {
-    let cfg = config::load(path).map_err(DaemonError::Config)?;
-    let unsupported: Vec<String> = cfg
-        .feeds
-        .iter()
-        .filter(|f| !crate::brokers::available(f.broker))
-        .map(|f| {
-            format!(
-                "{}: feed {}: broker \"{}\" has no adapter in this build yet; use broker = \"websocket\" or remove the feed",
-                path.display(),
-                f.name,
-                f.broker.as_str()
-            )
-        })
-        .collect();
-    if unsupported.is_empty() {
-        Ok(cfg)
-    } else {
-        Err(DaemonError::Unsupported(unsupported))
-    }
+    config::load(path).map_err(DaemonError::Config)
 }
 
 /// Options of one agent run (the demo and tests set them).
@@ -188,6 +162,8 @@ struct Agent {
     last_summary: String,
     last_status_write: Option<Instant>,
     last_cred_check: Instant,
+    /// Feeds whose first-connection preflight has been logged.
+    preflight_reported: Vec<String>,
 }
 
 impl Agent {
@@ -256,10 +232,19 @@ impl Agent {
             last_summary: String::new(),
             last_status_write: None,
             last_cred_check: Instant::now(),
+            preflight_reported: Vec::new(),
         };
-        agent.preflight()?;
         for f in agent.cfg.feeds.clone() {
             agent.start_feed(&f)?;
+        }
+        // Each feed's first connection is its preflight: with "require" the
+        // agent is not ready until every one has proved its layers.
+        if agent.cfg.agent.preflight == PreflightMode::Require {
+            let failures = agent.report_preflight(true);
+            if !failures.is_empty() {
+                agent.feeds.stop_all(agent.cfg.agent.stop_timeout);
+                return Err(DaemonError::Preflight(failures));
+            }
         }
         agent.watchdog_thread =
             Some(
@@ -277,38 +262,95 @@ impl Agent {
         Ok(agent)
     }
 
-    fn lookup(&self) -> impl Fn(&str) -> Option<Secret> + '_ {
-        |name| self.store.get(name).map(|c| c.value.clone())
+    fn lookup(&self) -> impl Fn(&str) -> Option<Secret> + Sync + '_ {
+        let store = &self.store;
+        move |name| store.get(name).map(|c| c.value.clone())
     }
 
-    /// The layered check of every feed before the feed threads start.
-    fn preflight(&self) -> Result<(), DaemonError> {
-        if self.cfg.agent.preflight == PreflightMode::Off || self.cfg.feeds.is_empty() {
-            return Ok(());
+    /// What building a feed's adapter needs, with the current credentials.
+    fn build_context<'a>(
+        &'a self,
+        lookup: &'a (dyn Fn(&str) -> Option<Secret> + Sync),
+    ) -> BuildContext<'a> {
+        BuildContext {
+            lookup,
+            clock: self.clock.clone(),
+            state_dir: self.cfg.agent.state_dir.clone(),
         }
-        let store = &self.store;
-        let lookup = |name: &str| store.get(name).map(|c| c.value.clone());
-        let reports = crate::preflight::check_all(&self.cfg.feeds, &lookup);
+    }
+
+    /// Logs the preflight of every feed whose first connection has
+    /// finished proving its layers (or failed), once each; returns the
+    /// failures logged. With `wait`, blocks until every feed is done or its
+    /// deadline (attempt budget plus the first-data wait) has passed, and
+    /// judges a feed still waiting for data at its deadline as failed.
+    fn report_preflight(&mut self, wait: bool) -> Vec<String> {
         let mut failures = Vec::new();
-        for r in &reports {
-            match r.failure() {
-                None => log::info!("preflight feed={} passed every layer", r.feed),
-                Some(l) => {
-                    let line = format!("feed={} layer={} {}", r.feed, l.layer, l.detail);
-                    log::warn!("preflight {line}");
-                    failures.push(line);
+        if self.cfg.agent.preflight == PreflightMode::Off {
+            return failures;
+        }
+        let started = Instant::now();
+        loop {
+            let mut waiting = false;
+            let snapshot: Vec<(config::FeedConfig, FirstConnection, Duration)> = self
+                .feeds
+                .lock()
+                .iter()
+                .filter(|f| !self.preflight_reported.contains(&f.config.name))
+                .map(|f| {
+                    let first = f
+                        .handle
+                        .first
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clone();
+                    let deadline = f.handle.settings.attempt_budget
+                        + f.config.stall_after.min(crate::preflight::DATA_WAIT_MAX)
+                        + Duration::from_secs(1);
+                    (f.config.clone(), first, deadline)
+                })
+                .collect();
+            for (feed, mut first, deadline) in snapshot {
+                if !first.done {
+                    if !(wait && started.elapsed() >= deadline) {
+                        waiting = true;
+                        continue;
+                    }
+                    first.fail(
+                        Layer::Data,
+                        &crate::feed::FeedError::stalled(format!(
+                            "nothing within {} of starting",
+                            crate::timefmt::human(deadline)
+                        )),
+                    );
                 }
+                let report = crate::preflight::report_of(&feed, &first, &|_| 0);
+                match report.failure() {
+                    None => log::info!("preflight feed={} passed every layer", feed.name),
+                    Some(l) => {
+                        let line = format!("feed={} layer={} {}", feed.name, l.layer, l.detail);
+                        log::warn!("preflight {line}");
+                        failures.push(line);
+                    }
+                }
+                self.preflight_reported.push(feed.name.clone());
             }
+            if !wait || !waiting {
+                return failures;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        if self.cfg.agent.preflight == PreflightMode::Require && !failures.is_empty() {
-            return Err(DaemonError::Preflight(failures));
-        }
-        Ok(())
     }
 
     fn start_feed(&self, f: &config::FeedConfig) -> Result<(), DaemonError> {
+        let lookup = self.lookup();
         self.feeds
-            .start(f, &self.lookup(), self.clock.clone(), self.sink.clone())
+            .start(
+                f,
+                &self.build_context(&lookup),
+                self.clock.clone(),
+                self.sink.clone(),
+            )
             .map_err(|source| DaemonError::Os {
                 what: format!("start the thread of feed {}", f.name),
                 source,
@@ -365,6 +407,7 @@ impl Agent {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
             }
+            self.report_preflight(false);
             if self.last_cred_check.elapsed() >= self.cfg.agent.credential_check {
                 self.reload_credentials("periodic check");
             }
@@ -383,12 +426,15 @@ impl Agent {
             Err(e) => {
                 let text = e.to_string();
                 let first = text.lines().next().unwrap_or_default().to_string();
-                log::error!(
-                    "alert=config_invalid file={} problems={} first=\"{}\" action=\"kept the running configuration; fix the file and reload\"",
-                    self.config_path.display(),
-                    text.lines().count(),
-                    first
-                );
+                Alert::new(AlertKind::ConfigInvalid)
+                    .with("file", self.config_path.display())
+                    .with("problems", text.lines().count())
+                    .with("first", first)
+                    .with(
+                        "action",
+                        "kept the running configuration; fix the file and reload",
+                    )
+                    .emit();
                 for l in text.lines() {
                     log::warn!("config: {l}");
                 }
@@ -440,8 +486,9 @@ impl Agent {
                     }
                 }
                 Some(o) if *o != f => {
+                    let lookup = self.lookup();
                     self.feeds
-                        .replace(&f, &self.lookup(), "configuration changed");
+                        .replace(&f, &self.build_context(&lookup), "configuration changed");
                 }
                 Some(_) => {}
             }
@@ -483,8 +530,12 @@ impl Agent {
                     );
                 }
             }
-            self.feeds
-                .replace(&f, &self.lookup(), &format!("credentials changed ({why})"));
+            let lookup = self.lookup();
+            self.feeds.replace(
+                &f,
+                &self.build_context(&lookup),
+                &format!("credentials changed ({why})"),
+            );
         }
         self.write_status(true);
     }
@@ -556,11 +607,6 @@ fn log_cred_events(events: &[crate::credentials::CredEvent]) {
         .iter()
         .filter(|e| !matches!(e, crate::credentials::CredEvent::Rotated { .. }))
     {
-        let line = e.alert_line();
-        match e.level() {
-            log::Level::Error => log::error!("{line}"),
-            log::Level::Warn => log::warn!("{line}"),
-            _ => crate::notice!("{line}"),
-        }
+        e.emit();
     }
 }

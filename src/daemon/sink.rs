@@ -20,6 +20,9 @@ impl FeedSink for DaemonSink {
     fn reconnected(&self, feed: &str, down: Duration) {
         self.publisher.reconnected(feed, down);
     }
+    fn event(&self, feed: &str, name: &str, fields: &serde_json::Map<String, serde_json::Value>) {
+        self.publisher.event(feed, name, fields);
+    }
     fn state(&self, feed: &str, state: FeedState, error: Option<&str>) {
         self.publisher.state(feed, state.as_str(), error);
         let _ = self

@@ -86,8 +86,7 @@ fn run(shared: Arc<WatchdogShared>) {
                         f.handle.interrupt();
                     }
                 }
-                Action::Alert { line } => log::error!("{line}"),
-                Action::Notice { line } => crate::notice!("{line}"),
+                Action::Alert(alert) => alert.emit(),
             }
         }
         if let (Some(n), Some(every)) = (&shared.notifier, shared.notify_every) {

@@ -60,6 +60,32 @@ pub fn state_line(feed: &str, state: &str, error: Option<&str>) -> Vec<u8> {
     out
 }
 
+/// `{"feed":"kbook","event":"resync","reason":"checksum","symbol":"BTC/USD"}\n`:
+/// a broker-specific event; `fields` must not contain `feed` or `event`
+/// (they are dropped if they do, so the line keeps its shape).
+pub fn event_line(
+    feed: &str,
+    event: &str,
+    fields: &serde_json::Map<String, serde_json::Value>,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(feed.len() + event.len() + 64);
+    out.extend_from_slice(b"{\"feed\":");
+    push_json_str(&mut out, feed);
+    out.extend_from_slice(b",\"event\":");
+    push_json_str(&mut out, event);
+    for (k, v) in fields {
+        if k == "feed" || k == "event" {
+            continue;
+        }
+        out.push(b',');
+        push_json_str(&mut out, k);
+        out.push(b':');
+        out.extend_from_slice(v.to_string().as_bytes());
+    }
+    out.extend_from_slice(b"}\n");
+    out
+}
+
 /// `{"error":"..."}\n`: the answer to a request the fan-out could not use.
 pub fn error_line(message: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(message.len() + 16);
@@ -245,6 +271,19 @@ mod tests {
         );
         let v = parse(&state_line("signals", "live", None));
         assert_eq!(v, json!({"feed":"signals","event":"state","state":"live"}));
+    }
+
+    #[test]
+    fn event_line_keeps_its_shape() {
+        let mut fields = serde_json::Map::new();
+        fields.insert("reason".into(), json!("checksum"));
+        fields.insert("symbol".into(), json!("BTC/USD"));
+        fields.insert("feed".into(), json!("spoofed"));
+        let v = parse(&event_line("kbook", "resync", &fields));
+        assert_eq!(
+            v,
+            json!({"feed":"kbook","event":"resync","reason":"checksum","symbol":"BTC/USD"})
+        );
     }
 
     #[test]

@@ -177,6 +177,17 @@ impl Publisher {
             .publish_event(feed, || line::state_line(feed, state, error));
     }
 
+    /// A broker-specific event line (a book resync, a broker notice).
+    pub fn event(
+        &self,
+        feed: &str,
+        event: &str,
+        fields: &serde_json::Map<String, serde_json::Value>,
+    ) {
+        self.hub
+            .publish_event(feed, || line::event_line(feed, event, fields));
+    }
+
     pub fn stats(&self) -> FanoutStats {
         self.hub.stats()
     }

@@ -3,6 +3,7 @@
 //! raw TCP (the IBKR TWS API), so nothing here assumes WebSocket.
 
 use super::error::FeedError;
+use super::protocol::Layer;
 use super::state::FeedState;
 use std::time::Duration;
 
@@ -19,8 +20,18 @@ pub enum Incoming {
     Data(String),
     /// A broker heartbeat: proves the feed alive, not handed to the bot.
     Heartbeat,
-    /// A transport-level pong.
+    /// The answer to the feed's keepalive (a transport or application pong).
     Pong,
+    /// An event line for the bot (a book resync, a broker notice).
+    Event {
+        name: &'static str,
+        fields: serde_json::Map<String, serde_json::Value>,
+    },
+    /// The broker says data cannot flow now: the feed is not live, and
+    /// silence is not a stall, until `Restored`.
+    Degraded(String),
+    /// Data can flow again.
+    Restored(String),
 }
 
 /// Reports progress through the connect phases and hands over the
@@ -28,6 +39,10 @@ pub enum Incoming {
 pub trait ConnectProgress {
     fn phase(&mut self, state: FeedState);
     fn socket_opened(&mut self, interrupter: Interrupter);
+    /// A preflight layer passed, with what was found (never a secret).
+    fn layer_passed(&mut self, layer: Layer, detail: &str) {
+        let _ = (layer, detail);
+    }
 }
 
 /// Builds connections for one feed. A new adapter (with new credentials)
@@ -40,8 +55,14 @@ pub trait Adapter: Send {
         progress: &mut dyn ConnectProgress,
     ) -> Result<Box<dyn Session>, FeedError>;
 
-    /// Whether the transport has its own ping (WebSocket) or not (raw TCP).
+    /// Whether the feed has a keepalive (a transport ping or the broker's
+    /// own request with an answer); `ping_every`/`pong_timeout` apply to it.
     fn has_ping(&self) -> bool;
+
+    /// How often the feed sends its poll message, if it has one.
+    fn poll_every(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// One live connection.

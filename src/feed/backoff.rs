@@ -52,7 +52,9 @@ impl Backoff {
         let n = self.failures;
         self.failures = self.failures.saturating_add(1);
         match class {
-            ErrorClass::Auth | ErrorClass::MissingCredential => self.cfg.parked_retry,
+            ErrorClass::Auth | ErrorClass::MissingCredential | ErrorClass::Config => {
+                self.cfg.parked_retry
+            }
             ErrorClass::GoingAway => self.uniform(GOING_AWAY.0, GOING_AWAY.1),
             ErrorClass::RateLimited {
                 retry_after: Some(d),

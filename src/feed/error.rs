@@ -1,6 +1,7 @@
 //! Feed errors and their classes: the class decides what happens next
 //! (DESIGN.md "Feed life cycle"), the message is what an operator reads.
 
+use super::protocol::Layer;
 use std::fmt;
 use std::time::Duration;
 
@@ -21,6 +22,10 @@ pub enum ErrorClass {
     RateLimited { retry_after: Option<Duration> },
     /// A credential the feed needs is not set: park until it appears.
     MissingCredential,
+    /// The broker refused something only the configuration can fix (an
+    /// unknown symbol, a contract without a definition): park until the
+    /// configuration changes (or a long wait), never a retry loop.
+    Config,
 }
 
 impl ErrorClass {
@@ -33,6 +38,7 @@ impl ErrorClass {
             ErrorClass::Auth => "auth",
             ErrorClass::RateLimited { .. } => "rate_limited",
             ErrorClass::MissingCredential => "missing_credential",
+            ErrorClass::Config => "config",
         }
     }
 }
@@ -43,6 +49,9 @@ impl ErrorClass {
 pub struct FeedError {
     pub class: ErrorClass,
     pub message: String,
+    /// The layer the connection failed in, when known (preflight names it
+    /// from this, never from the message text).
+    pub layer: Option<Layer>,
 }
 
 impl FeedError {
@@ -50,7 +59,16 @@ impl FeedError {
         FeedError {
             class,
             message: message.into(),
+            layer: None,
         }
+    }
+    /// The same error, marked as having happened in `layer`.
+    pub fn at(mut self, layer: Layer) -> Self {
+        self.layer = Some(layer);
+        self
+    }
+    pub fn config(message: impl Into<String>) -> Self {
+        Self::new(ErrorClass::Config, message)
     }
     pub fn network(message: impl Into<String>) -> Self {
         Self::new(ErrorClass::Network, message)

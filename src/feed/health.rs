@@ -1,6 +1,8 @@
 //! A feed's published health: written only by its own thread, read by the
 //! watchdog, the status writer and the daemon.
 
+use super::error::FeedError;
+use super::protocol::Layer;
 use super::state::FeedState;
 use crate::clock::Mono;
 use std::sync::Mutex;
@@ -35,6 +37,41 @@ pub struct HealthData {
     pub down_since_wall: Option<SystemTime>,
     /// How long the last outage lasted, set when the feed went live.
     pub last_downtime: Option<std::time::Duration>,
+}
+
+/// What the first connection of a feed proved, layer by layer: in `run`
+/// this is the preflight (no second session is opened to check).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FirstConnection {
+    /// Layers that passed, in order, with what was found.
+    pub passed: Vec<(Layer, String)>,
+    /// The layer that failed and why.
+    pub failed: Option<(Layer, FeedError)>,
+    /// The first data or heartbeat arrived, or the connection failed:
+    /// nothing more is added.
+    pub done: bool,
+}
+
+impl FirstConnection {
+    pub fn pass(&mut self, layer: Layer, detail: &str) {
+        if !self.done {
+            self.passed.push((layer, detail.to_string()));
+        }
+    }
+
+    pub fn fail(&mut self, layer: Layer, error: &FeedError) {
+        if !self.done {
+            self.failed = Some((layer, error.clone()));
+            self.done = true;
+        }
+    }
+
+    pub fn data(&mut self, detail: &str) {
+        if !self.done {
+            self.passed.push((Layer::Data, detail.to_string()));
+            self.done = true;
+        }
+    }
 }
 
 pub struct FeedHealth {

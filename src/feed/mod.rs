@@ -11,12 +11,15 @@ pub mod backoff;
 pub mod error;
 pub mod health;
 pub mod liveness;
+pub mod protocol;
 pub mod runner;
 pub mod schedule;
+pub mod session;
 pub mod state;
 pub mod watchdog;
 
 pub use adapter::{Adapter, ConnectProgress, Incoming, Interrupter, Session};
 pub use error::{ErrorClass, FeedError};
+pub use protocol::{Action, Inbound, Layer, Outbound, ProtocolCore};
 pub use runner::{FeedCommand, FeedHandle, FeedSink, RunnerSettings};
 pub use state::FeedState;

@@ -6,10 +6,12 @@
 use super::adapter::{Adapter, ConnectProgress, Incoming, Interrupter, Session};
 use super::backoff::Backoff;
 use super::error::{ErrorClass, FeedError};
-use super::health::FeedHealth;
+use super::health::{FeedHealth, FirstConnection};
 use super::liveness::{Due, Liveness, LivenessConfig};
+use super::protocol::Layer;
 use super::schedule::ExpectTracker;
 use super::state::FeedState;
+use crate::alert::{Alert, AlertKind};
 use crate::clock::{Clock, Mono};
 use crate::config::{BackoffConfig, ExpectConfig, FeedConfig};
 use crate::timefmt::{human, rfc3339};
@@ -27,6 +29,10 @@ pub trait FeedSink: Send + Sync {
     fn data(&self, feed: &str, message: &str, ts: SystemTime);
     fn reconnected(&self, feed: &str, down: Duration);
     fn state(&self, feed: &str, state: FeedState, error: Option<&str>);
+    /// A broker-specific event line for the bot.
+    fn event(&self, feed: &str, name: &str, fields: &serde_json::Map<String, serde_json::Value>) {
+        let _ = (feed, name, fields);
+    }
 }
 
 /// Commands to a feed thread, checked at least once per [`TICK`].
@@ -56,13 +62,15 @@ pub struct RunnerSettings {
 }
 
 impl RunnerSettings {
-    pub fn from_config(f: &FeedConfig, has_ping: bool) -> Self {
+    /// The settings for `f` driven through `adapter` (which says whether
+    /// the feed has a keepalive and a poll).
+    pub fn from_config(f: &FeedConfig, adapter: &dyn Adapter) -> Self {
         RunnerSettings {
             liveness: LivenessConfig {
-                ping_every: has_ping.then_some(f.ping_every),
+                ping_every: adapter.has_ping().then_some(f.ping_every),
                 pong_timeout: f.pong_timeout,
                 stall_after: f.stall_after,
-                poll_every: f.poll.as_ref().map(|_| f.poll_every),
+                poll_every: adapter.poll_every(),
             },
             backoff: f.backoff,
             expect: f.expect,
@@ -77,6 +85,8 @@ impl RunnerSettings {
 pub struct FeedHandle {
     pub name: String,
     pub health: Arc<FeedHealth>,
+    /// What the first connection proved, layer by layer (the preflight).
+    pub first: Arc<Mutex<FirstConnection>>,
     pub commands: Sender<FeedCommand>,
     pub interrupter: Arc<Mutex<Option<Interrupter>>>,
     pub settings: RunnerSettings,
@@ -109,6 +119,7 @@ pub fn spawn(
     let (tx, rx) = std::sync::mpsc::channel();
     let health = Arc::new(FeedHealth::new(name, broker, clock.mono(), clock.wall()));
     let interrupter: Arc<Mutex<Option<Interrupter>>> = Arc::new(Mutex::new(None));
+    let first = Arc::new(Mutex::new(FirstConnection::default()));
     let seed = seed_for(name, clock.wall());
     let runner = Runner {
         name: name.to_string(),
@@ -122,6 +133,8 @@ pub fn spawn(
         clock,
         sink,
         ever_live: false,
+        first: first.clone(),
+        first_done: false,
     };
     let thread = std::thread::Builder::new()
         .name(format!("feed-{name}"))
@@ -129,6 +142,7 @@ pub fn spawn(
     Ok(FeedHandle {
         name: name.to_string(),
         health,
+        first,
         commands: tx,
         interrupter,
         settings,
@@ -171,6 +185,9 @@ struct Runner {
     clock: Arc<dyn Clock>,
     sink: Arc<dyn FeedSink>,
     ever_live: bool,
+    first: Arc<Mutex<FirstConnection>>,
+    /// The first connection's record is complete (saves a lock per message).
+    first_done: bool,
 }
 
 struct Progress<'a> {
@@ -187,6 +204,11 @@ impl ConnectProgress for Progress<'_> {
             .interrupter
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Some(interrupter);
+    }
+    fn layer_passed(&mut self, layer: Layer, detail: &str) {
+        if !self.runner.first_done {
+            self.runner.first_record().pass(layer, detail);
+        }
     }
 }
 
@@ -219,7 +241,7 @@ impl Runner {
                     let delay = self.backoff.next_delay(error.class);
                     let parked = matches!(
                         error.class,
-                        ErrorClass::Auth | ErrorClass::MissingCredential
+                        ErrorClass::Auth | ErrorClass::MissingCredential | ErrorClass::Config
                     );
                     let state = if parked {
                         FeedState::Parked
@@ -240,12 +262,17 @@ impl Runner {
                             error.message
                         );
                     } else if parked {
-                        log::error!(
-                            "alert=credential_rejected feed={} error=\"{}\" action=\"parked: fix the credential; the feed wakes on change or retries in {}\"",
-                            self.name,
-                            error.message,
-                            human(delay)
-                        );
+                        Alert::new(AlertKind::CredentialRejected)
+                            .with("feed", &self.name)
+                            .with("error", &error.message)
+                            .with(
+                                "action",
+                                format!(
+                                    "parked: fix the credential; the feed wakes on change or retries in {}",
+                                    human(delay)
+                                ),
+                            )
+                            .emit();
                     } else {
                         log::warn!(
                             "feed={} class={} error=\"{}\" retry_in={}",
@@ -267,6 +294,34 @@ impl Runner {
     }
 
     fn set_state(&self, state: FeedState, error: Option<&str>) {
+        self.set_state_counting(state, error, false);
+    }
+
+    fn first_record(&self) -> std::sync::MutexGuard<'_, FirstConnection> {
+        self.first.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The first connection failed in `layer` (the default when the error
+    /// names none).
+    fn first_failed(&mut self, default: Layer, error: &FeedError) {
+        if !self.first_done {
+            self.first_record()
+                .fail(error.layer.unwrap_or(default), error);
+            self.first_done = true;
+        }
+    }
+
+    /// The first data or heartbeat arrived.
+    fn first_data(&mut self, what: &str) {
+        if !self.first_done {
+            self.first_record().data(what);
+            self.first_done = true;
+        }
+    }
+
+    /// Sets the state; `reconnect` counts a new connection going live (a
+    /// degraded feed restored on the same connection is not a reconnect).
+    fn set_state_counting(&self, state: FeedState, error: Option<&str>, reconnect: bool) {
         let now = self.clock.mono();
         let wall = self.clock.wall();
         let changed = self.health.update(|h| {
@@ -281,7 +336,7 @@ impl Runner {
                 // Counted in the same update as the state, so a status
                 // snapshot never shows "live" after a reconnect with the
                 // reconnect not yet counted.
-                if self.ever_live {
+                if reconnect {
                     h.reconnects += 1;
                 }
                 h.last_downtime = h.down_since.map(|d| now.since(d));
@@ -327,17 +382,12 @@ impl Runner {
     }
 
     fn report_missed(&self, m: super::schedule::MissedWindow) {
-        let more = if m.more > 0 {
-            format!(" more_missed={}", m.more)
-        } else {
-            String::new()
-        };
-        log::error!(
-            "alert=wave_missed feed={} window={} state={}{more}",
-            self.name,
-            rfc3339(m.start),
-            self.health.snapshot().state
-        );
+        Alert::new(AlertKind::WaveMissed)
+            .with("feed", &self.name)
+            .with("window", rfc3339(m.start))
+            .with("state", self.health.snapshot().state)
+            .with_opt("more_missed", (m.more > 0).then_some(m.more))
+            .emit();
     }
 
     /// Waits `delay` while answering commands: None when the time is up,
@@ -416,6 +466,7 @@ impl Runner {
                 if let Some(e) = self.poll_command() {
                     return e;
                 }
+                self.first_failed(Layer::Handshake, &error);
                 return Ended::Failed {
                     error,
                     live_for: Duration::ZERO,
@@ -429,6 +480,7 @@ impl Runner {
         self.set_state(FeedState::Subscribing, None);
         self.tick(Some(self.settings.io_budget));
         if let Err(error) = session.subscribe() {
+            self.first_failed(Layer::Data, &error);
             return Ended::Failed {
                 error,
                 live_for: Duration::ZERO,
@@ -441,7 +493,7 @@ impl Runner {
             .down_since
             .map(|d| live_at.since(d))
             .unwrap_or_default();
-        self.set_state(FeedState::Live, None);
+        self.set_state_counting(FeedState::Live, None, self.ever_live);
         if self.ever_live {
             self.sink.reconnected(&self.name, down);
             log::info!("feed={} live again after {}", self.name, human(down));
@@ -461,6 +513,7 @@ impl Runner {
 
     fn read_loop(&mut self, session: &mut dyn Session, live_at: Mono) -> Ended {
         let mut live = Liveness::new(self.settings.liveness, live_at);
+        let mut degraded = false;
         loop {
             self.tick(Some(self.settings.io_budget));
             if let Some(e) = self.poll_command() {
@@ -485,24 +538,44 @@ impl Runner {
                         }
                     }
                     self.sink.data(&self.name, &msg, wall);
+                    self.first_data("first data received");
                 }
                 Ok(Incoming::Heartbeat) => {
+                    self.first_data("first heartbeat received");
                     let now = self.clock.mono();
                     live.on_data(now);
                     self.health.update(|h| h.last_message = Some(now));
                 }
                 Ok(Incoming::Pong) => live.on_pong(),
+                Ok(Incoming::Event { name, fields }) => self.sink.event(&self.name, name, &fields),
+                Ok(Incoming::Degraded(reason)) => {
+                    log::warn!("feed={} degraded: {reason}", self.name);
+                    self.health.update(|h| h.last_error = Some(reason.clone()));
+                    self.set_state(FeedState::Degraded, Some(&reason));
+                    degraded = true;
+                }
+                Ok(Incoming::Restored(detail)) => {
+                    log::info!("feed={} restored: {detail}", self.name);
+                    live.on_data(self.clock.mono());
+                    self.set_state(FeedState::Live, None);
+                    degraded = false;
+                }
                 Err(error) => {
                     // A command interrupts a blocked read on purpose (see
                     // `FeedSet::replace`): it wins over the error it caused.
                     if let Some(e) = self.poll_command() {
                         return e;
                     }
+                    self.first_failed(Layer::Data, &error);
                     return fail(error);
                 }
             }
             self.check_schedule();
             let now = self.clock.mono();
+            if degraded {
+                // The broker said no data can flow: silence is expected.
+                live.on_data(now);
+            }
             match live.due(now) {
                 None => {}
                 Some(Due::Ping) => {

@@ -9,6 +9,9 @@ pub enum FeedState {
     Authenticating,
     Subscribing,
     Live,
+    /// Connected, but the broker says no data can flow now (connectivity
+    /// to the exchange lost, a data farm down, maintenance).
+    Degraded,
     Backoff,
     /// Credentials rejected: waits for new ones (or a long backoff).
     Parked,
@@ -23,6 +26,7 @@ impl FeedState {
             FeedState::Authenticating => "authenticating",
             FeedState::Subscribing => "subscribing",
             FeedState::Live => "live",
+            FeedState::Degraded => "degraded",
             FeedState::Backoff => "backoff",
             FeedState::Parked => "parked",
             FeedState::Stopped => "stopped",

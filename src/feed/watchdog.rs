@@ -5,6 +5,7 @@
 
 use super::health::HealthData;
 use super::state::FeedState;
+use crate::alert::{Alert, AlertKind};
 use crate::clock::Mono;
 use crate::timefmt::{human, rfc3339};
 use std::collections::HashMap;
@@ -32,10 +33,8 @@ pub enum Action {
     Restart { feed: String, reason: String },
     /// The thread did not act: shut its socket down so blocked calls return.
     Interrupt { feed: String, reason: String },
-    /// Log this alert line at error level.
-    Alert { line: String },
-    /// Log this line at notice level.
-    Notice { line: String },
+    /// Raise this alert (its kind decides the priority).
+    Alert(Alert),
 }
 
 #[derive(Default, Debug)]
@@ -144,32 +143,31 @@ impl Watchdog {
                         mem.alerts += 1;
                         let err = h.last_error.as_deref().unwrap_or("none");
                         let since = h.down_since_wall.map(rfc3339).unwrap_or_default();
-                        out.push(Action::Alert {
-                            line: format!(
-                                "alert=feed_down feed={} state={} down_for={} since={} last_error=\"{}\" repeat={}",
-                                h.name,
-                                h.state,
-                                human(now.since(down)),
-                                since,
-                                err,
-                                mem.alerts
-                            ),
-                        });
+                        out.push(Action::Alert(
+                            Alert::new(AlertKind::FeedDown)
+                                .with("feed", &h.name)
+                                .with("state", h.state)
+                                .with("down_for", human(now.since(down)))
+                                .with("since", since)
+                                .with("last_error", err)
+                                .with("repeat", mem.alerts),
+                        ));
                     }
                 }
                 None if mem.alerted_at.is_some() => {
                     mem.alerted_at = None;
                     mem.alerts = 0;
-                    out.push(Action::Notice {
-                        line: format!(
-                            "alert=feed_recovered feed={} downtime={} live_since={}",
-                            h.name,
-                            h.last_downtime
-                                .map(human)
-                                .unwrap_or_else(|| "unknown".into()),
-                            rfc3339(h.since_wall)
-                        ),
-                    });
+                    out.push(Action::Alert(
+                        Alert::new(AlertKind::FeedRecovered)
+                            .with("feed", &h.name)
+                            .with(
+                                "downtime",
+                                h.last_downtime
+                                    .map(human)
+                                    .unwrap_or_else(|| "unknown".into()),
+                            )
+                            .with("live_since", rfc3339(h.since_wall)),
+                    ));
                 }
                 _ => {}
             }
@@ -256,7 +254,7 @@ mod tests {
         h.busy_until = None;
         let alerts = |a: &[Action]| {
             a.iter()
-                .filter(|x| matches!(x, Action::Alert { .. }))
+                .filter(|x| matches!(x, Action::Alert(a) if a.kind == AlertKind::FeedDown))
                 .count()
         };
         h.last_tick = at(59);
@@ -265,7 +263,7 @@ mod tests {
         let a = w.evaluate(&[feed(h.clone())], at(60));
         assert_eq!(alerts(&a), 1);
         assert!(
-            matches!(&a[0], Action::Alert { line } if line.starts_with("alert=feed_down feed=f "))
+            matches!(&a[0], Action::Alert(al) if al.to_string().starts_with("alert=feed_down feed=f "))
         );
         h.last_tick = at(61);
         assert_eq!(alerts(&w.evaluate(&[feed(h.clone())], at(61))), 0);
@@ -279,7 +277,7 @@ mod tests {
         h.last_tick = at(961);
         let a = w.evaluate(&[feed(h)], at(961));
         assert!(
-            matches!(&a[..], [Action::Notice { line }] if line.contains("alert=feed_recovered feed=f downtime=16m1s")),
+            matches!(&a[..], [Action::Alert(al)] if al.to_string().contains("alert=feed_recovered feed=f downtime=16m1s")),
             "{a:?}"
         );
     }

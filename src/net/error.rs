@@ -18,8 +18,17 @@ pub enum Phase {
     Connect,
     TlsHandshake,
     WsHandshake,
+    /// An application protocol's own opening exchange over a plain stream
+    /// (the TWS API's version negotiation over framed TCP).
+    ProtocolHandshake,
     Read,
     Write,
+    /// Sending an HTTP request: its headers and body.
+    HttpRequest,
+    /// Waiting for an HTTP response's status line and headers.
+    HttpResponse,
+    /// Receiving an HTTP response's body.
+    HttpBody,
 }
 
 impl Phase {
@@ -30,8 +39,12 @@ impl Phase {
             Phase::Connect => "connect",
             Phase::TlsHandshake => "tls_handshake",
             Phase::WsHandshake => "ws_handshake",
+            Phase::ProtocolHandshake => "protocol_handshake",
             Phase::Read => "read",
             Phase::Write => "write",
+            Phase::HttpRequest => "http_request",
+            Phase::HttpResponse => "http_response",
+            Phase::HttpBody => "http_body",
         }
     }
 }
@@ -43,8 +56,12 @@ impl fmt::Display for Phase {
             Phase::Connect => "connect",
             Phase::TlsHandshake => "TLS handshake",
             Phase::WsHandshake => "WebSocket handshake",
+            Phase::ProtocolHandshake => "protocol handshake",
             Phase::Read => "read",
             Phase::Write => "write",
+            Phase::HttpRequest => "HTTP request",
+            Phase::HttpResponse => "HTTP response headers",
+            Phase::HttpBody => "HTTP response body",
         })
     }
 }
@@ -72,15 +89,17 @@ pub enum NetError {
     /// The server answered the WebSocket upgrade with a non-101 status.
     HttpStatus { status: u16 },
     /// The peer closed the connection. `code: None` means no close frame
-    /// arrived (end of stream; WebSocket code 1006).
+    /// arrived (end of stream; WebSocket code 1006, shown so when `reason`
+    /// is empty); transports without close frames put what they saw in
+    /// `reason`.
     Closed { code: Option<u16>, reason: String },
     /// The peer reset the connection.
     Reset,
-    /// The connection was shut down locally through an [`Interrupter`](super::ws::Interrupter).
+    /// The connection was shut down locally through an [`Interrupter`](super::Interrupter).
     Interrupted,
     /// Any other I/O failure.
     Io(io::Error),
-    /// The peer sent something that is not valid WebSocket (or TLS) framing.
+    /// The peer sent something that is not valid WebSocket, TLS or HTTP.
     Protocol(String),
     /// A message or frame exceeded the configured maximum size.
     TooLarge,
@@ -166,11 +185,9 @@ impl fmt::Display for NetError {
             NetError::Closed { code: None, reason } if reason.is_empty() => {
                 f.write_str("connection closed without a close frame (1006)")
             }
+            // Transports without close frames (framed TCP, HTTP) say why.
             NetError::Closed { code: None, reason } => {
-                write!(
-                    f,
-                    "connection closed without a close frame (1006): {reason}"
-                )
+                write!(f, "connection closed by peer: {reason}")
             }
             NetError::Reset => f.write_str("connection reset by peer"),
             NetError::Interrupted => f.write_str("connection shut down locally"),
@@ -266,13 +283,21 @@ mod tests {
             (Phase::Connect, "connect"),
             (Phase::TlsHandshake, "tls_handshake"),
             (Phase::WsHandshake, "ws_handshake"),
+            (Phase::ProtocolHandshake, "protocol_handshake"),
             (Phase::Read, "read"),
             (Phase::Write, "write"),
+            (Phase::HttpRequest, "http_request"),
+            (Phase::HttpResponse, "http_response"),
+            (Phase::HttpBody, "http_body"),
         ];
         for (p, name) in all {
             assert_eq!(p.as_str(), name);
         }
         assert_eq!(Phase::TlsHandshake.to_string(), "TLS handshake");
+        assert_eq!(Phase::ProtocolHandshake.to_string(), "protocol handshake");
+        assert_eq!(Phase::HttpRequest.to_string(), "HTTP request");
+        assert_eq!(Phase::HttpResponse.to_string(), "HTTP response headers");
+        assert_eq!(Phase::HttpBody.to_string(), "HTTP response body");
     }
 
     #[test]
@@ -295,6 +320,14 @@ mod tests {
             reason: String::new(),
         };
         assert!(eof.to_string().contains("1006"));
+        let tcp_eof = NetError::Closed {
+            code: None,
+            reason: "end of stream".into(),
+        };
+        assert_eq!(
+            tcp_eof.to_string(),
+            "connection closed by peer: end of stream"
+        );
         let c = NetError::Closed {
             code: Some(1000),
             reason: "bye".into(),

@@ -1,11 +1,17 @@
-//! Transports: TCP, TLS and WebSocket over blocking sockets, each phase with
-//! its own named timeout.
+//! Transports over blocking sockets, each phase with its own named timeout:
+//! TCP, TLS, WebSocket, length-prefixed framed TCP and HTTP (ureq).
 
 pub mod error;
+pub mod framed;
+pub mod http;
+pub mod interrupt;
 pub mod tcp;
 pub mod timed;
 pub mod tls;
+pub mod transport;
 pub mod ws;
 
 pub use error::{NetError, Phase, PhaseTimeout, redact_url};
-pub use ws::{Interrupter, WsConn, WsEvent, WsOptions};
+pub use interrupt::Interrupter;
+pub use transport::{ConnectStep, Received, Transport};
+pub use ws::{WsConn, WsEvent, WsOptions};

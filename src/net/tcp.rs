@@ -4,6 +4,7 @@
 //! the WebSocket transport builds on it.
 
 use super::error::{NetError, Phase};
+use super::transport::ConnectStep;
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::AsRawFd;
@@ -26,13 +27,28 @@ pub const USER_TIMEOUT_MS: u32 = 20_000;
 /// back with TCP_NODELAY, keepalive and TCP_USER_TIMEOUT set, and its read
 /// and write timeouts set to `connect_timeout` until the caller sets its own.
 pub fn connect(host: &str, port: u16, connect_timeout: Duration) -> Result<TcpStream, NetError> {
+    connect_observed(host, port, connect_timeout, &mut |_| {})
+}
+
+/// [`connect`], reporting the resolved addresses and the connected peer to
+/// `observe` as each step passes.
+pub fn connect_observed(
+    host: &str,
+    port: u16,
+    connect_timeout: Duration,
+    observe: &mut dyn FnMut(ConnectStep),
+) -> Result<TcpStream, NetError> {
     let connect_timeout = connect_timeout.max(Duration::from_millis(1));
     let addrs = resolve(host, port, connect_timeout)?;
+    observe(ConnectStep::Resolved(
+        addrs.iter().map(|a| a.ip()).collect(),
+    ));
     let mut last_err = None;
     for addr in addrs {
         match TcpStream::connect_timeout(&addr, connect_timeout) {
             Ok(stream) => {
                 configure(&stream, connect_timeout).map_err(NetError::Io)?;
+                observe(ConnectStep::Connected(addr));
                 return Ok(stream);
             }
             Err(e)

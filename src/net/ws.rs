@@ -6,12 +6,11 @@
 
 use super::error::{NetError, Phase, redact_url};
 use super::timed::TimedTcp;
+use super::transport::ConnectStep;
 use super::{tcp, tls};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tungstenite::client::IntoClientRequest;
 use tungstenite::handshake::HandshakeError;
@@ -19,6 +18,9 @@ use tungstenite::http::{HeaderName, HeaderValue};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tungstenite::{Message, WebSocket};
+
+// Kept here too: `net::ws::Interrupter` is where it used to live.
+pub use super::interrupt::Interrupter;
 
 /// Timeouts and limits of one WebSocket connection.
 #[derive(Clone, Debug)]
@@ -121,26 +123,6 @@ impl Write for WsStream {
     }
 }
 
-/// Wakes a read or write blocked in another thread by shutting the socket down.
-#[derive(Clone, Debug)]
-pub struct Interrupter {
-    stream: Arc<TcpStream>,
-    interrupted: Arc<AtomicBool>,
-}
-
-impl Interrupter {
-    /// Shuts the connection down in both directions; the owner's next (or
-    /// current) read or write fails with [`NetError::Interrupted`].
-    pub fn shutdown(&self) {
-        self.interrupted.store(true, Ordering::SeqCst);
-        let _ = self.stream.shutdown(Shutdown::Both);
-    }
-
-    pub fn peer_addr(&self) -> Option<SocketAddr> {
-        self.stream.peer_addr().ok()
-    }
-}
-
 /// An open WebSocket connection.
 pub struct WsConn {
     ws: WebSocket<WsStream>,
@@ -210,6 +192,15 @@ fn is_timeout(e: &io::Error) -> bool {
 /// Connects, performs TLS (for wss://) and the WebSocket upgrade, each
 /// bounded by `opts`.
 pub fn connect(url: &str, opts: &WsOptions) -> Result<WsConn, NetError> {
+    connect_observed(url, opts, &mut |_| {})
+}
+
+/// [`connect`], reporting each step to `observe` as it passes.
+pub fn connect_observed(
+    url: &str,
+    opts: &WsOptions,
+    observe: &mut dyn FnMut(ConnectStep),
+) -> Result<WsConn, NetError> {
     let target_name = redact_url(url);
     let target = parse_target(url)?;
     let mut request = url
@@ -230,11 +221,8 @@ pub fn connect(url: &str, opts: &WsOptions) -> Result<WsConn, NetError> {
         None
     };
 
-    let tcp = tcp::connect(&target.host, target.port, opts.connect_timeout)?;
-    let interrupter = Interrupter {
-        stream: Arc::new(tcp.try_clone().map_err(NetError::Io)?),
-        interrupted: Arc::new(AtomicBool::new(false)),
-    };
+    let tcp = tcp::connect_observed(&target.host, target.port, opts.connect_timeout, observe)?;
+    let interrupter = Interrupter::new(&tcp).map_err(NetError::Io)?;
     let handshake_timeout = opts.handshake_timeout.max(Duration::from_millis(1));
     // One deadline for TLS and the upgrade together, enforced on every
     // socket call, so a server that trickles bytes cannot stretch it.
@@ -250,7 +238,10 @@ pub fn connect(url: &str, opts: &WsOptions) -> Result<WsConn, NetError> {
             let mut attempt = connector.connect(&target.host, timed);
             loop {
                 match attempt {
-                    Ok(s) => break WsStream::Tls(Box::new(s)),
+                    Ok(s) => {
+                        observe(ConnectStep::TlsVerified);
+                        break WsStream::Tls(Box::new(s));
+                    }
                     Err(native_tls::HandshakeError::WouldBlock(mid)) => {
                         remaining(deadline).ok_or_else(tls_timeout)?;
                         attempt = mid.handshake();
@@ -291,6 +282,7 @@ pub fn connect(url: &str, opts: &WsOptions) -> Result<WsConn, NetError> {
         }
     };
     ws.get_mut().set_deadline(None);
+    observe(ConnectStep::Upgraded);
     let tick = opts
         .read_tick
         .clamp(Duration::from_millis(1), Duration::from_secs(1));
@@ -374,7 +366,7 @@ impl WsConn {
     /// A failed operation: an interrupted connection reports that, not the
     /// EOF or reset it caused.
     fn fail(&mut self, e: tungstenite::Error, phase: Phase) -> NetError {
-        if self.interrupter.interrupted.load(Ordering::SeqCst) {
+        if self.interrupter.is_interrupted() {
             return NetError::Interrupted;
         }
         let err = match e {
@@ -397,7 +389,7 @@ impl WsConn {
     }
 
     fn send(&mut self, msg: Message) -> Result<(), NetError> {
-        if self.interrupter.interrupted.load(Ordering::SeqCst) {
+        if self.interrupter.is_interrupted() {
             return Err(NetError::Interrupted);
         }
         if let Some(e) = self.closed_error() {
@@ -435,7 +427,7 @@ impl WsConn {
     /// when that is shorter than the read tick, so a caller can wake up at
     /// its own deadline (a stall or pong timeout) instead of a tick later.
     pub fn read_within(&mut self, limit: Duration) -> Result<Option<WsEvent>, NetError> {
-        if self.interrupter.interrupted.load(Ordering::SeqCst) {
+        if self.interrupter.is_interrupted() {
             return Err(NetError::Interrupted);
         }
         if let Some(e) = self.closed_error() {
@@ -449,7 +441,7 @@ impl WsConn {
         let msg = match self.ws.read() {
             Ok(m) => m,
             Err(tungstenite::Error::Io(ref io))
-                if is_timeout(io) && !self.interrupter.interrupted.load(Ordering::SeqCst) =>
+                if is_timeout(io) && !self.interrupter.is_interrupted() =>
             {
                 return Ok(None);
             }
@@ -495,7 +487,7 @@ impl WsConn {
     pub fn close(&mut self, code: u16, reason: &str) {
         let deadline = Instant::now() + self.write_timeout;
         self.ws.get_mut().set_deadline(Some(deadline));
-        if self.closed.is_none() && !self.interrupter.interrupted.load(Ordering::SeqCst) {
+        if self.closed.is_none() && !self.interrupter.is_interrupted() {
             let frame = CloseFrame {
                 code: CloseCode::from(code),
                 reason: reason.to_owned().into(),

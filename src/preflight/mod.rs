@@ -1,15 +1,19 @@
-//! The layered preflight behind `brokerguard check` and the agent's start:
-//! credentials, DNS, TCP, TLS, protocol handshake, authentication, first
-//! data. It names the first layer that fails and what to do about it, so
-//! "the port is open but the API never answers" is a sentence in the
-//! journal instead of an afternoon of guessing.
+//! The layered preflight: credentials, DNS, TCP, TLS, protocol handshake,
+//! authentication, first data. It names the first layer that fails and
+//! what to do about it, so "the port is open but the API never answers" is
+//! a sentence in the journal instead of an afternoon of guessing.
+//!
+//! Layers are known from data, never from message text: a connection
+//! reports each layer as it passes (`ConnectProgress::layer_passed`) and an
+//! error carries the layer it failed in (`FeedError::layer`). The same
+//! record serves twice: `brokerguard check` makes one connection per feed
+//! and reports it; in `run`, a feed's own first connection is the
+//! preflight (see [`FirstConnection`]) — no second session is opened.
 
-use crate::brokers;
+use crate::brokers::BuildContext;
 use crate::config::FeedConfig;
-use crate::credentials::Secret;
-use crate::feed::{ConnectProgress, FeedState, Incoming, Interrupter};
-use crate::net::error::{NetError, Phase};
-use crate::net::{tcp, ws};
+use crate::feed::health::FirstConnection;
+use crate::feed::{ConnectProgress, FeedError, FeedState, Incoming, Interrupter, Layer};
 use crate::timefmt::human;
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -24,6 +28,9 @@ pub const LAYERS: [&str; 7] = [
     "auth",
     "data",
 ];
+
+/// The longest `check` waits for the first data after subscribing.
+pub const DATA_WAIT_MAX: Duration = Duration::from_secs(15);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -80,249 +87,215 @@ impl FeedReport {
     }
 }
 
+const NO_PROTOCOL: &str = "the port is open but nothing answers the protocol: is the right service on that port, and is it healthy?";
+
+/// What to do when `layer` failed with `error`: the broker's own remedy
+/// when it has one, else the generic advice for the layer.
+pub fn remedy(feed: &FeedConfig, layer: Layer, error: &FeedError) -> String {
+    if let Some(r) = feed.broker.remedy(feed, layer, error) {
+        return r;
+    }
+    let timeout = error.message.starts_with("timeout");
+    match layer {
+        Layer::Dns => "check the host name and the DNS resolver (/etc/resolv.conf)".into(),
+        Layer::Tcp if timeout => {
+            "no answer to the TCP connect: a firewall drops packets, or the host is down".into()
+        }
+        Layer::Tcp => "is the server running, and is the port right?".into(),
+        Layer::Tls => "check the server's certificate (or tls_ca_file for a private CA)".into(),
+        Layer::Handshake if timeout => NO_PROTOCOL.into(),
+        Layer::Handshake => "the server refused the handshake: check the URL path".into(),
+        Layer::Auth => "check the credential (brokerguard doctor) and the auth settings".into(),
+        Layer::Data => "check the subscriptions, or whether the market is open".into(),
+        Layer::Credentials => String::new(),
+    }
+}
+
+/// `error` followed by its remedy, as one line.
+fn explained(feed: &FeedConfig, layer: Layer, error: &FeedError) -> String {
+    let r = remedy(feed, layer, error);
+    if r.is_empty() {
+        error.message.clone()
+    } else {
+        format!("{}: {r}", error.message)
+    }
+}
+
+/// Builds the report of one connection from what it proved. `millis`
+/// gives each passed or failed layer's time (absent: 0).
+pub fn report_of(
+    feed: &FeedConfig,
+    first: &FirstConnection,
+    millis: &dyn Fn(Layer) -> u64,
+) -> FeedReport {
+    let failed_at = first.failed.as_ref().map(|(l, _)| *l);
+    let layers = Layer::ALL
+        .iter()
+        .map(|&layer| {
+            let passed = first.passed.iter().find(|(l, _)| *l == layer);
+            let (outcome, detail) = match (passed, &first.failed) {
+                (Some((_, d)), _) => (Outcome::Pass, d.clone()),
+                (None, Some((l, e))) if *l == layer => (Outcome::Fail, explained(feed, layer, e)),
+                _ if failed_at.is_some_and(|f| layer > f) => (Outcome::Skip, "not reached".into()),
+                _ if !first.done => (Outcome::Skip, "not reached yet".into()),
+                _ => (Outcome::Skip, not_used(layer).into()),
+            };
+            let ms = if outcome == Outcome::Skip {
+                0
+            } else {
+                millis(layer)
+            };
+            LayerResult {
+                layer: layer.as_str(),
+                outcome,
+                millis: ms,
+                detail,
+            }
+        })
+        .collect();
+    FeedReport {
+        feed: feed.name.clone(),
+        broker: feed.broker.name().to_string(),
+        target: feed.broker.target(feed),
+        layers,
+    }
+}
+
+/// Why a layer before the one that decided the outcome was never reported.
+fn not_used(layer: Layer) -> &'static str {
+    match layer {
+        Layer::Tls => "not used (no TLS on this connection)",
+        Layer::Auth => "not used (no authentication configured)",
+        Layer::Credentials => "none needed",
+        _ => "not used",
+    }
+}
+
+/// Records the layers a connection passes, with the time each took.
 struct Recorder {
-    layers: Vec<LayerResult>,
-    started: Instant,
+    first: FirstConnection,
+    millis: Vec<(Layer, u64)>,
+    last: Instant,
 }
 
 impl Recorder {
     fn new() -> Self {
         Recorder {
-            layers: Vec::new(),
-            started: Instant::now(),
+            first: FirstConnection::default(),
+            millis: Vec::new(),
+            last: Instant::now(),
         }
     }
-    /// Records a layer that took the time since the previous one.
-    fn push(&mut self, layer: &'static str, outcome: Outcome, detail: impl Into<String>) {
-        let millis = self.started.elapsed().as_millis() as u64;
-        self.push_ms(layer, outcome, millis, detail);
+    fn lap(&mut self, layer: Layer) {
+        let now = Instant::now();
+        self.millis
+            .push((layer, now.duration_since(self.last).as_millis() as u64));
+        self.last = now;
     }
-    fn push_ms(
-        &mut self,
-        layer: &'static str,
-        outcome: Outcome,
-        millis: u64,
-        detail: impl Into<String>,
-    ) {
-        self.started = Instant::now();
-        self.layers.push(LayerResult {
-            layer,
-            outcome,
-            millis,
-            detail: detail.into(),
-        });
+    fn pass(&mut self, layer: Layer, detail: &str) {
+        self.lap(layer);
+        self.first.pass(layer, detail);
     }
-    fn skip_rest(&mut self) {
-        let done: Vec<&str> = self.layers.iter().map(|l| l.layer).collect();
-        for l in LAYERS.iter().filter(|l| !done.contains(l)) {
-            self.layers.push(LayerResult {
-                layer: l,
-                outcome: Outcome::Skip,
-                millis: 0,
-                detail: "not reached".into(),
-            });
-        }
+    fn fail(&mut self, layer: Layer, e: &FeedError) {
+        self.lap(layer);
+        self.first.fail(layer, e);
     }
 }
 
-/// Phase reporting from the adapter, to tell a handshake failure from an auth one.
-struct PhaseSeen(FeedState);
-
-impl ConnectProgress for PhaseSeen {
-    fn phase(&mut self, state: FeedState) {
-        self.0 = state;
-    }
+impl ConnectProgress for Recorder {
+    fn phase(&mut self, _: FeedState) {}
     fn socket_opened(&mut self, _: Interrupter) {}
-}
-
-/// The error, with what to do when its own text does not already say it.
-fn explain(e: &NetError) -> String {
-    let advice = match e {
-        NetError::Resolve { .. } => "check the host name and /etc/resolv.conf",
-        NetError::Timeout(t) if t.phase == Phase::Connect => {
-            "no answer to the TCP connect: a firewall drops packets, or the host is down"
-        }
-        NetError::HttpStatus { status: 401 | 403 } => {
-            "the server refused the credentials at the upgrade"
-        }
-        NetError::HttpStatus { .. } => {
-            "the server refused the WebSocket upgrade: check the URL path"
-        }
-        _ => "",
-    };
-    if advice.is_empty() {
-        e.to_string()
-    } else {
-        format!("{e}: {advice}")
+    fn layer_passed(&mut self, layer: Layer, detail: &str) {
+        self.pass(layer, detail);
     }
 }
 
-const NO_PROTOCOL: &str = "the port is open but nothing answers the protocol: is the right service on that port, and is it healthy?";
-
-/// Runs every layer for one feed. `lookup` resolves credentials.
-pub fn check_feed(feed: &FeedConfig, lookup: &dyn Fn(&str) -> Option<Secret>) -> FeedReport {
-    let url = feed.url.clone().unwrap_or_default();
+/// Runs every layer for one feed over one connection of its own.
+pub fn check_feed(feed: &FeedConfig, ctx: &BuildContext<'_>) -> FeedReport {
     let mut r = Recorder::new();
-    let report = |r: Recorder| FeedReport {
-        feed: feed.name.clone(),
-        broker: feed.broker.as_str().to_string(),
-        target: crate::net::error::redact_url(&url),
-        layers: r.layers,
+    let finish = |r: Recorder| {
+        let millis = |l: Layer| {
+            r.millis
+                .iter()
+                .find(|(x, _)| *x == l)
+                .map_or(0, |(_, ms)| *ms)
+        };
+        report_of(feed, &r.first, &millis)
     };
-    // 1. credentials (and whether this build has the broker at all)
-    let mut adapter = match brokers::build(feed, lookup) {
+    // 1. credentials
+    let mut adapter = match feed.broker.build(feed, ctx) {
         Ok(a) => {
-            let names = feed.template_refs();
+            let names: Vec<String> = feed
+                .broker
+                .credentials(feed)
+                .into_iter()
+                .filter(|c| !c.optional)
+                .map(|c| c.name)
+                .collect();
             let what = if names.is_empty() {
                 "none needed".to_string()
             } else {
                 format!("set: {}", names.join(", "))
             };
-            r.push("credentials", Outcome::Pass, what);
+            r.pass(Layer::Credentials, &what);
             a
         }
         Err(e) => {
-            r.push("credentials", Outcome::Fail, e.to_string());
-            r.skip_rest();
-            return report(r);
+            r.fail(
+                Layer::Credentials,
+                &FeedError::new(crate::feed::ErrorClass::MissingCredential, e.to_string()),
+            );
+            return finish(r);
         }
     };
-    // 2-3. DNS and TCP
-    let target = match ws::parse_target(&url) {
-        Ok(t) => t,
+    // 2-6. through the real adapter: each layer reports itself as it passes.
+    let mut session = match adapter.connect(&mut r) {
+        Ok(s) => s,
         Err(e) => {
-            r.push("dns", Outcome::Fail, e.to_string());
-            r.skip_rest();
-            return report(r);
+            let layer = e.layer.unwrap_or(Layer::Handshake);
+            r.fail(layer, &e);
+            return finish(r);
         }
     };
-    let addrs = match tcp::resolve(&target.host, target.port, feed.connect_timeout) {
-        Ok(a) => {
-            let list: Vec<String> = a.iter().map(|x| x.ip().to_string()).collect();
-            r.push("dns", Outcome::Pass, list.join(", "));
-            a
-        }
-        Err(e) => {
-            r.push("dns", Outcome::Fail, explain(&e));
-            r.skip_rest();
-            return report(r);
-        }
-    };
-    match tcp::connect(&target.host, target.port, feed.connect_timeout) {
-        Ok(s) => {
-            let peer = s
-                .peer_addr()
-                .map(|p| p.to_string())
-                .unwrap_or_else(|_| format!("{:?}", addrs.first()));
-            r.push("tcp", Outcome::Pass, format!("connected to {peer}"));
-        }
-        Err(e) => {
-            r.push("tcp", Outcome::Fail, explain(&e));
-            r.skip_rest();
-            return report(r);
-        }
-    }
-    // 4-6. TLS, handshake and auth through the real adapter, in one call:
-    // its time goes to the layer that decided the outcome.
-    let mut seen = PhaseSeen(FeedState::Connecting);
-    r.started = Instant::now();
-    let connected = adapter.connect(&mut seen);
-    let ms = r.started.elapsed().as_millis() as u64;
-    let tls_ok = if target.tls {
-        Outcome::Pass
-    } else {
-        Outcome::Skip
-    };
-    let tls_note = if target.tls {
-        "certificate verified (SNI, system store or tls_ca_file)"
-    } else {
-        "not used (ws://)"
-    };
-    let mut session = match connected {
-        Ok(s) => {
-            r.push_ms("tls", tls_ok, 0, tls_note);
-            match &feed.auth {
-                None => {
-                    r.push_ms("handshake", Outcome::Pass, ms, "WebSocket upgrade accepted");
-                    r.push_ms("auth", Outcome::Skip, 0, "no auth message configured");
-                }
-                Some(_) => {
-                    r.push_ms("handshake", Outcome::Pass, 0, "WebSocket upgrade accepted");
-                    let what = if feed.auth_ok.is_some() {
-                        "accepted"
-                    } else {
-                        "sent (set auth_ok to verify the reply)"
-                    };
-                    r.push_ms("auth", Outcome::Pass, ms, what);
-                }
-            }
-            s
-        }
-        Err(e) => {
-            let tls_failed = e.message.starts_with("TLS") || e.message.contains("(TLS handshake)");
-            if seen.0 == FeedState::Authenticating {
-                r.push_ms("tls", tls_ok, 0, tls_note);
-                r.push_ms("handshake", Outcome::Pass, 0, "WebSocket upgrade accepted");
-                r.push_ms(
-                    "auth",
-                    Outcome::Fail,
-                    ms,
-                    format!("{}: check the credential and the auth message", e.message),
-                );
-            } else if target.tls && tls_failed {
-                r.push_ms("tls", Outcome::Fail, ms, e.message);
-            } else {
-                r.push_ms("tls", tls_ok, 0, tls_note);
-                let detail = if e.message.contains("timeout") {
-                    format!("{}: {NO_PROTOCOL}", e.message)
-                } else {
-                    e.message
-                };
-                r.push_ms("handshake", Outcome::Fail, ms, detail);
-            }
-            r.skip_rest();
-            return report(r);
-        }
-    };
-    // 7. first data
-    r.started = Instant::now();
-    let wait = feed.stall_after.min(Duration::from_secs(15));
+    // 7. first data: acknowledgements do not count, data and heartbeats do.
+    r.last = Instant::now();
+    let wait = feed.stall_after.min(DATA_WAIT_MAX);
     let data = session.subscribe().and_then(|_| {
         let end = Instant::now() + wait;
         while Instant::now() < end {
             match session.read()? {
-                Incoming::Data(_) => return Ok(Some("data")),
-                Incoming::Heartbeat => return Ok(Some("heartbeat")),
-                Incoming::Idle | Incoming::Pong => {}
+                Incoming::Data(_) => return Ok(Some("first data received")),
+                Incoming::Heartbeat => return Ok(Some("first heartbeat received")),
+                _ => {}
             }
         }
         Ok(None)
     });
     match data {
-        Ok(Some(kind)) => r.push("data", Outcome::Pass, format!("first {kind} received")),
-        Ok(None) => r.push(
-            "data",
-            Outcome::Fail,
-            format!(
-                "nothing within {}: check the subscribe messages, or whether the market is open",
-                human(wait)
-            ),
+        Ok(Some(what)) => r.pass(Layer::Data, what),
+        Ok(None) => r.fail(
+            Layer::Data,
+            &FeedError::stalled(format!("nothing within {}", human(wait))),
         ),
-        Err(e) => r.push("data", Outcome::Fail, e.message),
+        Err(e) => r.fail(Layer::Data, &e),
     }
     session.close();
-    report(r)
+    finish(r)
 }
 
 /// Checks several feeds in parallel (each bounded by its own timeouts).
-pub fn check_all(
-    feeds: &[FeedConfig],
-    lookup: &(dyn Fn(&str) -> Option<Secret> + Sync),
-) -> Vec<FeedReport> {
+pub fn check_all(feeds: &[FeedConfig], ctx: &BuildContext<'_>) -> Vec<FeedReport> {
     std::thread::scope(|scope| {
         let handles: Vec<_> = feeds
             .iter()
-            .map(|f| scope.spawn(move || check_feed(f, lookup)))
+            .map(|f| {
+                let ctx = BuildContext {
+                    lookup: ctx.lookup,
+                    clock: ctx.clock.clone(),
+                    state_dir: ctx.state_dir.clone(),
+                };
+                scope.spawn(move || check_feed(f, &ctx))
+            })
             .collect();
         handles
             .into_iter()
@@ -330,7 +303,7 @@ pub fn check_all(
             .map(|(h, f)| {
                 h.join().unwrap_or_else(|_| FeedReport {
                     feed: f.name.clone(),
-                    broker: f.broker.as_str().into(),
+                    broker: f.broker.name().into(),
                     target: String::new(),
                     layers: vec![LayerResult {
                         layer: "credentials",
@@ -342,4 +315,72 @@ pub fn check_all(
             })
             .collect()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::brokers::{BrokerRef, websocket};
+
+    fn feed() -> FeedConfig {
+        let mut f = FeedConfig::new("sig", BrokerRef(&websocket::BROKER));
+        f.url = Some("ws://127.0.0.1:9/".into());
+        f
+    }
+
+    fn outcomes(r: &FeedReport) -> Vec<(&str, Outcome)> {
+        r.layers.iter().map(|l| (l.layer, l.outcome)).collect()
+    }
+
+    #[test]
+    fn a_failure_skips_what_follows_and_names_its_remedy() {
+        let mut first = FirstConnection::default();
+        first.pass(Layer::Credentials, "none needed");
+        first.pass(Layer::Dns, "127.0.0.1");
+        first.pass(Layer::Tcp, "connected");
+        first.fail(
+            Layer::Handshake,
+            &FeedError::network("timeout (WebSocket handshake) after 500ms to ws://h:1/"),
+        );
+        let r = report_of(&feed(), &first, &|_| 7);
+        use Outcome::*;
+        assert_eq!(
+            outcomes(&r),
+            [
+                ("credentials", Pass),
+                ("dns", Pass),
+                ("tcp", Pass),
+                ("tls", Skip),
+                ("handshake", Fail),
+                ("auth", Skip),
+                ("data", Skip)
+            ]
+        );
+        let fail = r.failure().unwrap();
+        assert!(
+            fail.detail.contains("nothing answers the protocol"),
+            "{}",
+            fail.detail
+        );
+        assert_eq!(r.layers[3].detail, "not used (no TLS on this connection)");
+        assert_eq!(r.layers[5].detail, "not reached");
+        assert_eq!(fail.millis, 7);
+    }
+
+    #[test]
+    fn layers_never_reported_before_success_are_not_used() {
+        let mut first = FirstConnection::default();
+        for l in [Layer::Credentials, Layer::Dns, Layer::Tcp, Layer::Handshake] {
+            first.pass(l, "ok");
+        }
+        first.data("first data received");
+        let r = report_of(&feed(), &first, &|_| 0);
+        assert!(r.passed());
+        assert_eq!(r.layers[5].outcome, Outcome::Skip);
+        assert_eq!(
+            r.layers[5].detail,
+            "not used (no authentication configured)"
+        );
+        assert_eq!(r.layers[6].outcome, Outcome::Pass);
+    }
 }

@@ -11,7 +11,38 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// Arguments of `brokerguard sim`.
+/// `brokerguard sim [BROKER] ...`: without a broker, the generic JSON
+/// WebSocket simulator with [`SimArgs`]; each broker's simulator adds one
+/// variant to [`SimBroker`] with its own arguments.
+#[derive(clap::Args, Debug, Clone)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct SimCommand {
+    #[command(subcommand)]
+    pub broker: Option<SimBroker>,
+    #[command(flatten)]
+    pub generic: SimArgs,
+}
+
+/// The broker-specific simulators (`brokerguard sim <broker> --help`).
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum SimBroker {
+    /// Interactive Brokers TWS / IB Gateway's API socket.
+    Tws(super::tws::TwsArgs),
+    /// Kraken: signed REST and WebSocket v2 with verified books (`brokerguard sim kraken --help`).
+    Kraken(super::kraken::KrakenSimArgs),
+}
+
+/// Runs the chosen simulator until `stop` is set.
+pub fn run_command(cmd: &SimCommand, stop: &AtomicBool) -> Result<(), SimCliError> {
+    match &cmd.broker {
+        None => run_cli(&cmd.generic, stop),
+        Some(SimBroker::Tws(args)) => super::tws::run_tws(args, stop),
+        Some(SimBroker::Kraken(args)) => super::kraken::run_kraken_cli(args, stop)
+            .map_err(|e| SimCliError::Broker(e.to_string())),
+    }
+}
+
+/// Arguments of the generic `brokerguard sim`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct SimArgs {
     /// Port on 127.0.0.1 to listen on (0 picks a free one).
@@ -76,6 +107,8 @@ pub enum SimCliError {
     ReadFile { path: PathBuf, source: io::Error },
     /// The certificate/key pair was rejected, or the port could not be bound.
     Start { port: u16, source: io::Error },
+    /// A broker simulator could not start (its own message).
+    Broker(String),
 }
 
 impl fmt::Display for SimCliError {
@@ -97,6 +130,7 @@ impl fmt::Display for SimCliError {
                     "cannot listen on 127.0.0.1:{port}: {source} (is another program using the port?)"
                 )
             }
+            SimCliError::Broker(message) => f.write_str(message),
         }
     }
 }

@@ -8,11 +8,13 @@
 mod cli;
 mod conn;
 mod fault;
+pub mod kraken;
 mod protocol;
 mod server;
 mod stats;
+pub mod tws;
 
-pub use cli::{SimArgs, SimCliError, run_cli};
+pub use cli::{SimArgs, SimBroker, SimCliError, SimCommand, run_cli, run_command};
 pub use fault::{FAULT_HELP, Fault};
 pub use server::{SimConfig, SimHandle, SimTls, Simulator};
 pub use stats::SimStats;

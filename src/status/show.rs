@@ -101,7 +101,7 @@ pub fn observe(runtime_dir: &Path) -> Observed {
     }
 }
 
-/// Days since 1970-01-01 for a civil date (Howard Hinnant's days-from-civil).
+/// Days since 1970-01-01 for a civil date (inverse of timefmt::civil_from_days).
 fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);

@@ -256,9 +256,9 @@ def write_credentials(work: Path, token: str) -> None:
 def write_config(
     work: Path, url: str, token: str = TOKEN, auth_error: bool = True, extra: str = "", preflight: str | None = None
 ) -> Path:
-    """preflight None keeps the product default ("warn": one preflight
-    connection before the feed starts); "off" makes every connection the
-    server sees a feed connection."""
+    """preflight None keeps the product default ("warn": the feed's own
+    first connection is the preflight, no extra session); "off" skips the
+    preflight report altogether."""
     write_credentials(work, token)
     auth_error_line = 'auth_error = "auth_failed"\n' if auth_error else ""
     preflight_line = f'preflight = "{preflight}"\n' if preflight else ""
@@ -355,20 +355,17 @@ def main_scenario(checks: Checks) -> None:
                 state = wait_until(15, lambda: feed_state(work) == "live")
                 expect(state, f"the feed never became live (state {feed_state(work)!r}); agent stderr:\n{log()}")
                 conns = server.snapshot()
-                expect(len(conns) == 2, f"expected the preflight's connection and the feed's, the server saw {len(conns)}")
-                pre = conns[0]
-                expect(pre.ended.wait(5), "the preflight connection is still open while the feed is live")
-                expect(pre.tokens == [TOKEN], f"preflight tokens {pre.tokens!r}")
-                expect(pre.subscribes == [SUBSCRIBE], f"preflight subscribes {pre.subscribes!r}")
-                expect(pre.close_code_from_agent == 1000, f"the preflight must close with 1000, sent {pre.close_code_from_agent}")
-                expect("preflight feed=sig passed every layer" in log(), f"no preflight pass in the log:\n{log()}")
-                c = conns[1]
+                expect(
+                    len(conns) == 1,
+                    f"the feed's own first connection is the preflight: expected one connection, the server saw {len(conns)}",
+                )
+                c = conns[0]
                 expect(c.tokens == [TOKEN], f"the server must see the credential file's token once, saw {c.tokens!r}")
                 expect(wait_until(5, lambda: c.subscribes), "no subscribe arrived")
                 expect(not c.subscribed_before_auth, "the agent subscribed before auth_ok")
 
             if not checks.run(
-                "preflight connection closes with 1000, then the feed goes live: token from the credential file, "
+                "one connection only (it is the preflight), live with the token from the credential file, "
                 "auth before subscribe",
                 preflight_then_live,
             ):
@@ -385,7 +382,7 @@ def main_scenario(checks: Checks) -> None:
             assert bot is not None
             # The subscribe ack and data start only once the bot listens, so it sees seq 1.
             server.data_enabled.set()
-            first = server.snapshot()[1]
+            first = server.snapshot()[0]
 
             def fanout_delivers() -> None:
                 got = wait_until(10, lambda: len(bot.data()) >= 6)
@@ -400,6 +397,10 @@ def main_scenario(checks: Checks) -> None:
                 )
                 for v in lines:
                     expect(isinstance(v.get("ts"), str) and v["ts"].endswith("Z"), f"fan-out ts {v!r}")
+                expect(
+                    wait_until(5, lambda: "preflight feed=sig passed every layer" in log()),
+                    f"no preflight pass in the log once data flowed:\n{log()}",
+                )
 
             def keepalive() -> None:
                 conn = first.conn
@@ -409,7 +410,7 @@ def main_scenario(checks: Checks) -> None:
                 pings = wait_until(8, lambda: conn.pings_received >= 4)
                 expect(pings, f"the agent sent {conn.pings_received} WebSocket pings in 8s with ping_every = 1s")
                 expect(conn.ping(b"server-ping").wait(5), "the agent did not answer the server's WebSocket ping within 5s")
-                expect(len(server.snapshot()) == 2, f"the agent reconnected during keepalive; stderr:\n{log()}")
+                expect(len(server.snapshot()) == 1, f"the agent reconnected during keepalive; stderr:\n{log()}")
                 expect(feed_state(work) == "live", f"the feed left live during keepalive: {feed_status(work)!r}")
 
             def reconnect_after_close_1000() -> None:
@@ -419,8 +420,8 @@ def main_scenario(checks: Checks) -> None:
                     first.close_code_from_agent == 1000,
                     f"the agent must answer the server's close 1000 with 1000, sent {first.close_code_from_agent}",
                 )
-                expect(wait_until(10, lambda: len(server.snapshot()) >= 3), f"the agent did not reconnect; stderr:\n{log()}")
-                second = server.snapshot()[2]
+                expect(wait_until(10, lambda: len(server.snapshot()) >= 2), f"the agent did not reconnect; stderr:\n{log()}")
+                second = server.snapshot()[1]
                 expect(wait_until(10, lambda: second.tokens), "no auth message on the new connection")
                 expect(second.tokens == [TOKEN], f"re-auth token on the new connection: {second.tokens!r}")
                 expect(wait_until(10, lambda: feed_state(work) == "live" and second.subscribes),
@@ -457,7 +458,7 @@ def main_scenario(checks: Checks) -> None:
 
             def sigterm_closes_1000() -> None:
                 conns = server.snapshot()
-                expect(len(conns) == 3, f"expected exactly three connections (preflight, feed, reconnect) before SIGTERM, saw {len(conns)}")
+                expect(len(conns) == 2, f"expected exactly two connections (feed, reconnect) before SIGTERM, saw {len(conns)}")
                 last = conns[-1]
                 agent.signal(signal.SIGTERM)
                 code = agent.wait_exit(15)

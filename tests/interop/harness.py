@@ -2,9 +2,10 @@
 tally, waiting on a condition with a deadline, finding the brokerguard
 binary, and starting/stopping child processes so that none outlives a run.
 
-The checks in this folder hold brokerguard against an independent
-implementation of the generic JSON WebSocket protocol (the PyPI
-`websockets` library), not against our own simulator alone.
+The checks in this folder hold brokerguard against independent
+implementations of the protocols it speaks (the PyPI `websockets` library
+for the generic JSON WebSocket protocol, `ib_async` for the TWS API), not
+against our own simulators alone.
 """
 
 from __future__ import annotations

@@ -8,26 +8,16 @@ use std::time::Duration;
 
 use toml::de::{DeTable, DeValue};
 
+use super::section::Section;
 use super::set;
-use super::walker::{Seen, Value, Walker};
-use crate::config::{BackoffConfig, BrokerKind, Config, ExpectConfig, FeedConfig, format_duration};
+use super::walker::{Seen, Value, Walker, suggest};
+use crate::brokers::registry::{self, BrokerRef};
+use crate::config::{BackoffConfig, Config, ExpectConfig, FeedConfig, format_duration};
 
-pub(super) const FEED_KEYS: &[&str] = &[
+/// The keys every `[[feed]]` takes, whatever its broker.
+pub(super) const COMMON_KEYS: &[&str] = &[
     "name",
     "broker",
-    "url",
-    "rest_url",
-    "account",
-    "host",
-    "port",
-    "client_id",
-    "auth",
-    "auth_ok",
-    "auth_error",
-    "subscribe",
-    "poll",
-    "poll_every",
-    "heartbeat",
     "ping_every",
     "pong_timeout",
     "stall_after",
@@ -40,6 +30,22 @@ pub(super) const FEED_KEYS: &[&str] = &[
     "alert_after",
     "max_message_bytes",
 ];
+/// Keys whose meaning is shared, taken only by brokers that list them.
+const SHARED_KEYS: &[&str] = &["url", "rest_url", "account"];
+
+/// Every key a `[[feed]]` of some broker of this build may hold.
+pub(super) fn all_feed_keys() -> Vec<&'static str> {
+    let mut keys: Vec<&'static str> = COMMON_KEYS.to_vec();
+    for b in registry::BROKERS {
+        for k in b.keys() {
+            if !keys.contains(k) {
+                keys.push(k);
+            }
+        }
+    }
+    keys
+}
+
 pub(super) const BACKOFF_KEYS: &[&str] = &[
     "initial",
     "max",
@@ -48,7 +54,6 @@ pub(super) const BACKOFF_KEYS: &[&str] = &[
     "parked_retry",
 ];
 pub(super) const EXPECT_KEYS: &[&str] = &["every", "offset", "grace"];
-pub(super) const BROKERS: &[&str] = &["websocket", "kraken", "alpaca", "kite", "ibkr", "coinbase"];
 /// Smallest accepted `max_message_bytes`: below this no broker message fits.
 pub(super) const MIN_MESSAGE_BYTES: i64 = 1024;
 
@@ -139,17 +144,16 @@ impl Walker<'_, '_> {
             Some(n) => format!("[[feed]] \"{n}\""),
             None => path.clone(),
         };
-        let broker = match t.get("broker") {
-            Some(v) => self
-                .choice(v, &format!("{path}.broker"), "broker", BROKERS)
-                .and_then(BrokerKind::parse),
+        let names = registry::names();
+        let broker: Option<BrokerRef> = match t.get("broker") {
+            Some(v) => self.broker(v, &format!("{path}.broker"), &names),
             None => {
                 self.report(
                     span.clone(),
                     &format!("{path}.broker"),
                     format!(
                         "{place} has no broker; add broker = one of {}",
-                        BROKERS.join(", ")
+                        names.join(", ")
                     ),
                 );
                 None
@@ -157,18 +161,22 @@ impl Walker<'_, '_> {
         };
         let mut f = FeedConfig::new(
             name.as_deref().unwrap_or(""),
-            broker.unwrap_or(BrokerKind::Websocket),
+            broker.unwrap_or_else(|| BrokerRef(registry::BROKERS[0])),
         );
         let mut seen = Seen::new();
         for (k, v) in t.iter() {
             let key: &str = k.get_ref();
             let kp = format!("{path}.{key}");
             seen.insert(key.to_string(), (k.span(), v.span()));
+            let broker_keys = broker.map(|b| b.keys()).unwrap_or(&[]);
+            let shared_taken = SHARED_KEYS.contains(&key) && broker_keys.contains(&key);
             match key {
                 "name" | "broker" => {}
-                "url" => f.url = self.url(v, &kp, &["ws", "wss"], "wss://host:443/path"),
-                "rest_url" => f.rest_url = self.url(v, &kp, &["http", "https"], "https://host/path"),
-                "account" => {
+                "url" if shared_taken => f.url = self.url(v, &kp, &["ws", "wss"], "wss://host:443/path"),
+                "rest_url" if shared_taken => {
+                    f.rest_url = self.url(v, &kp, &["http", "https"], "https://host/path")
+                }
+                "account" if shared_taken => {
                     f.account = self.nonempty_string(v, &kp).filter(|a| {
                         let ok = valid_account(a);
                         if !ok {
@@ -183,37 +191,6 @@ impl Walker<'_, '_> {
                         }
                         ok
                     })
-                }
-                "host" => f.host = self.nonempty_string(v, &kp),
-                "port" => {
-                    f.port = self.integer(v, &kp).and_then(|p| match u16::try_from(p) {
-                        Ok(p) if p > 0 => Some(p),
-                        _ => {
-                            self.report(v.span(), &kp, format!("port {p} is out of range; use 1 to 65535"));
-                            None
-                        }
-                    })
-                }
-                "client_id" => f.client_id = self.integer(v, &kp),
-                "auth" => f.auth = self.template(v, &kp),
-                "auth_ok" => f.auth_ok = self.nonempty_string(v, &kp),
-                "auth_error" => f.auth_error = self.nonempty_string(v, &kp),
-                "subscribe" => {
-                    if let Some(items) = self.array(v, &kp, "a list of message strings") {
-                        let mut out = Vec::new();
-                        for (j, item) in items.iter().enumerate() {
-                            out.push(self.template(item, &format!("{kp}[{j}]")));
-                        }
-                        set(&mut f.subscribe, out.into_iter().collect());
-                    }
-                }
-                "poll" => f.poll = self.template(v, &kp),
-                "poll_every" => set(&mut f.poll_every, self.duration(v, &kp)),
-                // An empty string turns heartbeat recognition off.
-                "heartbeat" => {
-                    if let Some(h) = self.string(v, &kp) {
-                        f.heartbeat = (!h.is_empty()).then_some(h);
-                    }
                 }
                 "ping_every" => set(&mut f.ping_every, self.positive_duration(v, &kp)),
                 "pong_timeout" => set(&mut f.pong_timeout, self.positive_duration(v, &kp)),
@@ -237,102 +214,97 @@ impl Walker<'_, '_> {
                     &mut f.max_message_bytes,
                     self.integer_at_least(v, &kp, MIN_MESSAGE_BYTES).and_then(|n| usize::try_from(n).ok()),
                 ),
-                _ => self.unknown_key(k.span(), &kp, key, &place, FEED_KEYS),
+                _ if broker_keys.contains(&key) => {}
+                _ => match broker {
+                    // With no usable broker only the common keys can be judged.
+                    None => {}
+                    Some(b) => self.foreign_key(k.span(), &kp, key, &place, b),
+                },
             }
         }
-        if let Some(kind) = broker {
-            self.feed_rules(&path, &mut f, kind, &seen);
+        let broker = broker?;
+        let broker_span = seen
+            .get("broker")
+            .map(|s| s.1.clone())
+            .unwrap_or(span.clone());
+        let mut section = Section {
+            w: &mut *self,
+            table: t,
+            path: path.clone(),
+            place: place.clone(),
+            anchor: broker_span,
+        };
+        if let Some(settings) = broker.parse(&mut section, &f) {
+            f.settings = settings;
         }
-        Some(f).filter(|_| name.is_some() && broker.is_some())
+        self.feed_rules(&path, &f, &seen);
+        Some(f).filter(|_| name.is_some())
     }
 
-    /// Rules that tie several keys of one feed together.
-    fn feed_rules(&mut self, path: &str, f: &mut FeedConfig, kind: BrokerKind, seen: &Seen) {
-        let broker_span = seen.get("broker").map(|s| s.1.clone()).unwrap_or(0..0);
-        let b = kind.as_str();
-        match kind {
-            BrokerKind::Websocket => {
-                if !seen.contains_key("url") {
-                    self.report(
-                        broker_span.clone(),
-                        &format!("{path}.url"),
-                        "broker = \"websocket\" needs a url; add url = \"wss://host:port/path\" (or ws://)",
-                    );
-                }
-                if let Some((ks, _)) = seen.get("account") {
-                    self.report(
-                        ks.clone(),
-                        &format!("{path}.account"),
-                        "account is only for broker adapters; a websocket feed names its credentials \
-                         as ${NAME} in auth, subscribe or poll; remove account",
-                    );
-                }
-            }
-            BrokerKind::Kraken | BrokerKind::Alpaca | BrokerKind::Kite | BrokerKind::Coinbase => {
-                if !seen.contains_key("account") {
-                    self.report(
-                        broker_span.clone(),
-                        &format!("{path}.account"),
-                        format!(
-                            "broker = \"{b}\" needs an account; add account = \"main\" (credentials are then \
-                             read as {}_MAIN_<FIELD>)",
-                            b.to_uppercase()
-                        ),
-                    );
-                }
-            }
-            BrokerKind::Ibkr => {
-                for key in ["host", "port"] {
-                    if !seen.contains_key(key) {
-                        let example = if key == "host" {
-                            "host = \"127.0.0.1\""
-                        } else {
-                            "port = 4001"
-                        };
-                        self.report(
-                            broker_span.clone(),
-                            &format!("{path}.{key}"),
-                            format!("broker = \"ibkr\" needs {key}; add {example} (the TWS or IB Gateway API)"),
-                        );
-                    }
-                }
-                if let Some((ks, _)) = seen.get("url") {
-                    self.report(
-                        ks.clone(),
-                        &format!("{path}.url"),
-                        "broker = \"ibkr\" connects to host and port over TCP, not a URL; remove url",
-                    );
-                }
-                f.client_id = Some(f.client_id.unwrap_or(0));
-            }
+    /// `broker = "..."`: one of this build's brokers.
+    fn broker(&mut self, v: &Value<'_>, key: &str, names: &[&'static str]) -> Option<BrokerRef> {
+        let s = self.string(v, key)?;
+        if let Some(b) = registry::find(&s) {
+            return Some(b);
         }
-        if kind != BrokerKind::Ibkr {
-            for key in ["host", "port", "client_id"] {
-                if let Some((ks, _)) = seen.get(key) {
-                    self.report(
-                        ks.clone(),
-                        &format!("{path}.{key}"),
-                        format!("{key} is only for broker = \"ibkr\"; remove it (this feed is broker = \"{b}\")"),
-                    );
-                }
-            }
+        let mut message = format!(
+            "unknown broker \"{s}\"; this build has {}",
+            names.join(", ")
+        );
+        if let Some(close) = suggest(&s.to_lowercase(), names) {
+            message += &format!(" (did you mean \"{close}\"?)");
         }
-        if f.poll.is_some() && f.poll_every.is_zero() {
-            if let Some((_, vs)) = seen.get("poll_every") {
+        self.report(v.span(), key, message);
+        None
+    }
+
+    /// A key the feed's broker does not take: the broker's own hint, the
+    /// broker that does take it, or a did-you-mean.
+    fn foreign_key(
+        &mut self,
+        span: Range<usize>,
+        keypath: &str,
+        key: &str,
+        place: &str,
+        broker: BrokerRef,
+    ) {
+        if let Some(hint) = broker.hint(key) {
+            self.report(span, keypath, hint);
+            return;
+        }
+        let mut allowed: Vec<&str> = COMMON_KEYS.to_vec();
+        allowed.extend(broker.keys());
+        if suggest(key, &allowed).is_none() {
+            let owners: Vec<&str> = registry::BROKERS
+                .iter()
+                .filter(|b| b.keys().contains(&key))
+                .map(|b| b.name())
+                .collect();
+            if !owners.is_empty() {
                 self.report(
-                    vs.clone(),
-                    &format!("{path}.poll_every"),
-                    "\"0s\" is too short; poll is sent every poll_every, so use more than 0s (e.g. \"2s\")",
+                    span,
+                    keypath,
+                    format!(
+                        "{key} is only for broker = {}; remove it (this feed is broker = \"{}\")",
+                        owners
+                            .iter()
+                            .map(|o| format!("\"{o}\""))
+                            .collect::<Vec<_>>()
+                            .join(" or "),
+                        broker.name()
+                    ),
                 );
+                return;
             }
         }
+        self.unknown_key(span, keypath, key, place, &allowed);
+    }
+
+    /// Rules that tie common keys to the broker.
+    fn feed_rules(&mut self, path: &str, f: &FeedConfig, seen: &Seen) {
         if let Some((ks, _)) = seen.get("tls_ca_file") {
-            let tls = match &f.url {
-                Some(u) => u.starts_with("wss://"),
-                // An adapter's default endpoint is wss://, except IBKR (plain TCP).
-                None => kind != BrokerKind::Ibkr && kind != BrokerKind::Websocket,
-            };
-            if !tls {
+            let url = f.url.as_deref().or(f.broker.default_url());
+            if !url.is_some_and(|u| u.starts_with("wss://")) {
                 self.report(
                     ks.clone(),
                     &format!("{path}.tls_ca_file"),
@@ -546,7 +518,7 @@ mod tests {
     #[test]
     fn minimal_feed_gets_feed_defaults() {
         let cfg = parse(WS).unwrap();
-        let mut want = FeedConfig::new("s", BrokerKind::Websocket);
+        let mut want = FeedConfig::new("s", registry::find("websocket").unwrap());
         want.url = Some("ws://h:1".into());
         assert_eq!(cfg.feeds, vec![want]);
     }
@@ -562,13 +534,6 @@ mod tests {
     }
 
     #[test]
-    fn ibkr_client_id_defaults_to_zero() {
-        let cfg = parse("[[feed]]\nname = \"t\"\nbroker = \"ibkr\"\nhost = \"h\"\nport = 4002\n")
-            .unwrap();
-        assert_eq!(cfg.feeds[0].client_id, Some(0));
-    }
-
-    #[test]
     fn expect_offset_defaults_to_zero() {
         let cfg = parse(&ws("expect = { every = \"1m\", grace = \"10s\" }")).unwrap();
         assert_eq!(cfg.feeds[0].expect.unwrap().offset, Duration::ZERO);
@@ -577,7 +542,10 @@ mod tests {
     #[test]
     fn literal_auth_still_loads() {
         let cfg = parse(&ws("auth = '{\"token\":\"abc\"}'")).unwrap();
-        assert!(cfg.feeds[0].auth.is_some());
+        let w = cfg.feeds[0]
+            .settings::<crate::brokers::websocket::WsSettings>()
+            .unwrap();
+        assert!(w.auth.is_some());
     }
 
     #[test]
@@ -586,11 +554,9 @@ mod tests {
     }
 
     #[test]
-    fn tls_ca_file_allowed_for_wss_and_adapter_defaults() {
+    fn tls_ca_file_allowed_for_wss() {
         let wss = "[[feed]]\nname = \"s\"\nbroker = \"websocket\"\nurl = \"wss://h\"\ntls_ca_file = \"/ca.pem\"\n";
         assert!(parse(wss).is_ok());
-        let kraken = "[[feed]]\nname = \"k\"\nbroker = \"kraken\"\naccount = \"master\"\ntls_ca_file = \"/ca.pem\"\n";
-        assert!(parse(kraken).is_ok());
     }
 
     #[test]
@@ -617,14 +583,24 @@ mod tests {
                 "has no broker",
             ),
             (
-                "[[feed]]\nname = \"s\"\nbroker = \"krakn\"\n",
-                "feed[0].broker",
-                "did you mean \"kraken\"",
-            ),
-            (
                 "[[feed]]\nname = \"s\"\nbroker = \"websocket\"\n",
                 "feed[0].url",
                 "needs a url",
+            ),
+            (
+                "[[feed]]\nname = \"s\"\nbroker = \"websocke\"\nurl = \"ws://h\"\n",
+                "feed[0].broker",
+                "did you mean \"websocket\"",
+            ),
+            (
+                "[[feed]]\nname = \"s\"\nbroker = \"alpaca\"\n",
+                "feed[0].broker",
+                "unknown broker \"alpaca\"; this build has websocket",
+            ),
+            (
+                &ws("rest_url = \"https://h\""),
+                "feed[0].rest_url",
+                "unknown key \"rest_url\"",
             ),
             (
                 "[[feed]]\nname = \"s\"\nbroker = \"websocket\"\nurl = \"http://h\"\n",
@@ -642,49 +618,9 @@ mod tests {
                 "has no host",
             ),
             (
-                &ws("rest_url = \"ftp://h\""),
-                "feed[0].rest_url",
-                "http:// or https://",
-            ),
-            (
-                "[[feed]]\nname = \"k\"\nbroker = \"kraken\"\n",
-                "feed[0].account",
-                "needs an account",
-            ),
-            (
-                "[[feed]]\nname = \"k\"\nbroker = \"alpaca\"\naccount = \"Main\"\n",
-                "feed[0].account",
-                "lower-case",
-            ),
-            (
                 &ws("account = \"main\""),
                 "feed[0].account",
                 "only for broker adapters",
-            ),
-            (
-                "[[feed]]\nname = \"t\"\nbroker = \"ibkr\"\nport = 4001\n",
-                "feed[0].host",
-                "needs host",
-            ),
-            (
-                "[[feed]]\nname = \"t\"\nbroker = \"ibkr\"\nhost = \"h\"\n",
-                "feed[0].port",
-                "needs port",
-            ),
-            (
-                "[[feed]]\nname = \"t\"\nbroker = \"ibkr\"\nhost = \"h\"\nport = 70000\n",
-                "feed[0].port",
-                "1 to 65535",
-            ),
-            (
-                "[[feed]]\nname = \"t\"\nbroker = \"ibkr\"\nhost = \"h\"\nport = 1\nurl = \"ws://h\"\n",
-                "feed[0].url",
-                "remove url",
-            ),
-            (
-                &ws("port = 1"),
-                "feed[0].port",
-                "only for broker = \"ibkr\"",
             ),
             (
                 &ws("auth = '{\"t\":\"${signals_token}\"}'"),

@@ -395,12 +395,15 @@ pub(super) fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::parse::feed::FEED_KEYS;
+    use crate::config::parse::feed::all_feed_keys;
 
     const ROOT_KEYS: &[&str] = &["agent", "feed"];
 
     #[test]
     fn suggestions_only_for_near_misses() {
+        let keys = all_feed_keys();
+        #[allow(non_snake_case)]
+        let FEED_KEYS: &[&str] = &keys;
         assert_eq!(suggest("stal_after", FEED_KEYS), Some("stall_after"));
         assert_eq!(suggest("urls", FEED_KEYS), Some("url"));
         assert_eq!(suggest("zzzzzz", FEED_KEYS), None);

@@ -1,0 +1,226 @@
+//! Typed alerts: the `alert=<kind> key=value ...` journal lines that
+//! operators' scripts and `journalctl -u brokerguard -p err` rely on
+//! (docs/ARCHITECTURE.md, "Alerts").
+//!
+//! One type, one `Display`, one escaping rule for every call site: a value
+//! is written as is when it has no whitespace, quote, `=` or backslash, and
+//! in double quotes (with `\"` and `\\`) otherwise; control characters
+//! become spaces so one alert is always one journal line. The kind decides
+//! the priority: recoveries are notices (5), everything else is an error
+//! (3). [`Alert::emit`] logs through a dedicated target that `logging`
+//! recognises, so no code has to look at a message's text to know it is an
+//! alert.
+
+use std::fmt;
+
+/// The `log` target of alert records (see `crate::logging`).
+pub const ALERT_TARGET: &str = "brokerguard::alert";
+
+/// Every kind of alert, with its wire name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AlertKind {
+    FeedDown,
+    FeedRecovered,
+    FeedFlapping,
+    CredentialLost,
+    CredentialRestored,
+    CredentialRejected,
+    CredentialsInvalid,
+    CredentialMalformed,
+    ConfigInvalid,
+    StartFailed,
+    WaveMissed,
+    TokenExpiring,
+    NonceConflict,
+    KeyFallback,
+    BookResync,
+    ClockDrift,
+    ConnectionLimit,
+    InsecureCredentials,
+}
+
+impl AlertKind {
+    pub const ALL: [AlertKind; 18] = [
+        AlertKind::FeedDown,
+        AlertKind::FeedRecovered,
+        AlertKind::FeedFlapping,
+        AlertKind::CredentialLost,
+        AlertKind::CredentialRestored,
+        AlertKind::CredentialRejected,
+        AlertKind::CredentialsInvalid,
+        AlertKind::CredentialMalformed,
+        AlertKind::ConfigInvalid,
+        AlertKind::StartFailed,
+        AlertKind::WaveMissed,
+        AlertKind::TokenExpiring,
+        AlertKind::NonceConflict,
+        AlertKind::KeyFallback,
+        AlertKind::BookResync,
+        AlertKind::ClockDrift,
+        AlertKind::ConnectionLimit,
+        AlertKind::InsecureCredentials,
+    ];
+
+    /// The name after `alert=`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::FeedDown => "feed_down",
+            AlertKind::FeedRecovered => "feed_recovered",
+            AlertKind::FeedFlapping => "feed_flapping",
+            AlertKind::CredentialLost => "credential_lost",
+            AlertKind::CredentialRestored => "credential_restored",
+            AlertKind::CredentialRejected => "credential_rejected",
+            AlertKind::CredentialsInvalid => "credentials_invalid",
+            AlertKind::CredentialMalformed => "credential_malformed",
+            AlertKind::ConfigInvalid => "config_invalid",
+            AlertKind::StartFailed => "start_failed",
+            AlertKind::WaveMissed => "wave_missed",
+            AlertKind::TokenExpiring => "token_expiring",
+            AlertKind::NonceConflict => "nonce_conflict",
+            AlertKind::KeyFallback => "key_fallback",
+            AlertKind::BookResync => "book_resync",
+            AlertKind::ClockDrift => "clock_drift",
+            AlertKind::ConnectionLimit => "connection_limit",
+            AlertKind::InsecureCredentials => "insecure_credentials",
+        }
+    }
+
+    /// Good news (a recovery): logged at notice priority, not error.
+    pub fn is_recovery(self) -> bool {
+        matches!(
+            self,
+            AlertKind::FeedRecovered | AlertKind::CredentialRestored
+        )
+    }
+
+    /// The `log` level an alert of this kind is recorded at (a recovery is
+    /// an info record on the notice target, see [`crate::notice!`]).
+    pub fn level(self) -> log::Level {
+        if self.is_recovery() {
+            log::Level::Info
+        } else {
+            log::Level::Error
+        }
+    }
+}
+
+impl fmt::Display for AlertKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One alert: a kind and its fields, in the order they are written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Alert {
+    pub kind: AlertKind,
+    pub fields: Vec<(&'static str, String)>,
+}
+
+impl Alert {
+    pub fn new(kind: AlertKind) -> Self {
+        Alert {
+            kind,
+            fields: Vec::new(),
+        }
+    }
+
+    /// Adds `key=value`. Values must never hold a secret: pass
+    /// fingerprints, names and redacted endpoints only.
+    pub fn with(mut self, key: &'static str, value: impl fmt::Display) -> Self {
+        self.fields.push((key, value.to_string()));
+        self
+    }
+
+    /// Adds `key=value` when `value` is `Some`.
+    pub fn with_opt(self, key: &'static str, value: Option<impl fmt::Display>) -> Self {
+        match value {
+            Some(v) => self.with(key, v),
+            None => self,
+        }
+    }
+
+    /// The value of a field, for tests and callers that route on it.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Writes the alert to the log at its kind's priority.
+    pub fn emit(&self) {
+        if self.kind.is_recovery() {
+            crate::notice!("{self}");
+        } else {
+            log::error!(target: ALERT_TARGET, "{self}");
+        }
+    }
+}
+
+impl fmt::Display for Alert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "alert={}", self.kind)?;
+        for (k, v) in &self.fields {
+            write!(f, " {k}={}", escape(v))?;
+        }
+        Ok(())
+    }
+}
+
+/// A value as written in an alert line: bare when safe, else quoted.
+pub fn escape(v: &str) -> String {
+    let one_line: String = v
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let bare = !one_line.is_empty()
+        && !one_line
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '"' | '=' | '\\'));
+    if bare {
+        return one_line;
+    }
+    let mut out = String::with_capacity(one_line.len() + 2);
+    out.push('"');
+    for c in one_line.chars() {
+        if matches!(c, '"' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_escapes_one_way() {
+        let a = Alert::new(AlertKind::FeedDown)
+            .with("feed", "signals")
+            .with("last_error", "server closed the connection with code 1000")
+            .with("odd", "a\"b\\c=d\ne")
+            .with("empty", "");
+        assert_eq!(
+            a.to_string(),
+            "alert=feed_down feed=signals last_error=\"server closed the connection with code 1000\" \
+             odd=\"a\\\"b\\\\c=d e\" empty=\"\""
+        );
+    }
+
+    #[test]
+    fn names_are_unique_and_recoveries_are_notices() {
+        let mut names: Vec<&str> = AlertKind::ALL.iter().map(|k| k.as_str()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), AlertKind::ALL.len());
+        assert_eq!(AlertKind::FeedRecovered.level(), log::Level::Info);
+        assert_eq!(AlertKind::FeedDown.level(), log::Level::Error);
+        let a = Alert::new(AlertKind::ClockDrift).with_opt("offset", Some("2.4s"));
+        assert_eq!(a.get("offset"), Some("2.4s"));
+        assert_eq!(a.get("host"), None);
+    }
+}

@@ -1,0 +1,265 @@
+//! The broker registry: one table of broker specs, the only list of
+//! brokers in the program. Configuration parsing, credentials, `doctor`,
+//! `check`, status and the daemon ask it; none of them spells a broker's
+//! name. A broker is one folder under `src/brokers/` plus one line in
+//! [`BROKERS`] (docs/ARCHITECTURE.md, "Adding a broker").
+
+use crate::clock::Clock;
+use crate::config::{FeedConfig, Section, Shown};
+use crate::credentials::Secret;
+use crate::credentials::format::FormatProblem;
+use crate::feed::{Adapter, FeedError, Layer};
+use std::any::Any;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Every broker this build can drive, in the order they are listed to
+/// operators.
+pub static BROKERS: &[&dyn Broker] = &[&super::websocket::BROKER];
+
+/// The broker named `name`, if this build has it.
+pub fn find(name: &str) -> Option<BrokerRef> {
+    BROKERS
+        .iter()
+        .find(|b| b.name() == name)
+        .map(|b| BrokerRef(*b))
+}
+
+/// The names of the brokers this build has.
+pub fn names() -> Vec<&'static str> {
+    BROKERS.iter().map(|b| b.name()).collect()
+}
+
+/// One credential a feed reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CredentialField {
+    /// The credential's name, e.g. `KRAKEN_MASTER_API_KEY`.
+    pub name: String,
+    /// The broker's field it fills (`API_KEY`, ...), or
+    /// [`crate::credentials::required::TEMPLATE_FIELD`] for a `${NAME}`.
+    pub field: String,
+    /// A credential the feed can run without (a fallback key set).
+    pub optional: bool,
+}
+
+/// What building an adapter may need besides the feed's configuration.
+pub struct BuildContext<'a> {
+    /// Resolves a credential name to its value.
+    pub lookup: &'a (dyn Fn(&str) -> Option<Secret> + Sync),
+    pub clock: Arc<dyn Clock>,
+    /// `agent.state_dir` (nonce counters).
+    pub state_dir: PathBuf,
+}
+
+/// Why an adapter could not be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildError {
+    /// A credential the feed needs is not set.
+    MissingCredential { feed: String, name: String },
+    /// The configuration cannot be used as written (a check only the
+    /// adapter can make).
+    Invalid { feed: String, message: String },
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::MissingCredential { feed, name } => write!(
+                f,
+                "feed {feed}: waiting for credential {name}; set it with `sudo brokerguard set-credential {name}` \
+                 and the feed starts at once (no reload needed)"
+            ),
+            BuildError::Invalid { feed, message } => write!(f, "feed {feed}: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+/// A broker's typed configuration section: the keys of a `[[feed]]` table
+/// that belong to this broker, parsed and validated.
+pub trait BrokerSettings: Any + fmt::Debug + Send + Sync {
+    fn as_any(&self) -> &dyn Any;
+    /// Equality with another broker's settings (false across brokers).
+    fn eq_dyn(&self, other: &dyn BrokerSettings) -> bool;
+    /// Writes the section's keys for `config check` (secrets redacted).
+    fn show(&self, out: &mut Shown<'_>);
+}
+
+/// A feed's broker settings, shared and comparable.
+#[derive(Clone)]
+pub struct Settings(Arc<dyn BrokerSettings>);
+
+impl Settings {
+    pub fn new<S: BrokerSettings>(s: S) -> Self {
+        Settings(Arc::new(s))
+    }
+
+    /// The settings as the broker's own type.
+    pub fn get<S: BrokerSettings>(&self) -> Option<&S> {
+        self.0.as_any().downcast_ref::<S>()
+    }
+
+    pub fn show(&self, out: &mut Shown<'_>) {
+        self.0.show(out)
+    }
+}
+
+impl PartialEq for Settings {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.eq_dyn(other.0.as_ref())
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Implements [`BrokerSettings`]' plumbing for a `PartialEq` type.
+#[macro_export]
+macro_rules! broker_settings_plumbing {
+    () => {
+        fn as_any(&self) -> &dyn ::std::any::Any {
+            self
+        }
+        fn eq_dyn(&self, other: &dyn $crate::brokers::registry::BrokerSettings) -> bool {
+            other
+                .as_any()
+                .downcast_ref::<Self>()
+                .is_some_and(|o| o == self)
+        }
+    };
+}
+
+/// Everything the program knows about one broker.
+pub trait Broker: Sync {
+    /// The value of `broker = "..."`.
+    fn name(&self) -> &'static str;
+
+    /// The keys of a `[[feed]]` table this broker reads besides the common
+    /// ones (timeouts, backoff, stall_after, ...): its own keys and which
+    /// of the shared ones (`url`, `rest_url`, `account`) it takes.
+    fn keys(&self) -> &'static [&'static str];
+
+    /// What to say about a `[[feed]]` key this broker does not take (e.g.
+    /// `account` on a feed that names its credentials itself), instead of
+    /// the generic "unknown key".
+    fn hint(&self, key: &str) -> Option<String> {
+        let _ = key;
+        None
+    }
+
+    /// Reads and validates this broker's keys of one feed. Problems are
+    /// reported through `section` (with file:line:col); `None` when the
+    /// section is unusable. `feed` holds the common keys already read.
+    fn parse(&self, section: &mut Section<'_, '_, '_, '_>, feed: &FeedConfig) -> Option<Settings>;
+
+    /// The settings of a feed with every default (tests, the demo).
+    fn default_settings(&self) -> Settings;
+
+    /// The credentials a feed of this broker reads.
+    fn credentials(&self, feed: &FeedConfig) -> Vec<CredentialField>;
+
+    /// Broker-specific format checks of one credential value (the generic
+    /// ones — empty, whitespace, quotes — are made for every broker).
+    fn check_credential(&self, field: &str, value: &Secret) -> Vec<FormatProblem> {
+        let _ = (field, value);
+        Vec::new()
+    }
+
+    /// Whether a credential field holds a multi-line value (a PEM key).
+    fn multiline_field(&self, field: &str) -> bool {
+        let _ = field;
+        false
+    }
+
+    /// The endpoint used when the feed sets no `url`.
+    fn default_url(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// What the feed connects to, for reports (never a secret).
+    fn target(&self, feed: &FeedConfig) -> String {
+        let url = feed.url.as_deref().or(self.default_url()).unwrap_or("");
+        crate::net::redact_url(url)
+    }
+
+    /// Builds the adapter the feed engine drives.
+    fn build(
+        &self,
+        feed: &FeedConfig,
+        ctx: &BuildContext<'_>,
+    ) -> Result<Box<dyn Adapter>, BuildError>;
+
+    /// What to do when `layer` failed with `error`, when the broker knows
+    /// better than the generic advice (e.g. TWS settings for a mute port).
+    fn remedy(&self, feed: &FeedConfig, layer: Layer, error: &FeedError) -> Option<String> {
+        let _ = (feed, layer, error);
+        None
+    }
+
+    /// Warnings about a feed that loads but is risky as written (a literal
+    /// secret in the configuration), without any secret in them.
+    fn warnings(&self, feed: &FeedConfig) -> Vec<String> {
+        let _ = feed;
+        Vec::new()
+    }
+}
+
+/// A broker from the registry: compared and shown by name.
+#[derive(Clone, Copy)]
+pub struct BrokerRef(pub &'static dyn Broker);
+
+impl BrokerRef {
+    pub fn name(&self) -> &'static str {
+        self.0.name()
+    }
+}
+
+impl std::ops::Deref for BrokerRef {
+    type Target = dyn Broker;
+    fn deref(&self) -> &Self::Target {
+        self.0
+    }
+}
+
+impl PartialEq for BrokerRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.name() == other.0.name()
+    }
+}
+
+impl Eq for BrokerRef {}
+
+impl fmt::Debug for BrokerRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.name())
+    }
+}
+
+impl fmt::Display for BrokerRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_found() {
+        let mut n = names();
+        let len = n.len();
+        n.sort();
+        n.dedup();
+        assert_eq!(n.len(), len);
+        for name in names() {
+            assert_eq!(find(name).map(|b| b.name()), Some(name));
+        }
+        assert!(find("nosuch").is_none());
+    }
+}

@@ -1,0 +1,421 @@
+//! The simulated Kraken REST API over HTTP/1.1 (keep-alive): `POST
+//! /0/private/Balance` and `/0/private/GetWebSocketsToken`, each checked
+//! the way Kraken checks it — the key is known, `API-Sign` is the
+//! HMAC-SHA512 of path + SHA-256(nonce + body) under the key's secret (this
+//! module's own implementation), and the nonce is above the last one
+//! accepted for the key at the moment the request arrives — and `GET
+//! /0/public/Time`. Every response carries a `Date` header.
+
+use super::fault::KrakenFault;
+use super::server::{Shared, lock, setup};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::{Digest, Sha256, Sha512};
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Largest request head and body the simulator reads.
+const MAX_HEAD: usize = 16 * 1024;
+const MAX_BODY: usize = 64 * 1024;
+/// An idle keep-alive connection is closed after this long.
+const IDLE: Duration = Duration::from_secs(10);
+
+/// One parsed HTTP request.
+struct Request {
+    method: String,
+    path: String,
+    /// Header names in lower case.
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads one request; `Ok(None)` when the peer closed or went idle.
+fn read_request(
+    shared: &Shared,
+    tcp: &mut TcpStream,
+    buf: &mut Vec<u8>,
+) -> io::Result<Option<Request>> {
+    let started = Instant::now();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        if buf.len() > MAX_HEAD {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "request head too large",
+            ));
+        }
+        if shared.stopping() || started.elapsed() > IDLE {
+            return Ok(None);
+        }
+        match tcp.read(&mut chunk) {
+            Ok(0) => return Ok(None),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => return Err(e),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next().unwrap_or("").split(' ');
+    let method = first.next().unwrap_or("").to_string();
+    let path = first.next().unwrap_or("").to_string();
+    let mut headers = Vec::new();
+    for line in lines {
+        if let Some((k, v)) = line.split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    if len > MAX_BODY {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "request body too large",
+        ));
+    }
+    let body_start = head_end + 4;
+    while buf.len() < body_start + len {
+        if shared.stopping() || started.elapsed() > IDLE {
+            return Ok(None);
+        }
+        match tcp.read(&mut chunk) {
+            Ok(0) => return Ok(None),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let body = buf[body_start..body_start + len].to_vec();
+    buf.drain(..body_start + len);
+    Ok(Some(Request {
+        method,
+        path,
+        headers,
+        body,
+    }))
+}
+
+/// `Sun, 06 Nov 1994 08:49:37 GMT` (RFC 9110 IMF-fixdate).
+pub(crate) fn http_date(t: SystemTime) -> String {
+    let secs = crate::timefmt::unix_secs(t);
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (y, m, d) = crate::timefmt::civil_from_days(days);
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
+        WEEKDAYS[(days.rem_euclid(7)) as usize],
+        d,
+        MONTHS[(m as usize).saturating_sub(1).min(11)],
+        y,
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn respond(tcp: &mut TcpStream, status: u16, body: &str, close: bool) -> io::Result<()> {
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        _ => "Error",
+    };
+    let head = format!(
+        "HTTP/1.1 {status} {reason}\r\nDate: {}\r\nContent-Type: application/json; charset=utf-8\r\n\
+         Content-Length: {}\r\nConnection: {}\r\n\r\n",
+        http_date(SystemTime::now()),
+        body.len(),
+        if close { "close" } else { "keep-alive" }
+    );
+    tcp.write_all(head.as_bytes())?;
+    tcp.write_all(body.as_bytes())?;
+    tcp.flush()
+}
+
+pub(crate) fn serve(shared: Arc<Shared>, mut tcp: TcpStream) {
+    if setup(&tcp).is_err() {
+        return;
+    }
+    let mut buf = Vec::new();
+    loop {
+        let req = match read_request(&shared, &mut tcp, &mut buf) {
+            Ok(Some(r)) => r,
+            Ok(None) => return,
+            Err(_) => {
+                let _ = respond(&mut tcp, 400, r#"{"error":["EGeneral:Bad request"]}"#, true);
+                return;
+            }
+        };
+        let close = req
+            .header("connection")
+            .is_some_and(|c| c.eq_ignore_ascii_case("close"));
+        let (status, body) = route(&shared, &req);
+        if respond(&mut tcp, status, &body, close).is_err() || close {
+            return;
+        }
+    }
+}
+
+fn error_body(shared: &Shared, e: &str) -> String {
+    shared
+        .stats
+        .update(|s| *s.rest_errors.entry(e.to_string()).or_insert(0) += 1);
+    serde_json::json!({"error": [e]}).to_string()
+}
+
+fn route(shared: &Shared, req: &Request) -> (u16, String) {
+    let path = req.path.split('?').next().unwrap_or("");
+    if req.method == "GET" && path == "/0/public/Time" {
+        let now = SystemTime::now();
+        let body = serde_json::json!({"error": [], "result": {
+            "unixtime": crate::timefmt::unix_secs(now),
+            "rfc1123": http_date(now),
+        }});
+        return (200, body.to_string());
+    }
+    let Some(method) = path.strip_prefix("/0/private/") else {
+        return (404, error_body(shared, "EGeneral:Unknown method"));
+    };
+    if req.method != "POST" {
+        return (405, error_body(shared, "EGeneral:Invalid arguments"));
+    }
+    shared.stats.update(|s| s.rest_calls += 1);
+    match private(shared, method, path, req) {
+        Ok(result) => (
+            200,
+            serde_json::json!({"error": [], "result": result}).to_string(),
+        ),
+        Err(e) => (200, error_body(shared, e)),
+    }
+}
+
+/// Decodes `application/x-www-form-urlencoded` (`+` is a space, `%XX` a byte).
+fn parse_form(body: &str) -> Vec<(String, String)> {
+    let decode = |s: &str| {
+        let bytes = s.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'+' => out.push(b' '),
+                b'%' => {
+                    let hex = bytes
+                        .get(i + 1..i + 3)
+                        .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+                        .and_then(|h| std::str::from_utf8(h).ok())
+                        .and_then(|h| u8::from_str_radix(h, 16).ok());
+                    match hex {
+                        Some(b) => {
+                            out.push(b);
+                            i += 2;
+                        }
+                        None => out.push(b'%'),
+                    }
+                }
+                b => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).to_string()
+    };
+    body.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+/// The signature Kraken expects for `path` and `body` with `nonce` (the
+/// nonce exactly as it appears in the body).
+fn expected_sign(secret: &[u8], path: &str, nonce: &str, body: &[u8]) -> String {
+    let mut sha = Sha256::new();
+    sha.update(nonce.as_bytes());
+    sha.update(body);
+    let digest = sha.finalize();
+    let mut message = path.as_bytes().to_vec();
+    message.extend_from_slice(&digest);
+    let Ok(mut mac) = Hmac::<Sha512>::new_from_slice(secret) else {
+        return String::new();
+    };
+    mac.update(&message);
+    STANDARD.encode(mac.finalize().into_bytes())
+}
+
+fn private(
+    shared: &Shared,
+    method: &str,
+    path: &str,
+    req: &Request,
+) -> Result<serde_json::Value, &'static str> {
+    let key = req.header("api-key").unwrap_or("").to_string();
+    let sign = req.header("api-sign").unwrap_or("");
+    let body = String::from_utf8_lossy(&req.body).to_string();
+    let form = parse_form(&body);
+    let nonce_text = form
+        .iter()
+        .find(|(k, _)| k == "nonce")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    if let (Some(fault), _) = shared.fault() {
+        if fault.applies_to_key(&key) {
+            let forced = match &fault {
+                KrakenFault::Unavailable => Some("EService:Unavailable"),
+                KrakenFault::Lockout { .. } => Some("EGeneral:Temporary lockout"),
+                KrakenFault::InvalidKey { .. } => Some("EAPI:Invalid key"),
+                KrakenFault::PermissionDenied { .. } => Some("EGeneral:Permission denied"),
+                KrakenFault::RateLimit { .. } => Some("EAPI:Rate limit exceeded"),
+                KrakenFault::InvalidNonce { .. } => Some("EAPI:Invalid nonce"),
+                KrakenFault::InvalidNonceOnce if shared.take_once(&fault) => {
+                    Some("EAPI:Invalid nonce")
+                }
+                _ => None,
+            };
+            if let Some(e) = forced {
+                return Err(e);
+            }
+        }
+    }
+    let mut keys = lock(&shared.keys);
+    let Some(state) = keys.get_mut(&key) else {
+        return Err("EAPI:Invalid key");
+    };
+    let Ok(nonce) = nonce_text.parse::<u64>() else {
+        return Err("EAPI:Invalid nonce");
+    };
+    if sign.is_empty() || expected_sign(&state.secret, path, &nonce_text, &req.body) != sign {
+        return Err("EAPI:Invalid signature");
+    }
+    // Checked and recorded under one lock: the order of arrival decides.
+    if state.last_nonce.is_some_and(|last| nonce <= last) {
+        drop(keys);
+        shared.stats.update(|s| {
+            s.nonces_rejected
+                .entry(key.clone())
+                .or_default()
+                .push(nonce)
+        });
+        return Err("EAPI:Invalid nonce");
+    }
+    state.last_nonce = Some(nonce);
+    drop(keys);
+    shared
+        .stats
+        .update(|s| s.nonces_seen.entry(key.clone()).or_default().push(nonce));
+    match method {
+        "Balance" => Ok(serde_json::json!({
+            "ZUSD": "171288.6158",
+            "XXBT": "0.0100000000",
+            "XETH": "2.5000000000",
+        })),
+        "GetWebSocketsToken" => {
+            let n = shared.token_counter.fetch_add(1, Ordering::SeqCst);
+            let mut sha = Sha256::new();
+            sha.update(key.as_bytes());
+            sha.update(n.to_le_bytes());
+            sha.update(crate::timefmt::rfc3339_millis(SystemTime::now()).as_bytes());
+            let token = STANDARD.encode(&sha.finalize()[..30]);
+            lock(&shared.tokens).insert(token.clone(), Instant::now() + shared.token_ttl);
+            shared.stats.update(|s| s.tokens_issued += 1);
+            shared.event(format!("rest: issued WebSocket token {n}"));
+            Ok(serde_json::json!({"token": token, "expires": shared.token_ttl.as_secs()}))
+        }
+        "AddOrder" => {
+            let field = |k: &str| {
+                form.iter()
+                    .find(|(n, _)| n == k)
+                    .map(|(_, v)| v.as_str())
+                    .unwrap_or("")
+            };
+            let n = shared.token_counter.fetch_add(1, Ordering::SeqCst);
+            Ok(serde_json::json!({
+                "descr": {"order": format!(
+                    "{} {} {} @ {} {}",
+                    field("type"), field("volume"), field("pair"), field("ordertype"), field("price")
+                )},
+                "txid": [format!("OSIM{n:02}-KRAKEN-SIMUL")],
+            }))
+        }
+        _ => Err("EGeneral:Unknown method"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_dates() {
+        assert_eq!(
+            http_date(SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777)),
+            "Sun, 06 Nov 1994 08:49:37 GMT"
+        );
+        assert_eq!(
+            http_date(SystemTime::UNIX_EPOCH),
+            "Thu, 01 Jan 1970 00:00:00 GMT"
+        );
+    }
+
+    #[test]
+    fn forms_decode() {
+        assert_eq!(
+            parse_form("nonce=1&a+b=x%26y%3Dz&u=%C3%A9%2F%2B&bad=%G1&end=%4"),
+            vec![
+                ("nonce".into(), "1".into()),
+                ("a b".into(), "x&y=z".into()),
+                ("u".into(), "é/+".into()),
+                ("bad".into(), "%G1".into()),
+                ("end".into(), "%4".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn verifies_the_published_signature() {
+        let secret = STANDARD
+            .decode("kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg==")
+            .unwrap();
+        assert_eq!(
+            expected_sign(
+                &secret,
+                "/0/private/AddOrder",
+                "1616492376594",
+                b"nonce=1616492376594&ordertype=limit&pair=XBTUSD&price=37500&type=buy&volume=1.25"
+            ),
+            "4/dpxb3iT4tp/ZCVEwSnEsLxx0bqyhLpdfOpc6fn7OR8+UClSV5n9E6aSS8MPtnRfp32bAb0nmbRn6H8ndwLUQ=="
+        );
+    }
+}

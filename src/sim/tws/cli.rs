@@ -1,0 +1,151 @@
+//! `brokerguard sim tws`: the TWS simulator in the foreground, one line
+//! per connection event, until the caller's stop flag is set.
+
+use super::fault::{TwsFault, TwsStep};
+use super::server::{DEFAULT_SYMBOLS, TwsSim, TwsSimConfig};
+use crate::config::parse_duration;
+use crate::sim::SimCliError;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Arguments of `brokerguard sim tws`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TwsArgs {
+    /// Port on 127.0.0.1 to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 7497)]
+    pub port: u16,
+    /// The highest API server version to speak (the client's max if lower).
+    #[arg(long, default_value_t = 176)]
+    pub server_version: u32,
+    /// A managed account to report (repeat for several).
+    #[arg(long = "account", value_name = "ACCOUNT", default_values_t = ["DU1234567".to_string()])]
+    pub accounts: Vec<String>,
+    /// Symbols that have a security definition; others get error 200.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_values_t = DEFAULT_SYMBOLS.iter().map(|s| s.to_string()))]
+    pub symbols: Vec<String>,
+    /// Tick rounds to each subscription this often, e.g. "250ms".
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "250ms")]
+    pub tick_every: Duration,
+    /// A client id already taken (refused with 326); repeat for several.
+    #[arg(long = "hold-client-id", value_name = "ID")]
+    pub hold_client_ids: Vec<i64>,
+    /// A fault in force from the start: refuse | mute | no-next-valid-id | no-current-time.
+    #[arg(long, value_name = "FAULT")]
+    pub fault: Option<TwsFault>,
+    /// Steps over time: "DELAY=STEP,..." with each delay counted from the
+    /// previous step; a step is a fault, "clear", or "notify:CODE", e.g.
+    /// "5s=notify:1100,3s=notify:1101,2s=mute,5s=clear".
+    #[arg(long, value_name = "STEPS", value_parser = parse_script)]
+    pub script: Option<TwsScript>,
+}
+
+/// A parsed `--script`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TwsScript(pub Vec<(Duration, TwsStep)>);
+
+fn parse_script(s: &str) -> Result<TwsScript, String> {
+    let mut steps = Vec::new();
+    for step in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (delay, what) = step.split_once('=').ok_or_else(|| {
+            format!("script step \"{step}\" must look like DELAY=STEP, e.g. 5s=notify:1100")
+        })?;
+        steps.push((parse_duration(delay)?, what.parse::<TwsStep>()?));
+    }
+    if steps.is_empty() {
+        return Err("empty script; write e.g. \"5s=notify:1100,3s=notify:1102\"".into());
+    }
+    Ok(TwsScript(steps))
+}
+
+/// Runs the TWS simulator until `stop` is set, printing one line per event.
+pub fn run_tws(args: &TwsArgs, stop: &AtomicBool) -> Result<(), SimCliError> {
+    let (tx, rx) = mpsc::channel();
+    let cfg = TwsSimConfig {
+        port: args.port,
+        server_version: args.server_version,
+        accounts: args.accounts.clone(),
+        tick_every: args.tick_every,
+        known_symbols: args.symbols.clone(),
+        fault: args.fault.clone(),
+        events: Some(tx),
+        ..TwsSimConfig::default()
+    };
+    let handle = TwsSim::start(cfg).map_err(|source| SimCliError::Start {
+        port: args.port,
+        source,
+    })?;
+    for id in &args.hold_client_ids {
+        handle.hold_client_id(*id);
+    }
+    println!(
+        "tws simulator listening on 127.0.0.1:{} (server version {}, accounts {}, fault: {})",
+        handle.port(),
+        args.server_version,
+        args.accounts.join(","),
+        args.fault
+            .as_ref()
+            .map_or("none".to_string(), TwsFault::to_string),
+    );
+    if let Some(TwsScript(steps)) = &args.script {
+        handle.run_script(steps.clone());
+    }
+    while !stop.load(Ordering::SeqCst) {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            println!("{line}");
+        }
+    }
+    handle.stop();
+    while let Ok(line) = rx.try_recv() {
+        println!("{line}");
+    }
+    println!("tws simulator stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        tws: TwsArgs,
+    }
+
+    #[test]
+    fn parses_flags() {
+        let w = Wrap::try_parse_from([
+            "tws",
+            "--port",
+            "0",
+            "--symbols",
+            "AAPL,ES",
+            "--hold-client-id",
+            "1",
+            "--fault",
+            "mute",
+            "--script",
+            "1s=notify:1100, 2s=clear",
+        ])
+        .unwrap();
+        assert_eq!(w.tws.port, 0);
+        assert_eq!(w.tws.symbols, ["AAPL", "ES"]);
+        assert_eq!(w.tws.accounts, ["DU1234567"]);
+        assert_eq!(w.tws.hold_client_ids, [1]);
+        assert_eq!(w.tws.fault, Some(TwsFault::NoGreetingReply));
+        assert_eq!(
+            w.tws.script,
+            Some(TwsScript(vec![
+                (Duration::from_secs(1), TwsStep::Notify(1100)),
+                (Duration::from_secs(2), TwsStep::Clear)
+            ]))
+        );
+        let d = Wrap::try_parse_from(["tws"]).unwrap();
+        assert_eq!(d.tws.port, 7497);
+        assert_eq!(d.tws.tick_every, Duration::from_millis(250));
+        assert!(d.tws.symbols.contains(&"AAPL".to_string()));
+        assert!(Wrap::try_parse_from(["tws", "--fault", "explode"]).is_err());
+    }
+}
