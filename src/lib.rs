@@ -9,6 +9,7 @@
 
 pub mod alert;
 pub mod brokers;
+pub mod calendar;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -20,6 +21,7 @@ pub mod fanout;
 pub mod feed;
 pub mod logging;
 pub mod net;
+pub mod nonce;
 pub mod preflight;
 pub mod sim;
 pub mod status;

@@ -1,10 +1,15 @@
-//! RFC 3339 UTC timestamps without a date-time crate: civil-from-days is a
-//! few lines of arithmetic (Howard Hinnant's algorithm) and we only ever
-//! print UTC.
+//! How brokerguard prints time: RFC 3339 timestamps in UTC (status.json,
+//! log lines, fan-out `ts`) through jiff, and the short human durations of
+//! tables and alerts (`850ms`, `2.5s`, `4m10s`), a form jiff does not have.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// (year, month, day) for days since 1970-01-01.
+use jiff::Timestamp;
+
+/// (year, month, day) for days since 1970-01-01, for any day count
+/// (Howard Hinnant's civil-from-days). Timestamps go through jiff; this
+/// stays for the HTTP `Date` code and the simulator, which build their own
+/// IMF-fixdate text from it.
 pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -18,38 +23,24 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-fn split(t: SystemTime) -> (i64, u32) {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => (d.as_secs() as i64, d.subsec_millis()),
-        Err(e) => {
-            let d = e.duration();
-            let ms = d.as_millis() as i64;
-            let secs = -((ms + 999) / 1000);
-            (secs, ((secs * 1000 + ms).rem_euclid(1000)) as u32)
-        }
-    }
-}
-
-fn fmt(t: SystemTime, millis: bool) -> String {
-    let (secs, ms) = split(t);
-    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
-    let sod = secs.rem_euclid(86_400);
-    let (h, mi, s) = (sod / 3600, (sod % 3600) / 60, sod % 60);
-    if millis {
-        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z")
+/// `t` for jiff, clamped to its range (years -9999 to 9999) so that no
+/// wall time, however absurd, makes formatting or a calendar fail.
+pub(crate) fn timestamp(t: SystemTime) -> Timestamp {
+    Timestamp::try_from(t).unwrap_or(if t < UNIX_EPOCH {
+        Timestamp::MIN
     } else {
-        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
-    }
+        Timestamp::MAX
+    })
 }
 
-/// `2026-11-22T09:00:01Z`
+/// `2026-11-22T09:00:01Z` (fractions of a second are cut, not rounded).
 pub fn rfc3339(t: SystemTime) -> String {
-    fmt(t, false)
+    format!("{:.0}", timestamp(t))
 }
 
-/// `2026-11-22T09:00:01.123Z`
+/// `2026-11-22T09:00:01.123Z`: always three digits, cut, not rounded.
 pub fn rfc3339_millis(t: SystemTime) -> String {
-    fmt(t, true)
+    format!("{:.3}", timestamp(t))
 }
 
 /// Human form of a duration for tables and alerts: `850ms`, `12s`, `4m10s`, `2h3m`.
@@ -93,6 +84,39 @@ mod tests {
         // Leap day and century rules.
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(rfc3339(leap), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn civil_from_days_agrees_with_jiff() {
+        let epoch = jiff::civil::Date::new(1970, 1, 1).unwrap();
+        for days in [-719_468i64, -1, 0, 1, 10_957, 11_016, 20_779, 2_932_896] {
+            let d = epoch.checked_add(jiff::Span::new().days(days)).unwrap();
+            let want = (i64::from(d.year()), d.month() as u32, d.day() as u32);
+            assert_eq!(civil_from_days(days), want, "{days}");
+        }
+    }
+
+    #[test]
+    fn fractions_are_cut_and_padded() {
+        let t = UNIX_EPOCH + Duration::from_nanos(1_795_338_001_999_999_999);
+        assert_eq!(rfc3339(t), "2026-11-22T09:00:01Z");
+        assert_eq!(rfc3339_millis(t), "2026-11-22T09:00:01.999Z");
+        let whole = UNIX_EPOCH + Duration::from_secs(1_795_338_001);
+        assert_eq!(rfc3339_millis(whole), "2026-11-22T09:00:01.000Z");
+        let before = UNIX_EPOCH - Duration::from_millis(1500);
+        assert_eq!(rfc3339_millis(before), "1969-12-31T23:59:58.500Z");
+    }
+
+    #[test]
+    fn out_of_range_times_are_clamped_not_panics() {
+        let far = UNIX_EPOCH + Duration::from_secs(400_000_000_000);
+        assert!(rfc3339(far).starts_with("9999-12-"), "{}", rfc3339(far));
+        let early = UNIX_EPOCH - Duration::from_secs(400_000_000_000);
+        assert!(
+            rfc3339(early).starts_with("-009999-01-"),
+            "{}",
+            rfc3339(early)
+        );
     }
 
     #[test]

@@ -279,6 +279,7 @@ fn canary_config(file: &Path) -> Config {
         path: PathBuf::from("/etc/brokerguard/brokerguard.toml"),
         agent,
         feeds,
+        calendars: Default::default(),
     }
 }
 

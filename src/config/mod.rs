@@ -20,6 +20,8 @@ use crate::brokers::registry::{BrokerRef, Settings};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::calendar::{CalendarKind, Date};
+
 /// Where the configuration is looked for when no `--config` is given.
 pub const DEFAULT_PATH: &str = "/etc/brokerguard/brokerguard.toml";
 /// Environment variable that overrides [`DEFAULT_PATH`].
@@ -37,6 +39,48 @@ pub struct Config {
     pub path: PathBuf,
     pub agent: AgentConfig,
     pub feeds: Vec<FeedConfig>,
+    /// `[calendar.nse]`, `[calendar.nyse]`.
+    pub calendars: CalendarsConfig,
+}
+
+/// The holidays of each market calendar that has them (`always` has none).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CalendarsConfig {
+    pub nse: CalendarConfig,
+    pub nyse: CalendarConfig,
+}
+
+/// One `[calendar.NAME]` table.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CalendarConfig {
+    /// Whole days the exchange is closed, in its own time zone; sorted, no
+    /// repeats. Default none: every weekday trades.
+    pub holidays: Vec<Date>,
+}
+
+impl CalendarsConfig {
+    /// The configured holidays of `kind` (none for `always`), ready for
+    /// [`crate::calendar::Calendar::new`].
+    pub fn holidays(&self, kind: CalendarKind) -> &[Date] {
+        self.get(kind).map_or(&[], |c| &c.holidays)
+    }
+
+    /// The table of `kind`; `None` for `always`, which has none.
+    pub fn get(&self, kind: CalendarKind) -> Option<&CalendarConfig> {
+        match kind {
+            CalendarKind::Always => None,
+            CalendarKind::Nyse => Some(&self.nyse),
+            CalendarKind::Nse => Some(&self.nse),
+        }
+    }
+
+    pub fn get_mut(&mut self, kind: CalendarKind) -> Option<&mut CalendarConfig> {
+        match kind {
+            CalendarKind::Always => None,
+            CalendarKind::Nyse => Some(&mut self.nyse),
+            CalendarKind::Nse => Some(&mut self.nse),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

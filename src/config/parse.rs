@@ -5,8 +5,10 @@
 //! conflicting key) is collected with its line:col, instead of stopping at
 //! the first one as serde would. This file holds the entry points and the
 //! `[agent]` table; `walker.rs` the typed value readers, `feed.rs` the
-//! `[[feed]]` tables and their rules.
+//! `[[feed]]` tables and their rules, `calendar.rs` the `[calendar.NAME]`
+//! holiday tables.
 
+mod calendar;
 mod feed;
 mod section;
 mod walker;
@@ -19,11 +21,12 @@ use std::time::Duration;
 use toml::de::DeTable;
 
 use super::error::ConfigError;
-use super::{AgentConfig, Config, PreflightMode};
+use super::{AgentConfig, CalendarsConfig, Config, PreflightMode};
+use calendar::CALENDAR_KEYS;
 use feed::all_feed_keys;
 use walker::{Lines, Value, Walker};
 
-const ROOT_KEYS: &[&str] = &["agent", "feed"];
+const ROOT_KEYS: &[&str] = &["agent", "feed", "calendar"];
 const AGENT_KEYS: &[&str] = &[
     "runtime_dir",
     "state_dir",
@@ -69,6 +72,7 @@ fn parse_with_base(text: &str, path: &Path, base: Option<&Path>) -> Result<Confi
         path: path.to_path_buf(),
         agent: AgentConfig::defaults(),
         feeds: Vec::new(),
+        calendars: CalendarsConfig::default(),
     };
     match DeTable::parse(text) {
         Ok(root) => w.root(root.get_ref(), &mut cfg),
@@ -108,6 +112,12 @@ impl Walker<'_, '_> {
                     }
                 }
                 "feed" => self.feeds(v, cfg),
+                "calendar" => {
+                    let expected = "a table (a [calendar.nse] or [calendar.nyse] header)";
+                    if let Some(ct) = self.table(v, "calendar", expected) {
+                        self.calendars(ct, &mut cfg.calendars);
+                    }
+                }
                 _ if AGENT_KEYS.contains(&key) => self.report(
                     k.span(),
                     key,
@@ -119,6 +129,14 @@ impl Walker<'_, '_> {
                     k.span(),
                     key,
                     format!("\"{key}\" belongs in a feed; move it below a [[feed]] header"),
+                ),
+                _ if CALENDAR_KEYS.contains(&key) => self.report(
+                    k.span(),
+                    key,
+                    format!(
+                        "\"{key}\" belongs to one calendar; move it below a [calendar.nse] or \
+                         [calendar.nyse] header"
+                    ),
                 ),
                 _ => self.unknown_key(k.span(), key, key, "the top level", ROOT_KEYS),
             }
@@ -261,7 +279,9 @@ mod tests {
     use super::testutil::*;
     use super::*;
     use crate::brokers::websocket::WsSettings;
+    use crate::calendar::{CalendarKind, Date};
     use crate::config::{BackoffConfig, ExpectConfig};
+    use calendar::CALENDAR_NAMES;
     use feed::{BACKOFF_KEYS, EXPECT_KEYS};
     use walker::absolutize;
 
@@ -641,10 +661,17 @@ broker = \"websocket\"
             .chain(feed_keys.iter())
             .chain(BACKOFF_KEYS)
             .chain(EXPECT_KEYS)
+            .chain(CALENDAR_KEYS)
         {
             assert!(
                 text.contains(&format!("{key} =")),
                 "etc/brokerguard.toml does not show {key}"
+            );
+        }
+        for name in CALENDAR_NAMES {
+            assert!(
+                text.contains(&format!("#[calendar.{name}]\n")),
+                "no [calendar.{name}] example"
             );
         }
     }
@@ -669,6 +696,185 @@ broker = \"websocket\"
         let w = ws.feeds[0].settings::<WsSettings>().unwrap();
         assert_eq!(w.template_refs(), vec!["SIGNALS_TOKEN"]);
         assert!(w.poll.is_some() && ws.feeds[0].expect.is_some() && !w.subscribe.is_empty());
+    }
+
+    #[test]
+    fn commented_out_calendars_load_when_uncommented() {
+        // Each "#[calendar.NAME]" block runs while its lines are "#x..." or
+        // "#    ..." (array items); a "# prose" line or a blank one ends it.
+        let text = include_str!("../../etc/brokerguard.toml");
+        let mut blocks: Vec<String> = Vec::new();
+        let mut cur: Option<String> = None;
+        for line in text.lines() {
+            if line.starts_with("#[calendar.") {
+                blocks.extend(cur.take());
+                cur = Some(String::new());
+            }
+            let code = line
+                .strip_prefix('#')
+                .filter(|l| l.starts_with("    ") || !(l.starts_with(' ') || l.is_empty()));
+            match (&mut cur, code) {
+                (Some(b), Some(l)) => {
+                    b.push_str(l);
+                    b.push('\n');
+                }
+                (Some(_), None) => blocks.extend(cur.take()),
+                _ => {}
+            }
+        }
+        blocks.extend(cur);
+        assert_eq!(blocks.len(), CALENDAR_NAMES.len(), "{blocks:#?}");
+        for b in blocks {
+            let cfg = parse(&b).unwrap_or_else(|e| panic!("{e}\n{b}"));
+            let counts = (
+                cfg.calendars.nse.holidays.len(),
+                cfg.calendars.nyse.holidays.len(),
+            );
+            assert!(counts.0 + counts.1 >= 10, "too few holidays in\n{b}");
+        }
+    }
+
+    fn day(y: i16, m: i8, d: i8) -> Date {
+        Date::new(y, m, d).unwrap()
+    }
+
+    #[test]
+    fn calendars_are_read() {
+        let cfg = parse(
+            "[calendar.nse]\nholidays = [\"2026-12-25\", \"2026-01-26\"]\n\
+             [calendar.nyse]\nholidays = []\n",
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.calendars.nse.holidays,
+            vec![day(2026, 1, 26), day(2026, 12, 25)],
+            "sorted"
+        );
+        assert!(cfg.calendars.nyse.holidays.is_empty());
+        assert_eq!(
+            cfg.calendars.holidays(CalendarKind::Nse),
+            &[day(2026, 1, 26), day(2026, 12, 25)]
+        );
+        assert!(cfg.calendars.holidays(CalendarKind::Always).is_empty());
+        // Dotted keys are the same tables.
+        let cfg = parse("calendar.nyse.holidays = [\"2026-11-26\"]\n").unwrap();
+        assert_eq!(cfg.calendars.nyse.holidays, vec![day(2026, 11, 26)]);
+        assert_eq!(parse("").unwrap().calendars, Default::default());
+    }
+
+    #[test]
+    fn calendar_rules() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "[calendar.nasdaq]\nholidays = []",
+                "calendar.nasdaq",
+                "unknown calendar \"nasdaq\"; the calendars with holidays are nse, nyse",
+            ),
+            (
+                "[calendar.nyce]\n",
+                "calendar.nyce",
+                "did you mean \"nyse\"? (the calendars with holidays are nse, nyse)",
+            ),
+            ("[calendar.NSE]\n", "calendar.NSE", "did you mean \"nse\"?"),
+            (
+                "[calendar.always]\nholidays = []",
+                "calendar.always",
+                "has no holidays; remove [calendar.always]",
+            ),
+            (
+                "[calendar]\nholidays = [\"2026-12-25\"]",
+                "calendar.holidays",
+                "belongs to one calendar; write it below a [calendar.nse]",
+            ),
+            (
+                "holidays = [\"2026-12-25\"]",
+                "holidays",
+                "belongs to one calendar; move it below a [calendar.nse]",
+            ),
+            ("calendar = 1", "calendar", "expected a table"),
+            ("[calendar]\nnse = 1", "calendar.nse", "expected a table"),
+            ("[calendr.nse]\n", "calendr", "did you mean \"calendar\""),
+            (
+                "[calendar.nse]\nholiday = []",
+                "calendar.nse.holiday",
+                "unknown key \"holiday\" in [calendar.nse]; did you mean \"holidays\"?",
+            ),
+            (
+                "[calendar.nse]\nopen = \"09:15\"",
+                "calendar.nse.open",
+                "the keys allowed there are holidays",
+            ),
+            (
+                "[calendar.nse]\nholidays = \"2026-12-25\"",
+                "calendar.nse.holidays",
+                "expected a list of dates such as [\"2026-12-25\"]",
+            ),
+            (
+                "[calendar.nse]\nholidays = [20261225]",
+                "calendar.nse.holidays[0]",
+                "expected a string",
+            ),
+            (
+                "[calendar.nse]\nholidays = [\"2026-13-01\"]",
+                "calendar.nse.holidays[0]",
+                "\"2026-13-01\" is not a date; write YYYY-MM-DD, e.g. \"2026-12-25\"",
+            ),
+            (
+                "[calendar.nse]\nholidays = [\"2026-02-30\"]",
+                "calendar.nse.holidays[0]",
+                "\"2026-02-30\" is not a date",
+            ),
+            (
+                "[calendar.nse]\nholidays = [\"25/12/2026\"]",
+                "calendar.nse.holidays[0]",
+                "write YYYY-MM-DD",
+            ),
+            (
+                "[calendar.nyse]\nholidays = [\"2026-12-25\", \"2026-12-25\"]",
+                "calendar.nyse.holidays[1]",
+                "\"2026-12-25\" is listed twice (first at line 2, column 13); remove one",
+            ),
+        ];
+        for (text, key, fragment) in cases {
+            one_problem(text, key, fragment);
+        }
+    }
+
+    #[test]
+    fn every_bad_holiday_is_reported_at_its_line_and_col() {
+        let text = "\
+[calendar.nse]
+holidays = [
+  \"2026-01-26\",
+  \"2026-13-01\",
+  \"2026-01-26\",
+  \"2026-01-26\",
+]
+[calendar.nyse]
+holidays = [\"2026-7-3\"]
+";
+        let got: Vec<(usize, usize, String)> = problems(text)
+            .into_iter()
+            .map(|p| (p.line, p.col, p.key))
+            .collect();
+        let want = vec![
+            (4, 3, "calendar.nse.holidays[1]".to_string()),
+            (5, 3, "calendar.nse.holidays[2]".to_string()),
+            (6, 3, "calendar.nse.holidays[3]".to_string()),
+            (9, 13, "calendar.nyse.holidays[0]".to_string()),
+        ];
+        assert_eq!(got, want);
+        let err = parse(text).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "test.toml:4:3: calendar.nse.holidays[1]: \"2026-13-01\" is not a date; write YYYY-MM-DD"
+            ),
+            "{err}"
+        );
+        assert!(
+            err.contains("test.toml:6:3: calendar.nse.holidays[3]: \"2026-01-26\" is listed twice (first at line 3, column 3)"),
+            "{err}"
+        );
     }
 
     #[test]

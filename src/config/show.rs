@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::{Config, FeedConfig, PreflightMode, format_duration, template_names};
+use crate::calendar::CalendarKind;
 
 /// Replaces an `auth` that embeds a literal credential (no `${NAME}` reference).
 pub const REDACTED_LITERAL_AUTH: &str =
@@ -51,11 +52,31 @@ pub fn effective_toml(cfg: &Config) -> String {
     line(&mut out, "alert_after", &dur(a.alert_after));
     line(&mut out, "alert_repeat", &dur(a.alert_repeat));
     line(&mut out, "fanout_queue", &a.fanout_queue.to_string());
+    calendars(&mut out, cfg);
     for f in &cfg.feeds {
         out.push_str("\n[[feed]]\n");
         feed(&mut out, f, cfg);
     }
     out
+}
+
+/// Every calendar that takes holidays, one date per line.
+fn calendars(out: &mut String, cfg: &Config) {
+    for kind in [CalendarKind::Nse, CalendarKind::Nyse] {
+        let Some(c) = cfg.calendars.get(kind) else {
+            continue;
+        };
+        let _ = writeln!(out, "\n[calendar.{kind}]");
+        if c.holidays.is_empty() {
+            out.push_str("holidays = []  # none configured: every weekday trades\n");
+            continue;
+        }
+        out.push_str("holidays = [\n");
+        for d in &c.holidays {
+            let _ = writeln!(out, "    {},", toml_string(&d.to_string()));
+        }
+        out.push_str("]\n");
+    }
 }
 
 fn feed(out: &mut String, f: &FeedConfig, cfg: &Config) {
@@ -329,6 +350,8 @@ mod tests {
             "backoff = { initial = \"500ms\", max = \"30s\", multiplier = 2.0, stable_after = \"30s\", parked_retry = \"15m\" }",
             "# alert_after = \"1m\"",
             "max_message_bytes = 16777216",
+            "[calendar.nse]\nholidays = []  # none configured",
+            "[calendar.nyse]\nholidays = []  # none configured",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }
@@ -358,6 +381,31 @@ mod tests {
         ws.alert_after = Some(Duration::from_secs(5));
         ws.tls_ca_file = Some(PathBuf::from("/etc/ca dir/ca.pem"));
         cfg.feeds.push(ws);
+        assert_eq!(round_trip(&cfg), cfg);
+    }
+
+    #[test]
+    fn calendars_are_printed_in_order_and_round_trip() {
+        let cfg = parse(
+            "[calendar.nyse]\nholidays = [\"2026-12-25\", \"2026-01-01\"]\n\
+             [calendar.nse]\nholidays = [\"2026-10-02\"]\n",
+        );
+        let text = effective_toml(&cfg);
+        assert!(
+            text.contains("[calendar.nse]\nholidays = [\n    \"2026-10-02\",\n]\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "[calendar.nyse]\nholidays = [\n    \"2026-01-01\",\n    \"2026-12-25\",\n]\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("calendar.always"), "{text}");
+        assert!(
+            text.find("[calendar.nse]") < text.find("[calendar.nyse]"),
+            "{text}"
+        );
         assert_eq!(round_trip(&cfg), cfg);
     }
 

@@ -738,6 +738,7 @@ mod tests {
             path: PathBuf::from(config::DEFAULT_PATH),
             agent,
             feeds: vec![k, ws],
+            calendars: Default::default(),
         }
     }
 

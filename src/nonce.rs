@@ -1,0 +1,1006 @@
+//! Nonces for signed broker APIs: one persistent, strictly increasing counter
+//! per API key that every brokerguard process on the host shares (the
+//! daemon, `doctor --online`, `check`).
+//!
+//! Why: a broker such as Kraken rejects a signed request whose nonce is not
+//! larger than the last one it saw for the key, and locks the key after a few
+//! conflicts. Eight copies of a bot signing with one key once did exactly
+//! that. A counter in memory cannot prevent it; one file per key, locked for
+//! every draw, can.
+//!
+//! Each key has `<state_dir>/nonce/<key id>` (the key id is the credential's
+//! fingerprint, `sha256:1f2e3d4c`, stored as `sha256-1f2e3d4c`). A draw opens
+//! it, takes an exclusive `flock` (never a blocking call without a deadline:
+//! `LOCK_NB` polls, then a bounded wait, so a hung holder is a named error,
+//! never a hang), reads the last value, issues
+//! `max(now in µs since the Unix epoch, last + 1)` ([`next_nonce`]), writes it
+//! back, `fsync`s, and unlocks. The value is durable before it is handed out,
+//! so restarts and a wall clock stepping backwards never reissue one.
+//!
+//! The file holds the value as 20 zero-padded decimal digits and a newline,
+//! always written in place at offset 0: a fixed width means a write never
+//! changes the file's length, so there is no moment at which the file is
+//! truncated or half as long. A file that does not hold a number is an
+//! error naming it: the counter never silently restarts.
+
+use std::fmt;
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::clock::Clock;
+use crate::timefmt::human;
+
+/// The folder under `agent.state_dir` that holds one counter file per key.
+pub const NONCE_DIR: &str = "nonce";
+
+/// How long a draw waits for another process to release a counter's lock.
+/// A draw holds it for one read, one write and one fsync (well under a
+/// millisecond on a healthy disk), so this much waiting means a holder is
+/// stopped or hung.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Longest accepted key id; fingerprints are 15 characters.
+const MAX_KEY_ID_LEN: usize = 64;
+
+/// Digits in the file: enough for `u64::MAX`.
+const WIDTH: usize = 20;
+
+/// A counter file longer than this is not one of ours (a number is at most
+/// 20 digits; leave room for hand-written whitespace).
+const MAX_FILE_LEN: usize = 64;
+
+/// The pure rule: the next nonce after `last` (`None`: the key has none yet)
+/// when the wall clock reads `now_us` microseconds since the Unix epoch.
+/// The clock wins while it is ahead; `last + 1` wins when it is not (clock
+/// stepped back, or several draws in one microsecond). `None` only when
+/// `last` is `u64::MAX`: no larger nonce exists.
+pub fn next_nonce(now_us: u64, last: Option<u64>) -> Option<u64> {
+    match last {
+        // Nonce 0 reads as "no nonce" to some brokers.
+        None => Some(now_us.max(1)),
+        Some(last) => last.checked_add(1).map(|next| next.max(now_us)),
+    }
+}
+
+/// The file name for a key id: `sha256:1f2e3d4c` → `sha256-1f2e3d4c`.
+/// `None` unless the id is 1 to 64 ASCII letters, digits, `:`, `_` or `-`
+/// (so it can never climb out of the folder or hide as a dot file).
+pub fn file_name_for(key_id: &str) -> Option<String> {
+    if key_id.is_empty() || key_id.len() > MAX_KEY_ID_LEN {
+        return None;
+    }
+    key_id
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '_' | '-' => Some(c),
+            ':' => Some('-'),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Why a nonce could not be drawn or read. Messages name files and folders
+/// and what to do; they never quote a key id that failed validation (it
+/// may be a secret passed by mistake).
+#[derive(Debug)]
+pub enum NonceError {
+    /// The key id is not a fingerprint-like name (a bug in the caller).
+    KeyId { len: usize },
+    /// The nonce folder could not be created or entered.
+    Folder {
+        dir: PathBuf,
+        state_dir: PathBuf,
+        source: io::Error,
+    },
+    /// A counter file could not be opened or created.
+    Open {
+        path: PathBuf,
+        state_dir: PathBuf,
+        source: io::Error,
+    },
+    /// Another process held the counter's lock for the whole wait.
+    LockTimeout { path: PathBuf, waited: Duration },
+    /// The file does not hold a number.
+    Corrupt { path: PathBuf, found: String },
+    /// The file holds `u64::MAX`: no larger nonce exists.
+    Exhausted { path: PathBuf },
+    /// Reading, writing, syncing or locking failed.
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        source: io::Error,
+    },
+}
+
+impl NonceError {
+    /// The counter file or folder the error is about, if any.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            NonceError::KeyId { .. } => None,
+            NonceError::Folder { dir, .. } => Some(dir),
+            NonceError::Open { path, .. }
+            | NonceError::LockTimeout { path, .. }
+            | NonceError::Corrupt { path, .. }
+            | NonceError::Exhausted { path }
+            | NonceError::Io { path, .. } => Some(path),
+        }
+    }
+}
+
+/// What to do about a failure to create or open something under the state
+/// folder, for the errors an operator can fix.
+fn access_remedy(source: &io::Error, state_dir: &Path) -> Option<String> {
+    match source.kind() {
+        io::ErrorKind::PermissionDenied => {
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            let uid = unsafe { libc::geteuid() };
+            Some(format!(
+                "permission denied for uid {uid}; the state folder must belong to the user \
+                 brokerguard runs as: sudo chown -R brokerguard: {}",
+                state_dir.display()
+            ))
+        }
+        io::ErrorKind::ReadOnlyFilesystem => Some(format!(
+            "the file system is read-only here; under systemd the unit needs \
+             StateDirectory=brokerguard (or ReadWritePaths={})",
+            state_dir.display()
+        )),
+        _ => None,
+    }
+}
+
+impl fmt::Display for NonceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NonceError::KeyId { len } => write!(
+                f,
+                "a nonce key id must be a credential fingerprint such as sha256:1f2e3d4c \
+                 (1 to {MAX_KEY_ID_LEN} letters, digits, ':', '_' or '-'); got {len} characters \
+                 that are not (not shown: it may be a secret)"
+            ),
+            NonceError::Folder {
+                dir,
+                state_dir,
+                source,
+            } => match access_remedy(source, state_dir) {
+                Some(remedy) => write!(
+                    f,
+                    "cannot create the nonce folder {}: {remedy}",
+                    dir.display()
+                ),
+                None => write!(
+                    f,
+                    "cannot create the nonce folder {}: {source}",
+                    dir.display()
+                ),
+            },
+            NonceError::Open {
+                path,
+                state_dir,
+                source,
+            } => match access_remedy(source, state_dir) {
+                Some(remedy) => write!(
+                    f,
+                    "cannot open the nonce counter {}: {remedy}",
+                    path.display()
+                ),
+                None => write!(
+                    f,
+                    "cannot open the nonce counter {}: {source}",
+                    path.display()
+                ),
+            },
+            NonceError::LockTimeout { path, waited } => write!(
+                f,
+                "the nonce counter {} stayed locked by another process for {}; a process \
+                 holding it is stopped or hung: find it with `fuser -v {}`, end it, and retry",
+                path.display(),
+                human(*waited),
+                path.display()
+            ),
+            NonceError::Corrupt { path, found } => write!(
+                f,
+                "{} does not hold a nonce counter (expected one decimal number, found {found:?}); \
+                 brokerguard will not guess, since reusing a nonce can lock the API key: restore \
+                 the file from a backup or write a number at least as large as the last nonce \
+                 used with this key (deleting it restarts from the clock, safe only if the clock \
+                 is ahead of every nonce already used)",
+                path.display()
+            ),
+            NonceError::Exhausted { path } => write!(
+                f,
+                "{} holds {}, the largest nonce there is; this key cannot sign again: \
+                 create a new API key at the broker",
+                path.display(),
+                u64::MAX
+            ),
+            NonceError::Io {
+                path,
+                action,
+                source,
+            } => write!(
+                f,
+                "cannot {action} the nonce counter {}: {source}",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for NonceError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            NonceError::Folder { source, .. }
+            | NonceError::Open { source, .. }
+            | NonceError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// The shared counters of one state folder. Cheap to create; every method
+/// opens the file it needs, so any number of stores and processes can use
+/// one folder at once.
+pub struct NonceStore {
+    state_dir: PathBuf,
+    dir: PathBuf,
+    clock: Arc<dyn Clock>,
+    lock_timeout: Duration,
+}
+
+impl fmt::Debug for NonceStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NonceStore")
+            .field("dir", &self.dir)
+            .field("lock_timeout", &self.lock_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NonceStore {
+    /// Counters under `<state_dir>/nonce/`, timed by `clock`'s wall time.
+    /// Nothing is touched until the first draw.
+    pub fn new(state_dir: &Path, clock: Arc<dyn Clock>) -> NonceStore {
+        NonceStore {
+            state_dir: state_dir.to_path_buf(),
+            dir: state_dir.join(NONCE_DIR),
+            clock,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+        }
+    }
+
+    /// Waits at most `timeout` for another process's lock instead of
+    /// [`DEFAULT_LOCK_TIMEOUT`].
+    pub fn with_lock_timeout(mut self, timeout: Duration) -> NonceStore {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// `<state_dir>/nonce`.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The counter file of `key_id`.
+    pub fn path_of(&self, key_id: &str) -> Result<PathBuf, NonceError> {
+        file_name_for(key_id)
+            .map(|name| self.dir.join(name))
+            .ok_or(NonceError::KeyId { len: key_id.len() })
+    }
+
+    /// The next nonce for `key_id`: larger than every nonce any process has
+    /// drawn for it from this state folder, and on disk before it is returned.
+    pub fn draw(&self, key_id: &str) -> Result<u64, NonceError> {
+        let path = self.path_of(key_id)?;
+        let file = self.open_for_draw(&path)?;
+        let _locked = Flock::take(&file, &path, libc::LOCK_EX, self.lock_timeout)?;
+        let (last, len) = read_counter(&file, &path)?;
+        let next = next_nonce(micros_since_epoch(self.clock.wall()), last)
+            .ok_or_else(|| NonceError::Exhausted { path: path.clone() })?;
+        write_counter(&file, &path, next, len)?;
+        if last.is_none() {
+            // A new counter's name must survive a crash as well as its value.
+            sync_dir(&self.dir);
+        }
+        Ok(next)
+    }
+
+    /// The last nonce drawn for `key_id`, `None` if there is none yet (for
+    /// `doctor` and `status`). Creates nothing.
+    pub fn last(&self, key_id: &str) -> Result<Option<u64>, NonceError> {
+        let path = self.path_of(key_id)?;
+        let file = match OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(NonceError::Open {
+                    path,
+                    state_dir: self.state_dir.clone(),
+                    source,
+                });
+            }
+        };
+        // Shared: a draw's write is never seen half done.
+        let _locked = Flock::take(&file, &path, libc::LOCK_SH, self.lock_timeout)?;
+        Ok(read_counter(&file, &path)?.0)
+    }
+
+    /// Opens (creating it 0600, and the folder 0700, if needed) a counter for
+    /// reading and writing. std opens with O_CLOEXEC, so a child process
+    /// never inherits the descriptor and with it the lock.
+    fn open_for_draw(&self, path: &Path) -> Result<File, NonceError> {
+        let open = || {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(path)
+        };
+        let file = match open() {
+            Ok(f) => f,
+            // Only the folder can be missing: the file is created.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.create_dir()?;
+                open().map_err(|source| self.open_error(path, source))?
+            }
+            Err(source) => return Err(self.open_error(path, source)),
+        };
+        self.give_to_state_owner(&file, path)?;
+        Ok(file)
+    }
+
+    fn open_error(&self, path: &Path, source: io::Error) -> NonceError {
+        NonceError::Open {
+            path: path.to_path_buf(),
+            state_dir: self.state_dir.clone(),
+            source,
+        }
+    }
+
+    fn create_dir(&self) -> Result<(), NonceError> {
+        let folder_error = |source| NonceError::Folder {
+            dir: self.dir.clone(),
+            state_dir: self.state_dir.clone(),
+            source,
+        };
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .map_err(folder_error)?;
+        if let Some((uid, gid)) = self.state_owner_if_root() {
+            chown(&self.dir, uid, gid).map_err(folder_error)?;
+        }
+        Ok(())
+    }
+
+    /// When root (`sudo brokerguard doctor --online`) draws first, the files
+    /// it creates must still belong to the service user, or the daemon could
+    /// no longer open them: they take the owner of the state folder.
+    fn give_to_state_owner(&self, file: &File, path: &Path) -> Result<(), NonceError> {
+        let Some((uid, gid)) = self.state_owner_if_root() else {
+            return Ok(());
+        };
+        let meta = file.metadata().map_err(|source| NonceError::Io {
+            path: path.to_path_buf(),
+            action: "inspect",
+            source,
+        })?;
+        if meta.uid() == uid && meta.gid() == gid {
+            return Ok(());
+        }
+        // SAFETY: the descriptor is open for the duration of the call.
+        if unsafe { libc::fchown(file.as_raw_fd(), uid, gid) } != 0 {
+            return Err(NonceError::Io {
+                path: path.to_path_buf(),
+                action: "hand over (chown)",
+                source: io::Error::last_os_error(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The state folder's owner, when this process is root and the folder
+    /// belongs to someone else.
+    fn state_owner_if_root(&self) -> Option<(u32, u32)> {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            return None;
+        }
+        let meta = std::fs::metadata(&self.state_dir).ok()?;
+        (meta.uid() != 0).then(|| (meta.uid(), meta.gid()))
+    }
+}
+
+fn chown(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
+    std::os::unix::fs::chown(path, Some(uid), Some(gid))
+}
+
+/// Microseconds since the Unix epoch; 0 before it.
+fn micros_since_epoch(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// A `flock` held until dropped.
+struct Flock<'f> {
+    file: &'f File,
+}
+
+impl<'f> Flock<'f> {
+    /// Takes `op` (`LOCK_EX` or `LOCK_SH`), waiting at most `timeout`.
+    ///
+    /// It polls with `LOCK_NB` for the first [`POLL_FIRST`]: most waits
+    /// end there, and a busy holder drawing again at once keeps the fast
+    /// path free of context switches. A poller can miss the few
+    /// microseconds between two draws of a busy holder again and again,
+    /// though, and starve for the whole timeout (seen with eight processes
+    /// on a loaded machine); so after that the wait moves into the kernel,
+    /// which wakes a blocked waiter the moment the lock is released. A
+    /// blocking `flock` cannot time out, so a helper thread blocks on a
+    /// duplicate descriptor (the same open file description, so the lock it
+    /// gets is this file's) while this thread waits for it with the
+    /// deadline. Should no helper be available, polling goes on.
+    fn take(
+        file: &'f File,
+        path: &Path,
+        op: libc::c_int,
+        timeout: Duration,
+    ) -> Result<Flock<'f>, NonceError> {
+        let start = Instant::now();
+        let lock_error = |source| NonceError::Io {
+            path: path.to_path_buf(),
+            action: "lock",
+            source,
+        };
+        let mut pause = Duration::from_micros(20);
+        let mut helper_tried = false;
+        loop {
+            if flock_once(file, op | libc::LOCK_NB).map_err(lock_error)? {
+                return Ok(Flock { file });
+            }
+            let waited = start.elapsed();
+            if waited >= timeout {
+                return Err(NonceError::LockTimeout {
+                    path: path.to_path_buf(),
+                    waited,
+                });
+            }
+            if waited >= POLL_FIRST && !helper_tried {
+                helper_tried = true;
+                match wait_in_kernel(file, op, timeout - waited) {
+                    Waited::Locked => return Ok(Flock { file }),
+                    Waited::TimedOut => {
+                        return Err(NonceError::LockTimeout {
+                            path: path.to_path_buf(),
+                            waited: start.elapsed(),
+                        });
+                    }
+                    Waited::Failed(e) => return Err(lock_error(e)),
+                    Waited::NoHelper => continue,
+                }
+            }
+            std::thread::sleep(pause.min(timeout - waited));
+            pause = (pause * 2).min(Duration::from_millis(1));
+        }
+    }
+}
+
+/// How long a contended lock is polled before the wait moves into the kernel.
+const POLL_FIRST: Duration = Duration::from_millis(10);
+
+/// One `flock` call, retried on EINTR: `true` taken, `false` held
+/// elsewhere (only with `LOCK_NB`).
+fn flock_once(file: &File, op: libc::c_int) -> io::Result<bool> {
+    loop {
+        // SAFETY: the descriptor is open for the duration of the call.
+        if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
+            return Ok(true);
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EWOULDBLOCK) => return Ok(false),
+            Some(libc::EINTR) => continue,
+            _ => return Err(err),
+        }
+    }
+}
+
+/// Helper threads blocked in `flock` right now, in this process. A draw
+/// that timed out leaves its helper blocked until the stuck holder lets go
+/// (it then unlocks at once); the cap keeps a long hang from piling them up.
+static LOCK_HELPERS: AtomicUsize = AtomicUsize::new(0);
+const MAX_LOCK_HELPERS: usize = 16;
+
+enum Waited {
+    Locked,
+    TimedOut,
+    Failed(io::Error),
+    /// No helper thread could be had: poll instead.
+    NoHelper,
+}
+
+/// A blocking `flock(op)` in a helper thread, waited for at most `timeout`.
+fn wait_in_kernel(file: &File, op: libc::c_int, timeout: Duration) -> Waited {
+    if LOCK_HELPERS.fetch_add(1, Ordering::SeqCst) >= MAX_LOCK_HELPERS {
+        LOCK_HELPERS.fetch_sub(1, Ordering::SeqCst);
+        return Waited::NoHelper;
+    }
+    let Ok(dup) = file.try_clone() else {
+        LOCK_HELPERS.fetch_sub(1, Ordering::SeqCst);
+        return Waited::NoHelper;
+    };
+    let (tx, rx) = mpsc::sync_channel::<io::Result<bool>>(1);
+    let spawned = std::thread::Builder::new()
+        .name("nonce-lock".into())
+        .stack_size(64 << 10)
+        .spawn(move || {
+            let got = flock_once(&dup, op);
+            LOCK_HELPERS.fetch_sub(1, Ordering::SeqCst);
+            if let Err(unsent) = tx.send(got) {
+                if matches!(unsent.0, Ok(true)) {
+                    // The draw gave up meanwhile: release what it no longer wants.
+                    // SAFETY: dup is open until this thread ends.
+                    unsafe { libc::flock(dup.as_raw_fd(), libc::LOCK_UN) };
+                }
+            }
+        });
+    if spawned.is_err() {
+        LOCK_HELPERS.fetch_sub(1, Ordering::SeqCst);
+        return Waited::NoHelper;
+    }
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(_)) => Waited::Locked,
+        Ok(Err(e)) => Waited::Failed(e),
+        Err(mpsc::RecvTimeoutError::Timeout) => Waited::TimedOut,
+        Err(mpsc::RecvTimeoutError::Disconnected) => Waited::Failed(io::Error::other(
+            "the lock-wait thread ended without an answer",
+        )),
+    }
+}
+
+impl Drop for Flock<'_> {
+    fn drop(&mut self) {
+        // Closing the file would release it too; unlocking first keeps the
+        // lock no longer than the draw even if the caller keeps the file.
+        // SAFETY: the descriptor outlives the guard.
+        unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
+/// The value in the file (`None` when empty: a counter just created) and
+/// the file's length.
+fn read_counter(file: &File, path: &Path) -> Result<(Option<u64>, usize), NonceError> {
+    let mut buf = [0u8; MAX_FILE_LEN + 1];
+    let mut len = 0;
+    while len < buf.len() {
+        match file.read_at(&mut buf[len..], len as u64) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(source) => {
+                return Err(NonceError::Io {
+                    path: path.to_path_buf(),
+                    action: "read",
+                    source,
+                });
+            }
+        }
+    }
+    Ok((parse_counter(&buf[..len], path)?, len))
+}
+
+/// Digits with optional surrounding whitespace (a value written by hand is
+/// fine); nothing at all means a new counter.
+fn parse_counter(bytes: &[u8], path: &Path) -> Result<Option<u64>, NonceError> {
+    let corrupt = || NonceError::Corrupt {
+        path: path.to_path_buf(),
+        found: String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_FILE_LEN)]).into_owned(),
+    };
+    if bytes.len() > MAX_FILE_LEN {
+        return Err(corrupt());
+    }
+    let text = std::str::from_utf8(bytes).map_err(|_| corrupt())?.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(corrupt());
+    }
+    text.parse().map(Some).map_err(|_| corrupt())
+}
+
+/// Writes `value` in place and fsyncs. `old_len` is the length read under
+/// the same lock: only a hand-written file of another length needs trimming.
+fn write_counter(file: &File, path: &Path, value: u64, old_len: usize) -> Result<(), NonceError> {
+    let io_error = |action: &'static str, source| NonceError::Io {
+        path: path.to_path_buf(),
+        action,
+        source,
+    };
+    let text = format!("{value:0WIDTH$}\n");
+    file.write_all_at(text.as_bytes(), 0)
+        .map_err(|e| io_error("write", e))?;
+    if old_len > text.len() {
+        file.set_len(text.len() as u64)
+            .map_err(|e| io_error("write", e))?;
+    }
+    file.sync_all().map_err(|e| io_error("fsync", e))
+}
+
+/// Best effort: fsync a folder so a newly created entry is durable. A
+/// failure only weakens durability across a power cut, and the value itself
+/// is already synced, so it is not an error.
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FakeClock;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// 2026-11-22T09:00:00Z.
+    const T0: u64 = 1_795_338_000;
+    const KEY: &str = "sha256:1f2e3d4c";
+
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(tag: &str) -> TempDir {
+            use std::sync::atomic::{AtomicU32, Ordering};
+            static N: AtomicU32 = AtomicU32::new(0);
+            let p = std::env::temp_dir().join(format!(
+                "bg-nonce-{tag}-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).unwrap();
+            TempDir(p)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn us(secs: u64) -> u64 {
+        secs * 1_000_000
+    }
+
+    fn store(dir: &Path, clock: &FakeClock) -> NonceStore {
+        NonceStore::new(dir, Arc::new(clock.clone()))
+    }
+
+    fn is_root() -> bool {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        unsafe { libc::geteuid() == 0 }
+    }
+
+    #[test]
+    fn the_rule() {
+        let cases: &[(u64, Option<u64>, Option<u64>)] = &[
+            // (now, last, next)
+            (100, None, Some(100)),
+            (0, None, Some(1)),
+            (100, Some(50), Some(100)),
+            (100, Some(99), Some(100)),
+            (100, Some(100), Some(101)),
+            (100, Some(500), Some(501)),
+            (0, Some(0), Some(1)),
+            (u64::MAX, Some(u64::MAX - 1), Some(u64::MAX)),
+            (5, Some(u64::MAX), None),
+        ];
+        for &(now, last, want) in cases {
+            assert_eq!(next_nonce(now, last), want, "now {now}, last {last:?}");
+        }
+    }
+
+    #[test]
+    fn key_ids_become_safe_file_names() {
+        assert_eq!(file_name_for(KEY).as_deref(), Some("sha256-1f2e3d4c"));
+        assert_eq!(file_name_for("acct_1-A").as_deref(), Some("acct_1-A"));
+        for bad in [
+            "",
+            "..",
+            "../x",
+            "a/b",
+            ".hidden",
+            "k+y=",
+            "é",
+            &"a".repeat(65),
+        ] {
+            assert_eq!(file_name_for(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_bad_key_id_is_refused_without_being_quoted() {
+        let d = TempDir::new("keyid");
+        let s = store(&d.0, &FakeClock::at_unix(T0));
+        let secret = "kQ9+zZ/secretvalue==";
+        let e = s.draw(secret).unwrap_err();
+        assert!(matches!(e, NonceError::KeyId { len: 20 }), "{e:?}");
+        let shown = e.to_string();
+        assert!(!shown.contains(secret), "{shown}");
+        assert!(shown.contains("sha256:1f2e3d4c"), "{shown}");
+        assert!(
+            !d.0.join(NONCE_DIR).exists(),
+            "nothing created for a bad id"
+        );
+    }
+
+    #[test]
+    fn first_draw_creates_folder_and_file_privately() {
+        let d = TempDir::new("layout");
+        let s = store(&d.0, &FakeClock::at_unix(T0));
+        assert_eq!(s.last(KEY).unwrap(), None);
+        assert!(!s.dir().exists(), "last() creates nothing");
+        assert_eq!(s.draw(KEY).unwrap(), us(T0));
+        let path = d.0.join("nonce/sha256-1f2e3d4c");
+        assert_eq!(s.path_of(KEY).unwrap(), path);
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&d.0.join("nonce")), 0o700);
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{:020}\n", us(T0))
+        );
+        assert_eq!(s.last(KEY).unwrap(), Some(us(T0)));
+    }
+
+    #[test]
+    fn a_frozen_clock_still_gives_increasing_nonces() {
+        let d = TempDir::new("frozen");
+        let s = store(&d.0, &FakeClock::at_unix(T0));
+        let got: Vec<u64> = (0..4).map(|_| s.draw(KEY).unwrap()).collect();
+        assert_eq!(got, vec![us(T0), us(T0) + 1, us(T0) + 2, us(T0) + 3]);
+    }
+
+    #[test]
+    fn the_clock_wins_again_once_it_is_ahead() {
+        let d = TempDir::new("ahead");
+        let clock = FakeClock::at_unix(T0);
+        let s = store(&d.0, &clock);
+        s.draw(KEY).unwrap();
+        clock.advance(Duration::from_millis(1500));
+        assert_eq!(s.draw(KEY).unwrap(), us(T0) + 1_500_000);
+    }
+
+    #[test]
+    fn a_clock_stepping_back_never_reissues() {
+        let d = TempDir::new("back");
+        let clock = FakeClock::at_unix(T0);
+        let s = store(&d.0, &clock);
+        let first = s.draw(KEY).unwrap();
+        clock.set_wall(UNIX_EPOCH + Duration::from_secs(T0 - 3600));
+        assert_eq!(s.draw(KEY).unwrap(), first + 1);
+        assert_eq!(s.draw(KEY).unwrap(), first + 2);
+    }
+
+    #[test]
+    fn a_restart_with_the_clock_set_back_continues_the_counter() {
+        let d = TempDir::new("restart");
+        let before = {
+            let s = store(&d.0, &FakeClock::at_unix(T0));
+            s.draw(KEY).unwrap();
+            s.draw(KEY).unwrap()
+        };
+        // A new process a day "earlier": the file, not the clock, decides.
+        let s = store(&d.0, &FakeClock::at_unix(T0 - 86_400));
+        assert_eq!(s.last(KEY).unwrap(), Some(before));
+        assert_eq!(s.draw(KEY).unwrap(), before + 1);
+    }
+
+    #[test]
+    fn keys_have_separate_counters() {
+        let d = TempDir::new("keys");
+        let clock = FakeClock::at_unix(T0);
+        let s = store(&d.0, &clock);
+        s.draw(KEY).unwrap();
+        s.draw(KEY).unwrap();
+        assert_eq!(s.draw("sha256:aaaabbbb").unwrap(), us(T0));
+    }
+
+    #[test]
+    fn a_corrupt_counter_is_an_error_naming_the_file_and_left_alone() {
+        let d = TempDir::new("corrupt");
+        let s = store(&d.0, &FakeClock::at_unix(T0));
+        let path = s.path_of(KEY).unwrap();
+        std::fs::create_dir_all(s.dir()).unwrap();
+        for content in ["garbage\n", "12 34\n", "-5\n", "99999999999999999999999\n"] {
+            std::fs::write(&path, content).unwrap();
+            let e = s.draw(KEY).unwrap_err();
+            assert!(
+                matches!(e, NonceError::Corrupt { .. }),
+                "{content:?}: {e:?}"
+            );
+            let shown = e.to_string();
+            assert!(shown.starts_with(&path.display().to_string()), "{shown}");
+            assert!(shown.contains("will not guess"), "{shown}");
+            assert!(matches!(s.last(KEY), Err(NonceError::Corrupt { .. })));
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), content);
+        }
+        std::fs::write(&path, vec![b'7'; MAX_FILE_LEN + 1]).unwrap();
+        assert!(matches!(s.draw(KEY), Err(NonceError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn a_hand_written_value_is_read_and_rewritten_in_the_fixed_form() {
+        let d = TempDir::new("hand");
+        let s = store(&d.0, &FakeClock::at_unix(T0));
+        let path = s.path_of(KEY).unwrap();
+        std::fs::create_dir_all(s.dir()).unwrap();
+        let ahead = us(T0) + 42;
+        std::fs::write(&path, format!("  {ahead}\n\n{}\n", " ".repeat(30))).unwrap();
+        assert_eq!(s.draw(KEY).unwrap(), ahead + 1);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{:020}\n", ahead + 1)
+        );
+    }
+
+    #[test]
+    fn the_largest_nonce_is_the_last() {
+        let d = TempDir::new("max");
+        let s = store(&d.0, &FakeClock::at_unix(T0));
+        std::fs::create_dir_all(s.dir()).unwrap();
+        std::fs::write(s.path_of(KEY).unwrap(), format!("{}\n", u64::MAX)).unwrap();
+        let e = s.draw(KEY).unwrap_err();
+        assert!(matches!(e, NonceError::Exhausted { .. }), "{e:?}");
+        assert!(e.to_string().contains("create a new API key"), "{e}");
+    }
+
+    #[test]
+    fn a_held_lock_times_out_with_a_named_error() {
+        let d = TempDir::new("lock");
+        let s = store(&d.0, &FakeClock::at_unix(T0)).with_lock_timeout(Duration::from_millis(50));
+        let first = s.draw(KEY).unwrap();
+        // flock locks belong to an open file description, so a second
+        // open in this process contends like another process would.
+        let holder = File::open(s.path_of(KEY).unwrap()).unwrap();
+        let held =
+            Flock::take(&holder, Path::new("holder"), libc::LOCK_EX, Duration::ZERO).unwrap();
+        let started = Instant::now();
+        let e = s.draw(KEY).unwrap_err();
+        let took = started.elapsed();
+        match &e {
+            NonceError::LockTimeout { path, waited } => {
+                assert_eq!(path, &s.path_of(KEY).unwrap());
+                assert!(*waited >= Duration::from_millis(50), "{waited:?}");
+            }
+            other => panic!("expected a lock timeout, got {other:?}"),
+        }
+        assert!(took < Duration::from_secs(1), "gave up after {took:?}");
+        assert!(e.to_string().contains("fuser -v"), "{e}");
+        assert!(matches!(s.last(KEY), Err(NonceError::LockTimeout { .. })));
+        drop(held);
+        assert_eq!(s.draw(KEY).unwrap(), first + 1);
+        // The helpers left blocked by the two timed-out waits got the lock
+        // once it was free, let it go and ended.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while LOCK_HELPERS.load(Ordering::SeqCst) != 0 {
+            assert!(Instant::now() < deadline, "lock helpers still blocked");
+            std::thread::yield_now();
+        }
+        assert_eq!(s.draw(KEY).unwrap(), first + 2);
+    }
+
+    #[test]
+    fn a_waiter_blocked_in_the_kernel_gets_the_lock_once_released() {
+        let d = TempDir::new("handoff");
+        let s = store(&d.0, &FakeClock::at_unix(T0));
+        let first = s.draw(KEY).unwrap();
+        let holder = File::open(s.path_of(KEY).unwrap()).unwrap();
+        let held =
+            Flock::take(&holder, Path::new("holder"), libc::LOCK_EX, Duration::ZERO).unwrap();
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| s.draw(KEY));
+            // Release only once the waiter has moved into the kernel wait.
+            let deadline = Instant::now() + Duration::from_secs(1);
+            while LOCK_HELPERS.load(Ordering::SeqCst) == 0 {
+                assert!(
+                    Instant::now() < deadline,
+                    "the waiter never blocked in the kernel"
+                );
+                std::thread::yield_now();
+            }
+            drop(held);
+            assert_eq!(waiter.join().unwrap().unwrap(), first + 1);
+        });
+    }
+
+    #[test]
+    fn permission_errors_name_the_folder_and_the_fix() {
+        let d = TempDir::new("perm");
+        std::fs::set_permissions(&d.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let state = d.0.join("state");
+        std::fs::create_dir(&state).unwrap();
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o555)).unwrap();
+        let store = store(&state, &FakeClock::at_unix(T0));
+        // Root is never refused, so as root the draw runs in a thread whose
+        // file-system identity is the user nobody: setfsuid is per thread
+        // and drops root's file capabilities for that thread only.
+        let e = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    if is_root() {
+                        // SAFETY: plain syscalls changing this thread's credentials only.
+                        unsafe {
+                            libc::setfsgid(65534);
+                            libc::setfsuid(65534);
+                            assert_eq!(libc::setfsuid(u32::MAX), 65534, "setfsuid did not apply");
+                        }
+                    }
+                    store.draw(KEY).unwrap_err()
+                })
+                .join()
+                .unwrap()
+        });
+        match &e {
+            NonceError::Folder { source, .. } => {
+                assert_eq!(source.kind(), io::ErrorKind::PermissionDenied, "{e:?}")
+            }
+            other => panic!("expected a folder error, got {other:?}"),
+        }
+        let shown = e.to_string();
+        let dir = state.join(NONCE_DIR);
+        assert!(
+            shown.starts_with(&format!(
+                "cannot create the nonce folder {}: permission denied",
+                dir.display()
+            )),
+            "{shown}"
+        );
+        assert!(
+            shown.ends_with(&format!("sudo chown -R brokerguard: {}", state.display())),
+            "{shown}"
+        );
+        if is_root() {
+            // Only that thread lost root's rights; this one kept them.
+            std::fs::create_dir(state.join("root-may")).unwrap();
+        }
+
+        let e = NonceError::Open {
+            path: PathBuf::from("/s/nonce/k"),
+            state_dir: PathBuf::from("/s"),
+            source: io::Error::from(io::ErrorKind::ReadOnlyFilesystem),
+        };
+        assert!(e.to_string().contains("StateDirectory=brokerguard"), "{e}");
+    }
+
+    #[test]
+    fn counters_created_by_root_belong_to_the_state_folder_owner() {
+        if !is_root() {
+            return; // only root can create files for another user
+        }
+        let d = TempDir::new("owner");
+        chown(&d.0, 4242, 4343).unwrap();
+        let s = store(&d.0, &FakeClock::at_unix(T0));
+        s.draw(KEY).unwrap();
+        for p in [s.dir().to_path_buf(), s.path_of(KEY).unwrap()] {
+            let m = std::fs::metadata(&p).unwrap();
+            assert_eq!((m.uid(), m.gid()), (4242, 4343), "{}", p.display());
+        }
+    }
+}
