@@ -240,6 +240,7 @@ fn doctor(config: Option<PathBuf>, json: bool, online: bool) -> u8 {
             clock: std::sync::Arc::new(crate::clock::SystemClock::new()),
             state_dir: cfg.agent.state_dir.clone(),
             drift: std::sync::Arc::new(crate::net::http::ClockDrift::default()),
+            calendars: cfg.calendars.clone(),
         };
         report.add_online(crate::credentials::doctor::online_checks(&cfg, &ctx));
     }
@@ -335,6 +336,7 @@ fn check(names: &[String], config: Option<PathBuf>, json: bool) -> u8 {
         clock: std::sync::Arc::new(crate::clock::SystemClock::new()),
         state_dir: cfg.agent.state_dir.clone(),
         drift: std::sync::Arc::new(crate::net::http::ClockDrift::default()),
+        calendars: cfg.calendars.clone(),
     };
     let reports = crate::preflight::check_all(&feeds, &ctx);
     if json {

@@ -474,3 +474,71 @@ fn preflight_in_run_opens_exactly_one_connection_per_feed() {
         stop_agent(&mut agent);
     }
 }
+
+/// A feed whose market is closed (today is a holiday of its calendar) is
+/// not restarted for silence: stall_after applies only while the market is
+/// open, and status.json shows the market's state.
+#[test]
+fn a_quiet_feed_is_not_a_stall_while_its_market_is_closed() {
+    let dir = TempDir::new("closed");
+    let sim = Simulator::start(SimConfig {
+        tokens: vec![TOKEN.into()],
+        fault: Some(Fault::SilentWithPongs),
+        ..SimConfig::default()
+    })
+    .unwrap();
+    std::fs::write(dir.join("credentials.env"), format!("SIG_TOKEN={TOKEN}\n")).unwrap();
+    // Yesterday, today and tomorrow (UTC) as holidays: whatever the date in
+    // New York, the exchange is closed all day.
+    let day = 86_400;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let dates: Vec<String> = [now - day, now, now + day]
+        .iter()
+        .map(|t| {
+            format!(
+                "\"{}\"",
+                &brokerguard::timefmt::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(*t))
+                    [..10]
+            )
+        })
+        .collect();
+    let body = agent_toml(dir.path(), "preflight = \"off\"")
+        + &format!("[calendar.nyse]\nholidays = [{}]\n", dates.join(", "))
+        + &ws_feed_toml(
+            "sig",
+            &sim.url(),
+            "SIG_TOKEN",
+            "calendar = \"nyse\"\nstall_after = \"1s\"\nping_every = \"300ms\"",
+        );
+    let cfg = write_config(dir.path(), &body);
+    let mut agent = spawn_agent(dir.path(), &cfg, &[]);
+    assert!(
+        wait_for(Duration::from_secs(10), || feed_field(
+            dir.path(),
+            "sig",
+            "market"
+        )
+        .and_then(|m| m.as_str().map(String::from))
+        .as_deref()
+            == Some("closed")),
+        "no market state in status.json; stderr:\n{}",
+        stderr_of(dir.path())
+    );
+    // Three times stall_after of silence: still the one connection, still live.
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < until {
+        assert_eq!(feed_state(dir.path(), "sig").as_deref(), Some("live"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        sim.stats().connections_accepted,
+        1,
+        "{}",
+        stderr_of(dir.path())
+    );
+    assert!(!stderr_of(dir.path()).contains("restarting"));
+    stop_agent(&mut agent);
+}

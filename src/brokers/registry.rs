@@ -52,9 +52,25 @@ pub struct BuildContext<'a> {
     pub state_dir: PathBuf,
     /// Where every REST response's `Date` is recorded (the clock-drift check).
     pub drift: Arc<crate::net::http::ClockDrift>,
+    /// The `[calendar.*]` holidays.
+    pub calendars: crate::config::CalendarsConfig,
 }
 
 impl BuildContext<'_> {
+    /// The calendar a feed follows (its `calendar`, else its broker's),
+    /// with the configured holidays; `None` for a 24/7 market.
+    pub fn calendar_of(
+        &self,
+        feed: &FeedConfig,
+    ) -> Result<Option<Arc<crate::calendar::Calendar>>, crate::calendar::CalendarError> {
+        let kind = feed.calendar.unwrap_or_else(|| feed.broker.calendar(feed));
+        if kind == crate::calendar::CalendarKind::Always {
+            return Ok(None);
+        }
+        crate::calendar::Calendar::new(kind, self.calendars.holidays(kind))
+            .map(|c| Some(Arc::new(c)))
+    }
+
     /// An HTTP client with the feed's timeouts and private CA, recording
     /// the server's clock in [`BuildContext::drift`].
     pub fn http_client(
@@ -194,6 +210,12 @@ pub trait Broker: Sync {
     fn multiline_field(&self, field: &str) -> bool {
         let _ = field;
         false
+    }
+
+    /// The market calendar the feed follows unless it sets `calendar`.
+    fn calendar(&self, feed: &FeedConfig) -> crate::calendar::CalendarKind {
+        let _ = feed;
+        crate::calendar::CalendarKind::Always
     }
 
     /// The endpoint used when the feed sets no `url`.

@@ -179,6 +179,14 @@ pub struct Calendar {
     holidays: BTreeSet<Date>,
 }
 
+/// Two calendars are the same when their kind and holidays are (the zone
+/// follows from the kind).
+impl PartialEq for Calendar {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.holidays == other.holidays
+    }
+}
+
 impl Calendar {
     /// The calendar of `kind`, closed on `holidays` (dates in the exchange's
     /// zone; ignored for `always`). The zone comes from the host's tzdata

@@ -151,6 +151,8 @@ pub struct FeedConfig {
     pub alert_after: Option<Duration>,
     /// Largest accepted message. Default 16 MiB.
     pub max_message_bytes: usize,
+    /// The market calendar, when the broker's default is not right.
+    pub calendar: Option<CalendarKind>,
     /// How often the credentials are proven against the broker's REST API
     /// (brokers that have such a check). Default 15m; zero turns it off.
     pub validate_every: Duration,
@@ -215,6 +217,7 @@ impl FeedConfig {
             alert_after: None,
             max_message_bytes: 16 << 20,
             validate_every: Duration::from_secs(15 * 60),
+            calendar: None,
             settings: broker.default_settings(),
         }
     }

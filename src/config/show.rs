@@ -132,6 +132,16 @@ fn feed(out: &mut String, f: &FeedConfig, cfg: &Config) {
     }
     line(out, "max_message_bytes", &f.max_message_bytes.to_string());
     line(out, "validate_every", &dur(f.validate_every));
+    match f.calendar {
+        Some(c) => line(out, "calendar", &toml_string(c.as_str())),
+        None => {
+            let _ = writeln!(
+                out,
+                "# calendar = {}  (not set: the broker's default)",
+                toml_string(f.broker.calendar(f).as_str())
+            );
+        }
+    }
 }
 
 /// Where a broker writes its section of the effective configuration: each

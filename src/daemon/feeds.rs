@@ -54,6 +54,18 @@ pub fn adapter_for(f: &FeedConfig, ctx: &BuildContext<'_>) -> Box<dyn Adapter> {
     }
 }
 
+/// The feed's calendar; a calendar that cannot be built (its time zone is
+/// found nowhere) is logged and the feed is judged as 24/7.
+fn calendar_for(f: &FeedConfig, ctx: &BuildContext<'_>) -> Option<Arc<crate::calendar::Calendar>> {
+    ctx.calendar_of(f).unwrap_or_else(|e| {
+        log::warn!(
+            "feed={}: {e}; its silence is judged as if the market were always open",
+            f.name
+        );
+        None
+    })
+}
+
 impl FeedSet {
     pub fn lock(&self) -> MutexGuard<'_, Vec<RunningFeed>> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
@@ -74,7 +86,7 @@ impl FeedSet {
         sink: Arc<dyn FeedSink>,
     ) -> std::io::Result<()> {
         let adapter = adapter_for(f, ctx);
-        let settings = RunnerSettings::from_config(f, adapter.as_ref());
+        let settings = RunnerSettings::from_config(f, adapter.as_ref(), calendar_for(f, ctx));
         let handle = runner::spawn(&f.name, f.broker.name(), adapter, settings, clock, sink)?;
         self.lock().push(RunningFeed {
             config: f.clone(),
@@ -90,7 +102,7 @@ impl FeedSet {
         let mut feeds = self.lock();
         if let Some(rf) = feeds.iter_mut().find(|r| r.config.name == f.name) {
             let adapter = adapter_for(f, ctx);
-            let settings = RunnerSettings::from_config(f, adapter.as_ref());
+            let settings = RunnerSettings::from_config(f, adapter.as_ref(), calendar_for(f, ctx));
             rf.handle.settings = settings.clone();
             rf.config = f.clone();
             // Holding the slot keeps the feed from registering a connection

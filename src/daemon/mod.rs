@@ -269,7 +269,12 @@ impl Agent {
         agent.start_watcher();
         match validator::Validator::start(agent.clock.clone(), agent.drift.clone()) {
             Ok(v) => {
-                v.update(&agent.cfg.feeds, &agent.store, &agent.cfg.agent.state_dir);
+                v.update(
+                    &agent.cfg.feeds,
+                    &agent.store,
+                    &agent.cfg.agent.state_dir,
+                    &agent.cfg.calendars,
+                );
                 agent.validator = Some(v);
             }
             Err(e) => log::warn!("cannot start the credential validator thread: {e}"),
@@ -297,6 +302,7 @@ impl Agent {
             clock: self.clock.clone(),
             state_dir: self.cfg.agent.state_dir.clone(),
             drift: self.drift.clone(),
+            calendars: self.cfg.calendars.clone(),
         }
     }
 
@@ -519,7 +525,12 @@ impl Agent {
             self.start_watcher();
         }
         if let Some(v) = &self.validator {
-            v.update(&self.cfg.feeds, &self.store, &self.cfg.agent.state_dir);
+            v.update(
+                &self.cfg.feeds,
+                &self.store,
+                &self.cfg.agent.state_dir,
+                &self.cfg.calendars,
+            );
         }
         log::info!("configuration reloaded: {} feeds", self.cfg.feeds.len());
     }
@@ -541,7 +552,12 @@ impl Agent {
         let old = std::mem::replace(&mut self.store, outcome.store);
         if let Some(v) = &self.validator {
             if old != self.store {
-                v.update(&self.cfg.feeds, &self.store, &self.cfg.agent.state_dir);
+                v.update(
+                    &self.cfg.feeds,
+                    &self.store,
+                    &self.cfg.agent.state_dir,
+                    &self.cfg.calendars,
+                );
             }
         }
         for name in changed {

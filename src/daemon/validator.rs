@@ -36,6 +36,7 @@ struct Input {
     feeds: Vec<FeedConfig>,
     store: CredentialStore,
     state_dir: PathBuf,
+    calendars: crate::config::CalendarsConfig,
     stop: bool,
     /// Bumped on every change, so the thread re-plans at once.
     generation: u64,
@@ -64,12 +65,19 @@ impl Validator {
 
     /// The feeds and credentials now in force (after start, a reload or a
     /// credential change): changed feeds are checked again at once.
-    pub fn update(&self, feeds: &[FeedConfig], store: &CredentialStore, state_dir: &Path) {
+    pub fn update(
+        &self,
+        feeds: &[FeedConfig],
+        store: &CredentialStore,
+        state_dir: &Path,
+        calendars: &crate::config::CalendarsConfig,
+    ) {
         let (m, cv) = &*self.input;
         let mut i = m.lock().unwrap_or_else(|p| p.into_inner());
         i.feeds = feeds.to_vec();
         i.store = store.clone();
         i.state_dir = state_dir.to_path_buf();
+        i.calendars = calendars.clone();
         i.generation += 1;
         cv.notify_all();
     }
@@ -104,7 +112,7 @@ fn run(
     let mut due: BTreeMap<String, (FeedConfig, Mono)> = BTreeMap::new();
     let mut seen_generation = 0;
     loop {
-        let (feeds, store, state_dir) = {
+        let (feeds, store, state_dir, calendars) = {
             let i = m.lock().unwrap_or_else(|p| p.into_inner());
             if i.stop {
                 return;
@@ -134,7 +142,12 @@ fn run(
                 .map(|(_, at)| *at)
                 .min();
             match next {
-                Some(at) if at <= now => (i.feeds.clone(), i.store.clone(), i.state_dir.clone()),
+                Some(at) if at <= now => (
+                    i.feeds.clone(),
+                    i.store.clone(),
+                    i.state_dir.clone(),
+                    i.calendars.clone(),
+                ),
                 Some(at) => {
                     let _ = cv.wait_timeout(i, at.since(now).min(Duration::from_secs(60)));
                     continue;
@@ -152,6 +165,7 @@ fn run(
             clock: clock.clone(),
             state_dir,
             drift: drift.clone(),
+            calendars,
         };
         for f in feeds.iter().filter(|f| !f.validate_every.is_zero()) {
             let Some((_, at)) = due.get(&f.name) else {

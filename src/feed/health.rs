@@ -39,6 +39,8 @@ pub struct HealthData {
     pub last_downtime: Option<std::time::Duration>,
     /// Facts about the session its broker reports (client id, key set, ...).
     pub info: std::collections::BTreeMap<&'static str, String>,
+    /// The feed's market state, when it follows a calendar (None: 24/7).
+    pub market: Option<crate::calendar::MarketState>,
 }
 
 /// What the first connection of a feed proved, layer by layer: in `run`
@@ -103,6 +105,7 @@ impl FeedHealth {
                 down_since_wall: Some(wall),
                 last_downtime: None,
                 info: Default::default(),
+                market: None,
             }),
         }
     }

@@ -11,6 +11,7 @@ pub mod backoff;
 pub mod error;
 pub mod health;
 pub mod liveness;
+pub mod market;
 pub mod protocol;
 pub mod runner;
 pub mod schedule;

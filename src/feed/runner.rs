@@ -8,10 +8,12 @@ use super::backoff::Backoff;
 use super::error::{ErrorClass, FeedError};
 use super::health::{FeedHealth, FirstConnection};
 use super::liveness::{Due, Liveness, LivenessConfig};
+use super::market::MarketWatch;
 use super::protocol::Layer;
 use super::schedule::ExpectTracker;
 use super::state::FeedState;
 use crate::alert::{Alert, AlertKind};
+use crate::calendar::{Calendar, MarketState};
 use crate::clock::{Clock, Mono};
 use crate::config::{BackoffConfig, ExpectConfig, FeedConfig};
 use crate::timefmt::{human, rfc3339};
@@ -59,12 +61,18 @@ pub struct RunnerSettings {
     pub attempt_budget: Duration,
     /// Upper bound of one read tick plus a send.
     pub io_budget: Duration,
+    /// The market's sessions; `None`: always open (24/7).
+    pub calendar: Option<Arc<Calendar>>,
 }
 
 impl RunnerSettings {
     /// The settings for `f` driven through `adapter` (which says whether
     /// the feed has a keepalive and a poll).
-    pub fn from_config(f: &FeedConfig, adapter: &dyn Adapter) -> Self {
+    pub fn from_config(
+        f: &FeedConfig,
+        adapter: &dyn Adapter,
+        calendar: Option<Arc<Calendar>>,
+    ) -> Self {
         RunnerSettings {
             liveness: LivenessConfig {
                 ping_every: adapter.has_ping().then_some(f.ping_every),
@@ -77,6 +85,7 @@ impl RunnerSettings {
             // resolve + connect (per address, allow two) + TLS/WS + auth reply
             attempt_budget: f.connect_timeout * 3 + f.handshake_timeout * 2 + f.write_timeout,
             io_budget: TICK + f.write_timeout * 2,
+            calendar,
         }
     }
 }
@@ -120,7 +129,8 @@ pub fn spawn(
     let health = Arc::new(FeedHealth::new(name, broker, clock.mono(), clock.wall()));
     let interrupter: Arc<Mutex<Option<Interrupter>>> = Arc::new(Mutex::new(None));
     let first = Arc::new(Mutex::new(FirstConnection::default()));
-    let seed = seed_for(name, clock.wall());
+    let wall_now = clock.wall();
+    let seed = seed_for(name, wall_now);
     let runner = Runner {
         name: name.to_string(),
         adapter,
@@ -135,6 +145,11 @@ pub fn spawn(
         ever_live: false,
         first: first.clone(),
         first_done: false,
+        market: settings
+            .calendar
+            .clone()
+            .map(|c| MarketWatch::new(c, wall_now)),
+        published_market: None,
     };
     let thread = std::thread::Builder::new()
         .name(format!("feed-{name}"))
@@ -188,6 +203,10 @@ struct Runner {
     first: Arc<Mutex<FirstConnection>>,
     /// The first connection's record is complete (saves a lock per message).
     first_done: bool,
+    /// The market's state, when the feed follows a calendar.
+    market: Option<MarketWatch>,
+    /// The market state last written to health.
+    published_market: Option<MarketState>,
 }
 
 struct Progress<'a> {
@@ -377,8 +396,30 @@ impl Runner {
         });
     }
 
+    /// Whether the feed's market is open now (always, for 24/7 markets);
+    /// a change is published to health for status.
+    fn market_open(&mut self) -> bool {
+        let Some(m) = self.market.as_mut() else {
+            return true;
+        };
+        let state = m.state(self.clock.wall());
+        if self.published_market != Some(state) {
+            self.published_market = Some(state);
+            self.health.update(|h| h.market = Some(state));
+            log::info!("feed={} market {}", self.name, state.as_str());
+        }
+        state == MarketState::Open
+    }
+
     fn check_schedule(&mut self) {
         let wall = self.clock.wall();
+        if !self.market_open() {
+            // Silence is expected outside the market's sessions.
+            if let Some(tr) = self.expect.as_mut() {
+                *tr = ExpectTracker::new(tr.config(), wall);
+            }
+            return;
+        }
         if let Some(tr) = self.expect.as_mut() {
             for m in tr.check(wall) {
                 self.report_missed(m);
@@ -423,6 +464,10 @@ impl Runner {
                 .map(|e| ExpectTracker::new(e, self.clock.wall()));
         }
         self.backoff = Backoff::new(settings.backoff, seed_for(&self.name, self.clock.wall()));
+        self.market = settings
+            .calendar
+            .clone()
+            .map(|c| MarketWatch::new(c, self.clock.wall()));
         self.settings = settings;
     }
 
@@ -580,8 +625,9 @@ impl Runner {
             }
             self.check_schedule();
             let now = self.clock.mono();
-            if degraded {
-                // The broker said no data can flow: silence is expected.
+            if degraded || !self.market_open() {
+                // The broker said no data can flow, or the market is
+                // closed: silence is expected.
                 live.on_data(now);
             }
             match live.due(now) {

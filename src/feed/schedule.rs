@@ -34,6 +34,11 @@ fn ms(t: SystemTime) -> u128 {
 }
 
 impl ExpectTracker {
+    /// The schedule it follows.
+    pub fn config(&self) -> ExpectConfig {
+        self.cfg
+    }
+
     /// Starts judging with the first window that opens at or after `now`
     /// (a window already open at start-up cannot be judged fairly).
     pub fn new(cfg: ExpectConfig, now: SystemTime) -> Self {

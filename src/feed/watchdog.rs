@@ -99,7 +99,12 @@ impl Watchdog {
             {
                 mem.restart_sent = None;
             }
+            // Outside the market's sessions silence is expected.
+            let market_open = h
+                .market
+                .is_none_or(|m| m == crate::calendar::MarketState::Open);
             let stalled = h.state == FeedState::Live
+                && market_open
                 && now.since(h.last_message.unwrap_or(h.since).max(h.since))
                     > f.stall_after + STUCK_AFTER;
             let stuck_attempt =

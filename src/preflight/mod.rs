@@ -294,6 +294,7 @@ pub fn check_all(feeds: &[FeedConfig], ctx: &BuildContext<'_>) -> Vec<FeedReport
                     clock: ctx.clock.clone(),
                     state_dir: ctx.state_dir.clone(),
                     drift: ctx.drift.clone(),
+                    calendars: ctx.calendars.clone(),
                 };
                 scope.spawn(move || check_feed(f, &ctx))
             })

@@ -68,6 +68,10 @@ pub struct FeedStatus {
     /// set in use, token expiry, market state), never a secret.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub info: std::collections::BTreeMap<String, String>,
+    /// `closed`, `pre_open` or `open` for a feed that follows a market
+    /// calendar (absent for 24/7 markets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub market: Option<String>,
     /// The last REST check of the feed's credentials (brokers that have one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_checked: Option<CheckStatus>,

@@ -315,6 +315,7 @@ mod tests {
             retry_in_ms: None,
             info: Default::default(),
             credentials_checked: None,
+            market: None,
         }
     }
 

@@ -30,6 +30,7 @@ pub(super) const COMMON_KEYS: &[&str] = &[
     "alert_after",
     "max_message_bytes",
     "validate_every",
+    "calendar",
 ];
 /// Keys whose meaning is shared, taken only by brokers that list them.
 const SHARED_KEYS: &[&str] = &["url", "rest_url", "account"];
@@ -212,6 +213,13 @@ impl Walker<'_, '_> {
                 }
                 "alert_after" => f.alert_after = self.positive_duration(v, &kp),
                 "validate_every" => set(&mut f.validate_every, self.duration(v, &kp)),
+                "calendar" => {
+                    let names: Vec<&'static str> =
+                        crate::calendar::CalendarKind::ALL.iter().map(|k| k.as_str()).collect();
+                    f.calendar = self
+                        .choice(v, &kp, "calendar", &names)
+                        .and_then(crate::calendar::CalendarKind::parse);
+                }
                 "max_message_bytes" => set(
                     &mut f.max_message_bytes,
                     self.integer_at_least(v, &kp, MIN_MESSAGE_BYTES).and_then(|n| usize::try_from(n).ok()),
