@@ -33,7 +33,9 @@ use watchdog_thread::WatchdogShared;
 
 /// How long main waits for an event before doing its periodic work.
 const MAIN_TICK: Duration = Duration::from_millis(250);
-/// Credential file changes arriving within this window are one change.
+/// A credential file change still under way (a write with the file open, a
+/// delete before the re-create) is read this long after its last step; a
+/// finished write (renamed into place, closed) is read at once.
 const WATCH_DEBOUNCE: Duration = Duration::from_millis(100);
 
 /// Why the agent could not run (the CLI maps each to an exit code).
@@ -231,7 +233,7 @@ impl Agent {
             main_tick_ms: Default::default(),
             alert_after: Mutex::new(cfg.agent.alert_after),
             alert_repeat: Mutex::new(cfg.agent.alert_repeat),
-            stop: AtomicBool::new(false),
+            stop: Default::default(),
         });
         watchdog.main_ticked();
 
@@ -532,7 +534,7 @@ impl Agent {
             let _ = n.stopping();
         }
         self.feeds.stop_all(self.cfg.agent.stop_timeout);
-        self.watchdog.stop.store(true, Ordering::Relaxed);
+        self.watchdog.stop.request();
         if let Some(t) = self.watchdog_thread.take() {
             let _ = t.join();
         }
