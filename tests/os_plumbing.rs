@@ -169,6 +169,7 @@ fn doc_with_pid(pid: u32, feeds: usize) -> StatusDoc {
             updated_at: "2026-11-22T09:00:01Z".into(),
             summary: format!("{feeds} feeds"),
             config: "/etc/brokerguard/brokerguard.toml".into(),
+            reload: None,
         },
         feeds: (0..feeds)
             .map(|i| FeedStatus {

@@ -7,6 +7,7 @@
 pub mod events;
 pub mod feeds;
 pub mod lock;
+pub mod reload;
 pub mod signals;
 pub mod sink;
 pub mod summary;
@@ -17,6 +18,7 @@ use crate::config::{self, Config, ConfigError, PreflightMode};
 use crate::credentials::watcher::Watcher;
 use crate::credentials::{CredentialStore, Monitor, Required, Secret, Sources, required_names};
 use crate::fanout::Fanout;
+use crate::status::schema::ReloadStatus;
 use crate::status::write::write_atomic;
 use crate::systemd::notify::{self, Notifier};
 use events::Event;
@@ -83,6 +85,91 @@ impl fmt::Display for DaemonError {
 }
 
 impl std::error::Error for DaemonError {}
+
+/// A log field value in double quotes, with `\` and `"` escaped.
+fn quoted(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+impl DaemonError {
+    /// The `alert=start_failed` lines that end a failed start: the reason,
+    /// and for a configuration every problem at `file:line:col`, as
+    /// `config check` names them.
+    pub fn alert_lines(&self) -> Vec<String> {
+        let line =
+            |reason: &str, rest: String| format!("alert=start_failed reason={reason} {rest}");
+        match self {
+            DaemonError::Config(ConfigError::Invalid { path, problems }) => {
+                let mut out = vec![line(
+                    "config",
+                    format!(
+                        "file={} problems={} action={}",
+                        path.display(),
+                        problems.len(),
+                        quoted(&format!(
+                            "fix them (brokerguard config check --config {} lists them), then start again",
+                            path.display()
+                        ))
+                    ),
+                )];
+                out.extend(problems.iter().map(|p| {
+                    line(
+                        "config",
+                        format!(
+                            "at={}:{}:{} key={} problem={}",
+                            path.display(),
+                            p.line,
+                            p.col,
+                            p.key,
+                            quoted(&p.message)
+                        ),
+                    )
+                }));
+                out
+            }
+            DaemonError::Config(e @ ConfigError::Read { path, .. }) => vec![line(
+                "config",
+                format!("file={} problem={}", path.display(), quoted(&e.to_string())),
+            )],
+            DaemonError::Unsupported(list) => list
+                .iter()
+                .map(|l| line("config", format!("problem={}", quoted(l))))
+                .collect(),
+            DaemonError::Lock(LockError::Held { pid }) => vec![line(
+                "locked",
+                format!(
+                    "pid={} problem={} action={}",
+                    pid.map_or("unknown".to_string(), |p| p.to_string()),
+                    quoted(&self.to_string()),
+                    quoted(
+                        "only one agent may hold the broker connections: stop the other copy, or leave it running"
+                    )
+                ),
+            )],
+            DaemonError::Lock(_) | DaemonError::Os { .. } => {
+                vec![line("os", format!("problem={}", quoted(&self.to_string())))]
+            }
+            DaemonError::Preflight(failures) => {
+                let mut out = vec![line(
+                    "preflight",
+                    format!(
+                        "feeds={} action={}",
+                        failures.len(),
+                        quoted(
+                            "agent.preflight = \"require\": fix the layer named (brokerguard check), or set preflight = \"warn\" to start degraded"
+                        )
+                    ),
+                )];
+                out.extend(
+                    failures
+                        .iter()
+                        .map(|f| line("preflight", format!("problem={}", quoted(f)))),
+                );
+                out
+            }
+        }
+    }
+}
 
 /// Loads and validates a configuration, including what only the daemon
 /// knows (which brokers this build can drive).
@@ -190,6 +277,8 @@ struct Agent {
     last_summary: String,
     last_status_write: Option<Instant>,
     last_cred_check: Instant,
+    /// The outcome of the last SIGHUP, published in status.json.
+    last_reload: Option<ReloadStatus>,
 }
 
 impl Agent {
@@ -258,6 +347,7 @@ impl Agent {
             last_summary: String::new(),
             last_status_write: None,
             last_cred_check: Instant::now(),
+            last_reload: None,
         };
         agent.preflight()?;
         for f in agent.cfg.feeds.clone() {
@@ -375,13 +465,14 @@ impl Agent {
     }
 
     /// SIGHUP: configuration, then credentials. A bad configuration keeps
-    /// the running one.
+    /// the running one. The outcome goes into status.json only once both
+    /// are done, so `brokerguard reload` reports a reload that is complete.
     fn reload(&mut self) {
         if let Some(n) = &self.notifier {
             let _ = n.reloading();
         }
         log::info!("reloading {}", self.config_path.display());
-        match load_config(&self.config_path) {
+        let problems = match load_config(&self.config_path) {
             Err(e) => {
                 let text = e.to_string();
                 let first = text.lines().next().unwrap_or_default().to_string();
@@ -394,14 +485,29 @@ impl Agent {
                 for l in text.lines() {
                     log::warn!("config: {l}");
                 }
+                text.lines().map(String::from).collect()
             }
-            Ok(new) => self.apply_config(new),
-        }
+            Ok(new) => {
+                self.apply_config(new);
+                Vec::new()
+            }
+        };
         self.reload_credentials("reload");
+        self.last_reload = Some(ReloadStatus {
+            generation: self.last_reload.as_ref().map_or(0, |r| r.generation) + 1,
+            result: if problems.is_empty() {
+                ReloadStatus::APPLIED
+            } else {
+                ReloadStatus::REJECTED
+            }
+            .to_string(),
+            at: crate::timefmt::rfc3339_millis(self.clock.wall()),
+            problems,
+        });
+        self.write_status(true);
         if let Some(n) = &self.notifier {
             let _ = n.ready();
         }
-        self.write_status(true);
     }
 
     fn apply_config(&mut self, new: Config) {
@@ -504,6 +610,7 @@ impl Agent {
             pid: std::process::id(),
             started_at: self.started_at,
             config: &self.config_path.to_string_lossy(),
+            reload: self.last_reload.as_ref(),
         };
         let doc = summary::status_doc(
             &info,
@@ -564,5 +671,54 @@ fn log_cred_events(events: &[crate::credentials::CredEvent]) {
             log::Level::Warn => log::warn!("{line}"),
             _ => crate::notice!("{line}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Problem;
+
+    #[test]
+    fn start_failure_alerts_name_each_problem_and_escape_quotes() {
+        let e = DaemonError::Config(ConfigError::Invalid {
+            path: PathBuf::from("/etc/brokerguard/brokerguard.toml"),
+            problems: vec![Problem {
+                line: 12,
+                col: 1,
+                key: "feed[0].stal_after".into(),
+                message: "unknown key; did you mean \"stall_after\"?".into(),
+            }],
+        });
+        let lines = e.alert_lines();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(
+            lines[0].starts_with(
+                "alert=start_failed reason=config file=/etc/brokerguard/brokerguard.toml problems=1 action=\""
+            ),
+            "{lines:?}"
+        );
+        assert_eq!(
+            lines[1],
+            "alert=start_failed reason=config at=/etc/brokerguard/brokerguard.toml:12:1 key=feed[0].stal_after problem=\"unknown key; did you mean \\\"stall_after\\\"?\""
+        );
+        let held = DaemonError::Lock(LockError::Held { pid: Some(42) }).alert_lines();
+        assert!(
+            held[0].starts_with("alert=start_failed reason=locked pid=42 problem=\"another brokerguard is running (pid 42)\""),
+            "{held:?}"
+        );
+        let pre = DaemonError::Preflight(vec!["feed=a layer=tcp refused".into()]).alert_lines();
+        assert_eq!(pre.len(), 2);
+        assert_eq!(
+            pre[1],
+            "alert=start_failed reason=preflight problem=\"feed=a layer=tcp refused\""
+        );
+        assert!(
+            lines
+                .iter()
+                .chain(&held)
+                .chain(&pre)
+                .all(|l| l.starts_with("alert="))
+        );
     }
 }

@@ -4,7 +4,9 @@
 use crate::clock::Mono;
 use crate::feed::FeedState;
 use crate::feed::health::HealthData;
-use crate::status::schema::{AgentStatus, CredentialStatus, FeedStatus, SCHEMA, StatusDoc};
+use crate::status::schema::{
+    AgentStatus, CredentialStatus, FeedStatus, ReloadStatus, SCHEMA, StatusDoc,
+};
 use crate::timefmt::{human, rfc3339};
 use std::time::SystemTime;
 
@@ -49,6 +51,7 @@ pub struct AgentInfo<'a> {
     pub pid: u32,
     pub started_at: SystemTime,
     pub config: &'a str,
+    pub reload: Option<&'a ReloadStatus>,
 }
 
 pub fn status_doc(
@@ -67,6 +70,7 @@ pub fn status_doc(
             updated_at: rfc3339(wall),
             summary: summary_line(feeds, now),
             config: agent.config.to_string(),
+            reload: agent.reload.cloned().map(Box::new),
         },
         feeds: feeds.iter().map(|h| feed_status(h, now)).collect(),
         credentials,

@@ -28,6 +28,32 @@ pub struct AgentStatus {
     /// Path of the configuration in force.
     #[serde(default)]
     pub config: String,
+    /// The outcome of the last reload (SIGHUP); absent before the first.
+    /// (Boxed: most documents never have one, and they are moved around.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reload: Option<Box<ReloadStatus>>,
+}
+
+/// What the last reload did. `brokerguard reload` reads `generation`
+/// before it signals and waits for a larger one, so an earlier reload's
+/// outcome is never taken for its own.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadStatus {
+    /// Reloads handled since the agent started: 1 for the first.
+    pub generation: u64,
+    /// `applied`, or `rejected` (the running configuration was kept).
+    pub result: String,
+    /// RFC 3339 UTC: when the reload finished.
+    pub at: String,
+    /// For a rejected configuration, each problem as `config check` prints
+    /// it: `file:line:col: key: message`. Never contains a secret.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+}
+
+impl ReloadStatus {
+    pub const APPLIED: &'static str = "applied";
+    pub const REJECTED: &'static str = "rejected";
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

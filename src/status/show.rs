@@ -326,6 +326,7 @@ mod tests {
                 updated_at: "2026-11-22T11:03:00Z".into(),
                 summary: "1/2 feeds live; kraken: backoff 8s (auth rejected)".into(),
                 config: "/etc/brokerguard/brokerguard.toml".into(),
+                reload: None,
             },
             feeds: vec![feed("signals", "live"), {
                 let mut f = feed("kraken", "backoff");
