@@ -697,7 +697,7 @@ fn write_atomic_never_shows_a_partial_file() {
     );
     assert_eq!(
         fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-        0o644
+        0o640
     );
     let names: Vec<String> = fs::read_dir(dir.path())
         .unwrap()
