@@ -15,7 +15,8 @@
 //! with the file still open, a truncation, a create, a delete, a rename
 //! away, a mode change) is a step of a change still under way: those are
 //! debounced, the callback runs once, `debounce` after the last of them,
-//! unless a finished write comes first. So an editor that deletes and
+//! unless a finished write comes first (a step after a finished write is a
+//! new change, debounced again). So an editor that deletes and
 //! recreates, or `cp` that truncates and writes, is read once it has closed
 //! the file, and a writer that keeps the file open is read when it pauses.
 //!
@@ -206,7 +207,7 @@ impl WatchState {
             for ev in events {
                 if ev.mask.contains(EventMask::Q_OVERFLOW) {
                     // Events were lost: whatever happened, read now.
-                    seen = Seen::Finished;
+                    seen = seen.then(Seen::Finished);
                     continue;
                 }
                 if !self.watched.iter().any(|(wd, _)| *wd == ev.wd) {
@@ -217,7 +218,7 @@ impl WatchState {
                     .intersects(EventMask::IGNORED | EventMask::DELETE_SELF | EventMask::MOVE_SELF)
                 {
                     // The folder itself went away: watch it again once it is back.
-                    seen = seen.max(Seen::Step);
+                    seen = seen.then(Seen::Step);
                     gone.push(ev.wd.clone());
                     continue;
                 }
@@ -233,7 +234,7 @@ impl WatchState {
                     let finished = ev
                         .mask
                         .intersects(EventMask::MOVED_TO | EventMask::CLOSE_WRITE);
-                    seen = seen.max(if finished { Seen::Finished } else { Seen::Step });
+                    seen = seen.then(if finished { Seen::Finished } else { Seen::Step });
                 }
             }
             for wd in gone {
@@ -244,14 +245,32 @@ impl WatchState {
     }
 }
 
-/// What a batch of events amounts to, in rising order of urgency.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// What a batch of events amounts to, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Seen {
     Nothing,
     /// A change under way (write without close, create, delete, ...): debounce.
     Step,
     /// A write that is complete (renamed into place, closed): act now.
     Finished,
+    /// A finished write, then the first step of another change: act now,
+    /// and again once that one settles.
+    FinishedThenStep,
+}
+
+impl Seen {
+    /// This batch followed by one more event (or batch) of kind `next`.
+    fn then(self, next: Seen) -> Seen {
+        match (self, next) {
+            (s, Seen::Nothing) => s,
+            // A finished write supersedes the steps before it.
+            (_, Seen::Finished) => Seen::Finished,
+            (Seen::Finished | Seen::FinishedThenStep, Seen::Step | Seen::FinishedThenStep) => {
+                Seen::FinishedThenStep
+            }
+            (Seen::Nothing | Seen::Step, n) => n,
+        }
+    }
 }
 
 fn run(
@@ -297,13 +316,17 @@ fn run(
             Seen::Nothing
         };
         let seen = if state.refresh() {
-            seen.max(Seen::Step)
+            seen.then(Seen::Step)
         } else {
             seen
         };
         match seen {
             Seen::Finished => {
                 pending = None;
+                on_change();
+            }
+            Seen::FinishedThenStep => {
+                pending = Some(Instant::now());
                 on_change();
             }
             Seen::Step => pending = Some(Instant::now()),
@@ -321,6 +344,19 @@ mod tests {
     use super::*;
     use crate::credentials::store::tests::temp_dir;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn a_finished_write_wins_over_the_steps_before_it_not_after() {
+        use Seen::*;
+        let fold = |events: &[Seen]| events.iter().fold(Nothing, |s, e| s.then(*e));
+        assert_eq!(fold(&[]), Nothing);
+        assert_eq!(fold(&[Step, Step]), Step);
+        // Delete, create, write, close: one read, now.
+        assert_eq!(fold(&[Step, Step, Step, Finished]), Finished);
+        // Closed, then written again with the file open: read now and later.
+        assert_eq!(fold(&[Finished, Step]), FinishedThenStep);
+        assert_eq!(fold(&[Finished, Step, Finished]), Finished);
+    }
 
     #[test]
     fn symlink_targets_are_followed() {

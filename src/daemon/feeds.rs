@@ -10,8 +10,12 @@
 //! "nothing yet"), and the feed loops round to its command check, sees
 //! `Stop` and closes cleanly. The signal is repeated until the feed has
 //! ticked since the `Stop` was queued (one sent just before it entered the
-//! read would be lost), and never after, so it cannot cut short the close
-//! handshake. The interrupter stays as the last resort at half the timeout.
+//! read would be lost), and not after, so it does not cut short the close
+//! handshake. (A tick in the instant between queueing the `Stop` and
+//! reading the tick goes unseen; then a signal may end the wait for the
+//! server's answer to the close early, never the close itself, which is
+//! sent before that wait.) The interrupter stays as the last resort at
+//! half the timeout.
 
 use crate::brokers::{self, BuildError};
 use crate::clock::{Clock, Mono};
@@ -185,14 +189,12 @@ impl FeedSet {
 }
 
 fn stop_and_join(feeds: Vec<RunningFeed>, timeout: Duration) {
-    for f in &feeds {
-        let _ = f.handle.commands.send(FeedCommand::Stop);
-    }
-    // Each feed's last tick once its Stop was queued: a later tick means
-    // its thread has reached the command check (module doc).
+    // Each feed's last tick right after its Stop was queued: a later tick
+    // means its thread has reached the command check (module doc).
     let mut feeds: Vec<(RunningFeed, Mono)> = feeds
         .into_iter()
         .map(|f| {
+            let _ = f.handle.commands.send(FeedCommand::Stop);
             let tick = f.handle.health.snapshot().last_tick;
             (f, tick)
         })

@@ -387,7 +387,7 @@ else
     info "doctor as root: exit $? ($(grep -c . <<<"$out") lines)"
 fi
 cin usermod -aG brokerguard bgother
-if cin brokerguard doctor 2>&1 | grep -q 'has members besides the service user: bgother'; then
+if grep -q 'has members besides the service user: bgother' <<<"$(cin brokerguard doctor 2>&1)"; then
     pass "doctor-service-group: doctor flags bgother in group brokerguard (it could read every secret)"
 else
     fail "doctor-service-group: doctor did not flag bgother in group brokerguard: $(cin brokerguard doctor 2>&1 | tail -n 5 | tr '\n' '|')"
@@ -581,7 +581,7 @@ else
     reload_status=$(show ExecReload | sed -n 's/.*status=\([0-9]*\).*/\1/p')
     if [[ "$reload_status" == 78 && "$(cin systemctl is-active brokerguard || true)" == active &&
         "$(show MainPID)" == "$before" ]] &&
-        agent_log | grep -q "/etc/brokerguard/brokerguard.toml:$bad_line:1: .*stal_after"; then
+        grep -q "/etc/brokerguard/brokerguard.toml:$bad_line:1: .*stal_after" <<<"$(agent_log)"; then
         pass "reload-rejected: systemctl reload exited $rc (ExecReload= status $reload_status), the journal names /etc/brokerguard/brokerguard.toml:$bad_line:1, still active as MainPID $before"
     else
         fail "reload-rejected: systemctl exit $rc, ExecReload= status '$reload_status', $(cin systemctl is-active brokerguard || true), MainPID $before -> $(show MainPID): $(agent_log | tail -n 5 | tr '\n' '|')"
@@ -603,9 +603,11 @@ write_config 'bogus_key = 1'
 bad_line=$(grep -n '^bogus_key' "$root/etc/brokerguard/brokerguard.toml" | cut -d: -f1)
 cin systemctl reset-failed brokerguard 2>/dev/null || true
 cin timeout 100 systemctl start brokerguard >/dev/null 2>&1 || true
+# (grep reads a here-string, not a pipe: grep -q stops reading at the first
+# match, and under pipefail the writer's SIGPIPE would fail the check.)
 start_failed_seen() {
-    cin journalctl -q --no-pager -o cat -u brokerguard -p err |
-        grep -q "^alert=start_failed reason=config at=/etc/brokerguard/brokerguard.toml:$bad_line:1 key=agent.bogus_key"
+    grep -q "^alert=start_failed reason=config at=/etc/brokerguard/brokerguard.toml:$bad_line:1 key=agent.bogus_key" \
+        <<<"$(cin journalctl -q --no-pager -o cat -u brokerguard -p err)"
 }
 if wait_for 20 start_failed_seen && [[ "$(show ExecMainStatus)" == 78 ]]; then
     pass "start-failed-journal: exit 78; journalctl -u brokerguard -p err: '$(cin journalctl -q --no-pager -o cat -u brokerguard -p err | grep -m1 "^alert=start_failed reason=config at=")'"
