@@ -5,7 +5,8 @@
 //! 5 s, so its reads block for a whole tick). Fifty times each, the
 //! simulator is switched to accept only a new token and the credentials file
 //! is replaced the way editors and `set-credential` do it (temporary file,
-//! fsync, rename). Timed from just before the rename to:
+//! fsync, rename). Timed from just before the rename (after the fsync,
+//! which is the writer's time) to:
 //! - auth: the simulator accepted the new token (its stats, woken at once);
 //! - live: the bot's fan-out socket got `{"event":"state","state":"live"}`
 //!   for the feed, i.e. the feed is `live` on the new token (the figure the
@@ -32,6 +33,22 @@ fn token(i: usize) -> String {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+/// Replaces `path` as `set-credential` and editors do (temporary file in the
+/// same folder, fsync, rename over) and returns the instant just before the
+/// rename: the fsync is the writer's time, not the agent's, and on a shared
+/// disk it can take longer than everything after it.
+fn rename_into_place(path: &std::path::Path, content: &str) -> Instant {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp-write");
+    let mut f = std::fs::File::create(&tmp).unwrap();
+    f.write_all(content.as_bytes()).unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    let start = Instant::now();
+    std::fs::rename(&tmp, path).unwrap();
+    start
 }
 
 /// Median, p99 (nearest rank) and worst.
@@ -95,8 +112,7 @@ fn rotations(label: &str, data_every: Option<Duration>) -> Run {
         let new = token(i);
         sim.set_tokens([new.clone()]);
         let before = sim.stats().auth_ok;
-        let start = Instant::now();
-        replace_by_rename(&creds, &format!("SIG_TOKEN={new}\n"));
+        let start = rename_into_place(&creds, &format!("SIG_TOKEN={new}\n"));
         assert!(
             sim.wait_for(
                 |st| st.auth_ok > before && st.tokens_seen.last() == Some(&new),
