@@ -237,9 +237,10 @@ keep_dir() {
     if ((8#$bits & 8#007)); then
         say "warning: $path/ is open to every user on this host ($bits): the credentials in it are only as safe as their own modes"
     fi
-    if [[ "$(stat -c '%U' "$full")" != "$SERVICE_USER" ]] && owner_applies "$owner" &&
-        { [[ "$(stat -c '%G' "$full")" != "$SERVICE_GROUP" ]] || ((!(8#$bits & 8#050))); }; then
-        say "warning: the service (group $SERVICE_GROUP) cannot enter $path/: it will not start"
+    # The service enters as its group (or as anyone, through the other bits).
+    if owner_applies "$owner" && (((8#$bits & 8#005) != 8#005)) &&
+        { [[ "$(stat -c '%G' "$full")" != "$SERVICE_GROUP" ]] || (((8#$bits & 8#050) != 8#050)); }; then
+        say "warning: the service (group $SERVICE_GROUP) cannot read $path/: it will not start"
     fi
 }
 

@@ -661,6 +661,19 @@ else
     diff <(printf '%s\n' "$before") <(printf '%s\n' "$after") | sed 's/^/    /' || true
 fi
 
+# An operator's own mode on /etc/brokerguard is kept, and reported with what
+# it means: 0700 root:brokerguard shuts the service out.
+cin chmod 0700 /etc/brokerguard
+out=$(cin "$src/install.sh" --binary "$src/brokerguard" 2>&1) || fail "reinstall-kept-mode: install.sh failed: $out"
+if [[ "$(cin stat -c %a /etc/brokerguard)" == 700 ]] &&
+    grep -q '^install.sh: kept existing /etc/brokerguard/ as it is: 0700 root:brokerguard' <<<"$out" &&
+    grep -q '^install.sh: warning: the service (group brokerguard) cannot read /etc/brokerguard/' <<<"$out"; then
+    pass "reinstall-kept-mode: an operator's 0700 on /etc/brokerguard is kept, reported, and flagged as shutting the service out"
+else
+    fail "reinstall-kept-mode: mode $(cin stat -c %a /etc/brokerguard); install.sh said: $(grep /etc/brokerguard/ <<<"$out" | tr '\n' '|')"
+fi
+cin chmod 0750 /etc/brokerguard
+
 # ---------------------------------------------------------------- uninstall
 
 rm -rf "$root/etc/systemd/system/brokerguard.service.d"
