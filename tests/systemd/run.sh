@@ -467,7 +467,7 @@ if ! wait_for 10 feed_listed closed; then
     feed_engine=false
 else
     feed_engine=true
-    alert_seen() { main_log -p err | grep -q '^alert=feed_down'; }
+    alert_seen() { grep -q '^alert=feed_down' <<<"$(main_log -p err)"; }
     if wait_for 30 alert_seen; then
         pass "journal-alerts: journalctl -p err shows '$(main_log -p err | grep -m1 '^alert=feed_down')'"
     else
@@ -534,7 +534,7 @@ url = \"wss://localhost:$tls_port/\""
         rm -f "$root/usr/local/share/ca-certificates/brokerguard-ci.crt"
         cin update-ca-certificates --fresh >/dev/null 2>&1
         restart_agent
-        cert_error() { main_log | grep -qi 'certificate'; }
+        cert_error() { grep -qi 'certificate' <<<"$(main_log)"; }
         if wait_for 30 cert_error && ! cin brokerguard status >/dev/null 2>&1; then
             pass "tls-untrusted: without the CA the feed is not live and the journal says: $(main_log | grep -i -m1 certificate)"
         else
