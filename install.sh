@@ -7,10 +7,16 @@ set -euo pipefail
 
 readonly SERVICE_USER=brokerguard
 readonly SERVICE_GROUP=brokerguard
+# The trading bot's user joins this group: it reads status.json and connects
+# to feeds.sock, and reads nothing under /etc/brokerguard.
+readonly CLIENTS_GROUP=brokerguard-clients
 readonly BIN_PATH=/usr/local/bin/brokerguard
 readonly UNIT_PATH=/etc/systemd/system/brokerguard.service
 readonly CONF_DIR=/etc/brokerguard
+readonly CONF_DIR_MODE=0750
 readonly STATE_DIR=/var/lib/brokerguard
+readonly DOC_DIR=/usr/local/share/doc/brokerguard
+readonly EXAMPLE_PATH=$DOC_DIR/brokerguard.toml.example
 readonly NOLOGIN=/usr/sbin/nologin
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -24,14 +30,21 @@ Usage: sudo ./install.sh [--binary PATH] [--root DIR]
 
 Installs brokerguard:
   /usr/local/bin/brokerguard               0755 root:root
-  /etc/brokerguard/                        0750 root:brokerguard
+  /etc/brokerguard/                        0750 root:brokerguard  (only if missing)
   /etc/brokerguard/brokerguard.toml        0640 root:brokerguard  (only if missing)
   /etc/brokerguard/credentials.env         0640 root:brokerguard  (only if missing, empty)
-  /var/lib/brokerguard/                    0750 brokerguard:brokerguard
+  /var/lib/brokerguard/                    0700 brokerguard:brokerguard-clients
+  /usr/local/share/doc/brokerguard/        0755 root:root
+  /usr/local/share/doc/brokerguard/brokerguard.toml.example
+                                           0644 root:root  (the commented example,
+                                           replaced on upgrade: diff it against yours)
   /etc/systemd/system/brokerguard.service  0644 root:root
-creates the system user and group "brokerguard" if missing, then runs
-"systemctl daemon-reload" and "systemctl enable brokerguard". It does not
-start the service. Existing files under /etc/brokerguard are always kept.
+creates the system user and group "brokerguard" and the group
+"brokerguard-clients" (for the trading bot's user: status.json and
+feeds.sock, no secrets) if missing, then runs "systemctl daemon-reload" and
+"systemctl enable brokerguard". It does not start the service. Existing
+files under /etc/brokerguard are always kept, and so is the folder's mode
+and owner when an operator changed them (the difference is reported).
 
 Options:
   --binary PATH  install this binary instead of building one
@@ -40,10 +53,14 @@ Options:
                  owners are applied only when the user/group exist on this
                  host, and the intended ones are recorded in
                  DIR/.brokerguard-owners ("mode owner:group path" per line)
-  --uninstall    stop and disable the service, remove the binary and unit;
-                 keeps /etc/brokerguard, /var/lib/brokerguard and the user
-  --purge        with --uninstall: also remove /etc/brokerguard,
-                 /var/lib/brokerguard and the brokerguard user and group
+  --uninstall    stop and disable the service, remove the binary, the unit
+                 and the reference example; keeps /etc/brokerguard,
+                 /var/lib/brokerguard, the user and the groups
+  --purge        with --uninstall: also remove /etc/brokerguard and
+                 /var/lib/brokerguard. The system user and groups stay (as
+                 Debian's policy has it: a deleted system user's UID could be
+                 given to a new account, which would then own whatever the
+                 old one left behind); userdel/groupdel remove them by hand
   -h, --help     this text
 
 Without --binary, the binary is built with cargo: static (musl when the
@@ -186,6 +203,47 @@ set_owner() {
     chown "$1" "$2"
 }
 
+# owner_applies OWNER:GROUP: whether set_owner would apply it here.
+owner_applies() {
+    staging || return 0
+    getent passwd "${1%%:*}" >/dev/null && getent group "${1##*:}" >/dev/null
+}
+
+# keep_dir MODE OWNER:GROUP PATH: like ensure_dir, but a folder that exists
+# is the operator's: its mode and owner are reported, never changed.
+keep_dir() {
+    local mode=$1 owner=$2 path=$3 full="$root$3"
+    record "$mode" "$owner" "$path"
+    if [[ ! -d "$full" ]]; then
+        mkdir -p "$full"
+        chmod "$mode" "$full"
+        set_owner "$owner" "$full"
+        say "created $path/ ($mode $owner)"
+        return 0
+    fi
+    local have want=$mode
+    have=$(stat -c '%04a' "$full")
+    if owner_applies "$owner"; then
+        have="$have $(stat -c '%U:%G' "$full")"
+        want="$want $owner"
+    fi
+    if [[ "$have" == "$want" ]]; then
+        say "kept existing $path/"
+        return 0
+    fi
+    say "kept existing $path/ as it is: $have (install.sh creates $want; if that was not on purpose: sudo chmod $mode $path && sudo chown $owner $path)"
+    local bits
+    bits=$(stat -c '%a' "$full")
+    if ((8#$bits & 8#007)); then
+        say "warning: $path/ is open to every user on this host ($bits): the credentials in it are only as safe as their own modes"
+    fi
+    # The service enters as its group (or as anyone, through the other bits).
+    if owner_applies "$owner" && (((8#$bits & 8#005) != 8#005)) &&
+        { [[ "$(stat -c '%G' "$full")" != "$SERVICE_GROUP" ]] || (((8#$bits & 8#050) != 8#050)); }; then
+        say "warning: the service (group $SERVICE_GROUP) cannot read $path/: it will not start"
+    fi
+}
+
 # ensure_dir MODE OWNER:GROUP PATH
 ensure_dir() {
     local mode=$1 owner=$2 path=$3 full="$root$3"
@@ -263,7 +321,7 @@ if $uninstall; then
             say "disabled brokerguard"
         fi
     fi
-    for path in "$UNIT_PATH" "$BIN_PATH"; do
+    for path in "$UNIT_PATH" "$BIN_PATH" "$EXAMPLE_PATH"; do
         if [[ -e "$root$path" ]]; then
             rm -f "$root$path"
             say "removed $path"
@@ -272,6 +330,14 @@ if $uninstall; then
         fi
         forget "$path"
     done
+    if [[ -d "$root$DOC_DIR" ]]; then
+        if rmdir "$root$DOC_DIR" 2>/dev/null; then
+            say "removed $DOC_DIR/"
+        else
+            say "kept $DOC_DIR/ (it holds files install.sh did not put there)"
+        fi
+    fi
+    forget "$DOC_DIR"
     if have_systemctl; then
         systemctl daemon-reload
         systemctl reset-failed brokerguard 2>/dev/null || true
@@ -290,18 +356,10 @@ if $uninstall; then
         fi
         forget "$path"
     done
-    if staging; then
-        say "skipped removing user and group $SERVICE_USER (--root)"
-    else
-        if getent passwd "$SERVICE_USER" >/dev/null; then
-            userdel "$SERVICE_USER"
-            say "removed user $SERVICE_USER"
-        fi
-        if getent group "$SERVICE_GROUP" >/dev/null; then
-            groupdel "$SERVICE_GROUP"
-            say "removed group $SERVICE_GROUP"
-        fi
-    fi
+    # Debian's rule for system users: never delete them. A freed UID/GID can
+    # be handed to the next account created, which would then own any file
+    # the old one left (a backup, a copy of the state folder).
+    say "kept system user $SERVICE_USER and groups $SERVICE_GROUP, $CLIENTS_GROUP (a deleted system user's UID could be reused); to remove them by hand: sudo userdel $SERVICE_USER; sudo groupdel $CLIENTS_GROUP"
     exit 0
 fi
 
@@ -333,6 +391,18 @@ else
             --shell "$NOLOGIN" --comment "brokerguard agent" "$SERVICE_USER"
         say "created system user $SERVICE_USER (home $STATE_DIR, shell $NOLOGIN)"
     fi
+    if getent group "$CLIENTS_GROUP" >/dev/null; then
+        say "kept existing group $CLIENTS_GROUP"
+    else
+        groupadd --system "$CLIENTS_GROUP"
+        say "created system group $CLIENTS_GROUP (for the trading bot's user: usermod -aG $CLIENTS_GROUP BOTUSER)"
+    fi
+    # Earlier instructions put the bot's user in the service's group, which
+    # reads every secret.
+    members=$(getent group "$SERVICE_GROUP" | cut -d: -f4 | tr ',' '\n' | grep -vx "$SERVICE_USER" | paste -sd, - || true)
+    if [[ -n "$members" ]]; then
+        say "warning: group $SERVICE_GROUP (reads the credentials) has other members: $members; move each to $CLIENTS_GROUP: sudo gpasswd -d USER $SERVICE_GROUP && sudo usermod -aG $CLIENTS_GROUP USER"
+    fi
 fi
 
 # 2. The binary (replaced when it differs: that is how to upgrade).
@@ -341,16 +411,27 @@ if install_replacing 0755 "$binary" "$BIN_PATH"; then
     binary_changed=true
 fi
 
-# 3. Configuration and credentials: created once, then the operator's.
-ensure_dir 0750 "root:$SERVICE_GROUP" "$CONF_DIR"
+# 3. Configuration and credentials: created once, then the operator's (the
+#    folder's mode and owner included).
+keep_dir "$CONF_DIR_MODE" "root:$SERVICE_GROUP" "$CONF_DIR"
 install_if_missing 0640 "root:$SERVICE_GROUP" "$here/etc/brokerguard.toml" "$CONF_DIR/brokerguard.toml"
 install_if_missing 0640 "root:$SERVICE_GROUP" "" "$CONF_DIR/credentials.env"
 
-# 4. State folder (systemd's StateDirectory= would create it too; having it
-#    here makes the layout complete before the first start).
-ensure_dir 0750 "$SERVICE_USER:$SERVICE_GROUP" "$STATE_DIR"
+# 4. The commented example as a reference, replaced on every upgrade: the
+#    operator's own file is never touched, so this is where new keys show.
+ensure_dir 0755 root:root "$DOC_DIR"
+if install_replacing 0644 "$here/etc/brokerguard.toml" "$EXAMPLE_PATH" && [[ -f "$root$CONF_DIR/brokerguard.toml" ]] &&
+    ! cmp -s "$root$EXAMPLE_PATH" "$root$CONF_DIR/brokerguard.toml"; then
+    say "the example may document keys your configuration lacks: diff -u $EXAMPLE_PATH $CONF_DIR/brokerguard.toml"
+fi
 
-# 5. The unit.
+# 5. State folder (systemd's StateDirectory= would create it too; having it
+#    here makes the layout complete before the first start). Owner and mode
+#    are the ones systemd gives it at every start (User=, Group=,
+#    StateDirectoryMode=), so neither undoes the other.
+ensure_dir 0700 "$SERVICE_USER:$CLIENTS_GROUP" "$STATE_DIR"
+
+# 6. The unit.
 unit_changed=false
 if install_replacing 0644 "$here/systemd/brokerguard.service" "$UNIT_PATH"; then
     unit_changed=true
@@ -387,6 +468,7 @@ install.sh: next steps:
        sudo -u $SERVICE_USER $BIN_PATH config check --config $CONF_DIR/brokerguard.toml
   2. add secrets:  sudo $BIN_PATH set-credential NAME   (or edit $CONF_DIR/credentials.env)
   3. start it:     sudo systemctl start brokerguard
-  4. watch it:     systemctl status brokerguard; journalctl -u brokerguard -p err; brokerguard status
+  4. the bot:      sudo usermod -aG $CLIENTS_GROUP BOTUSER   (status.json and feeds.sock, no secrets)
+  5. watch it:     systemctl status brokerguard; journalctl -u brokerguard -p err; brokerguard status
 EOF
 fi

@@ -2,16 +2,18 @@
 //!
 //! The real binary runs one websocket feed against the in-process simulator,
 //! twice: a busy feed (data every 100 ms) and a quiet one (a heartbeat every
-//! 5 s, so its reads block for a whole tick). Twenty times each, the
+//! 5 s, so its reads block for a whole tick). Fifty times each, the
 //! simulator is switched to accept only a new token and the credentials file
 //! is replaced the way editors and `set-credential` do it (temporary file,
-//! fsync, rename). Timed from just before the rename to:
+//! fsync, rename). Timed from just before the rename (after the fsync,
+//! which is the writer's time) to:
 //! - auth: the simulator accepted the new token (its stats, woken at once);
 //! - live: the bot's fan-out socket got `{"event":"state","state":"live"}`
 //!   for the feed, i.e. the feed is `live` on the new token (the figure the
 //!   issue asks for).
 //!
-//! Prints every rotation, then the median and worst of each run. Checks on
+//! Prints every rotation, then the median, p99 (nearest rank, which over
+//! 50 rotations is the worst) and worst of each run. Checks on
 //! the way: one `token_rotated` line per rotation, none logged as a
 //! failure, the same agent process throughout.
 
@@ -22,7 +24,7 @@ use brokerguard::sim::{SimConfig, Simulator};
 use common::*;
 use std::time::{Duration, Instant};
 
-const ROTATIONS: usize = 20;
+const ROTATIONS: usize = 50;
 const DEADLINE: Duration = Duration::from_secs(30);
 
 fn token(i: usize) -> String {
@@ -33,7 +35,24 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn median_and_worst(mut v: Vec<Duration>) -> (f64, f64) {
+/// Replaces `path` as `set-credential` and editors do (temporary file in the
+/// same folder, fsync, rename over) and returns the instant just before the
+/// rename: the fsync is the writer's time, not the agent's, and on a shared
+/// disk it can take longer than everything after it.
+fn rename_into_place(path: &std::path::Path, content: &str) -> Instant {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp-write");
+    let mut f = std::fs::File::create(&tmp).unwrap();
+    f.write_all(content.as_bytes()).unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    let start = Instant::now();
+    std::fs::rename(&tmp, path).unwrap();
+    start
+}
+
+/// Median, p99 (nearest rank) and worst.
+fn figures(mut v: Vec<Duration>) -> (f64, f64, f64) {
     v.sort();
     let n = v.len();
     let median = if n % 2 == 1 {
@@ -41,16 +60,17 @@ fn median_and_worst(mut v: Vec<Duration>) -> (f64, f64) {
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2
     };
-    (ms(median), ms(v[n - 1]))
+    let p99 = v[(n * 99).div_ceil(100) - 1];
+    (ms(median), ms(p99), ms(v[n - 1]))
 }
 
-/// What one feed's twenty rotations took: (to auth, to live).
+/// What one feed's rotations took: (to auth, to live).
 struct Run {
     to_auth: Vec<Duration>,
     to_live: Vec<Duration>,
 }
 
-/// Twenty rotations on a fresh agent whose simulator sends `data_every`
+/// The rotations on a fresh agent whose simulator sends `data_every`
 /// (None: only a heartbeat every 5 s, so the feed's reads block for a whole tick).
 fn rotations(label: &str, data_every: Option<Duration>) -> Run {
     let dir = TempDir::new(&format!("rotation-bench-{label}"));
@@ -92,8 +112,7 @@ fn rotations(label: &str, data_every: Option<Duration>) -> Run {
         let new = token(i);
         sim.set_tokens([new.clone()]);
         let before = sim.stats().auth_ok;
-        let start = Instant::now();
-        replace_by_rename(&creds, &format!("SIG_TOKEN={new}\n"));
+        let start = rename_into_place(&creds, &format!("SIG_TOKEN={new}\n"));
         assert!(
             sim.wait_for(
                 |st| st.auth_ok > before && st.tokens_seen.last() == Some(&new),
@@ -149,12 +168,11 @@ fn main() {
         "token file rename -> feed live with the new token, {ROTATIONS} rotations each, same pid:"
     );
     for (label, run) in [("busy feed ", busy), ("quiet feed", quiet)] {
-        let (l_med, l_worst) = median_and_worst(run.to_live);
-        let (a_med, a_worst) = median_and_worst(run.to_auth);
+        let (l_med, l_p99, l_worst) = figures(run.to_live);
+        let (a_med, a_p99, a_worst) = figures(run.to_auth);
         println!(
-            "  {label}: live median {l_med:.1} ms, worst {l_worst:.1} ms  (simulator accepted the token: median {a_med:.1} ms, worst {a_worst:.1} ms)"
+            "  {label}: live median {l_med:.1} ms, p99 {l_p99:.1} ms, worst {l_worst:.1} ms  (simulator accepted the token: median {a_med:.1} ms, p99 {a_p99:.1} ms, worst {a_worst:.1} ms)"
         );
     }
-    println!("  (the watcher's 100 ms debounce is part of each figure)");
     println!("  command: cargo bench --bench rotation");
 }

@@ -36,6 +36,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Make the running agent reload its configuration and credentials, and wait for the outcome
+    /// (exit 0 applied, 78 rejected and the running configuration kept, 3 not running, 75 no answer in time).
+    Reload {
+        /// The agent's configuration file (where its runtime folder is found) [default: $BROKERGUARD_CONFIG or /etc/brokerguard/brokerguard.toml]
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// How long to wait for the agent's answer.
+        #[arg(long, default_value = "10s", value_parser = parse_duration_arg)]
+        timeout: std::time::Duration,
+    },
     /// Validate the configuration and print it with defaults filled in.
     Config {
         #[command(subcommand)]
@@ -116,6 +126,7 @@ pub fn main<I: IntoIterator<Item = OsString>>(args: I) -> u8 {
     match cli.command {
         Command::Run { config } => run(config),
         Command::Status { config, json } => status(config, json),
+        Command::Reload { config, timeout } => reload(config, timeout),
         Command::Config {
             action: ConfigAction::Check { config },
         } => config_check(config),
@@ -152,8 +163,15 @@ fn run(config: Option<PathBuf>) -> u8 {
     match daemon::run(RunOptions::new(path)) {
         Ok(()) => exit::OK,
         Err(e) => {
-            // Logging may not be set up yet: stderr reaches the journal either way.
-            eprintln!("brokerguard: {e}");
+            // Error priority, even before logging is set up: the journal
+            // must show why a start failed under `-p err`.
+            for alert in e.start_alerts() {
+                crate::logging::print_now(
+                    alert.kind.level(),
+                    crate::logging::Origin::Alert,
+                    &alert.to_string(),
+                );
+            }
             match e {
                 DaemonError::Config(_) => exit::CONFIG,
                 DaemonError::Lock(crate::daemon::lock::LockError::Held { .. }) => exit::LOCKED,
@@ -187,19 +205,95 @@ fn config_check(config: Option<PathBuf>) -> u8 {
     }
 }
 
+/// Where the agent's runtime folder is, for `status`. The bot's user (in
+/// `brokerguard-clients`) may read status.json but not the configuration
+/// under /etc/brokerguard: a configuration it is not allowed to read means
+/// the default folder, not a failure.
+fn runtime_dir_for_status(config: Option<PathBuf>) -> Result<PathBuf, u8> {
+    let path = config::resolve_path(config);
+    match daemon::load_config(&path) {
+        Ok(cfg) => Ok(cfg.agent.runtime_dir),
+        Err(DaemonError::Config(config::ConfigError::Read { source, .. }))
+            if source.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            Ok(config::AgentConfig::defaults().runtime_dir)
+        }
+        Err(e) => {
+            eprintln!("brokerguard: {e}");
+            Err(exit::CONFIG)
+        }
+    }
+}
+
+/// Where the running agent's runtime folder is, for `reload`: from the
+/// configuration even when it is invalid (the agent is the one to reject
+/// it, and must be told), as far as it can be read.
+fn runtime_dir_for_reload(path: &std::path::Path) -> PathBuf {
+    if let Ok(cfg) = daemon::load_config(path) {
+        return cfg.agent.runtime_dir;
+    }
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .and_then(|t| {
+            t.get("agent")?
+                .get("runtime_dir")?
+                .as_str()
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(|| config::AgentConfig::defaults().runtime_dir)
+}
+
+fn reload(config: Option<PathBuf>, timeout: std::time::Duration) -> u8 {
+    let path = config::resolve_path(config);
+    let runtime_dir = runtime_dir_for_reload(&path);
+    match daemon::reload::request(&runtime_dir, timeout) {
+        Ok(outcome) if outcome.applied() => {
+            println!(
+                "brokerguard (pid {}) reloaded {}: applied (reload {})",
+                outcome.pid,
+                path.display(),
+                outcome.reload.generation
+            );
+            exit::OK
+        }
+        Ok(outcome) => {
+            for p in &outcome.reload.problems {
+                eprintln!("{p}");
+            }
+            eprintln!(
+                "brokerguard (pid {}) rejected {} (reload {}): it keeps running the configuration it had",
+                outcome.pid,
+                path.display(),
+                outcome.reload.generation
+            );
+            exit::CONFIG
+        }
+        Err(e) => {
+            eprintln!("brokerguard reload: {e}");
+            match e {
+                daemon::reload::ReloadError::NotRunning { .. }
+                | daemon::reload::ReloadError::Exited { .. } => exit::NOT_RUNNING,
+                daemon::reload::ReloadError::Timeout { .. } => exit::TEMPFAIL,
+                _ => exit::FAILURE,
+            }
+        }
+    }
+}
+
 fn status(config: Option<PathBuf>, json: bool) -> u8 {
-    let cfg = match load_or_exit(config) {
-        Ok(c) => c,
+    let runtime_dir = match runtime_dir_for_status(config) {
+        Ok(d) => d,
         Err(code) => return code,
     };
-    match show::observe(&cfg.agent.runtime_dir) {
+    match show::observe(&runtime_dir) {
         Observed::NotRunning { stale } => {
             if json {
                 println!("{{\"running\": false}}");
             } else if stale {
                 println!(
                     "brokerguard is not running (status.json in {} is stale)",
-                    cfg.agent.runtime_dir.display()
+                    runtime_dir.display()
                 );
             } else {
                 println!("brokerguard is not running");

@@ -5,7 +5,7 @@
 pub const OK: u8 = 0;
 /// `status`: degraded; `check`/`doctor`: a problem was found; other commands: failed.
 pub const FAILURE: u8 = 1;
-/// `status`: no agent is running.
+/// `status`, `reload`: no agent is running.
 pub const NOT_RUNNING: u8 = 3;
 /// EX_USAGE: the command line was wrong.
 pub const USAGE: u8 = 64;
@@ -17,5 +17,7 @@ pub const SOFTWARE: u8 = 70;
 pub const OSERR: u8 = 71;
 /// EX_TEMPFAIL: another instance holds the lock.
 pub const LOCKED: u8 = 75;
-/// EX_CONFIG: the configuration is invalid.
+/// EX_TEMPFAIL: `reload`: the agent gave no answer in time (try again).
+pub const TEMPFAIL: u8 = 75;
+/// EX_CONFIG: the configuration is invalid (`reload`: it was rejected).
 pub const CONFIG: u8 = 78;

@@ -13,6 +13,12 @@
 //! record that did not come through [`crate::alert::Alert::emit`] (its own
 //! log target) is printed at warning level. Recoveries (`alert=feed_recovered`, `alert=credential_restored`)
 //! use [`notice!`](crate::notice): priority 5, `NOTICE` on a terminal.
+//!
+//! A start that fails (bad configuration, lock held, OS refusal, required
+//! preflight failed) ends with `alert=start_failed` lines printed by
+//! [`print_now`], which the logger's filters cannot hold back (the logger
+//! may not be set up yet, or be set to `off`): an operator looking at
+//! `journalctl -u brokerguard -p err` after a failed start sees why.
 
 use std::io::Write;
 use std::time::SystemTime;
@@ -48,11 +54,7 @@ pub enum Mode {
 /// Notices pass at any level but `off` unless `$RUST_LOG` says otherwise.
 /// A second call does nothing.
 pub fn init(level: LevelFilter) {
-    let journal_stream = std::env::var("JOURNAL_STREAM").ok();
-    let mode = match stderr_dev_ino() {
-        Some(dev_ino) if is_journal(journal_stream.as_deref(), dev_ino) => Mode::Journal,
-        _ => Mode::Terminal,
-    };
+    let mode = stderr_mode();
     let mut builder = env_logger::Builder::new();
     builder
         .target(env_logger::Target::Stderr)
@@ -83,6 +85,23 @@ pub fn init(level: LevelFilter) {
         )
     });
     let _ = builder.try_init();
+}
+
+/// What stderr is connected to now.
+pub fn stderr_mode() -> Mode {
+    let journal_stream = std::env::var("JOURNAL_STREAM").ok();
+    match stderr_dev_ino() {
+        Some(dev_ino) if is_journal(journal_stream.as_deref(), dev_ino) => Mode::Journal,
+        _ => Mode::Terminal,
+    }
+}
+
+/// Writes one record to stderr at once, in the shape the logger would give
+/// it, whatever the log filters say and whether or not the logger is set
+/// up. For the last words of a failed start.
+pub fn print_now(level: Level, origin: Origin, msg: &str) {
+    let line = format_line(stderr_mode(), level, origin, msg, SystemTime::now());
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
 /// (st_dev, st_ino) of file descriptor 2, if it is open.

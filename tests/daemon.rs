@@ -1,7 +1,11 @@
 //! The agent core, driven through the real binary: single instance, signals,
-//! reload, systemd notify, journald prefixes, status exit codes, config errors.
+//! reload (SIGHUP and `brokerguard reload`), systemd notify, journald
+//! prefixes and start failures at error priority, status exit codes, config
+//! errors, and a stop that closes every live feed with 1000 without waiting
+//! for read ticks.
 
 mod common;
+use brokerguard::sim::{SimConfig, SimHandle, SimTls, Simulator};
 use common::*;
 use std::os::unix::net::UnixDatagram;
 use std::process::Command;
@@ -347,4 +351,272 @@ fn shipped_examples_validate() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// stderr into `<dir>/stderr.log` with `$JOURNAL_STREAM` naming that file,
+/// as systemd connects a service's stderr to the journal.
+fn journal_command(dir: &TempDir, args: &[&str]) -> Command {
+    use std::os::unix::fs::MetadataExt;
+    let log = std::fs::File::create(dir.join("stderr.log")).unwrap();
+    let meta = log.metadata().unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(log);
+    cmd
+}
+
+#[test]
+fn failed_starts_end_with_error_priority_alerts_naming_the_problem() {
+    // A bad configuration (exit 78): every problem at file:line:col, at <3>.
+    let dir = TempDir::new("startfail");
+    let body = format!(
+        "{}\n[[feed]]\nname = \"Bad Name\"\nbroker = \"websocket\"\nurl = \"ws://127.0.0.1:1/\"\nstal_after = \"5s\"\n",
+        agent_toml(dir.path(), "")
+    );
+    let cfg = write_config(dir.path(), &body);
+    let cfg_s = cfg.to_str().unwrap();
+    let st = journal_command(&dir, &["run", "--config", cfg_s])
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(78));
+    let err = stderr_of(dir.path());
+    let file = cfg.display().to_string();
+    assert!(
+        err.lines()
+            .all(|l| l.starts_with("<3>alert=start_failed reason=config ")),
+        "{err}"
+    );
+    assert!(err.contains(&format!("file={file} problems=2")), "{err}");
+    assert!(err.contains(&format!("at={file}:9:")), "{err}");
+    assert!(
+        err.contains(&format!("at={file}:12:1 key=feed[0].stal_after")),
+        "{err}"
+    );
+    assert!(err.contains("stall_after"), "did you mean: {err}");
+
+    // A missing file is a configuration problem too.
+    let missing = dir.join("nope.toml");
+    let st = journal_command(&dir, &["run", "--config", missing.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(78));
+    let err = stderr_of(dir.path());
+    assert!(
+        err.starts_with(&format!(
+            "<3>alert=start_failed reason=config file={}",
+            missing.display()
+        )),
+        "{err}"
+    );
+
+    // The lock held by a running agent (exit 75): the holder's pid, at <3>.
+    let good = TempDir::new("startfail-lock");
+    let good_cfg = no_feeds(&good);
+    let mut first = spawn_agent(good.path(), &good_cfg, &[]);
+    assert!(wait_for(Duration::from_secs(10), || pidfile_pid(&good)
+        == Some(first.id())));
+    let st = journal_command(&dir, &["run", "--config", good_cfg.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(75));
+    let err = stderr_of(dir.path());
+    let alert = err
+        .lines()
+        .find(|l| l.starts_with("<3>"))
+        .unwrap_or_else(|| panic!("no <3> line: {err}"));
+    assert!(
+        alert.starts_with(&format!(
+            "<3>alert=start_failed reason=locked pid={} ",
+            first.id()
+        )),
+        "{err}"
+    );
+    // Nothing but alerts at error priority.
+    assert!(
+        err.lines()
+            .filter(|l| l.starts_with("<3>"))
+            .all(|l| l.starts_with("<3>alert=")),
+        "{err}"
+    );
+    assert_eq!(stop_agent(&mut first), Some(0));
+}
+
+fn reload_cli(cfg: &std::path::Path) -> CliRun {
+    run_cli(
+        &[
+            "reload",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--timeout",
+            "10s",
+        ],
+        &[],
+        None,
+    )
+}
+
+fn quiet_sim(
+    tokens: &[&str],
+    tls: Option<SimTls>,
+) -> (SimHandle, std::sync::mpsc::Receiver<String>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sim = Simulator::start(SimConfig {
+        tokens: tokens.iter().map(|t| t.to_string()).collect(),
+        data_every: None,
+        // Rare heartbeats: the feeds' reads block for their whole tick.
+        heartbeat_every: Some(Duration::from_secs(5)),
+        tls,
+        events: Some(tx),
+        ..SimConfig::default()
+    })
+    .unwrap();
+    (sim, rx)
+}
+
+#[test]
+fn reload_command_reports_applied_rejected_and_not_running() {
+    let dir = TempDir::new("reloadcmd");
+    let (sim, _events) = quiet_sim(&["tok-reload-1"], None);
+    std::fs::write(dir.join("credentials.env"), "SIG_TOKEN=tok-reload-1\n").unwrap();
+    let base = agent_toml(dir.path(), "preflight = \"off\"");
+    let one = format!("{base}{}", ws_feed_toml("a", &sim.url(), "SIG_TOKEN", ""));
+    let cfg = write_config(dir.path(), &one);
+    let mut agent = spawn_agent(dir.path(), &cfg, &[]);
+    assert!(
+        wait_for(Duration::from_secs(15), || feed_state(dir.path(), "a")
+            .as_deref()
+            == Some("live")),
+        "{}",
+        stderr_of(dir.path())
+    );
+
+    // Applied: once the command returns, the new feed is already in status.json.
+    let two = format!("{one}{}", ws_feed_toml("b", &sim.url(), "SIG_TOKEN", ""));
+    std::fs::write(&cfg, &two).unwrap();
+    let r = reload_cli(&cfg);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stdout.contains("applied (reload 1)"), "{r:?}");
+    assert!(
+        feed_state(dir.path(), "b").is_some(),
+        "{:?}",
+        status_json(dir.path())
+    );
+    assert!(wait_for(Duration::from_secs(15), || feed_state(
+        dir.path(),
+        "b"
+    )
+    .as_deref()
+        == Some("live")));
+
+    // Rejected: 78, the problems at file:line:col, and the old feeds untouched.
+    let connections = sim.stats().connections_accepted;
+    std::fs::write(&cfg, format!("{two}stal_after = \"5s\"\n")).unwrap();
+    let r = reload_cli(&cfg);
+    assert_eq!(r.code, Some(78), "{r:?}");
+    let file = cfg.display().to_string();
+    assert!(r.stderr.contains(&format!("{file}:")), "{r:?}");
+    assert!(r.stderr.contains("stal_after"), "{r:?}");
+    assert!(
+        r.stderr.contains("keeps running the configuration it had"),
+        "{r:?}"
+    );
+    let doc = status_json(dir.path()).unwrap();
+    assert_eq!(doc["agent"]["reload"]["generation"], 2, "{doc}");
+    assert_eq!(doc["agent"]["reload"]["result"], "rejected", "{doc}");
+    assert!(
+        holds_for(Duration::from_millis(500), || {
+            feed_state(dir.path(), "a").as_deref() == Some("live")
+                && feed_state(dir.path(), "b").as_deref() == Some("live")
+                && sim.stats().connections_accepted == connections
+        }),
+        "a rejected reload disturbed the running feeds: {:?}",
+        status_json(dir.path())
+    );
+    assert!(agent.try_wait().unwrap().is_none(), "the agent exited");
+
+    // A good file again: applied, the next generation.
+    std::fs::write(&cfg, &two).unwrap();
+    let r = reload_cli(&cfg);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stdout.contains("applied (reload 3)"), "{r:?}");
+
+    // No agent: 3.
+    assert_eq!(stop_agent(&mut agent), Some(0));
+    let r = reload_cli(&cfg);
+    assert_eq!(r.code, Some(3), "{r:?}");
+    assert!(r.stderr.contains("not running"), "{r:?}");
+    sim.stop();
+}
+
+fn tls_fixture(name: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/tls")
+        .join(name)
+}
+
+#[test]
+fn sigterm_closes_every_live_feed_with_1000_without_waiting_for_read_ticks() {
+    let dir = TempDir::new("faststop");
+    let (ws, ws_events) = quiet_sim(&["tok-stop"], None);
+    let (wss, wss_events) = quiet_sim(
+        &["tok-stop"],
+        Some(SimTls {
+            cert_pem: std::fs::read(tls_fixture("server.pem")).unwrap(),
+            key_pem: std::fs::read(tls_fixture("server.key")).unwrap(),
+        }),
+    );
+    std::fs::write(dir.join("credentials.env"), "SIG_TOKEN=tok-stop\n").unwrap();
+    let mut body = agent_toml(dir.path(), "preflight = \"off\"");
+    for i in 0..3 {
+        body.push_str(&ws_feed_toml(&format!("ws{i}"), &ws.url(), "SIG_TOKEN", ""));
+    }
+    let ca = format!("tls_ca_file = \"{}\"", tls_fixture("ca.pem").display());
+    for i in 0..2 {
+        body.push_str(&ws_feed_toml(
+            &format!("wss{i}"),
+            &wss.url(),
+            "SIG_TOKEN",
+            &ca,
+        ));
+    }
+    let cfg = write_config(dir.path(), &body);
+    let mut agent = spawn_agent(dir.path(), &cfg, &[]);
+    let all_live = || {
+        status_json(dir.path()).is_some_and(|d| {
+            d["feeds"]
+                .as_array()
+                .is_some_and(|f| f.len() == 5 && f.iter().all(|f| f["state"] == "live"))
+        })
+    };
+    assert!(
+        wait_for(Duration::from_secs(20), all_live),
+        "{}",
+        stderr_of(dir.path())
+    );
+    let t = Instant::now();
+    send_signal(&agent, libc::SIGTERM);
+    let st = wait_exit(&mut agent, Duration::from_secs(15)).expect("stopped");
+    let took = t.elapsed();
+    let log = stderr_of(dir.path());
+    assert_eq!(st.code(), Some(0), "{log}");
+    assert!(log.contains("stopped cleanly"), "{log}");
+    // Each feed's read blocks for up to a second and the watchdog ticked once
+    // a second: a stop that waited for either took a second or more.
+    assert!(
+        took < Duration::from_millis(600),
+        "stop took {took:?}:\n{log}"
+    );
+    ws.stop();
+    wss.stop();
+    let closed = |rx: &std::sync::mpsc::Receiver<String>| {
+        rx.try_iter()
+            .filter(|e| e.ends_with("closed by client (Some(1000))"))
+            .count()
+    };
+    assert_eq!(closed(&ws_events), 3, "ws feeds closed with 1000:\n{log}");
+    assert_eq!(closed(&wss_events), 2, "wss feeds closed with 1000:\n{log}");
 }

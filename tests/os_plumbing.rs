@@ -170,6 +170,7 @@ fn doc_with_pid(pid: u32, feeds: usize) -> StatusDoc {
             summary: format!("{feeds} feeds"),
             config: "/etc/brokerguard/brokerguard.toml".into(),
             clock: None,
+            reload: None,
         },
         feeds: (0..feeds)
             .map(|i| FeedStatus {
@@ -704,7 +705,7 @@ fn write_atomic_never_shows_a_partial_file() {
     );
     assert_eq!(
         fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-        0o644
+        0o640
     );
     let names: Vec<String> = fs::read_dir(dir.path())
         .unwrap()

@@ -11,7 +11,7 @@ use brokerguard::feed::runner::{self, FeedSink, RunnerSettings};
 use brokerguard::feed::{Adapter, ConnectProgress, FeedError, FeedState, Incoming, Session};
 use std::io::Read;
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -118,7 +118,7 @@ fn watchdog_forces_a_stuck_read_to_return() {
         main_tick_ms: AtomicU64::new(0),
         alert_after: Mutex::new(Duration::from_secs(600)),
         alert_repeat: Mutex::new(Duration::from_secs(900)),
-        stop: AtomicBool::new(false),
+        stop: Default::default(),
     });
     let wd = watchdog_thread::spawn(shared.clone()).unwrap();
 
@@ -138,7 +138,7 @@ fn watchdog_forces_a_stuck_read_to_return() {
     let h = feeds.health().pop().unwrap();
     assert!(h.last_error.unwrap_or_default().contains("shut down"));
 
-    shared.stop.store(true, Ordering::Relaxed);
+    shared.stop.request();
     wd.join().unwrap();
     let t = Instant::now();
     feeds.stop_all(Duration::from_secs(4));

@@ -13,8 +13,14 @@
 //! malformed or environment-only credential (the outage this tool exists
 //! for), a broken or missing credentials file, a file every user can read
 //! or the group can change. Warnings
-//! (a value of an unusual shape, group read access by an unexpected group,
+//! (a value of an unusual shape, group read access by any group but the
+//! service's own, members of the service's group besides the service user,
 //! no systemd unit) are printed but do not fail the audit.
+//!
+//! The bot's user belongs in [`CLIENTS_GROUP`], which can read status.json
+//! and connect to feeds.sock but read nothing under /etc/brokerguard. Older
+//! instructions put it in the service's group instead, which reads every
+//! secret: that is what the group-members warning finds on upgraded hosts.
 
 use super::format::Severity;
 use super::required::{Required, distinct_names, required_names};
@@ -29,6 +35,10 @@ use std::time::SystemTime;
 
 /// The group the service runs as; it may read the credentials files.
 pub const SERVICE_GROUP: &str = "brokerguard";
+/// The service's user: the only member [`SERVICE_GROUP`] needs.
+pub const SERVICE_USER: &str = "brokerguard";
+/// The bot's group: status.json and feeds.sock, never a credential.
+pub const CLIENTS_GROUP: &str = "brokerguard-clients";
 /// Where the unit is looked for (under the platform root).
 pub const UNIT_PATHS: [&str; 3] = [
     "etc/systemd/system/brokerguard.service",
@@ -193,6 +203,29 @@ pub fn audit_at(
         .iter()
         .map(|f| file_report(f, &outcome.problems, &mut problems))
         .collect();
+    let extra = group_members(platform_root, SERVICE_GROUP)
+        .into_iter()
+        .filter(|m| m != SERVICE_USER)
+        .collect::<Vec<_>>();
+    if !extra.is_empty() {
+        problems.push(DoctorProblem {
+            severity: Severity::Warning,
+            message: format!(
+                "group {SERVICE_GROUP}, which reads the credentials files, has members besides the service user: {}; they can read every secret",
+                extra.join(", ")
+            ),
+            fix: extra
+                .iter()
+                .map(|m| {
+                    let m = sh_quote(m);
+                    format!("sudo gpasswd -d {m} {SERVICE_GROUP} && sudo usermod -aG {CLIENTS_GROUP} {m}")
+                })
+                .collect(),
+            note: Some(format!(
+                "group {CLIENTS_GROUP} reads status.json and connects to feeds.sock, nothing more; a user's new groups apply from its next login (restart the bot)"
+            )),
+        });
+    }
     if platform.systemd_unit.is_none() && platform.container.is_none() {
         problems.push(DoctorProblem {
             severity: Severity::Warning,
@@ -433,10 +466,15 @@ fn file_report(
         });
     }
     if mode & 0o040 != 0 && meta.gid() != 0 && group != SERVICE_GROUP {
+        let whose = if group == CLIENTS_GROUP {
+            " (the bot's group: the bot's user can read every secret in it)"
+        } else {
+            ""
+        };
         problems.push(DoctorProblem {
             severity: Severity::Warning,
             message: format!(
-                "credentials file {shown} is readable by group {group}; only root and group {SERVICE_GROUP} should read it"
+                "credentials file {shown} is readable by group {group}{whose}; only root and group {SERVICE_GROUP} should read it"
             ),
             fix: fix_perms,
             note: None,
@@ -451,6 +489,25 @@ fn file_report(
         mode: Some(format!("{mode:04o}")),
         error,
     }
+}
+
+/// The listed members of `group` in `<root>/etc/group` (none if it is
+/// missing or unreadable).
+fn group_members(root: &Path, group: &str) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(root.join("etc/group")) else {
+        return Vec::new();
+    };
+    text.lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 4 && f[0] == group)
+        .map(|f| {
+            f[3].split(',')
+                .map(str::trim)
+                .filter(|m| !m.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn detect_platform(root: &Path, sources: &Sources) -> PlatformReport {
@@ -812,6 +869,42 @@ mod tests {
         for shown in [&text, &json] {
             assert!(!shown.contains("CANARY"));
         }
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn members_of_the_service_group_besides_the_service_user_are_flagged() {
+        let d = temp_dir("docgrp");
+        let root = d.join("root");
+        fs::create_dir_all(root.join("etc")).unwrap();
+        fs::write(
+            root.join("etc/group"),
+            "root:x:0:\nbrokerguard:x:998:brokerguard,alice,bob\nbrokerguard-clients:x:997:carol\n",
+        )
+        .unwrap();
+        let f = d.join("credentials.env");
+        fs::write(&f, "SIGNALS_TOKEN=abc\n").unwrap();
+        fs::set_permissions(&f, fs::Permissions::from_mode(0o600)).unwrap();
+        let c = cfg(vec![f.clone()]);
+        let sources = Sources::fixed(None, vec![f], &[]);
+        let r = audit(&c, &sources, &root);
+        let text = r.to_text();
+        assert!(
+            text.contains("has members besides the service user: alice, bob"),
+            "{text}"
+        );
+        for m in ["alice", "bob"] {
+            let fix = format!(
+                "sudo gpasswd -d {m} brokerguard && sudo usermod -aG brokerguard-clients {m}"
+            );
+            assert!(text.contains(&fix), "{fix}\n{text}");
+        }
+        assert!(!text.contains("carol"), "{text}");
+
+        // Only the service user in its group: nothing to say.
+        fs::write(root.join("etc/group"), "brokerguard:x:998:brokerguard\n").unwrap();
+        let r = audit(&c, &sources, &root);
+        assert!(!r.to_text().contains("members besides"), "{}", r.to_text());
         fs::remove_dir_all(&d).unwrap();
     }
 

@@ -7,36 +7,58 @@
 //! (following chains), so both a symlink swap and a write to the target are
 //! seen; targets are recomputed on every tick, so after a swap the new
 //! target's folder is watched too. Events are filtered to the watched file
-//! names, and a burst is debounced: the callback runs once, `debounce` after
-//! the last event.
+//! names.
+//!
+//! A finished write runs the callback at once: a file renamed into place
+//! (`IN_MOVED_TO`) or closed after writing (`IN_CLOSE_WRITE`) is complete,
+//! and waiting would only delay the rotation. Every other event (a write
+//! with the file still open, a truncation, a create, a delete, a rename
+//! away, a mode change) is a step of a change still under way: those are
+//! debounced, the callback runs once, `debounce` after the last of them,
+//! unless a finished write comes first (a step after a finished write is a
+//! new change, debounced again). So an editor that deletes and
+//! recreates, or `cp` that truncates and writes, is read once it has closed
+//! the file, and a writer that keeps the file open is read when it pauses.
 //!
 //! A folder that does not exist yet is retried on every tick (100 ms); when
-//! it appears the callback runs, as the file may have come with it. A folder
-//! that is deleted is dropped and retried the same way.
+//! it appears the callback runs (debounced), as the file may have come with
+//! it. A folder that is deleted is dropped and retried the same way.
 //!
-//! The thread sleeps in `poll(2)` with a 100 ms timeout so it sees the stop
-//! flag promptly; [`Watcher::stop`] (or drop) joins it.
+//! The thread sleeps in `poll(2)` on the inotify descriptor and an eventfd
+//! that [`Watcher::stop`] (or drop) writes to, so a stop wakes it at once;
+//! stop then joins it.
 
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// How often the thread checks the stop flag and retries missing folders.
+/// How often the thread retries missing folders.
 const TICK: Duration = Duration::from_millis(100);
 /// Longest symlink chain followed.
 const MAX_LINKS: usize = 8;
 
 /// A running watcher thread.
 pub struct Watcher {
-    stop: Arc<AtomicBool>,
+    /// Written once to stop the thread; it polls this beside inotify.
+    stop: Arc<OwnedFd>,
     thread: Option<JoinHandle<()>>,
+}
+
+fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: eventfd takes no pointers; a non-negative result is a new
+    // descriptor that nothing else owns.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd was just created and is owned by no one else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 impl Watcher {
@@ -55,7 +77,7 @@ impl Watcher {
             watched: Vec::new(),
         };
         state.refresh();
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(eventfd()?);
         let stop2 = stop.clone();
         let thread = std::thread::Builder::new()
             .name("cred-watcher".into())
@@ -66,13 +88,22 @@ impl Watcher {
         })
     }
 
-    /// Stops the thread and waits for it (at most about one tick).
+    /// Stops the thread and waits for it (it wakes at once).
     pub fn stop(mut self) {
         self.shutdown();
     }
 
     fn shutdown(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a live u64 to our own eventfd. It can
+        // fail only if the counter would overflow, i.e. stop was already asked.
+        unsafe {
+            libc::write(
+                self.stop.as_raw_fd(),
+                (&one as *const u64).cast(),
+                std::mem::size_of::<u64>(),
+            );
+        }
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -158,23 +189,25 @@ impl WatchState {
         self.watched.iter().any(|(_, d)| d == dir)
     }
 
-    /// Reads every queued event; true when one concerns a watched file.
-    fn drain(&mut self, buf: &mut [u8]) -> bool {
-        let mut relevant = false;
+    /// Reads every queued event and says what the ones that concern a
+    /// watched file amount to.
+    fn drain(&mut self, buf: &mut [u8]) -> Seen {
+        let mut seen = Seen::Nothing;
         loop {
             let events = match self.inotify.read_events(buf) {
                 Ok(ev) => ev,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return relevant,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return seen,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     log::warn!("credentials watcher: reading inotify events failed: {e}");
-                    return relevant;
+                    return seen;
                 }
             };
             let mut gone: Vec<WatchDescriptor> = Vec::new();
             for ev in events {
                 if ev.mask.contains(EventMask::Q_OVERFLOW) {
-                    relevant = true;
+                    // Events were lost: whatever happened, read now.
+                    seen = seen.then(Seen::Finished);
                     continue;
                 }
                 if !self.watched.iter().any(|(wd, _)| *wd == ev.wd) {
@@ -185,7 +218,7 @@ impl WatchState {
                     .intersects(EventMask::IGNORED | EventMask::DELETE_SELF | EventMask::MOVE_SELF)
                 {
                     // The folder itself went away: watch it again once it is back.
-                    relevant = true;
+                    seen = seen.then(Seen::Step);
                     gone.push(ev.wd.clone());
                     continue;
                 }
@@ -198,7 +231,10 @@ impl WatchState {
                     .filter(|(wd, _)| *wd == ev.wd)
                     .any(|(_, dir)| self.targets.get(dir).is_some_and(|n| n.contains(name)))
                 {
-                    relevant = true;
+                    let finished = ev
+                        .mask
+                        .intersects(EventMask::MOVED_TO | EventMask::CLOSE_WRITE);
+                    seen = seen.then(if finished { Seen::Finished } else { Seen::Step });
                 }
             }
             for wd in gone {
@@ -209,37 +245,96 @@ impl WatchState {
     }
 }
 
+/// What a batch of events amounts to, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Seen {
+    Nothing,
+    /// A change under way (write without close, create, delete, ...): debounce.
+    Step,
+    /// A write that is complete (renamed into place, closed): act now.
+    Finished,
+    /// A finished write, then the first step of another change: act now,
+    /// and again once that one settles.
+    FinishedThenStep,
+}
+
+impl Seen {
+    /// This batch followed by one more event (or batch) of kind `next`.
+    fn then(self, next: Seen) -> Seen {
+        match (self, next) {
+            (s, Seen::Nothing) => s,
+            // A finished write supersedes the steps before it.
+            (_, Seen::Finished) => Seen::Finished,
+            (Seen::Finished | Seen::FinishedThenStep, Seen::Step | Seen::FinishedThenStep) => {
+                Seen::FinishedThenStep
+            }
+            (Seen::Nothing | Seen::Step, n) => n,
+        }
+    }
+}
+
 fn run(
     mut state: WatchState,
     debounce: Duration,
     mut on_change: Box<dyn FnMut() + Send>,
-    stop: &AtomicBool,
+    stop: &OwnedFd,
 ) {
     let mut buf = [0u8; 8192];
-    let mut last_event: Option<Instant> = None;
-    while !stop.load(Ordering::SeqCst) {
-        let timeout = match last_event {
+    // When the last step of an unfinished change was seen.
+    let mut pending: Option<Instant> = None;
+    loop {
+        let timeout = match pending {
             Some(t) => debounce.saturating_sub(t.elapsed()).min(TICK),
             None => TICK,
         };
-        let mut pfd = libc::pollfd {
-            fd: state.inotify.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
+        let mut fds = [
+            libc::pollfd {
+                fd: state.inotify.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: stop.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: two valid pollfds for the duration of the call.
+        let n = unsafe {
+            libc::poll(
+                fds.as_mut_ptr(),
+                2,
+                timeout.as_millis().max(1) as libc::c_int,
+            )
         };
-        // SAFETY: one valid pollfd for the duration of the call.
-        let n = unsafe { libc::poll(&mut pfd, 1, timeout.as_millis().max(1) as libc::c_int) };
-        if n > 0 && state.drain(&mut buf) {
-            last_event = Some(Instant::now());
+        if n > 0 && fds[1].revents != 0 {
+            return;
         }
-        if state.refresh() {
-            last_event = Some(Instant::now());
-        }
-        if let Some(t) = last_event {
-            if t.elapsed() >= debounce {
-                last_event = None;
+        let seen = if n > 0 && fds[0].revents != 0 {
+            state.drain(&mut buf)
+        } else {
+            Seen::Nothing
+        };
+        let seen = if state.refresh() {
+            seen.then(Seen::Step)
+        } else {
+            seen
+        };
+        match seen {
+            Seen::Finished => {
+                pending = None;
                 on_change();
             }
+            Seen::FinishedThenStep => {
+                pending = Some(Instant::now());
+                on_change();
+            }
+            Seen::Step => pending = Some(Instant::now()),
+            Seen::Nothing => {}
+        }
+        if pending.is_some_and(|t| t.elapsed() >= debounce) {
+            pending = None;
+            on_change();
         }
     }
 }
@@ -248,7 +343,20 @@ fn run(
 mod tests {
     use super::*;
     use crate::credentials::store::tests::temp_dir;
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn a_finished_write_wins_over_the_steps_before_it_not_after() {
+        use Seen::*;
+        let fold = |events: &[Seen]| events.iter().fold(Nothing, |s, e| s.then(*e));
+        assert_eq!(fold(&[]), Nothing);
+        assert_eq!(fold(&[Step, Step]), Step);
+        // Delete, create, write, close: one read, now.
+        assert_eq!(fold(&[Step, Step, Step, Finished]), Finished);
+        // Closed, then written again with the file open: read now and later.
+        assert_eq!(fold(&[Finished, Step]), FinishedThenStep);
+        assert_eq!(fold(&[Finished, Step, Finished]), Finished);
+    }
 
     #[test]
     fn symlink_targets_are_followed() {

@@ -1,14 +1,69 @@
 //! The set of running feeds: start, replace on reload or credential change,
 //! stop and join within a deadline. Shared with the watchdog thread.
+//!
+//! A stop must not wait for a feed's read tick (up to a second on a quiet
+//! feed), yet each live feed must still close its WebSocket with 1000. The
+//! interrupter cannot do both: it shuts the socket down, leaving nothing to
+//! close. So after queueing `Stop`, each feed thread is sent [`WAKE_SIGNAL`],
+//! whose handler does nothing: a blocked read returns early, exactly as if
+//! its deadline had passed (`net::timed` turns the EINTR into the usual
+//! "nothing yet"), and the feed loops round to its command check, sees
+//! `Stop` and closes cleanly. The signal is repeated until the feed has
+//! ticked since the `Stop` was queued (one sent just before it entered the
+//! read would be lost), and not after, so it does not cut short the close
+//! handshake. (A tick in the instant between queueing the `Stop` and
+//! reading the tick goes unseen; then a signal may end the wait for the
+//! server's answer to the close early, never the close itself, which is
+//! sent before that wait.) The interrupter stays as the last resort at
+//! half the timeout.
 
 use crate::brokers::{BuildContext, BuildError};
-use crate::clock::Clock;
+use crate::clock::{Clock, Mono};
 use crate::config::FeedConfig;
 use crate::feed::health::HealthData;
 use crate::feed::runner::{self, FeedCommand, FeedHandle, FeedSink, RunnerSettings};
 use crate::feed::{Adapter, ConnectProgress, ErrorClass, FeedError, Session};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+/// Wakes a feed thread out of a blocking socket call (module doc). SIGURG
+/// is ignored by default, so a process without the handler is unaffected,
+/// and it is only ever sent by the kernel for TCP urgent data to a socket
+/// whose owner was set with F_SETOWN, which none of ours is.
+pub const WAKE_SIGNAL: libc::c_int = libc::SIGURG;
+
+/// Installs the do-nothing handler for [`WAKE_SIGNAL`] once; false if the
+/// OS refused (stops then fall back to the read tick and the interrupter).
+fn wake_handler_installed() -> bool {
+    static INSTALLED: OnceLock<bool> = OnceLock::new();
+    *INSTALLED.get_or_init(|| {
+        // The flag is never read: what matters is that a handler exists, so
+        // the signal interrupts a blocked recv instead of being ignored.
+        let unused = Arc::new(AtomicBool::new(false));
+        match signal_hook::flag::register(WAKE_SIGNAL, unused) {
+            Ok(_) => true,
+            Err(e) => {
+                log::warn!(
+                    "cannot install the SIGURG handler that wakes feed threads to stop: {e}"
+                );
+                false
+            }
+        }
+    })
+}
+
+/// Sends [`WAKE_SIGNAL`] to one feed thread.
+fn wake(thread: &JoinHandle<()>) {
+    use std::os::unix::thread::JoinHandleExt;
+    // SAFETY: the thread is not joined (we hold its handle), so its pthread_t
+    // stays valid even if it has already exited; pthread_kill then just
+    // reports ESRCH.
+    unsafe {
+        libc::pthread_kill(thread.as_pthread_t() as libc::pthread_t, WAKE_SIGNAL);
+    }
+}
 
 /// One running feed with the configuration it was started from.
 pub struct RunningFeed {
@@ -144,14 +199,22 @@ impl FeedSet {
     }
 }
 
-fn stop_and_join(mut feeds: Vec<RunningFeed>, timeout: Duration) {
-    for f in &feeds {
-        let _ = f.handle.commands.send(FeedCommand::Stop);
-    }
+fn stop_and_join(feeds: Vec<RunningFeed>, timeout: Duration) {
+    // Each feed's last tick right after its Stop was queued: a later tick
+    // means its thread has reached the command check (module doc).
+    let mut feeds: Vec<(RunningFeed, Mono)> = feeds
+        .into_iter()
+        .map(|f| {
+            let _ = f.handle.commands.send(FeedCommand::Stop);
+            let tick = f.handle.health.snapshot().last_tick;
+            (f, tick)
+        })
+        .collect();
+    let can_wake = wake_handler_installed();
     let start = Instant::now();
     let mut interrupted = false;
     loop {
-        feeds.retain_mut(|f| match f.handle.thread.as_ref() {
+        feeds.retain_mut(|(f, _)| match f.handle.thread.as_ref() {
             Some(t) if t.is_finished() => {
                 if let Some(t) = f.handle.thread.take() {
                     let _ = t.join();
@@ -166,17 +229,26 @@ fn stop_and_join(mut feeds: Vec<RunningFeed>, timeout: Duration) {
         }
         let waited = start.elapsed();
         if waited >= timeout {
-            let names: Vec<&str> = feeds.iter().map(|f| f.config.name.as_str()).collect();
+            let names: Vec<&str> = feeds.iter().map(|(f, _)| f.config.name.as_str()).collect();
             log::warn!("feeds {names:?} did not stop within {timeout:?}; leaving them behind");
             return;
         }
+        if can_wake {
+            for (f, queued_at) in &feeds {
+                if f.handle.health.snapshot().last_tick == *queued_at {
+                    if let Some(t) = f.handle.thread.as_ref() {
+                        wake(t);
+                    }
+                }
+            }
+        }
         // Half way through, wake anything blocked in a socket call.
         if !interrupted && waited >= timeout / 2 {
-            for f in &feeds {
+            for (f, _) in &feeds {
                 f.handle.interrupt();
             }
             interrupted = true;
         }
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(2));
     }
 }

@@ -7,6 +7,7 @@
 pub mod events;
 pub mod feeds;
 pub mod lock;
+pub mod reload;
 pub mod signals;
 pub mod sink;
 pub mod summary;
@@ -23,6 +24,7 @@ use crate::fanout::Fanout;
 use crate::feed::Layer;
 use crate::feed::health::FirstConnection;
 use crate::net::http::ClockDrift;
+use crate::status::schema::ReloadStatus;
 use crate::status::write::write_atomic;
 use crate::systemd::notify::{self, Notifier};
 use events::Event;
@@ -41,7 +43,9 @@ use watchdog_thread::WatchdogShared;
 const MAIN_TICK: Duration = Duration::from_millis(250);
 /// A clock offset beyond this (from a broker's `Date`) raises `alert=clock_drift`.
 pub const CLOCK_DRIFT_LIMIT: Duration = Duration::from_secs(2);
-/// Credential file changes arriving within this window are one change.
+/// A credential file change still under way (a write with the file open, a
+/// delete before the re-create) is read this long after its last step; a
+/// finished write (renamed into place, closed) is read at once.
 const WATCH_DEBOUNCE: Duration = Duration::from_millis(100);
 
 /// Why the agent could not run (the CLI maps each to an exit code).
@@ -78,6 +82,61 @@ impl fmt::Display for DaemonError {
 }
 
 impl std::error::Error for DaemonError {}
+
+impl DaemonError {
+    /// The `alert=start_failed` alerts that end a failed start: the reason,
+    /// and for a configuration every problem at `file:line:col`, as
+    /// `config check` names them.
+    pub fn start_alerts(&self) -> Vec<Alert> {
+        let alert = |reason: &str| Alert::new(AlertKind::StartFailed).with("reason", reason);
+        match self {
+            DaemonError::Config(ConfigError::Invalid { path, problems }) => {
+                let mut out = vec![alert("config")
+                    .with("file", path.display())
+                    .with("problems", problems.len())
+                    .with(
+                        "action",
+                        format!(
+                            "fix them (brokerguard config check --config {} lists them), then start again",
+                            path.display()
+                        ),
+                    )];
+                out.extend(problems.iter().map(|p| {
+                    alert("config")
+                        .with("at", format!("{}:{}:{}", path.display(), p.line, p.col))
+                        .with("key", &p.key)
+                        .with("problem", &p.message)
+                }));
+                out
+            }
+            DaemonError::Config(e @ ConfigError::Read { path, .. }) => vec![alert("config")
+                .with("file", path.display())
+                .with("problem", e)],
+            DaemonError::Lock(LockError::Held { pid }) => vec![alert("locked")
+                .with("pid", pid.map_or("unknown".to_string(), |p| p.to_string()))
+                .with("problem", self)
+                .with(
+                    "action",
+                    "only one agent may hold the broker connections: stop the other copy, or leave it running",
+                )],
+            DaemonError::Lock(_) | DaemonError::Os { .. } => {
+                vec![alert("os").with("problem", self)]
+            }
+            DaemonError::Preflight(failures) => {
+                let mut out = vec![alert("preflight").with("feeds", failures.len()).with(
+                    "action",
+                    "agent.preflight = \"require\": fix the layer named (brokerguard check), or set preflight = \"warn\" to start degraded",
+                )];
+                out.extend(
+                    failures
+                        .iter()
+                        .map(|f| alert("preflight").with("problem", f)),
+                );
+                out
+            }
+        }
+    }
+}
 
 /// Loads and validates a configuration.
 pub fn load_config(path: &Path) -> Result<Config, DaemonError> {
@@ -174,6 +233,8 @@ struct Agent {
     drift_alerted: Option<Instant>,
     /// Proves credentials against brokers' REST APIs every `validate_every`.
     validator: Option<validator::Validator>,
+    /// The outcome of the last SIGHUP, published in status.json.
+    last_reload: Option<ReloadStatus>,
 }
 
 impl Agent {
@@ -217,7 +278,7 @@ impl Agent {
             main_tick_ms: Default::default(),
             alert_after: Mutex::new(cfg.agent.alert_after),
             alert_repeat: Mutex::new(cfg.agent.alert_repeat),
-            stop: AtomicBool::new(false),
+            stop: Default::default(),
         });
         watchdog.main_ticked();
 
@@ -246,6 +307,7 @@ impl Agent {
             drift: Arc::new(ClockDrift::default()),
             drift_alerted: None,
             validator: None,
+            last_reload: None,
         };
         for f in agent.cfg.feeds.clone() {
             agent.start_feed(&f)?;
@@ -444,13 +506,14 @@ impl Agent {
     }
 
     /// SIGHUP: configuration, then credentials. A bad configuration keeps
-    /// the running one.
+    /// the running one. The outcome goes into status.json only once both
+    /// are done, so `brokerguard reload` reports a reload that is complete.
     fn reload(&mut self) {
         if let Some(n) = &self.notifier {
             let _ = n.reloading();
         }
         log::info!("reloading {}", self.config_path.display());
-        match load_config(&self.config_path) {
+        let problems = match load_config(&self.config_path) {
             Err(e) => {
                 let text = e.to_string();
                 let first = text.lines().next().unwrap_or_default().to_string();
@@ -466,14 +529,29 @@ impl Agent {
                 for l in text.lines() {
                     log::warn!("config: {l}");
                 }
+                text.lines().map(String::from).collect()
             }
-            Ok(new) => self.apply_config(new),
-        }
+            Ok(new) => {
+                self.apply_config(new);
+                Vec::new()
+            }
+        };
         self.reload_credentials("reload");
+        self.last_reload = Some(ReloadStatus {
+            generation: self.last_reload.as_ref().map_or(0, |r| r.generation) + 1,
+            result: if problems.is_empty() {
+                ReloadStatus::APPLIED
+            } else {
+                ReloadStatus::REJECTED
+            }
+            .to_string(),
+            at: crate::timefmt::rfc3339_millis(self.clock.wall()),
+            problems,
+        });
+        self.write_status(true);
         if let Some(n) = &self.notifier {
             let _ = n.ready();
         }
-        self.write_status(true);
     }
 
     fn apply_config(&mut self, new: Config) {
@@ -632,6 +710,7 @@ impl Agent {
                 .as_ref()
                 .map(|v| v.results())
                 .unwrap_or_default(),
+            reload: self.last_reload.as_ref(),
         };
         let doc = summary::status_doc(
             &info,
@@ -662,7 +741,7 @@ impl Agent {
             let _ = n.stopping();
         }
         self.feeds.stop_all(self.cfg.agent.stop_timeout);
-        self.watchdog.stop.store(true, Ordering::Relaxed);
+        self.watchdog.stop.request();
         if let Some(t) = self.watchdog_thread.take() {
             let _ = t.join();
         }
@@ -690,5 +769,62 @@ fn log_cred_events(events: &[crate::credentials::CredEvent]) {
         .filter(|e| !matches!(e, crate::credentials::CredEvent::Rotated { .. }))
     {
         e.emit();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Problem;
+
+    #[test]
+    fn start_failure_alerts_name_each_problem_and_escape_quotes() {
+        let e = DaemonError::Config(ConfigError::Invalid {
+            path: PathBuf::from("/etc/brokerguard/brokerguard.toml"),
+            problems: vec![Problem {
+                line: 12,
+                col: 1,
+                key: "feed[0].stal_after".into(),
+                message: "unknown key; did you mean \"stall_after\"?".into(),
+            }],
+        });
+        let lines: Vec<String> = e.start_alerts().iter().map(|a| a.to_string()).collect();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(
+            lines[0].starts_with(
+                "alert=start_failed reason=config file=/etc/brokerguard/brokerguard.toml problems=1 action=\""
+            ),
+            "{lines:?}"
+        );
+        assert_eq!(
+            lines[1],
+            "alert=start_failed reason=config at=/etc/brokerguard/brokerguard.toml:12:1 key=feed[0].stal_after problem=\"unknown key; did you mean \\\"stall_after\\\"?\""
+        );
+        let held: Vec<String> = DaemonError::Lock(LockError::Held { pid: Some(42) })
+            .start_alerts()
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        assert!(
+            held[0].starts_with("alert=start_failed reason=locked pid=42 problem=\"another brokerguard is running (pid 42)\""),
+            "{held:?}"
+        );
+        let pre: Vec<String> = DaemonError::Preflight(vec!["feed=a layer=tcp refused".into()])
+            .start_alerts()
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(pre.len(), 2);
+        assert_eq!(
+            pre[1],
+            "alert=start_failed reason=preflight problem=\"feed=a layer=tcp refused\""
+        );
+        assert!(
+            lines
+                .iter()
+                .chain(&held)
+                .chain(&pre)
+                .all(|l| l.starts_with("alert="))
+        );
     }
 }

@@ -5,7 +5,8 @@ use crate::clock::Mono;
 use crate::feed::FeedState;
 use crate::feed::health::HealthData;
 use crate::status::schema::{
-    AgentStatus, CheckStatus, ClockStatus, CredentialStatus, FeedStatus, SCHEMA, StatusDoc,
+    AgentStatus, CheckStatus, ClockStatus, CredentialStatus, FeedStatus, ReloadStatus, SCHEMA,
+    StatusDoc,
 };
 use crate::timefmt::{human, rfc3339};
 use std::time::SystemTime;
@@ -62,6 +63,7 @@ pub struct AgentInfo<'a> {
     pub clock: Option<crate::net::http::DriftReading>,
     /// The last REST credential check of each feed, by name.
     pub checks: std::collections::BTreeMap<String, super::validator::Validation>,
+    pub reload: Option<&'a ReloadStatus>,
 }
 
 pub fn status_doc(
@@ -86,6 +88,7 @@ pub fn status_doc(
                 host: r.host.clone(),
                 at: rfc3339(r.at),
             }),
+            reload: agent.reload.cloned().map(Box::new),
         },
         feeds: feeds
             .iter()

@@ -1,15 +1,16 @@
 //! The watchdog thread: once a second it reads every feed's health, carries
 //! out the decisions of [`crate::feed::watchdog::Watchdog`], and tells
 //! systemd `WATCHDOG=1` only while the main loop and every feed thread are
-//! ticking, so a deadlocked agent gets killed and restarted.
+//! ticking, so a deadlocked agent gets killed and restarted. Between ticks
+//! it waits on [`StopSignal`], not a sleep, so a stop never waits for a tick.
 
 use super::feeds::FeedSet;
 use crate::clock::{Clock, Mono};
 use crate::feed::runner::FeedCommand;
 use crate::feed::watchdog::{Action, WATCHDOG_TICK, Watchdog, WatchedFeed};
 use crate::systemd::notify::Notifier;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -27,7 +28,36 @@ pub struct WatchdogShared {
     pub main_tick_ms: AtomicU64,
     pub alert_after: Mutex<Duration>,
     pub alert_repeat: Mutex<Duration>,
-    pub stop: AtomicBool,
+    pub stop: StopSignal,
+}
+
+/// A stop request the watchdog thread waits on between ticks.
+#[derive(Debug, Default)]
+pub struct StopSignal {
+    requested: Mutex<bool>,
+    changed: Condvar,
+}
+
+impl StopSignal {
+    /// Asks the thread to end; it wakes at once.
+    pub fn request(&self) {
+        *self.requested.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.changed.notify_all();
+    }
+
+    pub fn is_requested(&self) -> bool {
+        *self.requested.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits up to `limit`; true when a stop was requested.
+    fn wait(&self, limit: Duration) -> bool {
+        let guard = self.requested.lock().unwrap_or_else(|p| p.into_inner());
+        let (guard, _) = self
+            .changed
+            .wait_timeout_while(guard, limit, |requested| !*requested)
+            .unwrap_or_else(|p| p.into_inner());
+        *guard
+    }
 }
 
 impl WatchdogShared {
@@ -52,7 +82,7 @@ fn run(shared: Arc<WatchdogShared>) {
     );
     let mut last_keepalive: Option<Mono> = None;
     let mut withheld = false;
-    while !shared.stop.load(Ordering::Relaxed) {
+    while !shared.stop.is_requested() {
         let now = shared.clock.mono();
         wd.set_alert_repeat(
             *shared
@@ -125,6 +155,8 @@ fn run(shared: Arc<WatchdogShared>) {
         let tick = shared
             .notify_every
             .map_or(WATCHDOG_TICK, |e| e.min(WATCHDOG_TICK));
-        std::thread::sleep(tick);
+        if shared.stop.wait(tick) {
+            break;
+        }
     }
 }

@@ -131,9 +131,12 @@ impl Fanout {
         };
         let deadline = Instant::now() + STOP_DEADLINE;
         self.stopping.store(true, Ordering::SeqCst);
+        // A connection wakes the accept thread's poll now rather than at
+        // its next tick; it sees `stopping` and never accepts it.
+        let _ = std::os::unix::net::UnixStream::connect(&self.path);
         let mut pending = vec![accept_thread];
-        // The accept thread exits within one tick; once it has, no new
-        // subscriber can appear behind the hub's back.
+        // Once the accept thread has exited, no new subscriber can appear
+        // behind the hub's back.
         join_until(&mut pending, deadline);
         self.hub.close();
         pending.append(&mut self.threads.lock().unwrap_or_else(PoisonError::into_inner));
@@ -208,6 +211,9 @@ fn accept_loop(
                 thread::sleep(ACCEPT_TICK);
                 continue;
             }
+        }
+        if stopping.load(Ordering::SeqCst) {
+            break;
         }
         match listener.accept() {
             Ok((stream, _)) => {

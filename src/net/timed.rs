@@ -3,6 +3,12 @@
 //! what is left, and once nothing is left the call fails with `WouldBlock`.
 //! This bounds multi-read operations (a TLS handshake, a WebSocket upgrade,
 //! one frame arriving a byte at a time) that a per-call timeout cannot.
+//!
+//! A read interrupted by a signal (EINTR) also ends as `WouldBlock`: the
+//! daemon wakes a feed thread that way to stop it at once (see
+//! `daemon::feeds`), and to every layer above (OpenSSL, tungstenite, the
+//! feed's read loop) this must look like "nothing arrived yet", not like a
+//! broken connection that can no longer be closed with 1000.
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -50,7 +56,12 @@ impl Read for TimedTcp {
         if let Some(left) = self.left()? {
             self.tcp.set_read_timeout(Some(left))?;
         }
-        self.tcp.read(buf)
+        match self.tcp.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+            r => r,
+        }
     }
 }
 

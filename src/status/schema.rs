@@ -33,6 +33,10 @@ pub struct AgentStatus {
     /// behind), from which host, when.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock: Option<ClockStatus>,
+    /// The outcome of the last reload (SIGHUP); absent before the first.
+    /// (Boxed: most documents never have one, and they are moved around.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reload: Option<Box<ReloadStatus>>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -44,6 +48,28 @@ pub struct ClockStatus {
     pub host: String,
     /// RFC 3339 UTC of the reading.
     pub at: String,
+}
+
+/// What the last reload did. `brokerguard reload` reads `generation`
+/// before it signals and waits for a larger one, so an earlier reload's
+/// outcome is never taken for its own.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadStatus {
+    /// Reloads handled since the agent started: 1 for the first.
+    pub generation: u64,
+    /// `applied`, or `rejected` (the running configuration was kept).
+    pub result: String,
+    /// RFC 3339 UTC: when the reload finished.
+    pub at: String,
+    /// For a rejected configuration, each problem as `config check` prints
+    /// it: `file:line:col: key: message`. Never contains a secret.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+}
+
+impl ReloadStatus {
+    pub const APPLIED: &'static str = "applied";
+    pub const REJECTED: &'static str = "rejected";
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -330,6 +330,7 @@ mod tests {
                 summary: "1/2 feeds live; kraken: backoff 8s (auth rejected)".into(),
                 config: "/etc/brokerguard/brokerguard.toml".into(),
                 clock: None,
+                reload: None,
             },
             feeds: vec![feed("signals", "live"), {
                 let mut f = feed("kraken", "backoff");

@@ -31,9 +31,9 @@ fn temp_path(path: &Path) -> io::Result<PathBuf> {
     Ok(path.with_file_name(temp))
 }
 
-/// Writes `doc` as pretty JSON to `path` atomically, mode 0644 whatever the
-/// umask (operators run `brokerguard status` as another user). Errors name
-/// the file.
+/// Writes `doc` as pretty JSON to `path` atomically, mode 0640 whatever the
+/// umask: the agent's group reads it (under systemd, brokerguard-clients,
+/// the trading bot's group), others do not. Errors name the file.
 pub fn write_atomic(path: &Path, doc: &StatusDoc) -> io::Result<()> {
     let mut bytes = serde_json::to_vec_pretty(doc).map_err(io::Error::other)?;
     bytes.push(b'\n');
@@ -42,9 +42,9 @@ pub fn write_atomic(path: &Path, doc: &StatusDoc) -> io::Result<()> {
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o644)
+            .mode(0o640)
             .open(&temp)?;
-        file.set_permissions(Permissions::from_mode(0o644))?;
+        file.set_permissions(Permissions::from_mode(0o640))?;
         file.write_all(&bytes)?;
         file.sync_all()?;
         fs::rename(&temp, path)

@@ -2,8 +2,11 @@
 # Runs the installed, hardened unit under a real systemd: boots a Debian
 # bookworm tree (cached by rootfs.sh) with systemd-nspawn, installs the
 # static binary there with install.sh, and checks start, STATUS=, the
-# sandbox, reload, the watchdog, journal priorities, TLS against the system
-# CA store, stop, reinstall and uninstall. One PASS/FAIL/SKIP line per check;
+# sandbox, what the bot's group may and may not read (as a real second
+# user), reload (and a rejected one failing "systemctl reload"), the
+# watchdog, journal priorities, TLS against the system CA store, a failed
+# start naming the file under "journalctl -p err", stop, reinstall and
+# uninstall. One PASS/FAIL/SKIP line per check;
 # exits 1 if any check failed. Needs root, systemd-nspawn, nsenter,
 # dbus-daemon, debootstrap (first run), openssl.
 #
@@ -220,20 +223,24 @@ printf '%s\n' "$out" | sed 's/^/    /'
 
 layout=$(cin stat -c '%a %U:%G %n' /usr/local/bin/brokerguard /etc/brokerguard \
     /etc/brokerguard/brokerguard.toml /etc/brokerguard/credentials.env /var/lib/brokerguard \
+    /usr/local/share/doc/brokerguard /usr/local/share/doc/brokerguard/brokerguard.toml.example \
     /etc/systemd/system/brokerguard.service 2>&1 || true)
 expected_layout="755 root:root /usr/local/bin/brokerguard
 750 root:brokerguard /etc/brokerguard
 640 root:brokerguard /etc/brokerguard/brokerguard.toml
 640 root:brokerguard /etc/brokerguard/credentials.env
-750 brokerguard:brokerguard /var/lib/brokerguard
+700 brokerguard:brokerguard-clients /var/lib/brokerguard
+755 root:root /usr/local/share/doc/brokerguard
+644 root:root /usr/local/share/doc/brokerguard/brokerguard.toml.example
 644 root:root /etc/systemd/system/brokerguard.service"
 if [[ "$layout" == "$expected_layout" ]] &&
     cin getent passwd brokerguard | grep -q ':/var/lib/brokerguard:/usr/sbin/nologin$' &&
+    cin getent group brokerguard-clients >/dev/null &&
     [[ "$(cin systemctl is-enabled brokerguard || true)" == enabled ]]; then
-    pass "install-layout: modes, owners, system user (nologin) and enabled unit as documented"
+    pass "install-layout: modes, owners, system user (nologin), group brokerguard-clients and enabled unit as documented"
 else
     fail "install-layout: got:"
-    printf '%s\n' "$layout" "$(cin getent passwd brokerguard)" \
+    printf '%s\n' "$layout" "$(cin getent passwd brokerguard)" "$(cin getent group brokerguard-clients)" \
         "is-enabled: $(cin systemctl is-enabled brokerguard || true)" | sed 's/^/    /'
 fi
 
@@ -315,6 +322,78 @@ if [[ "$main_pid" != 0 ]]; then
     info "idle RSS of brokerguard run with no feeds under systemd: ${rss:-unknown}"
 fi
 
+# ---------------------------------------------------------------- the bot's group
+
+# A real second user, as the trading bot's would be: in brokerguard-clients
+# it reads status.json and connects to feeds.sock, and reads nothing under
+# /etc/brokerguard. A third user in neither group gets nothing at all.
+cin useradd --system --no-create-home --shell /usr/sbin/nologin bgbot
+cin usermod -aG brokerguard-clients bgbot
+cin useradd --system --no-create-home --shell /usr/sbin/nologin bgother
+runtime=$(cin stat -c '%a %U:%G %n' /run/brokerguard /run/brokerguard/status.json /run/brokerguard/feeds.sock 2>&1 || true)
+expected_runtime="750 brokerguard:brokerguard-clients /run/brokerguard
+640 brokerguard:brokerguard-clients /run/brokerguard/status.json
+660 brokerguard:brokerguard-clients /run/brokerguard/feeds.sock"
+if [[ "$runtime" == "$expected_runtime" ]]; then
+    pass "clients-runtime-modes: $(tr '\n' ';' <<<"$runtime")"
+else
+    fail "clients-runtime-modes: got: $(tr '\n' ';' <<<"$runtime")"
+fi
+if out=$(cin runuser -u bgbot -- brokerguard status 2>&1); then
+    pass "clients-status: brokerguard status as bgbot (group brokerguard-clients, no sudo) exits 0"
+else
+    fail "clients-status: brokerguard status as bgbot exited non-zero: $out"
+fi
+# A subscriber's handshake: it sends a subscribe request and waits for the
+# answer, which proves the agent accepted the connection.
+cat >"$root/usr/local/share/bg-ci-subscribe.pl" <<'PERL'
+use strict;
+use IO::Socket::UNIX;
+my $s = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => "/run/brokerguard/feeds.sock")
+    or die "connect: $!\n";
+print $s "{\"subscribe\":[]}\n";
+$SIG{ALRM} = sub { die "no answer within 5 s\n" };
+alarm 5;
+while (my $line = <$s>) {
+    if ($line =~ /"subscribed"/) { print $line; exit 0; }
+}
+die "closed without an answer\n";
+PERL
+chmod 0644 "$root/usr/local/share/bg-ci-subscribe.pl"
+if out=$(cin runuser -u bgbot -- perl /usr/local/share/bg-ci-subscribe.pl 2>&1); then
+    pass "clients-socket: bgbot connected to feeds.sock and got $out"
+else
+    fail "clients-socket: bgbot could not subscribe on feeds.sock: $out"
+fi
+secrets_closed=true
+for f in /etc/brokerguard/credentials.env /etc/brokerguard/brokerguard.toml; do
+    if cin runuser -u bgbot -- cat "$f" >/dev/null 2>&1; then
+        secrets_closed=false
+        fail "clients-no-secrets: bgbot can read $f"
+    fi
+done
+if $secrets_closed; then
+    pass "clients-no-secrets: bgbot cannot read /etc/brokerguard/credentials.env nor brokerguard.toml ($(cin runuser -u bgbot -- cat /etc/brokerguard/credentials.env 2>&1 | head -n 1))"
+fi
+if ! cin runuser -u bgother -- cat /run/brokerguard/status.json >/dev/null 2>&1 &&
+    ! cin runuser -u bgother -- perl /usr/local/share/bg-ci-subscribe.pl >/dev/null 2>&1; then
+    pass "clients-others: bgother (in neither group) can neither read status.json nor connect to feeds.sock"
+else
+    fail "clients-others: bgother, in neither group, got at status.json or feeds.sock"
+fi
+if out=$(cin brokerguard doctor 2>&1); then
+    info "doctor as root: exit 0"
+else
+    info "doctor as root: exit $? ($(grep -c . <<<"$out") lines)"
+fi
+cin usermod -aG brokerguard bgother
+if grep -q 'has members besides the service user: bgother' <<<"$(cin brokerguard doctor 2>&1)"; then
+    pass "doctor-service-group: doctor flags bgother in group brokerguard (it could read every secret)"
+else
+    fail "doctor-service-group: doctor did not flag bgother in group brokerguard: $(cin brokerguard doctor 2>&1 | tail -n 5 | tr '\n' '|')"
+fi
+cin gpasswd -d bgother brokerguard >/dev/null
+
 # ---------------------------------------------------------------- reload
 
 before=$(show MainPID)
@@ -388,7 +467,7 @@ if ! wait_for 10 feed_listed closed; then
     feed_engine=false
 else
     feed_engine=true
-    alert_seen() { main_log -p err | grep -q '^alert=feed_down'; }
+    alert_seen() { grep -q '^alert=feed_down' <<<"$(main_log -p err)"; }
     if wait_for 30 alert_seen; then
         pass "journal-alerts: journalctl -p err shows '$(main_log -p err | grep -m1 '^alert=feed_down')'"
     else
@@ -455,7 +534,7 @@ url = \"wss://localhost:$tls_port/\""
         rm -f "$root/usr/local/share/ca-certificates/brokerguard-ci.crt"
         cin update-ca-certificates --fresh >/dev/null 2>&1
         restart_agent
-        cert_error() { main_log | grep -qi 'certificate'; }
+        cert_error() { grep -qi 'certificate' <<<"$(main_log)"; }
         if wait_for 30 cert_error && ! cin brokerguard status >/dev/null 2>&1; then
             pass "tls-untrusted: without the CA the feed is not live and the journal says: $(main_log | grep -i -m1 certificate)"
         else
@@ -484,6 +563,63 @@ if [[ -z "$non_alert" && -z "$unit_other" ]]; then
 else
     fail "journal-only-alerts: lines at priority err that are not alerts:"
     printf '%s\n' "$non_alert" "$unit_other" | grep . | head -n 10 | sed 's/^/    /'
+fi
+
+# ---------------------------------------------------------------- rejected reload
+
+write_config ""
+restart_agent
+before=$(show MainPID)
+printf 'stal_after = "5s"\n' >>"$root/etc/brokerguard/brokerguard.toml"
+bad_line=$(grep -n '^stal_after' "$root/etc/brokerguard/brokerguard.toml" | cut -d: -f1)
+if out=$(cin timeout 60 systemctl reload brokerguard 2>&1); then
+    fail "reload-rejected: systemctl reload succeeded with an invalid configuration"
+else
+    rc=$?
+    # systemctl exits 1 for any failed job; what failed it is ExecReload='s
+    # own status: brokerguard reload's 78, "rejected".
+    reload_status=$(show ExecReload | sed -n 's/.*status=\([0-9]*\).*/\1/p')
+    if [[ "$reload_status" == 78 && "$(cin systemctl is-active brokerguard || true)" == active &&
+        "$(show MainPID)" == "$before" ]] &&
+        grep -q "/etc/brokerguard/brokerguard.toml:$bad_line:1: .*stal_after" <<<"$(agent_log)"; then
+        pass "reload-rejected: systemctl reload exited $rc (ExecReload= status $reload_status), the journal names /etc/brokerguard/brokerguard.toml:$bad_line:1, still active as MainPID $before"
+    else
+        fail "reload-rejected: systemctl exit $rc, ExecReload= status '$reload_status', $(cin systemctl is-active brokerguard || true), MainPID $before -> $(show MainPID): $(agent_log | tail -n 5 | tr '\n' '|')"
+    fi
+fi
+write_config ""
+if cin timeout 60 systemctl reload brokerguard 2>&1 && [[ "$(show MainPID)" == "$before" ]]; then
+    pass "reload-applied: systemctl reload of the fixed file exits 0 ($(agent_log | grep -o 'reloaded .*applied.*' | tail -n 1))"
+else
+    fail "reload-applied: systemctl reload of a valid file failed: $(agent_log | tail -n 5 | tr '\n' '|')"
+fi
+
+# ---------------------------------------------------------------- failed start
+
+# A bad configuration at start: exit 78, no restart loop, and the reason at
+# error priority, so "journalctl -u brokerguard -p err" names file:line:col.
+cin systemctl stop brokerguard
+write_config 'bogus_key = 1'
+bad_line=$(grep -n '^bogus_key' "$root/etc/brokerguard/brokerguard.toml" | cut -d: -f1)
+cin systemctl reset-failed brokerguard 2>/dev/null || true
+cin timeout 100 systemctl start brokerguard >/dev/null 2>&1 || true
+# (grep reads a here-string, not a pipe: grep -q stops reading at the first
+# match, and under pipefail the writer's SIGPIPE would fail the check.)
+start_failed_seen() {
+    grep -q "^alert=start_failed reason=config at=/etc/brokerguard/brokerguard.toml:$bad_line:1 key=agent.bogus_key" \
+        <<<"$(cin journalctl -q --no-pager -o cat -u brokerguard -p err)"
+}
+if wait_for 20 start_failed_seen && [[ "$(show ExecMainStatus)" == 78 ]]; then
+    pass "start-failed-journal: exit 78; journalctl -u brokerguard -p err: '$(cin journalctl -q --no-pager -o cat -u brokerguard -p err | grep -m1 "^alert=start_failed reason=config at=")'"
+else
+    fail "start-failed-journal: ExecMainStatus $(show ExecMainStatus); journalctl -p err: $(cin journalctl -q --no-pager -o cat -u brokerguard -p err | tail -n 5 | tr '\n' '|')"
+    dump_journal
+fi
+non_alert=$(agent_log -p err | grep -v '^alert=' || true)
+if [[ -z "$non_alert" ]]; then
+    pass "start-failed-only-alerts: every agent line at priority err is still an alert= line"
+else
+    fail "start-failed-only-alerts: agent lines at err that are not alerts: $(head -n 3 <<<"$non_alert" | tr '\n' '|')"
 fi
 
 # ---------------------------------------------------------------- stop
@@ -525,6 +661,19 @@ else
     diff <(printf '%s\n' "$before") <(printf '%s\n' "$after") | sed 's/^/    /' || true
 fi
 
+# An operator's own mode on /etc/brokerguard is kept, and reported with what
+# it means: 0700 root:brokerguard shuts the service out.
+cin chmod 0700 /etc/brokerguard
+out=$(cin "$src/install.sh" --binary "$src/brokerguard" 2>&1) || fail "reinstall-kept-mode: install.sh failed: $out"
+if [[ "$(cin stat -c %a /etc/brokerguard)" == 700 ]] &&
+    grep -q '^install.sh: kept existing /etc/brokerguard/ as it is: 0700 root:brokerguard' <<<"$out" &&
+    grep -q '^install.sh: warning: the service (group brokerguard) cannot read /etc/brokerguard/' <<<"$out"; then
+    pass "reinstall-kept-mode: an operator's 0700 on /etc/brokerguard is kept, reported, and flagged as shutting the service out"
+else
+    fail "reinstall-kept-mode: mode $(cin stat -c %a /etc/brokerguard); install.sh said: $(grep /etc/brokerguard/ <<<"$out" | tr '\n' '|')"
+fi
+cin chmod 0750 /etc/brokerguard
+
 # ---------------------------------------------------------------- uninstall
 
 rm -rf "$root/etc/systemd/system/brokerguard.service.d"
@@ -541,8 +690,10 @@ else
 fi
 
 out=$(cin "$src/install.sh" --uninstall --purge 2>&1) || fail "purge: install.sh --uninstall --purge failed: $out"
-if [[ ! -e "$root/etc/brokerguard" && ! -e "$root/var/lib/brokerguard" ]] && ! cin getent passwd brokerguard >/dev/null; then
-    pass "purge: /etc/brokerguard, /var/lib/brokerguard and the user removed"
+if [[ ! -e "$root/etc/brokerguard" && ! -e "$root/var/lib/brokerguard" ]] &&
+    cin getent passwd brokerguard >/dev/null && cin getent group brokerguard-clients >/dev/null &&
+    grep -q 'kept system user brokerguard' <<<"$out"; then
+    pass "purge: /etc/brokerguard and /var/lib/brokerguard removed; the system user and groups kept, as it says"
 else
     fail "purge: $(printf '%s' "$out" | tr '\n' '|')"
 fi
