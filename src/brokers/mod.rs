@@ -2,6 +2,7 @@
 //! daemon, `check` and `doctor` call [`build`] with a feed's configuration
 //! and its credentials and get back something the feed engine can drive.
 
+pub mod kite;
 pub mod websocket;
 
 use crate::config::{BrokerKind, FeedConfig};
