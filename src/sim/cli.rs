@@ -25,13 +25,16 @@ pub struct SimCommand {
 
 /// The broker-specific simulators (`brokerguard sim <broker> --help`).
 #[derive(clap::Subcommand, Debug, Clone)]
-pub enum SimBroker {}
+pub enum SimBroker {
+    /// Zerodha Kite: the ticker WebSocket and the login REST calls.
+    Kite(Box<super::kite::KiteSimArgs>),
+}
 
 /// Runs the chosen simulator until `stop` is set.
 pub fn run_command(cmd: &SimCommand, stop: &AtomicBool) -> Result<(), SimCliError> {
     match &cmd.broker {
         None => run_cli(&cmd.generic, stop),
-        Some(b) => match *b {},
+        Some(SimBroker::Kite(args)) => super::kite::run_kite_cli(args, stop),
     }
 }
 

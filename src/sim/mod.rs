@@ -8,6 +8,7 @@
 mod cli;
 mod conn;
 mod fault;
+pub mod kite;
 mod protocol;
 mod server;
 mod stats;

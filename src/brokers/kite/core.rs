@@ -201,10 +201,38 @@ impl TickerCore {
                 message: format!("Kite ticker error message: {detail}"),
             });
         }
-        // Compact: one message is one fan-out line, whatever Kite's spacing.
-        out.push(Action::Data(v.to_string()));
+        // One message is one fan-out line, whatever Kite's spacing. The
+        // text is compacted, not re-serialized from `v`: numbers (order
+        // prices) must reach the bot exactly as Kite wrote them.
+        out.push(Action::Data(compact_json(text)));
         out
     }
+}
+
+/// `text` (valid JSON) without the whitespace between tokens; strings and
+/// numbers are copied byte for byte.
+fn compact_json(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_string = false;
+    let mut escaped = false;
+    for c in text.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
+            out.push(c);
+        }
+    }
+    out
 }
 
 impl ProtocolCore for TickerCore {
@@ -428,12 +456,12 @@ mod tests {
                 )],
             ),
             (
-                Inbound::Text(r#"{"type": "order", "data": {"order_id": "1", "status": "COMPLETE"}}"#),
-                vec![Action::Data(r#"{"data":{"order_id":"1","status":"COMPLETE"},"type":"order"}"#.into())],
+                Inbound::Text(r#"{"type": "order", "data": {"order_id": "1", "status": "COMPLETE", "price": 1234.55}}"#),
+                vec![Action::Data(r#"{"type":"order","data":{"order_id":"1","status":"COMPLETE","price":1234.55}}"#.into())],
             ),
             (
-                Inbound::Text("{\"type\":\"message\",\n\"data\":\"hello\"}"),
-                vec![Action::Data(r#"{"data":"hello","type":"message"}"#.into())],
+                Inbound::Text("{\"type\":\"message\",\r\n\t\"data\" : \"a \\\" b\\\\\"}"),
+                vec![Action::Data(r#"{"type":"message","data":"a \" b\\"}"#.into())],
             ),
             (
                 Inbound::Text(r#"{"type":"error","data":"Invalid\nmode"}"#),
@@ -442,7 +470,7 @@ mod tests {
                         level: log::Level::Warn,
                         message: "Kite ticker error message: Invalid mode".into(),
                     },
-                    Action::Data(r#"{"data":"Invalid\nmode","type":"error"}"#.into()),
+                    Action::Data(r#"{"type":"error","data":"Invalid\nmode"}"#.into()),
                 ],
             ),
             (
