@@ -577,3 +577,31 @@ fn close_fault_and_silence() {
     assert_eq!(code, Some(1001));
     assert_eq!(sim.stats().close_codes_sent, [1001]);
 }
+
+#[test]
+fn rest_faults_use_kites_error_shapes() {
+    let sim = sim();
+    let key = Secret::new(sim.api_key());
+    let token = Secret::new(TOKEN);
+    for (status, class) in [
+        (429, ErrorClass::RateLimited { retry_after: None }),
+        (503, ErrorClass::Network),
+        (502, ErrorClass::Network),
+        (500, ErrorClass::Network),
+    ] {
+        sim.set_rest_fault(Some(status));
+        let (got, body) = http(&sim.rest_url(), &profile_request(&key, &token));
+        assert_eq!(got, status);
+        let e = parse_profile(got, &body, "main").unwrap_err();
+        assert_eq!(e.class(), class, "{status}: {e}");
+    }
+    sim.set_rest_fault(None);
+    let (status, body) = http(&sim.rest_url(), &profile_request(&key, &token));
+    assert!(parse_profile(status, &body, "main").is_ok());
+    // Without X-Kite-Version the simulator refuses (its own rule), so a
+    // request builder that forgot the header fails here.
+    let mut bare = profile_request(&key, &token);
+    bare.headers.retain(|(n, _)| n != "X-Kite-Version");
+    let (status, body) = http(&sim.rest_url(), &bare);
+    assert_eq!(status, 400, "{body}");
+}

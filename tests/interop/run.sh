@@ -11,7 +11,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 venv="$repo/target/interop-venv"
 python="${PYTHON:-python3}"
-suites=(ws_client_vs_sim.py agent_vs_ws_server.py)
+suites=(ws_client_vs_sim.py agent_vs_ws_server.py kite_vs_sim.py)
 # A suite that hangs is killed after this many seconds and counted as failed.
 suite_timeout=180
 
