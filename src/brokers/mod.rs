@@ -5,6 +5,7 @@
 //! built from a feed's common keys.
 
 pub mod ibkr;
+pub mod kite;
 pub mod kraken;
 pub mod registry;
 pub mod websocket;

@@ -30,6 +30,8 @@ pub enum SimBroker {
     Tws(super::tws::TwsArgs),
     /// Kraken: signed REST and WebSocket v2 with verified books (`brokerguard sim kraken --help`).
     Kraken(super::kraken::KrakenSimArgs),
+    /// Zerodha Kite: the ticker WebSocket and the login REST calls.
+    Kite(Box<super::kite::KiteSimArgs>),
 }
 
 /// Runs the chosen simulator until `stop` is set.
@@ -39,6 +41,7 @@ pub fn run_command(cmd: &SimCommand, stop: &AtomicBool) -> Result<(), SimCliErro
         Some(SimBroker::Tws(args)) => super::tws::run_tws(args, stop),
         Some(SimBroker::Kraken(args)) => super::kraken::run_kraken_cli(args, stop)
             .map_err(|e| SimCliError::Broker(e.to_string())),
+        Some(SimBroker::Kite(args)) => super::kite::run_kite_cli(args, stop),
     }
 }
 

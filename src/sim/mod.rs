@@ -8,6 +8,7 @@
 mod cli;
 mod conn;
 mod fault;
+pub mod kite;
 pub mod kraken;
 mod protocol;
 mod server;

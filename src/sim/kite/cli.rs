@@ -1,0 +1,174 @@
+//! `brokerguard sim kite`: the Kite simulator (ticker and REST) in the
+//! foreground, one line per connection event, until the caller's stop flag
+//! is set.
+
+use super::fault::{KITE_FAULT_HELP, KiteFault};
+use super::server::{BindFailed, KiteSim, KiteSimConfig};
+use crate::config::parse_duration;
+use crate::sim::SimCliError;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Arguments of `brokerguard sim kite`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct KiteSimArgs {
+    /// Port on 127.0.0.1 for the ticker WebSocket (0 picks a free one).
+    #[arg(long, default_value_t = 8766)]
+    pub ticker_port: u16,
+    /// Port on 127.0.0.1 for the REST API (0 picks a free one).
+    #[arg(long, default_value_t = 8767)]
+    pub rest_port: u16,
+    /// The api_key clients must present.
+    #[arg(long, value_name = "KEY")]
+    pub api_key: Option<String>,
+    /// The api_secret that checksums are computed with.
+    #[arg(long, value_name = "SECRET")]
+    pub api_secret: Option<String>,
+    /// An access token accepted from the start (repeat for several).
+    #[arg(long = "access-token", value_name = "TOKEN")]
+    pub access_tokens: Vec<String>,
+    /// A request token /session/token accepts once (repeat for several).
+    #[arg(long = "request-token", value_name = "TOKEN")]
+    pub request_tokens: Vec<String>,
+    /// Send a data frame to subscribed clients this often, e.g. "500ms".
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]
+    pub data_every: Duration,
+    /// Send a 1-byte heartbeat after this long without a frame.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1s")]
+    pub heartbeat_every: Duration,
+    /// A ticker fault in force from the start: lie-once[:count|length|unknown|trailing] |
+    /// lie-always[:KIND] | heartbeats-only | silent | frozen | close:CODE | http:STATUS
+    #[arg(long, value_name = "FAULT")]
+    pub fault: Option<KiteFault>,
+    /// Faults over time: "DELAY=FAULT,..." (each delay from the previous
+    /// step; "clear" ends a fault), e.g. "5s=lie-once,5s=http:429,3s=clear".
+    #[arg(long, value_name = "STEPS", value_parser = parse_script)]
+    pub script: Option<KiteScript>,
+}
+
+/// A parsed `--script`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KiteScript(pub Vec<(Duration, Option<KiteFault>)>);
+
+fn parse_script(s: &str) -> Result<KiteScript, String> {
+    let mut steps = Vec::new();
+    for step in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (delay, fault) = step.split_once('=').ok_or_else(|| {
+            format!("script step \"{step}\" must look like DELAY=FAULT, e.g. 10s=lie-once")
+        })?;
+        let delay = parse_duration(delay)?;
+        let fault = match fault.trim() {
+            "clear" | "none" => None,
+            f => Some(f.parse::<KiteFault>()?),
+        };
+        steps.push((delay, fault));
+    }
+    if steps.is_empty() {
+        return Err(format!(
+            "empty script; write e.g. \"5s=lie-once,5s=clear\" (faults: {KITE_FAULT_HELP})"
+        ));
+    }
+    Ok(KiteScript(steps))
+}
+
+/// Runs the Kite simulator until `stop` is set, printing one line per event.
+pub fn run_kite_cli(args: &KiteSimArgs, stop: &AtomicBool) -> Result<(), SimCliError> {
+    let (tx, rx) = mpsc::channel();
+    let defaults = KiteSimConfig::default();
+    let cfg = KiteSimConfig {
+        ticker_port: args.ticker_port,
+        rest_port: args.rest_port,
+        api_key: args.api_key.clone().unwrap_or(defaults.api_key),
+        api_secret: args.api_secret.clone().unwrap_or(defaults.api_secret),
+        access_tokens: args.access_tokens.clone(),
+        request_tokens: args.request_tokens.clone(),
+        data_every: Some(args.data_every),
+        heartbeat_every: Some(args.heartbeat_every),
+        fault: args.fault.clone(),
+        events: Some(tx),
+        ..defaults
+    };
+    let handle = KiteSim::start(cfg).map_err(|source| SimCliError::Start {
+        port: source
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<BindFailed>())
+            .map_or(args.ticker_port, |b| b.port),
+        source,
+    })?;
+    println!(
+        "kite simulator listening: ticker {} rest {} ({} access token(s), {} request token(s), fault: {})",
+        handle.ticker_url(),
+        handle.rest_url(),
+        args.access_tokens.len(),
+        args.request_tokens.len(),
+        args.fault
+            .as_ref()
+            .map_or("none".to_string(), KiteFault::to_string),
+    );
+    if let Some(KiteScript(steps)) = &args.script {
+        handle.run_script(steps.clone());
+    }
+    while !stop.load(Ordering::SeqCst) {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            println!("{line}");
+        }
+    }
+    handle.stop();
+    while let Ok(line) = rx.try_recv() {
+        println!("{line}");
+    }
+    println!("kite simulator stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::encode::Lie;
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        sim: KiteSimArgs,
+    }
+
+    #[test]
+    fn parses_flags() {
+        let w = Wrap::try_parse_from([
+            "kite",
+            "--ticker-port",
+            "0",
+            "--access-token",
+            "a",
+            "--access-token",
+            "b",
+            "--request-token",
+            "r",
+            "--data-every",
+            "250ms",
+            "--fault",
+            "lie-always:unknown",
+            "--script",
+            "1s=http:429, 2s=clear",
+        ])
+        .unwrap();
+        assert_eq!((w.sim.ticker_port, w.sim.rest_port), (0, 8767));
+        assert_eq!(w.sim.access_tokens, ["a", "b"]);
+        assert_eq!(w.sim.request_tokens, ["r"]);
+        assert_eq!(w.sim.data_every, Duration::from_millis(250));
+        assert_eq!(w.sim.fault, Some(KiteFault::LieAlways(Lie::Unknown)));
+        assert_eq!(
+            w.sim.script,
+            Some(KiteScript(vec![
+                (
+                    Duration::from_secs(1),
+                    Some(KiteFault::RejectUpgrade { status: 429 })
+                ),
+                (Duration::from_secs(2), None)
+            ]))
+        );
+        assert!(Wrap::try_parse_from(["kite", "--fault", "explode"]).is_err());
+    }
+}

@@ -1,0 +1,519 @@
+//! The Kite simulator's listeners, shared state and handle: a ticker
+//! WebSocket listener and a REST listener on 127.0.0.1, an accept thread
+//! for each, one thread per connection, and a handle through which a test
+//! changes tokens and faults, sends text messages, and waits on the stats.
+
+use super::fault::KiteFault;
+use super::stats::{KiteSimStats, SharedStats};
+use super::{rest, ticker};
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant, SystemTime};
+
+/// How often idle threads look at the stop flag and the fault.
+pub(crate) const TICK: Duration = Duration::from_millis(20);
+
+/// How to start a Kite simulator. [`Default`] gives test credentials in
+/// Kite's shapes, no access token, data every 100 ms and a heartbeat
+/// after 1 s of quiet.
+#[derive(Clone, Debug)]
+pub struct KiteSimConfig {
+    /// 0 picks any free port.
+    pub ticker_port: u16,
+    pub rest_port: u16,
+    pub api_key: String,
+    pub api_secret: String,
+    pub user_id: String,
+    /// Access tokens the ticker and `/user/profile` accept from the start.
+    pub access_tokens: Vec<String>,
+    /// Request tokens `/session/token` accepts (each once).
+    pub request_tokens: Vec<String>,
+    /// Period of data frames to connections with subscriptions.
+    pub data_every: Option<Duration>,
+    /// A 1-byte heartbeat after this long without a frame.
+    pub heartbeat_every: Option<Duration>,
+    pub fault: Option<KiteFault>,
+    /// One line per connection event (for the CLI).
+    pub events: Option<Sender<String>>,
+}
+
+impl Default for KiteSimConfig {
+    fn default() -> Self {
+        KiteSimConfig {
+            ticker_port: 0,
+            rest_port: 0,
+            api_key: "simapikey0000001".into(),
+            api_secret: "simsecret0000000000000000000001a".into(),
+            user_id: "SIM001".into(),
+            access_tokens: Vec::new(),
+            request_tokens: Vec::new(),
+            data_every: Some(Duration::from_millis(100)),
+            heartbeat_every: Some(Duration::from_secs(1)),
+            fault: None,
+            events: None,
+        }
+    }
+}
+
+struct FaultState {
+    current: Option<KiteFault>,
+    generation: u64,
+    /// Every change, so a connection sees one-shot faults set and cleared
+    /// between two of its turns.
+    history: Vec<(u64, Option<KiteFault>)>,
+}
+
+pub(crate) struct Shared {
+    pub ticker_addr: SocketAddr,
+    pub rest_addr: SocketAddr,
+    pub api_key: String,
+    pub api_secret: String,
+    pub user_id: String,
+    pub data_every: Option<Duration>,
+    pub heartbeat_every: Option<Duration>,
+    pub stats: SharedStats,
+    stop: AtomicBool,
+    access_tokens: Mutex<HashSet<String>>,
+    /// Request token → already used.
+    request_tokens: Mutex<HashMap<String, bool>>,
+    minted: AtomicU64,
+    fault: Mutex<FaultState>,
+    seen: Mutex<HashMap<usize, u64>>,
+    seen_changed: Condvar,
+    rest_fault: Mutex<Option<u16>>,
+    /// Text messages for every open ticker connection, in order.
+    broadcasts: Mutex<Vec<String>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    events: Option<Sender<String>>,
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The outcome of presenting a request token.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Redeem {
+    Unknown,
+    Used,
+}
+
+impl Shared {
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    pub fn access_token_ok(&self, token: &str) -> bool {
+        lock(&self.access_tokens).contains(token)
+    }
+
+    /// Marks a request token used if it is known and unused.
+    pub fn redeem(&self, request_token: &str, checksum_ok: bool) -> Result<(), Redeem> {
+        let mut tokens = lock(&self.request_tokens);
+        match tokens.get_mut(request_token) {
+            None => Err(Redeem::Unknown),
+            Some(true) => Err(Redeem::Used),
+            Some(used) => {
+                // A wrong checksum does not use the token up: the operator
+                // can fix the secret and retry within the token's minutes.
+                if checksum_ok {
+                    *used = true;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// A new random-looking token of 32 lower-case hex digits.
+    pub fn mint(&self, what: &str) -> String {
+        let n = self.minted.fetch_add(1, Ordering::SeqCst);
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let digest = Sha256::digest(format!("{what}:{n}:{nanos}:{}", self.api_secret));
+        digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    pub fn add_access_token(&self, token: String) {
+        lock(&self.access_tokens).insert(token);
+    }
+
+    pub fn rest_fault(&self) -> Option<u16> {
+        *lock(&self.rest_fault)
+    }
+
+    pub fn current_fault(&self) -> (Option<KiteFault>, u64) {
+        let f = lock(&self.fault);
+        (f.current.clone(), f.generation)
+    }
+
+    /// Fault changes after generation `seen`, in order, and the latest generation.
+    pub fn fault_changes_since(&self, seen: u64) -> (Vec<Option<KiteFault>>, u64) {
+        let f = lock(&self.fault);
+        if f.generation == seen {
+            return (Vec::new(), seen);
+        }
+        let changes = f
+            .history
+            .iter()
+            .filter(|(g, _)| *g > seen)
+            .map(|(_, c)| c.clone())
+            .collect();
+        (changes, f.generation)
+    }
+
+    pub fn ack(&self, id: usize, generation: u64) {
+        lock(&self.seen).insert(id, generation);
+        self.seen_changed.notify_all();
+    }
+
+    pub fn forget(&self, id: usize) {
+        lock(&self.seen).remove(&id);
+        self.seen_changed.notify_all();
+    }
+
+    fn wait_seen(&self, generation: u64) {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let mut seen = lock(&self.seen);
+        while !self.stopping() && seen.values().any(|g| *g < generation) {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return;
+            };
+            seen = self
+                .seen_changed
+                .wait_timeout(seen, left.min(TICK))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    fn set_fault(&self, fault: Option<KiteFault>) {
+        let generation = {
+            let mut f = lock(&self.fault);
+            f.generation += 1;
+            let g = f.generation;
+            f.history.push((g, fault.clone()));
+            f.current = fault.clone();
+            g
+        };
+        self.event(match &fault {
+            Some(f) => format!("fault set: {f}"),
+            None => "fault cleared".into(),
+        });
+        self.wait_seen(generation);
+    }
+
+    /// Broadcast texts from index `from` on, and the index after them.
+    pub fn broadcasts_since(&self, from: usize) -> (Vec<String>, usize) {
+        let b = lock(&self.broadcasts);
+        (
+            b.get(from..).map(<[String]>::to_vec).unwrap_or_default(),
+            b.len(),
+        )
+    }
+
+    pub fn event(&self, line: String) {
+        if let Some(tx) = &self.events {
+            let _ = tx.send(line);
+        }
+    }
+
+    pub fn spawn(&self, name: String, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
+        let handle = thread::Builder::new().name(name).spawn(f)?;
+        let mut threads = lock(&self.threads);
+        let (done, running): (Vec<_>, Vec<_>) = threads.drain(..).partition(|h| h.is_finished());
+        *threads = running;
+        threads.push(handle);
+        drop(threads);
+        for h in done {
+            let _ = h.join();
+        }
+        Ok(())
+    }
+}
+
+/// A listener could not be bound: which port (inside the `io::Error`
+/// that [`KiteSim::start`] returns).
+#[derive(Debug)]
+pub struct BindFailed {
+    pub port: u16,
+    pub source: io::Error,
+}
+
+impl std::fmt::Display for BindFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.source.fmt(f)
+    }
+}
+
+impl std::error::Error for BindFailed {}
+
+fn bind(port: u16) -> io::Result<TcpListener> {
+    let listen = || -> io::Result<TcpListener> {
+        let l = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))?;
+        l.set_nonblocking(true)?;
+        Ok(l)
+    };
+    listen().map_err(|source| io::Error::new(source.kind(), BindFailed { port, source }))
+}
+
+/// Starts Kite simulators.
+pub struct KiteSim;
+
+impl KiteSim {
+    pub fn start(cfg: KiteSimConfig) -> io::Result<KiteSimHandle> {
+        let ticker_listener = bind(cfg.ticker_port)?;
+        let rest_listener = bind(cfg.rest_port)?;
+        let shared = Arc::new(Shared {
+            ticker_addr: ticker_listener.local_addr()?,
+            rest_addr: rest_listener.local_addr()?,
+            api_key: cfg.api_key,
+            api_secret: cfg.api_secret,
+            user_id: cfg.user_id,
+            data_every: cfg.data_every.filter(|d| !d.is_zero()),
+            heartbeat_every: cfg.heartbeat_every.filter(|d| !d.is_zero()),
+            stats: SharedStats::default(),
+            stop: AtomicBool::new(false),
+            access_tokens: Mutex::new(cfg.access_tokens.into_iter().collect()),
+            request_tokens: Mutex::new(
+                cfg.request_tokens.into_iter().map(|t| (t, false)).collect(),
+            ),
+            minted: AtomicU64::new(0),
+            fault: Mutex::new(FaultState {
+                current: cfg.fault,
+                generation: 0,
+                history: Vec::new(),
+            }),
+            seen: Mutex::new(HashMap::new()),
+            seen_changed: Condvar::new(),
+            rest_fault: Mutex::new(None),
+            broadcasts: Mutex::new(Vec::new()),
+            threads: Mutex::new(Vec::new()),
+            events: cfg.events,
+        });
+        let s = shared.clone();
+        let ticker_accept = thread::Builder::new()
+            .name("kite-sim-ticker".into())
+            .spawn(move || accept_loop(s, ticker_listener, Kind::Ticker))?;
+        let s = shared.clone();
+        let rest_accept = thread::Builder::new()
+            .name("kite-sim-rest".into())
+            .spawn(move || accept_loop(s, rest_listener, Kind::Rest))?;
+        Ok(KiteSimHandle {
+            shared,
+            accept: Mutex::new(vec![ticker_accept, rest_accept]),
+        })
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Ticker,
+    Rest,
+}
+
+fn accept_loop(shared: Arc<Shared>, listener: TcpListener, kind: Kind) {
+    let mut rest_id = 0usize;
+    while !shared.stopping() {
+        match listener.accept() {
+            Ok((tcp, peer)) => {
+                let s = shared.clone();
+                let started = match kind {
+                    Kind::Ticker => {
+                        let generation = shared.current_fault().1;
+                        let id = shared.stats.update(|st| {
+                            st.ticker_connections += 1;
+                            st.live_connections += 1;
+                            (st.ticker_connections - 1) as usize
+                        });
+                        shared.event(format!("ticker conn {id} from {peer}: accepted"));
+                        shared.spawn(format!("kite-sim-ws-{id}"), move || {
+                            ticker::serve(s, id, tcp, generation)
+                        })
+                    }
+                    Kind::Rest => {
+                        rest_id += 1;
+                        shared.spawn(format!("kite-sim-http-{rest_id}"), move || {
+                            rest::serve(&s, tcp)
+                        })
+                    }
+                };
+                if let Err(e) = started {
+                    if let Kind::Ticker = kind {
+                        shared.stats.update(|st| st.live_connections -= 1);
+                    }
+                    shared.event(format!("cannot start a connection thread: {e}"));
+                }
+            }
+            Err(_) => thread::sleep(Duration::from_millis(5)),
+        }
+    }
+}
+
+/// A running Kite simulator; stops when dropped.
+pub struct KiteSimHandle {
+    shared: Arc<Shared>,
+    accept: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl KiteSimHandle {
+    pub fn ticker_port(&self) -> u16 {
+        self.shared.ticker_addr.port()
+    }
+
+    pub fn rest_port(&self) -> u16 {
+        self.shared.rest_addr.port()
+    }
+
+    /// `ws://127.0.0.1:PORT/`: the ticker's base URL (a feed's `url`).
+    pub fn ticker_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/", self.ticker_port())
+    }
+
+    /// `http://127.0.0.1:PORT`: the REST root (a feed's `rest_url`).
+    pub fn rest_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.rest_port())
+    }
+
+    pub fn api_key(&self) -> &str {
+        &self.shared.api_key
+    }
+
+    pub fn api_secret(&self) -> &str {
+        &self.shared.api_secret
+    }
+
+    pub fn user_id(&self) -> &str {
+        &self.shared.user_id
+    }
+
+    /// A new request token, as Kite's redirect would carry after a login;
+    /// `/session/token` accepts it once.
+    pub fn issue_request_token(&self) -> String {
+        let t = self.shared.mint("request");
+        lock(&self.shared.request_tokens).insert(t.clone(), false);
+        t
+    }
+
+    /// Accepts this access token too (as if issued by a login).
+    pub fn add_access_token(&self, token: impl Into<String>) {
+        self.shared.add_access_token(token.into());
+    }
+
+    /// Replaces the accepted access tokens (an empty set: 06:00 IST came).
+    pub fn set_access_tokens<I, S>(&self, tokens: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        *lock(&self.shared.access_tokens) = tokens.into_iter().map(Into::into).collect();
+    }
+
+    /// The access tokens accepted now (a test tool: the simulator's tokens
+    /// are its own, not real secrets).
+    pub fn access_tokens(&self) -> Vec<String> {
+        let mut v: Vec<String> = lock(&self.shared.access_tokens).iter().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Sets the ticker fault; returns once every open connection has seen
+    /// it (at most about a second).
+    pub fn set_fault(&self, fault: KiteFault) {
+        self.shared.set_fault(Some(fault));
+    }
+
+    pub fn clear_fault(&self) {
+        self.shared.set_fault(None);
+    }
+
+    pub fn fault(&self) -> Option<KiteFault> {
+        self.shared.current_fault().0
+    }
+
+    /// Every REST request is answered with this HTTP status and Kite's
+    /// error shape for it (429, 500, 502, 503, …), until set to None.
+    pub fn set_rest_fault(&self, status: Option<u16>) {
+        *lock(&self.shared.rest_fault) = status;
+    }
+
+    /// Sends a text message to every open ticker connection (and only to
+    /// those open now); `texts_sent` counts each delivery.
+    pub fn send_text(&self, text: impl Into<String>) {
+        lock(&self.shared.broadcasts).push(text.into());
+    }
+
+    /// `{"type":"order","data":order}` to every open ticker connection.
+    pub fn send_order_update(&self, order: serde_json::Value) {
+        self.send_text(serde_json::json!({"type": "order", "data": order}).to_string());
+    }
+
+    /// `{"type":"error","data":message}` to every open ticker connection.
+    pub fn send_error(&self, message: &str) {
+        self.send_text(serde_json::json!({"type": "error", "data": message}).to_string());
+    }
+
+    /// Applies each step after its delay, counted from the previous step,
+    /// in a background thread (ended by `stop`). `None` clears the fault.
+    pub fn run_script(&self, steps: Vec<(Duration, Option<KiteFault>)>) {
+        let shared = self.shared.clone();
+        let s = shared.clone();
+        let started = shared.spawn("kite-sim-script".into(), move || {
+            for (delay, fault) in steps {
+                let due = Instant::now() + delay;
+                while Instant::now() < due {
+                    if s.stopping() {
+                        return;
+                    }
+                    thread::sleep(TICK.min(due.saturating_duration_since(Instant::now())));
+                }
+                if s.stopping() {
+                    return;
+                }
+                s.set_fault(fault);
+            }
+        });
+        if let Err(e) = started {
+            shared.event(format!("cannot start the fault script thread: {e}"));
+        }
+    }
+
+    pub fn stats(&self) -> KiteSimStats {
+        self.shared.stats.snapshot()
+    }
+
+    /// Waits until `pred` holds for the stats, at most `deadline` long.
+    pub fn wait_for(&self, pred: impl Fn(&KiteSimStats) -> bool, deadline: Duration) -> bool {
+        self.shared.stats.wait_for(pred, deadline)
+    }
+
+    /// Stops accepting, ends every connection and joins every thread
+    /// (within about a second). Idempotent.
+    pub fn stop(&self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        for h in lock(&self.accept).drain(..) {
+            let _ = h.join();
+        }
+        loop {
+            let batch: Vec<_> = lock(&self.shared.threads).drain(..).collect();
+            if batch.is_empty() {
+                break;
+            }
+            for h in batch {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+impl Drop for KiteSimHandle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
