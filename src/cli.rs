@@ -88,8 +88,8 @@ pub enum Command {
     },
     /// The agent against a built-in simulated broker with injected faults, offline.
     Demo {
-        /// How long the demo runs.
-        #[arg(long, default_value = "30s", value_parser = parse_duration_arg)]
+        /// The longest the demo may run (its five faults take about 20 s).
+        #[arg(long, default_value = "60s", value_parser = parse_duration_arg)]
         duration: std::time::Duration,
     },
     /// Run the loopback broker simulator in the foreground.
@@ -335,6 +335,7 @@ fn doctor(config: Option<PathBuf>, json: bool, online: bool) -> u8 {
             state_dir: cfg.agent.state_dir.clone(),
             drift: std::sync::Arc::new(crate::net::http::ClockDrift::default()),
             calendars: cfg.calendars.clone(),
+            alert_after: cfg.agent.alert_after,
         };
         report.add_online(crate::credentials::doctor::online_checks(&cfg, &ctx));
     }
@@ -431,6 +432,7 @@ fn check(names: &[String], config: Option<PathBuf>, json: bool) -> u8 {
         state_dir: cfg.agent.state_dir.clone(),
         drift: std::sync::Arc::new(crate::net::http::ClockDrift::default()),
         calendars: cfg.calendars.clone(),
+        alert_after: cfg.agent.alert_after,
     };
     let reports = crate::preflight::check_all(&feeds, &ctx);
     if json {

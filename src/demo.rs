@@ -1,28 +1,92 @@
 //! `brokerguard demo`: the real agent against the built-in simulator,
-//! offline, for about 30 s. A fault every few seconds; the timeline shows
-//! what the simulator did and what the agent saw and did (read from the
-//! agent's own fan-out socket, as a trading bot would), then a summary.
+//! offline, in about 30 s. Five faults, one after another; each step waits
+//! until the fault's effect shows on the agent's own fan-out socket (read
+//! as a trading bot reads it), ends the fault, and waits until data flows
+//! again before the next one. A recovery is counted only then: data on a
+//! connection made after the fault ended, with the gap measured from the
+//! last data before it. So every run shows every effect and every
+//! recovery, or says plainly which one it did not see.
 
 use crate::credentials::Secret;
 use crate::credentials::setcred::set_credential;
 use crate::daemon::{self, RunOptions};
-use crate::sim::{Fault, SimConfig, Simulator};
+use crate::sim::{Fault, SimConfig, SimHandle, Simulator};
+use crate::timefmt::human;
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-/// What the demo observed through the fan-out socket.
+/// The longest a step waits for a fault's effect, or for its recovery.
+const STEP_DEADLINE: Duration = Duration::from_secs(12);
+/// The most a step waits for steady data after a recovery.
+const STEADY: Duration = Duration::from_secs(3);
+/// How long each fault is held once its effect is seen.
+const HOLD: Duration = Duration::from_millis(1500);
+
+/// What the bot saw on feeds.sock.
 #[derive(Default, Debug)]
-struct Observed {
-    data_lines: u64,
+struct Seen {
+    /// Arrival of every data line, in order.
+    data: Vec<Instant>,
     first_seq: u64,
     last_seq: u64,
     seq_gaps: u64,
-    recoveries: u64,
-    longest_gap: Duration,
+    /// Every state event: (arrival, state, error).
+    states: Vec<(Instant, String, Option<String>)>,
+    /// Every `reconnected` event: (arrival, down_ms).
+    reconnected: Vec<(Instant, u64)>,
+    /// Every `flapping` event: (arrival, connections).
+    flapping: Vec<(Instant, u64)>,
+}
+
+/// The bot's view, shared with the reader thread, with a condvar so steps
+/// wait on conditions instead of sleeping.
+#[derive(Default)]
+struct Shared {
+    seen: Mutex<Seen>,
+    changed: Condvar,
+}
+
+impl Shared {
+    /// Waits until `cond` holds or `deadline` passes; returns whether it held.
+    fn wait(&self, deadline: Instant, mut cond: impl FnMut(&Seen) -> bool) -> bool {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if cond(&seen) {
+                return true;
+            }
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return false;
+            };
+            seen = self
+                .changed
+                .wait_timeout(seen, left.min(Duration::from_millis(100)))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+}
+
+/// One fault of the script.
+struct Step {
+    what: &'static str,
+    fault: Fault,
+    /// Called instead of clearing the fault (the token rotation).
+    special: Option<Special>,
+}
+
+#[derive(Clone, Copy)]
+enum Special {
+    RotateToken,
+}
+
+/// How one step went.
+struct Outcome {
+    effect: Option<String>,
+    recovered: Option<Duration>,
 }
 
 fn stamp(start: Instant) -> String {
@@ -48,7 +112,7 @@ runtime_dir = "{d}/run"
 state_dir = "{d}/state"
 credential_files = ["{d}/credentials.env"]
 log_level = "error"
-alert_after = "6s"
+alert_after = "4s"
 credential_check = "5s"
 
 [[feed]]
@@ -59,19 +123,21 @@ auth = '{{"type":"auth","token":"${{DEMO_TOKEN}}"}}'
 auth_ok = "auth_ok"
 auth_error = "auth_failed"
 subscribe = ['{{"type":"subscribe","channel":"signals"}}']
+subscribe_ok = '"type":"subscribed"'
 poll = '{{"type":"get_signals"}}'
-poll_every = "2s"
-ping_every = "1s"
-pong_timeout = "2s"
-stall_after = "3s"
+poll_every = "700ms"
+ping_every = "500ms"
+pong_timeout = "1s"
+stall_after = "2s"
 connect_timeout = "2s"
 handshake_timeout = "2s"
-backoff = {{ initial = "250ms", max = "2s", stable_after = "5s", parked_retry = "30s" }}
+backoff = {{ initial = "200ms", max = "1s", stable_after = "2s", parked_retry = "30s" }}
 "#
     )
 }
 
-/// Runs the demo for `duration` (the fault schedule fits in 30 s).
+/// Runs the demo; `duration` bounds the whole run (the script takes about
+/// 20 s; a fault that would start after it is skipped and reported).
 pub fn run(duration: Duration) -> Result<(), String> {
     let dir = std::env::temp_dir().join(format!("brokerguard-demo-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -86,7 +152,7 @@ fn run_in(dir: &Path, duration: Duration) -> Result<(), String> {
     let token2 = random_token("b");
     let sim = Simulator::start(SimConfig {
         tokens: [token1.clone()].into_iter().collect(),
-        data_every: Some(Duration::from_millis(250)),
+        data_every: Some(Duration::from_millis(200)),
         heartbeat_every: Some(Duration::from_millis(500)),
         ..SimConfig::default()
     })
@@ -98,16 +164,20 @@ fn run_in(dir: &Path, duration: Duration) -> Result<(), String> {
     std::fs::write(&config_path, demo_config(dir, &sim.url())).map_err(|e| e.to_string())?;
 
     let start = Instant::now();
+    let end = start + duration;
     println!(
         "brokerguard demo: the agent against a simulated signal server at {}",
         sim.url()
     );
-    println!("  every few seconds the server misbehaves; watch the agent notice and recover.\n");
-    if std::env::var_os("RUST_LOG").is_none() {
-        crate::logging::init(log::LevelFilter::Error);
+    println!(
+        "  five faults, one at a time; each is held until its effect shows, then ended, and the\n  \
+         next starts once data flows again. Timeline as the bot on feeds.sock sees it.\n"
+    );
+    crate::logging::init(if std::env::var_os("RUST_LOG").is_none() {
+        log::LevelFilter::Error
     } else {
-        crate::logging::init(log::LevelFilter::Info);
-    }
+        log::LevelFilter::Info
+    });
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut opts = RunOptions::new(config_path);
@@ -119,73 +189,58 @@ fn run_in(dir: &Path, duration: Duration) -> Result<(), String> {
         .spawn(move || daemon::run(opts))
         .map_err(|e| e.to_string())?;
 
-    let observed = Arc::new(Mutex::new(Observed::default()));
+    let shared = Arc::new(Shared::default());
     let socket = dir.join("run").join("feeds.sock");
-    let reader = spawn_timeline(socket, start, observed.clone(), stop.clone());
+    let reader = spawn_reader(socket, start, shared.clone(), stop.clone());
 
-    let faults: Vec<(u64, &str, Option<Fault>)> = vec![
-        (
-            4,
-            "server answers every client message by closing with code 1000 (the 3-hour outage)",
-            Some(Fault::CloseOnClientMessage { code: 1000 }),
-        ),
-        (7, "server healthy again", None),
-        (
-            10,
-            "server hangs: connection open, but no data and no pongs (a stall)",
-            Some(Fault::SilentNoPongs),
-        ),
-        (15, "server healthy again", None),
-        (16, "TCP connection reset", Some(Fault::Reset)),
-        (17, "server healthy again", None),
-        (
-            24,
-            "server refuses connections (process down)",
-            Some(Fault::RefuseConnections),
-        ),
-        (26, "server back", None),
+    let steps = [
+        Step {
+            what: "answers every client message by closing with code 1000 (the 3-hour outage)",
+            fault: Fault::CloseOnClientMessage { code: 1000 },
+            special: None,
+        },
+        Step {
+            what: "hangs: the connection stays open, but no data and no pongs (a stall)",
+            fault: Fault::SilentNoPongs,
+            special: None,
+        },
+        Step {
+            what: "resets the TCP connection",
+            fault: Fault::Reset,
+            special: None,
+        },
+        Step {
+            what: "the day token expires: the server closes and accepts only a new one",
+            fault: Fault::CloseWithCode { code: 1000 },
+            special: Some(Special::RotateToken),
+        },
+        Step {
+            what: "refuses connections (the broker process is down)",
+            fault: Fault::RefuseConnections,
+            special: None,
+        },
     ];
-    let mut injected = 0;
-    let mut rotated = false;
-    let mut next = faults.into_iter().peekable();
-    while start.elapsed() < duration {
-        let t = start.elapsed().as_secs();
-        while let Some((at, what, fault)) = next.peek().cloned() {
-            if at > t {
+
+    let mut outcomes = Vec::new();
+    let flowing = shared.wait(start + STEP_DEADLINE, |s| s.data.len() >= 3);
+    if flowing {
+        println!("{}  BOT     data flowing", stamp(start));
+        for step in &steps {
+            if Instant::now() >= end {
+                println!(
+                    "{}  DEMO    out of time: the remaining faults are skipped",
+                    stamp(start)
+                );
                 break;
             }
-            println!("{}  SERVER  {what}", stamp(start));
-            match fault {
-                Some(f) => {
-                    injected += 1;
-                    sim.set_fault(f);
-                }
-                None => sim.clear_fault(),
-            }
-            next.next();
+            let tokens = (token2.as_str(), &creds);
+            outcomes.push(run_step(&sim, &shared, start, step, tokens)?);
         }
-        if t >= 19 && !rotated {
-            rotated = true;
-            injected += 1;
-            println!(
-                "{}  SERVER  the day token expires: the server only accepts a new one",
-                stamp(start)
-            );
-            sim.set_tokens([token2.clone()]);
-            sim.set_fault(Fault::CloseWithCode { code: 1000 });
-            let rotate_at = start + Duration::from_secs(21);
-            while Instant::now() < rotate_at && start.elapsed() < duration {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            sim.clear_fault();
-            println!(
-                "{}  OPERATOR  writes the new token with `brokerguard set-credential DEMO_TOKEN`",
-                stamp(start)
-            );
-            set_credential(&creds, "DEMO_TOKEN", &Secret::new(token2.clone()))
-                .map_err(|e| e.to_string())?;
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    } else {
+        println!(
+            "{}  DEMO    no data reached the bot: nothing to show",
+            stamp(start)
+        );
     }
     stop.store(true, Ordering::Relaxed);
     let agent_result = agent
@@ -195,28 +250,161 @@ fn run_in(dir: &Path, duration: Duration) -> Result<(), String> {
     sim.stop();
     agent_result.map_err(|e| e.to_string())?;
 
-    let o = observed.lock().unwrap_or_else(|p| p.into_inner());
+    let seen = shared.seen.lock().unwrap_or_else(|p| p.into_inner());
+    let effects = outcomes.iter().filter(|o| o.effect.is_some()).count();
+    let recovered: Vec<Duration> = outcomes.iter().filter_map(|o| o.recovered).collect();
     println!("\nsummary");
-    println!("  faults injected        {injected}");
-    println!("  recoveries             {}", o.recoveries);
+    println!("  faults injected        {}", outcomes.len());
+    println!("  effects seen           {effects}/{}", outcomes.len());
     println!(
-        "  longest gap            {}",
-        crate::timefmt::human(o.longest_gap)
+        "  recoveries             {}/{}",
+        recovered.len(),
+        outcomes.len()
     );
+    if let Some(longest) = recovered.iter().max() {
+        println!("  longest gap in data    {}", human(*longest));
+    }
     println!(
         "  messages delivered     {} (seq {}..{}, gaps {})",
-        o.data_lines, o.first_seq, o.last_seq, o.seq_gaps
+        seen.data.len(),
+        seen.first_seq,
+        seen.last_seq,
+        seen.seq_gaps
     );
-    println!(
-        "  the agent never needed a restart; the bot reading feeds.sock saw every outage as an event line"
-    );
-    Ok(())
+    let all = flowing
+        && outcomes.len() == steps.len()
+        && effects == steps.len()
+        && recovered.len() == steps.len();
+    if all {
+        println!(
+            "  the agent never needed a restart; the bot saw every outage as an event line and every message in order"
+        );
+        Ok(())
+    } else {
+        Err("not every fault showed its effect and its recovery (see the timeline)".into())
+    }
 }
 
-fn spawn_timeline(
+/// One fault: set it, wait for its effect, end it, wait for data again.
+fn run_step(
+    sim: &SimHandle,
+    shared: &Shared,
+    start: Instant,
+    step: &Step,
+    (new_token, creds): (&str, &PathBuf),
+) -> Result<Outcome, String> {
+    let (states_before, data_before) = {
+        let s = shared.seen.lock().unwrap_or_else(|p| p.into_inner());
+        (s.states.len(), s.data.len())
+    };
+    println!("{}  SERVER  {}", stamp(start), step.what);
+    if let Some(Special::RotateToken) = step.special {
+        sim.set_tokens([new_token.to_string()]);
+    }
+    sim.set_fault(step.fault.clone());
+    // The effect: the feed leaves live.
+    let deadline = Instant::now() + STEP_DEADLINE;
+    let left_live = shared.wait(deadline, |s| {
+        s.states[states_before..]
+            .iter()
+            .any(|(_, st, _)| st != "live")
+    });
+    let effect = if left_live {
+        let s = shared.seen.lock().unwrap_or_else(|p| p.into_inner());
+        s.states[states_before..]
+            .iter()
+            .find(|(_, st, _)| st != "live")
+            .map(|(_, st, e)| format!("{st}: {}", e.clone().unwrap_or_default()))
+    } else {
+        println!(
+            "{}  DEMO    effect NOT seen within {}",
+            stamp(start),
+            human(STEP_DEADLINE)
+        );
+        None
+    };
+    // Hold the fault a moment so its effect is visible, then end it.
+    let hold_until = Instant::now() + HOLD;
+    shared.wait(hold_until, |_| false);
+    match step.special {
+        Some(Special::RotateToken) => {
+            sim.clear_fault();
+            shared.wait(Instant::now() + STEP_DEADLINE, |s| {
+                s.states[states_before..]
+                    .iter()
+                    .any(|(_, st, _)| st == "parked")
+            });
+            println!(
+                "{}  OPERATOR  writes the new token with `brokerguard set-credential DEMO_TOKEN`",
+                stamp(start)
+            );
+            set_credential(creds, "DEMO_TOKEN", &Secret::new(new_token.to_string()))
+                .map_err(|e| e.to_string())?;
+        }
+        None => sim.clear_fault(),
+    }
+    let cleared = Instant::now();
+    println!("{}  SERVER  healthy again", stamp(start));
+    // The recovery: data on a connection made after the fault ended.
+    let recovered = shared.wait(cleared + STEP_DEADLINE, |s| {
+        // Data after the fault ended, on a connection made after it ended.
+        let data_after = s.data.last().is_some_and(|t| *t >= cleared);
+        let reconnected_after = s.reconnected.iter().any(|(t, _)| *t >= cleared);
+        data_after && reconnected_after
+    });
+    let gap = if recovered {
+        let s = shared.seen.lock().unwrap_or_else(|p| p.into_inner());
+        // The longest silence the bot saw between the last data before the
+        // fault and the first data after it ended.
+        let lines = &s.data[data_before.saturating_sub(1)..];
+        let gap = lines
+            .windows(2)
+            .map(|w| w[1].duration_since(w[0]))
+            .max()
+            .unwrap_or_default();
+        println!(
+            "{}  BOT     recovered: data flowing again, longest gap {}",
+            stamp(start),
+            human(gap)
+        );
+        drop(s);
+        // Let it run steadily a moment before the next fault.
+        let n = shared
+            .seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .data
+            .len();
+        shared.wait(Instant::now() + STEADY, |s| s.data.len() >= n + 5);
+        let total = shared
+            .seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .data
+            .len();
+        println!(
+            "{}  BOT     {total} messages so far, in order",
+            stamp(start)
+        );
+        Some(gap)
+    } else {
+        println!(
+            "{}  DEMO    recovery NOT seen within {}",
+            stamp(start),
+            human(STEP_DEADLINE)
+        );
+        None
+    };
+    Ok(Outcome {
+        effect,
+        recovered: gap,
+    })
+}
+
+fn spawn_reader(
     socket: PathBuf,
     start: Instant,
-    observed: Arc<Mutex<Observed>>,
+    shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
@@ -232,7 +420,6 @@ fn spawn_timeline(
         let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
         let mut reader = BufReader::new(stream);
         let mut line = String::new();
-        let mut last_report = Instant::now();
         while !stop.load(Ordering::Relaxed) {
             line.clear();
             match reader.read_line(&mut line) {
@@ -251,49 +438,50 @@ fn spawn_timeline(
             let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
                 continue;
             };
-            let mut o = observed.lock().unwrap_or_else(|p| p.into_inner());
+            let now = Instant::now();
+            let mut s = shared.seen.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(seq) = v.get("seq").and_then(|s| s.as_u64()) {
-                if o.last_seq != 0 && seq != o.last_seq + 1 {
-                    o.seq_gaps += 1;
+                if s.last_seq != 0 && seq != s.last_seq + 1 {
+                    s.seq_gaps += 1;
                 }
-                if o.first_seq == 0 {
-                    o.first_seq = seq;
+                if s.first_seq == 0 {
+                    s.first_seq = seq;
                 }
-                o.last_seq = seq;
-                o.data_lines += 1;
-                if last_report.elapsed() >= Duration::from_secs(5) {
-                    last_report = Instant::now();
-                    println!(
-                        "{}  BOT     {} messages received so far (seq {})",
-                        stamp(start),
-                        o.data_lines,
-                        seq
-                    );
-                }
-                continue;
-            }
-            match v.get("event").and_then(|e| e.as_str()) {
-                Some("state") => {
-                    let state = v.get("state").and_then(|s| s.as_str()).unwrap_or("?");
-                    match v.get("error").and_then(|e| e.as_str()) {
-                        Some(err) => println!("{}  AGENT   {state:<14} {err}", stamp(start)),
-                        None => println!("{}  AGENT   {state}", stamp(start)),
+                s.last_seq = seq;
+                s.data.push(now);
+            } else {
+                match v.get("event").and_then(|e| e.as_str()) {
+                    Some("state") => {
+                        let state = v["state"].as_str().unwrap_or("?").to_string();
+                        let err = v.get("error").and_then(|e| e.as_str()).map(String::from);
+                        match &err {
+                            Some(e) => println!("{}  AGENT   {state:<14} {e}", stamp(start)),
+                            None => println!("{}  AGENT   {state}", stamp(start)),
+                        }
+                        s.states.push((now, state, err));
                     }
+                    Some("reconnected") => {
+                        let down = v["down_ms"].as_u64().unwrap_or(0);
+                        println!(
+                            "{}  AGENT   reconnected: data again after {}",
+                            stamp(start),
+                            human(Duration::from_millis(down))
+                        );
+                        s.reconnected.push((now, down));
+                    }
+                    Some("flapping") => {
+                        let n = v["connections"].as_u64().unwrap_or(0);
+                        println!(
+                            "{}  AGENT   flapping: {n} connections died before they were stable",
+                            stamp(start)
+                        );
+                        s.flapping.push((now, n));
+                    }
+                    _ => {}
                 }
-                Some("reconnected") => {
-                    let down = Duration::from_millis(
-                        v.get("down_ms").and_then(|d| d.as_u64()).unwrap_or(0),
-                    );
-                    o.recoveries += 1;
-                    o.longest_gap = o.longest_gap.max(down);
-                    println!(
-                        "{}  AGENT   recovered: live again after {}",
-                        stamp(start),
-                        crate::timefmt::human(down)
-                    );
-                }
-                _ => {}
             }
+            drop(s);
+            shared.changed.notify_all();
         }
     })
 }

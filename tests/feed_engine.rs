@@ -542,3 +542,100 @@ fn a_quiet_feed_is_not_a_stall_while_its_market_is_closed() {
     assert!(!stderr_of(dir.path()).contains("restarting"));
     stop_agent(&mut agent);
 }
+
+/// The seed outage, replayed: the server sends data and closes every
+/// connection with 1000 on the first poll, forever. Each connection lives
+/// less than stable_after, so the outage never ends: alert=feed_down fires
+/// after alert_after although the feed keeps saying "live" for a moment on
+/// each connection, alert=feed_flapping names it, status exits 1 and says
+/// flapping, the bot gets a "flapping" event, and nothing says recovered.
+#[test]
+fn a_flapping_feed_is_down_and_loud() {
+    let s = scenario(
+        "flap",
+        data_sim(),
+        "poll = '{\"type\":\"get_signals\"}'\npoll_every = \"1s\"\nalert_after = \"5s\"",
+    );
+    s.wait_state("live", Duration::from_secs(10));
+    s.sim.set_fault(Fault::CloseOnClientMessage { code: 1000 });
+    let saw = |needle: &str| stderr_of(s.dir.path()).contains(needle);
+    assert!(
+        wait_for(Duration::from_secs(25), || saw(
+            "alert=feed_flapping feed=sig"
+        ) && saw(
+            "alert=feed_down feed=sig"
+        )),
+        "no flapping/down alerts; stderr:\n{}",
+        stderr_of(s.dir.path())
+    );
+    let line = stderr_of(s.dir.path())
+        .lines()
+        .find(|l| l.contains("alert=feed_flapping"))
+        .unwrap()
+        .to_string();
+    assert!(
+        line.contains("connections=") && line.contains("within=5s") && line.contains("last_error="),
+        "{line}"
+    );
+    let status = std::process::Command::new(BIN)
+        .args(["status", "--config"])
+        .arg(s.dir.join("brokerguard.toml"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(status.status.code(), Some(1), "{text}");
+    assert!(text.contains("flapping"), "{text}");
+    assert!(
+        s.bot
+            .snapshot()
+            .iter()
+            .any(|v| v["event"] == "flapping" && v["feed"] == "sig"),
+        "no flapping event on feeds.sock"
+    );
+    assert!(!saw("alert=feed_recovered"), "{}", stderr_of(s.dir.path()));
+}
+
+/// A server that acknowledges the subscription and then sends nothing
+/// (`brokerguard sim --fault silent`) fails `check` at the data layer: the
+/// acknowledgement matches `subscribe_ok`, so it is not data.
+#[test]
+fn check_fails_at_data_when_the_server_only_acks() {
+    let dir = TempDir::new("acks");
+    let sim = Simulator::start(SimConfig {
+        tokens: vec![TOKEN.into()],
+        fault: Some(Fault::SilentWithPongs),
+        ..SimConfig::default()
+    })
+    .unwrap();
+    std::fs::write(dir.join("credentials.env"), format!("SIG_TOKEN={TOKEN}\n")).unwrap();
+    let body = agent_toml(dir.path(), "")
+        + &ws_feed_toml(
+            "sig",
+            &sim.url(),
+            "SIG_TOKEN",
+            "subscribe_ok = '\"type\":\"subscribed\"'\nstall_after = \"1s\"",
+        );
+    let cfg = write_config(dir.path(), &body);
+    let out = std::process::Command::new(BIN)
+        .args(["check", "--json", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let reports: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let layers = reports[0]["layers"].as_array().unwrap();
+    let outcome = |name: &str| {
+        layers
+            .iter()
+            .find(|l| l["layer"] == name)
+            .map(|l| l["outcome"].as_str().unwrap().to_string())
+    };
+    assert_eq!(outcome("auth").as_deref(), Some("pass"));
+    assert_eq!(outcome("data").as_deref(), Some("fail"), "{layers:?}");
+    assert_eq!(sim.stats().subscribes_per_connection[0], vec!["signals"]);
+}

@@ -188,6 +188,7 @@ fn doc_with_pid(pid: u32, feeds: usize) -> StatusDoc {
                 info: Default::default(),
                 credentials_checked: None,
                 market: None,
+                flapping: None,
             })
             .collect(),
         credentials: vec![],

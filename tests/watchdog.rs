@@ -93,7 +93,7 @@ fn watchdog_forces_a_stuck_read_to_return() {
         addr,
         connects: connects.clone(),
     };
-    let settings = RunnerSettings::from_config(&cfg, &adapter, None);
+    let settings = RunnerSettings::from_config(&cfg, &adapter, None, Duration::from_secs(60));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
     let handle = runner::spawn(
         "stuck",

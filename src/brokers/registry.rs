@@ -54,6 +54,8 @@ pub struct BuildContext<'a> {
     pub drift: Arc<crate::net::http::ClockDrift>,
     /// The `[calendar.*]` holidays.
     pub calendars: crate::config::CalendarsConfig,
+    /// `agent.alert_after`: the default of each feed's `alert_after`.
+    pub alert_after: std::time::Duration,
 }
 
 impl BuildContext<'_> {

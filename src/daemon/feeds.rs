@@ -141,7 +141,12 @@ impl FeedSet {
         sink: Arc<dyn FeedSink>,
     ) -> std::io::Result<()> {
         let adapter = adapter_for(f, ctx);
-        let settings = RunnerSettings::from_config(f, adapter.as_ref(), calendar_for(f, ctx));
+        let settings = RunnerSettings::from_config(
+            f,
+            adapter.as_ref(),
+            calendar_for(f, ctx),
+            f.alert_after.unwrap_or(ctx.alert_after),
+        );
         let handle = runner::spawn(&f.name, f.broker.name(), adapter, settings, clock, sink)?;
         self.lock().push(RunningFeed {
             config: f.clone(),
@@ -157,7 +162,12 @@ impl FeedSet {
         let mut feeds = self.lock();
         if let Some(rf) = feeds.iter_mut().find(|r| r.config.name == f.name) {
             let adapter = adapter_for(f, ctx);
-            let settings = RunnerSettings::from_config(f, adapter.as_ref(), calendar_for(f, ctx));
+            let settings = RunnerSettings::from_config(
+                f,
+                adapter.as_ref(),
+                calendar_for(f, ctx),
+                f.alert_after.unwrap_or(ctx.alert_after),
+            );
             rf.handle.settings = settings.clone();
             rf.config = f.clone();
             // Holding the slot keeps the feed from registering a connection

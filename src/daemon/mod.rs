@@ -365,6 +365,7 @@ impl Agent {
             state_dir: self.cfg.agent.state_dir.clone(),
             drift: self.drift.clone(),
             calendars: self.cfg.calendars.clone(),
+            alert_after: self.cfg.agent.alert_after,
         }
     }
 

@@ -16,16 +16,27 @@ pub fn summary_line(feeds: &[HealthData], now: Mono) -> String {
     if feeds.is_empty() {
         return "running; no feeds configured".to_string();
     }
-    let live = feeds.iter().filter(|h| h.state == FeedState::Live).count();
-    let mut s = format!("{live}/{} feeds live", feeds.len());
-    for h in feeds.iter().filter(|h| h.state != FeedState::Live) {
-        s.push_str(&format!("; {}: {}", h.name, h.state));
+    let live = |h: &&HealthData| h.state == FeedState::Live && h.flapping.is_none();
+    let n_live = feeds.iter().filter(live).count();
+    let mut s = format!(
+        "{n_live}/{} {} live",
+        feeds.len(),
+        if feeds.len() == 1 { "feed" } else { "feeds" }
+    );
+    for h in feeds.iter().filter(|h| !live(h)) {
+        match h.flapping {
+            Some(n) => s.push_str(&format!(
+                "; {}: flapping ({n} short-lived connections)",
+                h.name
+            )),
+            None => s.push_str(&format!("; {}: {}", h.name, h.state)),
+        }
         if let Some(at) = h.retry_at {
             s.push_str(&format!(" {}", human(at.since(now))));
         }
+        // Whole: an operator acts on this message; never cut it mid-word.
         if let Some(e) = &h.last_error {
-            let short: String = e.chars().take(60).collect();
-            s.push_str(&format!(" ({short})"));
+            s.push_str(&format!(" ({e})"));
         }
     }
     s
@@ -52,6 +63,7 @@ pub fn feed_status(h: &HealthData, now: Mono) -> FeedStatus {
             .collect(),
         credentials_checked: None,
         market: h.market.map(|m| m.as_str().to_string()),
+        flapping: h.flapping,
     }
 }
 

@@ -166,6 +166,7 @@ fn run(
             state_dir,
             drift: drift.clone(),
             calendars,
+            alert_after: Duration::from_secs(60),
         };
         for f in feeds.iter().filter(|f| !f.validate_every.is_zero()) {
             let Some((_, at)) = due.get(&f.name) else {

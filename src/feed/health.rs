@@ -39,6 +39,8 @@ pub struct HealthData {
     pub last_downtime: Option<std::time::Duration>,
     /// Facts about the session its broker reports (client id, key set, ...).
     pub info: std::collections::BTreeMap<&'static str, String>,
+    /// Short-lived connections within the flap window, while flapping.
+    pub flapping: Option<usize>,
     /// The feed's market state, when it follows a calendar (None: 24/7).
     pub market: Option<crate::calendar::MarketState>,
 }
@@ -106,6 +108,7 @@ impl FeedHealth {
                 last_downtime: None,
                 info: Default::default(),
                 market: None,
+                flapping: None,
             }),
         }
     }

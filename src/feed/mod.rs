@@ -12,6 +12,7 @@ pub mod error;
 pub mod health;
 pub mod liveness;
 pub mod market;
+pub mod outage;
 pub mod protocol;
 pub mod runner;
 pub mod schedule;

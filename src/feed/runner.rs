@@ -9,6 +9,7 @@ use super::error::{ErrorClass, FeedError};
 use super::health::{FeedHealth, FirstConnection};
 use super::liveness::{Due, Liveness, LivenessConfig};
 use super::market::MarketWatch;
+use super::outage::{OutageEvent, OutageTracker};
 use super::protocol::Layer;
 use super::schedule::ExpectTracker;
 use super::state::FeedState;
@@ -63,6 +64,9 @@ pub struct RunnerSettings {
     pub io_budget: Duration,
     /// The market's sessions; `None`: always open (24/7).
     pub calendar: Option<Arc<Calendar>>,
+    /// Short-lived connections within this window mean the feed is
+    /// flapping (the feed's `alert_after`).
+    pub flap_window: Duration,
 }
 
 impl RunnerSettings {
@@ -72,6 +76,7 @@ impl RunnerSettings {
         f: &FeedConfig,
         adapter: &dyn Adapter,
         calendar: Option<Arc<Calendar>>,
+        flap_window: Duration,
     ) -> Self {
         RunnerSettings {
             liveness: LivenessConfig {
@@ -86,6 +91,7 @@ impl RunnerSettings {
             attempt_budget: f.connect_timeout * 3 + f.handshake_timeout * 2 + f.write_timeout,
             io_budget: TICK + f.write_timeout * 2,
             calendar,
+            flap_window,
         }
     }
 }
@@ -130,6 +136,7 @@ pub fn spawn(
     let interrupter: Arc<Mutex<Option<Interrupter>>> = Arc::new(Mutex::new(None));
     let first = Arc::new(Mutex::new(FirstConnection::default()));
     let wall_now = clock.wall();
+    let clock_mono_now = clock.mono();
     let seed = seed_for(name, wall_now);
     let runner = Runner {
         name: name.to_string(),
@@ -150,6 +157,13 @@ pub fn spawn(
             .clone()
             .map(|c| MarketWatch::new(c, wall_now)),
         published_market: None,
+        outage: OutageTracker::new(
+            settings.backoff.stable_after,
+            settings.flap_window,
+            clock_mono_now,
+        ),
+        last_data: None,
+        reconnect_pending: false,
     };
     let thread = std::thread::Builder::new()
         .name(format!("feed-{name}"))
@@ -207,6 +221,13 @@ struct Runner {
     market: Option<MarketWatch>,
     /// The market state last written to health.
     published_market: Option<MarketState>,
+    /// When the outage ends and whether the feed is flapping.
+    outage: OutageTracker,
+    /// The last data message, across connections.
+    last_data: Option<Mono>,
+    /// A new connection went live after an earlier one: the `reconnected`
+    /// event waits for its first data.
+    reconnect_pending: bool,
 }
 
 struct Progress<'a> {
@@ -247,6 +268,11 @@ impl Runner {
                 None => self.attempt(),
             };
             *self.interrupter.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            if !matches!(ended, Ended::Stop) {
+                let now = self.clock.mono();
+                let event = self.outage.connection_ended(now);
+                self.on_outage(event);
+            }
             let delay = match ended {
                 Ended::Stop => break,
                 Ended::Restart { reason } => {
@@ -273,10 +299,14 @@ impl Runner {
                         FeedState::Backoff
                     };
                     let now = self.clock.mono();
+                    // A missing credential is waited for, not retried on a
+                    // timer an operator would misread.
+                    let retry_at =
+                        (error.class != ErrorClass::MissingCredential).then(|| now.plus(delay));
                     self.health.update(|h| {
                         h.consecutive_failures = self.backoff.failures() as u64;
                         h.last_error = Some(error.message.clone());
-                        h.retry_at = Some(now.plus(delay));
+                        h.retry_at = retry_at;
                     });
                     self.set_state(state, Some(&error.message));
                     if error.class == ErrorClass::MissingCredential {
@@ -284,6 +314,14 @@ impl Runner {
                             "feed={} parked: {}; it starts as soon as the credential is set",
                             self.name,
                             error.message
+                        );
+                    } else if error.class == ErrorClass::Config {
+                        log::warn!(
+                            "feed={} parked: the broker refused the configuration: {}; fix the feed \
+                             and reload (sudo systemctl reload brokerguard); it retries in {}",
+                            self.name,
+                            error.message,
+                            human(delay)
                         );
                     } else if parked {
                         Alert::new(AlertKind::CredentialRejected)
@@ -319,6 +357,58 @@ impl Runner {
 
     fn set_state(&self, state: FeedState, error: Option<&str>) {
         self.set_state_counting(state, error, false);
+    }
+
+    /// Publishes what the outage tracker says: when the outage began (it
+    /// survives short-lived connections), whether the feed is flapping,
+    /// and the downtime once a connection has proven itself.
+    fn on_outage(&mut self, event: Option<OutageEvent>) {
+        let now = self.clock.mono();
+        let wall = self.clock.wall();
+        let down = self.outage.down_since();
+        let flapping = self.outage.flapping();
+        self.health.update(|h| {
+            if h.down_since.is_none() && down.is_some() {
+                h.down_since_wall = Some(wall);
+            }
+            if down.is_none() {
+                h.down_since_wall = None;
+            }
+            h.down_since = down;
+            h.flapping = flapping;
+            if let Some(OutageEvent::Ended { downtime }) = &event {
+                h.last_downtime = Some(*downtime);
+            }
+        });
+        match event {
+            Some(OutageEvent::Flapping {
+                connections,
+                within,
+            }) => {
+                let last_error = self.health.snapshot().last_error.unwrap_or_default();
+                log::warn!(
+                    "feed={} flapping: {connections} connections within {} died before stable_after ({})",
+                    self.name,
+                    human(within),
+                    human(self.settings.backoff.stable_after)
+                );
+                let mut fields = serde_json::Map::new();
+                fields.insert("connections".into(), connections.into());
+                fields.insert("within_ms".into(), (within.as_millis() as u64).into());
+                fields.insert("last_error".into(), last_error.into());
+                self.sink.event(&self.name, "flapping", &fields);
+            }
+            Some(OutageEvent::Ended { downtime }) => {
+                log::info!(
+                    "feed={} stable for {}: the outage of {} is over",
+                    self.name,
+                    human(self.settings.backoff.stable_after),
+                    human(downtime)
+                );
+            }
+            Some(OutageEvent::Steady) | None => {}
+        }
+        let _ = now;
     }
 
     fn first_record(&self) -> std::sync::MutexGuard<'_, FirstConnection> {
@@ -363,12 +453,11 @@ impl Runner {
                 if reconnect {
                     h.reconnects += 1;
                 }
-                h.last_downtime = h.down_since.map(|d| now.since(d));
-                h.down_since = None;
-                h.down_since_wall = None;
                 h.retry_at = None;
                 h.consecutive_failures = 0;
             } else if h.down_since.is_none() {
+                // Down again: the outage tracker confirms it when the
+                // connection's end is seen (`on_outage`).
                 h.down_since = Some(now);
                 h.down_since_wall = Some(wall);
             }
@@ -443,6 +532,8 @@ impl Runner {
         loop {
             self.tick(None);
             self.check_schedule();
+            let event = self.outage.tick(self.clock.mono());
+            self.on_outage(event);
             let now = self.clock.mono();
             if now >= until {
                 return None;
@@ -464,6 +555,8 @@ impl Runner {
                 .map(|e| ExpectTracker::new(e, self.clock.wall()));
         }
         self.backoff = Backoff::new(settings.backoff, seed_for(&self.name, self.clock.wall()));
+        self.outage
+            .configure(settings.backoff.stable_after, settings.flap_window);
         self.market = settings
             .calendar
             .clone()
@@ -544,9 +637,16 @@ impl Runner {
             .map(|d| live_at.since(d))
             .unwrap_or_default();
         self.set_state_counting(FeedState::Live, None, self.ever_live);
+        self.outage.went_live(live_at);
         if self.ever_live {
-            self.sink.reconnected(&self.name, down);
-            log::info!("feed={} live again after {}", self.name, human(down));
+            // "Recovered" is said once data flows again (`reconnected`
+            // then), and the outage ends once this connection has lasted.
+            self.reconnect_pending = true;
+            log::info!(
+                "feed={} connected again after {}; waiting for data",
+                self.name,
+                human(down)
+            );
         } else {
             log::info!("feed={} live", self.name);
         }
@@ -587,6 +687,21 @@ impl Runner {
                             self.report_missed(m);
                         }
                     }
+                    if self.reconnect_pending {
+                        self.reconnect_pending = false;
+                        let gap = self
+                            .last_data
+                            .or(self.outage.down_since())
+                            .map(|t| now.since(t))
+                            .unwrap_or_default();
+                        self.sink.reconnected(&self.name, gap);
+                        log::info!(
+                            "feed={} data flowing again after a gap of {}",
+                            self.name,
+                            human(gap)
+                        );
+                    }
+                    self.last_data = Some(now);
                     self.sink.data(&self.name, &msg, wall);
                     self.first_data("first data received");
                 }
@@ -625,6 +740,8 @@ impl Runner {
             }
             self.check_schedule();
             let now = self.clock.mono();
+            let event = self.outage.tick(now);
+            self.on_outage(event);
             if degraded || !self.market_open() {
                 // The broker said no data can flow, or the market is
                 // closed: silence is expected.

@@ -51,6 +51,8 @@ struct FeedMemory {
     alerts: u32,
     /// An expected outage was noted (once per outage).
     expected_noted: bool,
+    /// When `alert=feed_flapping` was last raised for the current episode.
+    flap_alerted_at: Option<Mono>,
 }
 
 /// Watchdog state across ticks.
@@ -143,8 +145,35 @@ impl Watchdog {
                 mem.restarts_seen = h.restarts;
                 mem.attempts_seen = h.attempts;
             }
-            // Escalation.
+            // Flapping: connections that keep dying before they are stable.
+            match h.flapping {
+                Some(connections) => {
+                    let due = mem
+                        .flap_alerted_at
+                        .is_none_or(|t| now.since(t) >= self.alert_repeat);
+                    if due {
+                        mem.flap_alerted_at = Some(now);
+                        out.push(Action::Alert(
+                            Alert::new(AlertKind::FeedFlapping)
+                                .with("feed", &h.name)
+                                .with("connections", connections)
+                                .with("within", human(f.alert_after))
+                                .with("state", h.state)
+                                .with("last_error", h.last_error.as_deref().unwrap_or("none")),
+                        ));
+                    }
+                }
+                None => mem.flap_alerted_at = None,
+            }
+            // Escalation. A feed is down while it is not live, or live on a
+            // connection that keeps flapping; the outage began at
+            // `down_since` and lasts across short-lived connections until
+            // one has proven stable (then `down_since` is cleared).
+            let down_now = h.state != FeedState::Live || h.flapping.is_some();
             match h.down_since {
+                // Live on a connection not yet proven stable: not down now,
+                // and not recovered yet either.
+                Some(_) if !down_now => {}
                 Some(down)
                     if now.since(down) >= f.alert_after
                         && f.expected_outage.is_some()
@@ -344,5 +373,57 @@ mod tests {
             matches!(&a[..], [Action::Alert(al)] if al.kind == AlertKind::FeedDown),
             "{a:?}"
         );
+    }
+
+    #[test]
+    fn flapping_is_down_and_loud_and_recovery_waits_for_a_stable_connection() {
+        let mut w = Watchdog::new(Duration::from_secs(900));
+        let kinds = |a: &[Action]| -> Vec<String> {
+            a.iter()
+                .map(|x| match x {
+                    Action::Alert(al) => al.kind.as_str().to_string(),
+                    other => format!("{other:?}"),
+                })
+                .collect()
+        };
+        // Down since 0, live again at 30 s on a connection not yet proven.
+        let mut h = live_at(30);
+        // Data keeps flowing on each short connection: no stall restarts here.
+        h.last_message = Some(at(1000));
+        h.down_since = Some(at(0));
+        h.last_error = Some("server closed the connection with code 1000".into());
+        h.last_tick = at(61);
+        // Live and not flapping: not down now, so no feed_down yet...
+        assert!(kinds(&w.evaluate(&[feed(h.clone())], at(61))).is_empty());
+        // ...but flapping is: feed_flapping, and feed_down from the first outage.
+        h.flapping = Some(3);
+        h.last_tick = at(62);
+        let a = w.evaluate(&[feed(h.clone())], at(62));
+        assert_eq!(kinds(&a), ["feed_flapping", "feed_down"]);
+        match &a[0] {
+            Action::Alert(al) => {
+                assert_eq!(al.get("connections"), Some("3"));
+                assert_eq!(al.get("within"), Some("1m0s"));
+                assert!(
+                    al.to_string()
+                        .contains("last_error=\"server closed the connection with code 1000\"")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        h.last_tick = at(63);
+        assert!(kinds(&w.evaluate(&[feed(h.clone())], at(63))).is_empty());
+        // Repeats every alert_repeat while it lasts.
+        h.last_tick = at(962);
+        assert_eq!(
+            kinds(&w.evaluate(&[feed(h.clone())], at(962))),
+            ["feed_flapping", "feed_down"]
+        );
+        // A connection proves stable: the outage ends, feed_recovered.
+        h.flapping = None;
+        h.down_since = None;
+        h.last_downtime = Some(Duration::from_secs(970));
+        h.last_tick = at(1000);
+        assert_eq!(kinds(&w.evaluate(&[feed(h)], at(1000))), ["feed_recovered"]);
     }
 }

@@ -295,6 +295,7 @@ pub fn check_all(feeds: &[FeedConfig], ctx: &BuildContext<'_>) -> Vec<FeedReport
                     state_dir: ctx.state_dir.clone(),
                     drift: ctx.drift.clone(),
                     calendars: ctx.calendars.clone(),
+                    alert_after: ctx.alert_after,
                 };
                 scope.spawn(move || check_feed(f, &ctx))
             })

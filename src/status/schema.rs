@@ -98,6 +98,10 @@ pub struct FeedStatus {
     /// calendar (absent for 24/7 markets).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub market: Option<String>,
+    /// While the feed is flapping: its short-lived connections within the
+    /// flap window (its `alert_after`). A flapping feed is not live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flapping: Option<usize>,
     /// The last REST check of the feed's credentials (brokers that have one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_checked: Option<CheckStatus>,
@@ -127,6 +131,8 @@ pub struct CredentialStatus {
 impl StatusDoc {
     /// Every feed live (and at least... zero feeds counts as healthy).
     pub fn all_live(&self) -> bool {
-        self.feeds.iter().all(|f| f.state == "live")
+        self.feeds
+            .iter()
+            .all(|f| f.state == "live" && f.flapping.is_none())
     }
 }

@@ -226,11 +226,12 @@ pub fn render_table(doc: &StatusDoc, now: SystemTime) -> String {
             .feeds
             .iter()
             .map(|f| {
-                let state = match f.retry_in_ms {
-                    Some(ms) => {
+                let state = match (f.flapping, f.retry_in_ms) {
+                    (Some(n), _) => format!("flapping ({n})"),
+                    (None, Some(ms)) => {
                         format!("{} {}", f.state, timefmt::human(Duration::from_millis(ms)))
                     }
-                    None => f.state.clone(),
+                    (None, None) => f.state.clone(),
                 };
                 vec![
                     f.name.clone(),
@@ -262,6 +263,15 @@ pub fn render_table(doc: &StatusDoc, now: SystemTime) -> String {
             ],
             &rows,
         ));
+        // An error an operator must act on is never left cut: the ones the
+        // table shortened follow in full.
+        for f in &doc.feeds {
+            if let Some(e) = f.last_error.as_deref() {
+                if e.chars().count() > ERROR_WIDTH {
+                    out.push_str(&format!("  {}: {}\n", f.name, e.replace('\n', " ")));
+                }
+            }
+        }
     }
 
     if !doc.credentials.is_empty() {
@@ -316,6 +326,7 @@ mod tests {
             info: Default::default(),
             credentials_checked: None,
             market: None,
+            flapping: None,
         }
     }
 
@@ -415,6 +426,11 @@ mod tests {
         assert_eq!(&lines[header + 1][col..], "-");
         assert!(kraken[col..].starts_with("auth rejected: "), "{kraken}");
         assert_eq!(kraken[col..].chars().count(), ERROR_WIDTH);
+        let full = doc().feeds[1].last_error.clone().unwrap();
+        assert!(
+            text.contains(&format!("  kraken: {full}")),
+            "the whole error follows the table:\n{text}"
+        );
         assert!(
             lines.iter().any(|l| l.starts_with(
                 "SIGNALS_TOKEN  yes      file:/etc/brokerguard/credentials.env  sha256:1f2e3d4c"

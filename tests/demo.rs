@@ -1,0 +1,33 @@
+//! `brokerguard demo` as a newcomer runs it: every fault shows its effect
+//! and its recovery, every run, and the bot sees every message in order.
+
+mod common;
+use common::BIN;
+
+#[test]
+fn every_fault_shows_its_effect_and_its_recovery() {
+    let out = std::process::Command::new(BIN)
+        .arg("demo")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{text}\n{err}");
+    for needle in [
+        "faults injected        5",
+        "effects seen           5/5",
+        "recoveries             5/5",
+        ", gaps 0)",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+    // One recovery line per fault, each after data flowed again.
+    assert_eq!(
+        text.matches("BOT     recovered: data flowing again")
+            .count(),
+        5,
+        "{text}"
+    );
+    assert!(!text.contains("NOT seen"), "{text}");
+}
