@@ -144,6 +144,7 @@ mod tests {
         Mono(Duration::from_millis(ms))
     }
 
+    #[derive(Clone, Copy)]
     enum Step {
         Live(u64),
         End(u64),
@@ -221,7 +222,7 @@ mod tests {
             Live(500),
             End(600),
         ];
-        let mut proven: Vec<Step> = flap.iter().map(copy).collect();
+        let mut proven: Vec<Step> = flap.to_vec();
         proven.extend([Live(700), Tick(2_700)]);
         let (events, down) = run(&proven);
         assert!(
@@ -230,7 +231,7 @@ mod tests {
         );
         assert_eq!(down, None);
 
-        let mut aged: Vec<Step> = flap.iter().map(copy).collect();
+        let mut aged: Vec<Step> = flap.to_vec();
         aged.push(Tick(10_500));
         let (events, down) = run(&aged);
         assert_eq!(events.last(), Some(&(6, OutageEvent::Steady)));
@@ -242,13 +243,5 @@ mod tests {
     fn a_proven_connection_that_ends_starts_a_new_outage() {
         let (_, down) = run(&[Live(100), Tick(2_200), End(5_000)]);
         assert_eq!(down, Some(at(5_000)));
-    }
-
-    fn copy(s: &Step) -> Step {
-        match *s {
-            Live(t) => Live(t),
-            End(t) => End(t),
-            Tick(t) => Tick(t),
-        }
     }
 }
