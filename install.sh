@@ -126,7 +126,10 @@ if $purge && ! $uninstall; then
     die "--purge only goes with --uninstall"
 fi
 if [[ -n "$root" ]]; then
-    [[ -d "$root" ]] || die "--root $root: no such folder (create it first)"
+    if [[ ! -d "$root" ]]; then
+        mkdir -p -- "$root" || die "--root $root: cannot create it"
+        say "created staging folder $root"
+    fi
     root=$(cd "$root" && pwd)
     [[ "$root" != / ]] || root=""
 fi
@@ -218,7 +221,7 @@ keep_dir() {
         mkdir -p "$full"
         chmod "$mode" "$full"
         set_owner "$owner" "$full"
-        say "created $path/ ($mode $owner)"
+        say "created $root$path/ ($mode $owner)"
         return 0
     fi
     local have want=$mode
@@ -228,19 +231,19 @@ keep_dir() {
         want="$want $owner"
     fi
     if [[ "$have" == "$want" ]]; then
-        say "kept existing $path/"
+        say "kept existing $root$path/"
         return 0
     fi
-    say "kept existing $path/ as it is: $have (install.sh creates $want; if that was not on purpose: sudo chmod $mode $path && sudo chown $owner $path)"
+    say "kept existing $root$path/ as it is: $have (install.sh creates $want; if that was not on purpose: sudo chmod $mode $root$path && sudo chown $owner $root$path)"
     local bits
     bits=$(stat -c '%a' "$full")
     if ((8#$bits & 8#007)); then
-        say "warning: $path/ is open to every user on this host ($bits): the credentials in it are only as safe as their own modes"
+        say "warning: $root$path/ is open to every user on this host ($bits): the credentials in it are only as safe as their own modes"
     fi
     # The service enters as its group (or as anyone, through the other bits).
     if owner_applies "$owner" && (((8#$bits & 8#005) != 8#005)) &&
         { [[ "$(stat -c '%G' "$full")" != "$SERVICE_GROUP" ]] || (((8#$bits & 8#050) != 8#050)); }; then
-        say "warning: the service (group $SERVICE_GROUP) cannot read $path/: it will not start"
+        say "warning: the service (group $SERVICE_GROUP) cannot read $root$path/: it will not start"
     fi
 }
 
@@ -252,7 +255,7 @@ ensure_dir() {
         mkdir -p "$full"
         chmod "$mode" "$full"
         set_owner "$owner" "$full"
-        say "created $path/ ($mode $owner)"
+        say "created $root$path/ ($mode $owner)"
         return 0
     fi
     local had
@@ -260,9 +263,9 @@ ensure_dir() {
     chmod "$mode" "$full"
     set_owner "$owner" "$full"
     if [[ "$(stat -c '%04a %U:%G' "$full")" == "$had" ]]; then
-        say "kept existing $path/"
+        say "kept existing $root$path/"
     else
-        say "fixed $path/: $had -> $(stat -c '%04a %U:%G' "$full")"
+        say "fixed $root$path/: $had -> $(stat -c '%04a %U:%G' "$full")"
     fi
 }
 
@@ -273,7 +276,7 @@ install_replacing() {
     record "$mode" root:root "$path"
     if [[ -f "$full" ]] && cmp -s "$src" "$full"; then
         chmod "$mode" "$full"
-        say "unchanged $path"
+        say "unchanged $root$path"
         return 1
     fi
     local verb=installed
@@ -284,7 +287,7 @@ install_replacing() {
     install -m "$mode" "$src" "$full.new"
     set_owner root:root "$full.new"
     mv -f "$full.new" "$full"
-    say "$verb $path ($mode root:root)"
+    say "$verb $root$path ($mode root:root)"
     return 0
 }
 
@@ -293,7 +296,7 @@ install_if_missing() {
     local mode=$1 owner=$2 src=$3 path=$4 full="$root$4"
     record "$mode" "$owner" "$path"
     if [[ -e "$full" ]]; then
-        say "kept existing $path"
+        say "kept existing $root$path"
         return 0
     fi
     if [[ -n "$src" ]]; then
@@ -303,7 +306,7 @@ install_if_missing() {
     fi
     set_owner "$owner" "$full.new"
     mv -f "$full.new" "$full"
-    say "installed $path ($mode $owner)"
+    say "installed $root$path ($mode $owner)"
 }
 
 have_systemctl() { ! staging && command -v systemctl >/dev/null; }
@@ -324,17 +327,17 @@ if $uninstall; then
     for path in "$UNIT_PATH" "$BIN_PATH" "$EXAMPLE_PATH"; do
         if [[ -e "$root$path" ]]; then
             rm -f "$root$path"
-            say "removed $path"
+            say "removed $root$path"
         else
-            say "already absent $path"
+            say "already absent $root$path"
         fi
         forget "$path"
     done
     if [[ -d "$root$DOC_DIR" ]]; then
         if rmdir "$root$DOC_DIR" 2>/dev/null; then
-            say "removed $DOC_DIR/"
+            say "removed $root$DOC_DIR/"
         else
-            say "kept $DOC_DIR/ (it holds files install.sh did not put there)"
+            say "kept $root$DOC_DIR/ (it holds files install.sh did not put there)"
         fi
     fi
     forget "$DOC_DIR"
@@ -344,15 +347,15 @@ if $uninstall; then
         say "ran systemctl daemon-reload"
     fi
     if ! $purge; then
-        say "kept $CONF_DIR/ (configuration and credentials) and $STATE_DIR/; --purge removes them"
+        say "kept $root$CONF_DIR/ (configuration and credentials) and $root$STATE_DIR/; --purge removes them"
         exit 0
     fi
     for path in "$CONF_DIR" "$STATE_DIR"; do
         if [[ -e "$root$path" ]]; then
             rm -rf -- "$root$path"
-            say "removed $path/"
+            say "removed $root$path/"
         else
-            say "already absent $path/"
+            say "already absent $root$path/"
         fi
         forget "$path"
     done
@@ -389,7 +392,7 @@ else
     else
         useradd --system --gid "$SERVICE_GROUP" --home-dir "$STATE_DIR" --no-create-home \
             --shell "$NOLOGIN" --comment "brokerguard agent" "$SERVICE_USER"
-        say "created system user $SERVICE_USER (home $STATE_DIR, shell $NOLOGIN)"
+        say "created system user $SERVICE_USER (home $root$STATE_DIR, shell $NOLOGIN)"
     fi
     if getent group "$CLIENTS_GROUP" >/dev/null; then
         say "kept existing group $CLIENTS_GROUP"
@@ -422,7 +425,7 @@ install_if_missing 0640 "root:$SERVICE_GROUP" "" "$CONF_DIR/credentials.env"
 ensure_dir 0755 root:root "$DOC_DIR"
 if install_replacing 0644 "$here/etc/brokerguard.toml" "$EXAMPLE_PATH" && [[ -f "$root$CONF_DIR/brokerguard.toml" ]] &&
     ! cmp -s "$root$EXAMPLE_PATH" "$root$CONF_DIR/brokerguard.toml"; then
-    say "the example may document keys your configuration lacks: diff -u $EXAMPLE_PATH $CONF_DIR/brokerguard.toml"
+    say "the example may document keys your configuration lacks: diff -u $root$EXAMPLE_PATH $root$CONF_DIR/brokerguard.toml"
 fi
 
 # 5. State folder (systemd's StateDirectory= would create it too; having it

@@ -30,6 +30,7 @@ pub enum Command {
     },
     /// Show the live state of the running agent (exit 0 all live, 1 degraded, 3 not running).
     Status {
+        /// Configuration file [default: $BROKERGUARD_CONFIG or /etc/brokerguard/brokerguard.toml]
         #[arg(long)]
         config: Option<PathBuf>,
         /// Print the raw status.json document.
@@ -53,8 +54,10 @@ pub enum Command {
     },
     /// Audit credentials: presence, source, format, file permissions, and the commands that fix problems.
     Doctor {
+        /// Configuration file [default: $BROKERGUARD_CONFIG or /etc/brokerguard/brokerguard.toml]
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Print JSON instead of text (for scripts).
         #[arg(long)]
         json: bool,
         /// Also validate credentials against the brokers' REST APIs.
@@ -65,6 +68,7 @@ pub enum Command {
     SetCredential {
         /// Upper-case name, e.g. KRAKEN_MASTER_API_KEY.
         name: String,
+        /// Configuration file [default: $BROKERGUARD_CONFIG or /etc/brokerguard/brokerguard.toml]
         #[arg(long)]
         config: Option<PathBuf>,
         /// Credentials file to write [default: the first of agent.credential_files].
@@ -73,9 +77,12 @@ pub enum Command {
     },
     /// Layered preflight of each feed (DNS, TCP, TLS, handshake, auth, first data).
     Check {
+        /// Feeds to check, by name [default: every feed].
         feeds: Vec<String>,
+        /// Configuration file [default: $BROKERGUARD_CONFIG or /etc/brokerguard/brokerguard.toml]
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Print JSON instead of text (for scripts).
         #[arg(long)]
         json: bool,
     },
@@ -100,6 +107,7 @@ pub enum Command {
 pub enum ConfigAction {
     /// Validate and print the effective configuration (secrets redacted).
     Check {
+        /// Configuration file [default: $BROKERGUARD_CONFIG or /etc/brokerguard/brokerguard.toml]
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -194,11 +202,25 @@ fn config_check(config: Option<PathBuf>) -> u8 {
     match load_or_exit(config) {
         Ok(cfg) => {
             print!("{}", config::effective_toml(&cfg));
+            let n = cfg.feeds.len();
             eprintln!(
-                "{}: configuration is valid ({} feeds)",
+                "{}: configuration is valid ({n} {})",
                 cfg.path.display(),
-                cfg.feeds.len()
+                if n == 1 { "feed" } else { "feeds" }
             );
+            for w in config::literal_secret_warnings(&cfg) {
+                eprintln!("warning: {w}");
+            }
+            for (file, mode) in
+                crate::credentials::doctor::open_to_everyone(&cfg.agent.credential_files)
+            {
+                eprintln!(
+                    "warning: credentials file {} has mode {mode:04o}: every user on this host can read it; \
+                     fix: {}",
+                    file.display(),
+                    crate::credentials::doctor::tighten_command(&file)
+                );
+            }
             exit::OK
         }
         Err(code) => code,
@@ -410,9 +432,22 @@ fn check(names: &[String], config: Option<PathBuf>, json: bool) -> u8 {
         .collect();
     if !unknown.is_empty() {
         let known: Vec<&str> = cfg.feeds.iter().map(|f| f.name.as_str()).collect();
+        let quoted = |v: &[&str]| {
+            v.iter()
+                .map(|n| format!("\"{n}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let unknown: Vec<&str> = unknown.iter().map(|s| s.as_str()).collect();
         eprintln!(
-            "brokerguard check: no feed named {unknown:?} in {}; feeds: {known:?}",
-            cfg.path.display()
+            "brokerguard check: no feed named {} in {}; its feeds are {}",
+            quoted(&unknown),
+            cfg.path.display(),
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                quoted(&known)
+            }
         );
         return exit::USAGE;
     }

@@ -630,8 +630,8 @@ fn deletion_is_alerted_at_once_and_restore_recovers() {
         "{}",
         rig.credential("SIG_TOKEN")
     );
-    // Without its credential the feed parks and says which one it needs.
-    rig.wait_state("sig", "parked");
+    // Without its credential the feed waits and says which one it needs.
+    rig.wait_state("sig", "waiting");
     let err = feed_field(rig.dir.path(), "sig", "last_error").unwrap_or_default();
     assert!(err.to_string().contains("SIG_TOKEN"), "{err}");
 

@@ -620,3 +620,50 @@ fn sigterm_closes_every_live_feed_with_1000_without_waiting_for_read_ticks() {
     assert_eq!(closed(&ws_events), 3, "ws feeds closed with 1000:\n{log}");
     assert_eq!(closed(&wss_events), 2, "wss feeds closed with 1000:\n{log}");
 }
+
+/// Insecure set-ups are said out loud, not only by `doctor`: a credentials
+/// file every user can read is a warning at `config check` and an
+/// error-level alert at start; a literal secret in `auth` is a warning
+/// naming the key and the fix (and never the secret).
+#[test]
+fn insecure_setups_are_said_out_loud() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("insecure");
+    let canary = "CANARY-literal-7c2d";
+    let body = agent_toml(dir.path(), "preflight = \"off\"")
+        + &format!(
+            "[[feed]]\nname = \"sig\"\nbroker = \"websocket\"\nurl = \"ws://127.0.0.1:9/\"\nauth = '{{\"token\":\"{canary}\"}}'\n"
+        );
+    let cfg = write_config(dir.path(), &body);
+    let creds = dir.join("credentials.env");
+    std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let cfg_s = cfg.to_string_lossy().to_string();
+    let check = run_cli(&["config", "check", "--config", &cfg_s], &[], None);
+    assert_eq!(check.code, Some(0), "{}", check.all());
+    assert!(
+        check.stderr.contains(&format!(
+            "warning: credentials file {} has mode 0644: every user on this host can read it",
+            creds.display()
+        )),
+        "{}",
+        check.stderr
+    );
+    assert!(
+        check
+            .stderr
+            .contains("warning: feed \"sig\": auth has no ${NAME} reference"),
+        "{}",
+        check.stderr
+    );
+    assert!(!check.all().contains(canary), "{}", check.all());
+
+    let mut agent = spawn_agent(dir.path(), &cfg, &[]);
+    assert!(
+        wait_for(Duration::from_secs(10), || stderr_of(dir.path())
+            .contains("ERROR alert=insecure_credentials file=")),
+        "{}",
+        stderr_of(dir.path())
+    );
+    stop_agent(&mut agent);
+    assert!(!stderr_of(dir.path()).contains(canary));
+}

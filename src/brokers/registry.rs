@@ -105,7 +105,7 @@ impl fmt::Display for BuildError {
         match self {
             BuildError::MissingCredential { feed, name } => write!(
                 f,
-                "feed {feed}: waiting for credential {name}; set it with `sudo brokerguard set-credential {name}` \
+                "waiting for credential {name} (feed {feed}); set it with `sudo brokerguard set-credential {name}` \
                  and the feed starts at once (no reload needed)"
             ),
             BuildError::Invalid { feed, message } => write!(f, "feed {feed}: {message}"),

@@ -45,6 +45,16 @@ impl ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            ConfigError::Read { path, source }
+                if source.kind() == io::ErrorKind::PermissionDenied =>
+            {
+                write!(
+                    f,
+                    "{}: permission denied: the configuration is readable by root and the service \
+                     only; run the command with sudo",
+                    path.display()
+                )
+            }
             ConfigError::Read { path, source } => write!(
                 f,
                 "{}: cannot read the configuration: {source}; check the path, \

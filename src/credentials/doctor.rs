@@ -246,6 +246,27 @@ pub fn audit_at(
     }
 }
 
+/// Credentials files that every user on the host can read or change,
+/// with their modes: said out loud at `config check` and at start, not only
+/// by `doctor`.
+pub fn open_to_everyone(files: &[PathBuf]) -> Vec<(PathBuf, u32)> {
+    files
+        .iter()
+        .filter_map(|f| {
+            let mode = std::fs::metadata(f).ok()?.mode() & 0o7777;
+            (mode & 0o007 != 0).then(|| (f.clone(), mode))
+        })
+        .collect()
+}
+
+/// What to run to close a credentials file to other users.
+pub fn tighten_command(file: &Path) -> String {
+    let f = sh_quote(&file.display().to_string());
+    format!(
+        "sudo chmod 0640 {f} && sudo chown root:{SERVICE_GROUP} {f} (a file of your own: chmod 600 {f})"
+    )
+}
+
 /// The commands of fixes, adapted to this host.
 struct Commands {
     /// `sudo brokerguard` or `sudo BROKERGUARD_CONFIG=... brokerguard`.
@@ -277,11 +298,10 @@ impl Commands {
         }
     }
 
+    /// A running agent reads the new value at once (its watcher sees the
+    /// file replaced): no reload is needed, so none is suggested.
     fn set(&self, name: &str) -> Vec<String> {
-        vec![
-            format!("{} set-credential {name}", self.brokerguard),
-            self.reload.clone(),
-        ]
+        vec![format!("{} set-credential {name}", self.brokerguard)]
     }
 }
 
@@ -305,12 +325,14 @@ fn doctor_problem(p: &CredProblem, cmds: &Commands) -> Option<DoctorProblem> {
     };
     Some(match p {
         CredProblem::FileInvalid { file, line, .. } => mk(
-            vec![
-                format!("sudoedit {}", sh_quote(&file.display().to_string())),
-                cmds.reload.clone(),
-            ],
+            vec![format!(
+                "sudoedit {}",
+                sh_quote(&file.display().to_string())
+            )],
             Some(format!(
-                "correct line {line}; or rewrite the value with set-credential"
+                "correct line {line}, or rewrite the value with set-credential; a running agent reads \
+                 the file again as soon as it is saved (`{}` if its watcher is off)",
+                cmds.reload
             )),
         ),
         CredProblem::FileMissing { file } => {
@@ -355,9 +377,13 @@ fn doctor_problem(p: &CredProblem, cmds: &Commands) -> Option<DoctorProblem> {
                     .into(),
             ),
         ),
-        CredProblem::Missing { name, .. } | CredProblem::Format { name, .. } => {
-            mk(cmds.set(name), None)
-        }
+        CredProblem::Missing { name, .. } | CredProblem::Format { name, .. } => mk(
+            cmds.set(name),
+            Some(
+                "a running agent picks the value up at once and the feed starts; no reload needed"
+                    .into(),
+            ),
+        ),
         CredProblem::EnvOnly { name } => DoctorProblem {
             severity: Severity::Error,
             message: p.to_string(),
@@ -849,7 +875,7 @@ mod tests {
         let text = r.to_text();
         for needle in [
             "sudo brokerguard set-credential MASTER_API_KEY",
-            "sudo systemctl reload brokerguard",
+            "picks the value up at once and the feed starts; no reload needed",
             "sudo brokerguard set-credential SIGNALS_TOKEN",
             &format!(
                 "sudo chmod 0640 {} && sudo chown root:brokerguard {}",

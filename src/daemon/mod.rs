@@ -249,6 +249,23 @@ impl Agent {
             source,
         })?;
 
+        // Insecure set-ups are said out loud at start, not only by doctor.
+        for (file, mode) in
+            crate::credentials::doctor::open_to_everyone(&cfg.agent.credential_files)
+        {
+            Alert::new(AlertKind::InsecureCredentials)
+                .with("file", file.display())
+                .with("mode", format!("{mode:04o}"))
+                .with(
+                    "problem",
+                    "every user on this host can read the secrets in it",
+                )
+                .with("action", crate::credentials::doctor::tighten_command(&file))
+                .emit();
+        }
+        for w in config::literal_secret_warnings(&cfg) {
+            log::warn!("{w}");
+        }
         let required = required_names(&cfg);
         let sources = Sources::from_process(&cfg.agent);
         let outcome = CredentialStore::load(&sources, &required);

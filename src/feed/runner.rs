@@ -293,10 +293,10 @@ impl Runner {
                         error.class,
                         ErrorClass::Auth | ErrorClass::MissingCredential | ErrorClass::Config
                     );
-                    let state = if parked {
-                        FeedState::Parked
-                    } else {
-                        FeedState::Backoff
+                    let state = match error.class {
+                        ErrorClass::MissingCredential => FeedState::Waiting,
+                        _ if parked => FeedState::Parked,
+                        _ => FeedState::Backoff,
                     };
                     let now = self.clock.mono();
                     // A missing credential is waited for, not retried on a
@@ -461,7 +461,10 @@ impl Runner {
                 h.down_since = Some(now);
                 h.down_since_wall = Some(wall);
             }
-            if !matches!(state, FeedState::Backoff | FeedState::Parked) {
+            if !matches!(
+                state,
+                FeedState::Backoff | FeedState::Parked | FeedState::Waiting
+            ) {
                 h.retry_at = None;
             }
             h.busy_until = if state.is_attempting() && state != FeedState::Subscribing {

@@ -13,8 +13,11 @@ pub enum FeedState {
     /// to the exchange lost, a data farm down, maintenance).
     Degraded,
     Backoff,
-    /// Credentials rejected: waits for new ones (or a long backoff).
+    /// Credentials rejected (or the configuration refused): waits for new
+    /// ones (or a long backoff).
     Parked,
+    /// A credential the feed needs is not set: it starts the moment it is.
+    Waiting,
     Stopped,
 }
 
@@ -29,6 +32,7 @@ impl FeedState {
             FeedState::Degraded => "degraded",
             FeedState::Backoff => "backoff",
             FeedState::Parked => "parked",
+            FeedState::Waiting => "waiting",
             FeedState::Stopped => "stopped",
         }
     }

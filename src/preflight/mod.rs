@@ -200,6 +200,11 @@ impl Recorder {
         self.lap(layer);
         self.first.fail(layer, e);
     }
+    /// The first data arrived: the record is complete.
+    fn data(&mut self, detail: &str) {
+        self.lap(Layer::Data);
+        self.first.data(detail);
+    }
 }
 
 impl ConnectProgress for Recorder {
@@ -272,7 +277,7 @@ pub fn check_feed(feed: &FeedConfig, ctx: &BuildContext<'_>) -> FeedReport {
         Ok(None)
     });
     match data {
-        Ok(Some(what)) => r.pass(Layer::Data, what),
+        Ok(Some(what)) => r.data(what),
         Ok(None) => r.fail(
             Layer::Data,
             &FeedError::stalled(format!("nothing within {}", human(wait))),

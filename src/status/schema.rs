@@ -76,7 +76,8 @@ impl ReloadStatus {
 pub struct FeedStatus {
     pub name: String,
     pub broker: String,
-    /// connecting | handshaking | authenticating | subscribing | live | backoff | parked | stopped
+    /// connecting | handshaking | authenticating | subscribing | live |
+    /// degraded | backoff | parked | waiting | stopped
     pub state: String,
     /// RFC 3339 UTC: when the feed entered `state`.
     pub since: String,

@@ -68,6 +68,12 @@ pub fn write_config(dir: &Path, body: &str) -> PathBuf {
     std::fs::write(&p, body).unwrap();
     if !dir.join("credentials.env").exists() {
         std::fs::write(dir.join("credentials.env"), "").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            dir.join("credentials.env"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
     }
     p
 }
