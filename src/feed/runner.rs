@@ -285,6 +285,20 @@ impl Runner {
                             self.name,
                             error.message
                         );
+                    } else if error.class == ErrorClass::Config {
+                        // The broker refused what only the configuration
+                        // can fix (an unknown contract): not a credential.
+                        Alert::new(AlertKind::ConfigInvalid)
+                            .with("feed", &self.name)
+                            .with("error", &error.message)
+                            .with(
+                                "action",
+                                format!(
+                                    "parked: fix the feed's configuration and reload; it retries in {}",
+                                    human(delay)
+                                ),
+                            )
+                            .emit();
                     } else if parked {
                         Alert::new(AlertKind::CredentialRejected)
                             .with("feed", &self.name)
