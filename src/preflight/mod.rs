@@ -272,7 +272,12 @@ pub fn check_feed(feed: &FeedConfig, ctx: &BuildContext<'_>) -> FeedReport {
         Ok(None)
     });
     match data {
-        Ok(Some(what)) => r.pass(Layer::Data, what),
+        Ok(Some(what)) => {
+            // The last layer: the record is complete (a layer never
+            // reported is then "not used", not "not reached yet").
+            r.lap(Layer::Data);
+            r.first.data(what);
+        }
         Ok(None) => r.fail(
             Layer::Data,
             &FeedError::stalled(format!("nothing within {}", human(wait))),

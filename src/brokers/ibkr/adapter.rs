@@ -81,7 +81,7 @@ impl IbkrAdapter {
     ) -> (Result<Box<dyn Session>, FeedError>, bool) {
         let core = TwsCore::new(TwsCoreConfig::new(id, self.contracts.clone()));
         let report = core.report();
-        let mut refused = false;
+        let mut refused: Option<String> = None;
         let (host, port, opts) = (&self.host, self.port, &self.opts);
         let result = session::connect(
             Box::new(core),
@@ -90,8 +90,10 @@ impl IbkrAdapter {
             progress,
             |observe| {
                 let r = framed::connect_observed(host, port, opts, observe);
-                if let Err(NetError::Connect { source, .. }) = &r {
-                    refused = source.kind() == std::io::ErrorKind::ConnectionRefused;
+                if let Err(NetError::Connect { addr, source }) = &r {
+                    if source.kind() == std::io::ErrorKind::ConnectionRefused {
+                        refused = Some(format!("cannot connect to {addr}: {source}"));
+                    }
                 }
                 r
             },
@@ -107,12 +109,8 @@ impl IbkrAdapter {
                 Ok(s)
             }
             Err(mut e) => {
-                if refused {
-                    e.message = format!(
-                        "{}: {}",
-                        e.message,
-                        remedy::tcp_refused(&self.host, self.port)
-                    );
+                if let Some(what) = refused {
+                    e.message = format!("{what}: {}", remedy::tcp_refused(&self.host, self.port));
                 } else if e.layer == Some(Layer::Auth) && facts.server_version.is_none() {
                     // The socket ended before TWS answered the greeting.
                     e.message = format!("{}: {}", e.message, remedy::HANDSHAKE_UNANSWERED);
