@@ -33,6 +33,8 @@ pub const NOTE_ACCOUNTS: &str = "accounts";
 
 /// Connections to one TWS / IB Gateway.
 pub struct IbkrAdapter {
+    /// The feed's name, for log lines.
+    pub(super) feed: String,
     pub(super) host: String,
     pub(super) port: u16,
     pub(super) ids: ClientIds,
@@ -48,6 +50,7 @@ pub struct IbkrAdapter {
 
 impl IbkrAdapter {
     pub fn new(
+        feed: String,
         host: String,
         port: u16,
         ids: ClientIds,
@@ -56,6 +59,7 @@ impl IbkrAdapter {
         clock: Arc<dyn Clock>,
     ) -> Self {
         IbkrAdapter {
+            feed,
             host,
             port,
             client_id: ids.first,
@@ -141,7 +145,8 @@ impl Adapter for IbkrAdapter {
             match self.ids.next_after(id, self.refused_in_a_row) {
                 Some(next) => {
                     log::warn!(
-                        "TWS refused client id {id} (326, in use): trying client id {next} of client_id_range"
+                        "feed={} TWS refused client id {id} (326, in use): trying client id {next} of client_id_range",
+                        self.feed
                     );
                     self.client_id = next;
                 }

@@ -168,6 +168,7 @@ impl Broker for IbkrBroker {
             feed.max_message_bytes,
         );
         Ok(Box::new(IbkrAdapter::new(
+            feed.name.clone(),
             s.host,
             s.port,
             s.client_ids,
