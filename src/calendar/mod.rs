@@ -227,6 +227,15 @@ impl Calendar {
         self.kind
     }
 
+    /// The exchange zone's offset from UTC at `t`, in seconds east (New
+    /// York in winter: -18000); 0 for `always`. For a broker's daily
+    /// windows written in the market's local time.
+    pub fn utc_offset_at(&self, t: SystemTime) -> i32 {
+        self.zone
+            .as_ref()
+            .map_or(0, |z| z.to_offset(timestamp(t)).seconds())
+    }
+
     /// The configured holidays, in order.
     pub fn holidays(&self) -> impl Iterator<Item = Date> + '_ {
         self.holidays.iter().copied()

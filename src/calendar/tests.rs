@@ -406,3 +406,16 @@ fn a_zone_found_nowhere_is_an_error() {
     );
     assert!(shown.ends_with("sudo apt-get install tzdata)"), "{shown}");
 }
+
+#[test]
+fn utc_offset_follows_the_zone_and_its_dst() {
+    let ny = nyse();
+    assert_eq!(ny.utc_offset_at(utc("2026-01-05T12:00:00Z")), -5 * 3600);
+    assert_eq!(ny.utc_offset_at(utc("2026-07-06T12:00:00Z")), -4 * 3600);
+    assert_eq!(
+        nse().utc_offset_at(utc("2026-07-06T12:00:00Z")),
+        5 * 3600 + 1800
+    );
+    let always = Calendar::new(CalendarKind::Always, &[]).unwrap();
+    assert_eq!(always.utc_offset_at(utc("2026-07-06T12:00:00Z")), 0);
+}

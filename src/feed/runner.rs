@@ -316,13 +316,19 @@ impl Runner {
                             error.message
                         );
                     } else if error.class == ErrorClass::Config {
-                        log::warn!(
-                            "feed={} parked: the broker refused the configuration: {}; fix the feed \
-                             and reload (sudo systemctl reload brokerguard); it retries in {}",
-                            self.name,
-                            error.message,
-                            human(delay)
-                        );
+                        // The broker refused what only the configuration
+                        // can fix (an unknown contract): not a credential.
+                        Alert::new(AlertKind::ConfigInvalid)
+                            .with("feed", &self.name)
+                            .with("error", &error.message)
+                            .with(
+                                "action",
+                                format!(
+                                    "parked: fix the feed's configuration and reload; it retries in {}",
+                                    human(delay)
+                                ),
+                            )
+                            .emit();
                     } else if parked {
                         Alert::new(AlertKind::CredentialRejected)
                             .with("feed", &self.name)

@@ -2,8 +2,9 @@
 # Interop checks: brokerguard's simulators and agent against independent
 # implementations from PyPI: the `websockets` library (the generic JSON
 # WebSocket protocol, Kraken's WebSocket v2 books), `krakenex` (Kraken's
-# REST signing), `ib_async` (the TWS API socket protocol) and `kiteconnect`
-# (Kite's binary ticker parser and login REST client). Creates (or
+# REST signing), `ib_async` (the TWS API socket protocol: its client
+# against the TWS simulator, its encoder against the agent's bytes) and
+# `kiteconnect` (Kite's binary ticker parser and login REST client). Creates (or
 # reuses) a venv under target/interop-venv, installs
 # tests/interop/requirements.txt, builds the binary if needed, runs each
 # suite, and prints `N passed, N failed` as its last line.
@@ -14,7 +15,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 venv="$repo/target/interop-venv"
 python="${PYTHON:-python3}"
-suites=(ws_client_vs_sim.py agent_vs_ws_server.py kraken_vs_sim.py ib_async_vs_sim.py kite_vs_sim.py)
+suites=(ws_client_vs_sim.py agent_vs_ws_server.py kraken_vs_sim.py ib_async_vs_sim.py agent_vs_tws_stub.py kite_vs_sim.py)
 # A suite that hangs is killed after this many seconds and counted as failed.
 suite_timeout=180
 

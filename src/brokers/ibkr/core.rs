@@ -11,7 +11,9 @@
 //!    (326 instead → [`ErrorClass::GoingAway`] and
 //!    [`TwsCore::rejected_client_id`], so the adapter tries the next id);
 //! 4. `subscribe` sends one `reqMktData` per contract (request ids from
-//!    [`FIRST_REQ_ID`]); each `tickReqParams` confirms one (`Subscribed`);
+//!    [`FIRST_REQ_ID`]); each `tickReqParams` confirms one (`Subscribed`).
+//!    Without contracts it sends a `reqCurrentTime` instead, whose answer
+//!    is the session's first heartbeat;
 //! 5. live: ticks become `Data` lines; 1100 / 2103 / 2105 / 2157 →
 //!    `Degraded`, 1101 / 1102 / farm OK → `Restored` (1101 re-sends every
 //!    `reqMktData`, a market data farm's recovery cancels and re-sends them),
@@ -647,6 +649,11 @@ impl ProtocolCore for TwsCore {
                 message: "no contracts configured: holding and watching the API session only"
                     .into(),
             });
+            // Without market data the session's own answer is the first
+            // sign of life (`check`'s data layer, the stall timer): ask now
+            // rather than a ping_every later.
+            self.pings_outstanding = self.pings_outstanding.saturating_add(1);
+            out.push(Action::Send(Outbound::Frame(codec::req_current_time())));
         }
         // A farm or IB's connectivity may already be down at connect time.
         self.farm_rerequest_due = false;

@@ -324,9 +324,15 @@ fn subscribe_requests_each_contract() {
 #[test]
 fn a_feed_without_contracts_holds_the_session() {
     let mut c = ready(vec![]);
-    assert_eq!(shorts(&c.subscribe(at(10))), ["log:info"]);
+    // The session's own answer is its first sign of life, asked for at once.
+    assert_eq!(
+        shorts(&c.subscribe(at(10))),
+        ["log:info", "send:reqCurrentTime"]
+    );
+    let a = c.receive(Inbound::Frame(&frame(&["49", "1", "1700000000"])), at(11));
+    assert_eq!(shorts(&a), ["pong", "heartbeat"]);
     assert_eq!(shorts(&c.keepalive(at(20))), ["send:reqCurrentTime"]);
-    let a = c.receive(Inbound::Frame(&frame(&["49", "1", "1700000000"])), at(21));
+    let a = c.receive(Inbound::Frame(&frame(&["49", "1", "1700000001"])), at(21));
     assert_eq!(shorts(&a), ["pong", "heartbeat"]);
 }
 

@@ -28,6 +28,23 @@ pub fn client_id_in_use(client_id: i32) -> String {
     )
 }
 
+/// 326 for every id of `client_id_range` in a row.
+pub fn client_ids_exhausted(first: i32, last: i32) -> String {
+    format!(
+        "every client id in client_id_range [{first}, {last}] is in use (TWS error 326): other programs \
+         hold them, or TWS still holds earlier connections; brokerguard retries shortly; widen the \
+         range or stop the programs holding those ids"
+    )
+}
+
+/// An IBKR feed connects to TWS by host and port, never by URL.
+pub const NO_URL: &str = "an ibkr feed connects to TWS/IB Gateway by host and port, not by URL: \
+     remove url and set host (default \"127.0.0.1\") and port (default 7497)";
+
+/// TWS itself holds the login; brokerguard needs no IBKR credentials.
+pub const NO_ACCOUNT: &str = "an ibkr feed has no credentials of its own (TWS/IB Gateway holds the login): \
+     remove account; tell sessions apart with client_id";
+
 /// The server's version is older than the lowest the client speaks.
 pub fn server_too_old(version: u32, min: u32) -> String {
     format!(
@@ -59,5 +76,7 @@ mod tests {
         ));
         assert!(client_id_in_use(3).contains("client id 3 is already in use (TWS error 326)"));
         assert!(server_too_old(150, 157).contains("150"));
+        assert!(client_ids_exhausted(10, 12).contains("[10, 12]"));
+        assert!(NO_URL.contains("host and port"));
     }
 }

@@ -6,7 +6,7 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const DAY: u32 = 24 * 3600;
 
@@ -122,6 +122,31 @@ impl ResetWindow {
     }
 }
 
+/// Whether an outage that began at `down_since` is still expected at `now`
+/// under `window`, read in a zone whose UTC offset at an instant is
+/// `offset_at` (seconds east): why, or `None` for the usual alerts. Pure:
+/// the instants and the zone come in, so tests inject both.
+pub fn expected_outage(
+    window: &ResetWindow,
+    zone: &str,
+    offset_at: impl Fn(SystemTime) -> i32,
+    down_since: SystemTime,
+    now: SystemTime,
+) -> Option<String> {
+    let unix = match down_since.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+    };
+    let down_at = LocalTime::from_unix(unix, offset_at(down_since));
+    let down_for = now.duration_since(down_since).unwrap_or_default();
+    match window.verdict(down_at, down_for) {
+        OutageVerdict::Expected => Some(format!(
+            "it began inside reset_window {window} ({zone}), IB's daily restart"
+        )),
+        OutageVerdict::Alert => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,6 +222,60 @@ mod tests {
         assert_eq!(
             LocalTime::from_unix(-60, 0),
             LocalTime::hms(23, 59, 0).unwrap()
+        );
+    }
+}
+
+#[cfg(test)]
+mod outage_tests {
+    use super::*;
+
+    /// New York's offset: -4 h from 2026-03-08 07:00 UTC to 2026-11-01
+    /// 06:00 UTC, else -5 h (a stand-in for the zone database).
+    fn new_york(t: SystemTime) -> i32 {
+        let s = t.duration_since(UNIX_EPOCH).unwrap().as_secs();
+        if (1_772_953_200..1_793_512_800).contains(&s) {
+            -4 * 3600
+        } else {
+            -5 * 3600
+        }
+    }
+
+    fn utc(unix: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(unix)
+    }
+
+    #[test]
+    fn a_disconnect_inside_the_window_is_expected_until_it_outlasts_it() {
+        let w: ResetWindow = "23:45-00:45".parse().unwrap();
+        let min = |m: u64| Duration::from_secs(60 * m);
+        // 2026-01-06 04:50 UTC = 23:50 in New York (winter).
+        let winter = utc(1_767_675_000);
+        // 2026-07-07 03:50 UTC = 23:50 in New York (summer).
+        let summer = utc(1_783_396_200);
+        // 2026-01-06 15:00 UTC = 10:00 in New York.
+        let morning = utc(1_767_711_600);
+        let table = [
+            (winter, min(1), true),
+            (winter, min(54), true),
+            (winter, min(55), false),
+            (summer, min(30), true),
+            (summer + min(60), min(1), false),
+            (morning, min(1), false),
+        ];
+        for (down, lasted, want) in table {
+            let got = expected_outage(&w, "America/New_York", new_york, down, down + lasted);
+            assert_eq!(got.is_some(), want, "{down:?} for {lasted:?}: {got:?}");
+        }
+        let why = expected_outage(&w, "America/New_York", new_york, winter, winter + min(5));
+        assert_eq!(
+            why.as_deref(),
+            Some("it began inside reset_window 23:45-00:45 (America/New_York), IB's daily restart")
+        );
+        // The same instant read as UTC is 04:50: outside the window.
+        assert_eq!(
+            expected_outage(&w, "UTC", |_| 0, winter, winter + min(5)),
+            None
         );
     }
 }

@@ -93,6 +93,12 @@ impl<'a, 's, 'b, 'i> Section<'a, 's, 'b, 'i> {
         Some(n)
     }
 
+    /// A finite number; an integer is taken as one (`strike = 150`).
+    pub fn float(&mut self, key: &str) -> Option<f64> {
+        let v = self.value(key)?;
+        self.w.float(v, &self.keypath(key))
+    }
+
     pub fn boolean(&mut self, key: &str) -> Option<bool> {
         let v = self.value(key)?;
         match v.get_ref() {
