@@ -22,6 +22,13 @@ use tungstenite::{Message, WebSocket};
 // Kept here too: `net::ws::Interrupter` is where it used to live.
 pub use super::interrupt::Interrupter;
 
+/// Initial size of a connection's read buffer, and the most one socket
+/// read asks for. tungstenite's default (128 KiB) is zero-filled before
+/// every read, so each connection kept 132 KiB resident and cleared it per
+/// message; broker messages are a few hundred bytes. The buffer still
+/// grows to fit a larger frame (a book snapshot), up to `max_message_bytes`.
+pub const READ_BUFFER_BYTES: usize = 4096;
+
 /// Timeouts and limits of one WebSocket connection.
 #[derive(Clone, Debug)]
 pub struct WsOptions {
@@ -132,6 +139,10 @@ pub struct WsConn {
     interrupter: Interrupter,
     /// Set once the peer's close frame (or the end of the stream) was seen.
     closed: Option<(Option<u16>, String)>,
+    /// A read failed (not a timeout): the incoming stream is beyond repair,
+    /// so `close` does not read it again (tungstenite asserts its buffer has
+    /// room, which a rejected oversized frame leaves full).
+    read_broken: bool,
 }
 
 impl std::fmt::Debug for WsConn {
@@ -261,6 +272,7 @@ pub fn connect_observed(
         || NetError::timeout(Phase::WsHandshake, handshake_timeout, target_name.clone());
     remaining(deadline).ok_or_else(ws_timeout)?;
     let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(Some(opts.max_message_bytes))
         .max_frame_size(Some(opts.max_message_bytes))
         // Frames go out as soon as they are written: we send little, and late.
@@ -302,6 +314,7 @@ pub fn connect_observed(
         write_timeout,
         interrupter,
         closed: None,
+        read_broken: false,
     })
 }
 
@@ -445,7 +458,10 @@ impl WsConn {
             {
                 return Ok(None);
             }
-            Err(e) => return Err(self.fail(e, Phase::Read)),
+            Err(e) => {
+                self.read_broken = true;
+                return Err(self.fail(e, Phase::Read));
+            }
         };
         Ok(Some(match msg {
             Message::Text(t) => WsEvent::Text(t.as_str().to_owned()),
@@ -492,7 +508,7 @@ impl WsConn {
                 code: CloseCode::from(code),
                 reason: reason.to_owned().into(),
             };
-            if self.ws.close(Some(frame)).is_ok() {
+            if self.ws.close(Some(frame)).is_ok() && !self.read_broken {
                 while remaining(deadline).is_some() {
                     match self.ws.read() {
                         Ok(Message::Close(_)) | Err(_) => break,
