@@ -97,12 +97,16 @@ impl WsStream {
         }
     }
 
+    fn timed_mut(&mut self) -> &mut TimedTcp {
+        match self {
+            WsStream::Plain(s) => s,
+            WsStream::Tls(s) => s.get_mut(),
+        }
+    }
+
     /// Bounds every read and write from now on by `deadline`.
     pub fn set_deadline(&mut self, deadline: Option<Instant>) {
-        match self {
-            WsStream::Plain(s) => s.set_deadline(deadline),
-            WsStream::Tls(s) => s.get_mut().set_deadline(deadline),
-        }
+        self.timed_mut().set_deadline(deadline);
     }
 }
 
@@ -299,12 +303,11 @@ pub fn connect_observed(
         .read_tick
         .clamp(Duration::from_millis(1), Duration::from_secs(1));
     let write_timeout = opts.write_timeout.max(Duration::from_millis(1));
-    ws.get_ref()
-        .tcp()
+    let timed = ws.get_mut().timed_mut();
+    timed
         .set_read_timeout(Some(tick))
         .map_err(NetError::Io)?;
-    ws.get_ref()
-        .tcp()
+    timed
         .set_write_timeout(Some(write_timeout))
         .map_err(NetError::Io)?;
     Ok(WsConn {
