@@ -222,6 +222,8 @@ struct Agent {
     watcher: Option<Watcher>,
     signals: Option<signals::SignalThread>,
     started_at: SystemTime,
+    /// Ours, asked once (glibc no longer caches getpid).
+    pid: u32,
     last_summary: String,
     last_status_write: Option<Instant>,
     last_cred_check: Instant,
@@ -317,6 +319,7 @@ impl Agent {
             watcher: None,
             signals,
             started_at: SystemTime::now(),
+            pid: std::process::id(),
             last_summary: String::new(),
             last_status_write: None,
             last_cred_check: Instant::now(),
@@ -719,7 +722,7 @@ impl Agent {
         let now = self.clock.mono();
         let health = self.feeds.health();
         let info = AgentInfo {
-            pid: std::process::id(),
+            pid: self.pid,
             started_at: self.started_at,
             config: &self.config_path.to_string_lossy(),
             clock: self.drift.last(),

@@ -2,20 +2,30 @@
 //! new one, never a mix or a truncated file.
 //!
 //! Temp file in the same folder (rename is atomic only within a file
-//! system), written, fsynced, renamed over the target. The folder itself is
-//! not fsynced: the file lives under /run (tmpfs) and is rewritten every
-//! second; only readers' atomicity matters, not durability across a crash.
+//! system), written, renamed over the target. Nothing is fsynced: the file
+//! lives under /run (tmpfs, where fsync does nothing useful) and is
+//! rewritten every second, so only readers' atomicity matters, which the
+//! rename gives, not durability across a crash (a restarted agent writes a
+//! new one; one left by a dead agent is reported as stale). On a disk-backed
+//! runtime_dir an fsync per second was a journal commit per second.
 
 use std::fs::{self, OpenOptions, Permissions};
 use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::schema::StatusDoc;
 
 /// Unique suffix for temp files of concurrent writers in one process.
 static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// The process id, asked once (glibc no longer caches getpid).
+fn pid() -> u32 {
+    static PID: OnceLock<u32> = OnceLock::new();
+    *PID.get_or_init(std::process::id)
+}
 
 fn temp_path(path: &Path) -> io::Result<PathBuf> {
     let name = path.file_name().ok_or_else(|| {
@@ -27,7 +37,7 @@ fn temp_path(path: &Path) -> io::Result<PathBuf> {
     let seq = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
     let mut temp = std::ffi::OsString::from(".");
     temp.push(name);
-    temp.push(format!(".{}.{seq}.tmp", std::process::id()));
+    temp.push(format!(".{}.{seq}.tmp", pid()));
     Ok(path.with_file_name(temp))
 }
 
@@ -46,7 +56,7 @@ pub fn write_atomic(path: &Path, doc: &StatusDoc) -> io::Result<()> {
             .open(&temp)?;
         file.set_permissions(Permissions::from_mode(0o640))?;
         file.write_all(&bytes)?;
-        file.sync_all()?;
+        drop(file);
         fs::rename(&temp, path)
     })();
     result.map_err(|e| {
