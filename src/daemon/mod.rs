@@ -39,8 +39,12 @@ use std::time::{Duration, Instant, SystemTime};
 use summary::AgentInfo;
 use watchdog_thread::WatchdogShared;
 
-/// How long main waits for an event before doing its periodic work.
-const MAIN_TICK: Duration = Duration::from_millis(250);
+/// The longest main sleeps between events. Otherwise it wakes when its
+/// periodic work is due (the next status.json rewrite, the next credential
+/// check), not on a fixed tick; this bounds how late it sees a preflight
+/// result or an embedding caller's stop flag, and keeps it well inside the
+/// watchdog's `MAIN_STUCK_AFTER`.
+const MAIN_MAX_WAIT: Duration = Duration::from_secs(1);
 /// A clock offset beyond this (from a broker's `Date`) raises `alert=clock_drift`.
 pub const CLOCK_DRIFT_LIMIT: Duration = Duration::from_secs(2);
 /// A credential file change still under way (a write with the file open, a
@@ -497,7 +501,7 @@ impl Agent {
             {
                 return;
             }
-            match self.events.recv_timeout(MAIN_TICK) {
+            match self.events.recv_timeout(self.next_wait()) {
                 Ok(Event::Stop) => {
                     log::info!("stop requested");
                     return;
@@ -710,6 +714,21 @@ impl Agent {
                 "check time sync: timedatectl status; sudo systemctl restart systemd-timesyncd",
             )
             .emit();
+    }
+
+    /// How long main may sleep before its next periodic work is due.
+    fn next_wait(&self) -> Duration {
+        let status = self.last_status_write.map_or(Duration::ZERO, |t| {
+            self.cfg.agent.status_every.saturating_sub(t.elapsed())
+        });
+        let credentials = self
+            .cfg
+            .agent
+            .credential_check
+            .saturating_sub(self.last_cred_check.elapsed());
+        status
+            .min(credentials)
+            .clamp(Duration::from_millis(1), MAIN_MAX_WAIT)
     }
 
     fn write_status(&mut self, force: bool) {
