@@ -17,6 +17,7 @@ mod socket;
 mod subscriber;
 
 use std::io;
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,13 +26,18 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
 
 use hub::Hub;
-use socket::{FileId, Readiness};
+use socket::{FileId, ListenerWake};
 
 pub use subscriber::WRITE_TIMEOUT;
 
 /// How long the accept thread waits for a connection before it re-checks
-/// whether it should stop.
-const ACCEPT_TICK: Duration = Duration::from_millis(100);
+/// whether it should stop. A stop wakes it at once through its stop pair,
+/// so this is only a backstop; it used to be the way stops were seen, ten
+/// wake-ups a second for nothing.
+const ACCEPT_TICK: Duration = Duration::from_secs(30);
+/// How long the accept thread pauses after accept(2) itself failed
+/// (typically out of file descriptors), rather than spin.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// How long [`Fanout::stop`] waits for its threads before abandoning them.
 const STOP_DEADLINE: Duration = Duration::from_secs(1);
 
@@ -53,6 +59,8 @@ pub struct Fanout {
     path: PathBuf,
     file_id: FileId,
     stopping: Arc<AtomicBool>,
+    /// Made readable to wake the accept thread, which polls it.
+    stop_waker: Arc<OwnedFd>,
     accept_thread: Option<JoinHandle<()>>,
     threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
@@ -77,6 +85,8 @@ impl Fanout {
             )
         };
         listener.set_nonblocking(true).map_err(fail)?;
+        let stop_waker = Arc::new(socket::eventfd().map_err(fail)?);
+        let stop_seen = Arc::clone(&stop_waker);
         let hub = Arc::new(Hub::new(queue_len));
         let stopping = Arc::new(AtomicBool::new(false));
         let threads = Arc::new(Mutex::new(Vec::new()));
@@ -88,7 +98,7 @@ impl Fanout {
             );
             thread::Builder::new()
                 .name("fanout-accept".into())
-                .spawn(move || accept_loop(&listener, &hub, &stopping, &threads))
+                .spawn(move || accept_loop(&listener, &*stop_seen, &hub, &stopping, &threads))
                 .map_err(fail)?
         };
         log::info!("fan-out: listening on {}", socket_path.display());
@@ -97,6 +107,7 @@ impl Fanout {
             path: socket_path.to_owned(),
             file_id,
             stopping,
+            stop_waker,
             accept_thread: Some(accept_thread),
             threads,
         })
@@ -131,9 +142,9 @@ impl Fanout {
         };
         let deadline = Instant::now() + STOP_DEADLINE;
         self.stopping.store(true, Ordering::SeqCst);
-        // A connection wakes the accept thread's poll now rather than at
-        // its next tick; it sees `stopping` and never accepts it.
-        let _ = std::os::unix::net::UnixStream::connect(&self.path);
+        // The accept thread wakes now and, seeing `stopping`, never
+        // accepts again.
+        socket::wake(&self.stop_waker);
         let mut pending = vec![accept_thread];
         // Once the accept thread has exited, no new subscriber can appear
         // behind the hub's back.
@@ -198,17 +209,19 @@ impl Publisher {
 
 fn accept_loop(
     listener: &UnixListener,
+    stop: &OwnedFd,
     hub: &Arc<Hub>,
     stopping: &AtomicBool,
     threads: &Mutex<Vec<JoinHandle<()>>>,
 ) {
     while !stopping.load(Ordering::SeqCst) {
-        match socket::poll(listener, true, ACCEPT_TICK) {
-            Ok(Readiness::Timeout) => continue,
-            Ok(Readiness::Readable | Readiness::HangUp) => {}
+        match socket::poll_listener(listener, stop, ACCEPT_TICK) {
+            Ok(ListenerWake::Timeout) => continue,
+            Ok(ListenerWake::Stop) => break,
+            Ok(ListenerWake::Connection) => {}
             Err(e) => {
                 log::warn!("fan-out: waiting for subscribers failed: {e}");
-                thread::sleep(ACCEPT_TICK);
+                thread::sleep(ACCEPT_RETRY);
                 continue;
             }
         }
@@ -227,7 +240,7 @@ fn accept_loop(
             Err(e) => {
                 // Typically out of file descriptors: wait rather than spin.
                 log::warn!("fan-out: accepting a subscriber failed: {e}");
-                thread::sleep(ACCEPT_TICK);
+                thread::sleep(ACCEPT_RETRY);
             }
         }
     }

@@ -19,7 +19,10 @@ use super::socket::{self, Readiness};
 /// fills first).
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often an idle reader re-checks that its subscriber is still wanted.
-const READ_TICK: Duration = Duration::from_secs(1);
+/// Only a backstop: every removal shuts the connection down, which wakes
+/// the reader at once, so a tick of a second was a wake-up a second per
+/// subscriber for nothing.
+const READ_TICK: Duration = Duration::from_secs(30);
 
 /// Sets up an accepted connection and starts its threads. Returns the
 /// threads to join at stop, or none if the hub is closed or setup failed.
