@@ -5,9 +5,9 @@
 //! `set-credential`), `cp`, truncate-and-write, delete-and-recreate. For a
 //! file that is a symlink it also watches the folder of the link's target
 //! (following chains), so both a symlink swap and a write to the target are
-//! seen; targets are recomputed on every tick, so after a swap the new
-//! target's folder is watched too. Events are filtered to the watched file
-//! names.
+//! seen; targets are recomputed after every event (a swap is an event in a
+//! watched folder), so after a swap the new target's folder is watched too.
+//! Events are filtered to the watched file names.
 //!
 //! A finished write runs the callback at once: a file renamed into place
 //! (`IN_MOVED_TO`) or closed after writing (`IN_CLOSE_WRITE`) is complete,
@@ -22,7 +22,10 @@
 //!
 //! A folder that does not exist yet is retried on every tick (100 ms); when
 //! it appears the callback runs (debounced), as the file may have come with
-//! it. A folder that is deleted is dropped and retried the same way.
+//! it. A folder that is deleted is dropped and retried the same way. While
+//! every folder is watched and no change is being debounced there is
+//! nothing to retry: the thread sleeps until an event (with a backstop
+//! refresh every [`IDLE_TICK`]) instead of waking ten times a second.
 //!
 //! The thread sleeps in `poll(2)` on the inotify descriptor and an eventfd
 //! that [`Watcher::stop`] (or drop) writes to, so a stop wakes it at once;
@@ -40,6 +43,9 @@ use std::time::{Duration, Instant};
 
 /// How often the thread retries missing folders.
 const TICK: Duration = Duration::from_millis(100);
+/// How often it refreshes anyway when nothing is missing (a backstop: the
+/// agent's periodic credential check re-reads the files on its own).
+const IDLE_TICK: Duration = Duration::from_secs(60);
 /// Longest symlink chain followed.
 const MAX_LINKS: usize = 8;
 
@@ -185,6 +191,11 @@ impl WatchState {
         appeared && had_missing
     }
 
+    /// Every folder that matters has a watch: nothing to retry.
+    fn all_watched(&self) -> bool {
+        self.targets.keys().all(|d| self.is_watched(d))
+    }
+
     fn is_watched(&self, dir: &Path) -> bool {
         self.watched.iter().any(|(_, d)| d == dir)
     }
@@ -283,9 +294,10 @@ fn run(
     // When the last step of an unfinished change was seen.
     let mut pending: Option<Instant> = None;
     loop {
+        let tick = if state.all_watched() { IDLE_TICK } else { TICK };
         let timeout = match pending {
-            Some(t) => debounce.saturating_sub(t.elapsed()).min(TICK),
-            None => TICK,
+            Some(t) => debounce.saturating_sub(t.elapsed()).min(tick),
+            None => tick,
         };
         let mut fds = [
             libc::pollfd {
