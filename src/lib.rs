@@ -26,4 +26,5 @@ pub mod preflight;
 pub mod sim;
 pub mod status;
 pub mod systemd;
+pub mod threads;
 pub mod timefmt;

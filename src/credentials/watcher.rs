@@ -87,6 +87,7 @@ impl Watcher {
         let stop2 = stop.clone();
         let thread = std::thread::Builder::new()
             .name("cred-watcher".into())
+            .stack_size(crate::threads::SMALL_STACK)
             .spawn(move || run(state, debounce, on_change, &stop2))?;
         Ok(Watcher {
             stop,

@@ -69,6 +69,7 @@ pub fn spawn<F: Fn(Signal) + Send + 'static>(deliver: F) -> io::Result<SignalThr
     let handle = signals.handle();
     let join = thread::Builder::new()
         .name("signals".into())
+        .stack_size(crate::threads::SMALL_STACK)
         .spawn(move || {
             let mut stopping = false;
             for sig in signals.forever() {

@@ -55,6 +55,7 @@ impl Validator {
         let (i, r) = (input.clone(), results.clone());
         let thread = std::thread::Builder::new()
             .name("validator".into())
+            .stack_size(crate::threads::FEED_STACK)
             .spawn(move || run(i, r, clock, drift))?;
         Ok(Validator {
             input,

@@ -52,6 +52,7 @@ pub fn start(hub: &Arc<Hub>, stream: UnixStream) -> Vec<JoinHandle<()>> {
     let writer_hub = Arc::clone(hub);
     match thread::Builder::new()
         .name(format!("fanout-w{}", who.id))
+        .stack_size(crate::threads::SMALL_STACK)
         .spawn(move || write_loop(&writer_hub, who, writer_stream, queue))
     {
         Ok(handle) => threads.push(handle),
@@ -63,6 +64,7 @@ pub fn start(hub: &Arc<Hub>, stream: UnixStream) -> Vec<JoinHandle<()>> {
     let reader_hub = Arc::clone(hub);
     match thread::Builder::new()
         .name(format!("fanout-r{}", who.id))
+        .stack_size(crate::threads::SMALL_STACK)
         .spawn(move || read_loop(&reader_hub, who, reader_stream))
     {
         Ok(handle) => threads.push(handle),

@@ -167,6 +167,7 @@ pub fn spawn(
     };
     let thread = std::thread::Builder::new()
         .name(format!("feed-{name}"))
+        .stack_size(crate::threads::FEED_STACK)
         .spawn(move || runner.run())?;
     Ok(FeedHandle {
         name: name.to_string(),
