@@ -7,6 +7,7 @@
 pub mod events;
 pub mod feeds;
 pub mod lock;
+pub mod process;
 pub mod reload;
 pub mod signals;
 pub mod sink;
@@ -171,6 +172,8 @@ impl RunOptions {
 
 /// Runs the agent until a stop signal. Returns after a clean stop.
 pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
+    // Before the first thread: the arena setting applies to arenas made later.
+    process::tune();
     // Signals first: a SIGTERM that arrives while we start must become a
     // clean stop, not the default action that kills us mid-way.
     let (events_tx, events) = mpsc::channel();
