@@ -76,7 +76,9 @@ impl TimedTcp {
     /// The socket's own write timeout; not set again when it already is.
     pub fn set_write_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         let tcp = &self.tcp;
-        set_if_changed(&mut self.write_timeout, timeout, |t| tcp.set_write_timeout(t))
+        set_if_changed(&mut self.write_timeout, timeout, |t| {
+            tcp.set_write_timeout(t)
+        })
     }
 
     pub fn tcp(&self) -> &TcpStream {

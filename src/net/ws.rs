@@ -304,9 +304,7 @@ pub fn connect_observed(
         .clamp(Duration::from_millis(1), Duration::from_secs(1));
     let write_timeout = opts.write_timeout.max(Duration::from_millis(1));
     let timed = ws.get_mut().timed_mut();
-    timed
-        .set_read_timeout(Some(tick))
-        .map_err(NetError::Io)?;
+    timed.set_read_timeout(Some(tick)).map_err(NetError::Io)?;
     timed
         .set_write_timeout(Some(write_timeout))
         .map_err(NetError::Io)?;
