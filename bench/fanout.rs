@@ -1,7 +1,25 @@
-//! Fan-out publish throughput with 0, 1 and 10 subscribers reading as fast
-//! as they can: `cargo bench --bench fanout`. Prints lines/s, the median of
-//! several runs, for the publishing side (what a feed thread pays) and for
-//! delivery (until every subscriber has read every line).
+//! The fan-out: `cargo bench --bench fanout` (`-- throughput latency`
+//! picks parts).
+//!
+//! (a) Throughput: publish with 0, 1 and 10 subscribers reading as fast as
+//! they can, in process. Lines/s, the median of several runs, for the
+//! publishing side (what a feed thread pays) and for delivery (until every
+//! subscriber has read every line).
+//!
+//! (b) Latency at 10 k msg/s: the real agent holds one feed on the
+//! simulator, which floods 10 000 data messages a second, each stamped
+//! with the wall clock just before it is written (`SimConfig::stamp_sends`,
+//! a hook of the simulator: the agent's path carries no benchmark code);
+//! a bot reads the fan-out socket and stamps each line as it reads it.
+//! Latency is read minus sent: the loopback TCP hop, the feed thread, the
+//! fan-out queue and the Unix socket, so an upper bound of "frame
+//! received to line read". The Python stack is measured the same way
+//! (its stdout). p50/p99/max per run, median and worst of the runs.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+#[path = "support/mod.rs"]
+mod support;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixStream;
@@ -10,6 +28,10 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use brokerguard::fanout::Fanout;
+use brokerguard::sim::{Fault, SimConfig, Simulator};
+use support::programs::{self, Program, Setup};
+use support::report::{Report, fmt, ratio, verdict};
+use support::{load_average, percentile, worst};
 
 const RUNS: usize = 5;
 const LINES: usize = 100_000;
@@ -78,25 +100,232 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn main() {
+fn throughput(report: &mut Report) {
     println!(
         "fan-out: {LINES} lines of {} bytes per run, median of {RUNS} runs",
         MESSAGE.len()
     );
+    let mut rows = Vec::new();
+    let mut one = (f64::NAN, f64::NAN);
     for subscribers in [0, 1, 10] {
         let (publish, delivered): (Vec<f64>, Vec<f64>) =
             (0..RUNS).map(|i| run(i, subscribers)).unzip();
+        let worst_delivered = delivered.iter().copied().fold(f64::MAX, f64::min);
+        let (p, d) = (median(publish), median(delivered));
         if subscribers == 0 {
-            println!(
-                "{subscribers:>2} subscribers: publish {:>12.0} lines/s",
-                median(publish)
-            );
+            println!("{subscribers:>2} subscribers: publish {p:>12.0} lines/s");
         } else {
             println!(
-                "{subscribers:>2} subscribers: publish {:>12.0} lines/s, delivered to all {:>10.0} lines/s",
-                median(publish),
-                median(delivered)
+                "{subscribers:>2} subscribers: publish {p:>12.0} lines/s, delivered to all {d:>10.0} lines/s"
             );
         }
+        if subscribers == 1 {
+            one = (d, worst_delivered);
+        }
+        rows.push(vec![
+            subscribers.to_string(),
+            fmt(p, 0),
+            if subscribers == 0 {
+                "—".into()
+            } else {
+                format!("{} / {}", fmt(d, 0), fmt(worst_delivered, 0))
+            },
+        ]);
+    }
+    report.line(format!(
+        "### Fan-out throughput\n\nIn process: {LINES} lines of {} bytes published as fast as a feed thread can, to subscribers reading as fast as they can; median of {RUNS} runs (delivered: median / slowest).\n",
+        MESSAGE.len()
+    ));
+    report.table(
+        &[
+            "subscribers",
+            "publish lines/s",
+            "delivered to all, lines/s",
+        ],
+        &rows,
+    );
+    report.target([
+        "fan-out: ≥ 200 k msg/s to one subscriber".into(),
+        format!(
+            "{} / {} lines/s (median / slowest run)",
+            fmt(one.0, 0),
+            fmt(one.1, 0)
+        ),
+        "—".into(),
+        format!("{} of 200 k", ratio(one.1, 200_000.0)),
+        verdict(one.1 >= 200_000.0),
+    ]);
+    report.line("");
+    report.save();
+}
+
+const LATENCY_RATE: u32 = 10_000;
+const LATENCY_RUNS: usize = 3;
+const LATENCY_WARMUP: Duration = Duration::from_secs(3);
+const LATENCY_WINDOW: Duration = Duration::from_secs(10);
+const TOKEN: &str = "bench-token-lat1";
+
+/// One latency run: (p50, p99, max) in µs, lines received per second, and
+/// the program's CPU (ms per second).
+struct LatencyRun {
+    p50: f64,
+    p99: f64,
+    max: f64,
+    rate: f64,
+    cpu_ms_per_s: f64,
+}
+
+fn latency_run(program: &Program) -> LatencyRun {
+    let dir = common::TempDir::new("bench-latency");
+    let sim = Simulator::start(SimConfig {
+        tokens: vec![TOKEN.into()],
+        heartbeat_every: Some(Duration::from_secs(5)),
+        fault: Some(Fault::Flood {
+            per_sec: LATENCY_RATE,
+        }),
+        // The simulator writes what is due every millisecond: ten messages
+        // a batch, not two hundred every 20 ms.
+        tick: Some(Duration::from_millis(1)),
+        stamp_sends: true,
+        ..SimConfig::default()
+    })
+    .expect("start simulator");
+    std::fs::write(dir.join("credentials.env"), format!("SIG_TOKEN={TOKEN}\n")).unwrap();
+    let setup = Setup::new(sim.url(), 1);
+    let running = program.start(dir.path(), &setup);
+    assert!(
+        running.wait_flowing(&setup.feeds, Duration::from_secs(20)),
+        "{}: no data; stderr:\n{}",
+        running.label,
+        running.stderr()
+    );
+    thread::sleep(LATENCY_WARMUP);
+    let _ = running.lines.take();
+    let cpu0 = running.sample().cpu_ns;
+    let from = Instant::now();
+    thread::sleep(LATENCY_WINDOW);
+    let cpu1 = running.sample().cpu_ns;
+    let lines = running.lines.take();
+    let window = from.elapsed();
+    let label = running.label.clone();
+    let codes = running.stop();
+    sim.stop();
+    assert!(
+        codes.iter().all(|c| *c == Some(0)),
+        "{label} did not exit 0: {codes:?}"
+    );
+    let lat: Vec<f64> = lines
+        .iter()
+        .filter_map(|l| {
+            let sent = l.line["data"]["sent_ns"].as_u64()?;
+            let read = l
+                .wall
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .ok()?
+                .as_nanos() as f64;
+            Some((read - sent as f64) / 1000.0)
+        })
+        .collect();
+    LatencyRun {
+        p50: percentile(&lat, 50.0),
+        p99: percentile(&lat, 99.0),
+        max: worst(&lat),
+        rate: lat.len() as f64 / window.as_secs_f64(),
+        cpu_ms_per_s: (cpu1.saturating_sub(cpu0)) as f64 / 1e6 / window.as_secs_f64(),
+    }
+}
+
+fn latency(report: &mut Report) {
+    let mut programs = vec![programs::agent_best()];
+    programs.extend(programs::python());
+    let mut rows = Vec::new();
+    let mut agent_p99 = (f64::NAN, f64::NAN);
+    let mut agent_p50 = f64::NAN;
+    let mut medians = Vec::new();
+    for p in &programs {
+        let runs: Vec<LatencyRun> = (0..LATENCY_RUNS)
+            .map(|i| {
+                let r = latency_run(p);
+                println!(
+                    "  {} run {i}: p50={:.0} us p99={:.0} us max={:.0} us rate={:.0}/s cpu={:.1} ms/s load={}",
+                    p.label(),
+                    r.p50,
+                    r.p99,
+                    r.max,
+                    r.rate,
+                    r.cpu_ms_per_s,
+                    load_average()
+                );
+                r
+            })
+            .collect();
+        let col = |f: fn(&LatencyRun) -> f64| runs.iter().map(f).collect::<Vec<f64>>();
+        let (p50, p99, max, rate, cpu) = (
+            col(|r| r.p50),
+            col(|r| r.p99),
+            col(|r| r.max),
+            col(|r| r.rate),
+            col(|r| r.cpu_ms_per_s),
+        );
+        if p.is_agent() {
+            agent_p99 = (median(p99.clone()), worst(&p99));
+            agent_p50 = median(p50.clone());
+        }
+        medians.push(median(p99.clone()));
+        rows.push(vec![
+            p.label(),
+            format!("{} / {}", fmt(median(p50.clone()), 0), fmt(worst(&p50), 0)),
+            format!("{} / {}", fmt(median(p99.clone()), 0), fmt(worst(&p99), 0)),
+            format!("{} / {}", fmt(median(max.clone()), 0), fmt(worst(&max), 0)),
+            fmt(median(rate), 0),
+            fmt(median(cpu), 1),
+        ]);
+    }
+    report.line(format!(
+        "### Fan-out latency at {} msg/s\n\nOne feed flooded at {LATENCY_RATE} msg/s; simulator send (wall clock, just before the write) to the bot reading the line; {LATENCY_RUNS} runs of {} s after {} s of warm-up; median / worst of the runs, µs.\n",
+        LATENCY_RATE,
+        LATENCY_WINDOW.as_secs(),
+        LATENCY_WARMUP.as_secs()
+    ));
+    report.table(
+        &[
+            "program",
+            "p50 µs",
+            "p99 µs",
+            "max µs",
+            "lines/s read",
+            "CPU ms/s",
+        ],
+        &rows,
+    );
+    let py_p99 = medians.get(1).copied().unwrap_or(f64::NAN);
+    report.target([
+        format!("fan-out latency at {LATENCY_RATE} msg/s: p99 < 1 ms"),
+        format!(
+            "p99 {} / {} µs, p50 {} µs",
+            fmt(agent_p99.0, 0),
+            fmt(agent_p99.1, 0),
+            fmt(agent_p50, 0)
+        ),
+        format!("Python p99 {} µs", fmt(py_p99, 0)),
+        ratio(agent_p99.0, py_p99),
+        verdict(agent_p99.1 < 1000.0),
+    ]);
+    report.line("");
+    report.save();
+}
+
+fn main() {
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let wanted = |part: &str| only.is_empty() || only.iter().any(|o| part.contains(o.as_str()));
+    let mut report = Report::new("fanout");
+    if wanted("throughput") {
+        throughput(&mut report);
+    }
+    if wanted("latency") {
+        latency(&mut report);
     }
 }

@@ -1,10 +1,17 @@
 //! Helpers the benchmarks share beyond tests/common: a fan-out subscriber
 //! that stamps every line with the instant it arrived (so latencies are
 //! measured from the agent's own state events, not from polling a file),
-//! `/proc/PID/status` figures, and medians.
+//! `/proc/PID/status` figures, and medians. `proc` samples memory and CPU
+//! of any process, `programs` starts the agent and the baselines the same
+//! way against one simulator, and `report` writes the figures that
+//! `bench/run.sh` gathers into bench/RESULTS.md.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+pub mod proc;
+pub mod programs;
+pub mod report;
+
+use std::io::{BufRead, BufReader, Read};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
@@ -14,6 +21,9 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Debug)]
 pub struct Stamped {
     pub at: Instant,
+    /// The same instant on the wall clock, to compare with a time another
+    /// thread stamped (the simulator's `sent_ns`).
+    pub wall: std::time::SystemTime,
     pub line: serde_json::Value,
 }
 
@@ -31,6 +41,52 @@ pub struct EventClient {
 }
 
 impl EventClient {
+    /// Reads lines from any byte stream (a baseline's stdout): each line
+    /// is handed to `map`, which returns the JSON to keep (or nothing), so
+    /// every program's output is read and stamped the same way.
+    pub fn from_readers(
+        readers: Vec<Box<dyn Read + Send>>,
+        map: fn(usize, serde_json::Value) -> Option<serde_json::Value>,
+    ) -> EventClient {
+        let received: Arc<(Mutex<Received>, Condvar)> = Arc::default();
+        let open = Arc::new(std::sync::atomic::AtomicUsize::new(readers.len()));
+        for (i, reader) in readers.into_iter().enumerate() {
+            let sink = received.clone();
+            let open = open.clone();
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(reader);
+                let mut text = String::new();
+                loop {
+                    text.clear();
+                    let n = r.read_line(&mut text);
+                    let at = Instant::now();
+                    let wall = std::time::SystemTime::now();
+                    let (lock, cond) = &*sink;
+                    match n {
+                        Ok(0) | Err(_) => {
+                            if open.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+                                lock.lock().unwrap().closed = true;
+                                cond.notify_all();
+                            }
+                            return;
+                        }
+                        Ok(_) => {
+                            let Some(line) =
+                                serde_json::from_str(&text).ok().and_then(|v| map(i, v))
+                            else {
+                                continue;
+                            };
+                            lock.lock().unwrap().lines.push(Stamped { at, wall, line });
+                            cond.notify_all();
+                        }
+                    }
+                }
+            });
+        }
+        let (stream, _) = UnixStream::pair().expect("socket pair");
+        EventClient { received, stream }
+    }
+
     /// Connects, retrying until the agent has created the socket.
     pub fn connect(socket: &Path, deadline: Duration) -> EventClient {
         let end = Instant::now() + deadline;
@@ -57,6 +113,7 @@ impl EventClient {
                 text.clear();
                 let n = r.read_line(&mut text);
                 let at = Instant::now();
+                let wall = std::time::SystemTime::now();
                 let (lock, cond) = &*sink;
                 let mut got = lock.lock().unwrap();
                 match n {
@@ -67,7 +124,7 @@ impl EventClient {
                     }
                     Ok(_) => {
                         if let Ok(line) = serde_json::from_str(&text) {
-                            got.lines.push(Stamped { at, line });
+                            got.lines.push(Stamped { at, wall, line });
                             cond.notify_all();
                         }
                     }
@@ -141,6 +198,16 @@ impl EventClient {
         let got = self.received.0.lock().unwrap();
         got.lines.iter().filter(|s| pred(&s.line)).count()
     }
+
+    /// Every line received so far (a copy).
+    pub fn snapshot(&self) -> Vec<Stamped> {
+        self.received.0.lock().unwrap().lines.clone()
+    }
+
+    /// Takes the lines received so far, leaving none (long runs read as they go).
+    pub fn take(&self) -> Vec<Stamped> {
+        std::mem::take(&mut self.received.0.lock().unwrap().lines)
+    }
 }
 
 impl Drop for EventClient {
@@ -175,6 +242,9 @@ pub fn proc_figures(pid: u32) -> ProcFigures {
 }
 
 pub fn median(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
     let mut v = v.to_vec();
     v.sort_by(f64::total_cmp);
     let n = v.len();
@@ -186,7 +256,21 @@ pub fn median(v: &[f64]) -> f64 {
 }
 
 pub fn worst(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
     v.iter().copied().fold(f64::MIN, f64::max)
+}
+
+/// The p-th percentile (0..=100, nearest rank) of `v`.
+pub fn percentile(v: &[f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * v.len() as f64).ceil().max(1.0) as usize;
+    v[rank.min(v.len()) - 1]
 }
 
 pub fn ms(d: Duration) -> f64 {

@@ -99,7 +99,7 @@ impl Fanout {
             thread::Builder::new()
                 .name("fanout-accept".into())
                 .stack_size(crate::threads::SMALL_STACK)
-                .spawn(move || accept_loop(&listener, &*stop_seen, &hub, &stopping, &threads))
+                .spawn(move || accept_loop(&listener, &stop_seen, &hub, &stopping, &threads))
                 .map_err(fail)?
         };
         log::info!("fan-out: listening on {}", socket_path.display());

@@ -175,7 +175,6 @@ mod tests {
         set(&mut current, ms(800)); // would end early: set
         set(&mut current, None);
         set(&mut current, None);
-        drop(set);
         assert_eq!(sets, vec![ms(1000), ms(500), ms(800), None]);
     }
 

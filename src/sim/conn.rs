@@ -5,7 +5,7 @@
 
 use super::fault::Fault;
 use super::protocol::{Session, heartbeat};
-use super::server::{Shared, TICK};
+use super::server::Shared;
 use crate::net::timed::TimedTcp;
 use crate::net::ws::WsStream;
 use crate::timefmt::rfc3339_millis;
@@ -39,7 +39,13 @@ struct Live(Arc<Shared>, usize);
 impl Drop for Live {
     fn drop(&mut self) {
         self.0.forget(self.1);
-        self.0.stats.update(|s| s.live_connections -= 1);
+        let id = self.1;
+        self.0.stats.update(|s| {
+            s.live_connections -= 1;
+            if let Some(t) = s.connection_times.get_mut(id) {
+                t.ended = Some(Instant::now());
+            }
+        });
         self.0.event(format!("conn {}: ended", self.1));
     }
 }
@@ -88,7 +94,7 @@ pub(crate) fn serve(shared: Arc<Shared>, id: usize, tcp: TcpStream, generation: 
     let setup = tcp
         .set_nonblocking(false)
         .and_then(|_| tcp.set_nodelay(true))
-        .and_then(|_| tcp.set_read_timeout(Some(TICK)))
+        .and_then(|_| tcp.set_read_timeout(Some(shared.tick)))
         .and_then(|_| tcp.set_write_timeout(Some(WRITE_TIMEOUT)));
     if setup.is_err() {
         return;
@@ -155,10 +161,24 @@ fn handshake(shared: &Shared, id: usize, tcp: TcpStream) -> Option<WebSocket<WsS
             }
         }
     };
-    let reject = match shared.current_fault().0 {
-        Some(Fault::RejectUpgrade { status }) => Some(status),
-        _ => None,
+    let (reject, delay) = match shared.current_fault().0 {
+        Some(Fault::RejectUpgrade { status }) => (Some(status), None),
+        Some(Fault::SlowHandshake { delay_ms }) => (None, Some(Duration::from_millis(delay_ms))),
+        _ => (None, None),
     };
+    if let Some(delay) = delay {
+        shared.event(format!(
+            "conn {id}: answering the upgrade after {} ms",
+            delay.as_millis()
+        ));
+        let until = Instant::now() + delay;
+        while let Some(left) = until.checked_duration_since(Instant::now()) {
+            if give_up() {
+                return None;
+            }
+            thread::sleep(left.min(shared.tick));
+        }
+    }
     let callback = move |_req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
         match reject {
             None => Ok(resp),
@@ -226,7 +246,7 @@ impl Conn {
         let fault = self.shared.current_fault().0;
         match fault {
             Some(Fault::SilentNoPongs) => {
-                thread::sleep(TICK);
+                thread::sleep(self.shared.tick);
                 return Ok(());
             }
             Some(Fault::SilentWithPongs) => {}
@@ -353,7 +373,13 @@ impl Conn {
         let ts = rfc3339_millis(SystemTime::now());
         for i in 0..count {
             let channel = self.session.channels[(i as usize) % self.session.channels.len()].clone();
-            let msg = self.session.next_data(&channel, &ts);
+            let sent_ns = self.shared.stamp_sends.then(|| {
+                SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_nanos()
+            });
+            let msg = self.session.next_data_stamped(&channel, &ts, sent_ns);
             self.ws.write(Message::text(msg)).map_err(|_| End)?;
         }
         self.ws.flush().map_err(|_| End)?;
@@ -397,7 +423,12 @@ impl Conn {
                     s.tokens_seen.push(t.clone());
                 }
                 match out.auth {
-                    Some(true) => s.auth_ok += 1,
+                    Some(true) => {
+                        s.auth_ok += 1;
+                        if let Some(t) = s.connection_times.get_mut(id) {
+                            t.authed = Some(Instant::now());
+                        }
+                    }
                     Some(false) => s.auth_failed += 1,
                     None => {}
                 }

@@ -46,12 +46,15 @@ pub enum Fault {
     /// (401/403: credentials rejected, 429: rate limited, 503: maintenance).
     /// Existing connections are unaffected.
     RejectUpgrade { status: u16 },
+    /// New connections' WebSocket upgrade is answered only after `delay_ms`
+    /// (an overloaded broker). Existing connections are unaffected.
+    SlowHandshake { delay_ms: u64 },
 }
 
 /// The `--fault` spellings, for `--help`.
 pub const FAULT_HELP: &str = "refuse | no-handshake | reject-auth | close-after:N[:CODE] | \
 close-on-send[:CODE] | silent | silent-no-pongs | reset | malformed | flood:PER_SEC | close:CODE | \
-http:STATUS";
+http:STATUS | slow-handshake:MS";
 
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -68,6 +71,7 @@ impl fmt::Display for Fault {
             Fault::Flood { per_sec } => write!(f, "flood:{per_sec}"),
             Fault::CloseWithCode { code } => write!(f, "close:{code}"),
             Fault::RejectUpgrade { status } => write!(f, "http:{status}"),
+            Fault::SlowHandshake { delay_ms } => write!(f, "slow-handshake:{delay_ms}"),
         }
     }
 }
@@ -170,6 +174,12 @@ impl FromStr for Fault {
                 }
                 Fault::RejectUpgrade { status }
             }
+            "slow-handshake" => {
+                arity(1, 1)?;
+                Fault::SlowHandshake {
+                    delay_ms: number(args[0], "delay in milliseconds", spec)?,
+                }
+            }
             _ => {
                 return Err(format!(
                     "unknown fault \"{spec}\"; expected one of: {FAULT_HELP}"
@@ -202,6 +212,7 @@ mod tests {
             Fault::Flood { per_sec: 500 },
             Fault::CloseWithCode { code: 1012 },
             Fault::RejectUpgrade { status: 429 },
+            Fault::SlowHandshake { delay_ms: 1500 },
         ];
         for f in all {
             assert_eq!(f.to_string().parse::<Fault>(), Ok(f.clone()), "{f}");

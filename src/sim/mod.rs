@@ -18,4 +18,4 @@ pub mod tws;
 pub use cli::{SimArgs, SimBroker, SimCliError, SimCommand, run_cli, run_command};
 pub use fault::{FAULT_HELP, Fault};
 pub use server::{SimConfig, SimHandle, SimTls, Simulator};
-pub use stats::SimStats;
+pub use stats::{ConnTimes, SimStats};

@@ -117,9 +117,20 @@ impl Session {
     }
 
     /// The next data message for `channel`, numbered per connection.
+    #[cfg(test)]
     pub fn next_data(&mut self, channel: &str, ts: &str) -> String {
+        self.next_data_stamped(channel, ts, None)
+    }
+
+    /// [`next_data`](Self::next_data), with `"sent_ns"` when given (a
+    /// latency benchmark's send time, ns since the Unix epoch).
+    pub fn next_data_stamped(&mut self, channel: &str, ts: &str, sent_ns: Option<u128>) -> String {
         self.data_n += 1;
-        json!({"type": "data", "channel": channel, "n": self.data_n, "ts": ts}).to_string()
+        let mut msg = json!({"type": "data", "channel": channel, "n": self.data_n, "ts": ts});
+        if let Some(ns) = sent_ns {
+            msg["sent_ns"] = json!(ns as u64);
+        }
+        msg.to_string()
     }
 }
 

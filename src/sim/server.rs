@@ -47,6 +47,15 @@ pub struct SimConfig {
     pub fault: Option<Fault>,
     /// One human-readable line per connection event (for the CLI and demo).
     pub events: Option<Sender<String>>,
+    /// How long a connection's thread waits for the client before it looks
+    /// at faults, stop and due data again (default 20 ms). Benchmarks
+    /// shorten it to pace a flood finely, or lengthen it to run hundreds of
+    /// idle connections without the simulator's own wake-ups dominating.
+    pub tick: Option<Duration>,
+    /// Stamp every data message with `"sent_ns"`, the wall clock (ns since
+    /// the Unix epoch) just before it is written: a latency benchmark's
+    /// hook, so the agent's own path needs none.
+    pub stamp_sends: bool,
 }
 
 struct FaultState {
@@ -59,6 +68,8 @@ struct FaultState {
 
 pub(crate) struct Shared {
     pub addr: SocketAddr,
+    pub tick: Duration,
+    pub stamp_sends: bool,
     pub data_every: Option<Duration>,
     pub heartbeat_every: Option<Duration>,
     pub tls: Option<native_tls::TlsAcceptor>,
@@ -212,6 +223,8 @@ impl Simulator {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             addr,
+            tick: cfg.tick.filter(|t| !t.is_zero()).unwrap_or(TICK),
+            stamp_sends: cfg.stamp_sends,
             data_every: cfg.data_every.filter(|d| !d.is_zero()),
             heartbeat_every: cfg.heartbeat_every.filter(|d| !d.is_zero()),
             tls,
@@ -259,6 +272,11 @@ fn accept_loop(shared: Arc<Shared>) {
                     s.connections_accepted += 1;
                     s.live_connections += 1;
                     s.subscribes_per_connection.push(Vec::new());
+                    s.connection_times.push(super::stats::ConnTimes {
+                        accepted: Instant::now(),
+                        authed: None,
+                        ended: None,
+                    });
                     s.subscribes_per_connection.len() - 1
                 });
                 shared.event(format!("conn {id} from {peer}: accepted"));

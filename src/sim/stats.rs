@@ -28,6 +28,20 @@ pub struct SimStats {
     pub close_codes_sent: Vec<u16>,
     /// Connections ended with a TCP reset.
     pub resets_sent: u64,
+    /// When each connection was accepted, authenticated and ended (same
+    /// index as `subscribes_per_connection`), so a soak can tell a
+    /// connection that lived on without subscribing from one a fault cut.
+    pub connection_times: Vec<ConnTimes>,
+}
+
+/// The life of one connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnTimes {
+    pub accepted: Instant,
+    /// When its auth was accepted (None: never; or no auth required).
+    pub authed: Option<Instant>,
+    /// When its thread ended (None: still open).
+    pub ended: Option<Instant>,
 }
 
 /// Stats behind a mutex, with waiters woken on every change.
