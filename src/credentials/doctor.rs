@@ -130,6 +130,36 @@ pub struct DoctorReport {
     /// `--online`: each feed's credentials proven against its broker.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub online: Option<Vec<OnlineCheck>>,
+    /// What the running agent reports (from its status.json), if one runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentReport>,
+}
+
+/// The running agent's view, for the parts of the audit only it knows.
+#[derive(Clone, Debug, Serialize)]
+pub struct AgentReport {
+    pub pid: u32,
+    /// The last clock offset read from a broker's `Date` header.
+    pub clock: Option<crate::status::schema::ClockStatus>,
+    /// Per feed, what its broker reports (key set in use, client id, token expiry).
+    pub feeds: Vec<(String, std::collections::BTreeMap<String, String>)>,
+}
+
+/// Reads the running agent's status.json, if one runs.
+fn agent_report(runtime_dir: &Path) -> Option<AgentReport> {
+    match crate::status::show::observe(runtime_dir) {
+        crate::status::show::Observed::Running(doc) => Some(AgentReport {
+            pid: doc.agent.pid,
+            clock: doc.agent.clock.clone(),
+            feeds: doc
+                .feeds
+                .iter()
+                .filter(|f| !f.info.is_empty())
+                .map(|f| (f.name.clone(), f.info.clone()))
+                .collect(),
+        }),
+        _ => None,
+    }
 }
 
 /// One feed's REST credential check (`doctor --online`).
@@ -234,6 +264,27 @@ pub fn audit_at(
             note: Some("run install.sh from the unpacked release folder".into()),
         });
     }
+    let agent = agent_report(&cfg.agent.runtime_dir);
+    if let Some(clock) = agent.as_ref().and_then(|a| a.clock.as_ref()) {
+        let beyond = clock
+            .offset_ms
+            .unsigned_abs()
+            .saturating_sub(clock.uncertainty_ms);
+        if beyond > crate::net::http::DRIFT_LIMIT.as_millis() as u64 {
+            problems.push(DoctorProblem {
+                severity: Severity::Error,
+                message: format!(
+                    "this host's clock is {} ms off {}'s (at {}): signed broker APIs reject skewed requests",
+                    clock.offset_ms, clock.host, clock.at
+                ),
+                fix: vec![
+                    "timedatectl status".into(),
+                    "sudo systemctl restart systemd-timesyncd".into(),
+                ],
+                note: None,
+            });
+        }
+    }
     let ok = problems.iter().all(|p| p.severity != Severity::Error);
     DoctorReport {
         ok,
@@ -243,6 +294,7 @@ pub fn audit_at(
         platform,
         problems,
         online: None,
+        agent,
     }
 }
 
@@ -758,6 +810,25 @@ impl DoctorReport {
             "  container: {}",
             p.container.as_deref().unwrap_or("no")
         );
+        if let Some(a) = &self.agent {
+            let _ = writeln!(out, "\nRunning agent (pid {})", a.pid);
+            match &a.clock {
+                Some(c) => {
+                    let _ = writeln!(
+                        out,
+                        "  clock: {:+} ms from {} (±{} ms, at {})",
+                        c.offset_ms, c.host, c.uncertainty_ms, c.at
+                    );
+                }
+                None => {
+                    let _ = writeln!(out, "  clock: no broker REST call yet");
+                }
+            }
+            for (feed, info) in &a.feeds {
+                let facts: Vec<String> = info.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                let _ = writeln!(out, "  {feed}: {}", facts.join(", "));
+            }
+        }
         if self.problems.is_empty() {
             let _ = writeln!(out, "\nAll good.");
             return out;

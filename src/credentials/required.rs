@@ -81,8 +81,8 @@ mod tests {
     #[test]
     fn names_are_upper_case_with_underscores() {
         assert_eq!(
-            credential_name("kraken", "user-daivon", "API_SECRET"),
-            "KRAKEN_USER_DAIVON_API_SECRET"
+            credential_name("exch", "user-daivon", "API_SECRET"),
+            "EXCH_USER_DAIVON_API_SECRET"
         );
     }
 

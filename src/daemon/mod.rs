@@ -42,7 +42,7 @@ use watchdog_thread::WatchdogShared;
 /// How long main waits for an event before doing its periodic work.
 const MAIN_TICK: Duration = Duration::from_millis(250);
 /// A clock offset beyond this (from a broker's `Date`) raises `alert=clock_drift`.
-pub const CLOCK_DRIFT_LIMIT: Duration = Duration::from_secs(2);
+pub const CLOCK_DRIFT_LIMIT: Duration = crate::net::http::DRIFT_LIMIT;
 /// A credential file change still under way (a write with the file open, a
 /// delete before the re-create) is read this long after its last step; a
 /// finished write (renamed into place, closed) is read at once.

@@ -338,14 +338,14 @@ mod tests {
                 version: "0.1.0".into(),
                 started_at: "2026-11-22T09:00:00Z".into(),
                 updated_at: "2026-11-22T11:03:00Z".into(),
-                summary: "1/2 feeds live; kraken: backoff 8s (auth rejected)".into(),
+                summary: "1/2 feeds live; books: backoff 8s (auth rejected)".into(),
                 config: "/etc/brokerguard/brokerguard.toml".into(),
                 clock: None,
                 reload: None,
             },
             feeds: vec![feed("signals", "live"), {
-                let mut f = feed("kraken", "backoff");
-                f.broker = "kraken".into();
+                let mut f = feed("books", "backoff");
+                f.broker = "exch".into();
                 f.last_message_age_ms = None;
                 f.retry_in_ms = Some(8000);
                 f.last_error = Some(format!("auth rejected: {}", "x".repeat(100)));
@@ -387,7 +387,7 @@ mod tests {
         );
         assert_eq!(
             lines[1],
-            "summary  1/2 feeds live; kraken: backoff 8s (auth rejected)"
+            "summary  1/2 feeds live; books: backoff 8s (auth rejected)"
         );
         assert_eq!(lines[3], "updated  1s ago");
         assert!(!text.contains("WARNING"), "{text}");
@@ -414,7 +414,7 @@ mod tests {
         );
         let kraken = lines[header + 2];
         assert!(
-            kraken.starts_with("kraken   kraken     backoff 8s  2h3m  -"),
+            kraken.starts_with("books    exch       backoff 8s  2h3m  -"),
             "{kraken}"
         );
         assert!(
@@ -428,7 +428,7 @@ mod tests {
         assert_eq!(kraken[col..].chars().count(), ERROR_WIDTH);
         let full = doc().feeds[1].last_error.clone().unwrap();
         assert!(
-            text.contains(&format!("  kraken: {full}")),
+            text.contains(&format!("  books: {full}")),
             "the whole error follows the table:\n{text}"
         );
         assert!(
