@@ -270,6 +270,19 @@ pub trait Broker: Sync {
         None
     }
 
+    /// Facts about a feed for `doctor` that only the broker knows (the key
+    /// set in use, who owns the key's nonces), one line each, never a
+    /// secret. `running`: the feed's `info` notes from the running agent's
+    /// status.json (see `Action::Note`); `None` when no agent runs.
+    fn doctor_notes(
+        &self,
+        feed: &FeedConfig,
+        running: Option<&std::collections::BTreeMap<String, String>>,
+    ) -> Vec<String> {
+        let _ = (feed, running);
+        Vec::new()
+    }
+
     /// Warnings about a feed that loads but is risky as written (a literal
     /// secret in the configuration), without any secret in them.
     fn warnings(&self, feed: &FeedConfig) -> Vec<String> {

@@ -53,6 +53,8 @@ pub enum CredState {
     Missing,
     Malformed,
     EnvOnly,
+    /// Not set, and no feed needs it (a fallback key set).
+    NotSet,
 }
 
 impl CredState {
@@ -62,6 +64,7 @@ impl CredState {
             CredState::Missing => "missing",
             CredState::Malformed => "malformed",
             CredState::EnvOnly => "env-only",
+            CredState::NotSet => "not set",
         }
     }
 }
@@ -130,6 +133,19 @@ pub struct DoctorReport {
     /// `--online`: each feed's credentials proven against its broker.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub online: Option<Vec<OnlineCheck>>,
+    /// What each feed's broker has to say about it (the key set in use, who
+    /// owns the key's nonces), see [`crate::brokers::registry::Broker::doctor_notes`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub feed_notes: Vec<FeedNotes>,
+}
+
+/// A broker's notes about one feed, for `doctor`.
+#[derive(Clone, Debug, Serialize)]
+pub struct FeedNotes {
+    pub feed: String,
+    pub broker: String,
+    /// One fact per line, never a secret.
+    pub notes: Vec<String>,
 }
 
 /// One feed's REST credential check (`doctor --online`).
@@ -243,6 +259,7 @@ pub fn audit_at(
         platform,
         problems,
         online: None,
+        feed_notes: Vec::new(),
     }
 }
 
@@ -393,6 +410,7 @@ fn credential_reports(
                 .collect();
             let cred = store.get(name);
             let state = match cred {
+                None if super::store::all_optional(required, name) => CredState::NotSet,
                 None => CredState::Missing,
                 Some(_) if fmt.iter().any(|p| p.severity() == Severity::Error) => {
                     CredState::Malformed
@@ -632,6 +650,26 @@ impl DoctorReport {
         self.online = Some(checks);
     }
 
+    /// Adds each feed's broker notes. `running` gives a feed's `info` in
+    /// the running agent's status.json (`None` when no agent runs).
+    pub fn add_feed_notes(
+        &mut self,
+        cfg: &Config,
+        running: &dyn Fn(&str) -> Option<std::collections::BTreeMap<String, String>>,
+    ) {
+        for f in &cfg.feeds {
+            let info = running(&f.name);
+            let notes = f.broker.doctor_notes(f, info.as_ref());
+            if !notes.is_empty() {
+                self.feed_notes.push(FeedNotes {
+                    feed: f.name.clone(),
+                    broker: f.broker.name().to_string(),
+                    notes,
+                });
+            }
+        }
+    }
+
     /// No problem of error severity.
     pub fn ok(&self) -> bool {
         self.ok
@@ -704,6 +742,15 @@ impl DoctorReport {
                     "  {:<16} {:<10} {:<13} {}",
                     c.feed, c.broker, c.outcome, c.detail
                 );
+            }
+        }
+        if !self.feed_notes.is_empty() {
+            let _ = writeln!(out, "\nFeeds");
+            for n in &self.feed_notes {
+                let _ = writeln!(out, "  {} ({})", n.feed, n.broker);
+                for line in &n.notes {
+                    let _ = writeln!(out, "    {line}");
+                }
             }
         }
         let p = &self.platform;

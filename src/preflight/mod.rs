@@ -9,6 +9,9 @@
 //! record serves twice: `brokerguard check` makes one connection per feed
 //! and reports it; in `run`, a feed's own first connection is the
 //! preflight (see [`FirstConnection`]) — no second session is opened.
+//! When a connection proves no key itself (public market data), `check`
+//! proves the feed's key with the broker's REST credential check
+//! (`Broker::validate_credentials`) as its auth layer, if the feed has one.
 
 use crate::brokers::BuildContext;
 use crate::config::FeedConfig;
@@ -257,6 +260,22 @@ pub fn check_feed(feed: &FeedConfig, ctx: &BuildContext<'_>) -> FeedReport {
             return finish(r);
         }
     };
+    // 6. auth, when the connection itself proved nothing (market data that
+    // needs no key): the broker's REST credential check proves the key the
+    // feed names, if it names one.
+    let auth_passed = r.first.passed.iter().any(|(l, _)| *l == Layer::Auth);
+    if !auth_passed {
+        r.last = Instant::now();
+        match feed.broker.validate_credentials(feed, ctx) {
+            None => {}
+            Some(Ok(detail)) => r.pass(Layer::Auth, &detail),
+            Some(Err(e)) => {
+                r.fail(Layer::Auth, &e);
+                session.close();
+                return finish(r);
+            }
+        }
+    }
     // 7. first data: acknowledgements do not count, data and heartbeats do.
     r.last = Instant::now();
     let wait = feed.stall_after.min(DATA_WAIT_MAX);
