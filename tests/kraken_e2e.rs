@@ -299,6 +299,16 @@ struct Agent {
 
 impl Agent {
     fn start(tag: &str, feeds: &str, creds: &str, log_level: &str) -> Agent {
+        Self::start_with_env(tag, feeds, creds, log_level, &[])
+    }
+
+    fn start_with_env(
+        tag: &str,
+        feeds: &str,
+        creds: &str,
+        log_level: &str,
+        env: &[(&str, &str)],
+    ) -> Agent {
         let dir = TempDir::new(tag);
         write_creds(dir.path(), creds);
         let body = agent_toml(dir.path(), "alert_after = \"30s\"\n").replace(
@@ -306,7 +316,7 @@ impl Agent {
             &format!("log_level = \"{log_level}\""),
         ) + feeds;
         let cfg = write_config(dir.path(), &body);
-        let child = spawn_agent(dir.path(), &cfg, &[]);
+        let child = spawn_agent(dir.path(), &cfg, env);
         Agent { dir, child }
     }
 
@@ -544,7 +554,14 @@ fn maintenance_is_degraded_in_status_not_a_stall() {
 fn a_private_feed_fetches_a_fresh_token_for_every_connection() {
     let sim = start_sim(|_| {});
     let feeds = private_feed("kexec", &sim, "master", "");
-    let agent = Agent::start("kr-token", &feeds, &master_creds(false), "trace");
+    // Everything logged, as an operator chasing a problem would.
+    let agent = Agent::start_with_env(
+        "kr-token",
+        &feeds,
+        &master_creds(false),
+        "trace",
+        &[("RUST_LOG", "trace")],
+    );
     let bot = agent.bot();
     agent.wait_state("kexec", "live");
     assert!(sim.wait_for(
