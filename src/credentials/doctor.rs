@@ -154,7 +154,7 @@ pub struct OnlineCheck {
     pub feed: String,
     pub broker: String,
     /// `ok`, `rejected` (the broker refused the credentials), `failed` (the
-    /// check could not be made), `not_available` (no REST check for this broker).
+    /// check could not be made), `not_available` (no REST check for this feed).
     pub outcome: &'static str,
     /// The error class when it did not pass.
     pub class: Option<&'static str>,
@@ -171,7 +171,7 @@ pub fn online_checks(cfg: &Config, ctx: &crate::brokers::BuildContext<'_>) -> Ve
                 None => (
                     "not_available",
                     None,
-                    "this broker has no REST credential check".to_string(),
+                    "no REST credential check for this feed (its broker has none, or the feed uses no key)".to_string(),
                 ),
                 Some(Ok(d)) => ("ok", None, d),
                 Some(Err(e)) if e.class == crate::feed::ErrorClass::Auth => {
