@@ -32,6 +32,15 @@ pub fn remedy(feed: &FeedConfig, layer: Layer, error: &FeedError) -> Option<Stri
         DEFAULT_PUBLIC_URL
     };
     match (layer, error.class) {
+        // The signed REST call (a private feed's token) failed on the way.
+        (Layer::Dns | Layer::Tcp | Layer::Tls | Layer::Handshake | Layer::Auth, _)
+            if error.message.contains("Kraken REST") =>
+        {
+            Some(format!(
+                "the Kraken REST API (`rest_url`, default {DEFAULT_REST_URL}) could not be \
+                 reached: check the host name, outbound HTTPS and {STATUS_PAGE}"
+            ))
+        }
         (Layer::Tcp, _) => Some(format!(
             "is `url` right (Kraken's is {endpoint}) and outbound port 443 open? \
              Outages are announced at {STATUS_PAGE}"
@@ -71,14 +80,6 @@ pub fn remedy(feed: &FeedConfig, layer: Layer, error: &FeedError) -> Option<Stri
                  and retries by itself. A fallback key set ({} / {}) keeps the feed going \
                  through a lockout",
                 n.key, n.secret
-            ))
-        }
-        (Layer::Auth | Layer::Dns | Layer::Tls, ErrorClass::Network)
-            if error.message.contains("REST") =>
-        {
-            Some(format!(
-                "the Kraken REST API (`rest_url`, default {DEFAULT_REST_URL}) could not be reached: \
-                 check DNS, outbound HTTPS and {STATUS_PAGE}"
             ))
         }
         (Layer::Data, ErrorClass::Config) => Some(
@@ -166,6 +167,12 @@ mod tests {
                 .contains("stays parked")
         );
         assert!(remedy(&f, Layer::Dns, &FeedError::network("no such host")).is_none());
+        let rest = FeedError::network("Kraken REST GetWebSocketsToken: cannot connect to h:1");
+        assert!(
+            remedy(&f, Layer::Tcp, &rest)
+                .unwrap()
+                .contains("`rest_url`")
+        );
     }
 
     #[test]
