@@ -100,7 +100,7 @@ pub enum Command {
         duration: std::time::Duration,
     },
     /// Run the loopback broker simulator in the foreground.
-    Sim(crate::sim::SimCommand),
+    Sim(Box<crate::sim::SimCommand>),
 }
 
 #[derive(Subcommand, Debug)]
@@ -347,6 +347,17 @@ fn doctor(config: Option<PathBuf>, json: bool, online: bool) -> u8 {
     };
     let sources = crate::credentials::Sources::from_process(&cfg.agent);
     let mut report = crate::credentials::doctor::audit(&cfg, &sources, std::path::Path::new("/"));
+    // What the running agent says about each feed (the key set in use, ...).
+    let running = match show::observe(&cfg.agent.runtime_dir) {
+        Observed::Running(doc) => Some(doc),
+        _ => None,
+    };
+    report.add_feed_notes(&cfg, &|name: &str| {
+        running
+            .as_ref()
+            .and_then(|doc| doc.feeds.iter().find(|f| f.name == name))
+            .map(|f| f.info.clone())
+    });
     if online {
         let required = crate::credentials::required_names(&cfg);
         let store = crate::credentials::CredentialStore::load(&sources, &required).store;

@@ -16,7 +16,11 @@ use std::sync::Arc;
 
 /// Every broker this build can drive, in the order they are listed to
 /// operators.
-pub static BROKERS: &[&dyn Broker] = &[&super::websocket::BROKER, &super::ibkr::BROKER];
+pub static BROKERS: &[&dyn Broker] = &[
+    &super::websocket::BROKER,
+    &super::kraken::BROKER,
+    &super::ibkr::BROKER,
+];
 
 /// The broker named `name`, if this build has it.
 pub fn find(name: &str) -> Option<BrokerRef> {
@@ -270,6 +274,19 @@ pub trait Broker: Sync {
     ) -> Option<String> {
         let _ = (feed, down_since, now);
         None
+    }
+
+    /// Facts about a feed for `doctor` that only the broker knows (the key
+    /// set in use, who owns the key's nonces), one line each, never a
+    /// secret. `running`: the feed's `info` notes from the running agent's
+    /// status.json (see `Action::Note`); `None` when no agent runs.
+    fn doctor_notes(
+        &self,
+        feed: &FeedConfig,
+        running: Option<&std::collections::BTreeMap<String, String>>,
+    ) -> Vec<String> {
+        let _ = (feed, running);
+        Vec::new()
     }
 
     /// Warnings about a feed that loads but is risky as written (a literal

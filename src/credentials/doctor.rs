@@ -53,6 +53,8 @@ pub enum CredState {
     Missing,
     Malformed,
     EnvOnly,
+    /// Not set, and no feed needs it (a fallback key set).
+    NotSet,
 }
 
 impl CredState {
@@ -62,6 +64,7 @@ impl CredState {
             CredState::Missing => "missing",
             CredState::Malformed => "malformed",
             CredState::EnvOnly => "env-only",
+            CredState::NotSet => "not set",
         }
     }
 }
@@ -133,6 +136,10 @@ pub struct DoctorReport {
     /// What the running agent reports (from its status.json), if one runs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent: Option<AgentReport>,
+    /// What each feed's broker has to say about it (the key set in use, who
+    /// owns the key's nonces), see [`crate::brokers::registry::Broker::doctor_notes`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub feed_notes: Vec<FeedNotes>,
 }
 
 /// The running agent's view, for the parts of the audit only it knows.
@@ -162,13 +169,22 @@ fn agent_report(runtime_dir: &Path) -> Option<AgentReport> {
     }
 }
 
+/// A broker's notes about one feed, for `doctor`.
+#[derive(Clone, Debug, Serialize)]
+pub struct FeedNotes {
+    pub feed: String,
+    pub broker: String,
+    /// One fact per line, never a secret.
+    pub notes: Vec<String>,
+}
+
 /// One feed's REST credential check (`doctor --online`).
 #[derive(Clone, Debug, Serialize)]
 pub struct OnlineCheck {
     pub feed: String,
     pub broker: String,
     /// `ok`, `rejected` (the broker refused the credentials), `failed` (the
-    /// check could not be made), `not_available` (no REST check for this broker).
+    /// check could not be made), `not_available` (no REST check for this feed).
     pub outcome: &'static str,
     /// The error class when it did not pass.
     pub class: Option<&'static str>,
@@ -185,7 +201,7 @@ pub fn online_checks(cfg: &Config, ctx: &crate::brokers::BuildContext<'_>) -> Ve
                 None => (
                     "not_available",
                     None,
-                    "this broker has no REST credential check".to_string(),
+                    "no REST credential check for this feed (its broker has none, or the feed uses no key)".to_string(),
                 ),
                 Some(Ok(d)) => ("ok", None, d),
                 Some(Err(e)) if e.class == crate::feed::ErrorClass::Auth => {
@@ -295,6 +311,7 @@ pub fn audit_at(
         problems,
         online: None,
         agent,
+        feed_notes: Vec::new(),
     }
 }
 
@@ -471,6 +488,7 @@ fn credential_reports(
                 .collect();
             let cred = store.get(name);
             let state = match cred {
+                None if super::store::all_optional(required, name) => CredState::NotSet,
                 None => CredState::Missing,
                 Some(_) if fmt.iter().any(|p| p.severity() == Severity::Error) => {
                     CredState::Malformed
@@ -710,6 +728,26 @@ impl DoctorReport {
         self.online = Some(checks);
     }
 
+    /// Adds each feed's broker notes. `running` gives a feed's `info` in
+    /// the running agent's status.json (`None` when no agent runs).
+    pub fn add_feed_notes(
+        &mut self,
+        cfg: &Config,
+        running: &dyn Fn(&str) -> Option<std::collections::BTreeMap<String, String>>,
+    ) {
+        for f in &cfg.feeds {
+            let info = running(&f.name);
+            let notes = f.broker.doctor_notes(f, info.as_ref());
+            if !notes.is_empty() {
+                self.feed_notes.push(FeedNotes {
+                    feed: f.name.clone(),
+                    broker: f.broker.name().to_string(),
+                    notes,
+                });
+            }
+        }
+    }
+
     /// No problem of error severity.
     pub fn ok(&self) -> bool {
         self.ok
@@ -782,6 +820,15 @@ impl DoctorReport {
                     "  {:<16} {:<10} {:<13} {}",
                     c.feed, c.broker, c.outcome, c.detail
                 );
+            }
+        }
+        if !self.feed_notes.is_empty() {
+            let _ = writeln!(out, "\nFeeds");
+            for n in &self.feed_notes {
+                let _ = writeln!(out, "  {} ({})", n.feed, n.broker);
+                for line in &n.notes {
+                    let _ = writeln!(out, "    {line}");
+                }
             }
         }
         let p = &self.platform;

@@ -9,6 +9,9 @@
 //! record serves twice: `brokerguard check` makes one connection per feed
 //! and reports it; in `run`, a feed's own first connection is the
 //! preflight (see [`FirstConnection`]) — no second session is opened.
+//! When a connection proves no key itself (public market data), `check`
+//! proves the feed's key with the broker's REST credential check
+//! (`Broker::validate_credentials`) as its auth layer, if the feed has one.
 
 use crate::brokers::BuildContext;
 use crate::config::FeedConfig;
@@ -31,6 +34,9 @@ pub const LAYERS: [&str; 7] = [
 
 /// The longest `check` waits for the first data after subscribing.
 pub const DATA_WAIT_MAX: Duration = Duration::from_secs(15);
+/// How long `check` goes on reading after the first data, so a broker
+/// that refuses one of several subscriptions a moment later is caught.
+pub const SETTLE: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -194,7 +200,13 @@ impl Recorder {
     }
     fn pass(&mut self, layer: Layer, detail: &str) {
         self.lap(layer);
-        self.first.pass(layer, detail);
+        if layer == Layer::Data {
+            // The first data ends the record, as in `run`: layers never
+            // reported are then "not used", not "not reached yet".
+            self.first.data(detail);
+        } else {
+            self.first.pass(layer, detail);
+        }
     }
     fn fail(&mut self, layer: Layer, e: &FeedError) {
         self.lap(layer);
@@ -262,22 +274,54 @@ pub fn check_feed(feed: &FeedConfig, ctx: &BuildContext<'_>) -> FeedReport {
             return finish(r);
         }
     };
+    // 6. auth, when the connection itself proved nothing (market data that
+    // needs no key): the broker's REST credential check proves the key the
+    // feed names, if it names one.
+    let auth_passed = r.first.passed.iter().any(|(l, _)| *l == Layer::Auth);
+    if !auth_passed {
+        r.last = Instant::now();
+        match feed.broker.validate_credentials(feed, ctx) {
+            None => {}
+            Some(Ok(detail)) => r.pass(Layer::Auth, &detail),
+            Some(Err(e)) => {
+                r.fail(Layer::Auth, &e);
+                session.close();
+                return finish(r);
+            }
+        }
+    }
     // 7. first data: acknowledgements do not count, data and heartbeats do.
+    // After it, a moment more for the broker to refuse another of the
+    // subscriptions (one unknown symbol among good ones).
     r.last = Instant::now();
     let wait = feed.stall_after.min(DATA_WAIT_MAX);
     let data = session.subscribe().and_then(|_| {
         let end = Instant::now() + wait;
-        while Instant::now() < end {
-            match session.read()? {
-                Incoming::Data(_) => return Ok(Some("first data received")),
-                Incoming::Heartbeat => return Ok(Some("first heartbeat received")),
-                _ => {}
+        let mut first = None;
+        let mut settle_until = end;
+        while Instant::now() < settle_until {
+            let left = settle_until.saturating_duration_since(Instant::now());
+            let what = match session.read_within(left)? {
+                Incoming::Data(_) => "first data received",
+                Incoming::Heartbeat => "first heartbeat received",
+                _ => continue,
+            };
+            if first.is_none() {
+                first = Some((what, Instant::now()));
+                settle_until = Instant::now() + SETTLE;
             }
         }
-        Ok(None)
+        Ok(first)
     });
     match data {
-        Ok(Some(what)) => r.data(what),
+        Ok(Some((what, at))) => {
+            // The layer's time is the wait for the first data, not the settling.
+            let start = r.last;
+            r.data(what);
+            if let Some(last) = r.millis.last_mut() {
+                last.1 = at.duration_since(start).as_millis() as u64;
+            }
+        }
         Ok(None) => r.fail(
             Layer::Data,
             &FeedError::stalled(format!("nothing within {}", human(wait))),
@@ -373,6 +417,22 @@ mod tests {
         assert_eq!(r.layers[3].detail, "not used (no TLS on this connection)");
         assert_eq!(r.layers[5].detail, "not reached");
         assert_eq!(fail.millis, 7);
+    }
+
+    #[test]
+    fn a_check_that_got_its_first_data_is_complete() {
+        let mut r = Recorder::new();
+        for l in [Layer::Credentials, Layer::Dns, Layer::Tcp, Layer::Handshake] {
+            r.pass(l, "ok");
+        }
+        r.pass(Layer::Data, "first data received");
+        assert!(r.first.done);
+        let report = report_of(&feed(), &r.first, &|_| 0);
+        assert_eq!(
+            report.layers[3].detail,
+            "not used (no TLS on this connection)"
+        );
+        assert_eq!(report.layers[6].outcome, Outcome::Pass);
     }
 
     #[test]

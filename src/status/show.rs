@@ -272,6 +272,15 @@ pub fn render_table(doc: &StatusDoc, now: SystemTime) -> String {
                 }
             }
         }
+        // What each broker reports about its session (the key set in use, ...).
+        for f in doc.feeds.iter().filter(|f| !f.info.is_empty()) {
+            let facts: Vec<String> = f.info.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            out.push_str(&format!(
+                "  {}: {}\n",
+                f.name,
+                truncate(&facts.join(", "), 200)
+            ));
+        }
     }
 
     if !doc.credentials.is_empty() {
@@ -281,7 +290,12 @@ pub fn render_table(doc: &StatusDoc, now: SystemTime) -> String {
             .map(|c| {
                 vec![
                     c.name.clone(),
-                    if c.present { "yes" } else { "MISSING" }.to_string(),
+                    match (c.present, c.optional) {
+                        (true, _) => "yes",
+                        (false, true) => "no",
+                        (false, false) => "MISSING",
+                    }
+                    .to_string(),
                     c.source.clone().unwrap_or_else(|| "-".to_string()),
                     c.fingerprint.clone().unwrap_or_else(|| "-".to_string()),
                     if c.problems.is_empty() {
@@ -357,6 +371,7 @@ mod tests {
                 source: Some("file:/etc/brokerguard/credentials.env".into()),
                 fingerprint: Some("sha256:1f2e3d4c".into()),
                 problems: vec![],
+                optional: false,
             }],
         }
     }
@@ -435,6 +450,33 @@ mod tests {
             lines.iter().any(|l| l.starts_with(
                 "SIGNALS_TOKEN  yes      file:/etc/brokerguard/credentials.env  sha256:1f2e3d4c"
             )),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn table_shows_session_notes_and_optional_credentials() {
+        let mut d = doc();
+        d.feeds[1].info.insert("key_set".into(), "2".into());
+        d.feeds[1].info.insert("client_id".into(), "7".into());
+        d.credentials.push(CredentialStatus {
+            name: "FALLBACK_KEY_2".into(),
+            present: false,
+            source: None,
+            fingerprint: None,
+            problems: vec!["not set (optional)".into()],
+            optional: true,
+        });
+        let text = render_table(&d, at("2026-11-22T11:03:01Z"));
+        assert!(
+            text.lines()
+                .any(|l| l == "  books: client_id=7, key_set=2"),
+            "{text}"
+        );
+        assert!(!text.contains("signals: "), "{text}");
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("FALLBACK_KEY_2  no ") && !l.contains("MISSING")),
             "{text}"
         );
     }

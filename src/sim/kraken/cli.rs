@@ -34,9 +34,18 @@ pub struct KrakenSimArgs {
     /// A fault in force from the start: lockout[:KEY] | invalid-key[:KEY] |
     /// permission-denied[:KEY] | rate-limit[:KEY] | unavailable | invalid-nonce[:KEY] |
     /// invalid-nonce-once | corrupt-checksum-once | corrupt-checksum | maintenance |
-    /// reject-symbol:SYMBOL
+    /// reject-symbol:SYMBOL | silent
     #[arg(long, value_name = "FAULT")]
     pub fault: Option<KrakenFault>,
+    /// Seconds to add to the REST `Date` header (negative: behind), to
+    /// show the agent's clock-drift alert.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 0,
+        allow_hyphen_values = true
+    )]
+    pub date_skew: i64,
 }
 
 fn parse_key(s: &str) -> Result<SimKey, String> {
@@ -88,6 +97,7 @@ pub fn run_kraken_cli(args: &KrakenSimArgs, stop: &AtomicBool) -> Result<(), Kra
         heartbeat_every: args.heartbeat_every,
         token_ttl: args.token_ttl,
         fault: args.fault.clone(),
+        date_skew_secs: args.date_skew,
         events: Some(tx),
         ..KrakenSimConfig::default()
     })
@@ -141,8 +151,11 @@ mod tests {
             "lockout:k1",
             "--token-ttl",
             "2s",
+            "--date-skew",
+            "-30",
         ])
         .unwrap();
+        assert_eq!(w.sim.date_skew, -30);
         assert_eq!(w.sim.keys[0].api_key, "k1");
         assert_eq!(w.sim.keys[0].secret_b64, SECRET);
         assert_eq!(

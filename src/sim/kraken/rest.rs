@@ -144,7 +144,13 @@ pub(crate) fn http_date(t: SystemTime) -> String {
     )
 }
 
-fn respond(tcp: &mut TcpStream, status: u16, body: &str, close: bool) -> io::Result<()> {
+fn respond(
+    shared: &Shared,
+    tcp: &mut TcpStream,
+    status: u16,
+    body: &str,
+    close: bool,
+) -> io::Result<()> {
     let reason = match status {
         200 => "OK",
         400 => "Bad Request",
@@ -155,7 +161,7 @@ fn respond(tcp: &mut TcpStream, status: u16, body: &str, close: bool) -> io::Res
     let head = format!(
         "HTTP/1.1 {status} {reason}\r\nDate: {}\r\nContent-Type: application/json; charset=utf-8\r\n\
          Content-Length: {}\r\nConnection: {}\r\n\r\n",
-        http_date(SystemTime::now()),
+        http_date(shared.date_now()),
         body.len(),
         if close { "close" } else { "keep-alive" }
     );
@@ -174,7 +180,13 @@ pub(crate) fn serve(shared: Arc<Shared>, mut tcp: TcpStream) {
             Ok(Some(r)) => r,
             Ok(None) => return,
             Err(_) => {
-                let _ = respond(&mut tcp, 400, r#"{"error":["EGeneral:Bad request"]}"#, true);
+                let _ = respond(
+                    &shared,
+                    &mut tcp,
+                    400,
+                    r#"{"error":["EGeneral:Bad request"]}"#,
+                    true,
+                );
                 return;
             }
         };
@@ -182,7 +194,7 @@ pub(crate) fn serve(shared: Arc<Shared>, mut tcp: TcpStream) {
             .header("connection")
             .is_some_and(|c| c.eq_ignore_ascii_case("close"));
         let (status, body) = route(&shared, &req);
-        if respond(&mut tcp, status, &body, close).is_err() || close {
+        if respond(&shared, &mut tcp, status, &body, close).is_err() || close {
             return;
         }
     }
@@ -198,7 +210,7 @@ fn error_body(shared: &Shared, e: &str) -> String {
 fn route(shared: &Shared, req: &Request) -> (u16, String) {
     let path = req.path.split('?').next().unwrap_or("");
     if req.method == "GET" && path == "/0/public/Time" {
-        let now = SystemTime::now();
+        let now = shared.date_now();
         let body = serde_json::json!({"error": [], "result": {
             "unixtime": crate::timefmt::unix_secs(now),
             "rfc1123": http_date(now),

@@ -44,6 +44,8 @@ pub struct KrakenSimConfig {
     /// How long an issued WebSocket token may be used to subscribe (Kraken: 900 s).
     pub token_ttl: Duration,
     pub fault: Option<KrakenFault>,
+    /// Seconds added to every REST `Date` header (negative: behind).
+    pub date_skew_secs: i64,
     /// One human-readable line per event (for the CLI).
     pub events: Option<Sender<String>>,
 }
@@ -59,6 +61,7 @@ impl Default for KrakenSimConfig {
             heartbeat_every: Duration::from_secs(1),
             token_ttl: Duration::from_secs(900),
             fault: None,
+            date_skew_secs: 0,
             events: None,
         }
     }
@@ -77,6 +80,9 @@ pub(crate) struct Shared {
     pub data_every: Duration,
     pub heartbeat_every: Duration,
     pub token_ttl: Duration,
+    pub date_skew_secs: i64,
+    /// Bumped by `disconnect_all`: a connection older than it ends.
+    pub kicks: AtomicU64,
     pub stats: SharedStats,
     pub stop: AtomicBool,
     pub keys: Mutex<HashMap<String, KeyState>>,
@@ -98,6 +104,17 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Shared {
     pub fn stopping(&self) -> bool {
         self.stop.load(Ordering::SeqCst)
+    }
+
+    /// The time a REST `Date` header shows (the configured skew applied).
+    pub fn date_now(&self) -> std::time::SystemTime {
+        let now = std::time::SystemTime::now();
+        let skew = Duration::from_secs(self.date_skew_secs.unsigned_abs());
+        if self.date_skew_secs >= 0 {
+            now + skew
+        } else {
+            now.checked_sub(skew).unwrap_or(now)
+        }
     }
 
     pub fn fault(&self) -> (Option<KrakenFault>, u64) {
@@ -216,6 +233,8 @@ impl KrakenSim {
             data_every: cfg.data_every.max(Duration::from_millis(5)),
             heartbeat_every: cfg.heartbeat_every.max(Duration::from_millis(5)),
             token_ttl: cfg.token_ttl,
+            date_skew_secs: cfg.date_skew_secs,
+            kicks: AtomicU64::new(0),
             stats: SharedStats::default(),
             stop: AtomicBool::new(false),
             keys: Mutex::new(keys),
@@ -333,6 +352,21 @@ impl KrakenSimHandle {
         lock(&self.shared.keys)
             .get(api_key)
             .and_then(|k| k.last_nonce)
+    }
+
+    /// Drops every open WebSocket connection at once, without a close
+    /// frame (as a network cut does); returns once they are gone.
+    pub fn disconnect_all(&self) {
+        self.shared.kicks.fetch_add(1, Ordering::SeqCst);
+        self.shared
+            .stats
+            .wait_for(|s| s.live_connections == 0, Duration::from_secs(5));
+    }
+
+    /// Every WebSocket token the REST API has issued so far (for tests
+    /// that prove no token reaches a log or status).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        lock(&self.shared.tokens).keys().cloned().collect()
     }
 
     /// Sets the fault; returns once every open WebSocket has seen it.

@@ -87,6 +87,7 @@ pub(crate) fn serve(shared: Arc<Shared>, id: usize, tcp: TcpStream) {
         if private { "private" } else { "public" }
     ));
     let now = Instant::now();
+    let kicks = shared.kicks.load(std::sync::atomic::Ordering::SeqCst);
     let mut conn = Conn {
         shared,
         id,
@@ -100,6 +101,7 @@ pub(crate) fn serve(shared: Arc<Shared>, id: usize, tcp: TcpStream) {
         trade_id: 1,
         status_sent: None,
         generation: 0,
+        kicks,
         next_data: now,
         last_sent: now,
     };
@@ -125,6 +127,8 @@ struct Conn {
     trade_id: u64,
     status_sent: Option<&'static str>,
     generation: u64,
+    /// `disconnect_all` calls before this connection began.
+    kicks: u64,
     next_data: Instant,
     last_sent: Instant,
 }
@@ -137,8 +141,14 @@ impl Conn {
             self.close(1001, "simulator stopping");
             return Err(End);
         }
+        if self.shared.kicks.load(std::sync::atomic::Ordering::SeqCst) != self.kicks {
+            // A network cut: the socket goes without a close frame.
+            self.shared.event(format!("ws {}: dropped", self.id));
+            return Err(End);
+        }
         let (fault, generation) = self.shared.fault();
         self.generation = generation;
+        let silent = fault == Some(KrakenFault::Silent);
         let maintenance = fault == Some(KrakenFault::Maintenance);
         let status = if maintenance { "maintenance" } else { "online" };
         if self.status_sent != Some(status) {
@@ -146,11 +156,12 @@ impl Conn {
         }
         self.shared.ack(self.id, self.generation);
         let now = Instant::now();
-        if !maintenance && !self.subs.is_empty() && now >= self.next_data {
+        if !maintenance && !silent && !self.subs.is_empty() && now >= self.next_data {
             self.push_data(fault.as_ref())?;
             self.next_data = (self.next_data + self.shared.data_every).max(now);
         }
-        if !self.subs.is_empty()
+        if !silent
+            && !self.subs.is_empty()
             && now.duration_since(self.last_sent) >= self.shared.heartbeat_every
         {
             self.send(r#"{"channel":"heartbeat"}"#.to_string())?;
@@ -448,6 +459,9 @@ impl Conn {
             req_id,
             time_in,
         )?;
+        if fault == Some(&KrakenFault::Silent) {
+            return Ok(());
+        }
         let ts = now_text();
         let snapshot = match channel {
             "book" => {
