@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 /// Every broker this build can drive, in the order they are listed to
 /// operators.
-pub static BROKERS: &[&dyn Broker] = &[&super::websocket::BROKER];
+pub static BROKERS: &[&dyn Broker] = &[&super::websocket::BROKER, &super::kite::BROKER];
 
 /// The broker named `name`, if this build has it.
 pub fn find(name: &str) -> Option<BrokerRef> {

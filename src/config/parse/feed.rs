@@ -643,7 +643,7 @@ mod tests {
             (
                 &ws("rest_url = \"https://h\""),
                 "feed[0].rest_url",
-                "unknown key \"rest_url\"",
+                "rest_url is only for broker = ",
             ),
             (
                 "[[feed]]\nname = \"s\"\nbroker = \"websocket\"\nurl = \"http://h\"\n",
