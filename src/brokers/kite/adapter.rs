@@ -17,7 +17,9 @@ use super::records;
 use super::watch::TokenWatch;
 use crate::clock::{Clock, Mono};
 use crate::credentials::Secret;
-use crate::feed::{Action, Adapter, ConnectProgress, ErrorClass, FeedError, Session, session};
+use crate::feed::{
+    Action, Adapter, ConnectProgress, ErrorClass, FeedError, Layer, Session, session,
+};
 use crate::net::NetError;
 use crate::net::ws::{self, WsOptions};
 use std::path::PathBuf;
@@ -144,6 +146,11 @@ impl Adapter for KiteAdapter {
                 };
                 let refusal = classify_upgrade(status, None, &self.cfg.feed, &self.cfg.account);
                 if refusal.error.class == ErrorClass::Auth {
+                    // The ticker did answer the upgrade: it refused the credentials.
+                    progress.layer_passed(
+                        Layer::Handshake,
+                        &format!("the ticker answered the WebSocket upgrade (HTTP {status})"),
+                    );
                     self.watch.rejected(now);
                     for (key, value) in self.watch.facts(now) {
                         progress.note(key, &value);

@@ -199,6 +199,14 @@ impl Broker for KiteBroker {
             // connection limit); do not say it twice.
             Layer::Auth if error.class == ErrorClass::Auth => Some(String::new()),
             _ if matches!(error.class, ErrorClass::RateLimited { .. }) => Some(String::new()),
+            Layer::Handshake if error.class == ErrorClass::GoingAway => {
+                Some("the feed retries by itself after a short random delay".into())
+            }
+            Layer::Data if error.class == ErrorClass::Stalled => Some(
+                "Kite sends a 1-byte heartbeat about every second even when nothing trades, so a silent \
+                 ticker is broken on Kite's side or on the way; the running feed restarts it by itself"
+                    .into(),
+            ),
             _ => None,
         }
     }

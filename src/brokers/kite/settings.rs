@@ -62,44 +62,40 @@ pub fn of(feed: &FeedConfig) -> KiteSettings {
     feed.settings::<KiteSettings>().cloned().unwrap_or_default()
 }
 
-/// Reads the section; every problem is reported through `s`.
+/// Reads the section; every problem is reported through `s`. The
+/// settings come back even with problems (the load fails on those anyway)
+/// so the rules across feeds see what was written.
 pub fn parse(s: &mut Section<'_, '_, '_, '_>, feed: &FeedConfig) -> Option<KiteSettings> {
     let mut k = KiteSettings::default();
-    let mut ok = true;
     if feed.account.is_none() && !s.has("account") {
         s.report_missing(
             "account",
             "broker = \"kite\" needs an account, e.g. account = \"main\": its credentials are then \
              KITE_MAIN_API_KEY and KITE_MAIN_ACCESS_TOKEN (sudo brokerguard kite-login --account main writes the token)",
         );
-        ok = false;
     }
     match s.integer_list("instruments").map(|l| tokens(&l)) {
-        Some(Ok(t)) => match check_instruments(&feed.name, &t) {
-            Ok(()) => k.instruments = t,
-            Err(m) => {
+        Some(Ok(t)) => {
+            if let Err(m) = check_instruments(&feed.name, &t) {
                 s.report("instruments", m);
-                ok = false;
             }
-        },
+            // Kept even when refused: the cross-feed rules count them.
+            k.instruments = t;
+        }
         Some(Err(m)) => {
             s.report("instruments", m);
-            ok = false;
         }
         None if !s.has("instruments") => {
             s.report_missing(
                 "instruments",
                 "broker = \"kite\" needs instruments: the instrument tokens to stream, e.g. instruments = [408065, 884737]",
             );
-            ok = false;
         }
         // Not a list of integers: reported by the reader.
-        None => ok = false,
+        None => {}
     }
     if let Some(m) = s.choice("mode", "mode", &["ltp", "quote", "full"]) {
         k.mode = Mode::parse(m).unwrap_or(DEFAULT_MODE);
-    } else if s.has("mode") {
-        ok = false;
     }
     if let Some(d) = s.duration("token_alert_before") {
         let (min, max) = TOKEN_ALERT_BEFORE_RANGE;
@@ -114,14 +110,11 @@ pub fn parse(s: &mut Section<'_, '_, '_, '_>, feed: &FeedConfig) -> Option<KiteS
                     crate::config::format_duration(max)
                 ),
             );
-            ok = false;
         } else {
             k.token_alert_before = d;
         }
-    } else if s.has("token_alert_before") {
-        ok = false;
     }
-    ok.then_some(k)
+    Some(k)
 }
 
 /// Instrument tokens as Kite's `u32`s, without repeats.
