@@ -3,7 +3,8 @@
 # implementations from PyPI: the `websockets` library (the generic JSON
 # WebSocket protocol, Kraken's WebSocket v2 books), `krakenex` (Kraken's
 # REST signing), `ib_async` (the TWS API socket protocol) and `kiteconnect`
-# (Kite's binary ticker parser and login REST client). Creates (or
+# (Kite's binary ticker parser and login REST client, and the agent's
+# decoded ticks against that parser on the same frames). Creates (or
 # reuses) a venv under target/interop-venv, installs
 # tests/interop/requirements.txt, builds the binary if needed, runs each
 # suite, and prints `N passed, N failed` as its last line.
@@ -14,7 +15,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 venv="$repo/target/interop-venv"
 python="${PYTHON:-python3}"
-suites=(ws_client_vs_sim.py agent_vs_ws_server.py kraken_vs_sim.py ib_async_vs_sim.py kite_vs_sim.py)
+suites=(ws_client_vs_sim.py agent_vs_ws_server.py kraken_vs_sim.py ib_async_vs_sim.py kite_vs_sim.py kite_agent_vs_kiteconnect.py)
 # A suite that hangs is killed after this many seconds and counted as failed.
 suite_timeout=180
 
