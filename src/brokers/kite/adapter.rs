@@ -22,8 +22,9 @@ use crate::feed::{
 };
 use crate::net::NetError;
 use crate::net::ws::{self, WsOptions};
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 /// The header pykiteconnect sends with the upgrade (and every REST call).
@@ -31,6 +32,18 @@ pub const VERSION_HEADER: (&str, &str) = ("X-Kite-Version", super::rest::KITE_VE
 /// While a token's issue time is unknown, the state folder is looked at
 /// this often for a record written by `kite-login` or a REST check.
 const RECORD_LOOK_EVERY: Duration = Duration::from_secs(5);
+
+/// The counters of feed `name`, the same for every adapter the feed gets
+/// (one per credential change), so its counts cover the agent's life.
+fn counters_of(name: &str) -> Arc<TickerCounters> {
+    static ALL: OnceLock<Mutex<HashMap<String, Arc<TickerCounters>>>> = OnceLock::new();
+    ALL.get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(name.to_string())
+        .or_default()
+        .clone()
+}
 
 /// Connects one Kite ticker feed.
 pub struct KiteAdapter {
@@ -61,8 +74,8 @@ impl KiteAdapter {
         KiteAdapter {
             url,
             opts,
+            counters: counters_of(&cfg.feed),
             cfg: Arc::new(cfg),
-            counters: TickerCounters::new(),
             clock,
             state_dir,
             watch,
@@ -71,7 +84,8 @@ impl KiteAdapter {
         }
     }
 
-    /// The ticker's counters (frames, ticks, drops) across connections.
+    /// The ticker's counters (frames, ticks, drops) across connections and
+    /// credential changes.
     pub fn counters(&self) -> Arc<TickerCounters> {
         self.counters.clone()
     }
