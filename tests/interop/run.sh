@@ -35,7 +35,7 @@ if ! cmp -s "$here/requirements.txt" "$stamp"; then
     cp "$here/requirements.txt" "$stamp"
 fi
 echo "interop: websockets $("$venv/bin/python" -c 'import websockets; print(websockets.__version__)'), krakenex $("$venv/bin/python" -c 'import krakenex.version; print(krakenex.version.__version__)')"
-echo "interop: ib_async $("$venv/bin/python" -c 'import ib_async; print(ib_async.__version__)'), kiteconnect $("$venv/bin/python" -c 'import kiteconnect; print(kiteconnect.__version__)')"
+echo "interop: ib_async $("$venv/bin/python" -c 'import ib_async; print(ib_async.__version__)'), kiteconnect $("$venv/bin/python" -c 'from kiteconnect.__version__ import __version__; print(__version__)')"
 
 if [[ -z "${BROKERGUARD_BIN:-}" ]]; then
     # cargo does nothing when the binary is up to date.
