@@ -662,7 +662,10 @@ fn a_locked_out_key_set_falls_back_to_the_next_with_an_alert() {
     );
     let status = run_cli(&["status", "--config", &agent.config()], &[], None);
     assert!(
-        status.stdout.contains("kexec: key_set=2"),
+        status
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("kexec") && l.contains("key set 2")),
         "{}",
         status.all()
     );

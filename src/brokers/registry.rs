@@ -19,6 +19,7 @@ use std::sync::Arc;
 pub static BROKERS: &[&dyn Broker] = &[
     &super::websocket::BROKER,
     &super::kraken::BROKER,
+    &super::kite::BROKER,
     &super::ibkr::BROKER,
 ];
 
@@ -46,6 +47,22 @@ pub struct CredentialField {
     /// A credential the feed can run without (a fallback key set).
     pub optional: bool,
 }
+
+/// A rule broken by several feeds of one broker together (more feeds on
+/// one API key than the broker allows connections), found by
+/// [`Broker::check_feeds`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeedsProblem {
+    /// Which of the feeds handed to `check_feeds` it is reported at.
+    pub feed: usize,
+    /// The key of that feed it is reported at (its value's line:col when
+    /// the key is written, else the feed's table).
+    pub key: &'static str,
+    pub message: String,
+}
+
+/// Resolves a credential name to its value (where credentials are known).
+pub type Lookup<'a> = &'a (dyn Fn(&str) -> Option<Secret> + Sync);
 
 /// What building an adapter may need besides the feed's configuration.
 pub struct BuildContext<'a> {
@@ -293,6 +310,28 @@ pub trait Broker: Sync {
     /// secret in the configuration), without any secret in them.
     fn warnings(&self, feed: &FeedConfig) -> Vec<String> {
         let _ = feed;
+        Vec::new()
+    }
+
+    /// Rules across all of this broker's feeds (how many connections one
+    /// key may open), checked once every feed has parsed: by `config check`
+    /// and every load with `lookup` = `None` (only the configuration is
+    /// known), and by `doctor` with the credentials, so feeds whose
+    /// accounts differ but hold the same key are caught too.
+    fn check_feeds(&self, feeds: &[&FeedConfig], lookup: Option<Lookup<'_>>) -> Vec<FeedsProblem> {
+        let _ = (feeds, lookup);
+        Vec::new()
+    }
+
+    /// Facts about a feed's session an operator reads in `doctor` (when a
+    /// day token expires, when the market opens next), from local state
+    /// only: no connection is made, and never a secret.
+    fn session_facts(
+        &self,
+        feed: &FeedConfig,
+        ctx: &BuildContext<'_>,
+    ) -> Vec<(&'static str, String)> {
+        let _ = (feed, ctx);
         Vec::new()
     }
 }

@@ -140,6 +140,11 @@ pub struct DoctorReport {
     /// owns the key's nonces), see [`crate::brokers::registry::Broker::doctor_notes`].
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub feed_notes: Vec<FeedNotes>,
+    /// What each feed's broker knows of its session from local state (a
+    /// day token's expiry, the market's next opening); feeds without any
+    /// are left out.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sessions: Vec<SessionReport>,
 }
 
 /// The running agent's view, for the parts of the audit only it knows.
@@ -176,6 +181,61 @@ pub struct FeedNotes {
     pub broker: String,
     /// One fact per line, never a secret.
     pub notes: Vec<String>,
+}
+
+/// One feed's session facts ([`crate::brokers::registry::Broker::session_facts`]).
+#[derive(Clone, Debug, Serialize)]
+pub struct SessionReport {
+    pub feed: String,
+    pub broker: String,
+    /// In the broker's order; never a secret.
+    pub facts: Vec<(String, String)>,
+}
+
+/// Every feed's session facts, from local state only (no connection).
+pub fn session_facts(cfg: &Config, ctx: &crate::brokers::BuildContext<'_>) -> Vec<SessionReport> {
+    cfg.feeds
+        .iter()
+        .filter_map(|f| {
+            let facts = f.broker.session_facts(f, ctx);
+            (!facts.is_empty()).then(|| SessionReport {
+                feed: f.name.clone(),
+                broker: f.broker.name().to_string(),
+                facts: facts.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            })
+        })
+        .collect()
+}
+
+/// The brokers' rules across feeds, judged with the credentials in hand
+/// (two accounts holding one API key share its connections).
+fn cross_feed_problems(cfg: &Config, store: &CredentialStore) -> Vec<DoctorProblem> {
+    let lookup = |name: &str| store.get(name).map(|c| c.value.clone());
+    let mut out = Vec::new();
+    for b in crate::brokers::registry::BROKERS {
+        let feeds: Vec<&config::FeedConfig> = cfg
+            .feeds
+            .iter()
+            .filter(|f| f.broker.name() == b.name())
+            .collect();
+        if feeds.is_empty() {
+            continue;
+        }
+        for p in b.check_feeds(&feeds, Some(&lookup)) {
+            let feed = feeds.get(p.feed).map_or("?", |f| f.name.as_str());
+            out.push(DoctorProblem {
+                severity: Severity::Error,
+                message: format!("feed {feed}: {}", p.message),
+                fix: Vec::new(),
+                note: Some(format!(
+                    "change {} in {} and check it with brokerguard config check",
+                    p.key,
+                    cfg.path.display()
+                )),
+            });
+        }
+    }
+    out
 }
 
 /// One feed's REST credential check (`doctor --online`).
@@ -243,6 +303,7 @@ pub fn audit_at(
             problems.push(dp);
         }
     }
+    problems.extend(cross_feed_problems(cfg, &outcome.store));
     let credentials = credential_reports(&required, &outcome.store, &outcome.problems, now);
     let files: Vec<FileReport> = sources
         .files
@@ -312,6 +373,7 @@ pub fn audit_at(
         online: None,
         agent,
         feed_notes: Vec::new(),
+        sessions: Vec::new(),
     }
 }
 
@@ -748,6 +810,11 @@ impl DoctorReport {
         }
     }
 
+    /// Adds each feed's session facts (see [`session_facts`]).
+    pub fn add_sessions(&mut self, sessions: Vec<SessionReport>) {
+        self.sessions = sessions;
+    }
+
     /// No problem of error severity.
     pub fn ok(&self) -> bool {
         self.ok
@@ -811,6 +878,15 @@ impl DoctorReport {
                 f.mode.as_deref().unwrap_or("?"),
                 f.error.as_deref().unwrap_or("parses"),
             );
+        }
+        if !self.sessions.is_empty() {
+            let _ = writeln!(out, "\nSessions");
+            for r in &self.sessions {
+                let _ = writeln!(out, "  {} ({})", r.feed, r.broker);
+                for (k, v) in &r.facts {
+                    let _ = writeln!(out, "    {:<16} {v}", k.replace('_', " "));
+                }
+            }
         }
         if let Some(checks) = &self.online {
             let _ = writeln!(out, "\nOnline checks (the brokers' REST APIs)");

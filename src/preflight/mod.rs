@@ -329,7 +329,38 @@ pub fn check_feed(feed: &FeedConfig, ctx: &BuildContext<'_>) -> FeedReport {
         Err(e) => r.fail(Layer::Data, &e),
     }
     session.close();
+    rest_check(&mut r.first, feed, ctx);
     finish(r)
+}
+
+/// The auth layer's second opinion: the broker's REST credential check
+/// (`Broker::validate_credentials`), when it has one. It confirms a pass,
+/// or says so when it disagrees; a failure it agrees with is not repeated.
+fn rest_check(first: &mut FirstConnection, feed: &FeedConfig, ctx: &BuildContext<'_>) {
+    let passed = first.passed.iter().position(|(l, _)| *l == Layer::Auth);
+    let failed = matches!(&first.failed, Some((Layer::Auth, _)));
+    if passed.is_none() && !failed {
+        return;
+    }
+    let Some(result) = feed.broker.validate_credentials(feed, ctx) else {
+        return;
+    };
+    match (passed, result, first.failed.as_mut()) {
+        (Some(i), Ok(d), _) => first.passed[i].1 = format!("{}; REST: {d}", first.passed[i].1),
+        (Some(i), Err(e), _) => {
+            first.passed[i].1 = format!(
+                "{}; but the REST check failed: {}",
+                first.passed[i].1, e.message
+            )
+        }
+        (None, Ok(d), Some((_, e))) => {
+            e.message = format!(
+                "{} (yet the REST check accepts the credentials: {d})",
+                e.message
+            )
+        }
+        _ => {}
+    }
 }
 
 /// Checks several feeds in parallel (each bounded by its own timeouts).
@@ -417,6 +448,104 @@ mod tests {
         assert_eq!(r.layers[3].detail, "not used (no TLS on this connection)");
         assert_eq!(r.layers[5].detail, "not reached");
         assert_eq!(fail.millis, 7);
+    }
+
+    /// A broker whose REST check says what it is told to.
+    struct Rest(Result<&'static str, &'static str>);
+
+    impl crate::brokers::registry::Broker for Rest {
+        fn name(&self) -> &'static str {
+            "rest-test"
+        }
+        fn keys(&self) -> &'static [&'static str] {
+            &[]
+        }
+        fn parse(
+            &self,
+            _: &mut crate::config::Section<'_, '_, '_, '_>,
+            _: &FeedConfig,
+        ) -> Option<crate::brokers::registry::Settings> {
+            None
+        }
+        fn default_settings(&self) -> crate::brokers::registry::Settings {
+            websocket::BROKER.default_settings()
+        }
+        fn credentials(&self, _: &FeedConfig) -> Vec<crate::brokers::registry::CredentialField> {
+            Vec::new()
+        }
+        fn build(
+            &self,
+            _: &FeedConfig,
+            _: &BuildContext<'_>,
+        ) -> Result<Box<dyn crate::feed::Adapter>, crate::brokers::BuildError> {
+            Err(crate::brokers::BuildError::Invalid {
+                feed: "x".into(),
+                message: "not built".into(),
+            })
+        }
+        fn validate_credentials(
+            &self,
+            _: &FeedConfig,
+            _: &BuildContext<'_>,
+        ) -> Option<Result<String, FeedError>> {
+            Some(self.0.map(String::from).map_err(FeedError::auth))
+        }
+    }
+
+    static ACCEPTS: Rest = Rest(Ok("profile AB1234"));
+    static REJECTS: Rest = Rest(Err("token rejected"));
+
+    #[test]
+    fn the_auth_layer_gets_the_rest_checks_second_opinion() {
+        let lookup = |_: &str| None;
+        let ctx = BuildContext {
+            lookup: &lookup,
+            clock: std::sync::Arc::new(crate::clock::SystemClock::new()),
+            state_dir: std::path::PathBuf::from("/nonexistent"),
+            drift: Default::default(),
+            calendars: Default::default(),
+            alert_after: std::time::Duration::from_secs(60),
+        };
+        let passed = || {
+            let mut f = FirstConnection::default();
+            f.pass(Layer::Auth, "accepted at the upgrade");
+            f
+        };
+        let run = |b: &'static Rest, mut f: FirstConnection| {
+            rest_check(&mut f, &FeedConfig::new("f", BrokerRef(b)), &ctx);
+            f
+        };
+        assert_eq!(
+            run(&ACCEPTS, passed()).passed[0].1,
+            "accepted at the upgrade; REST: profile AB1234"
+        );
+        assert_eq!(
+            run(&REJECTS, passed()).passed[0].1,
+            "accepted at the upgrade; but the REST check failed: token rejected"
+        );
+        let failed = || {
+            let mut f = FirstConnection::default();
+            f.fail(Layer::Auth, &FeedError::auth("refused at the upgrade"));
+            f
+        };
+        let f = run(&ACCEPTS, failed());
+        assert_eq!(
+            f.failed.unwrap().1.message,
+            "refused at the upgrade (yet the REST check accepts the credentials: profile AB1234)"
+        );
+        // Agreeing with a failure adds nothing; other layers are not its business.
+        assert_eq!(
+            run(&REJECTS, failed()).failed.unwrap().1.message,
+            "refused at the upgrade"
+        );
+        let mut tcp = FirstConnection::default();
+        tcp.fail(Layer::Tcp, &FeedError::network("refused"));
+        assert_eq!(run(&ACCEPTS, tcp).failed.unwrap().1.message, "refused");
+        // A broker without a REST check changes nothing.
+        let ws = FeedConfig::new("w", BrokerRef(&websocket::BROKER));
+        let mut f = passed();
+        rest_check(&mut f, &ws, &ctx);
+        assert_eq!(f.passed[0].1, "accepted at the upgrade");
     }
 
     #[test]

@@ -191,6 +191,37 @@ fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// What feeds report of their sessions (`market`, `info`: the key set in
+/// use, when a day token expires, ...), one row per feed that has any;
+/// empty when none has.
+fn sessions(doc: &StatusDoc) -> String {
+    let rows: Vec<Vec<String>> = doc
+        .feeds
+        .iter()
+        .filter(|f| f.market.is_some() || !f.info.is_empty())
+        .map(|f| {
+            let facts: Vec<String> = f
+                .info
+                .iter()
+                .map(|(k, v)| format!("{} {}", k.replace('_', " "), truncate(v, ERROR_WIDTH)))
+                .collect();
+            vec![
+                f.name.clone(),
+                f.market.clone().unwrap_or_else(|| "-".into()),
+                if facts.is_empty() {
+                    "-".into()
+                } else {
+                    facts.join("; ")
+                },
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    format!("\n{}", table(&["FEED", "MARKET", "SESSION"], &rows))
+}
+
 /// The human view of a status document, as of `now`.
 pub fn render_table(doc: &StatusDoc, now: SystemTime) -> String {
     let a = &doc.agent;
@@ -272,15 +303,7 @@ pub fn render_table(doc: &StatusDoc, now: SystemTime) -> String {
                 }
             }
         }
-        // What each broker reports about its session (the key set in use, ...).
-        for f in doc.feeds.iter().filter(|f| !f.info.is_empty()) {
-            let facts: Vec<String> = f.info.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            out.push_str(&format!(
-                "  {}: {}\n",
-                f.name,
-                truncate(&facts.join(", "), 200)
-            ));
-        }
+        out.push_str(&sessions(doc));
     }
 
     if !doc.credentials.is_empty() {
@@ -470,15 +493,38 @@ mod tests {
         let text = render_table(&d, at("2026-11-22T11:03:01Z"));
         assert!(
             text.lines()
-                .any(|l| l == "  books: client_id=7, key_set=2"),
+                .any(|l| l.starts_with("books ") && l.contains("client id 7; key set 2")),
             "{text}"
         );
-        assert!(!text.contains("signals: "), "{text}");
         assert!(
             text.lines()
                 .any(|l| l.starts_with("FALLBACK_KEY_2  no ") && !l.contains("MISSING")),
             "{text}"
         );
+    }
+
+    #[test]
+    fn session_facts_get_a_row_per_feed_that_has_any() {
+        let text = render_table(&doc(), at("2026-11-22T11:03:01Z"));
+        assert!(!text.contains("SESSION"), "{text}");
+        let mut d = doc();
+        d.feeds[1].market = Some("closed".into());
+        d.feeds[1]
+            .info
+            .insert("token_expires".into(), "2026-11-23T00:30:00Z".into());
+        d.feeds[1].info.insert("key_set".into(), "primary".into());
+        let text = render_table(&d, at("2026-11-22T11:03:01Z"));
+        let lines: Vec<&str> = text.lines().collect();
+        let header = lines
+            .iter()
+            .position(|l| l.starts_with("FEED   MARKET"))
+            .unwrap();
+        assert_eq!(lines[header], "FEED   MARKET  SESSION");
+        assert_eq!(
+            lines[header + 1],
+            "books  closed  key set primary; token expires 2026-11-23T00:30:00Z"
+        );
+        assert!(!lines[header + 2].starts_with("signals"), "{text}");
     }
 
     #[test]

@@ -18,6 +18,9 @@ pub struct KiteSimStats {
     /// The HTTP status of every refused upgrade, in order (403: bad
     /// credentials; others: the `http:` fault).
     pub upgrades_refused: Vec<u16>,
+    /// Upgrade requests without `X-Kite-Version: 3` (pykiteconnect sends
+    /// it; Kite has not said it requires it, so they are not refused).
+    pub upgrades_without_version: u64,
     /// Ticker connections open now.
     pub live_connections: u64,
     /// Each connection's subscriptions as they stand, in first-subscribed

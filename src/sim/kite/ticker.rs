@@ -204,6 +204,13 @@ fn handshake(
     let seen_in_callback = seen.clone();
     let callback = move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
         seen_in_callback.store(s.broadcasts_since(usize::MAX).1, Ordering::SeqCst);
+        let version = req
+            .headers()
+            .get("x-kite-version")
+            .and_then(|v| v.to_str().ok());
+        if version != Some("3") {
+            s.stats.update(|st| st.upgrades_without_version += 1);
+        }
         let query = req.uri().query().unwrap_or("");
         let key_ok = query_value(query, "api_key").as_deref() == Some(s.api_key.as_str());
         let token_ok = query_value(query, "access_token").is_some_and(|t| s.access_token_ok(&t));
