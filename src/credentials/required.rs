@@ -1,6 +1,6 @@
 //! Which credentials the configuration needs (substitution happens in `crate::brokers`).
 //!
-//! Broker feeds need `<BROKER>_<ACCOUNT>_<FIELD>` (DESIGN.md "Configuration");
+//! Broker feeds need `<BROKER>_<ACCOUNT>_<FIELD>` (docs/ARCHITECTURE.md, "Credentials");
 //! generic WebSocket feeds need the `${NAME}`s their templates reference.
 //! `doctor`, the monitor and status.json all work from this one list.
 

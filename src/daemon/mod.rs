@@ -3,6 +3,8 @@
 //! Main owns the configuration and the credential store and is the only
 //! place that decides to reload, restart or stop. Everything else reaches it
 //! as an [`events::Event`] on one channel.
+//!
+//! See docs/ARCHITECTURE.md ("Threads, and who owns what").
 
 pub mod events;
 pub mod feeds;

@@ -12,6 +12,8 @@
 //! When a connection proves no key itself (public market data), `check`
 //! proves the feed's key with the broker's REST credential check
 //! (`Broker::validate_credentials`) as its auth layer, if the feed has one.
+//!
+//! See docs/ARCHITECTURE.md ("Preflight").
 
 use crate::brokers::BuildContext;
 use crate::config::FeedConfig;

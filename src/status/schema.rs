@@ -1,4 +1,4 @@
-//! The `status.json` document, schema 1 (DESIGN.md "status.json").
+//! The `status.json` document, schema 1 (docs/ARCHITECTURE.md, "Contracts").
 //! Fields may be added; none may be renamed without changing `schema`.
 
 use serde::{Deserialize, Serialize};
