@@ -315,11 +315,7 @@ impl Runner {
                     });
                     self.set_state(state, Some(&error.message));
                     if error.class == ErrorClass::MissingCredential {
-                        log::warn!(
-                            "feed={} parked: {}; it starts as soon as the credential is set",
-                            self.name,
-                            error.message
-                        );
+                        log::warn!("feed={} {}", self.name, error.message);
                     } else if error.class == ErrorClass::Config {
                         // The broker refused what only the configuration
                         // can fix (an unknown contract): not a credential.
