@@ -3,11 +3,12 @@
 
 use super::fault::{FAULT_HELP, Fault};
 use super::server::{SimConfig, SimTls, Simulator};
+use super::shared::cli;
 use crate::config::parse_duration;
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -83,24 +84,13 @@ pub struct SimArgs {
 pub struct Script(pub Vec<(Duration, Option<Fault>)>);
 
 fn parse_script(s: &str) -> Result<Script, String> {
-    let mut steps = Vec::new();
-    for step in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (delay, fault) = step.split_once('=').ok_or_else(|| {
-            format!("script step \"{step}\" must look like DELAY=FAULT, e.g. 10s=reset")
-        })?;
-        let delay = parse_duration(delay)?;
-        let fault = match fault.trim() {
-            "clear" | "none" => None,
-            f => Some(f.parse::<Fault>()?),
-        };
-        steps.push((delay, fault));
-    }
-    if steps.is_empty() {
-        return Err(format!(
-            "empty script; write e.g. \"10s=close:1001,5s=clear\" (faults: {FAULT_HELP})"
-        ));
-    }
-    Ok(Script(steps))
+    cli::parse_script(
+        s,
+        "DELAY=FAULT, e.g. 10s=reset",
+        || format!("empty script; write e.g. \"10s=close:1001,5s=clear\" (faults: {FAULT_HELP})"),
+        cli::fault_step::<Fault>,
+    )
+    .map(Script)
 }
 
 /// Why `brokerguard sim` could not run.
@@ -178,23 +168,12 @@ pub fn run_cli(args: &SimArgs, stop: &AtomicBool) -> Result<(), SimCliError> {
         } else {
             format!("{} token(s)", args.tokens.len())
         },
-        args.fault
-            .as_ref()
-            .map_or("none".to_string(), Fault::to_string),
+        cli::fault_or_none(args.fault.as_ref()),
     );
     if let Some(Script(steps)) = &args.script {
         handle.run_script(steps.clone());
     }
-    while !stop.load(Ordering::SeqCst) {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-            println!("{line}");
-        }
-    }
-    handle.stop();
-    while let Ok(line) = rx.try_recv() {
-        println!("{line}");
-    }
-    println!("simulator stopped");
+    cli::print_events_until(stop, &rx, || handle.stop(), "simulator stopped");
     Ok(())
 }
 

@@ -6,7 +6,8 @@ use super::fault::{KITE_FAULT_HELP, KiteFault};
 use super::server::{BindFailed, KiteSim, KiteSimConfig};
 use crate::config::parse_duration;
 use crate::sim::SimCliError;
-use std::sync::atomic::{AtomicBool, Ordering};
+use crate::sim::shared::cli;
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -52,24 +53,13 @@ pub struct KiteSimArgs {
 pub struct KiteScript(pub Vec<(Duration, Option<KiteFault>)>);
 
 fn parse_script(s: &str) -> Result<KiteScript, String> {
-    let mut steps = Vec::new();
-    for step in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (delay, fault) = step.split_once('=').ok_or_else(|| {
-            format!("script step \"{step}\" must look like DELAY=FAULT, e.g. 10s=lie-once")
-        })?;
-        let delay = parse_duration(delay)?;
-        let fault = match fault.trim() {
-            "clear" | "none" => None,
-            f => Some(f.parse::<KiteFault>()?),
-        };
-        steps.push((delay, fault));
-    }
-    if steps.is_empty() {
-        return Err(format!(
-            "empty script; write e.g. \"5s=lie-once,5s=clear\" (faults: {KITE_FAULT_HELP})"
-        ));
-    }
-    Ok(KiteScript(steps))
+    cli::parse_script(
+        s,
+        "DELAY=FAULT, e.g. 10s=lie-once",
+        || format!("empty script; write e.g. \"5s=lie-once,5s=clear\" (faults: {KITE_FAULT_HELP})"),
+        cli::fault_step::<KiteFault>,
+    )
+    .map(KiteScript)
 }
 
 /// Runs the Kite simulator until `stop` is set, printing one line per event.
@@ -102,23 +92,12 @@ pub fn run_kite_cli(args: &KiteSimArgs, stop: &AtomicBool) -> Result<(), SimCliE
         handle.rest_url(),
         args.access_tokens.len(),
         args.request_tokens.len(),
-        args.fault
-            .as_ref()
-            .map_or("none".to_string(), KiteFault::to_string),
+        cli::fault_or_none(args.fault.as_ref()),
     );
     if let Some(KiteScript(steps)) = &args.script {
         handle.run_script(steps.clone());
     }
-    while !stop.load(Ordering::SeqCst) {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-            println!("{line}");
-        }
-    }
-    handle.stop();
-    while let Ok(line) = rx.try_recv() {
-        println!("{line}");
-    }
-    println!("kite simulator stopped");
+    cli::print_events_until(stop, &rx, || handle.stop(), "kite simulator stopped");
     Ok(())
 }
 

@@ -4,9 +4,10 @@
 use super::fault::KrakenFault;
 use super::server::{KrakenSim, KrakenSimConfig, SimKey};
 use crate::config::parse_duration;
+use crate::sim::shared::cli;
 use std::fmt;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -108,20 +109,9 @@ pub fn run_kraken_cli(args: &KrakenSimArgs, stop: &AtomicBool) -> Result<(), Kra
         handle.ws_url(),
         handle.ws_auth_url(),
         args.keys.len(),
-        args.fault
-            .as_ref()
-            .map_or("none".to_string(), KrakenFault::to_string),
+        cli::fault_or_none(args.fault.as_ref()),
     );
-    while !stop.load(Ordering::SeqCst) {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-            println!("{line}");
-        }
-    }
-    handle.stop();
-    while let Ok(line) = rx.try_recv() {
-        println!("{line}");
-    }
-    println!("simulator stopped");
+    cli::print_events_until(stop, &rx, || handle.stop(), "simulator stopped");
     Ok(())
 }
 

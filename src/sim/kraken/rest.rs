@@ -7,7 +7,9 @@
 //! /0/public/Time`. Every response carries a `Date` header.
 
 use super::fault::KrakenFault;
-use super::server::{Shared, lock, setup};
+use super::server::{Shared, setup};
+use crate::sim::shared::net::is_timeout;
+use crate::sim::shared::{Host, lock};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
@@ -66,11 +68,7 @@ fn read_request(
         match tcp.read(&mut chunk) {
             Ok(0) => return Ok(None),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) => {}
+            Err(e) if is_timeout(&e) => {}
             Err(e) => return Err(e),
         }
     };
@@ -104,11 +102,7 @@ fn read_request(
         match tcp.read(&mut chunk) {
             Ok(0) => return Ok(None),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) => {}
+            Err(e) if is_timeout(&e) => {}
             Err(e) => return Err(e),
         }
     }
@@ -302,7 +296,7 @@ fn private(
         .find(|(k, _)| k == "nonce")
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
-    if let (Some(fault), _) = shared.fault() {
+    if let (Some(fault), _) = shared.faults.current() {
         if fault.applies_to_key(&key) {
             let forced = match &fault {
                 KrakenFault::Unavailable => Some("EService:Unavailable"),
@@ -311,7 +305,7 @@ fn private(
                 KrakenFault::PermissionDenied { .. } => Some("EGeneral:Permission denied"),
                 KrakenFault::RateLimit { .. } => Some("EAPI:Rate limit exceeded"),
                 KrakenFault::InvalidNonce { .. } => Some("EAPI:Invalid nonce"),
-                KrakenFault::InvalidNonceOnce if shared.take_once(&fault) => {
+                KrakenFault::InvalidNonceOnce if shared.faults.take_once(&fault) => {
                     Some("EAPI:Invalid nonce")
                 }
                 _ => None,

@@ -5,7 +5,8 @@ use super::fault::{TwsFault, TwsStep};
 use super::server::{DEFAULT_SYMBOLS, TwsSim, TwsSimConfig};
 use crate::config::parse_duration;
 use crate::sim::SimCliError;
-use std::sync::atomic::{AtomicBool, Ordering};
+use crate::sim::shared::cli;
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -45,17 +46,13 @@ pub struct TwsArgs {
 pub struct TwsScript(pub Vec<(Duration, TwsStep)>);
 
 fn parse_script(s: &str) -> Result<TwsScript, String> {
-    let mut steps = Vec::new();
-    for step in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (delay, what) = step.split_once('=').ok_or_else(|| {
-            format!("script step \"{step}\" must look like DELAY=STEP, e.g. 5s=notify:1100")
-        })?;
-        steps.push((parse_duration(delay)?, what.parse::<TwsStep>()?));
-    }
-    if steps.is_empty() {
-        return Err("empty script; write e.g. \"5s=notify:1100,3s=notify:1102\"".into());
-    }
-    Ok(TwsScript(steps))
+    cli::parse_script(
+        s,
+        "DELAY=STEP, e.g. 5s=notify:1100",
+        || "empty script; write e.g. \"5s=notify:1100,3s=notify:1102\"".into(),
+        str::parse::<TwsStep>,
+    )
+    .map(TwsScript)
 }
 
 /// Runs the TWS simulator until `stop` is set, printing one line per event.
@@ -83,23 +80,12 @@ pub fn run_tws(args: &TwsArgs, stop: &AtomicBool) -> Result<(), SimCliError> {
         handle.port(),
         args.server_version,
         args.accounts.join(","),
-        args.fault
-            .as_ref()
-            .map_or("none".to_string(), TwsFault::to_string),
+        cli::fault_or_none(args.fault.as_ref()),
     );
     if let Some(TwsScript(steps)) = &args.script {
         handle.run_script(steps.clone());
     }
-    while !stop.load(Ordering::SeqCst) {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-            println!("{line}");
-        }
-    }
-    handle.stop();
-    while let Ok(line) = rx.try_recv() {
-        println!("{line}");
-    }
-    println!("tws simulator stopped");
+    cli::print_events_until(stop, &rx, || handle.stop(), "tws simulator stopped");
     Ok(())
 }
 
