@@ -9,7 +9,6 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
-use std::sync::mpsc;
 use std::time::Duration;
 
 /// `brokerguard sim [BROKER] ...`: without a broker, the generic JSON
@@ -146,7 +145,7 @@ pub fn run_cli(args: &SimArgs, stop: &AtomicBool) -> Result<(), SimCliError> {
         }),
         _ => None,
     };
-    let (tx, rx) = mpsc::channel();
+    let events = cli::Events::new();
     let cfg = SimConfig {
         port: args.port,
         tokens: args.tokens.clone(),
@@ -154,13 +153,16 @@ pub fn run_cli(args: &SimArgs, stop: &AtomicBool) -> Result<(), SimCliError> {
         heartbeat_every: args.heartbeat_every,
         tls,
         fault: args.fault.clone(),
-        events: Some(tx),
+        events: events.sender(),
     };
     let handle = Simulator::start(cfg).map_err(|source| SimCliError::Start {
         port: args.port,
         source,
     })?;
-    println!(
+    if let Some(Script(steps)) = &args.script {
+        handle.run_script(steps.clone());
+    }
+    let banner = format!(
         "simulator listening on {} (auth: {}, fault: {})",
         handle.url(),
         if args.tokens.is_empty() {
@@ -170,27 +172,17 @@ pub fn run_cli(args: &SimArgs, stop: &AtomicBool) -> Result<(), SimCliError> {
         },
         cli::fault_or_none(args.fault.as_ref()),
     );
-    if let Some(Script(steps)) = &args.script {
-        handle.run_script(steps.clone());
-    }
-    cli::print_events_until(stop, &rx, || handle.stop(), "simulator stopped");
+    events.print_until(stop, &banner, || handle.stop(), "simulator stopped");
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Wrap {
-        #[command(flatten)]
-        sim: SimArgs,
-    }
 
     #[test]
     fn parses_flags() {
-        let w = Wrap::try_parse_from([
+        let w = cli::parse_args::<SimArgs>(&[
             "sim",
             "--token",
             "a",
@@ -204,21 +196,18 @@ mod tests {
             "1s=reset, 2s=clear",
         ])
         .unwrap();
-        assert_eq!(w.sim.port, 8765);
-        assert_eq!(w.sim.tokens, vec!["a", "b"]);
-        assert_eq!(w.sim.data_every, Some(Duration::from_millis(250)));
+        assert_eq!(w.port, 8765);
+        assert_eq!(w.tokens, vec!["a", "b"]);
+        assert_eq!(w.data_every, Some(Duration::from_millis(250)));
+        assert_eq!(w.fault, Some(Fault::CloseOnClientMessage { code: 1000 }));
         assert_eq!(
-            w.sim.fault,
-            Some(Fault::CloseOnClientMessage { code: 1000 })
-        );
-        assert_eq!(
-            w.sim.script,
+            w.script,
             Some(Script(vec![
                 (Duration::from_secs(1), Some(Fault::Reset)),
                 (Duration::from_secs(2), None)
             ]))
         );
-        assert!(Wrap::try_parse_from(["sim", "--fault", "explode"]).is_err());
-        assert!(Wrap::try_parse_from(["sim", "--tls-cert", "c.pem"]).is_err());
+        assert!(cli::parse_args::<SimArgs>(&["sim", "--fault", "explode"]).is_err());
+        assert!(cli::parse_args::<SimArgs>(&["sim", "--tls-cert", "c.pem"]).is_err());
     }
 }

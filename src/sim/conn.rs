@@ -26,7 +26,7 @@ const GARBAGE: &[u8] = b"\xff\xff\xff\xffnot a websocket frame\r\n";
 const FLOOD_BATCH: u64 = 500;
 
 pub(crate) fn serve(shared: Arc<Shared>, id: usize, tcp: TcpStream, generation: u64) {
-    let _live = Live(shared.clone(), id);
+    let _live = Live::new(shared.clone(), id, "conn");
     if setup(&tcp, WRITE_TIMEOUT).is_err() {
         return;
     }
@@ -144,9 +144,10 @@ impl Conn {
             self.close(1001, "simulator stopping");
             return Err(End);
         }
-        let (changes, generation) = self.shared.faults.changes_since(self.generation);
-        self.generation = generation;
-        self.shared.faults.ack(self.id, generation);
+        let changes =
+            self.shared
+                .faults
+                .catch_up(self.shared.base(), self.id, &mut self.generation);
         for change in changes {
             self.on_fault_set(change)?;
         }
@@ -220,7 +221,7 @@ impl Conn {
         // Keep the socket open (closing with unread input would reset it and
         // could destroy the garbage before the client reads it). A draining
         // connection no longer follows faults.
-        self.shared.faults.forget(self.id);
+        self.shared.base().forget(self.id);
         hold(self.shared.base(), self.ws.get_mut());
     }
 

@@ -5,7 +5,7 @@
 use super::conn;
 use super::fault::Fault;
 use super::shared::net::{self, Rebinding};
-use super::shared::{Base, Faults, Host, Watched, lock, spawn_script};
+use super::shared::{Base, Faults, Host, Watched, handle_methods, lock, spawn_script};
 use super::stats::SimStats;
 use std::collections::HashSet;
 use std::io;
@@ -62,10 +62,12 @@ impl Host for Shared {
         &self.base
     }
 
-    fn connection_ended(&self, id: usize) {
-        self.faults.forget(id);
+    fn close_listeners(&self) {
+        self.listener.close();
+    }
+
+    fn connection_ended(&self, _: usize) {
         self.stats.update(|s| s.live_connections -= 1);
-        self.event(format!("conn {id}: ended"));
     }
 }
 
@@ -148,6 +150,8 @@ pub struct SimHandle {
     shared: Arc<Shared>,
 }
 
+handle_methods!(SimHandle, fault: Fault, stats: SimStats);
+
 impl SimHandle {
     pub fn port(&self) -> u16 {
         self.addr().port()
@@ -176,21 +180,6 @@ impl SimHandle {
         *lock(&self.shared.tokens) = tokens.into_iter().map(Into::into).collect();
     }
 
-    /// Sets the fault; returns once every open connection has seen it (at
-    /// most about a second), so the next step of a test meets it.
-    pub fn set_fault(&self, fault: Fault) {
-        self.shared.set_fault(Some(fault));
-    }
-
-    /// Ends the fault (re-binding the port after `RefuseConnections`).
-    pub fn clear_fault(&self) {
-        self.shared.set_fault(None);
-    }
-
-    pub fn fault(&self) -> Option<Fault> {
-        self.shared.faults.current().0
-    }
-
     /// Applies each step after its delay, counted from the previous step,
     /// in a background thread (ended by `stop`). `None` clears the fault.
     pub fn run_script(&self, steps: Vec<(Duration, Option<Fault>)>) {
@@ -198,26 +187,5 @@ impl SimHandle {
             self.shared
                 .event(format!("cannot start the fault script thread: {e}"));
         }
-    }
-
-    pub fn stats(&self) -> SimStats {
-        self.shared.stats.snapshot()
-    }
-
-    /// Waits until `pred` holds for the stats, at most `deadline` long.
-    pub fn wait_for(&self, pred: impl Fn(&SimStats) -> bool, deadline: Duration) -> bool {
-        self.shared.stats.wait_for(pred, deadline)
-    }
-
-    /// Stops accepting, ends every connection and joins every thread
-    /// (within about a second). Idempotent.
-    pub fn stop(&self) {
-        self.shared.base.shutdown(|| self.shared.listener.close());
-    }
-}
-
-impl Drop for SimHandle {
-    fn drop(&mut self) {
-        self.stop();
     }
 }

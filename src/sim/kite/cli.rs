@@ -8,7 +8,6 @@ use crate::config::parse_duration;
 use crate::sim::SimCliError;
 use crate::sim::shared::cli;
 use std::sync::atomic::AtomicBool;
-use std::sync::mpsc;
 use std::time::Duration;
 
 /// Arguments of `brokerguard sim kite`.
@@ -64,7 +63,7 @@ fn parse_script(s: &str) -> Result<KiteScript, String> {
 
 /// Runs the Kite simulator until `stop` is set, printing one line per event.
 pub fn run_kite_cli(args: &KiteSimArgs, stop: &AtomicBool) -> Result<(), SimCliError> {
-    let (tx, rx) = mpsc::channel();
+    let events = cli::Events::new();
     let defaults = KiteSimConfig::default();
     let cfg = KiteSimConfig {
         ticker_port: args.ticker_port,
@@ -76,7 +75,7 @@ pub fn run_kite_cli(args: &KiteSimArgs, stop: &AtomicBool) -> Result<(), SimCliE
         data_every: Some(args.data_every),
         heartbeat_every: Some(args.heartbeat_every),
         fault: args.fault.clone(),
-        events: Some(tx),
+        events: events.sender(),
         ..defaults
     };
     let handle = KiteSim::start(cfg).map_err(|source| SimCliError::Start {
@@ -86,7 +85,10 @@ pub fn run_kite_cli(args: &KiteSimArgs, stop: &AtomicBool) -> Result<(), SimCliE
             .map_or(args.ticker_port, |b| b.port),
         source,
     })?;
-    println!(
+    if let Some(KiteScript(steps)) = &args.script {
+        handle.run_script(steps.clone());
+    }
+    let banner = format!(
         "kite simulator listening: ticker {} rest {} ({} access token(s), {} request token(s), fault: {})",
         handle.ticker_url(),
         handle.rest_url(),
@@ -94,10 +96,7 @@ pub fn run_kite_cli(args: &KiteSimArgs, stop: &AtomicBool) -> Result<(), SimCliE
         args.request_tokens.len(),
         cli::fault_or_none(args.fault.as_ref()),
     );
-    if let Some(KiteScript(steps)) = &args.script {
-        handle.run_script(steps.clone());
-    }
-    cli::print_events_until(stop, &rx, || handle.stop(), "kite simulator stopped");
+    events.print_until(stop, &banner, || handle.stop(), "kite simulator stopped");
     Ok(())
 }
 
@@ -105,17 +104,10 @@ pub fn run_kite_cli(args: &KiteSimArgs, stop: &AtomicBool) -> Result<(), SimCliE
 mod tests {
     use super::super::encode::Lie;
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Wrap {
-        #[command(flatten)]
-        sim: KiteSimArgs,
-    }
 
     #[test]
     fn parses_flags() {
-        let w = Wrap::try_parse_from([
+        let w = cli::parse_args::<KiteSimArgs>(&[
             "kite",
             "--ticker-port",
             "0",
@@ -133,13 +125,13 @@ mod tests {
             "1s=http:429, 2s=clear",
         ])
         .unwrap();
-        assert_eq!((w.sim.ticker_port, w.sim.rest_port), (0, 8767));
-        assert_eq!(w.sim.access_tokens, ["a", "b"]);
-        assert_eq!(w.sim.request_tokens, ["r"]);
-        assert_eq!(w.sim.data_every, Duration::from_millis(250));
-        assert_eq!(w.sim.fault, Some(KiteFault::LieAlways(Lie::Unknown)));
+        assert_eq!((w.ticker_port, w.rest_port), (0, 8767));
+        assert_eq!(w.access_tokens, ["a", "b"]);
+        assert_eq!(w.request_tokens, ["r"]);
+        assert_eq!(w.data_every, Duration::from_millis(250));
+        assert_eq!(w.fault, Some(KiteFault::LieAlways(Lie::Unknown)));
         assert_eq!(
-            w.sim.script,
+            w.script,
             Some(KiteScript(vec![
                 (
                     Duration::from_secs(1),
@@ -148,6 +140,6 @@ mod tests {
                 (Duration::from_secs(2), None)
             ]))
         );
-        assert!(Wrap::try_parse_from(["kite", "--fault", "explode"]).is_err());
+        assert!(cli::parse_args::<KiteSimArgs>(&["kite", "--fault", "explode"]).is_err());
     }
 }

@@ -7,7 +7,7 @@ use super::fault::KiteFault;
 use super::stats::KiteSimStats;
 use super::{rest, ticker};
 use crate::sim::shared::net;
-use crate::sim::shared::{Base, Faults, Host, Watched, lock, spawn_script};
+use crate::sim::shared::{Base, Faults, Host, Watched, handle_methods, lock, spawn_script};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -84,10 +84,8 @@ impl Host for Shared {
         &self.base
     }
 
-    fn connection_ended(&self, id: usize) {
-        self.faults.forget(id);
+    fn connection_ended(&self, _: usize) {
         self.stats.update(|s| s.live_connections -= 1);
-        self.event(format!("ticker conn {id}: ended"));
     }
 }
 
@@ -261,6 +259,8 @@ pub struct KiteSimHandle {
     shared: Arc<Shared>,
 }
 
+handle_methods!(KiteSimHandle, fault: KiteFault, stats: KiteSimStats);
+
 impl KiteSimHandle {
     pub fn ticker_port(&self) -> u16 {
         self.shared.ticker_addr.port()
@@ -322,20 +322,6 @@ impl KiteSimHandle {
         v
     }
 
-    /// Sets the ticker fault; returns once every open connection has seen
-    /// it (at most about a second).
-    pub fn set_fault(&self, fault: KiteFault) {
-        self.shared.set_fault(Some(fault));
-    }
-
-    pub fn clear_fault(&self) {
-        self.shared.set_fault(None);
-    }
-
-    pub fn fault(&self) -> Option<KiteFault> {
-        self.shared.faults.current().0
-    }
-
     /// Every REST request is answered with this HTTP status and Kite's
     /// error shape for it (429, 500, 502, 503, …), until set to None.
     pub fn set_rest_fault(&self, status: Option<u16>) {
@@ -365,26 +351,5 @@ impl KiteSimHandle {
             self.shared
                 .event(format!("cannot start the fault script thread: {e}"));
         }
-    }
-
-    pub fn stats(&self) -> KiteSimStats {
-        self.shared.stats.snapshot()
-    }
-
-    /// Waits until `pred` holds for the stats, at most `deadline` long.
-    pub fn wait_for(&self, pred: impl Fn(&KiteSimStats) -> bool, deadline: Duration) -> bool {
-        self.shared.stats.wait_for(pred, deadline)
-    }
-
-    /// Stops accepting, ends every connection and joins every thread
-    /// (within about a second). Idempotent.
-    pub fn stop(&self) {
-        self.shared.base.shutdown(|| {});
-    }
-}
-
-impl Drop for KiteSimHandle {
-    fn drop(&mut self) {
-        self.stop();
     }
 }

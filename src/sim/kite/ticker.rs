@@ -108,7 +108,7 @@ pub(crate) fn apply_request(subs: &mut Vec<(u32, SimMode)>, text: &str) -> Resul
 }
 
 pub(crate) fn serve(shared: Arc<Shared>, id: usize, tcp: TcpStream, generation: u64) {
-    let _live = Live(shared.clone(), id);
+    let _live = Live::new(shared.clone(), id, "ticker conn");
     if setup(&tcp, WRITE_TIMEOUT).is_err() {
         return;
     }
@@ -131,7 +131,7 @@ pub(crate) fn serve(shared: Arc<Shared>, id: usize, tcp: TcpStream, generation: 
         _ => None,
     };
     let now = Instant::now();
-    let conn = Conn {
+    let mut conn = Conn {
         broadcasts_seen,
         shared,
         id,
@@ -143,7 +143,7 @@ pub(crate) fn serve(shared: Arc<Shared>, id: usize, tcp: TcpStream, generation: 
         last_push: now,
         lie_pending,
     };
-    conn.run();
+    while conn.turn().is_ok() {}
 }
 
 /// The upgrade: an `http:` fault refuses it with its status; otherwise the
@@ -211,18 +211,15 @@ struct Conn {
 struct End;
 
 impl Conn {
-    fn run(mut self) {
-        while self.turn().is_ok() {}
-    }
-
     fn turn(&mut self) -> Result<(), End> {
         if self.shared.stopping() {
             self.close(1001, "simulator stopping");
             return Err(End);
         }
-        let (changes, generation) = self.shared.faults.changes_since(self.generation);
-        self.generation = generation;
-        self.shared.faults.ack(self.id, generation);
+        let changes =
+            self.shared
+                .faults
+                .catch_up(self.shared.base(), self.id, &mut self.generation);
         for change in changes {
             match change {
                 Some(KiteFault::Close { code }) => {

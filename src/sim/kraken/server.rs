@@ -8,7 +8,7 @@ use super::market::{SymbolSpec, default_symbols};
 use super::stats::KrakenSimStats;
 use super::{rest, ws};
 use crate::sim::shared::net;
-use crate::sim::shared::{Base, Faults, Host, Watched, lock};
+use crate::sim::shared::{Base, Faults, Host, Watched, handle_methods, lock};
 use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -95,10 +95,8 @@ impl Host for Shared {
         &self.base
     }
 
-    fn connection_ended(&self, id: usize) {
-        self.faults.forget(id);
+    fn connection_ended(&self, _: usize) {
         self.stats.update(|s| s.live_connections -= 1);
-        self.event(format!("ws {id}: ended"));
     }
 }
 
@@ -199,7 +197,7 @@ fn accept_loop(shared: Arc<Shared>, listener: TcpListener, is_ws: bool) {
                 });
                 shared.event(format!("ws {id} from {peer}: accepted"));
                 let generation = shared.faults.current().1;
-                shared.faults.ack(id, generation);
+                shared.base.ack(id, generation);
                 shared
                     .base
                     .spawn(format!("ksim-ws-{id}"), move || ws::serve(s, id, tcp))
@@ -229,6 +227,8 @@ pub(crate) fn setup(tcp: &TcpStream) -> io::Result<()> {
 pub struct KrakenSimHandle {
     shared: Arc<Shared>,
 }
+
+handle_methods!(KrakenSimHandle, fault: KrakenFault, stats: KrakenSimStats);
 
 impl KrakenSimHandle {
     /// `http://127.0.0.1:PORT`: the REST base URL (private calls under `/0/private/`).
@@ -287,38 +287,5 @@ impl KrakenSimHandle {
     /// that prove no token reaches a log or status).
     pub fn issued_tokens(&self) -> Vec<String> {
         lock(&self.shared.tokens).keys().cloned().collect()
-    }
-
-    /// Sets the fault; returns once every open WebSocket has seen it.
-    pub fn set_fault(&self, fault: KrakenFault) {
-        self.shared.set_fault(Some(fault));
-    }
-
-    pub fn clear_fault(&self) {
-        self.shared.set_fault(None);
-    }
-
-    pub fn fault(&self) -> Option<KrakenFault> {
-        self.shared.faults.current().0
-    }
-
-    pub fn stats(&self) -> KrakenSimStats {
-        self.shared.stats.snapshot()
-    }
-
-    /// Waits until `pred` holds for the stats, at most `deadline` long.
-    pub fn wait_for(&self, pred: impl Fn(&KrakenSimStats) -> bool, deadline: Duration) -> bool {
-        self.shared.stats.wait_for(pred, deadline)
-    }
-
-    /// Stops accepting, ends every connection and joins every thread. Idempotent.
-    pub fn stop(&self) {
-        self.shared.base.shutdown(|| {});
-    }
-}
-
-impl Drop for KrakenSimHandle {
-    fn drop(&mut self) {
-        self.stop();
     }
 }

@@ -33,7 +33,7 @@ fn now_text() -> String {
 // The upgrade callback's error type is fixed by tungstenite.
 #[allow(clippy::result_large_err)]
 pub(crate) fn serve(shared: Arc<Shared>, id: usize, tcp: TcpStream) {
-    let _live = Live(shared.clone(), id);
+    let _live = Live::new(shared.clone(), id, "ws");
     if setup(&tcp).is_err() {
         return;
     }
@@ -120,7 +120,7 @@ impl Conn {
         if self.status_sent != Some(status) {
             self.send_status(status)?;
         }
-        self.shared.faults.ack(self.id, self.generation);
+        self.shared.base().ack(self.id, self.generation);
         let now = Instant::now();
         if !maintenance && !silent && !self.subs.is_empty() && now >= self.next_data {
             self.push_data(fault.as_ref())?;

@@ -1,14 +1,16 @@
 //! What every simulator's shared state is built on: the stop flag its
 //! threads look at every [`TICK`], the registry of its threads (reaped as
 //! they finish, all joined at stop, so a stopped simulator leaves no thread
-//! behind), its event lines, and fault scripts run in a thread of their own.
+//! behind), its event lines, the fault generation each connection has
+//! acted on (so a fault change can wait until it is in force everywhere),
+//! and fault scripts run in a thread of their own.
 
 use super::lock;
+use std::collections::HashMap;
 use std::io;
-use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -16,13 +18,20 @@ use std::time::{Duration, Instant};
 /// enough that `stop` and `set_fault` return promptly, long enough that an
 /// idle simulator costs nothing.
 pub(crate) const TICK: Duration = Duration::from_millis(20);
+/// How long a fault change waits for every connection to acknowledge it:
+/// a connection that is stuck (a client that stopped reading) must not
+/// hang the test that set the fault.
+const ACK_LIMIT: Duration = Duration::from_secs(1);
 
-/// A simulator's stop flag, threads and event lines.
+/// A simulator's stop flag, threads, event lines and acknowledgements.
 pub(crate) struct Base {
     stop: AtomicBool,
     events: Option<Sender<String>>,
     accepts: Mutex<Vec<JoinHandle<()>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Fault generation each running connection has acted on.
+    seen: Mutex<HashMap<usize, u64>>,
+    seen_changed: Condvar,
 }
 
 impl Base {
@@ -33,6 +42,8 @@ impl Base {
             events,
             accepts: Mutex::new(Vec::new()),
             threads: Mutex::new(Vec::new()),
+            seen: Mutex::new(HashMap::new()),
+            seen_changed: Condvar::new(),
         }
     }
 
@@ -43,6 +54,36 @@ impl Base {
     pub(crate) fn event(&self, line: String) {
         if let Some(tx) = &self.events {
             let _ = tx.send(line);
+        }
+    }
+
+    /// Connection `id` has acted on every fault change up to `generation`.
+    pub(crate) fn ack(&self, id: usize, generation: u64) {
+        lock(&self.seen).insert(id, generation);
+        self.seen_changed.notify_all();
+    }
+
+    /// Connection `id` has ended (or stopped following faults): no change
+    /// waits for it any more.
+    pub(crate) fn forget(&self, id: usize) {
+        lock(&self.seen).remove(&id);
+        self.seen_changed.notify_all();
+    }
+
+    /// Waits (at most [`ACK_LIMIT`]) until every connection that
+    /// acknowledges has acted on `generation`, or the simulator stops.
+    pub(crate) fn wait_seen(&self, generation: u64) {
+        let deadline = Instant::now() + ACK_LIMIT;
+        let mut seen = lock(&self.seen);
+        while !self.stopping() && seen.values().any(|g| *g < generation) {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return;
+            };
+            seen = self
+                .seen_changed
+                .wait_timeout(seen, left.min(TICK))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
     }
 
@@ -101,8 +142,13 @@ pub(crate) trait Host: Send + Sync + 'static {
     fn base(&self) -> &Base;
 
     /// A connection thread that [`net::Live`](super::net::Live) tracks has
-    /// ended, however it ended: forget it and count it gone.
+    /// ended, however it ended: count it gone (and forget whatever the
+    /// simulator keeps per connection beyond its acknowledgement).
     fn connection_ended(&self, id: usize);
+
+    /// Called at stop once the accept threads are joined: closes the
+    /// listeners they do not own (those they own closed with them).
+    fn close_listeners(&self) {}
 
     fn stopping(&self) -> bool {
         self.base().stopping()

@@ -7,7 +7,7 @@ use crate::config::parse_duration;
 use std::fmt::Display;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::Duration;
 
 /// How long the loop waits for an event before it looks at the stop flag again.
@@ -48,24 +48,59 @@ pub(crate) fn fault_or_none<F: Display>(fault: Option<&F>) -> String {
     fault.map_or("none".to_string(), F::to_string)
 }
 
-/// Prints each event line until `stop` is set, then stops the simulator
-/// with `stop_sim`, prints the lines its stopping produced, and `farewell`.
-pub(crate) fn print_events_until(
-    stop: &AtomicBool,
-    events: &Receiver<String>,
-    stop_sim: impl FnOnce(),
-    farewell: &str,
-) {
-    while !stop.load(Ordering::SeqCst) {
-        if let Ok(line) = events.recv_timeout(POLL) {
+/// The event lines of a simulator run in the foreground.
+pub(crate) struct Events {
+    tx: Sender<String>,
+    rx: Receiver<String>,
+}
+
+impl Events {
+    pub(crate) fn new() -> Self {
+        let (tx, rx) = mpsc::channel();
+        Events { tx, rx }
+    }
+
+    /// Where the simulator sends its lines (its config's `events`).
+    pub(crate) fn sender(&self) -> Option<Sender<String>> {
+        Some(self.tx.clone())
+    }
+
+    /// Prints `banner`, then each event line until `stop` is set; then
+    /// stops the simulator with `stop_sim`, prints the lines its stopping
+    /// produced, and `farewell`.
+    pub(crate) fn print_until(
+        &self,
+        stop: &AtomicBool,
+        banner: &str,
+        stop_sim: impl FnOnce(),
+        farewell: &str,
+    ) {
+        println!("{banner}");
+        while !stop.load(Ordering::SeqCst) {
+            if let Ok(line) = self.rx.recv_timeout(POLL) {
+                println!("{line}");
+            }
+        }
+        stop_sim();
+        while let Ok(line) = self.rx.try_recv() {
             println!("{line}");
         }
+        println!("{farewell}");
     }
-    stop_sim();
-    while let Ok(line) = events.try_recv() {
-        println!("{line}");
+}
+
+/// Parses a simulator's arguments as clap would after `brokerguard sim
+/// …` (`argv[0]` is the program name), for the simulators' own tests.
+#[cfg(test)]
+pub(crate) fn parse_args<A: clap::Args>(argv: &[&str]) -> Result<A, clap::Error> {
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrap<A: clap::Args> {
+        #[command(flatten)]
+        args: A,
     }
-    println!("{farewell}");
+    Wrap::<A>::try_parse_from(argv).map(|w| w.args)
 }
 
 #[cfg(test)]

@@ -2,19 +2,13 @@
 //! a test can rely on: every change gets a generation and stays in the
 //! history, so a connection thread that looks late still sees one-shot
 //! faults (close once, reset) set and cleared between two of its turns;
-//! each connection acknowledges the generation it has acted on, so
-//! `set_fault` returns only once the change is in force everywhere.
+//! each connection acknowledges the generation it has acted on (to the
+//! [`Base`]), so `set_fault` returns only once the change is in force
+//! everywhere.
 
-use super::{Base, TICK, lock};
-use std::collections::HashMap;
+use super::{Base, lock};
 use std::fmt::Display;
-use std::sync::{Condvar, Mutex};
-use std::time::{Duration, Instant};
-
-/// How long a change waits for every connection to acknowledge it: a
-/// connection that is stuck (a client that stopped reading) must not hang
-/// the test that set the fault.
-const ACK_LIMIT: Duration = Duration::from_secs(1);
+use std::sync::Mutex;
 
 struct State<F> {
     current: Option<F>,
@@ -31,12 +25,9 @@ impl<F: Clone> State<F> {
     }
 }
 
-/// The fault in force (`None`: none), its generations and history, and
-/// the generation each running connection has acknowledged.
+/// The fault in force (`None`: none), its generations and history.
 pub(crate) struct Faults<F> {
     state: Mutex<State<F>>,
-    seen: Mutex<HashMap<usize, u64>>,
-    seen_changed: Condvar,
 }
 
 impl<F: Clone + Display> Faults<F> {
@@ -48,8 +39,6 @@ impl<F: Clone + Display> Faults<F> {
                 generation: 0,
                 history: Vec::new(),
             }),
-            seen: Mutex::new(HashMap::new()),
-            seen_changed: Condvar::new(),
         }
     }
 
@@ -74,6 +63,16 @@ impl<F: Clone + Display> Faults<F> {
         (changes, s.generation)
     }
 
+    /// For connection `id`, which has acted on changes up to `*generation`:
+    /// the changes since, in order, acknowledged as seen (the connection
+    /// acts on them before it next looks).
+    pub(crate) fn catch_up(&self, base: &Base, id: usize, generation: &mut u64) -> Vec<Option<F>> {
+        let (changes, latest) = self.changes_since(*generation);
+        *generation = latest;
+        base.ack(id, latest);
+        changes
+    }
+
     /// Puts `fault` in force as a new generation and returns it.
     fn set(&self, fault: Option<F>) -> u64 {
         lock(&self.state).set(fault)
@@ -82,7 +81,7 @@ impl<F: Clone + Display> Faults<F> {
     /// Changes the fault: `apply` does what the change means beyond the
     /// connections (closing or re-binding a listener), an event line says
     /// so, and the call returns once every connection that acknowledges
-    /// generations has seen the change (at most [`ACK_LIMIT`]).
+    /// generations has seen the change (at most about a second).
     pub(crate) fn change(&self, base: &Base, fault: Option<F>, apply: impl FnOnce(Option<&F>)) {
         let generation = self.set(fault.clone());
         apply(fault.as_ref());
@@ -90,7 +89,7 @@ impl<F: Clone + Display> Faults<F> {
             Some(f) => format!("fault set: {f}"),
             None => "fault cleared".into(),
         });
-        self.wait_seen(base, generation);
+        base.wait_seen(generation);
     }
 
     /// Ends a one-shot fault if it is still the one in force (a new
@@ -109,40 +108,13 @@ impl<F: Clone + Display> Faults<F> {
         }
         in_force
     }
-
-    /// Connection `id` has acted on every change up to `generation`.
-    pub(crate) fn ack(&self, id: usize, generation: u64) {
-        lock(&self.seen).insert(id, generation);
-        self.seen_changed.notify_all();
-    }
-
-    /// Connection `id` has ended (or stopped following faults): no change
-    /// waits for it any more.
-    pub(crate) fn forget(&self, id: usize) {
-        lock(&self.seen).remove(&id);
-        self.seen_changed.notify_all();
-    }
-
-    fn wait_seen(&self, base: &Base, generation: u64) {
-        let deadline = Instant::now() + ACK_LIMIT;
-        let mut seen = lock(&self.seen);
-        while !base.stopping() && seen.values().any(|g| *g < generation) {
-            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-                return;
-            };
-            seen = self
-                .seen_changed
-                .wait_timeout(seen, left.min(TICK))
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::Arc;
+    use std::time::{Duration, Instant};
 
     #[test]
     fn changes_are_kept_in_order_and_one_shots_end() {
@@ -163,7 +135,7 @@ mod tests {
     fn a_change_waits_for_every_connection_to_acknowledge_it() {
         let base = Arc::new(Base::new(None));
         let f = Arc::new(Faults::<String>::new(None));
-        f.ack(7, 0);
+        base.ack(7, 0);
         let (f2, b2) = (f.clone(), base.clone());
         let started = Instant::now();
         let setter = std::thread::spawn(move || f2.change(&b2, Some("x".into()), |_| {}));
@@ -174,8 +146,12 @@ mod tests {
         }
         assert_eq!(f.current(), (Some("x".into()), 1));
         assert!(!setter.is_finished());
-        f.ack(7, 1);
+        base.ack(7, 1);
         setter.join().unwrap();
-        assert!(started.elapsed() < ACK_LIMIT, "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

@@ -3,7 +3,8 @@
 //! ([`Watched`]), the fault in force with its generations and per-connection
 //! acknowledgements ([`Faults`]), the stop flag, thread registry and event
 //! lines ([`Base`], reached through [`Host`]), fault scripts
-//! ([`spawn_script`]), listeners and the per-connection socket helpers
+//! ([`spawn_script`]), the methods every handle has
+//! ([`handle_methods`]), listeners and the per-connection socket helpers
 //! ([`net`]), the WebSocket upgrade and close ([`ws`]), and the CLI's
 //! "print events until stopped" loop ([`cli`]).
 //!
@@ -12,12 +13,14 @@
 mod base;
 pub(crate) mod cli;
 mod faults;
+mod handle;
 pub(crate) mod net;
 mod watched;
 pub(crate) mod ws;
 
 pub(crate) use base::{Base, Host, TICK, spawn_script};
 pub(crate) use faults::Faults;
+pub(crate) use handle::handle_methods;
 pub(crate) use watched::Watched;
 
 use std::sync::{Mutex, MutexGuard};

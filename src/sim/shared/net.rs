@@ -119,12 +119,26 @@ pub(crate) fn is_timeout(e: &io::Error) -> bool {
     )
 }
 
-/// Tells the host the connection ended, however its thread ends.
-pub(crate) struct Live<H: Host>(pub(crate) Arc<H>, pub(crate) usize);
+/// Held by a connection thread: however the thread ends, the connection
+/// is forgotten, counted gone and said so (as `"{label} {id}: ended"`).
+pub(crate) struct Live<H: Host> {
+    host: Arc<H>,
+    id: usize,
+    label: &'static str,
+}
+
+impl<H: Host> Live<H> {
+    pub(crate) fn new(host: Arc<H>, id: usize, label: &'static str) -> Self {
+        Live { host, id, label }
+    }
+}
 
 impl<H: Host> Drop for Live<H> {
     fn drop(&mut self) {
-        self.0.connection_ended(self.1);
+        self.host.base().forget(self.id);
+        self.host.connection_ended(self.id);
+        self.host
+            .event(format!("{} {}: ended", self.label, self.id));
     }
 }
 

@@ -131,7 +131,7 @@ pub(crate) fn serve(
     tcp: TcpStream,
     cmds: Receiver<(Cmd, Sender<()>)>,
 ) {
-    let _live = Live(shared.clone(), id);
+    let _live = Live::new(shared.clone(), id, "conn");
     if setup(&tcp, WRITE_TIMEOUT).is_err() {
         return;
     }

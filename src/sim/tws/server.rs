@@ -6,7 +6,7 @@ use super::conn;
 use super::fault::{TwsFault, TwsStep};
 use super::stats::TwsStats;
 use crate::sim::shared::net::{self, Rebinding};
-use crate::sim::shared::{Base, Faults, Host, Watched, lock, spawn_script};
+use crate::sim::shared::{Base, Faults, Host, Watched, handle_methods, lock, spawn_script};
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::SocketAddr;
@@ -90,7 +90,10 @@ impl Host for Shared {
     fn connection_ended(&self, id: usize) {
         self.forget(id);
         self.stats.update(|s| s.live_connections -= 1);
-        self.event(format!("conn {id}: ended"));
+    }
+
+    fn close_listeners(&self) {
+        self.listener.close();
     }
 }
 
@@ -225,6 +228,8 @@ pub struct TwsSimHandle {
     shared: Arc<Shared>,
 }
 
+handle_methods!(TwsSimHandle, fault: TwsFault, stats: TwsStats);
+
 impl TwsSimHandle {
     pub fn port(&self) -> u16 {
         self.addr().port()
@@ -232,20 +237,6 @@ impl TwsSimHandle {
 
     pub fn addr(&self) -> SocketAddr {
         self.shared.listener.addr()
-    }
-
-    /// Sets the fault; returns once every open connection has seen it.
-    pub fn set_fault(&self, fault: TwsFault) {
-        self.shared.set_fault(Some(fault));
-    }
-
-    /// Ends the fault (binding the port again after `RefuseConnections`).
-    pub fn clear_fault(&self) {
-        self.shared.set_fault(None);
-    }
-
-    pub fn fault(&self) -> Option<TwsFault> {
-        self.shared.faults.current().0
     }
 
     /// Declares `client_id` taken, as by a connection TWS still holds: a
@@ -277,25 +268,5 @@ impl TwsSimHandle {
             self.shared
                 .event(format!("cannot start the script thread: {e}"));
         }
-    }
-
-    pub fn stats(&self) -> TwsStats {
-        self.shared.stats.snapshot()
-    }
-
-    /// Waits until `pred` holds for the stats, at most `deadline` long.
-    pub fn wait_for(&self, pred: impl Fn(&TwsStats) -> bool, deadline: Duration) -> bool {
-        self.shared.stats.wait_for(pred, deadline)
-    }
-
-    /// Stops accepting, ends every connection and joins every thread. Idempotent.
-    pub fn stop(&self) {
-        self.shared.base.shutdown(|| self.shared.listener.close());
-    }
-}
-
-impl Drop for TwsSimHandle {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
