@@ -30,7 +30,7 @@ pub(crate) fn serve(shared: Arc<Shared>, id: usize, tcp: TcpStream, generation: 
     if setup(&tcp, WRITE_TIMEOUT).is_err() {
         return;
     }
-    match shared.faults.current().0 {
+    match shared.current_fault().0 {
         Some(Fault::Reset) => {
             reset(&tcp);
             shared.stats.update(|s| s.resets_sent += 1);
@@ -61,7 +61,7 @@ pub(crate) fn serve(shared: Arc<Shared>, id: usize, tcp: TcpStream, generation: 
         last_push: now,
         flood: None,
     };
-    if conn.shared.faults.current().0 == Some(Fault::Malformed) {
+    if conn.shared.current_fault().0 == Some(Fault::Malformed) {
         return conn.malformed();
     }
     conn.run();
@@ -91,7 +91,7 @@ fn handshake(shared: &Shared, id: usize, tcp: TcpStream) -> Option<WebSocket<WsS
             }
         }
     };
-    let reject = match shared.faults.current().0 {
+    let reject = match shared.current_fault().0 {
         Some(Fault::RejectUpgrade { status }) => Some(status),
         _ => None,
     };
@@ -151,7 +151,7 @@ impl Conn {
         for change in changes {
             self.on_fault_set(change)?;
         }
-        let fault = self.shared.faults.current().0;
+        let fault = self.shared.current_fault().0;
         match fault {
             Some(Fault::SilentNoPongs) => {
                 thread::sleep(TICK);

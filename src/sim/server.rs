@@ -72,6 +72,11 @@ impl Host for Shared {
 }
 
 impl Shared {
+    /// The fault in force and its generation.
+    pub fn current_fault(&self) -> (Option<Fault>, u64) {
+        self.faults.current()
+    }
+
     pub fn tokens(&self) -> HashSet<String> {
         lock(&self.tokens).clone()
     }
