@@ -144,11 +144,8 @@ impl Conn {
             self.close(1001, "simulator stopping");
             return Err(End);
         }
-        let changes =
-            self.shared
-                .faults
-                .catch_up(self.shared.base(), self.id, &mut self.generation);
-        for change in changes {
+        let (faults, base) = (&self.shared.faults, self.shared.base());
+        for change in faults.catch_up(base, self.id, &mut self.generation) {
             self.on_fault_set(change)?;
         }
         let fault = self.shared.current_fault().0;

@@ -193,6 +193,9 @@ fn handshake(
     Some((ws, seen.load(Ordering::SeqCst)))
 }
 
+/// Why the connection loop ends.
+struct End;
+
 struct Conn {
     shared: Arc<Shared>,
     id: usize,
@@ -208,19 +211,14 @@ struct Conn {
     broadcasts_seen: usize,
 }
 
-struct End;
-
 impl Conn {
     fn turn(&mut self) -> Result<(), End> {
         if self.shared.stopping() {
             self.close(1001, "simulator stopping");
             return Err(End);
         }
-        let changes =
-            self.shared
-                .faults
-                .catch_up(self.shared.base(), self.id, &mut self.generation);
-        for change in changes {
+        let (faults, base) = (&self.shared.faults, self.shared.base());
+        for change in faults.catch_up(base, self.id, &mut self.generation) {
             match change {
                 Some(KiteFault::Close { code }) => {
                     self.close(code, "close fault");
