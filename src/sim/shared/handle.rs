@@ -18,8 +18,8 @@ macro_rules! handle_methods {
                 self.shared.set_fault(Some(fault));
             }
 
-            /// Ends the fault (binding the port again after a fault that
-            /// closed it).
+            /// Ends the fault (where it had closed the listener, the port
+            /// is bound again).
             pub fn clear_fault(&self) {
                 self.shared.set_fault(None);
             }
