@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import struct
-import tempfile
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
@@ -38,7 +36,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 from websockets.sync.server import ServerConnection, serve
 
-from harness import Checks, Child, binary, expect, main_guard, wait_until
+from harness import Checks, Fanout, agent_section, expect, main_guard, start_agent, wait_until, workdir
 
 os.environ["NO_PROXY"] = "127.0.0.1,localhost"
 # pykiteconnect makes naive local datetimes: pin the zone they are made in.
@@ -126,42 +124,6 @@ class Proxy:
         self.thread.join(timeout=5)
 
 
-class Fanout:
-    """A subscriber of the agent's feeds.sock, collecting lines."""
-
-    def __init__(self, path: Path) -> None:
-        self.lines: list[dict] = []
-        self.lock = threading.Lock()
-        found = wait_until(15, lambda: path.exists())
-        expect(found, f"{path} never appeared")
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(str(path))
-        self.thread = threading.Thread(target=self.read, daemon=True)
-        self.thread.start()
-
-    def read(self) -> None:
-        buf = b""
-        while True:
-            try:
-                chunk = self.sock.recv(65536)
-            except OSError:
-                return
-            if not chunk:
-                return
-            buf += chunk
-            while b"\n" in buf:
-                line, buf = buf.split(b"\n", 1)
-                with self.lock:
-                    self.lines.append(json.loads(line))
-
-    def data(self, feed: str) -> list[dict]:
-        with self.lock:
-            return [l for l in self.lines if l.get("feed") == feed and "data" in l]
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 def epoch(v: object) -> object:
     """A timestamp as Unix seconds: the agent's RFC 3339 UTC string or
     pykiteconnect's naive datetime (made in TZ=UTC)."""
@@ -195,10 +157,7 @@ def agent_config(work: Path, proxy: Proxy, sim: KiteSim) -> Path:
     creds.write_text(f"KITE_MAIN_API_KEY={API_KEY}\nKITE_MAIN_API_SECRET={API_SECRET}\nKITE_MAIN_ACCESS_TOKEN={ACCESS_TOKEN}\n")
     creds.chmod(0o600)
     (work / "state").mkdir(exist_ok=True)
-    text = (
-        f'[agent]\nruntime_dir = "{work}/run"\nstate_dir = "{work}/state"\n'
-        f'credential_files = ["{creds}"]\npreflight = "off"\n'
-    )
+    text = agent_section(work, creds, 'preflight = "off"\n')
     for name, (mode, tokens) in FEEDS.items():
         text += (
             f'\n[[feed]]\nname = "{name}"\nbroker = "kite"\naccount = "main"\n'
@@ -213,9 +172,9 @@ def agent_config(work: Path, proxy: Proxy, sim: KiteSim) -> Path:
 def compare(checks: Checks, tag: str, proxy: Proxy, bot: Fanout, want_lines: int, lies: bool) -> None:
     for feed, (mode, tokens) in FEEDS.items():
         def check(feed: str = feed, mode: str = mode, tokens: list[int] = tokens) -> None:
-            got = wait_until(20, lambda: len(bot.data(feed)) >= want_lines)
-            expect(got, f"{feed}: {len(bot.data(feed))} data lines, wanted {want_lines}")
-            lines = bot.data(feed)
+            got = wait_until(20, lambda: len(bot.of(feed, "data")) >= want_lines)
+            expect(got, f"{feed}: {len(bot.of(feed, 'data'))} data lines, wanted {want_lines}")
+            lines = bot.of(feed, "data")
             parsed = proxy.parsed(feed)
             errors = [p for p in parsed if p[0] == "error"]
             good = [p[1] for p in parsed if p[0] == "ticks"]
@@ -248,15 +207,14 @@ def run() -> int:
         ("clean", [], False),
         ("lying frames", ["--script", "1500ms=lie-once:count,500ms=clear,1s=lie-once:count,500ms=clear"], True),
     ):
-        with tempfile.TemporaryDirectory(prefix="bg-interop-kite-agent-") as tmp:
-            work = Path(tmp)
+        with workdir("bg-interop-kite-agent-") as work:
             sim = KiteSim(work, tag.replace(" ", "-"), *extra)
             proxy = Proxy(sim.ticker)
-            agent = Child([str(binary()), "run", "--config", str(agent_config(work, proxy, sim))],
-                          stderr_path=work / "agent.stderr", env={**os.environ, "RUST_LOG": "warn"})
+            agent = start_agent(agent_config(work, proxy, sim), work / "agent.stderr",
+                                env={**os.environ, "RUST_LOG": "warn"})
             bot = None
             try:
-                bot = Fanout(work / "run" / "feeds.sock")
+                bot = Fanout(work / "run" / "feeds.sock", 15)
                 compare(checks, tag, proxy, bot, want_lines=25, lies=lies)
                 if lies:
                     def dropped() -> None:

@@ -20,17 +20,14 @@ Exit status 0 when every check passes; the last line is `N passed, N failed`.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
-import tempfile
-import time
 from pathlib import Path
 
 import krakenex
 
-from harness import Checks, Child, binary, expect, main_guard, wait_until
-from kraken_vs_sim import KEY, SECRET, Book, loads
+from harness import Checks, Fanout, SimProcess, agent_section, expect, main_guard, start_agent, workdir
+from kraken_vs_sim import KEY, SECRET, Book, loads, sim_args
 
 TIMEOUT = 20.0
 
@@ -41,68 +38,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class Sim:
+class Sim(SimProcess):
     """`brokerguard sim kraken` on ports chosen beforehand."""
 
     def __init__(self, work: Path, tag: str, ws_port: int, rest_port: int, *extra: str) -> None:
-        argv = [
-            str(binary()), "sim", "kraken", "--port", str(ws_port), "--rest-port", str(rest_port),
-            "--key", f"{KEY}:{SECRET}", "--data-every", "50ms", "--heartbeat-every", "300ms", *extra,
-        ]
-        self.child = Child(argv, stderr_path=work / f"sim-{tag}.stderr")
-        line = self.child.wait_line(15, lambda l: l.startswith("kraken simulator listening: "))
-        if line is None:
-            self.child.stop()
-            raise RuntimeError(f"`{' '.join(argv)}` never said it was listening: {self.child.stderr_text()!r}")
+        super().__init__(sim_args(str(ws_port), str(rest_port), *extra), work / f"sim-{tag}.stderr",
+                         "kraken simulator listening: ")
         self.rest = f"http://127.0.0.1:{rest_port}"
-
-    def stop(self) -> None:
-        self.child.stop()
-
-
-class Bot:
-    """A fan-out subscriber keeping every line as text, numbers as text."""
-
-    def __init__(self, path: Path, feeds: list[str]) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        connected = wait_until(TIMEOUT, lambda: self._try(path))
-        expect(connected, f"the fan-out socket {path} never accepted")
-        self.sock.settimeout(0.2)
-        self.buf = b""
-        self.lines: list[dict] = []
-        self.sock.sendall((json.dumps({"subscribe": feeds}) + "\n").encode())
-        expect(self.wait(lambda l: "subscribed" in l), "no answer to the subscribe request")
-
-    def _try(self, path: Path) -> bool:
-        try:
-            self.sock.connect(str(path))
-            return True
-        except OSError:
-            return False
-
-    def pump(self) -> None:
-        try:
-            chunk = self.sock.recv(1 << 16)
-        except TimeoutError:
-            return
-        self.buf += chunk
-        while b"\n" in self.buf:
-            raw, self.buf = self.buf.split(b"\n", 1)
-            self.lines.append(loads(raw.decode()))
-
-    def wait(self, pred, limit: float = TIMEOUT):
-        end = time.monotonic() + limit
-        seen = 0
-        while time.monotonic() < end:
-            for line in self.lines[seen:]:
-                if pred(line):
-                    return line
-            seen = len(self.lines)
-            self.pump()
-        return None
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def verify(lines: list[dict], feed: str) -> dict:
@@ -141,8 +83,7 @@ def verify(lines: list[dict], feed: str) -> dict:
 
 def run() -> int:
     checks = Checks("kraken_agent")
-    with tempfile.TemporaryDirectory(prefix="bg-interop-kagent-") as tmp:
-        work = Path(tmp)
+    with workdir("bg-interop-kagent-") as work:
         ports = {name: (free_port(), free_port()) for name in ("good", "corrupt")}
         creds = work / "credentials.env"
         creds.write_text(f"KRAKEN_MASTER_API_KEY={KEY}\nKRAKEN_MASTER_API_SECRET={SECRET}\n")
@@ -151,9 +92,8 @@ def run() -> int:
         timing = 'connect_timeout = "1s"\nhandshake_timeout = "2s"\nbackoff = { initial = "100ms", max = "500ms" }\n'
         config = work / "brokerguard.toml"
         config.write_text(
-            f'[agent]\nruntime_dir = "{work}/run"\nstate_dir = "{work}/state"\n'
-            f'credential_files = ["{creds}"]\npreflight = "off"\n'
-            f'\n[[feed]]\nname = "kbook"\nbroker = "kraken"\nurl = "ws://127.0.0.1:{gws}/v2"\n'
+            agent_section(work, creds, 'preflight = "off"\n')
+            + f'\n[[feed]]\nname = "kbook"\nbroker = "kraken"\nurl = "ws://127.0.0.1:{gws}/v2"\n'
             f'channels = ["book"]\nsymbols = ["BTC/USD", "ETH/USD", "XRP/USD"]\ndepth = 10\n{timing}'
             f'\n[[feed]]\nname = "kfix"\nbroker = "kraken"\nurl = "ws://127.0.0.1:{cws}/v2"\n'
             f'channels = ["book"]\nsymbols = ["BTC/USD"]\n{timing}'
@@ -161,36 +101,36 @@ def run() -> int:
             f'url = "ws://127.0.0.1:{gws}/auth/v2"\nrest_url = "http://127.0.0.1:{grest}"\n'
             f'channels = ["balances"]\n{timing}'
         )
-        agent = Child([str(binary()), "run", "--config", str(config)], stderr_path=work / "agent.stderr")
+        agent = start_agent(config, work / "agent.stderr")
         sims: list[Sim] = []
-        bot = None
+        bot: Fanout | None = None
         try:
             # The bot is subscribed before Kraken comes up, so it sees every
             # book from its first snapshot.
-            bot = Bot(work / "run" / "feeds.sock", ["kbook", "kfix", "kexec"])
+            bot = Fanout(work / "run" / "feeds.sock", TIMEOUT, ["kbook", "kfix", "kexec"], loads=loads)
             sims.append(Sim(work, "good", gws, grest))
             sims.append(Sim(work, "corrupt", cws, crest, "--fault", "corrupt-checksum-once"))
 
-            def books_reach_the_bot_verified() -> None:
+            def tally_once(feed: str, updates: int) -> dict:
+                """`feed`'s tally once `updates` book updates reached the bot, all verified."""
                 expect(
-                    bot.wait(lambda _: verify(bot.lines, "kbook")["update"] >= 100),
-                    f"too few book updates: {verify(bot.lines, 'kbook')}",
+                    bot.wait(lambda _: verify(bot.snapshot(), feed)["update"] >= updates, TIMEOUT),
+                    f"{feed}: fewer than {updates} book updates: {verify(bot.snapshot(), feed)}",
                 )
-                tally = verify(bot.lines, "kbook")
+                return verify(bot.snapshot(), feed)
+
+            def books_reach_the_bot_verified() -> None:
+                tally = tally_once("kbook", 100)
                 expect(tally["snapshot"] == 3 and tally["resync"] == 0, f"kbook {tally}")
 
             def a_corrupted_book_is_resynced_never_forwarded() -> None:
-                expect(
-                    bot.wait(lambda _: verify(bot.lines, "kfix")["update"] >= 20),
-                    f"kfix never recovered: {verify(bot.lines, 'kfix')}",
-                )
-                tally = verify(bot.lines, "kfix")
+                tally = tally_once("kfix", 20)
                 expect(tally["resync"] == 1 and tally["snapshot_after_resync"] == 1, f"kfix {tally}")
                 expect(tally["snapshot"] == 1, f"the corrupted snapshot was forwarded: {tally}")
 
             def private_balances_reach_the_bot() -> None:
                 line = bot.wait(lambda l: l.get("feed") == "kexec" and isinstance(l.get("data"), dict)
-                                and l["data"].get("channel") == "balances")
+                                and l["data"].get("channel") == "balances", TIMEOUT)
                 expect(line is not None, "no balances from the private feed")
 
             def krakenex_on_a_key_brokerguard_used_gets_invalid_nonce() -> None:

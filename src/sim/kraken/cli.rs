@@ -4,10 +4,10 @@
 use super::fault::KrakenFault;
 use super::server::{KrakenSim, KrakenSimConfig, SimKey};
 use crate::config::parse_duration;
+use crate::sim::shared::cli;
 use std::fmt;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 /// Arguments of `brokerguard sim kraken`.
@@ -88,7 +88,7 @@ impl std::error::Error for KrakenSimCliError {}
 
 /// Runs the Kraken simulator until `stop` is set, printing one line per event.
 pub fn run_kraken_cli(args: &KrakenSimArgs, stop: &AtomicBool) -> Result<(), KrakenSimCliError> {
-    let (tx, rx) = mpsc::channel();
+    let events = cli::Events::new();
     let handle = KrakenSim::start(KrakenSimConfig {
         ws_port: args.port,
         rest_port: args.rest_port,
@@ -98,50 +98,32 @@ pub fn run_kraken_cli(args: &KrakenSimArgs, stop: &AtomicBool) -> Result<(), Kra
         token_ttl: args.token_ttl,
         fault: args.fault.clone(),
         date_skew_secs: args.date_skew,
-        events: Some(tx),
+        events: events.sender(),
         ..KrakenSimConfig::default()
     })
     .map_err(KrakenSimCliError)?;
-    println!(
+    let banner = format!(
         "kraken simulator listening: rest {} ws {} ws-auth {} ({} key(s), fault: {})",
         handle.rest_url(),
         handle.ws_url(),
         handle.ws_auth_url(),
         args.keys.len(),
-        args.fault
-            .as_ref()
-            .map_or("none".to_string(), KrakenFault::to_string),
+        cli::fault_or_none(args.fault.as_ref()),
     );
-    while !stop.load(Ordering::SeqCst) {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-            println!("{line}");
-        }
-    }
-    handle.stop();
-    while let Ok(line) = rx.try_recv() {
-        println!("{line}");
-    }
-    println!("simulator stopped");
+    events.print_until(stop, &banner, || handle.stop(), "simulator stopped");
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Wrap {
-        #[command(flatten)]
-        sim: KrakenSimArgs,
-    }
 
     const SECRET: &str =
         "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg==";
 
     #[test]
     fn parses_flags() {
-        let w = Wrap::try_parse_from([
+        let w = cli::parse_args::<KrakenSimArgs>(&[
             "sim",
             "--port",
             "0",
@@ -155,18 +137,18 @@ mod tests {
             "-30",
         ])
         .unwrap();
-        assert_eq!(w.sim.date_skew, -30);
-        assert_eq!(w.sim.keys[0].api_key, "k1");
-        assert_eq!(w.sim.keys[0].secret_b64, SECRET);
+        assert_eq!(w.date_skew, -30);
+        assert_eq!(w.keys[0].api_key, "k1");
+        assert_eq!(w.keys[0].secret_b64, SECRET);
         assert_eq!(
-            w.sim.fault,
+            w.fault,
             Some(KrakenFault::Lockout {
                 key: Some("k1".into())
             })
         );
-        assert_eq!(w.sim.token_ttl, Duration::from_secs(2));
-        assert!(Wrap::try_parse_from(["sim", "--key", "nocolon"]).is_err());
-        assert!(Wrap::try_parse_from(["sim", "--key", "k:c2VjcmV0"]).is_err());
-        assert!(Wrap::try_parse_from(["sim", "--fault", "explode"]).is_err());
+        assert_eq!(w.token_ttl, Duration::from_secs(2));
+        assert!(cli::parse_args::<KrakenSimArgs>(&["sim", "--key", "nocolon"]).is_err());
+        assert!(cli::parse_args::<KrakenSimArgs>(&["sim", "--key", "k:c2VjcmV0"]).is_err());
+        assert!(cli::parse_args::<KrakenSimArgs>(&["sim", "--fault", "explode"]).is_err());
     }
 }

@@ -5,19 +5,17 @@
 
 use super::fault::KrakenFault;
 use super::market::{SymbolSpec, default_symbols};
-use super::stats::{KrakenSimStats, SharedStats};
+use super::stats::KrakenSimStats;
 use super::{rest, ws};
+use crate::sim::shared::net;
+use crate::sim::shared::{Base, Faults, Host, Watched, handle_methods, lock};
 use std::collections::HashMap;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::{self, JoinHandle};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// How often idle threads look at the stop flag and the fault.
-pub(crate) const TICK: Duration = Duration::from_millis(20);
 
 /// An API key the simulated Kraken accepts (test values, not secrets).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,29 +81,26 @@ pub(crate) struct Shared {
     pub date_skew_secs: i64,
     /// Bumped by `disconnect_all`: a connection older than it ends.
     pub kicks: AtomicU64,
-    pub stats: SharedStats,
-    pub stop: AtomicBool,
+    pub stats: Watched<KrakenSimStats>,
+    pub faults: Faults<KrakenFault>,
+    base: Base,
     pub keys: Mutex<HashMap<String, KeyState>>,
     /// Issued WebSocket tokens and when they stop being accepted.
     pub tokens: Mutex<HashMap<String, Instant>>,
     pub token_counter: AtomicU64,
-    fault: Mutex<(Option<KrakenFault>, u64)>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
-    events: Option<Sender<String>>,
-    /// Fault generation each open WebSocket has acted on.
-    seen: Mutex<HashMap<usize, u64>>,
-    seen_changed: Condvar,
 }
 
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+impl Host for Shared {
+    fn base(&self) -> &Base {
+        &self.base
+    }
+
+    fn connection_ended(&self, _: usize) {
+        self.stats.update(|s| s.live_connections -= 1);
+    }
 }
 
 impl Shared {
-    pub fn stopping(&self) -> bool {
-        self.stop.load(Ordering::SeqCst)
-    }
-
     /// The time a REST `Date` header shows (the configured skew applied).
     pub fn date_now(&self) -> std::time::SystemTime {
         let now = std::time::SystemTime::now();
@@ -117,75 +112,8 @@ impl Shared {
         }
     }
 
-    pub fn fault(&self) -> (Option<KrakenFault>, u64) {
-        lock(&self.fault).clone()
-    }
-
-    /// Ends a one-shot fault if it is still the one in force.
-    pub fn take_once(&self, which: &KrakenFault) -> bool {
-        let mut f = lock(&self.fault);
-        if f.0.as_ref() == Some(which) {
-            f.0 = None;
-            f.1 += 1;
-            true
-        } else {
-            false
-        }
-    }
-
-    pub fn event(&self, line: String) {
-        if let Some(tx) = &self.events {
-            let _ = tx.send(line);
-        }
-    }
-
-    pub fn ack(&self, id: usize, generation: u64) {
-        lock(&self.seen).insert(id, generation);
-        self.seen_changed.notify_all();
-    }
-
-    pub fn forget(&self, id: usize) {
-        lock(&self.seen).remove(&id);
-        self.seen_changed.notify_all();
-    }
-
     fn set_fault(&self, fault: Option<KrakenFault>) {
-        let generation = {
-            let mut f = lock(&self.fault);
-            f.0 = fault.clone();
-            f.1 += 1;
-            f.1
-        };
-        self.event(match &fault {
-            Some(f) => format!("fault set: {f}"),
-            None => "fault cleared".into(),
-        });
-        // Returns once every open WebSocket has seen it (at most a second).
-        let deadline = Instant::now() + Duration::from_secs(1);
-        let mut seen = lock(&self.seen);
-        while !self.stopping() && seen.values().any(|g| *g < generation) {
-            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-                return;
-            };
-            seen = self
-                .seen_changed
-                .wait_timeout(seen, left.min(TICK))
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-    }
-
-    fn spawn(&self, name: String, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
-        let handle = thread::Builder::new().name(name).spawn(f)?;
-        let mut threads = lock(&self.threads);
-        let (done, running): (Vec<_>, Vec<_>) = threads.drain(..).partition(|h| h.is_finished());
-        *threads = running;
-        threads.push(handle);
-        drop(threads);
-        for h in done {
-            let _ = h.join();
-        }
-        Ok(())
+        self.faults.change(&self.base, fault, |_| {});
     }
 }
 
@@ -204,9 +132,7 @@ fn decode_secret(k: &SimKey) -> io::Result<Vec<u8>> {
 }
 
 fn bind(port: u16) -> io::Result<TcpListener> {
-    let l = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))?;
-    l.set_nonblocking(true)?;
-    Ok(l)
+    net::bind(net::loopback(port))
 }
 
 /// Starts Kraken simulators.
@@ -235,80 +161,74 @@ impl KrakenSim {
             token_ttl: cfg.token_ttl,
             date_skew_secs: cfg.date_skew_secs,
             kicks: AtomicU64::new(0),
-            stats: SharedStats::default(),
-            stop: AtomicBool::new(false),
+            stats: Watched::default(),
+            faults: Faults::new(cfg.fault.clone()),
+            base: Base::new(cfg.events.clone()),
             keys: Mutex::new(keys),
             tokens: Mutex::new(HashMap::new()),
             token_counter: AtomicU64::new(0),
-            fault: Mutex::new((cfg.fault.clone(), 0)),
-            threads: Mutex::new(Vec::new()),
-            events: cfg.events.clone(),
-            seen: Mutex::new(HashMap::new()),
-            seen_changed: Condvar::new(),
         });
-        let mut accepts = Vec::new();
         for (name, listener, ws) in [
             ("ksim-ws-accept", ws_listener, true),
             ("ksim-rest-accept", rest_listener, false),
         ] {
             let s = shared.clone();
-            accepts.push(
-                thread::Builder::new()
-                    .name(name.into())
-                    .spawn(move || accept_loop(s, listener, ws))?,
-            );
+            shared
+                .base
+                .spawn_accept(name, move || accept_loop(s, listener, ws))?;
         }
-        Ok(KrakenSimHandle {
-            shared,
-            accepts: Mutex::new(accepts),
-        })
+        Ok(KrakenSimHandle { shared })
     }
 }
 
 fn accept_loop(shared: Arc<Shared>, listener: TcpListener, is_ws: bool) {
     let mut rest_id = 0usize;
-    while !shared.stopping() {
-        match listener.accept() {
-            Ok((tcp, peer)) => {
-                let s = shared.clone();
-                let started = if is_ws {
-                    let id = shared.stats.update(|st| {
-                        st.connections += 1;
-                        st.live_connections += 1;
-                        st.subscribes_per_connection.push(Vec::new());
-                        st.subscribes_per_connection.len() - 1
-                    });
-                    shared.event(format!("ws {id} from {peer}: accepted"));
-                    let generation = shared.fault().1;
-                    shared.ack(id, generation);
-                    shared.spawn(format!("ksim-ws-{id}"), move || ws::serve(s, id, tcp))
-                } else {
-                    rest_id += 1;
-                    let id = rest_id;
-                    shared.spawn(format!("ksim-rest-{id}"), move || rest::serve(s, tcp))
-                };
-                if let Err(e) = started {
-                    shared.event(format!("cannot start a connection thread: {e}"));
-                }
+    net::accept_loop(
+        &shared.base,
+        || listener.accept(),
+        |tcp, peer| {
+            let s = shared.clone();
+            let started = if is_ws {
+                let id = shared.stats.update(|st| {
+                    st.connections += 1;
+                    st.live_connections += 1;
+                    st.subscribes_per_connection.push(Vec::new());
+                    st.subscribes_per_connection.len() - 1
+                });
+                shared.event(format!("ws {id} from {peer}: accepted"));
+                let generation = shared.faults.current().1;
+                shared.base.ack(id, generation);
+                shared
+                    .base
+                    .spawn(format!("ksim-ws-{id}"), move || ws::serve(s, id, tcp))
+            } else {
+                rest_id += 1;
+                let id = rest_id;
+                shared
+                    .base
+                    .spawn(format!("ksim-rest-{id}"), move || rest::serve(s, tcp))
+            };
+            if let Err(e) = started {
+                shared.event(format!("cannot start a connection thread: {e}"));
             }
-            Err(_) => thread::sleep(Duration::from_millis(5)),
-        }
-    }
+        },
+    );
 }
+
+/// How long a client that does not read may block a write.
+const WRITE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Sets a stream's timeouts for a connection thread.
 pub(crate) fn setup(tcp: &TcpStream) -> io::Result<()> {
-    tcp.set_nonblocking(false)?;
-    tcp.set_nodelay(true)?;
-    tcp.set_read_timeout(Some(TICK))?;
-    tcp.set_write_timeout(Some(Duration::from_millis(500)))
+    net::setup(tcp, WRITE_TIMEOUT)
 }
 
 /// A running Kraken simulator; stops when dropped.
 pub struct KrakenSimHandle {
     shared: Arc<Shared>,
-    accepts: Mutex<Vec<JoinHandle<()>>>,
 }
+
+handle_methods!(KrakenSimHandle, fault: KrakenFault, stats: KrakenSimStats);
 
 impl KrakenSimHandle {
     /// `http://127.0.0.1:PORT`: the REST base URL (private calls under `/0/private/`).
@@ -367,50 +287,5 @@ impl KrakenSimHandle {
     /// that prove no token reaches a log or status).
     pub fn issued_tokens(&self) -> Vec<String> {
         lock(&self.shared.tokens).keys().cloned().collect()
-    }
-
-    /// Sets the fault; returns once every open WebSocket has seen it.
-    pub fn set_fault(&self, fault: KrakenFault) {
-        self.shared.set_fault(Some(fault));
-    }
-
-    pub fn clear_fault(&self) {
-        self.shared.set_fault(None);
-    }
-
-    pub fn fault(&self) -> Option<KrakenFault> {
-        self.shared.fault().0
-    }
-
-    pub fn stats(&self) -> KrakenSimStats {
-        self.shared.stats.snapshot()
-    }
-
-    /// Waits until `pred` holds for the stats, at most `deadline` long.
-    pub fn wait_for(&self, pred: impl Fn(&KrakenSimStats) -> bool, deadline: Duration) -> bool {
-        self.shared.stats.wait_for(pred, deadline)
-    }
-
-    /// Stops accepting, ends every connection and joins every thread. Idempotent.
-    pub fn stop(&self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        for h in lock(&self.accepts).drain(..) {
-            let _ = h.join();
-        }
-        loop {
-            let batch: Vec<_> = lock(&self.shared.threads).drain(..).collect();
-            if batch.is_empty() {
-                break;
-            }
-            for h in batch {
-                let _ = h.join();
-            }
-        }
-    }
-}
-
-impl Drop for KrakenSimHandle {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
