@@ -86,12 +86,21 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Exchange a Kite request token and write the access token atomically.
+    /// The daily Kite login: without --request-token, print the login URL; with it, exchange the
+    /// request token and write the access token atomically (exit 0 done, 1 Kite refused or failed).
     KiteLogin {
+        /// The account = "..." of the Kite feed(s), e.g. main (credentials KITE_MAIN_*).
         #[arg(long)]
         account: String,
+        /// The request_token from the redirect after the login (or the whole redirect address;
+        /// "-" reads it from stdin).
         #[arg(long)]
-        request_token: String,
+        request_token: Option<String>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// REST root to exchange the token at [default: the account's feed rest_url, else https://api.kite.trade].
+        #[arg(long)]
+        rest_url: Option<String>,
     },
     /// The agent against a built-in simulated broker with injected faults, offline.
     Demo {
@@ -100,7 +109,7 @@ pub enum Command {
         duration: std::time::Duration,
     },
     /// Run the loopback broker simulator in the foreground.
-    Sim(crate::sim::SimCommand),
+    Sim(Box<crate::sim::SimCommand>),
 }
 
 #[derive(Subcommand, Debug)]
@@ -149,7 +158,12 @@ pub fn main<I: IntoIterator<Item = OsString>>(args: I) -> u8 {
             config,
             json,
         } => check(&feeds, config, json),
-        Command::KiteLogin { .. } => not_yet("kite-login", "it arrives with the Kite adapter"),
+        Command::KiteLogin {
+            account,
+            request_token,
+            config,
+            rest_url,
+        } => kite_login(&account, request_token, config, rest_url),
         Command::Demo { duration } => match crate::demo::run(duration) {
             Ok(()) => exit::OK,
             Err(e) => {
@@ -161,9 +175,44 @@ pub fn main<I: IntoIterator<Item = OsString>>(args: I) -> u8 {
     }
 }
 
-fn not_yet(cmd: &str, why: &str) -> u8 {
-    eprintln!("brokerguard {cmd}: not available yet in this build ({why})");
-    exit::FAILURE
+fn kite_login(
+    account: &str,
+    request_token: Option<String>,
+    config: Option<PathBuf>,
+    rest_url: Option<String>,
+) -> u8 {
+    use crate::brokers::kite::login_cmd;
+    let cfg = match load_or_exit(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let request_token = match request_token.as_deref() {
+        None => None,
+        Some("-") => match crate::credentials::setcred::read_secret_from_stdin() {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("brokerguard kite-login: cannot read the request token from stdin: {e}");
+                return exit::FAILURE;
+            }
+        },
+        Some(t) => Some(crate::credentials::Secret::new(t)),
+    };
+    let sources = crate::credentials::Sources::from_process(&cfg.agent);
+    let args = login_cmd::LoginArgs {
+        account,
+        request_token,
+        rest_url: rest_url.as_deref(),
+    };
+    match login_cmd::login(&cfg, args, &sources, std::time::SystemTime::now()) {
+        Ok(outcome) => {
+            print!("{outcome}");
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("brokerguard kite-login: {e}");
+            exit::FAILURE
+        }
+    }
 }
 
 fn run(config: Option<PathBuf>) -> u8 {
@@ -347,18 +396,30 @@ fn doctor(config: Option<PathBuf>, json: bool, online: bool) -> u8 {
     };
     let sources = crate::credentials::Sources::from_process(&cfg.agent);
     let mut report = crate::credentials::doctor::audit(&cfg, &sources, std::path::Path::new("/"));
+    // What the running agent says about each feed (the key set in use, ...).
+    let running = match show::observe(&cfg.agent.runtime_dir) {
+        Observed::Running(doc) => Some(doc),
+        _ => None,
+    };
+    report.add_feed_notes(&cfg, &|name: &str| {
+        running
+            .as_ref()
+            .and_then(|doc| doc.feeds.iter().find(|f| f.name == name))
+            .map(|f| f.info.clone())
+    });
+    let required = crate::credentials::required_names(&cfg);
+    let store = crate::credentials::CredentialStore::load(&sources, &required).store;
+    let lookup = |name: &str| store.get(name).map(|c| c.value.clone());
+    let ctx = crate::brokers::BuildContext {
+        lookup: &lookup,
+        clock: std::sync::Arc::new(crate::clock::SystemClock::new()),
+        state_dir: cfg.agent.state_dir.clone(),
+        drift: std::sync::Arc::new(crate::net::http::ClockDrift::default()),
+        calendars: cfg.calendars.clone(),
+        alert_after: cfg.agent.alert_after,
+    };
+    report.add_sessions(crate::credentials::doctor::session_facts(&cfg, &ctx));
     if online {
-        let required = crate::credentials::required_names(&cfg);
-        let store = crate::credentials::CredentialStore::load(&sources, &required).store;
-        let lookup = |name: &str| store.get(name).map(|c| c.value.clone());
-        let ctx = crate::brokers::BuildContext {
-            lookup: &lookup,
-            clock: std::sync::Arc::new(crate::clock::SystemClock::new()),
-            state_dir: cfg.agent.state_dir.clone(),
-            drift: std::sync::Arc::new(crate::net::http::ClockDrift::default()),
-            calendars: cfg.calendars.clone(),
-            alert_after: cfg.agent.alert_after,
-        };
         report.add_online(crate::credentials::doctor::online_checks(&cfg, &ctx));
     }
     if json {

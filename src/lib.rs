@@ -2,10 +2,13 @@
 //! connections alive on one fixed VPS.
 //!
 //! The library holds everything; `main.rs` only hands the command line to
-//! [`cli::main`]. Layers (who may import whom) follow `DESIGN.md`:
-//! `cli → daemon → { feed, credentials, fanout, status, systemd, lock, signals }`,
-//! `brokers → feed (adapter trait) and net`, `feed → net, clock`, and `sim`
-//! depends on nothing of the agent's internals.
+//! [`cli::main`]. How it is built — threads and who owns what, the layers
+//! and who may import whom, the feed life cycle, protocol cores and the
+//! session driver, how a broker plugs in, and the contracts other programs
+//! rely on — is in `docs/ARCHITECTURE.md`. In short:
+//! `cli → daemon → { feed, brokers, credentials, fanout, status, systemd }`,
+//! `brokers → feed (adapter and core traits, the session driver) and net`,
+//! `feed → net, clock`, and `sim` depends on nothing of the agent's internals.
 
 pub mod alert;
 pub mod brokers;

@@ -6,7 +6,7 @@
 //! `2026-11-23T18:00:00.123Z LEVEL message` in UTC.
 //!
 //! Error level is reserved for alerts: lines starting with `alert=<kind>`
-//! followed by `key=value` fields (DESIGN.md "Alerts"), so that
+//! followed by `key=value` fields (docs/ARCHITECTURE.md, "Contracts": alerts), so that
 //! `journalctl -u brokerguard -p err` shows the alerts and nothing else.
 //! Nothing else may log at error level; other failures use `warn!`. To keep
 //! that promise even for other crates' logs and our own slips, an error

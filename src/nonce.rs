@@ -22,6 +22,14 @@
 //! changes the file's length, so there is no moment at which the file is
 //! truncated or half as long. A file that does not hold a number is an
 //! error naming it: the counter never silently restarts.
+//!
+//! A nonce that is unique is not enough: the broker checks it when the
+//! request *arrives*, so two processes that draw 7 and 8 and send at once
+//! can arrive as 8, 7 and the 7 is refused. [`NonceStore::lock_calls`]
+//! serialises the signed calls of one key (draw, send, answer) across
+//! every process on the host through a second lock file,
+//! `<key id>.calls`, so brokerguard's own calls reach the broker in the
+//! order their nonces were drawn; the waiting is bounded like the draw's.
 
 use std::fmt;
 use std::fs::{DirBuilder, File, OpenOptions};
@@ -106,6 +114,9 @@ pub enum NonceError {
     },
     /// Another process held the counter's lock for the whole wait.
     LockTimeout { path: PathBuf, waited: Duration },
+    /// Another signed call with the key was in flight for the whole wait
+    /// ([`NonceStore::lock_calls`]).
+    CallsBusy { path: PathBuf, waited: Duration },
     /// The file does not hold a number.
     Corrupt { path: PathBuf, found: String },
     /// The file holds `u64::MAX`: no larger nonce exists.
@@ -126,6 +137,7 @@ impl NonceError {
             NonceError::Folder { dir, .. } => Some(dir),
             NonceError::Open { path, .. }
             | NonceError::LockTimeout { path, .. }
+            | NonceError::CallsBusy { path, .. }
             | NonceError::Corrupt { path, .. }
             | NonceError::Exhausted { path }
             | NonceError::Io { path, .. } => Some(path),
@@ -202,6 +214,15 @@ impl fmt::Display for NonceError {
                  holding it is stopped or hung: find it with `fuser -v {}`, end it, and retry",
                 path.display(),
                 human(*waited),
+                path.display()
+            ),
+            NonceError::CallsBusy { path, waited } => write!(
+                f,
+                "another signed call with this API key has been in flight for {} (lock {}); \
+                 the broker is slow to answer, or a brokerguard process holding it is stopped \
+                 or hung: find it with `fuser -v {}`",
+                human(*waited),
+                path.display(),
                 path.display()
             ),
             NonceError::Corrupt { path, found } => write!(
@@ -309,6 +330,25 @@ impl NonceStore {
             sync_dir(&self.dir);
         }
         Ok(next)
+    }
+
+    /// Claims the signed calls of `key_id` for this caller until the
+    /// returned [`CallLock`] is dropped: draw under it, send, read the
+    /// answer, drop it. Any other process (or thread) claiming the same key
+    /// waits, at most `wait`, so nonces reach the broker in the order they
+    /// were drawn. [`NonceStore::draw`] itself does not need the claim.
+    pub fn lock_calls(&self, key_id: &str, wait: Duration) -> Result<CallLock, NonceError> {
+        let path = self.path_of(key_id)?.with_extension(CALL_LOCK_EXTENSION);
+        let file = self.open_for_draw(&path)?;
+        match Flock::take(&file, &path, libc::LOCK_EX, wait) {
+            // The guard borrows `file`; `CallLock` owns both and unlocks on drop.
+            Ok(guard) => std::mem::forget(guard),
+            Err(NonceError::LockTimeout { path, waited }) => {
+                return Err(NonceError::CallsBusy { path, waited });
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(CallLock { file })
     }
 
     /// The last nonce drawn for `key_id`, `None` if there is none yet (for
@@ -422,6 +462,29 @@ impl NonceStore {
         }
         let meta = std::fs::metadata(&self.state_dir).ok()?;
         (meta.uid() != 0).then(|| (meta.uid(), meta.gid()))
+    }
+}
+
+/// The extension of a key's call lock beside its counter (`sha256-1f2e3d4c.calls`).
+const CALL_LOCK_EXTENSION: &str = "calls";
+
+/// A key's signed calls, claimed by this caller (see
+/// [`NonceStore::lock_calls`]); released when dropped.
+pub struct CallLock {
+    file: File,
+}
+
+impl fmt::Debug for CallLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CallLock")
+    }
+}
+
+impl Drop for CallLock {
+    fn drop(&mut self) {
+        // Closing the file releases it too; unlocking says so explicitly.
+        // SAFETY: the descriptor is open until this struct is gone.
+        unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_UN) };
     }
 }
 
@@ -714,6 +777,42 @@ mod tests {
         for &(now, last, want) in cases {
             assert_eq!(next_nonce(now, last), want, "now {now}, last {last:?}");
         }
+    }
+
+    #[test]
+    fn signed_calls_of_one_key_are_claimed_one_at_a_time() {
+        let dir = TempDir::new("calls");
+        let clock = FakeClock::at_unix(T0);
+        let a = store(&dir.0, &clock);
+        let b = store(&dir.0, &clock);
+        let held = a.lock_calls(KEY, Duration::from_millis(50)).unwrap();
+        // The claim does not stop draws, only other claims of the same key.
+        assert!(b.draw(KEY).is_ok());
+        assert!(b.lock_calls("sha256:00000000", Duration::ZERO).is_ok());
+        let start = Instant::now();
+        match b.lock_calls(KEY, Duration::from_millis(50)) {
+            Err(e @ NonceError::CallsBusy { .. }) => {
+                assert!(e.to_string().contains("in flight"), "{e}");
+                assert!(e.to_string().contains("sha256-1f2e3d4c.calls"), "{e}");
+            }
+            other => panic!("expected CallsBusy, got {other:?}"),
+        }
+        assert!(start.elapsed() >= Duration::from_millis(50));
+        // A waiter gets the claim the moment it is released.
+        let waiter = std::thread::spawn(move || {
+            let started = Instant::now();
+            b.lock_calls(KEY, Duration::from_secs(10))
+                .map(|_| started.elapsed())
+        });
+        std::thread::sleep(Duration::from_millis(30));
+        drop(held);
+        let waited = waiter.join().unwrap().expect("claimed after the release");
+        assert!(waited < Duration::from_secs(5), "{waited:?}");
+        assert!(a.lock_calls(KEY, Duration::ZERO).is_ok());
+        assert!(matches!(
+            a.lock_calls("../escape", Duration::ZERO),
+            Err(NonceError::KeyId { .. })
+        ));
     }
 
     #[test]

@@ -667,3 +667,29 @@ fn insecure_setups_are_said_out_loud() {
     stop_agent(&mut agent);
     assert!(!stderr_of(dir.path()).contains(canary));
 }
+
+/// Messages an operator reads are whole and plain: names quoted, not
+/// debug-formatted; a count agrees with its noun.
+#[test]
+fn check_and_config_check_messages_read_plainly() {
+    let dir = TempDir::new("msgs");
+    let body = agent_toml(dir.path(), "")
+        + "[[feed]]\nname = \"sig\"\nbroker = \"websocket\"\nurl = \"ws://127.0.0.1:9/\"\n";
+    let cfg = write_config(dir.path(), &body);
+    let cfg_s = cfg.to_string_lossy().to_string();
+    let check = run_cli(&["check", "nosuch", "--config", &cfg_s], &[], None);
+    assert_eq!(check.code, Some(64), "{}", check.all());
+    assert!(
+        check.stderr.contains("no feed named \"nosuch\"")
+            && check.stderr.contains("its feeds are \"sig\""),
+        "{}",
+        check.stderr
+    );
+    assert!(!check.stderr.contains("[\""), "{}", check.stderr);
+    let shown = run_cli(&["config", "check", "--config", &cfg_s], &[], None);
+    assert!(
+        shown.stderr.contains("configuration is valid (1 feed)"),
+        "{}",
+        shown.stderr
+    );
+}

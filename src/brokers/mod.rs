@@ -3,6 +3,8 @@
 //! outside this folder spells a broker's name. What the brokers share
 //! lives here: `${NAME}` substitution and the WebSocket transport options
 //! built from a feed's common keys.
+//!
+//! See docs/ARCHITECTURE.md ("Adding a broker").
 
 pub mod ibkr;
 pub mod kite;

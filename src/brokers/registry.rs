@@ -16,7 +16,12 @@ use std::sync::Arc;
 
 /// Every broker this build can drive, in the order they are listed to
 /// operators.
-pub static BROKERS: &[&dyn Broker] = &[&super::websocket::BROKER, &super::ibkr::BROKER];
+pub static BROKERS: &[&dyn Broker] = &[
+    &super::websocket::BROKER,
+    &super::kraken::BROKER,
+    &super::kite::BROKER,
+    &super::ibkr::BROKER,
+];
 
 /// The broker named `name`, if this build has it.
 pub fn find(name: &str) -> Option<BrokerRef> {
@@ -42,6 +47,22 @@ pub struct CredentialField {
     /// A credential the feed can run without (a fallback key set).
     pub optional: bool,
 }
+
+/// A rule broken by several feeds of one broker together (more feeds on
+/// one API key than the broker allows connections), found by
+/// [`Broker::check_feeds`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeedsProblem {
+    /// Which of the feeds handed to `check_feeds` it is reported at.
+    pub feed: usize,
+    /// The key of that feed it is reported at (its value's line:col when
+    /// the key is written, else the feed's table).
+    pub key: &'static str,
+    pub message: String,
+}
+
+/// Resolves a credential name to its value (where credentials are known).
+pub type Lookup<'a> = &'a (dyn Fn(&str) -> Option<Secret> + Sync);
 
 /// What building an adapter may need besides the feed's configuration.
 pub struct BuildContext<'a> {
@@ -272,10 +293,45 @@ pub trait Broker: Sync {
         None
     }
 
+    /// Facts about a feed for `doctor` that only the broker knows (the key
+    /// set in use, who owns the key's nonces), one line each, never a
+    /// secret. `running`: the feed's `info` notes from the running agent's
+    /// status.json (see `Action::Note`); `None` when no agent runs.
+    fn doctor_notes(
+        &self,
+        feed: &FeedConfig,
+        running: Option<&std::collections::BTreeMap<String, String>>,
+    ) -> Vec<String> {
+        let _ = (feed, running);
+        Vec::new()
+    }
+
     /// Warnings about a feed that loads but is risky as written (a literal
     /// secret in the configuration), without any secret in them.
     fn warnings(&self, feed: &FeedConfig) -> Vec<String> {
         let _ = feed;
+        Vec::new()
+    }
+
+    /// Rules across all of this broker's feeds (how many connections one
+    /// key may open), checked once every feed has parsed: by `config check`
+    /// and every load with `lookup` = `None` (only the configuration is
+    /// known), and by `doctor` with the credentials, so feeds whose
+    /// accounts differ but hold the same key are caught too.
+    fn check_feeds(&self, feeds: &[&FeedConfig], lookup: Option<Lookup<'_>>) -> Vec<FeedsProblem> {
+        let _ = (feeds, lookup);
+        Vec::new()
+    }
+
+    /// Facts about a feed's session an operator reads in `doctor` (when a
+    /// day token expires, when the market opens next), from local state
+    /// only: no connection is made, and never a secret.
+    fn session_facts(
+        &self,
+        feed: &FeedConfig,
+        ctx: &BuildContext<'_>,
+    ) -> Vec<(&'static str, String)> {
+        let _ = (feed, ctx);
         Vec::new()
     }
 }

@@ -53,6 +53,8 @@ pub enum CredState {
     Missing,
     Malformed,
     EnvOnly,
+    /// Not set, and no feed needs it (a fallback key set).
+    NotSet,
 }
 
 impl CredState {
@@ -62,6 +64,7 @@ impl CredState {
             CredState::Missing => "missing",
             CredState::Malformed => "malformed",
             CredState::EnvOnly => "env-only",
+            CredState::NotSet => "not set",
         }
     }
 }
@@ -130,6 +133,109 @@ pub struct DoctorReport {
     /// `--online`: each feed's credentials proven against its broker.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub online: Option<Vec<OnlineCheck>>,
+    /// What the running agent reports (from its status.json), if one runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentReport>,
+    /// What each feed's broker has to say about it (the key set in use, who
+    /// owns the key's nonces), see [`crate::brokers::registry::Broker::doctor_notes`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub feed_notes: Vec<FeedNotes>,
+    /// What each feed's broker knows of its session from local state (a
+    /// day token's expiry, the market's next opening); feeds without any
+    /// are left out.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sessions: Vec<SessionReport>,
+}
+
+/// The running agent's view, for the parts of the audit only it knows.
+#[derive(Clone, Debug, Serialize)]
+pub struct AgentReport {
+    pub pid: u32,
+    /// The last clock offset read from a broker's `Date` header.
+    pub clock: Option<crate::status::schema::ClockStatus>,
+    /// Per feed, what its broker reports (key set in use, client id, token expiry).
+    pub feeds: Vec<(String, std::collections::BTreeMap<String, String>)>,
+}
+
+/// Reads the running agent's status.json, if one runs.
+fn agent_report(runtime_dir: &Path) -> Option<AgentReport> {
+    match crate::status::show::observe(runtime_dir) {
+        crate::status::show::Observed::Running(doc) => Some(AgentReport {
+            pid: doc.agent.pid,
+            clock: doc.agent.clock.clone(),
+            feeds: doc
+                .feeds
+                .iter()
+                .filter(|f| !f.info.is_empty())
+                .map(|f| (f.name.clone(), f.info.clone()))
+                .collect(),
+        }),
+        _ => None,
+    }
+}
+
+/// A broker's notes about one feed, for `doctor`.
+#[derive(Clone, Debug, Serialize)]
+pub struct FeedNotes {
+    pub feed: String,
+    pub broker: String,
+    /// One fact per line, never a secret.
+    pub notes: Vec<String>,
+}
+
+/// One feed's session facts ([`crate::brokers::registry::Broker::session_facts`]).
+#[derive(Clone, Debug, Serialize)]
+pub struct SessionReport {
+    pub feed: String,
+    pub broker: String,
+    /// In the broker's order; never a secret.
+    pub facts: Vec<(String, String)>,
+}
+
+/// Every feed's session facts, from local state only (no connection).
+pub fn session_facts(cfg: &Config, ctx: &crate::brokers::BuildContext<'_>) -> Vec<SessionReport> {
+    cfg.feeds
+        .iter()
+        .filter_map(|f| {
+            let facts = f.broker.session_facts(f, ctx);
+            (!facts.is_empty()).then(|| SessionReport {
+                feed: f.name.clone(),
+                broker: f.broker.name().to_string(),
+                facts: facts.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            })
+        })
+        .collect()
+}
+
+/// The brokers' rules across feeds, judged with the credentials in hand
+/// (two accounts holding one API key share its connections).
+fn cross_feed_problems(cfg: &Config, store: &CredentialStore) -> Vec<DoctorProblem> {
+    let lookup = |name: &str| store.get(name).map(|c| c.value.clone());
+    let mut out = Vec::new();
+    for b in crate::brokers::registry::BROKERS {
+        let feeds: Vec<&config::FeedConfig> = cfg
+            .feeds
+            .iter()
+            .filter(|f| f.broker.name() == b.name())
+            .collect();
+        if feeds.is_empty() {
+            continue;
+        }
+        for p in b.check_feeds(&feeds, Some(&lookup)) {
+            let feed = feeds.get(p.feed).map_or("?", |f| f.name.as_str());
+            out.push(DoctorProblem {
+                severity: Severity::Error,
+                message: format!("feed {feed}: {}", p.message),
+                fix: Vec::new(),
+                note: Some(format!(
+                    "change {} in {} and check it with brokerguard config check",
+                    p.key,
+                    cfg.path.display()
+                )),
+            });
+        }
+    }
+    out
 }
 
 /// One feed's REST credential check (`doctor --online`).
@@ -138,7 +244,7 @@ pub struct OnlineCheck {
     pub feed: String,
     pub broker: String,
     /// `ok`, `rejected` (the broker refused the credentials), `failed` (the
-    /// check could not be made), `not_available` (no REST check for this broker).
+    /// check could not be made), `not_available` (no REST check for this feed).
     pub outcome: &'static str,
     /// The error class when it did not pass.
     pub class: Option<&'static str>,
@@ -155,7 +261,7 @@ pub fn online_checks(cfg: &Config, ctx: &crate::brokers::BuildContext<'_>) -> Ve
                 None => (
                     "not_available",
                     None,
-                    "this broker has no REST credential check".to_string(),
+                    "no REST credential check for this feed (its broker has none, or the feed uses no key)".to_string(),
                 ),
                 Some(Ok(d)) => ("ok", None, d),
                 Some(Err(e)) if e.class == crate::feed::ErrorClass::Auth => {
@@ -197,6 +303,7 @@ pub fn audit_at(
             problems.push(dp);
         }
     }
+    problems.extend(cross_feed_problems(cfg, &outcome.store));
     let credentials = credential_reports(&required, &outcome.store, &outcome.problems, now);
     let files: Vec<FileReport> = sources
         .files
@@ -234,6 +341,27 @@ pub fn audit_at(
             note: Some("run install.sh from the unpacked release folder".into()),
         });
     }
+    let agent = agent_report(&cfg.agent.runtime_dir);
+    if let Some(clock) = agent.as_ref().and_then(|a| a.clock.as_ref()) {
+        let beyond = clock
+            .offset_ms
+            .unsigned_abs()
+            .saturating_sub(clock.uncertainty_ms);
+        if beyond > crate::net::http::DRIFT_LIMIT.as_millis() as u64 {
+            problems.push(DoctorProblem {
+                severity: Severity::Error,
+                message: format!(
+                    "this host's clock is {} ms off {}'s (at {}): signed broker APIs reject skewed requests",
+                    clock.offset_ms, clock.host, clock.at
+                ),
+                fix: vec![
+                    "timedatectl status".into(),
+                    "sudo systemctl restart systemd-timesyncd".into(),
+                ],
+                note: None,
+            });
+        }
+    }
     let ok = problems.iter().all(|p| p.severity != Severity::Error);
     DoctorReport {
         ok,
@@ -243,6 +371,9 @@ pub fn audit_at(
         platform,
         problems,
         online: None,
+        agent,
+        feed_notes: Vec::new(),
+        sessions: Vec::new(),
     }
 }
 
@@ -419,6 +550,7 @@ fn credential_reports(
                 .collect();
             let cred = store.get(name);
             let state = match cred {
+                None if super::store::all_optional(required, name) => CredState::NotSet,
                 None => CredState::Missing,
                 Some(_) if fmt.iter().any(|p| p.severity() == Severity::Error) => {
                     CredState::Malformed
@@ -658,6 +790,31 @@ impl DoctorReport {
         self.online = Some(checks);
     }
 
+    /// Adds each feed's broker notes. `running` gives a feed's `info` in
+    /// the running agent's status.json (`None` when no agent runs).
+    pub fn add_feed_notes(
+        &mut self,
+        cfg: &Config,
+        running: &dyn Fn(&str) -> Option<std::collections::BTreeMap<String, String>>,
+    ) {
+        for f in &cfg.feeds {
+            let info = running(&f.name);
+            let notes = f.broker.doctor_notes(f, info.as_ref());
+            if !notes.is_empty() {
+                self.feed_notes.push(FeedNotes {
+                    feed: f.name.clone(),
+                    broker: f.broker.name().to_string(),
+                    notes,
+                });
+            }
+        }
+    }
+
+    /// Adds each feed's session facts (see [`session_facts`]).
+    pub fn add_sessions(&mut self, sessions: Vec<SessionReport>) {
+        self.sessions = sessions;
+    }
+
     /// No problem of error severity.
     pub fn ok(&self) -> bool {
         self.ok
@@ -722,6 +879,15 @@ impl DoctorReport {
                 f.error.as_deref().unwrap_or("parses"),
             );
         }
+        if !self.sessions.is_empty() {
+            let _ = writeln!(out, "\nSessions");
+            for r in &self.sessions {
+                let _ = writeln!(out, "  {} ({})", r.feed, r.broker);
+                for (k, v) in &r.facts {
+                    let _ = writeln!(out, "    {:<16} {v}", k.replace('_', " "));
+                }
+            }
+        }
         if let Some(checks) = &self.online {
             let _ = writeln!(out, "\nOnline checks (the brokers' REST APIs)");
             for c in checks {
@@ -730,6 +896,15 @@ impl DoctorReport {
                     "  {:<16} {:<10} {:<13} {}",
                     c.feed, c.broker, c.outcome, c.detail
                 );
+            }
+        }
+        if !self.feed_notes.is_empty() {
+            let _ = writeln!(out, "\nFeeds");
+            for n in &self.feed_notes {
+                let _ = writeln!(out, "  {} ({})", n.feed, n.broker);
+                for line in &n.notes {
+                    let _ = writeln!(out, "    {line}");
+                }
             }
         }
         let p = &self.platform;
@@ -758,6 +933,25 @@ impl DoctorReport {
             "  container: {}",
             p.container.as_deref().unwrap_or("no")
         );
+        if let Some(a) = &self.agent {
+            let _ = writeln!(out, "\nRunning agent (pid {})", a.pid);
+            match &a.clock {
+                Some(c) => {
+                    let _ = writeln!(
+                        out,
+                        "  clock: {:+} ms from {} (±{} ms, at {})",
+                        c.offset_ms, c.host, c.uncertainty_ms, c.at
+                    );
+                }
+                None => {
+                    let _ = writeln!(out, "  clock: no broker REST call yet");
+                }
+            }
+            for (feed, info) in &a.feeds {
+                let facts: Vec<String> = info.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                let _ = writeln!(out, "  {feed}: {}", facts.join(", "));
+            }
+        }
         if self.problems.is_empty() {
             let _ = writeln!(out, "\nAll good.");
             return out;

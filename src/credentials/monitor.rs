@@ -200,6 +200,8 @@ impl Monitor {
                     st.last_seen = Some(now);
                     st.lost = false;
                 }
+                // A fallback the feed runs without: its absence is no loss.
+                None if super::store::all_optional(required, name) => {}
                 None if !st.lost => {
                     events.push(CredEvent::Lost {
                         name: name.to_string(),
@@ -355,6 +357,18 @@ mod tests {
             "alert=credential_lost name=A fingerprint=none last_seen=never"
         );
         assert!(m.observe(t(20), &r, &empty, &[]).is_empty());
+    }
+
+    #[test]
+    fn an_optional_credential_is_never_lost() {
+        let mut r = req(&["A_2"]);
+        r[0].optional = true;
+        let mut m = Monitor::new();
+        let empty = store(&[], &["A_2"]);
+        assert!(m.observe(t(10), &r, &empty, &[]).is_empty());
+        let set = store(&[("A_2", "v")], &["A_2"]);
+        assert!(m.observe(t(20), &r, &set, &[]).is_empty());
+        assert!(m.observe(t(30), &r, &empty, &[]).is_empty());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Which credentials the configuration needs (substitution happens in `crate::brokers`).
 //!
-//! Broker feeds need `<BROKER>_<ACCOUNT>_<FIELD>` (DESIGN.md "Configuration");
+//! Broker feeds need `<BROKER>_<ACCOUNT>_<FIELD>` (docs/ARCHITECTURE.md, "Credentials");
 //! generic WebSocket feeds need the `${NAME}`s their templates reference.
 //! `doctor`, the monitor and status.json all work from this one list.
 
@@ -81,8 +81,8 @@ mod tests {
     #[test]
     fn names_are_upper_case_with_underscores() {
         assert_eq!(
-            credential_name("kraken", "user-daivon", "API_SECRET"),
-            "KRAKEN_USER_DAIVON_API_SECRET"
+            credential_name("exch", "user-daivon", "API_SECRET"),
+            "EXCH_USER_DAIVON_API_SECRET"
         );
     }
 

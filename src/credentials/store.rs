@@ -357,6 +357,8 @@ impl CredentialStore {
         let mut out = Vec::new();
         for name in distinct_names(required) {
             match self.get(name) {
+                // A fallback the feed runs without: shown, not a problem.
+                None if all_optional(required, name) => {}
                 None => out.push(CredProblem::Missing {
                     name: name.to_string(),
                     feeds: feeds_of(required, name),
@@ -450,7 +452,12 @@ impl CredentialStore {
                     present: false,
                     source: None,
                     fingerprint: None,
-                    problems: vec!["missing".to_string()],
+                    problems: vec![if all_optional(required, name) {
+                        "not set (optional)".to_string()
+                    } else {
+                        "missing".to_string()
+                    }],
+                    optional: all_optional(required, name),
                 },
                 Some(c) => {
                     let mut problems: Vec<String> = self
@@ -469,11 +476,19 @@ impl CredentialStore {
                         source: Some(c.source.to_string()),
                         fingerprint: Some(c.fingerprint()),
                         problems,
+                        optional: all_optional(required, name),
                     }
                 }
             })
             .collect()
     }
+}
+
+/// Whether every feed that lists `name` can run without it (a fallback
+/// key set): its absence is shown, never alerted.
+pub fn all_optional(required: &[Required], name: &str) -> bool {
+    let mut entries = required.iter().filter(|r| r.name == name).peekable();
+    entries.peek().is_some() && entries.all(|r| r.optional)
 }
 
 fn feeds_of(required: &[Required], name: &str) -> Vec<String> {
@@ -732,6 +747,38 @@ pub(crate) mod tests {
             vec!["feed_y".to_string()]
         );
         assert!(CredentialStore::changed_feeds(&sa, &sa, &r).is_empty());
+    }
+
+    #[test]
+    fn an_optional_credential_missing_is_shown_not_a_problem() {
+        let s = Sources::fixed(None, vec![], &[("KEY", "v")]);
+        let mut r = req(&["KEY", "KEY_2"]);
+        r[1].optional = true;
+        let out = CredentialStore::load(&s, &r);
+        assert!(
+            !out.problems
+                .iter()
+                .any(|p| matches!(p, CredProblem::Missing { .. })),
+            "{:?}",
+            out.problems
+        );
+        let st = out.store.to_status(&r);
+        assert_eq!(st[1].problems, vec!["not set (optional)".to_string()]);
+        assert!(!st[1].present && st[1].optional && !st[0].optional);
+        // The same name required by another feed is missing after all.
+        let mut both = r.clone();
+        both.push(Required {
+            feed: "other".into(),
+            optional: false,
+            ..r[1].clone()
+        });
+        assert!(!all_optional(&both, "KEY_2") && all_optional(&r, "KEY_2"));
+        let out = CredentialStore::load(&s, &both);
+        assert!(
+            out.problems
+                .iter()
+                .any(|p| matches!(p, CredProblem::Missing { name, .. } if name == "KEY_2"))
+        );
     }
 
     #[test]

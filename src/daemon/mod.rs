@@ -3,6 +3,8 @@
 //! Main owns the configuration and the credential store and is the only
 //! place that decides to reload, restart or stop. Everything else reaches it
 //! as an [`events::Event`] on one channel.
+//!
+//! See docs/ARCHITECTURE.md ("Threads, and who owns what").
 
 pub mod events;
 pub mod feeds;
@@ -47,7 +49,7 @@ use watchdog_thread::WatchdogShared;
 /// watchdog's `MAIN_STUCK_AFTER`.
 const MAIN_MAX_WAIT: Duration = Duration::from_secs(1);
 /// A clock offset beyond this (from a broker's `Date`) raises `alert=clock_drift`.
-pub const CLOCK_DRIFT_LIMIT: Duration = Duration::from_secs(2);
+pub const CLOCK_DRIFT_LIMIT: Duration = crate::net::http::DRIFT_LIMIT;
 /// A credential file change still under way (a write with the file open, a
 /// delete before the re-create) is read this long after its last step; a
 /// finished write (renamed into place, closed) is read at once.

@@ -11,7 +11,7 @@ use crate::status::schema::{
 use crate::timefmt::{human, rfc3339};
 use std::time::SystemTime;
 
-/// `3/4 feeds live; kraken: backoff 8s (auth rejected)`.
+/// `3/4 feeds live; books: backoff 8s (auth rejected)`.
 pub fn summary_line(feeds: &[HealthData], now: Mono) -> String {
     if feeds.is_empty() {
         return "running; no feeds configured".to_string();
@@ -129,13 +129,13 @@ mod tests {
         let t0 = Mono(Duration::from_secs(100));
         let mut a = FeedHealth::new("signals", "websocket", t0, SystemTime::UNIX_EPOCH).snapshot();
         a.state = FeedState::Live;
-        let mut b = FeedHealth::new("kraken", "kraken", t0, SystemTime::UNIX_EPOCH).snapshot();
+        let mut b = FeedHealth::new("books", "exch", t0, SystemTime::UNIX_EPOCH).snapshot();
         b.state = FeedState::Backoff;
         b.retry_at = Some(t0.plus(Duration::from_secs(8)));
         b.last_error = Some("auth rejected".into());
         assert_eq!(
             summary_line(&[a, b], t0),
-            "1/2 feeds live; kraken: backoff 8s (auth rejected)"
+            "1/2 feeds live; books: backoff 8s (auth rejected)"
         );
         assert_eq!(summary_line(&[], t0), "running; no feeds configured");
     }

@@ -5,7 +5,7 @@
 //! a subscriber. Each subscriber has a bounded queue drained by its own
 //! writer thread; a subscriber whose queue overflows is disconnected and
 //! counted in [`FanoutStats::dropped_slow`]. The wire format is in
-//! DESIGN.md ("Fan-out socket") and [`mod@line`]; besides it, a subscribe
+//! docs/ARCHITECTURE.md ("Contracts": fan-out) and [`mod@line`]; besides it, a subscribe
 //! request is confirmed with `{"subscribed":[...]}` (every later line follows
 //! the new set) and a bad one answered with `{"error":"..."}`. A connection
 //! cut while a line was being written ends in a fragment without `\n`,

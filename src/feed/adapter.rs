@@ -3,9 +3,9 @@
 //! raw TCP (the IBKR TWS API), so nothing here assumes WebSocket.
 
 use super::error::FeedError;
-use super::protocol::Layer;
+use super::protocol::{Action, Layer};
 use super::state::FeedState;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// Wakes a thread blocked in a socket call (a `shutdown` through a cloned
 /// handle). The watchdog calls it when a feed thread stops answering.
@@ -68,6 +68,17 @@ pub trait Adapter: Send {
     /// How often the feed sends its poll message, if it has one.
     fn poll_every(&self) -> Option<Duration> {
         None
+    }
+
+    /// Called about once a second by the feed thread whatever the feed is
+    /// doing (live, in backoff, parked; its market open or closed), for what
+    /// an adapter watches across connections: a day token that will be dead
+    /// by the next open, counters worth publishing. `now` is the feed
+    /// clock's wall time, so tests drive it with a fake clock. Of the
+    /// actions, `Alert`, `Note` and `Log` are carried out; others are ignored.
+    fn tick(&mut self, now: SystemTime) -> Vec<Action> {
+        let _ = now;
+        Vec::new()
     }
 }
 

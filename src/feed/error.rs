@@ -1,5 +1,5 @@
 //! Feed errors and their classes: the class decides what happens next
-//! (DESIGN.md "Feed life cycle"), the message is what an operator reads.
+//! (docs/ARCHITECTURE.md, "Feed life cycle"), the message is what an operator reads.
 
 use super::protocol::Layer;
 use std::fmt;

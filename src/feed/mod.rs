@@ -5,6 +5,8 @@
 //! watchdog's decisions) take time from [`crate::clock::Clock`] and do no
 //! I/O; `runner.rs` drives an [`adapter::Adapter`] over real sockets. The
 //! engine never names a broker: `crate::brokers` builds adapters.
+//!
+//! See docs/ARCHITECTURE.md ("Feed life cycle", "Brokers: protocol cores, the session driver, transports").
 
 pub mod adapter;
 pub mod backoff;

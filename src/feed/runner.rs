@@ -10,7 +10,7 @@ use super::health::{FeedHealth, FirstConnection};
 use super::liveness::{Due, Liveness, LivenessConfig};
 use super::market::MarketWatch;
 use super::outage::{OutageEvent, OutageTracker};
-use super::protocol::Layer;
+use super::protocol::{Action, Layer};
 use super::schedule::ExpectTracker;
 use super::state::FeedState;
 use crate::alert::{Alert, AlertKind};
@@ -25,6 +25,8 @@ use std::time::{Duration, SystemTime};
 
 /// The longest a feed thread waits between looks at its command channel.
 pub const TICK: Duration = Duration::from_secs(1);
+/// [`Adapter::tick`] runs at most this often, however many messages arrive.
+pub const ADAPTER_TICK_MIN: Duration = Duration::from_millis(500);
 
 /// Where a feed's messages and state changes go (fan-out, status, alerts).
 /// The engine does not know who listens.
@@ -164,6 +166,7 @@ pub fn spawn(
         ),
         last_data: None,
         reconnect_pending: false,
+        adapter_ticked: None,
     };
     let thread = std::thread::Builder::new()
         .name(format!("feed-{name}"))
@@ -229,6 +232,8 @@ struct Runner {
     /// A new connection went live after an earlier one: the `reconnected`
     /// event waits for its first data.
     reconnect_pending: bool,
+    /// When [`Adapter::tick`] last ran.
+    adapter_ticked: Option<Mono>,
 }
 
 struct Progress<'a> {
@@ -311,11 +316,7 @@ impl Runner {
                     });
                     self.set_state(state, Some(&error.message));
                     if error.class == ErrorClass::MissingCredential {
-                        log::warn!(
-                            "feed={} parked: {}; it starts as soon as the credential is set",
-                            self.name,
-                            error.message
-                        );
+                        log::warn!("feed={} {}", self.name, error.message);
                     } else if error.class == ErrorClass::Config {
                         // The broker refused what only the configuration
                         // can fix (an unknown contract): not a credential.
@@ -526,6 +527,36 @@ impl Runner {
         }
     }
 
+    /// Runs the adapter's own periodic work (at most every
+    /// [`ADAPTER_TICK_MIN`], however many messages arrive) and carries out
+    /// what it asks for. Called from the read loop and the backoff/parked
+    /// wait alike, so it runs while the feed is parked or its market closed.
+    fn adapter_tick(&mut self) {
+        let now = self.clock.mono();
+        if self
+            .adapter_ticked
+            .is_some_and(|at| now.since(at) < ADAPTER_TICK_MIN)
+        {
+            return;
+        }
+        self.adapter_ticked = Some(now);
+        for action in self.adapter.tick(self.clock.wall()) {
+            match action {
+                Action::Alert(a) => a.emit(),
+                Action::Note { key, value } => self.health.update(|h| {
+                    h.info.insert(key, value);
+                }),
+                Action::Log { level, message } => {
+                    log::log!(level, "feed={} {message}", self.name)
+                }
+                other => log::debug!(
+                    "feed={}: the adapter's tick asked for {other:?}, which only a session can do",
+                    self.name
+                ),
+            }
+        }
+    }
+
     fn report_missed(&self, m: super::schedule::MissedWindow) {
         Alert::new(AlertKind::WaveMissed)
             .with("feed", &self.name)
@@ -544,6 +575,7 @@ impl Runner {
             self.check_schedule();
             let event = self.outage.tick(self.clock.mono());
             self.on_outage(event);
+            self.adapter_tick();
             let now = self.clock.mono();
             if now >= until {
                 return None;
@@ -749,6 +781,7 @@ impl Runner {
                 }
             }
             self.check_schedule();
+            self.adapter_tick();
             let now = self.clock.mono();
             let event = self.outage.tick(now);
             self.on_outage(event);
@@ -798,5 +831,94 @@ impl Adapter for NoAdapter {
     }
     fn has_ping(&self) -> bool {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    struct NullSink;
+
+    impl FeedSink for NullSink {
+        fn data(&self, _: &str, _: &str, _: SystemTime) {}
+        fn reconnected(&self, _: &str, _: Duration) {}
+        fn state(&self, _: &str, _: FeedState, _: Option<&str>) {}
+    }
+
+    /// Always rejected (so the feed parks); its tick counts and notes.
+    struct Rejected {
+        ticks: Arc<AtomicU32>,
+    }
+
+    impl Adapter for Rejected {
+        fn connect(&mut self, _: &mut dyn ConnectProgress) -> Result<Box<dyn Session>, FeedError> {
+            Err(FeedError::auth("token rejected"))
+        }
+        fn has_ping(&self) -> bool {
+            false
+        }
+        fn tick(&mut self, _now: SystemTime) -> Vec<Action> {
+            let n = self.ticks.fetch_add(1, Ordering::SeqCst) + 1;
+            vec![
+                Action::Note {
+                    key: "ticks",
+                    value: n.to_string(),
+                },
+                // Only a session can send: ignored here, not a panic.
+                Action::send_text("never sent"),
+            ]
+        }
+    }
+
+    #[test]
+    fn the_adapter_ticks_while_the_feed_is_parked_and_its_notes_reach_health() {
+        let ticks = Arc::new(AtomicU32::new(0));
+        let settings = RunnerSettings {
+            liveness: LivenessConfig {
+                ping_every: None,
+                pong_timeout: Duration::from_secs(10),
+                stall_after: Duration::from_secs(30),
+                poll_every: None,
+            },
+            backoff: BackoffConfig::default(),
+            expect: None,
+            attempt_budget: Duration::from_secs(5),
+            io_budget: Duration::from_secs(5),
+            calendar: None,
+            flap_window: Duration::from_secs(60),
+        };
+        let mut h = spawn(
+            "parked",
+            "test",
+            Box::new(Rejected {
+                ticks: ticks.clone(),
+            }),
+            settings,
+            Arc::new(SystemClock::new()),
+            Arc::new(NullSink),
+        )
+        .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let seen = loop {
+            let s = h.health.snapshot();
+            let n: u32 = s
+                .info
+                .get("ticks")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            if (s.state == FeedState::Parked && n >= 2) || std::time::Instant::now() > deadline {
+                break (s.state, n);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(seen.0, FeedState::Parked);
+        assert!(seen.1 >= 2, "ticked {} times while parked", seen.1);
+        // One attempt only: parked means no retries until parked_retry.
+        assert_eq!(h.health.snapshot().attempts, 1);
+        let _ = h.commands.send(FeedCommand::Stop);
+        h.thread.take().unwrap().join().unwrap();
     }
 }

@@ -23,7 +23,9 @@
 
 mod date;
 
-pub use date::{ClockDrift, ClockOffset, DriftReading, clock_offset, parse_imf_fixdate};
+pub use date::{
+    ClockDrift, ClockOffset, DRIFT_LIMIT, DriftReading, clock_offset, parse_imf_fixdate,
+};
 
 use super::error::{NetError, Phase, redact_url};
 use super::tls;

@@ -1,5 +1,7 @@
 //! Transports over blocking sockets, each phase with its own named timeout:
 //! TCP, TLS, WebSocket, length-prefixed framed TCP and HTTP (ureq).
+//!
+//! See docs/ARCHITECTURE.md ("Brokers: protocol cores, the session driver, transports").
 
 pub mod error;
 pub mod framed;

@@ -9,6 +9,11 @@
 //! record serves twice: `brokerguard check` makes one connection per feed
 //! and reports it; in `run`, a feed's own first connection is the
 //! preflight (see [`FirstConnection`]) — no second session is opened.
+//! When a connection proves no key itself (public market data), `check`
+//! proves the feed's key with the broker's REST credential check
+//! (`Broker::validate_credentials`) as its auth layer, if the feed has one.
+//!
+//! See docs/ARCHITECTURE.md ("Preflight").
 
 use crate::brokers::BuildContext;
 use crate::config::FeedConfig;
@@ -31,6 +36,9 @@ pub const LAYERS: [&str; 7] = [
 
 /// The longest `check` waits for the first data after subscribing.
 pub const DATA_WAIT_MAX: Duration = Duration::from_secs(15);
+/// How long `check` goes on reading after the first data, so a broker
+/// that refuses one of several subscriptions a moment later is caught.
+pub const SETTLE: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -194,7 +202,13 @@ impl Recorder {
     }
     fn pass(&mut self, layer: Layer, detail: &str) {
         self.lap(layer);
-        self.first.pass(layer, detail);
+        if layer == Layer::Data {
+            // The first data ends the record, as in `run`: layers never
+            // reported are then "not used", not "not reached yet".
+            self.first.data(detail);
+        } else {
+            self.first.pass(layer, detail);
+        }
     }
     fn fail(&mut self, layer: Layer, e: &FeedError) {
         self.lap(layer);
@@ -262,22 +276,54 @@ pub fn check_feed(feed: &FeedConfig, ctx: &BuildContext<'_>) -> FeedReport {
             return finish(r);
         }
     };
+    // 6. auth, when the connection itself proved nothing (market data that
+    // needs no key): the broker's REST credential check proves the key the
+    // feed names, if it names one.
+    let auth_passed = r.first.passed.iter().any(|(l, _)| *l == Layer::Auth);
+    if !auth_passed {
+        r.last = Instant::now();
+        match feed.broker.validate_credentials(feed, ctx) {
+            None => {}
+            Some(Ok(detail)) => r.pass(Layer::Auth, &detail),
+            Some(Err(e)) => {
+                r.fail(Layer::Auth, &e);
+                session.close();
+                return finish(r);
+            }
+        }
+    }
     // 7. first data: acknowledgements do not count, data and heartbeats do.
+    // After it, a moment more for the broker to refuse another of the
+    // subscriptions (one unknown symbol among good ones).
     r.last = Instant::now();
     let wait = feed.stall_after.min(DATA_WAIT_MAX);
     let data = session.subscribe().and_then(|_| {
         let end = Instant::now() + wait;
-        while Instant::now() < end {
-            match session.read()? {
-                Incoming::Data(_) => return Ok(Some("first data received")),
-                Incoming::Heartbeat => return Ok(Some("first heartbeat received")),
-                _ => {}
+        let mut first = None;
+        let mut settle_until = end;
+        while Instant::now() < settle_until {
+            let left = settle_until.saturating_duration_since(Instant::now());
+            let what = match session.read_within(left)? {
+                Incoming::Data(_) => "first data received",
+                Incoming::Heartbeat => "first heartbeat received",
+                _ => continue,
+            };
+            if first.is_none() {
+                first = Some((what, Instant::now()));
+                settle_until = Instant::now() + SETTLE;
             }
         }
-        Ok(None)
+        Ok(first)
     });
     match data {
-        Ok(Some(what)) => r.data(what),
+        Ok(Some((what, at))) => {
+            // The layer's time is the wait for the first data, not the settling.
+            let start = r.last;
+            r.data(what);
+            if let Some(last) = r.millis.last_mut() {
+                last.1 = at.duration_since(start).as_millis() as u64;
+            }
+        }
         Ok(None) => r.fail(
             Layer::Data,
             &FeedError::stalled(format!("nothing within {}", human(wait))),
@@ -285,7 +331,38 @@ pub fn check_feed(feed: &FeedConfig, ctx: &BuildContext<'_>) -> FeedReport {
         Err(e) => r.fail(Layer::Data, &e),
     }
     session.close();
+    rest_check(&mut r.first, feed, ctx);
     finish(r)
+}
+
+/// The auth layer's second opinion: the broker's REST credential check
+/// (`Broker::validate_credentials`), when it has one. It confirms a pass,
+/// or says so when it disagrees; a failure it agrees with is not repeated.
+fn rest_check(first: &mut FirstConnection, feed: &FeedConfig, ctx: &BuildContext<'_>) {
+    let passed = first.passed.iter().position(|(l, _)| *l == Layer::Auth);
+    let failed = matches!(&first.failed, Some((Layer::Auth, _)));
+    if passed.is_none() && !failed {
+        return;
+    }
+    let Some(result) = feed.broker.validate_credentials(feed, ctx) else {
+        return;
+    };
+    match (passed, result, first.failed.as_mut()) {
+        (Some(i), Ok(d), _) => first.passed[i].1 = format!("{}; REST: {d}", first.passed[i].1),
+        (Some(i), Err(e), _) => {
+            first.passed[i].1 = format!(
+                "{}; but the REST check failed: {}",
+                first.passed[i].1, e.message
+            )
+        }
+        (None, Ok(d), Some((_, e))) => {
+            e.message = format!(
+                "{} (yet the REST check accepts the credentials: {d})",
+                e.message
+            )
+        }
+        _ => {}
+    }
 }
 
 /// Checks several feeds in parallel (each bounded by its own timeouts).
@@ -373,6 +450,120 @@ mod tests {
         assert_eq!(r.layers[3].detail, "not used (no TLS on this connection)");
         assert_eq!(r.layers[5].detail, "not reached");
         assert_eq!(fail.millis, 7);
+    }
+
+    /// A broker whose REST check says what it is told to.
+    struct Rest(Result<&'static str, &'static str>);
+
+    impl crate::brokers::registry::Broker for Rest {
+        fn name(&self) -> &'static str {
+            "rest-test"
+        }
+        fn keys(&self) -> &'static [&'static str] {
+            &[]
+        }
+        fn parse(
+            &self,
+            _: &mut crate::config::Section<'_, '_, '_, '_>,
+            _: &FeedConfig,
+        ) -> Option<crate::brokers::registry::Settings> {
+            None
+        }
+        fn default_settings(&self) -> crate::brokers::registry::Settings {
+            websocket::BROKER.default_settings()
+        }
+        fn credentials(&self, _: &FeedConfig) -> Vec<crate::brokers::registry::CredentialField> {
+            Vec::new()
+        }
+        fn build(
+            &self,
+            _: &FeedConfig,
+            _: &BuildContext<'_>,
+        ) -> Result<Box<dyn crate::feed::Adapter>, crate::brokers::BuildError> {
+            Err(crate::brokers::BuildError::Invalid {
+                feed: "x".into(),
+                message: "not built".into(),
+            })
+        }
+        fn validate_credentials(
+            &self,
+            _: &FeedConfig,
+            _: &BuildContext<'_>,
+        ) -> Option<Result<String, FeedError>> {
+            Some(self.0.map(String::from).map_err(FeedError::auth))
+        }
+    }
+
+    static ACCEPTS: Rest = Rest(Ok("profile AB1234"));
+    static REJECTS: Rest = Rest(Err("token rejected"));
+
+    #[test]
+    fn the_auth_layer_gets_the_rest_checks_second_opinion() {
+        let lookup = |_: &str| None;
+        let ctx = BuildContext {
+            lookup: &lookup,
+            clock: std::sync::Arc::new(crate::clock::SystemClock::new()),
+            state_dir: std::path::PathBuf::from("/nonexistent"),
+            drift: Default::default(),
+            calendars: Default::default(),
+            alert_after: std::time::Duration::from_secs(60),
+        };
+        let passed = || {
+            let mut f = FirstConnection::default();
+            f.pass(Layer::Auth, "accepted at the upgrade");
+            f
+        };
+        let run = |b: &'static Rest, mut f: FirstConnection| {
+            rest_check(&mut f, &FeedConfig::new("f", BrokerRef(b)), &ctx);
+            f
+        };
+        assert_eq!(
+            run(&ACCEPTS, passed()).passed[0].1,
+            "accepted at the upgrade; REST: profile AB1234"
+        );
+        assert_eq!(
+            run(&REJECTS, passed()).passed[0].1,
+            "accepted at the upgrade; but the REST check failed: token rejected"
+        );
+        let failed = || {
+            let mut f = FirstConnection::default();
+            f.fail(Layer::Auth, &FeedError::auth("refused at the upgrade"));
+            f
+        };
+        let f = run(&ACCEPTS, failed());
+        assert_eq!(
+            f.failed.unwrap().1.message,
+            "refused at the upgrade (yet the REST check accepts the credentials: profile AB1234)"
+        );
+        // Agreeing with a failure adds nothing; other layers are not its business.
+        assert_eq!(
+            run(&REJECTS, failed()).failed.unwrap().1.message,
+            "refused at the upgrade"
+        );
+        let mut tcp = FirstConnection::default();
+        tcp.fail(Layer::Tcp, &FeedError::network("refused"));
+        assert_eq!(run(&ACCEPTS, tcp).failed.unwrap().1.message, "refused");
+        // A broker without a REST check changes nothing.
+        let ws = FeedConfig::new("w", BrokerRef(&websocket::BROKER));
+        let mut f = passed();
+        rest_check(&mut f, &ws, &ctx);
+        assert_eq!(f.passed[0].1, "accepted at the upgrade");
+    }
+
+    #[test]
+    fn a_check_that_got_its_first_data_is_complete() {
+        let mut r = Recorder::new();
+        for l in [Layer::Credentials, Layer::Dns, Layer::Tcp, Layer::Handshake] {
+            r.pass(l, "ok");
+        }
+        r.pass(Layer::Data, "first data received");
+        assert!(r.first.done);
+        let report = report_of(&feed(), &r.first, &|_| 0);
+        assert_eq!(
+            report.layers[3].detail,
+            "not used (no TLS on this connection)"
+        );
+        assert_eq!(report.layers[6].outcome, Outcome::Pass);
     }
 
     #[test]

@@ -3,12 +3,12 @@
 
 use super::fault::{FAULT_HELP, Fault};
 use super::server::{SimConfig, SimTls, Simulator};
+use super::shared::cli;
 use crate::config::parse_duration;
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 /// `brokerguard sim [BROKER] ...`: without a broker, the generic JSON
@@ -69,8 +69,7 @@ pub struct SimArgs {
     /// A fault in force from the start: refuse | no-handshake | reject-auth |
     /// close-after:N[:CODE] | close-on-send[:CODE] | silent (no data, pongs
     /// still sent) | silent-no-pongs | reset | malformed | flood:PER_SEC | close:CODE |
-    /// http:STATUS (refuse the WebSocket upgrade, e.g. http:401) |
-    /// slow-handshake:MS (answer the upgrade only after MS milliseconds)
+    /// http:STATUS (refuse the WebSocket upgrade, e.g. http:401)
     #[arg(long, value_name = "FAULT")]
     pub fault: Option<Fault>,
     /// Faults over time: "DELAY=FAULT,..." with each delay counted from the
@@ -84,24 +83,13 @@ pub struct SimArgs {
 pub struct Script(pub Vec<(Duration, Option<Fault>)>);
 
 fn parse_script(s: &str) -> Result<Script, String> {
-    let mut steps = Vec::new();
-    for step in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (delay, fault) = step.split_once('=').ok_or_else(|| {
-            format!("script step \"{step}\" must look like DELAY=FAULT, e.g. 10s=reset")
-        })?;
-        let delay = parse_duration(delay)?;
-        let fault = match fault.trim() {
-            "clear" | "none" => None,
-            f => Some(f.parse::<Fault>()?),
-        };
-        steps.push((delay, fault));
-    }
-    if steps.is_empty() {
-        return Err(format!(
-            "empty script; write e.g. \"10s=close:1001,5s=clear\" (faults: {FAULT_HELP})"
-        ));
-    }
-    Ok(Script(steps))
+    cli::parse_script(
+        s,
+        "DELAY=FAULT, e.g. 10s=reset",
+        || format!("empty script; write e.g. \"10s=close:1001,5s=clear\" (faults: {FAULT_HELP})"),
+        cli::fault_step::<Fault>,
+    )
+    .map(Script)
 }
 
 /// Why `brokerguard sim` could not run.
@@ -157,7 +145,7 @@ pub fn run_cli(args: &SimArgs, stop: &AtomicBool) -> Result<(), SimCliError> {
         }),
         _ => None,
     };
-    let (tx, rx) = mpsc::channel();
+    let events = cli::Events::new();
     let cfg = SimConfig {
         port: args.port,
         tokens: args.tokens.clone(),
@@ -165,14 +153,17 @@ pub fn run_cli(args: &SimArgs, stop: &AtomicBool) -> Result<(), SimCliError> {
         heartbeat_every: args.heartbeat_every,
         tls,
         fault: args.fault.clone(),
-        events: Some(tx),
+        events: events.sender(),
         ..SimConfig::default()
     };
     let handle = Simulator::start(cfg).map_err(|source| SimCliError::Start {
         port: args.port,
         source,
     })?;
-    println!(
+    if let Some(Script(steps)) = &args.script {
+        handle.run_script(steps.clone());
+    }
+    let banner = format!(
         "simulator listening on {} (auth: {}, fault: {})",
         handle.url(),
         if args.tokens.is_empty() {
@@ -180,40 +171,19 @@ pub fn run_cli(args: &SimArgs, stop: &AtomicBool) -> Result<(), SimCliError> {
         } else {
             format!("{} token(s)", args.tokens.len())
         },
-        args.fault
-            .as_ref()
-            .map_or("none".to_string(), Fault::to_string),
+        cli::fault_or_none(args.fault.as_ref()),
     );
-    if let Some(Script(steps)) = &args.script {
-        handle.run_script(steps.clone());
-    }
-    while !stop.load(Ordering::SeqCst) {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-            println!("{line}");
-        }
-    }
-    handle.stop();
-    while let Ok(line) = rx.try_recv() {
-        println!("{line}");
-    }
-    println!("simulator stopped");
+    events.print_until(stop, &banner, || handle.stop(), "simulator stopped");
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Wrap {
-        #[command(flatten)]
-        sim: SimArgs,
-    }
 
     #[test]
     fn parses_flags() {
-        let w = Wrap::try_parse_from([
+        let w = cli::parse_args::<SimArgs>(&[
             "sim",
             "--token",
             "a",
@@ -227,21 +197,18 @@ mod tests {
             "1s=reset, 2s=clear",
         ])
         .unwrap();
-        assert_eq!(w.sim.port, 8765);
-        assert_eq!(w.sim.tokens, vec!["a", "b"]);
-        assert_eq!(w.sim.data_every, Some(Duration::from_millis(250)));
+        assert_eq!(w.port, 8765);
+        assert_eq!(w.tokens, vec!["a", "b"]);
+        assert_eq!(w.data_every, Some(Duration::from_millis(250)));
+        assert_eq!(w.fault, Some(Fault::CloseOnClientMessage { code: 1000 }));
         assert_eq!(
-            w.sim.fault,
-            Some(Fault::CloseOnClientMessage { code: 1000 })
-        );
-        assert_eq!(
-            w.sim.script,
+            w.script,
             Some(Script(vec![
                 (Duration::from_secs(1), Some(Fault::Reset)),
                 (Duration::from_secs(2), None)
             ]))
         );
-        assert!(Wrap::try_parse_from(["sim", "--fault", "explode"]).is_err());
-        assert!(Wrap::try_parse_from(["sim", "--tls-cert", "c.pem"]).is_err());
+        assert!(cli::parse_args::<SimArgs>(&["sim", "--fault", "explode"]).is_err());
+        assert!(cli::parse_args::<SimArgs>(&["sim", "--tls-cert", "c.pem"]).is_err());
     }
 }

@@ -6,97 +6,32 @@
 use super::fault::Fault;
 use super::protocol::{Session, heartbeat};
 use super::server::Shared;
+use super::shared::net::{Live, WRITE_TIMEOUT, hold, is_timeout, reset, setup};
+use super::shared::ws::{self, UpgradeFailed};
+use super::shared::{Host, TICK};
 use crate::net::timed::TimedTcp;
 use crate::net::ws::WsStream;
 use crate::timefmt::rfc3339_millis;
-use std::io::{self, Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
-use tungstenite::handshake::HandshakeError;
 use tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tungstenite::http::StatusCode;
-use tungstenite::protocol::CloseFrame;
-use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Message, WebSocket};
 
-/// A client that does not read for this long is dropped.
-const WRITE_TIMEOUT: Duration = Duration::from_millis(250);
-/// TLS plus WebSocket upgrade must finish within this.
-const HANDSHAKE_LIMIT: Duration = Duration::from_secs(5);
-/// How long a close waits for the client's echo.
-const CLOSE_WAIT: Duration = Duration::from_millis(500);
 /// Bytes that cannot start a WebSocket frame: all reserved bits and a reserved opcode.
 const GARBAGE: &[u8] = b"\xff\xff\xff\xffnot a websocket frame\r\n";
 /// At most this many flood messages per loop turn, so faults and stop stay prompt.
 const FLOOD_BATCH: u64 = 500;
 
-/// Decrements the live count however the thread ends.
-struct Live(Arc<Shared>, usize);
-
-impl Drop for Live {
-    fn drop(&mut self) {
-        self.0.forget(self.1);
-        let id = self.1;
-        self.0.stats.update(|s| {
-            s.live_connections -= 1;
-            if let Some(t) = s.connection_times.get_mut(id) {
-                t.ended = Some(Instant::now());
-            }
-        });
-        self.0.event(format!("conn {}: ended", self.1));
-    }
-}
-
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
-}
-
-/// Closes the socket with SO_LINGER 0, so the peer gets a RST.
-fn reset(tcp: &TcpStream) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: the fd belongs to a live TcpStream; the pointer and length describe `linger`.
-    unsafe {
-        libc::setsockopt(
-            tcp.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            &linger as *const libc::linger as *const libc::c_void,
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
-    }
-}
-
-/// Keeps an accepted socket open without ever answering, until the peer
-/// goes away or the simulator stops.
-fn hold<S: Read>(shared: &Shared, mut stream: S) {
-    let mut buf = [0u8; 4096];
-    while !shared.stopping() {
-        match stream.read(&mut buf) {
-            Ok(0) => return,
-            Ok(_) => {}
-            Err(e) if is_timeout(&e) => {}
-            Err(_) => return,
-        }
-    }
-}
-
 pub(crate) fn serve(shared: Arc<Shared>, id: usize, tcp: TcpStream, generation: u64) {
-    let _live = Live(shared.clone(), id);
-    let setup = tcp
-        .set_nonblocking(false)
-        .and_then(|_| tcp.set_nodelay(true))
-        .and_then(|_| tcp.set_read_timeout(Some(shared.tick)))
-        .and_then(|_| tcp.set_write_timeout(Some(WRITE_TIMEOUT)));
-    if setup.is_err() {
+    let _live = Live::new(shared.clone(), id, "conn");
+    let ready = setup(&tcp, WRITE_TIMEOUT).and_then(|_| match shared.tick {
+        TICK => Ok(()),
+        tick => tcp.set_read_timeout(Some(tick)),
+    });
+    if ready.is_err() {
         return;
     }
     match shared.current_fault().0 {
@@ -108,7 +43,7 @@ pub(crate) fn serve(shared: Arc<Shared>, id: usize, tcp: TcpStream, generation: 
         }
         Some(Fault::AcceptNoHandshake | Fault::SilentNoPongs) => {
             shared.event(format!("conn {id}: holding without a handshake"));
-            return hold(&shared, tcp);
+            return hold(shared.base(), tcp);
         }
         Some(Fault::RefuseConnections) => return,
         _ => {}
@@ -141,8 +76,7 @@ pub(crate) fn serve(shared: Arc<Shared>, id: usize, tcp: TcpStream, generation: 
 // The upgrade callback's error type is fixed by tungstenite.
 #[allow(clippy::result_large_err)]
 fn handshake(shared: &Shared, id: usize, tcp: TcpStream) -> Option<WebSocket<WsStream>> {
-    let deadline = Instant::now() + HANDSHAKE_LIMIT;
-    let give_up = || shared.stopping() || Instant::now() >= deadline;
+    let give_up = ws::give_up(shared.base());
     let stream = match &shared.tls {
         None => WsStream::Plain(TimedTcp::new(tcp)),
         Some(acceptor) => {
@@ -182,27 +116,18 @@ fn handshake(shared: &Shared, id: usize, tcp: TcpStream) -> Option<WebSocket<WsS
     let callback = move |_req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
         match reject {
             None => Ok(resp),
-            Some(status) => {
-                let mut refusal = ErrorResponse::new(Some(format!("simulated HTTP {status}")));
-                *refusal.status_mut() =
-                    StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
-                Err(refusal)
-            }
+            Some(status) => Err(ws::refusal(status, format!("simulated HTTP {status}"))),
         }
     };
-    let mut attempt = tungstenite::accept_hdr(stream, callback);
-    loop {
-        match attempt {
-            Ok(ws) => return Some(ws),
-            Err(HandshakeError::Interrupted(mid)) if !give_up() => attempt = mid.handshake(),
-            Err(HandshakeError::Interrupted(_)) => {
-                shared.event(format!("conn {id}: WebSocket handshake timed out"));
-                return None;
-            }
-            Err(HandshakeError::Failure(e)) => {
-                shared.event(format!("conn {id}: WebSocket handshake failed: {e}"));
-                return None;
-            }
+    match ws::upgrade(stream, callback, give_up) {
+        Ok(ws) => Some(ws),
+        Err(UpgradeFailed::GaveUp) => {
+            shared.event(format!("conn {id}: WebSocket handshake timed out"));
+            None
+        }
+        Err(UpgradeFailed::Failed(e)) => {
+            shared.event(format!("conn {id}: WebSocket handshake failed: {e}"));
+            None
         }
     }
 }
@@ -237,10 +162,8 @@ impl Conn {
             self.close(1001, "simulator stopping");
             return Err(End);
         }
-        let (changes, generation) = self.shared.fault_changes_since(self.generation);
-        self.generation = generation;
-        self.shared.ack(self.id, generation);
-        for change in changes {
+        let (faults, base) = (&self.shared.faults, self.shared.base());
+        for change in faults.catch_up(base, self.id, &mut self.generation) {
             self.on_fault_set(change)?;
         }
         let fault = self.shared.current_fault().0;
@@ -313,8 +236,8 @@ impl Conn {
         // Keep the socket open (closing with unread input would reset it and
         // could destroy the garbage before the client reads it). A draining
         // connection no longer follows faults.
-        self.shared.forget(self.id);
-        hold(&self.shared, self.ws.get_mut());
+        self.shared.base().forget(self.id);
+        hold(self.shared.base(), self.ws.get_mut());
     }
 
     fn send(&mut self, text: String) -> Result<(), End> {
@@ -465,20 +388,6 @@ impl Conn {
         self.shared.stats.update(|s| s.close_codes_sent.push(code));
         self.shared
             .event(format!("conn {}: closing with {code}", self.id));
-        let frame = CloseFrame {
-            code: CloseCode::from(code),
-            reason: reason.to_owned().into(),
-        };
-        if self.ws.close(Some(frame)).is_err() {
-            return;
-        }
-        let deadline = Instant::now() + CLOSE_WAIT;
-        while Instant::now() < deadline && !self.shared.stopping() {
-            match self.ws.read() {
-                Ok(_) => {}
-                Err(tungstenite::Error::Io(e)) if is_timeout(&e) => {}
-                Err(_) => return,
-            }
-        }
+        ws::close(&mut self.ws, code, reason, || self.shared.stopping());
     }
 }

@@ -12,6 +12,7 @@ pub mod kite;
 pub mod kraken;
 mod protocol;
 mod server;
+mod shared;
 mod stats;
 pub mod tws;
 

@@ -1,6 +1,6 @@
 //! `status.json`: the live state other programs read.
 //!
-//! `schema.rs` is the document (the contract in DESIGN.md), `write.rs`
+//! `schema.rs` is the document (a contract, docs/ARCHITECTURE.md), `write.rs`
 //! rewrites it atomically, `show.rs` renders it for `brokerguard status`.
 
 pub mod schema;

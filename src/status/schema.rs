@@ -1,4 +1,4 @@
-//! The `status.json` document, schema 1 (DESIGN.md "status.json").
+//! The `status.json` document, schema 1 (docs/ARCHITECTURE.md, "Contracts").
 //! Fields may be added; none may be renamed without changing `schema`.
 
 use serde::{Deserialize, Serialize};
@@ -127,6 +127,9 @@ pub struct CredentialStatus {
     /// Problems with the value's format (never the value itself).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
+    /// No feed needs it (a fallback key set): its absence is not a problem.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
 }
 
 impl StatusDoc {

@@ -191,6 +191,37 @@ fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// What feeds report of their sessions (`market`, `info`: the key set in
+/// use, when a day token expires, ...), one row per feed that has any;
+/// empty when none has.
+fn sessions(doc: &StatusDoc) -> String {
+    let rows: Vec<Vec<String>> = doc
+        .feeds
+        .iter()
+        .filter(|f| f.market.is_some() || !f.info.is_empty())
+        .map(|f| {
+            let facts: Vec<String> = f
+                .info
+                .iter()
+                .map(|(k, v)| format!("{} {}", k.replace('_', " "), truncate(v, ERROR_WIDTH)))
+                .collect();
+            vec![
+                f.name.clone(),
+                f.market.clone().unwrap_or_else(|| "-".into()),
+                if facts.is_empty() {
+                    "-".into()
+                } else {
+                    facts.join("; ")
+                },
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    format!("\n{}", table(&["FEED", "MARKET", "SESSION"], &rows))
+}
+
 /// The human view of a status document, as of `now`.
 pub fn render_table(doc: &StatusDoc, now: SystemTime) -> String {
     let a = &doc.agent;
@@ -272,6 +303,7 @@ pub fn render_table(doc: &StatusDoc, now: SystemTime) -> String {
                 }
             }
         }
+        out.push_str(&sessions(doc));
     }
 
     if !doc.credentials.is_empty() {
@@ -281,7 +313,12 @@ pub fn render_table(doc: &StatusDoc, now: SystemTime) -> String {
             .map(|c| {
                 vec![
                     c.name.clone(),
-                    if c.present { "yes" } else { "MISSING" }.to_string(),
+                    match (c.present, c.optional) {
+                        (true, _) => "yes",
+                        (false, true) => "no",
+                        (false, false) => "MISSING",
+                    }
+                    .to_string(),
                     c.source.clone().unwrap_or_else(|| "-".to_string()),
                     c.fingerprint.clone().unwrap_or_else(|| "-".to_string()),
                     if c.problems.is_empty() {
@@ -338,14 +375,14 @@ mod tests {
                 version: "0.1.0".into(),
                 started_at: "2026-11-22T09:00:00Z".into(),
                 updated_at: "2026-11-22T11:03:00Z".into(),
-                summary: "1/2 feeds live; kraken: backoff 8s (auth rejected)".into(),
+                summary: "1/2 feeds live; books: backoff 8s (auth rejected)".into(),
                 config: "/etc/brokerguard/brokerguard.toml".into(),
                 clock: None,
                 reload: None,
             },
             feeds: vec![feed("signals", "live"), {
-                let mut f = feed("kraken", "backoff");
-                f.broker = "kraken".into();
+                let mut f = feed("books", "backoff");
+                f.broker = "exch".into();
                 f.last_message_age_ms = None;
                 f.retry_in_ms = Some(8000);
                 f.last_error = Some(format!("auth rejected: {}", "x".repeat(100)));
@@ -357,6 +394,7 @@ mod tests {
                 source: Some("file:/etc/brokerguard/credentials.env".into()),
                 fingerprint: Some("sha256:1f2e3d4c".into()),
                 problems: vec![],
+                optional: false,
             }],
         }
     }
@@ -387,7 +425,7 @@ mod tests {
         );
         assert_eq!(
             lines[1],
-            "summary  1/2 feeds live; kraken: backoff 8s (auth rejected)"
+            "summary  1/2 feeds live; books: backoff 8s (auth rejected)"
         );
         assert_eq!(lines[3], "updated  1s ago");
         assert!(!text.contains("WARNING"), "{text}");
@@ -414,7 +452,7 @@ mod tests {
         );
         let kraken = lines[header + 2];
         assert!(
-            kraken.starts_with("kraken   kraken     backoff 8s  2h3m  -"),
+            kraken.starts_with("books    exch       backoff 8s  2h3m  -"),
             "{kraken}"
         );
         assert!(
@@ -428,7 +466,7 @@ mod tests {
         assert_eq!(kraken[col..].chars().count(), ERROR_WIDTH);
         let full = doc().feeds[1].last_error.clone().unwrap();
         assert!(
-            text.contains(&format!("  kraken: {full}")),
+            text.contains(&format!("  books: {full}")),
             "the whole error follows the table:\n{text}"
         );
         assert!(
@@ -437,6 +475,56 @@ mod tests {
             )),
             "{text}"
         );
+    }
+
+    #[test]
+    fn table_shows_session_notes_and_optional_credentials() {
+        let mut d = doc();
+        d.feeds[1].info.insert("key_set".into(), "2".into());
+        d.feeds[1].info.insert("client_id".into(), "7".into());
+        d.credentials.push(CredentialStatus {
+            name: "FALLBACK_KEY_2".into(),
+            present: false,
+            source: None,
+            fingerprint: None,
+            problems: vec!["not set (optional)".into()],
+            optional: true,
+        });
+        let text = render_table(&d, at("2026-11-22T11:03:01Z"));
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("books ") && l.contains("client id 7; key set 2")),
+            "{text}"
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("FALLBACK_KEY_2  no ") && !l.contains("MISSING")),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn session_facts_get_a_row_per_feed_that_has_any() {
+        let text = render_table(&doc(), at("2026-11-22T11:03:01Z"));
+        assert!(!text.contains("SESSION"), "{text}");
+        let mut d = doc();
+        d.feeds[1].market = Some("closed".into());
+        d.feeds[1]
+            .info
+            .insert("token_expires".into(), "2026-11-23T00:30:00Z".into());
+        d.feeds[1].info.insert("key_set".into(), "primary".into());
+        let text = render_table(&d, at("2026-11-22T11:03:01Z"));
+        let lines: Vec<&str> = text.lines().collect();
+        let header = lines
+            .iter()
+            .position(|l| l.starts_with("FEED   MARKET"))
+            .unwrap();
+        assert_eq!(lines[header], "FEED   MARKET  SESSION");
+        assert_eq!(
+            lines[header + 1],
+            "books  closed  key set primary; token expires 2026-11-23T00:30:00Z"
+        );
+        assert!(!lines[header + 2].starts_with("signals"), "{text}");
     }
 
     #[test]

@@ -13,11 +13,8 @@ Exit status 0 when every check passes; the last line is `N passed, N failed`.
 
 from __future__ import annotations
 
-import json
-import os
 import socket
 import struct
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -25,7 +22,7 @@ from pathlib import Path
 from ib_async import IB, Contract, Stock
 from ib_async.client import Client
 
-from harness import Checks, Child, binary, expect, main_guard, wait_until
+from harness import Checks, Fanout, agent_env, agent_section, expect, main_guard, start_agent, wait_until, workdir
 
 FEED = "tws"
 CLIENT_ID = 7
@@ -200,57 +197,12 @@ class TwsStub:
 # ---- the agent ----
 
 
-class Bot:
-    """A fan-out subscriber collecting JSON lines."""
-
-    def __init__(self, path: Path, deadline_s: float) -> None:
-        def try_connect() -> socket.socket | None:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                s.connect(str(path))
-                return s
-            except OSError:
-                s.close()
-                return None
-
-        sock = wait_until(deadline_s, try_connect, poll_s=0.05)
-        if sock is None:
-            raise RuntimeError(f"the fan-out socket {path} never accepted a connection")
-        self.sock = sock
-        self.lines: list[dict] = []
-        self.lock = threading.Lock()
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self) -> None:
-        with self.sock.makefile("r", encoding="utf-8") as f:
-            for line in f:
-                with self.lock:
-                    self.lines.append(json.loads(line))
-
-    def data(self) -> list[dict]:
-        with self.lock:
-            return [v["data"] for v in self.lines if v.get("feed") == FEED and "data" in v]
-
-    def close(self) -> None:
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
-        self.thread.join(timeout=5)
-
-
 def write_config(work: Path, port: int) -> Path:
     (work / "credentials.env").write_text("")
     cfg = work / "brokerguard.toml"
     cfg.write_text(
-        f"""[agent]
-runtime_dir = "{work}/run"
-state_dir = "{work}/state"
-credential_files = ["{work}/credentials.env"]
-preflight = "off"
-
+        agent_section(work, work / "credentials.env", 'preflight = "off"\n')
+        + f"""
 [[feed]]
 name = "{FEED}"
 broker = "ibkr"
@@ -272,15 +224,14 @@ contracts = [
 def run() -> int:
     checks = Checks("agent_vs_tws_stub")
     want = ib_async_frames()
-    with tempfile.TemporaryDirectory(prefix="bg-interop-tws-") as tmp:
-        work = Path(tmp)
+    with workdir("bg-interop-tws-") as work:
         stub = TwsStub()
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("NOTIFY_SOCKET", "JOURNAL_STREAM", "WATCHDOG_USEC", "RUST_LOG",
-                            "CREDENTIALS_DIRECTORY", "BROKERGUARD_CONFIG")}
-        agent = Child([str(binary()), "run", "--config", str(write_config(work, stub.port))],
-                      stderr_path=work / "agent.stderr", env=env)
-        bot: Bot | None = None
+        agent = start_agent(write_config(work, stub.port), work / "agent.stderr", env=agent_env())
+        bot: Fanout | None = None
+
+        def data() -> list[dict]:
+            assert bot is not None
+            return [v["data"] for v in bot.of(FEED, "data")]
 
         def log() -> str:
             return agent.stderr_text()[-3000:]
@@ -306,12 +257,12 @@ def run() -> int:
 
             def ticks_reach_the_bot() -> None:
                 nonlocal bot
-                bot = Bot(work / "run" / "feeds.sock", 10)
-                seen = wait_until(10, lambda: {d.get("symbol"): d.get("price") for d in bot.data()
+                bot = Fanout(work / "run" / "feeds.sock", 10)
+                seen = wait_until(10, lambda: {d.get("symbol"): d.get("price") for d in data()
                                                if d.get("type") == "tick_price"}.keys() >= {"AAPL", "MSFT"}
-                                  and bot.data())
-                expect(seen, f"no ticks for both contracts on feeds.sock: {bot.data()[:5]!r}; stderr:\n{log()}")
-                prices = {(d["symbol"], d["price"], d["tick"]) for d in bot.data() if d.get("type") == "tick_price"}
+                                  and data())
+                expect(seen, f"no ticks for both contracts on feeds.sock: {data()[:5]!r}; stderr:\n{log()}")
+                prices = {(d["symbol"], d["price"], d["tick"]) for d in data() if d.get("type") == "tick_price"}
                 expect(("AAPL", 123.45, "bid") in prices and ("MSFT", 67.89, "bid") in prices, f"{prices!r}")
 
             def one_connection() -> None:

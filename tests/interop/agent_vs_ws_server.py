@@ -17,9 +17,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import ssl
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -29,7 +27,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import Opcode
 from websockets.sync.server import ServerConnection, serve
 
-from harness import REPO, Checks, Child, binary, expect, main_guard, wait_until
+from harness import (
+    REPO, Checks, Child, Fanout, agent_env, agent_section, expect, main_guard, start_agent, wait_until, workdir,
+)
 
 TOKEN = "interop-agent-token-91c4"
 FEED = "sig"
@@ -188,61 +188,17 @@ class SignalServer:
             rec.ended.set()
 
 
-class FanoutReader:
-    """A bot on `<runtime>/feeds.sock`: subscribes to the feed, waits for the
-    `{"subscribed": [...]}` confirmation (a connect alone does not say the
-    agent has registered the subscriber yet), then collects every JSON line."""
+class FanoutReader(Fanout):
+    """A bot on `<runtime>/feeds.sock` subscribed to the feed."""
 
     def __init__(self, path: Path, deadline_s: float) -> None:
-        def try_connect() -> socket.socket | None:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                s.connect(str(path))
-                return s
-            except OSError:
-                s.close()
-                return None
-
-        sock = wait_until(deadline_s, try_connect, poll_s=0.05)
-        if sock is None:
-            raise RuntimeError(f"the fan-out socket {path} never accepted a connection")
-        self.sock = sock
-        self.lines: list[dict] = []
-        self.raw: list[str] = []
-        self.lock = threading.Lock()
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-        self.sock.sendall(json.dumps({"subscribe": [FEED]}).encode() + b"\n")
-        confirmed = wait_until(deadline_s, lambda: any(v.get("subscribed") == [FEED] for v in self.snapshot()))
-        if not confirmed:
-            raise RuntimeError(f"feeds.sock never confirmed the subscription; lines: {self.snapshot()!r}")
-
-    def snapshot(self) -> list[dict]:
-        with self.lock:
-            return list(self.lines)
-
-    def _read(self) -> None:
-        with self.sock.makefile("r", encoding="utf-8") as f:
-            for line in f:
-                with self.lock:
-                    self.raw.append(line)
-                    self.lines.append(json.loads(line))
+        super().__init__(path, deadline_s, [FEED])
 
     def data(self) -> list[dict]:
-        with self.lock:
-            return [v for v in self.lines if v.get("feed") == FEED and "seq" in v]
+        return self.of(FEED, "seq")
 
     def events(self, name: str) -> list[dict]:
-        with self.lock:
-            return [v for v in self.lines if v.get("feed") == FEED and v.get("event") == name]
-
-    def close(self) -> None:
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
-        self.thread.join(timeout=5)
+        return [v for v in self.of(FEED, "event") if v["event"] == name]
 
 
 def write_credentials(work: Path, token: str) -> None:
@@ -264,12 +220,8 @@ def write_config(
     preflight_line = f'preflight = "{preflight}"\n' if preflight else ""
     cfg = work / "brokerguard.toml"
     cfg.write_text(
-        f"""[agent]
-runtime_dir = "{work}/run"
-state_dir = "{work}/state"
-credential_files = ["{work}/credentials.env"]
-log_level = "info"
-{preflight_line}
+        agent_section(work, work / "credentials.env", 'log_level = "info"\n' + preflight_line)
+        + f"""
 [[feed]]
 name = "{FEED}"
 broker = "websocket"
@@ -331,16 +283,12 @@ def assert_consecutive_seq(lines: list[dict], what: str) -> None:
     expect(seqs == list(range(1, len(seqs) + 1)), f"{what}: fan-out seq must be 1,2,3,... without gaps, got {seqs}")
 
 
-def start_agent(work: Path, cfg: Path) -> Child:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("NOTIFY_SOCKET", "JOURNAL_STREAM", "WATCHDOG_USEC", "RUST_LOG",
-                        "CREDENTIALS_DIRECTORY", "BROKERGUARD_CONFIG")}
-    return Child([str(binary()), "run", "--config", str(cfg)], stderr_path=work / "agent.stderr", env=env)
+def start(work: Path, cfg: Path) -> Child:
+    return start_agent(cfg, work / "agent.stderr", env=agent_env())
 
 
 def main_scenario(checks: Checks) -> None:
-    with tempfile.TemporaryDirectory(prefix="bg-interop-agent-") as tmp:
-        work = Path(tmp)
+    with workdir("bg-interop-agent-") as work:
         server = SignalServer()
         agent: Child | None = None
         bot: FanoutReader | None = None
@@ -348,7 +296,7 @@ def main_scenario(checks: Checks) -> None:
         failed_before = checks.failed
         try:
             cfg = write_config(work, server.url)
-            agent = start_agent(work, cfg)
+            agent = start(work, cfg)
             log = agent.stderr_text
 
             def preflight_then_live() -> None:
@@ -497,15 +445,14 @@ def rejected_token_scenario(checks: Checks) -> None:
     broker key), alert, and come back by itself once the credential file
     holds the right token. No `auth_error` is configured, so the close code
     alone has to be recognised as an auth failure."""
-    with tempfile.TemporaryDirectory(prefix="bg-interop-parked-") as tmp:
-        work = Path(tmp)
+    with workdir("bg-interop-parked-") as work:
         server = SignalServer()
         server.data_enabled.set()
         agent: Child | None = None
         failed_before = checks.failed
         try:
             cfg = write_config(work, server.url, token="stale-token", auth_error=False, preflight="off")
-            agent = start_agent(work, cfg)
+            agent = start(work, cfg)
             log = agent.stderr_text
 
             def parks_without_hot_loop() -> None:
@@ -552,8 +499,7 @@ def tls_scenario(checks: Checks) -> None:
     """wss:// to a server using Python's ssl module (OpenSSL via CPython,
     not the agent's native-tls setup): the agent trusts the test CA through
     `tls_ca_file`, goes live, delivers data, and closes with 1000."""
-    with tempfile.TemporaryDirectory(prefix="bg-interop-tls-") as tmp:
-        work = Path(tmp)
+    with workdir("bg-interop-tls-") as work:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(TLS / "server.pem", TLS / "server.key")
         server = SignalServer(tls=ctx)
@@ -562,7 +508,7 @@ def tls_scenario(checks: Checks) -> None:
         failed_before = checks.failed
         try:
             cfg = write_config(work, server.url, extra=f'tls_ca_file = "{TLS / "ca.pem"}"\n', preflight="off")
-            agent = start_agent(work, cfg)
+            agent = start(work, cfg)
             log = agent.stderr_text
 
             def live_over_tls() -> None:
@@ -593,8 +539,7 @@ def close_on_send_scenario(checks: Checks) -> None:
     with the close as its error) and into a new connection that
     authenticates and subscribes again; never a feed that stays "live"
     on a dead connection."""
-    with tempfile.TemporaryDirectory(prefix="bg-interop-c1000-") as tmp:
-        work = Path(tmp)
+    with workdir("bg-interop-c1000-") as work:
         server = SignalServer(close_on_poll=True)
         server.data_enabled.set()
         agent: Child | None = None
@@ -604,7 +549,7 @@ def close_on_send_scenario(checks: Checks) -> None:
             cfg = write_config(
                 work, server.url, extra='poll = \'{"type":"get_signals"}\'\npoll_every = "300ms"\n', preflight="off"
             )
-            agent = start_agent(work, cfg)
+            agent = start(work, cfg)
             log = agent.stderr_text
             bot = FanoutReader(work / "run" / "feeds.sock", 10)
 

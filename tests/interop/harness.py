@@ -1,6 +1,9 @@
 """Shared helpers for the interop checks: named checks with a pass/fail
 tally, waiting on a condition with a deadline, finding the brokerguard
-binary, and starting/stopping child processes so that none outlives a run.
+binary, starting/stopping child processes so that none outlives a run
+(`brokerguard sim …` once it listens, `brokerguard run` with a clean
+environment), the agent's `[agent]` config section, a bot on the agent's
+fan-out socket, and the WebSocket client steps several suites take.
 
 The checks in this folder hold brokerguard against independent
 implementations of the protocols it speaks (the PyPI `websockets` library
@@ -10,16 +13,21 @@ against our own simulators alone.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import queue
+import re
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -47,6 +55,13 @@ def wait_until(deadline_s: float, cond: Callable[[], T | None], poll_s: float = 
         if time.monotonic() >= end:
             return None
         time.sleep(poll_s)
+
+
+@contextlib.contextmanager
+def workdir(prefix: str) -> Iterator[Path]:
+    """A temporary directory for one run's configs, sockets and logs, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        yield Path(tmp)
 
 
 def binary() -> Path:
@@ -177,6 +192,174 @@ class Child:
         if self.stderr_path and self.stderr_path.exists():
             return self.stderr_path.read_text(errors="replace")
         return "\n".join(self.all_lines)
+
+
+class SimProcess:
+    """`brokerguard sim ARGS…` in a child process, returned once it printed
+    the line `listening` (a regex, matched at the line's start) says it
+    listens; `match` holds that match, for the URLs or port it names."""
+
+    def __init__(self, args: list[str], stderr_path: Path, listening: str) -> None:
+        argv = [str(binary()), "sim", *args]
+        self.child = Child(argv, stderr_path=stderr_path)
+        rx = re.compile(listening)
+        line = self.child.wait_line(15, lambda l: rx.match(l) is not None)
+        if line is None:
+            self.child.stop()
+            raise RuntimeError(
+                f"`{' '.join(argv)}` never said it was listening; stdout {self.child.all_lines!r}, "
+                f"stderr {self.child.stderr_text()!r}"
+            )
+        match = rx.match(line)
+        assert match is not None
+        self.match = match
+
+    def saw(self, pattern: str, deadline_s: float = 5.0) -> bool:
+        """Whether the simulator printed a line matching `pattern` (regex) in time."""
+        rx = re.compile(pattern)
+        return bool(wait_until(deadline_s, lambda: any(rx.search(l) for l in self.child.all_lines)))
+
+    def events(self) -> str:
+        """Everything the simulator printed so far."""
+        return "\n".join(self.child.all_lines)
+
+    def stop(self) -> int | None:
+        return self.child.stop()
+
+
+# Variables the agent would act on if it inherited them from the test run
+# (a service manager's, a logging override, another config).
+_AGENT_ENV_DROPPED = ("NOTIFY_SOCKET", "JOURNAL_STREAM", "WATCHDOG_USEC", "RUST_LOG",
+                      "CREDENTIALS_DIRECTORY", "BROKERGUARD_CONFIG")
+
+
+def agent_env() -> dict[str, str]:
+    """This process's environment without what would change the agent's behaviour."""
+    return {k: v for k, v in os.environ.items() if k not in _AGENT_ENV_DROPPED}
+
+
+def start_agent(config: Path, stderr_path: Path, env: dict[str, str] | None = None) -> Child:
+    """`brokerguard run --config CONFIG`; `env` None: this process's environment."""
+    return Child([str(binary()), "run", "--config", str(config)], stderr_path=stderr_path, env=env)
+
+
+def agent_section(work: Path, credentials: Path, extra: str = "") -> str:
+    """A config's `[agent]` section: runtime and state directories under
+    `work`, `credentials` as the one credential file, then `extra` lines."""
+    return (
+        f'[agent]\nruntime_dir = "{work}/run"\nstate_dir = "{work}/state"\n'
+        f'credential_files = ["{credentials}"]\n{extra}'
+    )
+
+
+def connect_unix(path: Path, deadline_s: float) -> socket.socket:
+    """A connection to the Unix socket at `path`, retried until it is
+    accepted (the agent creates the socket some time after it starts)."""
+
+    def attempt() -> socket.socket | None:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(str(path))
+            return s
+        except OSError:
+            s.close()
+            return None
+
+    sock = wait_until(deadline_s, attempt, poll_s=0.05)
+    if sock is None:
+        raise RuntimeError(f"the fan-out socket {path} never accepted a connection")
+    return sock
+
+
+class Fanout:
+    """A bot on the agent's fan-out socket (`<runtime>/feeds.sock`): it
+    connects within `deadline_s`, subscribes to `feeds` if given and waits
+    for the agent's `{"subscribed": [...]}` confirmation (a connect alone
+    does not say the agent has registered the subscriber yet), and a reader
+    thread collects every line, parsed with `loads`, and its raw text."""
+
+    def __init__(
+        self,
+        path: Path,
+        deadline_s: float,
+        feeds: list[str] | None = None,
+        loads: Callable[[str], Any] = json.loads,
+    ) -> None:
+        self.sock = connect_unix(path, deadline_s)
+        self._loads = loads
+        self.lock = threading.Lock()
+        self.lines: list[dict] = []
+        self.raw: list[str] = []
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+        if feeds is not None:
+            self.sock.sendall(json.dumps({"subscribe": feeds}).encode() + b"\n")
+            confirmed = self.wait(lambda v: sorted(v.get("subscribed") or [None]) == sorted(feeds), deadline_s)
+            if confirmed is None:
+                raise RuntimeError(f"feeds.sock never confirmed the subscription to {feeds}; lines: {self.snapshot()!r}")
+
+    def _read(self) -> None:
+        with self.sock.makefile("r", encoding="utf-8") as f:
+            for line in f:
+                value = self._loads(line)
+                with self.lock:
+                    self.raw.append(line)
+                    self.lines.append(value)
+
+    def snapshot(self) -> list[dict]:
+        with self.lock:
+            return list(self.lines)
+
+    def of(self, feed: str, key: str) -> list[dict]:
+        """The lines of `feed` that carry `key` ("data", "seq", "event", ...)."""
+        return [v for v in self.snapshot() if v.get("feed") == feed and key in v]
+
+    def wait(self, pred: Callable[[dict], object], deadline_s: float) -> dict | None:
+        """The first line (from the first one on) for which `pred` holds, or None in time."""
+        end = time.monotonic() + deadline_s
+        seen = 0
+        while True:
+            lines = self.snapshot()
+            for line in lines[seen:]:
+                if pred(line):
+                    return line
+            seen = len(lines)
+            if time.monotonic() >= end:
+                return None
+            time.sleep(0.02)
+
+    def close(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        self.thread.join(timeout=5)
+
+
+def recv_text(ws: Any, what: str, timeout_s: float) -> str:
+    """The next message on a `websockets` connection, which must be text."""
+    try:
+        raw = ws.recv(timeout=timeout_s)
+    except TimeoutError:
+        raise CheckFailed(f"no message within {timeout_s}s while waiting for {what}") from None
+    expect(isinstance(raw, str), f"{what}: expected a text frame, got {type(raw).__name__} {raw!r}")
+    return raw
+
+
+def expect_http_refusal(status: int, connect: Callable[[], Any]) -> None:
+    """`connect()` (a `websockets` client connect) must be refused at the
+    WebSocket upgrade with HTTP `status`."""
+    from websockets.exceptions import InvalidStatus
+
+    try:
+        ws = connect()
+    except InvalidStatus as e:
+        got = e.response.status_code
+        expect(got == status, f"the upgrade must be refused with {status}, got {got}")
+        return
+    ws.close()
+    raise CheckFailed(f"the WebSocket upgrade succeeded; expected it refused with HTTP {status}")
 
 
 def main_guard(run: Callable[[], int]) -> None:

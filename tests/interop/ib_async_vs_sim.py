@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import datetime
 import logging
-import re
-import tempfile
 import time
 from pathlib import Path
 
 from ib_async import IB, Contract, Stock
 
-from harness import Checks, Child, binary, expect, main_guard, wait_until
+from harness import Checks, SimProcess, expect, main_guard, workdir
 
 TIMEOUT = 4.0  # ib_async's connect and request timeouts here
 
@@ -28,32 +26,16 @@ TIMEOUT = 4.0  # ib_async's connect and request timeouts here
 logging.basicConfig(level=logging.WARNING, format="  ib_async: %(message)s")
 
 
-class TwsSim:
+class TwsSim(SimProcess):
     """`brokerguard sim tws --port 0 ...` in a child process; knows its port."""
 
     def __init__(self, workdir: Path, tag: str, *extra: str) -> None:
-        argv = [str(binary()), "sim", "tws", "--port", "0", "--tick-every", "100ms", *extra]
-        self.child = Child(argv, stderr_path=workdir / f"tws-{tag}.stderr")
-        line = self.child.wait_line(15, lambda l: l.startswith("tws simulator listening on "))
-        if line is None:
-            self.child.stop()
-            raise RuntimeError(
-                f"`{' '.join(argv)}` never said it was listening; stdout {self.child.all_lines!r}, "
-                f"stderr {self.child.stderr_text()!r}"
-            )
-        m = re.match(r"tws simulator listening on 127\.0\.0\.1:(\d+)", line)
-        if m is None:
-            self.child.stop()
-            raise RuntimeError(f"cannot find the port in {line!r}")
-        self.port = int(m.group(1))
-
-    def saw(self, pattern: str, deadline_s: float = 5.0) -> bool:
-        """Whether the simulator printed a line matching `pattern` (regex) in time."""
-        rx = re.compile(pattern)
-        return bool(wait_until(deadline_s, lambda: any(rx.search(l) for l in self.child.all_lines)))
-
-    def stop(self) -> int | None:
-        return self.child.stop()
+        super().__init__(
+            ["tws", "--port", "0", "--tick-every", "100ms", *extra],
+            workdir / f"tws-{tag}.stderr",
+            r"tws simulator listening on 127\.0\.0\.1:(\d+)",
+        )
+        self.port = int(self.match.group(1))
 
 
 def connect(port: int, client_id: int, errors: list | None = None) -> IB:
@@ -62,6 +44,17 @@ def connect(port: int, client_id: int, errors: list | None = None) -> IB:
         ib.errorEvent += lambda req_id, code, msg, contract: errors.append((req_id, code, msg))
     ib.connect("127.0.0.1", port, clientId=client_id, timeout=TIMEOUT)
     return ib
+
+
+def refused(ib: IB, port: int, client_id: int, timeout_s: float) -> bool:
+    """Whether `ib` fails to get an API session (it is disconnected either way)."""
+    try:
+        ib.connect("127.0.0.1", port, clientId=client_id, timeout=timeout_s)
+    except (TimeoutError, ConnectionError):
+        return True
+    finally:
+        ib.disconnect()
+    return False
 
 
 def wait_ticker(ib: IB, cond, deadline_s: float = 5.0) -> bool:
@@ -75,8 +68,7 @@ def wait_ticker(ib: IB, cond, deadline_s: float = 5.0) -> bool:
 
 def run() -> int:
     checks = Checks("ib_async_vs_sim")
-    with tempfile.TemporaryDirectory(prefix="bg-ibasync-") as tmp:
-        work = Path(tmp)
+    with workdir("bg-ibasync-") as work:
         sim = TwsSim(work, "main")
         try:
             ib = IB()
@@ -140,14 +132,7 @@ def run() -> int:
                 second = IB()
                 second.errorEvent += lambda req_id, code, msg, contract: errors.append((req_id, code, msg, time.monotonic()))
                 second.client.apiError += lambda msg: api_errors.append((msg, time.monotonic()))
-                refused = False
-                try:
-                    second.connect("127.0.0.1", sim.port, clientId=11, timeout=2)
-                except (TimeoutError, ConnectionError):
-                    refused = True
-                finally:
-                    second.disconnect()
-                expect(refused, "a second connection with client id 11 must not get an API session")
+                expect(refused(second, sim.port, 11, 2), "a second connection with client id 11 must not get an API session")
                 in_use = [e for e in errors if e[1] == 326]
                 expect(in_use and in_use[0][0] == -1, f"error 326 with reqId -1, got {errors!r}")
                 closed = [m for m in api_errors if "already in use" in m[0]]
@@ -194,16 +179,8 @@ def run() -> int:
         def mute() -> None:
             msim = TwsSim(work, "mute", "--fault", "mute")
             try:
-                m = IB()
-                failed = False
                 start = time.monotonic()
-                try:
-                    m.connect("127.0.0.1", msim.port, clientId=1, timeout=1.5)
-                except (TimeoutError, ConnectionError):
-                    failed = True
-                finally:
-                    m.disconnect()
-                expect(failed, "a mute TWS must not give an API session")
+                expect(refused(IB(), msim.port, 1, 1.5), "a mute TWS must not give an API session")
                 expect(time.monotonic() - start >= 1.4, "ib_async waits for its timeout on a mute TWS")
                 expect(msim.saw(r"greeting v157\.\.178 left unanswered"), "the simulator must read the greeting and not answer")
             finally:

@@ -26,14 +26,12 @@ import json
 import os
 import re
 import struct
-import tempfile
 from datetime import datetime
 from pathlib import Path
 
-from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from harness import Checks, Child, binary, expect, main_guard
+from harness import Checks, SimProcess, expect, expect_http_refusal, main_guard, workdir
 
 # Loopback only, whatever proxy the environment names.
 os.environ["NO_PROXY"] = "127.0.0.1,localhost"
@@ -57,31 +55,26 @@ TOKENS = [NSE, NIFTY, CDS, BCD]
 SIM_EPOCH = 1_700_000_000
 
 
-class KiteSim:
+class KiteSim(SimProcess):
     """`brokerguard sim kite` on free ports; knows its two URLs."""
 
     def __init__(self, workdir: Path, tag: str, *extra: str) -> None:
-        argv = [
-            str(binary()), "sim", "kite", "--ticker-port", "0", "--rest-port", "0",
-            "--api-key", API_KEY, "--api-secret", API_SECRET, "--access-token", ACCESS_TOKEN,
-            *[a for t in REQUEST_TOKENS for a in ("--request-token", t)],
-            "--data-every", "100ms", "--heartbeat-every", "300ms", *extra,
-        ]
-        self.child = Child(argv, stderr_path=workdir / f"kite-sim-{tag}.stderr")
-        line = self.child.wait_line(15, lambda l: l.startswith("kite simulator listening: "))
-        m = line and re.match(r"kite simulator listening: ticker (ws://127\.0\.0\.1:\d+/) rest (http://127\.0\.0\.1:\d+)", line)
-        if not m:
-            self.child.stop()
-            raise RuntimeError(f"`{' '.join(argv)}` did not say where it listens: {self.child.all_lines!r} {self.child.stderr_text()!r}")
-        self.ticker = m.group(1)
-        self.rest = m.group(2)
+        super().__init__(
+            [
+                "kite", "--ticker-port", "0", "--rest-port", "0",
+                "--api-key", API_KEY, "--api-secret", API_SECRET, "--access-token", ACCESS_TOKEN,
+                *[a for t in REQUEST_TOKENS for a in ("--request-token", t)],
+                "--data-every", "100ms", "--heartbeat-every", "300ms", *extra,
+            ],
+            workdir / f"kite-sim-{tag}.stderr",
+            r"kite simulator listening: ticker (ws://127\.0\.0\.1:\d+/) rest (http://127\.0\.0\.1:\d+)",
+        )
+        self.ticker = self.match.group(1)
+        self.rest = self.match.group(2)
 
     def ticker_url(self, token: str = ACCESS_TOKEN, key: str = API_KEY) -> str:
         # pykiteconnect's own form: "{root}?api_key={api_key}&access_token={access_token}".
         return f"{self.ticker}?api_key={key}&access_token={token}"
-
-    def stop(self) -> int | None:
-        return self.child.stop()
 
 
 def open_ticker(url: str) -> ClientConnection:
@@ -155,8 +148,7 @@ def expected(token: int, n: int, mode: str) -> dict:
 
 def run() -> int:
     checks = Checks("kite_vs_sim")
-    with tempfile.TemporaryDirectory(prefix="bg-interop-kite-") as tmp:
-        work = Path(tmp)
+    with workdir("bg-interop-kite-") as work:
         sim = KiteSim(work, "main")
         try:
             def full_frames() -> None:
@@ -198,12 +190,7 @@ def run() -> int:
 
             def wrong_token_403() -> None:
                 for url in (sim.ticker_url(token="expired0000000000000000000000000"), sim.ticker_url(key="otherkey00000001")):
-                    try:
-                        open_ticker(url).close()
-                    except InvalidStatus as e:
-                        expect(e.response.status_code == 403, f"expected 403, got {e.response.status_code}")
-                    else:
-                        raise AssertionError("a wrong api_key/access_token must be refused at the upgrade")
+                    expect_http_refusal(403, lambda: open_ticker(url))
 
             def login_and_profile() -> None:
                 kite = KiteConnect(API_KEY, root=sim.rest)
@@ -254,11 +241,7 @@ def run() -> int:
         def limit_429() -> None:
             lsim = KiteSim(work, "429", "--fault", "http:429")
             try:
-                open_ticker(lsim.ticker_url()).close()
-            except InvalidStatus as e:
-                expect(e.response.status_code == 429, f"expected 429, got {e.response.status_code}")
-            else:
-                raise AssertionError("the http:429 fault must refuse the upgrade")
+                expect_http_refusal(429, lambda: open_ticker(lsim.ticker_url()))
             finally:
                 lsim.stop()
 

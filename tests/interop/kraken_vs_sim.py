@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import tempfile
 import time
 import zlib
 from decimal import Decimal
@@ -30,7 +29,7 @@ from pathlib import Path
 import krakenex
 from websockets.sync.client import ClientConnection, connect
 
-from harness import Checks, Child, binary, expect, main_guard
+from harness import Checks, SimProcess, expect, main_guard, recv_text, workdir
 
 TIMEOUT = 5.0
 KEY = "interop-kraken-key"
@@ -39,27 +38,21 @@ DOC_SECRET = "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE
 DOC_SIGN = "4/dpxb3iT4tp/ZCVEwSnEsLxx0bqyhLpdfOpc6fn7OR8+UClSV5n9E6aSS8MPtnRfp32bAb0nmbRn6H8ndwLUQ=="
 
 
-class KrakenSim:
+class KrakenSim(SimProcess):
     """`brokerguard sim kraken --port 0 --rest-port 0 ...` in a child process."""
 
     def __init__(self, workdir: Path, tag: str, *extra: str) -> None:
-        argv = [
-            str(binary()), "sim", "kraken", "--port", "0", "--rest-port", "0",
-            "--key", f"{KEY}:{SECRET}", "--data-every", "50ms", "--heartbeat-every", "300ms", *extra,
-        ]
-        self.child = Child(argv, stderr_path=workdir / f"ksim-{tag}.stderr")
-        line = self.child.wait_line(15, lambda l: l.startswith("kraken simulator listening: "))
-        if line is None:
-            self.child.stop()
-            raise RuntimeError(f"`{' '.join(argv)}` never said it was listening: {self.child.stderr_text()!r}")
-        m = re.match(r"kraken simulator listening: rest (\S+) ws (\S+) ws-auth (\S+) ", line)
-        if m is None:
-            self.child.stop()
-            raise RuntimeError(f"cannot find the URLs in {line!r}")
-        self.rest, self.ws, self.ws_auth = m.group(1), m.group(2), m.group(3)
+        super().__init__(sim_args("0", "0", *extra), workdir / f"ksim-{tag}.stderr",
+                         r"kraken simulator listening: rest (\S+) ws (\S+) ws-auth (\S+) ")
+        self.rest, self.ws, self.ws_auth = self.match.group(1), self.match.group(2), self.match.group(3)
 
-    def stop(self) -> int | None:
-        return self.child.stop()
+
+def sim_args(ws_port: str, rest_port: str, *extra: str) -> list[str]:
+    """`brokerguard sim kraken`'s arguments for these ports, with the suite's key."""
+    return [
+        "kraken", "--port", ws_port, "--rest-port", rest_port,
+        "--key", f"{KEY}:{SECRET}", "--data-every", "50ms", "--heartbeat-every", "300ms", *extra,
+    ]
 
 
 def api(sim: KrakenSim, secret: str = SECRET) -> krakenex.API:
@@ -109,12 +102,7 @@ def loads(raw: str) -> dict:
 
 
 def recv(ws: ClientConnection, what: str) -> dict:
-    try:
-        raw = ws.recv(timeout=TIMEOUT)
-    except TimeoutError:
-        raise AssertionError(f"no message within {TIMEOUT}s while waiting for {what}") from None
-    expect(isinstance(raw, str), f"{what}: expected text, got {raw!r}")
-    return loads(raw)
+    return loads(recv_text(ws, what, TIMEOUT))
 
 
 def recv_until(ws: ClientConnection, what: str, pred, limit: float = TIMEOUT) -> dict:
@@ -151,8 +139,7 @@ def run() -> int:
     checks.run("our checksum implementation gives the published 974947235", published_checksum_example)
     checks.run("krakenex reproduces the published API-Sign", krakenex_signs_the_published_vector)
 
-    with tempfile.TemporaryDirectory(prefix="bg-interop-kraken-") as tmp:
-        work = Path(tmp)
+    with workdir("bg-interop-kraken-") as work:
         sim = KrakenSim(work, "main")
         try:
             token_holder: dict[str, str] = {}

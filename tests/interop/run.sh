@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Interop checks: brokerguard's simulators and agent against independent
 # implementations from PyPI: the `websockets` library (the generic JSON
-# WebSocket protocol, Kraken's WebSocket v2 books), `krakenex` (Kraken's
+# WebSocket protocol, Kraken's WebSocket v2 books, and a Python bot that
+# verifies the books the agent's Kraken feeds forward), `krakenex` (Kraken's
 # REST signing), `ib_async` (the TWS API socket protocol: its client
 # against the TWS simulator, its encoder against the agent's bytes) and
-# `kiteconnect` (Kite's binary ticker parser and login REST client). Creates (or
+# `kiteconnect` (Kite's binary ticker parser and login REST client, and the
+# agent's decoded ticks against that parser on the same frames). Creates (or
 # reuses) a venv under target/interop-venv, installs
 # tests/interop/requirements.txt, builds the binary if needed, runs each
 # suite, and prints `N passed, N failed` as its last line.
@@ -15,7 +17,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 venv="$repo/target/interop-venv"
 python="${PYTHON:-python3}"
-suites=(ws_client_vs_sim.py agent_vs_ws_server.py kraken_vs_sim.py ib_async_vs_sim.py agent_vs_tws_stub.py kite_vs_sim.py)
+suites=(ws_client_vs_sim.py agent_vs_ws_server.py kraken_vs_sim.py kraken_agent.py ib_async_vs_sim.py agent_vs_tws_stub.py kite_vs_sim.py kite_agent_vs_kiteconnect.py)
 # A suite that hangs is killed after this many seconds and counted as failed.
 suite_timeout=180
 
@@ -35,7 +37,7 @@ if ! cmp -s "$here/requirements.txt" "$stamp"; then
     cp "$here/requirements.txt" "$stamp"
 fi
 echo "interop: websockets $("$venv/bin/python" -c 'import websockets; print(websockets.__version__)'), krakenex $("$venv/bin/python" -c 'import krakenex.version; print(krakenex.version.__version__)')"
-echo "interop: ib_async $("$venv/bin/python" -c 'import ib_async; print(ib_async.__version__)'), kiteconnect $("$venv/bin/python" -c 'import kiteconnect; print(kiteconnect.__version__)')"
+echo "interop: ib_async $("$venv/bin/python" -c 'import ib_async; print(ib_async.__version__)'), kiteconnect $("$venv/bin/python" -c 'from kiteconnect.__version__ import __version__; print(__version__)')"
 
 if [[ -z "${BROKERGUARD_BIN:-}" ]]; then
     # cargo does nothing when the binary is up to date.

@@ -13,44 +13,29 @@ from __future__ import annotations
 import json
 import re
 import ssl
-import tempfile
 import time
 from pathlib import Path
 
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from harness import REPO, Checks, Child, binary, expect, main_guard
+from harness import REPO, Checks, SimProcess, expect, expect_http_refusal, main_guard, recv_text, workdir
 
 TOKEN = "interop-token-5b2e"
 TIMEOUT = 5.0  # every receive, connect and close waits at most this long
 TLS = REPO / "tests" / "fixtures" / "tls"
 
 
-class Sim:
+class Sim(SimProcess):
     """`brokerguard sim --port 0 ...` in a child process; knows its URL."""
 
     def __init__(self, workdir: Path, tag: str, *extra: str) -> None:
-        argv = [str(binary()), "sim", "--port", "0", "--token", TOKEN, *extra]
-        self.child = Child(argv, stderr_path=workdir / f"sim-{tag}.stderr")
-        line = self.child.wait_line(15, lambda l: l.startswith("simulator listening on "))
-        if line is None:
-            self.child.stop()
-            raise RuntimeError(
-                f"`{' '.join(argv)}` never said it was listening; stdout {self.child.all_lines!r}, "
-                f"stderr {self.child.stderr_text()!r}"
-            )
-        m = re.match(r"simulator listening on (wss?://(?:127\.0\.0\.1|localhost):\d+)", line)
-        if m is None:
-            self.child.stop()
-            raise RuntimeError(f"cannot find the URL in {line!r}")
-        self.url = m.group(1)
-
-    def stop(self) -> int | None:
-        return self.child.stop()
-
-    def events(self) -> str:
-        return "\n".join(self.child.all_lines)
+        super().__init__(
+            ["--port", "0", "--token", TOKEN, *extra],
+            workdir / f"sim-{tag}.stderr",
+            r"simulator listening on (wss?://(?:127\.0\.0\.1|localhost):\d+)",
+        )
+        self.url = self.match.group(1)
 
 
 def open_client(url: str, tls: ssl.SSLContext | None = None) -> ClientConnection:
@@ -59,11 +44,7 @@ def open_client(url: str, tls: ssl.SSLContext | None = None) -> ClientConnection
 
 
 def recv_json(ws: ClientConnection, what: str) -> dict:
-    try:
-        raw = ws.recv(timeout=TIMEOUT)
-    except TimeoutError:
-        raise AssertionError(f"no message within {TIMEOUT}s while waiting for {what}") from None
-    expect(isinstance(raw, str), f"{what}: expected a text frame, got {type(raw).__name__} {raw!r}")
+    raw = recv_text(ws, what, TIMEOUT)
     try:
         msg = json.loads(raw)
     except json.JSONDecodeError:
@@ -110,8 +91,7 @@ def expect_close(ws: ClientConnection, code: int, what: str) -> ConnectionClosed
 
 def run() -> int:
     checks = Checks("ws_client_vs_sim")
-    with tempfile.TemporaryDirectory(prefix="bg-interop-sim-") as tmp:
-        work = Path(tmp)
+    with workdir("bg-interop-sim-") as work:
         sim = Sim(work, "main", "--data-every", "200ms", "--heartbeat-every", "50ms")
         try:
             url = sim.url
@@ -218,14 +198,7 @@ def run() -> int:
         def http_401() -> None:
             fsim = Sim(work, "http401", "--fault", "http:401")
             try:
-                try:
-                    ws = open_client(fsim.url)
-                except InvalidStatus as e:
-                    status = e.response.status_code
-                    expect(status == 401, f"the upgrade must be refused with 401, got {status}")
-                    return
-                ws.close()
-                raise AssertionError("the WebSocket upgrade succeeded under http:401")
+                expect_http_refusal(401, lambda: open_client(fsim.url))
             finally:
                 fsim.stop()
 

@@ -130,6 +130,35 @@ pub struct TokenInHand {
     pub issued_at: SystemTime,
 }
 
+/// What is known of the access token a feed holds now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenState {
+    /// No access token is set.
+    Missing,
+    /// Set, but neither issued by `kite-login` nor seen working yet: its
+    /// expiry is not known, so nothing is alerted about it (a rejection
+    /// will say soon enough).
+    Unknown { fingerprint: String },
+    /// Issued (or first seen working) at a known time.
+    Issued(TokenInHand),
+    /// Kite refused it (a 403 on the upgrade, a `TokenException`).
+    Rejected {
+        fingerprint: String,
+        issued_at: Option<SystemTime>,
+    },
+}
+
+impl TokenState {
+    fn fingerprint(&self) -> Option<&str> {
+        match self {
+            TokenState::Missing => None,
+            TokenState::Unknown { fingerprint }
+            | TokenState::Rejected { fingerprint, .. }
+            | TokenState::Issued(TokenInHand { fingerprint, .. }) => Some(fingerprint),
+        }
+    }
+}
+
 /// Remembers which (token, pre-open) was alerted, so the alert fires once.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ExpiryWatch {
@@ -141,27 +170,43 @@ impl ExpiryWatch {
         Self::default()
     }
 
-    /// The alert to emit now, if any (at most once per token and pre-open).
+    /// The alert to emit now, if any (at most once per token and pre-open):
+    /// within `alert_before` of `next_preopen`, a token that will be expired
+    /// by then, a rejected one, or none at all.
     pub fn check(
         &mut self,
         account: &str,
-        token: Option<&TokenInHand>,
+        token: &TokenState,
         now: SystemTime,
         next_preopen: SystemTime,
         alert_before: Duration,
     ) -> Option<Alert> {
-        if !token_expiring_due(now, token.map(|t| t.issued_at), next_preopen, alert_before) {
+        let in_window = token_expiring_due(now, None, next_preopen, alert_before);
+        let (due, expires) = match token {
+            TokenState::Missing => (in_window, "missing".to_string()),
+            TokenState::Unknown { .. } => (false, String::new()),
+            TokenState::Issued(t) => (
+                token_expiring_due(now, Some(t.issued_at), next_preopen, alert_before),
+                rfc3339(expires_at(t.issued_at)),
+            ),
+            TokenState::Rejected { issued_at, .. } => (
+                in_window,
+                // Past its 06:00 it expired; before it, it was revoked
+                // (a master logout, a new login elsewhere).
+                issued_at
+                    .map(expires_at)
+                    .filter(|e| *e <= now)
+                    .map_or_else(|| "rejected".to_string(), rfc3339),
+            ),
+        };
+        if !due {
             return None;
         }
-        let key = (token.map(|t| t.fingerprint.clone()), next_preopen);
+        let key = (token.fingerprint().map(String::from), next_preopen);
         if self.alerted.as_ref() == Some(&key) {
             return None;
         }
         self.alerted = Some(key);
-        let expires = token.map_or_else(
-            || "missing".to_string(),
-            |t| rfc3339(expires_at(t.issued_at)),
-        );
         Some(
             Alert::new(AlertKind::TokenExpiring)
                 .with("account", account)
@@ -378,13 +423,19 @@ mod tests {
         };
         let open = preopen(24);
         assert!(
-            w.check("main", Some(&old), ist(2026, 11, 24, 8, 0, 0), open, 30 * M)
-                .is_none()
+            w.check(
+                "main",
+                &issued(&old),
+                ist(2026, 11, 24, 8, 0, 0),
+                open,
+                30 * M
+            )
+            .is_none()
         );
         let a = w
             .check(
                 "main",
-                Some(&old),
+                &issued(&old),
                 ist(2026, 11, 24, 8, 31, 0),
                 open,
                 30 * M,
@@ -397,8 +448,14 @@ mod tests {
         );
         for m in 32..60 {
             assert!(
-                w.check("main", Some(&old), ist(2026, 11, 24, 8, m, 0), open, 30 * M)
-                    .is_none(),
+                w.check(
+                    "main",
+                    &issued(&old),
+                    ist(2026, 11, 24, 8, m, 0),
+                    open,
+                    30 * M
+                )
+                .is_none(),
                 "minute {m}"
             );
         }
@@ -410,7 +467,7 @@ mod tests {
         assert!(
             w.check(
                 "main",
-                Some(&fresh),
+                &issued(&fresh),
                 ist(2026, 11, 24, 8, 51, 0),
                 open,
                 30 * M
@@ -419,23 +476,79 @@ mod tests {
         );
         // The token goes missing: a new situation, alerted once.
         let a = w
-            .check("main", None, ist(2026, 11, 24, 8, 52, 0), open, 30 * M)
+            .check(
+                "main",
+                &TokenState::Missing,
+                ist(2026, 11, 24, 8, 52, 0),
+                open,
+                30 * M,
+            )
             .unwrap();
         assert_eq!(a.get("expires"), Some("missing"));
         assert!(
-            w.check("main", None, ist(2026, 11, 24, 8, 53, 0), open, 30 * M)
-                .is_none()
+            w.check(
+                "main",
+                &TokenState::Missing,
+                ist(2026, 11, 24, 8, 53, 0),
+                open,
+                30 * M
+            )
+            .is_none()
         );
         // The same old token before the next day's open alerts again.
         assert!(
             w.check(
                 "main",
-                Some(&old),
+                &issued(&old),
                 ist(2026, 11, 25, 8, 40, 0),
                 preopen(25),
                 30 * M
             )
             .is_some()
+        );
+    }
+
+    fn issued(t: &TokenInHand) -> TokenState {
+        TokenState::Issued(t.clone())
+    }
+
+    #[test]
+    fn rejected_and_unknown_tokens() {
+        let open = preopen(24);
+        let at = ist(2026, 11, 24, 8, 40, 0);
+        let unknown = TokenState::Unknown {
+            fingerprint: "sha256:cccccccc".into(),
+        };
+        // Never seen working, never issued by kite-login: nothing is claimed.
+        assert!(
+            ExpiryWatch::new()
+                .check("main", &unknown, at, open, 30 * M)
+                .is_none()
+        );
+        // Yesterday's token, refused after 06:00: it expired at 06:00.
+        let expired = TokenState::Rejected {
+            fingerprint: "sha256:dddddddd".into(),
+            issued_at: Some(ist(2026, 11, 23, 9, 0, 0)),
+        };
+        let a = ExpiryWatch::new()
+            .check("main", &expired, at, open, 30 * M)
+            .unwrap();
+        assert_eq!(a.get("expires"), Some("2026-11-24T00:30:00Z"));
+        // This morning's token refused: revoked, not expired.
+        let revoked = TokenState::Rejected {
+            fingerprint: "sha256:eeeeeeee".into(),
+            issued_at: Some(ist(2026, 11, 24, 7, 0, 0)),
+        };
+        let mut w = ExpiryWatch::new();
+        let a = w.check("main", &revoked, at, open, 30 * M).unwrap();
+        assert_eq!(a.get("expires"), Some("rejected"));
+        assert!(w.check("main", &revoked, at, open, 30 * M).is_none());
+        // Outside the window a rejection is credential_rejected's business.
+        let early = ist(2026, 11, 24, 7, 30, 0);
+        assert!(
+            ExpiryWatch::new()
+                .check("main", &revoked, early, open, 30 * M)
+                .is_none()
         );
     }
 }

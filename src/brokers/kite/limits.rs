@@ -81,6 +81,31 @@ pub fn check_connections(uses: &[KeyUse<'_>]) -> Vec<String> {
     out
 }
 
+/// The feeds beyond the third on one key, each with its key's message
+/// from [`check_connections`]: `(index into uses, message)`, in order.
+pub fn over_connection_limit(uses: &[KeyUse<'_>]) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    for message in check_connections(uses) {
+        // check_connections names the key as "API key {key} ...".
+        let Some(key) = uses
+            .iter()
+            .map(|u| u.key)
+            .find(|k| message.starts_with(&format!("API key {k} is used by ")))
+        else {
+            continue;
+        };
+        out.extend(
+            uses.iter()
+                .enumerate()
+                .filter(|(_, u)| u.key == key)
+                .skip(MAX_CONNECTIONS_PER_API_KEY)
+                .map(|(i, _)| (i, message.clone())),
+        );
+    }
+    out.sort_by_key(|(i, _)| *i);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,5 +180,22 @@ mod tests {
         let m = check_connections(&both);
         assert_eq!(m.len(), 2);
         assert!(m[0].starts_with("API key x") && m[1].starts_with("API key y"));
+        // Reported at the fourth feed of each key (and any later one).
+        let at: Vec<usize> = over_connection_limit(&both)
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(at, [3, 7]);
+        let five: Vec<KeyUse> = (0..5).map(|_| u("f", "of account main", 1)).collect();
+        let got = over_connection_limit(&five);
+        assert_eq!(got.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [3, 4]);
+        assert!(
+            got[0]
+                .1
+                .starts_with("API key of account main is used by 5 feeds"),
+            "{}",
+            got[0].1
+        );
+        assert!(over_connection_limit(&five[..3]).is_empty());
     }
 }

@@ -140,6 +140,32 @@ fn list(cs: &[Channel]) -> String {
         .join(", ")
 }
 
+impl ConfigProblem {
+    /// The `[[feed]]` key the problem is about.
+    pub fn field(&self) -> &'static str {
+        match self {
+            ConfigProblem::NoChannels
+            | ConfigProblem::UnknownChannel(_)
+            | ConfigProblem::DuplicateChannel(_)
+            | ConfigProblem::Mixed { .. } => "channels",
+            ConfigProblem::NoSymbols
+            | ConfigProblem::SymbolsOnPrivate
+            | ConfigProblem::BadSymbol(_)
+            | ConfigProblem::DuplicateSymbol(_) => "symbols",
+            ConfigProblem::BadDepth(_) => "depth",
+            ConfigProblem::BadInterval(_) => "ohlc_interval",
+        }
+    }
+
+    /// What is wrong and what to write instead, without the field name
+    /// (the configuration reader puts the key path before it).
+    pub fn detail(&self) -> String {
+        let text = self.to_string();
+        let prefix = format!("{}: ", self.field());
+        text.strip_prefix(&prefix).unwrap_or(&text).to_string()
+    }
+}
+
 impl fmt::Display for ConfigProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -385,6 +411,13 @@ mod tests {
         )
         .unwrap_err();
         let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        for p in &problems {
+            assert!(
+                p.to_string().starts_with(&format!("{}: ", p.field())),
+                "{p}"
+            );
+            assert!(!p.detail().starts_with(p.field()), "{}", p.detail());
+        }
         for (needle, field) in [
             ("unknown channel \"candles\"", "channels:"),
             ("\"ticker\" is listed twice", "channels:"),

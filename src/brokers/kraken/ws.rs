@@ -245,7 +245,11 @@ impl KrakenCore {
         };
         out.push(Action::Log {
             level,
-            message: format!("Kraken system status: {about}{}", meaning(&system)),
+            message: format!(
+                "feed={} Kraken system status: {about}{}",
+                self.feed,
+                meaning(&system)
+            ),
         });
         out.push(Action::event(
             "system_status",

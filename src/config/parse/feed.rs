@@ -78,12 +78,14 @@ impl Walker<'_, '_> {
         };
         // name → (index, span of its value), to report duplicates.
         let mut names: HashMap<String, (usize, Range<usize>)> = HashMap::new();
+        // Per feed kept: its [[feed]] index, where its keys are, its table.
+        let mut places: Vec<(usize, Seen, Range<usize>)> = Vec::new();
         for (i, item) in items.iter().enumerate() {
             let kp = format!("feed[{i}]");
             let Some(t) = self.table(item, &kp, "a table (a [[feed]] header)") else {
                 continue;
             };
-            let feed = self.feed(i, t, item.span());
+            let (feed, seen) = self.feed(i, t, item.span());
             // Duplicates are reported even when the feed has other problems.
             let name = t.get("name").and_then(|v| match v.get_ref() {
                 DeValue::String(n) if valid_feed_name(n) => Some((n.to_string(), v.span())),
@@ -108,12 +110,41 @@ impl Walker<'_, '_> {
                 continue;
             };
             cfg.feeds.push(feed);
+            places.push((i, seen, item.span()));
+        }
+        self.cross_feed_rules(&cfg.feeds, &places);
+    }
+
+    /// Each broker's rules across its feeds ([`registry::Broker::check_feeds`]),
+    /// reported at the key they name.
+    fn cross_feed_rules(&mut self, feeds: &[FeedConfig], places: &[(usize, Seen, Range<usize>)]) {
+        for b in registry::BROKERS {
+            let mine: Vec<usize> = (0..feeds.len())
+                .filter(|&j| feeds[j].broker.name() == b.name())
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let refs: Vec<&FeedConfig> = mine.iter().map(|&j| &feeds[j]).collect();
+            for p in b.check_feeds(&refs, None) {
+                let Some(&j) = mine.get(p.feed) else {
+                    continue;
+                };
+                let (i, seen, table) = &places[j];
+                let span = seen.get(p.key).map_or(table.clone(), |s| s.1.clone());
+                self.report(span, &format!("feed[{i}].{}", p.key), p.message);
+            }
         }
     }
 
     /// One `[[feed]]`. `None` when its name or broker is missing or unusable
     /// (the problem is already reported).
-    fn feed(&mut self, i: usize, t: &DeTable<'_>, span: Range<usize>) -> Option<FeedConfig> {
+    fn feed(
+        &mut self,
+        i: usize,
+        t: &DeTable<'_>,
+        span: Range<usize>,
+    ) -> (Option<FeedConfig>, Seen) {
         let path = format!("feed[{i}]");
         let name = match t.get("name") {
             Some(v) => {
@@ -232,7 +263,9 @@ impl Walker<'_, '_> {
                 },
             }
         }
-        let broker = broker?;
+        let Some(broker) = broker else {
+            return (None, seen);
+        };
         let broker_span = seen
             .get("broker")
             .map(|s| s.1.clone())
@@ -248,7 +281,7 @@ impl Walker<'_, '_> {
             f.settings = settings;
         }
         self.feed_rules(&path, &f, &seen);
-        Some(f).filter(|_| name.is_some())
+        (Some(f).filter(|_| name.is_some()), seen)
     }
 
     /// `broker = "..."`: one of this build's brokers.
@@ -610,7 +643,8 @@ mod tests {
             (
                 &ws("rest_url = \"https://h\""),
                 "feed[0].rest_url",
-                "unknown key \"rest_url\"",
+                // A key another broker of this build takes says which one.
+                "rest_url is only for broker = ",
             ),
             (
                 "[[feed]]\nname = \"s\"\nbroker = \"websocket\"\nurl = \"http://h\"\n",

@@ -172,6 +172,11 @@ pub struct DriftReading {
     pub at: SystemTime,
 }
 
+/// A clock offset beyond this raises `alert=clock_drift`: signed broker APIs
+/// start rejecting requests around there, and a drifting host looks exactly
+/// like bad keys.
+pub const DRIFT_LIMIT: Duration = Duration::from_secs(2);
+
 /// The latest clock offset seen by any HTTP client given it, shared across
 /// threads (`Arc<ClockDrift>`). It only records; whoever watches it raises
 /// the `clock_drift` alert from what [`exceeds`](Self::exceeds) returns.

@@ -6,8 +6,8 @@ use super::fault::{KITE_FAULT_HELP, KiteFault};
 use super::server::{BindFailed, KiteSim, KiteSimConfig};
 use crate::config::parse_duration;
 use crate::sim::SimCliError;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
+use crate::sim::shared::cli;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 /// Arguments of `brokerguard sim kite`.
@@ -52,29 +52,18 @@ pub struct KiteSimArgs {
 pub struct KiteScript(pub Vec<(Duration, Option<KiteFault>)>);
 
 fn parse_script(s: &str) -> Result<KiteScript, String> {
-    let mut steps = Vec::new();
-    for step in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (delay, fault) = step.split_once('=').ok_or_else(|| {
-            format!("script step \"{step}\" must look like DELAY=FAULT, e.g. 10s=lie-once")
-        })?;
-        let delay = parse_duration(delay)?;
-        let fault = match fault.trim() {
-            "clear" | "none" => None,
-            f => Some(f.parse::<KiteFault>()?),
-        };
-        steps.push((delay, fault));
-    }
-    if steps.is_empty() {
-        return Err(format!(
-            "empty script; write e.g. \"5s=lie-once,5s=clear\" (faults: {KITE_FAULT_HELP})"
-        ));
-    }
-    Ok(KiteScript(steps))
+    cli::parse_script(
+        s,
+        "DELAY=FAULT, e.g. 10s=lie-once",
+        || format!("empty script; write e.g. \"5s=lie-once,5s=clear\" (faults: {KITE_FAULT_HELP})"),
+        cli::fault_step::<KiteFault>,
+    )
+    .map(KiteScript)
 }
 
 /// Runs the Kite simulator until `stop` is set, printing one line per event.
 pub fn run_kite_cli(args: &KiteSimArgs, stop: &AtomicBool) -> Result<(), SimCliError> {
-    let (tx, rx) = mpsc::channel();
+    let events = cli::Events::new();
     let defaults = KiteSimConfig::default();
     let cfg = KiteSimConfig {
         ticker_port: args.ticker_port,
@@ -86,7 +75,7 @@ pub fn run_kite_cli(args: &KiteSimArgs, stop: &AtomicBool) -> Result<(), SimCliE
         data_every: Some(args.data_every),
         heartbeat_every: Some(args.heartbeat_every),
         fault: args.fault.clone(),
-        events: Some(tx),
+        events: events.sender(),
         ..defaults
     };
     let handle = KiteSim::start(cfg).map_err(|source| SimCliError::Start {
@@ -96,29 +85,18 @@ pub fn run_kite_cli(args: &KiteSimArgs, stop: &AtomicBool) -> Result<(), SimCliE
             .map_or(args.ticker_port, |b| b.port),
         source,
     })?;
-    println!(
+    if let Some(KiteScript(steps)) = &args.script {
+        handle.run_script(steps.clone());
+    }
+    let banner = format!(
         "kite simulator listening: ticker {} rest {} ({} access token(s), {} request token(s), fault: {})",
         handle.ticker_url(),
         handle.rest_url(),
         args.access_tokens.len(),
         args.request_tokens.len(),
-        args.fault
-            .as_ref()
-            .map_or("none".to_string(), KiteFault::to_string),
+        cli::fault_or_none(args.fault.as_ref()),
     );
-    if let Some(KiteScript(steps)) = &args.script {
-        handle.run_script(steps.clone());
-    }
-    while !stop.load(Ordering::SeqCst) {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-            println!("{line}");
-        }
-    }
-    handle.stop();
-    while let Ok(line) = rx.try_recv() {
-        println!("{line}");
-    }
-    println!("kite simulator stopped");
+    events.print_until(stop, &banner, || handle.stop(), "kite simulator stopped");
     Ok(())
 }
 
@@ -126,17 +104,10 @@ pub fn run_kite_cli(args: &KiteSimArgs, stop: &AtomicBool) -> Result<(), SimCliE
 mod tests {
     use super::super::encode::Lie;
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Wrap {
-        #[command(flatten)]
-        sim: KiteSimArgs,
-    }
 
     #[test]
     fn parses_flags() {
-        let w = Wrap::try_parse_from([
+        let w = cli::parse_args::<KiteSimArgs>(&[
             "kite",
             "--ticker-port",
             "0",
@@ -154,13 +125,13 @@ mod tests {
             "1s=http:429, 2s=clear",
         ])
         .unwrap();
-        assert_eq!((w.sim.ticker_port, w.sim.rest_port), (0, 8767));
-        assert_eq!(w.sim.access_tokens, ["a", "b"]);
-        assert_eq!(w.sim.request_tokens, ["r"]);
-        assert_eq!(w.sim.data_every, Duration::from_millis(250));
-        assert_eq!(w.sim.fault, Some(KiteFault::LieAlways(Lie::Unknown)));
+        assert_eq!((w.ticker_port, w.rest_port), (0, 8767));
+        assert_eq!(w.access_tokens, ["a", "b"]);
+        assert_eq!(w.request_tokens, ["r"]);
+        assert_eq!(w.data_every, Duration::from_millis(250));
+        assert_eq!(w.fault, Some(KiteFault::LieAlways(Lie::Unknown)));
         assert_eq!(
-            w.sim.script,
+            w.script,
             Some(KiteScript(vec![
                 (
                     Duration::from_secs(1),
@@ -169,6 +140,6 @@ mod tests {
                 (Duration::from_secs(2), None)
             ]))
         );
-        assert!(Wrap::try_parse_from(["kite", "--fault", "explode"]).is_err());
+        assert!(cli::parse_args::<KiteSimArgs>(&["kite", "--fault", "explode"]).is_err());
     }
 }

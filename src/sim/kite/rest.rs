@@ -18,8 +18,10 @@
 //! `X-Kite-Version: 3` is refused (400 `InputException`), so a client that
 //! forgets the header is caught here.
 
-use super::server::{Redeem, Shared, TICK};
+use super::server::{Redeem, Shared};
 use super::ticker::{percent_decode, query_value};
+use crate::sim::shared::net::is_timeout;
+use crate::sim::shared::{Host, TICK};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::io::{self, Read, Write};
@@ -314,11 +316,7 @@ pub(crate) fn serve(shared: &Shared, mut tcp: TcpStream) {
         match tcp.read(&mut buf) {
             Ok(0) => return,
             Ok(n) => raw.extend_from_slice(&buf[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) => {}
+            Err(e) if is_timeout(&e) => {}
             Err(_) => return,
         }
     };

@@ -4,20 +4,18 @@
 //! changes tokens and faults, sends text messages, and waits on the stats.
 
 use super::fault::KiteFault;
-use super::stats::{KiteSimStats, SharedStats};
+use super::stats::KiteSimStats;
 use super::{rest, ticker};
+use crate::sim::shared::net;
+use crate::sim::shared::{Base, Faults, Host, Watched, handle_methods, lock, spawn_script};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant, SystemTime};
-
-/// How often idle threads look at the stop flag and the fault.
-pub(crate) const TICK: Duration = Duration::from_millis(20);
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 /// How to start a Kite simulator. [`Default`] gives test credentials in
 /// Kite's shapes, no access token, data every 100 ms and a heartbeat
@@ -61,14 +59,6 @@ impl Default for KiteSimConfig {
     }
 }
 
-struct FaultState {
-    current: Option<KiteFault>,
-    generation: u64,
-    /// Every change, so a connection sees one-shot faults set and cleared
-    /// between two of its turns.
-    history: Vec<(u64, Option<KiteFault>)>,
-}
-
 pub(crate) struct Shared {
     pub ticker_addr: SocketAddr,
     pub rest_addr: SocketAddr,
@@ -77,24 +67,26 @@ pub(crate) struct Shared {
     pub user_id: String,
     pub data_every: Option<Duration>,
     pub heartbeat_every: Option<Duration>,
-    pub stats: SharedStats,
-    stop: AtomicBool,
+    pub stats: Watched<KiteSimStats>,
+    pub faults: Faults<KiteFault>,
+    base: Base,
     access_tokens: Mutex<HashSet<String>>,
     /// Request token → already used.
     request_tokens: Mutex<HashMap<String, bool>>,
     minted: AtomicU64,
-    fault: Mutex<FaultState>,
-    seen: Mutex<HashMap<usize, u64>>,
-    seen_changed: Condvar,
     rest_fault: Mutex<Option<u16>>,
     /// Text messages for every open ticker connection, in order.
     broadcasts: Mutex<Vec<String>>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
-    events: Option<Sender<String>>,
 }
 
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+impl Host for Shared {
+    fn base(&self) -> &Base {
+        &self.base
+    }
+
+    fn connection_ended(&self, _: usize) {
+        self.stats.update(|s| s.live_connections -= 1);
+    }
 }
 
 /// The outcome of presenting a request token.
@@ -105,10 +97,6 @@ pub(crate) enum Redeem {
 }
 
 impl Shared {
-    pub fn stopping(&self) -> bool {
-        self.stop.load(Ordering::SeqCst)
-    }
-
     pub fn access_token_ok(&self, token: &str) -> bool {
         lock(&self.access_tokens).contains(token)
     }
@@ -148,65 +136,8 @@ impl Shared {
         *lock(&self.rest_fault)
     }
 
-    pub fn current_fault(&self) -> (Option<KiteFault>, u64) {
-        let f = lock(&self.fault);
-        (f.current.clone(), f.generation)
-    }
-
-    /// Fault changes after generation `seen`, in order, and the latest generation.
-    pub fn fault_changes_since(&self, seen: u64) -> (Vec<Option<KiteFault>>, u64) {
-        let f = lock(&self.fault);
-        if f.generation == seen {
-            return (Vec::new(), seen);
-        }
-        let changes = f
-            .history
-            .iter()
-            .filter(|(g, _)| *g > seen)
-            .map(|(_, c)| c.clone())
-            .collect();
-        (changes, f.generation)
-    }
-
-    pub fn ack(&self, id: usize, generation: u64) {
-        lock(&self.seen).insert(id, generation);
-        self.seen_changed.notify_all();
-    }
-
-    pub fn forget(&self, id: usize) {
-        lock(&self.seen).remove(&id);
-        self.seen_changed.notify_all();
-    }
-
-    fn wait_seen(&self, generation: u64) {
-        let deadline = Instant::now() + Duration::from_secs(1);
-        let mut seen = lock(&self.seen);
-        while !self.stopping() && seen.values().any(|g| *g < generation) {
-            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-                return;
-            };
-            seen = self
-                .seen_changed
-                .wait_timeout(seen, left.min(TICK))
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-    }
-
     fn set_fault(&self, fault: Option<KiteFault>) {
-        let generation = {
-            let mut f = lock(&self.fault);
-            f.generation += 1;
-            let g = f.generation;
-            f.history.push((g, fault.clone()));
-            f.current = fault.clone();
-            g
-        };
-        self.event(match &fault {
-            Some(f) => format!("fault set: {f}"),
-            None => "fault cleared".into(),
-        });
-        self.wait_seen(generation);
+        self.faults.change(&self.base, fault, |_| {});
     }
 
     /// Broadcast texts from index `from` on, and the index after them.
@@ -216,25 +147,6 @@ impl Shared {
             b.get(from..).map(<[String]>::to_vec).unwrap_or_default(),
             b.len(),
         )
-    }
-
-    pub fn event(&self, line: String) {
-        if let Some(tx) = &self.events {
-            let _ = tx.send(line);
-        }
-    }
-
-    pub fn spawn(&self, name: String, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
-        let handle = thread::Builder::new().name(name).spawn(f)?;
-        let mut threads = lock(&self.threads);
-        let (done, running): (Vec<_>, Vec<_>) = threads.drain(..).partition(|h| h.is_finished());
-        *threads = running;
-        threads.push(handle);
-        drop(threads);
-        for h in done {
-            let _ = h.join();
-        }
-        Ok(())
     }
 }
 
@@ -255,12 +167,8 @@ impl std::fmt::Display for BindFailed {
 impl std::error::Error for BindFailed {}
 
 fn bind(port: u16) -> io::Result<TcpListener> {
-    let listen = || -> io::Result<TcpListener> {
-        let l = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))?;
-        l.set_nonblocking(true)?;
-        Ok(l)
-    };
-    listen().map_err(|source| io::Error::new(source.kind(), BindFailed { port, source }))
+    net::bind(net::loopback(port))
+        .map_err(|source| io::Error::new(source.kind(), BindFailed { port, source }))
 }
 
 /// Starts Kite simulators.
@@ -278,37 +186,26 @@ impl KiteSim {
             user_id: cfg.user_id,
             data_every: cfg.data_every.filter(|d| !d.is_zero()),
             heartbeat_every: cfg.heartbeat_every.filter(|d| !d.is_zero()),
-            stats: SharedStats::default(),
-            stop: AtomicBool::new(false),
+            stats: Watched::default(),
+            faults: Faults::new(cfg.fault),
+            base: Base::new(cfg.events),
             access_tokens: Mutex::new(cfg.access_tokens.into_iter().collect()),
             request_tokens: Mutex::new(
                 cfg.request_tokens.into_iter().map(|t| (t, false)).collect(),
             ),
             minted: AtomicU64::new(0),
-            fault: Mutex::new(FaultState {
-                current: cfg.fault,
-                generation: 0,
-                history: Vec::new(),
-            }),
-            seen: Mutex::new(HashMap::new()),
-            seen_changed: Condvar::new(),
             rest_fault: Mutex::new(None),
             broadcasts: Mutex::new(Vec::new()),
-            threads: Mutex::new(Vec::new()),
-            events: cfg.events,
         });
         let s = shared.clone();
-        let ticker_accept = thread::Builder::new()
-            .name("kite-sim-ticker".into())
-            .spawn(move || accept_loop(s, ticker_listener, Kind::Ticker))?;
+        shared.base.spawn_accept("kite-sim-ticker", move || {
+            accept_loop(s, ticker_listener, Kind::Ticker)
+        })?;
         let s = shared.clone();
-        let rest_accept = thread::Builder::new()
-            .name("kite-sim-rest".into())
-            .spawn(move || accept_loop(s, rest_listener, Kind::Rest))?;
-        Ok(KiteSimHandle {
-            shared,
-            accept: Mutex::new(vec![ticker_accept, rest_accept]),
-        })
+        shared.base.spawn_accept("kite-sim-rest", move || {
+            accept_loop(s, rest_listener, Kind::Rest)
+        })?;
+        Ok(KiteSimHandle { shared })
     }
 }
 
@@ -320,47 +217,49 @@ enum Kind {
 
 fn accept_loop(shared: Arc<Shared>, listener: TcpListener, kind: Kind) {
     let mut rest_id = 0usize;
-    while !shared.stopping() {
-        match listener.accept() {
-            Ok((tcp, peer)) => {
-                let s = shared.clone();
-                let started = match kind {
-                    Kind::Ticker => {
-                        let generation = shared.current_fault().1;
-                        let id = shared.stats.update(|st| {
-                            st.ticker_connections += 1;
-                            st.live_connections += 1;
-                            (st.ticker_connections - 1) as usize
-                        });
-                        shared.event(format!("ticker conn {id} from {peer}: accepted"));
-                        shared.spawn(format!("kite-sim-ws-{id}"), move || {
-                            ticker::serve(s, id, tcp, generation)
-                        })
-                    }
-                    Kind::Rest => {
-                        rest_id += 1;
-                        shared.spawn(format!("kite-sim-http-{rest_id}"), move || {
+    net::accept_loop(
+        &shared.base,
+        || listener.accept(),
+        |tcp, peer| {
+            let s = shared.clone();
+            let started = match kind {
+                Kind::Ticker => {
+                    let generation = shared.faults.current().1;
+                    let id = shared.stats.update(|st| {
+                        st.ticker_connections += 1;
+                        st.live_connections += 1;
+                        (st.ticker_connections - 1) as usize
+                    });
+                    shared.event(format!("ticker conn {id} from {peer}: accepted"));
+                    shared.base.spawn(format!("kite-sim-ws-{id}"), move || {
+                        ticker::serve(s, id, tcp, generation)
+                    })
+                }
+                Kind::Rest => {
+                    rest_id += 1;
+                    shared
+                        .base
+                        .spawn(format!("kite-sim-http-{rest_id}"), move || {
                             rest::serve(&s, tcp)
                         })
-                    }
-                };
-                if let Err(e) = started {
-                    if let Kind::Ticker = kind {
-                        shared.stats.update(|st| st.live_connections -= 1);
-                    }
-                    shared.event(format!("cannot start a connection thread: {e}"));
                 }
+            };
+            if let Err(e) = started {
+                if let Kind::Ticker = kind {
+                    shared.stats.update(|st| st.live_connections -= 1);
+                }
+                shared.event(format!("cannot start a connection thread: {e}"));
             }
-            Err(_) => thread::sleep(Duration::from_millis(5)),
-        }
-    }
+        },
+    );
 }
 
 /// A running Kite simulator; stops when dropped.
 pub struct KiteSimHandle {
     shared: Arc<Shared>,
-    accept: Mutex<Vec<JoinHandle<()>>>,
 }
+
+handle_methods!(KiteSimHandle, fault: KiteFault, stats: KiteSimStats);
 
 impl KiteSimHandle {
     pub fn ticker_port(&self) -> u16 {
@@ -423,20 +322,6 @@ impl KiteSimHandle {
         v
     }
 
-    /// Sets the ticker fault; returns once every open connection has seen
-    /// it (at most about a second).
-    pub fn set_fault(&self, fault: KiteFault) {
-        self.shared.set_fault(Some(fault));
-    }
-
-    pub fn clear_fault(&self) {
-        self.shared.set_fault(None);
-    }
-
-    pub fn fault(&self) -> Option<KiteFault> {
-        self.shared.current_fault().0
-    }
-
     /// Every REST request is answered with this HTTP status and Kite's
     /// error shape for it (429, 500, 502, 503, …), until set to None.
     pub fn set_rest_fault(&self, status: Option<u16>) {
@@ -462,58 +347,9 @@ impl KiteSimHandle {
     /// Applies each step after its delay, counted from the previous step,
     /// in a background thread (ended by `stop`). `None` clears the fault.
     pub fn run_script(&self, steps: Vec<(Duration, Option<KiteFault>)>) {
-        let shared = self.shared.clone();
-        let s = shared.clone();
-        let started = shared.spawn("kite-sim-script".into(), move || {
-            for (delay, fault) in steps {
-                let due = Instant::now() + delay;
-                while Instant::now() < due {
-                    if s.stopping() {
-                        return;
-                    }
-                    thread::sleep(TICK.min(due.saturating_duration_since(Instant::now())));
-                }
-                if s.stopping() {
-                    return;
-                }
-                s.set_fault(fault);
-            }
-        });
-        if let Err(e) = started {
-            shared.event(format!("cannot start the fault script thread: {e}"));
+        if let Err(e) = spawn_script(&self.shared, "kite-sim-script", steps, Shared::set_fault) {
+            self.shared
+                .event(format!("cannot start the fault script thread: {e}"));
         }
-    }
-
-    pub fn stats(&self) -> KiteSimStats {
-        self.shared.stats.snapshot()
-    }
-
-    /// Waits until `pred` holds for the stats, at most `deadline` long.
-    pub fn wait_for(&self, pred: impl Fn(&KiteSimStats) -> bool, deadline: Duration) -> bool {
-        self.shared.stats.wait_for(pred, deadline)
-    }
-
-    /// Stops accepting, ends every connection and joins every thread
-    /// (within about a second). Idempotent.
-    pub fn stop(&self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        for h in lock(&self.accept).drain(..) {
-            let _ = h.join();
-        }
-        loop {
-            let batch: Vec<_> = lock(&self.shared.threads).drain(..).collect();
-            if batch.is_empty() {
-                break;
-            }
-            for h in batch {
-                let _ = h.join();
-            }
-        }
-    }
-}
-
-impl Drop for KiteSimHandle {
-    fn drop(&mut self) {
-        self.stop();
     }
 }

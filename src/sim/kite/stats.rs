@@ -1,9 +1,8 @@
-//! What the Kite simulator has seen and done, with a condition variable so
-//! a test waits for a state ("one lying frame sent") instead of sleeping.
+//! What the Kite simulator has seen and done; kept in a
+//! [`Watched`](crate::sim::shared::Watched) cell, so a test waits for a
+//! state ("one lying frame sent") instead of sleeping.
 
 use super::encode::SimMode;
-use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
 
 /// Client text messages kept in [`KiteSimStats::client_messages`] at most
 /// (a simulator left running must not grow without bound).
@@ -18,6 +17,9 @@ pub struct KiteSimStats {
     /// The HTTP status of every refused upgrade, in order (403: bad
     /// credentials; others: the `http:` fault).
     pub upgrades_refused: Vec<u16>,
+    /// Upgrade requests without `X-Kite-Version: 3` (pykiteconnect sends
+    /// it; Kite has not said it requires it, so they are not refused).
+    pub upgrades_without_version: u64,
     /// Ticker connections open now.
     pub live_connections: u64,
     /// Each connection's subscriptions as they stand, in first-subscribed
@@ -43,44 +45,4 @@ pub struct KiteSimStats {
     pub profile_ok: u64,
     pub profile_refused: u64,
     pub rest_requests: u64,
-}
-
-#[derive(Default)]
-pub(crate) struct SharedStats {
-    stats: Mutex<KiteSimStats>,
-    changed: Condvar,
-}
-
-impl SharedStats {
-    fn lock(&self) -> MutexGuard<'_, KiteSimStats> {
-        self.stats.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub(crate) fn update<R>(&self, f: impl FnOnce(&mut KiteSimStats) -> R) -> R {
-        let r = f(&mut self.lock());
-        self.changed.notify_all();
-        r
-    }
-
-    pub(crate) fn snapshot(&self) -> KiteSimStats {
-        self.lock().clone()
-    }
-
-    pub(crate) fn wait_for(&self, pred: impl Fn(&KiteSimStats) -> bool, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        let mut guard = self.lock();
-        loop {
-            if pred(&guard) {
-                return true;
-            }
-            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-                return false;
-            };
-            guard = self
-                .changed
-                .wait_timeout(guard, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-    }
 }

@@ -7,44 +7,20 @@
 
 use super::encode::{self, HEARTBEAT, Lie, SimMode};
 use super::fault::KiteFault;
-use super::server::{Shared, TICK};
+use super::server::Shared;
 use super::stats::MAX_KEPT_MESSAGES;
 use crate::net::timed::TimedTcp;
 use crate::net::ws::WsStream;
+use crate::sim::shared::net::{Live, WRITE_TIMEOUT, hold, is_timeout, setup};
+use crate::sim::shared::{Host, TICK, ws};
 use serde_json::Value;
-use std::io::{self, Read};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
-use std::time::{Duration, Instant};
-use tungstenite::handshake::HandshakeError;
+use std::time::Instant;
 use tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tungstenite::http::StatusCode;
-use tungstenite::protocol::CloseFrame;
-use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Message, WebSocket};
-
-const WRITE_TIMEOUT: Duration = Duration::from_millis(250);
-const HANDSHAKE_LIMIT: Duration = Duration::from_secs(5);
-const CLOSE_WAIT: Duration = Duration::from_millis(500);
-
-struct Live(Arc<Shared>, usize);
-
-impl Drop for Live {
-    fn drop(&mut self) {
-        self.0.forget(self.1);
-        self.0.stats.update(|s| s.live_connections -= 1);
-        self.0.event(format!("ticker conn {}: ended", self.1));
-    }
-}
-
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
-}
 
 /// Decodes `%XX` and `+` in a query value.
 pub(crate) fn percent_decode(s: &str) -> String {
@@ -132,18 +108,13 @@ pub(crate) fn apply_request(subs: &mut Vec<(u32, SimMode)>, text: &str) -> Resul
 }
 
 pub(crate) fn serve(shared: Arc<Shared>, id: usize, tcp: TcpStream, generation: u64) {
-    let _live = Live(shared.clone(), id);
-    let setup = tcp
-        .set_nonblocking(false)
-        .and_then(|_| tcp.set_nodelay(true))
-        .and_then(|_| tcp.set_read_timeout(Some(TICK)))
-        .and_then(|_| tcp.set_write_timeout(Some(WRITE_TIMEOUT)));
-    if setup.is_err() {
+    let _live = Live::new(shared.clone(), id, "ticker conn");
+    if setup(&tcp, WRITE_TIMEOUT).is_err() {
         return;
     }
-    if shared.current_fault().0 == Some(KiteFault::Frozen) {
+    if shared.faults.current().0 == Some(KiteFault::Frozen) {
         shared.event(format!("ticker conn {id}: frozen, no handshake"));
-        return hold(&shared, tcp);
+        return hold(shared.base(), tcp);
     }
     let Some((ws, broadcasts_seen)) = handshake(&shared, id, tcp) else {
         return;
@@ -155,12 +126,12 @@ pub(crate) fn serve(shared: Arc<Shared>, id: usize, tcp: TcpStream, generation: 
         }
     });
     shared.event(format!("ticker conn {id}: WebSocket open"));
-    let lie_pending = match shared.current_fault().0 {
+    let lie_pending = match shared.faults.current().0 {
         Some(KiteFault::LieOnce(l)) => Some(l),
         _ => None,
     };
     let now = Instant::now();
-    let conn = Conn {
+    let mut conn = Conn {
         broadcasts_seen,
         shared,
         id,
@@ -172,19 +143,7 @@ pub(crate) fn serve(shared: Arc<Shared>, id: usize, tcp: TcpStream, generation: 
         last_push: now,
         lie_pending,
     };
-    conn.run();
-}
-
-fn hold(shared: &Shared, mut tcp: TcpStream) {
-    let mut buf = [0u8; 4096];
-    while !shared.stopping() {
-        match tcp.read(&mut buf) {
-            Ok(0) => return,
-            Ok(_) => {}
-            Err(e) if is_timeout(&e) => {}
-            Err(_) => return,
-        }
-    }
+    while conn.turn().is_ok() {}
 }
 
 /// The upgrade: an `http:` fault refuses it with its status; otherwise the
@@ -197,17 +156,24 @@ fn handshake(
     id: usize,
     tcp: TcpStream,
 ) -> Option<(WebSocket<WsStream>, usize)> {
-    let deadline = Instant::now() + HANDSHAKE_LIMIT;
+    let give_up = ws::give_up(shared.base());
     let stream = WsStream::Plain(TimedTcp::new(tcp));
     let s = shared.clone();
     let seen = Arc::new(AtomicUsize::new(0));
     let seen_in_callback = seen.clone();
     let callback = move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
         seen_in_callback.store(s.broadcasts_since(usize::MAX).1, Ordering::SeqCst);
+        let version = req
+            .headers()
+            .get("x-kite-version")
+            .and_then(|v| v.to_str().ok());
+        if version != Some("3") {
+            s.stats.update(|st| st.upgrades_without_version += 1);
+        }
         let query = req.uri().query().unwrap_or("");
         let key_ok = query_value(query, "api_key").as_deref() == Some(s.api_key.as_str());
         let token_ok = query_value(query, "access_token").is_some_and(|t| s.access_token_ok(&t));
-        let status = match s.current_fault().0 {
+        let status = match s.faults.current().0 {
             Some(KiteFault::RejectUpgrade { status }) => Some(status),
             _ if !(key_ok && token_ok) => Some(403),
             _ => None,
@@ -219,26 +185,16 @@ fn handshake(
                 s.event(format!(
                     "ticker conn {id}: upgrade refused with HTTP {status}"
                 ));
-                let mut refusal = ErrorResponse::new(Some(format!("HTTP {status}")));
-                *refusal.status_mut() =
-                    StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
-                Err(refusal)
+                Err(ws::refusal(status, format!("HTTP {status}")))
             }
         }
     };
-    let mut attempt = tungstenite::accept_hdr(stream, callback);
-    loop {
-        match attempt {
-            Ok(ws) => return Some((ws, seen.load(Ordering::SeqCst))),
-            Err(HandshakeError::Interrupted(mid))
-                if !shared.stopping() && Instant::now() < deadline =>
-            {
-                attempt = mid.handshake()
-            }
-            Err(_) => return None,
-        }
-    }
+    let ws = ws::upgrade(stream, callback, give_up).ok()?;
+    Some((ws, seen.load(Ordering::SeqCst)))
 }
+
+/// Why the connection loop ends.
+struct End;
 
 struct Conn {
     shared: Arc<Shared>,
@@ -255,22 +211,14 @@ struct Conn {
     broadcasts_seen: usize,
 }
 
-struct End;
-
 impl Conn {
-    fn run(mut self) {
-        while self.turn().is_ok() {}
-    }
-
     fn turn(&mut self) -> Result<(), End> {
         if self.shared.stopping() {
             self.close(1001, "simulator stopping");
             return Err(End);
         }
-        let (changes, generation) = self.shared.fault_changes_since(self.generation);
-        self.generation = generation;
-        self.shared.ack(self.id, generation);
-        for change in changes {
+        let (faults, base) = (&self.shared.faults, self.shared.base());
+        for change in faults.catch_up(base, self.id, &mut self.generation) {
             match change {
                 Some(KiteFault::Close { code }) => {
                     self.close(code, "close fault");
@@ -280,7 +228,7 @@ impl Conn {
                 _ => {}
             }
         }
-        let fault = self.shared.current_fault().0;
+        let fault = self.shared.faults.current().0;
         match fault {
             Some(KiteFault::Frozen) => {
                 thread::sleep(TICK);
@@ -418,21 +366,7 @@ impl Conn {
         self.shared.stats.update(|s| s.close_codes_sent.push(code));
         self.shared
             .event(format!("ticker conn {}: closing with {code}", self.id));
-        let frame = CloseFrame {
-            code: CloseCode::from(code),
-            reason: reason.to_owned().into(),
-        };
-        if self.ws.close(Some(frame)).is_err() {
-            return;
-        }
-        let deadline = Instant::now() + CLOSE_WAIT;
-        while Instant::now() < deadline && !self.shared.stopping() {
-            match self.ws.read() {
-                Ok(_) => {}
-                Err(tungstenite::Error::Io(e)) if is_timeout(&e) => {}
-                Err(_) => return,
-            }
-        }
+        ws::close(&mut self.ws, code, reason, || self.shared.stopping());
     }
 }
 

@@ -4,10 +4,10 @@
 use super::fault::KrakenFault;
 use super::server::{KrakenSim, KrakenSimConfig, SimKey};
 use crate::config::parse_duration;
+use crate::sim::shared::cli;
 use std::fmt;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 /// Arguments of `brokerguard sim kraken`.
@@ -34,9 +34,18 @@ pub struct KrakenSimArgs {
     /// A fault in force from the start: lockout[:KEY] | invalid-key[:KEY] |
     /// permission-denied[:KEY] | rate-limit[:KEY] | unavailable | invalid-nonce[:KEY] |
     /// invalid-nonce-once | corrupt-checksum-once | corrupt-checksum | maintenance |
-    /// reject-symbol:SYMBOL
+    /// reject-symbol:SYMBOL | silent
     #[arg(long, value_name = "FAULT")]
     pub fault: Option<KrakenFault>,
+    /// Seconds to add to the REST `Date` header (negative: behind), to
+    /// show the agent's clock-drift alert.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 0,
+        allow_hyphen_values = true
+    )]
+    pub date_skew: i64,
 }
 
 fn parse_key(s: &str) -> Result<SimKey, String> {
@@ -79,7 +88,7 @@ impl std::error::Error for KrakenSimCliError {}
 
 /// Runs the Kraken simulator until `stop` is set, printing one line per event.
 pub fn run_kraken_cli(args: &KrakenSimArgs, stop: &AtomicBool) -> Result<(), KrakenSimCliError> {
-    let (tx, rx) = mpsc::channel();
+    let events = cli::Events::new();
     let handle = KrakenSim::start(KrakenSimConfig {
         ws_port: args.port,
         rest_port: args.rest_port,
@@ -88,50 +97,33 @@ pub fn run_kraken_cli(args: &KrakenSimArgs, stop: &AtomicBool) -> Result<(), Kra
         heartbeat_every: args.heartbeat_every,
         token_ttl: args.token_ttl,
         fault: args.fault.clone(),
-        events: Some(tx),
+        date_skew_secs: args.date_skew,
+        events: events.sender(),
         ..KrakenSimConfig::default()
     })
     .map_err(KrakenSimCliError)?;
-    println!(
+    let banner = format!(
         "kraken simulator listening: rest {} ws {} ws-auth {} ({} key(s), fault: {})",
         handle.rest_url(),
         handle.ws_url(),
         handle.ws_auth_url(),
         args.keys.len(),
-        args.fault
-            .as_ref()
-            .map_or("none".to_string(), KrakenFault::to_string),
+        cli::fault_or_none(args.fault.as_ref()),
     );
-    while !stop.load(Ordering::SeqCst) {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-            println!("{line}");
-        }
-    }
-    handle.stop();
-    while let Ok(line) = rx.try_recv() {
-        println!("{line}");
-    }
-    println!("simulator stopped");
+    events.print_until(stop, &banner, || handle.stop(), "simulator stopped");
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Wrap {
-        #[command(flatten)]
-        sim: KrakenSimArgs,
-    }
 
     const SECRET: &str =
         "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg==";
 
     #[test]
     fn parses_flags() {
-        let w = Wrap::try_parse_from([
+        let w = cli::parse_args::<KrakenSimArgs>(&[
             "sim",
             "--port",
             "0",
@@ -141,19 +133,22 @@ mod tests {
             "lockout:k1",
             "--token-ttl",
             "2s",
+            "--date-skew",
+            "-30",
         ])
         .unwrap();
-        assert_eq!(w.sim.keys[0].api_key, "k1");
-        assert_eq!(w.sim.keys[0].secret_b64, SECRET);
+        assert_eq!(w.date_skew, -30);
+        assert_eq!(w.keys[0].api_key, "k1");
+        assert_eq!(w.keys[0].secret_b64, SECRET);
         assert_eq!(
-            w.sim.fault,
+            w.fault,
             Some(KrakenFault::Lockout {
                 key: Some("k1".into())
             })
         );
-        assert_eq!(w.sim.token_ttl, Duration::from_secs(2));
-        assert!(Wrap::try_parse_from(["sim", "--key", "nocolon"]).is_err());
-        assert!(Wrap::try_parse_from(["sim", "--key", "k:c2VjcmV0"]).is_err());
-        assert!(Wrap::try_parse_from(["sim", "--fault", "explode"]).is_err());
+        assert_eq!(w.token_ttl, Duration::from_secs(2));
+        assert!(cli::parse_args::<KrakenSimArgs>(&["sim", "--key", "nocolon"]).is_err());
+        assert!(cli::parse_args::<KrakenSimArgs>(&["sim", "--key", "k:c2VjcmV0"]).is_err());
+        assert!(cli::parse_args::<KrakenSimArgs>(&["sim", "--fault", "explode"]).is_err());
     }
 }

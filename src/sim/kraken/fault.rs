@@ -33,12 +33,15 @@ pub enum KrakenFault {
     Maintenance,
     /// Subscribes for this symbol are refused, as for a symbol not listed.
     RejectSymbol { symbol: String },
+    /// The status says online and subscribes are acknowledged, but nothing
+    /// follows: no snapshot, no data, no heartbeat (a silent feed).
+    Silent,
 }
 
 /// The `--fault` spellings, for `--help`.
 pub const KRAKEN_FAULT_HELP: &str = "lockout[:KEY] | invalid-key[:KEY] | permission-denied[:KEY] | \
 rate-limit[:KEY] | unavailable | invalid-nonce[:KEY] | invalid-nonce-once | corrupt-checksum-once | \
-corrupt-checksum | maintenance | reject-symbol:SYMBOL";
+corrupt-checksum | maintenance | reject-symbol:SYMBOL | silent";
 
 impl KrakenFault {
     /// Whether the fault is about REST calls made with `key`.
@@ -76,6 +79,7 @@ impl fmt::Display for KrakenFault {
             KrakenFault::CorruptChecksumAlways => f.write_str("corrupt-checksum"),
             KrakenFault::Maintenance => f.write_str("maintenance"),
             KrakenFault::RejectSymbol { symbol } => write!(f, "reject-symbol:{symbol}"),
+            KrakenFault::Silent => f.write_str("silent"),
         }
     }
 }
@@ -107,6 +111,7 @@ impl FromStr for KrakenFault {
             "corrupt-checksum-once" => no_arg(KrakenFault::CorruptChecksumOnce),
             "corrupt-checksum" => no_arg(KrakenFault::CorruptChecksumAlways),
             "maintenance" => no_arg(KrakenFault::Maintenance),
+            "silent" => no_arg(KrakenFault::Silent),
             "reject-symbol" => match key {
                 Some(symbol) => Ok(KrakenFault::RejectSymbol { symbol }),
                 None => Err(format!(
@@ -145,6 +150,7 @@ mod tests {
             KrakenFault::RejectSymbol {
                 symbol: "XDG/USD".into(),
             },
+            KrakenFault::Silent,
         ];
         for f in all {
             assert_eq!(f.to_string().parse::<KrakenFault>(), Ok(f.clone()), "{f}");

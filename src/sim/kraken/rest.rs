@@ -7,7 +7,9 @@
 //! /0/public/Time`. Every response carries a `Date` header.
 
 use super::fault::KrakenFault;
-use super::server::{Shared, lock, setup};
+use super::server::{Shared, setup};
+use crate::sim::shared::net::is_timeout;
+use crate::sim::shared::{Host, lock};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
@@ -42,6 +44,29 @@ impl Request {
     }
 }
 
+/// Reads what has arrived (at most a tick's wait) onto `buf`; false when
+/// the peer closed, went idle since `started`, or the simulator stops.
+fn read_more(
+    shared: &Shared,
+    started: Instant,
+    tcp: &mut TcpStream,
+    buf: &mut Vec<u8>,
+) -> io::Result<bool> {
+    if shared.stopping() || started.elapsed() > IDLE {
+        return Ok(false);
+    }
+    let mut chunk = [0u8; 4096];
+    match tcp.read(&mut chunk) {
+        Ok(0) => Ok(false),
+        Ok(n) => {
+            buf.extend_from_slice(&chunk[..n]);
+            Ok(true)
+        }
+        Err(e) if is_timeout(&e) => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
 /// Reads one request; `Ok(None)` when the peer closed or went idle.
 fn read_request(
     shared: &Shared,
@@ -49,7 +74,6 @@ fn read_request(
     buf: &mut Vec<u8>,
 ) -> io::Result<Option<Request>> {
     let started = Instant::now();
-    let mut chunk = [0u8; 4096];
     let head_end = loop {
         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             break i;
@@ -60,18 +84,8 @@ fn read_request(
                 "request head too large",
             ));
         }
-        if shared.stopping() || started.elapsed() > IDLE {
+        if !read_more(shared, started, tcp, buf)? {
             return Ok(None);
-        }
-        match tcp.read(&mut chunk) {
-            Ok(0) => return Ok(None),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => return Err(e),
         }
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
@@ -98,18 +112,8 @@ fn read_request(
     }
     let body_start = head_end + 4;
     while buf.len() < body_start + len {
-        if shared.stopping() || started.elapsed() > IDLE {
+        if !read_more(shared, started, tcp, buf)? {
             return Ok(None);
-        }
-        match tcp.read(&mut chunk) {
-            Ok(0) => return Ok(None),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => return Err(e),
         }
     }
     let body = buf[body_start..body_start + len].to_vec();
@@ -144,7 +148,13 @@ pub(crate) fn http_date(t: SystemTime) -> String {
     )
 }
 
-fn respond(tcp: &mut TcpStream, status: u16, body: &str, close: bool) -> io::Result<()> {
+fn respond(
+    shared: &Shared,
+    tcp: &mut TcpStream,
+    status: u16,
+    body: &str,
+    close: bool,
+) -> io::Result<()> {
     let reason = match status {
         200 => "OK",
         400 => "Bad Request",
@@ -155,7 +165,7 @@ fn respond(tcp: &mut TcpStream, status: u16, body: &str, close: bool) -> io::Res
     let head = format!(
         "HTTP/1.1 {status} {reason}\r\nDate: {}\r\nContent-Type: application/json; charset=utf-8\r\n\
          Content-Length: {}\r\nConnection: {}\r\n\r\n",
-        http_date(SystemTime::now()),
+        http_date(shared.date_now()),
         body.len(),
         if close { "close" } else { "keep-alive" }
     );
@@ -174,7 +184,13 @@ pub(crate) fn serve(shared: Arc<Shared>, mut tcp: TcpStream) {
             Ok(Some(r)) => r,
             Ok(None) => return,
             Err(_) => {
-                let _ = respond(&mut tcp, 400, r#"{"error":["EGeneral:Bad request"]}"#, true);
+                let _ = respond(
+                    &shared,
+                    &mut tcp,
+                    400,
+                    r#"{"error":["EGeneral:Bad request"]}"#,
+                    true,
+                );
                 return;
             }
         };
@@ -182,7 +198,7 @@ pub(crate) fn serve(shared: Arc<Shared>, mut tcp: TcpStream) {
             .header("connection")
             .is_some_and(|c| c.eq_ignore_ascii_case("close"));
         let (status, body) = route(&shared, &req);
-        if respond(&mut tcp, status, &body, close).is_err() || close {
+        if respond(&shared, &mut tcp, status, &body, close).is_err() || close {
             return;
         }
     }
@@ -198,7 +214,7 @@ fn error_body(shared: &Shared, e: &str) -> String {
 fn route(shared: &Shared, req: &Request) -> (u16, String) {
     let path = req.path.split('?').next().unwrap_or("");
     if req.method == "GET" && path == "/0/public/Time" {
-        let now = SystemTime::now();
+        let now = shared.date_now();
         let body = serde_json::json!({"error": [], "result": {
             "unixtime": crate::timefmt::unix_secs(now),
             "rfc1123": http_date(now),
@@ -290,7 +306,7 @@ fn private(
         .find(|(k, _)| k == "nonce")
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
-    if let (Some(fault), _) = shared.fault() {
+    if let (Some(fault), _) = shared.faults.current() {
         if fault.applies_to_key(&key) {
             let forced = match &fault {
                 KrakenFault::Unavailable => Some("EService:Unavailable"),
@@ -299,7 +315,7 @@ fn private(
                 KrakenFault::PermissionDenied { .. } => Some("EGeneral:Permission denied"),
                 KrakenFault::RateLimit { .. } => Some("EAPI:Rate limit exceeded"),
                 KrakenFault::InvalidNonce { .. } => Some("EAPI:Invalid nonce"),
-                KrakenFault::InvalidNonceOnce if shared.take_once(&fault) => {
+                KrakenFault::InvalidNonceOnce if shared.faults.take_once(&fault) => {
                     Some("EAPI:Invalid nonce")
                 }
                 _ => None,

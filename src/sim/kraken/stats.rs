@@ -1,9 +1,8 @@
-//! What the Kraken simulator has seen and done, behind a condition
-//! variable so a test can wait for a state instead of sleeping.
+//! What the Kraken simulator has seen and done; kept in a
+//! [`Watched`](crate::sim::shared::Watched) cell, so a test can wait for a
+//! state instead of sleeping.
 
 use std::collections::BTreeMap;
-use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
 
 /// A snapshot of the simulator's counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -41,46 +40,4 @@ pub struct KrakenSimStats {
     pub tokens_issued: u64,
     /// Private subscriptions refused for an unknown or expired token.
     pub tokens_refused: u64,
-}
-
-/// Stats behind a mutex, with waiters woken on every change.
-#[derive(Default)]
-pub(crate) struct SharedStats {
-    stats: Mutex<KrakenSimStats>,
-    changed: Condvar,
-}
-
-impl SharedStats {
-    fn lock(&self) -> MutexGuard<'_, KrakenSimStats> {
-        self.stats.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub(crate) fn update<R>(&self, f: impl FnOnce(&mut KrakenSimStats) -> R) -> R {
-        let r = f(&mut self.lock());
-        self.changed.notify_all();
-        r
-    }
-
-    pub(crate) fn snapshot(&self) -> KrakenSimStats {
-        self.lock().clone()
-    }
-
-    /// Waits until `pred` holds or `limit` passes; returns whether it held.
-    pub(crate) fn wait_for(&self, pred: impl Fn(&KrakenSimStats) -> bool, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        let mut guard = self.lock();
-        loop {
-            if pred(&guard) {
-                return true;
-            }
-            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-                return false;
-            };
-            guard = self
-                .changed
-                .wait_timeout(guard, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-    }
 }

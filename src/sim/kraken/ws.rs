@@ -9,44 +9,22 @@
 
 use super::fault::KrakenFault;
 use super::market::{Rng, SimBook, json_str};
-use super::server::{Shared, lock, setup};
+use super::server::{Shared, setup};
+use crate::sim::shared::net::{Live, is_timeout};
+use crate::sim::shared::{Host, lock, ws as shared_ws};
 use crate::timefmt::rfc3339_millis;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io;
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
-use tungstenite::handshake::HandshakeError;
+use std::time::{Instant, SystemTime};
 use tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tungstenite::protocol::CloseFrame;
-use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Message, WebSocket};
 
 /// Book depths Kraken offers.
 const DEPTHS: [u64; 5] = [10, 25, 100, 500, 1000];
 /// OHLC intervals Kraken offers, in minutes.
 const INTERVALS: [u64; 9] = [1, 5, 15, 30, 60, 240, 1440, 10080, 21600];
-/// The WebSocket upgrade must finish within this.
-const HANDSHAKE_LIMIT: Duration = Duration::from_secs(5);
-
-/// Decrements the live count however the thread ends.
-struct Live(Arc<Shared>, usize);
-
-impl Drop for Live {
-    fn drop(&mut self) {
-        self.0.forget(self.1);
-        self.0.stats.update(|s| s.live_connections -= 1);
-        self.0.event(format!("ws {}: ended", self.1));
-    }
-}
-
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
-}
 
 fn now_text() -> String {
     rfc3339_millis(SystemTime::now())
@@ -55,7 +33,7 @@ fn now_text() -> String {
 // The upgrade callback's error type is fixed by tungstenite.
 #[allow(clippy::result_large_err)]
 pub(crate) fn serve(shared: Arc<Shared>, id: usize, tcp: TcpStream) {
-    let _live = Live(shared.clone(), id);
+    let _live = Live::new(shared.clone(), id, "ws");
     if setup(&tcp).is_err() {
         return;
     }
@@ -65,21 +43,9 @@ pub(crate) fn serve(shared: Arc<Shared>, id: usize, tcp: TcpStream) {
         *lock(&seen_path) = req.uri().path().to_string();
         Ok(resp)
     };
-    let deadline = Instant::now() + HANDSHAKE_LIMIT;
-    let mut attempt = tungstenite::accept_hdr(tcp, callback);
-    let ws = loop {
-        match attempt {
-            Ok(ws) => break ws,
-            Err(HandshakeError::Interrupted(mid))
-                if !shared.stopping() && Instant::now() < deadline =>
-            {
-                attempt = mid.handshake()
-            }
-            Err(_) => {
-                shared.event(format!("ws {id}: WebSocket handshake failed"));
-                return;
-            }
-        }
+    let Ok(ws) = shared_ws::upgrade(tcp, callback, shared_ws::give_up(shared.base())) else {
+        shared.event(format!("ws {id}: WebSocket handshake failed"));
+        return;
     };
     let private = lock(&path).contains("auth");
     shared.event(format!(
@@ -87,6 +53,7 @@ pub(crate) fn serve(shared: Arc<Shared>, id: usize, tcp: TcpStream) {
         if private { "private" } else { "public" }
     ));
     let now = Instant::now();
+    let kicks = shared.kicks.load(std::sync::atomic::Ordering::SeqCst);
     let mut conn = Conn {
         shared,
         id,
@@ -100,6 +67,7 @@ pub(crate) fn serve(shared: Arc<Shared>, id: usize, tcp: TcpStream) {
         trade_id: 1,
         status_sent: None,
         generation: 0,
+        kicks,
         next_data: now,
         last_sent: now,
     };
@@ -125,6 +93,8 @@ struct Conn {
     trade_id: u64,
     status_sent: Option<&'static str>,
     generation: u64,
+    /// `disconnect_all` calls before this connection began.
+    kicks: u64,
     next_data: Instant,
     last_sent: Instant,
 }
@@ -137,20 +107,27 @@ impl Conn {
             self.close(1001, "simulator stopping");
             return Err(End);
         }
-        let (fault, generation) = self.shared.fault();
+        if self.shared.kicks.load(std::sync::atomic::Ordering::SeqCst) != self.kicks {
+            // A network cut: the socket goes without a close frame.
+            self.shared.event(format!("ws {}: dropped", self.id));
+            return Err(End);
+        }
+        let (fault, generation) = self.shared.faults.current();
         self.generation = generation;
+        let silent = fault == Some(KrakenFault::Silent);
         let maintenance = fault == Some(KrakenFault::Maintenance);
         let status = if maintenance { "maintenance" } else { "online" };
         if self.status_sent != Some(status) {
             self.send_status(status)?;
         }
-        self.shared.ack(self.id, self.generation);
+        self.shared.base().ack(self.id, self.generation);
         let now = Instant::now();
-        if !maintenance && !self.subs.is_empty() && now >= self.next_data {
+        if !maintenance && !silent && !self.subs.is_empty() && now >= self.next_data {
             self.push_data(fault.as_ref())?;
             self.next_data = (self.next_data + self.shared.data_every).max(now);
         }
-        if !self.subs.is_empty()
+        if !silent
+            && !self.subs.is_empty()
             && now.duration_since(self.last_sent) >= self.shared.heartbeat_every
         {
             self.send(r#"{"channel":"heartbeat"}"#.to_string())?;
@@ -181,7 +158,7 @@ impl Conn {
     fn corrupt(&self, fault: Option<&KrakenFault>) -> bool {
         match fault {
             Some(KrakenFault::CorruptChecksumAlways) => true,
-            Some(f @ KrakenFault::CorruptChecksumOnce) => self.shared.take_once(f),
+            Some(f @ KrakenFault::CorruptChecksumOnce) => self.shared.faults.take_once(f),
             _ => false,
         }
     }
@@ -448,6 +425,9 @@ impl Conn {
             req_id,
             time_in,
         )?;
+        if fault == Some(&KrakenFault::Silent) {
+            return Ok(());
+        }
         let ts = now_text();
         let snapshot = match channel {
             "book" => {
@@ -596,21 +576,9 @@ impl Conn {
         Ok(())
     }
 
+    /// Called only once the simulator stops, and still waits for the
+    /// client's echo (the other simulators stop waiting at stop).
     fn close(&mut self, code: u16, reason: &str) {
-        let frame = CloseFrame {
-            code: CloseCode::from(code),
-            reason: reason.to_owned().into(),
-        };
-        if self.ws.close(Some(frame)).is_err() {
-            return;
-        }
-        let deadline = Instant::now() + Duration::from_millis(500);
-        while Instant::now() < deadline {
-            match self.ws.read() {
-                Ok(_) => {}
-                Err(tungstenite::Error::Io(e)) if is_timeout(&e) => {}
-                Err(_) => return,
-            }
-        }
+        shared_ws::close(&mut self.ws, code, reason, || false);
     }
 }

@@ -5,8 +5,8 @@ use super::fault::{TwsFault, TwsStep};
 use super::server::{DEFAULT_SYMBOLS, TwsSim, TwsSimConfig};
 use crate::config::parse_duration;
 use crate::sim::SimCliError;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
+use crate::sim::shared::cli;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 /// Arguments of `brokerguard sim tws`.
@@ -45,22 +45,18 @@ pub struct TwsArgs {
 pub struct TwsScript(pub Vec<(Duration, TwsStep)>);
 
 fn parse_script(s: &str) -> Result<TwsScript, String> {
-    let mut steps = Vec::new();
-    for step in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (delay, what) = step.split_once('=').ok_or_else(|| {
-            format!("script step \"{step}\" must look like DELAY=STEP, e.g. 5s=notify:1100")
-        })?;
-        steps.push((parse_duration(delay)?, what.parse::<TwsStep>()?));
-    }
-    if steps.is_empty() {
-        return Err("empty script; write e.g. \"5s=notify:1100,3s=notify:1102\"".into());
-    }
-    Ok(TwsScript(steps))
+    cli::parse_script(
+        s,
+        "DELAY=STEP, e.g. 5s=notify:1100",
+        || "empty script; write e.g. \"5s=notify:1100,3s=notify:1102\"".into(),
+        str::parse::<TwsStep>,
+    )
+    .map(TwsScript)
 }
 
 /// Runs the TWS simulator until `stop` is set, printing one line per event.
 pub fn run_tws(args: &TwsArgs, stop: &AtomicBool) -> Result<(), SimCliError> {
-    let (tx, rx) = mpsc::channel();
+    let events = cli::Events::new();
     let cfg = TwsSimConfig {
         port: args.port,
         server_version: args.server_version,
@@ -68,7 +64,7 @@ pub fn run_tws(args: &TwsArgs, stop: &AtomicBool) -> Result<(), SimCliError> {
         tick_every: args.tick_every,
         known_symbols: args.symbols.clone(),
         fault: args.fault.clone(),
-        events: Some(tx),
+        events: events.sender(),
         ..TwsSimConfig::default()
     };
     let handle = TwsSim::start(cfg).map_err(|source| SimCliError::Start {
@@ -78,45 +74,27 @@ pub fn run_tws(args: &TwsArgs, stop: &AtomicBool) -> Result<(), SimCliError> {
     for id in &args.hold_client_ids {
         handle.hold_client_id(*id);
     }
-    println!(
+    if let Some(TwsScript(steps)) = &args.script {
+        handle.run_script(steps.clone());
+    }
+    let banner = format!(
         "tws simulator listening on 127.0.0.1:{} (server version {}, accounts {}, fault: {})",
         handle.port(),
         args.server_version,
         args.accounts.join(","),
-        args.fault
-            .as_ref()
-            .map_or("none".to_string(), TwsFault::to_string),
+        cli::fault_or_none(args.fault.as_ref()),
     );
-    if let Some(TwsScript(steps)) = &args.script {
-        handle.run_script(steps.clone());
-    }
-    while !stop.load(Ordering::SeqCst) {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-            println!("{line}");
-        }
-    }
-    handle.stop();
-    while let Ok(line) = rx.try_recv() {
-        println!("{line}");
-    }
-    println!("tws simulator stopped");
+    events.print_until(stop, &banner, || handle.stop(), "tws simulator stopped");
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Wrap {
-        #[command(flatten)]
-        tws: TwsArgs,
-    }
 
     #[test]
     fn parses_flags() {
-        let w = Wrap::try_parse_from([
+        let w = cli::parse_args::<TwsArgs>(&[
             "tws",
             "--port",
             "0",
@@ -130,22 +108,22 @@ mod tests {
             "1s=notify:1100, 2s=clear",
         ])
         .unwrap();
-        assert_eq!(w.tws.port, 0);
-        assert_eq!(w.tws.symbols, ["AAPL", "ES"]);
-        assert_eq!(w.tws.accounts, ["DU1234567"]);
-        assert_eq!(w.tws.hold_client_ids, [1]);
-        assert_eq!(w.tws.fault, Some(TwsFault::NoGreetingReply));
+        assert_eq!(w.port, 0);
+        assert_eq!(w.symbols, ["AAPL", "ES"]);
+        assert_eq!(w.accounts, ["DU1234567"]);
+        assert_eq!(w.hold_client_ids, [1]);
+        assert_eq!(w.fault, Some(TwsFault::NoGreetingReply));
         assert_eq!(
-            w.tws.script,
+            w.script,
             Some(TwsScript(vec![
                 (Duration::from_secs(1), TwsStep::Notify(1100)),
                 (Duration::from_secs(2), TwsStep::Clear)
             ]))
         );
-        let d = Wrap::try_parse_from(["tws"]).unwrap();
-        assert_eq!(d.tws.port, 7497);
-        assert_eq!(d.tws.tick_every, Duration::from_millis(250));
-        assert!(d.tws.symbols.contains(&"AAPL".to_string()));
-        assert!(Wrap::try_parse_from(["tws", "--fault", "explode"]).is_err());
+        let d = cli::parse_args::<TwsArgs>(&["tws"]).unwrap();
+        assert_eq!(d.port, 7497);
+        assert_eq!(d.tick_every, Duration::from_millis(250));
+        assert!(d.symbols.contains(&"AAPL".to_string()));
+        assert!(cli::parse_args::<TwsArgs>(&["tws", "--fault", "explode"]).is_err());
     }
 }

@@ -4,18 +4,17 @@
 //! and its commands at least every tick.
 
 use super::fault::TwsFault;
-use super::server::{Cmd, Shared, TICK};
+use super::server::{Cmd, Shared};
 use super::stats::MktDataRequest;
 use super::wire::{Inbox, fields, message, version_range};
+use crate::sim::shared::Host;
+use crate::sim::shared::net::{Live, WRITE_TIMEOUT, is_timeout, setup};
 use std::collections::BTreeMap;
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-/// A client that does not read for this long is dropped.
-const WRITE_TIMEOUT: Duration = Duration::from_millis(250);
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// The texts TWS sends with the codes a test can ask for.
 fn code_text(code: i32) -> &'static str {
@@ -83,24 +82,6 @@ struct Conn {
 /// Why the connection ends.
 struct End;
 
-/// Decrements the live count however the thread ends.
-struct Live(Arc<Shared>, usize);
-
-impl Drop for Live {
-    fn drop(&mut self) {
-        self.0.forget(self.1);
-        self.0.stats.update(|s| s.live_connections -= 1);
-        self.0.event(format!("conn {}: ended", self.1));
-    }
-}
-
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
-}
-
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -150,13 +131,8 @@ pub(crate) fn serve(
     tcp: TcpStream,
     cmds: Receiver<(Cmd, Sender<()>)>,
 ) {
-    let _live = Live(shared.clone(), id);
-    let setup = tcp
-        .set_nonblocking(false)
-        .and_then(|_| tcp.set_nodelay(true))
-        .and_then(|_| tcp.set_read_timeout(Some(TICK)))
-        .and_then(|_| tcp.set_write_timeout(Some(WRITE_TIMEOUT)));
-    if setup.is_err() {
+    let _live = Live::new(shared.clone(), id, "conn");
+    if setup(&tcp, WRITE_TIMEOUT).is_err() {
         return;
     }
     let mut conn = Conn {
@@ -208,7 +184,7 @@ impl Conn {
     fn command(&mut self, cmd: Cmd) -> Result<(), End> {
         match cmd {
             Cmd::Sync => {
-                if self.shared.fault() == Some(TwsFault::RefuseConnections) {
+                if self.shared.faults.current().0 == Some(TwsFault::RefuseConnections) {
                     // TWS was closed: the socket just goes away.
                     return Err(End);
                 }
@@ -321,7 +297,7 @@ impl Conn {
     fn on_greeting(&mut self, frame: &[u8]) -> Result<(), End> {
         let text = String::from_utf8_lossy(frame).into_owned();
         self.shared.stats.update(|s| s.greetings.push(text.clone()));
-        if self.shared.fault() == Some(TwsFault::NoGreetingReply) {
+        if self.shared.faults.current().0 == Some(TwsFault::NoGreetingReply) {
             self.shared
                 .event(format!("conn {}: greeting {text} left unanswered", self.id));
             self.stage = Stage::Silent;
@@ -363,7 +339,7 @@ impl Conn {
         match id {
             "49" => {
                 self.shared.stats.update(|s| s.current_time_requests += 1);
-                if self.shared.fault() == Some(TwsFault::NoCurrentTime) {
+                if self.shared.faults.current().0 == Some(TwsFault::NoCurrentTime) {
                     return Ok(());
                 }
                 self.send(&["49".to_string(), "1".into(), unix_now().to_string()])?;
@@ -511,7 +487,7 @@ impl Conn {
             return Ok(());
         }
         self.client_id = Some(client_id);
-        if self.shared.fault() == Some(TwsFault::NoNextValidId) {
+        if self.shared.faults.current().0 == Some(TwsFault::NoNextValidId) {
             self.shared.event(format!(
                 "conn {}: START_API for client id {client_id} left unanswered",
                 self.id

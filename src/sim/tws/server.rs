@@ -4,18 +4,15 @@
 
 use super::conn;
 use super::fault::{TwsFault, TwsStep};
-use super::stats::{SharedTwsStats, TwsStats};
+use super::stats::TwsStats;
+use crate::sim::shared::net::{self, Rebinding};
+use crate::sim::shared::{Base, Faults, Host, Watched, handle_methods, lock, spawn_script};
 use std::collections::{HashMap, HashSet};
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::SocketAddr;
 use std::sync::mpsc::{self, Sender};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::{self, JoinHandle};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// How often idle threads look at the stop flag and their commands.
-pub(crate) const TICK: Duration = Duration::from_millis(20);
 /// How long a handle call waits for every connection to act on a change.
 const ACK_LIMIT: Duration = Duration::from_secs(1);
 
@@ -71,13 +68,13 @@ pub(crate) enum Cmd {
 pub(crate) type CmdSender = Sender<(Cmd, Sender<()>)>;
 
 pub(crate) struct Shared {
-    pub addr: SocketAddr,
     pub cfg: TwsSimConfig,
-    pub stats: SharedTwsStats,
-    pub stop: AtomicBool,
-    fault: Mutex<Option<TwsFault>>,
-    listener: Mutex<Option<TcpListener>>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
+    pub stats: Watched<TwsStats>,
+    /// Connections act on a change through their [`Cmd`] channel, not by
+    /// acknowledging generations: a handle call also waits for codes.
+    pub faults: Faults<TwsFault>,
+    base: Base,
+    listener: Rebinding,
     conns: Mutex<HashMap<usize, CmdSender>>,
     /// Client id → the connection holding it.
     ids_in_use: Mutex<HashMap<i64, usize>>,
@@ -85,31 +82,22 @@ pub(crate) struct Shared {
     held_ids: Mutex<HashSet<i64>>,
 }
 
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+impl Host for Shared {
+    fn base(&self) -> &Base {
+        &self.base
+    }
 
-fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
-    let l = TcpListener::bind(addr)?;
-    l.set_nonblocking(true)?;
-    Ok(l)
+    fn connection_ended(&self, id: usize) {
+        self.forget(id);
+        self.stats.update(|s| s.live_connections -= 1);
+    }
+
+    fn close_listeners(&self) {
+        self.listener.close();
+    }
 }
 
 impl Shared {
-    pub fn stopping(&self) -> bool {
-        self.stop.load(Ordering::SeqCst)
-    }
-
-    pub fn fault(&self) -> Option<TwsFault> {
-        lock(&self.fault).clone()
-    }
-
-    pub fn event(&self, line: String) {
-        if let Some(tx) = &self.cfg.events {
-            let _ = tx.send(line);
-        }
-    }
-
     pub fn register(&self, id: usize, tx: CmdSender) {
         lock(&self.conns).insert(id, tx);
     }
@@ -160,19 +148,9 @@ impl Shared {
     }
 
     fn set_fault(&self, fault: Option<TwsFault>) {
-        let refuse = fault == Some(TwsFault::RefuseConnections);
-        *lock(&self.fault) = fault.clone();
-        {
-            let mut listener = lock(&self.listener);
-            if refuse {
-                *listener = None;
-            } else if listener.is_none() {
-                *listener = bind(self.addr).ok();
-            }
-        }
-        self.event(match &fault {
-            Some(f) => format!("fault set: {f}"),
-            None => "fault cleared".into(),
+        self.faults.change(&self.base, fault, |f| {
+            self.listener
+                .follow(f == Some(&TwsFault::RefuseConnections))
         });
         self.broadcast(Cmd::Sync);
     }
@@ -191,19 +169,6 @@ impl Shared {
             }
         }
     }
-
-    fn spawn(&self, name: String, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
-        let handle = thread::Builder::new().name(name).spawn(f)?;
-        let mut threads = lock(&self.threads);
-        let (done, running): (Vec<_>, Vec<_>) = threads.drain(..).partition(|h| h.is_finished());
-        *threads = running;
-        threads.push(handle);
-        drop(threads);
-        for h in done {
-            let _ = h.join();
-        }
-        Ok(())
-    }
 }
 
 /// Starts TWS simulators.
@@ -211,96 +176,67 @@ pub struct TwsSim;
 
 impl TwsSim {
     pub fn start(cfg: TwsSimConfig) -> io::Result<TwsSimHandle> {
+        let mut cfg = cfg;
         let refuse = cfg.fault == Some(TwsFault::RefuseConnections);
-        let listener = bind(SocketAddr::from((Ipv4Addr::LOCALHOST, cfg.port)))?;
-        let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
-            addr,
-            fault: Mutex::new(cfg.fault.clone()),
+            listener: Rebinding::bind(cfg.port, refuse)?,
+            faults: Faults::new(cfg.fault.clone()),
+            base: Base::new(cfg.events.take()),
             cfg,
-            stats: SharedTwsStats::default(),
-            stop: AtomicBool::new(false),
-            listener: Mutex::new(if refuse { None } else { Some(listener) }),
-            threads: Mutex::new(Vec::new()),
+            stats: Watched::default(),
             conns: Mutex::new(HashMap::new()),
             ids_in_use: Mutex::new(HashMap::new()),
             held_ids: Mutex::new(HashSet::new()),
         });
         let s = shared.clone();
-        let accept = thread::Builder::new()
-            .name("tws-sim-accept".into())
-            .spawn(move || accept_loop(s))?;
-        Ok(TwsSimHandle {
-            shared,
-            accept: Mutex::new(Some(accept)),
-        })
+        shared
+            .base
+            .spawn_accept("tws-sim-accept", move || accept_loop(s))?;
+        Ok(TwsSimHandle { shared })
     }
 }
 
 fn accept_loop(shared: Arc<Shared>) {
-    while !shared.stopping() {
-        let accepted = {
-            let mut listener = lock(&shared.listener);
-            if listener.is_none() && shared.fault() != Some(TwsFault::RefuseConnections) {
-                *listener = bind(shared.addr).ok();
+    let refusing = || shared.faults.current().0 == Some(TwsFault::RefuseConnections);
+    net::accept_loop(
+        &shared.base,
+        || shared.listener.accept(refusing),
+        |tcp, peer| {
+            let id = shared.stats.update(|s| {
+                s.connections_accepted += 1;
+                s.live_connections += 1;
+                s.mkt_data_requests_per_connection.push(Vec::new());
+                s.mkt_data_requests_per_connection.len() - 1
+            });
+            let (tx, rx) = mpsc::channel();
+            shared.register(id, tx);
+            shared.event(format!("conn {id} from {peer}: accepted"));
+            let s = shared.clone();
+            if let Err(e) = shared.base.spawn(format!("tws-sim-conn-{id}"), move || {
+                conn::serve(s, id, tcp, rx)
+            }) {
+                shared.forget(id);
+                shared.stats.update(|s| s.live_connections -= 1);
+                shared.event(format!("conn {id}: cannot start a thread: {e}"));
             }
-            match listener.as_ref() {
-                Some(l) => l.accept(),
-                None => Err(io::ErrorKind::WouldBlock.into()),
-            }
-        };
-        match accepted {
-            Ok((tcp, peer)) => {
-                let id = shared.stats.update(|s| {
-                    s.connections_accepted += 1;
-                    s.live_connections += 1;
-                    s.mkt_data_requests_per_connection.push(Vec::new());
-                    s.mkt_data_requests_per_connection.len() - 1
-                });
-                let (tx, rx) = mpsc::channel();
-                shared.register(id, tx);
-                shared.event(format!("conn {id} from {peer}: accepted"));
-                let s = shared.clone();
-                if let Err(e) = shared.spawn(format!("tws-sim-conn-{id}"), move || {
-                    conn::serve(s, id, tcp, rx)
-                }) {
-                    shared.forget(id);
-                    shared.stats.update(|s| s.live_connections -= 1);
-                    shared.event(format!("conn {id}: cannot start a thread: {e}"));
-                }
-            }
-            Err(_) => thread::sleep(Duration::from_millis(5)),
-        }
-    }
+        },
+    );
 }
 
 /// A running TWS simulator; stops when dropped.
 pub struct TwsSimHandle {
     shared: Arc<Shared>,
-    accept: Mutex<Option<JoinHandle<()>>>,
 }
+
+handle_methods!(TwsSimHandle, fault: TwsFault, stats: TwsStats);
 
 impl TwsSimHandle {
     pub fn port(&self) -> u16 {
-        self.shared.addr.port()
+        self.addr().port()
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.shared.addr
-    }
-
-    /// Sets the fault; returns once every open connection has seen it.
-    pub fn set_fault(&self, fault: TwsFault) {
-        self.shared.set_fault(Some(fault));
-    }
-
-    /// Ends the fault (binding the port again after `RefuseConnections`).
-    pub fn clear_fault(&self) {
-        self.shared.set_fault(None);
-    }
-
-    pub fn fault(&self) -> Option<TwsFault> {
-        self.shared.fault()
+        self.shared.listener.addr()
     }
 
     /// Declares `client_id` taken, as by a connection TWS still holds: a
@@ -328,58 +264,9 @@ impl TwsSimHandle {
     /// Applies each step after its delay, counted from the previous one, in
     /// a background thread ended by `stop`.
     pub fn run_script(&self, steps: Vec<(Duration, TwsStep)>) {
-        let s = self.shared.clone();
-        let started = self.shared.spawn("tws-sim-script".into(), move || {
-            for (delay, step) in steps {
-                let due = Instant::now() + delay;
-                while Instant::now() < due {
-                    if s.stopping() {
-                        return;
-                    }
-                    thread::sleep(TICK.min(due.saturating_duration_since(Instant::now())));
-                }
-                if s.stopping() {
-                    return;
-                }
-                s.apply(step);
-            }
-        });
-        if let Err(e) = started {
+        if let Err(e) = spawn_script(&self.shared, "tws-sim-script", steps, Shared::apply) {
             self.shared
                 .event(format!("cannot start the script thread: {e}"));
         }
-    }
-
-    pub fn stats(&self) -> TwsStats {
-        self.shared.stats.snapshot()
-    }
-
-    /// Waits until `pred` holds for the stats, at most `deadline` long.
-    pub fn wait_for(&self, pred: impl Fn(&TwsStats) -> bool, deadline: Duration) -> bool {
-        self.shared.stats.wait_for(pred, deadline)
-    }
-
-    /// Stops accepting, ends every connection and joins every thread. Idempotent.
-    pub fn stop(&self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        if let Some(h) = lock(&self.accept).take() {
-            let _ = h.join();
-        }
-        *lock(&self.shared.listener) = None;
-        loop {
-            let batch: Vec<_> = lock(&self.shared.threads).drain(..).collect();
-            if batch.is_empty() {
-                break;
-            }
-            for h in batch {
-                let _ = h.join();
-            }
-        }
-    }
-}
-
-impl Drop for TwsSimHandle {
-    fn drop(&mut self) {
-        self.stop();
     }
 }

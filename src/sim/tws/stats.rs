@@ -1,9 +1,6 @@
-//! What the TWS simulator has seen and done, with a condition variable so a
-//! test waits for a state ("two market data requests on connection 0")
-//! instead of sleeping.
-
-use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+//! What the TWS simulator has seen and done; kept in a
+//! [`Watched`](crate::sim::shared::Watched) cell, so a test waits for a
+//! state ("two market data requests on connection 0") instead of sleeping.
 
 /// One `reqMktData` as the simulator read it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,45 +58,5 @@ impl TwsStats {
     /// How many times `code` was sent.
     pub fn sent_code(&self, code: i32) -> usize {
         self.errors_sent.iter().filter(|(_, c)| *c == code).count()
-    }
-}
-
-#[derive(Default)]
-pub(crate) struct SharedTwsStats {
-    stats: Mutex<TwsStats>,
-    changed: Condvar,
-}
-
-impl SharedTwsStats {
-    fn lock(&self) -> MutexGuard<'_, TwsStats> {
-        self.stats.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub(crate) fn update<R>(&self, f: impl FnOnce(&mut TwsStats) -> R) -> R {
-        let r = f(&mut self.lock());
-        self.changed.notify_all();
-        r
-    }
-
-    pub(crate) fn snapshot(&self) -> TwsStats {
-        self.lock().clone()
-    }
-
-    pub(crate) fn wait_for(&self, pred: impl Fn(&TwsStats) -> bool, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        let mut guard = self.lock();
-        loop {
-            if pred(&guard) {
-                return true;
-            }
-            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-                return false;
-            };
-            guard = self
-                .changed
-                .wait_timeout(guard, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
     }
 }
