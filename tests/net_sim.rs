@@ -890,3 +890,27 @@ fn handles_cross_threads() {
     send_sync::<SimHandle>();
     send_sync::<NetError>();
 }
+
+#[test]
+fn a_slow_handshake_answers_late_or_times_out_in_the_handshake_phase() {
+    let h = sim(SimConfig {
+        fault: Some(Fault::SlowHandshake { delay_ms: 600 }),
+        ..SimConfig::default()
+    });
+    // Shorter than the delay: the client's own handshake timeout, named.
+    let short = WsOptions {
+        handshake_timeout: Duration::from_millis(200),
+        ..opts()
+    };
+    let err = net::ws::connect(&h.url(), &short).unwrap_err();
+    assert_eq!(err.timeout_phase(), Some(Phase::WsHandshake), "{err:?}");
+    // Longer: the upgrade is answered, but only after the delay.
+    let t0 = Instant::now();
+    net::ws::connect(&h.url(), &opts()).expect("answered after the delay");
+    assert!(t0.elapsed() >= Duration::from_millis(600), "{:?}", t0.elapsed());
+    // Cleared: answered at once.
+    h.clear_fault();
+    let t0 = Instant::now();
+    net::ws::connect(&h.url(), &opts()).unwrap();
+    assert!(t0.elapsed() < Duration::from_millis(600), "{:?}", t0.elapsed());
+}

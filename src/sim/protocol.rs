@@ -198,5 +198,14 @@ mod tests {
         let b: Value = serde_json::from_str(&s.next_data("c", "2026-01-01T00:00:00.000Z")).unwrap();
         assert_eq!((a["n"].as_u64(), b["n"].as_u64()), (Some(1), Some(2)));
         assert_eq!(b["type"], "data");
+        assert!(b.get("sent_ns").is_none());
+    }
+
+    #[test]
+    fn a_stamped_data_message_carries_its_send_time() {
+        let mut s = Session::default();
+        let ts = "2026-01-01T00:00:00.000Z";
+        let v: Value = serde_json::from_str(&s.next_data_stamped("c", ts, Some(42))).unwrap();
+        assert_eq!((v["n"].as_u64(), v["sent_ns"].as_u64()), (Some(1), Some(42)));
     }
 }
