@@ -446,10 +446,10 @@ fn scale(report: &mut Report) {
 }
 
 /// (c) One agent with no feeds, a few seconds after it is ready.
-fn idle() -> ProcFigures {
+fn idle(bin: &Path) -> ProcFigures {
     let dir = TempDir::new("bench-idle");
     let cfg = write_config(dir.path(), &agent_toml(dir.path(), ""));
-    let agent = spawn_agent(dir.path(), &cfg, &[]);
+    let agent = common::spawn_agent_bin(bin, dir.path(), &cfg, &[]);
     wait_or_fail(dir.path(), "status.json", Duration::from_secs(10), || {
         status_json(dir.path()).is_some()
     });
@@ -592,9 +592,13 @@ fn main() {
         scale(&mut report);
     }
     if wanted("idle") {
+        let program = programs::agent_best();
+        let Program::Agent { bin, .. } = &program else {
+            unreachable!("agent_best is an agent")
+        };
         let mut idle_runs = Vec::new();
         for i in 0..AGENT_RUNS {
-            let f = idle();
+            let f = idle(bin);
             println!(
                 "  idle run {i}: VmRSS={} kB VmHWM={} kB threads={}",
                 f.vm_rss_kib, f.vm_hwm_kib, f.threads
@@ -604,7 +608,7 @@ fn main() {
         let rss: Vec<f64> = idle_runs.iter().map(|p| p.vm_rss_kib as f64).collect();
         report.line(format!(
             "Idle, no feeds ({}): RSS median {} / worst {} MiB, {} threads.\n",
-            BIN.rsplit('/').next().unwrap_or(BIN),
+            program.label(),
             fmt(median(&rss) / MIB, 2),
             fmt(worst(&rss) / MIB, 2),
             idle_runs[0].threads

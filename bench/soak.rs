@@ -402,24 +402,10 @@ fn main() {
     let program = programs::agent_best();
     std::fs::write(dir.join("soak.toml"), agent_config(dir.path(), &s)).unwrap();
     // Program::start writes its own configuration; start the agent on ours.
-    let log = std::fs::File::create(dir.join("stderr.log")).unwrap();
-    let bin = match &program {
-        programs::Program::Agent { bin, .. } => bin.clone(),
-        _ => unreachable!(),
+    let programs::Program::Agent { bin, .. } = &program else {
+        unreachable!("agent_best is an agent")
     };
-    let mut agent = std::process::Command::new(&bin)
-        .arg("run")
-        .arg("--config")
-        .arg(dir.join("soak.toml"))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .env_remove("NOTIFY_SOCKET")
-        .env_remove("JOURNAL_STREAM")
-        .env_remove("WATCHDOG_USEC")
-        .env_remove("RUST_LOG")
-        .spawn()
-        .expect("start the agent");
+    let mut agent = common::spawn_agent_bin(bin, dir.path(), &dir.join("soak.toml"), &[]);
     let pid = agent.id();
     let bot = support::EventClient::connect(&dir.join("run/feeds.sock"), Duration::from_secs(20));
     let mut all_lines: Vec<Stamped> = Vec::new();

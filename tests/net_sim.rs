@@ -907,10 +907,18 @@ fn a_slow_handshake_answers_late_or_times_out_in_the_handshake_phase() {
     // Longer: the upgrade is answered, but only after the delay.
     let t0 = Instant::now();
     net::ws::connect(&h.url(), &opts()).expect("answered after the delay");
-    assert!(t0.elapsed() >= Duration::from_millis(600), "{:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() >= Duration::from_millis(600),
+        "{:?}",
+        t0.elapsed()
+    );
     // Cleared: answered at once.
     h.clear_fault();
     let t0 = Instant::now();
     net::ws::connect(&h.url(), &opts()).unwrap();
-    assert!(t0.elapsed() < Duration::from_millis(600), "{:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_millis(600),
+        "{:?}",
+        t0.elapsed()
+    );
 }

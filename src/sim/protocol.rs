@@ -206,6 +206,9 @@ mod tests {
         let mut s = Session::default();
         let ts = "2026-01-01T00:00:00.000Z";
         let v: Value = serde_json::from_str(&s.next_data_stamped("c", ts, Some(42))).unwrap();
-        assert_eq!((v["n"].as_u64(), v["sent_ns"].as_u64()), (Some(1), Some(42)));
+        assert_eq!(
+            (v["n"].as_u64(), v["sent_ns"].as_u64()),
+            (Some(1), Some(42))
+        );
     }
 }

@@ -80,8 +80,14 @@ pub fn write_config(dir: &Path, body: &str) -> PathBuf {
 
 /// `brokerguard run --config PATH` with stderr captured to `<dir>/stderr.log`.
 pub fn spawn_agent(dir: &Path, config: &Path, envs: &[(&str, &str)]) -> Child {
+    spawn_agent_bin(Path::new(BIN), dir, config, envs)
+}
+
+/// [`spawn_agent`] with another build of the agent (a benchmark's static
+/// release binary).
+pub fn spawn_agent_bin(bin: &Path, dir: &Path, config: &Path, envs: &[(&str, &str)]) -> Child {
     let log = std::fs::File::create(dir.join("stderr.log")).unwrap();
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(bin);
     cmd.arg("run")
         .arg("--config")
         .arg(config)
