@@ -9,10 +9,12 @@
 //! for the deepest peer input the parsers accept (serde_json stops at 128
 //! levels of nesting).
 
-/// A feed thread (TLS handshake, WebSocket, JSON of the broker's messages)
-/// and the credential validator (HTTP over TLS).
+/// A feed thread (TLS handshake, WebSocket, JSON of the broker's messages),
+/// the credential validator (HTTP over TLS) and the watchdog (it asks each
+/// broker for its expected outage windows: calendar and time-zone code,
+/// whose debug-build frames overflowed 128 KiB in `tests/ibkr_e2e.rs`).
 pub const FEED_STACK: usize = 512 * 1024;
 
-/// Threads that move bytes and log: watchdog, credential watcher, signals,
+/// Threads that move bytes and log: credential watcher, signals,
 /// fan-out accept, and each fan-out subscriber's reader and writer.
 pub const SMALL_STACK: usize = 128 * 1024;

@@ -70,7 +70,7 @@ impl WatchdogShared {
 pub fn spawn(shared: Arc<WatchdogShared>) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("watchdog".into())
-        .stack_size(crate::threads::SMALL_STACK)
+        .stack_size(crate::threads::FEED_STACK)
         .spawn(move || run(shared))
 }
 

@@ -178,6 +178,31 @@ mod tests {
     use serde_json::{Value, json};
     use std::time::UNIX_EPOCH;
 
+    #[test]
+    fn a_deeply_nested_request_is_refused_on_a_subscriber_threads_stack() {
+        // A subscriber's reader parses requests on a SMALL_STACK thread:
+        // nesting a bot sends must end in an error line, never a stack
+        // overflow (which would abort every feed). Debug builds have the
+        // largest frames, so this is where it would show.
+        let run = |line: String| {
+            std::thread::Builder::new()
+                .stack_size(crate::threads::SMALL_STACK)
+                .spawn(move || parse_request(line.as_bytes()).is_err())
+                .unwrap()
+                .join()
+                .expect("no stack overflow")
+        };
+        for depth in [127, 100_000] {
+            let deep = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+            assert!(
+                run(format!("{{\"subscribe\":{deep}}}")),
+                "{depth} in subscribe"
+            );
+            assert!(run(format!("{{\"x\":{deep}}}")), "{depth} in another key");
+            assert!(run(deep), "{depth} alone");
+        }
+    }
+
     fn parse(line: &[u8]) -> Value {
         assert_eq!(line.last(), Some(&b'\n'), "line ends with a newline");
         assert_eq!(
