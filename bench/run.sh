@@ -80,8 +80,12 @@ else
     export BROKERGUARD_WEBSOCAT_NOTE=$websocat_note
 fi
 
+# Each broker's and each operator path's own bench prints its figures; their
+# summary lines go into RESULTS.md as printed (per-run detail lines dropped).
+brokers=(nonce kite_decode ibkr_recovery stop rotation)
 log "build the benches"
-cargo bench --locked --no-run --bench footprint --bench fanout --bench recovery --bench soak
+cargo bench --locked --no-run --bench footprint --bench fanout --bench recovery --bench soak \
+    "${brokers[@]/#/--bench=}"
 
 log "footprint"
 cargo bench --locked --bench footprint
@@ -92,6 +96,10 @@ cargo bench --locked --bench recovery
 log "soak ($soak)"
 soak_rc=0
 cargo bench --locked --bench soak -- --duration "$soak" || soak_rc=$?
+for bench in "${brokers[@]}"; do
+    log "$bench"
+    cargo bench --locked --bench "$bench" 2>"$results/$bench.err" | tee "$results/$bench.out"
+done
 
 finished=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -124,6 +132,18 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg)
             echo "($part: no figures; see the run's output)"
             echo
         fi
+    done
+    echo "## Each broker's and each operator path's own benches"
+    echo
+    echo "Printed by the bench named (per-run lines left out); the Kraken nonce store, the Kite decoder, IBKR's recovery from a mute TWS, stop and token rotation."
+    echo
+    for bench in "${brokers[@]}"; do
+        echo "### \`cargo bench --bench $bench\`"
+        echo
+        echo '```'
+        grep -Ev '^ +(run|rotation|[0-9])|^[0-9]+ live feeds:$|^ *[0-9]+ +[0-9.]+ +[0-9.]+ *$|^$' "$results/$bench.out" || true
+        echo '```'
+        echo
     done
     if [[ -f bench/NOTES.md ]]; then
         cat bench/NOTES.md
