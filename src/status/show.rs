@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::schema::StatusDoc;
 use crate::daemon::lock;
+use crate::daemon::summary::retry_in;
 use crate::timefmt;
 
 /// File name of the status document inside the runtime folder.
@@ -259,8 +260,10 @@ pub fn render_table(doc: &StatusDoc, now: SystemTime) -> String {
             .map(|f| {
                 let state = match (f.flapping, f.retry_in_ms) {
                     (Some(n), _) => format!("flapping ({n})"),
+                    // The time left until the next attempt, not time in state
+                    // (that is FOR).
                     (None, Some(ms)) => {
-                        format!("{} {}", f.state, timefmt::human(Duration::from_millis(ms)))
+                        format!("{} ({})", f.state, retry_in(Duration::from_millis(ms)))
                     }
                     (None, None) => f.state.clone(),
                 };
@@ -375,7 +378,7 @@ mod tests {
                 version: "0.1.0".into(),
                 started_at: "2026-11-22T09:00:00Z".into(),
                 updated_at: "2026-11-22T11:03:00Z".into(),
-                summary: "1/2 feeds live; books: backoff 8s (auth rejected)".into(),
+                summary: "1/2 feeds live; books: backoff (retry in 8s) (auth rejected)".into(),
                 config: "/etc/brokerguard/brokerguard.toml".into(),
                 clock: None,
                 reload: None,
@@ -425,7 +428,7 @@ mod tests {
         );
         assert_eq!(
             lines[1],
-            "summary  1/2 feeds live; books: backoff 8s (auth rejected)"
+            "summary  1/2 feeds live; books: backoff (retry in 8s) (auth rejected)"
         );
         assert_eq!(lines[3], "updated  1s ago");
         assert!(!text.contains("WARNING"), "{text}");
@@ -452,7 +455,7 @@ mod tests {
         );
         let kraken = lines[header + 2];
         assert!(
-            kraken.starts_with("books    exch       backoff 8s  2h3m  -"),
+            kraken.starts_with("books    exch       backoff (retry in 8s)  2h3m  -"),
             "{kraken}"
         );
         assert!(
@@ -525,6 +528,22 @@ mod tests {
             "books  closed  key set primary; token expires 2026-11-23T00:30:00Z"
         );
         assert!(!lines[header + 2].starts_with("signals"), "{text}");
+    }
+
+    /// A parked feed's time is the countdown to its next retry: STATE says
+    /// so, and FOR keeps how long it has been parked.
+    #[test]
+    fn parked_state_shows_the_retry_countdown_as_such() {
+        let mut d = doc();
+        d.feeds[1].state = "parked".into();
+        d.feeds[1].since = "2026-11-22T11:02:57Z".into();
+        d.feeds[1].retry_in_ms = Some(896_000);
+        let text = render_table(&d, at("2026-11-22T11:03:01Z"));
+        let row = text.lines().find(|l| l.starts_with("books ")).unwrap();
+        assert!(
+            row.starts_with("books    exch       parked (retry in 14m56s)  4s    -"),
+            "{text}"
+        );
     }
 
     #[test]
