@@ -776,6 +776,22 @@ fn canaries_never_leak_at_trace() {
     assert!(rig.sim.wait_for(|s| s.profile_ok >= 3, SLOW));
     let config = rig.config();
     let status = run_cli(&["status", "--config", config.to_str().unwrap()], &[], None);
+    // Live again on the new token: the rejection is history, not advice.
+    let row = status
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("nse "))
+        .unwrap_or_default();
+    assert!(
+        row.contains(" live ") && row.contains("earlier (") && row.contains("ago): access token"),
+        "{}",
+        status.stdout
+    );
+    assert!(
+        !status.stdout.contains("  nse: access token rejected"),
+        "the old remedy reads as current:\n{}",
+        status.stdout
+    );
     let status_json = std::fs::read_to_string(rig.dir.join("run/status.json")).unwrap();
     let doctor = run_cli(
         &["doctor", "--online", "--config", config.to_str().unwrap()],

@@ -63,6 +63,7 @@ pub fn feed_status(h: &HealthData, now: Mono) -> FeedStatus {
         restarts: h.restarts,
         consecutive_failures: h.consecutive_failures,
         last_error: h.last_error.clone(),
+        last_error_at: h.last_error_at.map(rfc3339),
         retry_in_ms: h.retry_at.map(|t| t.since(now).as_millis() as u64),
         info: h
             .info
