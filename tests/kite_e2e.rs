@@ -368,6 +368,16 @@ fn the_daily_login_writes_the_token_atomically_and_the_feed_goes_live_on_it_with
         "{}",
         again.stderr
     );
+    // The hint to run again reads the same configuration as this run.
+    let config = rig.config();
+    assert!(
+        again.stderr.trim_end().ends_with(&format!(
+            "run at once: sudo brokerguard kite-login --account main --config {} --request-token <new token>",
+            config.display()
+        )),
+        "{}",
+        again.stderr
+    );
     // ...a wrong api_secret (account alt, REST root given on the command line)...
     let rest = rig.sim.rest_url();
     let fresh = rig.sim.issue_request_token();
@@ -383,6 +393,14 @@ fn the_daily_login_writes_the_token_atomically_and_the_feed_goes_live_on_it_with
     assert_eq!(none.code, Some(1));
     assert!(
         none.stderr.contains("KITE_NOSUCH_API_KEY is not set"),
+        "{}",
+        none.stderr
+    );
+    assert!(
+        none.stderr.trim_end().ends_with(&format!(
+            "set it with: sudo brokerguard set-credential KITE_NOSUCH_API_KEY --config {}",
+            config.display()
+        )),
         "{}",
         none.stderr
     );
