@@ -109,6 +109,10 @@ pub fn remedy(feed: &FeedConfig, layer: Layer, error: &FeedError) -> String {
         Layer::Tcp if timeout => {
             "no answer to the TCP connect: a firewall drops packets, or the host is down".into()
         }
+        // The refusal's own text already asks whether the server runs.
+        Layer::Tcp if crate::net::error::is_refusal(&error.message) => {
+            "check the host and port of `url`".into()
+        }
         Layer::Tcp => "is the server running, and is the port right?".into(),
         Layer::Tls => "check the server's certificate (or tls_ca_file for a private CA)".into(),
         Layer::Handshake if timeout => NO_PROTOCOL.into(),
@@ -415,6 +419,29 @@ mod tests {
 
     fn outcomes(r: &FeedReport) -> Vec<(&str, Outcome)> {
         r.layers.iter().map(|l| (l.layer, l.outcome)).collect()
+    }
+
+    /// A refused connect's remedy is the net error's own once, plus advice
+    /// that does not repeat it; a timeout gets the firewall advice.
+    #[test]
+    fn a_refused_connect_gets_one_remedy() {
+        let refused = crate::net::NetError::Connect {
+            addr: "127.0.0.1:9".parse().unwrap(),
+            source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        };
+        let e = crate::feed::session::classify(refused, crate::feed::session::Stage::Opening);
+        let line = explained(&feed(), Layer::Tcp, &e);
+        assert_eq!(line.matches("is the server running").count(), 1, "{line}");
+        assert!(
+            line.ends_with("?): check the host and port of `url`"),
+            "{line}"
+        );
+        let timeout = FeedError::network("timeout (TCP connect) after 5s to 127.0.0.1:9");
+        assert!(
+            explained(&feed(), Layer::Tcp, &timeout).contains("a firewall drops packets"),
+            "{}",
+            explained(&feed(), Layer::Tcp, &timeout)
+        );
     }
 
     #[test]
