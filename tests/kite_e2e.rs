@@ -368,6 +368,16 @@ fn the_daily_login_writes_the_token_atomically_and_the_feed_goes_live_on_it_with
         "{}",
         again.stderr
     );
+    // The hint to run again reads the same configuration as this run.
+    let config = rig.config();
+    assert!(
+        again.stderr.trim_end().ends_with(&format!(
+            "run at once: sudo brokerguard kite-login --account main --config {} --request-token <new token>",
+            config.display()
+        )),
+        "{}",
+        again.stderr
+    );
     // ...a wrong api_secret (account alt, REST root given on the command line)...
     let rest = rig.sim.rest_url();
     let fresh = rig.sim.issue_request_token();
@@ -383,6 +393,14 @@ fn the_daily_login_writes_the_token_atomically_and_the_feed_goes_live_on_it_with
     assert_eq!(none.code, Some(1));
     assert!(
         none.stderr.contains("KITE_NOSUCH_API_KEY is not set"),
+        "{}",
+        none.stderr
+    );
+    assert!(
+        none.stderr.trim_end().ends_with(&format!(
+            "set it with: sudo brokerguard set-credential KITE_NOSUCH_API_KEY --config {}",
+            config.display()
+        )),
         "{}",
         none.stderr
     );
@@ -776,6 +794,22 @@ fn canaries_never_leak_at_trace() {
     assert!(rig.sim.wait_for(|s| s.profile_ok >= 3, SLOW));
     let config = rig.config();
     let status = run_cli(&["status", "--config", config.to_str().unwrap()], &[], None);
+    // Live again on the new token: the rejection is history, not advice.
+    let row = status
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("nse "))
+        .unwrap_or_default();
+    assert!(
+        row.contains(" live ") && row.contains("earlier (") && row.contains("ago): access token"),
+        "{}",
+        status.stdout
+    );
+    assert!(
+        !status.stdout.contains("  nse: access token rejected"),
+        "the old remedy reads as current:\n{}",
+        status.stdout
+    );
     let status_json = std::fs::read_to_string(rig.dir.join("run/status.json")).unwrap();
     let doctor = run_cli(
         &["doctor", "--online", "--config", config.to_str().unwrap()],

@@ -184,6 +184,7 @@ fn doc_with_pid(pid: u32, feeds: usize) -> StatusDoc {
                 restarts: 0,
                 consecutive_failures: 0,
                 last_error: Some("x".repeat(i * 7)),
+                last_error_at: None,
                 retry_in_ms: None,
                 info: Default::default(),
                 credentials_checked: None,

@@ -6,6 +6,11 @@
 //!
 //! See docs/ARCHITECTURE.md ("Adding a broker").
 
+/// The generic advice for a rejected key, where the error cannot name the
+/// credential; `check` drops it when the broker's remedy names the
+/// `set-credential` commands themselves (see `preflight`).
+pub const SET_CREDENTIAL_HINT: &str = "set the current one with `sudo brokerguard set-credential`";
+
 pub mod ibkr;
 pub mod kite;
 pub mod kraken;

@@ -11,7 +11,9 @@ use crate::status::schema::{
 use crate::timefmt::{human, rfc3339};
 use std::time::SystemTime;
 
-/// `3/4 feeds live; books: backoff 8s (auth rejected)`.
+/// `3/4 feeds live; books: backoff (retry in 8s) (auth rejected)`: the
+/// time is what is left until the next attempt, never how long the feed
+/// has been in its state.
 pub fn summary_line(feeds: &[HealthData], now: Mono) -> String {
     if feeds.is_empty() {
         return "running; no feeds configured".to_string();
@@ -32,7 +34,7 @@ pub fn summary_line(feeds: &[HealthData], now: Mono) -> String {
             None => s.push_str(&format!("; {}: {}", h.name, h.state)),
         }
         if let Some(at) = h.retry_at {
-            s.push_str(&format!(" {}", human(at.since(now))));
+            s.push_str(&format!(" ({})", retry_in(at.since(now))));
         }
         // Whole: an operator acts on this message; never cut it mid-word.
         if let Some(e) = &h.last_error {
@@ -40,6 +42,12 @@ pub fn summary_line(feeds: &[HealthData], now: Mono) -> String {
         }
     }
     s
+}
+
+/// `retry in 8s`: how a countdown to the next attempt reads, in the
+/// summary and in `status`'s STATE column alike.
+pub fn retry_in(left: std::time::Duration) -> String {
+    format!("retry in {}", human(left))
 }
 
 /// Renders health as the status.json feed entry.
@@ -55,6 +63,7 @@ pub fn feed_status(h: &HealthData, now: Mono) -> FeedStatus {
         restarts: h.restarts,
         consecutive_failures: h.consecutive_failures,
         last_error: h.last_error.clone(),
+        last_error_at: h.last_error_at.map(rfc3339),
         retry_in_ms: h.retry_at.map(|t| t.since(now).as_millis() as u64),
         info: h
             .info
@@ -134,8 +143,15 @@ mod tests {
         b.retry_at = Some(t0.plus(Duration::from_secs(8)));
         b.last_error = Some("auth rejected".into());
         assert_eq!(
+            summary_line(&[a.clone(), b.clone()], t0),
+            "1/2 feeds live; books: backoff (retry in 8s) (auth rejected)"
+        );
+        // A parked feed's time is its countdown to the next retry, and says so.
+        b.state = FeedState::Parked;
+        b.retry_at = Some(t0.plus(Duration::from_secs(896)));
+        assert_eq!(
             summary_line(&[a, b], t0),
-            "1/2 feeds live; books: backoff 8s (auth rejected)"
+            "1/2 feeds live; books: parked (retry in 14m56s) (auth rejected)"
         );
         assert_eq!(summary_line(&[], t0), "running; no feeds configured");
     }

@@ -23,7 +23,11 @@ pub struct HealthData {
     /// Restarts ordered by the watchdog or the daemon.
     pub restarts: u64,
     pub consecutive_failures: u64,
+    /// The last error, kept after the feed recovers (see `last_error_at`).
     pub last_error: Option<String>,
+    /// When `last_error` happened (wall clock): a feed live since a later
+    /// moment has recovered from it, and `status` shows it as past.
+    pub last_error_at: Option<SystemTime>,
     /// In backoff/parked: when the next attempt starts.
     pub retry_at: Option<Mono>,
     /// Last time the thread showed it is not stuck.
@@ -99,6 +103,7 @@ impl FeedHealth {
                 restarts: 0,
                 consecutive_failures: 0,
                 last_error: None,
+                last_error_at: None,
                 retry_at: None,
                 last_tick: now,
                 busy_until: None,

@@ -309,9 +309,11 @@ impl Runner {
                     // timer an operator would misread.
                     let retry_at =
                         (error.class != ErrorClass::MissingCredential).then(|| now.plus(delay));
+                    let wall = self.clock.wall();
                     self.health.update(|h| {
                         h.consecutive_failures = self.backoff.failures() as u64;
                         h.last_error = Some(error.message.clone());
+                        h.last_error_at = Some(wall);
                         h.retry_at = retry_at;
                     });
                     self.set_state(state, Some(&error.message));
@@ -760,7 +762,11 @@ impl Runner {
                 }),
                 Ok(Incoming::Degraded(reason)) => {
                     log::warn!("feed={} degraded: {reason}", self.name);
-                    self.health.update(|h| h.last_error = Some(reason.clone()));
+                    let wall = self.clock.wall();
+                    self.health.update(|h| {
+                        h.last_error = Some(reason.clone());
+                        h.last_error_at = Some(wall);
+                    });
                     self.set_state(FeedState::Degraded, Some(&reason));
                     degraded = true;
                 }

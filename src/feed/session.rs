@@ -95,6 +95,8 @@ fn report_step(progress: &mut dyn ConnectProgress, step: ConnectStep) {
         ConnectStep::Upgraded => {
             progress.layer_passed(Layer::Handshake, "WebSocket upgrade accepted")
         }
+        // A phase, not a layer: `connect` reports it.
+        ConnectStep::HandshakeStarting => {}
     }
 }
 
@@ -111,6 +113,11 @@ pub struct CoreSession<T: Transport> {
 /// Opens a transport with `open` (which reports its steps), hands the
 /// interrupter over, and runs the core's greeting and authentication until
 /// it is ready, all within `handshake_timeout` after the transport is open.
+///
+/// `Handshaking` is reported only once TCP (and TLS where used) is up: when
+/// the transport starts its own handshake, or, for one without (framed
+/// TCP), when it is open and the core's greeting begins. A refused or
+/// timed-out connect, or a failed TLS handshake, never shows it.
 pub fn connect<T: Transport + 'static>(
     core: Box<dyn ProtocolCore>,
     clock: Arc<dyn Clock>,
@@ -118,11 +125,20 @@ pub fn connect<T: Transport + 'static>(
     progress: &mut dyn ConnectProgress,
     open: impl FnOnce(&mut dyn FnMut(ConnectStep)) -> Result<T, NetError>,
 ) -> Result<Box<dyn Session>, FeedError> {
-    progress.phase(FeedState::Handshaking);
+    let mut handshaking = false;
     let transport = {
-        let mut observe = |step: ConnectStep| report_step(&mut *progress, step);
+        let mut observe = |step: ConnectStep| {
+            if step == ConnectStep::HandshakeStarting && !handshaking {
+                handshaking = true;
+                progress.phase(FeedState::Handshaking);
+            }
+            report_step(&mut *progress, step)
+        };
         open(&mut observe).map_err(|e| classify(e, Stage::Opening))?
     };
+    if !handshaking {
+        progress.phase(FeedState::Handshaking);
+    }
     let intr = transport.interrupter();
     progress.socket_opened(Box::new(move || intr.shutdown()));
     let mut session = CoreSession {
@@ -315,6 +331,87 @@ mod tests {
             let shown = e.to_string();
             assert_eq!(classify(e, stage).layer, Some(want), "{shown}");
         }
+    }
+
+    /// Ready as soon as it is open; never keeps alive.
+    struct ReadyCore;
+    impl ProtocolCore for ReadyCore {
+        fn open(&mut self, _: crate::clock::Mono) -> Vec<Action> {
+            vec![Action::Ready]
+        }
+        fn subscribe(&mut self, _: crate::clock::Mono) -> Vec<Action> {
+            vec![]
+        }
+        fn receive(&mut self, _: Inbound<'_>, _: crate::clock::Mono) -> Vec<Action> {
+            vec![]
+        }
+        fn has_keepalive(&self) -> bool {
+            false
+        }
+        fn keepalive(&mut self, _: crate::clock::Mono) -> Vec<Action> {
+            vec![]
+        }
+    }
+
+    /// The phases a connection reported, in order.
+    #[derive(Default)]
+    struct Phases(Vec<FeedState>);
+    impl ConnectProgress for Phases {
+        fn phase(&mut self, state: FeedState) {
+            self.0.push(state);
+        }
+        fn socket_opened(&mut self, _: crate::feed::adapter::Interrupter) {}
+    }
+
+    fn run<T: Transport + 'static>(
+        open: impl FnOnce(&mut dyn FnMut(ConnectStep)) -> Result<T, NetError>,
+    ) -> (Vec<FeedState>, Result<(), FeedError>) {
+        let mut phases = Phases::default();
+        let clock: Arc<dyn Clock> = Arc::new(crate::clock::SystemClock::new());
+        let r = connect(
+            Box::new(ReadyCore),
+            clock,
+            Duration::from_secs(5),
+            &mut phases,
+            open,
+        );
+        (phases.0, r.map(|_| ()))
+    }
+
+    /// `handshaking` means TCP (and TLS where used) is up: a refused
+    /// connect never shows it, a WebSocket upgrade that goes unanswered
+    /// does, and so does a framed connection whose greeting starts.
+    #[test]
+    fn handshaking_is_reported_only_once_the_transport_is_up() {
+        use crate::net::{framed, ws};
+        use std::net::TcpListener;
+        let refused_port = {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let url = format!("ws://127.0.0.1:{refused_port}/");
+        let (phases, r) = run(|o| ws::connect_observed(&url, &ws::WsOptions::default(), o));
+        assert_eq!(r.unwrap_err().layer, Some(Layer::Tcp));
+        assert_eq!(phases, [], "a refused connect reached no handshake");
+
+        // Accepts TCP, never answers the upgrade.
+        let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("ws://{}/", silent.local_addr().unwrap());
+        let opts = ws::WsOptions {
+            handshake_timeout: Duration::from_millis(200),
+            ..ws::WsOptions::default()
+        };
+        let (phases, r) = run(|o| ws::connect_observed(&url, &opts, o));
+        assert_eq!(r.unwrap_err().layer, Some(Layer::Handshake));
+        assert_eq!(phases, [FeedState::Handshaking]);
+
+        // Framed TCP has no transport handshake: the core's greeting is it.
+        let port = silent.local_addr().unwrap().port();
+        let (phases, r) = run(|o| {
+            framed::connect_observed("127.0.0.1", port, &framed::FramedOptions::default(), o)
+        });
+        r.unwrap();
+        assert_eq!(phases, [FeedState::Handshaking]);
     }
 
     #[test]

@@ -197,10 +197,16 @@ impl Watchdog {
                         mem.alerts += 1;
                         let err = h.last_error.as_deref().unwrap_or("none");
                         let since = h.down_since_wall.map(rfc3339).unwrap_or_default();
+                        // A flapping feed may be `live` this instant; a down
+                        // alert says why it is down, not that it is live.
+                        let state = match h.flapping {
+                            Some(_) => "flapping",
+                            None => h.state.as_str(),
+                        };
                         out.push(Action::Alert(
                             Alert::new(AlertKind::FeedDown)
                                 .with("feed", &h.name)
-                                .with("state", h.state)
+                                .with("state", state)
                                 .with("down_for", human(now.since(down)))
                                 .with("since", since)
                                 .with("last_error", err)
@@ -329,7 +335,7 @@ mod tests {
         let a = w.evaluate(&[feed(h.clone())], at(60));
         assert_eq!(alerts(&a), 1);
         assert!(
-            matches!(&a[0], Action::Alert(al) if al.to_string().starts_with("alert=feed_down feed=f "))
+            matches!(&a[0], Action::Alert(al) if al.to_string().starts_with("alert=feed_down feed=f state=backoff "))
         );
         h.last_tick = at(61);
         assert_eq!(alerts(&w.evaluate(&[feed(h.clone())], at(61))), 0);
@@ -400,6 +406,11 @@ mod tests {
         h.last_tick = at(62);
         let a = w.evaluate(&[feed(h.clone())], at(62));
         assert_eq!(kinds(&a), ["feed_flapping", "feed_down"]);
+        match &a[1] {
+            // Live this instant, but down: the alert says flapping.
+            Action::Alert(al) => assert_eq!(al.get("state"), Some("flapping"), "{al}"),
+            other => panic!("{other:?}"),
+        }
         match &a[0] {
             Action::Alert(al) => {
                 assert_eq!(al.get("connections"), Some("3"));

@@ -11,6 +11,16 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+/// What a refused TCP connect says after its OS error: the remedy that
+/// fits a refusal. Layer remedies test for it ([`is_refusal`]) so they do
+/// not repeat it, or add one that fits a timeout (a firewall).
+pub const REFUSED_HINT: &str = "(nothing listens on that port: is the server running?)";
+
+/// Whether an error's message is a refused TCP connect's ([`REFUSED_HINT`]).
+pub fn is_refusal(message: &str) -> bool {
+    message.contains(REFUSED_HINT)
+}
+
 /// The step of a connection that an error or timeout belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Phase {
@@ -151,7 +161,7 @@ impl fmt::Display for NetError {
                 write!(f, "cannot connect to {addr}: {source}")?;
                 match source.kind() {
                     io::ErrorKind::ConnectionRefused => {
-                        f.write_str(" (nothing listens on that port: is the server running?)")
+                        write!(f, " {REFUSED_HINT}")
                     }
                     io::ErrorKind::NetworkUnreachable | io::ErrorKind::HostUnreachable => {
                         f.write_str(" (no route: check the network and firewall)")

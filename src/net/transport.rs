@@ -21,6 +21,10 @@ pub enum ConnectStep {
     Connected(SocketAddr),
     /// The TLS handshake finished and the certificate was verified.
     TlsVerified,
+    /// TCP (and TLS where used) is established and the transport's own
+    /// handshake (the WebSocket upgrade) starts now. Not a layer passed:
+    /// it is when a feed may say it is `handshaking`.
+    HandshakeStarting,
     /// The transport's own handshake finished (the WebSocket upgrade).
     Upgraded,
 }

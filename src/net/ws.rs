@@ -275,6 +275,7 @@ pub fn connect_observed(
     let ws_timeout =
         || NetError::timeout(Phase::WsHandshake, handshake_timeout, target_name.clone());
     remaining(deadline).ok_or_else(ws_timeout)?;
+    observe(ConnectStep::HandshakeStarting);
     let config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(Some(opts.max_message_bytes))

@@ -109,6 +109,10 @@ pub fn remedy(feed: &FeedConfig, layer: Layer, error: &FeedError) -> String {
         Layer::Tcp if timeout => {
             "no answer to the TCP connect: a firewall drops packets, or the host is down".into()
         }
+        // The refusal's own text already asks whether the server runs.
+        Layer::Tcp if crate::net::error::is_refusal(&error.message) => {
+            "check the host and port of `url`".into()
+        }
         Layer::Tcp => "is the server running, and is the port right?".into(),
         Layer::Tls => "check the server's certificate (or tls_ca_file for a private CA)".into(),
         Layer::Handshake if timeout => NO_PROTOCOL.into(),
@@ -119,13 +123,18 @@ pub fn remedy(feed: &FeedConfig, layer: Layer, error: &FeedError) -> String {
     }
 }
 
-/// `error` followed by its remedy, as one line.
+/// `error` followed by its remedy, as one line. A remedy that names the
+/// `set-credential` commands replaces the error's generic one.
 fn explained(feed: &FeedConfig, layer: Layer, error: &FeedError) -> String {
     let r = remedy(feed, layer, error);
+    let mut message = error.message.clone();
+    if r.contains("brokerguard set-credential ") {
+        message = message.replace(&format!("; {}", crate::brokers::SET_CREDENTIAL_HINT), "");
+    }
     if r.is_empty() {
-        error.message.clone()
+        message
     } else {
-        format!("{}: {r}", error.message)
+        format!("{message}: {r}")
     }
 }
 
@@ -348,6 +357,9 @@ fn rest_check(first: &mut FirstConnection, feed: &FeedConfig, ctx: &BuildContext
         return;
     };
     match (passed, result, first.failed.as_mut()) {
+        // The auth layer may have been this very call (a private Kraken
+        // feed's): it is said once.
+        (Some(i), Ok(d), _) if first.passed[i].1.contains(&d) => {}
         (Some(i), Ok(d), _) => first.passed[i].1 = format!("{}; REST: {d}", first.passed[i].1),
         (Some(i), Err(e), _) => {
             first.passed[i].1 = format!(
@@ -415,6 +427,51 @@ mod tests {
 
     fn outcomes(r: &FeedReport) -> Vec<(&str, Outcome)> {
         r.layers.iter().map(|l| (l.layer, l.outcome)).collect()
+    }
+
+    /// A refused connect's remedy is the net error's own once, plus advice
+    /// that does not repeat it; a timeout gets the firewall advice.
+    #[test]
+    fn a_refused_connect_gets_one_remedy() {
+        let refused = crate::net::NetError::Connect {
+            addr: "127.0.0.1:9".parse().unwrap(),
+            source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        };
+        let e = crate::feed::session::classify(refused, crate::feed::session::Stage::Opening);
+        let line = explained(&feed(), Layer::Tcp, &e);
+        assert_eq!(line.matches("is the server running").count(), 1, "{line}");
+        assert!(
+            line.ends_with("?): check the host and port of `url`"),
+            "{line}"
+        );
+        let timeout = FeedError::network("timeout (TCP connect) after 5s to 127.0.0.1:9");
+        assert!(
+            explained(&feed(), Layer::Tcp, &timeout).contains("a firewall drops packets"),
+            "{}",
+            explained(&feed(), Layer::Tcp, &timeout)
+        );
+    }
+
+    /// A rejected Kraken key: the specific set-credential remedy, once.
+    #[test]
+    fn a_rejected_key_gets_the_specific_remedy_only() {
+        let mut f = FeedConfig::new("krejected", BrokerRef(&crate::brokers::kraken::BROKER));
+        f.account = Some("master".into());
+        let e = FeedError::auth(format!(
+            "feed krejected: Kraken Balance: {}",
+            crate::brokers::kraken::rest::KrakenError::InvalidKey
+        ));
+        let line = explained(&f, Layer::Auth, &e);
+        assert_eq!(line.matches("set-credential").count(), 2, "{line}");
+        assert!(
+            line.contains("set-credential KRAKEN_MASTER_API_KEY`")
+                && !line.contains(crate::brokers::SET_CREDENTIAL_HINT),
+            "{line}"
+        );
+        assert!(
+            line.contains("mistyped, deleted or replaced: check the API key"),
+            "{line}"
+        );
     }
 
     #[test]
@@ -525,6 +582,10 @@ mod tests {
             run(&REJECTS, passed()).passed[0].1,
             "accepted at the upgrade; but the REST check failed: token rejected"
         );
+        // The auth layer was this very REST call: said once.
+        let mut same = FirstConnection::default();
+        same.pass(Layer::Auth, "profile AB1234");
+        assert_eq!(run(&ACCEPTS, same).passed[0].1, "profile AB1234");
         let failed = || {
             let mut f = FirstConnection::default();
             f.fail(Layer::Auth, &FeedError::auth("refused at the upgrade"));

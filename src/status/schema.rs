@@ -87,7 +87,13 @@ pub struct FeedStatus {
     pub reconnects: u64,
     pub restarts: u64,
     pub consecutive_failures: u64,
+    /// The last error the feed had; it stays after the feed recovers.
     pub last_error: Option<String>,
+    /// RFC 3339 UTC: when `last_error` happened. A feed `live` since a
+    /// later moment (and not flapping) has recovered from it: the error is
+    /// history, not the current problem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error_at: Option<String>,
     /// While in backoff: milliseconds until the next attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_in_ms: Option<u64>,

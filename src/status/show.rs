@@ -11,8 +11,9 @@ use std::io;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::schema::StatusDoc;
+use super::schema::{FeedStatus, StatusDoc};
 use crate::daemon::lock;
+use crate::daemon::summary::retry_in;
 use crate::timefmt;
 
 /// File name of the status document inside the runtime folder.
@@ -151,6 +152,27 @@ fn age(since: &str, now: SystemTime) -> String {
     }
 }
 
+/// The feed's last error as `status` shows it: `None` when there is none;
+/// for a feed that has recovered from it (live, not flapping, on a
+/// connection made after the error) `earlier (5m0s ago): …`, so it never
+/// reads as the current problem or current advice. `current` says which.
+fn shown_error(f: &FeedStatus, now: SystemTime) -> Option<(String, bool)> {
+    let e = f.last_error.as_deref().filter(|e| !e.trim().is_empty())?;
+    let at = f.last_error_at.as_deref().and_then(parse_rfc3339);
+    let recovered = f.state == "live"
+        && f.flapping.is_none()
+        && matches!((at, parse_rfc3339(&f.since)), (Some(at), Some(since)) if at <= since);
+    if recovered {
+        let ago = f
+            .last_error_at
+            .as_deref()
+            .map_or("?".into(), |t| age(t, now));
+        Some((format!("earlier ({ago} ago): {e}"), false))
+    } else {
+        Some((e.to_string(), true))
+    }
+}
+
 /// One line, at most `max` characters, `…` when cut.
 fn truncate(s: &str, max: usize) -> String {
     let flat: String = s
@@ -259,8 +281,10 @@ pub fn render_table(doc: &StatusDoc, now: SystemTime) -> String {
             .map(|f| {
                 let state = match (f.flapping, f.retry_in_ms) {
                     (Some(n), _) => format!("flapping ({n})"),
+                    // The time left until the next attempt, not time in state
+                    // (that is FOR).
                     (None, Some(ms)) => {
-                        format!("{} {}", f.state, timefmt::human(Duration::from_millis(ms)))
+                        format!("{} ({})", f.state, retry_in(Duration::from_millis(ms)))
                     }
                     (None, None) => f.state.clone(),
                 };
@@ -274,10 +298,7 @@ pub fn render_table(doc: &StatusDoc, now: SystemTime) -> String {
                     }),
                     f.messages.to_string(),
                     f.reconnects.to_string(),
-                    f.last_error
-                        .as_deref()
-                        .filter(|e| !e.trim().is_empty())
-                        .map_or("-".to_string(), |e| truncate(e, ERROR_WIDTH)),
+                    shown_error(f, now).map_or("-".to_string(), |(e, _)| truncate(&e, ERROR_WIDTH)),
                 ]
             })
             .collect();
@@ -294,10 +315,11 @@ pub fn render_table(doc: &StatusDoc, now: SystemTime) -> String {
             ],
             &rows,
         ));
-        // An error an operator must act on is never left cut: the ones the
-        // table shortened follow in full.
+        // An error an operator must act on is never left cut: the current
+        // ones the table shortened follow in full. One the feed has
+        // recovered from is not repeated: its remedy is no longer advice.
         for f in &doc.feeds {
-            if let Some(e) = f.last_error.as_deref() {
+            if let Some((e, true)) = shown_error(f, now) {
                 if e.chars().count() > ERROR_WIDTH {
                     out.push_str(&format!("  {}: {}\n", f.name, e.replace('\n', " ")));
                 }
@@ -359,6 +381,7 @@ mod tests {
             restarts: 1,
             consecutive_failures: 0,
             last_error: None,
+            last_error_at: None,
             retry_in_ms: None,
             info: Default::default(),
             credentials_checked: None,
@@ -375,7 +398,7 @@ mod tests {
                 version: "0.1.0".into(),
                 started_at: "2026-11-22T09:00:00Z".into(),
                 updated_at: "2026-11-22T11:03:00Z".into(),
-                summary: "1/2 feeds live; books: backoff 8s (auth rejected)".into(),
+                summary: "1/2 feeds live; books: backoff (retry in 8s) (auth rejected)".into(),
                 config: "/etc/brokerguard/brokerguard.toml".into(),
                 clock: None,
                 reload: None,
@@ -425,7 +448,7 @@ mod tests {
         );
         assert_eq!(
             lines[1],
-            "summary  1/2 feeds live; books: backoff 8s (auth rejected)"
+            "summary  1/2 feeds live; books: backoff (retry in 8s) (auth rejected)"
         );
         assert_eq!(lines[3], "updated  1s ago");
         assert!(!text.contains("WARNING"), "{text}");
@@ -452,7 +475,7 @@ mod tests {
         );
         let kraken = lines[header + 2];
         assert!(
-            kraken.starts_with("books    exch       backoff 8s  2h3m  -"),
+            kraken.starts_with("books    exch       backoff (retry in 8s)  2h3m  -"),
             "{kraken}"
         );
         assert!(
@@ -525,6 +548,68 @@ mod tests {
             "books  closed  key set primary; token expires 2026-11-23T00:30:00Z"
         );
         assert!(!lines[header + 2].starts_with("signals"), "{text}");
+    }
+
+    /// A parked feed's time is the countdown to its next retry: STATE says
+    /// so, and FOR keeps how long it has been parked.
+    #[test]
+    fn parked_state_shows_the_retry_countdown_as_such() {
+        let mut d = doc();
+        d.feeds[1].state = "parked".into();
+        d.feeds[1].since = "2026-11-22T11:02:57Z".into();
+        d.feeds[1].retry_in_ms = Some(896_000);
+        let text = render_table(&d, at("2026-11-22T11:03:01Z"));
+        let row = text.lines().find(|l| l.starts_with("books ")).unwrap();
+        assert!(
+            row.starts_with("books    exch       parked (retry in 14m56s)  4s    -"),
+            "{text}"
+        );
+    }
+
+    /// A feed live again on a connection made after its last error shows
+    /// the error as past, with its age, and not its remedy in full; one
+    /// still failing (or flapping, or with no time on the error) shows it
+    /// as current.
+    #[test]
+    fn a_recovered_feed_shows_its_last_error_as_past() {
+        let remedy =
+            "access token rejected (expired?) — run: sudo brokerguard kite-login --account main";
+        let mut d = doc();
+        d.feeds[1].state = "live".into();
+        d.feeds[1].retry_in_ms = None;
+        d.feeds[1].last_error = Some(remedy.into());
+        d.feeds[1].last_error_at = Some("2026-11-22T10:58:00Z".into());
+        d.feeds[1].since = "2026-11-22T11:00:00Z".into();
+        let text = render_table(&d, at("2026-11-22T11:03:00Z"));
+        let row = text.lines().find(|l| l.starts_with("books ")).unwrap();
+        assert!(
+            row.ends_with("earlier (5m0s ago): access token rejected (expired?) — run:…"),
+            "{text}"
+        );
+        assert!(!text.contains("  books: "), "no current advice:\n{text}");
+        // An error at the very moment it went live (same second) is past.
+        d.feeds[1].last_error_at = Some("2026-11-22T11:00:00Z".into());
+        let text = render_table(&d, at("2026-11-22T11:03:00Z"));
+        assert!(text.contains("earlier (3m0s ago): access"), "{text}");
+
+        let current = |f: &FeedStatus| {
+            let mut d = doc();
+            d.feeds[1] = f.clone();
+            let text = render_table(&d, at("2026-11-22T11:03:00Z"));
+            assert!(!text.contains("earlier"), "{text}");
+            assert!(text.contains(&format!("  books: {remedy}")), "{text}");
+        };
+        let recovered = d.feeds[1].clone();
+        for change in [
+            |f: &mut FeedStatus| f.state = "parked".into(),
+            |f: &mut FeedStatus| f.flapping = Some(3),
+            |f: &mut FeedStatus| f.last_error_at = None,
+            |f: &mut FeedStatus| f.last_error_at = Some("2026-11-22T11:00:01Z".into()),
+        ] {
+            let mut f = recovered.clone();
+            change(&mut f);
+            current(&f);
+        }
     }
 
     #[test]

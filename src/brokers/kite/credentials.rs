@@ -46,26 +46,68 @@ fn warn(message: String) -> FormatProblem {
     }
 }
 
-/// Shape warnings for one Kite field; messages never contain the value.
+/// The kinds of character in `v` that `allowed` does not accept, named
+/// for an operator (never the characters themselves), in a fixed order.
+fn unexpected_kinds(v: &str, allowed: impl Fn(char) -> bool) -> Vec<&'static str> {
+    let mut kinds = Vec::new();
+    for c in v.chars().filter(|&c| !allowed(c)) {
+        let kind = if c.is_ascii_uppercase() {
+            "upper-case letters"
+        } else if c.is_ascii_lowercase() {
+            "lower-case letters"
+        } else if c.is_whitespace() {
+            "spaces or other blanks"
+        } else if c.is_control() {
+            "control characters"
+        } else if c.is_ascii_punctuation() {
+            "punctuation or symbols"
+        } else {
+            "non-ASCII characters"
+        };
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    kinds
+}
+
+/// What is wrong with a value that should be `len` characters that all
+/// pass `allowed`: its length, the kinds of character it should not have,
+/// or both; None when it fits. Never contains any part of the value.
+fn shape_problem(v: &str, len: usize, allowed: impl Fn(char) -> bool) -> Option<String> {
+    let n = v.chars().count();
+    let length = (n != len).then(|| format!("is {n} characters (not {len})"));
+    let kinds = unexpected_kinds(v, allowed);
+    let chars = (!kinds.is_empty()).then(|| format!("has {}", kinds.join(" and ")));
+    match (length, chars) {
+        (None, None) => None,
+        (Some(l), None) => Some(l),
+        (None, Some(c)) => Some(c),
+        (Some(l), Some(c)) => Some(format!("{l} and {c}")),
+    }
+}
+
+/// Shape warnings for one Kite field: what is wrong (the length, which
+/// kind of character is unexpected) and what Kite has issued so far.
+/// Messages never contain the value or any part of it.
 pub fn check_format(field: &str, value: &Secret) -> Vec<FormatProblem> {
     let v = value.expose();
-    let n = v.chars().count();
     let mut out = Vec::new();
     match field {
-        FIELD_API_KEY
-            if n != 16
-                || !v
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()) =>
-        {
-            out.push(warn(format!(
-                "is {n} characters; Kite api_keys so far are 16 lower-case letters and digits"
-            )));
+        FIELD_API_KEY => {
+            let ok = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+            if let Some(p) = shape_problem(v, 16, ok) {
+                out.push(warn(format!(
+                    "{p}; Kite api_keys so far are 16 lower-case letters and digits"
+                )));
+            }
         }
-        FIELD_ACCESS_TOKEN if n != 32 || !v.chars().all(|c| c.is_ascii_alphanumeric()) => {
-            out.push(warn(format!(
-                "is {n} characters; Kite access tokens so far are 32 letters and digits (paste the access_token, not the request_token)"
-            )));
+        FIELD_ACCESS_TOKEN => {
+            if let Some(p) = shape_problem(v, 32, |c| c.is_ascii_alphanumeric()) {
+                out.push(warn(format!(
+                    "{p}; Kite access tokens so far are 32 letters and digits (paste the access_token, not the request_token)"
+                )));
+            }
         }
         _ => {}
     }
@@ -120,7 +162,54 @@ mod tests {
         let p = check_format(FIELD_ACCESS_TOKEN, &Secret::new("short"));
         assert_eq!(
             p[0].message,
-            "is 5 characters; Kite access tokens so far are 32 letters and digits (paste the access_token, not the request_token)"
+            "is 5 characters (not 32); Kite access tokens so far are 32 letters and digits (paste the access_token, not the request_token)"
         );
+    }
+
+    /// The warning names what is actually wrong: the length only when it
+    /// is wrong, and the kind of character that does not fit.
+    #[test]
+    fn format_names_the_actual_problem() {
+        let msg = |field, v: &str| {
+            let p = check_format(field, &Secret::new(v));
+            assert_eq!(p.len(), 1, "{v}: {p:?}");
+            p[0].message.clone()
+        };
+        assert_eq!(
+            msg(FIELD_API_KEY, "ABCDEFGH12345678"),
+            "has upper-case letters; Kite api_keys so far are 16 lower-case letters and digits"
+        );
+        assert_eq!(
+            msg(FIELD_API_KEY, "abcdefgh-2345678"),
+            "has punctuation or symbols; Kite api_keys so far are 16 lower-case letters and digits"
+        );
+        assert_eq!(
+            msg(FIELD_API_KEY, "abcdefgh1234567"),
+            "is 15 characters (not 16); Kite api_keys so far are 16 lower-case letters and digits"
+        );
+        assert_eq!(
+            msg(FIELD_API_KEY, "Abcdefgh-23456é"),
+            "is 15 characters (not 16) and has upper-case letters and punctuation or symbols and \
+             non-ASCII characters; Kite api_keys so far are 16 lower-case letters and digits"
+        );
+        let token = format!("{}_{}", "aB".repeat(8), "c3".repeat(7) + "d");
+        assert_eq!(token.chars().count(), 32);
+        let m = msg(FIELD_ACCESS_TOKEN, &token);
+        assert!(
+            m.starts_with("has punctuation or symbols; Kite access tokens so far are 32"),
+            "{m}"
+        );
+        assert!(!m.contains("32 characters"), "{m}");
+        for (field, v) in [
+            (FIELD_API_KEY, "ABCDEFGH12345678"),
+            (FIELD_ACCESS_TOKEN, token.as_str()),
+        ] {
+            let m = msg(field, v);
+            // No part of the value: not even its upper-case letters.
+            for w in v.as_bytes().windows(3) {
+                let w = std::str::from_utf8(w).unwrap();
+                assert!(!m.contains(w), "{m} contains {w}");
+            }
+        }
     }
 }

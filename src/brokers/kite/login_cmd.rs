@@ -20,7 +20,7 @@ use super::credentials::{FIELD_ACCESS_TOKEN, FIELD_API_KEY, FIELD_API_SECRET, cr
 use super::expiry::expires_at;
 use super::login::login_url;
 use super::records::{self, IssueRecord, IssuedBy};
-use super::rest::login_command;
+use super::rest::{RestError, login_command};
 use crate::brokers::registry::BrokerRef;
 use crate::config::{Config, FeedConfig};
 use crate::credentials::setcred::{SetCredError, set_credential};
@@ -77,8 +77,16 @@ pub enum LoginError {
     InvalidAccount { account: String },
     /// `--request-token` holds nothing that can be a request token.
     NotARequestToken,
-    /// A credential the login needs is not set.
-    MissingCredential { name: String, what: &'static str },
+    /// A credential the login needs is not set. `config`: the `--config`
+    /// the operator gave (empty for the default), for the remedy.
+    MissingCredential {
+        name: String,
+        what: &'static str,
+        config: String,
+    },
+    /// Kite refused the request token; `next` is the kite-login command to
+    /// run again, with the operator's `--config`.
+    RequestTokenRejected { next: String },
     /// `agent.credential_files` is empty.
     NoCredentialFile { config: PathBuf },
     /// The HTTP client could not be built (a bad `tls_ca_file`).
@@ -101,11 +109,14 @@ impl fmt::Display for LoginError {
                 "--request-token holds no request token: pass the request_token value from the redirect \
                  address (or the whole address)",
             ),
-            LoginError::MissingCredential { name, what } => write!(
+            LoginError::MissingCredential { name, what, config } => write!(
                 f,
                 "{name} is not set: it is the app's {what} from the Kite developer console; \
-                 set it with: sudo brokerguard set-credential {name}"
+                 set it with: sudo brokerguard set-credential {name}{config}"
             ),
+            LoginError::RequestTokenRejected { next } => {
+                f.write_str(&super::rest::request_token_rejected(next))
+            }
             LoginError::NoCredentialFile { config } => write!(
                 f,
                 "agent.credential_files in {} is empty: there is no file to write the access token to",
@@ -200,14 +211,20 @@ pub fn request_token_of(input: &Secret) -> Option<Secret> {
     ok.then(|| Secret::new(value))
 }
 
-/// `sudo brokerguard [--config]` `kite-login --account A`, as the operator types it.
-fn next_command(cfg: &Config, account: &str) -> String {
-    let base = login_command(account);
+/// ` --config PATH` when the configuration is not the default one, else
+/// empty: every command kite-login suggests carries it, so a pasted hint
+/// reads the same configuration.
+fn config_flag(cfg: &Config) -> String {
     if cfg.path == Path::new(crate::config::DEFAULT_PATH) {
-        base
+        String::new()
     } else {
-        format!("{base} --config {}", cfg.path.display())
+        format!(" --config {}", cfg.path.display())
     }
+}
+
+/// `sudo brokerguard kite-login --account A [--config PATH]`, as the operator types it.
+fn next_command(cfg: &Config, account: &str) -> String {
+    format!("{}{}", login_command(account), config_flag(cfg))
 }
 
 /// An HTTP client with the feed's timeouts and CA, or the defaults.
@@ -268,6 +285,7 @@ pub fn login(
             .ok_or_else(|| LoginError::MissingCredential {
                 name: name(field),
                 what,
+                config: config_flag(cfg),
             })
     };
     let api_key = get(FIELD_API_KEY, "api_key")?;
@@ -294,7 +312,14 @@ pub fn login(
         &api_secret,
         account,
     )
-    .map_err(LoginError::Call)?;
+    .map_err(|e| match e {
+        CallError::Kite(RestError::RequestTokenRejected { .. }) => {
+            LoginError::RequestTokenRejected {
+                next: next_command(cfg, account),
+            }
+        }
+        e => LoginError::Call(e),
+    })?;
 
     let token_name = name(FIELD_ACCESS_TOKEN);
     let fingerprint = session.access_token.fingerprint();

@@ -196,6 +196,15 @@ impl RestError {
     }
 }
 
+/// Kite refused a request token; `login` is the kite-login command to run
+/// again, as the operator types it (with their `--config`, if any).
+pub fn request_token_rejected(login: &str) -> String {
+    format!(
+        "Kite refused the request token: it is invalid, expired (it lives a few minutes) \
+         or already used; log in again and run at once: {login} --request-token <new token>"
+    )
+}
+
 /// The remedy for a dead access token, as the operator types it.
 pub fn login_command(account: &str) -> String {
     format!("sudo brokerguard kite-login --account {account}")
@@ -210,12 +219,9 @@ impl fmt::Display for RestError {
                  (check KITE_{}_API_SECRET against the Kite developer console)",
                 account.to_ascii_uppercase()
             ),
-            RestError::RequestTokenRejected { account } => write!(
-                f,
-                "Kite refused the request token: it is invalid, expired (it lives a few minutes) \
-                 or already used; log in again and run at once: {} --request-token <new token>",
-                login_command(account)
-            ),
+            RestError::RequestTokenRejected { account } => {
+                f.write_str(&request_token_rejected(&login_command(account)))
+            }
             RestError::InvalidApiKey { account } => write!(
                 f,
                 "Kite does not know this api_key (check KITE_{}_API_KEY against the Kite developer console)",

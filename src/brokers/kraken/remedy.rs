@@ -41,6 +41,11 @@ pub fn remedy(feed: &FeedConfig, layer: Layer, error: &FeedError) -> Option<Stri
                  reached: check the host name, outbound HTTPS and {STATUS_PAGE}"
             ))
         }
+        // An active refusal: the net error already asks whether the server
+        // runs; a firewall that drops packets does not refuse.
+        (Layer::Tcp, _) if crate::net::error::is_refusal(&error.message) => Some(format!(
+            "is `url` right (Kraken's is {endpoint})? Outages are announced at {STATUS_PAGE}"
+        )),
         (Layer::Tcp, _) => Some(format!(
             "is `url` right (Kraken's is {endpoint}) and outbound port 443 open? \
              Outages are announced at {STATUS_PAGE}"
@@ -167,6 +172,21 @@ mod tests {
                 .contains("stays parked")
         );
         assert!(remedy(&f, Layer::Dns, &FeedError::network("no such host")).is_none());
+        // An active refusal on any port: no firewall or port-443 hint, and
+        // not the refusal's own question again.
+        let refused = crate::net::NetError::Connect {
+            addr: "127.0.0.1:18799".parse().unwrap(),
+            source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        };
+        let refused = FeedError::network(refused.to_string());
+        let r = remedy(&f, Layer::Tcp, &refused).unwrap();
+        assert!(
+            !r.contains("443") && !r.contains("server running") && r.contains("`url`"),
+            "{r}"
+        );
+        let dropped = FeedError::network("timeout (TCP connect) after 5s to ws.kraken.com:443");
+        let r = remedy(&f, Layer::Tcp, &dropped).unwrap();
+        assert!(r.contains("outbound port 443 open"), "{r}");
         let rest = FeedError::network("Kraken REST GetWebSocketsToken: cannot connect to h:1");
         assert!(
             remedy(&f, Layer::Tcp, &rest)

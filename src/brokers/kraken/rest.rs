@@ -247,9 +247,11 @@ impl fmt::Display for KrakenError {
                 "Kraken rejected the nonce (EAPI:Invalid nonce): another client of the same API key \
                  sent a larger one first; give each program its own API key",
             ),
-            KrakenError::InvalidKey => f.write_str(
+            KrakenError::InvalidKey => write!(
+                f,
                 "Kraken does not know the API key (EAPI:Invalid key): it was mistyped, deleted or \
-                 replaced; set the current one with `sudo brokerguard set-credential`",
+                 replaced; {}",
+                crate::brokers::SET_CREDENTIAL_HINT
             ),
             KrakenError::InvalidSignature => f.write_str(
                 "Kraken rejected the request signature (EAPI:Invalid signature): the private key \
