@@ -2,6 +2,7 @@
 //! (docs/ARCHITECTURE.md, "Feed life cycle"), the message is what an operator reads.
 
 use super::protocol::Layer;
+use crate::net::Phase;
 use std::fmt;
 use std::time::Duration;
 
@@ -43,6 +44,18 @@ impl ErrorClass {
     }
 }
 
+/// What kind of failure this was, where the remedy depends on it: the
+/// message says it to the operator, this says it to code (remedies never
+/// read the message to tell a timeout from a refusal).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cause {
+    /// A deadline expired: a transport phase's (`Some`), or one of the
+    /// broker protocol's own (`None`: no auth reply, no API greeting...).
+    Timeout(Option<Phase>),
+    /// The peer refused the TCP connection: nothing listens there.
+    Refused,
+}
+
 /// A failure of one feed connection. The message never holds a secret:
 /// adapters build it from error kinds, codes and redacted endpoints only.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,6 +65,8 @@ pub struct FeedError {
     /// The layer the connection failed in, when known (preflight names it
     /// from this, never from the message text).
     pub layer: Option<Layer>,
+    /// A timeout or a refusal, when it was one.
+    pub cause: Option<Cause>,
 }
 
 impl FeedError {
@@ -60,12 +75,35 @@ impl FeedError {
             class,
             message: message.into(),
             layer: None,
+            cause: None,
         }
     }
     /// The same error, marked as having happened in `layer`.
     pub fn at(mut self, layer: Layer) -> Self {
         self.layer = Some(layer);
         self
+    }
+    /// The same error, marked with its [`Cause`].
+    pub fn because(mut self, cause: Cause) -> Self {
+        self.cause = Some(cause);
+        self
+    }
+    /// A deadline of the broker protocol's own expired (a network-class
+    /// error: the peer or the path is slow or mute).
+    pub fn timeout(message: impl Into<String>) -> Self {
+        Self::network(message).because(Cause::Timeout(None))
+    }
+    /// Whether a deadline expired (any phase, or the protocol's own).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self.cause, Some(Cause::Timeout(_)))
+    }
+    /// Whether `phase`'s deadline expired.
+    pub fn timed_out_in(&self, phase: Phase) -> bool {
+        self.cause == Some(Cause::Timeout(Some(phase)))
+    }
+    /// Whether the peer refused the TCP connection.
+    pub fn is_refused(&self) -> bool {
+        self.cause == Some(Cause::Refused)
     }
     pub fn config(message: impl Into<String>) -> Self {
         Self::new(ErrorClass::Config, message)

@@ -23,7 +23,7 @@ pub mod state;
 pub mod watchdog;
 
 pub use adapter::{Adapter, ConnectProgress, Incoming, Interrupter, Session};
-pub use error::{ErrorClass, FeedError};
+pub use error::{Cause, ErrorClass, FeedError};
 pub use protocol::{Action, Inbound, Layer, Outbound, ProtocolCore};
 pub use runner::{FeedCommand, FeedHandle, FeedSink, RunnerSettings};
 pub use state::FeedState;

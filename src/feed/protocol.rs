@@ -206,7 +206,7 @@ pub trait ProtocolCore: Send {
     /// returned `Ready`: the error to report, naming what the broker did not
     /// answer, the layer (handshake or auth) and what to do about it.
     fn not_ready(&self, waited: Duration) -> FeedError {
-        FeedError::network(format!(
+        FeedError::timeout(format!(
             "timeout (auth): no reply to the authentication within {}",
             crate::timefmt::human(waited)
         ))

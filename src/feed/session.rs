@@ -10,7 +10,7 @@
 //! the layer from data, not from message text.
 
 use super::adapter::{ConnectProgress, Incoming, Session};
-use super::error::{ErrorClass, FeedError};
+use super::error::{Cause, ErrorClass, FeedError};
 use super::protocol::{Action, Inbound, Layer, Outbound, ProtocolCore};
 use super::state::FeedState;
 use crate::clock::Clock;
@@ -58,7 +58,16 @@ pub fn layer_of(e: &NetError, stage: Stage) -> Layer {
 /// Maps a transport error to a feed error with its class and layer.
 pub fn classify(e: NetError, stage: Stage) -> FeedError {
     let layer = layer_of(&e, stage);
-    let error = match e {
+    let cause = match &e {
+        NetError::Timeout(t) => Some(Cause::Timeout(Some(t.phase))),
+        NetError::Connect { source, .. }
+            if source.kind() == std::io::ErrorKind::ConnectionRefused =>
+        {
+            Some(Cause::Refused)
+        }
+        _ => None,
+    };
+    let mut error = match e {
         NetError::Closed { code, ref reason } => {
             FeedError::from_close(code, reason, stage == Stage::Authenticating)
         }
@@ -75,6 +84,7 @@ pub fn classify(e: NetError, stage: Stage) -> FeedError {
         | NetError::InvalidRequest(_) => FeedError::protocol(e.to_string()),
         other => FeedError::network(other.to_string()),
     };
+    error.cause = cause;
     error.at(layer)
 }
 
@@ -331,6 +341,34 @@ mod tests {
             let shown = e.to_string();
             assert_eq!(classify(e, stage).layer, Some(want), "{shown}");
         }
+    }
+
+    #[test]
+    fn timeouts_and_refusals_are_typed_not_read_from_the_message() {
+        let timeout = classify(
+            NetError::Timeout(PhaseTimeout {
+                phase: Phase::WsHandshake,
+                after: Duration::from_secs(1),
+                target: "h:1".into(),
+            }),
+            Stage::Opening,
+        );
+        assert!(timeout.is_timeout() && timeout.timed_out_in(Phase::WsHandshake));
+        assert!(!timeout.timed_out_in(Phase::Connect) && !timeout.is_refused());
+        let connect = |kind| NetError::Connect {
+            addr: "127.0.0.1:9".parse().unwrap(),
+            source: std::io::Error::from(kind),
+        };
+        let refused = classify(
+            connect(std::io::ErrorKind::ConnectionRefused),
+            Stage::Opening,
+        );
+        assert!(refused.is_refused() && !refused.is_timeout());
+        let unreachable = classify(connect(std::io::ErrorKind::HostUnreachable), Stage::Opening);
+        assert_eq!(unreachable.cause, None);
+        // A message that merely starts with "timeout" is not one.
+        assert!(!FeedError::network("timeout (fake) said by a peer").is_timeout());
+        assert!(FeedError::timeout("timeout (auth): no reply").is_timeout());
     }
 
     /// Ready as soon as it is open; never keeps alive.

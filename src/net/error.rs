@@ -12,14 +12,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 /// What a refused TCP connect says after its OS error: the remedy that
-/// fits a refusal. Layer remedies test for it ([`is_refusal`]) so they do
-/// not repeat it, or add one that fits a timeout (a firewall).
+/// fits a refusal, so a layer's remedy for one (`FeedError::is_refused`)
+/// does not repeat it.
 pub const REFUSED_HINT: &str = "(nothing listens on that port: is the server running?)";
-
-/// Whether an error's message is a refused TCP connect's ([`REFUSED_HINT`]).
-pub fn is_refusal(message: &str) -> bool {
-    message.contains(REFUSED_HINT)
-}
 
 /// The step of a connection that an error or timeout belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

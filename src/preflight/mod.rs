@@ -103,16 +103,14 @@ pub fn remedy(feed: &FeedConfig, layer: Layer, error: &FeedError) -> String {
     if let Some(r) = feed.broker.remedy(feed, layer, error) {
         return r;
     }
-    let timeout = error.message.starts_with("timeout");
+    let timeout = error.is_timeout();
     match layer {
         Layer::Dns => "check the host name and the DNS resolver (/etc/resolv.conf)".into(),
         Layer::Tcp if timeout => {
             "no answer to the TCP connect: a firewall drops packets, or the host is down".into()
         }
         // The refusal's own text already asks whether the server runs.
-        Layer::Tcp if crate::net::error::is_refusal(&error.message) => {
-            "check the host and port of `url`".into()
-        }
+        Layer::Tcp if error.is_refused() => "check the host and port of `url`".into(),
         Layer::Tcp => "is the server running, and is the port right?".into(),
         Layer::Tls => "check the server's certificate (or tls_ca_file for a private CA)".into(),
         Layer::Handshake if timeout => NO_PROTOCOL.into(),
@@ -444,7 +442,9 @@ mod tests {
             line.ends_with("?): check the host and port of `url`"),
             "{line}"
         );
-        let timeout = FeedError::network("timeout (TCP connect) after 5s to 127.0.0.1:9");
+        let timeout = FeedError::network("timeout (TCP connect) after 5s to 127.0.0.1:9").because(
+            crate::feed::Cause::Timeout(Some(crate::net::Phase::Connect)),
+        );
         assert!(
             explained(&feed(), Layer::Tcp, &timeout).contains("a firewall drops packets"),
             "{}",
@@ -482,7 +482,9 @@ mod tests {
         first.pass(Layer::Tcp, "connected");
         first.fail(
             Layer::Handshake,
-            &FeedError::network("timeout (WebSocket handshake) after 500ms to ws://h:1/"),
+            &FeedError::network("timeout (WebSocket handshake) after 500ms to ws://h:1/").because(
+                crate::feed::Cause::Timeout(Some(crate::net::Phase::WsHandshake)),
+            ),
         );
         let r = report_of(&feed(), &first, &|_| 7);
         use Outcome::*;

@@ -691,7 +691,7 @@ impl ProtocolCore for TwsCore {
     fn not_ready(&self, waited: Duration) -> FeedError {
         let waited = crate::timefmt::human(waited);
         match self.phase {
-            Phase::Greeting => FeedError::network(format!(
+            Phase::Greeting => FeedError::timeout(format!(
                 "timeout (handshake): no answer to the API greeting within {waited}: {}",
                 remedy::HANDSHAKE_UNANSWERED
             ))
@@ -702,7 +702,7 @@ impl ProtocolCore for TwsCore {
                     (None, Some(_)) => "managedAccounts",
                     _ => "nextValidId",
                 };
-                FeedError::network(format!(
+                FeedError::timeout(format!(
                     "timeout (auth): no {missing} within {waited} of START_API (client id {}): {}",
                     self.cfg.client_id,
                     remedy::SESSION_NOT_READY

@@ -180,7 +180,7 @@ impl Broker for IbkrBroker {
 
     fn remedy(&self, feed: &FeedConfig, layer: Layer, error: &FeedError) -> Option<String> {
         let s = settings_of(feed);
-        let timeout = error.message.starts_with("timeout");
+        let timeout = error.is_timeout();
         let text = match layer {
             Layer::Tcp if timeout => return None,
             Layer::Tcp => remedy::tcp_refused(&s.host, s.port),

@@ -198,15 +198,14 @@ fn remedies_per_layer() {
         Layer::Tcp,
         ErrorClass::Network,
         "timeout (connect) after 5s",
-    );
+    )
+    .because(crate::feed::Cause::Timeout(Some(
+        crate::net::Phase::Connect,
+    )));
     assert_eq!(r(&timeout), None, "the generic firewall advice applies");
     let mute = err(Layer::Handshake, ErrorClass::Network, "connection closed");
     assert_eq!(r(&mute).as_deref(), Some(remedy::HANDSHAKE_UNANSWERED));
-    let not_ready = err(
-        Layer::Auth,
-        ErrorClass::Network,
-        "timeout (auth): no nextValidId",
-    );
+    let not_ready = FeedError::timeout("timeout (auth): no nextValidId").at(Layer::Auth);
     assert_eq!(r(&not_ready).as_deref(), Some(remedy::SESSION_NOT_READY));
     let in_use = err(
         Layer::Auth,

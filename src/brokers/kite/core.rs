@@ -269,7 +269,7 @@ impl ProtocolCore for TickerCore {
     }
 
     fn not_ready(&self, waited: Duration) -> FeedError {
-        FeedError::network(format!(
+        FeedError::timeout(format!(
             "timeout (handshake): the Kite ticker did not finish the WebSocket upgrade within {}",
             crate::timefmt::human(waited)
         ))

@@ -9,6 +9,7 @@ use super::keys::key_set_names;
 use super::settings::settings_of;
 use crate::config::FeedConfig;
 use crate::feed::{ErrorClass, FeedError, Layer};
+use crate::net::Phase;
 use std::collections::BTreeMap;
 
 /// Kraken's own status page, where outages and maintenance are announced.
@@ -24,7 +25,7 @@ fn names(feed: &FeedConfig) -> (String, String) {
 /// The advice for `layer` failing with `error`, when Kraken's differs
 /// from the generic one.
 pub fn remedy(feed: &FeedConfig, layer: Layer, error: &FeedError) -> Option<String> {
-    let timeout = error.message.contains("timeout");
+    let timeout = error.is_timeout();
     let private = settings_of(feed).plan.is_private();
     let endpoint = if private {
         DEFAULT_PRIVATE_URL
@@ -43,20 +44,18 @@ pub fn remedy(feed: &FeedConfig, layer: Layer, error: &FeedError) -> Option<Stri
         }
         // An active refusal: the net error already asks whether the server
         // runs; a firewall that drops packets does not refuse.
-        (Layer::Tcp, _) if crate::net::error::is_refusal(&error.message) => Some(format!(
+        (Layer::Tcp, _) if error.is_refused() => Some(format!(
             "is `url` right (Kraken's is {endpoint})? Outages are announced at {STATUS_PAGE}"
         )),
         (Layer::Tcp, _) => Some(format!(
             "is `url` right (Kraken's is {endpoint}) and outbound port 443 open? \
              Outages are announced at {STATUS_PAGE}"
         )),
-        (Layer::Handshake, _) if timeout && error.message.contains("WebSocket handshake") => {
-            Some(format!(
-                "the server accepted the TCP connection but never answered the WebSocket \
+        (Layer::Handshake, _) if error.timed_out_in(Phase::WsHandshake) => Some(format!(
+            "the server accepted the TCP connection but never answered the WebSocket \
                  upgrade: is `url` a Kraken endpoint ({endpoint}), and not another service's \
                  port? Outages at {STATUS_PAGE}"
-            ))
-        }
+        )),
         (Layer::Handshake, _) if timeout => Some(format!(
             "the server accepted the connection but sent no Kraken WebSocket v2 status \
              message: is `url` a v2 endpoint ({endpoint})? Outages at {STATUS_PAGE}"
@@ -135,6 +134,7 @@ pub fn doctor_notes(feed: &FeedConfig, running: Option<&BTreeMap<String, String>
 mod tests {
     use super::*;
     use crate::brokers::BrokerRef;
+    use crate::feed::Cause;
 
     fn feed(account: Option<&str>) -> FeedConfig {
         let mut f = FeedConfig::new("kexec", BrokerRef(&super::super::BROKER));
@@ -155,14 +155,15 @@ mod tests {
         let lockout = FeedError::new(ErrorClass::RateLimited { retry_after: None }, "lockout");
         let r = remedy(&f, Layer::Auth, &lockout).unwrap();
         assert!(r.contains("KRAKEN_MASTER_API_KEY_2"), "{r}");
-        let mute = FeedError::network("timeout (handshake): no status message");
+        let mute = FeedError::timeout("timeout (handshake): no status message");
         assert!(
             remedy(&f, Layer::Handshake, &mute)
                 .unwrap()
                 .contains("v2 status")
         );
         let silent_port =
-            FeedError::network("timeout (WebSocket handshake) after 3s to ws://127.0.0.1:9/v2");
+            FeedError::network("timeout (WebSocket handshake) after 3s to ws://127.0.0.1:9/v2")
+                .because(Cause::Timeout(Some(Phase::WsHandshake)));
         let r = remedy(&f, Layer::Handshake, &silent_port).unwrap();
         assert!(r.contains("never answered the WebSocket upgrade"), "{r}");
         let refused = FeedError::config("Kraken refused the subscription to book XDG/USD");
@@ -178,13 +179,14 @@ mod tests {
             addr: "127.0.0.1:18799".parse().unwrap(),
             source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
         };
-        let refused = FeedError::network(refused.to_string());
+        let refused = FeedError::network(refused.to_string()).because(Cause::Refused);
         let r = remedy(&f, Layer::Tcp, &refused).unwrap();
         assert!(
             !r.contains("443") && !r.contains("server running") && r.contains("`url`"),
             "{r}"
         );
-        let dropped = FeedError::network("timeout (TCP connect) after 5s to ws.kraken.com:443");
+        let dropped = FeedError::network("timeout (TCP connect) after 5s to ws.kraken.com:443")
+            .because(Cause::Timeout(Some(Phase::Connect)));
         let r = remedy(&f, Layer::Tcp, &dropped).unwrap();
         assert!(r.contains("outbound port 443 open"), "{r}");
         let rest = FeedError::network("Kraken REST GetWebSocketsToken: cannot connect to h:1");

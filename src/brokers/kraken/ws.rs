@@ -629,7 +629,7 @@ impl ProtocolCore for KrakenCore {
     }
 
     fn not_ready(&self, waited: Duration) -> FeedError {
-        FeedError::network(format!(
+        FeedError::timeout(format!(
             "timeout (handshake): no status message from Kraken within {} of connecting; \
              is `url` a Kraken WebSocket v2 endpoint (wss://ws.kraken.com/v2 or \
              wss://ws-auth.kraken.com/v2)?",

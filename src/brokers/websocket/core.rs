@@ -137,7 +137,7 @@ impl ProtocolCore for JsonWsCore {
     }
 
     fn not_ready(&self, waited: Duration) -> FeedError {
-        FeedError::network(format!(
+        FeedError::timeout(format!(
             "timeout (auth): no auth reply within {} (nothing matched auth_ok)",
             human(waited)
         ))
