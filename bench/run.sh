@@ -141,7 +141,7 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg)
         echo "### \`cargo bench --bench $bench\`"
         echo
         echo '```'
-        grep -Ev '^ +(run|rotation|[0-9])|^[0-9]+ live feeds:$|^ *[0-9]+ +[0-9.]+ +[0-9.]+ *$|^$' "$results/$bench.out" || true
+        grep -Ev '^ +([0-9]+ processes )?run +[0-9]|^ +rotation +auth_ms|^[0-9]+ live feeds:$|^ *[0-9]+ +[0-9.]+ +[0-9.]+ *$|^$' "$results/$bench.out" || true
         echo '```'
         echo
     done
