@@ -31,7 +31,7 @@ use common::{
     BIN, TempDir, agent_toml, spawn_agent, status_json, stderr_of, stop_agent, write_config,
 };
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 use support::proc::{self as sysproc, Sample};
@@ -481,17 +481,8 @@ fn race(round: usize) -> Race {
             let log = std::fs::File::create(dir.join(&format!("racer{i}.log"))).unwrap();
             std::thread::spawn(move || {
                 barrier.wait();
-                let child = Command::new(BIN)
-                    .arg("run")
-                    .arg("--config")
-                    .arg(&cfg)
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
+                let child = common::agent_command(Path::new(BIN), &cfg)
                     .stderr(log)
-                    .env_remove("NOTIFY_SOCKET")
-                    .env_remove("JOURNAL_STREAM")
-                    .env_remove("WATCHDOG_USEC")
-                    .env_remove("RUST_LOG")
                     .spawn()
                     .expect("spawn racer");
                 (child, Instant::now())

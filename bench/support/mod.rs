@@ -103,35 +103,10 @@ impl EventClient {
                 }
             }
         };
-        let received: Arc<(Mutex<Received>, Condvar)> = Arc::default();
-        let sink = received.clone();
         let reader = stream.try_clone().expect("clone fan-out stream");
-        std::thread::spawn(move || {
-            let mut r = BufReader::new(reader);
-            let mut text = String::new();
-            loop {
-                text.clear();
-                let n = r.read_line(&mut text);
-                let at = Instant::now();
-                let wall = std::time::SystemTime::now();
-                let (lock, cond) = &*sink;
-                let mut got = lock.lock().unwrap();
-                match n {
-                    Ok(0) | Err(_) => {
-                        got.closed = true;
-                        cond.notify_all();
-                        return;
-                    }
-                    Ok(_) => {
-                        if let Ok(line) = serde_json::from_str(&text) {
-                            got.lines.push(Stamped { at, wall, line });
-                            cond.notify_all();
-                        }
-                    }
-                }
-            }
-        });
-        EventClient { received, stream }
+        let mut client = EventClient::from_readers(vec![Box::new(reader)], |_, v| Some(v));
+        client.stream = stream;
+        client
     }
 
     /// The first line received at or after `after` that satisfies `pred`,

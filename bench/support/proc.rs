@@ -24,8 +24,10 @@ pub struct Sample {
     pub cpu_ns: u64,
 }
 
-fn status_field(pid: u32, name: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
+/// The number after `name` in a `/proc/PID/<file>` of `key: value` lines
+/// (0 when absent or unreadable).
+fn proc_field(pid: u32, file: &str, name: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/{file}"))
         .ok()
         .and_then(|t| {
             t.lines()
@@ -36,16 +38,12 @@ fn status_field(pid: u32, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
+fn status_field(pid: u32, name: &str) -> u64 {
+    proc_field(pid, "status", name)
+}
+
 fn rollup_field(pid: u32, name: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|rest| rest.split_whitespace().next())
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or(0)
+    proc_field(pid, "smaps_rollup", name)
 }
 
 /// On-CPU nanoseconds of every thread of `pid`.

@@ -191,20 +191,7 @@ impl Program {
             Program::Agent { label, bin } => {
                 let cfg = dir.join("brokerguard.toml");
                 std::fs::write(&cfg, agent_config(dir, s)).unwrap();
-                let log = std::fs::File::create(dir.join("stderr.log")).unwrap();
-                let child = Command::new(bin)
-                    .arg("run")
-                    .arg("--config")
-                    .arg(&cfg)
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(log)
-                    .env_remove("NOTIFY_SOCKET")
-                    .env_remove("JOURNAL_STREAM")
-                    .env_remove("WATCHDOG_USEC")
-                    .env_remove("RUST_LOG")
-                    .spawn()
-                    .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
+                let child = crate::common::spawn_agent_bin(bin, dir, &cfg, &[]);
                 let lines =
                     EventClient::connect(&dir.join("run/feeds.sock"), Duration::from_secs(20));
                 Running {

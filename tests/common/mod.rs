@@ -87,21 +87,28 @@ pub fn spawn_agent(dir: &Path, config: &Path, envs: &[(&str, &str)]) -> Child {
 /// release binary).
 pub fn spawn_agent_bin(bin: &Path, dir: &Path, config: &Path, envs: &[(&str, &str)]) -> Child {
     let log = std::fs::File::create(dir.join("stderr.log")).unwrap();
+    let mut cmd = agent_command(bin, config);
+    cmd.stderr(log);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.spawn().unwrap()
+}
+
+/// `bin run --config config` with no stdin or stdout and none of systemd's
+/// or the caller's logging variables, so the agent runs as a plain child.
+pub fn agent_command(bin: &Path, config: &Path) -> Command {
     let mut cmd = Command::new(bin);
     cmd.arg("run")
         .arg("--config")
         .arg(config)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(log);
-    cmd.env_remove("NOTIFY_SOCKET")
+        .env_remove("NOTIFY_SOCKET")
         .env_remove("JOURNAL_STREAM")
         .env_remove("WATCHDOG_USEC")
         .env_remove("RUST_LOG");
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    cmd.spawn().unwrap()
+    cmd
 }
 
 pub fn stderr_of(dir: &Path) -> String {
