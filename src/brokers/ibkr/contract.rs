@@ -39,6 +39,24 @@ pub struct Contract {
 }
 
 impl Contract {
+    /// Every text field with its configuration key, in the order the
+    /// configuration documents them (for checks and for printing back).
+    pub fn text_fields(&self) -> [(&'static str, &str); 11] {
+        [
+            ("symbol", &self.symbol),
+            ("sec_type", &self.sec_type),
+            ("exchange", &self.exchange),
+            ("currency", &self.currency),
+            ("primary_exchange", &self.primary_exchange),
+            ("local_symbol", &self.local_symbol),
+            ("last_trade_date", &self.last_trade_date),
+            ("right", &self.right),
+            ("multiplier", &self.multiplier),
+            ("trading_class", &self.trading_class),
+            ("generic_ticks", &self.generic_ticks),
+        ]
+    }
+
     /// A stock, the common case.
     pub fn stock(symbol: &str, exchange: &str, currency: &str) -> Self {
         Contract {
@@ -149,19 +167,7 @@ fn is_upper_code(s: &str) -> bool {
 pub fn check(c: &Contract) -> Vec<ContractProblem> {
     let mut out = Vec::new();
     let mut push = |key: &'static str, message: String| out.push(ContractProblem { key, message });
-    let texts: [(&'static str, &str); 10] = [
-        ("symbol", &c.symbol),
-        ("sec_type", &c.sec_type),
-        ("exchange", &c.exchange),
-        ("currency", &c.currency),
-        ("primary_exchange", &c.primary_exchange),
-        ("local_symbol", &c.local_symbol),
-        ("last_trade_date", &c.last_trade_date),
-        ("right", &c.right),
-        ("multiplier", &c.multiplier),
-        ("trading_class", &c.trading_class),
-    ];
-    for (key, value) in texts {
+    for (key, value) in c.text_fields() {
         if let Some(p) = text_problem(key, value) {
             push(p.key, p.message);
         }

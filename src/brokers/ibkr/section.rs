@@ -141,20 +141,7 @@ pub fn parse(s: &mut Section<'_, '_, '_, '_>) -> Option<IbkrSettings> {
 /// A contract as an inline TOML table, its set fields only.
 fn contract_toml(c: &Contract) -> String {
     let mut parts: Vec<String> = Vec::new();
-    let texts = [
-        ("symbol", &c.symbol),
-        ("sec_type", &c.sec_type),
-        ("exchange", &c.exchange),
-        ("currency", &c.currency),
-        ("primary_exchange", &c.primary_exchange),
-        ("local_symbol", &c.local_symbol),
-        ("last_trade_date", &c.last_trade_date),
-        ("right", &c.right),
-        ("multiplier", &c.multiplier),
-        ("trading_class", &c.trading_class),
-        ("generic_ticks", &c.generic_ticks),
-    ];
-    for (key, value) in texts {
+    for (key, value) in c.text_fields() {
         if !value.is_empty() {
             parts.push(format!("{key} = {}", Shown::quote(value)));
         }
