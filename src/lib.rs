@@ -28,6 +28,7 @@ pub mod nonce;
 pub mod preflight;
 pub mod sim;
 pub mod status;
+pub mod stopfd;
 pub mod systemd;
 pub mod threads;
 pub mod timefmt;

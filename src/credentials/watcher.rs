@@ -28,14 +28,14 @@
 //! refresh every [`IDLE_TICK`]) instead of waking ten times a second.
 //!
 //! The thread sleeps in `poll(2)` on the inotify descriptor and an eventfd
-//! that [`Watcher::stop`] (or drop) writes to, so a stop wakes it at once;
-//! stop then joins it.
+//! (`crate::stopfd`) that [`Watcher::stop`] (or drop) wakes, so a stop
+//! wakes it at once; stop then joins it.
 
+use crate::stopfd::{StopFd, Woken};
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -52,19 +52,8 @@ const MAX_LINKS: usize = 8;
 /// A running watcher thread.
 pub struct Watcher {
     /// Written once to stop the thread; it polls this beside inotify.
-    stop: Arc<OwnedFd>,
+    stop: Arc<StopFd>,
     thread: Option<JoinHandle<()>>,
-}
-
-fn eventfd() -> io::Result<OwnedFd> {
-    // SAFETY: eventfd takes no pointers; a non-negative result is a new
-    // descriptor that nothing else owns.
-    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd was just created and is owned by no one else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 impl Watcher {
@@ -83,7 +72,7 @@ impl Watcher {
             watched: Vec::new(),
         };
         state.refresh();
-        let stop = Arc::new(eventfd()?);
+        let stop = Arc::new(StopFd::new()?);
         let stop2 = stop.clone();
         let thread = std::thread::Builder::new()
             .name("cred-watcher".into())
@@ -101,16 +90,7 @@ impl Watcher {
     }
 
     fn shutdown(&mut self) {
-        let one: u64 = 1;
-        // SAFETY: writes 8 bytes from a live u64 to our own eventfd. It can
-        // fail only if the counter would overflow, i.e. stop was already asked.
-        unsafe {
-            libc::write(
-                self.stop.as_raw_fd(),
-                (&one as *const u64).cast(),
-                std::mem::size_of::<u64>(),
-            );
-        }
+        self.stop.wake();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -289,7 +269,7 @@ fn run(
     mut state: WatchState,
     debounce: Duration,
     mut on_change: Box<dyn FnMut() + Send>,
-    stop: &OwnedFd,
+    stop: &StopFd,
 ) {
     let mut buf = [0u8; 8192];
     // When the last step of an unfinished change was seen.
@@ -300,33 +280,10 @@ fn run(
             Some(t) => debounce.saturating_sub(t.elapsed()).min(tick),
             None => tick,
         };
-        let mut fds = [
-            libc::pollfd {
-                fd: state.inotify.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: stop.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: two valid pollfds for the duration of the call.
-        let n = unsafe {
-            libc::poll(
-                fds.as_mut_ptr(),
-                2,
-                timeout.as_millis().max(1) as libc::c_int,
-            )
-        };
-        if n > 0 && fds[1].revents != 0 {
-            return;
-        }
-        let seen = if n > 0 && fds[0].revents != 0 {
-            state.drain(&mut buf)
-        } else {
-            Seen::Nothing
+        let seen = match stop.wait(&state.inotify, timeout) {
+            Ok(Woken::Stop) => return,
+            Ok(Woken::Ready) => state.drain(&mut buf),
+            Ok(Woken::Timeout) | Err(_) => Seen::Nothing,
         };
         let seen = if state.refresh() {
             seen.then(Seen::Step)

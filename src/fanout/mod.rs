@@ -17,7 +17,6 @@ mod socket;
 mod subscriber;
 
 use std::io;
-use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,8 +24,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::stopfd::{StopFd, Woken};
 use hub::Hub;
-use socket::{FileId, ListenerWake};
+use socket::FileId;
 
 pub use subscriber::WRITE_TIMEOUT;
 
@@ -60,7 +60,7 @@ pub struct Fanout {
     file_id: FileId,
     stopping: Arc<AtomicBool>,
     /// Made readable to wake the accept thread, which polls it.
-    stop_waker: Arc<OwnedFd>,
+    stop_waker: Arc<StopFd>,
     accept_thread: Option<JoinHandle<()>>,
     threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
@@ -85,7 +85,7 @@ impl Fanout {
             )
         };
         listener.set_nonblocking(true).map_err(fail)?;
-        let stop_waker = Arc::new(socket::eventfd().map_err(fail)?);
+        let stop_waker = Arc::new(StopFd::new().map_err(fail)?);
         let stop_seen = Arc::clone(&stop_waker);
         let hub = Arc::new(Hub::new(queue_len));
         let stopping = Arc::new(AtomicBool::new(false));
@@ -145,7 +145,7 @@ impl Fanout {
         self.stopping.store(true, Ordering::SeqCst);
         // The accept thread wakes now and, seeing `stopping`, never
         // accepts again.
-        socket::wake(&self.stop_waker);
+        self.stop_waker.wake();
         let mut pending = vec![accept_thread];
         // Once the accept thread has exited, no new subscriber can appear
         // behind the hub's back.
@@ -210,16 +210,16 @@ impl Publisher {
 
 fn accept_loop(
     listener: &UnixListener,
-    stop: &OwnedFd,
+    stop: &StopFd,
     hub: &Arc<Hub>,
     stopping: &AtomicBool,
     threads: &Mutex<Vec<JoinHandle<()>>>,
 ) {
     while !stopping.load(Ordering::SeqCst) {
-        match socket::poll_listener(listener, stop, ACCEPT_TICK) {
-            Ok(ListenerWake::Timeout) => continue,
-            Ok(ListenerWake::Stop) => break,
-            Ok(ListenerWake::Connection) => {}
+        match stop.wait(listener, ACCEPT_TICK) {
+            Ok(Woken::Timeout) => continue,
+            Ok(Woken::Stop) => break,
+            Ok(Woken::Ready) => {}
             Err(e) => {
                 log::warn!("fan-out: waiting for subscribers failed: {e}");
                 thread::sleep(ACCEPT_RETRY);

@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
@@ -141,83 +141,6 @@ pub fn poll(fd: &impl AsRawFd, readable: bool, timeout: Duration) -> io::Result<
         Ok(Readiness::HangUp)
     } else {
         Ok(Readiness::Timeout)
-    }
-}
-
-/// An eventfd: one descriptor that [`wake`] makes readable for good.
-pub fn eventfd() -> io::Result<OwnedFd> {
-    // SAFETY: eventfd takes no pointers; a non-negative result is a new
-    // descriptor that nothing else owns.
-    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd was just created and is owned by no one else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// Makes `eventfd` readable (a poll on it returns at once from now on).
-pub fn wake(eventfd: &OwnedFd) {
-    let one: u64 = 1;
-    // SAFETY: writes 8 bytes from a live u64 to an eventfd we own; it fails
-    // only if the counter would overflow, i.e. it is readable already.
-    unsafe {
-        libc::write(
-            eventfd.as_raw_fd(),
-            (&one as *const u64).cast(),
-            std::mem::size_of::<u64>(),
-        );
-    }
-}
-
-/// What [`poll_listener`] saw.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ListenerWake {
-    /// Nothing within the timeout (or interrupted by a signal).
-    Timeout,
-    /// A connection is waiting.
-    Connection,
-    /// The stop descriptor became readable: time to go.
-    Stop,
-}
-
-/// Waits up to `timeout` for a connection on `listener` or for `stop` (an
-/// [`eventfd`]) to become readable, so the accept thread
-/// sleeps until there is work instead of waking on a tick to look at a flag.
-pub fn poll_listener(
-    listener: &impl AsRawFd,
-    stop: &impl AsRawFd,
-    timeout: Duration,
-) -> io::Result<ListenerWake> {
-    let mut fds = [
-        libc::pollfd {
-            fd: listener.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: stop.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-    ];
-    let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
-    // SAFETY: two valid pollfds for the duration of the call.
-    let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
-    if n < 0 {
-        let e = io::Error::last_os_error();
-        return if e.kind() == io::ErrorKind::Interrupted {
-            Ok(ListenerWake::Timeout)
-        } else {
-            Err(e)
-        };
-    }
-    if fds[1].revents != 0 {
-        Ok(ListenerWake::Stop)
-    } else if fds[0].revents != 0 {
-        Ok(ListenerWake::Connection)
-    } else {
-        Ok(ListenerWake::Timeout)
     }
 }
 
