@@ -276,33 +276,30 @@ fn config_check(config: Option<PathBuf>) -> u8 {
     }
 }
 
-/// Where the agent's runtime folder is, for `status`. The bot's user (in
-/// `brokerguard-clients`) may read status.json but not the configuration
-/// under /etc/brokerguard: a configuration it is not allowed to read means
-/// the default folder, not a failure.
-fn runtime_dir_for_status(config: Option<PathBuf>) -> Result<PathBuf, u8> {
-    let path = config::resolve_path(config);
-    match daemon::load_config(&path) {
-        Ok(cfg) => Ok(cfg.agent.runtime_dir),
+/// Where the agent's runtime folder is, for `status`, and what is wrong with
+/// the configuration if anything (printed beside the agent's state, never
+/// instead of it: an agent keeps running its last good configuration after
+/// the file went bad, and a missing file does not mean a failure but that no
+/// agent was started from it). The bot's user (in `brokerguard-clients`)
+/// may read status.json but not the configuration under /etc/brokerguard:
+/// a configuration it is not allowed to read means the default folder, and
+/// no problem worth saying.
+fn runtime_dir_for_status(path: &std::path::Path) -> (PathBuf, Option<DaemonError>) {
+    match daemon::load_config(path) {
+        Ok(cfg) => (cfg.agent.runtime_dir, None),
         Err(DaemonError::Config(config::ConfigError::Read { source, .. }))
             if source.kind() == std::io::ErrorKind::PermissionDenied =>
         {
-            Ok(config::AgentConfig::defaults().runtime_dir)
+            (config::AgentConfig::defaults().runtime_dir, None)
         }
-        Err(e) => {
-            eprintln!("brokerguard: {e}");
-            Err(exit::CONFIG)
-        }
+        Err(e) => (runtime_dir_in_file(path), Some(e)),
     }
 }
 
-/// Where the running agent's runtime folder is, for `reload`: from the
-/// configuration even when it is invalid (the agent is the one to reject
-/// it, and must be told), as far as it can be read.
-fn runtime_dir_for_reload(path: &std::path::Path) -> PathBuf {
-    if let Ok(cfg) = daemon::load_config(path) {
-        return cfg.agent.runtime_dir;
-    }
+/// The `agent.runtime_dir` written in a configuration that does not load
+/// (the default when the file or the key cannot be read): where an agent
+/// started from an earlier, good version of it runs.
+fn runtime_dir_in_file(path: &std::path::Path) -> PathBuf {
     std::fs::read_to_string(path)
         .ok()
         .and_then(|text| text.parse::<toml::Table>().ok())
@@ -315,9 +312,28 @@ fn runtime_dir_for_reload(path: &std::path::Path) -> PathBuf {
         .unwrap_or_else(|| config::AgentConfig::defaults().runtime_dir)
 }
 
+/// Where the running agent's runtime folder is, for `reload`: from the
+/// configuration even when it is invalid (the agent is the one to reject
+/// it, and must be told), as far as it can be read. A file that cannot be
+/// read at all (a typo in --config) is the error, as for every other
+/// command: no agent can be asked to load it.
+fn runtime_dir_for_reload(path: &std::path::Path) -> Result<PathBuf, DaemonError> {
+    match daemon::load_config(path) {
+        Ok(cfg) => Ok(cfg.agent.runtime_dir),
+        Err(e @ DaemonError::Config(config::ConfigError::Read { .. })) => Err(e),
+        Err(_) => Ok(runtime_dir_in_file(path)),
+    }
+}
+
 fn reload(config: Option<PathBuf>, timeout: std::time::Duration) -> u8 {
     let path = config::resolve_path(config);
-    let runtime_dir = runtime_dir_for_reload(&path);
+    let runtime_dir = match runtime_dir_for_reload(&path) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("brokerguard reload: {e}");
+            return exit::CONFIG;
+        }
+    };
     match daemon::reload::request(&runtime_dir, timeout) {
         Ok(outcome) if outcome.applied() => {
             println!(
@@ -353,11 +369,9 @@ fn reload(config: Option<PathBuf>, timeout: std::time::Duration) -> u8 {
 }
 
 fn status(config: Option<PathBuf>, json: bool) -> u8 {
-    let runtime_dir = match runtime_dir_for_status(config) {
-        Ok(d) => d,
-        Err(code) => return code,
-    };
-    match show::observe(&runtime_dir) {
+    let path = config::resolve_path(config);
+    let (runtime_dir, config_problem) = runtime_dir_for_status(&path);
+    let code = match show::observe(&runtime_dir) {
         Observed::NotRunning { stale } => {
             if json {
                 println!("{{\"running\": false}}");
@@ -381,12 +395,39 @@ fn status(config: Option<PathBuf>, json: bool) -> u8 {
             } else {
                 print!("{}", show::render_table(&doc, std::time::SystemTime::now()));
             }
-            match show::health(&doc) {
+            // The agent's own account of a rejected reload is in the table;
+            // the file's problems are said again only when they differ (it
+            // changed since, and is not reloaded yet).
+            if let Some(e) = &config_problem {
+                let shown = doc
+                    .agent
+                    .reload
+                    .as_ref()
+                    .filter(|r| r.result == crate::status::schema::ReloadStatus::REJECTED)
+                    .is_some_and(|r| {
+                        r.problems
+                            .iter()
+                            .map(String::as_str)
+                            .eq(e.to_string().lines())
+                    });
+                if !shown {
+                    eprintln!(
+                        "\nthe configuration file has problems; the agent keeps running the configuration it had:\n{e}"
+                    );
+                }
+            }
+            return match show::health(&doc) {
                 Health::AllLive => exit::OK,
                 Health::Degraded => exit::FAILURE,
-            }
+            };
         }
+    };
+    // No agent: the configuration's problem is why it may not start, said
+    // after the answer to the question asked.
+    if let Some(e) = config_problem {
+        eprintln!("brokerguard status: {e}");
     }
+    code
 }
 
 fn doctor(config: Option<PathBuf>, json: bool, online: bool) -> u8 {

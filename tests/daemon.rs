@@ -282,6 +282,13 @@ fn status_exit_codes_running_degraded_and_not_running() {
     let cfg = write_config(dir.path(), &body);
     let (code, text) = status_code(&cfg);
     assert_eq!(code, 3, "{text}");
+    // No configuration file at all, no agent: not running (3), and why.
+    let (code, text) = status_code(&dir.join("missing.toml"));
+    assert_eq!(code, 3, "{text}");
+    assert!(
+        text.contains("not running") && text.contains("missing.toml: cannot read"),
+        "{text}"
+    );
     let mut agent = spawn_agent(dir.path(), &cfg, &[]);
     assert!(wait_for(Duration::from_secs(10), || status_json(
         dir.path()
@@ -537,6 +544,24 @@ fn reload_command_reports_applied_rejected_and_not_running() {
         status_json(dir.path())
     );
     assert!(agent.try_wait().unwrap().is_none(), "the agent exited");
+    // `status` shows the running agent's state, the rejection under it.
+    let (code, text) = status_code(&cfg);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("pid ") && text.contains("live"), "{text}");
+    assert!(
+        text.contains("reload   2 rejected") && text.contains("stal_after"),
+        "{text}"
+    );
+    // A typo in --config: the file is missing (78), whoever runs.
+    let typo = dir.join("nope.toml");
+    let r = reload_cli(&typo);
+    assert_eq!(r.code, Some(78), "{r:?}");
+    assert!(
+        r.stderr
+            .contains("nope.toml: cannot read the configuration")
+            && !r.stderr.contains("not running"),
+        "{r:?}"
+    );
 
     // A good file again: applied, the next generation.
     std::fs::write(&cfg, &two).unwrap();
