@@ -122,6 +122,26 @@ pub enum ConfigAction {
     },
 }
 
+impl Command {
+    /// The command's `--config` (`Some(None)`: it takes one, none was
+    /// given); `None` for a command that reads no configuration.
+    fn config_flag(&self) -> Option<Option<&PathBuf>> {
+        match self {
+            Command::Run { config }
+            | Command::Status { config, .. }
+            | Command::Reload { config, .. }
+            | Command::Config {
+                action: ConfigAction::Check { config },
+            }
+            | Command::Doctor { config, .. }
+            | Command::SetCredential { config, .. }
+            | Command::Check { config, .. }
+            | Command::KiteLogin { config, .. } => Some(config.as_ref()),
+            Command::Demo { .. } | Command::Sim(_) => None,
+        }
+    }
+}
+
 fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
     config::parse_duration(s)
 }
@@ -140,6 +160,10 @@ pub fn main<I: IntoIterator<Item = OsString>>(args: I) -> u8 {
             };
         }
     };
+    // Every fix a command prints carries this configuration (see fixcmd).
+    if let Some(path) = cli.command.config_flag() {
+        crate::fixcmd::set_config_path(&config::resolve_path(path.cloned()));
+    }
     match cli.command {
         Command::Run { config } => run(config),
         Command::Status { config, json } => status(config, json),

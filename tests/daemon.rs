@@ -718,3 +718,49 @@ fn check_and_config_check_messages_read_plainly() {
         shown.stderr
     );
 }
+
+/// Every fix command printed (in the log, `status`, `doctor`, `check`)
+/// carries the operator's `--config` when it is not the default, so a
+/// pasted fix acts on the same configuration.
+#[test]
+fn every_fix_command_printed_carries_the_operators_config() {
+    let dir = TempDir::new("fixcfg");
+    let body = agent_toml(dir.path(), "preflight = \"off\"")
+        + &ws_feed_toml("sig", "ws://127.0.0.1:9/", "SIG_TOKEN", "");
+    let cfg = write_config(dir.path(), &body);
+    let cfg_s = cfg.to_string_lossy().to_string();
+    let mut agent = spawn_agent(dir.path(), &cfg, &[]);
+    assert!(
+        wait_for(Duration::from_secs(10), || feed_state(dir.path(), "sig")
+            .as_deref()
+            == Some("waiting")),
+        "{}",
+        stderr_of(dir.path())
+    );
+    let (_, status) = status_code(&cfg);
+    assert_eq!(stop_agent(&mut agent), Some(0));
+    let doctor = run_cli(&["doctor", "--config", &cfg_s], &[], None);
+    let check = run_cli(&["check", "--config", &cfg_s], &[], None);
+    let flag = format!("--config {cfg_s}");
+    for (what, text) in [
+        ("log", stderr_of(dir.path())),
+        ("status", status),
+        ("doctor", doctor.all()),
+        ("check", check.all()),
+    ] {
+        let fixes: Vec<&str> = text
+            .split("sudo brokerguard ")
+            .skip(1)
+            .map(|rest| rest.split(['`', ')', '\n', '"']).next().unwrap_or(""))
+            .collect();
+        assert!(
+            fixes
+                .iter()
+                .any(|f| f.starts_with("set-credential SIG_TOKEN")),
+            "{what} suggests no set-credential: {text}"
+        );
+        for f in fixes {
+            assert!(f.ends_with(&flag), "{what}: `{f}` lacks {flag}: {text}");
+        }
+    }
+}

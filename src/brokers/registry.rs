@@ -126,8 +126,9 @@ impl fmt::Display for BuildError {
         match self {
             BuildError::MissingCredential { feed, name } => write!(
                 f,
-                "waiting for credential {name} (feed {feed}); set it with `sudo brokerguard set-credential {name}` \
-                 and the feed starts at once (no reload needed)"
+                "waiting for credential {name} (feed {feed}); set it with `{}` \
+                 and the feed starts at once (no reload needed)",
+                crate::fixcmd::command(&format!("set-credential {name}"))
             ),
             BuildError::Invalid { feed, message } => write!(f, "feed {feed}: {message}"),
         }

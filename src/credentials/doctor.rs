@@ -26,6 +26,7 @@ use super::format::Severity;
 use super::required::{Required, distinct_names, required_names};
 use super::store::{CredProblem, CredentialStore, Sources};
 use crate::config::{self, Config};
+use crate::fixcmd::sh_quote;
 use crate::timefmt::human;
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -228,9 +229,10 @@ fn cross_feed_problems(cfg: &Config, store: &CredentialStore) -> Vec<DoctorProbl
                 message: format!("feed {feed}: {}", p.message),
                 fix: Vec::new(),
                 note: Some(format!(
-                    "change {} in {} and check it with brokerguard config check",
+                    "change {} in {} and check it with {}",
                     p.key,
-                    cfg.path.display()
+                    cfg.path.display(),
+                    crate::fixcmd::with_config(&cfg.path, "config check")
                 )),
             });
         }
@@ -400,21 +402,14 @@ pub fn tighten_command(file: &Path) -> String {
 
 /// The commands of fixes, adapted to this host.
 struct Commands {
-    /// `sudo brokerguard` or `sudo BROKERGUARD_CONFIG=... brokerguard`.
-    brokerguard: String,
+    /// The configuration audited: every brokerguard command suggested
+    /// carries it (see `fixcmd`).
+    config: PathBuf,
     reload: String,
 }
 
 impl Commands {
     fn new(cfg: &Config, platform: &PlatformReport) -> Commands {
-        let brokerguard = if cfg.path == Path::new(config::DEFAULT_PATH) {
-            "sudo brokerguard".to_string()
-        } else {
-            format!(
-                "sudo BROKERGUARD_CONFIG={} brokerguard",
-                sh_quote(&cfg.path.display().to_string())
-            )
-        };
         let reload = if platform.systemd_unit.is_some() {
             "sudo systemctl reload brokerguard".to_string()
         } else {
@@ -424,26 +419,20 @@ impl Commands {
             )
         };
         Commands {
-            brokerguard,
+            config: cfg.path.clone(),
             reload,
         }
+    }
+
+    /// `sudo brokerguard ARGS`, with the audited configuration.
+    fn brokerguard(&self, args: &str) -> String {
+        crate::fixcmd::with_config(&self.config, args)
     }
 
     /// A running agent reads the new value at once (its watcher sees the
     /// file replaced): no reload is needed, so none is suggested.
     fn set(&self, name: &str) -> Vec<String> {
-        vec![format!("{} set-credential {name}", self.brokerguard)]
-    }
-}
-
-/// Single-quotes a path for a shell when it needs it.
-fn sh_quote(s: &str) -> String {
-    if s.chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/._-+:@%=".contains(c))
-    {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
+        vec![self.brokerguard(&format!("set-credential {name}"))]
     }
 }
 
@@ -488,7 +477,7 @@ fn doctor_problem(p: &CredProblem, cmds: &Commands) -> Option<DoctorProblem> {
             if unsafe { libc::geteuid() } != 0 {
                 // Most likely the operator's own account lacks access, as intended.
                 mk(
-                    vec![format!("{} doctor", cmds.brokerguard)],
+                    vec![cmds.brokerguard("doctor")],
                     Some("the file is for root and the service group; audit it as root".into()),
                 )
             } else {
@@ -768,7 +757,12 @@ impl DoctorReport {
                         ),
                         fix: feed_names
                             .iter()
-                            .map(|n| format!("sudo brokerguard set-credential {n}"))
+                            .map(|n| {
+                                crate::fixcmd::with_config(
+                                    &self.config,
+                                    &format!("set-credential {n}"),
+                                )
+                            })
                             .collect(),
                         note: Some(
                             "a running agent picks a new value up at once; no reload needed".into(),
@@ -781,7 +775,10 @@ impl DoctorReport {
                         "feed {} ({}): the credentials could not be checked: {}",
                         c.feed, c.broker, c.detail
                     ),
-                    fix: vec![format!("brokerguard check {}", c.feed)],
+                    fix: vec![crate::fixcmd::with_config(
+                        &self.config,
+                        &format!("check {}", c.feed),
+                    )],
                     note: None,
                 }),
                 _ => {}
@@ -1162,7 +1159,7 @@ mod tests {
             text.contains(&format!("sudoedit {}", f.display())),
             "{text}"
         );
-        assert!(text.contains("sudo BROKERGUARD_CONFIG='"), "{text}");
+        assert!(text.contains(" --config '"), "{text}");
         assert!(text.contains("sudo kill -HUP"), "{text}");
         fs::remove_dir_all(&d).unwrap();
     }

@@ -123,7 +123,8 @@ impl CredEvent {
                 "credential_env_only name={} reason={}",
                 escape(name),
                 escape(&format!(
-                    "only in the process environment, lost on the next restart; move it: sudo brokerguard set-credential {name}"
+                    "only in the process environment, lost on the next restart; move it: {}",
+                    crate::fixcmd::command(&format!("set-credential {name}"))
                 ))
             ),
             _ => unreachable!("alert kinds are handled above"),

@@ -104,8 +104,8 @@ impl DaemonError {
                     .with(
                         "action",
                         format!(
-                            "fix them (brokerguard config check --config {} lists them), then start again",
-                            path.display()
+                            "fix them ({} lists them), then start again",
+                            crate::fixcmd::with_config(path, "config check")
                         ),
                     )];
                 out.extend(problems.iter().map(|p| {
@@ -132,7 +132,10 @@ impl DaemonError {
             DaemonError::Preflight(failures) => {
                 let mut out = vec![alert("preflight").with("feeds", failures.len()).with(
                     "action",
-                    "agent.preflight = \"require\": fix the layer named (brokerguard check), or set preflight = \"warn\" to start degraded",
+                    format!(
+                        "agent.preflight = \"require\": fix the layer named ({}), or set preflight = \"warn\" to start degraded",
+                        crate::fixcmd::command("check")
+                    ),
                 )];
                 out.extend(
                     failures

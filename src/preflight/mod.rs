@@ -115,7 +115,10 @@ pub fn remedy(feed: &FeedConfig, layer: Layer, error: &FeedError) -> String {
         Layer::Tls => "check the server's certificate (or tls_ca_file for a private CA)".into(),
         Layer::Handshake if timeout => NO_PROTOCOL.into(),
         Layer::Handshake => "the server refused the handshake: check the URL path".into(),
-        Layer::Auth => "check the credential (brokerguard doctor) and the auth settings".into(),
+        Layer::Auth => format!(
+            "check the credential ({}) and the auth settings",
+            crate::fixcmd::command("doctor")
+        ),
         Layer::Data => "check the subscriptions, or whether the market is open".into(),
         Layer::Credentials => String::new(),
     }

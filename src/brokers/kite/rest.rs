@@ -207,7 +207,7 @@ pub fn request_token_rejected(login: &str) -> String {
 
 /// The remedy for a dead access token, as the operator types it.
 pub fn login_command(account: &str) -> String {
-    format!("sudo brokerguard kite-login --account {account}")
+    crate::fixcmd::command(&format!("kite-login --account {account}"))
 }
 
 impl fmt::Display for RestError {

@@ -156,7 +156,8 @@ impl Broker for KrakenBroker {
                             feed: feed.name.clone(),
                             message: format!(
                                 "{p}; set the private key exactly as Kraken showed it with \
-                                 `sudo brokerguard set-credential NAME` (the feed waits until then)"
+                                 `{}` (the feed waits until then)",
+                                crate::fixcmd::command("set-credential NAME")
                             ),
                         },
                     });

@@ -211,8 +211,9 @@ impl Broker for WebsocketBroker {
         match w.auth.as_deref() {
             Some(a) if is_literal_auth(a) => vec![format!(
                 "feed \"{}\": auth has no ${{NAME}} reference, so it embeds a literal credential; \
-                 move the secret to a credentials file (sudo brokerguard set-credential NAME) and write ${{NAME}} in auth",
-                feed.name
+                 move the secret to a credentials file ({}) and write ${{NAME}} in auth",
+                feed.name,
+                crate::fixcmd::command("set-credential NAME")
             )],
             _ => Vec::new(),
         }
