@@ -284,6 +284,10 @@ fn config_check(config: Option<PathBuf>) -> u8 {
             for w in config::literal_secret_warnings(&cfg) {
                 eprintln!("warning: {w}");
             }
+            let sources = crate::credentials::Sources::from_process(&cfg.agent);
+            for w in crate::credentials::doctor::undefined_credentials(&cfg, &sources) {
+                eprintln!("warning: {w}");
+            }
             for (file, mode) in
                 crate::credentials::doctor::open_to_everyone(&cfg.agent.credential_files)
             {

@@ -764,3 +764,63 @@ fn every_fix_command_printed_carries_the_operators_config() {
         }
     }
 }
+
+/// A credential that was never set is missing (the feed waits), not lost;
+/// `config check` warns about a `${NAME}` no credential source defines.
+#[test]
+fn a_never_set_credential_is_missing_not_lost_and_config_check_warns() {
+    let dir = TempDir::new("neverset");
+    let body = agent_toml(dir.path(), "preflight = \"off\"")
+        + &ws_feed_toml("sig", "ws://127.0.0.1:9/", "SIG_TOKEN", "");
+    let cfg = write_config(dir.path(), &body);
+    let cfg_s = cfg.to_string_lossy().to_string();
+    let check = run_cli(&["config", "check", "--config", &cfg_s], &[], None);
+    assert_eq!(check.code, Some(0), "{}", check.all());
+    assert!(
+        check
+            .stderr
+            .contains("warning: ${SIG_TOKEN} (feed sig) is defined by no credential source"),
+        "{}",
+        check.stderr
+    );
+    let mut agent = spawn_agent(dir.path(), &cfg, &[]);
+    assert!(
+        wait_log(
+            dir.path(),
+            "WARN credential_missing name=SIG_TOKEN reason=\"not set: the feeds that need it wait",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        stderr_of(dir.path())
+    );
+    // The feed waits for it (once ready, the credential watcher runs).
+    assert!(
+        wait_for(Duration::from_secs(10), || feed_state(dir.path(), "sig")
+            .as_deref()
+            == Some("waiting")),
+        "{}",
+        stderr_of(dir.path())
+    );
+    // Set for the first time: said as set, never as lost or restored.
+    let tmp = dir.join("credentials.env.new");
+    std::fs::write(&tmp, "SIG_TOKEN=tok-never-1\n").unwrap();
+    std::fs::rename(&tmp, dir.join("credentials.env")).unwrap();
+    assert!(
+        wait_log(
+            dir.path(),
+            "credential_set name=SIG_TOKEN fingerprint=sha256:",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        stderr_of(dir.path())
+    );
+    assert_eq!(stop_agent(&mut agent), Some(0));
+    let log = stderr_of(dir.path());
+    assert!(
+        !log.contains("credential_lost") && !log.contains("credential_restored"),
+        "{log}"
+    );
+    // Defined now: no warning.
+    let check = run_cli(&["config", "check", "--config", &cfg_s], &[], None);
+    assert!(!check.stderr.contains("defined by no"), "{}", check.stderr);
+}
