@@ -132,7 +132,9 @@ fn explained(feed: &FeedConfig, layer: Layer, error: &FeedError) -> String {
     if r.contains("brokerguard set-credential ") {
         message = message.replace(&format!("; {}", crate::brokers::SET_CREDENTIAL_HINT), "");
     }
-    if r.is_empty() {
+    // The error's own text may already carry the advice (a resolve error
+    // names the resolver): never say a remedy twice.
+    if r.is_empty() || message.contains(&r) {
         message
     } else {
         format!("{message}: {r}")
@@ -452,6 +454,30 @@ mod tests {
             explained(&feed(), Layer::Tcp, &timeout).contains("a firewall drops packets"),
             "{}",
             explained(&feed(), Layer::Tcp, &timeout)
+        );
+    }
+
+    /// A host that does not resolve: the resolver advice once, though both
+    /// the net error and the layer's remedy carry it.
+    #[test]
+    fn an_unresolved_host_gets_its_remedy_once() {
+        let e = crate::feed::session::classify(
+            crate::net::NetError::Resolve {
+                host: "nonexistent.invalid".into(),
+                detail: "Name or service not known".into(),
+            },
+            crate::feed::session::Stage::Opening,
+        );
+        let line = explained(&feed(), Layer::Dns, &e);
+        assert_eq!(
+            line.matches("check the host name and the DNS resolver")
+                .count(),
+            1,
+            "{line}"
+        );
+        assert!(
+            line.starts_with("cannot resolve host nonexistent.invalid"),
+            "{line}"
         );
     }
 
