@@ -275,11 +275,10 @@ fn config_check(config: Option<PathBuf>) -> u8 {
     match load_or_exit(config) {
         Ok(cfg) => {
             print!("{}", config::effective_toml(&cfg));
-            let n = cfg.feeds.len();
             eprintln!(
-                "{}: configuration is valid ({n} {})",
+                "{}: configuration is valid ({})",
                 cfg.path.display(),
-                if n == 1 { "feed" } else { "feeds" }
+                crate::count::count(cfg.feeds.len(), "feed", "feeds")
             );
             for w in config::literal_secret_warnings(&cfg) {
                 eprintln!("warning: {w}");

@@ -383,8 +383,9 @@ fn run_step(
             .data
             .len();
         println!(
-            "{}  BOT     {total} messages so far, in order",
-            stamp(start)
+            "{}  BOT     {} so far, in order",
+            stamp(start),
+            crate::count::count(total, "message", "messages")
         );
         Some(gap)
     } else {
@@ -472,8 +473,9 @@ fn spawn_reader(
                     Some("flapping") => {
                         let n = v["connections"].as_u64().unwrap_or(0);
                         println!(
-                            "{}  AGENT   flapping: {n} connections died before they were stable",
-                            stamp(start)
+                            "{}  AGENT   flapping: {} died before they were stable",
+                            stamp(start),
+                            crate::count::count(n as usize, "connection", "connections")
                         );
                         s.flapping.push((now, n));
                     }

@@ -16,6 +16,7 @@ pub mod calendar;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod count;
 pub mod credentials;
 pub mod daemon;
 pub mod demo;

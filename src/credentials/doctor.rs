@@ -1011,8 +1011,9 @@ impl DoctorReport {
             .count();
         let _ = writeln!(
             out,
-            "\nProblems: {errors} error(s), {} warning(s)",
-            self.problems.len() - errors
+            "\nProblems: {}, {}",
+            crate::count::count(errors, "error", "errors"),
+            crate::count::count(self.problems.len() - errors, "warning", "warnings")
         );
         for p in &self.problems {
             let sev = match p.severity {

@@ -643,7 +643,10 @@ impl Agent {
                 &self.cfg.calendars,
             );
         }
-        log::info!("configuration reloaded: {} feeds", self.cfg.feeds.len());
+        log::info!(
+            "configuration reloaded: {}",
+            crate::count::count(self.cfg.feeds.len(), "feed", "feeds")
+        );
     }
 
     /// Re-reads every credential source; feeds whose credentials changed

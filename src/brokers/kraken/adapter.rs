@@ -75,7 +75,10 @@ impl KrakenAdapter {
             .unwrap_or_default();
         let redrawn = match called.redraws {
             0 => String::new(),
-            n => format!(" after {n} fresh nonce(s)"),
+            n => format!(
+                " after {}",
+                crate::count::count(n as usize, "fresh nonce", "fresh nonces")
+            ),
         };
         progress.layer_passed(
             Layer::Auth,

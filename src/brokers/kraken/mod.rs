@@ -207,7 +207,10 @@ impl Broker for KrakenBroker {
                 let assets = parse_balance(&called.reply.result).map_or(0, |b| b.len());
                 let redrawn = match called.redraws {
                     0 => String::new(),
-                    n => format!(" after {n} fresh nonce(s)"),
+                    n => format!(
+                        " after {}",
+                        crate::count::count(n as usize, "fresh nonce", "fresh nonces")
+                    ),
                 };
                 Ok(format!(
                     "Kraken accepted Balance with key set {}{redrawn} ({assets} asset(s))",
