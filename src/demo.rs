@@ -195,7 +195,8 @@ fn run_in(dir: &Path, duration: Duration) -> Result<(), String> {
 
     let steps = [
         Step {
-            what: "answers every client message by closing with code 1000 (the 3-hour outage)",
+            what: "answers every client message (the login) by closing with code 1000: each \
+                   connection dies as soon as it is made, and the feed flaps",
             fault: Fault::CloseOnClientMessage { code: 1000 },
             special: None,
         },

@@ -177,7 +177,10 @@ impl Conn {
         }
         if let Some(Fault::CloseAfter { messages, code }) = fault {
             if self.session.data_n.saturating_sub(self.close_after_base) >= messages {
-                self.close(code, "close-after fault");
+                self.close(
+                    code,
+                    "simulated fault: the server closes after a set number of data messages",
+                );
                 return Err(End);
             }
         }
@@ -201,7 +204,10 @@ impl Conn {
                 Err(End)
             }
             Some(Fault::CloseWithCode { code }) => {
-                self.close(code, "close fault");
+                self.close(
+                    code,
+                    "simulated fault: the server closes every open connection",
+                );
                 Err(End)
             }
             Some(Fault::Malformed) => {
