@@ -824,3 +824,52 @@ fn a_never_set_credential_is_missing_not_lost_and_config_check_warns() {
     let check = run_cli(&["config", "check", "--config", &cfg_s], &[], None);
     assert!(!check.stderr.contains("defined by no"), "{}", check.stderr);
 }
+
+/// README's first feed: the file it writes is valid, and it sets
+/// `alert_after` and `stable_after` short enough that its "Break it" step
+/// shows `feed_down` and `feed_recovered` in seconds, and says how long each
+/// takes.
+#[test]
+fn the_readme_first_feed_is_valid_and_shows_its_alerts_in_seconds() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("cat > run/first.toml <<'TOML'\n")
+        .expect("README's first feed writes run/first.toml")
+        + "cat > run/first.toml <<'TOML'\n".len();
+    let end = start + readme[start..].find("\n   TOML\n").unwrap();
+    let body: String = readme[start..end]
+        .lines()
+        .map(|l| l.strip_prefix("   ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let dir = TempDir::new("readme-first");
+    let body = body.replace("./run", &dir.path().display().to_string());
+    let cfg = write_config(dir.path(), &format!("{body}\n"));
+    let out = run_cli(
+        &["config", "check", "--config", cfg.to_str().unwrap()],
+        &[],
+        None,
+    );
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    // The feed's effective values (the agent's defaults come first).
+    let feed = &out.stdout[out.stdout.find("[[feed]]").expect("a feed")..];
+    let secs = |key: &str| -> u64 {
+        let at = feed
+            .find(&format!("{key} = \""))
+            .unwrap_or_else(|| panic!("no {key} in:\n{feed}"));
+        let v = feed[at..].split('"').nth(1).unwrap();
+        brokerguard::config::parse_duration(v).unwrap().as_secs()
+    };
+    assert!(secs("alert_after") <= 10, "{}", out.stdout);
+    assert!(secs("stable_after") <= 10, "{}", out.stdout);
+    let step = &readme[readme.find("4. **Break it.**").unwrap()..];
+    let step = &step[..step.find("\n\n").unwrap()];
+    for said in [
+        "`alert_after` after the last",
+        "5 s with the file above",
+        "for `stable_after` (5 s here",
+    ] {
+        assert!(step.contains(said), "{said:?} not in: {step}");
+    }
+}
