@@ -719,17 +719,19 @@ fn check_and_config_check_messages_read_plainly() {
     );
 }
 
-/// Every fix command printed (in the log, `status`, `doctor`, `check`)
-/// carries the operator's `--config` when it is not the default, so a
-/// pasted fix acts on the same configuration.
-#[test]
-fn every_fix_command_printed_carries_the_operators_config() {
-    let dir = TempDir::new("fixcfg");
+/// A configuration with one feed, "sig", whose credential SIG_TOKEN is not
+/// set (an empty credentials file), at a path that is not the default.
+fn feed_without_its_credential(tag: &str) -> (TempDir, std::path::PathBuf, String) {
+    let dir = TempDir::new(tag);
     let body = agent_toml(dir.path(), "preflight = \"off\"")
         + &ws_feed_toml("sig", "ws://127.0.0.1:9/", "SIG_TOKEN", "");
     let cfg = write_config(dir.path(), &body);
     let cfg_s = cfg.to_string_lossy().to_string();
-    let mut agent = spawn_agent(dir.path(), &cfg, &[]);
+    (dir, cfg, cfg_s)
+}
+
+/// Waits until the feed "sig" is `waiting` for its credential.
+fn wait_sig_waiting(dir: &TempDir) {
     assert!(
         wait_for(Duration::from_secs(10), || feed_state(dir.path(), "sig")
             .as_deref()
@@ -737,6 +739,16 @@ fn every_fix_command_printed_carries_the_operators_config() {
         "{}",
         stderr_of(dir.path())
     );
+}
+
+/// Every fix command printed (in the log, `status`, `doctor`, `check`)
+/// carries the operator's `--config` when it is not the default, so a
+/// pasted fix acts on the same configuration.
+#[test]
+fn every_fix_command_printed_carries_the_operators_config() {
+    let (dir, cfg, cfg_s) = feed_without_its_credential("fixcfg");
+    let mut agent = spawn_agent(dir.path(), &cfg, &[]);
+    wait_sig_waiting(&dir);
     let (_, status) = status_code(&cfg);
     assert_eq!(stop_agent(&mut agent), Some(0));
     let doctor = run_cli(&["doctor", "--config", &cfg_s], &[], None);
@@ -769,11 +781,7 @@ fn every_fix_command_printed_carries_the_operators_config() {
 /// `config check` warns about a `${NAME}` no credential source defines.
 #[test]
 fn a_never_set_credential_is_missing_not_lost_and_config_check_warns() {
-    let dir = TempDir::new("neverset");
-    let body = agent_toml(dir.path(), "preflight = \"off\"")
-        + &ws_feed_toml("sig", "ws://127.0.0.1:9/", "SIG_TOKEN", "");
-    let cfg = write_config(dir.path(), &body);
-    let cfg_s = cfg.to_string_lossy().to_string();
+    let (dir, cfg, cfg_s) = feed_without_its_credential("neverset");
     let check = run_cli(&["config", "check", "--config", &cfg_s], &[], None);
     assert_eq!(check.code, Some(0), "{}", check.all());
     assert!(
@@ -794,13 +802,7 @@ fn a_never_set_credential_is_missing_not_lost_and_config_check_warns() {
         stderr_of(dir.path())
     );
     // The feed waits for it (once ready, the credential watcher runs).
-    assert!(
-        wait_for(Duration::from_secs(10), || feed_state(dir.path(), "sig")
-            .as_deref()
-            == Some("waiting")),
-        "{}",
-        stderr_of(dir.path())
-    );
+    wait_sig_waiting(&dir);
     // Set for the first time: said as set, never as lost or restored.
     let tmp = dir.join("credentials.env.new");
     std::fs::write(&tmp, "SIG_TOKEN=tok-never-1\n").unwrap();
