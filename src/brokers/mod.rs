@@ -9,7 +9,12 @@
 /// The generic advice for a rejected key, where the error cannot name the
 /// credential; `check` drops it when the broker's remedy names the
 /// `set-credential` commands themselves (see `preflight`).
-pub const SET_CREDENTIAL_HINT: &str = "set the current one with `sudo brokerguard set-credential`";
+pub fn set_credential_hint() -> String {
+    format!(
+        "set the current one with `{}`",
+        crate::fixcmd::command("set-credential NAME")
+    )
+}
 
 pub mod ibkr;
 pub mod kite;

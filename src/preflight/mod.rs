@@ -130,7 +130,7 @@ fn explained(feed: &FeedConfig, layer: Layer, error: &FeedError) -> String {
     let r = remedy(feed, layer, error);
     let mut message = error.message.clone();
     if r.contains("brokerguard set-credential ") {
-        message = message.replace(&format!("; {}", crate::brokers::SET_CREDENTIAL_HINT), "");
+        message = message.replace(&format!("; {}", crate::brokers::set_credential_hint()), "");
     }
     // The error's own text may already carry the advice (a resolve error
     // names the resolver): never say a remedy twice.
@@ -494,7 +494,7 @@ mod tests {
         assert_eq!(line.matches("set-credential").count(), 2, "{line}");
         assert!(
             line.contains("set-credential KRAKEN_MASTER_API_KEY`")
-                && !line.contains(crate::brokers::SET_CREDENTIAL_HINT),
+                && !line.contains(&crate::brokers::set_credential_hint()),
             "{line}"
         );
         assert!(
