@@ -148,6 +148,51 @@ fi
 if $allow_dynamic && [[ -z "$binary" ]]; then
     usage_error "--allow-dynamic only goes with --binary"
 fi
+
+# linkage PATH: "static", "dynamic" or "unknown", as tests/static/check.sh
+# judges it: an ELF interpreter or a NEEDED library means dynamic.
+linkage() {
+    if command -v readelf >/dev/null; then
+        if readelf -lW "$1" 2>/dev/null | grep -q 'Requesting program interpreter' ||
+            readelf -dW "$1" 2>/dev/null | grep -q '(NEEDED)'; then
+            echo dynamic
+        else
+            echo static
+        fi
+    elif command -v file >/dev/null; then
+        case "$(file -b "$1")" in
+        *"dynamically linked"*) echo dynamic ;;
+        *"statically linked"* | *"static-pie linked"*) echo static ;;
+        *) echo unknown ;;
+        esac
+    else
+        echo unknown
+    fi
+}
+
+# check_static PATH: the unit and the server expect the static build: a
+# dynamic binary needs the build host's shared libraries (libc, libssl) at
+# every start. Refused unless --allow-dynamic.
+check_static() {
+    local why
+    case "$(linkage "$1")" in
+    static) ;;
+    dynamic)
+        why="$1 is dynamically linked: it needs the shared libraries of the host it was built on (libc, libssl), which this server may lack (another release) or lose in an upgrade, and then the service does not start"
+        $allow_dynamic || die "$why; install the static build: ./install.sh --build-only, then --binary with the path it prints (or pass --allow-dynamic to install this one anyway)"
+        printf 'install.sh: WARNING: %s (--allow-dynamic)\n' "$why" >&2
+        ;;
+    *)
+        say "warning: cannot tell whether $1 is static (neither readelf nor file is installed): the service expects the static build (./install.sh --build-only)"
+        ;;
+    esac
+}
+
+# A binary given is judged before anything is created.
+if [[ -n "$binary" ]] && ! $uninstall && ! $build_only; then
+    [[ -f "$binary" && -x "$binary" ]] || die "--binary $binary: not an executable file"
+    check_static "$binary"
+fi
 if [[ -n "$root" ]]; then
     if [[ ! -d "$root" ]]; then
         mkdir -p -- "$root" || die "--root $root: cannot create it"
@@ -415,40 +460,6 @@ if [[ -z "$binary" ]]; then
 fi
 [[ -f "$binary" && -x "$binary" ]] || die "--binary $binary: not an executable file"
 
-# linkage PATH: "static", "dynamic" or "unknown", as tests/static/check.sh
-# judges it: an ELF interpreter or a NEEDED library means dynamic.
-linkage() {
-    if command -v readelf >/dev/null; then
-        if readelf -lW "$1" 2>/dev/null | grep -q 'Requesting program interpreter' ||
-            readelf -dW "$1" 2>/dev/null | grep -q '(NEEDED)'; then
-            echo dynamic
-        else
-            echo static
-        fi
-    elif command -v file >/dev/null; then
-        case "$(file -b "$1")" in
-        *"dynamically linked"*) echo dynamic ;;
-        *"statically linked"* | *"static-pie linked"*) echo static ;;
-        *) echo unknown ;;
-        esac
-    else
-        echo unknown
-    fi
-}
-
-# The unit and the server expect the static build: a dynamic binary needs
-# the build host's shared libraries (libc, libssl) at every start.
-case "$(linkage "$binary")" in
-static) ;;
-dynamic)
-    why="$binary is dynamically linked: it needs the shared libraries of the host it was built on (libc, libssl), which this server may lack (another release) or lose in an upgrade, and then the service does not start"
-    $allow_dynamic || die "$why; install the static build: ./install.sh --build-only, then --binary with the path it prints (or pass --allow-dynamic to install this one anyway)"
-    printf 'install.sh: WARNING: %s (--allow-dynamic)\n' "$why" >&2
-    ;;
-*)
-    say "warning: cannot tell whether $binary is static (neither readelf nor file is installed): the service expects the static build (./install.sh --build-only)"
-    ;;
-esac
 
 # 1. The service user: a system account without a login shell, whose home
 #    is the state folder. Created only if missing.

@@ -60,10 +60,7 @@ fn a_dynamic_binary_is_refused_with_the_reason_and_a_staged_tree_says_what_it_on
         "{}",
         r.stderr
     );
-    assert!(
-        !root.join("usr/local/bin/brokerguard").exists(),
-        "installed anyway"
-    );
+    assert!(!root.exists(), "refused, but the staging tree was made");
 
     // Anyway, on request: installed, with a loud warning.
     let r = install_sh(&["--root", root_s, "--binary", BIN, "--allow-dynamic"]);
