@@ -257,7 +257,7 @@ fn config_check(config: Option<PathBuf>) -> u8 {
                 cfg.path.display(),
                 if n == 1 { "feed" } else { "feeds" }
             );
-            for w in config::literal_secret_warnings(&cfg) {
+            for w in config::setup_warnings(&cfg) {
                 eprintln!("warning: {w}");
             }
             for (file, mode) in

@@ -25,6 +25,7 @@ pub mod feed;
 pub mod logging;
 pub mod net;
 pub mod nonce;
+pub mod peertext;
 pub mod preflight;
 pub mod sim;
 pub mod status;

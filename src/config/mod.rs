@@ -8,12 +8,13 @@
 mod duration;
 mod error;
 mod parse;
+pub mod plaintext;
 mod show;
 
 pub use duration::{format_duration, parse_duration};
 pub use error::{ConfigError, Problem};
 pub use parse::{Section, load, parse_str};
-pub use show::{Shown, effective_toml, is_literal_auth, literal_secret_warnings, redact_url};
+pub use show::{Shown, effective_toml, is_literal_auth, redact_url, setup_warnings};
 
 use crate::brokers::registry::{BrokerRef, Settings};
 
@@ -149,8 +150,12 @@ pub struct FeedConfig {
     pub expect: Option<ExpectConfig>,
     /// Overrides `agent.alert_after` for this feed.
     pub alert_after: Option<Duration>,
-    /// Largest accepted message. Default 16 MiB.
+    /// Largest accepted message. Default: the broker's
+    /// (`Broker::max_message_bytes`).
     pub max_message_bytes: usize,
+    /// Accept `ws://`/`http://` to a public address although the feed
+    /// sends a credential (`config::plaintext`); warned about at every start.
+    pub allow_plaintext: bool,
     /// The market calendar, when the broker's default is not right.
     pub calendar: Option<CalendarKind>,
     /// How often the credentials are proven against the broker's REST API
@@ -215,7 +220,8 @@ impl FeedConfig {
             backoff: BackoffConfig::default(),
             expect: None,
             alert_after: None,
-            max_message_bytes: 16 << 20,
+            max_message_bytes: broker.max_message_bytes(),
+            allow_plaintext: false,
             validate_every: Duration::from_secs(15 * 60),
             calendar: None,
             settings: broker.default_settings(),

@@ -274,7 +274,7 @@ impl Agent {
                 .with("action", crate::credentials::doctor::tighten_command(&file))
                 .emit();
         }
-        for w in config::literal_secret_warnings(&cfg) {
+        for w in config::setup_warnings(&cfg) {
             log::warn!("{w}");
         }
         let required = required_names(&cfg);

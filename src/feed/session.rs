@@ -210,12 +210,18 @@ impl<T: Transport> CoreSession<T> {
                     });
                     return Err(e.at(layer));
                 }
-                Action::Note { key, value } => match progress.as_deref_mut() {
-                    Some(p) => p.note(key, &value),
-                    None => self.pending.push_back(Incoming::Note { key, value }),
-                },
+                Action::Note { key, value } => {
+                    // A note's value is often the peer's own text (an
+                    // account list, a server version): cleaned and capped.
+                    let value = crate::peertext::sanitize(&value, crate::peertext::MAX_PEER_TEXT)
+                        .into_owned();
+                    match progress.as_deref_mut() {
+                        Some(p) => p.note(key, &value),
+                        None => self.pending.push_back(Incoming::Note { key, value }),
+                    }
+                }
                 Action::Alert(a) => a.emit(),
-                Action::Log { level, message } => log::log!(level, "{message}"),
+                Action::Log { level, message } => crate::peertext::log_peer(level, &message),
             }
         }
         Ok(ready)
