@@ -110,6 +110,31 @@ pub enum Command {
     },
     /// Run the loopback broker simulator in the foreground.
     Sim(Box<crate::sim::SimCommand>),
+    /// Failover ([ha]): the role and the lease holder, or a planned hand-over.
+    Ha {
+        #[command(subcommand)]
+        action: HaAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum HaAction {
+    /// This agent's failover role and who holds the lease (exit 0 a leader is known, 1 none, 3 not running).
+    Status {
+        /// Configuration file [default: $BROKERGUARD_CONFIG or /etc/brokerguard/brokerguard.toml]
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Hand the lease to the standby: this agent stops its private feeds, releases the lease and
+    /// waits for another node to hold it (exit 0 handed over, 1 not leader or nobody took over, 3 not running).
+    StepDown {
+        /// Configuration file [default: $BROKERGUARD_CONFIG or /etc/brokerguard/brokerguard.toml]
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// How long to wait for another node to take the lease.
+        #[arg(long, default_value = "30s", value_parser = parse_duration_arg)]
+        timeout: std::time::Duration,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -172,6 +197,7 @@ pub fn main<I: IntoIterator<Item = OsString>>(args: I) -> u8 {
             }
         },
         Command::Sim(args) => sim(&args),
+        Command::Ha { action } => ha(action),
     }
 }
 
@@ -313,6 +339,34 @@ fn runtime_dir_for_reload(path: &std::path::Path) -> PathBuf {
                 .map(PathBuf::from)
         })
         .unwrap_or_else(|| config::AgentConfig::defaults().runtime_dir)
+}
+
+fn ha(action: HaAction) -> u8 {
+    use crate::ha::command::{self, Outcome};
+    let outcome = match action {
+        HaAction::Status { config } => match runtime_dir_for_status(config) {
+            Ok(dir) => command::status(&dir),
+            Err(code) => return code,
+        },
+        HaAction::StepDown { config, timeout } => {
+            let dir = runtime_dir_for_reload(&config::resolve_path(config));
+            command::step_down(&dir, timeout)
+        }
+    };
+    match outcome {
+        Outcome::Ok(line) => {
+            println!("{line}");
+            exit::OK
+        }
+        Outcome::Failed(line) => {
+            eprintln!("brokerguard ha: {line}");
+            exit::FAILURE
+        }
+        Outcome::NotRunning(line) => {
+            eprintln!("brokerguard ha: {line}");
+            exit::NOT_RUNNING
+        }
+    }
 }
 
 fn reload(config: Option<PathBuf>, timeout: std::time::Duration) -> u8 {

@@ -22,6 +22,8 @@ pub mod demo;
 pub mod exit;
 pub mod fanout;
 pub mod feed;
+pub mod fence;
+pub mod ha;
 pub mod logging;
 pub mod net;
 pub mod nonce;

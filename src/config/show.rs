@@ -53,6 +53,23 @@ pub fn effective_toml(cfg: &Config) -> String {
     line(&mut out, "alert_repeat", &dur(a.alert_repeat));
     line(&mut out, "fanout_queue", &a.fanout_queue.to_string());
     calendars(&mut out, cfg);
+    if let Some(ha) = &cfg.ha {
+        out.push_str("\n[ha]\n");
+        // Only the scheme and host of a member URL are shown (it may carry
+        // a password: http://user:pass@host).
+        let urls: Vec<String> = ha
+            .etcd
+            .iter()
+            .map(|u| toml_string(&redact_url(u)))
+            .collect();
+        line(&mut out, "etcd", &format!("[{}]", urls.join(", ")));
+        if let Some(ca) = &ha.ca_file {
+            line(&mut out, "ca_file", &path_str(ca));
+        }
+        line(&mut out, "cluster", &toml_string(&ha.cluster));
+        line(&mut out, "node", &toml_string(&ha.node));
+        line(&mut out, "lease", &dur(ha.lease));
+    }
     for f in &cfg.feeds {
         out.push_str("\n[[feed]]\n");
         feed(&mut out, f, cfg);
@@ -133,6 +150,9 @@ fn feed(out: &mut String, f: &FeedConfig, cfg: &Config) {
     line(out, "max_message_bytes", &f.max_message_bytes.to_string());
     if f.allow_plaintext {
         line(out, "allow_plaintext", "true");
+    }
+    if f.standby {
+        line(out, "standby", "true");
     }
     line(out, "validate_every", &dur(f.validate_every));
     match f.calendar {

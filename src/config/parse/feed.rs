@@ -30,6 +30,7 @@ pub(super) const COMMON_KEYS: &[&str] = &[
     "alert_after",
     "max_message_bytes",
     "allow_plaintext",
+    "standby",
     "validate_every",
     "calendar",
 ];
@@ -252,6 +253,10 @@ impl Walker<'_, '_> {
                         .choice(v, &kp, "calendar", &names)
                         .and_then(crate::calendar::CalendarKind::parse);
                 }
+                "standby" => match v.get_ref() {
+                    DeValue::Boolean(b) => f.standby = *b,
+                    _ => self.wrong_type(v, &kp, "true or false"),
+                },
                 "allow_plaintext" => match v.get_ref() {
                     DeValue::Boolean(b) => f.allow_plaintext = *b,
                     _ => self.wrong_type(v, &kp, "true or false"),
@@ -350,6 +355,15 @@ impl Walker<'_, '_> {
 
     /// Rules that tie common keys to the broker.
     fn feed_rules(&mut self, path: &str, f: &FeedConfig, seen: &Seen) {
+        if f.standby && !f.broker.credentials(f).is_empty() {
+            let span = seen.get("standby").map(|s| s.1.clone()).unwrap_or_default();
+            self.report(
+                span,
+                &format!("{path}.standby"),
+                "this feed sends a credential, so it must never run on two agents at once; \
+                 only public feeds (no account, no ${NAME}) may set standby = true: remove it",
+            );
+        }
         // Credentials never cross a public network in plaintext
         // (`config::plaintext`); the warnings are `setup_warnings`'.
         if !f.broker.credentials(f).is_empty() {
@@ -378,7 +392,13 @@ impl Walker<'_, '_> {
         }
     }
 
-    fn url(&mut self, v: &Value<'_>, key: &str, schemes: &[&str], example: &str) -> Option<String> {
+    pub(super) fn url(
+        &mut self,
+        v: &Value<'_>,
+        key: &str,
+        schemes: &[&str],
+        example: &str,
+    ) -> Option<String> {
         let u = self.nonempty_string(v, key)?;
         let allowed = schemes
             .iter()
