@@ -110,6 +110,31 @@ pub enum Command {
     },
     /// Run the loopback broker simulator in the foreground.
     Sim(Box<crate::sim::SimCommand>),
+    /// Failover ([ha]): the role and the lease holder, or a planned hand-over.
+    Ha {
+        #[command(subcommand)]
+        action: HaAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum HaAction {
+    /// This agent's failover role and who holds the lease (exit 0 a leader is known, 1 none, 3 not running).
+    Status {
+        /// Configuration file [default: $BROKERGUARD_CONFIG or /etc/brokerguard/brokerguard.toml]
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Hand the lease to the standby: this agent stops its private feeds, releases the lease and
+    /// waits for another node to hold it (exit 0 handed over, 1 not leader or nobody took over, 3 not running).
+    StepDown {
+        /// Configuration file [default: $BROKERGUARD_CONFIG or /etc/brokerguard/brokerguard.toml]
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// How long to wait for another node to take the lease.
+        #[arg(long, default_value = "30s", value_parser = parse_duration_arg)]
+        timeout: std::time::Duration,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -136,7 +161,10 @@ impl Command {
             | Command::Doctor { config, .. }
             | Command::SetCredential { config, .. }
             | Command::Check { config, .. }
-            | Command::KiteLogin { config, .. } => Some(config.as_ref()),
+            | Command::KiteLogin { config, .. }
+            | Command::Ha {
+                action: HaAction::Status { config } | HaAction::StepDown { config, .. },
+            } => Some(config.as_ref()),
             Command::Demo { .. } | Command::Sim(_) => None,
         }
     }
@@ -196,6 +224,7 @@ pub fn main<I: IntoIterator<Item = OsString>>(args: I) -> u8 {
             }
         },
         Command::Sim(args) => sim(&args),
+        Command::Ha { action } => ha(action),
     }
 }
 
@@ -280,7 +309,7 @@ fn config_check(config: Option<PathBuf>) -> u8 {
                 cfg.path.display(),
                 crate::count::count(cfg.feeds.len(), "feed", "feeds")
             );
-            for w in config::literal_secret_warnings(&cfg) {
+            for w in config::setup_warnings(&cfg) {
                 eprintln!("warning: {w}");
             }
             let sources = crate::credentials::Sources::from_process(&cfg.agent);
@@ -349,6 +378,40 @@ fn runtime_dir_for_reload(path: &std::path::Path) -> Result<PathBuf, DaemonError
         Ok(cfg) => Ok(cfg.agent.runtime_dir),
         Err(e @ DaemonError::Config(config::ConfigError::Read { .. })) => Err(e),
         Err(_) => Ok(runtime_dir_in_file(path)),
+    }
+}
+
+fn ha(action: HaAction) -> u8 {
+    use crate::ha::command::{self, Outcome};
+    let outcome = match action {
+        HaAction::Status { config } => {
+            // Like `status`: the running agent's word, whatever the file says now.
+            let (dir, _) = runtime_dir_for_status(&config::resolve_path(config));
+            command::status(&dir)
+        }
+        HaAction::StepDown { config, timeout } => {
+            match runtime_dir_for_reload(&config::resolve_path(config)) {
+                Ok(dir) => command::step_down(&dir, timeout),
+                Err(e) => {
+                    eprintln!("brokerguard ha: {e}");
+                    return exit::CONFIG;
+                }
+            }
+        }
+    };
+    match outcome {
+        Outcome::Ok(line) => {
+            println!("{line}");
+            exit::OK
+        }
+        Outcome::Failed(line) => {
+            eprintln!("brokerguard ha: {line}");
+            exit::FAILURE
+        }
+        Outcome::NotRunning(line) => {
+            eprintln!("brokerguard ha: {line}");
+            exit::NOT_RUNNING
+        }
     }
 }
 

@@ -242,6 +242,13 @@ pub trait Broker: Sync {
         crate::calendar::CalendarKind::Always
     }
 
+    /// The largest message a feed of this broker accepts unless it sets
+    /// `max_message_bytes`: sized to what the broker really sends, so a
+    /// lying peer cannot make the agent buffer 16 MiB per feed.
+    fn max_message_bytes(&self) -> usize {
+        16 << 20
+    }
+
     /// The endpoint used when the feed sets no `url`.
     fn default_url(&self) -> Option<&'static str> {
         None

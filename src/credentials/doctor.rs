@@ -1065,6 +1065,7 @@ mod tests {
             agent,
             feeds: vec![k, ws],
             calendars: Default::default(),
+            ha: None,
         }
     }
 

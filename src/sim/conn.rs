@@ -318,7 +318,19 @@ impl Conn {
     }
 
     fn read_one(&mut self, fault: Option<&Fault>) -> Result<(), End> {
-        match self.ws.read() {
+        let read = self.ws.read();
+        if matches!(
+            read,
+            Ok(Message::Text(_) | Message::Binary(_) | Message::Ping(_) | Message::Close(_))
+        ) {
+            let id = self.id;
+            self.shared.stats.update(|s| {
+                if let Some(t) = s.connection_times.get_mut(id) {
+                    t.last_client_frame = Some(Instant::now());
+                }
+            });
+        }
+        match read {
             Ok(Message::Text(t)) => self.on_text(t.as_str(), fault),
             Ok(Message::Ping(_)) => {
                 self.shared.stats.update(|s| s.pings_received += 1);

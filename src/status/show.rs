@@ -418,6 +418,7 @@ mod tests {
                 config: "/etc/brokerguard/brokerguard.toml".into(),
                 clock: None,
                 reload: None,
+                ha: None,
             },
             feeds: vec![feed("signals", "live"), {
                 let mut f = feed("books", "backoff");

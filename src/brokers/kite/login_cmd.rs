@@ -243,7 +243,7 @@ pub fn login(
     let account = args.account;
     if !valid_account(account) {
         return Err(LoginError::InvalidAccount {
-            account: crate::feed::error::sanitize(account),
+            account: crate::peertext::short(account),
         });
     }
     let broker = BrokerRef(&super::BROKER);

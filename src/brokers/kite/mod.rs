@@ -149,6 +149,11 @@ impl Broker for KiteBroker {
         CalendarKind::Nse
     }
 
+    /// A ticker frame holds at most 3 000 instruments in full mode (184 bytes each): under 600 KB.
+    fn max_message_bytes(&self) -> usize {
+        1 << 20
+    }
+
     fn default_url(&self) -> Option<&'static str> {
         Some(DEFAULT_TICKER_URL)
     }

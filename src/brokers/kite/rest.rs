@@ -16,8 +16,8 @@
 //! message tells the operator the one command that fixes it.
 
 use crate::credentials::Secret;
-use crate::feed::error::sanitize;
 use crate::feed::{ErrorClass, FeedError, Layer};
+use crate::peertext::short as sanitize;
 use serde_json::Value;
 use std::fmt;
 

@@ -114,6 +114,11 @@ impl Broker for KrakenBroker {
         config::check_credential(field, value.expose())
     }
 
+    /// A book snapshot of depth 1 000 is about 100 KB per symbol.
+    fn max_message_bytes(&self) -> usize {
+        4 << 20
+    }
+
     fn default_url(&self) -> Option<&'static str> {
         Some(config::DEFAULT_PUBLIC_URL)
     }

@@ -7,8 +7,8 @@
 
 use super::sign::{ApiSecret, api_sign};
 use crate::credentials::Secret;
-use crate::feed::error::sanitize;
 use crate::feed::{ErrorClass, FeedError, Layer};
+use crate::peertext::short as sanitize;
 use serde_json::Value;
 use std::fmt;
 use std::time::{Duration, SystemTime};
