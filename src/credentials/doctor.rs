@@ -146,6 +146,26 @@ pub struct DoctorReport {
     /// are left out.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sessions: Vec<SessionReport>,
+    /// With `[ha]`: what failover guarantees about keys and nonces.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failover: Option<String>,
+}
+
+/// What `doctor` says failover guarantees, for a configuration with `[ha]`.
+fn failover_note(cfg: &Config) -> Option<String> {
+    let ha = cfg.ha.as_ref()?;
+    Some(format!(
+        "node {} of cluster {} (lease {}): private feeds run only on the agent holding the etcd \
+         lease, and stop on their own clock half a lease after the last renewal, before a standby \
+         can win; a new leader's nonces start above the last nonce the old leader recorded in \
+         etcd (every second) plus {} of microseconds (half a lease and two seconds: the most the \
+         old leader can have signed after its last record), and above this host's clock, so \
+         Kraken never sees a key's nonce go back; a standby makes no signed REST check",
+        ha.node,
+        ha.cluster,
+        human(ha.lease),
+        human(ha.lease / 2 + std::time::Duration::from_secs(2))
+    ))
 }
 
 /// The running agent's view, for the parts of the audit only it knows.
@@ -376,6 +396,7 @@ pub fn audit_at(
         agent,
         feed_notes: Vec::new(),
         sessions: Vec::new(),
+        failover: failover_note(cfg),
     }
 }
 
@@ -1030,6 +1051,9 @@ impl DoctorReport {
                     let _ = writeln!(out, "      {c}");
                 }
             }
+        }
+        if let Some(f) = &self.failover {
+            let _ = writeln!(out, "\nFailover\n  {f}");
         }
         out
     }

@@ -85,9 +85,31 @@ impl Agent {
                 log::warn!("{e}");
             }
         }
+        if let Some(v) = &self.validator {
+            v.update(
+                &self.validated_feeds(),
+                &self.store,
+                &self.cfg.agent.state_dir,
+                &self.cfg.calendars,
+            );
+        }
         let private_running = self.feeds.lock().iter().any(|f| !f.config.standby);
         ha.set_private_stopped(!private_running);
         self.write_status(true);
+    }
+
+    /// The feeds whose credentials the validator proves over REST: on a
+    /// failover standby only those that run here, since a signed check
+    /// (Kraken's `Balance`) draws a nonce of the key the leader is using,
+    /// and a standby's nonce from its own clock could overtake the
+    /// leader's. Presence and format are checked for every feed anyway.
+    pub(super) fn validated_feeds(&self) -> Vec<FeedConfig> {
+        self.cfg
+            .feeds
+            .iter()
+            .filter(|f| self.should_run(f))
+            .cloned()
+            .collect()
     }
 
     /// Status entries for the configured feeds this agent holds back.

@@ -372,7 +372,7 @@ impl Agent {
         match validator::Validator::start(agent.clock.clone(), agent.drift.clone()) {
             Ok(v) => {
                 v.update(
-                    &agent.cfg.feeds,
+                    &agent.validated_feeds(),
                     &agent.store,
                     &agent.cfg.agent.state_dir,
                     &agent.cfg.calendars,
@@ -665,7 +665,7 @@ impl Agent {
         self.reconcile_ha();
         if let Some(v) = &self.validator {
             v.update(
-                &self.cfg.feeds,
+                &self.validated_feeds(),
                 &self.store,
                 &self.cfg.agent.state_dir,
                 &self.cfg.calendars,
@@ -695,7 +695,7 @@ impl Agent {
         if let Some(v) = &self.validator {
             if old != self.store {
                 v.update(
-                    &self.cfg.feeds,
+                    &self.validated_feeds(),
                     &self.store,
                     &self.cfg.agent.state_dir,
                     &self.cfg.calendars,

@@ -28,10 +28,13 @@ use std::time::{Duration, Instant, SystemTime};
 pub const CAMPAIGN_EVERY: Duration = Duration::from_millis(250);
 /// How often the leader records its nonce high-water mark.
 pub const NONCE_RECORD_EVERY: Duration = Duration::from_secs(1);
-/// Added to the recorded mark on taking over: the old leader may have
-/// drawn nonces after its last record (at most one record interval of its
-/// clock, in microseconds), with room for a slow record.
-pub const NONCE_MARGIN_US: u64 = 2 * 1_000_000;
+/// Added to the recorded mark on taking over, in microseconds of the old
+/// leader's clock: it may have drawn nonces after its last record for one
+/// record interval, and, when etcd stopped answering, until it fenced
+/// itself half a lease later; plus a second for a slow record.
+pub fn nonce_margin_us(lease: Duration) -> u64 {
+    (lease / 2 + NONCE_RECORD_EVERY + Duration::from_secs(1)).as_micros() as u64
+}
 
 /// What status, `ha status` and the page show.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -381,7 +384,7 @@ impl Worker {
     }
 
     /// Raises this host's nonce counters above the last mark the old
-    /// leader recorded (plus [`NONCE_MARGIN_US`]).
+    /// leader recorded (plus [`nonce_margin_us`]).
     fn raise_nonces(&mut self) {
         match self.etcd.get(&self.nonce_key) {
             Ok(Some((value, _))) => {
@@ -389,7 +392,8 @@ impl Worker {
                     .ok()
                     .and_then(|s| s.trim().parse::<u64>().ok());
                 if let Some(mark) = mark {
-                    let floor = mark.saturating_add(NONCE_MARGIN_US);
+                    let lease = lock(&self.shared.status).lease_ttl;
+                    let floor = mark.saturating_add(nonce_margin_us(lease));
                     match self.nonces.raise_floor(floor) {
                         Ok(()) => log::info!(
                             "ha: nonces start above {floor} (the last leader recorded {mark})"
