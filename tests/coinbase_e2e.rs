@@ -13,6 +13,7 @@ use base64::Engine;
 use brokerguard::sim::coinbase::{
     CoinbaseFault, CoinbaseSim, CoinbaseSimConfig, CoinbaseSimHandle, SimKey,
 };
+use common::cdp_keys::{TestKey, ec_key, ed25519_key};
 use common::*;
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -24,49 +25,6 @@ use std::time::Duration;
 const SLOW: Duration = Duration::from_secs(20);
 const QUIET: Duration = Duration::from_millis(2500);
 const KEY_NAME: &str = "organizations/sim-org/apiKeys/sim-key-1";
-
-fn random32() -> [u8; 32] {
-    let mut b = [0u8; 32];
-    getrandom::fill(&mut b).unwrap();
-    b
-}
-
-/// A key made now: its private key as the operator stores it, and the
-/// public key the simulator verifies with.
-struct TestKey {
-    secret: String,
-    public: Vec<u8>,
-}
-
-fn ec_key() -> TestKey {
-    let sk = loop {
-        if let Ok(k) = p256::SecretKey::from_slice(&random32()) {
-            break k;
-        }
-    };
-    let public = p256::ecdsa::SigningKey::from(&sk)
-        .verifying_key()
-        .to_sec1_point(false)
-        .as_bytes()
-        .to_vec();
-    TestKey {
-        secret: sk
-            .to_sec1_pem(p256::pkcs8::LineEnding::LF)
-            .unwrap()
-            .to_string(),
-        public,
-    }
-}
-
-/// An Ed25519 key as the CDP portal shows it: base64 of the 32-byte seed.
-fn ed25519_key() -> TestKey {
-    let seed = random32();
-    let sk = ed25519_dalek::SigningKey::from_bytes(&seed);
-    TestKey {
-        secret: base64::engine::general_purpose::STANDARD.encode(seed),
-        public: sk.verifying_key().to_bytes().to_vec(),
-    }
-}
 
 fn start_sim(key: &TestKey, adjust: impl FnOnce(&mut CoinbaseSimConfig)) -> CoinbaseSimHandle {
     let mut cfg = CoinbaseSimConfig {

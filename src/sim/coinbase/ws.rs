@@ -393,9 +393,10 @@ impl Conn {
                 s.last_subscribe_ms[id] = elapsed;
             }
         });
+        let mut first = Vec::new();
         if kind == "subscribe" {
             self.subscribed = true;
-            self.subscribe(&channel, &products)?;
+            first = self.subscribe(&channel, &products);
         } else if products.is_empty() {
             self.subs.remove(&channel);
         } else if let Some(set) = self.subs.get_mut(&channel) {
@@ -409,10 +410,16 @@ impl Conn {
                 self.subs.remove(&channel);
             }
         }
-        self.answer()
+        // The answer first, then the new subscription's snapshots.
+        self.answer()?;
+        for (channel, events) in first {
+            self.send(channel, events)?;
+        }
+        Ok(())
     }
 
-    fn subscribe(&mut self, channel: &str, products: &[String]) -> Result<(), End> {
+    /// Records a subscription; returns the snapshots it starts with.
+    fn subscribe(&mut self, channel: &str, products: &[String]) -> Vec<(&'static str, Value)> {
         let known: Vec<String> = products
             .iter()
             .filter(|p| self.shared.products.contains(p))
@@ -424,31 +431,32 @@ impl Conn {
             .filter(|p| set.insert((*p).clone()))
             .cloned()
             .collect();
+        let mut out = Vec::new();
         match channel {
             "level2" => {
                 for p in fresh {
                     let book = SimBook::new(&mut self.rng);
                     let levels = book.levels();
                     self.books.insert(p.clone(), book);
-                    self.send(
+                    out.push((
                         "l2_data",
                         json!([{"type": "snapshot", "product_id": p, "updates": levels}]),
-                    )?;
+                    ));
                     self.shared.stats.update(|s| s.l2_snapshots_sent += 1);
                 }
             }
             "user" => {
-                self.send(
+                out.push((
                     "user",
                     json!([{"type": "snapshot", "orders": [
                         {"order_id": "sim-open-1", "status": "OPEN", "product_id": "BTC-USD"},
                         {"order_id": "sim-open-2", "status": "OPEN", "product_id": "ETH-USD"}]}]),
-                )?;
+                ));
                 self.shared.stats.update(|s| s.user_snapshots_sent += 1);
             }
             _ => {}
         }
-        Ok(())
+        out
     }
 
     /// The connection's current subscriptions.
