@@ -13,16 +13,18 @@ use base64::Engine;
 use brokerguard::sim::coinbase::{
     CoinbaseFault, CoinbaseSim, CoinbaseSimConfig, CoinbaseSimHandle, SimKey,
 };
+use common::agent::{
+    SLOW, TestAgent as Agent, check_json, failed_layer, layer_of,
+    write_private_creds as write_creds,
+};
 use common::cdp_keys::{TestKey, ec_key, ed25519_key};
 use common::*;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::Child;
 use std::time::Duration;
 
-const SLOW: Duration = Duration::from_secs(20);
 const QUIET: Duration = Duration::from_millis(2500);
 const KEY_NAME: &str = "organizations/sim-org/apiKeys/sim-key-1";
 
@@ -76,97 +78,51 @@ fn market_feed(name: &str, sim: &CoinbaseSimHandle, channels: &str, extra: &str)
     )
 }
 
-fn write_creds(dir: &Path, creds: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    let path = dir.join("credentials.env");
-    std::fs::write(&path, creds).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+/// The agent, its feeds logged at debug level (canaries must stay out of
+/// that too).
+fn start_agent(tag: &str, feeds: &str, creds: &str) -> Agent {
+    Agent::start(tag, feeds, creds, "debug")
 }
 
-struct Agent {
-    dir: TempDir,
-    child: Child,
+/// A bot on the agent's fan-out socket, subscribed to `feed`.
+fn bot_of(agent: &Agent, feed: &str) -> FanoutClient {
+    let bot = FanoutClient::connect(&agent.socket(), SLOW);
+    bot.send(&format!("{{\"subscribe\":[\"{feed}\"]}}"));
+    assert!(wait_for(SLOW, || bot
+        .count(|v| v.get("subscribed").is_some())
+        == 1));
+    bot
 }
 
-impl Agent {
-    fn start(tag: &str, feeds: &str, creds: &str) -> Agent {
-        let dir = TempDir::new(tag);
-        write_creds(dir.path(), creds);
-        let body = agent_toml(dir.path(), "alert_after = \"30s\"\n")
-            .replace("log_level = \"info\"", "log_level = \"debug\"")
-            + feeds;
-        let cfg = write_config(dir.path(), &body);
-        let child = spawn_agent(dir.path(), &cfg, &[]);
-        Agent { dir, child }
+/// Neither the private key, nor any JWT (nor its signature), nor a line of
+/// the key's PEM is in the journal, status.json or what `bot` received.
+fn assert_no_secrets(
+    agent: &Agent,
+    key: &TestKey,
+    sim: &CoinbaseSimHandle,
+    bot: Option<&FanoutClient>,
+) {
+    let status = std::fs::read_to_string(agent.dir.join("run/status.json")).unwrap_or_default();
+    let fanout = bot
+        .map(|b| format!("{:?}", b.snapshot()))
+        .unwrap_or_default();
+    let log = agent.log();
+    let mut canaries: Vec<String> = key
+        .secret
+        .lines()
+        .filter(|l| !l.starts_with("-----") && l.len() > 16)
+        .map(String::from)
+        .collect();
+    canaries.push(key.secret.trim().to_string());
+    for jwt in sim.received_jwts() {
+        let token = jwt.split_once(' ').unwrap().1.to_string();
+        canaries.push(token.rsplit('.').next().unwrap().to_string());
+        canaries.push(token);
     }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn log(&self) -> String {
-        stderr_of(self.path())
-    }
-
-    fn state(&self, feed: &str) -> Option<String> {
-        feed_state(self.path(), feed)
-    }
-
-    fn field(&self, feed: &str, field: &str) -> Value {
-        feed_field(self.path(), feed, field).unwrap_or(Value::Null)
-    }
-
-    fn wait_state(&self, feed: &str, want: &str) {
-        assert!(
-            wait_for(SLOW, || self.state(feed).as_deref() == Some(want)),
-            "feed {feed} never became {want} (now {:?}, last error {}); stderr:\n{}",
-            self.state(feed),
-            self.field(feed, "last_error"),
-            self.log()
-        );
-    }
-
-    fn bot(&self, feed: &str) -> FanoutClient {
-        let bot = FanoutClient::connect(&self.dir.join("run/feeds.sock"), SLOW);
-        bot.send(&format!("{{\"subscribe\":[\"{feed}\"]}}"));
-        assert!(wait_for(SLOW, || bot
-            .count(|v| v.get("subscribed").is_some())
-            == 1));
-        bot
-    }
-
-    fn config(&self) -> String {
-        self.dir.join("brokerguard.toml").display().to_string()
-    }
-
-    /// Neither the private key, nor any JWT, nor a line of the key's PEM
-    /// is in the journal or status.json.
-    fn assert_no_secrets(&self, key: &TestKey, sim: &CoinbaseSimHandle) {
-        let status = std::fs::read_to_string(self.dir.join("run/status.json")).unwrap_or_default();
-        let log = self.log();
-        let mut canaries: Vec<String> = key
-            .secret
-            .lines()
-            .filter(|l| !l.starts_with("-----") && l.len() > 16)
-            .map(String::from)
-            .collect();
-        canaries.push(key.secret.trim().to_string());
-        for jwt in sim.received_jwts() {
-            let token = jwt.split_once(' ').unwrap().1.to_string();
-            // The signature part alone is as secret as the token.
-            canaries.push(token.rsplit('.').next().unwrap().to_string());
-            canaries.push(token);
-        }
-        for c in canaries {
-            assert!(!log.contains(&c), "the journal shows a secret");
-            assert!(!status.contains(&c), "status.json shows a secret");
-        }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = stop_agent(&mut self.child);
+    for c in canaries {
+        assert!(!log.contains(&c), "the journal shows a secret");
+        assert!(!status.contains(&c), "status.json shows a secret");
+        assert!(!fanout.contains(&c), "the fan-out shows a secret");
     }
 }
 
@@ -195,8 +151,8 @@ fn an_ec_key_signs_a_fresh_jwt_for_every_subscribe_and_books_reach_the_bot() {
         r#"["level2", "ticker", "market_trades"]"#,
         "account = \"main\"",
     );
-    let agent = Agent::start("cb-ec", &feeds, &creds(&key));
-    let bot = agent.bot("cbbook");
+    let agent = start_agent("cb-ec", &feeds, &creds(&key));
+    let bot = bot_of(&agent, "cbbook");
     agent.wait_state("cbbook", "live");
     assert!(
         wait_for(SLOW, || bot.count(|v| v["data"]["channel"] == "l2_data")
@@ -243,7 +199,7 @@ fn an_ec_key_signs_a_fresh_jwt_for_every_subscribe_and_books_reach_the_bot() {
         .collect();
     assert_eq!(nonces.len(), 4);
     assert_eq!(agent.field("cbbook", "info")["jwt"], "ES256");
-    agent.assert_no_secrets(&key, &sim);
+    assert_no_secrets(&agent, &key, &sim, Some(&bot));
 }
 
 #[test]
@@ -258,8 +214,8 @@ fn an_ed25519_user_feed_marks_the_first_event_as_a_snapshot() {
         "",
         "account = \"main\"",
     );
-    let agent = Agent::start("cb-ed", &feeds, &creds(&key));
-    let bot = agent.bot("cbuser");
+    let agent = start_agent("cb-ed", &feeds, &creds(&key));
+    let bot = bot_of(&agent, "cbuser");
     agent.wait_state("cbuser", "live");
     assert!(wait_for(SLOW, || bot
         .count(|v| v["data"]["channel"] == "user")
@@ -281,7 +237,7 @@ fn an_ed25519_user_feed_marks_the_first_event_as_a_snapshot() {
     let (h, _) = claims_of(&sim.received_jwts()[0]);
     assert_eq!(h["alg"], "EdDSA");
     assert_eq!(sim.stats().jwts_refused, 0);
-    agent.assert_no_secrets(&key, &sim);
+    assert_no_secrets(&agent, &key, &sim, Some(&bot));
 }
 
 #[test]
@@ -294,7 +250,7 @@ fn heartbeats_alone_keep_a_feed_live_and_silence_restarts_it() {
     let feeds = market_feed("quiet", &quiet, r#"["ticker"]"#, "")
         .replace("stall_after = \"2s\"", stall)
         + &market_feed("mute", &mute, r#"["ticker"]"#, "").replace("stall_after = \"2s\"", stall);
-    let agent = Agent::start("cb-heartbeat", &feeds, "");
+    let agent = start_agent("cb-heartbeat", &feeds, "");
     assert!(quiet.wait_for(|s| s.heartbeats_sent >= 3, SLOW));
     agent.wait_state("mute", "live");
     mute.set_fault(CoinbaseFault::Silent);
@@ -325,8 +281,8 @@ fn a_sequence_gap_resyncs_and_resubscribes_without_reconnecting() {
     let key = ec_key();
     let sim = start_sim(&key, |_| {});
     let feeds = market_feed("cbbook", &sim, r#"["level2"]"#, "account = \"main\"");
-    let agent = Agent::start("cb-gap", &feeds, &creds(&key));
-    let bot = agent.bot("cbbook");
+    let agent = start_agent("cb-gap", &feeds, &creds(&key));
+    let bot = bot_of(&agent, "cbbook");
     agent.wait_state("cbbook", "live");
     assert!(wait_for(SLOW, || bot
         .count(|v| v["data"]["channel"] == "l2_data")
@@ -369,16 +325,16 @@ fn a_sequence_gap_resyncs_and_resubscribes_without_reconnecting() {
         || agent.field("cbbook", "info")["sequence_gaps"] == "1"
     ));
     assert_eq!(agent.field("cbbook", "reconnects"), 0);
-    agent.assert_no_secrets(&key, &sim);
+    assert_no_secrets(&agent, &key, &sim, Some(&bot));
 }
 
 #[test]
-fn a_1001_close_reconnects_and_the_feed_is_live_again() {
+fn a_1001_or_1006_close_reconnects_and_the_feed_is_live_again() {
     let key = ec_key();
     let sim = start_sim(&key, |_| {});
     let feeds = market_feed("cbtick", &sim, r#"["ticker"]"#, "");
-    let agent = Agent::start("cb-goaway", &feeds, "");
-    let bot = agent.bot("cbtick");
+    let agent = start_agent("cb-goaway", &feeds, "");
+    let bot = bot_of(&agent, "cbtick");
     agent.wait_state("cbtick", "live");
     sim.set_fault(CoinbaseFault::GoAway);
     assert!(sim.wait_for(|s| s.connections >= 2 && s.closed_going_away == 1, SLOW));
@@ -392,6 +348,18 @@ fn a_1001_close_reconnects_and_the_feed_is_live_again() {
         "{}",
         agent.log()
     );
+    // A cut without a close frame (1006) reconnects too.
+    sim.disconnect_all();
+    assert!(
+        sim.wait_for(|s| s.connections >= 3, SLOW),
+        "{:?}",
+        sim.stats()
+    );
+    let before = bot.count(|v| v["data"]["channel"] == "ticker");
+    assert!(wait_for(SLOW, || bot
+        .count(|v| v["data"]["channel"] == "ticker")
+        > before + 3));
+    agent.wait_state("cbtick", "live");
     // A public feed signs nothing.
     assert_eq!(sim.stats().jwts_accepted, 0);
 }
@@ -401,7 +369,7 @@ fn a_refused_jwt_parks_the_feed_naming_the_cause_without_a_retry_loop() {
     let key = ec_key();
     let sim = start_sim(&key, |c| c.fault = Some(CoinbaseFault::RejectJwt));
     let feeds = market_feed("cbbook", &sim, r#"["level2"]"#, "account = \"main\"");
-    let agent = Agent::start("cb-reject", &feeds, &creds(&key));
+    let agent = start_agent("cb-reject", &feeds, &creds(&key));
     agent.wait_state("cbbook", "parked");
     let err = agent.field("cbbook", "last_error");
     assert!(
@@ -414,7 +382,7 @@ fn a_refused_jwt_parks_the_feed_naming_the_cause_without_a_retry_loop() {
         "retried: {:?}",
         sim.stats()
     );
-    agent.assert_no_secrets(&key, &sim);
+    assert_no_secrets(&agent, &key, &sim, None);
 }
 
 #[test]
@@ -425,7 +393,7 @@ fn a_malformed_key_is_a_doctor_error_and_parks_without_connecting() {
     let creds = format!(
         "COINBASE_MAIN_API_KEY_NAME={KEY_NAME}\nCOINBASE_MAIN_API_SECRET=CANARY-not-a-key-value\n"
     );
-    let agent = Agent::start("cb-malformed", &feeds, &creds);
+    let agent = start_agent("cb-malformed", &feeds, &creds);
     let doctor = run_cli(&["doctor", "--config", &agent.config()], &[], None);
     assert_eq!(doctor.code, Some(1), "{}", doctor.all());
     assert!(
@@ -448,13 +416,9 @@ fn a_malformed_key_is_a_doctor_error_and_parks_without_connecting() {
     }
 }
 
-#[test]
-fn doctor_online_proves_the_key_with_a_rest_jwt_and_names_a_far_clock() {
-    let key = ed25519_key();
-    let sim = start_sim(&key, |_| {});
-    let dir = TempDir::new("cb-doctor");
-    write_creds(dir.path(), &creds(&key));
-    let body = agent_toml(dir.path(), "")
+/// `doctor --online --json` for a user feed on `sim` with account `main`.
+fn doctor_online(dir: &Path, sim: &CoinbaseSimHandle) -> CliRun {
+    let body = agent_toml(dir, "")
         + &feed(
             "cbuser",
             &sim.ws_user_url(),
@@ -463,12 +427,21 @@ fn doctor_online_proves_the_key_with_a_rest_jwt_and_names_a_far_clock() {
             "",
             "account = \"main\"",
         );
-    let cfg = write_config(dir.path(), &body).display().to_string();
-    let ok = run_cli(
+    let cfg = write_config(dir, &body).display().to_string();
+    run_cli(
         &["doctor", "--online", "--json", "--config", &cfg],
         &[],
         None,
-    );
+    )
+}
+
+#[test]
+fn doctor_online_proves_the_key_with_a_rest_jwt_and_names_a_far_clock() {
+    let key = ed25519_key();
+    let sim = start_sim(&key, |_| {});
+    let dir = TempDir::new("cb-doctor");
+    write_creds(dir.path(), &creds(&key));
+    let ok = doctor_online(dir.path(), &sim);
     let doc: Value =
         serde_json::from_str(&ok.stdout).unwrap_or_else(|e| panic!("{e}: {}", ok.all()));
     assert_eq!(doc["online"][0]["outcome"], "ok", "{}", ok.stdout);
@@ -498,21 +471,7 @@ fn doctor_online_proves_the_key_with_a_rest_jwt_and_names_a_far_clock() {
         c.date_skew_secs = 300;
         c.fault = Some(CoinbaseFault::RejectJwt);
     });
-    let body = agent_toml(dir.path(), "")
-        + &feed(
-            "cbuser",
-            &sim.ws_user_url(),
-            &sim.rest_url(),
-            r#"["user"]"#,
-            "",
-            "account = \"main\"",
-        );
-    let cfg = write_config(dir.path(), &body).display().to_string();
-    let refused = run_cli(
-        &["doctor", "--online", "--json", "--config", &cfg],
-        &[],
-        None,
-    );
+    let refused = doctor_online(dir.path(), &sim);
     assert_eq!(refused.code, Some(1), "{}", refused.all());
     let doc: Value = serde_json::from_str(&refused.stdout).unwrap();
     assert_eq!(doc["online"][0]["class"], "auth");
@@ -557,34 +516,16 @@ fn check_names_each_failure_layer() {
         "",
     );
     let cfg = write_config(dir.path(), &body).display().to_string();
-    let out = run_cli(&["check", "--json", "--config", &cfg], &[], None);
+    let (out, reports) = check_json(&cfg);
     assert_eq!(out.code, Some(1), "{}", out.all());
-    let reports: Vec<Value> =
-        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.all()));
-    let failed = |feed: &str| -> (String, String) {
-        let r = reports.iter().find(|r| r["feed"] == feed).unwrap();
-        r["layers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|l| l["outcome"] == "fail")
-            .map(|l| {
-                (
-                    l["layer"].as_str().unwrap().to_string(),
-                    l["detail"].as_str().unwrap().to_string(),
-                )
-            })
-            .unwrap_or_default()
-    };
-    let ok = reports.iter().find(|r| r["feed"] == "ok").unwrap();
-    assert_eq!(failed("ok"), (String::new(), String::new()), "{ok}");
-    let auth = ok["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["layer"] == "auth")
-        .unwrap();
-    assert_eq!(auth["outcome"], "pass", "{ok}");
+    let failed = |feed: &str| failed_layer(&reports, feed);
+    assert_eq!(
+        failed("ok"),
+        (String::new(), String::new()),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(layer_of(&reports, "ok", "auth")["outcome"], "pass");
     for (feed, layer, text) in [
         ("refused", "tcp", "advanced-trade-ws"),
         ("mute", "handshake", "timeout"),

@@ -3,6 +3,7 @@
 //! the fan-out socket.
 #![allow(dead_code)]
 
+pub mod agent;
 pub mod cdp_keys;
 
 use std::io::{BufRead, BufReader};
