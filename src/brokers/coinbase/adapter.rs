@@ -8,8 +8,8 @@ use super::core::{CoinbaseCore, GapCounters, Pacer};
 use super::jwt::{Minter, TokenSource};
 use super::settings::{OnGap, Plan};
 use crate::clock::Clock;
-use crate::feed::{Adapter, ConnectProgress, FeedError, Session, session};
-use crate::net::ws::{self, WsOptions};
+use crate::feed::{Adapter, ConnectProgress, FeedError, Session};
+use crate::net::ws::WsOptions;
 use std::sync::{Arc, OnceLock};
 
 /// The process's one send budget for Coinbase connections.
@@ -43,13 +43,12 @@ impl Adapter for CoinbaseAdapter {
             pacer(),
             self.counters.clone(),
         );
-        let (url, opts) = (&self.url, &self.opts);
-        session::connect(
+        crate::brokers::connect_ws(
             Box::new(core),
             self.clock.clone(),
-            self.opts.handshake_timeout,
+            &self.url,
+            &self.opts,
             progress,
-            |observe| ws::connect_observed(url, opts, observe),
         )
     }
 

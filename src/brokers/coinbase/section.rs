@@ -93,11 +93,8 @@ pub fn parse(s: &mut Section<'_, '_, '_, '_>, feed: &FeedConfig) -> Option<Coinb
         Err(problems) => {
             for p in problems {
                 let message = format!("{place}: {p}");
-                if s.has(p.field()) {
-                    s.report(p.field(), message);
-                } else {
-                    s.report_missing(p.field(), message);
-                }
+                // At the value, or the table when the key is absent.
+                s.report(p.field(), message);
             }
             return None;
         }

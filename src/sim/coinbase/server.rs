@@ -13,7 +13,7 @@ use crate::sim::shared::net;
 use crate::sim::shared::{Base, Faults, Host, Watched, handle_methods, lock};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{self, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
@@ -263,50 +263,40 @@ impl CoinbaseSim {
             record,
             recent: Mutex::new(VecDeque::new()),
         });
-        for (name, listener, is_ws) in [
-            ("cbsim-ws-accept", ws_listener, true),
-            ("cbsim-rest-accept", rest_listener, false),
-        ] {
-            let s = shared.clone();
-            shared
-                .base
-                .spawn_accept(name, move || accept_loop(s, listener, is_ws))?;
-        }
+        let s = shared.clone();
+        net::spawn_acceptor(&shared, "cbsim-ws-accept", ws_listener, move |tcp, peer| {
+            let id = s.stats.update(|st| {
+                st.connections += 1;
+                st.live_connections += 1;
+                st.messages_per_connection.push(Vec::new());
+                st.last_subscribe_ms.push(0);
+                st.messages_per_connection.len() - 1
+            });
+            s.event(format!("ws {id} from {peer}: accepted"));
+            s.base.ack(id, s.faults.current().1);
+            let conn = s.clone();
+            (
+                format!("cbsim-ws-{id}"),
+                Box::new(move || ws::serve(conn, id, tcp)),
+            )
+        })?;
+        let s = shared.clone();
+        let mut rest_id = 0usize;
+        net::spawn_acceptor(
+            &shared,
+            "cbsim-rest-accept",
+            rest_listener,
+            move |tcp, _| {
+                rest_id += 1;
+                let conn = s.clone();
+                (
+                    format!("cbsim-rest-{rest_id}"),
+                    Box::new(move || rest::serve(conn, tcp)),
+                )
+            },
+        )?;
         Ok(CoinbaseSimHandle { shared })
     }
-}
-
-fn accept_loop(shared: Arc<Shared>, listener: TcpListener, is_ws: bool) {
-    let mut rest_id = 0usize;
-    net::accept_loop(
-        &shared.base,
-        || listener.accept(),
-        |tcp, peer| {
-            let s = shared.clone();
-            let started = if is_ws {
-                let id = shared.stats.update(|st| {
-                    st.connections += 1;
-                    st.live_connections += 1;
-                    st.messages_per_connection.push(Vec::new());
-                    st.last_subscribe_ms.push(0);
-                    st.messages_per_connection.len() - 1
-                });
-                shared.event(format!("ws {id} from {peer}: accepted"));
-                shared.base.ack(id, shared.faults.current().1);
-                shared
-                    .base
-                    .spawn(format!("cbsim-ws-{id}"), move || ws::serve(s, id, tcp))
-            } else {
-                rest_id += 1;
-                shared
-                    .base
-                    .spawn(format!("cbsim-rest-{rest_id}"), move || rest::serve(s, tcp))
-            };
-            if let Err(e) = started {
-                shared.event(format!("cannot start a connection thread: {e}"));
-            }
-        },
-    );
 }
 
 /// A running Coinbase simulator; stops when dropped.

@@ -11,15 +11,14 @@
 use super::fault::CoinbaseFault;
 use super::server::Shared;
 use crate::sim::shared::net::{self, Live, is_timeout};
-use crate::sim::shared::{Host, lock, ws as shared_ws};
+use crate::sim::shared::{Host, ws as shared_ws};
 use crate::timefmt::rfc3339_millis;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpStream;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
-use tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tungstenite::{Message, WebSocket};
 
 /// How long a client that does not read may block a write.
@@ -119,24 +118,15 @@ impl SimBook {
     }
 }
 
-// The upgrade callback's error type is fixed by tungstenite.
-#[allow(clippy::result_large_err)]
 pub(crate) fn serve(shared: Arc<Shared>, id: usize, tcp: TcpStream) {
     let _live = Live::new(shared.clone(), id, "ws");
     if net::setup(&tcp, WRITE_TIMEOUT).is_err() {
         return;
     }
-    let path = Arc::new(Mutex::new(String::new()));
-    let seen_path = path.clone();
-    let callback = move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
-        *lock(&seen_path) = req.uri().path().to_string();
-        Ok(resp)
-    };
-    let Ok(ws) = shared_ws::upgrade(tcp, callback, shared_ws::give_up(shared.base())) else {
-        shared.event(format!("ws {id}: WebSocket handshake failed"));
+    let Some((ws, path)) = shared_ws::accept_with_path(shared.base(), id, tcp) else {
         return;
     };
-    let user_endpoint = lock(&path).starts_with("/user");
+    let user_endpoint = path.starts_with("/user");
     shared.event(format!(
         "ws {id}: open ({})",
         if user_endpoint { "user" } else { "market data" }
