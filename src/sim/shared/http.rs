@@ -145,6 +145,18 @@ pub(crate) fn http_date(t: SystemTime) -> String {
     )
 }
 
+/// Now, as a server whose clock is `skew_secs` ahead (negative: behind)
+/// reads it: the `Date` a simulator sends to show the agent's drift check.
+pub(crate) fn skewed_now(skew_secs: i64) -> SystemTime {
+    let now = SystemTime::now();
+    let skew = Duration::from_secs(skew_secs.unsigned_abs());
+    if skew_secs >= 0 {
+        now + skew
+    } else {
+        now.checked_sub(skew).unwrap_or(now)
+    }
+}
+
 /// Writes a JSON answer with `status`, dated `date`.
 pub(crate) fn respond(
     tcp: &mut TcpStream,
