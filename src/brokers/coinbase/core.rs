@@ -513,8 +513,8 @@ impl CoinbaseCore {
         .any(|w| lower.contains(w));
         if about_auth {
             FeedError::auth(format!(
-                "feed {}: Coinbase refused the JWT ({message}); check the CDP API key \
-                 (COINBASE_<ACCOUNT>_API_KEY_NAME and _API_SECRET) and this host's clock",
+                "feed {}: Coinbase refused the JWT ({message}): the key's name, its private key \
+                 or this host's clock",
                 self.feed
             ))
             .at(Layer::Auth)

@@ -195,6 +195,11 @@ impl Broker for CoinbaseBroker {
                 settings::DEFAULT_MARKET_URL,
                 settings::DEFAULT_USER_URL
             )),
+            Layer::Data => Some(
+                "Coinbase answers every subscribe and sends a heartbeat every second once \
+                 subscribed: check `channels` and `symbols`"
+                    .to_string(),
+            ),
             _ => None,
         }
     }
