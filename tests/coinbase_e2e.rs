@@ -507,6 +507,7 @@ fn check_names_each_failure_layer() {
         .replace(&good.ws_url(), &format!("ws://127.0.0.1:{mute_port}"));
     body += &market_feed("rejected", &refusing, r#"["ticker"]"#, "account = \"main\"");
     body += &market_feed("nodata", &silent, r#"["ticker"]"#, "");
+    body += &market_feed("nokey", &good, r#"["ticker"]"#, "account = \"other\"");
     body += &feed(
         "symbol",
         &good.ws_url(),
@@ -527,6 +528,7 @@ fn check_names_each_failure_layer() {
     );
     assert_eq!(layer_of(&reports, "ok", "auth")["outcome"], "pass");
     for (feed, layer, text) in [
+        ("nokey", "credentials", "COINBASE_OTHER_API_KEY_NAME"),
         ("refused", "tcp", "advanced-trade-ws"),
         ("mute", "handshake", "timeout"),
         ("rejected", "auth", "Coinbase refused the JWT"),
