@@ -12,8 +12,8 @@ use super::{substitute, ws_options};
 use crate::clock::Clock;
 use crate::config::{FeedConfig, Section, Shown, is_literal_auth, template_names};
 use crate::credentials::required::TEMPLATE_FIELD;
-use crate::feed::{Adapter, ConnectProgress, FeedError, Session, session};
-use crate::net::ws::{self, WsOptions};
+use crate::feed::{Adapter, ConnectProgress, FeedError, Session};
+use crate::net::ws::WsOptions;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -235,13 +235,12 @@ impl Adapter for WebsocketAdapter {
         &mut self,
         progress: &mut dyn ConnectProgress,
     ) -> Result<Box<dyn Session>, FeedError> {
-        let (url, opts) = (&self.url, &self.opts);
-        session::connect(
+        crate::brokers::connect_ws(
             Box::new(self.core.clone()),
             self.clock.clone(),
-            self.opts.handshake_timeout,
+            &self.url,
+            &self.opts,
             progress,
-            |observe| ws::connect_observed(url, opts, observe),
         )
     }
 
