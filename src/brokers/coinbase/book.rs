@@ -130,7 +130,7 @@ impl Book {
                 other => {
                     return Err(BookProblem::BadLevel(format!(
                         "side \"{}\"",
-                        crate::feed::error::sanitize(other)
+                        crate::peertext::short(other)
                     )));
                 }
             };

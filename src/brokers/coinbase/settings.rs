@@ -193,7 +193,7 @@ impl ConfigProblem {
 
 impl fmt::Display for ConfigProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = crate::feed::error::sanitize;
+        let s = crate::peertext::short;
         match self {
             ConfigProblem::NoChannels => {
                 write!(f, "at least one channel is needed: {CHANNEL_LIST}")
