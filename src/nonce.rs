@@ -34,7 +34,6 @@
 use std::fmt;
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -42,6 +41,7 @@ use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::clock::Clock;
+use crate::os::{self, lock::Kind};
 use crate::timefmt::human;
 
 /// The folder under `agent.state_dir` that holds one counter file per key.
@@ -150,8 +150,7 @@ impl NonceError {
 fn access_remedy(source: &io::Error, state_dir: &Path) -> Option<String> {
     match source.kind() {
         io::ErrorKind::PermissionDenied => {
-            // SAFETY: geteuid has no preconditions and cannot fail.
-            let uid = unsafe { libc::geteuid() };
+            let uid = os::user::euid();
             Some(format!(
                 "permission denied for uid {uid}; the state folder must belong to the user \
                  brokerguard runs as: sudo chown -R brokerguard: {}",
@@ -320,7 +319,7 @@ impl NonceStore {
     pub fn draw(&self, key_id: &str) -> Result<u64, NonceError> {
         let path = self.path_of(key_id)?;
         let file = self.open_for_draw(&path)?;
-        let _locked = Flock::take(&file, &path, libc::LOCK_EX, self.lock_timeout)?;
+        let _locked = Flock::take(&file, &path, Kind::Exclusive, self.lock_timeout)?;
         let (last, len) = read_counter(&file, &path)?;
         let next = next_nonce(micros_since_epoch(self.clock.wall()), last)
             .ok_or_else(|| NonceError::Exhausted { path: path.clone() })?;
@@ -340,7 +339,7 @@ impl NonceStore {
     pub fn lock_calls(&self, key_id: &str, wait: Duration) -> Result<CallLock, NonceError> {
         let path = self.path_of(key_id)?.with_extension(CALL_LOCK_EXTENSION);
         let file = self.open_for_draw(&path)?;
-        match Flock::take(&file, &path, libc::LOCK_EX, wait) {
+        match Flock::take(&file, &path, Kind::Exclusive, wait) {
             // The guard borrows `file`; `CallLock` owns both and unlocks on drop.
             Ok(guard) => std::mem::forget(guard),
             Err(NonceError::LockTimeout { path, waited }) => {
@@ -371,7 +370,7 @@ impl NonceStore {
             }
         };
         // Shared: a draw's write is never seen half done.
-        let _locked = Flock::take(&file, &path, libc::LOCK_SH, self.lock_timeout)?;
+        let _locked = Flock::take(&file, &path, Kind::Shared, self.lock_timeout)?;
         Ok(read_counter(&file, &path)?.0)
     }
 
@@ -442,22 +441,17 @@ impl NonceStore {
         if meta.uid() == uid && meta.gid() == gid {
             return Ok(());
         }
-        // SAFETY: the descriptor is open for the duration of the call.
-        if unsafe { libc::fchown(file.as_raw_fd(), uid, gid) } != 0 {
-            return Err(NonceError::Io {
-                path: path.to_path_buf(),
-                action: "hand over (chown)",
-                source: io::Error::last_os_error(),
-            });
-        }
-        Ok(())
+        os::fs::give(file, uid, gid).map_err(|source| NonceError::Io {
+            path: path.to_path_buf(),
+            action: "hand over (chown)",
+            source,
+        })
     }
 
     /// The state folder's owner, when this process is root and the folder
     /// belongs to someone else.
     fn state_owner_if_root(&self) -> Option<(u32, u32)> {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
+        if !os::user::is_root() {
             return None;
         }
         let meta = std::fs::metadata(&self.state_dir).ok()?;
@@ -483,8 +477,7 @@ impl fmt::Debug for CallLock {
 impl Drop for CallLock {
     fn drop(&mut self) {
         // Closing the file releases it too; unlocking says so explicitly.
-        // SAFETY: the descriptor is open until this struct is gone.
-        unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_UN) };
+        let _ = os::lock::unlock(&self.file);
     }
 }
 
@@ -521,7 +514,7 @@ impl<'f> Flock<'f> {
     fn take(
         file: &'f File,
         path: &Path,
-        op: libc::c_int,
+        kind: Kind,
         timeout: Duration,
     ) -> Result<Flock<'f>, NonceError> {
         let start = Instant::now();
@@ -533,7 +526,7 @@ impl<'f> Flock<'f> {
         let mut pause = Duration::from_micros(20);
         let mut helper_tried = false;
         loop {
-            if flock_once(file, op | libc::LOCK_NB).map_err(lock_error)? {
+            if os::lock::try_lock(file, kind).map_err(lock_error)? {
                 return Ok(Flock { file });
             }
             let waited = start.elapsed();
@@ -545,7 +538,7 @@ impl<'f> Flock<'f> {
             }
             if waited >= POLL_FIRST && !helper_tried {
                 helper_tried = true;
-                match wait_in_kernel(file, op, timeout - waited) {
+                match wait_in_kernel(file, kind, timeout - waited) {
                     Waited::Locked => return Ok(Flock { file }),
                     Waited::TimedOut => {
                         return Err(NonceError::LockTimeout {
@@ -566,23 +559,6 @@ impl<'f> Flock<'f> {
 /// How long a contended lock is polled before the wait moves into the kernel.
 const POLL_FIRST: Duration = Duration::from_millis(10);
 
-/// One `flock` call, retried on EINTR: `true` taken, `false` held
-/// elsewhere (only with `LOCK_NB`).
-fn flock_once(file: &File, op: libc::c_int) -> io::Result<bool> {
-    loop {
-        // SAFETY: the descriptor is open for the duration of the call.
-        if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
-            return Ok(true);
-        }
-        let err = io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EWOULDBLOCK) => return Ok(false),
-            Some(libc::EINTR) => continue,
-            _ => return Err(err),
-        }
-    }
-}
-
 /// Helper threads blocked in `flock` right now, in this process. A draw
 /// that timed out leaves its helper blocked until the stuck holder lets go
 /// (it then unlocks at once); the cap keeps a long hang from piling them up.
@@ -598,7 +574,7 @@ enum Waited {
 }
 
 /// A blocking `flock(op)` in a helper thread, waited for at most `timeout`.
-fn wait_in_kernel(file: &File, op: libc::c_int, timeout: Duration) -> Waited {
+fn wait_in_kernel(file: &File, kind: Kind, timeout: Duration) -> Waited {
     if LOCK_HELPERS.fetch_add(1, Ordering::SeqCst) >= MAX_LOCK_HELPERS {
         LOCK_HELPERS.fetch_sub(1, Ordering::SeqCst);
         return Waited::NoHelper;
@@ -607,18 +583,17 @@ fn wait_in_kernel(file: &File, op: libc::c_int, timeout: Duration) -> Waited {
         LOCK_HELPERS.fetch_sub(1, Ordering::SeqCst);
         return Waited::NoHelper;
     };
-    let (tx, rx) = mpsc::sync_channel::<io::Result<bool>>(1);
+    let (tx, rx) = mpsc::sync_channel::<io::Result<()>>(1);
     let spawned = std::thread::Builder::new()
         .name("nonce-lock".into())
         .stack_size(64 << 10)
         .spawn(move || {
-            let got = flock_once(&dup, op);
+            let got = os::lock::lock(&dup, kind);
             LOCK_HELPERS.fetch_sub(1, Ordering::SeqCst);
             if let Err(unsent) = tx.send(got) {
-                if matches!(unsent.0, Ok(true)) {
+                if unsent.0.is_ok() {
                     // The draw gave up meanwhile: release what it no longer wants.
-                    // SAFETY: dup is open until this thread ends.
-                    unsafe { libc::flock(dup.as_raw_fd(), libc::LOCK_UN) };
+                    let _ = os::lock::unlock(&dup);
                 }
             }
         });
@@ -640,8 +615,7 @@ impl Drop for Flock<'_> {
     fn drop(&mut self) {
         // Closing the file would release it too; unlocking first keeps the
         // lock no longer than the draw even if the caller keeps the file.
-        // SAFETY: the descriptor outlives the guard.
-        unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_UN) };
+        let _ = os::lock::unlock(self.file);
     }
 }
 
@@ -756,8 +730,7 @@ mod tests {
     }
 
     fn is_root() -> bool {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        unsafe { libc::geteuid() == 0 }
+        os::user::is_root()
     }
 
     #[test]
@@ -978,8 +951,13 @@ mod tests {
         // flock locks belong to an open file description, so a second
         // open in this process contends like another process would.
         let holder = File::open(s.path_of(KEY).unwrap()).unwrap();
-        let held =
-            Flock::take(&holder, Path::new("holder"), libc::LOCK_EX, Duration::ZERO).unwrap();
+        let held = Flock::take(
+            &holder,
+            Path::new("holder"),
+            Kind::Exclusive,
+            Duration::ZERO,
+        )
+        .unwrap();
         let started = Instant::now();
         let e = s.draw(KEY).unwrap_err();
         let took = started.elapsed();
@@ -1011,8 +989,13 @@ mod tests {
         let s = store(&d.0, &FakeClock::at_unix(T0));
         let first = s.draw(KEY).unwrap();
         let holder = File::open(s.path_of(KEY).unwrap()).unwrap();
-        let held =
-            Flock::take(&holder, Path::new("holder"), libc::LOCK_EX, Duration::ZERO).unwrap();
+        let held = Flock::take(
+            &holder,
+            Path::new("holder"),
+            Kind::Exclusive,
+            Duration::ZERO,
+        )
+        .unwrap();
         std::thread::scope(|scope| {
             let waiter = scope.spawn(|| s.draw(KEY));
             // Release only once the waiter has moved into the kernel wait.
@@ -1044,12 +1027,10 @@ mod tests {
             scope
                 .spawn(|| {
                     if is_root() {
-                        // SAFETY: plain syscalls changing this thread's credentials only.
-                        unsafe {
-                            libc::setfsgid(65534);
-                            libc::setfsuid(65534);
-                            assert_eq!(libc::setfsuid(u32::MAX), 65534, "setfsuid did not apply");
-                        }
+                        assert!(
+                            os::user::act_on_files_as(65534, 65534),
+                            "setfsuid did not apply"
+                        );
                     }
                     store.draw(KEY).unwrap_err()
                 })

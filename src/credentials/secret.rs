@@ -4,6 +4,8 @@
 //! (`sha256:` + 8 hex digits of the value's SHA-256). The value itself is
 //! reached only through [`Secret::expose`], at the point of use (an auth
 //! message, a signature, a header), which makes every use easy to audit.
+//! Dropping one wipes the value (`zeroize`: writes the compiler may not
+//! remove), so it does not linger in freed memory.
 
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -69,13 +71,7 @@ impl serde::Serialize for Secret {
 
 impl Drop for Secret {
     fn drop(&mut self) {
-        // Best effort: do not leave the value in freed memory.
-        // SAFETY: zero bytes are valid UTF-8.
-        unsafe {
-            for b in self.value.as_bytes_mut() {
-                std::ptr::write_volatile(b, 0);
-            }
-        }
+        zeroize::Zeroize::zeroize(&mut self.value);
     }
 }
 

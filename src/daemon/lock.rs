@@ -16,10 +16,10 @@
 //!   another agent runs. The same window lets the losers of a start race read
 //!   the winner's PID instead of an empty file.
 
+use crate::os::{self, lock::Kind};
 use std::fmt;
 use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::thread;
@@ -115,23 +115,6 @@ fn io_err(path: &Path, action: &'static str) -> impl FnOnce(io::Error) -> LockEr
     }
 }
 
-/// `flock` that retries on EINTR. `Ok(false)` means it would block.
-fn flock(file: &File, op: libc::c_int) -> io::Result<bool> {
-    loop {
-        // SAFETY: flock on a descriptor we own; no memory is passed.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), op) };
-        if rc == 0 {
-            return Ok(true);
-        }
-        let err = io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EINTR) => continue,
-            Some(libc::EWOULDBLOCK) => return Ok(false),
-            _ => return Err(err),
-        }
-    }
-}
-
 /// The PID in an open pidfile, from its start. Only a complete line counts,
 /// so a read racing the holder's write cannot return a cut-off number.
 fn read_pid(file: &mut File) -> Option<u32> {
@@ -178,7 +161,7 @@ impl PidLock {
             let deadline = Instant::now() + BUSY_WINDOW;
             let mut seen_pid = None;
             let locked = loop {
-                if flock(&file, libc::LOCK_EX | libc::LOCK_NB)
+                if os::lock::try_lock(&file, Kind::Exclusive)
                     .map_err(io_err(&path, "lock the pidfile"))?
                 {
                     break true;
@@ -271,7 +254,7 @@ pub fn holder(runtime_dir: &Path) -> io::Result<Option<LockHolder>> {
             ));
         }
     };
-    let free = flock(&file, libc::LOCK_SH | libc::LOCK_NB).map_err(|e| {
+    let free = os::lock::try_lock(&file, Kind::Shared).map_err(|e| {
         io::Error::new(
             e.kind(),
             format!("cannot probe the lock on {}: {e}", path.display()),

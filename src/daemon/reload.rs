@@ -12,6 +12,7 @@
 //! file), never to an earlier one.
 
 use super::lock;
+use crate::os;
 use crate::status::schema::{ReloadStatus, StatusDoc};
 use crate::status::show::{self, Observed};
 use std::fmt;
@@ -113,13 +114,9 @@ pub fn request(runtime_dir: &Path, timeout: Duration) -> Result<Outcome, ReloadE
         Observed::Unreadable(_) if !runtime_dir.join(show::STATUS_FILE_NAME).exists() => 0,
         Observed::Unreadable(why) => return Err(ReloadError::Unreadable(why)),
     };
-    let raw_pid = libc::pid_t::try_from(pid).map_err(|_| ReloadError::NoPid {
-        runtime_dir: shown.clone(),
-    })?;
-    // SAFETY: kill takes no pointers. The PID is the lock holder's: the lock
-    // is held, so the process is alive and is the agent, not a reused PID.
-    if unsafe { libc::kill(raw_pid, libc::SIGHUP) } != 0 {
-        let source = io::Error::last_os_error();
+    // The PID is the lock holder's: the lock is held, so the process is
+    // alive and is the agent, not a reused PID.
+    if let Err(source) = os::process::signal_process(pid, os::process::Signal::Hangup) {
         return Err(match source.raw_os_error() {
             Some(libc::ESRCH) => ReloadError::Exited { pid },
             _ => ReloadError::Signal { pid, source },

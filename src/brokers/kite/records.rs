@@ -158,8 +158,7 @@ pub fn save(state_dir: &Path, rec: &IssueRecord, now: SystemTime) -> Result<(), 
         f.write_all(b"\n")?;
         f.sync_all()?;
         // Root (kite-login) writes for the service user: the folder's owner.
-        // SAFETY: geteuid cannot fail.
-        if unsafe { libc::geteuid() } == 0 {
+        if crate::os::user::is_root() {
             std::os::unix::fs::chown(&tmp, Some(dir_meta.uid()), Some(dir_meta.gid()))?;
         }
         fs::rename(&tmp, &path)?;
