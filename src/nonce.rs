@@ -32,16 +32,20 @@
 //! order their nonces were drawn; the waiting is bounded like the draw's.
 
 use std::fmt;
-use std::fs::{DirBuilder, File, OpenOptions};
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::clock::Clock;
-use crate::os::{self, lock::Kind};
+use crate::os::{
+    self,
+    fs::{Access, Dir, Owners},
+    lock::Kind,
+};
 use crate::timefmt::human;
 
 /// The folder under `agent.state_dir` that holds one counter file per key.
@@ -121,6 +125,9 @@ pub enum NonceError {
     Corrupt { path: PathBuf, found: String },
     /// The file holds `u64::MAX`: no larger nonce exists.
     Exhausted { path: PathBuf },
+    /// The disk holding the state folder is full: the counter could not be
+    /// written or synced, so the nonce was not handed out.
+    DiskFull { path: PathBuf, state_dir: PathBuf },
     /// Reading, writing, syncing or locking failed.
     Io {
         path: PathBuf,
@@ -140,6 +147,7 @@ impl NonceError {
             | NonceError::CallsBusy { path, .. }
             | NonceError::Corrupt { path, .. }
             | NonceError::Exhausted { path }
+            | NonceError::DiskFull { path, .. }
             | NonceError::Io { path, .. } => Some(path),
         }
     }
@@ -166,6 +174,14 @@ fn access_remedy(source: &io::Error, state_dir: &Path) -> Option<String> {
     }
 }
 
+/// Whether an error's text names a path under `state_dir` itself: a
+/// refusal of the no-follow rule, which says what and how to fix it.
+fn names(source: &io::Error, state_dir: &Path) -> bool {
+    source
+        .to_string()
+        .contains(&state_dir.display().to_string())
+}
+
 impl fmt::Display for NonceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -175,6 +191,16 @@ impl fmt::Display for NonceError {
                  (1 to {MAX_KEY_ID_LEN} letters, digits, ':', '_' or '-'); got {len} characters \
                  that are not (not shown: it may be a secret)"
             ),
+            NonceError::Folder {
+                source, state_dir, ..
+            } if names(source, state_dir) => {
+                write!(f, "cannot use the nonce folder: {source}")
+            }
+            NonceError::Open {
+                source, state_dir, ..
+            } if names(source, state_dir) => {
+                write!(f, "cannot open the nonce counter: {source}")
+            }
             NonceError::Folder {
                 dir,
                 state_dir,
@@ -240,6 +266,15 @@ impl fmt::Display for NonceError {
                 path.display(),
                 u64::MAX
             ),
+            NonceError::DiskFull { path, state_dir } => write!(
+                f,
+                "the disk holding {} is full: the nonce counter {} cannot be written, so no \
+                 signed call is made (no nonce is used before it is on disk, none is ever reused); \
+                 free space there (df -h {})",
+                state_dir.display(),
+                path.display(),
+                state_dir.display()
+            ),
             NonceError::Io {
                 path,
                 action,
@@ -272,6 +307,10 @@ pub struct NonceStore {
     dir: PathBuf,
     clock: Arc<dyn Clock>,
     lock_timeout: Duration,
+    /// Who may own the state folder (root, us, the service user).
+    owners: Owners,
+    /// Where a counter's bytes go (a seam: tests make the disk full).
+    disk: Arc<dyn CounterDisk>,
 }
 
 impl fmt::Debug for NonceStore {
@@ -292,7 +331,22 @@ impl NonceStore {
             dir: state_dir.join(NONCE_DIR),
             clock,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            owners: Owners::of_this_process(),
+            disk: Arc::new(RealDisk),
         }
+    }
+
+    /// Trusts a state folder of these owners only (tests stand in an
+    /// unprivileged user for the service user).
+    pub fn with_owners(mut self, owners: Owners) -> NonceStore {
+        self.owners = owners;
+        self
+    }
+
+    #[cfg(test)]
+    fn with_disk(mut self, disk: Arc<dyn CounterDisk>) -> NonceStore {
+        self.disk = disk;
+        self
     }
 
     /// Waits at most `timeout` for another process's lock instead of
@@ -318,15 +372,18 @@ impl NonceStore {
     /// drawn for it from this state folder, and on disk before it is returned.
     pub fn draw(&self, key_id: &str) -> Result<u64, NonceError> {
         let path = self.path_of(key_id)?;
-        let file = self.open_for_draw(&path)?;
+        let dir = self.open_dir()?;
+        let file = self.open_for_draw(&dir, &path)?;
         let _locked = Flock::take(&file, &path, Kind::Exclusive, self.lock_timeout)?;
         let (last, len) = read_counter(&file, &path)?;
         let next = next_nonce(micros_since_epoch(self.clock.wall()), last)
             .ok_or_else(|| NonceError::Exhausted { path: path.clone() })?;
-        write_counter(&file, &path, next, len)?;
+        // Durable before it is handed out: if the write or the fsync fails
+        // (a full disk), the error goes back and the nonce is never used.
+        write_counter(&*self.disk, &file, &path, &self.state_dir, next, len)?;
         if last.is_none() {
             // A new counter's name must survive a crash as well as its value.
-            sync_dir(&self.dir);
+            let _ = dir.sync();
         }
         Ok(next)
     }
@@ -338,7 +395,8 @@ impl NonceStore {
     /// were drawn. [`NonceStore::draw`] itself does not need the claim.
     pub fn lock_calls(&self, key_id: &str, wait: Duration) -> Result<CallLock, NonceError> {
         let path = self.path_of(key_id)?.with_extension(CALL_LOCK_EXTENSION);
-        let file = self.open_for_draw(&path)?;
+        let dir = self.open_dir()?;
+        let file = self.open_for_draw(&dir, &path)?;
         match Flock::take(&file, &path, Kind::Exclusive, wait) {
             // The guard borrows `file`; `CallLock` owns both and unlocks on drop.
             Ok(guard) => std::mem::forget(guard),
@@ -354,54 +412,82 @@ impl NonceStore {
     /// `doctor` and `status`). Creates nothing.
     pub fn last(&self, key_id: &str) -> Result<Option<u64>, NonceError> {
         let path = self.path_of(key_id)?;
-        let file = match OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-        {
+        let dir = match self.existing_dir() {
+            Ok(Some(d)) => d,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let file = match dir.open_file(file_name(&path), Access::Read) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(NonceError::Open {
-                    path,
-                    state_dir: self.state_dir.clone(),
-                    source,
-                });
-            }
+            Err(source) => return Err(self.open_error(&path, source)),
         };
         // Shared: a draw's write is never seen half done.
         let _locked = Flock::take(&file, &path, Kind::Shared, self.lock_timeout)?;
         Ok(read_counter(&file, &path)?.0)
     }
 
-    /// Opens (creating it 0600, and the folder 0700, if needed) a counter for
-    /// reading and writing. std opens with O_CLOEXEC, so a child process
-    /// never inherits the descriptor and with it the lock.
-    fn open_for_draw(&self, path: &Path) -> Result<File, NonceError> {
-        let open = || {
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(path)
+    fn folder_error(&self, source: io::Error) -> NonceError {
+        NonceError::Folder {
+            dir: self.dir.clone(),
+            state_dir: self.state_dir.clone(),
+            source,
+        }
+    }
+
+    /// The nonce folder, if it exists, by the no-follow rule: the state
+    /// folder is opened and checked (owner, not writable by everyone) and
+    /// `nonce` is opened relative to it without following a link.
+    fn existing_dir(&self) -> Result<Option<Dir>, NonceError> {
+        let state = match Dir::open(&self.state_dir, &self.owners) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.folder_error(e)),
         };
-        let file = match open() {
-            Ok(f) => f,
-            // Only the folder can be missing: the file is created.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                self.create_dir()?;
-                open().map_err(|source| self.open_error(path, source))?
+        match state.subdir(NONCE_DIR, None, &self.owners) {
+            Ok(d) => Ok(Some(d)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.folder_error(e)),
+        }
+    }
+
+    /// The nonce folder, created 0700 (and the state folder with it) if
+    /// missing. When root creates it in a state folder of another user (the
+    /// service user), it is given to that user through its handle.
+    fn open_dir(&self) -> Result<Dir, NonceError> {
+        let state = Dir::open_or_create(&self.state_dir, 0o700, &self.owners)
+            .map_err(|e| self.folder_error(e))?;
+        let dir = state
+            .subdir(NONCE_DIR, Some(0o700), &self.owners)
+            .map_err(|e| self.folder_error(e))?;
+        if let Some((uid, gid)) = state_owner_if_root(&state) {
+            let st = dir.stat().map_err(|e| self.folder_error(e))?;
+            if (st.uid, st.gid) != (uid, gid) {
+                os::fs::give(dir.as_file(), uid, gid).map_err(|e| self.folder_error(e))?;
             }
-            Err(source) => return Err(self.open_error(path, source)),
-        };
-        self.give_to_state_owner(&file, path)?;
+        }
+        Ok(dir)
+    }
+
+    /// Opens (creating it 0600 if needed) a counter for reading and
+    /// writing, never through a link, and only a regular file. Opened with
+    /// O_CLOEXEC, so a child process never inherits the descriptor and
+    /// with it the lock.
+    fn open_for_draw(&self, dir: &Dir, path: &Path) -> Result<File, NonceError> {
+        let file = dir
+            .open_file(file_name(path), Access::ReadWriteCreate(0o600))
+            .map_err(|source| self.open_error(path, source))?;
+        self.give_to_state_owner(dir, &file, path)?;
         Ok(file)
     }
 
     fn open_error(&self, path: &Path, source: io::Error) -> NonceError {
+        if is_disk_full(&source) {
+            return NonceError::DiskFull {
+                path: path.to_path_buf(),
+                state_dir: self.state_dir.clone(),
+            };
+        }
         NonceError::Open {
             path: path.to_path_buf(),
             state_dir: self.state_dir.clone(),
@@ -409,53 +495,69 @@ impl NonceStore {
         }
     }
 
-    fn create_dir(&self) -> Result<(), NonceError> {
-        let folder_error = |source| NonceError::Folder {
-            dir: self.dir.clone(),
-            state_dir: self.state_dir.clone(),
-            source,
-        };
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
-            .map_err(folder_error)?;
-        if let Some((uid, gid)) = self.state_owner_if_root() {
-            chown(&self.dir, uid, gid).map_err(folder_error)?;
-        }
-        Ok(())
-    }
-
     /// When root (`sudo brokerguard doctor --online`) draws first, the files
     /// it creates must still belong to the service user, or the daemon could
-    /// no longer open them: they take the owner of the state folder.
-    fn give_to_state_owner(&self, file: &File, path: &Path) -> Result<(), NonceError> {
-        let Some((uid, gid)) = self.state_owner_if_root() else {
-            return Ok(());
-        };
-        let meta = file.metadata().map_err(|source| NonceError::Io {
-            path: path.to_path_buf(),
-            action: "inspect",
-            source,
-        })?;
-        if meta.uid() == uid && meta.gid() == gid {
+    /// no longer open them: they take the owner of the nonce folder (given
+    /// to the state folder's owner by [`NonceStore::open_dir`]).
+    fn give_to_state_owner(&self, dir: &Dir, file: &File, path: &Path) -> Result<(), NonceError> {
+        if !os::user::is_root() {
             return Ok(());
         }
-        os::fs::give(file, uid, gid).map_err(|source| NonceError::Io {
+        let io_error = |action, source| NonceError::Io {
             path: path.to_path_buf(),
-            action: "hand over (chown)",
+            action,
             source,
-        })
+        };
+        let owner = dir.stat().map_err(|e| io_error("inspect", e))?;
+        if owner.uid == 0 {
+            return Ok(());
+        }
+        let st = os::fs::stat(file).map_err(|e| io_error("inspect", e))?;
+        if (st.uid, st.gid) == (owner.uid, owner.gid) {
+            return Ok(());
+        }
+        os::fs::give(file, owner.uid, owner.gid).map_err(|e| io_error("hand over (chown)", e))
+    }
+}
+
+/// The state folder's owner, when this process is root and the folder
+/// belongs to someone else.
+fn state_owner_if_root(state: &Dir) -> Option<(u32, u32)> {
+    if !os::user::is_root() {
+        return None;
+    }
+    let st = state.stat().ok()?;
+    (st.uid != 0).then_some((st.uid, st.gid))
+}
+
+/// The last component of a counter's path (made by `path_of`, so a plain name).
+fn file_name(path: &Path) -> &str {
+    path.file_name().and_then(|n| n.to_str()).unwrap_or("")
+}
+
+/// ENOSPC or EDQUOT: the disk (or the user's quota on it) is full.
+fn is_disk_full(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+}
+
+/// Where a counter's bytes go: the file itself, or in tests a disk that
+/// fills up on command.
+pub(crate) trait CounterDisk: Send + Sync {
+    /// Writes all of `bytes` at `offset`.
+    fn write_at(&self, file: &File, bytes: &[u8], offset: u64) -> io::Result<()>;
+    /// Makes the file's data durable (fsync).
+    fn sync(&self, file: &File) -> io::Result<()>;
+}
+
+struct RealDisk;
+
+impl CounterDisk for RealDisk {
+    fn write_at(&self, file: &File, bytes: &[u8], offset: u64) -> io::Result<()> {
+        file.write_all_at(bytes, offset)
     }
 
-    /// The state folder's owner, when this process is root and the folder
-    /// belongs to someone else.
-    fn state_owner_if_root(&self) -> Option<(u32, u32)> {
-        if !os::user::is_root() {
-            return None;
-        }
-        let meta = std::fs::metadata(&self.state_dir).ok()?;
-        (meta.uid() != 0).then(|| (meta.uid(), meta.gid()))
+    fn sync(&self, file: &File) -> io::Result<()> {
+        file.sync_all()
     }
 }
 
@@ -479,10 +581,6 @@ impl Drop for CallLock {
         // Closing the file releases it too; unlocking says so explicitly.
         let _ = os::lock::unlock(&self.file);
     }
-}
-
-fn chown(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
-    std::os::unix::fs::chown(path, Some(uid), Some(gid))
 }
 
 /// Microseconds since the Unix epoch; 0 before it.
@@ -663,36 +761,44 @@ fn parse_counter(bytes: &[u8], path: &Path) -> Result<Option<u64>, NonceError> {
 
 /// Writes `value` in place and fsyncs. `old_len` is the length read under
 /// the same lock: only a hand-written file of another length needs trimming.
-fn write_counter(file: &File, path: &Path, value: u64, old_len: usize) -> Result<(), NonceError> {
-    let io_error = |action: &'static str, source| NonceError::Io {
-        path: path.to_path_buf(),
-        action,
-        source,
+/// A full disk is [`NonceError::DiskFull`], naming the state folder.
+fn write_counter(
+    disk: &dyn CounterDisk,
+    file: &File,
+    path: &Path,
+    state_dir: &Path,
+    value: u64,
+    old_len: usize,
+) -> Result<(), NonceError> {
+    let io_error = |action: &'static str, source: io::Error| {
+        if is_disk_full(&source) {
+            NonceError::DiskFull {
+                path: path.to_path_buf(),
+                state_dir: state_dir.to_path_buf(),
+            }
+        } else {
+            NonceError::Io {
+                path: path.to_path_buf(),
+                action,
+                source,
+            }
+        }
     };
     let text = format!("{value:0WIDTH$}\n");
-    file.write_all_at(text.as_bytes(), 0)
+    disk.write_at(file, text.as_bytes(), 0)
         .map_err(|e| io_error("write", e))?;
     if old_len > text.len() {
         file.set_len(text.len() as u64)
             .map_err(|e| io_error("write", e))?;
     }
-    file.sync_all().map_err(|e| io_error("fsync", e))
-}
-
-/// Best effort: fsync a folder so a newly created entry is durable. A
-/// failure only weakens durability across a power cut, and the value itself
-/// is already synced, so it is not an error.
-fn sync_dir(dir: &Path) {
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
+    disk.sync(file).map_err(|e| io_error("fsync", e))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::clock::FakeClock;
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     /// 2026-11-22T09:00:00Z.
     const T0: u64 = 1_795_338_000;
@@ -1075,12 +1181,115 @@ mod tests {
             return; // only root can create files for another user
         }
         let d = TempDir::new("owner");
-        chown(&d.0, 4242, 4343).unwrap();
-        let s = store(&d.0, &FakeClock::at_unix(T0));
+        std::os::unix::fs::chown(&d.0, Some(4242), Some(4343)).unwrap();
+        let s = store(&d.0, &FakeClock::at_unix(T0)).with_owners(Owners::only(&[0, 4242]));
         s.draw(KEY).unwrap();
         for p in [s.dir().to_path_buf(), s.path_of(KEY).unwrap()] {
             let m = std::fs::metadata(&p).unwrap();
             assert_eq!((m.uid(), m.gid()), (4242, 4343), "{}", p.display());
         }
+    }
+
+    #[test]
+    fn root_never_follows_a_link_planted_in_the_state_folder() {
+        use crate::os::fs::tests::{NOBODY, Scratch, assert_untouched, folder_of_nobody, victim};
+        let Some(state) = folder_of_nobody("nonce-link") else {
+            return;
+        };
+        let elsewhere = Scratch::new("nonce-elsewhere");
+        let target = victim(&elsewhere);
+        let s = store(&state.0, &FakeClock::at_unix(T0)).with_owners(Owners::only(&[0, NOBODY]));
+        // The nonce folder is a link to a root folder: nothing is created
+        // there and that folder is not given away.
+        std::os::unix::fs::symlink(&elsewhere.0, state.0.join(NONCE_DIR)).unwrap();
+        let e = s.draw(KEY).unwrap_err();
+        assert!(e.to_string().contains("is a symlink"), "{e}");
+        assert_eq!(
+            std::fs::read_dir(&elsewhere.0).unwrap().count(),
+            1,
+            "created through the link"
+        );
+        assert_eq!(
+            std::fs::metadata(&elsewhere.0).unwrap().uid(),
+            0,
+            "chowned through the link"
+        );
+        // A counter that is a link to a root-only file: refused, untouched.
+        std::fs::remove_file(state.0.join(NONCE_DIR)).unwrap();
+        std::fs::create_dir(state.0.join(NONCE_DIR)).unwrap();
+        std::os::unix::fs::chown(state.0.join(NONCE_DIR), Some(NOBODY), Some(NOBODY)).unwrap();
+        std::os::unix::fs::symlink(&target, s.path_of(KEY).unwrap()).unwrap();
+        let e = s.draw(KEY).unwrap_err();
+        assert!(e.to_string().contains("is a symlink"), "{e}");
+        assert!(s.last(KEY).is_err());
+        assert_untouched(&target);
+        // A plain folder of the state folder's owner works, and what root
+        // creates there belongs to that owner.
+        std::fs::remove_file(s.path_of(KEY).unwrap()).unwrap();
+        assert_eq!(s.draw(KEY).unwrap(), us(T0));
+        assert_eq!(
+            std::fs::metadata(s.path_of(KEY).unwrap()).unwrap().uid(),
+            NOBODY
+        );
+    }
+
+    /// A disk that fills up on command: the write fails, or only the fsync.
+    #[derive(Default)]
+    struct FillingDisk {
+        write_fails: std::sync::atomic::AtomicBool,
+        sync_fails: std::sync::atomic::AtomicBool,
+    }
+
+    impl CounterDisk for FillingDisk {
+        fn write_at(&self, file: &File, bytes: &[u8], offset: u64) -> io::Result<()> {
+            if self.write_fails.load(Ordering::SeqCst) {
+                return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+            }
+            RealDisk.write_at(file, bytes, offset)
+        }
+
+        fn sync(&self, file: &File) -> io::Result<()> {
+            if self.sync_fails.load(Ordering::SeqCst) {
+                return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+            }
+            RealDisk.sync(file)
+        }
+    }
+
+    #[test]
+    fn a_full_disk_fails_the_draw_naming_the_disk_and_no_nonce_is_ever_reused() {
+        let d = TempDir::new("full");
+        let clock = FakeClock::at_unix(T0);
+        let disk = Arc::new(FillingDisk::default());
+        let s = store(&d.0, &clock).with_disk(disk.clone());
+        let mut handed_out = vec![s.draw(KEY).unwrap(), s.draw(KEY).unwrap()];
+        for fault in [&disk.write_fails, &disk.sync_fails] {
+            fault.store(true, Ordering::SeqCst);
+            for _ in 0..3 {
+                let e = s.draw(KEY).unwrap_err();
+                assert!(matches!(e, NonceError::DiskFull { .. }), "{e:?}");
+                let shown = e.to_string();
+                assert!(
+                    shown.starts_with(&format!("the disk holding {} is full", d.0.display())),
+                    "{shown}"
+                );
+                assert!(shown.contains("no signed call is made"), "{shown}");
+                assert!(
+                    shown.contains(&format!("df -h {}", d.0.display())),
+                    "{shown}"
+                );
+            }
+            fault.store(false, Ordering::SeqCst);
+            handed_out.push(s.draw(KEY).unwrap());
+        }
+        // The clock never moved: every nonce came from the counter, each
+        // larger than the last, even after a write that reached the file
+        // but whose fsync failed.
+        assert!(handed_out.windows(2).all(|w| w[0] < w[1]), "{handed_out:?}");
+        assert_eq!(handed_out[..2], [us(T0), us(T0) + 1]);
+        assert!(
+            handed_out[3] > handed_out[2] + 1,
+            "the unsynced value is skipped too: {handed_out:?}"
+        );
     }
 }

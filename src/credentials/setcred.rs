@@ -3,8 +3,9 @@
 //! The file is replaced atomically (temp file in the same folder, fsync,
 //! rename, fsync of the folder), so the running agent's watcher never sees a
 //! half-written file. The existing file's owner and mode are kept (a new file
-//! gets 0640); if the file is a symlink, its target is written and the link
-//! stays. The first `NAME=` / `export NAME=` line is replaced in place and
+//! gets 0640, and when root creates it, the service's group `brokerguard`,
+//! so the service can read it); if the file is a symlink, its target is
+//! written and the link stays. The first `NAME=` / `export NAME=` line is replaced in place and
 //! any later lines for the same name are dropped (they would override it);
 //! every other line is kept byte for byte. Otherwise the line is appended.
 //! Writers take an exclusive `flock` on the folder for the read-modify-write,
@@ -105,6 +106,19 @@ pub fn encode_value(v: &str) -> String {
 
 /// Writes `name=value` into `file` atomically (see the module doc).
 pub fn set_credential(file: &Path, name: &str, value: &Secret) -> Result<(), SetCredError> {
+    let group = os::user::is_root()
+        .then(|| os::user::group_id(os::fs::SERVICE_GROUP))
+        .flatten();
+    set_credential_for(file, name, value, group)
+}
+
+/// [`set_credential`], giving a new file the group `new_file_group`.
+fn set_credential_for(
+    file: &Path,
+    name: &str,
+    value: &Secret,
+    new_file_group: Option<u32>,
+) -> Result<(), SetCredError> {
     if !valid_credential_name(name) {
         return Err(SetCredError::InvalidName {
             name: name.to_string(),
@@ -146,7 +160,7 @@ pub fn set_credential(file: &Path, name: &str, value: &Secret) -> Result<(), Set
     };
     let line = Secret::new(format!("{name}={}", encode_value(v)));
     let new = replace_or_append(&old, name, line.expose());
-    write_atomically(&target, &new, meta.as_ref())
+    write_atomically(&target, &new, meta.as_ref(), new_file_group)
 }
 
 /// The new file content. Works on bytes so lines that are not UTF-8 survive.
@@ -196,6 +210,7 @@ fn write_atomically(
     target: &Path,
     content: &[u8],
     meta: Option<&fs::Metadata>,
+    new_file_group: Option<u32>,
 ) -> Result<(), SetCredError> {
     let dir = match target.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -231,9 +246,14 @@ fn write_atomically(
                 f.set_permissions(fs::Permissions::from_mode(m.mode() & 0o7777))
                     .map_err(|e| io_err(&tmp, "keep the mode of", e))?;
             }
-            None => f
-                .set_permissions(fs::Permissions::from_mode(NEW_FILE_MODE))
-                .map_err(|e| io_err(&tmp, "set the mode of", e))?,
+            None => {
+                if let Some(gid) = new_file_group {
+                    std::os::unix::fs::fchown(&f, None, Some(gid))
+                        .map_err(|e| io_err(&tmp, "give the service's group", e))?;
+                }
+                f.set_permissions(fs::Permissions::from_mode(NEW_FILE_MODE))
+                    .map_err(|e| io_err(&tmp, "set the mode of", e))?
+            }
         }
         f.sync_all().map_err(|e| io_err(&tmp, "sync", e))?;
         fs::rename(&tmp, target).map_err(|e| io_err(target, "replace", e))?;
@@ -389,5 +409,24 @@ mod tests {
         assert_eq!(trim_one_newline("abc\r\n".into()), "abc");
         assert_eq!(trim_one_newline("abc\n\n".into()), "abc\n");
         assert_eq!(trim_one_newline("abc".into()), "abc");
+    }
+
+    #[test]
+    fn a_new_file_made_by_root_gets_the_service_group() {
+        if !os::user::is_root() {
+            eprintln!("skipped: only root can give a file another group");
+            return;
+        }
+        let d = temp_dir("setgrp");
+        let f = d.join("c.env");
+        set_credential_for(&f, "A", &Secret::new("1"), Some(65534)).unwrap();
+        let m = fs::metadata(&f).unwrap();
+        assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (0, 65534, 0o640));
+        // An existing file keeps its group.
+        fs::write(&f, "A=1\n").unwrap();
+        std::os::unix::fs::chown(&f, None, Some(0)).unwrap();
+        set_credential_for(&f, "B", &Secret::new("2"), Some(65534)).unwrap();
+        assert_eq!(fs::metadata(&f).unwrap().gid(), 0);
+        fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -30,6 +30,10 @@ use std::path::{Path, PathBuf};
 /// The account the packaged service runs as (install.sh creates it).
 pub const SERVICE_USER: &str = "brokerguard";
 
+/// The group that reads /etc/brokerguard (config and credentials); the
+/// service has it as a supplementary group.
+pub const SERVICE_GROUP: &str = "brokerguard";
+
 /// Who may own a folder (or a file in it) that a command trusts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Owners {
@@ -39,12 +43,18 @@ pub struct Owners {
 impl Owners {
     /// Root, this process's user, and the service user when the host has
     /// one: a folder of anyone else is someone who could swap its entries.
+    /// Looked up once per process (a user database read).
     pub fn of_this_process() -> Owners {
-        let service = super::user::user_by_name(SERVICE_USER).map(|u| u.uid);
-        let mut uids = vec![0, super::user::euid()];
-        uids.extend(service);
-        uids.dedup();
-        Owners { uids }
+        static OWNERS: std::sync::OnceLock<Owners> = std::sync::OnceLock::new();
+        OWNERS
+            .get_or_init(|| {
+                let service = super::user::user_by_name(SERVICE_USER).map(|u| u.uid);
+                let mut uids = vec![0, super::user::euid()];
+                uids.extend(service);
+                uids.dedup();
+                Owners { uids }
+            })
+            .clone()
     }
 
     /// These uids and no others (tests stand in an unprivileged user for
@@ -65,7 +75,7 @@ impl Owners {
             .iter()
             .map(|&u| super::user::user_name_or_id(u))
             .collect();
-        names.join(" or ")
+        names.join(" nor ")
     }
 }
 
@@ -447,19 +457,31 @@ impl Dir {
 }
 
 fn not_a_folder(path: &Path, e: io::Error) -> io::Error {
-    match e.raw_os_error() {
-        Some(libc::ELOOP) => io::Error::new(
+    // O_NOFOLLOW | O_DIRECTORY on a link fails with ENOTDIR on Linux;
+    // looking again (for the message only) tells a link from a file.
+    let link = e.raw_os_error() == Some(libc::ELOOP)
+        || (e.raw_os_error() == Some(libc::ENOTDIR)
+            && std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()));
+    match link {
+        true => io::Error::new(
             io::ErrorKind::PermissionDenied,
             format!(
                 "{} is a symlink, which brokerguard never follows here; make it a real folder",
                 path.display()
             ),
         ),
-        Some(libc::ENOTDIR) => io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{} is not a folder", path.display()),
-        ),
-        _ => e,
+        false => e,
+    }
+}
+
+/// `e` with `what` and `path` in front, unless its text names the path
+/// already (the errors of [`Dir`] that explain a refusal do).
+pub fn naming(what: &str, path: &Path, e: io::Error) -> io::Error {
+    let shown = path.display().to_string();
+    if e.to_string().contains(&shown) {
+        e
+    } else {
+        io::Error::new(e.kind(), format!("cannot {what} {shown}: {e}"))
     }
 }
 
@@ -504,6 +526,55 @@ pub(crate) mod tests {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
         }
+    }
+
+    /// The unprivileged user that stands in for the service user (and for
+    /// an attacker who owns the folder) in the tests run as root.
+    pub(crate) const NOBODY: u32 = 65534;
+
+    /// A folder owned by [`NOBODY`], for the tests of what root does in a
+    /// folder another user can write; `None` (with the reason printed)
+    /// when not running as root, since only root can make one.
+    pub(crate) fn folder_of_nobody(tag: &str) -> Option<Scratch> {
+        if !crate::os::user::is_root() {
+            eprintln!("skipped: only root can test what root does in another user's folder");
+            return None;
+        }
+        let d = Scratch::new(tag);
+        std::os::unix::fs::chown(&d.0, Some(NOBODY), Some(NOBODY)).unwrap();
+        Some(d)
+    }
+
+    /// A root-only 0600 file outside the folder, that a planted link aims at.
+    pub(crate) fn victim(dir: &Scratch) -> PathBuf {
+        let p = dir.0.join("root-only");
+        std::fs::write(&p, b"precious").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        p
+    }
+
+    /// The victim is as it was: content, root's, 0600.
+    pub(crate) fn assert_untouched(victim: &Path) {
+        let m = std::fs::symlink_metadata(victim).unwrap();
+        assert!(m.is_file(), "{} replaced", victim.display());
+        assert_eq!(
+            std::fs::read(victim).unwrap(),
+            b"precious",
+            "{} written",
+            victim.display()
+        );
+        assert_eq!(
+            (m.uid(), m.gid()),
+            (0, 0),
+            "{} given away",
+            victim.display()
+        );
+        assert_eq!(
+            m.mode() & 0o7777,
+            0o600,
+            "{} mode changed",
+            victim.display()
+        );
     }
 
     fn mine() -> Owners {
