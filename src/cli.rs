@@ -126,6 +126,20 @@ fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
     config::parse_duration(s)
 }
 
+/// Whether the command reads secrets (credentials, tokens, request
+/// tokens): it makes itself non-dumpable first.
+fn holds_secrets(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Run { .. }
+            | Command::Doctor { .. }
+            | Command::SetCredential { .. }
+            | Command::Check { .. }
+            | Command::KiteLogin { .. }
+            | Command::Demo { .. }
+    )
+}
+
 /// Parses `args` and runs the command; returns the process exit code.
 pub fn main<I: IntoIterator<Item = OsString>>(args: I) -> u8 {
     let cli = match Cli::try_parse_from(args) {
@@ -140,6 +154,11 @@ pub fn main<I: IntoIterator<Item = OsString>>(args: I) -> u8 {
             };
         }
     };
+    if holds_secrets(&cli.command) {
+        // Before any secret is read: no core dump, no ptrace by a neighbour.
+        // It cannot fail with these arguments; a refusal only loses that.
+        let _ = crate::os::process::forbid_core_dumps();
+    }
     match cli.command {
         Command::Run { config } => run(config),
         Command::Status { config, json } => status(config, json),
@@ -548,5 +567,33 @@ fn check(names: &[String], config: Option<PathBuf>, json: bool) -> u8 {
         exit::OK
     } else {
         exit::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_that_reads_a_secret_forbids_core_dumps_first() {
+        let holds = |args: &[&str]| {
+            let cli =
+                Cli::try_parse_from(std::iter::once("brokerguard").chain(args.iter().copied()))
+                    .unwrap();
+            holds_secrets(&cli.command)
+        };
+        for args in [
+            &["run"][..],
+            &["doctor"],
+            &["set-credential", "A"],
+            &["check"],
+            &["kite-login", "--account", "main"],
+            &["demo"],
+        ] {
+            assert!(holds(args), "{args:?}");
+        }
+        for args in [&["status"][..], &["reload"], &["config", "check"]] {
+            assert!(!holds(args), "{args:?}");
+        }
     }
 }

@@ -174,6 +174,11 @@ impl RunOptions {
 
 /// Runs the agent until a stop signal. Returns after a clean stop.
 pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
+    // Secrets in memory must not reach a core dump (the watchdog's kill is
+    // SIGABRT) or another process of the service user: non-dumpable first.
+    if let Err(e) = crate::os::process::forbid_core_dumps() {
+        log::warn!("cannot make the process non-dumpable (prctl PR_SET_DUMPABLE): {e}");
+    }
     // Before the first thread: the arena setting applies to arenas made later.
     process::tune();
     // Signals first: a SIGTERM that arrives while we start must become a

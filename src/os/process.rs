@@ -130,4 +130,35 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(2));
         assert!(monotonic_usec() >= a + 2_000);
     }
+
+    /// Run as a child by the test below (ignored when run directly).
+    #[test]
+    #[ignore = "helper: run as a child process by forbidding_core_dumps_sticks"]
+    fn child_forbids_core_dumps() {
+        assert!(dumpable().unwrap(), "a fresh process may dump core");
+        forbid_core_dumps().unwrap();
+        assert!(!dumpable().unwrap());
+    }
+
+    #[test]
+    fn forbidding_core_dumps_sticks() {
+        // In a child: the setting is process-wide and would change this
+        // test process for every other test.
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "os::process::tests::child_forbids_core_dumps",
+                "--ignored",
+                "--test-threads=1",
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("1 passed"), "{text}");
+    }
 }
