@@ -37,10 +37,11 @@ pub enum AlertKind {
     ClockDrift,
     ConnectionLimit,
     InsecureCredentials,
+    StatusUnwritable,
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 18] = [
+    pub const ALL: [AlertKind; 19] = [
         AlertKind::FeedDown,
         AlertKind::FeedRecovered,
         AlertKind::FeedFlapping,
@@ -59,6 +60,7 @@ impl AlertKind {
         AlertKind::ClockDrift,
         AlertKind::ConnectionLimit,
         AlertKind::InsecureCredentials,
+        AlertKind::StatusUnwritable,
     ];
 
     /// The name after `alert=`.
@@ -82,6 +84,7 @@ impl AlertKind {
             AlertKind::ClockDrift => "clock_drift",
             AlertKind::ConnectionLimit => "connection_limit",
             AlertKind::InsecureCredentials => "insecure_credentials",
+            AlertKind::StatusUnwritable => "status_unwritable",
         }
     }
 

@@ -205,6 +205,7 @@ fn kite_login(
         Ok(c) => c,
         Err(code) => return code,
     };
+    use_host_fingerprints("kite-login", &cfg);
     let request_token = match request_token.as_deref() {
         None => None,
         Some("-") => match crate::credentials::setcred::read_secret_from_stdin() {
@@ -255,6 +256,17 @@ fn run(config: Option<PathBuf>) -> u8 {
                 DaemonError::Preflight(_) => exit::UNAVAILABLE,
             }
         }
+    }
+}
+
+/// Installs the host's fingerprint key (from the state folder) so the
+/// fingerprints a command shows match the agent's; when it cannot be read,
+/// says that this run's fingerprints are its own.
+fn use_host_fingerprints(command: &str, cfg: &config::Config) {
+    if let Err(e) = crate::credentials::fingerprint::use_host_key(&cfg.agent.state_dir) {
+        eprintln!(
+            "brokerguard {command}: {e}; fingerprints shown here are this run's own and do not match the agent's (run as root or the service user to compare them)"
+        );
     }
 }
 
@@ -413,6 +425,7 @@ fn doctor(config: Option<PathBuf>, json: bool, online: bool) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
+    use_host_fingerprints("doctor", &cfg);
     let sources = crate::credentials::Sources::from_process(&cfg.agent);
     let mut report = crate::credentials::doctor::audit(&cfg, &sources, std::path::Path::new("/"));
     // What the running agent says about each feed (the key set in use, ...).
@@ -450,6 +463,14 @@ fn doctor(config: Option<PathBuf>, json: bool, online: bool) -> u8 {
 }
 
 fn set_credential(name: &str, config: Option<PathBuf>, file: Option<PathBuf>) -> u8 {
+    // The fingerprint printed below is the agent's when the configuration
+    // (its state folder) can be read; with --file it may not be needed.
+    match daemon::load_config(&config::resolve_path(config.clone())) {
+        Ok(cfg) => use_host_fingerprints("set-credential", &cfg),
+        Err(_) => eprintln!(
+            "brokerguard set-credential: no configuration read, so the fingerprint shown is this run's own (pass --config to show the agent's)"
+        ),
+    }
     let target = match file {
         Some(f) => f,
         None => match load_or_exit(config) {
@@ -506,6 +527,7 @@ fn check(names: &[String], config: Option<PathBuf>, json: bool) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
+    use_host_fingerprints("check", &cfg);
     let unknown: Vec<&String> = names
         .iter()
         .filter(|n| !cfg.feeds.iter().any(|f| &f.name == *n))

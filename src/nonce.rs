@@ -9,7 +9,7 @@
 //! every draw, can.
 //!
 //! Each key has `<state_dir>/nonce/<key id>` (the key id is the credential's
-//! fingerprint, `sha256:1f2e3d4c`, stored as `sha256-1f2e3d4c`). A draw opens
+//! fingerprint, `hmac:1f2e3d4c`, stored as `hmac-1f2e3d4c`). A draw opens
 //! it, takes an exclusive `flock` (never a blocking call without a deadline:
 //! `LOCK_NB` polls, then a bounded wait, so a hung holder is a named error,
 //! never a hang), reads the last value, issues
@@ -80,7 +80,7 @@ pub fn next_nonce(now_us: u64, last: Option<u64>) -> Option<u64> {
     }
 }
 
-/// The file name for a key id: `sha256:1f2e3d4c` → `sha256-1f2e3d4c`.
+/// The file name for a key id: `hmac:1f2e3d4c` → `hmac-1f2e3d4c`.
 /// `None` unless the id is 1 to 64 ASCII letters, digits, `:`, `_` or `-`
 /// (so it can never climb out of the folder or hide as a dot file).
 pub fn file_name_for(key_id: &str) -> Option<String> {
@@ -187,7 +187,7 @@ impl fmt::Display for NonceError {
         match self {
             NonceError::KeyId { len } => write!(
                 f,
-                "a nonce key id must be a credential fingerprint such as sha256:1f2e3d4c \
+                "a nonce key id must be a credential fingerprint such as hmac:1f2e3d4c \
                  (1 to {MAX_KEY_ID_LEN} letters, digits, ':', '_' or '-'); got {len} characters \
                  that are not (not shown: it may be a secret)"
             ),
@@ -561,7 +561,7 @@ impl CounterDisk for RealDisk {
     }
 }
 
-/// The extension of a key's call lock beside its counter (`sha256-1f2e3d4c.calls`).
+/// The extension of a key's call lock beside its counter (`hmac-1f2e3d4c.calls`).
 const CALL_LOCK_EXTENSION: &str = "calls";
 
 /// A key's signed calls, claimed by this caller (see
@@ -921,7 +921,7 @@ mod tests {
         assert!(matches!(e, NonceError::KeyId { len: 20 }), "{e:?}");
         let shown = e.to_string();
         assert!(!shown.contains(secret), "{shown}");
-        assert!(shown.contains("sha256:1f2e3d4c"), "{shown}");
+        assert!(shown.contains("hmac:1f2e3d4c"), "{shown}");
         assert!(
             !d.0.join(NONCE_DIR).exists(),
             "nothing created for a bad id"

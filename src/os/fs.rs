@@ -366,6 +366,17 @@ impl Dir {
         super::cvt(unsafe { libc::renameat(fd, a.as_ptr(), fd, b.as_ptr()) }).map(drop)
     }
 
+    /// Gives the file `from` (in this folder) the new name `to`, failing
+    /// with `AlreadyExists` if `to` exists: the first of two creators wins
+    /// and neither replaces the other's file.
+    pub fn link_new(&self, from: &str, to: &str) -> io::Result<()> {
+        let (a, b) = (component(from)?, component(to)?);
+        let fd = self.raw().as_raw_fd();
+        // SAFETY: a descriptor we hold open and two NUL-terminated names;
+        // flags 0: a link at `from` would be linked itself, not followed.
+        super::cvt(unsafe { libc::linkat(fd, a.as_ptr(), fd, b.as_ptr(), 0) }).map(drop)
+    }
+
     /// Removes the entry `name` (a link itself, never its target).
     pub fn remove(&self, name: &str) -> io::Result<()> {
         let c = component(name)?;

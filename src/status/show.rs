@@ -288,7 +288,9 @@ pub fn render_table(doc: &StatusDoc, now: SystemTime) -> String {
         out.push_str(&format!("updated  {} ago\n", timefmt::human(behind)));
         if behind > FROZEN_AFTER {
             out.push_str(&format!(
-                "WARNING  status.json not rewritten for {}: the agent may be frozen\n",
+                "STALE    status.json not rewritten for {}: what follows is as of then, not now. \
+                 The agent is frozen or cannot write it (a full disk: journalctl -u brokerguard -p err \
+                 shows alert=status_unwritable)\n",
                 timefmt::human(behind)
             ));
         }
@@ -639,7 +641,9 @@ mod tests {
     fn frozen_agent_is_flagged() {
         let text = render_table(&doc(), at("2026-11-22T11:04:00Z"));
         assert!(
-            text.contains("WARNING  status.json not rewritten for 1m0s"),
+            text.contains(
+                "STALE    status.json not rewritten for 1m0s: what follows is as of then"
+            ),
             "{text}"
         );
     }

@@ -63,7 +63,7 @@ impl IssuedBy {
 /// When one token was issued.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IssueRecord {
-    /// `sha256:` + 8 hex digits of the token.
+    /// `hmac:` + 8 hex digits of the token.
     pub fingerprint: String,
     pub issued_at: SystemTime,
     pub by: IssuedBy,
@@ -96,9 +96,9 @@ impl fmt::Display for RecordError {
 impl std::error::Error for RecordError {}
 
 /// The file of the token with this fingerprint; `None` for a fingerprint
-/// that is not `sha256:` + hex (nothing else may become a file name).
+/// that is not `hmac:` + hex (nothing else may become a file name).
 pub fn path_of(state_dir: &Path, fingerprint: &str) -> Option<PathBuf> {
-    let hex = fingerprint.strip_prefix("sha256:")?;
+    let hex = fingerprint.strip_prefix("hmac:")?;
     if hex.is_empty() || hex.len() > 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
@@ -163,7 +163,7 @@ pub fn save_in(dir: &Dir, rec: &IssueRecord, now: SystemTime) -> Result<(), Reco
     let name = file_name_of(&rec.fingerprint).ok_or_else(|| RecordError::Io {
         path: dir.path().to_path_buf(),
         action: "name a record in",
-        error: io::Error::new(io::ErrorKind::InvalidInput, "not a sha256 fingerprint"),
+        error: io::Error::new(io::ErrorKind::InvalidInput, "not a fingerprint"),
     })?;
     let path = dir.shown(&name);
     let body = serde_json::json!({
@@ -222,7 +222,7 @@ fn prune(dir: &Dir, now: SystemTime) {
         else {
             continue;
         };
-        let fp = format!("sha256:{hex}");
+        let fp = format!("hmac:{hex}");
         let old = match load_in(dir, &fp) {
             Some(r) => now
                 .duration_since(r.issued_at)
@@ -307,23 +307,23 @@ mod tests {
         let now = 2_000_000_000;
         save(
             &d,
-            &rec("sha256:0000000a", now - 4 * 86_400),
+            &rec("hmac:0000000a", now - 4 * 86_400),
             at(now - 4 * 86_400),
         )
         .unwrap();
-        save(&d, &rec("sha256:0000000b", now - 86_400), at(now)).unwrap();
-        assert!(load_fingerprint(&d, "sha256:0000000a").is_none());
-        assert!(load_fingerprint(&d, "sha256:0000000b").is_some());
+        save(&d, &rec("hmac:0000000b", now - 86_400), at(now)).unwrap();
+        assert!(load_fingerprint(&d, "hmac:0000000a").is_none());
+        assert!(load_fingerprint(&d, "hmac:0000000b").is_some());
         assert_eq!(path_of(&d, "../etc/passwd"), None);
-        assert_eq!(path_of(&d, "sha256:../x"), None);
-        assert!(save(&d, &rec("sha256:", now), at(now)).is_err());
+        assert_eq!(path_of(&d, "hmac:../x"), None);
+        assert!(save(&d, &rec("hmac:", now), at(now)).is_err());
         // A record naming another fingerprint than its file is ignored.
         fs::write(
             d.join("kite-token-0000000c.json"),
-            r#"{"fingerprint":"sha256:0000000d","issued_unix":1,"by":"kite-login"}"#,
+            r#"{"fingerprint":"hmac:0000000d","issued_unix":1,"by":"kite-login"}"#,
         )
         .unwrap();
-        assert!(load_fingerprint(&d, "sha256:0000000c").is_none());
+        assert!(load_fingerprint(&d, "hmac:0000000c").is_none());
         fs::remove_dir_all(&d).unwrap();
     }
 
@@ -368,7 +368,7 @@ mod tests {
         let e = save(
             &state.0,
             &IssueRecord {
-                fingerprint: "sha256:0000000e".into(),
+                fingerprint: "hmac:0000000e".into(),
                 issued_at: at(now),
                 by: IssuedBy::FirstSeen,
                 user_id: None,

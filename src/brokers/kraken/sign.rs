@@ -166,10 +166,10 @@ mod tests {
     fn debug_shows_only_the_fingerprint() {
         let secret = ApiSecret::from_base64(&Secret::new(DOC_SECRET)).unwrap();
         let shown = format!("{secret:?}");
-        assert!(shown.starts_with("ApiSecret(sha256:"), "{shown}");
+        assert!(shown.starts_with("ApiSecret(hmac:"), "{shown}");
         assert!(!shown.contains("kQH5"));
         let sign = api_sign("/0/private/AddOrder", DOC_NONCE, DOC_BODY, &secret);
         assert!(!format!("{sign:?}").contains("4/dp"));
-        assert!(sign.to_string().starts_with("sha256:"));
+        assert!(sign.to_string().starts_with("hmac:"));
     }
 }
