@@ -174,14 +174,6 @@ fn access_remedy(source: &io::Error, state_dir: &Path) -> Option<String> {
     }
 }
 
-/// Whether an error's text names a path under `state_dir` itself: a
-/// refusal of the no-follow rule, which says what and how to fix it.
-fn names(source: &io::Error, state_dir: &Path) -> bool {
-    source
-        .to_string()
-        .contains(&state_dir.display().to_string())
-}
-
 impl fmt::Display for NonceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -193,12 +185,12 @@ impl fmt::Display for NonceError {
             ),
             NonceError::Folder {
                 source, state_dir, ..
-            } if names(source, state_dir) => {
+            } if os::fs::names_itself(source, state_dir) => {
                 write!(f, "cannot use the nonce folder: {source}")
             }
             NonceError::Open {
                 source, state_dir, ..
-            } if names(source, state_dir) => {
+            } if os::fs::names_itself(source, state_dir) => {
                 write!(f, "cannot open the nonce counter: {source}")
             }
             NonceError::Folder {
@@ -804,28 +796,8 @@ mod tests {
     const T0: u64 = 1_795_338_000;
     const KEY: &str = "sha256:1f2e3d4c";
 
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(tag: &str) -> TempDir {
-            use std::sync::atomic::{AtomicU32, Ordering};
-            static N: AtomicU32 = AtomicU32::new(0);
-            let p = std::env::temp_dir().join(format!(
-                "bg-nonce-{tag}-{}-{}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::Relaxed)
-            ));
-            let _ = std::fs::remove_dir_all(&p);
-            std::fs::create_dir_all(&p).unwrap();
-            TempDir(p)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    /// A fresh folder, removed on drop.
+    use crate::os::fs::tests::Scratch as TempDir;
 
     fn us(secs: u64) -> u64 {
         secs * 1_000_000
@@ -837,6 +809,11 @@ mod tests {
 
     fn is_root() -> bool {
         os::user::is_root()
+    }
+
+    /// An exclusive lock on `file`, as another process would hold it.
+    fn hold(file: &File) -> Flock<'_> {
+        Flock::take(file, Path::new("holder"), Kind::Exclusive, Duration::ZERO).unwrap()
     }
 
     #[test]
@@ -1057,13 +1034,7 @@ mod tests {
         // flock locks belong to an open file description, so a second
         // open in this process contends like another process would.
         let holder = File::open(s.path_of(KEY).unwrap()).unwrap();
-        let held = Flock::take(
-            &holder,
-            Path::new("holder"),
-            Kind::Exclusive,
-            Duration::ZERO,
-        )
-        .unwrap();
+        let held = hold(&holder);
         let started = Instant::now();
         let e = s.draw(KEY).unwrap_err();
         let took = started.elapsed();
@@ -1095,13 +1066,7 @@ mod tests {
         let s = store(&d.0, &FakeClock::at_unix(T0));
         let first = s.draw(KEY).unwrap();
         let holder = File::open(s.path_of(KEY).unwrap()).unwrap();
-        let held = Flock::take(
-            &holder,
-            Path::new("holder"),
-            Kind::Exclusive,
-            Duration::ZERO,
-        )
-        .unwrap();
+        let held = hold(&holder);
         std::thread::scope(|scope| {
             let waiter = scope.spawn(|| s.draw(KEY));
             // Release only once the waiter has moved into the kernel wait.
@@ -1192,11 +1157,11 @@ mod tests {
 
     #[test]
     fn root_never_follows_a_link_planted_in_the_state_folder() {
-        use crate::os::fs::tests::{NOBODY, Scratch, assert_untouched, folder_of_nobody, victim};
+        use crate::os::fs::tests::{NOBODY, assert_untouched, folder_of_nobody, victim};
         let Some(state) = folder_of_nobody("nonce-link") else {
             return;
         };
-        let elsewhere = Scratch::new("nonce-elsewhere");
+        let elsewhere = TempDir::new("nonce-elsewhere");
         let target = victim(&elsewhere);
         let s = store(&state.0, &FakeClock::at_unix(T0)).with_owners(Owners::only(&[0, NOBODY]));
         // The nonce folder is a link to a root folder: nothing is created

@@ -125,18 +125,18 @@ impl fmt::Display for KeyError {
                 path,
                 action,
                 source,
-            } => {
-                let said = source.to_string();
-                if said.contains(&path.display().to_string()) {
-                    write!(f, "cannot {action} the fingerprint key: {said}")
-                } else {
-                    write!(
-                        f,
-                        "cannot {action} the fingerprint key {}: {said}",
-                        path.display()
-                    )
-                }
+            } if os::fs::names_itself(source, path) => {
+                write!(f, "cannot {action} the fingerprint key: {source}")
             }
+            KeyError::Io {
+                path,
+                action,
+                source,
+            } => write!(
+                f,
+                "cannot {action} the fingerprint key {}: {source}",
+                path.display()
+            ),
             KeyError::Malformed { path } => write!(
                 f,
                 "{} does not hold a fingerprint key (64 hex digits); remove it and a new one is \

@@ -75,10 +75,9 @@ impl fmt::Display for LockError {
                 action,
                 source,
             } => {
-                let said = source.to_string();
-                if said.contains(&path.display().to_string()) {
+                if os::fs::names_itself(source, path) {
                     // A refusal of the no-follow rule names the file and the fix.
-                    return write!(f, "cannot {action}: {said}");
+                    return write!(f, "cannot {action}: {source}");
                 }
                 write!(f, "cannot {action} {}: {source}", path.display())?;
                 match source.kind() {

@@ -488,12 +488,17 @@ fn not_a_folder(path: &Path, e: io::Error) -> io::Error {
 /// `e` with `what` and `path` in front, unless its text names the path
 /// already (the errors of [`Dir`] that explain a refusal do).
 pub fn naming(what: &str, path: &Path, e: io::Error) -> io::Error {
-    let shown = path.display().to_string();
-    if e.to_string().contains(&shown) {
+    if names_itself(&e, path) {
         e
     } else {
-        io::Error::new(e.kind(), format!("cannot {what} {shown}: {e}"))
+        io::Error::new(e.kind(), format!("cannot {what} {}: {e}", path.display()))
     }
+}
+
+/// Whether `e`'s text names `path` (or a path under it) already: the
+/// refusals of [`Dir`] do, with the fix, so a caller does not repeat it.
+pub fn names_itself(e: &io::Error, path: &Path) -> bool {
+    e.to_string().contains(&path.display().to_string())
 }
 
 /// Gives an open file (or folder) to `uid`:`gid` through its handle.
