@@ -37,13 +37,14 @@ pub enum AlertKind {
     ClockDrift,
     ConnectionLimit,
     InsecureCredentials,
+    StatusUnwritable,
     HaTakeover,
     HaFenced,
     HaEtcdUnreachable,
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 21] = [
+    pub const ALL: [AlertKind; 22] = [
         AlertKind::FeedDown,
         AlertKind::FeedRecovered,
         AlertKind::FeedFlapping,
@@ -62,6 +63,7 @@ impl AlertKind {
         AlertKind::ClockDrift,
         AlertKind::ConnectionLimit,
         AlertKind::InsecureCredentials,
+        AlertKind::StatusUnwritable,
         AlertKind::HaTakeover,
         AlertKind::HaFenced,
         AlertKind::HaEtcdUnreachable,
@@ -88,6 +90,7 @@ impl AlertKind {
             AlertKind::ClockDrift => "clock_drift",
             AlertKind::ConnectionLimit => "connection_limit",
             AlertKind::InsecureCredentials => "insecure_credentials",
+            AlertKind::StatusUnwritable => "status_unwritable",
             AlertKind::HaTakeover => "ha_takeover",
             AlertKind::HaFenced => "ha_fenced",
             AlertKind::HaEtcdUnreachable => "ha_etcd_unreachable",

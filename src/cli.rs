@@ -174,6 +174,20 @@ fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
     config::parse_duration(s)
 }
 
+/// Whether the command reads secrets (credentials, tokens, request
+/// tokens): it makes itself non-dumpable first.
+fn holds_secrets(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Run { .. }
+            | Command::Doctor { .. }
+            | Command::SetCredential { .. }
+            | Command::Check { .. }
+            | Command::KiteLogin { .. }
+            | Command::Demo { .. }
+    )
+}
+
 /// Parses `args` and runs the command; returns the process exit code.
 pub fn main<I: IntoIterator<Item = OsString>>(args: I) -> u8 {
     let cli = match Cli::try_parse_from(args) {
@@ -188,6 +202,11 @@ pub fn main<I: IntoIterator<Item = OsString>>(args: I) -> u8 {
             };
         }
     };
+    if holds_secrets(&cli.command) {
+        // Before any secret is read: no core dump, no ptrace by a neighbour.
+        // It cannot fail with these arguments; a refusal only loses that.
+        let _ = crate::os::process::forbid_core_dumps();
+    }
     // Every fix a command prints carries this configuration (see fixcmd).
     if let Some(path) = cli.command.config_flag() {
         crate::fixcmd::set_config_path(&config::resolve_path(path.cloned()));
@@ -239,6 +258,7 @@ fn kite_login(
         Ok(c) => c,
         Err(code) => return code,
     };
+    use_host_fingerprints("kite-login", &cfg);
     let request_token = match request_token.as_deref() {
         None => None,
         Some("-") => match crate::credentials::setcred::read_secret_from_stdin() {
@@ -289,6 +309,17 @@ fn run(config: Option<PathBuf>) -> u8 {
                 DaemonError::Preflight(_) => exit::UNAVAILABLE,
             }
         }
+    }
+}
+
+/// Installs the host's fingerprint key (from the state folder) so the
+/// fingerprints a command shows match the agent's; when it cannot be read,
+/// says that this run's fingerprints are its own.
+fn use_host_fingerprints(command: &str, cfg: &config::Config) {
+    if let Err(e) = crate::credentials::fingerprint::use_host_key(&cfg.agent.state_dir) {
+        eprintln!(
+            "brokerguard {command}: {e}; fingerprints shown here are this run's own and do not match the agent's (run as root or the service user to compare them)"
+        );
     }
 }
 
@@ -525,6 +556,7 @@ fn doctor(config: Option<PathBuf>, json: bool, online: bool) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
+    use_host_fingerprints("doctor", &cfg);
     let sources = crate::credentials::Sources::from_process(&cfg.agent);
     let mut report = crate::credentials::doctor::audit(&cfg, &sources, std::path::Path::new("/"));
     // What the running agent says about each feed (the key set in use, ...).
@@ -562,6 +594,14 @@ fn doctor(config: Option<PathBuf>, json: bool, online: bool) -> u8 {
 }
 
 fn set_credential(name: &str, config: Option<PathBuf>, file: Option<PathBuf>) -> u8 {
+    // The fingerprint printed below is the agent's when the configuration
+    // (its state folder) can be read; with --file it may not be needed.
+    match daemon::load_config(&config::resolve_path(config.clone())) {
+        Ok(cfg) => use_host_fingerprints("set-credential", &cfg),
+        Err(_) => eprintln!(
+            "brokerguard set-credential: no configuration read, so the fingerprint shown is this run's own (pass --config to show the agent's)"
+        ),
+    }
     let target = match file {
         Some(f) => f,
         None => match load_or_exit(config) {
@@ -618,6 +658,7 @@ fn check(names: &[String], config: Option<PathBuf>, json: bool) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
+    use_host_fingerprints("check", &cfg);
     let unknown: Vec<&String> = names
         .iter()
         .filter(|n| !cfg.feeds.iter().any(|f| &f.name == *n))
@@ -679,5 +720,33 @@ fn check(names: &[String], config: Option<PathBuf>, json: bool) -> u8 {
         exit::OK
     } else {
         exit::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_that_reads_a_secret_forbids_core_dumps_first() {
+        let holds = |args: &[&str]| {
+            let cli =
+                Cli::try_parse_from(std::iter::once("brokerguard").chain(args.iter().copied()))
+                    .unwrap();
+            holds_secrets(&cli.command)
+        };
+        for args in [
+            &["run"][..],
+            &["doctor"],
+            &["set-credential", "A"],
+            &["check"],
+            &["kite-login", "--account", "main"],
+            &["demo"],
+        ] {
+            assert!(holds(args), "{args:?}");
+        }
+        for args in [&["status"][..], &["reload"], &["config", "check"]] {
+            assert!(!holds(args), "{args:?}");
+        }
     }
 }

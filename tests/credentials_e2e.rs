@@ -11,7 +11,7 @@
 //! agent's stderr, status.json, the fan-out socket and the commands' output.
 
 mod common;
-use brokerguard::credentials::{Secret, dotenv};
+use brokerguard::credentials::dotenv;
 use brokerguard::sim::{Fault, SimConfig, SimHandle, Simulator};
 use common::*;
 use std::os::unix::fs::PermissionsExt;
@@ -28,10 +28,6 @@ const OTHER: &str = "tok-other-81d0e2";
 const SLOW: Duration = Duration::from_secs(15);
 /// How long "nothing happens" is watched for.
 const QUIET: Duration = Duration::from_millis(1500);
-
-fn fp(v: &str) -> String {
-    Secret::new(v).fingerprint()
-}
 
 /// A simulator sending data every 100 ms, or (`quiet`) only a heartbeat
 /// every 5 s, so the feed's reads block for their whole tick.
@@ -832,6 +828,9 @@ fn set_credential_writes_the_file_and_the_running_agent_rotates() {
             "SIG_TOKEN",
             "--file",
             file.to_str().unwrap(),
+            // The state folder holds the fingerprint key the agent uses.
+            "--config",
+            rig.config().to_str().unwrap(),
         ],
         &[],
         Some(&format!("{NEW}\n")),

@@ -810,7 +810,7 @@ fn a_never_set_credential_is_missing_not_lost_and_config_check_warns() {
     assert!(
         wait_log(
             dir.path(),
-            "credential_set name=SIG_TOKEN fingerprint=sha256:",
+            "credential_set name=SIG_TOKEN fingerprint=hmac:",
             Duration::from_secs(10)
         ),
         "{}",

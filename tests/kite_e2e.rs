@@ -20,7 +20,6 @@
 //! fake clock, in `src/brokers/kite/watch.rs` and `src/brokers/kite/tests.rs`.
 
 mod common;
-use brokerguard::credentials::Secret;
 use brokerguard::sim::kite::{KiteFault, KiteSim, KiteSimConfig, KiteSimHandle, Lie, sim_tick};
 use common::*;
 use serde_json::{Value, json};
@@ -315,7 +314,7 @@ fn the_daily_login_writes_the_token_atomically_and_the_feed_goes_live_on_it_with
         login.stdout.starts_with(&format!(
             "KITE_MAIN_ACCESS_TOKEN written to {} (fingerprint {}; Kite user SIM001).",
             rig.creds().display(),
-            Secret::new(new_token.as_str()).fingerprint()
+            fp(new_token.as_str())
         )),
         "{}",
         login.stdout

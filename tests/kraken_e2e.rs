@@ -538,7 +538,7 @@ fn a_private_feed_fetches_a_fresh_token_for_every_connection() {
             assert!(!out.contains(secret), "output {i} holds a secret");
         }
     }
-    assert!(agent.log().contains("fetched a WebSocket token (sha256:"));
+    assert!(agent.log().contains("fetched a WebSocket token (hmac:"));
 }
 
 #[test]

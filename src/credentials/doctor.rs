@@ -545,8 +545,7 @@ fn doctor_problem(p: &CredProblem, cmds: &Commands) -> Option<DoctorProblem> {
             )
         }
         CredProblem::FileUnreadable { file, .. } => {
-            // SAFETY: geteuid cannot fail.
-            if unsafe { libc::geteuid() } != 0 {
+            if !crate::os::user::is_root() {
                 // Most likely the operator's own account lacks access, as intended.
                 mk(
                     vec![cmds.brokerguard("doctor")],
@@ -773,38 +772,11 @@ fn detect_platform(root: &Path, sources: &Sources) -> PlatformReport {
 }
 
 fn user_name(uid: u32) -> String {
-    let mut buf = vec![0 as libc::c_char; 16 * 1024];
-    // SAFETY: getpwuid_r with a zeroed passwd and a buffer of the given length;
-    // pw_name is read only when a result was returned.
-    unsafe {
-        let mut pwd: libc::passwd = std::mem::zeroed();
-        let mut res: *mut libc::passwd = std::ptr::null_mut();
-        if libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut res) == 0
-            && !res.is_null()
-        {
-            return std::ffi::CStr::from_ptr(pwd.pw_name)
-                .to_string_lossy()
-                .into_owned();
-        }
-    }
-    uid.to_string()
+    crate::os::user::user_name_or_id(uid)
 }
 
 fn group_name(gid: u32) -> String {
-    let mut buf = vec![0 as libc::c_char; 16 * 1024];
-    // SAFETY: as in `user_name`, for getgrgid_r.
-    unsafe {
-        let mut grp: libc::group = std::mem::zeroed();
-        let mut res: *mut libc::group = std::ptr::null_mut();
-        if libc::getgrgid_r(gid, &mut grp, buf.as_mut_ptr(), buf.len(), &mut res) == 0
-            && !res.is_null()
-        {
-            return std::ffi::CStr::from_ptr(grp.gr_name)
-                .to_string_lossy()
-                .into_owned();
-        }
-    }
-    gid.to_string()
+    crate::os::user::group_name_or_id(gid)
 }
 
 impl DoctorReport {

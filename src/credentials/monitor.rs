@@ -105,7 +105,7 @@ impl CredEvent {
     }
 
     /// The journal line, e.g.
-    /// `alert=credential_lost name=KRAKEN_MASTER_API_KEY fingerprint=sha256:1a2b3c4d last_seen=2026-11-23T18:00:00Z`.
+    /// `alert=credential_lost name=KRAKEN_MASTER_API_KEY fingerprint=hmac:1a2b3c4d last_seen=2026-11-23T18:00:00Z`.
     pub fn alert_line(&self) -> String {
         if let Some(a) = self.alert() {
             return a.to_string();

@@ -56,13 +56,8 @@ fn wake_handler_installed() -> bool {
 
 /// Sends [`WAKE_SIGNAL`] to one feed thread.
 fn wake(thread: &JoinHandle<()>) {
-    use std::os::unix::thread::JoinHandleExt;
-    // SAFETY: the thread is not joined (we hold its handle), so its pthread_t
-    // stays valid even if it has already exited; pthread_kill then just
-    // reports ESRCH.
-    unsafe {
-        libc::pthread_kill(thread.as_pthread_t() as libc::pthread_t, WAKE_SIGNAL);
-    }
+    // A thread that has ended already reports ESRCH: nothing to wake.
+    let _ = crate::os::process::signal_thread(thread, WAKE_SIGNAL);
 }
 
 /// One running feed with the configuration it was started from.

@@ -29,7 +29,7 @@ use crate::feed::Layer;
 use crate::feed::health::FirstConnection;
 use crate::net::http::ClockDrift;
 use crate::status::schema::ReloadStatus;
-use crate::status::write::write_atomic;
+use crate::status::write::{WriteHealth, WriteNews, write_atomic_unnamed};
 use crate::systemd::notify::{self, Notifier};
 use events::Event;
 use feeds::FeedSet;
@@ -178,6 +178,11 @@ impl RunOptions {
 
 /// Runs the agent until a stop signal. Returns after a clean stop.
 pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
+    // Secrets in memory must not reach a core dump (the watchdog's kill is
+    // SIGABRT) or another process of the service user: non-dumpable first.
+    if let Err(e) = crate::os::process::forbid_core_dumps() {
+        log::warn!("cannot make the process non-dumpable (prctl PR_SET_DUMPABLE): {e}");
+    }
     // Before the first thread: the arena setting applies to arenas made later.
     process::tune();
     // Signals first: a SIGTERM that arrives while we start must become a
@@ -203,6 +208,15 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
     }
     // The lock comes before credentials and before any socket.
     let lock = PidLock::acquire(&cfg.agent.runtime_dir).map_err(DaemonError::Lock)?;
+    // Before any fingerprint is shown: the host's key, the same as every
+    // earlier run's (and the state folder checked: refused if another user
+    // could swap its entries).
+    crate::credentials::fingerprint::use_host_key(&cfg.agent.state_dir).map_err(|e| {
+        DaemonError::Os {
+            what: "set up the fingerprint key".into(),
+            source: std::io::Error::other(e.to_string()),
+        }
+    })?;
     log::info!(
         "brokerguard {} starting (pid {}, config {})",
         env!("CARGO_PKG_VERSION"),
@@ -240,6 +254,8 @@ struct Agent {
     pid: u32,
     last_summary: String,
     last_status_write: Option<Instant>,
+    /// Whether status.json can be written (said once, see `WriteHealth`).
+    status_health: WriteHealth,
     last_cred_check: Instant,
     /// Feeds whose first-connection preflight has been logged.
     preflight_reported: Vec<String>,
@@ -338,6 +354,7 @@ impl Agent {
             pid: std::process::id(),
             last_summary: String::new(),
             last_status_write: None,
+            status_health: WriteHealth::default(),
             last_cred_check: Instant::now(),
             preflight_reported: Vec::new(),
             drift: Arc::new(ClockDrift::default()),
@@ -800,11 +817,21 @@ impl Agent {
             now,
             self.clock.wall(),
         );
-        if let Err(e) = write_atomic(&self.cfg.agent.status_file(), &doc) {
-            log::warn!(
-                "cannot write {}: {e}",
-                self.cfg.agent.status_file().display()
-            );
+        let path = self.cfg.agent.status_file();
+        let written = write_atomic_unnamed(&path, &doc);
+        match self.status_health.observe(
+            Instant::now(),
+            self.cfg.agent.alert_repeat,
+            &path,
+            written.as_ref().err(),
+        ) {
+            WriteNews::Nothing => {}
+            WriteNews::Alert(alert) => alert.emit(),
+            WriteNews::Writable { after } => crate::notice!(
+                "{} is writable again (it was not for {})",
+                path.display(),
+                crate::timefmt::human(after)
+            ),
         }
         self.last_status_write = Some(Instant::now());
         let line = doc.agent.summary.clone();

@@ -95,7 +95,7 @@ pub fn step_down(runtime_dir: &Path, timeout: Duration) -> Outcome {
             ));
         }
     }
-    if let Err(e) = crate::daemon::reload::signal(pid, libc::SIGUSR2) {
+    if let Err(e) = crate::daemon::reload::signal(runtime_dir, pid, libc::SIGUSR2) {
         return Outcome::Failed(format!("cannot signal pid {pid}: {e}"));
     }
     let start = Instant::now();

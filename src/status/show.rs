@@ -6,7 +6,10 @@
 //! document is believed only while the pidfile's lock is held, and only if
 //! it was written by the lock holder.
 
-use std::fs;
+use crate::os::{
+    self,
+    fs::{Dir, Owners},
+};
 use std::io;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -53,6 +56,27 @@ pub fn health(doc: &StatusDoc) -> Health {
     }
 }
 
+/// Largest status.json read: 500 feeds take well under 1 MiB.
+const MAX_STATUS_BYTES: u64 = 16 << 20;
+
+/// The text of `<runtime_dir>/status.json` (`None`: no such file), read by
+/// the no-follow rule: `status` may run as root in a folder the service
+/// user writes, so a link, a FIFO, a device or an endless file is refused
+/// at once instead of followed, waited on or read forever.
+fn read_status_file(runtime_dir: &Path) -> io::Result<Option<String>> {
+    let dir = match Dir::open(runtime_dir, &Owners::of_this_process()) {
+        Ok(d) => d,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    match dir.read_limited(STATUS_FILE_NAME, MAX_STATUS_BYTES)? {
+        None => Ok(None),
+        Some(bytes) => String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text")),
+    }
+}
+
 /// Looks at `<runtime_dir>`: lock holder, then `status.json`.
 pub fn observe(runtime_dir: &Path) -> Observed {
     let status_path = runtime_dir.join(STATUS_FILE_NAME);
@@ -64,13 +88,12 @@ pub fn observe(runtime_dir: &Path) -> Observed {
             ));
         }
     };
-    let text = match fs::read_to_string(&status_path) {
-        Ok(t) => Some(t),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+    let text = match read_status_file(runtime_dir) {
+        Ok(t) => t,
         // Exists but unreadable, and nobody runs: still "not running".
         Err(_) if holder.is_none() => return Observed::NotRunning { stale: true },
         Err(e) => {
-            return Observed::Unreadable(format!("cannot read {}: {e}", status_path.display()));
+            return Observed::Unreadable(os::fs::naming("read", &status_path, e).to_string());
         }
     };
     let Some(holder) = holder else {
@@ -281,7 +304,9 @@ pub fn render_table(doc: &StatusDoc, now: SystemTime) -> String {
         out.push_str(&format!("updated  {} ago\n", timefmt::human(behind)));
         if behind > FROZEN_AFTER {
             out.push_str(&format!(
-                "WARNING  status.json not rewritten for {}: the agent may be frozen\n",
+                "STALE    status.json not rewritten for {}: what follows is as of then, not now. \
+                 The agent is frozen or cannot write it (a full disk: journalctl -u brokerguard -p err \
+                 shows alert=status_unwritable)\n",
                 timefmt::human(behind)
             ));
         }
@@ -656,7 +681,9 @@ mod tests {
     fn frozen_agent_is_flagged() {
         let text = render_table(&doc(), at("2026-11-22T11:04:00Z"));
         assert!(
-            text.contains("WARNING  status.json not rewritten for 1m0s"),
+            text.contains(
+                "STALE    status.json not rewritten for 1m0s: what follows is as of then"
+            ),
             "{text}"
         );
     }
@@ -685,5 +712,50 @@ mod tests {
     fn truncation_respects_characters() {
         assert_eq!(truncate("héllo wörld", 6), "héllo…");
         assert_eq!(truncate("a\nb", 10), "a b");
+    }
+
+    #[test]
+    fn a_fifo_a_device_or_a_link_is_refused_at_once_not_waited_on() {
+        use crate::os::fs::tests::Scratch;
+        use std::time::Instant;
+        let run = Scratch::new("status-fifo");
+        let status = run.0.join(STATUS_FILE_NAME);
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&status)
+                .status()
+                .unwrap()
+                .success()
+        );
+        std::os::unix::fs::symlink("/dev/zero", run.0.join(lock::PIDFILE_NAME)).unwrap();
+        let observe_soon = |dir: std::path::PathBuf| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || tx.send(observe(&dir)));
+            rx.recv_timeout(Duration::from_secs(10))
+                .expect("status hung on a FIFO or a device")
+        };
+        let started = Instant::now();
+        match observe_soon(run.0.clone()) {
+            Observed::Unreadable(why) => assert!(why.contains("is a symlink"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        // Without the pidfile: the FIFO itself is named and refused.
+        std::fs::remove_file(run.0.join(lock::PIDFILE_NAME)).unwrap();
+        assert_eq!(
+            read_status_file(&run.0).unwrap_err().to_string(),
+            format!(
+                "{} is a FIFO, not a regular file; remove it",
+                status.display()
+            )
+        );
+        std::fs::remove_file(&status).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &status).unwrap();
+        assert!(
+            read_status_file(&run.0)
+                .unwrap_err()
+                .to_string()
+                .contains("is a symlink")
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 }

@@ -66,9 +66,29 @@ pub fn agent_toml(dir: &Path, extra: &str) -> String {
     )
 }
 
+/// The fingerprint key every test agent's state folder (`<dir>/state`, as
+/// [`agent_toml`] sets it) holds, so tests compute the fingerprints it shows.
+pub fn test_fingerprint_key() -> brokerguard::credentials::fingerprint::FingerprintKey {
+    brokerguard::credentials::fingerprint::FingerprintKey::from_bytes([0x42; 32])
+}
+
+/// A value's fingerprint as a test agent shows it.
+#[allow(dead_code)]
+pub fn fp(v: &str) -> String {
+    test_fingerprint_key().fingerprint(v.as_bytes())
+}
+
 pub fn write_config(dir: &Path, body: &str) -> PathBuf {
     let p = dir.join("brokerguard.toml");
     std::fs::write(&p, body).unwrap();
+    let state = dir.join("state");
+    if !state
+        .join(brokerguard::credentials::fingerprint::KEY_FILE)
+        .exists()
+    {
+        brokerguard::credentials::fingerprint::write_key_file(&state, &test_fingerprint_key())
+            .unwrap();
+    }
     if !dir.join("credentials.env").exists() {
         std::fs::write(dir.join("credentials.env"), "").unwrap();
         use std::os::unix::fs::PermissionsExt;

@@ -7,7 +7,6 @@
 use super::{Base, Host, TICK, lock};
 use std::io::{self, Read};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -172,20 +171,8 @@ impl<H: Host> Drop for Live<H> {
 
 /// Closes the socket with SO_LINGER 0, so the peer gets a RST.
 pub(crate) fn reset(tcp: &TcpStream) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: the fd belongs to a live TcpStream; the pointer and length describe `linger`.
-    unsafe {
-        libc::setsockopt(
-            tcp.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            &linger as *const libc::linger as *const libc::c_void,
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
-    }
+    // Best effort: a socket that refuses still closes, with a FIN.
+    let _ = crate::os::socket::reset_on_close(tcp);
 }
 
 /// Keeps an accepted socket open without ever answering, until the peer
