@@ -16,7 +16,7 @@ use brokerguard::sim::{Fault, SimConfig, SimHandle, Simulator};
 use common::*;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const OLD: &str = "tok-old-5b2e91";
@@ -56,7 +56,7 @@ struct Rig {
     dir: TempDir,
     sig: SimHandle,
     other: Option<SimHandle>,
-    agent: Child,
+    agent: Agent,
     bot: FanoutClient,
     /// Lines kept in the credentials file besides `SIG_TOKEN`.
     keep: String,

@@ -13,7 +13,6 @@ mod common;
 use brokerguard::calendar::{Calendar, CalendarKind};
 use brokerguard::sim::tws::{TwsFault, TwsSim, TwsSimConfig, TwsSimHandle};
 use common::*;
-use std::process::Child;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const FEED: &str = "tws";
@@ -54,7 +53,7 @@ backoff = {{ initial = "100ms", max = "1s", stable_after = "2s", parked_retry = 
 struct Rig {
     dir: TempDir,
     sim: TwsSimHandle,
-    agent: Child,
+    agent: Agent,
     bot: FanoutClient,
 }
 

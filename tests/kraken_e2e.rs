@@ -23,7 +23,6 @@ use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -294,7 +293,7 @@ fn write_creds(dir: &Path, creds: &str) {
 /// A running agent in its own folder; stopped when dropped.
 struct Agent {
     dir: TempDir,
-    child: Child,
+    child: common::Agent,
 }
 
 impl Agent {

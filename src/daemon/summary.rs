@@ -4,11 +4,12 @@
 use crate::clock::Mono;
 use crate::feed::FeedState;
 use crate::feed::health::HealthData;
+use crate::feed::outage::Outage;
 use crate::status::schema::{
-    AgentStatus, CheckStatus, ClockStatus, CredentialStatus, FeedStatus, ReloadStatus, SCHEMA,
-    StatusDoc,
+    AgentStatus, CheckStatus, ClockStatus, CredentialStatus, FeedStatus, OutageStatus,
+    ReloadStatus, SCHEMA, StatusDoc,
 };
-use crate::timefmt::{human, rfc3339};
+use crate::timefmt::{human, rfc3339, rfc3339_millis};
 use std::time::SystemTime;
 
 /// `3/4 feeds live; books: backoff (retry in 8s) (auth rejected)`: the
@@ -18,8 +19,11 @@ pub fn summary_line(feeds: &[HealthData], now: Mono) -> String {
     if feeds.is_empty() {
         return "running; no feeds configured".to_string();
     }
-    let live = |h: &&HealthData| h.state == FeedState::Live && h.flapping.is_none();
-    let n_live = feeds.iter().filter(live).count();
+    let live = |h: &&HealthData| h.state.is_healthy() && h.flapping.is_none();
+    let n_live = feeds
+        .iter()
+        .filter(|h| h.state == FeedState::Live && h.flapping.is_none())
+        .count();
     let mut s = format!(
         "{n_live}/{} {} live",
         feeds.len(),
@@ -35,6 +39,10 @@ pub fn summary_line(feeds: &[HealthData], now: Mono) -> String {
         }
         if let Some(at) = h.retry_at {
             s.push_str(&format!(" ({})", retry_in(at.since(now))));
+        }
+        // From the outage record: since the last data, not since the state.
+        if let Some(o) = &h.outage {
+            s.push_str(&format!(" (down {})", human(o.down_for(now))));
         }
         // Whole: an operator acts on this message; never cut it mid-word.
         if let Some(e) = &h.last_error {
@@ -73,6 +81,21 @@ pub fn feed_status(h: &HealthData, now: Mono) -> FeedStatus {
         credentials_checked: None,
         market: h.market.map(|m| m.as_str().to_string()),
         flapping: h.flapping,
+        outage: h.outage.as_ref().map(|o| outage_status(o, now)),
+        last_outage: h.last_outage.as_ref().map(|o| outage_status(o, now)),
+    }
+}
+
+/// An outage record as status.json shows it.
+pub fn outage_status(o: &Outage, now: Mono) -> OutageStatus {
+    OutageStatus {
+        since: rfc3339_millis(o.start_wall),
+        until: o.end_wall.map(rfc3339_millis),
+        down_ms: o.down_for(now).as_millis() as u64,
+        connections: o.connections,
+        errors: o.errors,
+        cause: o.cause.clone(),
+        last_error: o.last_error.clone(),
     }
 }
 

@@ -387,6 +387,7 @@ mod tests {
             credentials_checked: None,
             market: None,
             flapping: None,
+            ..Default::default()
         }
     }
 
