@@ -535,9 +535,11 @@ fn a_quiet_feed_outside_nyse_hours_is_not_a_stall() {
         "no market state (the default calendar of a stock feed is nyse): {}",
         rig.field("market")
     );
-    // Three times stall_after of silence: the one connection, still live.
+    // Quiet for stall_after in a closed market: `closed`, not `live`, and
+    // not a stall. Three times stall_after of silence: the one connection.
+    rig.wait_state("closed", Duration::from_secs(5));
     assert!(holds_for(Duration::from_secs(3), || rig.state().as_deref()
-        == Some("live")));
+        == Some("closed")));
     assert_eq!(rig.sim.stats().connections_accepted, 1, "{}", rig.log());
     assert!(!rig.log().contains("restarting"));
     rig.finish();
