@@ -334,12 +334,9 @@ mod tests {
     enum Step {
         /// A connection subscribed.
         Sub(u64),
-        /// Every `every` ms from `from` to `to` (inclusive).
-        DataEvery {
-            from: u64,
-            to: u64,
-            every: u64,
-        },
+        /// Data (or proof) every `every` ms from `from` to `to`
+        /// (inclusive): `Data(from, to, every)`.
+        Data(u64, u64, u64),
         /// The connection ended (or an attempt failed) with an error.
         End(u64),
         Degraded(u64),
@@ -388,7 +385,7 @@ mod tests {
                     t.subscribed(at(now));
                     vec![]
                 }
-                DataEvery { from, to, every } => {
+                Data(from, to, every) => {
                     let mut now = from;
                     while now <= to {
                         data(&mut t, &mut out, now);
@@ -418,14 +415,7 @@ mod tests {
 
     #[test]
     fn the_start_up_outage_ends_at_the_first_data_of_a_connection_that_keeps_delivering() {
-        let (seen, t) = run(&[
-            Sub(300),
-            DataEvery {
-                from: 500,
-                to: 2_600,
-                every: 100,
-            },
-        ]);
+        let (seen, t) = run(&[Sub(300), Data(500, 2_600, 100)]);
         // No gap for the bot: it never had data before.
         assert_eq!(
             seen,
@@ -444,11 +434,7 @@ mod tests {
         // Healthy, then a connection that lives an hour with nothing on it.
         let (seen, t) = run(&[
             Sub(0),
-            DataEvery {
-                from: 100,
-                to: 5_000,
-                every: 100,
-            },
+            Data(100, 5_000, 100),
             End(6_000),
             Sub(6_100),
             Tick(3_606_100),
@@ -471,11 +457,7 @@ mod tests {
     fn the_outage_runs_from_the_last_data_to_the_first_data_of_the_stable_connection() {
         let (seen, t) = run(&[
             Sub(0),
-            DataEvery {
-                from: 100,
-                to: 3_000,
-                every: 100,
-            },
+            Data(100, 3_000, 100),
             // Silent with pongs: the stall ends the connection 2 s later.
             End(5_000),
             // Two connections that deliver nothing.
@@ -485,11 +467,7 @@ mod tests {
             End(9_200),
             // Data again at 12 s; the bot hears of a 9 s gap.
             Sub(11_900),
-            DataEvery {
-                from: 12_000,
-                to: 14_000,
-                every: 100,
-            },
+            Data(12_000, 14_000, 100),
         ]);
         assert_eq!(
             seen,
@@ -513,25 +491,13 @@ mod tests {
     fn data_on_a_connection_that_dies_before_stable_after_does_not_end_the_outage() {
         let (seen, t) = run(&[
             Sub(0),
-            DataEvery {
-                from: 100,
-                to: 3_000,
-                every: 100,
-            },
+            Data(100, 3_000, 100),
             End(3_050),
             Sub(3_500),
-            DataEvery {
-                from: 4_000,
-                to: 5_000,
-                every: 500,
-            },
+            Data(4_000, 5_000, 500),
             End(5_200),
             Sub(6_000),
-            DataEvery {
-                from: 7_000,
-                to: 9_000,
-                every: 1_000,
-            },
+            Data(7_000, 9_000, 1_000),
         ]);
         assert_eq!(
             seen,
@@ -562,14 +528,7 @@ mod tests {
         assert_eq!(t.current().unwrap().start, at(0));
 
         let mut proven = flap.to_vec();
-        proven.extend([
-            Sub(700),
-            DataEvery {
-                from: 800,
-                to: 2_800,
-                every: 200,
-            },
-        ]);
+        proven.extend([Sub(700), Data(800, 2_800, 200)]);
         let (seen, t) = run(&proven);
         assert_eq!(seen.last(), Some(&Seen::Recovered { downtime_ms: 800 }));
         assert_eq!(t.flapping(), None);
@@ -586,18 +545,10 @@ mod tests {
     fn data_that_stops_before_the_start_up_outage_ends_makes_it_the_bots_gap() {
         let (seen, t) = run(&[
             Sub(100),
-            DataEvery {
-                from: 200,
-                to: 1_000,
-                every: 100,
-            },
+            Data(200, 1_000, 100),
             End(1_100),
             Sub(1_500),
-            DataEvery {
-                from: 1_600,
-                to: 3_600,
-                every: 100,
-            },
+            Data(1_600, 3_600, 100),
         ]);
         assert_eq!(
             seen,
@@ -631,18 +582,10 @@ mod tests {
     fn a_degraded_connection_is_down_from_its_last_data_and_must_prove_itself_again() {
         let (seen, t) = run(&[
             Sub(0),
-            DataEvery {
-                from: 100,
-                to: 3_000,
-                every: 100,
-            },
+            Data(100, 3_000, 100),
             Degraded(3_500),
             // Restored; data again on the same connection.
-            DataEvery {
-                from: 8_000,
-                to: 10_000,
-                every: 500,
-            },
+            Data(8_000, 10_000, 500),
         ]);
         assert_eq!(
             seen,
@@ -663,18 +606,10 @@ mod tests {
     fn every_outage_has_its_own_id_and_the_last_one_is_kept() {
         let (_, t) = run(&[
             Sub(0),
-            DataEvery {
-                from: 100,
-                to: 2_100,
-                every: 100,
-            },
+            Data(100, 2_100, 100),
             End(2_200),
             Sub(2_300),
-            DataEvery {
-                from: 2_400,
-                to: 4_400,
-                every: 100,
-            },
+            Data(2_400, 4_400, 100),
             End(4_500),
         ]);
         assert_eq!(t.last().unwrap().id, 2);
