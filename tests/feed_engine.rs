@@ -867,11 +867,19 @@ fn a_server_that_answers_pings_and_sends_nothing_is_down_from_the_last_data() {
     assert_eq!(field(&recovered, "since"), field(&down_line, "since"));
     // Recovered only once data had kept flowing for stable_after (2 s).
     assert!(cleared.elapsed() >= Duration::from_secs(2));
-    let last_outage = feed_field(s.dir.path(), "sig", "last_outage").unwrap();
-    assert_eq!(
-        last_outage["since"].as_str(),
-        Some(field(&down_line, "since"))
+    // status.json is rewritten at least every second: wait for the write
+    // after the outage ended.
+    let since = field(&down_line, "since").to_string();
+    let ended = || {
+        feed_field(s.dir.path(), "sig", "last_outage")
+            .filter(|o| o["since"].as_str() == Some(since.as_str()))
+    };
+    assert!(
+        wait_for(Duration::from_secs(5), || ended().is_some()),
+        "status.json never showed the ended outage: {:?}",
+        feed_field(s.dir.path(), "sig", "last_outage")
     );
+    let last_outage = ended().unwrap();
     assert!(
         close_to(
             Duration::from_millis(last_outage["down_ms"].as_u64().unwrap()),
