@@ -16,7 +16,7 @@ use brokerguard::sim::{Fault, SimConfig, SimHandle, Simulator};
 use common::*;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const OLD: &str = "tok-old-5b2e91";
@@ -52,7 +52,7 @@ struct Rig {
     dir: TempDir,
     sig: SimHandle,
     other: Option<SimHandle>,
-    agent: Child,
+    agent: Agent,
     bot: FanoutClient,
     /// Lines kept in the credentials file besides `SIG_TOKEN`.
     keep: String,
@@ -234,8 +234,10 @@ impl Rig {
 
     /// Rewrites the credentials file with `style` so `SIG_TOKEN` goes from
     /// `old` to `new`, with the simulator accepting only `new`; returns once
-    /// the feed is live again on `new`, the PID unchanged and the rotation
-    /// logged. Returns the time from the write to the bot hearing "live".
+    /// the feed is subscribed again on `new`, the PID unchanged and the
+    /// rotation logged. Returns the time from the write to the bot hearing
+    /// "subscribed" (the new connection is up; "live" waits for the
+    /// broker's next data, which a quiet feed sends seconds later).
     fn rotate(&mut self, style: WriteStyle, old: &str, new: &str) -> Duration {
         self.sig.set_tokens([new]);
         let before = self.sig.stats();
@@ -253,8 +255,8 @@ impl Rig {
         );
         assert!(self.sig.stats().connections_accepted > before.connections_accepted);
         // status.json said live before the rotation too: the bot's socket
-        // tells the new connection's live apart.
-        let took = self.wait_live_line_since(start) - start;
+        // tells the new connection apart.
+        let took = self.wait_state_line_since(start, "subscribed") - start;
         assert!(
             wait_for(SLOW, || rotation_logged(
                 &self.log(),
@@ -287,10 +289,10 @@ impl Rig {
         took
     }
 
-    /// When the bot was told `sig` is live, after `start`.
-    fn wait_live_line_since(&self, start: Instant) -> Instant {
+    /// When the bot was told `sig` is in `state`, after `start`.
+    fn wait_state_line_since(&self, start: Instant, state: &str) -> Instant {
         let live = |v: &serde_json::Value| {
-            v["feed"] == "sig" && v["event"] == "state" && v["state"] == "live"
+            v["feed"] == "sig" && v["event"] == "state" && v["state"] == state
         };
         let mut at = None;
         assert!(
@@ -298,7 +300,7 @@ impl Rig {
                 at = self.bot.first_after(start, live);
                 at.is_some()
             }),
-            "the bot never heard sig is live again; stderr:\n{}",
+            "the bot never heard sig is {state} again; stderr:\n{}",
             self.log()
         );
         at.unwrap()
@@ -863,7 +865,7 @@ fn set_credential_writes_the_file_and_the_running_agent_rotates() {
         rig.sig.stats(),
         rig.log()
     );
-    rig.wait_live_line_since(start);
+    rig.wait_state_line_since(start, "live");
     rig.wait_log(&format!(
         "token_rotated feed=sig name=SIG_TOKEN old={} new={}",
         fp(OLD),
@@ -929,7 +931,7 @@ fn canary_values_appear_in_no_output() {
         |st| st.auth_ok > before.auth_ok && st.tokens_seen.iter().any(|t| t == b),
         SLOW
     ));
-    rig.wait_live_line_since(start);
+    rig.wait_state_line_since(start, "live");
     assert!(wait_for(
         SLOW,
         || rig.credential("SIG_TOKEN")["fingerprint"] == fp(b)

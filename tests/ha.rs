@@ -147,7 +147,7 @@ impl Agent {
     }
 
     fn start(&mut self) {
-        self.child = Some(spawn_agent(self.dir.path(), &self.config, &[]));
+        self.child = Some(spawn_agent(self.dir.path(), &self.config, &[]).into_child());
     }
 
     fn pid(&self) -> i32 {

@@ -25,7 +25,6 @@ use common::*;
 use serde_json::{Value, json};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Child;
 use std::time::{Duration, UNIX_EPOCH};
 
 /// Generous: each normally takes well under a second on a shared machine.
@@ -76,7 +75,7 @@ backoff = {{ initial = "100ms", max = "1s", stable_after = "2s", parked_retry = 
 struct Rig {
     dir: TempDir,
     sim: KiteSimHandle,
-    agent: Child,
+    agent: Agent,
     bot: FanoutClient,
 }
 

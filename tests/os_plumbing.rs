@@ -191,6 +191,7 @@ fn doc_with_pid(pid: u32, feeds: usize) -> StatusDoc {
                 credentials_checked: None,
                 market: None,
                 flapping: None,
+                ..Default::default()
             })
             .collect(),
         credentials: vec![],

@@ -135,9 +135,9 @@ impl Agent {
                     self.clock.wall(),
                 )
                 .snapshot();
+                // Not down: held back on purpose, with no outage record.
                 h.state = FeedState::Standby;
-                h.down_since = None;
-                h.down_since_wall = None;
+                h.outage = None;
                 h
             })
             .collect()

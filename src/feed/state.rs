@@ -1,4 +1,5 @@
 //! Feed states, as shown in status.json and the fan-out socket.
+//! [`FeedState::as_str`] is the one place their names come from.
 
 use std::fmt;
 
@@ -8,7 +9,15 @@ pub enum FeedState {
     Handshaking,
     Authenticating,
     Subscribing,
+    /// Subscribed, waiting for the first data: a connection is never live
+    /// on its handshake alone.
+    Subscribed,
+    /// Data (or a message the broker documents as proof the subscription
+    /// is alive) has arrived on this connection.
     Live,
+    /// Connected and subscribed while the feed's market is closed, and
+    /// quiet: silence is expected.
+    Closed,
     /// Connected, but the broker says no data can flow now (connectivity
     /// to the exchange lost, a data farm down, maintenance).
     Degraded,
@@ -31,7 +40,9 @@ impl FeedState {
             FeedState::Handshaking => "handshaking",
             FeedState::Authenticating => "authenticating",
             FeedState::Subscribing => "subscribing",
+            FeedState::Subscribed => "subscribed",
             FeedState::Live => "live",
+            FeedState::Closed => "closed",
             FeedState::Degraded => "degraded",
             FeedState::Backoff => "backoff",
             FeedState::Parked => "parked",
@@ -39,6 +50,11 @@ impl FeedState {
             FeedState::Standby => "standby",
             FeedState::Stopped => "stopped",
         }
+    }
+
+    /// Live, or quiet in a closed market: nothing is wrong.
+    pub fn is_healthy(self) -> bool {
+        matches!(self, FeedState::Live | FeedState::Closed)
     }
 
     /// Connecting through Subscribing: an attempt is under way.

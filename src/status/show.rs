@@ -236,6 +236,31 @@ fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// Each feed's outage under way, as its record tells it (since the last
+/// data, not since the state): empty when none is down.
+fn outages(doc: &StatusDoc) -> String {
+    let mut out = String::new();
+    for f in &doc.feeds {
+        let Some(o) = &f.outage else { continue };
+        if out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&format!(
+            "{} down {} since {} ({} connections, {} errors{})\n",
+            f.name,
+            timefmt::human(Duration::from_millis(o.down_ms)),
+            o.since,
+            o.connections,
+            o.errors,
+            o.cause
+                .as_deref()
+                .map(|c| format!("; cause: {}", truncate(c, ERROR_WIDTH)))
+                .unwrap_or_default()
+        ));
+    }
+    out
+}
+
 /// What feeds report of their sessions (`market`, `info`: the key set in
 /// use, when a day token expires, ...), one row per feed that has any;
 /// empty when none has.
@@ -366,6 +391,7 @@ pub fn render_table(doc: &StatusDoc, now: SystemTime) -> String {
                 }
             }
         }
+        out.push_str(&outages(doc));
         out.push_str(&sessions(doc));
     }
 
@@ -428,6 +454,7 @@ mod tests {
             credentials_checked: None,
             market: None,
             flapping: None,
+            ..Default::default()
         }
     }
 
@@ -675,6 +702,29 @@ mod tests {
             change(&mut f);
             current(&f);
         }
+    }
+
+    #[test]
+    fn a_feed_in_an_outage_shows_the_records_start_not_its_states() {
+        let mut d = doc();
+        assert!(!render_table(&d, at("2026-11-22T11:03:00Z")).contains(" down "));
+        d.feeds[1].state = "subscribed".into();
+        d.feeds[1].outage = Some(crate::status::schema::OutageStatus {
+            since: "2026-11-22T11:02:00.250Z".into(),
+            until: None,
+            down_ms: 60_000,
+            connections: 3,
+            errors: 2,
+            cause: Some("no data for 2s (stall_after 2s)".into()),
+            last_error: None,
+        });
+        let text = render_table(&d, at("2026-11-22T11:03:00Z"));
+        assert!(
+            text.contains(
+                "books down 1m0s since 2026-11-22T11:02:00.250Z (3 connections, 2 errors; cause: no data for 2s (stall_after 2s))"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

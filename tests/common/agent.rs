@@ -20,7 +20,7 @@ pub fn write_private_creds(dir: &Path, creds: &str) {
 /// A running agent in its own folder; stopped when dropped.
 pub struct TestAgent {
     pub dir: TempDir,
-    child: Child,
+    child: super::Agent,
 }
 
 impl TestAgent {
