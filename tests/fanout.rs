@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use brokerguard::fanout::{Fanout, FanoutStats};
+use brokerguard::fanout::{Fanout, FanoutSettings, FanoutStats};
 use serde_json::{Value, json};
 
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -133,6 +133,19 @@ fn wait_subscribers(fanout: &Fanout, n: usize) {
     });
 }
 
+/// The feeds these tests publish, `queue_lines` per subscriber, the
+/// default bounds otherwise.
+fn settings(queue_lines: usize) -> FanoutSettings {
+    FanoutSettings {
+        feeds: ["a", "b", "signals", "ticks", "f0", "f1", "f2", "f3"]
+            .map(String::from)
+            .to_vec(),
+        queue_lines,
+        queue_bytes: 1 << 30,
+        max_subscribers: 64,
+    }
+}
+
 fn ts(ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms)
 }
@@ -140,7 +153,7 @@ fn ts(ms: u64) -> SystemTime {
 #[test]
 fn subscriber_receives_data_and_events_in_order() {
     let dir = TempDir::new("order");
-    let fanout = Fanout::start(&dir.sock(), 64).unwrap();
+    let fanout = Fanout::start(&dir.sock(), settings(64)).unwrap();
     let publisher = fanout.publisher();
     let mut client = Client::connect(&dir.sock());
     wait_subscribers(&fanout, 1);
@@ -187,7 +200,7 @@ fn subscriber_receives_data_and_events_in_order() {
 #[test]
 fn subscribe_filter_selects_feeds_and_can_change() {
     let dir = TempDir::new("filter");
-    let fanout = Fanout::start(&dir.sock(), 64).unwrap();
+    let fanout = Fanout::start(&dir.sock(), settings(64)).unwrap();
     let publisher = fanout.publisher();
     let mut client = Client::connect(&dir.sock());
     wait_subscribers(&fanout, 1);
@@ -250,7 +263,7 @@ fn subscribe_filter_selects_feeds_and_can_change() {
 #[test]
 fn seq_is_continuous_per_feed_and_shared_by_subscribers() {
     let dir = TempDir::new("seq");
-    let fanout = Fanout::start(&dir.sock(), 10_000).unwrap();
+    let fanout = Fanout::start(&dir.sock(), settings(10_000)).unwrap();
     let publisher = fanout.publisher();
     // Published before anyone listens: still counted.
     for _ in 0..5 {
@@ -300,7 +313,7 @@ fn slow_subscriber_is_dropped_while_fast_one_gets_every_line() {
     let logs = logs();
     let dir = TempDir::new("slow");
     let queue_len = 64;
-    let fanout = Fanout::start(&dir.sock(), queue_len).unwrap();
+    let fanout = Fanout::start(&dir.sock(), settings(queue_len)).unwrap();
     let publisher = fanout.publisher();
     let mut slow = Client::connect(&dir.sock());
     let mut fast = Client::connect(&dir.sock());
@@ -350,6 +363,7 @@ fn slow_subscriber_is_dropped_while_fast_one_gets_every_line() {
         FanoutStats {
             subscribers: 1,
             dropped_slow: 1,
+            refused: 0,
             lines_published: published + 1,
         }
     );
@@ -379,7 +393,7 @@ fn slow_subscriber_is_dropped_while_fast_one_gets_every_line() {
 #[test]
 fn closed_subscriber_is_removed_and_half_closed_one_kept() {
     let dir = TempDir::new("closed");
-    let fanout = Fanout::start(&dir.sock(), 64).unwrap();
+    let fanout = Fanout::start(&dir.sock(), settings(64)).unwrap();
     let publisher = fanout.publisher();
     let gone = Client::connect(&dir.sock());
     let mut half = Client::connect(&dir.sock());
@@ -400,7 +414,7 @@ fn closed_subscriber_is_removed_and_half_closed_one_kept() {
 #[test]
 fn socket_has_mode_0660() {
     let dir = TempDir::new("mode");
-    let fanout = Fanout::start(&dir.sock(), 8).unwrap();
+    let fanout = Fanout::start(&dir.sock(), settings(8)).unwrap();
     let meta = fs::symlink_metadata(dir.sock()).unwrap();
     assert!(meta.file_type().is_socket());
     assert_eq!(meta.permissions().mode() & 0o7777, 0o660);
@@ -412,7 +426,7 @@ fn stale_socket_is_replaced() {
     let dir = TempDir::new("stale");
     drop(UnixListener::bind(dir.sock()).unwrap());
     assert!(dir.sock().exists(), "a stale socket file is left behind");
-    let fanout = Fanout::start(&dir.sock(), 8).unwrap();
+    let fanout = Fanout::start(&dir.sock(), settings(8)).unwrap();
     let _client = Client::connect(&dir.sock());
     wait_subscribers(&fanout, 1);
     fanout.stop();
@@ -421,8 +435,8 @@ fn stale_socket_is_replaced() {
 #[test]
 fn live_socket_is_not_stolen() {
     let dir = TempDir::new("live");
-    let first = Fanout::start(&dir.sock(), 8).unwrap();
-    let err = Fanout::start(&dir.sock(), 8)
+    let first = Fanout::start(&dir.sock(), settings(8)).unwrap();
+    let err = Fanout::start(&dir.sock(), settings(8))
         .err()
         .expect("second start refused");
     assert_eq!(err.kind(), ErrorKind::AddrInUse);
@@ -439,7 +453,9 @@ fn live_socket_is_not_stolen() {
 fn regular_file_at_path_is_refused_and_kept() {
     let dir = TempDir::new("regular");
     fs::write(dir.sock(), "precious").unwrap();
-    let err = Fanout::start(&dir.sock(), 8).err().expect("start refused");
+    let err = Fanout::start(&dir.sock(), settings(8))
+        .err()
+        .expect("start refused");
     assert_eq!(err.kind(), ErrorKind::AlreadyExists);
     assert!(
         err.to_string().contains(&dir.sock().display().to_string()),
@@ -451,7 +467,7 @@ fn regular_file_at_path_is_refused_and_kept() {
 #[test]
 fn stop_disconnects_joins_and_removes_socket() {
     let dir = TempDir::new("stop");
-    let fanout = Fanout::start(&dir.sock(), 8).unwrap();
+    let fanout = Fanout::start(&dir.sock(), settings(8)).unwrap();
     let publisher = fanout.publisher();
     let mut idle = Client::connect(&dir.sock());
     let mut subscribed = Client::connect(&dir.sock());
@@ -495,7 +511,7 @@ fn stop_disconnects_joins_and_removes_socket() {
 #[test]
 fn publishing_with_nobody_listening_is_cheap_and_counted() {
     let dir = TempDir::new("nobody");
-    let fanout = Fanout::start(&dir.sock(), 8).unwrap();
+    let fanout = Fanout::start(&dir.sock(), settings(8)).unwrap();
     let publisher = fanout.publisher();
     let threads: Vec<_> = (0..4)
         .map(|t| {
@@ -524,7 +540,7 @@ fn publishing_with_nobody_listening_is_cheap_and_counted() {
 fn subscriber_stuck_on_a_full_socket_is_dropped_after_write_timeout() {
     let dir = TempDir::new("stuck");
     // A queue too long to overflow here: only the write timeout can act.
-    let fanout = Fanout::start(&dir.sock(), 1_000_000).unwrap();
+    let fanout = Fanout::start(&dir.sock(), settings(1_000_000)).unwrap();
     let publisher = fanout.publisher();
     let mut stuck = Client::connect(&dir.sock());
     wait_subscribers(&fanout, 1);

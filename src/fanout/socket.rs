@@ -1,5 +1,5 @@
-//! The Unix socket file and the few raw socket calls std lacks: binding
-//! safely over a stale socket, poll(2) with a timeout, and the peer's pid.
+//! The Unix socket file and the one raw socket call std lacks: binding
+//! safely over a stale socket, and the peer's pid.
 
 use std::fs;
 use std::io;
@@ -7,7 +7,6 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::time::Duration;
 
 /// Identity of the socket file we created, so stop removes only that one
 /// and not a file someone else put at the path since.
@@ -98,49 +97,6 @@ pub fn remove_if_ours(path: &Path, id: FileId) {
         if let Err(e) = fs::remove_file(path) {
             log::warn!("fan-out socket {}: cannot remove: {e}", path.display());
         }
-    }
-}
-
-/// What [`poll`] saw on a descriptor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Readiness {
-    /// Nothing within the timeout (or interrupted by a signal).
-    Timeout,
-    /// Readable (for a listener: a connection is waiting).
-    Readable,
-    /// The peer closed both directions, or the descriptor failed.
-    HangUp,
-}
-
-/// Waits up to `timeout` for `fd` to become readable (`readable = true`)
-/// or only for hang-up (`readable = false`: a half-closed peer that can
-/// still read what we send is not reported).
-pub fn poll(fd: &impl AsRawFd, readable: bool, timeout: Duration) -> io::Result<Readiness> {
-    let mut pfd = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: if readable { libc::POLLIN } else { 0 },
-        revents: 0,
-    };
-    let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
-    // SAFETY: one valid pollfd for the duration of the call.
-    let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-    if n < 0 {
-        let e = io::Error::last_os_error();
-        return if e.kind() == io::ErrorKind::Interrupted {
-            Ok(Readiness::Timeout)
-        } else {
-            Err(e)
-        };
-    }
-    if n == 0 {
-        return Ok(Readiness::Timeout);
-    }
-    if pfd.revents & libc::POLLIN != 0 {
-        Ok(Readiness::Readable)
-    } else if pfd.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
-        Ok(Readiness::HangUp)
-    } else {
-        Ok(Readiness::Timeout)
     }
 }
 
