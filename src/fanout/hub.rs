@@ -153,6 +153,8 @@ pub struct Hub {
     /// Set by the first wake after the I/O thread last looked, so a burst
     /// of lines costs one eventfd write.
     wake_pending: AtomicBool,
+    /// [`line::max_request_len`] of the configured feeds.
+    request_cap: AtomicUsize,
     subscriber_count: AtomicUsize,
     dropped_slow: AtomicU64,
     refused: AtomicU64,
@@ -169,6 +171,7 @@ impl Hub {
             },
             wake,
             wake_pending: AtomicBool::new(false),
+            request_cap: AtomicUsize::new(line::MIN_REQUEST_LEN),
             subscriber_count: AtomicUsize::new(0),
             dropped_slow: AtomicU64::new(0),
             refused: AtomicU64::new(0),
@@ -214,7 +217,14 @@ impl Hub {
         let mut configured = feeds.to_vec();
         configured.sort();
         configured.dedup();
+        self.request_cap
+            .store(line::max_request_len(&configured), Ordering::Relaxed);
         table.configured = configured;
+    }
+
+    /// The longest request a subscriber may send now.
+    pub fn request_cap(&self) -> usize {
+        self.request_cap.load(Ordering::Relaxed)
     }
 
     pub fn stats(&self) -> FanoutStats {
@@ -395,9 +405,8 @@ impl Hub {
     }
 
     /// Applies a subscribe request, or refuses it whole when it names a
-    /// feed that is not configured (the subscriber keeps its old set). The
-    /// answer goes in the subscriber's own stream: every line queued after
-    /// a confirmation follows the new set.
+    /// feed that is not configured. The answer goes in the subscriber's own
+    /// stream: every line queued after it follows the new set.
     pub fn subscribe(&self, slot: usize, feeds: Vec<String>) -> Answer {
         let mut table = self.lock();
         let mut set = FeedSet::default();
@@ -416,13 +425,28 @@ impl Hub {
         }
         if unknown_count > 0 {
             let msg = unknown_feeds_message(&unknown, unknown_count, &table.configured);
-            return self.reply_locked(&mut table, slot, line::error_line(&msg).into());
+            return self.refuse_locked(&mut table, slot, &msg);
         }
         let Some(sub) = table.subscribers.get_mut(slot).and_then(Option::as_mut) else {
             return Answer::Gone;
         };
         sub.filter = Some(set);
         self.reply_locked(&mut table, slot, line::subscribed_line(&feeds).into())
+    }
+
+    /// Refuses a subscribe request (an unknown name, too long): the
+    /// subscriber is subscribed to nothing from here on, rather than left
+    /// with whatever it had (all feeds, for a new one), and told why.
+    pub fn refuse(&self, slot: usize, msg: &str) -> Answer {
+        let mut table = self.lock();
+        self.refuse_locked(&mut table, slot, msg)
+    }
+
+    fn refuse_locked(&self, table: &mut Table, slot: usize, msg: &str) -> Answer {
+        if let Some(sub) = table.subscribers.get_mut(slot).and_then(Option::as_mut) {
+            sub.filter = Some(FeedSet::default());
+        }
+        self.reply_locked(table, slot, line::error_line(msg).into())
     }
 
     /// The I/O thread's turn at the queues: credits what each subscriber's
@@ -565,9 +589,13 @@ mod tests {
         assert_eq!(got.len(), 1);
         assert!(got[0].contains("unknown feed \\\"nope\\\""), "{}", got[0]);
         assert!(got[0].contains("configured feeds are: a, b"), "{}", got[0]);
-        // Still subscribed to everything: the refused request changed nothing.
+        // Subscribed to nothing now, not to "a", nor to everything.
+        hub.publish_data("a", |seq| format!("a{seq}\n").into_bytes());
         hub.publish_data("b", |seq| format!("b{seq}\n").into_bytes());
-        assert_eq!(drain(&hub, 0), ["b1\n"]);
+        assert!(drain(&hub, 0).is_empty());
+        hub.subscribe(0, vec!["b".into()]);
+        hub.publish_data("b", |seq| format!("b{seq}\n").into_bytes());
+        assert_eq!(drain(&hub, 0), ["{\"subscribed\":[\"b\"]}\n", "b2\n"]);
     }
 
     #[test]

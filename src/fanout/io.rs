@@ -1,6 +1,6 @@
 //! The fan-out's one I/O thread: it accepts subscribers, reads their
 //! requests and writes their queued lines, for every subscriber at once,
-//! sleeping in poll(2) over the listener, the hub's wake eventfd and each
+//! sleeping in epoll over the listener, the hub's wake eventfd and each
 //! non-blocking connection. A subscriber costs one descriptor and a few
 //! hundred bytes while idle; its buffers exist only while it has something
 //! queued or half a request read.
@@ -8,7 +8,6 @@
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown;
-use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::hub::{Answer, Hub, Line, Outbox, SubscriberId};
 use super::line::{self, Request};
-use super::poll::{self, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT};
+use super::poll::{self, Epoll, GONE, READABLE, WRITABLE};
 use super::socket;
 
 /// A subscriber whose socket accepts nothing for this long is too slow.
@@ -27,9 +26,14 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 /// of file descriptors), rather than spin.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// Lines handed to one writev(2).
-const WRITE_BATCH: usize = 64;
-/// Bytes read from one subscriber per turn.
-const READ_CHUNK: usize = 4096;
+const WRITE_BATCH: usize = 512;
+/// Bytes read from one subscriber per read(2).
+const READ_CHUNK: usize = 16 * 1024;
+/// epoll tokens: the wake eventfd, the listener, then each connection's
+/// slot from `FIRST_CONN` on.
+const WAKE: u64 = 0;
+const LISTENER: u64 = 1;
+const FIRST_CONN: u64 = 2;
 /// Request budget per subscriber: a burst of this many requests...
 pub const REQUEST_BURST: f64 = 8.0;
 /// ...refilled at this many per second. Every `REQUEST_BYTES` read cost one
@@ -62,10 +66,12 @@ struct Conn {
     /// The request read so far (no `\n` yet); empty, unallocated, between
     /// requests.
     request: Vec<u8>,
-    /// The current request passed `MAX_REQUEST_LEN`: skip to its end.
+    /// The current request passed the hub's request cap: skip to its end.
     overlong: bool,
     /// The peer shut its sending side; it may still read.
     read_closed: bool,
+    /// The events its descriptor is watched for now.
+    watched: u32,
     budget: Budget,
 }
 
@@ -117,7 +123,9 @@ enum Close {
 
 struct IoThread {
     hub: Arc<Hub>,
+    epoll: Epoll,
     listener: UnixListener,
+    listener_armed: bool,
     stopping: Arc<AtomicBool>,
     max_subscribers: usize,
     /// Indexed by slot, the same numbers as the hub's.
@@ -129,11 +137,22 @@ struct IoThread {
     refusal_logged_at: Option<Instant>,
 }
 
+/// Watches the wake eventfd and the listener: what [`run`] sleeps on.
+/// Made before the thread starts, so a failure is the caller's error.
+pub fn epoll_for(setup: &IoSetup) -> io::Result<Epoll> {
+    let epoll = Epoll::new()?;
+    epoll.add(setup.hub.wake_fd(), WAKE, READABLE)?;
+    epoll.add(&setup.listener, LISTENER, READABLE)?;
+    Ok(epoll)
+}
+
 /// Runs until `setup.stopping` is set and the wake eventfd notified.
-pub fn run(setup: IoSetup) {
+pub fn run(setup: IoSetup, epoll: Epoll) {
     let mut io = IoThread {
         hub: setup.hub,
+        epoll,
         listener: setup.listener,
+        listener_armed: true,
         stopping: setup.stopping,
         max_subscribers: setup.max_subscribers,
         conns: Vec::new(),
@@ -148,49 +167,16 @@ pub fn run(setup: IoSetup) {
 
 impl IoThread {
     fn run(&mut self) {
-        // Reused every turn: (slot, index in `fds`) of each polled connection.
-        let mut fds: Vec<poll::pollfd> = Vec::new();
-        let mut polled: Vec<usize> = Vec::new();
-        let mut buf = [0u8; READ_CHUNK];
+        let mut ready: Vec<poll::Ready> = Vec::with_capacity(64);
+        let mut buf = vec![0u8; READ_CHUNK];
         loop {
-            let now = Instant::now();
-            fds.clear();
-            polled.clear();
-            fds.push(poll::entry(self.hub.wake_fd().as_raw_fd(), POLLIN));
-            let accepting = self.accept_paused_until.is_none_or(|t| now >= t);
-            if accepting {
-                self.accept_paused_until = None;
-                fds.push(poll::entry(self.listener.as_raw_fd(), POLLIN));
-            }
-            let mut timeout: Option<Duration> = self.accept_paused_until.map(|t| t - now);
-            let mut earlier = |d: Duration| {
-                timeout = Some(timeout.map_or(d, |t| t.min(d)));
-            };
-            for (slot, conn) in self.conns.iter_mut().enumerate() {
-                let Some(conn) = conn else { continue };
-                let mut events = 0;
-                if !conn.read_closed {
-                    conn.budget.refill(now);
-                    if conn.budget.has_some() {
-                        events |= POLLIN;
-                    } else {
-                        earlier(conn.budget.until_some());
-                    }
-                }
-                if let Some(since) = conn.blocked_since {
-                    events |= POLLOUT;
-                    earlier((since + WRITE_TIMEOUT).saturating_duration_since(now));
-                }
-                polled.push(slot);
-                // With no events asked, poll still reports a hang-up.
-                fds.push(poll::entry(conn.stream.as_raw_fd(), events));
-            }
-            if let Err(e) = poll::poll(&mut fds, timeout) {
+            let timeout = self.arm(Instant::now());
+            if let Err(e) = self.epoll.wait(&mut ready, timeout) {
                 log::warn!("fan-out: waiting on subscribers failed: {e}");
                 std::thread::sleep(ACCEPT_RETRY);
                 continue;
             }
-            if fds[0].revents != 0 {
+            if ready.iter().any(|r| r.token() == WAKE) {
                 // Before looking at the queues, so a line queued from here
                 // on wakes us again.
                 self.hub.woken();
@@ -198,38 +184,90 @@ impl IoThread {
             if self.stopping.load(Ordering::SeqCst) {
                 break;
             }
-            if accepting && fds[1].revents != 0 {
-                self.accept_all();
-            }
-            let first_conn = if accepting { 2 } else { 1 };
             let now = Instant::now();
-            for (k, &slot) in polled.iter().enumerate() {
-                let revents = fds[first_conn + k].revents;
-                if revents == 0 {
+            for r in &ready {
+                let (token, events) = (r.token(), r.events());
+                if token == WAKE {
                     continue;
                 }
-                if revents & POLLIN != 0 {
+                if token == LISTENER {
+                    self.accept_all();
+                    continue;
+                }
+                let slot = (token - FIRST_CONN) as usize;
+                if events & READABLE != 0 {
                     if let Some(why) = self.read(slot, &mut buf, now) {
                         self.close(slot, why);
                         continue;
                     }
                 }
-                let Some(conn) = self.conns[slot].as_mut() else {
+                let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
                     continue;
                 };
-                if revents & (POLLERR | POLLNVAL) != 0
-                    || (revents & POLLHUP != 0 && revents & POLLIN == 0)
-                {
+                if events & GONE != 0 && events & READABLE == 0 {
                     self.close(slot, Close::HungUp);
                     continue;
                 }
-                if revents & POLLOUT != 0 {
+                if events & WRITABLE != 0 {
                     conn.blocked_since = None;
                 }
             }
             self.write_all(now);
         }
         self.shut_down();
+    }
+
+    /// Brings every descriptor's watched events up to date (a subscriber
+    /// out of request budget is not read, a full socket is watched for
+    /// room) and returns how long to sleep at most: until a budget
+    /// refills, a write times out or accepting resumes.
+    fn arm(&mut self, now: Instant) -> Option<Duration> {
+        let mut timeout: Option<Duration> = None;
+        let mut earlier = |d: Duration| {
+            timeout = Some(timeout.map_or(d, |t| t.min(d)));
+        };
+        let accepting = self.accept_paused_until.is_none_or(|t| now >= t);
+        if accepting != self.listener_armed {
+            let events = if accepting { READABLE } else { 0 };
+            match self.epoll.modify(&self.listener, LISTENER, events) {
+                Ok(()) => self.listener_armed = accepting,
+                Err(e) => log::warn!("fan-out: cannot watch the listener: {e}"),
+            }
+        }
+        if let Some(t) = self.accept_paused_until.filter(|_| !accepting) {
+            earlier(t - now);
+        } else {
+            self.accept_paused_until = None;
+        }
+        for (slot, conn) in self.conns.iter_mut().enumerate() {
+            let Some(conn) = conn else { continue };
+            let mut events = 0;
+            if !conn.read_closed {
+                if conn.budget.tokens < REQUEST_BURST {
+                    conn.budget.refill(now);
+                }
+                if conn.budget.has_some() {
+                    events |= READABLE;
+                } else {
+                    earlier(conn.budget.until_some());
+                }
+            }
+            if let Some(since) = conn.blocked_since {
+                events |= WRITABLE;
+                earlier((since + WRITE_TIMEOUT).saturating_duration_since(now));
+            }
+            if events != conn.watched {
+                // With nothing asked, a hang-up is still reported.
+                match self
+                    .epoll
+                    .modify(&conn.stream, FIRST_CONN + slot as u64, events)
+                {
+                    Ok(()) => conn.watched = events,
+                    Err(e) => log::warn!("fan-out: cannot watch {}: {e}", conn.who),
+                }
+            }
+        }
+        timeout
     }
 
     /// Takes every waiting connection, refusing those past the cap with an
@@ -271,10 +309,15 @@ impl IoThread {
                 self.conns.len() - 1
             }
         };
+        if let Err(e) = self.epoll.add(&stream, FIRST_CONN + slot as u64, READABLE) {
+            log::warn!("fan-out: cannot watch {who}: {e}");
+            return;
+        }
         if !self.hub.add(slot, who) {
             return;
         }
         self.conns[slot] = Some(Conn {
+            watched: READABLE,
             stream,
             who,
             outbox: Outbox::default(),
@@ -319,6 +362,7 @@ impl IoThread {
     /// Returns why to close it, if it must go.
     fn read(&mut self, slot: usize, buf: &mut [u8], now: Instant) -> Option<Close> {
         let conn = self.conns[slot].as_mut()?;
+        let cap = self.hub.request_cap();
         conn.budget.refill(now);
         while conn.budget.has_some() {
             let n = match (&conn.stream).read(buf) {
@@ -340,11 +384,10 @@ impl IoThread {
                 let answer = if conn.overlong {
                     conn.overlong = false;
                     let msg = format!(
-                        "request longer than {} bytes ignored; expected {{\"subscribe\": [\"feed\", ...]}}",
-                        line::MAX_REQUEST_LEN
+                        "request longer than {cap} bytes ignored (a subscribe request names configured feeds only); expected {{\"subscribe\": [\"feed\", ...]}}"
                     );
                     conn.budget.spend(1.0);
-                    self.hub.reply(slot, line::error_line(&msg))
+                    self.hub.refuse(slot, &msg)
                 } else {
                     conn.request.extend_from_slice(&chunk[..end]);
                     let request = std::mem::take(&mut conn.request);
@@ -360,7 +403,7 @@ impl IoThread {
             }
             if !conn.overlong {
                 conn.request.extend_from_slice(chunk);
-                if conn.request.len() > line::MAX_REQUEST_LEN {
+                if conn.request.len() > cap {
                     conn.overlong = true;
                     conn.request = Vec::new();
                 }

@@ -4,16 +4,18 @@
 //! Feed threads publish through a [`Publisher`]; publishing never blocks on
 //! a subscriber: it appends to each interested subscriber's queue (bounded
 //! in lines and in bytes) and wakes the one I/O thread (`fanout-io`), which
-//! accepts, reads requests and writes for every subscriber with poll(2)
+//! accepts, reads requests and writes for every subscriber with epoll
 //! over non-blocking sockets. A subscriber whose queue overflows, or whose
 //! socket takes nothing for [`WRITE_TIMEOUT`], is disconnected and counted
 //! in [`FanoutStats::dropped_slow`]; one past `max_subscribers` gets an
 //! `{"error":...}` line and is closed. The wire format is in
 //! docs/ARCHITECTURE.md ("Contracts": fan-out) and [`mod@line`]; besides it,
 //! a subscribe request naming only configured feeds is confirmed with
-//! `{"subscribed":[...]}` (every later line follows the new set); any other
-//! request is answered with `{"error":"..."}` and changes nothing. Requests
-//! are capped in size ([`line::MAX_REQUEST_LEN`]) and rate (a subscriber
+//! `{"subscribed":[...]}` (every later line follows the new set); one
+//! naming any other feed, or too long, is answered with `{"error":"..."}`
+//! and leaves the subscriber subscribed to nothing; a line that is not a
+//! subscribe request is answered with an error and changes nothing. Requests
+//! are capped in size ([`line::max_request_len`]) and rate (a subscriber
 //! out of budget is not read until it has some again). A connection cut
 //! while a line was being written ends in a fragment without `\n`, which
 //! clients discard.
@@ -124,10 +126,11 @@ impl Fanout {
             stopping: Arc::clone(&stopping),
             max_subscribers: settings.max_subscribers,
         };
+        let epoll = io::epoll_for(&setup).map_err(fail)?;
         let io_thread = thread::Builder::new()
             .name("fanout-io".into())
             .stack_size(crate::threads::SMALL_STACK)
-            .spawn(move || io::run(setup))
+            .spawn(move || io::run(setup, epoll))
             .map_err(fail)?;
         log::info!(
             "fan-out: listening on {} (up to {} subscribers)",
