@@ -150,8 +150,9 @@ pub struct Hub {
     limits: QueueLimits,
     /// The I/O thread's wake-up: written when a queue goes non-empty.
     wake: EventFd,
-    /// Set by the first wake after the I/O thread last looked, so a burst
-    /// of lines costs one eventfd write.
+    /// True while the I/O thread is awake or a wake is on its way, so a
+    /// burst of lines costs at most one eventfd write, and lines queued
+    /// while the I/O thread works cost none.
     wake_pending: AtomicBool,
     /// [`line::max_request_len`] of the configured feeds.
     request_cap: AtomicUsize,
@@ -191,18 +192,28 @@ impl Hub {
         &self.wake
     }
 
-    /// Wakes the I/O thread unless a wake is already on its way.
+    /// Wakes the I/O thread unless it is awake already or a wake is on
+    /// its way.
     fn wake(&self) {
-        if !self.wake_pending.swap(true, Ordering::AcqRel) {
+        if !self.wake_pending.swap(true, Ordering::SeqCst) {
             self.wake.notify();
         }
     }
 
-    /// The I/O thread saw the wake: the next line queued wakes it again.
-    /// Called before it looks at the queues, so no line is missed.
-    pub fn woken(&self) {
-        self.wake.drain();
-        self.wake_pending.store(false, Ordering::Release);
+    /// The I/O thread is about to take the queues and then sleep: a line
+    /// queued after this wakes it. Called before it takes the queues, so a
+    /// line is either taken or wakes it.
+    pub fn io_idle(&self) {
+        self.wake_pending.store(false, Ordering::SeqCst);
+    }
+
+    /// The I/O thread is awake (and will take the queues before it sleeps
+    /// again): publishers need not wake it. Resets the eventfd if `woken`.
+    pub fn io_busy(&self, woken: bool) {
+        if woken {
+            self.wake.drain();
+        }
+        self.wake_pending.store(true, Ordering::SeqCst);
     }
 
     /// The feeds a subscriber may ask for from now on (start and reload).

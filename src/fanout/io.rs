@@ -170,17 +170,17 @@ impl IoThread {
         let mut ready: Vec<poll::Ready> = Vec::with_capacity(64);
         let mut buf = vec![0u8; READ_CHUNK];
         loop {
+            // Idle first, then take and write the queues: a line queued
+            // after the take wakes us, one queued before is taken.
+            self.hub.io_idle();
+            self.write_all(Instant::now());
             let timeout = self.arm(Instant::now());
             if let Err(e) = self.epoll.wait(&mut ready, timeout) {
                 log::warn!("fan-out: waiting on subscribers failed: {e}");
                 std::thread::sleep(ACCEPT_RETRY);
                 continue;
             }
-            if ready.iter().any(|r| r.token() == WAKE) {
-                // Before looking at the queues, so a line queued from here
-                // on wakes us again.
-                self.hub.woken();
-            }
+            self.hub.io_busy(ready.iter().any(|r| r.token() == WAKE));
             if self.stopping.load(Ordering::SeqCst) {
                 break;
             }
@@ -212,7 +212,6 @@ impl IoThread {
                     conn.blocked_since = None;
                 }
             }
-            self.write_all(now);
         }
         self.shut_down();
     }
