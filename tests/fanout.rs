@@ -1,6 +1,8 @@
 //! Fan-out socket behaviour across threads and real Unix sockets: line
 //! content and order, subscribe filters, `seq` continuity, dropping a slow
-//! subscriber without slowing a fast one, the socket file's life cycle.
+//! subscriber without slowing a fast one, the socket file's life cycle,
+//! and the bounds: the subscriber cap, unknown names, the byte bound, a
+//! subscribe flood, idle connections costing the agent no thread.
 
 use std::fs;
 use std::io::{BufRead, BufReader, ErrorKind, Write};
@@ -12,6 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+mod common;
 
 use brokerguard::fanout::{Fanout, FanoutSettings, FanoutStats};
 use serde_json::{Value, json};
@@ -562,4 +566,281 @@ fn subscriber_stuck_on_a_full_socket_is_dropped_after_write_timeout() {
     let got = stuck.rest_until_eof();
     assert!(!got.is_empty() && got.len() < 10_000, "{}", got.len());
     fanout.stop();
+}
+
+/// One line as JSON from a raw stream (no buffering beyond the line).
+fn read_json_line(stream: &UnixStream) -> Option<Value> {
+    let mut reader = BufReader::new(stream);
+    let mut text = String::new();
+    match reader.read_line(&mut text) {
+        Ok(n) if n > 0 && text.ends_with('\n') => Some(serde_json::from_str(&text).unwrap()),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_subscriber_past_the_cap_gets_an_error_line_and_is_closed() {
+    let dir = TempDir::new("cap");
+    let fanout = Fanout::start(
+        &dir.sock(),
+        FanoutSettings {
+            max_subscribers: 2,
+            ..settings(64)
+        },
+    )
+    .unwrap();
+    let publisher = fanout.publisher();
+    let mut first = Client::connect(&dir.sock());
+    let _second = Client::connect(&dir.sock());
+    wait_subscribers(&fanout, 2);
+
+    let mut third = Client::connect(&dir.sock());
+    let refused = third.line();
+    let msg = refused["error"].as_str().expect("an error line");
+    assert!(msg.contains("too many subscribers"), "{msg}");
+    assert!(msg.contains("fanout_max_subscribers"), "{msg}");
+    assert!(third.rest_until_eof().is_empty(), "closed after the error");
+    assert_eq!(fanout.stats().refused, 1);
+    assert_eq!(fanout.stats().subscribers, 2);
+
+    // The two within the cap are served as before.
+    publisher.data("a", "1", ts(0));
+    assert_eq!(first.line()["seq"], json!(1));
+    // A place freed is a place taken.
+    drop(first);
+    wait_subscribers(&fanout, 1);
+    let mut again = Client::connect(&dir.sock());
+    wait_subscribers(&fanout, 2);
+    publisher.data("a", "2", ts(0));
+    assert_eq!(again.line()["seq"], json!(2));
+    fanout.stop();
+}
+
+#[test]
+fn unknown_feed_names_are_refused_with_the_configured_feeds() {
+    let dir = TempDir::new("unknown");
+    let fanout = Fanout::start(&dir.sock(), settings(64)).unwrap();
+    let publisher = fanout.publisher();
+    let mut client = Client::connect(&dir.sock());
+    wait_subscribers(&fanout, 1);
+
+    client.send("{\"subscribe\": [\"a\", \"nope\"]}\n");
+    let err = client.line();
+    let msg = err["error"].as_str().expect("an error line");
+    assert!(msg.contains("unknown feed \"nope\""), "{msg}");
+    assert!(
+        msg.contains("configured feeds are: a, b, f0, f1, f2, f3, signals, ticks"),
+        "{msg}"
+    );
+    // The refused request subscribed to nothing: not "a", and no longer
+    // every feed either.
+    publisher.data("a", "1", ts(0));
+    publisher.state("b", "live", None);
+    client.send("{\"subscribe\": [\"b\"]}\n");
+    assert_eq!(client.line(), json!({"subscribed":["b"]}));
+    publisher.data("b", "2", ts(0));
+    assert_eq!(client.line()["data"], json!(2));
+
+    // Thousands of made-up names: refused whole, the names counted rather
+    // than echoed.
+    let names: Vec<String> = (0..5_000).map(|i| format!("\"x{i}\"")).collect();
+    let request = format!("{{\"subscribe\": [\"b\", {}]}}\n", names.join(","));
+    client.send(&request);
+    let err = client.line();
+    let msg = err["error"].as_str().expect("an error line");
+    assert!(msg.len() < 400, "{msg}");
+    assert!(
+        msg.contains("request longer than") || msg.contains("more"),
+        "{msg}"
+    );
+    publisher.data("b", "3", ts(0));
+    client.send("{\"subscribe\": [\"a\"]}\n");
+    assert_eq!(client.line(), json!({"subscribed":["a"]}));
+    fanout.stop();
+}
+
+#[test]
+fn a_queue_past_its_byte_bound_drops_the_slow_subscriber_and_counts_it() {
+    let logs = logs();
+    let dir = TempDir::new("bytes");
+    let queue_bytes = 64 * 1024;
+    // A line bound it never reaches: only the byte bound can act.
+    let fanout = Fanout::start(
+        &dir.sock(),
+        FanoutSettings {
+            queue_bytes,
+            ..settings(1_000_000)
+        },
+    )
+    .unwrap();
+    let publisher = fanout.publisher();
+    let mut slow = Client::connect(&dir.sock());
+    let mut fast = Client::connect(&dir.sock());
+    wait_subscribers(&fanout, 2);
+    let received = Arc::new(AtomicU64::new(0));
+    let reader = {
+        let received = Arc::clone(&received);
+        thread::spawn(move || {
+            loop {
+                let line = fast.line();
+                if line["data"] == json!("end") {
+                    return fast;
+                }
+                received.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+    };
+    let payload = format!("\"{}\"", "z".repeat(1000));
+    let mut published = 0u64;
+    let end = Instant::now() + DEADLINE * 3;
+    while fanout.stats().dropped_slow == 0 {
+        assert!(Instant::now() < end, "slow subscriber never dropped");
+        // The fast one stays within a few lines: far below the bound.
+        while published - received.load(Ordering::SeqCst) > 16 {
+            assert!(Instant::now() < end, "fast subscriber stopped reading");
+            thread::yield_now();
+        }
+        publisher.data("ticks", &payload, ts(published));
+        published += 1;
+    }
+    publisher.data("ticks", "\"end\"", ts(0));
+    let _fast = reader.join().unwrap();
+    assert_eq!(received.load(Ordering::SeqCst), published);
+    let stats = fanout.stats();
+    assert_eq!((stats.subscribers, stats.dropped_slow), (1, 1));
+    // Far fewer lines than any line bound: the bytes did it.
+    assert!(published < 2_000, "{published}");
+    let got = slow.rest_until_eof();
+    assert!((got.len() as u64) < published);
+
+    let me = thread::current().id();
+    let logged = logs.0.lock().unwrap();
+    let warn = logged
+        .iter()
+        .find(|(thread, level, msg)| {
+            *thread == me && *level == log::Level::Warn && msg.contains("fell behind")
+        })
+        .expect("a warning");
+    assert!(
+        warn.2.contains(&format!("{queue_bytes} bytes")),
+        "{}",
+        warn.2
+    );
+    drop(logged);
+    fanout.stop();
+}
+
+#[test]
+fn a_subscribe_flood_does_not_starve_a_normal_subscriber() {
+    let dir = TempDir::new("flood");
+    let fanout = Fanout::start(&dir.sock(), settings(4096)).unwrap();
+    let publisher = fanout.publisher();
+    let mut normal = Client::connect(&dir.sock());
+    normal.send("{\"subscribe\": [\"ticks\"]}\n");
+    assert_eq!(normal.line(), json!({"subscribed":["ticks"]}));
+
+    // 30 clients each asking, again and again, for 10 000 made-up names in
+    // 60 KB requests.
+    let request: Arc<Vec<u8>> = Arc::new({
+        let names: Vec<String> = (0..10_000).map(|i| format!("\"{i:04}\"")).collect();
+        format!("{{\"subscribe\":[{}]}}\n", names.join(",")).into_bytes()
+    });
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flooders: Vec<_> = (0..30)
+        .map(|_| {
+            let stream = UnixStream::connect(dir.sock()).unwrap();
+            stream
+                .set_write_timeout(Some(Duration::from_millis(50)))
+                .unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_millis(50)))
+                .unwrap();
+            let (request, stop) = (Arc::clone(&request), Arc::clone(&stop));
+            thread::spawn(move || {
+                let mut answers = Vec::new();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                while !stop.load(Ordering::SeqCst) {
+                    let _ = (&stream).write_all(&request);
+                    let mut text = String::new();
+                    if let Ok(n) = reader.read_line(&mut text) {
+                        if n == 0 {
+                            break;
+                        }
+                        if let Ok(v) = serde_json::from_str::<Value>(&text) {
+                            answers.push(v);
+                        }
+                    }
+                }
+                answers
+            })
+        })
+        .collect();
+
+    let lines = 3_000u64;
+    for i in 0..lines {
+        publisher.data("ticks", &i.to_string(), ts(i));
+        if i % 100 == 0 {
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+    for i in 0..lines {
+        let line = normal.line();
+        assert_eq!(line["seq"], json!(i + 1), "{line}");
+    }
+    stop.store(true, Ordering::SeqCst);
+    let mut refusals = 0;
+    for f in flooders {
+        for answer in f.join().unwrap() {
+            assert!(answer.get("subscribed").is_none(), "{answer}");
+            if answer.get("error").is_some() {
+                refusals += 1;
+            }
+        }
+    }
+    assert!(refusals > 0, "no flooding request was answered");
+    assert_eq!(fanout.stats().dropped_slow, 0);
+    fanout.stop();
+}
+
+#[test]
+fn a_thousand_idle_connections_add_no_thread_to_the_agent() {
+    let dir = common::TempDir::new("fanout-idle");
+    let config = common::write_config(
+        dir.path(),
+        &common::agent_toml(dir.path(), "fanout_max_subscribers = 1100"),
+    );
+    let mut agent = common::spawn_agent(dir.path(), &config, &[]);
+    let pid = agent.id();
+    let socket = dir.join("run/feeds.sock");
+    assert!(
+        common::wait_for(DEADLINE, || UnixStream::connect(&socket).is_ok()),
+        "no fan-out socket; stderr:\n{}",
+        common::stderr_of(dir.path())
+    );
+    let tasks = || fs::read_dir(format!("/proc/{pid}/task")).unwrap().count();
+    let fds = || fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    // Settled: the agent has started every thread it runs with.
+    let mut threads = tasks();
+    assert!(common::holds_for(Duration::from_millis(500), || {
+        let now = tasks();
+        let same = now == threads;
+        threads = now;
+        same
+    }));
+    let fds_before = fds();
+
+    let idle: Vec<UnixStream> = (0..1000)
+        .map(|_| UnixStream::connect(&socket).unwrap())
+        .collect();
+    // Connections are taken in order: once the last one is answered,
+    // every idle one before it is held.
+    let last = UnixStream::connect(&socket).unwrap();
+    last.set_read_timeout(Some(DEADLINE)).unwrap();
+    (&last).write_all(b"{\"subscribe\":[]}\n").unwrap();
+    assert_eq!(read_json_line(&last), Some(json!({"subscribed":[]})));
+    assert!(fds() >= fds_before + 1000, "the idle connections are held");
+    assert_eq!(tasks(), threads, "threads with 1001 subscribers");
+    drop(idle);
+    drop(last);
+    assert_eq!(common::stop_agent(&mut agent), Some(0));
 }
