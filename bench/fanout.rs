@@ -1,5 +1,5 @@
 //! The fan-out: `cargo bench --bench fanout` (`-- throughput idle flood
-//! latency` picks parts).
+//! latency` picks parts; `inproc` or `e2e` one of the latency parts).
 //!
 //! (a) Throughput: publish with 0, 1 and 10 subscribers reading as fast as
 //! they can, in process. Lines/s, the median of several runs, for the
@@ -818,8 +818,10 @@ fn main() {
     if wanted("flood") {
         flood(&mut report);
     }
-    if wanted("latency") {
+    if wanted("latency-inproc") {
         latency_inproc(&mut report);
+    }
+    if wanted("latency-e2e") {
         latency(&mut report);
     }
 }
