@@ -1,8 +1,9 @@
 //! A stop a sleeping thread sees at once: an eventfd that [`StopFd::wake`]
 //! makes readable for good, and [`StopFd::wait`], which sleeps in `poll(2)`
 //! until it or the thread's own descriptor (a listener, an inotify
-//! instance) is readable. The fan-out's accept thread and the credential
-//! watcher sleep on it instead of waking on a tick to look at a flag.
+//! instance) is readable. The credential watcher sleeps on it instead of
+//! waking on a tick to look at a flag (the fan-out's I/O thread has its own
+//! epoll set, `fanout::poll`).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
