@@ -3,10 +3,10 @@
 //! until it or the thread's own descriptor (a listener, an inotify
 //! instance) is readable. The credential watcher sleeps on it instead of
 //! waking on a tick to look at a flag (the fan-out's I/O thread has its own
-//! epoll set, `fanout::poll`).
+//! epoll set, woken through an [`EventFd`]).
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 /// What [`StopFd::wait`] saw.
@@ -20,12 +20,14 @@ pub enum Woken {
     Timeout,
 }
 
-/// The stop side of a sleeping thread (share it with an `Arc`).
+/// An eventfd counter: [`EventFd::notify`] makes it readable,
+/// [`EventFd::drain`] unreadable again. The fan-out's I/O thread is woken
+/// through one; [`StopFd`] is one that is never drained.
 #[derive(Debug)]
-pub struct StopFd(OwnedFd);
+pub struct EventFd(OwnedFd);
 
-impl StopFd {
-    pub fn new() -> io::Result<StopFd> {
+impl EventFd {
+    pub fn new() -> io::Result<EventFd> {
         // SAFETY: eventfd takes no pointers; a non-negative result is a new
         // descriptor that nothing else owns.
         let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
@@ -33,15 +35,15 @@ impl StopFd {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: fd was just created and is owned by no one else.
-        Ok(StopFd(unsafe { OwnedFd::from_raw_fd(fd) }))
+        Ok(EventFd(unsafe { OwnedFd::from_raw_fd(fd) }))
     }
 
-    /// Makes every [`wait`](Self::wait) from now on return `Stop` at once.
-    pub fn wake(&self) {
+    /// Makes the descriptor readable (one write; it cannot block).
+    pub fn notify(&self) {
         let one: u64 = 1;
         // SAFETY: writes 8 bytes from a live u64 to an eventfd we own; it
         // fails only if the counter would overflow, i.e. it is readable
-        // already.
+        // already, which is all we want.
         unsafe {
             libc::write(
                 self.0.as_raw_fd(),
@@ -49,6 +51,42 @@ impl StopFd {
                 std::mem::size_of::<u64>(),
             );
         }
+    }
+
+    /// Resets the counter, so the descriptor is unreadable until the next
+    /// notify.
+    pub fn drain(&self) {
+        let mut count: u64 = 0;
+        // SAFETY: reads at most 8 bytes into a live u64; non-blocking, so an
+        // empty counter is EAGAIN, which is fine.
+        unsafe {
+            libc::read(
+                self.0.as_raw_fd(),
+                (&mut count as *mut u64).cast(),
+                std::mem::size_of::<u64>(),
+            );
+        }
+    }
+}
+
+impl AsRawFd for EventFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+/// The stop side of a sleeping thread (share it with an `Arc`).
+#[derive(Debug)]
+pub struct StopFd(EventFd);
+
+impl StopFd {
+    pub fn new() -> io::Result<StopFd> {
+        EventFd::new().map(StopFd)
+    }
+
+    /// Makes every [`wait`](Self::wait) from now on return `Stop` at once.
+    pub fn wake(&self) {
+        self.0.notify();
     }
 
     /// Sleeps until `fd` is readable, a wake, or `timeout` (rounded up to

@@ -18,7 +18,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use super::FanoutStats;
 use super::line;
-use super::poll::EventFd;
+use crate::stopfd::EventFd;
 
 /// One serialised line, shared by every queue it is put on.
 pub type Line = std::sync::Arc<[u8]>;
@@ -302,9 +302,19 @@ impl Hub {
         self.lines_published.fetch_add(1, Ordering::Relaxed);
         let (seq, index) = {
             let mut table = self.lock();
-            let slot = table.slot(feed);
-            slot.seq += 1;
-            let (seq, index) = (slot.seq, slot.index);
+            // One hash lookup for a feed seen before (every line but its
+            // first).
+            let (seq, index) = match table.feeds.get_mut(feed) {
+                Some(slot) => {
+                    slot.seq += 1;
+                    (slot.seq, slot.index)
+                }
+                None => {
+                    let slot = table.slot(feed);
+                    slot.seq += 1;
+                    (slot.seq, slot.index)
+                }
+            };
             if !table.any_wants(index) {
                 return;
             }

@@ -6,7 +6,7 @@
 //! queued or half a request read.
 
 use std::collections::VecDeque;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::Arc;
@@ -25,8 +25,9 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long accepting pauses after accept(2) itself failed (typically out
 /// of file descriptors), rather than spin.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
-/// Lines handed to one writev(2).
-const WRITE_BATCH: usize = 512;
+/// Bytes handed to one write(2): the I/O thread's one write buffer, shared
+/// by every subscriber (64 KiB for the thread, not per subscriber).
+const WRITE_BUFFER: usize = 64 * 1024;
 /// Bytes read from one subscriber per read(2).
 const READ_CHUNK: usize = 16 * 1024;
 /// epoll tokens: the wake eventfd, the listener, then each connection's
@@ -126,6 +127,8 @@ struct IoThread {
     epoll: Epoll,
     listener: UnixListener,
     listener_armed: bool,
+    /// The write buffer (see `WRITE_BUFFER`).
+    scratch: Vec<u8>,
     stopping: Arc<AtomicBool>,
     max_subscribers: usize,
     /// Indexed by slot, the same numbers as the hub's.
@@ -153,6 +156,7 @@ pub fn run(setup: IoSetup, epoll: Epoll) {
         epoll,
         listener: setup.listener,
         listener_armed: true,
+        scratch: Vec::with_capacity(WRITE_BUFFER),
         stopping: setup.stopping,
         max_subscribers: setup.max_subscribers,
         conns: Vec::new(),
@@ -437,7 +441,7 @@ impl IoThread {
                     Some(Close::WriteTimeout)
                 }
                 Some(_) => None,
-                None => conn.flush(now).err().map(Close::Failed),
+                None => conn.flush(now, &mut self.scratch).err().map(Close::Failed),
             };
             if let Some(why) = failed {
                 self.close(slot, why);
@@ -494,25 +498,34 @@ impl IoThread {
 impl Conn {
     /// Writes queued lines until the socket is full or the outbox empty.
     /// Only an error other than a full socket is returned.
-    fn flush(&mut self, now: Instant) -> io::Result<()> {
+    fn flush(&mut self, now: Instant, scratch: &mut Vec<u8>) -> io::Result<()> {
         while !self.outbox.lines.is_empty() {
-            let n = {
-                let mut slices = [IoSlice::new(&[]); WRITE_BATCH];
-                let mut count = 0;
-                for (i, line) in self.outbox.lines.iter().take(WRITE_BATCH).enumerate() {
+            // Lines are copied into one buffer and written with one
+            // write(2): the kernel copies one piece far faster than the
+            // many small ones of a writev. A line larger than the buffer
+            // goes on its own.
+            scratch.clear();
+            let front = &self.outbox.lines[0][self.front_written..];
+            let bytes: &[u8] = if front.len() >= WRITE_BUFFER {
+                front
+            } else {
+                for (i, line) in self.outbox.lines.iter().enumerate() {
                     let from = if i == 0 { self.front_written } else { 0 };
-                    slices[i] = IoSlice::new(&line[from..]);
-                    count += 1;
-                }
-                match (&self.stream).write_vectored(&slices[..count]) {
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        self.blocked_since.get_or_insert(now);
-                        return Ok(());
+                    if scratch.len() + line.len() - from > WRITE_BUFFER {
+                        break;
                     }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
+                    scratch.extend_from_slice(&line[from..]);
                 }
+                scratch
+            };
+            let n = match (&self.stream).write(bytes) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.blocked_since.get_or_insert(now);
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
             };
             self.consume(n);
         }

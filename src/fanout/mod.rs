@@ -110,7 +110,7 @@ impl Fanout {
             )
         };
         listener.set_nonblocking(true).map_err(fail)?;
-        let wake = poll::EventFd::new().map_err(fail)?;
+        let wake = crate::stopfd::EventFd::new().map_err(fail)?;
         let hub = Arc::new(Hub::new(
             QueueLimits {
                 lines: settings.queue_lines,

@@ -1,11 +1,14 @@
-//! The fan-out's only libc calls besides the socket file's: an eventfd
-//! that feed threads write to wake the I/O thread, and the epoll instance
-//! that thread sleeps on (poll(2) would hand the kernel every subscriber's
-//! descriptor on every wake-up). Kept in this one small file so the unsafe
-//! is in one place (and can move with the other libc wrappers).
+//! The fan-out's only libc calls besides the socket file's: the epoll
+//! instance its I/O thread sleeps on (poll(2) would hand the kernel every
+//! subscriber's descriptor on every wake-up). The eventfd feed threads wake
+//! it with is `crate::stopfd::EventFd`. Kept in this one small file so the
+//! unsafe is in one place (and can move with the other libc wrappers).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+#[cfg(test)]
+use crate::stopfd::EventFd;
 use std::time::Duration;
 
 /// Readable (a listener: a connection waits).
@@ -14,60 +17,6 @@ pub const READABLE: u32 = libc::EPOLLIN as u32;
 pub const WRITABLE: u32 = libc::EPOLLOUT as u32;
 /// Hung up or failed: reported whatever was asked for.
 pub const GONE: u32 = (libc::EPOLLHUP | libc::EPOLLERR) as u32;
-
-/// A counter descriptor: [`EventFd::notify`] makes it readable,
-/// [`EventFd::drain`] makes it unreadable again.
-#[derive(Debug)]
-pub struct EventFd(OwnedFd);
-
-impl EventFd {
-    pub fn new() -> io::Result<EventFd> {
-        // SAFETY: eventfd takes no pointers; a non-negative result is a new
-        // descriptor that nothing else owns.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fd was just created and is owned by no one else.
-        Ok(EventFd(unsafe { OwnedFd::from_raw_fd(fd) }))
-    }
-
-    /// Makes the descriptor readable (one write; it cannot block).
-    pub fn notify(&self) {
-        let one: u64 = 1;
-        // SAFETY: writes 8 bytes from a live u64 to an eventfd we own. It
-        // fails only when the counter would overflow, i.e. it is readable
-        // already, which is all we want.
-        unsafe {
-            libc::write(
-                self.0.as_raw_fd(),
-                (&one as *const u64).cast(),
-                std::mem::size_of::<u64>(),
-            );
-        }
-    }
-
-    /// Resets the counter, so the descriptor is unreadable until the next
-    /// notify.
-    pub fn drain(&self) {
-        let mut count: u64 = 0;
-        // SAFETY: reads at most 8 bytes into a live u64; non-blocking, so an
-        // empty counter is EAGAIN, which is fine.
-        unsafe {
-            libc::read(
-                self.0.as_raw_fd(),
-                (&mut count as *mut u64).cast(),
-                std::mem::size_of::<u64>(),
-            );
-        }
-    }
-}
-
-impl AsRawFd for EventFd {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0.as_raw_fd()
-    }
-}
 
 /// One readiness report: the token a descriptor was registered with and
 /// its events.
