@@ -312,17 +312,19 @@ fn seq_is_continuous_per_feed_and_shared_by_subscribers() {
     fanout.stop();
 }
 
-#[test]
-fn slow_subscriber_is_dropped_while_fast_one_gets_every_line() {
-    let logs = logs();
-    let dir = TempDir::new("slow");
-    let queue_len = 64;
-    let fanout = Fanout::start(&dir.sock(), settings(queue_len)).unwrap();
+/// A subscriber that keeps up, beside one that does not: `fast` reads in
+/// its own thread while `payload` is published on "ticks", never more than
+/// `slack` lines ahead of it, until `enough(lines published, dropped)`;
+/// then an `"end"` line. Returns the lines published and the `seq`s the
+/// fast one read (and its connection, kept open).
+fn publish_beside_a_fast_reader(
+    fanout: &Fanout,
+    mut fast: Client,
+    payload: &str,
+    slack: u64,
+    mut enough: impl FnMut(u64, u64) -> bool,
+) -> (u64, Vec<u64>, Client) {
     let publisher = fanout.publisher();
-    let mut slow = Client::connect(&dir.sock());
-    let mut fast = Client::connect(&dir.sock());
-    wait_subscribers(&fanout, 2);
-
     let received = Arc::new(AtomicU64::new(0));
     let reader = {
         let received = Arc::clone(&received);
@@ -339,28 +341,49 @@ fn slow_subscriber_is_dropped_while_fast_one_gets_every_line() {
             }
         })
     };
-
-    let payload = format!("{{\"secret_marker\":\"{}\"}}", "x".repeat(200));
     let mut published = 0u64;
-    let mut after_drop = 0;
     let end = Instant::now() + DEADLINE * 3;
-    // Keep publishing until the slow one is dropped, then a little more.
-    while after_drop < 500 {
+    while !enough(published, fanout.stats().dropped_slow) {
         assert!(Instant::now() < end, "slow subscriber never dropped");
-        // The fast subscriber is a consumer that keeps up: never let it get
-        // more than half a queue behind, so only the slow one can overflow.
-        while published - received.load(Ordering::SeqCst) > queue_len as u64 / 2 {
+        while published - received.load(Ordering::SeqCst) > slack {
             assert!(Instant::now() < end, "fast subscriber stopped reading");
             thread::yield_now();
         }
-        publisher.data("ticks", &payload, ts(published));
+        publisher.data("ticks", payload, ts(published));
         published += 1;
-        if fanout.stats().dropped_slow > 0 {
-            after_drop += 1;
-        }
     }
     publisher.data("ticks", "\"end\"", ts(0));
-    let (seqs, _fast) = reader.join().unwrap();
+    let (seqs, fast) = reader.join().unwrap();
+    (published, seqs, fast)
+}
+
+#[test]
+fn slow_subscriber_is_dropped_while_fast_one_gets_every_line() {
+    let logs = logs();
+    let dir = TempDir::new("slow");
+    let queue_len = 64;
+    let fanout = Fanout::start(&dir.sock(), settings(queue_len)).unwrap();
+    let mut slow = Client::connect(&dir.sock());
+    let fast = Client::connect(&dir.sock());
+    wait_subscribers(&fanout, 2);
+
+    let payload = format!("{{\"secret_marker\":\"{}\"}}", "x".repeat(200));
+    // Keep publishing until the slow one is dropped, then a little more.
+    // The fast subscriber never gets more than half a queue behind, so
+    // only the slow one can overflow.
+    let mut after_drop = 0;
+    let (published, seqs, _fast) = publish_beside_a_fast_reader(
+        &fanout,
+        fast,
+        &payload,
+        queue_len as u64 / 2,
+        |_, dropped| {
+            if dropped > 0 {
+                after_drop += 1;
+            }
+            after_drop > 500
+        },
+    );
     assert_eq!(seqs, (1..=published).collect::<Vec<_>>());
     assert_eq!(
         fanout.stats(),
@@ -673,39 +696,14 @@ fn a_queue_past_its_byte_bound_drops_the_slow_subscriber_and_counts_it() {
         },
     )
     .unwrap();
-    let publisher = fanout.publisher();
     let mut slow = Client::connect(&dir.sock());
-    let mut fast = Client::connect(&dir.sock());
+    let fast = Client::connect(&dir.sock());
     wait_subscribers(&fanout, 2);
-    let received = Arc::new(AtomicU64::new(0));
-    let reader = {
-        let received = Arc::clone(&received);
-        thread::spawn(move || {
-            loop {
-                let line = fast.line();
-                if line["data"] == json!("end") {
-                    return fast;
-                }
-                received.fetch_add(1, Ordering::SeqCst);
-            }
-        })
-    };
     let payload = format!("\"{}\"", "z".repeat(1000));
-    let mut published = 0u64;
-    let end = Instant::now() + DEADLINE * 3;
-    while fanout.stats().dropped_slow == 0 {
-        assert!(Instant::now() < end, "slow subscriber never dropped");
-        // The fast one stays within a few lines: far below the bound.
-        while published - received.load(Ordering::SeqCst) > 16 {
-            assert!(Instant::now() < end, "fast subscriber stopped reading");
-            thread::yield_now();
-        }
-        publisher.data("ticks", &payload, ts(published));
-        published += 1;
-    }
-    publisher.data("ticks", "\"end\"", ts(0));
-    let _fast = reader.join().unwrap();
-    assert_eq!(received.load(Ordering::SeqCst), published);
+    // The fast one stays within a few lines: far below the bound.
+    let (published, seqs, _fast) =
+        publish_beside_a_fast_reader(&fanout, fast, &payload, 16, |_, dropped| dropped > 0);
+    assert_eq!(seqs, (1..=published).collect::<Vec<_>>());
     let stats = fanout.stats();
     assert_eq!((stats.subscribers, stats.dropped_slow), (1, 1));
     // Far fewer lines than any line bound: the bytes did it.
