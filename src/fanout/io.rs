@@ -2,8 +2,9 @@
 //! requests and writes their queued lines, for every subscriber at once,
 //! sleeping in epoll over the listener, the hub's wake eventfd and each
 //! non-blocking connection. A subscriber costs one descriptor and a few
-//! hundred bytes while idle; its buffers exist only while it has something
-//! queued or half a request read.
+//! hundred bytes while idle; its queue and request buffer exist only while
+//! it has something queued or half a request read. The thread's one 64 KiB
+//! write buffer serves every subscriber in turn.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
