@@ -26,10 +26,6 @@ pub mod credentials;
 pub mod daemon;
 pub mod demo;
 pub mod exit;
-// The fan-out's own poll and SO_PEERCRED wrappers move into `os` when its
-// rewrite (one poll-based I/O thread) is merged; `os::poll` and
-// `os::socket::peer_pid` are ready for it. Until then, this allowance.
-#[allow(unsafe_code)]
 pub mod fanout;
 pub mod feed;
 pub mod fence;

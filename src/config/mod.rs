@@ -146,6 +146,11 @@ pub struct AgentConfig {
     pub alert_repeat: Duration,
     /// Lines queued per fan-out subscriber before it is dropped. Default 4096.
     pub fanout_queue: usize,
+    /// Bytes queued per fan-out subscriber before it is dropped. Default 8 MiB.
+    pub fanout_queue_bytes: usize,
+    /// Fan-out subscribers served at once; one more gets an error line and
+    /// is closed. Default 64.
+    pub fanout_max_subscribers: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -307,6 +312,8 @@ impl AgentConfig {
             alert_after: Duration::from_secs(60),
             alert_repeat: Duration::from_secs(15 * 60),
             fanout_queue: 4096,
+            fanout_queue_bytes: 8 << 20,
+            fanout_max_subscribers: 64,
         }
     }
 

@@ -40,11 +40,15 @@ const AGENT_KEYS: &[&str] = &[
     "alert_after",
     "alert_repeat",
     "fanout_queue",
+    "fanout_queue_bytes",
+    "fanout_max_subscribers",
 ];
 const PREFLIGHT_MODES: &[&str] = &["require", "warn", "off"];
 const LOG_LEVELS: &[&str] = &["error", "warn", "info", "debug", "trace"];
 /// Smallest accepted `agent.fanout_queue`.
 const MIN_FANOUT_QUEUE: i64 = 16;
+/// Smallest accepted `agent.fanout_queue_bytes`.
+const MIN_FANOUT_QUEUE_BYTES: i64 = 64 * 1024;
 
 /// Reads and validates the configuration file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -193,6 +197,16 @@ impl Walker<'_, '_> {
                 "fanout_queue" => set(
                     &mut a.fanout_queue,
                     self.integer_at_least(v, &kp, MIN_FANOUT_QUEUE)
+                        .and_then(|n| usize::try_from(n).ok()),
+                ),
+                "fanout_queue_bytes" => set(
+                    &mut a.fanout_queue_bytes,
+                    self.integer_at_least(v, &kp, MIN_FANOUT_QUEUE_BYTES)
+                        .and_then(|n| usize::try_from(n).ok()),
+                ),
+                "fanout_max_subscribers" => set(
+                    &mut a.fanout_max_subscribers,
+                    self.integer_at_least(v, &kp, 1)
                         .and_then(|n| usize::try_from(n).ok()),
                 ),
                 _ => self.unknown_key(k.span(), &kp, key, "[agent]", AGENT_KEYS),

@@ -52,6 +52,16 @@ pub fn effective_toml(cfg: &Config) -> String {
     line(&mut out, "alert_after", &dur(a.alert_after));
     line(&mut out, "alert_repeat", &dur(a.alert_repeat));
     line(&mut out, "fanout_queue", &a.fanout_queue.to_string());
+    line(
+        &mut out,
+        "fanout_queue_bytes",
+        &a.fanout_queue_bytes.to_string(),
+    );
+    line(
+        &mut out,
+        "fanout_max_subscribers",
+        &a.fanout_max_subscribers.to_string(),
+    );
     calendars(&mut out, cfg);
     if let Some(ha) = &cfg.ha {
         out.push_str("\n[ha]\n");
@@ -389,6 +399,8 @@ mod tests {
             "stop_timeout = \"10s\"",
             "alert_repeat = \"15m\"",
             "fanout_queue = 4096",
+            "fanout_queue_bytes = 8388608",
+            "fanout_max_subscribers = 64",
             "poll_every = \"2s\"",
             "heartbeat = \"heartbeat\"",
             "stall_after = \"30s\"",

@@ -24,7 +24,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Config, ConfigError, PreflightMode};
 use crate::credentials::watcher::Watcher;
 use crate::credentials::{CredentialStore, Monitor, Required, Secret, Sources, required_names};
-use crate::fanout::Fanout;
+use crate::fanout::{Fanout, FanoutSettings};
 use crate::feed::Layer;
 use crate::feed::health::FirstConnection;
 use crate::net::http::ClockDrift;
@@ -308,12 +308,14 @@ impl Agent {
         log_cred_events(&events0);
         let store = outcome.store;
 
-        let fanout = Fanout::start(&cfg.agent.fanout_socket(), cfg.agent.fanout_queue).map_err(
-            |source| DaemonError::Os {
-                what: format!("listen on {}", cfg.agent.fanout_socket().display()),
-                source,
-            },
-        )?;
+        let fanout = Fanout::start(
+            &cfg.agent.fanout_socket(),
+            FanoutSettings::from_config(&cfg),
+        )
+        .map_err(|source| DaemonError::Os {
+            what: format!("listen on {}", cfg.agent.fanout_socket().display()),
+            source,
+        })?;
         let sink = Arc::new(sink::DaemonSink {
             publisher: fanout.publisher(),
             events: Mutex::new(events_tx.clone()),
@@ -652,6 +654,9 @@ impl Agent {
         self.required = required_names(&new);
         let stop_timeout = new.agent.stop_timeout;
         self.cfg = new;
+        if let Some(fanout) = &self.fanout {
+            fanout.set_feeds(&FanoutSettings::from_config(&self.cfg).feeds);
+        }
         if !removed.is_empty() {
             log::info!("stopping removed feeds {removed:?}");
             self.feeds.stop_some(&removed, stop_timeout);

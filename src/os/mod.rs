@@ -19,6 +19,7 @@
 //! - [`term`]: terminal echo off for a typed secret.
 //! - [`random`]: bytes from the kernel's random source.
 
+pub mod epoll;
 pub mod fs;
 pub mod lock;
 pub mod poll;

@@ -119,11 +119,32 @@ impl EventFd {
             );
         }
     }
+
+    /// Resets the counter, so the descriptor is unreadable until the next
+    /// signal (the fan-out's wake; a stop flag is never drained).
+    pub fn drain(&self) {
+        let mut count: u64 = 0;
+        // SAFETY: reads at most 8 bytes into a live u64; the descriptor is
+        // non-blocking, so an empty counter is EAGAIN, which is fine.
+        unsafe {
+            libc::read(
+                self.0.as_raw_fd(),
+                (&mut count as *mut u64).cast(),
+                std::mem::size_of::<u64>(),
+            );
+        }
+    }
 }
 
 impl AsFd for EventFd {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.0.as_fd()
+    }
+}
+
+impl std::os::fd::AsRawFd for EventFd {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
     }
 }
 
