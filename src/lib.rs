@@ -10,7 +10,7 @@
 //! `brokers → feed (adapter and core traits, the session driver) and net`,
 //! `feed → net, clock`, and `sim` depends on nothing of the agent's internals.
 //!
-//! `unsafe` code is denied everywhere but in [`os`], the one module that
+//! `unsafe_code` is denied everywhere but in [`os`], the one module that
 //! calls the operating system where std has no safe wrapper.
 
 #![deny(unsafe_code)]

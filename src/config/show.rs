@@ -275,7 +275,7 @@ pub fn is_literal_auth(auth: &str) -> bool {
     template_names(auth).is_empty()
 }
 
-/// Set-ups that load but that the operator should know are unsafe or odd,
+/// Set-ups that load but that the operator should know are insecure or odd,
 /// one line each, never with a secret: secrets written into the
 /// configuration itself (move them to a credentials file), credentials sent
 /// in plaintext to a private address or with `allow_plaintext`, and each
