@@ -11,6 +11,7 @@
 /// `set-credential` commands themselves (see `preflight`).
 pub const SET_CREDENTIAL_HINT: &str = "set the current one with `sudo brokerguard set-credential`";
 
+pub mod alpaca;
 pub mod ibkr;
 pub mod kite;
 pub mod kraken;

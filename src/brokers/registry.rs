@@ -21,6 +21,7 @@ pub static BROKERS: &[&dyn Broker] = &[
     &super::kraken::BROKER,
     &super::kite::BROKER,
     &super::ibkr::BROKER,
+    &super::alpaca::BROKER,
 ];
 
 /// The broker named `name`, if this build has it.
