@@ -170,6 +170,9 @@ impl Broker for AlpacaBroker {
             (_, ErrorClass::Auth | ErrorClass::Config | ErrorClass::RateLimited { .. }) => {
                 Some(String::new())
             }
+            (Layer::Tcp, _) if error.is_refused() => Some(format!(
+                "is `url` right (Alpaca's for this stream is {default})?"
+            )),
             (Layer::Tcp | Layer::Dns, _) => Some(format!(
                 "is `url` right (Alpaca's for this stream is {default}) and outbound port 443 \
                  open? Outages are announced at https://status.alpaca.markets"

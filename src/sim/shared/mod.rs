@@ -14,6 +14,7 @@ mod base;
 pub(crate) mod cli;
 mod faults;
 mod handle;
+pub(crate) mod http;
 pub(crate) mod net;
 mod watched;
 pub(crate) mod ws;
