@@ -6,7 +6,10 @@
 # REST signing), `ib_async` (the TWS API socket protocol: its client
 # against the TWS simulator, its encoder against the agent's bytes) and
 # `kiteconnect` (Kite's binary ticker parser and login REST client, and the
-# agent's decoded ticks against that parser on the same frames). Creates (or
+# agent's decoded ticks against that parser on the same frames) and
+# `alpaca-py` (its StockDataStream and TradingStream against the Alpaca
+# simulator, and a bot on the agent's fan-out seeing the trades alpaca-py
+# saw). Creates (or
 # reuses) a venv under target/interop-venv, installs
 # tests/interop/requirements.txt, builds the binary if needed, runs each
 # suite, and prints `N passed, N failed` as its last line.
@@ -17,7 +20,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 venv="$repo/target/interop-venv"
 python="${PYTHON:-python3}"
-suites=(ws_client_vs_sim.py agent_vs_ws_server.py kraken_vs_sim.py kraken_agent.py ib_async_vs_sim.py agent_vs_tws_stub.py kite_vs_sim.py kite_agent_vs_kiteconnect.py)
+suites=(ws_client_vs_sim.py agent_vs_ws_server.py kraken_vs_sim.py kraken_agent.py ib_async_vs_sim.py agent_vs_tws_stub.py kite_vs_sim.py kite_agent_vs_kiteconnect.py alpaca_vs_sim.py)
 # A suite that hangs is killed after this many seconds and counted as failed.
 suite_timeout=180
 
@@ -38,6 +41,7 @@ if ! cmp -s "$here/requirements.txt" "$stamp"; then
 fi
 echo "interop: websockets $("$venv/bin/python" -c 'import websockets; print(websockets.__version__)'), krakenex $("$venv/bin/python" -c 'import krakenex.version; print(krakenex.version.__version__)')"
 echo "interop: ib_async $("$venv/bin/python" -c 'import ib_async; print(ib_async.__version__)'), kiteconnect $("$venv/bin/python" -c 'from kiteconnect.__version__ import __version__; print(__version__)')"
+echo "interop: alpaca-py $("$venv/bin/python" -c 'from importlib.metadata import version; print(version("alpaca-py"))')"
 
 if [[ -z "${BROKERGUARD_BIN:-}" ]]; then
     # cargo does nothing when the binary is up to date.
