@@ -475,21 +475,7 @@ fn check_names_each_failure_layer() {
     let out = run_cli(&["check", "--json", "--config", &cfg], &[], None);
     let reports: Vec<Value> =
         serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.all()));
-    let failed = |feed: &str| -> (String, String) {
-        let r = reports.iter().find(|r| r["feed"] == feed).unwrap();
-        r["layers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|l| l["outcome"] == "fail")
-            .map(|l| {
-                (
-                    l["layer"].as_str().unwrap().to_string(),
-                    l["detail"].as_str().unwrap().to_string(),
-                )
-            })
-            .unwrap_or_default()
-    };
+    let failed = |feed: &str| failed_layer(&reports, feed);
     assert_eq!(failed("ok"), (String::new(), String::new()));
     // The stream takes a paper key for market data; the REST check says
     // what the key is.

@@ -1000,21 +1000,7 @@ fn check_names_each_failure_layer() {
     assert_eq!(out.code, Some(1), "{}", out.all());
     let reports: Vec<Value> =
         serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.all()));
-    let failed = |feed: &str| -> (String, String) {
-        let r = reports.iter().find(|r| r["feed"] == feed).unwrap();
-        r["layers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|l| l["outcome"] == "fail")
-            .map(|l| {
-                (
-                    l["layer"].as_str().unwrap().to_string(),
-                    l["detail"].as_str().unwrap().to_string(),
-                )
-            })
-            .unwrap_or_default()
-    };
+    let failed = |feed: &str| failed_layer(&reports, feed);
     let ok = reports.iter().find(|r| r["feed"] == "ok").unwrap();
     let auth = ok["layers"]
         .as_array()

@@ -370,3 +370,24 @@ pub fn run_cli(args: &[&str], envs: &[(&str, &str)], stdin: Option<&str>) -> Cli
         stderr: t_err.join().unwrap(),
     }
 }
+
+/// The first failed layer of `feed` in `brokerguard check --json`'s
+/// reports, as (layer, detail); empty strings when every layer passed.
+pub fn failed_layer(reports: &[serde_json::Value], feed: &str) -> (String, String) {
+    let r = reports
+        .iter()
+        .find(|r| r["feed"] == feed)
+        .unwrap_or_else(|| panic!("no report of {feed}"));
+    r["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["outcome"] == "fail")
+        .map(|l| {
+            (
+                l["layer"].as_str().unwrap().to_string(),
+                l["detail"].as_str().unwrap().to_string(),
+            )
+        })
+        .unwrap_or_default()
+}

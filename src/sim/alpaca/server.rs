@@ -14,7 +14,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 /// An API key the simulated Alpaca accepts (test values, not secrets).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,14 +102,8 @@ impl Host for Shared {
 
 impl Shared {
     /// The time a REST `Date` header shows (the configured skew applied).
-    pub fn date_now(&self) -> SystemTime {
-        let now = SystemTime::now();
-        let skew = Duration::from_secs(self.date_skew_secs.unsigned_abs());
-        if self.date_skew_secs >= 0 {
-            now + skew
-        } else {
-            now.checked_sub(skew).unwrap_or(now)
-        }
+    pub fn date_now(&self) -> std::time::SystemTime {
+        crate::sim::shared::http::skewed_now(self.date_skew_secs)
     }
 
     /// The key with this id and secret, if the simulator knows it.

@@ -8,125 +8,22 @@
 
 use super::fault::KrakenFault;
 use super::server::{Shared, setup};
-use crate::sim::shared::net::is_timeout;
 use crate::sim::shared::{Host, lock};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256, Sha512};
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
-/// Largest request head and body the simulator reads.
-const MAX_HEAD: usize = 16 * 1024;
-const MAX_BODY: usize = 64 * 1024;
 /// An idle keep-alive connection is closed after this long.
 const IDLE: Duration = Duration::from_secs(10);
 
-/// One parsed HTTP request.
-struct Request {
-    method: String,
-    path: String,
-    /// Header names in lower case.
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Request {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Reads what has arrived (at most a tick's wait) onto `buf`; false when
-/// the peer closed, went idle since `started`, or the simulator stops.
-fn read_more(
-    shared: &Shared,
-    started: Instant,
-    tcp: &mut TcpStream,
-    buf: &mut Vec<u8>,
-) -> io::Result<bool> {
-    if shared.stopping() || started.elapsed() > IDLE {
-        return Ok(false);
-    }
-    let mut chunk = [0u8; 4096];
-    match tcp.read(&mut chunk) {
-        Ok(0) => Ok(false),
-        Ok(n) => {
-            buf.extend_from_slice(&chunk[..n]);
-            Ok(true)
-        }
-        Err(e) if is_timeout(&e) => Ok(true),
-        Err(e) => Err(e),
-    }
-}
-
-/// Reads one request; `Ok(None)` when the peer closed or went idle.
-fn read_request(
-    shared: &Shared,
-    tcp: &mut TcpStream,
-    buf: &mut Vec<u8>,
-) -> io::Result<Option<Request>> {
-    let started = Instant::now();
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-        if buf.len() > MAX_HEAD {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "request head too large",
-            ));
-        }
-        if !read_more(shared, started, tcp, buf)? {
-            return Ok(None);
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let mut lines = head.split("\r\n");
-    let mut first = lines.next().unwrap_or("").split(' ');
-    let method = first.next().unwrap_or("").to_string();
-    let path = first.next().unwrap_or("").to_string();
-    let mut headers = Vec::new();
-    for line in lines {
-        if let Some((k, v)) = line.split_once(':') {
-            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-        }
-    }
-    let len: usize = headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    if len > MAX_BODY {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "request body too large",
-        ));
-    }
-    let body_start = head_end + 4;
-    while buf.len() < body_start + len {
-        if !read_more(shared, started, tcp, buf)? {
-            return Ok(None);
-        }
-    }
-    let body = buf[body_start..body_start + len].to_vec();
-    buf.drain(..body_start + len);
-    Ok(Some(Request {
-        method,
-        path,
-        headers,
-        body,
-    }))
-}
-
 pub(crate) use crate::sim::shared::http::http_date;
+use crate::sim::shared::http::{self, HttpRequest};
 
 fn respond(
     shared: &Shared,
@@ -135,23 +32,7 @@ fn respond(
     body: &str,
     close: bool,
 ) -> io::Result<()> {
-    let reason = match status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        _ => "Error",
-    };
-    let head = format!(
-        "HTTP/1.1 {status} {reason}\r\nDate: {}\r\nContent-Type: application/json; charset=utf-8\r\n\
-         Content-Length: {}\r\nConnection: {}\r\n\r\n",
-        http_date(shared.date_now()),
-        body.len(),
-        if close { "close" } else { "keep-alive" }
-    );
-    tcp.write_all(head.as_bytes())?;
-    tcp.write_all(body.as_bytes())?;
-    tcp.flush()
+    http::respond(tcp, status, body, shared.date_now(), close)
 }
 
 pub(crate) fn serve(shared: Arc<Shared>, mut tcp: TcpStream) {
@@ -160,7 +41,7 @@ pub(crate) fn serve(shared: Arc<Shared>, mut tcp: TcpStream) {
     }
     let mut buf = Vec::new();
     loop {
-        let req = match read_request(&shared, &mut tcp, &mut buf) {
+        let req = match http::read_request(shared.base(), &mut tcp, &mut buf, IDLE) {
             Ok(Some(r)) => r,
             Ok(None) => return,
             Err(_) => {
@@ -191,7 +72,7 @@ fn error_body(shared: &Shared, e: &str) -> String {
     serde_json::json!({"error": [e]}).to_string()
 }
 
-fn route(shared: &Shared, req: &Request) -> (u16, String) {
+fn route(shared: &Shared, req: &HttpRequest) -> (u16, String) {
     let path = req.path.split('?').next().unwrap_or("");
     if req.method == "GET" && path == "/0/public/Time" {
         let now = shared.date_now();
@@ -275,7 +156,7 @@ fn private(
     shared: &Shared,
     method: &str,
     path: &str,
-    req: &Request,
+    req: &HttpRequest,
 ) -> Result<serde_json::Value, &'static str> {
     let key = req.header("api-key").unwrap_or("").to_string();
     let sign = req.header("api-sign").unwrap_or("");

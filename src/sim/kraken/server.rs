@@ -103,13 +103,7 @@ impl Host for Shared {
 impl Shared {
     /// The time a REST `Date` header shows (the configured skew applied).
     pub fn date_now(&self) -> std::time::SystemTime {
-        let now = std::time::SystemTime::now();
-        let skew = Duration::from_secs(self.date_skew_secs.unsigned_abs());
-        if self.date_skew_secs >= 0 {
-            now + skew
-        } else {
-            now.checked_sub(skew).unwrap_or(now)
-        }
+        crate::sim::shared::http::skewed_now(self.date_skew_secs)
     }
 
     fn set_fault(&self, fault: Option<KrakenFault>) {

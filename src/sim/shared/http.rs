@@ -34,6 +34,18 @@ pub(crate) fn http_date(t: SystemTime) -> String {
     )
 }
 
+/// The time a simulated server's `Date` shows: now moved by `skew_secs`
+/// (negative: behind), to show the agent's clock-drift alert.
+pub(crate) fn skewed_now(skew_secs: i64) -> SystemTime {
+    let now = SystemTime::now();
+    let skew = Duration::from_secs(skew_secs.unsigned_abs());
+    if skew_secs >= 0 {
+        now + skew
+    } else {
+        now.checked_sub(skew).unwrap_or(now)
+    }
+}
+
 /// One request as read.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct HttpRequest {
