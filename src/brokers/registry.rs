@@ -91,8 +91,11 @@ impl BuildContext<'_> {
         if kind == crate::calendar::CalendarKind::Always {
             return Ok(None);
         }
-        crate::calendar::Calendar::new(kind, self.calendars.holidays(kind))
-            .map(|c| Some(Arc::new(c)))
+        crate::calendar::Calendar::new(kind, self.calendars.holidays(kind)).map(|c| {
+            Some(Arc::new(
+                c.with_early_closes(self.calendars.early_closes(kind)),
+            ))
+        })
     }
 
     /// An HTTP client with the feed's timeouts and private CA, recording
