@@ -519,3 +519,18 @@ fn doctor_names_the_one_connection_rule() {
     );
     assert_no_secret("doctor", &out.all());
 }
+
+#[test]
+fn a_skewed_date_from_alpaca_raises_the_clock_drift_alert() {
+    let sim = start_sim(|c| c.date_skew_secs = 120);
+    let agent = Agent::start("al-drift", &test_feed("fake", &sim), &creds());
+    agent.wait_state("fake", "live");
+    assert!(
+        wait_log(agent.path(), "alert=clock_drift", SLOW),
+        "{}",
+        agent.log()
+    );
+    assert!(sim.stats().rest_calls >= 1);
+    let status = status_json(agent.path()).unwrap();
+    assert!(!status["agent"]["clock"].is_null(), "{}", status["agent"]);
+}
