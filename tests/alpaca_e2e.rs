@@ -531,6 +531,30 @@ fn a_skewed_date_from_alpaca_raises_the_clock_drift_alert() {
         agent.log()
     );
     assert!(sim.stats().rest_calls >= 1);
-    let status = status_json(agent.path()).unwrap();
-    assert!(!status["agent"]["clock"].is_null(), "{}", status["agent"]);
+    // status.json is rewritten after the alert.
+    assert!(wait_for(SLOW, || status_json(agent.path())
+        .is_some_and(|s| !s["agent"]["clock"].is_null())));
+}
+
+#[test]
+fn a_quiet_trade_updates_stream_is_kept_alive_by_its_pongs() {
+    // No order events at all: the account does not trade.
+    let sim = start_sim(|c| c.fault = Some(AlpacaFault::Silent));
+    let feed = format!(
+        "\n[[feed]]\nname = \"orders\"\nbroker = \"alpaca\"\naccount = \"main\"\nstream = \"trade_updates\"\n\
+         url = \"{}\"\nrest_url = \"{}\"\n{TIMING}\nping_every = \"500ms\"\n",
+        sim.trading_url(false),
+        sim.rest_url(false)
+    );
+    let agent = Agent::start("al-quiet", &feed, &creds());
+    agent.wait_state("orders", "live");
+    // Longer than stall_after (2s): pongs, not order events, prove it alive.
+    assert!(
+        holds_for(QUIET, || sim.stats().authenticated == 1
+            && agent.state("orders").as_deref() == Some("live")),
+        "{}",
+        agent.log()
+    );
+    assert_eq!(sim.stats().updates_sent, 0);
+    assert!(sim.stats().pings >= 3);
 }

@@ -121,6 +121,14 @@ impl Keepalive {
         None
     }
 
+    /// Pings now (the trading stream's first proof of life), the next
+    /// one `every` later.
+    pub fn ping_now(&mut self, now: Mono) -> Action {
+        self.waiting_since = Some(now);
+        self.next = Some(now.plus(self.every));
+        Action::Send(Outbound::Ping)
+    }
+
     pub fn pong(&mut self) {
         self.waiting_since = None;
     }

@@ -12,6 +12,11 @@
 //! | `listening` with `trade_updates` | `Subscribed` (not data); without it a config error |
 //! | `trade_updates` | `Data`: the event as one line |
 //! | a binary frame (the paper endpoint sends them) | read as UTF-8 JSON, the same as text |
+//! | timer | a WebSocket ping at once after listen, then every 10 s; its pong is a `Heartbeat` |
+//!
+//! Order events are sparse (none while the bot does not trade), and the
+//! stream sends nothing else: the pong of each ping is what proves it
+//! alive, so a quiet account is not a stall while a dead connection is.
 
 use super::core::{Identity, Keepalive, one_line};
 use crate::clock::Mono;
@@ -154,8 +159,8 @@ impl ProtocolCore for UpdatesCore {
         vec![Action::Send(Outbound::Text(self.who.auth_message()))]
     }
 
-    fn subscribe(&mut self, _now: Mono) -> Vec<Action> {
-        vec![Action::send_text(LISTEN)]
+    fn subscribe(&mut self, now: Mono) -> Vec<Action> {
+        vec![Action::send_text(LISTEN), self.keepalive.ping_now(now)]
     }
 
     fn receive(&mut self, msg: Inbound<'_>, _now: Mono) -> Vec<Action> {
@@ -172,7 +177,7 @@ impl ProtocolCore for UpdatesCore {
             },
             Inbound::Pong => {
                 self.keepalive.pong();
-                Vec::new()
+                vec![Action::Heartbeat]
             }
         }
     }
@@ -250,7 +255,12 @@ mod tests {
                 Action::Ready
             ]
         ));
-        assert_eq!(c.subscribe(at(0)), vec![Action::send_text(LISTEN)]);
+        assert_eq!(
+            c.subscribe(at(0)),
+            vec![Action::send_text(LISTEN), Action::Send(Outbound::Ping)]
+        );
+        // The pong proves a quiet account's stream alive.
+        assert_eq!(c.receive(Inbound::Pong, at(0)), vec![Action::Heartbeat]);
         let out = c.receive(Inbound::Binary(LISTENING.as_bytes()), at(0));
         assert!(matches!(out[..], [Action::Subscribed { .. }]), "{out:?}");
         let out = c.receive(Inbound::Binary(FILL.as_bytes()), at(1));
