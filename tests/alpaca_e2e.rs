@@ -488,7 +488,11 @@ fn check_names_each_failure_layer() {
         ("refused", "tcp", "refused"),
         ("mute", "handshake", "timeout"),
         ("badkey", "auth", "402"),
-        ("limit", "auth", "406"),
+        (
+            "limit",
+            "auth",
+            "if brokerguard runs, it is the program holding the stream",
+        ),
         ("nodata", "data", ""),
         ("symbol", "data", "ZZZQ"),
     ] {

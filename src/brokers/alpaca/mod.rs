@@ -167,6 +167,17 @@ impl Broker for AlpacaBroker {
         match (layer, error.class) {
             // These messages name their own fix (the credential, paper vs
             // live, the plan, the other program holding the stream).
+            // `check` beside a running agent: the agent is the other program.
+            (
+                Layer::Auth | Layer::Data,
+                ErrorClass::RateLimited {
+                    retry_after: Some(wait),
+                },
+            ) if wait >= errors::CONNECTION_LIMIT_WAIT => Some(
+                "if brokerguard runs, it is the program holding the stream: `brokerguard status` \
+                 shows the feed live, and a bot reads it from feeds.sock"
+                    .into(),
+            ),
             (_, ErrorClass::Auth | ErrorClass::Config | ErrorClass::RateLimited { .. }) => {
                 Some(String::new())
             }
