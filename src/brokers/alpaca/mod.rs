@@ -122,7 +122,8 @@ impl Broker for AlpacaBroker {
     }
 
     fn default_url(&self) -> Option<&'static str> {
-        None
+        // The stream's own default is `target`'s; this one only says wss://.
+        Some(settings::DEFAULT_URL)
     }
 
     fn target(&self, feed: &FeedConfig) -> String {

@@ -136,6 +136,8 @@ account = "main"
 stream = "sip"
 channels = ["trades", "quotes", "dailyBars"]
 symbols = ["AAPL", "MSFT"]
+# Every Alpaca default endpoint is wss://.
+tls_ca_file = "/etc/brokerguard/ca.pem"
 
 [[feed]]
 name = "orders"

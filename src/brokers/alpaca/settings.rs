@@ -14,6 +14,9 @@ use std::time::Duration;
 pub const NAME: &str = "alpaca";
 /// Market data host (every market-data stream is a path under it).
 pub const DATA_HOST: &str = "wss://stream.data.alpaca.markets";
+/// The default endpoint shown where a stream is not known (every one of
+/// Alpaca's is wss://).
+pub const DEFAULT_URL: &str = "wss://stream.data.alpaca.markets/v2/iex";
 /// Trade updates (order events) for live keys.
 pub const LIVE_STREAM_URL: &str = "wss://api.alpaca.markets/stream";
 /// Trade updates for paper keys (different keys from live).
