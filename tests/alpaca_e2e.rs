@@ -85,13 +85,6 @@ fn test_feed(name: &str, sim: &AlpacaSimHandle) -> String {
     )
 }
 
-fn write_creds(dir: &Path, creds: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    let path = dir.join("credentials.env");
-    std::fs::write(&path, creds).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-}
-
 /// A running agent in its own folder; stopped when dropped.
 struct Agent {
     dir: TempDir,

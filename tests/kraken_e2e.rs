@@ -283,14 +283,6 @@ fn verify_books(raw: &[String], depth: usize) -> BookTally {
     tally
 }
 
-/// The credentials file, private to its owner as the service keeps it.
-fn write_creds(dir: &Path, creds: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    let path = dir.join("credentials.env");
-    std::fs::write(&path, creds).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-}
-
 /// A running agent in its own folder; stopped when dropped.
 struct Agent {
     dir: TempDir,

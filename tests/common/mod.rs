@@ -391,3 +391,11 @@ pub fn failed_layer(reports: &[serde_json::Value], feed: &str) -> (String, Strin
         })
         .unwrap_or_default()
 }
+
+/// Writes `<dir>/credentials.env`, private to its owner as the service keeps it.
+pub fn write_creds(dir: &Path, creds: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("credentials.env");
+    std::fs::write(&path, creds).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
