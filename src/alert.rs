@@ -37,10 +37,13 @@ pub enum AlertKind {
     ClockDrift,
     ConnectionLimit,
     InsecureCredentials,
+    HaTakeover,
+    HaFenced,
+    HaEtcdUnreachable,
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 18] = [
+    pub const ALL: [AlertKind; 21] = [
         AlertKind::FeedDown,
         AlertKind::FeedRecovered,
         AlertKind::FeedFlapping,
@@ -59,6 +62,9 @@ impl AlertKind {
         AlertKind::ClockDrift,
         AlertKind::ConnectionLimit,
         AlertKind::InsecureCredentials,
+        AlertKind::HaTakeover,
+        AlertKind::HaFenced,
+        AlertKind::HaEtcdUnreachable,
     ];
 
     /// The name after `alert=`.
@@ -82,6 +88,9 @@ impl AlertKind {
             AlertKind::ClockDrift => "clock_drift",
             AlertKind::ConnectionLimit => "connection_limit",
             AlertKind::InsecureCredentials => "insecure_credentials",
+            AlertKind::HaTakeover => "ha_takeover",
+            AlertKind::HaFenced => "ha_fenced",
+            AlertKind::HaEtcdUnreachable => "ha_etcd_unreachable",
         }
     }
 

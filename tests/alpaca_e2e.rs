@@ -10,6 +10,7 @@
 mod common;
 
 use brokerguard::sim::alpaca::{AlpacaFault, AlpacaSim, AlpacaSimConfig, AlpacaSimHandle, SimKey};
+use common::agent::{failed_layer, write_private_creds as write_creds};
 use common::*;
 use serde_json::Value;
 use std::net::TcpListener;

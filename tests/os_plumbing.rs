@@ -171,6 +171,7 @@ fn doc_with_pid(pid: u32, feeds: usize) -> StatusDoc {
             config: "/etc/brokerguard/brokerguard.toml".into(),
             clock: None,
             reload: None,
+            ha: None,
         },
         feeds: (0..feeds)
             .map(|i| FeedStatus {
@@ -230,6 +231,7 @@ fn child_process_entry() {
             let _thread = signals::spawn(|sig| match sig {
                 Signal::Stop => say("stop"),
                 Signal::Reload => say("reload"),
+                Signal::StepDown => say("step-down"),
             })
             .unwrap();
             say("ready");

@@ -10,6 +10,7 @@
 
 mod calendar;
 mod feed;
+mod ha;
 mod section;
 mod walker;
 
@@ -26,7 +27,7 @@ use calendar::CALENDAR_KEYS;
 use feed::all_feed_keys;
 use walker::{Lines, Value, Walker};
 
-const ROOT_KEYS: &[&str] = &["agent", "feed", "calendar"];
+const ROOT_KEYS: &[&str] = &["agent", "feed", "calendar", "ha"];
 const AGENT_KEYS: &[&str] = &[
     "runtime_dir",
     "state_dir",
@@ -73,6 +74,7 @@ fn parse_with_base(text: &str, path: &Path, base: Option<&Path>) -> Result<Confi
         agent: AgentConfig::defaults(),
         feeds: Vec::new(),
         calendars: CalendarsConfig::default(),
+        ha: None,
     };
     match DeTable::parse(text) {
         Ok(root) => w.root(root.get_ref(), &mut cfg),
@@ -112,6 +114,11 @@ impl Walker<'_, '_> {
                     }
                 }
                 "feed" => self.feeds(v, cfg),
+                "ha" => {
+                    if let Some(ht) = self.table(v, "ha", "a table (an [ha] header)") {
+                        cfg.ha = self.ha(ht, v.span());
+                    }
+                }
                 "calendar" => {
                     let expected = "a table (a [calendar.nse] or [calendar.nyse] header)";
                     if let Some(ct) = self.table(v, "calendar", expected) {
@@ -215,7 +222,7 @@ impl Walker<'_, '_> {
     }
 }
 
-fn set<T>(field: &mut T, value: Option<T>) {
+pub(super) fn set<T>(field: &mut T, value: Option<T>) {
     if let Some(v) = value {
         *field = v;
     }

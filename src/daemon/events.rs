@@ -11,4 +11,8 @@ pub enum Event {
     CredentialsChanged,
     /// A feed changed state: rewrite status now.
     FeedStateChanged,
+    /// SIGUSR2: step down from failover leadership.
+    StepDown,
+    /// The failover role changed: start or stop the private feeds.
+    HaChanged,
 }

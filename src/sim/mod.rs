@@ -7,6 +7,7 @@
 
 pub mod alpaca;
 mod cli;
+pub mod coinbase;
 mod conn;
 mod fault;
 pub mod kite;

@@ -3,6 +3,9 @@
 //! the fan-out socket.
 #![allow(dead_code)]
 
+pub mod agent;
+pub mod cdp_keys;
+
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -369,33 +372,4 @@ pub fn run_cli(args: &[&str], envs: &[(&str, &str)], stdin: Option<&str>) -> Cli
         stdout: t_out.join().unwrap(),
         stderr: t_err.join().unwrap(),
     }
-}
-
-/// The first failed layer of `feed` in `brokerguard check --json`'s
-/// reports, as (layer, detail); empty strings when every layer passed.
-pub fn failed_layer(reports: &[serde_json::Value], feed: &str) -> (String, String) {
-    let r = reports
-        .iter()
-        .find(|r| r["feed"] == feed)
-        .unwrap_or_else(|| panic!("no report of {feed}"));
-    r["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["outcome"] == "fail")
-        .map(|l| {
-            (
-                l["layer"].as_str().unwrap().to_string(),
-                l["detail"].as_str().unwrap().to_string(),
-            )
-        })
-        .unwrap_or_default()
-}
-
-/// Writes `<dir>/credentials.env`, private to its owner as the service keeps it.
-pub fn write_creds(dir: &Path, creds: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    let path = dir.join("credentials.env");
-    std::fs::write(&path, creds).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }

@@ -2,7 +2,7 @@
 //! feed's `url`, else Alpaca's for the stream), a fresh core per
 //! connection — [`AlpacaCore`] for market data, [`UpdatesCore`] for trade
 //! updates — driven by the engine's session driver
-//! (`feed::session::connect`). What outlives a connection is the feed's
+//! (`brokers::connect_ws`). What outlives a connection is the feed's
 //! [`FeedMemory`]: how many 406s came in a row, which lengthens the wait.
 //!
 //! Authentication is the auth message (not handshake headers): headers
@@ -12,7 +12,7 @@ use super::core::{AlpacaCore, FeedMemory, Identity, Keepalive};
 use super::settings::Plan;
 use super::updates::UpdatesCore;
 use crate::clock::Clock;
-use crate::feed::{Adapter, ConnectProgress, FeedError, ProtocolCore, Session, session};
+use crate::feed::{Adapter, ConnectProgress, FeedError, ProtocolCore, Session};
 use crate::net::ws::{self, WsOptions};
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,13 +55,12 @@ impl Adapter for AlpacaAdapter {
         &mut self,
         progress: &mut dyn ConnectProgress,
     ) -> Result<Box<dyn Session>, FeedError> {
-        let (url, opts) = (&self.url, &self.opts);
-        session::connect(
+        super::super::connect_ws(
             self.core(),
             self.clock.clone(),
-            self.opts.handshake_timeout,
+            &self.url,
+            &self.opts,
             progress,
-            |observe| ws::connect_observed(url, opts, observe),
         )
     }
 

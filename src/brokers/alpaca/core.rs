@@ -21,8 +21,8 @@ use super::errors::{self, ErrorContext, Outcome, ReadFigures};
 use super::settings::{Channel, PING_EVERY, PONG_TIMEOUT, Plan};
 use crate::clock::Mono;
 use crate::credentials::Secret;
-use crate::feed::error::sanitize;
 use crate::feed::{Action, FeedError, Inbound, Layer, Outbound, ProtocolCore};
+use crate::peertext::short;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -296,7 +296,7 @@ impl AlpacaCore {
         Action::Fail(FeedError::protocol(format!(
             "feed {}: Alpaca sent a frame brokerguard cannot read ({len} bytes: {})",
             self.feed(),
-            sanitize(why)
+            short(why)
         )))
     }
 
@@ -321,7 +321,7 @@ impl AlpacaCore {
             }
             (other, _) => out.push(Action::Log {
                 level: log::Level::Debug,
-                message: format!("feed {}: Alpaca said {}", self.feed(), sanitize(other)),
+                message: format!("feed {}: Alpaca said {}", self.feed(), short(other)),
             }),
         }
     }
@@ -404,7 +404,7 @@ impl AlpacaCore {
         }
         let list: Vec<String> = missing
             .iter()
-            .map(|(c, s)| format!("{c} {}", sanitize(s)))
+            .map(|(c, s)| format!("{c} {}", short(s)))
             .collect();
         let symbols: Vec<&str> = {
             let mut v: Vec<&str> = missing.iter().map(|(_, s)| s.as_str()).collect();
@@ -425,7 +425,7 @@ impl AlpacaCore {
                 },
                 symbols
                     .iter()
-                    .map(|s| format!("\"{}\"", sanitize(s)))
+                    .map(|s| format!("\"{}\"", short(s)))
                     .collect::<Vec<_>>()
                     .join(", ")
             ))

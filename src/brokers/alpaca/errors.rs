@@ -14,8 +14,8 @@
 //! | 500 internal error | Alpaca's side | network: backoff |
 
 use crate::alert::{Alert, AlertKind};
-use crate::feed::error::sanitize;
 use crate::feed::{ErrorClass, FeedError, Layer};
+use crate::peertext::short;
 use std::time::Duration;
 
 /// Alpaca reaps a dead connection's slot after about 90 s: no retry after
@@ -77,7 +77,7 @@ pub fn connection_limit_wait(strikes: u32) -> Duration {
 
 /// The outcome of `[{"T":"error","code":code,"msg":msg}]`.
 pub fn outcome(code: u16, msg: &str, ctx: &ErrorContext<'_>) -> Outcome {
-    let said = sanitize(msg);
+    let said = short(msg);
     let feed = ctx.feed;
     let head = format!("feed {feed}: Alpaca error {code} ({said})");
     let config = |fix: String| Outcome::Fail {

@@ -5,9 +5,9 @@
 //! the requests; nothing here does I/O.
 
 use crate::credentials::Secret;
-use crate::feed::error::sanitize;
 use crate::feed::{ErrorClass, FeedError, Layer};
 use crate::net::http::Request;
+use crate::peertext::short;
 use serde_json::Value;
 use std::fmt;
 
@@ -75,7 +75,7 @@ pub fn parse_account(status: u16, body: &str) -> Result<Account, RestError> {
         v.as_ref()
             .and_then(|v| v.get(k))
             .and_then(Value::as_str)
-            .map(sanitize)
+            .map(short)
     };
     match status {
         200..=299 => {

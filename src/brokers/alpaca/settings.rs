@@ -250,7 +250,7 @@ fn channel_list(stream: Stream) -> String {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let clean = crate::feed::error::sanitize;
+        let clean = crate::peertext::short;
         match self {
             Problem::NoChannels(s) => write!(
                 f,

@@ -20,8 +20,8 @@
 
 use super::core::{Identity, Keepalive, one_line};
 use crate::clock::Mono;
-use crate::feed::error::sanitize;
 use crate::feed::{Action, FeedError, Inbound, Layer, Outbound, ProtocolCore};
+use crate::peertext::short;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,7 +76,7 @@ impl UpdatesCore {
                 message: format!(
                     "feed {}: ignored a trade-stream message on \"{}\"",
                     self.who.feed,
-                    sanitize(other)
+                    short(other)
                 ),
             }],
         }
@@ -109,7 +109,7 @@ impl UpdatesCore {
                  `sudo brokerguard set-credential {}` and `… {}`; the feed waits for the change",
                 self.who.feed,
                 self.kind(),
-                sanitize(if status.is_empty() {
+                short(if status.is_empty() {
                     "no status"
                 } else {
                     status
@@ -144,7 +144,7 @@ impl UpdatesCore {
                 self.who.feed,
                 streams
                     .iter()
-                    .map(|s| sanitize(s))
+                    .map(|s| short(s))
                     .collect::<Vec<_>>()
                     .join(", "),
                 super::settings::Stream::TradeUpdates.default_url(self.paper)

@@ -8,61 +8,28 @@
 
 use super::fault::KrakenFault;
 use super::server::{Shared, setup};
+use crate::sim::shared::http::{self, Request};
 use crate::sim::shared::{Host, lock};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256, Sha512};
-use std::io;
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
-/// An idle keep-alive connection is closed after this long.
-const IDLE: Duration = Duration::from_secs(10);
-
-pub(crate) use crate::sim::shared::http::http_date;
-use crate::sim::shared::http::{self, HttpRequest};
-
-fn respond(
-    shared: &Shared,
-    tcp: &mut TcpStream,
-    status: u16,
-    body: &str,
-    close: bool,
-) -> io::Result<()> {
-    http::respond(tcp, status, body, shared.date_now(), close)
-}
-
-pub(crate) fn serve(shared: Arc<Shared>, mut tcp: TcpStream) {
+pub(crate) fn serve(shared: Arc<Shared>, tcp: TcpStream) {
     if setup(&tcp).is_err() {
         return;
     }
-    let mut buf = Vec::new();
-    loop {
-        let req = match http::read_request(shared.base(), &mut tcp, &mut buf, IDLE) {
-            Ok(Some(r)) => r,
-            Ok(None) => return,
-            Err(_) => {
-                let _ = respond(
-                    &shared,
-                    &mut tcp,
-                    400,
-                    r#"{"error":["EGeneral:Bad request"]}"#,
-                    true,
-                );
-                return;
-            }
-        };
-        let close = req
-            .header("connection")
-            .is_some_and(|c| c.eq_ignore_ascii_case("close"));
-        let (status, body) = route(&shared, &req);
-        if respond(&shared, &mut tcp, status, &body, close).is_err() || close {
-            return;
-        }
-    }
+    http::serve(
+        shared.base(),
+        tcp,
+        || shared.date_now(),
+        r#"{"error":["EGeneral:Bad request"]}"#,
+        |req| route(&shared, req),
+    );
 }
 
 fn error_body(shared: &Shared, e: &str) -> String {
@@ -72,13 +39,13 @@ fn error_body(shared: &Shared, e: &str) -> String {
     serde_json::json!({"error": [e]}).to_string()
 }
 
-fn route(shared: &Shared, req: &HttpRequest) -> (u16, String) {
+fn route(shared: &Shared, req: &Request) -> (u16, String) {
     let path = req.path.split('?').next().unwrap_or("");
     if req.method == "GET" && path == "/0/public/Time" {
         let now = shared.date_now();
         let body = serde_json::json!({"error": [], "result": {
             "unixtime": crate::timefmt::unix_secs(now),
-            "rfc1123": http_date(now),
+            "rfc1123": http::http_date(now),
         }});
         return (200, body.to_string());
     }
@@ -156,7 +123,7 @@ fn private(
     shared: &Shared,
     method: &str,
     path: &str,
-    req: &HttpRequest,
+    req: &Request,
 ) -> Result<serde_json::Value, &'static str> {
     let key = req.header("api-key").unwrap_or("").to_string();
     let sign = req.header("api-sign").unwrap_or("");

@@ -1,16 +1,127 @@
-//! The HTTP/1.1 pieces a simulator's REST side needs: the `Date` header's
-//! IMF-fixdate (the agent's clock-drift check reads it), reading one
-//! request head (and its body, when it has a `Content-Length`) from a
-//! socket whose reads time out every tick, and writing a JSON answer.
+//! The HTTP/1.1 end of a simulated REST API (keep-alive): reading one
+//! request at a time across the connection's read ticks (bounded head and
+//! body, idle connections closed, the stop flag looked at every tick), the
+//! IMF-fixdate `Date` every answer carries (skewed as the simulator is
+//! told, for the agent's clock-drift check), and writing a JSON answer.
 
 use super::Base;
 use super::net::is_timeout;
 use std::io::{self, Read, Write};
+use std::net::TcpStream;
 use std::time::{Duration, Instant, SystemTime};
 
-/// A request head and body larger than these are refused.
+/// Largest request head and body the simulator reads.
 const MAX_HEAD: usize = 16 * 1024;
 const MAX_BODY: usize = 64 * 1024;
+/// An idle keep-alive connection is closed after this long.
+const IDLE: Duration = Duration::from_secs(10);
+
+/// One parsed HTTP request.
+pub(crate) struct Request {
+    pub method: String,
+    /// The request target, query included.
+    pub path: String,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether the client asked to close the connection after this one.
+    pub fn wants_close(&self) -> bool {
+        self.header("connection")
+            .is_some_and(|c| c.eq_ignore_ascii_case("close"))
+    }
+}
+
+/// Reads what has arrived (at most a tick's wait) onto `buf`; false when
+/// the peer closed, went idle since `started`, or the simulator stops.
+fn read_more(
+    base: &Base,
+    started: Instant,
+    tcp: &mut TcpStream,
+    buf: &mut Vec<u8>,
+) -> io::Result<bool> {
+    if base.stopping() || started.elapsed() > IDLE {
+        return Ok(false);
+    }
+    let mut chunk = [0u8; 4096];
+    match tcp.read(&mut chunk) {
+        Ok(0) => Ok(false),
+        Ok(n) => {
+            buf.extend_from_slice(&chunk[..n]);
+            Ok(true)
+        }
+        Err(e) if is_timeout(&e) => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads one request; `Ok(None)` when the peer closed or went idle.
+pub(crate) fn read_request(
+    base: &Base,
+    tcp: &mut TcpStream,
+    buf: &mut Vec<u8>,
+) -> io::Result<Option<Request>> {
+    let started = Instant::now();
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        if buf.len() > MAX_HEAD {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "request head too large",
+            ));
+        }
+        if !read_more(base, started, tcp, buf)? {
+            return Ok(None);
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next().unwrap_or("").split(' ');
+    let method = first.next().unwrap_or("").to_string();
+    let path = first.next().unwrap_or("").to_string();
+    let mut headers = Vec::new();
+    for line in lines {
+        if let Some((k, v)) = line.split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    if len > MAX_BODY {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "request body too large",
+        ));
+    }
+    let body_start = head_end + 4;
+    while buf.len() < body_start + len {
+        if !read_more(base, started, tcp, buf)? {
+            return Ok(None);
+        }
+    }
+    let body = buf[body_start..body_start + len].to_vec();
+    buf.drain(..body_start + len);
+    Ok(Some(Request {
+        method,
+        path,
+        headers,
+        body,
+    }))
+}
 
 /// `Sun, 06 Nov 1994 08:49:37 GMT` (RFC 9110 IMF-fixdate).
 pub(crate) fn http_date(t: SystemTime) -> String {
@@ -34,8 +145,8 @@ pub(crate) fn http_date(t: SystemTime) -> String {
     )
 }
 
-/// The time a simulated server's `Date` shows: now moved by `skew_secs`
-/// (negative: behind), to show the agent's clock-drift alert.
+/// Now, as a server whose clock is `skew_secs` ahead (negative: behind)
+/// reads it: the `Date` a simulator sends to show the agent's drift check.
 pub(crate) fn skewed_now(skew_secs: i64) -> SystemTime {
     let now = SystemTime::now();
     let skew = Duration::from_secs(skew_secs.unsigned_abs());
@@ -46,108 +157,12 @@ pub(crate) fn skewed_now(skew_secs: i64) -> SystemTime {
     }
 }
 
-/// One request as read.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct HttpRequest {
-    pub method: String,
-    /// The path without the query.
-    pub path: String,
-    /// Names in lower case.
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl HttpRequest {
-    pub(crate) fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Reads one request from `stream` onto `buf` (what follows it stays in
-/// `buf` for the next one). `Ok(None)`: the peer closed, `idle` passed, or
-/// the simulator stops.
-pub(crate) fn read_request<S: Read>(
-    base: &Base,
-    stream: &mut S,
-    buf: &mut Vec<u8>,
-    idle: Duration,
-) -> io::Result<Option<HttpRequest>> {
-    let started = Instant::now();
-    let mut more = |buf: &mut Vec<u8>| -> io::Result<bool> {
-        if base.stopping() || started.elapsed() > idle {
-            return Ok(false);
-        }
-        let mut chunk = [0u8; 4096];
-        match stream.read(&mut chunk) {
-            Ok(0) => Ok(false),
-            Ok(n) => {
-                buf.extend_from_slice(&chunk[..n]);
-                Ok(true)
-            }
-            Err(e) if is_timeout(&e) => Ok(true),
-            Err(e) => Err(e),
-        }
-    };
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-        if buf.len() > MAX_HEAD {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "request head too large",
-            ));
-        }
-        if !more(buf)? {
-            return Ok(None);
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let mut lines = head.split("\r\n");
-    let mut first = lines.next().unwrap_or("").split(' ');
-    let method = first.next().unwrap_or("").to_string();
-    let target = first.next().unwrap_or("");
-    let path = target.split('?').next().unwrap_or("").to_string();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let len: usize = headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    if len > MAX_BODY {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "request body too large",
-        ));
-    }
-    let body_start = head_end + 4;
-    while buf.len() < body_start + len {
-        if !more(buf)? {
-            return Ok(None);
-        }
-    }
-    let body = buf[body_start..body_start + len].to_vec();
-    buf.drain(..body_start + len);
-    Ok(Some(HttpRequest {
-        method,
-        path,
-        headers,
-        body,
-    }))
-}
-
-/// Writes a JSON answer with a `Date` of `date`.
-pub(crate) fn respond<S: Write>(
-    stream: &mut S,
+/// Writes a JSON answer with `status`, dated `date`.
+pub(crate) fn respond(
+    tcp: &mut TcpStream,
+    date: SystemTime,
     status: u16,
     body: &str,
-    date: SystemTime,
     close: bool,
 ) -> io::Result<()> {
     let reason = match status {
@@ -157,7 +172,6 @@ pub(crate) fn respond<S: Write>(
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
-        429 => "Too Many Requests",
         _ => "Error",
     };
     let head = format!(
@@ -167,9 +181,37 @@ pub(crate) fn respond<S: Write>(
         body.len(),
         if close { "close" } else { "keep-alive" }
     );
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body.as_bytes())?;
-    stream.flush()
+    tcp.write_all(head.as_bytes())?;
+    tcp.write_all(body.as_bytes())?;
+    tcp.flush()
+}
+
+/// Answers requests on one keep-alive connection with `route` until the
+/// client closes (or asks to), goes idle, or the simulator stops; a
+/// request that cannot be read gets a 400 with `bad_request` and the end.
+pub(crate) fn serve(
+    base: &Base,
+    mut tcp: TcpStream,
+    date_now: impl Fn() -> SystemTime,
+    bad_request: &str,
+    mut route: impl FnMut(&Request) -> (u16, String),
+) {
+    let mut buf = Vec::new();
+    loop {
+        let req = match read_request(base, &mut tcp, &mut buf) {
+            Ok(Some(r)) => r,
+            Ok(None) => return,
+            Err(_) => {
+                let _ = respond(&mut tcp, date_now(), 400, bad_request, true);
+                return;
+            }
+        };
+        let close = req.wants_close();
+        let (status, body) = route(&req);
+        if respond(&mut tcp, date_now(), status, &body, close).is_err() || close {
+            return;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -186,35 +228,5 @@ mod tests {
             http_date(SystemTime::UNIX_EPOCH),
             "Thu, 01 Jan 1970 00:00:00 GMT"
         );
-    }
-
-    #[test]
-    fn reads_one_request_and_keeps_the_next() {
-        let base = Base::new(None);
-        let raw = b"GET /paper/v2/account?x=1 HTTP/1.1\r\nHost: h\r\nAPCA-API-KEY-ID: k\r\n\r\n\
-POST /x HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi";
-        let mut stream = &raw[..];
-        let mut buf = Vec::new();
-        let idle = Duration::from_secs(1);
-        let r = read_request(&base, &mut stream, &mut buf, idle)
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            (r.method.as_str(), r.path.as_str()),
-            ("GET", "/paper/v2/account")
-        );
-        assert_eq!(r.header("apca-api-key-id"), Some("k"));
-        let r = read_request(&base, &mut stream, &mut buf, idle)
-            .unwrap()
-            .unwrap();
-        assert_eq!(r.body, b"hi");
-        assert_eq!(
-            read_request(&base, &mut stream, &mut buf, idle).unwrap(),
-            None
-        );
-        let mut out = Vec::new();
-        respond(&mut out, 401, "{}", SystemTime::UNIX_EPOCH, true).unwrap();
-        let text = String::from_utf8(out).unwrap();
-        assert!(text.starts_with("HTTP/1.1 401 Unauthorized\r\nDate: Thu, 01 Jan 1970"));
     }
 }
