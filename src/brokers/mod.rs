@@ -16,6 +16,7 @@ pub fn set_credential_hint() -> String {
     )
 }
 
+pub mod alpaca;
 pub mod coinbase;
 pub mod ibkr;
 pub mod kite;

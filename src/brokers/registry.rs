@@ -22,6 +22,7 @@ pub static BROKERS: &[&dyn Broker] = &[
     &super::kite::BROKER,
     &super::ibkr::BROKER,
     &super::coinbase::BROKER,
+    &super::alpaca::BROKER,
 ];
 
 /// The broker named `name`, if this build has it.
@@ -91,8 +92,11 @@ impl BuildContext<'_> {
         if kind == crate::calendar::CalendarKind::Always {
             return Ok(None);
         }
-        crate::calendar::Calendar::new(kind, self.calendars.holidays(kind))
-            .map(|c| Some(Arc::new(c)))
+        crate::calendar::Calendar::new(kind, self.calendars.holidays(kind)).map(|c| {
+            Some(Arc::new(
+                c.with_early_closes(self.calendars.early_closes(kind)),
+            ))
+        })
     }
 
     /// An HTTP client with the feed's timeouts and private CA, recording

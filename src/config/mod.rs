@@ -95,6 +95,9 @@ pub struct CalendarConfig {
     /// Whole days the exchange is closed, in its own time zone; sorted, no
     /// repeats. Default none: every weekday trades.
     pub holidays: Vec<Date>,
+    /// Days whose session ends early (NYSE: 13:00), in its own time zone;
+    /// sorted, no repeats. Default none.
+    pub early_closes: Vec<Date>,
 }
 
 impl CalendarsConfig {
@@ -102,6 +105,12 @@ impl CalendarsConfig {
     /// [`crate::calendar::Calendar::new`].
     pub fn holidays(&self, kind: CalendarKind) -> &[Date] {
         self.get(kind).map_or(&[], |c| &c.holidays)
+    }
+
+    /// The configured early closes of `kind` (only NYSE has them), for
+    /// [`crate::calendar::Calendar::with_early_closes`].
+    pub fn early_closes(&self, kind: CalendarKind) -> &[Date] {
+        self.get(kind).map_or(&[], |c| &c.early_closes)
     }
 
     /// The table of `kind`; `None` for `always`, which has none.

@@ -780,6 +780,16 @@ broker = \"websocket\"
         // Dotted keys are the same tables.
         let cfg = parse("calendar.nyse.holidays = [\"2026-11-26\"]\n").unwrap();
         assert_eq!(cfg.calendars.nyse.holidays, vec![day(2026, 11, 26)]);
+        let cfg =
+            parse("[calendar.nyse]\nearly_closes = [\"2026-12-24\", \"2026-11-27\"]\n").unwrap();
+        assert_eq!(
+            cfg.calendars.early_closes(CalendarKind::Nyse),
+            [day(2026, 11, 27), day(2026, 12, 24)]
+        );
+        let shown = crate::config::effective_toml(&cfg);
+        assert_eq!(parse(&shown).unwrap().calendars, cfg.calendars, "{shown}");
+        let err = parse("[calendar.nse]\nearly_closes = [\"2026-11-27\"]\n").unwrap_err();
+        assert!(err.to_string().contains("only NYSE closes early"), "{err}");
         assert_eq!(parse("").unwrap().calendars, Default::default());
     }
 

@@ -96,13 +96,20 @@ fn calendars(out: &mut String, cfg: &Config) {
         let _ = writeln!(out, "\n[calendar.{kind}]");
         if c.holidays.is_empty() {
             out.push_str("holidays = []  # none configured: every weekday trades\n");
-            continue;
+        } else {
+            out.push_str("holidays = [\n");
+            for d in &c.holidays {
+                let _ = writeln!(out, "    {},", toml_string(&d.to_string()));
+            }
+            out.push_str("]\n");
         }
-        out.push_str("holidays = [\n");
-        for d in &c.holidays {
-            let _ = writeln!(out, "    {},", toml_string(&d.to_string()));
+        if !c.early_closes.is_empty() {
+            out.push_str("early_closes = [\n");
+            for d in &c.early_closes {
+                let _ = writeln!(out, "    {},", toml_string(&d.to_string()));
+            }
+            out.push_str("]\n");
         }
-        out.push_str("]\n");
     }
 }
 

@@ -34,6 +34,8 @@ pub enum SimBroker {
     Kite(Box<super::kite::KiteSimArgs>),
     /// Coinbase Advanced Trade: JWT-checked WebSocket and REST (`brokerguard sim coinbase --help`).
     Coinbase(super::coinbase::CoinbaseSimArgs),
+    /// Alpaca: market data, trade updates and the account check.
+    Alpaca(super::alpaca::AlpacaSimArgs),
 }
 
 /// Runs the chosen simulator until `stop` is set.
@@ -45,6 +47,8 @@ pub fn run_command(cmd: &SimCommand, stop: &AtomicBool) -> Result<(), SimCliErro
             .map_err(|e| SimCliError::Broker(e.to_string())),
         Some(SimBroker::Kite(args)) => super::kite::run_kite_cli(args, stop),
         Some(SimBroker::Coinbase(args)) => super::coinbase::run_coinbase_cli(args, stop),
+        Some(SimBroker::Alpaca(args)) => super::alpaca::run_alpaca_cli(args, stop)
+            .map_err(|e| SimCliError::Broker(e.to_string())),
     }
 }
 

@@ -5,6 +5,7 @@
 //! nothing of the agent's internals (only the shared transports' stream type
 //! and the time formatting helpers).
 
+pub mod alpaca;
 mod cli;
 pub mod coinbase;
 mod conn;

@@ -8,7 +8,9 @@
 # `kiteconnect` (Kite's binary ticker parser and login REST client, and the
 # agent's decoded ticks against that parser on the same frames), PyJWT and
 # coinbase-advanced-py (the agent's Coinbase JWTs verified by PyJWT, the
-# SDK's JWTs accepted by the Coinbase simulator). Creates (or
+# SDK's JWTs accepted by the Coinbase simulator) and alpaca-py (its
+# StockDataStream and TradingStream against the Alpaca simulator, and a bot
+# on the agent's fan-out seeing the trades alpaca-py saw). Creates (or
 # reuses) a venv under target/interop-venv, installs
 # tests/interop/requirements.txt, builds the binary if needed, runs each
 # suite, and prints `N passed, N failed` as its last line.
@@ -19,7 +21,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 venv="$repo/target/interop-venv"
 python="${PYTHON:-python3}"
-suites=(ws_client_vs_sim.py agent_vs_ws_server.py kraken_vs_sim.py kraken_agent.py ib_async_vs_sim.py agent_vs_tws_stub.py kite_vs_sim.py kite_agent_vs_kiteconnect.py coinbase_jwt.py)
+suites=(ws_client_vs_sim.py agent_vs_ws_server.py kraken_vs_sim.py kraken_agent.py ib_async_vs_sim.py agent_vs_tws_stub.py kite_vs_sim.py kite_agent_vs_kiteconnect.py coinbase_jwt.py alpaca_vs_sim.py)
 # A suite that hangs is killed after this many seconds and counted as failed.
 suite_timeout=180
 
@@ -46,6 +48,7 @@ fi
 echo "interop: websockets $("$venv/bin/python" -c 'import websockets; print(websockets.__version__)'), krakenex $("$venv/bin/python" -c 'import krakenex.version; print(krakenex.version.__version__)')"
 echo "interop: ib_async $("$venv/bin/python" -c 'import ib_async; print(ib_async.__version__)'), kiteconnect $("$venv/bin/python" -c 'from kiteconnect.__version__ import __version__; print(__version__)')"
 echo "interop: coinbase-advanced-py $("$venv/bin/python" -c 'from coinbase.__version__ import __version__; print(__version__)'), PyJWT $("$venv/bin/python" -c 'import jwt; print(jwt.__version__)')"
+echo "interop: alpaca-py $("$venv/bin/python" -c 'from importlib.metadata import version; print(version("alpaca-py"))')"
 
 if [[ -z "${BROKERGUARD_BIN:-}" ]]; then
     # cargo does nothing when the binary is up to date.

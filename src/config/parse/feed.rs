@@ -677,9 +677,9 @@ mod tests {
                 "did you mean \"websocket\"",
             ),
             (
-                "[[feed]]\nname = \"s\"\nbroker = \"alpaca\"\n",
+                "[[feed]]\nname = \"s\"\nbroker = \"robinhood\"\n",
                 "feed[0].broker",
-                "unknown broker \"alpaca\"; this build has websocket",
+                "unknown broker \"robinhood\"; this build has websocket",
             ),
             (
                 &ws("rest_url = \"https://h\""),
