@@ -15,7 +15,6 @@ use common::*;
 use serde_json::Value;
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::Child;
 use std::time::Duration;
 
 /// Generous: most waits end in well under a second, but the machine is
@@ -89,7 +88,7 @@ fn test_feed(name: &str, sim: &AlpacaSimHandle) -> String {
 /// A running agent in its own folder; stopped when dropped.
 struct Agent {
     dir: TempDir,
-    child: Child,
+    child: common::Agent,
 }
 
 impl Agent {
