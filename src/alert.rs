@@ -10,8 +10,13 @@
 //! (3). [`Alert::emit`] logs through a dedicated target that `logging`
 //! recognises, so no code has to look at a message's text to know it is an
 //! alert.
+//!
+//! Besides the journal, an alert goes to one optional [`set_dispatch`]
+//! hook (the webhooks of `crate::alerts`): a non-blocking hand-off, so a
+//! slow webhook never delays the thread that raised the alert.
 
 use std::fmt;
+use std::sync::{Arc, RwLock};
 
 /// The `log` target of alert records (see `crate::logging`).
 pub const ALERT_TARGET: &str = "brokerguard::alert";
@@ -93,6 +98,15 @@ impl AlertKind {
         )
     }
 
+    /// How bad it is: recoveries are notices, everything else an error.
+    pub fn severity(self) -> Severity {
+        if self.is_recovery() {
+            Severity::Notice
+        } else {
+            Severity::Error
+        }
+    }
+
     /// The `log` level an alert of this kind is recorded at (a recovery is
     /// an info record on the notice target, see [`crate::notice!`]).
     pub fn level(self) -> log::Level {
@@ -107,6 +121,63 @@ impl AlertKind {
 impl fmt::Display for AlertKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// How bad an alert is, in rising order (a webhook's `min_severity`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    /// Good news or information: a recovery, a test.
+    Notice,
+    /// Something is wrong and may need a person.
+    Error,
+}
+
+impl Severity {
+    pub const NAMES: &'static [&'static str] = &["notice", "error"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Notice => "notice",
+            Severity::Error => "error",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Severity> {
+        match s {
+            "notice" => Some(Severity::Notice),
+            "error" => Some(Severity::Error),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where every emitted alert is also handed (the webhooks). It must not
+/// block: it only queues.
+pub type Dispatch = Arc<dyn Fn(&Alert) + Send + Sync>;
+
+static DISPATCH: RwLock<Option<Dispatch>> = RwLock::new(None);
+
+/// Installs (or with `None` removes) the hook every [`Alert::emit`] calls
+/// after logging. One per process: the agent's alerts service.
+pub fn set_dispatch(hook: Option<Dispatch>) {
+    *DISPATCH.write().unwrap_or_else(|p| p.into_inner()) = hook;
+}
+
+fn dispatch(alert: &Alert) {
+    let hook = DISPATCH
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .cloned();
+    if let Some(hook) = hook {
+        hook(alert);
     }
 }
 
@@ -155,6 +226,7 @@ impl Alert {
         } else {
             log::error!(target: ALERT_TARGET, "{self}");
         }
+        dispatch(self);
     }
 }
 

@@ -108,6 +108,16 @@ pub enum Command {
         #[arg(long, default_value = "60s", value_parser = parse_duration_arg)]
         duration: std::time::Duration,
     },
+    /// Send one test alert through the configured webhooks and print what each answered
+    /// (exit 0 all delivered, 1 otherwise).
+    AlertTest {
+        /// Only this [[alerts.webhook]], by name [default: every webhook].
+        #[arg(long)]
+        webhook: Option<String>,
+        /// Configuration file [default: $BROKERGUARD_CONFIG or /etc/brokerguard/brokerguard.toml]
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Run the loopback broker simulator in the foreground.
     Sim(Box<crate::sim::SimCommand>),
 }
@@ -171,6 +181,7 @@ pub fn main<I: IntoIterator<Item = OsString>>(args: I) -> u8 {
                 exit::SOFTWARE
             }
         },
+        Command::AlertTest { webhook, config } => alert_test(webhook.as_deref(), config),
         Command::Sim(args) => sim(&args),
     }
 }
@@ -386,6 +397,54 @@ fn status(config: Option<PathBuf>, json: bool) -> u8 {
                 Health::Degraded => exit::FAILURE,
             }
         }
+    }
+}
+
+/// `alert-test`: one test alert per webhook, each answer on its own line.
+fn alert_test(only: Option<&str>, config: Option<PathBuf>) -> u8 {
+    let cfg = match load_or_exit(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if cfg.alerts.webhooks.is_empty() {
+        eprintln!(
+            "brokerguard: {} has no [[alerts.webhook]]; add one (README, \"Webhook alerts\")",
+            cfg.path.display()
+        );
+        return exit::FAILURE;
+    }
+    let sources = crate::credentials::Sources::from_process(&cfg.agent);
+    let required = crate::credentials::required_names(&cfg);
+    let store = crate::credentials::CredentialStore::load(&sources, &required).store;
+    let lookup = |name: &str| store.get(name).map(|c| c.value.clone());
+    let Some(answers) = crate::alerts::test_webhooks(&cfg, &lookup, only) else {
+        let names: Vec<&str> = cfg
+            .alerts
+            .webhooks
+            .iter()
+            .map(|w| w.name.as_str())
+            .collect();
+        eprintln!(
+            "brokerguard: no webhook named {:?}; the configured ones are {}",
+            only.unwrap_or_default(),
+            names.join(", ")
+        );
+        return exit::USAGE;
+    };
+    for a in &answers {
+        println!(
+            "{} {} ({}, {}): {}",
+            if a.delivered { "ok  " } else { "FAIL" },
+            a.webhook,
+            a.format,
+            a.target,
+            a.answer
+        );
+    }
+    if answers.iter().all(|a| a.delivered) {
+        exit::OK
+    } else {
+        exit::FAILURE
     }
 }
 

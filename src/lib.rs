@@ -11,6 +11,7 @@
 //! `feed → net, clock`, and `sim` depends on nothing of the agent's internals.
 
 pub mod alert;
+pub mod alerts;
 pub mod brokers;
 pub mod calendar;
 pub mod cli;

@@ -1016,6 +1016,7 @@ mod tests {
             agent,
             feeds: vec![k, ws],
             calendars: Default::default(),
+            alerts: Default::default(),
         }
     }
 

@@ -246,6 +246,8 @@ struct Agent {
     validator: Option<validator::Validator>,
     /// The outcome of the last SIGHUP, published in status.json.
     last_reload: Option<ReloadStatus>,
+    /// Webhooks and the heartbeat (`[alerts]`).
+    alerts: Option<crate::alerts::Alerts>,
 }
 
 impl Agent {
@@ -337,7 +339,13 @@ impl Agent {
             drift_alerted: None,
             validator: None,
             last_reload: None,
+            alerts: None,
         };
+        // Before the feeds: their first alerts already reach the webhooks.
+        let lookup = agent.lookup();
+        let alerts = crate::alerts::Alerts::start(&agent.cfg, &lookup, agent.clock.clone());
+        drop(lookup);
+        agent.alerts = Some(alerts);
         for f in agent.cfg.feeds.clone() {
             agent.start_feed(&f)?;
         }
@@ -347,6 +355,9 @@ impl Agent {
             let failures = agent.report_preflight(true);
             if !failures.is_empty() {
                 agent.feeds.stop_all(agent.cfg.agent.stop_timeout);
+                if let Some(a) = agent.alerts.take() {
+                    a.stop();
+                }
                 return Err(DaemonError::Preflight(failures));
             }
         }
@@ -632,6 +643,9 @@ impl Agent {
         if files_changed {
             self.start_watcher();
         }
+        if let Some(a) = &self.alerts {
+            a.update(&self.cfg, &self.lookup());
+        }
         if let Some(v) = &self.validator {
             v.update(
                 &self.cfg.feeds,
@@ -658,6 +672,11 @@ impl Agent {
         log_cred_events(&events);
         let changed = CredentialStore::changed_feeds(&self.store, &outcome.store, &self.required);
         let old = std::mem::replace(&mut self.store, outcome.store);
+        if old != self.store {
+            if let Some(a) = &self.alerts {
+                a.update(&self.cfg, &self.lookup());
+            }
+        }
         if let Some(v) = &self.validator {
             if old != self.store {
                 v.update(
@@ -771,6 +790,9 @@ impl Agent {
             );
         }
         self.last_status_write = Some(Instant::now());
+        if let Some(a) = &self.alerts {
+            a.set_health(crate::status::ready::ready(&health, &|_| true).is_ok());
+        }
         let line = summary::summary_line(&health, now);
         if line != self.last_summary {
             if let Some(n) = &self.notifier {
@@ -786,6 +808,9 @@ impl Agent {
             let _ = n.stopping();
         }
         self.feeds.stop_all(self.cfg.agent.stop_timeout);
+        if let Some(a) = self.alerts.take() {
+            a.stop();
+        }
         self.watchdog.stop.request();
         if let Some(t) = self.watchdog_thread.take() {
             let _ = t.join();
