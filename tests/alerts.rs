@@ -448,3 +448,93 @@ fn alert_test_prints_each_answer_and_exits_by_them() {
         assert!(!run.all().contains(CANARY_PATH), "{run:?}");
     }
 }
+
+#[test]
+fn a_stall_leaves_a_blackbox_file_ending_with_the_frames_before_it() {
+    let dir = TempDir::new("blackbox");
+    let rx = Receiver::start();
+    let sim = Simulator::start(SimConfig {
+        tokens: vec![CANARY_FEED_TOKEN.into()],
+        data_every: Some(Duration::from_millis(50)),
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let mut toml = agent_toml(dir.path(), "alert_after = \"500ms\"");
+    toml += &ws_feed_toml("sig", &sim.url(), "SIG_TOKEN", "stall_after = \"1s\"");
+    toml += &json_hook("j", &rx.url("/j"), "");
+    let cfg = write_config(dir.path(), &toml);
+    std::fs::write(
+        dir.join("credentials.env"),
+        format!("SIG_TOKEN={CANARY_FEED_TOKEN}\n"),
+    )
+    .unwrap();
+    let mut agent = spawn_agent(dir.path(), &cfg, &[]);
+    let fan = FanoutClient::connect(&dir.join("run/feeds.sock"), Duration::from_secs(10));
+    assert!(wait_for(Duration::from_secs(15), || fan
+        .count(|v| v.get("data").is_some())
+        >= 10));
+    sim.set_fault(Fault::SilentWithPongs);
+    let folder = dir.join("state/blackbox");
+    let dump = || {
+        std::fs::read_dir(&folder)
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().contains("/sig-"))
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), || dump().is_some()),
+        "{}",
+        stderr_of(dir.path())
+    );
+    let path = dump().unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // The last frames are what the bot last received, in order, and a
+    // transition out of live follows them.
+    let frames_in: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["kind"] == "frame" && l["dir"] == "in")
+        .collect();
+    let data: Vec<serde_json::Value> = fan
+        .snapshot()
+        .into_iter()
+        .filter_map(|v| v.get("data").cloned())
+        .collect();
+    let last_data = data.last().unwrap();
+    assert_eq!(&frames_in.last().unwrap()["json"], last_data, "{text}");
+    let last_frame_at = lines.iter().rposition(|l| l["kind"] == "frame").unwrap();
+    assert!(
+        lines[last_frame_at..]
+            .iter()
+            .any(|l| l["kind"] == "transition" && l["state"] != "live"),
+        "{text}"
+    );
+    // The auth message is there, with the token as a fingerprint.
+    let auth = lines
+        .iter()
+        .find(|l| l["dir"] == "out" && l["json"]["type"] == "auth")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        auth["json"]["token"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+    assert!(!text.contains(CANARY_FEED_TOKEN));
+    // The webhook's feed_down names the file.
+    assert!(
+        wait_for(Duration::from_secs(10), || rx.hits().iter().any(|h| {
+            let v = h.json();
+            v["alert"] == "feed_down"
+                && v["fields"]["blackbox"].as_str() == Some(&*path.to_string_lossy())
+        })),
+        "{:?}",
+        rx.hits()
+    );
+    assert_eq!(stop_agent(&mut agent), Some(0));
+    assert!(stderr_of(dir.path()).contains("blackbox feed=sig"));
+}

@@ -219,13 +219,39 @@ impl Inner {
         if !admitted {
             return;
         }
-        let o = Arc::new(Outgoing::new(a.clone(), self.clock.wall(), &self.host));
+        let o = Arc::new(Outgoing::new(
+            with_blackbox(a),
+            self.clock.wall(),
+            &self.host,
+        ));
         let severity = a.kind.severity();
         for w in workers.iter() {
             if severity >= w.slot().config.min_severity {
                 w.offer(o.clone());
             }
         }
+    }
+}
+
+/// How old a flight-recorder dump may be and still be named by an alert.
+const BLACKBOX_NAMED_WITHIN: Duration = Duration::from_secs(3600);
+
+/// A feed's trouble alert with `blackbox=<file>` added: the flight
+/// recorder written when the feed went down, where a post-mortem starts.
+fn with_blackbox(a: &Alert) -> Alert {
+    use crate::alert::AlertKind as K;
+    let troubled = matches!(
+        a.kind,
+        K::FeedDown | K::FeedFlapping | K::CredentialRejected | K::ConfigInvalid
+    );
+    let file = a
+        .get("feed")
+        .filter(|_| troubled && a.get("blackbox").is_none())
+        .and_then(crate::feed::recorder::registered)
+        .and_then(|r| r.last_dump(BLACKBOX_NAMED_WITHIN));
+    match file {
+        Some(p) => a.clone().with("blackbox", p.display()),
+        None => a.clone(),
     }
 }
 

@@ -296,6 +296,7 @@ impl Agent {
         let sink = Arc::new(sink::DaemonSink {
             publisher: fanout.publisher(),
             events: Mutex::new(events_tx.clone()),
+            blackbox_dir: cfg.agent.state_dir.join("blackbox"),
         });
 
         let notifier = Notifier::from_env().map(Arc::new);

@@ -168,10 +168,14 @@ pub fn spawn(
         reconnect_pending: false,
         adapter_ticked: None,
     };
+    let recorder = super::recorder::registered(name);
     let thread = std::thread::Builder::new()
         .name(format!("feed-{name}"))
         .stack_size(crate::threads::FEED_STACK)
-        .spawn(move || runner.run())?;
+        .spawn(move || {
+            super::recorder::set_current(recorder);
+            runner.run()
+        })?;
     Ok(FeedHandle {
         name: name.to_string(),
         health,
