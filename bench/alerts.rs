@@ -12,6 +12,10 @@
 //! `alert_after` + one watchdog tick + a few ms. With the default
 //! `alert_after = "60s"` add 60 s: an alert is raised only for an outage
 //! that lasts.
+//!
+//! Then the flight recorder's memory per feed: 100 recorders filled to
+//! their bounds (1 000 entries, 1 MiB) with small ticker frames and with
+//! large book frames, measured as the process's resident memory grows.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -30,6 +34,57 @@ const RUNS: usize = 20;
 const TOKEN: &str = "bench-token-alerts";
 
 fn main() {
+    recorder_memory();
+    latency();
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+fn recorder_memory() {
+    use brokerguard::feed::recorder::{
+        DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, Direction, Recorder,
+    };
+    const FEEDS: usize = 100;
+    let ticker = r#"{"channel":"ticker","type":"update","data":[{"symbol":"BTC/USD","bid":97000.1,"bid_qty":0.5,"ask":97000.2,"ask_qty":1.25,"last":97000.1,"volume":1234.5,"vwap":96800.3,"low":95000.0,"high":98000.0,"change":120.5,"change_pct":0.12}]}"#;
+    let book = format!(
+        r#"{{"channel":"book","type":"snapshot","data":[{{"symbol":"BTC/USD","bids":[{}],"checksum":1}}]}}"#,
+        vec![r#"{"price":97000.1,"qty":0.5}"#; 120].join(",")
+    );
+    println!(
+        "flight recorder memory per feed ({FEEDS} feeds, bounds {DEFAULT_MAX_ENTRIES} entries / {} KiB):",
+        DEFAULT_MAX_BYTES >> 10
+    );
+    for (what, frame) in [("ticker frames", ticker.to_string()), ("book frames", book)] {
+        let before = rss_kib();
+        let recorders: Vec<_> = (0..FEEDS)
+            .map(|i| {
+                let r = Recorder::new(&format!("f{i}"), DEFAULT_MAX_ENTRIES, DEFAULT_MAX_BYTES);
+                for _ in 0..(DEFAULT_MAX_ENTRIES * 2) {
+                    r.text(Direction::In, &frame, std::time::SystemTime::now());
+                }
+                r
+            })
+            .collect();
+        let after = rss_kib();
+        let (entries, counted) = recorders[0].usage();
+        println!(
+            "  {what} of {} B: {entries} entries kept, {} KiB counted, {} KiB resident per feed",
+            frame.len(),
+            counted >> 10,
+            (after.saturating_sub(before)) / FEEDS as u64
+        );
+        drop(recorders);
+    }
+}
+
+fn latency() {
     let dir = TempDir::new("bench-alerts");
     let rx = Receiver::start();
     let hang = Receiver::with_default(Reply::Hang);

@@ -118,6 +118,18 @@ pub enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Print a running feed's flight recorder: its last frames and state transitions, one JSON
+    /// object a line (exit 0 printed, 1 no such feed or no answer, 3 not running).
+    Blackbox {
+        /// The feed's name.
+        feed: String,
+        /// The agent's configuration file (where its runtime folder is found) [default: $BROKERGUARD_CONFIG or /etc/brokerguard/brokerguard.toml]
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// How long to wait for the agent's answer.
+        #[arg(long, default_value = "5s", value_parser = parse_duration_arg)]
+        timeout: std::time::Duration,
+    },
     /// Run the loopback broker simulator in the foreground.
     Sim(Box<crate::sim::SimCommand>),
 }
@@ -182,6 +194,11 @@ pub fn main<I: IntoIterator<Item = OsString>>(args: I) -> u8 {
             }
         },
         Command::AlertTest { webhook, config } => alert_test(webhook.as_deref(), config),
+        Command::Blackbox {
+            feed,
+            config,
+            timeout,
+        } => blackbox(&feed, config, timeout),
         Command::Sim(args) => sim(&args),
     }
 }
@@ -395,6 +412,27 @@ fn status(config: Option<PathBuf>, json: bool) -> u8 {
             match show::health(&doc) {
                 Health::AllLive => exit::OK,
                 Health::Degraded => exit::FAILURE,
+            }
+        }
+    }
+}
+
+/// `blackbox FEED`: the running agent's recorder of one feed, as NDJSON.
+fn blackbox(feed: &str, config: Option<PathBuf>, timeout: std::time::Duration) -> u8 {
+    let runtime_dir = match runtime_dir_for_status(config) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    match crate::daemon::blackbox::request(&runtime_dir, feed, timeout) {
+        Ok(text) => {
+            print!("{text}");
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("brokerguard: {e}");
+            match e {
+                crate::daemon::blackbox::BlackboxError::NotRunning { .. } => exit::NOT_RUNNING,
+                _ => exit::FAILURE,
             }
         }
     }

@@ -499,13 +499,21 @@ fn a_stall_leaves_a_blackbox_file_ending_with_the_frames_before_it() {
         .iter()
         .filter(|l| l["kind"] == "frame" && l["dir"] == "in")
         .collect();
-    let data: Vec<serde_json::Value> = fan
-        .snapshot()
-        .into_iter()
-        .filter_map(|v| v.get("data").cloned())
-        .collect();
-    let last_data = data.last().unwrap();
-    assert_eq!(&frames_in.last().unwrap()["json"], last_data, "{text}");
+    // (The bot's copy may still be on its way through the fan-out; after
+    // it come only the next connection's acknowledgements, no data.)
+    let last_data = || {
+        fan.snapshot()
+            .into_iter()
+            .filter_map(|v| v.get("data").cloned())
+            .rfind(|d| d["type"] == "data")
+    };
+    let last_in = frames_in.last().unwrap()["json"].clone();
+    assert!(
+        wait_for(Duration::from_secs(5), || last_data().as_ref()
+            == Some(&last_in)),
+        "ring ends with {last_in}, the bot last got {:?}",
+        last_data()
+    );
     let last_frame_at = lines.iter().rposition(|l| l["kind"] == "frame").unwrap();
     assert!(
         lines[last_frame_at..]
@@ -535,6 +543,29 @@ fn a_stall_leaves_a_blackbox_file_ending_with_the_frames_before_it() {
         "{:?}",
         rx.hits()
     );
+    // `brokerguard blackbox FEED` prints the running feed's recorder.
+    let cfg_s = cfg.to_str().unwrap();
+    let shown = run_cli(&["blackbox", "sig", "--config", cfg_s], &[], None);
+    assert_eq!(shown.code, Some(0), "{shown:?}");
+    assert!(shown.stdout.lines().count() >= 10, "{shown:?}");
+    for l in shown.stdout.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert!(v["kind"] == "frame" || v["kind"] == "transition", "{l}");
+    }
+    assert!(!shown.all().contains(CANARY_FEED_TOKEN));
+    let unknown = run_cli(
+        &["blackbox", "nope", "--config", cfg_s, "--timeout", "500ms"],
+        &[],
+        None,
+    );
+    assert_eq!(unknown.code, Some(1), "{unknown:?}");
+    assert!(
+        unknown.stderr.contains("does not run a feed"),
+        "{unknown:?}"
+    );
+
     assert_eq!(stop_agent(&mut agent), Some(0));
     assert!(stderr_of(dir.path()).contains("blackbox feed=sig"));
+    let gone = run_cli(&["blackbox", "sig", "--config", cfg_s], &[], None);
+    assert_eq!(gone.code, Some(3), "{gone:?}");
 }

@@ -11,4 +11,6 @@ pub enum Event {
     CredentialsChanged,
     /// A feed changed state: rewrite status now.
     FeedStateChanged,
+    /// SIGUSR1: write each feed's flight recorder (`brokerguard blackbox`).
+    DumpBlackbox,
 }

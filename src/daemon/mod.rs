@@ -6,6 +6,7 @@
 //!
 //! See docs/ARCHITECTURE.md ("Threads, and who owns what").
 
+pub mod blackbox;
 pub mod events;
 pub mod feeds;
 pub mod lock;
@@ -183,6 +184,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         let t = signals::spawn_sender(events_tx.clone(), |s| match s {
             signals::Signal::Stop => Event::Stop,
             signals::Signal::Reload => Event::Reload,
+            signals::Signal::DumpBlackbox => Event::DumpBlackbox,
         })
         .map_err(|source| DaemonError::Os {
             what: "install signal handlers".into(),
@@ -524,6 +526,7 @@ impl Agent {
                     return;
                 }
                 Ok(Event::Reload) => self.reload(),
+                Ok(Event::DumpBlackbox) => blackbox::write_all(&self.cfg.agent.runtime_dir),
                 Ok(Event::CredentialsChanged) => self.reload_credentials("credential file changed"),
                 Ok(Event::FeedStateChanged) => {
                     // Coalesce a burst of state changes into one write.

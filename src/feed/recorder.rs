@@ -225,7 +225,9 @@ impl Ring {
 }
 
 /// Replaces every secret in `text` by its fingerprint, then in JSON the
-/// values of secret-named keys. Returns the payload to store.
+/// values of secret-named keys. Returns the payload to store. A frame is
+/// parsed only when it names such a key: most frames (market data) are
+/// stored as they came and embedded as JSON when written out.
 pub fn redact_text(text: &str, secrets: &[Secret]) -> Payload {
     let mut s = text.to_string();
     for secret in secrets.iter().filter(|x| x.len() >= 4) {
@@ -233,13 +235,24 @@ pub fn redact_text(text: &str, secrets: &[Secret]) -> Payload {
             s = s.replace(secret.expose(), &secret.fingerprint());
         }
     }
+    if !s.trim_start().starts_with(['{', '[']) {
+        return Payload::Text(s);
+    }
+    if !mentions_secret_key(&s) {
+        return Payload::Json(s);
+    }
     match serde_json::from_str::<serde_json::Value>(&s) {
-        Ok(mut v) if v.is_object() || v.is_array() => {
+        Ok(mut v) => {
             redact_json(&mut v);
             Payload::Json(v.to_string())
         }
-        _ => Payload::Text(s),
+        Err(_) => Payload::Text(s),
     }
+}
+
+fn mentions_secret_key(s: &str) -> bool {
+    let lower = s.to_ascii_lowercase();
+    SECRET_KEY_WORDS.iter().any(|w| lower.contains(w))
 }
 
 fn is_secret_key(k: &str) -> bool {
