@@ -184,6 +184,28 @@ fn repeats_are_held_back_and_changes_of_state_always_go() {
 }
 
 #[test]
+fn a_rotated_webhook_url_is_used_for_the_next_alert() {
+    let rx = Receiver::start();
+    let cfg = config("[[alerts.webhook]]\nname = \"ops\"\nformat = \"json\"\nurl = \"${HOOK}\"\n");
+    let alerts = start(&cfg, vec![("HOOK", rx.url("/old"))]);
+    alerts.dispatch(&down("a"));
+    assert!(wait_for(Duration::from_secs(10), || rx
+        .hits_on("/old")
+        .len()
+        == 1));
+    // What the daemon does when the credential file changes.
+    let lookup = |n: &str| (n == "HOOK").then(|| Secret::new(rx.url("/new")));
+    alerts.update(&cfg, &lookup);
+    alerts.dispatch(&down("b"));
+    assert!(wait_for(Duration::from_secs(10), || rx
+        .hits_on("/new")
+        .len()
+        == 1));
+    assert_eq!(rx.hits_on("/old").len(), 1);
+    alerts.stop();
+}
+
+#[test]
 fn a_429_with_retry_after_is_honoured_then_delivered_once() {
     let rx = Receiver::start();
     rx.script(vec![Reply::TooMany {
@@ -242,13 +264,24 @@ fn hanging_and_unreachable_webhooks_delay_nothing_else() {
     alerts.stop();
 }
 
-fn agent_config(
-    dir: &Path,
-    sim_url: &str,
-    rx: &Receiver,
-    hang: &Receiver,
-    extra_alerts: &str,
-) -> String {
+/// Waits for a Slack message whose text starts with `prefix`.
+fn wait_slack(rx: &Receiver, prefix: &str) {
+    let seen = || {
+        rx.hits_on("/slack/").iter().any(|h| {
+            h.json()["text"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with(prefix)
+        })
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), seen),
+        "no {prefix:?} in {:?}",
+        rx.hits_on("/slack/")
+    );
+}
+
+fn agent_config(dir: &Path, sim_url: &str, hang: &Receiver) -> String {
     let mut s = agent_toml(dir, "alert_after = \"1s\"\nstatus_every = \"200ms\"");
     s += &ws_feed_toml("sig", sim_url, "SIG_TOKEN", "stall_after = \"3s\"");
     s += &format!(
@@ -256,7 +289,6 @@ fn agent_config(
 [alerts]
 heartbeat_url = "${{HB_URL}}"
 heartbeat_every = "1s"
-{extra_alerts}
 [[alerts.webhook]]
 name = "ops"
 format = "slack"
@@ -268,7 +300,6 @@ url = "{}"
 "#,
         hang.url("/stuck")
     );
-    let _ = rx;
     s
 }
 
@@ -283,10 +314,7 @@ fn the_agent_alerts_and_beats_through_an_outage_with_a_hanging_webhook() {
         ..SimConfig::default()
     })
     .unwrap();
-    let cfg = write_config(
-        dir.path(),
-        &agent_config(dir.path(), &sim.url(), &rx, &hang, ""),
-    );
+    let cfg = write_config(dir.path(), &agent_config(dir.path(), &sim.url(), &hang));
     std::fs::write(
         dir.join("credentials.env"),
         format!(
@@ -336,17 +364,7 @@ fn the_agent_alerts_and_beats_through_an_outage_with_a_hanging_webhook() {
         "fail URL hit {after:?} after the fault"
     );
     let ok_before = beats(CANARY_PATH);
-    assert!(
-        wait_for(Duration::from_secs(10), || rx
-            .hits_on("/slack/")
-            .iter()
-            .any(|h| h.json()["text"]
-                .as_str()
-                .unwrap_or_default()
-                .starts_with("sig down"))),
-        "{:?}",
-        rx.hits_on("/slack/")
-    );
+    wait_slack(&rx, "sig down");
     // No healthy ping while down.
     assert_eq!(beats(CANARY_PATH), ok_before);
 
@@ -370,17 +388,7 @@ fn the_agent_alerts_and_beats_through_an_outage_with_a_hanging_webhook() {
         .first_after(back_at, |v| v["feed"] == "sig" && v.get("data").is_some())
         .is_some()));
     assert!(wait_for(Duration::from_secs(5), || beats(CANARY_PATH) > ok_before));
-    assert!(
-        wait_for(Duration::from_secs(10), || rx
-            .hits_on("/slack/")
-            .iter()
-            .any(|h| h.json()["text"]
-                .as_str()
-                .unwrap_or_default()
-                .starts_with("sig recovered after"))),
-        "{:?}",
-        rx.hits_on("/slack/")
-    );
+    wait_slack(&rx, "sig recovered after");
     assert!(!hang.hits().is_empty(), "the hanging webhook was tried");
     // Its timeout (a few seconds) is logged, once.
     assert!(wait_log(
