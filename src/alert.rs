@@ -42,10 +42,11 @@ pub enum AlertKind {
     ClockDrift,
     ConnectionLimit,
     InsecureCredentials,
+    DailyReport,
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 18] = [
+    pub const ALL: [AlertKind; 19] = [
         AlertKind::FeedDown,
         AlertKind::FeedRecovered,
         AlertKind::FeedFlapping,
@@ -64,6 +65,7 @@ impl AlertKind {
         AlertKind::ClockDrift,
         AlertKind::ConnectionLimit,
         AlertKind::InsecureCredentials,
+        AlertKind::DailyReport,
     ];
 
     /// The name after `alert=`.
@@ -87,6 +89,7 @@ impl AlertKind {
             AlertKind::ClockDrift => "clock_drift",
             AlertKind::ConnectionLimit => "connection_limit",
             AlertKind::InsecureCredentials => "insecure_credentials",
+            AlertKind::DailyReport => "daily_report",
         }
     }
 
@@ -98,9 +101,10 @@ impl AlertKind {
         )
     }
 
-    /// How bad it is: recoveries are notices, everything else an error.
+    /// How bad it is: recoveries and the daily report are notices,
+    /// everything else an error.
     pub fn severity(self) -> Severity {
-        if self.is_recovery() {
+        if self.is_recovery() || self == AlertKind::DailyReport {
             Severity::Notice
         } else {
             Severity::Error
@@ -110,7 +114,7 @@ impl AlertKind {
     /// The `log` level an alert of this kind is recorded at (a recovery is
     /// an info record on the notice target, see [`crate::notice!`]).
     pub fn level(self) -> log::Level {
-        if self.is_recovery() {
+        if self.severity() == Severity::Notice {
             log::Level::Info
         } else {
             log::Level::Error
@@ -221,7 +225,7 @@ impl Alert {
 
     /// Writes the alert to the log at its kind's priority.
     pub fn emit(&self) {
-        if self.kind.is_recovery() {
+        if self.kind.severity() == Severity::Notice {
             crate::notice!("{self}");
         } else {
             log::error!(target: ALERT_TARGET, "{self}");

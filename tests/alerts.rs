@@ -10,7 +10,7 @@ mod receiver;
 
 use brokerguard::alert::{Alert, AlertKind};
 use brokerguard::alerts::Alerts;
-use brokerguard::clock::SystemClock;
+use brokerguard::clock::{Clock, SystemClock};
 use brokerguard::config::{Config, parse_str};
 use brokerguard::credentials::Secret;
 use brokerguard::sim::{Fault, SimConfig, Simulator};
@@ -202,6 +202,70 @@ fn a_rotated_webhook_url_is_used_for_the_next_alert() {
         .len()
         == 1));
     assert_eq!(rx.hits_on("/old").len(), 1);
+    alerts.stop();
+}
+
+#[test]
+fn the_daily_report_goes_once_at_its_time_with_each_feeds_figures() {
+    use brokerguard::clock::FakeClock;
+    use brokerguard::feed::{FeedState, health::FeedHealth};
+    let rx = Receiver::start();
+    // 2026-11-22T02:59:00Z; the report is due at 08:30 IST = 03:00Z.
+    let clock = FakeClock::at_unix(1_795_834_740);
+    let cfg = config(&format!(
+        "[alerts]\ndaily_report = \"08:30 Asia/Kolkata\"\n{}",
+        json_hook("j", &rx.url("/j"), "")
+    ));
+    let alerts = Alerts::start(&cfg, &|_: &str| None, Arc::new(clock.clone()));
+    let health = |state| {
+        let mut h = FeedHealth::new("k", "generic", clock.mono(), clock.wall()).snapshot();
+        h.state = state;
+        vec![h]
+    };
+    alerts.observe(&health(FeedState::Live), true);
+    for _ in 0..30 {
+        clock.advance(Duration::from_secs(1));
+        alerts.observe(&health(FeedState::Live), true);
+    }
+    for _ in 0..10 {
+        clock.advance(Duration::from_secs(1));
+        alerts.observe(&health(FeedState::Backoff), false);
+    }
+    alerts.dispatch(&down("k"));
+    assert!(wait_for(Duration::from_secs(5), || rx.hits().len() == 1));
+    for _ in 0..25 {
+        clock.advance(Duration::from_secs(1));
+        alerts.observe(&health(FeedState::Live), true);
+    }
+    let reports = || -> Vec<serde_json::Value> {
+        rx.hits()
+            .iter()
+            .map(|h| h.json())
+            .filter(|v| v["alert"] == "daily_report")
+            .collect()
+    };
+    assert!(
+        wait_for(Duration::from_secs(5), || reports().len() == 1),
+        "{:?}",
+        rx.hits()
+    );
+    let r = &reports()[0];
+    assert_eq!(r["severity"], "notice");
+    assert_eq!(r["fields"]["alerts"], "1");
+    // Down 10 s of the 60 s observed until 03:00Z.
+    assert_eq!(r["fields"]["available"], "83.33%");
+    assert!(
+        r["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("daily report: 1 feeds, 83.33% available")
+    );
+    // Not again the same day.
+    for _ in 0..120 {
+        clock.advance(Duration::from_secs(1));
+        alerts.observe(&health(FeedState::Live), true);
+    }
+    assert!(holds_for(Duration::from_millis(200), || reports().len() == 1));
     alerts.stop();
 }
 

@@ -42,6 +42,10 @@ impl Dedup {
             self.sent.retain(|(_, s), _| *s != subject);
             return true;
         }
+        // Once a day by its own schedule, whatever alert_repeat says.
+        if a.kind == crate::alert::AlertKind::DailyReport {
+            return true;
+        }
         let key = (a.kind.as_str(), subject);
         if let Some(last) = self.sent.get(&key) {
             if now.since(*last) < repeat {

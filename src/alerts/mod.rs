@@ -17,6 +17,7 @@
 pub mod dedup;
 pub mod heartbeat;
 pub mod payload;
+pub mod report;
 pub mod target;
 pub mod worker;
 
@@ -64,6 +65,16 @@ struct Inner {
     heartbeat: Mutex<Option<Heartbeat>>,
     /// The last health sent to the heartbeat.
     health: Mutex<Option<bool>>,
+    /// What the daily report will say.
+    tally: Mutex<report::Tally>,
+    /// The daily report's schedule and when its period began.
+    daily: Mutex<Option<Daily>>,
+}
+
+struct Daily {
+    spec: crate::config::DailyReportConfig,
+    next: Option<std::time::SystemTime>,
+    since: std::time::SystemTime,
 }
 
 impl Alerts {
@@ -83,6 +94,8 @@ impl Alerts {
                 repeat: Mutex::new(cfg.agent.alert_repeat),
                 heartbeat: Mutex::new(None),
                 health: Mutex::new(None),
+                tally: Mutex::new(report::Tally::default()),
+                daily: Mutex::new(None),
             }),
         };
         alerts.update(cfg, lookup);
@@ -101,6 +114,22 @@ impl Alerts {
     pub fn update(&self, cfg: &Config, lookup: &dyn Fn(&str) -> Option<Secret>) {
         let inner = &self.inner;
         *inner.repeat.lock().unwrap_or_else(|p| p.into_inner()) = cfg.agent.alert_repeat;
+        {
+            let mut daily = inner.daily.lock().unwrap_or_else(|p| p.into_inner());
+            let now = inner.clock.wall();
+            match (&cfg.alerts.daily_report, daily.as_mut()) {
+                (None, _) => *daily = None,
+                (Some(spec), Some(d)) if d.spec == *spec => {}
+                (Some(spec), old) => {
+                    let since = old.map_or(now, |d| d.since);
+                    *daily = Some(Daily {
+                        spec: spec.clone(),
+                        next: report::next_after(now, spec),
+                        since,
+                    });
+                }
+            }
+        }
         let mut workers = inner.workers.lock().unwrap_or_else(|p| p.into_inner());
         let old = std::mem::take(&mut *workers);
         let mut kept: Vec<Worker> = Vec::new();
@@ -161,6 +190,40 @@ impl Alerts {
         }
     }
 
+    /// Every status write: the feeds' health, for the heartbeat (whether
+    /// the agent is ready, `crate::status::ready`) and the daily report,
+    /// which goes out from here when due.
+    pub fn observe(&self, health: &[crate::feed::health::HealthData], healthy: bool) {
+        self.set_health(healthy);
+        let inner = &self.inner;
+        inner
+            .tally
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .observe(health, inner.clock.mono());
+        let now = inner.clock.wall();
+        let period = {
+            let mut daily = inner.daily.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(d) = daily.as_mut() else { return };
+            if d.next.is_none_or(|n| now < n) {
+                return;
+            }
+            let period = now.duration_since(d.since).unwrap_or_default();
+            d.since = now;
+            d.next = report::next_after(now, &d.spec);
+            period
+        };
+        let alert = inner
+            .tally
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .report(&crate::timefmt::human(period));
+        // Logged as a notice (as `emit` would) and handed to this service's
+        // webhooks directly.
+        crate::notice!("{alert}");
+        inner.dispatch(&alert);
+    }
+
     /// The agent's health (`crate::status::ready`), reported often; the
     /// heartbeat hears of changes only.
     pub fn set_health(&self, healthy: bool) {
@@ -206,6 +269,12 @@ impl Alerts {
 
 impl Inner {
     fn dispatch(&self, a: &Alert) {
+        if let (crate::alert::Severity::Error, Some(feed)) = (a.kind.severity(), a.get("feed")) {
+            self.tally
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .alert(feed);
+        }
         let workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
         if workers.is_empty() {
             return;

@@ -96,6 +96,14 @@ pub fn summary(o: &Outgoing) -> String {
             Some(d) if d != "unknown" => format!("{f} recovered after {d}"),
             _ => format!("{f} recovered"),
         },
+        (AlertKind::DailyReport, _) => format!(
+            "daily report: {} feeds, {} available, {} reconnects, {} alerts over {}",
+            a.get("feeds").unwrap_or("0"),
+            a.get("available").unwrap_or("n/a"),
+            a.get("reconnects").unwrap_or("0"),
+            a.get("alerts").unwrap_or("0"),
+            a.get("period").unwrap_or("the day"),
+        ),
         (AlertKind::FeedFlapping, Some(f)) => {
             let mut s = format!("{f} flapping");
             if let (Some(n), Some(w)) = (a.get("connections"), a.get("within")) {

@@ -58,6 +58,51 @@ pub struct AlertsConfig {
     pub heartbeat_every: Duration,
     /// `[[alerts.webhook]]`, in file order; names unique.
     pub webhooks: Vec<WebhookConfig>,
+    /// `daily_report = "08:30 Asia/Kolkata"`: one message a day through
+    /// the webhooks (off when unset).
+    pub daily_report: Option<DailyReportConfig>,
+}
+
+/// When the daily report goes: a time of day in an IANA time zone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DailyReportConfig {
+    pub hour: u8,
+    pub minute: u8,
+    /// `UTC` when the value names none.
+    pub zone: String,
+}
+
+impl DailyReportConfig {
+    /// `"HH:MM"` or `"HH:MM Zone/Name"`; the zone must exist.
+    pub fn parse(s: &str) -> Result<DailyReportConfig, String> {
+        let mut parts = s.split_whitespace();
+        let time = parts.next().unwrap_or_default();
+        let zone = parts.next().unwrap_or("UTC").to_string();
+        if parts.next().is_some() {
+            return Err("write a time and a zone, e.g. \"08:30 Asia/Kolkata\"".into());
+        }
+        let (h, m) = time
+            .split_once(':')
+            .and_then(|(h, m)| Some((h.parse::<u8>().ok()?, m.parse::<u8>().ok()?)))
+            .filter(|(h, m)| *h < 24 && *m < 60 && time.len() == 5)
+            .ok_or_else(|| {
+                format!("\"{time}\" is not a time of day; write HH:MM, e.g. \"08:30 Asia/Kolkata\"")
+            })?;
+        crate::calendar::find_zone(&zone).map_err(|e| {
+            format!("unknown time zone \"{zone}\" ({e}); use an IANA name such as Asia/Kolkata")
+        })?;
+        Ok(DailyReportConfig {
+            hour: h,
+            minute: m,
+            zone,
+        })
+    }
+}
+
+impl std::fmt::Display for DailyReportConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:02}:{:02} {}", self.hour, self.minute, self.zone)
+    }
 }
 
 impl Default for AlertsConfig {
@@ -67,6 +112,7 @@ impl Default for AlertsConfig {
             heartbeat_fail_url: None,
             heartbeat_every: Duration::from_secs(60),
             webhooks: Vec::new(),
+            daily_report: None,
         }
     }
 }

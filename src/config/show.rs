@@ -66,10 +66,13 @@ pub fn effective_toml(cfg: &Config) -> String {
 /// secret-looking parts redacted.
 fn alerts(out: &mut String, cfg: &Config) {
     let a = &cfg.alerts;
-    if a.heartbeat_url.is_none() && a.webhooks.is_empty() {
+    if a.heartbeat_url.is_none() && a.webhooks.is_empty() && a.daily_report.is_none() {
         return;
     }
     out.push_str("\n[alerts]\n");
+    if let Some(d) = &a.daily_report {
+        line(out, "daily_report", &toml_string(&d.to_string()));
+    }
     if let Some(u) = &a.heartbeat_url {
         line(out, "heartbeat_url", &toml_string(&redact_url(u)));
         line(out, "heartbeat_every", &dur(a.heartbeat_every));
@@ -407,6 +410,7 @@ mod tests {
     fn alerts_round_trip() {
         let cfg = parse(
             "[alerts]\nheartbeat_url = \"https://hc-ping.com/${HC}\"\nheartbeat_every = \"30s\"\n\
+             daily_report = \"08:30 Asia/Kolkata\"\n\
              [[alerts.webhook]]\nname = \"ops\"\nformat = \"telegram\"\nbot_token = \"${TG}\"\n\
              chat_id = \"-100123\"\nmin_severity = \"error\"\n\
              [[alerts.webhook]]\nname = \"j\"\nformat = \"json\"\nurl = \"http://127.0.0.1:9/a\"\n",

@@ -795,7 +795,10 @@ impl Agent {
         }
         self.last_status_write = Some(Instant::now());
         if let Some(a) = &self.alerts {
-            a.set_health(crate::status::ready::ready(&health, &|_| true).is_ok());
+            a.observe(
+                &health,
+                crate::status::ready::ready(&health, &|_| true).is_ok(),
+            );
         }
         let line = summary::summary_line(&health, now);
         if line != self.last_summary {

@@ -19,6 +19,7 @@ pub(super) const ALERTS_KEYS: &[&str] = &[
     "heartbeat_fail_url",
     "heartbeat_every",
     "webhook",
+    "daily_report",
 ];
 pub(super) const WEBHOOK_KEYS: &[&str] = &[
     "name",
@@ -49,6 +50,14 @@ impl Walker<'_, '_> {
                     self.duration_within(v, &kp, MIN_HEARTBEAT_EVERY, None),
                 ),
                 "webhook" => self.webhooks(v, a),
+                "daily_report" => {
+                    if let Some(text) = self.nonempty_string(v, &kp) {
+                        match crate::config::DailyReportConfig::parse(&text) {
+                            Ok(d) => a.daily_report = Some(d),
+                            Err(e) => self.report(v.span(), &kp, e),
+                        }
+                    }
+                }
                 _ => self.unknown_key(k.span(), &kp, key, "[alerts]", ALERTS_KEYS),
             }
         }
@@ -276,6 +285,7 @@ mod tests {
 [alerts]
 heartbeat_url = "https://hc-ping.com/${HC_UUID}"
 heartbeat_every = "30s"
+daily_report = "08:30 Asia/Kolkata"
 [[alerts.webhook]]
 name = "ops"
 format = "telegram"
@@ -292,6 +302,10 @@ url = "${SLACK_WEBHOOK_URL}"
         .unwrap();
         let a = &cfg.alerts;
         assert_eq!(a.heartbeat_every, Duration::from_secs(30));
+        assert_eq!(
+            a.daily_report.as_ref().map(|d| d.to_string()).as_deref(),
+            Some("08:30 Asia/Kolkata")
+        );
         assert_eq!(
             a.fail_url().as_deref(),
             Some("https://hc-ping.com/${HC_UUID}/fail")
@@ -355,6 +369,16 @@ url = "${SLACK_WEBHOOK_URL}"
                 "[alerts]\nheartbeat_evry = \"1m\"\n",
                 "alerts.heartbeat_evry",
                 "did you mean",
+            ),
+            (
+                "[alerts]\ndaily_report = \"8:30\"\n",
+                "alerts.daily_report",
+                "HH:MM",
+            ),
+            (
+                "[alerts]\ndaily_report = \"08:30 Mars/Olympus\"\n",
+                "alerts.daily_report",
+                "unknown time zone",
             ),
         ];
         for (text, key, fragment) in cases {
