@@ -43,10 +43,13 @@ pub enum AlertKind {
     ConnectionLimit,
     InsecureCredentials,
     DailyReport,
+    HaTakeover,
+    HaFenced,
+    HaEtcdUnreachable,
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 19] = [
+    pub const ALL: [AlertKind; 22] = [
         AlertKind::FeedDown,
         AlertKind::FeedRecovered,
         AlertKind::FeedFlapping,
@@ -66,6 +69,9 @@ impl AlertKind {
         AlertKind::ConnectionLimit,
         AlertKind::InsecureCredentials,
         AlertKind::DailyReport,
+        AlertKind::HaTakeover,
+        AlertKind::HaFenced,
+        AlertKind::HaEtcdUnreachable,
     ];
 
     /// The name after `alert=`.
@@ -90,6 +96,9 @@ impl AlertKind {
             AlertKind::ConnectionLimit => "connection_limit",
             AlertKind::InsecureCredentials => "insecure_credentials",
             AlertKind::DailyReport => "daily_report",
+            AlertKind::HaTakeover => "ha_takeover",
+            AlertKind::HaFenced => "ha_fenced",
+            AlertKind::HaEtcdUnreachable => "ha_etcd_unreachable",
         }
     }
 

@@ -132,6 +132,31 @@ pub enum Command {
     },
     /// Run the loopback broker simulator in the foreground.
     Sim(Box<crate::sim::SimCommand>),
+    /// Failover ([ha]): the role and the lease holder, or a planned hand-over.
+    Ha {
+        #[command(subcommand)]
+        action: HaAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum HaAction {
+    /// This agent's failover role and who holds the lease (exit 0 a leader is known, 1 none, 3 not running).
+    Status {
+        /// Configuration file [default: $BROKERGUARD_CONFIG or /etc/brokerguard/brokerguard.toml]
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Hand the lease to the standby: this agent stops its private feeds, releases the lease and
+    /// waits for another node to hold it (exit 0 handed over, 1 not leader or nobody took over, 3 not running).
+    StepDown {
+        /// Configuration file [default: $BROKERGUARD_CONFIG or /etc/brokerguard/brokerguard.toml]
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// How long to wait for another node to take the lease.
+        #[arg(long, default_value = "30s", value_parser = parse_duration_arg)]
+        timeout: std::time::Duration,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -142,6 +167,31 @@ pub enum ConfigAction {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+}
+
+impl Command {
+    /// The command's `--config` (`Some(None)`: it takes one, none was
+    /// given); `None` for a command that reads no configuration.
+    fn config_flag(&self) -> Option<Option<&PathBuf>> {
+        match self {
+            Command::Run { config }
+            | Command::Status { config, .. }
+            | Command::Reload { config, .. }
+            | Command::Config {
+                action: ConfigAction::Check { config },
+            }
+            | Command::Doctor { config, .. }
+            | Command::SetCredential { config, .. }
+            | Command::Check { config, .. }
+            | Command::KiteLogin { config, .. }
+            | Command::AlertTest { config, .. }
+            | Command::Blackbox { config, .. }
+            | Command::Ha {
+                action: HaAction::Status { config } | HaAction::StepDown { config, .. },
+            } => Some(config.as_ref()),
+            Command::Demo { .. } | Command::Sim(_) => None,
+        }
+    }
 }
 
 fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
@@ -162,6 +212,10 @@ pub fn main<I: IntoIterator<Item = OsString>>(args: I) -> u8 {
             };
         }
     };
+    // Every fix a command prints carries this configuration (see fixcmd).
+    if let Some(path) = cli.command.config_flag() {
+        crate::fixcmd::set_config_path(&config::resolve_path(path.cloned()));
+    }
     match cli.command {
         Command::Run { config } => run(config),
         Command::Status { config, json } => status(config, json),
@@ -200,6 +254,7 @@ pub fn main<I: IntoIterator<Item = OsString>>(args: I) -> u8 {
             timeout,
         } => blackbox(&feed, config, timeout),
         Command::Sim(args) => sim(&args),
+        Command::Ha { action } => ha(action),
     }
 }
 
@@ -279,13 +334,16 @@ fn config_check(config: Option<PathBuf>) -> u8 {
     match load_or_exit(config) {
         Ok(cfg) => {
             print!("{}", config::effective_toml(&cfg));
-            let n = cfg.feeds.len();
             eprintln!(
-                "{}: configuration is valid ({n} {})",
+                "{}: configuration is valid ({})",
                 cfg.path.display(),
-                if n == 1 { "feed" } else { "feeds" }
+                crate::count::count(cfg.feeds.len(), "feed", "feeds")
             );
-            for w in config::literal_secret_warnings(&cfg) {
+            for w in config::setup_warnings(&cfg) {
+                eprintln!("warning: {w}");
+            }
+            let sources = crate::credentials::Sources::from_process(&cfg.agent);
+            for w in crate::credentials::doctor::undefined_credentials(&cfg, &sources) {
                 eprintln!("warning: {w}");
             }
             for (file, mode) in
@@ -304,33 +362,30 @@ fn config_check(config: Option<PathBuf>) -> u8 {
     }
 }
 
-/// Where the agent's runtime folder is, for `status`. The bot's user (in
-/// `brokerguard-clients`) may read status.json but not the configuration
-/// under /etc/brokerguard: a configuration it is not allowed to read means
-/// the default folder, not a failure.
-fn runtime_dir_for_status(config: Option<PathBuf>) -> Result<PathBuf, u8> {
-    let path = config::resolve_path(config);
-    match daemon::load_config(&path) {
-        Ok(cfg) => Ok(cfg.agent.runtime_dir),
+/// Where the agent's runtime folder is, for `status`, and what is wrong with
+/// the configuration if anything (printed beside the agent's state, never
+/// instead of it: an agent keeps running its last good configuration after
+/// the file went bad, and a missing file does not mean a failure but that no
+/// agent was started from it). The bot's user (in `brokerguard-clients`)
+/// may read status.json but not the configuration under /etc/brokerguard:
+/// a configuration it is not allowed to read means the default folder, and
+/// no problem worth saying.
+fn runtime_dir_for_status(path: &std::path::Path) -> (PathBuf, Option<DaemonError>) {
+    match daemon::load_config(path) {
+        Ok(cfg) => (cfg.agent.runtime_dir, None),
         Err(DaemonError::Config(config::ConfigError::Read { source, .. }))
             if source.kind() == std::io::ErrorKind::PermissionDenied =>
         {
-            Ok(config::AgentConfig::defaults().runtime_dir)
+            (config::AgentConfig::defaults().runtime_dir, None)
         }
-        Err(e) => {
-            eprintln!("brokerguard: {e}");
-            Err(exit::CONFIG)
-        }
+        Err(e) => (runtime_dir_in_file(path), Some(e)),
     }
 }
 
-/// Where the running agent's runtime folder is, for `reload`: from the
-/// configuration even when it is invalid (the agent is the one to reject
-/// it, and must be told), as far as it can be read.
-fn runtime_dir_for_reload(path: &std::path::Path) -> PathBuf {
-    if let Ok(cfg) = daemon::load_config(path) {
-        return cfg.agent.runtime_dir;
-    }
+/// The `agent.runtime_dir` written in a configuration that does not load
+/// (the default when the file or the key cannot be read): where an agent
+/// started from an earlier, good version of it runs.
+fn runtime_dir_in_file(path: &std::path::Path) -> PathBuf {
     std::fs::read_to_string(path)
         .ok()
         .and_then(|text| text.parse::<toml::Table>().ok())
@@ -343,9 +398,62 @@ fn runtime_dir_for_reload(path: &std::path::Path) -> PathBuf {
         .unwrap_or_else(|| config::AgentConfig::defaults().runtime_dir)
 }
 
+/// Where the running agent's runtime folder is, for `reload`: from the
+/// configuration even when it is invalid (the agent is the one to reject
+/// it, and must be told), as far as it can be read. A file that cannot be
+/// read at all (a typo in --config) is the error, as for every other
+/// command: no agent can be asked to load it.
+fn runtime_dir_for_reload(path: &std::path::Path) -> Result<PathBuf, DaemonError> {
+    match daemon::load_config(path) {
+        Ok(cfg) => Ok(cfg.agent.runtime_dir),
+        Err(e @ DaemonError::Config(config::ConfigError::Read { .. })) => Err(e),
+        Err(_) => Ok(runtime_dir_in_file(path)),
+    }
+}
+
+fn ha(action: HaAction) -> u8 {
+    use crate::ha::command::{self, Outcome};
+    let outcome = match action {
+        HaAction::Status { config } => {
+            // Like `status`: the running agent's word, whatever the file says now.
+            let (dir, _) = runtime_dir_for_status(&config::resolve_path(config));
+            command::status(&dir)
+        }
+        HaAction::StepDown { config, timeout } => {
+            match runtime_dir_for_reload(&config::resolve_path(config)) {
+                Ok(dir) => command::step_down(&dir, timeout),
+                Err(e) => {
+                    eprintln!("brokerguard ha: {e}");
+                    return exit::CONFIG;
+                }
+            }
+        }
+    };
+    match outcome {
+        Outcome::Ok(line) => {
+            println!("{line}");
+            exit::OK
+        }
+        Outcome::Failed(line) => {
+            eprintln!("brokerguard ha: {line}");
+            exit::FAILURE
+        }
+        Outcome::NotRunning(line) => {
+            eprintln!("brokerguard ha: {line}");
+            exit::NOT_RUNNING
+        }
+    }
+}
+
 fn reload(config: Option<PathBuf>, timeout: std::time::Duration) -> u8 {
     let path = config::resolve_path(config);
-    let runtime_dir = runtime_dir_for_reload(&path);
+    let runtime_dir = match runtime_dir_for_reload(&path) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("brokerguard reload: {e}");
+            return exit::CONFIG;
+        }
+    };
     match daemon::reload::request(&runtime_dir, timeout) {
         Ok(outcome) if outcome.applied() => {
             println!(
@@ -381,11 +489,9 @@ fn reload(config: Option<PathBuf>, timeout: std::time::Duration) -> u8 {
 }
 
 fn status(config: Option<PathBuf>, json: bool) -> u8 {
-    let runtime_dir = match runtime_dir_for_status(config) {
-        Ok(d) => d,
-        Err(code) => return code,
-    };
-    match show::observe(&runtime_dir) {
+    let path = config::resolve_path(config);
+    let (runtime_dir, config_problem) = runtime_dir_for_status(&path);
+    let code = match show::observe(&runtime_dir) {
         Observed::NotRunning { stale } => {
             if json {
                 println!("{{\"running\": false}}");
@@ -409,20 +515,44 @@ fn status(config: Option<PathBuf>, json: bool) -> u8 {
             } else {
                 print!("{}", show::render_table(&doc, std::time::SystemTime::now()));
             }
-            match show::health(&doc) {
+            // The agent's own account of a rejected reload is in the table;
+            // the file's problems are said again only when they differ (it
+            // changed since, and is not reloaded yet).
+            if let Some(e) = &config_problem {
+                let shown = doc
+                    .agent
+                    .reload
+                    .as_ref()
+                    .filter(|r| r.result == crate::status::schema::ReloadStatus::REJECTED)
+                    .is_some_and(|r| {
+                        r.problems
+                            .iter()
+                            .map(String::as_str)
+                            .eq(e.to_string().lines())
+                    });
+                if !shown {
+                    eprintln!(
+                        "\nthe configuration file has problems; the agent keeps running the configuration it had:\n{e}"
+                    );
+                }
+            }
+            return match show::health(&doc) {
                 Health::AllLive => exit::OK,
                 Health::Degraded => exit::FAILURE,
-            }
+            };
         }
+    };
+    // No agent: the configuration's problem is why it may not start, said
+    // after the answer to the question asked.
+    if let Some(e) = config_problem {
+        eprintln!("brokerguard status: {e}");
     }
+    code
 }
 
 /// `blackbox FEED`: the running agent's recorder of one feed, as NDJSON.
 fn blackbox(feed: &str, config: Option<PathBuf>, timeout: std::time::Duration) -> u8 {
-    let runtime_dir = match runtime_dir_for_status(config) {
-        Ok(d) => d,
-        Err(code) => return code,
-    };
+    let (runtime_dir, _) = runtime_dir_for_status(&config::resolve_path(config));
     match crate::daemon::blackbox::request(&runtime_dir, feed, timeout) {
         Ok(text) => {
             print!("{text}");

@@ -195,7 +195,8 @@ fn run_in(dir: &Path, duration: Duration) -> Result<(), String> {
 
     let steps = [
         Step {
-            what: "answers every client message by closing with code 1000 (the 3-hour outage)",
+            what: "answers every client message (the login) by closing with code 1000: each \
+                   connection dies as soon as it is made, and the feed flaps",
             fault: Fault::CloseOnClientMessage { code: 1000 },
             special: None,
         },
@@ -383,8 +384,9 @@ fn run_step(
             .data
             .len();
         println!(
-            "{}  BOT     {total} messages so far, in order",
-            stamp(start)
+            "{}  BOT     {} so far, in order",
+            stamp(start),
+            crate::count::count(total, "message", "messages")
         );
         Some(gap)
     } else {
@@ -472,8 +474,9 @@ fn spawn_reader(
                     Some("flapping") => {
                         let n = v["connections"].as_u64().unwrap_or(0);
                         println!(
-                            "{}  AGENT   flapping: {n} connections died before they were stable",
-                            stamp(start)
+                            "{}  AGENT   flapping: {} died before they were stable",
+                            stamp(start),
+                            crate::count::count(n as usize, "connection", "connections")
                         );
                         s.flapping.push((now, n));
                     }

@@ -47,6 +47,10 @@ use crate::timefmt::human;
 /// The folder under `agent.state_dir` that holds one counter file per key.
 pub const NONCE_DIR: &str = "nonce";
 
+/// The floor a new counter starts above (a failover takeover's; a dot
+/// keeps it apart from every key id's file name).
+const FLOOR_FILE: &str = ".floor";
+
 /// How long a draw waits for another process to release a counter's lock.
 /// A draw holds it for one read, one write and one fsync (well under a
 /// millisecond on a healthy disk), so this much waiting means a holder is
@@ -321,7 +325,12 @@ impl NonceStore {
         let path = self.path_of(key_id)?;
         let file = self.open_for_draw(&path)?;
         let _locked = Flock::take(&file, &path, libc::LOCK_EX, self.lock_timeout)?;
-        let (last, len) = read_counter(&file, &path)?;
+        let (mut last, len) = read_counter(&file, &path)?;
+        if last.is_none() {
+            // A key this host never signed with starts above the floor a
+            // failover takeover set (`raise_floor`), not at the clock alone.
+            last = self.floor()?;
+        }
         let next = next_nonce(micros_since_epoch(self.clock.wall()), last)
             .ok_or_else(|| NonceError::Exhausted { path: path.clone() })?;
         write_counter(&file, &path, next, len)?;
@@ -373,6 +382,79 @@ impl NonceStore {
         // Shared: a draw's write is never seen half done.
         let _locked = Flock::take(&file, &path, libc::LOCK_SH, self.lock_timeout)?;
         Ok(read_counter(&file, &path)?.0)
+    }
+
+    /// Raises every counter of this state folder to at least `at_least`,
+    /// and the floor that a counter not yet created starts above. A new
+    /// failover leader calls this with the last nonce its predecessor
+    /// recorded (plus a margin), so its nonces are above every nonce the
+    /// old leader sent, whatever the two hosts' clocks say.
+    pub fn raise_floor(&self, at_least: u64) -> Result<(), NonceError> {
+        for path in self
+            .counter_paths()?
+            .into_iter()
+            .chain([self.dir.join(FLOOR_FILE)])
+        {
+            let file = self.open_for_draw(&path)?;
+            let _locked = Flock::take(&file, &path, libc::LOCK_EX, self.lock_timeout)?;
+            let (last, len) = read_counter(&file, &path)?;
+            if last.is_none_or(|l| l < at_least) {
+                write_counter(&file, &path, at_least, len)?;
+            }
+        }
+        sync_dir(&self.dir);
+        Ok(())
+    }
+
+    /// The largest nonce drawn for any key from this state folder (what a
+    /// failover leader records in etcd), `None` when none was.
+    pub fn high_water(&self) -> Result<Option<u64>, NonceError> {
+        let mut high = None;
+        for path in self.counter_paths()? {
+            let Ok(file) = OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&path)
+            else {
+                continue;
+            };
+            let _locked = Flock::take(&file, &path, libc::LOCK_SH, self.lock_timeout)?;
+            high = high.max(read_counter(&file, &path)?.0);
+        }
+        Ok(high)
+    }
+
+    /// The floor set by [`NonceStore::raise_floor`], if any.
+    fn floor(&self) -> Result<Option<u64>, NonceError> {
+        let path = self.dir.join(FLOOR_FILE);
+        let Ok(file) = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+        else {
+            return Ok(None);
+        };
+        let _locked = Flock::take(&file, &path, libc::LOCK_SH, self.lock_timeout)?;
+        Ok(read_counter(&file, &path)?.0)
+    }
+
+    /// Every key's counter file (not the call locks, not the floor).
+    fn counter_paths(&self) -> Result<Vec<PathBuf>, NonceError> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(self.open_error(&self.dir, source)),
+        };
+        Ok(entries
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| !n.starts_with('.') && !n.ends_with(".calls"))
+            })
+            .collect())
     }
 
     /// Opens (creating it 0600, and the folder 0700, if needed) a counter for
@@ -758,6 +840,34 @@ mod tests {
     fn is_root() -> bool {
         // SAFETY: geteuid has no preconditions and cannot fail.
         unsafe { libc::geteuid() == 0 }
+    }
+
+    #[test]
+    fn a_takeover_floor_lifts_every_counter_and_every_new_one() {
+        let dir = TempDir::new("floor");
+        let clock = FakeClock::at_unix(T0);
+        let s = store(&dir.0, &clock);
+        assert_eq!(s.high_water().unwrap(), None);
+        let drawn = s.draw(KEY).unwrap();
+        assert_eq!(drawn, us(T0));
+        assert_eq!(s.high_water().unwrap(), Some(drawn));
+        // The old leader's clock ran 60 s ahead of ours.
+        let floor = us(T0 + 60);
+        s.raise_floor(floor).unwrap();
+        assert!(s.draw(KEY).unwrap() > floor, "an existing key");
+        assert!(
+            s.draw("sha256:99999999").unwrap() > floor,
+            "a key never used here"
+        );
+        // The floor file is not a key: the high-water mark is a key's.
+        assert_eq!(
+            s.high_water().unwrap(),
+            s.last("sha256:99999999").unwrap().max(s.last(KEY).unwrap())
+        );
+        // A floor below the counters leaves them alone.
+        let before = s.last(KEY).unwrap();
+        s.raise_floor(1).unwrap();
+        assert_eq!(s.last(KEY).unwrap(), before);
     }
 
     #[test]

@@ -341,6 +341,7 @@ fn canary_config(file: &Path) -> Config {
         feeds,
         calendars: Default::default(),
         alerts: Default::default(),
+        ha: None,
     }
 }
 

@@ -30,4 +30,13 @@ fn every_fault_shows_its_effect_and_its_recovery() {
         "{text}"
     );
     assert!(!text.contains("NOT seen"), "{text}");
+    // Every label says what happens, in words a newcomer knows: no
+    // reference to an incident they never saw, no simulator jargon.
+    for jargon in ["3-hour", "(close fault)", "close-after fault"] {
+        assert!(!text.contains(jargon), "{jargon:?} in:\n{text}");
+    }
+    assert!(
+        text.contains("closed the connection with code 1000 (simulated fault: the server closes every open connection)"),
+        "{text}"
+    );
 }

@@ -171,6 +171,7 @@ fn doc_with_pid(pid: u32, feeds: usize) -> StatusDoc {
             config: "/etc/brokerguard/brokerguard.toml".into(),
             clock: None,
             reload: None,
+            ha: None,
         },
         feeds: (0..feeds)
             .map(|i| FeedStatus {
@@ -231,6 +232,7 @@ fn child_process_entry() {
                 Signal::Stop => say("stop"),
                 Signal::Reload => say("reload"),
                 Signal::DumpBlackbox => say("dump"),
+                Signal::StepDown => say("step-down"),
             })
             .unwrap();
             say("ready");

@@ -8,12 +8,13 @@
 mod duration;
 mod error;
 mod parse;
+pub mod plaintext;
 mod show;
 
 pub use duration::{format_duration, parse_duration};
 pub use error::{ConfigError, Problem};
 pub use parse::{Section, load, parse_str};
-pub use show::{Shown, effective_toml, is_literal_auth, literal_secret_warnings, redact_url};
+pub use show::{Shown, effective_toml, is_literal_auth, redact_url, setup_warnings};
 
 use crate::brokers::registry::{BrokerRef, Settings};
 
@@ -43,6 +44,8 @@ pub struct Config {
     pub calendars: CalendarsConfig,
     /// `[alerts]`: webhooks and the dead-man's switch (off until configured).
     pub alerts: AlertsConfig,
+    /// `[ha]`: failover through an etcd lease; `None`, a single agent.
+    pub ha: Option<HaConfig>,
 }
 
 /// `[alerts]`. Every URL and token is a template whose `${NAME}`s are
@@ -113,6 +116,33 @@ impl Default for AlertsConfig {
             heartbeat_every: Duration::from_secs(60),
             webhooks: Vec::new(),
             daily_report: None,
+        }
+    }
+}
+
+/// `[ha]`: two agents, one etcd lease deciding which runs the private feeds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HaConfig {
+    /// The etcd members' client URLs (http:// or https://).
+    pub etcd: Vec<String>,
+    /// A CA (PEM) for https:// members besides the system's.
+    pub ca_file: Option<PathBuf>,
+    /// Agents with the same cluster name compete for one lease.
+    pub cluster: String,
+    /// This agent's name in the cluster. Default: the host name.
+    pub node: String,
+    /// The lease's TTL: a dead leader is replaced within it (plus 250 ms).
+    pub lease: Duration,
+}
+
+impl HaConfig {
+    pub fn defaults() -> HaConfig {
+        HaConfig {
+            etcd: Vec::new(),
+            ca_file: None,
+            cluster: "brokerguard".to_string(),
+            node: host_name(),
+            lease: Duration::from_secs(10),
         }
     }
 }
@@ -199,6 +229,15 @@ pub struct WebhookConfig {
     pub api_url: Option<String>,
     /// Alerts below this are not sent. Default notice (recoveries go too).
     pub min_severity: crate::alert::Severity,
+}
+
+/// The host name (`/proc/sys/kernel/hostname`), "localhost" if unreadable.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
 }
 
 /// The holidays of each market calendar that has them (`always` has none).
@@ -307,8 +346,15 @@ pub struct FeedConfig {
     pub expect: Option<ExpectConfig>,
     /// Overrides `agent.alert_after` for this feed.
     pub alert_after: Option<Duration>,
-    /// Largest accepted message. Default 16 MiB.
+    /// Largest accepted message. Default: the broker's
+    /// (`Broker::max_message_bytes`).
     pub max_message_bytes: usize,
+    /// With `[ha]`: this feed runs on the standby too (public market data
+    /// that may be doubled). A feed that sends a credential never does.
+    pub standby: bool,
+    /// Accept `ws://`/`http://` to a public address although the feed
+    /// sends a credential (`config::plaintext`); warned about at every start.
+    pub allow_plaintext: bool,
     /// The market calendar, when the broker's default is not right.
     pub calendar: Option<CalendarKind>,
     /// How often the credentials are proven against the broker's REST API
@@ -373,7 +419,9 @@ impl FeedConfig {
             backoff: BackoffConfig::default(),
             expect: None,
             alert_after: None,
-            max_message_bytes: 16 << 20,
+            max_message_bytes: broker.max_message_bytes(),
+            allow_plaintext: false,
+            standby: false,
             validate_every: Duration::from_secs(15 * 60),
             calendar: None,
             settings: broker.default_settings(),

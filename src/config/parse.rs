@@ -11,6 +11,7 @@
 mod alerts;
 mod calendar;
 mod feed;
+mod ha;
 mod section;
 mod walker;
 
@@ -27,7 +28,7 @@ use calendar::CALENDAR_KEYS;
 use feed::all_feed_keys;
 use walker::{Lines, Value, Walker};
 
-const ROOT_KEYS: &[&str] = &["agent", "feed", "calendar", "alerts"];
+const ROOT_KEYS: &[&str] = &["agent", "feed", "calendar", "alerts", "ha"];
 const AGENT_KEYS: &[&str] = &[
     "runtime_dir",
     "state_dir",
@@ -75,6 +76,7 @@ fn parse_with_base(text: &str, path: &Path, base: Option<&Path>) -> Result<Confi
         feeds: Vec::new(),
         calendars: CalendarsConfig::default(),
         alerts: Default::default(),
+        ha: None,
     };
     match DeTable::parse(text) {
         Ok(root) => w.root(root.get_ref(), &mut cfg),
@@ -114,6 +116,11 @@ impl Walker<'_, '_> {
                     }
                 }
                 "feed" => self.feeds(v, cfg),
+                "ha" => {
+                    if let Some(ht) = self.table(v, "ha", "a table (an [ha] header)") {
+                        cfg.ha = self.ha(ht, v.span());
+                    }
+                }
                 "calendar" => {
                     let expected = "a table (a [calendar.nse] or [calendar.nyse] header)";
                     if let Some(ct) = self.table(v, "calendar", expected) {
@@ -222,7 +229,7 @@ impl Walker<'_, '_> {
     }
 }
 
-fn set<T>(field: &mut T, value: Option<T>) {
+pub(super) fn set<T>(field: &mut T, value: Option<T>) {
     if let Some(v) = value {
         *field = v;
     }

@@ -54,6 +54,23 @@ pub fn effective_toml(cfg: &Config) -> String {
     line(&mut out, "fanout_queue", &a.fanout_queue.to_string());
     calendars(&mut out, cfg);
     alerts(&mut out, cfg);
+    if let Some(ha) = &cfg.ha {
+        out.push_str("\n[ha]\n");
+        // Only the scheme and host of a member URL are shown (it may carry
+        // a password: http://user:pass@host).
+        let urls: Vec<String> = ha
+            .etcd
+            .iter()
+            .map(|u| toml_string(&redact_url(u)))
+            .collect();
+        line(&mut out, "etcd", &format!("[{}]", urls.join(", ")));
+        if let Some(ca) = &ha.ca_file {
+            line(&mut out, "ca_file", &path_str(ca));
+        }
+        line(&mut out, "cluster", &toml_string(&ha.cluster));
+        line(&mut out, "node", &toml_string(&ha.node));
+        line(&mut out, "lease", &dur(ha.lease));
+    }
     for f in &cfg.feeds {
         out.push_str("\n[[feed]]\n");
         feed(&mut out, f, cfg);
@@ -169,6 +186,12 @@ fn feed(out: &mut String, f: &FeedConfig, cfg: &Config) {
         }
     }
     line(out, "max_message_bytes", &f.max_message_bytes.to_string());
+    if f.allow_plaintext {
+        line(out, "allow_plaintext", "true");
+    }
+    if f.standby {
+        line(out, "standby", "true");
+    }
     line(out, "validate_every", &dur(f.validate_every));
     match f.calendar {
         Some(c) => line(out, "calendar", &toml_string(c.as_str())),
@@ -280,13 +303,25 @@ pub fn is_literal_auth(auth: &str) -> bool {
     template_names(auth).is_empty()
 }
 
-/// Secrets written into the configuration itself, one line per feed and
-/// field, without the values: the config loads, but the operator should move
-/// them to a credentials file. `brokerguard config check` and `run` can log these.
-pub fn literal_secret_warnings(cfg: &Config) -> Vec<String> {
+/// Set-ups that load but that the operator should know are unsafe or odd,
+/// one line each, never with a secret: secrets written into the
+/// configuration itself (move them to a credentials file), credentials sent
+/// in plaintext to a private address or with `allow_plaintext`, and each
+/// broker's own warnings. `brokerguard config check` and `run` log these.
+pub fn setup_warnings(cfg: &Config) -> Vec<String> {
     let mut out = Vec::new();
     for f in &cfg.feeds {
         out.extend(f.broker.warnings(f));
+        if !f.broker.credentials(f).is_empty() {
+            let url = f.url.as_deref().or(f.broker.default_url());
+            for (key, url) in [("url", url), ("rest_url", f.rest_url.as_deref())] {
+                if let Some(Ok(Some(w))) =
+                    url.map(|u| super::plaintext::judge(&f.name, key, u, f.allow_plaintext))
+                {
+                    out.push(w);
+                }
+            }
+        }
         for (key, url) in [("url", &f.url), ("rest_url", &f.rest_url)] {
             if url.as_deref().is_some_and(|u| redact_url(u) != u) {
                 out.push(format!(
@@ -495,7 +530,7 @@ mod tests {
     #[test]
     fn auth_with_reference_is_shown() {
         let cfg = parse(
-            "[[feed]]\nname = \"s\"\nbroker = \"websocket\"\nurl = \"ws://h\"\nauth = '{\"token\":\"${SIGNALS_TOKEN}\"}'\n",
+            "[[feed]]\nname = \"s\"\nbroker = \"websocket\"\nurl = \"ws://127.0.0.1\"\nauth = '{\"token\":\"${SIGNALS_TOKEN}\"}'\n",
         );
         assert!(effective_toml(&cfg).contains("auth = '{\"token\":\"${SIGNALS_TOKEN}\"}'"));
     }
@@ -528,7 +563,7 @@ mod tests {
             "[[feed]]\nname = \"a\"\nbroker = \"websocket\"\nurl = \"wss://h/?token={CANARY}\"\nauth = '{CANARY}'\n\
              [[feed]]\nname = \"b\"\nbroker = \"websocket\"\nurl = \"wss://h/\"\nauth = '${{B_TOKEN}}'\n"
         );
-        let w = literal_secret_warnings(&parse(&text));
+        let w = setup_warnings(&parse(&text));
         assert_eq!(w.len(), 2, "{w:?}");
         assert!(w[0].starts_with("feed \"a\": auth has no ${NAME}"), "{w:?}");
         assert!(

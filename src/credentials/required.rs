@@ -116,7 +116,7 @@ mod tests {
 
     #[test]
     fn template_references_are_required_once_per_feed() {
-        let text = "[[feed]]\nname = \"signals\"\nbroker = \"websocket\"\nurl = \"ws://h\"\n\
+        let text = "[[feed]]\nname = \"signals\"\nbroker = \"websocket\"\nurl = \"ws://127.0.0.1\"\n\
                     auth = '{\"t\":\"${SIGNALS_TOKEN}\",\"u\":\"${SIGNALS_TOKEN}\"}'\n\
                     poll = '{\"k\":\"${OTHER}\"}'\n";
         let mut cfg = crate::config::parse_str(text, std::path::Path::new("t.toml")).unwrap();

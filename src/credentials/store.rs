@@ -175,11 +175,15 @@ impl CredProblem {
             }
             CredProblem::SystemdUnreadable { error, .. } => format!("cannot read ({error})"),
             CredProblem::Missing { name, .. } => {
-                format!("not set; run: sudo brokerguard set-credential {name}")
+                format!(
+                    "not set; run: {}",
+                    crate::fixcmd::command(&format!("set-credential {name}"))
+                )
             }
             CredProblem::Format { problem, .. } => problem.message.clone(),
             CredProblem::EnvOnly { name } => format!(
-                "only in the process environment, so it is lost on the next restart or redeploy; move it into the credentials file: sudo brokerguard set-credential {name}"
+                "only in the process environment, so it is lost on the next restart or redeploy; move it into the credentials file: {}",
+                crate::fixcmd::command(&format!("set-credential {name}"))
             ),
         }
     }

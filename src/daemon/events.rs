@@ -13,4 +13,8 @@ pub enum Event {
     FeedStateChanged,
     /// SIGUSR1: write each feed's flight recorder (`brokerguard blackbox`).
     DumpBlackbox,
+    /// SIGUSR2: step down from failover leadership.
+    StepDown,
+    /// The failover role changed: start or stop the private feeds.
+    HaChanged,
 }

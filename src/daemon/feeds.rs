@@ -94,8 +94,51 @@ impl Adapter for UnbuiltAdapter {
     }
 }
 
-/// Builds an adapter, or a parked stand-in when it cannot be built.
+/// A private feed's adapter under failover: its thread is marked as
+/// guarded by the fence before anything is opened, so neither a connect
+/// nor a send happens while this agent's leadership is in doubt.
+struct FencedAdapter {
+    inner: Box<dyn Adapter>,
+}
+
+impl Adapter for FencedAdapter {
+    fn connect(
+        &mut self,
+        progress: &mut dyn ConnectProgress,
+    ) -> Result<Box<dyn Session>, FeedError> {
+        crate::fence::guard_this_thread();
+        if !crate::fence::may_act() {
+            return Err(FeedError::new(
+                ErrorClass::RateLimited {
+                    retry_after: Some(Duration::from_secs(60)),
+                },
+                "fenced: this agent does not hold the failover lease",
+            ));
+        }
+        self.inner.connect(progress)
+    }
+    fn has_ping(&self) -> bool {
+        self.inner.has_ping()
+    }
+    fn poll_every(&self) -> Option<Duration> {
+        self.inner.poll_every()
+    }
+    fn tick(&mut self, now: std::time::SystemTime) -> Vec<crate::feed::Action> {
+        self.inner.tick(now)
+    }
+}
+
+/// Builds an adapter, or a parked stand-in when it cannot be built; under
+/// failover a private feed's adapter is fenced.
 pub fn adapter_for(f: &FeedConfig, ctx: &BuildContext<'_>) -> Box<dyn Adapter> {
+    let adapter = unfenced_adapter_for(f, ctx);
+    if crate::fence::installed().is_some() && !f.standby {
+        return Box::new(FencedAdapter { inner: adapter });
+    }
+    adapter
+}
+
+fn unfenced_adapter_for(f: &FeedConfig, ctx: &BuildContext<'_>) -> Box<dyn Adapter> {
     match f.broker.build(f, ctx) {
         Ok(a) => a,
         Err(e) => {

@@ -9,6 +9,7 @@
 pub mod blackbox;
 pub mod events;
 pub mod feeds;
+mod ha_role;
 pub mod lock;
 pub mod process;
 pub mod reload;
@@ -105,8 +106,8 @@ impl DaemonError {
                     .with(
                         "action",
                         format!(
-                            "fix them (brokerguard config check --config {} lists them), then start again",
-                            path.display()
+                            "fix them ({} lists them), then start again",
+                            crate::fixcmd::with_config(path, "config check")
                         ),
                     )];
                 out.extend(problems.iter().map(|p| {
@@ -133,7 +134,10 @@ impl DaemonError {
             DaemonError::Preflight(failures) => {
                 let mut out = vec![alert("preflight").with("feeds", failures.len()).with(
                     "action",
-                    "agent.preflight = \"require\": fix the layer named (brokerguard check), or set preflight = \"warn\" to start degraded",
+                    format!(
+                        "agent.preflight = \"require\": fix the layer named ({}), or set preflight = \"warn\" to start degraded",
+                        crate::fixcmd::command("check")
+                    ),
                 )];
                 out.extend(
                     failures
@@ -185,6 +189,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
             signals::Signal::Stop => Event::Stop,
             signals::Signal::Reload => Event::Reload,
             signals::Signal::DumpBlackbox => Event::DumpBlackbox,
+            signals::Signal::StepDown => Event::StepDown,
         })
         .map_err(|source| DaemonError::Os {
             what: "install signal handlers".into(),
@@ -250,6 +255,8 @@ struct Agent {
     last_reload: Option<ReloadStatus>,
     /// Webhooks and the heartbeat (`[alerts]`).
     alerts: Option<crate::alerts::Alerts>,
+    /// Failover (`[ha]`): the ha thread.
+    ha: Option<crate::ha::HaHandle>,
 }
 
 impl Agent {
@@ -278,7 +285,7 @@ impl Agent {
                 .with("action", crate::credentials::doctor::tighten_command(&file))
                 .emit();
         }
-        for w in config::literal_secret_warnings(&cfg) {
+        for w in config::setup_warnings(&cfg) {
             log::warn!("{w}");
         }
         let required = required_names(&cfg);
@@ -343,14 +350,18 @@ impl Agent {
             validator: None,
             last_reload: None,
             alerts: None,
+            ha: None,
         };
         // Before the feeds: their first alerts already reach the webhooks.
         let lookup = agent.lookup();
         let alerts = crate::alerts::Alerts::start(&agent.cfg, &lookup, agent.clock.clone());
         drop(lookup);
         agent.alerts = Some(alerts);
+        agent.start_ha()?;
         for f in agent.cfg.feeds.clone() {
-            agent.start_feed(&f)?;
+            if agent.should_run(&f) {
+                agent.start_feed(&f)?;
+            }
         }
         // Each feed's first connection is its preflight: with "require" the
         // agent is not ready until every one has proved its layers.
@@ -375,7 +386,7 @@ impl Agent {
         match validator::Validator::start(agent.clock.clone(), agent.drift.clone()) {
             Ok(v) => {
                 v.update(
-                    &agent.cfg.feeds,
+                    &agent.validated_feeds(),
                     &agent.store,
                     &agent.cfg.agent.state_dir,
                     &agent.cfg.calendars,
@@ -527,6 +538,16 @@ impl Agent {
                 }
                 Ok(Event::Reload) => self.reload(),
                 Ok(Event::DumpBlackbox) => blackbox::write_all(&self.cfg.agent.runtime_dir),
+                Ok(Event::HaChanged) => self.reconcile_ha(),
+                Ok(Event::StepDown) => match &self.ha {
+                    Some(ha) => {
+                        log::info!("ha: step-down requested");
+                        ha.step_down();
+                    }
+                    None => log::warn!(
+                        "step-down requested, but there is no [ha] table: nothing to hand over"
+                    ),
+                },
                 Ok(Event::CredentialsChanged) => self.reload_credentials("credential file changed"),
                 Ok(Event::FeedStateChanged) => {
                     // Coalesce a burst of state changes into one write.
@@ -621,6 +642,11 @@ impl Agent {
             .map(|o| o.name.clone())
             .collect();
         let files_changed = new.agent.credential_files != self.cfg.agent.credential_files;
+        Self::ha_reload_note(&self.cfg, &new);
+        let new = Config {
+            ha: self.cfg.ha.clone(),
+            ..new
+        };
         self.required = required_names(&new);
         let stop_timeout = new.agent.stop_timeout;
         self.cfg = new;
@@ -630,6 +656,9 @@ impl Agent {
         }
         for f in self.cfg.feeds.clone() {
             match old_feeds.iter().find(|o| o.name == f.name) {
+                None if !self.should_run(&f) => {
+                    log::info!("new feed {} waits for the failover leadership", f.name);
+                }
                 None => {
                     log::info!("starting new feed {}", f.name);
                     if let Err(e) = self.start_feed(&f) {
@@ -650,15 +679,20 @@ impl Agent {
         if let Some(a) = &self.alerts {
             a.update(&self.cfg, &self.lookup());
         }
+        // A feed that changed its standby mark may now run, or not.
+        self.reconcile_ha();
         if let Some(v) = &self.validator {
             v.update(
-                &self.cfg.feeds,
+                &self.validated_feeds(),
                 &self.store,
                 &self.cfg.agent.state_dir,
                 &self.cfg.calendars,
             );
         }
-        log::info!("configuration reloaded: {} feeds", self.cfg.feeds.len());
+        log::info!(
+            "configuration reloaded: {}",
+            crate::count::count(self.cfg.feeds.len(), "feed", "feeds")
+        );
     }
 
     /// Re-reads every credential source; feeds whose credentials changed
@@ -684,7 +718,7 @@ impl Agent {
         if let Some(v) = &self.validator {
             if old != self.store {
                 v.update(
-                    &self.cfg.feeds,
+                    &self.validated_feeds(),
                     &self.store,
                     &self.cfg.agent.state_dir,
                     &self.cfg.calendars,
@@ -767,7 +801,8 @@ impl Agent {
             return;
         }
         let now = self.clock.mono();
-        let health = self.feeds.health();
+        let mut health = self.feeds.health();
+        health.extend(self.held_back());
         let info = AgentInfo {
             pid: self.pid,
             started_at: self.started_at,
@@ -779,6 +814,7 @@ impl Agent {
                 .map(|v| v.results())
                 .unwrap_or_default(),
             reload: self.last_reload.as_ref(),
+            ha: self.ha.as_ref().map(|h| h.status()),
         };
         let doc = summary::status_doc(
             &info,
@@ -800,7 +836,7 @@ impl Agent {
                 crate::status::ready::ready(&health, &|_| true).is_ok(),
             );
         }
-        let line = summary::summary_line(&health, now);
+        let line = doc.agent.summary.clone();
         if line != self.last_summary {
             if let Some(n) = &self.notifier {
                 let _ = n.status(&line);
@@ -817,6 +853,12 @@ impl Agent {
         self.feeds.stop_all(self.cfg.agent.stop_timeout);
         if let Some(a) = self.alerts.take() {
             a.stop();
+        }
+        // After the feeds: a leader releases its lease so the standby takes
+        // over at once.
+        if let Some(ha) = self.ha.take() {
+            ha.set_private_stopped(true);
+            ha.stop();
         }
         self.watchdog.stop.request();
         if let Some(t) = self.watchdog_thread.take() {

@@ -113,13 +113,7 @@ pub fn request(runtime_dir: &Path, timeout: Duration) -> Result<Outcome, ReloadE
         Observed::Unreadable(_) if !runtime_dir.join(show::STATUS_FILE_NAME).exists() => 0,
         Observed::Unreadable(why) => return Err(ReloadError::Unreadable(why)),
     };
-    let raw_pid = libc::pid_t::try_from(pid).map_err(|_| ReloadError::NoPid {
-        runtime_dir: shown.clone(),
-    })?;
-    // SAFETY: kill takes no pointers. The PID is the lock holder's: the lock
-    // is held, so the process is alive and is the agent, not a reused PID.
-    if unsafe { libc::kill(raw_pid, libc::SIGHUP) } != 0 {
-        let source = io::Error::last_os_error();
+    if let Err(source) = signal(pid, libc::SIGHUP) {
         return Err(match source.raw_os_error() {
             Some(libc::ESRCH) => ReloadError::Exited { pid },
             _ => ReloadError::Signal { pid, source },
@@ -151,6 +145,18 @@ pub fn request(runtime_dir: &Path, timeout: Duration) -> Result<Outcome, ReloadE
         }
         std::thread::sleep(POLL.min(timeout - waited));
     }
+}
+
+/// Sends `sig` to `pid` (the lock holder's, checked by the caller).
+pub fn signal(pid: u32, sig: libc::c_int) -> io::Result<()> {
+    let raw = libc::pid_t::try_from(pid)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "pid out of range"))?;
+    // SAFETY: kill takes no pointers. The PID is the lock holder's: the lock
+    // is held, so the process is alive and is the agent, not a reused PID.
+    if unsafe { libc::kill(raw, sig) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -85,6 +85,27 @@ pub struct AgentInfo<'a> {
     /// The last REST credential check of each feed, by name.
     pub checks: std::collections::BTreeMap<String, super::validator::Validation>,
     pub reload: Option<&'a ReloadStatus>,
+    /// Failover, when configured.
+    pub ha: Option<crate::ha::HaStatus>,
+}
+
+/// The summary with the failover role in front (`ha leader (epoch 42);
+/// …`), as `STATUS=` shows it.
+pub fn with_role(summary: String, ha: Option<&crate::ha::HaStatus>) -> String {
+    match ha {
+        None => summary,
+        Some(h) => {
+            let holder = match (&h.holder, h.role) {
+                (Some(n), "standby") => format!(", {n} leads"),
+                _ => String::new(),
+            };
+            let epoch = h
+                .epoch
+                .map(|e| format!(" (epoch {e}{holder})"))
+                .unwrap_or_default();
+            format!("ha {}{epoch}; {summary}", h.role)
+        }
+    }
 }
 
 pub fn status_doc(
@@ -101,7 +122,7 @@ pub fn status_doc(
             version: env!("CARGO_PKG_VERSION").to_string(),
             started_at: rfc3339(agent.started_at),
             updated_at: rfc3339(wall),
-            summary: summary_line(feeds, now),
+            summary: with_role(summary_line(feeds, now), agent.ha.as_ref()),
             config: agent.config.to_string(),
             clock: agent.clock.as_ref().map(|r| ClockStatus {
                 offset_ms: r.offset.signed_millis(),
@@ -110,6 +131,19 @@ pub fn status_doc(
                 at: rfc3339(r.at),
             }),
             reload: agent.reload.cloned().map(Box::new),
+            ha: agent.ha.as_ref().map(|h| {
+                Box::new(crate::status::schema::HaSection {
+                    node: h.node.clone(),
+                    cluster: h.cluster.clone(),
+                    role: h.role.to_string(),
+                    epoch: h.epoch,
+                    holder: h.holder.clone(),
+                    since: rfc3339(h.since),
+                    etcd_reachable: h.etcd_reachable,
+                    last_error: h.last_error.clone(),
+                    lease_ms: h.lease_ttl.as_millis() as u64,
+                })
+            }),
         },
         feeds: feeds
             .iter()

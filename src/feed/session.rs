@@ -88,6 +88,17 @@ pub fn classify(e: NetError, stage: Stage) -> FeedError {
     error.at(layer)
 }
 
+/// The error of a private session whose agent no longer holds the
+/// failover lease: a long wait, since main stops the feed at once anyway.
+fn fenced() -> FeedError {
+    FeedError::new(
+        ErrorClass::RateLimited {
+            retry_after: Some(Duration::from_secs(60)),
+        },
+        "fenced: this agent no longer holds the failover lease, so its private sessions send nothing",
+    )
+}
+
 /// Reports a passed connect step as the preflight layer it proves.
 fn report_step(progress: &mut dyn ConnectProgress, step: ConnectStep) {
     match step {
@@ -137,6 +148,9 @@ pub fn connect<T: Transport + 'static>(
     progress: &mut dyn ConnectProgress,
     open: impl FnOnce(&mut dyn FnMut(ConnectStep)) -> Result<T, NetError>,
 ) -> Result<Box<dyn Session>, FeedError> {
+    if !crate::fence::may_act() {
+        return Err(fenced());
+    }
     let mut handshaking = false;
     let transport = {
         let mut observe = |step: ConnectStep| {
@@ -213,18 +227,29 @@ impl<T: Transport> CoreSession<T> {
                     });
                     return Err(e.at(layer));
                 }
-                Action::Note { key, value } => match progress.as_deref_mut() {
-                    Some(p) => p.note(key, &value),
-                    None => self.pending.push_back(Incoming::Note { key, value }),
-                },
+                Action::Note { key, value } => {
+                    // A note's value is often the peer's own text (an
+                    // account list, a server version): cleaned and capped.
+                    let value = crate::peertext::sanitize(&value, crate::peertext::MAX_PEER_TEXT)
+                        .into_owned();
+                    match progress.as_deref_mut() {
+                        Some(p) => p.note(key, &value),
+                        None => self.pending.push_back(Incoming::Note { key, value }),
+                    }
+                }
                 Action::Alert(a) => a.emit(),
-                Action::Log { level, message } => log::log!(level, "{message}"),
+                Action::Log { level, message } => crate::peertext::log_peer(level, &message),
             }
         }
         Ok(ready)
     }
 
     fn send(&mut self, out: Outbound) -> Result<(), FeedError> {
+        // A failover standby's private session sends nothing, not even a
+        // ping: the lease may already be another agent's (crate::fence).
+        if !crate::fence::may_act() {
+            return Err(fenced());
+        }
         if let Some(rec) = &self.recorder {
             record_out(rec, &out, self.clock.wall());
         }
@@ -335,6 +360,11 @@ impl<T: Transport> Session for CoreSession<T> {
     }
 
     fn close(&mut self) {
+        if !crate::fence::may_act() {
+            // Fenced: not even a close frame; the socket is cut.
+            self.transport.interrupter().shutdown();
+            return;
+        }
         let actions = self.core.closing();
         let _ = self.apply(actions, None);
         self.transport.close();

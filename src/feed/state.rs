@@ -18,6 +18,9 @@ pub enum FeedState {
     Parked,
     /// A credential the feed needs is not set: it starts the moment it is.
     Waiting,
+    /// Failover: another agent holds the lease, so this private feed does
+    /// not run here.
+    Standby,
     Stopped,
 }
 
@@ -33,6 +36,7 @@ impl FeedState {
             FeedState::Backoff => "backoff",
             FeedState::Parked => "parked",
             FeedState::Waiting => "waiting",
+            FeedState::Standby => "standby",
             FeedState::Stopped => "stopped",
         }
     }

@@ -6,6 +6,7 @@
 //! and the time formatting helpers).
 
 mod cli;
+pub mod coinbase;
 mod conn;
 mod fault;
 pub mod kite;

@@ -37,6 +37,30 @@ pub struct AgentStatus {
     /// (Boxed: most documents never have one, and they are moved around.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reload: Option<Box<ReloadStatus>>,
+    /// Failover (`[ha]`); absent for a single agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ha: Option<Box<HaSection>>,
+}
+
+/// This agent's failover role and who holds the lease.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HaSection {
+    pub node: String,
+    pub cluster: String,
+    /// `starting`, `leader` or `standby`.
+    pub role: String,
+    /// The leadership's epoch (the leader key's etcd create revision).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<i64>,
+    /// The node holding the lease, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
+    /// RFC 3339 UTC of the last change of role or holder.
+    pub since: String,
+    pub etcd_reachable: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    pub lease_ms: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

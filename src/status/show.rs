@@ -11,7 +11,7 @@ use std::io;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::schema::{FeedStatus, StatusDoc};
+use super::schema::{FeedStatus, ReloadStatus, StatusDoc};
 use crate::daemon::lock;
 use crate::daemon::summary::retry_in;
 use crate::timefmt;
@@ -260,6 +260,22 @@ pub fn render_table(doc: &StatusDoc, now: SystemTime) -> String {
     if !a.config.is_empty() {
         out.push_str(&format!("config   {}\n", a.config));
     }
+    // A rejected reload is the one an operator must hear about: the file on
+    // disk is not what runs. An applied one needs no line.
+    if let Some(r) = a
+        .reload
+        .as_ref()
+        .filter(|r| r.result == ReloadStatus::REJECTED)
+    {
+        out.push_str(&format!(
+            "reload   {} rejected {} ago: the agent keeps running the configuration it had\n",
+            r.generation,
+            age(&r.at, now)
+        ));
+        for p in &r.problems {
+            out.push_str(&format!("  {p}\n"));
+        }
+    }
     if let Some(updated) = parse_rfc3339(&a.updated_at) {
         let behind = now.duration_since(updated).unwrap_or(Duration::ZERO);
         out.push_str(&format!("updated  {} ago\n", timefmt::human(behind)));
@@ -402,6 +418,7 @@ mod tests {
                 config: "/etc/brokerguard/brokerguard.toml".into(),
                 clock: None,
                 reload: None,
+                ha: None,
             },
             feeds: vec![feed("signals", "live"), {
                 let mut f = feed("books", "backoff");
@@ -436,6 +453,29 @@ mod tests {
         assert_eq!(parse_rfc3339("2026-13-22T09:00:01Z"), None);
         assert_eq!(parse_rfc3339("2026-11-22T09:00:01.Z"), None);
         assert_eq!(parse_rfc3339(""), None);
+    }
+
+    #[test]
+    fn a_rejected_reload_is_shown_with_its_problems_and_an_applied_one_is_not() {
+        let now = at("2026-11-22T11:03:01Z");
+        let mut d = doc();
+        d.agent.reload = Some(Box::new(ReloadStatus {
+            generation: 2,
+            result: ReloadStatus::REJECTED.into(),
+            at: "2026-11-22T11:02:01Z".into(),
+            problems: vec!["/etc/b.toml:12:1: stal_after: unknown key".into()],
+        }));
+        let text = render_table(&d, now);
+        assert!(
+            text.contains(
+                "reload   2 rejected 1m0s ago: the agent keeps running the configuration it had\n  /etc/b.toml:12:1: stal_after: unknown key\n"
+            ),
+            "{text}"
+        );
+        // The running feeds are still there, under it.
+        assert!(text.contains("signals"), "{text}");
+        d.agent.reload.as_mut().unwrap().result = ReloadStatus::APPLIED.into();
+        assert!(!render_table(&d, now).contains("reload "), "applied");
     }
 
     #[test]

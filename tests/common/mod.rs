@@ -3,6 +3,9 @@
 //! the fan-out socket.
 #![allow(dead_code)]
 
+pub mod agent;
+pub mod cdp_keys;
+
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};

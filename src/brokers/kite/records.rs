@@ -118,7 +118,7 @@ pub fn load_fingerprint(state_dir: &Path, fingerprint: &str) -> Option<IssueReco
         user_id: v
             .get("user_id")
             .and_then(|u| u.as_str())
-            .map(crate::feed::error::sanitize),
+            .map(crate::peertext::short),
     })
 }
 

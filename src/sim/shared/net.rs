@@ -102,6 +102,34 @@ pub(crate) fn accept_loop(
     }
 }
 
+/// A connection thread to start: its name and what it runs.
+pub(crate) type ConnectionThread = (String, Box<dyn FnOnce() + Send>);
+
+/// Starts thread `name` accepting on `listener` until the simulator stops;
+/// `start` makes each accepted connection's thread (registering it in the
+/// simulator's stats as it likes). A thread that cannot start is said as
+/// an event line.
+pub(crate) fn spawn_acceptor<H: Host>(
+    host: &Arc<H>,
+    name: &str,
+    listener: TcpListener,
+    mut start: impl FnMut(TcpStream, SocketAddr) -> ConnectionThread + Send + 'static,
+) -> io::Result<()> {
+    let h = host.clone();
+    host.base().spawn_accept(name, move || {
+        accept_loop(
+            h.base(),
+            || listener.accept(),
+            |tcp, peer| {
+                let (name, run) = start(tcp, peer);
+                if let Err(e) = h.base().spawn(name, run) {
+                    h.event(format!("cannot start a connection thread: {e}"));
+                }
+            },
+        )
+    })
+}
+
 /// Makes an accepted socket blocking with a read timeout of one tick, so
 /// the connection thread looks at the stop flag and the fault every tick.
 pub(crate) fn setup(tcp: &TcpStream, write_timeout: Duration) -> io::Result<()> {
