@@ -108,6 +108,28 @@ pub enum Command {
         #[arg(long, default_value = "60s", value_parser = parse_duration_arg)]
         duration: std::time::Duration,
     },
+    /// Send one test alert through the configured webhooks and print what each answered
+    /// (exit 0 all delivered, 1 otherwise).
+    AlertTest {
+        /// Only this [[alerts.webhook]], by name [default: every webhook].
+        #[arg(long)]
+        webhook: Option<String>,
+        /// Configuration file [default: $BROKERGUARD_CONFIG or /etc/brokerguard/brokerguard.toml]
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Print a running feed's flight recorder: its last frames and state transitions, one JSON
+    /// object a line (exit 0 printed, 1 no such feed or no answer, 3 not running).
+    Blackbox {
+        /// The feed's name.
+        feed: String,
+        /// The agent's configuration file (where its runtime folder is found) [default: $BROKERGUARD_CONFIG or /etc/brokerguard/brokerguard.toml]
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// How long to wait for the agent's answer.
+        #[arg(long, default_value = "5s", value_parser = parse_duration_arg)]
+        timeout: std::time::Duration,
+    },
     /// Run the loopback broker simulator in the foreground.
     Sim(Box<crate::sim::SimCommand>),
     /// Failover ([ha]): the role and the lease holder, or a planned hand-over.
@@ -162,6 +184,8 @@ impl Command {
             | Command::SetCredential { config, .. }
             | Command::Check { config, .. }
             | Command::KiteLogin { config, .. }
+            | Command::AlertTest { config, .. }
+            | Command::Blackbox { config, .. }
             | Command::Ha {
                 action: HaAction::Status { config } | HaAction::StepDown { config, .. },
             } => Some(config.as_ref()),
@@ -242,6 +266,12 @@ pub fn main<I: IntoIterator<Item = OsString>>(args: I) -> u8 {
                 exit::SOFTWARE
             }
         },
+        Command::AlertTest { webhook, config } => alert_test(webhook.as_deref(), config),
+        Command::Blackbox {
+            feed,
+            config,
+            timeout,
+        } => blackbox(&feed, config, timeout),
         Command::Sim(args) => sim(&args),
         Command::Ha { action } => ha(action),
     }
@@ -549,6 +579,72 @@ fn status(config: Option<PathBuf>, json: bool) -> u8 {
         eprintln!("brokerguard status: {e}");
     }
     code
+}
+
+/// `blackbox FEED`: the running agent's recorder of one feed, as NDJSON.
+fn blackbox(feed: &str, config: Option<PathBuf>, timeout: std::time::Duration) -> u8 {
+    let (runtime_dir, _) = runtime_dir_for_status(&config::resolve_path(config));
+    match crate::daemon::blackbox::request(&runtime_dir, feed, timeout) {
+        Ok(text) => {
+            print!("{text}");
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("brokerguard: {e}");
+            match e {
+                crate::daemon::blackbox::BlackboxError::NotRunning { .. } => exit::NOT_RUNNING,
+                _ => exit::FAILURE,
+            }
+        }
+    }
+}
+
+/// `alert-test`: one test alert per webhook, each answer on its own line.
+fn alert_test(only: Option<&str>, config: Option<PathBuf>) -> u8 {
+    let cfg = match load_or_exit(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if cfg.alerts.webhooks.is_empty() {
+        eprintln!(
+            "brokerguard: {} has no [[alerts.webhook]]; add one (README, \"Webhook alerts\")",
+            cfg.path.display()
+        );
+        return exit::FAILURE;
+    }
+    let sources = crate::credentials::Sources::from_process(&cfg.agent);
+    let required = crate::credentials::required_names(&cfg);
+    let store = crate::credentials::CredentialStore::load(&sources, &required).store;
+    let lookup = |name: &str| store.get(name).map(|c| c.value.clone());
+    let Some(answers) = crate::alerts::test_webhooks(&cfg, &lookup, only) else {
+        let names: Vec<&str> = cfg
+            .alerts
+            .webhooks
+            .iter()
+            .map(|w| w.name.as_str())
+            .collect();
+        eprintln!(
+            "brokerguard: no webhook named {:?}; the configured ones are {}",
+            only.unwrap_or_default(),
+            names.join(", ")
+        );
+        return exit::USAGE;
+    };
+    for a in &answers {
+        println!(
+            "{} {} ({}, {}): {}",
+            if a.delivered { "ok  " } else { "FAIL" },
+            a.webhook,
+            a.format,
+            a.target,
+            a.answer
+        );
+    }
+    if answers.iter().all(|a| a.delivered) {
+        exit::OK
+    } else {
+        exit::FAILURE
+    }
 }
 
 fn doctor(config: Option<PathBuf>, json: bool, online: bool) -> u8 {

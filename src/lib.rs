@@ -16,6 +16,7 @@
 #![deny(unsafe_code)]
 
 pub mod alert;
+pub mod alerts;
 pub mod brokers;
 pub mod calendar;
 pub mod cli;

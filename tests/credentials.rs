@@ -340,6 +340,7 @@ fn canary_config(file: &Path) -> Config {
         agent,
         feeds,
         calendars: Default::default(),
+        alerts: Default::default(),
         ha: None,
     }
 }

@@ -232,6 +232,7 @@ fn child_process_entry() {
             let _thread = signals::spawn(|sig| match sig {
                 Signal::Stop => say("stop"),
                 Signal::Reload => say("reload"),
+                Signal::DumpBlackbox => say("dump"),
                 Signal::StepDown => say("step-down"),
             })
             .unwrap();

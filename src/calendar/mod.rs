@@ -384,5 +384,11 @@ fn system_time(ts: Timestamp) -> Option<SystemTime> {
     SystemTime::try_from(ts).ok()
 }
 
+/// The IANA time zone `name` (the host's tzdata, else the built-in copy),
+/// for schedules given in a zone (`daily_report = "08:30 Asia/Kolkata"`).
+pub fn find_zone(name: &str) -> Result<TimeZone, String> {
+    zone::find(name, jiff::tz::db())
+}
+
 #[cfg(test)]
 mod tests;

@@ -42,8 +42,82 @@ pub struct Config {
     pub feeds: Vec<FeedConfig>,
     /// `[calendar.nse]`, `[calendar.nyse]`.
     pub calendars: CalendarsConfig,
+    /// `[alerts]`: webhooks and the dead-man's switch (off until configured).
+    pub alerts: AlertsConfig,
     /// `[ha]`: failover through an etcd lease; `None`, a single agent.
     pub ha: Option<HaConfig>,
+}
+
+/// `[alerts]`. Every URL and token is a template whose `${NAME}`s are
+/// credentials, substituted at send time (so a rotated webhook URL is used
+/// at once, and the values never sit in the configuration).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertsConfig {
+    /// Fetched every `heartbeat_every` while the agent is healthy.
+    pub heartbeat_url: Option<String>,
+    /// Fetched while it is not. Default: `heartbeat_url` + `/fail`.
+    pub heartbeat_fail_url: Option<String>,
+    /// Default 1m.
+    pub heartbeat_every: Duration,
+    /// `[[alerts.webhook]]`, in file order; names unique.
+    pub webhooks: Vec<WebhookConfig>,
+    /// `daily_report = "08:30 Asia/Kolkata"`: one message a day through
+    /// the webhooks (off when unset).
+    pub daily_report: Option<DailyReportConfig>,
+}
+
+/// When the daily report goes: a time of day in an IANA time zone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DailyReportConfig {
+    pub hour: u8,
+    pub minute: u8,
+    /// `UTC` when the value names none.
+    pub zone: String,
+}
+
+impl DailyReportConfig {
+    /// `"HH:MM"` or `"HH:MM Zone/Name"`; the zone must exist.
+    pub fn parse(s: &str) -> Result<DailyReportConfig, String> {
+        let mut parts = s.split_whitespace();
+        let time = parts.next().unwrap_or_default();
+        let zone = parts.next().unwrap_or("UTC").to_string();
+        if parts.next().is_some() {
+            return Err("write a time and a zone, e.g. \"08:30 Asia/Kolkata\"".into());
+        }
+        let (h, m) = time
+            .split_once(':')
+            .and_then(|(h, m)| Some((h.parse::<u8>().ok()?, m.parse::<u8>().ok()?)))
+            .filter(|(h, m)| *h < 24 && *m < 60 && time.len() == 5)
+            .ok_or_else(|| {
+                format!("\"{time}\" is not a time of day; write HH:MM, e.g. \"08:30 Asia/Kolkata\"")
+            })?;
+        crate::calendar::find_zone(&zone).map_err(|e| {
+            format!("unknown time zone \"{zone}\" ({e}); use an IANA name such as Asia/Kolkata")
+        })?;
+        Ok(DailyReportConfig {
+            hour: h,
+            minute: m,
+            zone,
+        })
+    }
+}
+
+impl std::fmt::Display for DailyReportConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:02}:{:02} {}", self.hour, self.minute, self.zone)
+    }
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            heartbeat_url: None,
+            heartbeat_fail_url: None,
+            heartbeat_every: Duration::from_secs(60),
+            webhooks: Vec::new(),
+            daily_report: None,
+        }
+    }
 }
 
 /// `[ha]`: two agents, one etcd lease deciding which runs the private feeds.
@@ -71,6 +145,90 @@ impl HaConfig {
             lease: Duration::from_secs(10),
         }
     }
+}
+
+impl AlertsConfig {
+    /// The URL fetched while unhealthy: the configured one, else
+    /// healthchecks.io's form, `heartbeat_url` + `/fail`.
+    pub fn fail_url(&self) -> Option<String> {
+        self.heartbeat_fail_url.clone().or_else(|| {
+            self.heartbeat_url
+                .as_ref()
+                .map(|u| format!("{}/fail", u.trim_end_matches('/')))
+        })
+    }
+
+    /// Every template of this section (URLs, tokens), for the credentials
+    /// they reference.
+    pub fn templates(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        out.extend(self.heartbeat_url.as_deref());
+        out.extend(self.heartbeat_fail_url.as_deref());
+        for w in &self.webhooks {
+            out.extend(w.url.as_deref());
+            out.extend(w.bot_token.as_deref());
+            out.extend(w.api_url.as_deref());
+        }
+        out
+    }
+}
+
+/// The body a webhook receives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WebhookFormat {
+    /// Slack incoming webhook: `text` plus `blocks`.
+    Slack,
+    /// Discord webhook: `content` plus `embeds`.
+    Discord,
+    /// Telegram Bot API `sendMessage` to `chat_id`.
+    Telegram,
+    /// brokerguard's own schema (README, "Webhook alerts").
+    Json,
+}
+
+impl WebhookFormat {
+    pub const NAMES: &'static [&'static str] = &["slack", "discord", "telegram", "json"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookFormat::Slack => "slack",
+            WebhookFormat::Discord => "discord",
+            WebhookFormat::Telegram => "telegram",
+            WebhookFormat::Json => "json",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<WebhookFormat> {
+        match s {
+            "slack" => Some(WebhookFormat::Slack),
+            "discord" => Some(WebhookFormat::Discord),
+            "telegram" => Some(WebhookFormat::Telegram),
+            "json" => Some(WebhookFormat::Json),
+            _ => None,
+        }
+    }
+}
+
+/// The Telegram Bot API's endpoint, unless `api_url` says otherwise.
+pub const TELEGRAM_API_URL: &str = "https://api.telegram.org";
+
+/// One `[[alerts.webhook]]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WebhookConfig {
+    /// Unique, `[a-z0-9_-]+`.
+    pub name: String,
+    pub format: WebhookFormat,
+    /// Where to POST (every format but Telegram): a template, e.g.
+    /// `"${SLACK_WEBHOOK_URL}"`.
+    pub url: Option<String>,
+    /// Telegram: the bot's token, a template (`"${TELEGRAM_BOT_TOKEN}"`).
+    pub bot_token: Option<String>,
+    /// Telegram: the chat to post to.
+    pub chat_id: Option<String>,
+    /// Telegram: the Bot API base URL. Default [`TELEGRAM_API_URL`].
+    pub api_url: Option<String>,
+    /// Alerts below this are not sent. Default notice (recoveries go too).
+    pub min_severity: crate::alert::Severity,
 }
 
 /// The host name (`/proc/sys/kernel/hostname`), "localhost" if unreadable.

@@ -8,6 +8,7 @@
 //! `[[feed]]` tables and their rules, `calendar.rs` the `[calendar.NAME]`
 //! holiday tables.
 
+mod alerts;
 mod calendar;
 mod feed;
 mod ha;
@@ -27,7 +28,7 @@ use calendar::CALENDAR_KEYS;
 use feed::all_feed_keys;
 use walker::{Lines, Value, Walker};
 
-const ROOT_KEYS: &[&str] = &["agent", "feed", "calendar", "ha"];
+const ROOT_KEYS: &[&str] = &["agent", "feed", "calendar", "alerts", "ha"];
 const AGENT_KEYS: &[&str] = &[
     "runtime_dir",
     "state_dir",
@@ -78,6 +79,7 @@ fn parse_with_base(text: &str, path: &Path, base: Option<&Path>) -> Result<Confi
         agent: AgentConfig::defaults(),
         feeds: Vec::new(),
         calendars: CalendarsConfig::default(),
+        alerts: Default::default(),
         ha: None,
     };
     match DeTable::parse(text) {
@@ -127,6 +129,11 @@ impl Walker<'_, '_> {
                     let expected = "a table (a [calendar.nse] or [calendar.nyse] header)";
                     if let Some(ct) = self.table(v, "calendar", expected) {
                         self.calendars(ct, &mut cfg.calendars);
+                    }
+                }
+                "alerts" => {
+                    if let Some(at) = self.table(v, "alerts", "a table (an [alerts] header)") {
+                        self.alerts(at, &mut cfg.alerts);
                     }
                 }
                 _ if AGENT_KEYS.contains(&key) => self.report(

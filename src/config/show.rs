@@ -63,6 +63,7 @@ pub fn effective_toml(cfg: &Config) -> String {
         &a.fanout_max_subscribers.to_string(),
     );
     calendars(&mut out, cfg);
+    alerts(&mut out, cfg);
     if let Some(ha) = &cfg.ha {
         out.push_str("\n[ha]\n");
         // Only the scheme and host of a member URL are shown (it may carry
@@ -85,6 +86,43 @@ pub fn effective_toml(cfg: &Config) -> String {
         feed(&mut out, f, cfg);
     }
     out
+}
+
+/// `[alerts]` and its webhooks, when configured. URLs are `${NAME}`
+/// references (shown as written) or, for a JSON webhook, literal URLs with
+/// secret-looking parts redacted.
+fn alerts(out: &mut String, cfg: &Config) {
+    let a = &cfg.alerts;
+    if a.heartbeat_url.is_none() && a.webhooks.is_empty() && a.daily_report.is_none() {
+        return;
+    }
+    out.push_str("\n[alerts]\n");
+    if let Some(d) = &a.daily_report {
+        line(out, "daily_report", &toml_string(&d.to_string()));
+    }
+    if let Some(u) = &a.heartbeat_url {
+        line(out, "heartbeat_url", &toml_string(&redact_url(u)));
+        line(out, "heartbeat_every", &dur(a.heartbeat_every));
+    }
+    if let Some(u) = &a.heartbeat_fail_url {
+        line(out, "heartbeat_fail_url", &toml_string(&redact_url(u)));
+    }
+    for w in &a.webhooks {
+        out.push_str("\n[[alerts.webhook]]\n");
+        line(out, "name", &toml_string(&w.name));
+        line(out, "format", &toml_string(w.format.as_str()));
+        for (key, value) in [
+            ("url", &w.url),
+            ("bot_token", &w.bot_token),
+            ("chat_id", &w.chat_id),
+            ("api_url", &w.api_url),
+        ] {
+            if let Some(v) = value {
+                line(out, key, &toml_string(&redact_url(v)));
+            }
+        }
+        line(out, "min_severity", &toml_string(w.min_severity.as_str()));
+    }
 }
 
 /// Every calendar that takes holidays, one date per line.
@@ -419,6 +457,23 @@ mod tests {
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }
+        assert_eq!(round_trip(&cfg), cfg);
+    }
+
+    #[test]
+    fn alerts_round_trip() {
+        let cfg = parse(
+            "[alerts]\nheartbeat_url = \"https://hc-ping.com/${HC}\"\nheartbeat_every = \"30s\"\n\
+             daily_report = \"08:30 Asia/Kolkata\"\n\
+             [[alerts.webhook]]\nname = \"ops\"\nformat = \"telegram\"\nbot_token = \"${TG}\"\n\
+             chat_id = \"-100123\"\nmin_severity = \"error\"\n\
+             [[alerts.webhook]]\nname = \"j\"\nformat = \"json\"\nurl = \"http://127.0.0.1:9/a\"\n",
+        );
+        let text = effective_toml(&cfg);
+        assert!(
+            text.contains("[[alerts.webhook]]\nname = \"ops\""),
+            "{text}"
+        );
         assert_eq!(round_trip(&cfg), cfg);
     }
 

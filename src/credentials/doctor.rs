@@ -1061,6 +1061,7 @@ mod tests {
             agent,
             feeds: vec![k, ws],
             calendars: Default::default(),
+            alerts: Default::default(),
             ha: None,
         }
     }

@@ -21,6 +21,7 @@ use crate::brokers::{BuildContext, BuildError};
 use crate::clock::{Clock, Mono};
 use crate::config::FeedConfig;
 use crate::feed::health::HealthData;
+use crate::feed::recorder::{self, DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, Recorder};
 use crate::feed::runner::{self, FeedCommand, FeedHandle, FeedSink, RunnerSettings};
 use crate::feed::{Adapter, ConnectProgress, ErrorClass, FeedError, Session};
 use std::sync::atomic::AtomicBool;
@@ -159,6 +160,14 @@ fn calendar_for(f: &FeedConfig, ctx: &BuildContext<'_>) -> Option<Arc<crate::cal
     })
 }
 
+/// The credential values a feed uses: kept out of its flight recorder.
+fn feed_secrets(f: &FeedConfig, ctx: &BuildContext<'_>) -> Vec<crate::credentials::Secret> {
+    crate::credentials::required::feed_required(f)
+        .iter()
+        .filter_map(|r| (ctx.lookup)(&r.name))
+        .collect()
+}
+
 impl FeedSet {
     pub fn lock(&self) -> MutexGuard<'_, Vec<RunningFeed>> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
@@ -185,6 +194,9 @@ impl FeedSet {
             calendar_for(f, ctx),
             f.alert_after.unwrap_or(ctx.alert_after),
         );
+        let recorder = Recorder::new(&f.name, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_BYTES);
+        recorder.set_secrets(feed_secrets(f, ctx));
+        recorder::register(recorder);
         let handle = runner::spawn(&f.name, f.broker.name(), adapter, settings, clock, sink)?;
         self.lock().push(RunningFeed {
             config: f.clone(),
@@ -208,6 +220,9 @@ impl FeedSet {
             );
             rf.handle.settings = settings.clone();
             rf.config = f.clone();
+            if let Some(r) = recorder::registered(&f.name) {
+                r.set_secrets(feed_secrets(f, ctx));
+            }
             // Holding the slot keeps the feed from registering a connection
             // made with the new adapter before the interrupt: only the
             // connection in use when the command was sent is cut.
@@ -237,12 +252,16 @@ impl FeedSet {
             *feeds = keep;
             out
         };
+        names.iter().for_each(|n| recorder::unregister(n));
         stop_and_join(taken, timeout);
     }
 
     /// Stops every feed (graceful close), waiting at most `timeout`.
     pub fn stop_all(&self, timeout: Duration) {
         let taken: Vec<RunningFeed> = self.lock().drain(..).collect();
+        for f in &taken {
+            recorder::unregister(&f.config.name);
+        }
         stop_and_join(taken, timeout);
     }
 }

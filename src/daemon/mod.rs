@@ -6,6 +6,7 @@
 //!
 //! See docs/ARCHITECTURE.md ("Threads, and who owns what").
 
+pub mod blackbox;
 pub mod events;
 pub mod feeds;
 mod ha_role;
@@ -192,6 +193,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         let t = signals::spawn_sender(events_tx.clone(), |s| match s {
             signals::Signal::Stop => Event::Stop,
             signals::Signal::Reload => Event::Reload,
+            signals::Signal::DumpBlackbox => Event::DumpBlackbox,
             signals::Signal::StepDown => Event::StepDown,
         })
         .map_err(|source| DaemonError::Os {
@@ -267,6 +269,8 @@ struct Agent {
     validator: Option<validator::Validator>,
     /// The outcome of the last SIGHUP, published in status.json.
     last_reload: Option<ReloadStatus>,
+    /// Webhooks and the heartbeat (`[alerts]`).
+    alerts: Option<crate::alerts::Alerts>,
     /// Failover (`[ha]`): the ha thread.
     ha: Option<crate::ha::HaHandle>,
 }
@@ -319,6 +323,7 @@ impl Agent {
         let sink = Arc::new(sink::DaemonSink {
             publisher: fanout.publisher(),
             events: Mutex::new(events_tx.clone()),
+            blackbox_dir: cfg.agent.state_dir.join("blackbox"),
         });
 
         let notifier = Notifier::from_env().map(Arc::new);
@@ -363,8 +368,14 @@ impl Agent {
             drift_alerted: None,
             validator: None,
             last_reload: None,
+            alerts: None,
             ha: None,
         };
+        // Before the feeds: their first alerts already reach the webhooks.
+        let lookup = agent.lookup();
+        let alerts = crate::alerts::Alerts::start(&agent.cfg, &lookup, agent.clock.clone());
+        drop(lookup);
+        agent.alerts = Some(alerts);
         agent.start_ha()?;
         for f in agent.cfg.feeds.clone() {
             if agent.should_run(&f) {
@@ -377,6 +388,9 @@ impl Agent {
             let failures = agent.report_preflight(true);
             if !failures.is_empty() {
                 agent.feeds.stop_all(agent.cfg.agent.stop_timeout);
+                if let Some(a) = agent.alerts.take() {
+                    a.stop();
+                }
                 return Err(DaemonError::Preflight(failures));
             }
         }
@@ -542,6 +556,7 @@ impl Agent {
                     return;
                 }
                 Ok(Event::Reload) => self.reload(),
+                Ok(Event::DumpBlackbox) => blackbox::write_all(&self.cfg.agent.runtime_dir),
                 Ok(Event::HaChanged) => self.reconcile_ha(),
                 Ok(Event::StepDown) => match &self.ha {
                     Some(ha) => {
@@ -683,6 +698,9 @@ impl Agent {
         if files_changed {
             self.start_watcher();
         }
+        if let Some(a) = &self.alerts {
+            a.update(&self.cfg, &self.lookup());
+        }
         // A feed that changed its standby mark may now run, or not.
         self.reconcile_ha();
         if let Some(v) = &self.validator {
@@ -714,6 +732,11 @@ impl Agent {
         log_cred_events(&events);
         let changed = CredentialStore::changed_feeds(&self.store, &outcome.store, &self.required);
         let old = std::mem::replace(&mut self.store, outcome.store);
+        if old != self.store {
+            if let Some(a) = &self.alerts {
+                a.update(&self.cfg, &self.lookup());
+            }
+        }
         if let Some(v) = &self.validator {
             if old != self.store {
                 v.update(
@@ -839,6 +862,12 @@ impl Agent {
             ),
         }
         self.last_status_write = Some(Instant::now());
+        if let Some(a) = &self.alerts {
+            a.observe(
+                &health,
+                crate::status::ready::ready(&health, &|_| true).is_ok(),
+            );
+        }
         let line = doc.agent.summary.clone();
         if line != self.last_summary {
             if let Some(n) = &self.notifier {
@@ -854,6 +883,9 @@ impl Agent {
             let _ = n.stopping();
         }
         self.feeds.stop_all(self.cfg.agent.stop_timeout);
+        if let Some(a) = self.alerts.take() {
+            a.stop();
+        }
         // After the feeds: a leader releases its lease so the standby takes
         // over at once.
         if let Some(ha) = self.ha.take() {

@@ -171,10 +171,14 @@ pub fn spawn(
         state: std::cell::Cell::new(FeedState::Connecting),
         connection_proved: false,
     };
+    let recorder = super::recorder::registered(name);
     let thread = std::thread::Builder::new()
         .name(format!("feed-{name}"))
         .stack_size(crate::threads::FEED_STACK)
-        .spawn(move || runner.run())?;
+        .spawn(move || {
+            super::recorder::set_current(recorder);
+            runner.run()
+        })?;
     Ok(FeedHandle {
         name: name.to_string(),
         health,

@@ -129,6 +129,8 @@ pub struct CoreSession<T: Transport> {
     /// What the core produced for the feed thread, oldest first.
     pending: VecDeque<Incoming>,
     stage: Stage,
+    /// The feed's flight recorder: every frame sent and received.
+    recorder: Option<Arc<super::recorder::Recorder>>,
 }
 
 /// Opens a transport with `open` (which reports its steps), hands the
@@ -171,6 +173,7 @@ pub fn connect<T: Transport + 'static>(
         clock,
         pending: VecDeque::new(),
         stage: Stage::Authenticating,
+        recorder: super::recorder::current(),
     };
     let now = session.clock.mono();
     let actions = session.core.open(now);
@@ -247,6 +250,9 @@ impl<T: Transport> CoreSession<T> {
         if !crate::fence::may_act() {
             return Err(fenced());
         }
+        if let Some(rec) = &self.recorder {
+            record_out(rec, &out, self.clock.wall());
+        }
         let r = match &out {
             Outbound::Text(t) => self.transport.send_text(t.expose()),
             Outbound::Binary(b) => self.transport.send_binary(b),
@@ -271,6 +277,9 @@ impl<T: Transport> CoreSession<T> {
             .recv_within(limit)
             .map_err(|e| classify(e, self.stage))?;
         let now = self.clock.mono();
+        if let (Some(rec), Some(r)) = (&self.recorder, &received) {
+            record_in(rec, r, self.clock.wall());
+        }
         let actions = match &received {
             None | Some(Received::Ping) => Vec::new(),
             Some(Received::Text(t)) => self.core.receive(Inbound::Text(t), now),
@@ -288,6 +297,34 @@ impl<T: Transport> CoreSession<T> {
         };
         ready |= self.apply(actions, progress)?;
         Ok(ready)
+    }
+}
+
+/// A frame the core sent, into the recorder (which redacts it).
+fn record_out(rec: &super::recorder::Recorder, out: &Outbound, at: std::time::SystemTime) {
+    use super::recorder::Direction::Out;
+    match out {
+        Outbound::Text(t) => rec.text(Out, t.expose(), at),
+        Outbound::Binary(b) | Outbound::Frame(b) | Outbound::Raw(b) => rec.binary(Out, b, at),
+        Outbound::Ping => {}
+    }
+}
+
+/// A frame from the broker, into the recorder.
+fn record_in(rec: &super::recorder::Recorder, r: &Received, at: std::time::SystemTime) {
+    use super::recorder::Direction::In;
+    match r {
+        Received::Text(t) => rec.text(In, t, at),
+        Received::Binary(b) | Received::Frame(b) => rec.binary(In, b, at),
+        Received::Close { code, reason } => rec.transition(
+            "closed_by_peer",
+            Some(&format!(
+                "code {} {reason}",
+                code.map_or("none".into(), |c| c.to_string())
+            )),
+            at,
+        ),
+        Received::Ping | Received::Pong => {}
     }
 }
 

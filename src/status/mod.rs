@@ -3,6 +3,7 @@
 //! `schema.rs` is the document (a contract, docs/ARCHITECTURE.md), `write.rs`
 //! rewrites it atomically, `show.rs` renders it for `brokerguard status`.
 
+pub mod ready;
 pub mod schema;
 pub mod show;
 pub mod write;

@@ -563,7 +563,7 @@ impl Walker<'_, '_> {
     }
 }
 
-fn valid_feed_name(n: &str) -> bool {
+pub(super) fn valid_feed_name(n: &str) -> bool {
     !n.is_empty()
         && n.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
