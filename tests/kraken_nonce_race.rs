@@ -17,7 +17,7 @@ mod common;
 
 use base64::Engine;
 use brokerguard::brokers::BrokerRef;
-use brokerguard::brokers::kraken::signed::SignedRest;
+use brokerguard::brokers::kraken::client::SignedRest;
 use brokerguard::brokers::registry::BuildContext;
 use brokerguard::clock::SystemClock;
 use brokerguard::config::FeedConfig;

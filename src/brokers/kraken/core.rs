@@ -20,7 +20,7 @@
 //!   subscribe storm.
 
 use super::book::{Book, BookKind, parse_book_message};
-use super::config::{Channel, PrivatePlan, PublicPlan};
+use super::settings::{Channel, PrivatePlan, PublicPlan};
 use crate::alert::{Alert, AlertKind};
 use crate::clock::Mono;
 use crate::credentials::Secret;
