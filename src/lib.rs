@@ -39,6 +39,7 @@ pub mod nonce;
 pub mod os;
 pub mod peertext;
 pub mod preflight;
+pub mod secret;
 pub mod sim;
 pub mod status;
 pub mod stopfd;

@@ -37,7 +37,8 @@ fn parse_rules(doc: &str) -> Rules {
             continue;
         }
         let words: Vec<&str> = line.split_whitespace().collect();
-        let set = |from: usize| -> Vec<String> { words[from..].iter().map(|w| w.to_string()).collect() };
+        let set =
+            |from: usize| -> Vec<String> { words[from..].iter().map(|w| w.to_string()).collect() };
         match words.as_slice() {
             ["brokers", "=", ..] => rules.brokers = set(2),
             ["debt", file, "->", module] => {
@@ -51,10 +52,14 @@ fn parse_rules(doc: &str) -> Rules {
                     .insert((file.to_string(), format!("names {broker}")));
             }
             [from, "!->", ..] => {
-                rules.forbidden.insert(from.to_string(), set(2).into_iter().collect());
+                rules
+                    .forbidden
+                    .insert(from.to_string(), set(2).into_iter().collect());
             }
             [from, "only->", ..] => {
-                rules.only.insert(from.to_string(), set(2).into_iter().collect());
+                rules
+                    .only
+                    .insert(from.to_string(), set(2).into_iter().collect());
             }
             _ => panic!(
                 "docs/ARCHITECTURE.md layers block line {}: cannot read {raw:?}",

@@ -21,7 +21,7 @@ use brokerguard::brokers::kraken::client::SignedRest;
 use brokerguard::brokers::registry::BuildContext;
 use brokerguard::clock::SystemClock;
 use brokerguard::config::FeedConfig;
-use brokerguard::credentials::Secret;
+use brokerguard::secret::Secret;
 use brokerguard::sim::kraken::{KrakenSim, KrakenSimConfig, SimKey};
 use common::*;
 use std::collections::HashSet;

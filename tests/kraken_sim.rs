@@ -16,8 +16,8 @@ use brokerguard::brokers::kraken::rest::{
 use brokerguard::brokers::kraken::settings::{Channel, PrivatePlan, PublicPlan};
 use brokerguard::brokers::kraken::sign::ApiSecret;
 use brokerguard::clock::Mono;
-use brokerguard::credentials::Secret;
 use brokerguard::feed::{Action, ErrorClass, Inbound, Layer, Outbound, ProtocolCore};
+use brokerguard::secret::Secret;
 use brokerguard::sim::kraken::{KrakenFault, KrakenSim, KrakenSimConfig, KrakenSimHandle, SimKey};
 use std::io::{Read, Write};
 use std::net::TcpStream;

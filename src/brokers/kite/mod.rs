@@ -58,9 +58,9 @@ use super::registry::{
 };
 use crate::calendar::{Calendar, CalendarKind};
 use crate::config::{FeedConfig, Section};
-use crate::credentials::Secret;
 use crate::credentials::format::FormatProblem;
 use crate::feed::{Adapter, ErrorClass, FeedError, Layer};
+use crate::secret::Secret;
 use std::sync::Arc;
 
 /// The registry entry.

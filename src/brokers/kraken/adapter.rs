@@ -37,7 +37,7 @@ impl KrakenAdapter {
         &self,
         rest: &SignedRest,
         progress: &mut dyn ConnectProgress,
-    ) -> Result<crate::credentials::Secret, FeedError> {
+    ) -> Result<crate::secret::Secret, FeedError> {
         progress.phase(FeedState::Authenticating);
         let called = match rest.call("GetWebSocketsToken") {
             Ok(c) => c,

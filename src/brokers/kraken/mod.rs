@@ -45,9 +45,9 @@ use self::section::settings_of;
 use super::registry::{Broker, BuildContext, BuildError, CredentialField, Settings};
 use super::ws_options;
 use crate::config::{FeedConfig, Section};
-use crate::credentials::Secret;
 use crate::credentials::format::FormatProblem;
 use crate::feed::{Adapter, FeedError, Layer};
+use crate::secret::Secret;
 use std::collections::BTreeMap;
 
 /// The registry entry.
