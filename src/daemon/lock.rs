@@ -39,8 +39,6 @@ use std::time::{Duration, Instant};
 use crate::pidfile::read_pid;
 pub use crate::pidfile::{LockHolder, PIDFILE_NAME, holder, kernel_holder};
 
-/// File name of the pidfile (and lock) inside the runtime folder.
-
 /// How long a busy lock is retried before concluding another agent holds it.
 /// Long enough to ride over a `status` probe or a winner still writing its
 /// PID; short enough that a second copy still exits "at once".
