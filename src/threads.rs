@@ -179,6 +179,20 @@ pub fn spawn_isolated(
     name: &str,
     stack: usize,
     restart: Restart,
+    body: impl FnMut() + Send + 'static,
+) -> std::io::Result<JoinHandle<()>> {
+    spawn_guarded(name, stack, restart, |_| {}, body)
+}
+
+/// [`spawn_isolated`], with `on_crash` run first thing after a panic,
+/// before the alert and the backoff (the ha thread closes the fence: a
+/// crashed election proves no leadership). A panic in `on_crash` is caught
+/// too, and the thread then ends.
+pub fn spawn_guarded(
+    name: &str,
+    stack: usize,
+    restart: Restart,
+    mut on_crash: impl FnMut(&Crash) + Send + 'static,
     mut body: impl FnMut() + Send + 'static,
 ) -> std::io::Result<JoinHandle<()>> {
     install_panic_hook();
@@ -193,6 +207,13 @@ pub fn spawn_isolated(
                 let Err(crash) = catch(&mut body) else {
                     return;
                 };
+                if let Err(again) = catch(|| on_crash(&crash)) {
+                    crash_alert(&thread, &crash.at)
+                        .with("then_at", &again.at)
+                        .with("action", "not restarted: cleaning up after the crash failed too")
+                        .emit();
+                    return;
+                }
                 let stopping = match &restart {
                     Restart::Never => {
                         crash_alert(&thread, &crash.at)
@@ -240,19 +261,26 @@ fn crash_alert(thread: &str, at: &str) -> Alert {
 /// A panic on purpose, for the tests of crash containment: compiled only
 /// with the `fault-injection` feature, which only the test build enables
 /// (a dev-dependency of the package on itself), so the shipped binary has
-/// no path to it: `.ci/run` checks that its marker is absent from the
-/// release binary.
+/// no path to it: `.ci/run` checks that [`fault::ENV`]'s name is absent
+/// from the release binary.
 #[cfg(feature = "fault-injection")]
 pub mod fault {
-    /// Text that makes the code reading it panic.
-    pub const MARKER: &str = "BROKERGUARD-FAULT-INJECT-PANIC";
+    /// The folder a test puts trigger files in.
+    pub const ENV: &str = "BROKERGUARD_FAULT_INJECT_DIR";
 
-    /// Panics when `text` holds [`MARKER`], with `text` in the message (so
-    /// the tests prove a panic's message, which may hold a value, is never
-    /// shown).
-    pub fn panic_if_marked(text: &str) {
-        if text.contains(MARKER) {
-            panic!("injected fault while handling {text}");
+    /// Panics when the file `panic-<point>` exists in [`ENV`]'s folder,
+    /// removing it first (one file, one panic), with the file's text in
+    /// the panic's message: the tests write a canary there to prove a
+    /// panic's message, which may hold a value, is never shown.
+    pub fn panic_if_triggered(point: &str) {
+        let Some(dir) = std::env::var_os(ENV) else {
+            return;
+        };
+        let trigger = std::path::Path::new(&dir).join(format!("panic-{point}"));
+        if let Ok(text) = std::fs::read_to_string(&trigger) {
+            if std::fs::remove_file(&trigger).is_ok() {
+                panic!("injected fault at {point}: {text}");
+            }
         }
     }
 }

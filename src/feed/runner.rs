@@ -961,10 +961,9 @@ impl Runner {
                     if !degraded {
                         self.on_evidence(now, wall, true, open);
                     }
-                    // Tests only (never in the shipped binary): a
-                    // message carrying the marker panics here.
+                    // Tests only (never in the shipped binary).
                     #[cfg(feature = "fault-injection")]
-                    crate::threads::fault::panic_if_marked(&msg);
+                    crate::threads::fault::panic_if_triggered(&format!("feed-{}", self.name));
                     self.sink.data(&self.name, &msg, wall);
                     self.first_data("first data received");
                 }
