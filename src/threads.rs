@@ -272,6 +272,8 @@ pub mod fault {
     /// removing it first (one file, one panic), with the file's text in
     /// the panic's message: the tests write a canary there to prove a
     /// panic's message, which may hold a value, is never shown.
+    /// The panic's location is the caller's.
+    #[track_caller]
     pub fn panic_if_triggered(point: &str) {
         let Some(dir) = std::env::var_os(ENV) else {
             return;
@@ -313,7 +315,11 @@ mod tests {
 
     #[test]
     fn backoff_never_overflows_after_many_crashes() {
-        let mut b = CrashBackoff::new(Duration::from_secs(1), Duration::from_secs(60), Duration::MAX);
+        let mut b = CrashBackoff::new(
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+            Duration::MAX,
+        );
         for _ in 0..200 {
             assert!(b.crashed(Duration::ZERO) <= Duration::from_secs(60));
         }
@@ -360,7 +366,8 @@ mod tests {
         }
         assert_eq!(runs.load(Ordering::SeqCst), 2, "ran again after the crash");
         stop.store(true, Ordering::SeqCst);
-        t.join().expect("the thread ends without a panic escaping it");
+        t.join()
+            .expect("the thread ends without a panic escaping it");
     }
 
     #[test]

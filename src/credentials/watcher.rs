@@ -301,7 +301,6 @@ fn run(
     on_change: &mut (dyn FnMut() + Send),
     stop: &StopFd,
 ) {
-
     let mut buf = [0u8; 8192];
     // When the last step of an unfinished change was seen.
     let mut pending: Option<Instant> = None;
