@@ -265,23 +265,28 @@ fn crash_alert(thread: &str, at: &str) -> Alert {
 /// from the release binary.
 #[cfg(feature = "fault-injection")]
 pub mod fault {
+    use std::path::PathBuf;
+    use std::sync::OnceLock;
+
     /// The folder a test puts trigger files in.
     pub const ENV: &str = "BROKERGUARD_FAULT_INJECT_DIR";
 
-    /// Panics when the file `panic-<point>` exists in [`ENV`]'s folder,
-    /// removing it first (one file, one panic), with the file's text in
-    /// the panic's message: the tests write a canary there to prove a
-    /// panic's message, which may hold a value, is never shown.
-    /// The panic's location is the caller's.
+    /// Panics when the file `panic-<point><name>` exists in [`ENV`]'s
+    /// folder, removing it first (one file, one panic), with the file's
+    /// text in the panic's message: the tests write a canary there to prove
+    /// a panic's message, which may hold a value, is never shown. The
+    /// panic's location is the caller's. Without [`ENV`] (read once) it
+    /// costs a load, so benchmarks built with the feature measure the same.
     #[track_caller]
-    pub fn panic_if_triggered(point: &str) {
-        let Some(dir) = std::env::var_os(ENV) else {
+    pub fn panic_if_triggered(point: &str, name: &str) {
+        static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
+        let Some(dir) = DIR.get_or_init(|| std::env::var_os(ENV).map(PathBuf::from)) else {
             return;
         };
-        let trigger = std::path::Path::new(&dir).join(format!("panic-{point}"));
+        let trigger = dir.join(format!("panic-{point}{name}"));
         if let Ok(text) = std::fs::read_to_string(&trigger) {
             if std::fs::remove_file(&trigger).is_ok() {
-                panic!("injected fault at {point}: {text}");
+                panic!("injected fault at {point}{name}: {text}");
             }
         }
     }

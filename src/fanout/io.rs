@@ -176,7 +176,7 @@ impl IoThread {
         loop {
             // Tests only (never in the shipped binary).
             #[cfg(feature = "fault-injection")]
-            crate::threads::fault::panic_if_triggered("fanout-io");
+            crate::threads::fault::panic_if_triggered("fanout-io", "");
             // Idle first, then take and write the queues: a line queued
             // after the take wakes us, one queued before is taken.
             self.hub.io_idle();

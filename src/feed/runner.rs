@@ -963,7 +963,7 @@ impl Runner {
                     }
                     // Tests only (never in the shipped binary).
                     #[cfg(feature = "fault-injection")]
-                    crate::threads::fault::panic_if_triggered(&format!("feed-{}", self.name));
+                    crate::threads::fault::panic_if_triggered("feed-", &self.name);
                     self.sink.data(&self.name, &msg, wall);
                     self.first_data("first data received");
                 }
