@@ -242,7 +242,7 @@ pub fn spawn_guarded(
                     if stopping() {
                         return;
                     }
-                    std::thread::sleep(STOP_POLL.min(until - Instant::now()));
+                    std::thread::sleep(STOP_POLL.min(until.saturating_duration_since(Instant::now())));
                 }
                 if stopping() {
                     return;
