@@ -26,9 +26,10 @@
 //! there also has to be shown in the feed's state.
 
 use crate::alert::{Alert, AlertKind};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::panic::{AssertUnwindSafe, Location};
 use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -46,33 +47,52 @@ thread_local! {
     /// Where this thread's last panic happened, set by the hook and taken
     /// by [`catch`].
     static PANICKED_AT: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// How many [`catch`] boundaries this thread is inside.
+    static CATCHING: Cell<u32> = const { Cell::new(0) };
 }
+
+/// Set by [`install_panic_hook`]: no panic anywhere shows its message (the
+/// agent's binary). Without it (the library in a test harness, where
+/// [`catch`] installs the hook) only panics inside a [`catch`] are
+/// quiet, and a test's failed assertion still shows what failed.
+static QUIET_EVERYWHERE: AtomicBool = AtomicBool::new(false);
 
 /// `file:line:col` of a code location.
 fn site(l: &Location<'_>) -> String {
     format!("{}:{}:{}", l.file(), l.line(), l.column())
 }
 
-/// Replaces std's panic hook (once per process) with one that prints only
-/// the thread's name and the panic's code location, never its message
-/// (module doc), and records the location for [`catch`]. Called by
-/// [`catch`] itself, so every isolated thread has it; the daemon calls it
-/// before its first thread.
+/// Replaces std's panic hook with one that prints only the thread's name
+/// and the panic's code location, never its message (module doc), and
+/// records the location for [`catch`]. Called by `cli::main` before
+/// anything else, so no panic of the agent shows its message.
 pub fn install_panic_hook() {
+    QUIET_EVERYWHERE.store(true, Ordering::SeqCst);
+    install_hook_once();
+}
+
+fn install_hook_once() {
     static INSTALLED: Once = Once::new();
     INSTALLED.call_once(|| {
-        std::panic::set_hook(Box::new(|info| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
             let at = info
                 .location()
                 .map(site)
                 .unwrap_or_else(|| "an unknown location".to_string());
+            // `try_with`: a panic while the thread's locals are torn down.
+            let caught = CATCHING.try_with(Cell::get).unwrap_or(0) > 0;
+            let _ = PANICKED_AT.try_with(|p| *p.borrow_mut() = Some(at.clone()));
+            if !caught && !QUIET_EVERYWHERE.load(Ordering::SeqCst) {
+                return previous(info);
+            }
             let thread = std::thread::current();
             let name = thread.name().unwrap_or("unnamed");
             // stderr reaches the journal even when logging is broken (the
             // panic may have been in it); the message is left out on purpose.
-            eprintln!("thread '{name}' panicked at {at} (the panic's message is not shown: it may hold a secret)");
-            // `try_with`: a panic while the thread's locals are torn down.
-            let _ = PANICKED_AT.try_with(|p| *p.borrow_mut() = Some(at));
+            eprintln!(
+                "thread '{name}' panicked at {at} (the panic's message is not shown: it may hold a secret)"
+            );
         }));
     });
 }
@@ -88,9 +108,12 @@ pub struct Crash {
 /// Runs `body`, turning a panic into a [`Crash`] that names the code
 /// location. The panic's payload is dropped without being looked at.
 pub fn catch<R>(body: impl FnOnce() -> R) -> Result<R, Crash> {
-    install_panic_hook();
+    install_hook_once();
     PANICKED_AT.with(|p| p.borrow_mut().take());
-    match std::panic::catch_unwind(AssertUnwindSafe(body)) {
+    CATCHING.with(|c| c.set(c.get() + 1));
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(body));
+    CATCHING.with(|c| c.set(c.get() - 1));
+    match outcome {
         Ok(r) => Ok(r),
         Err(payload) => {
             // Dropping a payload can itself panic (a Drop impl in it): that
@@ -195,7 +218,7 @@ pub fn spawn_guarded(
     mut on_crash: impl FnMut(&Crash) + Send + 'static,
     mut body: impl FnMut() + Send + 'static,
 ) -> std::io::Result<JoinHandle<()>> {
-    install_panic_hook();
+    install_hook_once();
     let thread = name.to_string();
     std::thread::Builder::new()
         .name(thread.clone())

@@ -165,7 +165,7 @@ mod tests {
     fn labels_show_host_and_fingerprint_only() {
         let t = Target::resolve("webhook ops", "${SLACK_WEBHOOK_URL}", &lookup).unwrap();
         assert!(
-            t.label().starts_with("hooks.slack.com sha256:"),
+            t.label().starts_with("hooks.slack.com hmac:"),
             "{}",
             t.label()
         );

@@ -664,7 +664,7 @@ mod tests {
         }
         let b = redact_bytes(b"\x00\x01CANARY-api-key-1234\xff", &secrets);
         assert!(!b.windows(6).any(|w| w == b"CANARY"));
-        assert!(b.starts_with(b"\x00\x01sha256:"));
+        assert!(b.starts_with(b"\x00\x01hmac:"));
 
         let r = Recorder::new("f", 10, 1 << 20);
         r.set_secrets(secrets);
