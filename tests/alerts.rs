@@ -531,7 +531,11 @@ fn a_stall_leaves_a_blackbox_file_ending_with_the_frames_before_it() {
         ..SimConfig::default()
     })
     .unwrap();
-    let mut toml = agent_toml(dir.path(), "alert_after = \"500ms\"");
+    // The outage starts at the last data; the stall (and with it the dump)
+    // is seen stall_after later, and feed_down comes alert_after after the
+    // last data: alert_after > stall_after, as by default (60 s, 30 s), so
+    // the alert can name the file.
+    let mut toml = agent_toml(dir.path(), "alert_after = \"2500ms\"");
     toml += &ws_feed_toml("sig", &sim.url(), "SIG_TOKEN", "stall_after = \"1s\"");
     toml += &json_hook("j", &rx.url("/j"), "");
     let cfg = write_config(dir.path(), &toml);
@@ -609,6 +613,15 @@ fn a_stall_leaves_a_blackbox_file_ending_with_the_frames_before_it() {
         })),
         "{:?}",
         rx.hits()
+    );
+    // So does the journal's.
+    let named = format!("blackbox={}", path.display());
+    assert!(
+        stderr_of(dir.path())
+            .lines()
+            .any(|l| l.contains("alert=feed_down") && l.contains(&named)),
+        "{}",
+        stderr_of(dir.path())
     );
     // `brokerguard blackbox FEED` prints the running feed's recorder.
     let cfg_s = cfg.to_str().unwrap();

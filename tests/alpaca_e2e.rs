@@ -388,9 +388,17 @@ fn closes_and_silence_reconnect() {
     // Silence with the socket open (pings still answered): a stall, restarted.
     let before = sim.stats().authenticated;
     sim.set_fault(AlpacaFault::Silent);
-    assert!(wait_log(agent.path(), "no data", SLOW), "{}", agent.log());
+    assert!(
+        wait_log(agent.path(), "no data for", SLOW),
+        "{}",
+        agent.log()
+    );
     sim.clear_fault();
-    assert!(wait_for(SLOW, || sim.stats().authenticated > before));
+    assert!(
+        wait_for(SLOW, || sim.stats().authenticated > before),
+        "{}",
+        agent.log()
+    );
     agent.wait_state("fake", "live");
     // 407 is reported with the read figures before Alpaca closes.
     sim.set_fault(AlpacaFault::SlowClient);

@@ -289,7 +289,7 @@ impl Inner {
             return;
         }
         let o = Arc::new(Outgoing::new(
-            with_blackbox(a),
+            crate::feed::recorder::with_dump(a),
             self.clock.wall(),
             &self.host,
         ));
@@ -302,34 +302,12 @@ impl Inner {
     }
 }
 
-/// How old a flight-recorder dump may be and still be named by an alert.
-const BLACKBOX_NAMED_WITHIN: Duration = Duration::from_secs(3600);
-
-/// A feed's trouble alert with `blackbox=<file>` added: the flight
-/// recorder written when the feed went down, where a post-mortem starts.
-fn with_blackbox(a: &Alert) -> Alert {
-    use crate::alert::AlertKind as K;
-    let troubled = matches!(
-        a.kind,
-        K::FeedDown | K::FeedFlapping | K::CredentialRejected | K::ConfigInvalid
-    );
-    let file = a
-        .get("feed")
-        .filter(|_| troubled && a.get("blackbox").is_none())
-        .and_then(crate::feed::recorder::registered)
-        .and_then(|r| r.last_dump(BLACKBOX_NAMED_WITHIN));
-    match file {
-        Some(p) => a.clone().with("blackbox", p.display()),
-        None => a.clone(),
-    }
-}
-
 /// What one webhook answered to `alert-test`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TestAnswer {
     pub webhook: String,
     pub format: &'static str,
-    /// `host sha256:...`, or why the URL could not be built.
+    /// `host hmac:...`, or why the URL could not be built.
     pub target: String,
     pub delivered: bool,
     /// `HTTP 200 ok`, `HTTP 404 ...`, or the transport error; scrubbed.

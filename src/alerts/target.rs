@@ -16,7 +16,7 @@ pub struct Target {
     url: Secret,
     /// Every credential value in `url`, to scrub from texts.
     secrets: Vec<Secret>,
-    /// `host sha256:xxxxxxxx`.
+    /// `host hmac:xxxxxxxx`.
     label: String,
 }
 
@@ -92,7 +92,7 @@ impl Target {
         &self.url
     }
 
-    /// `host sha256:xxxxxxxx`: how logs, errors and `alert-test` name it.
+    /// `host hmac:xxxxxxxx`: how logs, errors and `alert-test` name it.
     pub fn label(&self) -> &str {
         &self.label
     }

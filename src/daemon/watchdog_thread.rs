@@ -135,7 +135,8 @@ fn run(shared: Arc<WatchdogShared>) {
                         f.handle.interrupt();
                     }
                 }
-                Action::Alert(alert) => alert.emit(),
+                // Names the flight recorder's dump, as the webhooks do.
+                Action::Alert(alert) => crate::feed::recorder::with_dump(&alert).emit(),
                 Action::Notice(line) => crate::notice!("{line}"),
             }
         }

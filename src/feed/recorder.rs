@@ -265,9 +265,7 @@ fn redact_json(v: &mut serde_json::Value) {
         serde_json::Value::Object(m) => {
             for (k, x) in m.iter_mut() {
                 match x {
-                    serde_json::Value::String(s)
-                        if is_secret_key(k) && !s.starts_with("sha256:") =>
-                    {
+                    serde_json::Value::String(s) if is_secret_key(k) && !s.starts_with("hmac:") => {
                         *s = fingerprint_of(s.as_bytes());
                     }
                     _ => redact_json(x),
@@ -325,6 +323,29 @@ pub fn is_down_transition(prev: Option<FeedState>, next: FeedState, recent: bool
         FeedState::Parked => prev != Some(FeedState::Parked),
         FeedState::Live | FeedState::Stopped => false,
         _ => prev == Some(FeedState::Live),
+    }
+}
+
+/// How old a flight-recorder dump may be and still be named by an alert.
+const DUMP_NAMED_WITHIN: Duration = Duration::from_secs(3600);
+
+/// A feed's trouble alert with `blackbox=<file>` added: the flight
+/// recorder written when the feed went down, where a post-mortem starts.
+/// The journal's line (the watchdog) and the webhooks name the same file.
+pub fn with_dump(a: &crate::alert::Alert) -> crate::alert::Alert {
+    use crate::alert::AlertKind as K;
+    let troubled = matches!(
+        a.kind,
+        K::FeedDown | K::FeedFlapping | K::CredentialRejected | K::ConfigInvalid
+    );
+    let file = a
+        .get("feed")
+        .filter(|_| troubled && a.get("blackbox").is_none())
+        .and_then(registered)
+        .and_then(|r| r.last_dump(DUMP_NAMED_WITHIN));
+    match file {
+        Some(p) => a.clone().with("blackbox", p.display()),
+        None => a.clone(),
     }
 }
 
@@ -637,7 +658,7 @@ mod tests {
             (
                 r#"{"type":"auth","token":"CANARY-api-key-1234"}"#,
                 "CANARY",
-                "sha256:",
+                "hmac:",
             ),
             // A broker-issued token (not a credential) under a secret key.
             (
@@ -648,7 +669,7 @@ mod tests {
             (
                 "wss://ws.example/?api_key=CANARY-api-key-1234&access_token=x",
                 "CANARY",
-                "sha256:",
+                "hmac:",
             ),
             (
                 r#"[{"apiKey":"CANARYk","nested":{"X-Signature":"CANARYs"}}]"#,

@@ -254,7 +254,8 @@ fn outages(doc: &StatusDoc) -> String {
             o.errors,
             o.cause
                 .as_deref()
-                .map(|c| format!("; cause: {}", truncate(c, ERROR_WIDTH)))
+                // Whole, like every error an operator acts on.
+                .map(|c| format!("; cause: {c}"))
                 .unwrap_or_default()
         ));
     }
@@ -303,7 +304,8 @@ pub fn render_table(doc: &StatusDoc, now: SystemTime) -> String {
         a.started_at
     );
     if !a.summary.is_empty() {
-        out.push_str(&format!("summary  {}\n", truncate(&a.summary, 200)));
+        // Whole: it may end in the command that fixes a feed.
+        out.push_str(&format!("summary  {}\n", a.summary));
     }
     if !a.config.is_empty() {
         out.push_str(&format!("config   {}\n", a.config));

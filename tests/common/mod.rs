@@ -3,6 +3,8 @@
 //! the fan-out socket.
 #![allow(dead_code)]
 
+pub mod ha;
+
 pub mod agent;
 pub mod cdp_keys;
 
