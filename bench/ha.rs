@@ -39,7 +39,11 @@ fn main() {
         ..SimConfig::default()
     })
     .unwrap();
-    let public = Simulator::start(SimConfig::default()).unwrap();
+    let public = Simulator::start(SimConfig {
+        data_every: Some(Duration::from_millis(50)),
+        ..SimConfig::default()
+    })
+    .unwrap();
     let mut agents = [
         HaAgent::new("a", &etcd.url(), &private.url(), &public.url()),
         HaAgent::new("b", &etcd.url(), &private.url(), &public.url()),
@@ -54,7 +58,9 @@ fn main() {
     for run in 1..=TAKEOVERS {
         assert!(
             wait_for(Duration::from_secs(20), || leader_index(&agents).is_some()
-                && agents.iter().any(|a| a.role().as_deref() == Some("standby"))),
+                && agents
+                    .iter()
+                    .any(|a| a.role().as_deref() == Some("standby"))),
             "no leader with a live private feed and a standby before run {run}"
         );
         let l = leader_index(&agents).unwrap();
@@ -67,7 +73,12 @@ fn main() {
             agents[s].log()
         );
         let t = killed.elapsed();
-        println!("  takeover {run:2}: {:7.1} ms (kill -9 of {} → {}'s private feed live)", ms(t), agents[l].node, agents[s].node);
+        println!(
+            "  takeover {run:2}: {:7.1} ms (kill -9 of {} → {}'s private feed live)",
+            ms(t),
+            agents[l].node,
+            agents[s].node
+        );
         takeovers.push(ms(t));
         agents[l].start();
     }
@@ -78,11 +89,17 @@ fn main() {
         let stopped = Instant::now();
         etcd.stop();
         assert!(
-            wait_for(Duration::from_secs(20), || agents[l].role().as_deref() != Some("leader")),
+            wait_for(Duration::from_secs(20), || agents[l].role().as_deref()
+                != Some("leader")),
             "the leader did not fence itself"
         );
         let t = stopped.elapsed();
-        println!("  fence    {run:2}: {:7.1} ms (etcd stopped → {} fenced; half the lease is {:?})", ms(t), agents[l].node, LEASE / 2);
+        println!(
+            "  fence    {run:2}: {:7.1} ms (etcd stopped → {} fenced; half the lease is {:?})",
+            ms(t),
+            agents[l].node,
+            LEASE / 2
+        );
         fences.push(ms(t));
         etcd.run();
     }

@@ -176,4 +176,3 @@ impl Drop for HaAgent {
         }
     }
 }
-
