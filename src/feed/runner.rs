@@ -308,7 +308,9 @@ impl Runner {
                 );
                 self.mark_crashed(&crash, delay);
             }
-            match self.crash_wait(delay) {
+            // The wait runs none of the feed's own code, which may be what
+            // crashed.
+            match self.wait(delay, false) {
                 Some(Ended::Stop) => {
                     self.set_state(FeedState::Stopped, None);
                     log::info!("feed={} stopped", self.name);
@@ -366,25 +368,6 @@ impl Runner {
             .outage
             .ended(self.clock.mono(), self.clock.wall(), Some(&message));
         self.on_outage(events);
-    }
-
-    /// The wait after a crash: ticks (the watchdog sees a responsive
-    /// thread) and answers commands, but runs none of the feed's own code,
-    /// which may be what crashed.
-    fn crash_wait(&mut self, delay: Duration) -> Option<Ended> {
-        let until = self.clock.mono().plus(delay);
-        loop {
-            self.tick(None);
-            let now = self.clock.mono();
-            if now >= until {
-                return None;
-            }
-            match self.commands.recv_timeout(until.since(now).min(TICK)) {
-                Ok(cmd) => return Some(self.on_command(cmd)),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return Some(Ended::Stop),
-            }
-        }
     }
 
     fn run(&mut self) {
@@ -491,7 +474,7 @@ impl Runner {
                 }
             };
             if !delay.is_zero() {
-                pending = self.wait(delay);
+                pending = self.wait(delay, true);
             }
         }
         self.set_state(FeedState::Stopped, None);
@@ -781,17 +764,22 @@ impl Runner {
             .emit();
     }
 
-    /// Waits `delay` while answering commands: None when the time is up,
-    /// or how the wait ended if a command came first.
-    fn wait(&mut self, delay: Duration) -> Option<Ended> {
+    /// Waits `delay` while ticking (the watchdog sees a responsive thread)
+    /// and answering commands: None when the time is up, or how the wait
+    /// ended if a command came first. With `feed_code`, the schedule, the
+    /// outage record and the adapter's own work run meanwhile (a backoff
+    /// or parked wait); without, nothing of the feed's runs (after a crash).
+    fn wait(&mut self, delay: Duration, feed_code: bool) -> Option<Ended> {
         let until = self.clock.mono().plus(delay);
         loop {
             self.tick(None);
-            self.check_schedule();
-            if let Some(event) = self.outage.tick(self.clock.mono()) {
-                self.on_outage([event]);
+            if feed_code {
+                self.check_schedule();
+                if let Some(event) = self.outage.tick(self.clock.mono()) {
+                    self.on_outage([event]);
+                }
+                self.adapter_tick();
             }
-            self.adapter_tick();
             let now = self.clock.mono();
             if now >= until {
                 return None;
