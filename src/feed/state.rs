@@ -30,6 +30,8 @@ pub enum FeedState {
     /// Failover: another agent holds the lease, so this private feed does
     /// not run here.
     Standby,
+    /// The feed's thread panicked (a bug): it runs again after a backoff.
+    Crashed,
     Stopped,
 }
 
@@ -48,6 +50,7 @@ impl FeedState {
             FeedState::Parked => "parked",
             FeedState::Waiting => "waiting",
             FeedState::Standby => "standby",
+            FeedState::Crashed => "crashed",
             FeedState::Stopped => "stopped",
         }
     }
