@@ -313,7 +313,12 @@ fn setup(url: String) -> Setup {
     s.backoff_initial = Duration::from_millis(100);
     s.backoff_max = Duration::from_secs(1);
     s.stable_after = STABLE_AFTER;
-    s.agent_extra = "alert_after = \"10s\"\npreflight = \"off\"".into();
+    // Small flight recorders, full after the warm-up: the RSS check is for
+    // leaks, and a ring still filling up (bounded by design, 1 MiB a feed
+    // by default) would read as growth.
+    s.agent_extra =
+        "alert_after = \"10s\"\npreflight = \"off\"\nblackbox_entries = 20\nblackbox_bytes = 4096"
+            .into();
     s
 }
 

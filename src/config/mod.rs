@@ -318,6 +318,12 @@ pub struct AgentConfig {
     /// Fan-out subscribers served at once; one more gets an error line and
     /// is closed. Default 64.
     pub fanout_max_subscribers: usize,
+    /// Each feed's flight recorder keeps at most this many frames and
+    /// transitions, and at most `blackbox_bytes` of them. Default 1 000
+    /// and 1 MiB: at ten busy feeds that is most of the agent's memory, so
+    /// a small droplet may want less.
+    pub blackbox_entries: usize,
+    pub blackbox_bytes: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -481,6 +487,8 @@ impl AgentConfig {
             fanout_queue: 4096,
             fanout_queue_bytes: 8 << 20,
             fanout_max_subscribers: 64,
+            blackbox_entries: 1000,
+            blackbox_bytes: 1 << 20,
         }
     }
 

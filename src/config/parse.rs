@@ -43,6 +43,8 @@ const AGENT_KEYS: &[&str] = &[
     "fanout_queue",
     "fanout_queue_bytes",
     "fanout_max_subscribers",
+    "blackbox_entries",
+    "blackbox_bytes",
 ];
 const PREFLIGHT_MODES: &[&str] = &["require", "warn", "off"];
 const LOG_LEVELS: &[&str] = &["error", "warn", "info", "debug", "trace"];
@@ -214,6 +216,16 @@ impl Walker<'_, '_> {
                 "fanout_max_subscribers" => set(
                     &mut a.fanout_max_subscribers,
                     self.integer_at_least(v, &kp, 1)
+                        .and_then(|n| usize::try_from(n).ok()),
+                ),
+                "blackbox_entries" => set(
+                    &mut a.blackbox_entries,
+                    self.integer_at_least(v, &kp, 10)
+                        .and_then(|n| usize::try_from(n).ok()),
+                ),
+                "blackbox_bytes" => set(
+                    &mut a.blackbox_bytes,
+                    self.integer_at_least(v, &kp, 4096)
                         .and_then(|n| usize::try_from(n).ok()),
                 ),
                 _ => self.unknown_key(k.span(), &kp, key, "[agent]", AGENT_KEYS),

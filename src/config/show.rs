@@ -62,6 +62,12 @@ pub fn effective_toml(cfg: &Config) -> String {
         "fanout_max_subscribers",
         &a.fanout_max_subscribers.to_string(),
     );
+    line(
+        &mut out,
+        "blackbox_entries",
+        &a.blackbox_entries.to_string(),
+    );
+    line(&mut out, "blackbox_bytes", &a.blackbox_bytes.to_string());
     calendars(&mut out, cfg);
     alerts(&mut out, cfg);
     if let Some(ha) = &cfg.ha {

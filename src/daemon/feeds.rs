@@ -71,6 +71,9 @@ pub struct RunningFeed {
 #[derive(Clone, Default)]
 pub struct FeedSet {
     inner: Arc<Mutex<Vec<RunningFeed>>>,
+    /// The flight recorder's bounds for feeds started from now on
+    /// (`[agent] blackbox_entries`, `blackbox_bytes`).
+    recorder_limits: Arc<Mutex<Option<(usize, usize)>>>,
 }
 
 /// Stands in for a feed's adapter that could not be built: the feed parks
@@ -169,6 +172,14 @@ fn feed_secrets(f: &FeedConfig, ctx: &BuildContext<'_>) -> Vec<crate::secret::Se
 }
 
 impl FeedSet {
+    /// The flight recorder's bounds for the feeds started from now on.
+    pub fn set_recorder_limits(&self, entries: usize, bytes: usize) {
+        *self
+            .recorder_limits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some((entries, bytes));
+    }
+
     pub fn lock(&self) -> MutexGuard<'_, Vec<RunningFeed>> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -194,7 +205,12 @@ impl FeedSet {
             calendar_for(f, ctx),
             f.alert_after.unwrap_or(ctx.alert_after),
         );
-        let recorder = Recorder::new(&f.name, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_BYTES);
+        let (entries, bytes) = self
+            .recorder_limits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or((DEFAULT_MAX_ENTRIES, DEFAULT_MAX_BYTES));
+        let recorder = Recorder::new(&f.name, entries, bytes);
         recorder.set_secrets(feed_secrets(f, ctx));
         recorder::register(recorder);
         let handle = runner::spawn(&f.name, f.broker.name(), adapter, settings, clock, sink)?;

@@ -329,6 +329,7 @@ impl Agent {
 
         let notifier = Notifier::from_env().map(Arc::new);
         let feeds = FeedSet::default();
+        feeds.set_recorder_limits(cfg.agent.blackbox_entries, cfg.agent.blackbox_bytes);
         let watchdog = Arc::new(WatchdogShared {
             feeds: feeds.clone(),
             clock: clock.clone(),
@@ -645,6 +646,9 @@ impl Agent {
             log::warn!("agent.runtime_dir changed: it takes effect at the next restart");
         }
         log::set_max_level(new.agent.log_level);
+        // New bounds apply to feeds started from now on.
+        self.feeds
+            .set_recorder_limits(new.agent.blackbox_entries, new.agent.blackbox_bytes);
         *self
             .watchdog
             .alert_after
