@@ -12,6 +12,16 @@
 //! alert.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Alerts emitted since the process started, by [`AlertKind::index`].
+static RAISED: [AtomicU64; AlertKind::ALL.len()] =
+    [const { AtomicU64::new(0) }; AlertKind::ALL.len()];
+
+/// How many alerts of `kind` this process has emitted.
+pub fn raised(kind: AlertKind) -> u64 {
+    RAISED[kind.index()].load(Ordering::Relaxed)
+}
 
 /// The `log` target of alert records (see `crate::logging`).
 pub const ALERT_TARGET: &str = "brokerguard::alert";
@@ -60,6 +70,14 @@ impl AlertKind {
         AlertKind::ConnectionLimit,
         AlertKind::InsecureCredentials,
     ];
+
+    /// The kind's place in [`AlertKind::ALL`].
+    pub fn index(self) -> usize {
+        AlertKind::ALL
+            .iter()
+            .position(|k| *k == self)
+            .unwrap_or_default()
+    }
 
     /// The name after `alert=`.
     pub fn as_str(self) -> &'static str {
@@ -148,8 +166,10 @@ impl Alert {
             .map(|(_, v)| v.as_str())
     }
 
-    /// Writes the alert to the log at its kind's priority.
+    /// Writes the alert to the log at its kind's priority, and counts it
+    /// (`brokerguard_alerts_total`).
     pub fn emit(&self) {
+        RAISED[self.kind.index()].fetch_add(1, Ordering::Relaxed);
         if self.kind.is_recovery() {
             crate::notice!("{self}");
         } else {

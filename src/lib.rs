@@ -22,6 +22,7 @@ pub mod demo;
 pub mod exit;
 pub mod fanout;
 pub mod feed;
+pub mod http;
 pub mod logging;
 pub mod net;
 pub mod nonce;

@@ -340,6 +340,8 @@ fn canary_config(file: &Path) -> Config {
         agent,
         feeds,
         calendars: Default::default(),
+        http: None,
+        metrics: Default::default(),
     }
 }
 

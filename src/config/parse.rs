@@ -10,6 +10,7 @@
 
 mod calendar;
 mod feed;
+mod http;
 mod section;
 mod walker;
 
@@ -26,7 +27,7 @@ use calendar::CALENDAR_KEYS;
 use feed::all_feed_keys;
 use walker::{Lines, Value, Walker};
 
-const ROOT_KEYS: &[&str] = &["agent", "feed", "calendar"];
+const ROOT_KEYS: &[&str] = &["agent", "feed", "calendar", "http", "metrics"];
 const AGENT_KEYS: &[&str] = &[
     "runtime_dir",
     "state_dir",
@@ -73,6 +74,8 @@ fn parse_with_base(text: &str, path: &Path, base: Option<&Path>) -> Result<Confi
         agent: AgentConfig::defaults(),
         feeds: Vec::new(),
         calendars: CalendarsConfig::default(),
+        http: None,
+        metrics: Default::default(),
     };
     match DeTable::parse(text) {
         Ok(root) => w.root(root.get_ref(), &mut cfg),
@@ -112,6 +115,16 @@ impl Walker<'_, '_> {
                     }
                 }
                 "feed" => self.feeds(v, cfg),
+                "http" => {
+                    if let Some(ht) = self.table(v, "http", "a table (an [http] header)") {
+                        cfg.http = self.http(ht, v.span());
+                    }
+                }
+                "metrics" => {
+                    if let Some(mt) = self.table(v, "metrics", "a table (a [metrics] header)") {
+                        self.metrics(mt, &mut cfg.metrics);
+                    }
+                }
                 "calendar" => {
                     let expected = "a table (a [calendar.nse] or [calendar.nyse] header)";
                     if let Some(ct) = self.table(v, "calendar", expected) {
@@ -662,6 +675,8 @@ broker = \"websocket\"
             .chain(BACKOFF_KEYS)
             .chain(EXPECT_KEYS)
             .chain(CALENDAR_KEYS)
+            .chain(http::HTTP_KEYS)
+            .chain(http::METRICS_KEYS)
         {
             assert!(
                 text.contains(&format!("{key} =")),

@@ -1016,6 +1016,8 @@ mod tests {
             agent,
             feeds: vec![k, ws],
             calendars: Default::default(),
+            http: None,
+            metrics: Default::default(),
         }
     }
 

@@ -109,6 +109,10 @@ pub struct FeedStatus {
     /// flap window (its `alert_after`). A flapping feed is not live.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flapping: Option<usize>,
+    /// `required = false` in its configuration: the agent's readiness
+    /// (`/readyz`) does not wait for it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
     /// The last REST check of the feed's credentials (brokers that have one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_checked: Option<CheckStatus>,

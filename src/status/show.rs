@@ -385,6 +385,7 @@ mod tests {
             retry_in_ms: None,
             info: Default::default(),
             credentials_checked: None,
+            optional: false,
             market: None,
             flapping: None,
         }

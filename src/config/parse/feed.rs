@@ -31,6 +31,7 @@ pub(super) const COMMON_KEYS: &[&str] = &[
     "max_message_bytes",
     "validate_every",
     "calendar",
+    "required",
 ];
 /// Keys whose meaning is shared, taken only by brokers that list them.
 const SHARED_KEYS: &[&str] = &["url", "rest_url", "account"];
@@ -251,6 +252,7 @@ impl Walker<'_, '_> {
                         .choice(v, &kp, "calendar", &names)
                         .and_then(crate::calendar::CalendarKind::parse);
                 }
+                "required" => set(&mut f.required, self.boolean(v, &kp)),
                 "max_message_bytes" => set(
                     &mut f.max_message_bytes,
                     self.integer_at_least(v, &kp, MIN_MESSAGE_BYTES).and_then(|n| usize::try_from(n).ok()),

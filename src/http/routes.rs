@@ -1,0 +1,151 @@
+//! What each path answers. GET (and HEAD) only: nothing here changes
+//! state but the login callback, which a browser reaches by a redirect
+//! (a GET) from the broker's login page.
+//!
+//! | path | answer |
+//! | --- | --- |
+//! | `/healthz` | 200 while main and the watchdog thread run, else 503 |
+//! | `/readyz` | 200 when [`crate::status::ready::readiness`] says ready, else 503 with the reasons |
+//! | `/status` | the status document (status.json) |
+//! | `/metrics` | Prometheus text 0.0.4 |
+//! | `/timeline` | each feed's last 24 hours, a minute a slot |
+//! | `/` | the operator page |
+//! | `/<broker>/callback` | a browser login's return: the token exchange |
+
+use super::board::{Board, Liveness};
+use super::metrics::{self, Inputs};
+use super::request::{Method, Request};
+use super::server::{Handler, Head};
+use crate::status::ready::readiness;
+use std::fmt::Write;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+const JSON: &str = "application/json";
+const TEXT: &str = "text/plain; charset=utf-8";
+
+/// The watchdog thread beats about once a second; this many seconds
+/// without a beat means it is not running.
+pub const WATCHDOG_SILENT_AFTER: Duration = Duration::from_secs(5);
+
+/// The paths answered, for 404 versus 405.
+const PATHS: &[&str] = &[
+    "/",
+    "/healthz",
+    "/readyz",
+    "/status",
+    "/metrics",
+    "/timeline",
+];
+
+/// The listener's routes over what main published.
+pub struct Routes {
+    pub board: Arc<Board>,
+}
+
+impl Handler for Routes {
+    fn handle(&self, req: &Request, body: &mut String) -> Head {
+        if !matches!(req.method, Method::Get | Method::Head) {
+            body.push_str("method not allowed: this listener answers GET and HEAD\n");
+            return Head::new(405, TEXT).with("Allow", "GET, HEAD");
+        }
+        match req.path.as_str() {
+            "/healthz" => self.healthz(body),
+            "/readyz" => self.readyz(body),
+            "/status" => {
+                let p = self.board.latest();
+                body.push_str(&serde_json::to_string_pretty(&p.doc).unwrap_or_default());
+                body.push('\n');
+                Head::new(200, JSON)
+            }
+            "/metrics" => {
+                let p = self.board.latest();
+                let inputs = Inputs {
+                    fanout: self.board.fanout(),
+                    process: super::process::read(),
+                    started_at: self.board.started_at,
+                };
+                metrics::render(&p, &inputs, body);
+                Head::new(200, metrics::CONTENT_TYPE)
+            }
+            "/timeline" => {
+                self.board.timeline().to_json(SystemTime::now(), body);
+                Head::new(200, JSON)
+            }
+            _ => not_found(req, body),
+        }
+    }
+}
+
+fn not_found(req: &Request, body: &mut String) -> Head {
+    let _ = writeln!(
+        body,
+        "not found: {} is not a path of this listener; try {}",
+        crate::feed::error::sanitize(&req.path),
+        PATHS.join(" ")
+    );
+    Head::new(404, TEXT)
+}
+
+impl Routes {
+    fn healthz(&self, body: &mut String) -> Head {
+        let l = self.board.liveness();
+        let (ok, why) = healthy(&l);
+        let _ = write!(
+            body,
+            "{}",
+            serde_json::json!({
+                "healthy": ok,
+                "watchdog_beat_age_ms": l.watchdog_beat_age.map(|d| d.as_millis() as u64),
+                "main_tick_age_ms": l.main_tick_age.as_millis() as u64,
+                "problem": why,
+            })
+        );
+        body.push('\n');
+        Head::new(if ok { 200 } else { 503 }, JSON)
+    }
+
+    fn readyz(&self, body: &mut String) -> Head {
+        let p = self.board.latest();
+        let r = readiness(&p.doc);
+        body.push_str(&serde_json::to_string_pretty(&r).unwrap_or_default());
+        body.push('\n');
+        Head::new(if r.ready { 200 } else { 503 }, JSON)
+    }
+}
+
+/// Whether the agent's own threads run, and if not, which one is stuck.
+pub fn healthy(l: &Liveness) -> (bool, Option<&'static str>) {
+    match l.watchdog_beat_age {
+        None => (false, Some("the watchdog thread has not started")),
+        Some(age) if age > WATCHDOG_SILENT_AFTER => (
+            false,
+            Some(
+                "the watchdog thread has stopped beating: the agent is stuck; systemd restarts it when WatchdogSec= is set",
+            ),
+        ),
+        Some(_) if l.main_tick_age > l.main_stuck_after => (
+            false,
+            Some("the main loop is stuck: systemd restarts the agent when WatchdogSec= is set"),
+        ),
+        Some(_) => (true, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_needs_both_threads() {
+        let l = |w: Option<u64>, m: u64| Liveness {
+            watchdog_beat_age: w.map(Duration::from_secs),
+            main_tick_age: Duration::from_secs(m),
+            main_stuck_after: Duration::from_secs(5),
+        };
+        assert_eq!(healthy(&l(Some(1), 0)), (true, None));
+        assert!(!healthy(&l(None, 0)).0);
+        assert!(healthy(&l(Some(10), 0)).1.unwrap().contains("watchdog"));
+        assert!(healthy(&l(Some(1), 10)).1.unwrap().contains("main loop"));
+    }
+}

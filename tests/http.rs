@@ -1,0 +1,311 @@
+//! The HTTP listener of a running agent, over loopback: every endpoint's
+//! codes and bodies (ready and not ready, a market-closed quiet feed
+//! ready), requests that break the rules answered within the timeouts
+//! while the workers stay available, and a canary secret that never shows.
+
+mod common;
+
+use brokerguard::sim::{SimConfig, SimHandle, Simulator};
+use common::*;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+const CANARY: &str = "CanaryHttpToken_9f3b2d77c1";
+
+fn sim() -> SimHandle {
+    Simulator::start(SimConfig {
+        tokens: vec![CANARY.to_string()],
+        data_every: Some(Duration::from_millis(100)),
+        ..SimConfig::default()
+    })
+    .unwrap()
+}
+
+/// The address from the agent's `http: listening on http://ADDR/` line.
+fn listening(dir: &Path) -> SocketAddr {
+    let mut addr = None;
+    assert!(
+        wait_for(Duration::from_secs(15), || {
+            addr = stderr_of(dir).lines().find_map(|l| {
+                let rest = l.split("http: listening on http://").nth(1)?;
+                rest.trim_end().trim_end_matches('/').parse().ok()
+            });
+            addr.is_some()
+        }),
+        "no listening line: {}",
+        stderr_of(dir)
+    );
+    addr.unwrap()
+}
+
+/// One raw request; the status code and the body.
+fn call(addr: SocketAddr, raw: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(raw.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, body)
+}
+
+fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    call(addr, &format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"))
+}
+
+struct Agent {
+    child: Child,
+    dir: TempDir,
+    addr: SocketAddr,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        stop_agent(&mut self.child);
+    }
+}
+
+fn start(tag: &str, feeds: &str, extra: &str) -> Agent {
+    let dir = TempDir::new(tag);
+    let body = format!(
+        "{}[http]\nlisten = \"127.0.0.1:0\"\n{extra}\n{feeds}",
+        agent_toml(dir.path(), "")
+    );
+    let cfg = write_config(dir.path(), &body);
+    std::fs::write(dir.join("credentials.env"), format!("SIG_TOKEN={CANARY}\n")).unwrap();
+    let child = spawn_agent(dir.path(), &cfg, &[]);
+    let addr = listening(dir.path());
+    Agent { child, dir, addr }
+}
+
+/// Dates (UTC) from yesterday to tomorrow: a holiday list that closes
+/// NYSE now, whatever the hour.
+fn holidays_around_now() -> String {
+    let today = jiff::Timestamp::now()
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .date();
+    let days: Vec<String> = [-1i64, 0, 1]
+        .iter()
+        .map(|d| {
+            format!(
+                "\"{}\"",
+                today.checked_add(jiff::Span::new().days(*d)).unwrap()
+            )
+        })
+        .collect();
+    format!("[calendar.nyse]\nholidays = [{}]\n", days.join(", "))
+}
+
+fn ready_code(a: &Agent) -> (u16, serde_json::Value) {
+    let (code, body) = get(a.addr, "/readyz");
+    (code, serde_json::from_str(&body).unwrap_or_default())
+}
+
+#[test]
+fn readyz_waits_for_data_and_names_what_is_wrong() {
+    let s = sim();
+    let feeds = format!(
+        "{}{}",
+        ws_feed_toml("good", &s.url(), "SIG_TOKEN", ""),
+        ws_feed_toml("lacking", &s.url(), "MISSING_TOKEN", "")
+    );
+    let a = start("http-ready", &feeds, "");
+    assert!(wait_for(Duration::from_secs(15), || feed_state(
+        a.dir.path(),
+        "good"
+    )
+    .as_deref()
+        == Some("live")));
+    let (code, r) = ready_code(&a);
+    assert_eq!(code, 503, "{r}");
+    assert_eq!(r["ready"], false);
+    let reasons = r["not_ready"].as_array().unwrap();
+    assert_eq!(reasons.len(), 1, "{r}");
+    assert_eq!(reasons[0]["feed"], "lacking");
+    assert_eq!(reasons[0]["state"], "waiting");
+    assert!(reasons[0]["since"].as_str().unwrap().ends_with('Z'));
+    assert!(
+        reasons[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("MISSING_TOKEN")
+    );
+    assert!(
+        reasons[0]["action"]
+            .as_str()
+            .unwrap()
+            .contains("set-credential")
+    );
+
+    let (code, h) = get(a.addr, "/healthz");
+    assert_eq!(code, 200, "{h}");
+    assert!(h.contains("\"healthy\":true"), "{h}");
+
+    let (code, st) = get(a.addr, "/status");
+    assert_eq!(code, 200);
+    let doc: serde_json::Value = serde_json::from_str(&st).unwrap();
+    assert_eq!(doc["schema"], 1);
+    assert_eq!(doc["feeds"].as_array().unwrap().len(), 2);
+
+    let (code, m) = get(a.addr, "/metrics");
+    assert_eq!(code, 200);
+    for family in [
+        "brokerguard_feed_up{feed=\"good\",broker=\"websocket\"} 1",
+        "brokerguard_feed_state{feed=\"lacking\",broker=\"websocket\",state=\"waiting\"} 1",
+        "brokerguard_credential_present{credential=\"MISSING_TOKEN\"} 0",
+        "brokerguard_credential_present{credential=\"SIG_TOKEN\"} 1",
+        "brokerguard_ready 0",
+        "# TYPE process_resident_memory_bytes gauge",
+    ] {
+        assert!(m.contains(family), "{family} not in\n{m}");
+    }
+    for (_, body) in [(0, &m), (0, &st), (0, &h)] {
+        assert!(!body.contains(CANARY), "the secret leaked");
+    }
+
+    // Without the lacking feed's vote the agent is ready.
+    let feeds = format!(
+        "{}{}",
+        ws_feed_toml("good", &s.url(), "SIG_TOKEN", ""),
+        ws_feed_toml("lacking", &s.url(), "MISSING_TOKEN", "required = false")
+    );
+    let b = start("http-ready2", &feeds, "");
+    assert!(
+        wait_for(Duration::from_secs(15), || ready_code(&b).0 == 200),
+        "{:?}",
+        ready_code(&b)
+    );
+    assert_eq!(ready_code(&b).1["not_ready"], serde_json::json!([]));
+    drop((a, b));
+    s.stop();
+}
+
+#[test]
+fn a_quiet_feed_whose_market_is_closed_is_ready() {
+    // Nothing listens on port 9 of loopback: the feed can only back off.
+    let feeds = ws_feed_toml(
+        "stocks",
+        "ws://127.0.0.1:9/",
+        "SIG_TOKEN",
+        "calendar = \"nyse\"",
+    );
+    let a = start(
+        "http-closed",
+        &format!("{}{feeds}", holidays_around_now()),
+        "",
+    );
+    assert!(
+        wait_for(Duration::from_secs(15), || ready_code(&a).0 == 200),
+        "{:?} {}",
+        ready_code(&a),
+        stderr_of(a.dir.path())
+    );
+    let doc: serde_json::Value = serde_json::from_str(&get(a.addr, "/status").1).unwrap();
+    assert_eq!(doc["feeds"][0]["market"], "closed");
+    assert_ne!(doc["feeds"][0]["state"], "live");
+    let (_, m) = get(a.addr, "/metrics");
+    assert!(
+        m.contains("brokerguard_market_open{feed=\"stocks\",broker=\"websocket\"} 0"),
+        "{m}"
+    );
+}
+
+#[test]
+fn rule_breakers_are_answered_or_dropped_in_time_and_the_workers_stay_available() {
+    let a = start("http-rules", "", "");
+    let addr = a.addr;
+    assert_eq!(get(addr, "/nosuch").0, 404);
+    assert_eq!(
+        call(addr, "POST /status HTTP/1.1\r\nContent-Length: 0\r\n\r\n").0,
+        405
+    );
+    assert_eq!(call(addr, "DELETE / HTTP/1.1\r\n\r\n").0, 405);
+    assert_eq!(call(addr, "garbage\r\n\r\n").0, 400);
+    let long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(9000));
+    assert_eq!(call(addr, &long).0, 431);
+    assert_eq!(
+        call(addr, "POST / HTTP/1.1\r\nContent-Length: 100000\r\n\r\n").0,
+        413
+    );
+    let (code, h) = call(addr, "HEAD /healthz HTTP/1.1\r\n\r\n");
+    assert_eq!((code, h.as_str()), (200, ""));
+
+    // Slow-loris: more clients than workers drip a byte a second. Each is
+    // cut off when its head deadline (5 s) passes, and meanwhile an honest
+    // client is answered (by the accept thread's 503 at worst, never a hang).
+    let loris: Vec<std::thread::JoinHandle<(u16, Duration)>> = (0..4)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                let mut s = TcpStream::connect(addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+                for b in b"GET /healthz HTTP/1.1\r\n".iter().take(10) {
+                    if s.write_all(&[*b]).is_err() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(700));
+                }
+                let mut out = Vec::new();
+                let _ = s.read_to_end(&mut out);
+                let text = String::from_utf8_lossy(&out).into_owned();
+                let code = text
+                    .split(' ')
+                    .nth(1)
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(0);
+                (code, started.elapsed())
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    let (code, _) = get(addr, "/healthz");
+    assert!(code == 200 || code == 503, "got {code}");
+    assert!(t.elapsed() < Duration::from_secs(7), "{:?}", t.elapsed());
+    for l in loris {
+        let (code, took) = l.join().unwrap();
+        assert_eq!(code, 408, "a slow client gets 408");
+        assert!(
+            took < Duration::from_secs(9),
+            "cut off at its deadline, took {took:?}"
+        );
+    }
+    // Afterwards the workers answer at once.
+    let t = Instant::now();
+    assert_eq!(get(addr, "/healthz").0, 200);
+    assert!(t.elapsed() < Duration::from_secs(1));
+}
+
+#[test]
+fn the_textfile_is_written_for_node_exporter() {
+    let dir = TempDir::new("http-textfile");
+    let prom = dir.join("bg.prom");
+    let body = format!(
+        "{}[metrics]\ntextfile = \"{}\"\n",
+        agent_toml(dir.path(), ""),
+        prom.display()
+    );
+    let cfg = write_config(dir.path(), &body);
+    let mut child = spawn_agent(dir.path(), &cfg, &[]);
+    assert!(wait_for(Duration::from_secs(15), || {
+        std::fs::read_to_string(&prom).is_ok_and(|t| t.contains("brokerguard_build_info{version="))
+    }));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&prom).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+    stop_agent(&mut child);
+}
