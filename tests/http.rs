@@ -309,3 +309,118 @@ fn the_textfile_is_written_for_node_exporter() {
     );
     stop_agent(&mut child);
 }
+
+mod browser_login {
+    use super::*;
+    use brokerguard::sim::kite::{KiteSim, KiteSimConfig};
+
+    const API_KEY: &str = "httpkey0000000a1";
+    const API_SECRET: &str = "CanaryHttpKiteSecret000000000001";
+
+    #[test]
+    fn the_callback_exchanges_the_request_token_and_the_feed_goes_live_on_the_new_token() {
+        let sim = KiteSim::start(KiteSimConfig {
+            api_key: API_KEY.into(),
+            api_secret: API_SECRET.into(),
+            access_tokens: vec![],
+            data_every: Some(Duration::from_millis(100)),
+            heartbeat_every: Some(Duration::from_millis(300)),
+            ..KiteSimConfig::default()
+        })
+        .unwrap();
+        let feed = format!(
+            "[[feed]]\nname = \"kmain\"\nbroker = \"kite\"\naccount = \"main\"\ninstruments = [408065]\n\
+             url = \"{}\"\nrest_url = \"{}\"\ncalendar = \"always\"\nconnect_timeout = \"1s\"\nhandshake_timeout = \"2s\"\n",
+            sim.ticker_url(),
+            sim.rest_url()
+        );
+        let dir = TempDir::new("http-login");
+        let cfg = write_config(
+            dir.path(),
+            &format!(
+                "{}[http]\nlisten = \"127.0.0.1:0\"\n{feed}",
+                agent_toml(dir.path(), "")
+            ),
+        );
+        std::fs::write(
+            dir.join("credentials.env"),
+            format!("KITE_MAIN_API_KEY={API_KEY}\nKITE_MAIN_API_SECRET={API_SECRET}\n"),
+        )
+        .unwrap();
+        let child = spawn_agent(dir.path(), &cfg, &[]);
+        let addr = listening(dir.path());
+        let a = Agent { child, dir, addr };
+        assert!(wait_for(Duration::from_secs(15), || feed_state(
+            a.dir.path(),
+            "kmain"
+        )
+        .as_deref()
+            == Some("waiting")));
+
+        // The page offers the login, with the key (public) and never the secret.
+        let (code, page) = get(addr, "/");
+        assert_eq!(code, 200);
+        assert!(
+            page.contains(&format!("api_key={API_KEY}&redirect_params=account%3Dmain")),
+            "{page}"
+        );
+        assert!(!page.contains(API_SECRET));
+
+        // Kite's redirect back, with a request token the simulator issued.
+        let request = sim.issue_request_token();
+        let (code, outcome) = get(
+            addr,
+            &format!(
+                "/kite/callback?action=login&type=login&status=success&request_token={request}&account=main"
+            ),
+        );
+        assert_eq!(code, 200, "{outcome}");
+        assert!(outcome.contains("data-outcome=\"ok\""), "{outcome}");
+        assert!(
+            outcome.contains("KITE_MAIN_ACCESS_TOKEN") && outcome.contains("sha256:"),
+            "{outcome}"
+        );
+        assert!(!outcome.contains(&request) && !outcome.contains(API_SECRET));
+        let written = std::fs::read_to_string(a.dir.join("credentials.env")).unwrap();
+        let token = written
+            .lines()
+            .find_map(|l| l.strip_prefix("KITE_MAIN_ACCESS_TOKEN="))
+            .expect("the token is written")
+            .to_string();
+        assert!(!outcome.contains(&token), "the token itself is never shown");
+        assert!(
+            wait_for(Duration::from_secs(15), || feed_state(
+                a.dir.path(),
+                "kmain"
+            )
+            .as_deref()
+                == Some("live")),
+            "{}",
+            stderr_of(a.dir.path())
+        );
+        // The request token works once: a replay is refused, and says so.
+        let (code, again) = get(
+            addr,
+            &format!("/kite/callback?status=success&request_token={request}"),
+        );
+        assert_eq!(code, 400);
+        assert!(
+            again.contains("data-outcome=\"failed\"") && again.contains("request token"),
+            "{again}"
+        );
+        let (_, m) = get(addr, "/metrics");
+        assert!(
+            m.contains(
+                "brokerguard_token_expiry_timestamp_seconds{credential=\"KITE_MAIN_ACCESS_TOKEN\"}"
+            ),
+            "{m}"
+        );
+        for text in [&m, &get(addr, "/status").1, &stderr_of(a.dir.path())] {
+            assert!(
+                !text.contains(&token) && !text.contains(API_SECRET) && !text.contains(&request)
+            );
+        }
+        drop(a);
+        sim.stop();
+    }
+}

@@ -65,6 +65,8 @@ pub struct FeedsProblem {
 /// operator page shows it as a button.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LoginLink {
+    /// How the button names the broker ("Log in with <label>").
+    pub label: &'static str,
     /// The account it logs in.
     pub account: String,
     /// The broker's login page (it may carry the app's public key, never a

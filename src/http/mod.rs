@@ -10,6 +10,7 @@
 
 pub mod board;
 pub mod metrics;
+pub mod page;
 pub mod process;
 pub mod request;
 pub mod routes;

@@ -23,6 +23,20 @@ use std::time::{Duration, SystemTime};
 
 const JSON: &str = "application/json";
 const TEXT: &str = "text/plain; charset=utf-8";
+const HTML: &str = "text/html; charset=utf-8";
+/// The page loads nothing from elsewhere and may not be framed.
+const PAGE_POLICY: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+                           connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; \
+                           form-action 'none'";
+
+/// The broker whose browser login returns to `path` (`/<broker>/callback`).
+fn callback_broker(path: &str) -> Option<&'static dyn crate::brokers::registry::Broker> {
+    let name = path.strip_prefix('/')?.strip_suffix("/callback")?;
+    crate::brokers::registry::BROKERS
+        .iter()
+        .copied()
+        .find(|b| b.name() == name)
+}
 
 /// The watchdog thread beats about once a second; this many seconds
 /// without a beat means it is not running.
@@ -72,7 +86,14 @@ impl Handler for Routes {
                 self.board.timeline().to_json(SystemTime::now(), body);
                 Head::new(200, JSON)
             }
-            _ => not_found(req, body),
+            "/" => {
+                super::page::render(&self.board.latest(), body);
+                Head::new(200, HTML).with("Content-Security-Policy", PAGE_POLICY)
+            }
+            path => match callback_broker(path) {
+                Some(b) => self.login_callback(b, req, body),
+                None => not_found(req, body),
+            },
         }
     }
 }
@@ -88,6 +109,33 @@ fn not_found(req: &Request, body: &mut String) -> Head {
 }
 
 impl Routes {
+    /// A browser login's return: the broker's token exchange, then a page
+    /// that shows the outcome and the account's feeds reconnecting.
+    fn login_callback(
+        &self,
+        broker: &dyn crate::brokers::registry::Broker,
+        req: &Request,
+        body: &mut String,
+    ) -> Head {
+        let p = self.board.latest();
+        let get = |name: &str| super::request::query_param(&req.query, name);
+        let Some(result) = broker.login_callback(&p.config, &get, SystemTime::now()) else {
+            return not_found(req, body);
+        };
+        match &result {
+            Ok(r) => log::info!(
+                "http: browser login for {} account {} done; feeds {} reconnect",
+                broker.name(),
+                r.account,
+                r.feeds.join(", ")
+            ),
+            Err(e) => log::warn!("http: browser login for {} failed: {e}", broker.name()),
+        }
+        super::page::login_outcome(&result, body);
+        let status = if result.is_ok() { 200 } else { 400 };
+        Head::new(status, HTML).with("Content-Security-Policy", PAGE_POLICY)
+    }
+
     fn healthz(&self, body: &mut String) -> Head {
         let l = self.board.liveness();
         let (ok, why) = healthy(&l);
