@@ -6,7 +6,9 @@
 # REST signing), `ib_async` (the TWS API socket protocol: its client
 # against the TWS simulator, its encoder against the agent's bytes) and
 # `kiteconnect` (Kite's binary ticker parser and login REST client, and the
-# agent's decoded ticks against that parser on the same frames). Creates (or
+# agent's decoded ticks against that parser on the same frames) and
+# `prometheus_client` (its text-format parser reads the agent's /metrics and
+# metrics textfile). Creates (or
 # reuses) a venv under target/interop-venv, installs
 # tests/interop/requirements.txt, builds the binary if needed, runs each
 # suite, and prints `N passed, N failed` as its last line.
@@ -17,7 +19,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 venv="$repo/target/interop-venv"
 python="${PYTHON:-python3}"
-suites=(ws_client_vs_sim.py agent_vs_ws_server.py kraken_vs_sim.py kraken_agent.py ib_async_vs_sim.py agent_vs_tws_stub.py kite_vs_sim.py kite_agent_vs_kiteconnect.py)
+suites=(ws_client_vs_sim.py agent_vs_ws_server.py kraken_vs_sim.py kraken_agent.py ib_async_vs_sim.py agent_vs_tws_stub.py kite_vs_sim.py kite_agent_vs_kiteconnect.py metrics_vs_prometheus_client.py)
 # A suite that hangs is killed after this many seconds and counted as failed.
 suite_timeout=180
 
@@ -37,6 +39,7 @@ if ! cmp -s "$here/requirements.txt" "$stamp"; then
     cp "$here/requirements.txt" "$stamp"
 fi
 echo "interop: websockets $("$venv/bin/python" -c 'import websockets; print(websockets.__version__)'), krakenex $("$venv/bin/python" -c 'import krakenex.version; print(krakenex.version.__version__)')"
+echo "interop: prometheus_client $("$venv/bin/python" -c 'from importlib.metadata import version; print(version("prometheus_client"))')"
 echo "interop: ib_async $("$venv/bin/python" -c 'import ib_async; print(ib_async.__version__)'), kiteconnect $("$venv/bin/python" -c 'from kiteconnect.__version__ import __version__; print(__version__)')"
 
 if [[ -z "${BROKERGUARD_BIN:-}" ]]; then
