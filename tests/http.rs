@@ -30,7 +30,8 @@ fn listening(dir: &Path) -> SocketAddr {
     assert!(
         wait_for(Duration::from_secs(15), || {
             addr = stderr_of(dir).lines().find_map(|l| {
-                let rest = l.split("http: listening on http://").nth(1)?;
+                let rest = l.split("http: listening on ").nth(1)?;
+                let rest = rest.split("://").nth(1)?;
                 rest.trim_end().trim_end_matches('/').parse().ok()
             });
             addr.is_some()
@@ -122,12 +123,12 @@ fn readyz_waits_for_data_and_names_what_is_wrong() {
         ws_feed_toml("lacking", &s.url(), "MISSING_TOKEN", "")
     );
     let a = start("http-ready", &feeds, "");
-    assert!(wait_for(Duration::from_secs(15), || feed_state(
-        a.dir.path(),
-        "good"
-    )
-    .as_deref()
-        == Some("live")));
+    // Live with data: only the lacking feed keeps the agent from ready.
+    assert!(wait_for(Duration::from_secs(15), || {
+        ready_code(&a).1["not_ready"]
+            .as_array()
+            .is_some_and(|r| r.len() == 1)
+    }));
     let (code, r) = ready_code(&a);
     assert_eq!(code, 503, "{r}");
     assert_eq!(r["ready"], false);
@@ -422,5 +423,176 @@ mod browser_login {
         }
         drop(a);
         sim.stop();
+    }
+}
+
+mod exposed {
+    use super::*;
+    use brokerguard::credentials::Secret;
+    use std::process::Stdio;
+
+    const PASSWORD: &str = "CanaryHttpPassword-2c71";
+
+    fn fixture(name: &str) -> String {
+        format!("{}/tests/fixtures/tls/{name}", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    fn tls_section(public: &str) -> String {
+        format!(
+            "[http]\nlisten = \"0.0.0.0:0\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\npublic = [{public}]\n",
+            fixture("server.pem"),
+            fixture("server.key")
+        )
+    }
+
+    /// One request over TLS (trusting the fixtures' CA); status and body.
+    fn call_tls(port: u16, path: &str, auth: Option<&str>) -> (u16, String, String) {
+        use base64::Engine;
+        let ca =
+            native_tls::Certificate::from_pem(&std::fs::read(fixture("ca.pem")).unwrap()).unwrap();
+        let connector = native_tls::TlsConnector::builder()
+            .add_root_certificate(ca)
+            .build()
+            .unwrap();
+        let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut s = connector.connect("localhost", tcp).unwrap();
+        let mut req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n");
+        if let Some(a) = auth {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(a);
+            req.push_str(&format!("Authorization: Basic {b64}\r\n"));
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let status = text
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        (status, head.to_string(), body.to_string())
+    }
+
+    #[test]
+    fn off_loopback_it_needs_tls_and_the_password_except_on_public_paths() {
+        let dir = TempDir::new("http-exposed");
+        let hash =
+            brokerguard::http::auth::stored_form("HTTP_PASSWORD", Secret::new(PASSWORD)).unwrap();
+        let cfg = write_config(
+            dir.path(),
+            &format!(
+                "{}{}",
+                agent_toml(dir.path(), ""),
+                tls_section("\"/healthz\", \"/metrics\"")
+            ),
+        );
+        std::fs::write(
+            dir.join("credentials.env"),
+            format!("HTTP_PASSWORD='{}'\n", hash.expose()),
+        )
+        .unwrap();
+        let child = spawn_agent(dir.path(), &cfg, &[]);
+        let addr = listening(dir.path());
+        assert!(stderr_of(dir.path()).contains("listening on https://0.0.0.0:"));
+        let a = Agent { child, dir, addr };
+        let port = addr.port();
+
+        // Plain HTTP gets no answer: the port speaks TLS only.
+        let (code, _) = call(
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            "GET /healthz HTTP/1.1\r\n\r\n",
+        );
+        assert_eq!(code, 0);
+        // Public paths answer without the password.
+        assert_eq!(call_tls(port, "/healthz", None).0, 200);
+        assert_eq!(call_tls(port, "/metrics", None).0, 200);
+        // Everything else asks for it, and a wrong one is refused.
+        for path in ["/", "/status", "/readyz", "/timeline", "/kite/callback"] {
+            let (code, head, _) = call_tls(port, path, None);
+            assert_eq!(code, 401, "{path}");
+            assert!(
+                head.contains("WWW-Authenticate: Basic realm=\"brokerguard\""),
+                "{head}"
+            );
+        }
+        assert_eq!(call_tls(port, "/status", Some("ops:wrong")).0, 401);
+        let (code, _, body) = call_tls(port, "/status", Some(&format!("ops:{PASSWORD}")));
+        assert_eq!(code, 200, "{body}");
+        assert!(body.contains("\"schema\": 1"));
+        for text in [&body, &stderr_of(a.dir.path())] {
+            assert!(!text.contains(PASSWORD) && !text.contains(&hash.expose()[20..]));
+        }
+    }
+
+    #[test]
+    fn off_loopback_it_refuses_to_start_without_the_password_or_tls() {
+        let dir = TempDir::new("http-refused");
+        let cfg = write_config(
+            dir.path(),
+            &format!("{}{}", agent_toml(dir.path(), ""), tls_section("")),
+        );
+        let mut child = spawn_agent(dir.path(), &cfg, &[]);
+        let code = wait_exit(&mut child, Duration::from_secs(15)).and_then(|s| s.code());
+        assert_eq!(code, Some(78), "{}", stderr_of(dir.path()));
+        let err = stderr_of(dir.path());
+        assert!(
+            err.contains("set-credential HTTP_PASSWORD")
+                && err.contains("alert=start_failed reason=http"),
+            "{err}"
+        );
+
+        // Without TLS the configuration itself is refused, at its line.
+        let dir = TempDir::new("http-refused-tls");
+        let cfg = write_config(
+            dir.path(),
+            &format!(
+                "{}[http]\nlisten = \"0.0.0.0:9187\"\n",
+                agent_toml(dir.path(), "")
+            ),
+        );
+        let mut child = spawn_agent(dir.path(), &cfg, &[]);
+        let code = wait_exit(&mut child, Duration::from_secs(15)).and_then(|s| s.code());
+        assert_eq!(code, Some(78));
+        assert!(
+            stderr_of(dir.path()).contains("needs TLS"),
+            "{}",
+            stderr_of(dir.path())
+        );
+    }
+
+    #[test]
+    fn set_credential_stores_the_password_as_an_argon2id_hash() {
+        let dir = TempDir::new("http-setcred");
+        let file = dir.join("credentials.env");
+        std::fs::write(&file, "").unwrap();
+        let mut c = std::process::Command::new(BIN)
+            .args(["set-credential", "HTTP_PASSWORD", "--file"])
+            .arg(&file)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{PASSWORD}\n").as_bytes())
+            .unwrap();
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            text.contains("HTTP_PASSWORD=") && text.contains("$argon2id$v=19$"),
+            "{text}"
+        );
+        assert!(!text.contains(PASSWORD));
+        assert!(!String::from_utf8_lossy(&out.stderr).contains(PASSWORD));
     }
 }

@@ -75,6 +75,9 @@ pub enum DaemonError {
     },
     /// `preflight = "require"` and a feed failed it (exit 69).
     Preflight(Vec<String>),
+    /// The HTTP listener cannot start: its address (exit 71), or off
+    /// loopback its TLS files or password (exit 78).
+    Http(crate::http::HttpError),
 }
 
 impl fmt::Display for DaemonError {
@@ -83,6 +86,7 @@ impl fmt::Display for DaemonError {
             DaemonError::Config(e) => write!(f, "{e}"),
             DaemonError::Lock(e) => write!(f, "{e}"),
             DaemonError::Os { what, source } => write!(f, "cannot {what}: {source}"),
+            DaemonError::Http(e) => write!(f, "{e}"),
             DaemonError::Preflight(lines) => {
                 write!(f, "preflight failed (agent.preflight = \"require\"):")?;
                 for l in lines {
@@ -135,6 +139,7 @@ impl DaemonError {
             DaemonError::Lock(_) | DaemonError::Os { .. } => {
                 vec![alert("os").with("problem", self)]
             }
+            DaemonError::Http(_) => vec![alert("http").with("problem", self)],
             DaemonError::Preflight(failures) => {
                 let mut out = vec![alert("preflight").with("feeds", failures.len()).with(
                     "action",
@@ -357,6 +362,11 @@ impl Agent {
             http: None,
             last_textfile: None,
         };
+        // Before any feed connects: a listener that cannot start (its
+        // address taken, off loopback without TLS or password) stops the
+        // start with nothing to undo.
+        agent.start_board();
+        agent.start_http()?;
         for f in agent.cfg.feeds.clone() {
             agent.start_feed(&f)?;
         }
@@ -389,9 +399,7 @@ impl Agent {
             }
             Err(e) => log::warn!("cannot start the credential validator thread: {e}"),
         }
-        agent.start_board();
         agent.write_status(true);
-        agent.start_http()?;
         if let Some(n) = &agent.notifier {
             let _ = n.ready();
         }
@@ -526,16 +534,17 @@ impl Agent {
         )));
     }
 
-    /// Starts `[http]`, if configured (after the first publication, so its
-    /// first answer already shows every feed).
+    /// Starts `[http]`, if configured. Until main's first publication
+    /// `/readyz` answers 503 (starting).
     fn start_http(&mut self) -> Result<(), DaemonError> {
         let (Some(cfg), Some(board)) = (&self.cfg.http, &self.board) else {
             return Ok(());
         };
-        let http = Http::start(cfg, board.clone()).map_err(|e| DaemonError::Os {
-            what: "start the HTTP listener".into(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
+        let password = self
+            .store
+            .get(crate::http::auth::PASSWORD_CREDENTIAL)
+            .map(|c| c.value.clone());
+        let http = Http::start(cfg, board.clone(), password.as_ref()).map_err(DaemonError::Http)?;
         self.http = Some(http);
         Ok(())
     }

@@ -10,6 +10,7 @@ use crate::brokers::registry::LoginLink;
 use crate::config::Config;
 use crate::fanout::FanoutStats;
 use crate::status::schema::StatusDoc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -50,6 +51,8 @@ pub type Probe<T> = Box<dyn Fn() -> T + Send + Sync>;
 /// Shared by main (which publishes) and the listener's workers.
 pub struct Board {
     latest: Mutex<Arc<Published>>,
+    /// Main has published at least once (before: the agent is starting).
+    published: AtomicBool,
     timeline: Mutex<Timeline>,
     liveness: Probe<Liveness>,
     fanout: Probe<FanoutStats>,
@@ -58,6 +61,8 @@ pub struct Board {
 }
 
 impl Board {
+    /// A board showing `first` until main publishes (which
+    /// [`Board::is_published`] tells; `/readyz` says "starting" until then).
     pub fn new(
         first: Published,
         liveness: Probe<Liveness>,
@@ -66,6 +71,7 @@ impl Board {
     ) -> Board {
         Board {
             latest: Mutex::new(Arc::new(first)),
+            published: AtomicBool::new(false),
             timeline: Mutex::new(Timeline::default()),
             liveness,
             fanout,
@@ -77,6 +83,12 @@ impl Board {
     pub fn publish(&self, p: Published, wall: SystemTime) {
         self.timeline().record(&p.doc, wall);
         *self.latest.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(p);
+        self.published.store(true, Ordering::Release);
+    }
+
+    /// Whether main has published yet (else the agent is still starting).
+    pub fn is_published(&self) -> bool {
+        self.published.load(Ordering::Acquire)
     }
 
     /// The last publication (cheap: an `Arc`).

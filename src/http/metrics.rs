@@ -17,7 +17,7 @@ use crate::alert::{self, AlertKind};
 use crate::brokers::registry::BROKERS;
 use crate::fanout::FanoutStats;
 use crate::feed::FeedState;
-use crate::status::ready::{feed_ready, readiness};
+use crate::status::ready::{feed_ready, is_ready};
 use crate::status::schema::FeedStatus;
 use std::fmt::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -103,11 +103,7 @@ pub fn render(p: &Published, inputs: &Inputs, out: &mut String) {
         "gauge",
         "1 when every required feed is live with data or quiet because its market is closed (/readyz).",
     );
-    let _ = writeln!(
-        out,
-        "brokerguard_ready {}",
-        bool_value(readiness(&p.doc).ready)
-    );
+    let _ = writeln!(out, "brokerguard_ready {}", bool_value(is_ready(&p.doc)));
 
     feed_gauge(
         out,

@@ -8,6 +8,7 @@
 //! read only what main last published ([`board::Board`]). See
 //! docs/ARCHITECTURE.md ("The HTTP listener").
 
+pub mod auth;
 pub mod board;
 pub mod metrics;
 pub mod page;
@@ -16,8 +17,10 @@ pub mod request;
 pub mod routes;
 pub mod server;
 pub mod timeline;
+pub mod tls;
 
 use crate::config::HttpConfig;
+use crate::credentials::Secret;
 use board::Board;
 use std::fmt;
 use std::net::{SocketAddr, TcpListener};
@@ -33,6 +36,17 @@ pub enum HttpError {
     },
     /// A thread or descriptor could not be had.
     Os(std::io::Error),
+    /// Off loopback, without a usable password hash.
+    Auth(auth::AuthError),
+    /// Off loopback, without a usable certificate and key.
+    Tls(tls::TlsError),
+}
+
+impl HttpError {
+    /// The configuration or a credential must change (not the OS).
+    pub fn is_setup(&self) -> bool {
+        matches!(self, HttpError::Auth(_) | HttpError::Tls(_))
+    }
 }
 
 impl fmt::Display for HttpError {
@@ -44,6 +58,8 @@ impl fmt::Display for HttpError {
                  unit's SocketBindAllow= (it follows [http] listen after `sudo ./install.sh`)"
             ),
             HttpError::Os(e) => write!(f, "cannot start the HTTP listener: {e}"),
+            HttpError::Auth(e) => write!(f, "[http] listen is not loopback, so {e}"),
+            HttpError::Tls(e) => write!(f, "[http] TLS: {e}"),
         }
     }
 }
@@ -56,15 +72,48 @@ pub struct Http {
 }
 
 impl Http {
-    /// Binds `[http] listen` and starts serving `board`.
-    pub fn start(cfg: &HttpConfig, board: Arc<Board>) -> Result<Http, HttpError> {
+    /// Binds `[http] listen` and starts serving `board`. Off loopback it
+    /// serves only over TLS (`tls_cert`, `tls_key`) and asks for the
+    /// password whose hash `password` is (the `HTTP_PASSWORD` credential),
+    /// except on the `public` paths; without either it refuses to start.
+    pub fn start(
+        cfg: &HttpConfig,
+        board: Arc<Board>,
+        password: Option<&Secret>,
+    ) -> Result<Http, HttpError> {
+        let exposed = !cfg.listen.ip().is_loopback();
+        let auth = if exposed {
+            Some(Arc::new(
+                auth::BasicAuth::new(password).map_err(HttpError::Auth)?,
+            ))
+        } else {
+            None
+        };
+        let wrap: Option<Arc<dyn server::Wrap>> = match (&cfg.tls_cert, &cfg.tls_key) {
+            (Some(c), Some(k)) => Some(Arc::new(
+                tls::TlsWrap::from_files(c, k).map_err(HttpError::Tls)?,
+            )),
+            // The configuration refuses this off loopback; say it here too.
+            _ if exposed => {
+                return Err(HttpError::Tls(tls::TlsError::Read {
+                    path: "tls_cert".into(),
+                    source: std::io::Error::other("not set; a listener off loopback needs TLS"),
+                }));
+            }
+            _ => None,
+        };
         let listener = TcpListener::bind(cfg.listen).map_err(|source| HttpError::Bind {
             addr: cfg.listen,
             source,
         })?;
-        let routes = Arc::new(routes::Routes { board });
-        let server = server::Server::start(listener, routes, None).map_err(HttpError::Os)?;
-        log::info!("http: listening on http://{}/", server.local_addr());
+        let scheme = if wrap.is_some() { "https" } else { "http" };
+        let routes = Arc::new(routes::Routes {
+            board,
+            auth,
+            public: cfg.public.clone(),
+        });
+        let server = server::Server::start(listener, routes, wrap).map_err(HttpError::Os)?;
+        log::info!("http: listening on {scheme}://{}/", server.local_addr());
         Ok(Http { server })
     }
 

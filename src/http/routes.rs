@@ -12,6 +12,7 @@
 //! | `/` | the operator page |
 //! | `/<broker>/callback` | a browser login's return: the token exchange |
 
+use super::auth::BasicAuth;
 use super::board::{Board, Liveness};
 use super::metrics::{self, Inputs};
 use super::request::{Method, Request};
@@ -55,10 +56,20 @@ const PATHS: &[&str] = &[
 /// The listener's routes over what main published.
 pub struct Routes {
     pub board: Arc<Board>,
+    /// Off loopback: the password every path but `public` asks for.
+    pub auth: Option<Arc<BasicAuth>>,
+    pub public: Vec<String>,
 }
 
 impl Handler for Routes {
     fn handle(&self, req: &Request, body: &mut String) -> Head {
+        if let Some(auth) = &self.auth {
+            let open = self.public.contains(&req.path);
+            if !open && !auth.check(req.authorization.as_deref()) {
+                body.push_str("unauthorized: this listener asks for the password set with `brokerguard set-credential HTTP_PASSWORD`\n");
+                return Head::new(401, TEXT).with("WWW-Authenticate", super::auth::CHALLENGE);
+            }
+        }
         if !matches!(req.method, Method::Get | Method::Head) {
             body.push_str("method not allowed: this listener answers GET and HEAD\n");
             return Head::new(405, TEXT).with("Allow", "GET, HEAD");
@@ -154,6 +165,10 @@ impl Routes {
     }
 
     fn readyz(&self, body: &mut String) -> Head {
+        if !self.board.is_published() {
+            body.push_str("{\"ready\":false,\"starting\":true,\"not_ready\":[]}\n");
+            return Head::new(503, JSON);
+        }
         let p = self.board.latest();
         let r = readiness(&p.doc);
         body.push_str(&serde_json::to_string_pretty(&r).unwrap_or_default());

@@ -50,6 +50,11 @@ pub fn feed_ready(f: &FeedStatus) -> bool {
     live_with_data || market_closed || f.state == "standby"
 }
 
+/// Whether the agent is ready, without the reasons (allocates nothing).
+pub fn is_ready(doc: &StatusDoc) -> bool {
+    doc.feeds.iter().all(|f| f.optional || feed_ready(f))
+}
+
 /// The verdict on a whole document.
 pub fn readiness(doc: &StatusDoc) -> Readiness {
     let not_ready: Vec<NotReady> = doc
@@ -164,6 +169,8 @@ mod tests {
         }
         // An optional feed is ignored whatever it does.
         assert!(readiness(&doc(vec![live.clone(), optional])).ready);
+        assert!(is_ready(&doc(vec![live.clone(), feed("x", "closed")])));
+        assert!(!is_ready(&doc(vec![live.clone(), feed("x", "backoff")])));
         assert!(readiness(&doc(vec![])).ready);
         let r = readiness(&doc(vec![live, flapping, parked_closed]));
         assert!(!r.ready);
