@@ -93,23 +93,7 @@ pub fn read_request(
         if Instant::now() >= deadline {
             return Err(RequestError::Timeout);
         }
-        conn.set_read_deadline(deadline)
-            .map_err(|_| RequestError::Gone)?;
-        let n = match conn.read(&mut buf[filled..cap]) {
-            Ok(0) => return Err(RequestError::Gone),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Err(RequestError::Timeout);
-            }
-            Err(_) => return Err(RequestError::Gone),
-        };
-        filled += n;
+        filled += read_by(conn, &mut buf[filled..cap], deadline)?;
         match parse_head(&buf[..filled])? {
             Some((req, head_len, body_len)) => {
                 if body_len > limits.max_body {
@@ -136,25 +120,35 @@ fn drain_body(
         if Instant::now() >= deadline {
             return Err(RequestError::Timeout);
         }
-        conn.set_read_deadline(deadline)
-            .map_err(|_| RequestError::Gone)?;
         let take = left.min(buf.len());
-        match conn.read(&mut buf[..take]) {
-            Ok(0) => return Err(RequestError::Gone),
-            Ok(n) => left -= n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Err(RequestError::Timeout);
-            }
-            Err(_) => return Err(RequestError::Gone),
-        }
+        left -= read_by(conn, &mut buf[..take], deadline)?;
     }
     Ok(())
+}
+
+/// One read that may block until `deadline`: the bytes read (0 after a
+/// signal), or why there will be none.
+fn read_by(
+    conn: &mut impl TimedRead,
+    buf: &mut [u8],
+    deadline: Instant,
+) -> Result<usize, RequestError> {
+    conn.set_read_deadline(deadline)
+        .map_err(|_| RequestError::Gone)?;
+    match conn.read(buf) {
+        Ok(0) => Err(RequestError::Gone),
+        Ok(n) => Ok(n),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            Err(RequestError::Timeout)
+        }
+        Err(_) => Err(RequestError::Gone),
+    }
 }
 
 /// A complete head: the request, its length, and the declared body length.

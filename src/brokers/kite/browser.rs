@@ -137,6 +137,28 @@ mod tests {
     }
 
     #[test]
+    fn the_token_expiry_note_names_the_credential_and_the_instant() {
+        use crate::brokers::registry::Broker;
+        let c = cfg(&["main"]);
+        let mut info = std::collections::BTreeMap::new();
+        assert_eq!(super::super::BROKER.token_expiry(&c.feeds[0], &info), None);
+        info.insert(
+            "token_expires".to_string(),
+            "2026-11-28T00:30:00Z (06:00 IST)".to_string(),
+        );
+        let (name, at) = super::super::BROKER
+            .token_expiry(&c.feeds[0], &info)
+            .unwrap();
+        assert_eq!(name, "KITE_MAIN_ACCESS_TOKEN");
+        assert_eq!(
+            at.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(),
+            1_795_825_800
+        );
+        info.insert("token_expires".to_string(), "unknown".to_string());
+        assert_eq!(super::super::BROKER.token_expiry(&c.feeds[0], &info), None);
+    }
+
+    #[test]
     fn the_callback_refuses_what_it_cannot_use_before_any_call() {
         let now = SystemTime::now();
         let q = |pairs: &'static [(&'static str, &'static str)]| {
