@@ -10,7 +10,9 @@
 //! `redirect_params=account=<account>`, which Kite hands back on the
 //! redirect so that one callback serves every account. The request token
 //! arrives in the callback's query; it is single-use and lives minutes, and
-//! it is never logged or shown.
+//! it is never logged or shown. A forged redirect cannot log the agent in
+//! as someone else: a request token belongs to the app that issued it, and
+//! the exchange needs this app's api_secret.
 
 use super::credentials::{FIELD_API_KEY, credential_name};
 use super::login::login_url;
