@@ -240,6 +240,11 @@ fn rule_breakers_are_answered_or_dropped_in_time_and_the_workers_stay_available(
         call(addr, "POST / HTTP/1.1\r\nContent-Length: 100000\r\n\r\n").0,
         413
     );
+    assert_eq!(
+        call(addr, "HEAD /kite/callback?request_token=x HTTP/1.1\r\n\r\n").0,
+        405,
+        "a HEAD must not spend a request token"
+    );
     let (code, h) = call(addr, "HEAD /healthz HTTP/1.1\r\n\r\n");
     assert_eq!((code, h.as_str()), (200, ""));
 

@@ -102,6 +102,12 @@ impl Handler for Routes {
                 Head::new(200, HTML).with("Content-Security-Policy", PAGE_POLICY)
             }
             path => match callback_broker(path) {
+                // The exchange spends the request token: only a GET (the
+                // browser following the redirect) may do it.
+                Some(_) if req.method == Method::Head => {
+                    body.push_str("method not allowed: the login callback answers GET only\n");
+                    Head::new(405, TEXT).with("Allow", "GET")
+                }
                 Some(b) => self.login_callback(b, req, body),
                 None => not_found(req, body),
             },
