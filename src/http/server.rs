@@ -292,7 +292,8 @@ fn worker(
     serving: &Mutex<Vec<Option<TcpStream>>>,
     stopping: &AtomicBool,
 ) {
-    let mut head_buf = vec![0u8; MAX_HEAD];
+    // Allocated at the first connection: an idle listener holds no buffers.
+    let mut head_buf: Vec<u8> = Vec::new();
     let mut body = String::new();
     loop {
         let next = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
@@ -306,6 +307,9 @@ fn worker(
             serving.lock().unwrap_or_else(|p| p.into_inner())[index] = c;
         };
         set(conn.try_clone().ok());
+        if head_buf.is_empty() {
+            head_buf.resize(MAX_HEAD, 0);
+        }
         serve(conn, deadline, handler, wrap, &mut head_buf, &mut body);
         set(None);
         if body.capacity() > KEPT_BUFFER {
