@@ -42,8 +42,9 @@ const ACCEPT_TICK: Duration = Duration::from_secs(3600);
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// How long a stop waits for the threads before it abandons them.
 const STOP_DEADLINE: Duration = Duration::from_secs(2);
-/// A worker's answer buffer is given back down to this after a large answer.
-const KEPT_BUFFER: usize = 64 * 1024;
+/// A worker's answer buffer is given back down to this after a larger
+/// answer (a page, a scrape): an idle listener keeps little.
+const KEPT_BUFFER: usize = 16 * 1024;
 
 /// An answer's status line and headers; the body is the worker's buffer.
 pub struct Head {
@@ -313,7 +314,7 @@ fn worker(
         serve(conn, deadline, handler, wrap, &mut head_buf, &mut body);
         set(None);
         if body.capacity() > KEPT_BUFFER {
-            body = String::with_capacity(KEPT_BUFFER);
+            body = String::new();
         }
     }
 }
