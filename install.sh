@@ -27,7 +27,7 @@ readonly here
 
 usage() {
     cat <<'EOF'
-Usage: sudo ./install.sh [--binary PATH] [--root DIR]
+Usage: sudo ./install.sh [--binary PATH [--allow-dynamic]] [--root DIR]
        sudo ./install.sh --uninstall [--purge] [--root DIR]
        ./install.sh --build-only
 
@@ -53,12 +53,20 @@ files under /etc/brokerguard are always kept, and so is the folder's mode
 and owner when an operator changed them (the difference is reported).
 
 Options:
-  --binary PATH  install this binary instead of building one
+  --binary PATH  install this binary instead of building one; it must be the
+                 static build (./install.sh --build-only makes it): a
+                 dynamically linked one needs the shared libraries of the
+                 host it was built on (libc, libssl), which this server may
+                 lack or upgrade under it, and the unit expects none
+  --allow-dynamic
+                 with --binary: install a dynamically linked binary anyway
+                 (a test host that has its libraries), with a warning
   --build-only   build the static release binary, print its path, install nothing
   --root DIR     install into the staging tree DIR: no systemctl, no useradd;
-                 owners are applied only when the user/group exist on this
-                 host, and the intended ones are recorded in
-                 DIR/.brokerguard-owners ("mode owner:group path" per line)
+                 the intended owners are recorded in DIR/.brokerguard-owners
+                 ("mode owner:group path" per line) and applied only when the
+                 user and group exist on this host (each line printed says
+                 which: "recorded ..., not applied")
   --uninstall    stop and disable the service, remove the binary, the unit
                  and the reference example; keeps /etc/brokerguard,
                  /var/lib/brokerguard, the user and the groups
@@ -72,6 +80,8 @@ Options:
 Without --binary, the binary is built with cargo: static (musl when the
 x86_64-unknown-linux-musl target is installed, else glibc +crt-static) with
 OpenSSL vendored, so it needs no system libraries.
+
+Exit codes: 0 done, 1 failed, 64 the command line was wrong.
 EOF
 }
 
@@ -80,16 +90,22 @@ die() {
     printf 'install.sh: error: %s\n' "$*" >&2
     exit 1
 }
+# usage_error MESSAGE: the command line was wrong (EX_USAGE, as brokerguard).
+usage_error() {
+    printf 'install.sh: error: %s (./install.sh --help lists the options)\n' "$*" >&2
+    exit 64
+}
 
 binary=""
 root=""
 uninstall=false
 purge=false
 build_only=false
+allow_dynamic=false
 while (($#)); do
     case "$1" in
     --binary)
-        (($# >= 2)) || die "--binary needs a path"
+        (($# >= 2)) || usage_error "--binary needs a path"
         binary=$2
         shift 2
         ;;
@@ -98,7 +114,7 @@ while (($#)); do
         shift
         ;;
     --root)
-        (($# >= 2)) || die "--root needs a folder"
+        (($# >= 2)) || usage_error "--root needs a folder"
         root=$2
         shift 2
         ;;
@@ -108,6 +124,10 @@ while (($#)); do
         ;;
     --uninstall)
         uninstall=true
+        shift
+        ;;
+    --allow-dynamic)
+        allow_dynamic=true
         shift
         ;;
     --purge)
@@ -123,13 +143,61 @@ while (($#)); do
         exit 0
         ;;
     *)
-        die "unknown option: $1 (./install.sh --help lists them)"
+        usage_error "unknown option: $1"
         ;;
     esac
 done
 
 if $purge && ! $uninstall; then
-    die "--purge only goes with --uninstall"
+    usage_error "--purge only goes with --uninstall"
+fi
+if $allow_dynamic && [[ -z "$binary" ]]; then
+    usage_error "--allow-dynamic only goes with --binary"
+fi
+
+# linkage PATH: "static", "dynamic" or "unknown", as tests/static/check.sh
+# judges it: an ELF interpreter or a NEEDED library means dynamic.
+linkage() {
+    if command -v readelf >/dev/null; then
+        if readelf -lW "$1" 2>/dev/null | grep -q 'Requesting program interpreter' ||
+            readelf -dW "$1" 2>/dev/null | grep -q '(NEEDED)'; then
+            echo dynamic
+        else
+            echo static
+        fi
+    elif command -v file >/dev/null; then
+        case "$(file -b "$1")" in
+        *"dynamically linked"*) echo dynamic ;;
+        *"statically linked"* | *"static-pie linked"*) echo static ;;
+        *) echo unknown ;;
+        esac
+    else
+        echo unknown
+    fi
+}
+
+# check_static PATH: the unit and the server expect the static build: a
+# dynamic binary needs the build host's shared libraries (libc, libssl) at
+# every start. Refused unless --allow-dynamic.
+check_static() {
+    local why
+    case "$(linkage "$1")" in
+    static) ;;
+    dynamic)
+        why="$1 is dynamically linked: it needs the shared libraries of the host it was built on (libc, libssl), which this server may lack (another release) or lose in an upgrade, and then the service does not start"
+        $allow_dynamic || die "$why; install the static build: ./install.sh --build-only, then --binary with the path it prints (or pass --allow-dynamic to install this one anyway)"
+        printf 'install.sh: WARNING: %s (--allow-dynamic)\n' "$why" >&2
+        ;;
+    *)
+        say "warning: cannot tell whether $1 is static (neither readelf nor file is installed): the service expects the static build (./install.sh --build-only)"
+        ;;
+    esac
+}
+
+# A binary given is judged before anything is created.
+if [[ -n "$binary" ]] && ! $uninstall && ! $build_only; then
+    [[ -f "$binary" && -x "$binary" ]] || die "--binary $binary: not an executable file"
+    check_static "$binary"
 fi
 if [[ -n "$root" ]]; then
     if [[ ! -d "$root" ]]; then
@@ -224,6 +292,16 @@ owner_applies() {
     getent passwd "${1%%:*}" >/dev/null && getent group "${1##*:}" >/dev/null
 }
 
+# shown_owner OWNER:GROUP: the owner as the lines printed say it: in a
+# staging tree without those names it was only recorded, not applied.
+shown_owner() {
+    if owner_applies "$1"; then
+        printf '%s' "$1"
+    else
+        printf '%s recorded in .brokerguard-owners, not applied' "$1"
+    fi
+}
+
 # keep_dir MODE OWNER:GROUP PATH: like ensure_dir, but a folder that exists
 # is the operator's: its mode and owner are reported, never changed.
 keep_dir() {
@@ -233,7 +311,7 @@ keep_dir() {
         mkdir -p "$full"
         chmod "$mode" "$full"
         set_owner "$owner" "$full"
-        say "created $root$path/ ($mode $owner)"
+        say "created $root$path/ ($mode $(shown_owner "$owner"))"
         return 0
     fi
     local have want=$mode
@@ -267,7 +345,7 @@ ensure_dir() {
         mkdir -p "$full"
         chmod "$mode" "$full"
         set_owner "$owner" "$full"
-        say "created $root$path/ ($mode $owner)"
+        say "created $root$path/ ($mode $(shown_owner "$owner"))"
         return 0
     fi
     local had
@@ -299,7 +377,7 @@ install_replacing() {
     install -m "$mode" "$src" "$full.new"
     set_owner root:root "$full.new"
     mv -f "$full.new" "$full"
-    say "$verb $root$path ($mode root:root)"
+    say "$verb $root$path ($mode $(shown_owner root:root))"
     return 0
 }
 
@@ -318,7 +396,7 @@ install_if_missing() {
     fi
     set_owner "$owner" "$full.new"
     mv -f "$full.new" "$full"
-    say "installed $root$path ($mode $owner)"
+    say "installed $root$path ($mode $(shown_owner "$owner"))"
 }
 
 have_systemctl() { ! staging && command -v systemctl >/dev/null; }
@@ -391,6 +469,7 @@ if [[ -z "$binary" ]]; then
     binary=$(build_static)
 fi
 [[ -f "$binary" && -x "$binary" ]] || die "--binary $binary: not an executable file"
+
 
 # 1. The service user: a system account without a login shell, whose home
 #    is the state folder. Created only if missing.
@@ -491,6 +570,7 @@ fi
 
 if staging; then
     say "skipped systemctl daemon-reload and enable (--root)"
+    say "owners: recorded in $owners_file (\"mode owner:group path\"); applied only where the user and group exist on this host"
     exit 0
 fi
 

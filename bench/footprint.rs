@@ -58,7 +58,7 @@ fn wait_or_fail(dir: &Path, what: &str, deadline: Duration, cond: impl FnMut() -
     }
 }
 
-fn stop(dir: &Path, mut agent: Child) {
+fn stop(dir: &Path, mut agent: common::Agent) {
     let code = stop_agent(&mut agent);
     assert_eq!(code, Some(0), "agent stop; stderr:\n{}", stderr_of(dir));
 }

@@ -25,8 +25,7 @@ mod common;
 mod support;
 
 use brokerguard::sim::tws::{TwsFault, TwsSim, TwsSimConfig, TwsSimHandle};
-use common::{TempDir, agent_toml, spawn_agent, stderr_of, stop_agent, write_config};
-use std::process::Child;
+use common::{Agent, TempDir, agent_toml, spawn_agent, stderr_of, stop_agent, write_config};
 use std::time::{Duration, Instant};
 use support::{EventClient, load_average, median, ms_between, worst};
 
@@ -35,7 +34,7 @@ const FEED: &str = "tws";
 struct Bench {
     dir: TempDir,
     sim: TwsSimHandle,
-    agent: Child,
+    agent: Agent,
     bot: EventClient,
 }
 

@@ -82,7 +82,7 @@ fi
 
 # Each broker's and each operator path's own bench prints its figures; their
 # summary lines go into RESULTS.md as printed (per-run detail lines dropped).
-brokers=(nonce kite_decode ibkr_recovery stop rotation)
+brokers=(nonce kite_decode alpaca_decode ibkr_recovery stop rotation)
 log "build the benches"
 cargo bench --locked --no-run --bench footprint --bench fanout --bench recovery --bench soak \
     "${brokers[@]/#/--bench=}"

@@ -10,9 +10,14 @@
 //! (3). [`Alert::emit`] logs through a dedicated target that `logging`
 //! recognises, so no code has to look at a message's text to know it is an
 //! alert.
+//!
+//! Besides the journal, an alert goes to one optional [`set_dispatch`]
+//! hook (the webhooks of `crate::alerts`): a non-blocking hand-off, so a
+//! slow webhook never delays the thread that raised the alert.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 /// Alerts emitted since the process started, by [`AlertKind::index`].
 static RAISED: [AtomicU64; AlertKind::ALL.len()] =
@@ -47,10 +52,15 @@ pub enum AlertKind {
     ClockDrift,
     ConnectionLimit,
     InsecureCredentials,
+    StatusUnwritable,
+    DailyReport,
+    HaTakeover,
+    HaFenced,
+    HaEtcdUnreachable,
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 18] = [
+    pub const ALL: [AlertKind; 23] = [
         AlertKind::FeedDown,
         AlertKind::FeedRecovered,
         AlertKind::FeedFlapping,
@@ -69,6 +79,11 @@ impl AlertKind {
         AlertKind::ClockDrift,
         AlertKind::ConnectionLimit,
         AlertKind::InsecureCredentials,
+        AlertKind::StatusUnwritable,
+        AlertKind::DailyReport,
+        AlertKind::HaTakeover,
+        AlertKind::HaFenced,
+        AlertKind::HaEtcdUnreachable,
     ];
 
     /// The kind's place in [`AlertKind::ALL`].
@@ -100,6 +115,11 @@ impl AlertKind {
             AlertKind::ClockDrift => "clock_drift",
             AlertKind::ConnectionLimit => "connection_limit",
             AlertKind::InsecureCredentials => "insecure_credentials",
+            AlertKind::StatusUnwritable => "status_unwritable",
+            AlertKind::DailyReport => "daily_report",
+            AlertKind::HaTakeover => "ha_takeover",
+            AlertKind::HaFenced => "ha_fenced",
+            AlertKind::HaEtcdUnreachable => "ha_etcd_unreachable",
         }
     }
 
@@ -111,10 +131,20 @@ impl AlertKind {
         )
     }
 
+    /// How bad it is: recoveries and the daily report are notices,
+    /// everything else an error.
+    pub fn severity(self) -> Severity {
+        if self.is_recovery() || self == AlertKind::DailyReport {
+            Severity::Notice
+        } else {
+            Severity::Error
+        }
+    }
+
     /// The `log` level an alert of this kind is recorded at (a recovery is
     /// an info record on the notice target, see [`crate::notice!`]).
     pub fn level(self) -> log::Level {
-        if self.is_recovery() {
+        if self.severity() == Severity::Notice {
             log::Level::Info
         } else {
             log::Level::Error
@@ -125,6 +155,63 @@ impl AlertKind {
 impl fmt::Display for AlertKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// How bad an alert is, in rising order (a webhook's `min_severity`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    /// Good news or information: a recovery, a test.
+    Notice,
+    /// Something is wrong and may need a person.
+    Error,
+}
+
+impl Severity {
+    pub const NAMES: &'static [&'static str] = &["notice", "error"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Notice => "notice",
+            Severity::Error => "error",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Severity> {
+        match s {
+            "notice" => Some(Severity::Notice),
+            "error" => Some(Severity::Error),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where every emitted alert is also handed (the webhooks). It must not
+/// block: it only queues.
+pub type Dispatch = Arc<dyn Fn(&Alert) + Send + Sync>;
+
+static DISPATCH: RwLock<Option<Dispatch>> = RwLock::new(None);
+
+/// Installs (or with `None` removes) the hook every [`Alert::emit`] calls
+/// after logging. One per process: the agent's alerts service.
+pub fn set_dispatch(hook: Option<Dispatch>) {
+    *DISPATCH.write().unwrap_or_else(|p| p.into_inner()) = hook;
+}
+
+fn dispatch(alert: &Alert) {
+    let hook = DISPATCH
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .cloned();
+    if let Some(hook) = hook {
+        hook(alert);
     }
 }
 
@@ -170,11 +257,12 @@ impl Alert {
     /// (`brokerguard_alerts_total`).
     pub fn emit(&self) {
         RAISED[self.kind.index()].fetch_add(1, Ordering::Relaxed);
-        if self.kind.is_recovery() {
+        if self.kind.severity() == Severity::Notice {
             crate::notice!("{self}");
         } else {
             log::error!(target: ALERT_TARGET, "{self}");
         }
+        dispatch(self);
     }
 }
 

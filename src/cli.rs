@@ -108,8 +108,55 @@ pub enum Command {
         #[arg(long, default_value = "60s", value_parser = parse_duration_arg)]
         duration: std::time::Duration,
     },
+    /// Send one test alert through the configured webhooks and print what each answered
+    /// (exit 0 all delivered, 1 otherwise).
+    AlertTest {
+        /// Only this [[alerts.webhook]], by name [default: every webhook].
+        #[arg(long)]
+        webhook: Option<String>,
+        /// Configuration file [default: $BROKERGUARD_CONFIG or /etc/brokerguard/brokerguard.toml]
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Print a running feed's flight recorder: its last frames and state transitions, one JSON
+    /// object a line (exit 0 printed, 1 no such feed or no answer, 3 not running).
+    Blackbox {
+        /// The feed's name.
+        feed: String,
+        /// The agent's configuration file (where its runtime folder is found) [default: $BROKERGUARD_CONFIG or /etc/brokerguard/brokerguard.toml]
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// How long to wait for the agent's answer.
+        #[arg(long, default_value = "5s", value_parser = parse_duration_arg)]
+        timeout: std::time::Duration,
+    },
     /// Run the loopback broker simulator in the foreground.
     Sim(Box<crate::sim::SimCommand>),
+    /// Failover ([ha]): the role and the lease holder, or a planned hand-over.
+    Ha {
+        #[command(subcommand)]
+        action: HaAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum HaAction {
+    /// This agent's failover role and who holds the lease (exit 0 a leader is known, 1 none, 3 not running).
+    Status {
+        /// Configuration file [default: $BROKERGUARD_CONFIG or /etc/brokerguard/brokerguard.toml]
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Hand the lease to the standby: this agent stops its private feeds, releases the lease and
+    /// waits for another node to hold it (exit 0 handed over, 1 not leader or nobody took over, 3 not running).
+    StepDown {
+        /// Configuration file [default: $BROKERGUARD_CONFIG or /etc/brokerguard/brokerguard.toml]
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// How long to wait for another node to take the lease.
+        #[arg(long, default_value = "30s", value_parser = parse_duration_arg)]
+        timeout: std::time::Duration,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -122,8 +169,47 @@ pub enum ConfigAction {
     },
 }
 
+impl Command {
+    /// The command's `--config` (`Some(None)`: it takes one, none was
+    /// given); `None` for a command that reads no configuration.
+    fn config_flag(&self) -> Option<Option<&PathBuf>> {
+        match self {
+            Command::Run { config }
+            | Command::Status { config, .. }
+            | Command::Reload { config, .. }
+            | Command::Config {
+                action: ConfigAction::Check { config },
+            }
+            | Command::Doctor { config, .. }
+            | Command::SetCredential { config, .. }
+            | Command::Check { config, .. }
+            | Command::KiteLogin { config, .. }
+            | Command::AlertTest { config, .. }
+            | Command::Blackbox { config, .. }
+            | Command::Ha {
+                action: HaAction::Status { config } | HaAction::StepDown { config, .. },
+            } => Some(config.as_ref()),
+            Command::Demo { .. } | Command::Sim(_) => None,
+        }
+    }
+}
+
 fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
     config::parse_duration(s)
+}
+
+/// Whether the command reads secrets (credentials, tokens, request
+/// tokens): it makes itself non-dumpable first.
+fn holds_secrets(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Run { .. }
+            | Command::Doctor { .. }
+            | Command::SetCredential { .. }
+            | Command::Check { .. }
+            | Command::KiteLogin { .. }
+            | Command::Demo { .. }
+    )
 }
 
 /// Parses `args` and runs the command; returns the process exit code.
@@ -140,6 +226,15 @@ pub fn main<I: IntoIterator<Item = OsString>>(args: I) -> u8 {
             };
         }
     };
+    if holds_secrets(&cli.command) {
+        // Before any secret is read: no core dump, no ptrace by a neighbour.
+        // It cannot fail with these arguments; a refusal only loses that.
+        let _ = crate::os::process::forbid_core_dumps();
+    }
+    // Every fix a command prints carries this configuration (see fixcmd).
+    if let Some(path) = cli.command.config_flag() {
+        crate::fixcmd::set_config_path(&config::resolve_path(path.cloned()));
+    }
     match cli.command {
         Command::Run { config } => run(config),
         Command::Status { config, json } => status(config, json),
@@ -171,7 +266,14 @@ pub fn main<I: IntoIterator<Item = OsString>>(args: I) -> u8 {
                 exit::SOFTWARE
             }
         },
+        Command::AlertTest { webhook, config } => alert_test(webhook.as_deref(), config),
+        Command::Blackbox {
+            feed,
+            config,
+            timeout,
+        } => blackbox(&feed, config, timeout),
         Command::Sim(args) => sim(&args),
+        Command::Ha { action } => ha(action),
     }
 }
 
@@ -186,6 +288,7 @@ fn kite_login(
         Ok(c) => c,
         Err(code) => return code,
     };
+    use_host_fingerprints("kite-login", &cfg);
     let request_token = match request_token.as_deref() {
         None => None,
         Some("-") => match crate::credentials::setcred::read_secret_from_stdin() {
@@ -241,6 +344,17 @@ fn run(config: Option<PathBuf>) -> u8 {
     }
 }
 
+/// Installs the host's fingerprint key (from the state folder) so the
+/// fingerprints a command shows match the agent's; when it cannot be read,
+/// says that this run's fingerprints are its own.
+fn use_host_fingerprints(command: &str, cfg: &config::Config) {
+    if let Err(e) = crate::credentials::fingerprint::use_host_key(&cfg.agent.state_dir) {
+        eprintln!(
+            "brokerguard {command}: {e}; fingerprints shown here are this run's own and do not match the agent's (run as root or the service user to compare them)"
+        );
+    }
+}
+
 fn load_or_exit(config: Option<PathBuf>) -> Result<config::Config, u8> {
     let path = config::resolve_path(config);
     daemon::load_config(&path).map_err(|e| {
@@ -253,13 +367,16 @@ fn config_check(config: Option<PathBuf>) -> u8 {
     match load_or_exit(config) {
         Ok(cfg) => {
             print!("{}", config::effective_toml(&cfg));
-            let n = cfg.feeds.len();
             eprintln!(
-                "{}: configuration is valid ({n} {})",
+                "{}: configuration is valid ({})",
                 cfg.path.display(),
-                if n == 1 { "feed" } else { "feeds" }
+                crate::count::count(cfg.feeds.len(), "feed", "feeds")
             );
-            for w in config::literal_secret_warnings(&cfg) {
+            for w in config::setup_warnings(&cfg) {
+                eprintln!("warning: {w}");
+            }
+            let sources = crate::credentials::Sources::from_process(&cfg.agent);
+            for w in crate::credentials::doctor::undefined_credentials(&cfg, &sources) {
                 eprintln!("warning: {w}");
             }
             for (file, mode) in
@@ -278,33 +395,30 @@ fn config_check(config: Option<PathBuf>) -> u8 {
     }
 }
 
-/// Where the agent's runtime folder is, for `status`. The bot's user (in
-/// `brokerguard-clients`) may read status.json but not the configuration
-/// under /etc/brokerguard: a configuration it is not allowed to read means
-/// the default folder, not a failure.
-fn runtime_dir_for_status(config: Option<PathBuf>) -> Result<PathBuf, u8> {
-    let path = config::resolve_path(config);
-    match daemon::load_config(&path) {
-        Ok(cfg) => Ok(cfg.agent.runtime_dir),
+/// Where the agent's runtime folder is, for `status`, and what is wrong with
+/// the configuration if anything (printed beside the agent's state, never
+/// instead of it: an agent keeps running its last good configuration after
+/// the file went bad, and a missing file does not mean a failure but that no
+/// agent was started from it). The bot's user (in `brokerguard-clients`)
+/// may read status.json but not the configuration under /etc/brokerguard:
+/// a configuration it is not allowed to read means the default folder, and
+/// no problem worth saying.
+fn runtime_dir_for_status(path: &std::path::Path) -> (PathBuf, Option<DaemonError>) {
+    match daemon::load_config(path) {
+        Ok(cfg) => (cfg.agent.runtime_dir, None),
         Err(DaemonError::Config(config::ConfigError::Read { source, .. }))
             if source.kind() == std::io::ErrorKind::PermissionDenied =>
         {
-            Ok(config::AgentConfig::defaults().runtime_dir)
+            (config::AgentConfig::defaults().runtime_dir, None)
         }
-        Err(e) => {
-            eprintln!("brokerguard: {e}");
-            Err(exit::CONFIG)
-        }
+        Err(e) => (runtime_dir_in_file(path), Some(e)),
     }
 }
 
-/// Where the running agent's runtime folder is, for `reload`: from the
-/// configuration even when it is invalid (the agent is the one to reject
-/// it, and must be told), as far as it can be read.
-fn runtime_dir_for_reload(path: &std::path::Path) -> PathBuf {
-    if let Ok(cfg) = daemon::load_config(path) {
-        return cfg.agent.runtime_dir;
-    }
+/// The `agent.runtime_dir` written in a configuration that does not load
+/// (the default when the file or the key cannot be read): where an agent
+/// started from an earlier, good version of it runs.
+fn runtime_dir_in_file(path: &std::path::Path) -> PathBuf {
     std::fs::read_to_string(path)
         .ok()
         .and_then(|text| text.parse::<toml::Table>().ok())
@@ -317,9 +431,62 @@ fn runtime_dir_for_reload(path: &std::path::Path) -> PathBuf {
         .unwrap_or_else(|| config::AgentConfig::defaults().runtime_dir)
 }
 
+/// Where the running agent's runtime folder is, for `reload`: from the
+/// configuration even when it is invalid (the agent is the one to reject
+/// it, and must be told), as far as it can be read. A file that cannot be
+/// read at all (a typo in --config) is the error, as for every other
+/// command: no agent can be asked to load it.
+fn runtime_dir_for_reload(path: &std::path::Path) -> Result<PathBuf, DaemonError> {
+    match daemon::load_config(path) {
+        Ok(cfg) => Ok(cfg.agent.runtime_dir),
+        Err(e @ DaemonError::Config(config::ConfigError::Read { .. })) => Err(e),
+        Err(_) => Ok(runtime_dir_in_file(path)),
+    }
+}
+
+fn ha(action: HaAction) -> u8 {
+    use crate::ha::command::{self, Outcome};
+    let outcome = match action {
+        HaAction::Status { config } => {
+            // Like `status`: the running agent's word, whatever the file says now.
+            let (dir, _) = runtime_dir_for_status(&config::resolve_path(config));
+            command::status(&dir)
+        }
+        HaAction::StepDown { config, timeout } => {
+            match runtime_dir_for_reload(&config::resolve_path(config)) {
+                Ok(dir) => command::step_down(&dir, timeout),
+                Err(e) => {
+                    eprintln!("brokerguard ha: {e}");
+                    return exit::CONFIG;
+                }
+            }
+        }
+    };
+    match outcome {
+        Outcome::Ok(line) => {
+            println!("{line}");
+            exit::OK
+        }
+        Outcome::Failed(line) => {
+            eprintln!("brokerguard ha: {line}");
+            exit::FAILURE
+        }
+        Outcome::NotRunning(line) => {
+            eprintln!("brokerguard ha: {line}");
+            exit::NOT_RUNNING
+        }
+    }
+}
+
 fn reload(config: Option<PathBuf>, timeout: std::time::Duration) -> u8 {
     let path = config::resolve_path(config);
-    let runtime_dir = runtime_dir_for_reload(&path);
+    let runtime_dir = match runtime_dir_for_reload(&path) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("brokerguard reload: {e}");
+            return exit::CONFIG;
+        }
+    };
     match daemon::reload::request(&runtime_dir, timeout) {
         Ok(outcome) if outcome.applied() => {
             println!(
@@ -355,11 +522,9 @@ fn reload(config: Option<PathBuf>, timeout: std::time::Duration) -> u8 {
 }
 
 fn status(config: Option<PathBuf>, json: bool) -> u8 {
-    let runtime_dir = match runtime_dir_for_status(config) {
-        Ok(d) => d,
-        Err(code) => return code,
-    };
-    match show::observe(&runtime_dir) {
+    let path = config::resolve_path(config);
+    let (runtime_dir, config_problem) = runtime_dir_for_status(&path);
+    let code = match show::observe(&runtime_dir) {
         Observed::NotRunning { stale } => {
             if json {
                 println!("{{\"running\": false}}");
@@ -383,11 +548,104 @@ fn status(config: Option<PathBuf>, json: bool) -> u8 {
             } else {
                 print!("{}", show::render_table(&doc, std::time::SystemTime::now()));
             }
-            match show::health(&doc) {
+            // The agent's own account of a rejected reload is in the table;
+            // the file's problems are said again only when they differ (it
+            // changed since, and is not reloaded yet).
+            if let Some(e) = &config_problem {
+                let shown = doc
+                    .agent
+                    .reload
+                    .as_ref()
+                    .filter(|r| r.result == crate::status::schema::ReloadStatus::REJECTED)
+                    .is_some_and(|r| {
+                        r.problems
+                            .iter()
+                            .map(String::as_str)
+                            .eq(e.to_string().lines())
+                    });
+                if !shown {
+                    eprintln!(
+                        "\nthe configuration file has problems; the agent keeps running the configuration it had:\n{e}"
+                    );
+                }
+            }
+            return match show::health(&doc) {
                 Health::AllLive => exit::OK,
                 Health::Degraded => exit::FAILURE,
+            };
+        }
+    };
+    // No agent: the configuration's problem is why it may not start, said
+    // after the answer to the question asked.
+    if let Some(e) = config_problem {
+        eprintln!("brokerguard status: {e}");
+    }
+    code
+}
+
+/// `blackbox FEED`: the running agent's recorder of one feed, as NDJSON.
+fn blackbox(feed: &str, config: Option<PathBuf>, timeout: std::time::Duration) -> u8 {
+    let (runtime_dir, _) = runtime_dir_for_status(&config::resolve_path(config));
+    match crate::daemon::blackbox::request(&runtime_dir, feed, timeout) {
+        Ok(text) => {
+            print!("{text}");
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("brokerguard: {e}");
+            match e {
+                crate::daemon::blackbox::BlackboxError::NotRunning { .. } => exit::NOT_RUNNING,
+                _ => exit::FAILURE,
             }
         }
+    }
+}
+
+/// `alert-test`: one test alert per webhook, each answer on its own line.
+fn alert_test(only: Option<&str>, config: Option<PathBuf>) -> u8 {
+    let cfg = match load_or_exit(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if cfg.alerts.webhooks.is_empty() {
+        eprintln!(
+            "brokerguard: {} has no [[alerts.webhook]]; add one (README, \"Webhook alerts\")",
+            cfg.path.display()
+        );
+        return exit::FAILURE;
+    }
+    let sources = crate::credentials::Sources::from_process(&cfg.agent);
+    let required = crate::credentials::required_names(&cfg);
+    let store = crate::credentials::CredentialStore::load(&sources, &required).store;
+    let lookup = |name: &str| store.get(name).map(|c| c.value.clone());
+    let Some(answers) = crate::alerts::test_webhooks(&cfg, &lookup, only) else {
+        let names: Vec<&str> = cfg
+            .alerts
+            .webhooks
+            .iter()
+            .map(|w| w.name.as_str())
+            .collect();
+        eprintln!(
+            "brokerguard: no webhook named {:?}; the configured ones are {}",
+            only.unwrap_or_default(),
+            names.join(", ")
+        );
+        return exit::USAGE;
+    };
+    for a in &answers {
+        println!(
+            "{} {} ({}, {}): {}",
+            if a.delivered { "ok  " } else { "FAIL" },
+            a.webhook,
+            a.format,
+            a.target,
+            a.answer
+        );
+    }
+    if answers.iter().all(|a| a.delivered) {
+        exit::OK
+    } else {
+        exit::FAILURE
     }
 }
 
@@ -396,6 +654,7 @@ fn doctor(config: Option<PathBuf>, json: bool, online: bool) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
+    use_host_fingerprints("doctor", &cfg);
     let sources = crate::credentials::Sources::from_process(&cfg.agent);
     let mut report = crate::credentials::doctor::audit(&cfg, &sources, std::path::Path::new("/"));
     // What the running agent says about each feed (the key set in use, ...).
@@ -433,6 +692,14 @@ fn doctor(config: Option<PathBuf>, json: bool, online: bool) -> u8 {
 }
 
 fn set_credential(name: &str, config: Option<PathBuf>, file: Option<PathBuf>) -> u8 {
+    // The fingerprint printed below is the agent's when the configuration
+    // (its state folder) can be read; with --file it may not be needed.
+    match daemon::load_config(&config::resolve_path(config.clone())) {
+        Ok(cfg) => use_host_fingerprints("set-credential", &cfg),
+        Err(_) => eprintln!(
+            "brokerguard set-credential: no configuration read, so the fingerprint shown is this run's own (pass --config to show the agent's)"
+        ),
+    }
     let target = match file {
         Some(f) => f,
         None => match load_or_exit(config) {
@@ -497,6 +764,7 @@ fn check(names: &[String], config: Option<PathBuf>, json: bool) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
+    use_host_fingerprints("check", &cfg);
     let unknown: Vec<&String> = names
         .iter()
         .filter(|n| !cfg.feeds.iter().any(|f| &f.name == *n))
@@ -558,5 +826,33 @@ fn check(names: &[String], config: Option<PathBuf>, json: bool) -> u8 {
         exit::OK
     } else {
         exit::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_that_reads_a_secret_forbids_core_dumps_first() {
+        let holds = |args: &[&str]| {
+            let cli =
+                Cli::try_parse_from(std::iter::once("brokerguard").chain(args.iter().copied()))
+                    .unwrap();
+            holds_secrets(&cli.command)
+        };
+        for args in [
+            &["run"][..],
+            &["doctor"],
+            &["set-credential", "A"],
+            &["check"],
+            &["kite-login", "--account", "main"],
+            &["demo"],
+        ] {
+            assert!(holds(args), "{args:?}");
+        }
+        for args in [&["status"][..], &["reload"], &["config", "check"]] {
+            assert!(!holds(args), "{args:?}");
+        }
     }
 }

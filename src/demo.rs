@@ -22,7 +22,11 @@ use std::time::{Duration, Instant};
 /// The longest a step waits for a fault's effect, or for its recovery.
 const STEP_DEADLINE: Duration = Duration::from_secs(12);
 /// The most a step waits for steady data after a recovery.
-const STEADY: Duration = Duration::from_secs(3);
+const STEADY: Duration = Duration::from_secs(5);
+/// The demo feed's `backoff.stable_after`: an outage is over once data has
+/// kept flowing this long, so the next fault waits for it (and a little
+/// more) and every fault is an outage of its own.
+const STABLE_AFTER: Duration = Duration::from_secs(2);
 /// How long each fault is held once its effect is seen.
 const HOLD: Duration = Duration::from_millis(1500);
 
@@ -131,13 +135,14 @@ pong_timeout = "1s"
 stall_after = "2s"
 connect_timeout = "2s"
 handshake_timeout = "2s"
-backoff = {{ initial = "200ms", max = "1s", stable_after = "2s", parked_retry = "30s" }}
-"#
+backoff = {{ initial = "200ms", max = "1s", stable_after = "{stable}", parked_retry = "30s" }}
+"#,
+        stable = crate::timefmt::human(STABLE_AFTER)
     )
 }
 
 /// Runs the demo; `duration` bounds the whole run (the script takes about
-/// 20 s; a fault that would start after it is skipped and reported).
+/// 30 s; a fault that would start after it is skipped and reported).
 pub fn run(duration: Duration) -> Result<(), String> {
     let dir = std::env::temp_dir().join(format!("brokerguard-demo-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -195,7 +200,8 @@ fn run_in(dir: &Path, duration: Duration) -> Result<(), String> {
 
     let steps = [
         Step {
-            what: "answers every client message by closing with code 1000 (the 3-hour outage)",
+            what: "answers every client message (the login) by closing with code 1000: each \
+                   connection dies as soon as it is made, and the feed flaps",
             fault: Fault::CloseOnClientMessage { code: 1000 },
             special: None,
         },
@@ -368,14 +374,17 @@ fn run_step(
             human(gap)
         );
         drop(s);
-        // Let it run steadily a moment before the next fault.
-        let n = shared
-            .seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .data
-            .len();
-        shared.wait(Instant::now() + STEADY, |s| s.data.len() >= n + 5);
+        // Let data keep flowing for stable_after, so the agent has called
+        // this outage over before the next fault.
+        let back = {
+            let s = shared.seen.lock().unwrap_or_else(|p| p.into_inner());
+            s.data.iter().copied().find(|t| *t >= cleared)
+        }
+        .unwrap_or(cleared);
+        let stable = back + STABLE_AFTER + Duration::from_millis(300);
+        shared.wait(Instant::now() + STEADY, |s| {
+            s.data.last().is_some_and(|t| *t >= stable)
+        });
         let total = shared
             .seen
             .lock()
@@ -383,8 +392,9 @@ fn run_step(
             .data
             .len();
         println!(
-            "{}  BOT     {total} messages so far, in order",
-            stamp(start)
+            "{}  BOT     {} so far, in order",
+            stamp(start),
+            crate::count::count(total, "message", "messages")
         );
         Some(gap)
     } else {
@@ -472,8 +482,9 @@ fn spawn_reader(
                     Some("flapping") => {
                         let n = v["connections"].as_u64().unwrap_or(0);
                         println!(
-                            "{}  AGENT   flapping: {n} connections died before they were stable",
-                            stamp(start)
+                            "{}  AGENT   flapping: {} died before they were stable",
+                            stamp(start),
+                            crate::count::count(n as usize, "connection", "connections")
                         );
                         s.flapping.push((now, n));
                     }

@@ -106,11 +106,7 @@ pub fn print_now(level: Level, origin: Origin, msg: &str) {
 
 /// (st_dev, st_ino) of file descriptor 2, if it is open.
 fn stderr_dev_ino() -> Option<(u64, u64)> {
-    // SAFETY: an all-zero `stat` is a valid value; fstat only writes into it.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: fstat on fd 2 with a pointer to our own struct.
-    let rc = unsafe { libc::fstat(libc::STDERR_FILENO, &mut st) };
-    (rc == 0).then_some((st.st_dev, st.st_ino))
+    crate::os::fs::stderr_identity()
 }
 
 /// Whether `$JOURNAL_STREAM` (`"<dev>:<ino>"`, decimal, as systemd writes it)

@@ -9,7 +9,7 @@
 //! every draw, can.
 //!
 //! Each key has `<state_dir>/nonce/<key id>` (the key id is the credential's
-//! fingerprint, `sha256:1f2e3d4c`, stored as `sha256-1f2e3d4c`). A draw opens
+//! fingerprint, `hmac:1f2e3d4c`, stored as `hmac-1f2e3d4c`). A draw opens
 //! it, takes an exclusive `flock` (never a blocking call without a deadline:
 //! `LOCK_NB` polls, then a bounded wait, so a hung holder is a named error,
 //! never a hang), reads the last value, issues
@@ -32,20 +32,28 @@
 //! order their nonces were drawn; the waiting is bounded like the draw's.
 
 use std::fmt;
-use std::fs::{DirBuilder, File, OpenOptions};
+use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::clock::Clock;
+use crate::os::{
+    self,
+    fs::{Access, Dir, Owners},
+    lock::Kind,
+};
 use crate::timefmt::human;
 
 /// The folder under `agent.state_dir` that holds one counter file per key.
 pub const NONCE_DIR: &str = "nonce";
+
+/// The floor a new counter starts above (a failover takeover's; a dot
+/// keeps it apart from every key id's file name).
+const FLOOR_FILE: &str = ".floor";
 
 /// How long a draw waits for another process to release a counter's lock.
 /// A draw holds it for one read, one write and one fsync (well under a
@@ -76,7 +84,7 @@ pub fn next_nonce(now_us: u64, last: Option<u64>) -> Option<u64> {
     }
 }
 
-/// The file name for a key id: `sha256:1f2e3d4c` → `sha256-1f2e3d4c`.
+/// The file name for a key id: `hmac:1f2e3d4c` → `hmac-1f2e3d4c`.
 /// `None` unless the id is 1 to 64 ASCII letters, digits, `:`, `_` or `-`
 /// (so it can never climb out of the folder or hide as a dot file).
 pub fn file_name_for(key_id: &str) -> Option<String> {
@@ -121,6 +129,9 @@ pub enum NonceError {
     Corrupt { path: PathBuf, found: String },
     /// The file holds `u64::MAX`: no larger nonce exists.
     Exhausted { path: PathBuf },
+    /// The disk holding the state folder is full: the counter could not be
+    /// written or synced, so the nonce was not handed out.
+    DiskFull { path: PathBuf, state_dir: PathBuf },
     /// Reading, writing, syncing or locking failed.
     Io {
         path: PathBuf,
@@ -140,6 +151,7 @@ impl NonceError {
             | NonceError::CallsBusy { path, .. }
             | NonceError::Corrupt { path, .. }
             | NonceError::Exhausted { path }
+            | NonceError::DiskFull { path, .. }
             | NonceError::Io { path, .. } => Some(path),
         }
     }
@@ -150,8 +162,7 @@ impl NonceError {
 fn access_remedy(source: &io::Error, state_dir: &Path) -> Option<String> {
     match source.kind() {
         io::ErrorKind::PermissionDenied => {
-            // SAFETY: geteuid has no preconditions and cannot fail.
-            let uid = unsafe { libc::geteuid() };
+            let uid = os::user::euid();
             Some(format!(
                 "permission denied for uid {uid}; the state folder must belong to the user \
                  brokerguard runs as: sudo chown -R brokerguard: {}",
@@ -172,10 +183,20 @@ impl fmt::Display for NonceError {
         match self {
             NonceError::KeyId { len } => write!(
                 f,
-                "a nonce key id must be a credential fingerprint such as sha256:1f2e3d4c \
+                "a nonce key id must be a credential fingerprint such as hmac:1f2e3d4c \
                  (1 to {MAX_KEY_ID_LEN} letters, digits, ':', '_' or '-'); got {len} characters \
                  that are not (not shown: it may be a secret)"
             ),
+            NonceError::Folder {
+                source, state_dir, ..
+            } if os::fs::names_itself(source, state_dir) => {
+                write!(f, "cannot use the nonce folder: {source}")
+            }
+            NonceError::Open {
+                source, state_dir, ..
+            } if os::fs::names_itself(source, state_dir) => {
+                write!(f, "cannot open the nonce counter: {source}")
+            }
             NonceError::Folder {
                 dir,
                 state_dir,
@@ -241,6 +262,15 @@ impl fmt::Display for NonceError {
                 path.display(),
                 u64::MAX
             ),
+            NonceError::DiskFull { path, state_dir } => write!(
+                f,
+                "the disk holding {} is full: the nonce counter {} cannot be written, so no \
+                 signed call is made (no nonce is used before it is on disk, none is ever reused); \
+                 free space there (df -h {})",
+                state_dir.display(),
+                path.display(),
+                state_dir.display()
+            ),
             NonceError::Io {
                 path,
                 action,
@@ -273,6 +303,10 @@ pub struct NonceStore {
     dir: PathBuf,
     clock: Arc<dyn Clock>,
     lock_timeout: Duration,
+    /// Who may own the state folder (root, us, the service user).
+    owners: Owners,
+    /// Where a counter's bytes go (a seam: tests make the disk full).
+    disk: Arc<dyn CounterDisk>,
 }
 
 impl fmt::Debug for NonceStore {
@@ -293,7 +327,22 @@ impl NonceStore {
             dir: state_dir.join(NONCE_DIR),
             clock,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            owners: Owners::of_this_process(),
+            disk: Arc::new(RealDisk),
         }
+    }
+
+    /// Trusts a state folder of these owners only (tests stand in an
+    /// unprivileged user for the service user).
+    pub fn with_owners(mut self, owners: Owners) -> NonceStore {
+        self.owners = owners;
+        self
+    }
+
+    #[cfg(test)]
+    fn with_disk(mut self, disk: Arc<dyn CounterDisk>) -> NonceStore {
+        self.disk = disk;
+        self
     }
 
     /// Waits at most `timeout` for another process's lock instead of
@@ -319,15 +368,23 @@ impl NonceStore {
     /// drawn for it from this state folder, and on disk before it is returned.
     pub fn draw(&self, key_id: &str) -> Result<u64, NonceError> {
         let path = self.path_of(key_id)?;
-        let file = self.open_for_draw(&path)?;
-        let _locked = Flock::take(&file, &path, libc::LOCK_EX, self.lock_timeout)?;
-        let (last, len) = read_counter(&file, &path)?;
+        let dir = self.open_dir()?;
+        let file = self.open_for_draw(&dir, &path)?;
+        let _locked = Flock::take(&file, &path, Kind::Exclusive, self.lock_timeout)?;
+        let (mut last, len) = read_counter(&file, &path)?;
+        if last.is_none() {
+            // A key this host never signed with starts above the floor a
+            // failover takeover set (`raise_floor`), not at the clock alone.
+            last = self.floor(&dir)?;
+        }
         let next = next_nonce(micros_since_epoch(self.clock.wall()), last)
             .ok_or_else(|| NonceError::Exhausted { path: path.clone() })?;
-        write_counter(&file, &path, next, len)?;
+        // Durable before it is handed out: if the write or the fsync fails
+        // (a full disk), the error goes back and the nonce is never used.
+        write_counter(&*self.disk, &file, &path, &self.state_dir, next, len)?;
         if last.is_none() {
             // A new counter's name must survive a crash as well as its value.
-            sync_dir(&self.dir);
+            let _ = dir.sync();
         }
         Ok(next)
     }
@@ -339,8 +396,9 @@ impl NonceStore {
     /// were drawn. [`NonceStore::draw`] itself does not need the claim.
     pub fn lock_calls(&self, key_id: &str, wait: Duration) -> Result<CallLock, NonceError> {
         let path = self.path_of(key_id)?.with_extension(CALL_LOCK_EXTENSION);
-        let file = self.open_for_draw(&path)?;
-        match Flock::take(&file, &path, libc::LOCK_EX, wait) {
+        let dir = self.open_dir()?;
+        let file = self.open_for_draw(&dir, &path)?;
+        match Flock::take(&file, &path, Kind::Exclusive, wait) {
             // The guard borrows `file`; `CallLock` owns both and unlocks on drop.
             Ok(guard) => std::mem::forget(guard),
             Err(NonceError::LockTimeout { path, waited }) => {
@@ -355,54 +413,150 @@ impl NonceStore {
     /// `doctor` and `status`). Creates nothing.
     pub fn last(&self, key_id: &str) -> Result<Option<u64>, NonceError> {
         let path = self.path_of(key_id)?;
-        let file = match OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-        {
+        let dir = match self.existing_dir() {
+            Ok(Some(d)) => d,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let file = match dir.open_file(file_name(&path), Access::Read) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(NonceError::Open {
-                    path,
-                    state_dir: self.state_dir.clone(),
-                    source,
-                });
-            }
+            Err(source) => return Err(self.open_error(&path, source)),
         };
         // Shared: a draw's write is never seen half done.
-        let _locked = Flock::take(&file, &path, libc::LOCK_SH, self.lock_timeout)?;
+        let _locked = Flock::take(&file, &path, Kind::Shared, self.lock_timeout)?;
         Ok(read_counter(&file, &path)?.0)
     }
 
-    /// Opens (creating it 0600, and the folder 0700, if needed) a counter for
-    /// reading and writing. std opens with O_CLOEXEC, so a child process
-    /// never inherits the descriptor and with it the lock.
-    fn open_for_draw(&self, path: &Path) -> Result<File, NonceError> {
-        let open = || {
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(path)
-        };
-        let file = match open() {
-            Ok(f) => f,
-            // Only the folder can be missing: the file is created.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                self.create_dir()?;
-                open().map_err(|source| self.open_error(path, source))?
+    /// Raises every counter of this state folder to at least `at_least`,
+    /// and the floor that a counter not yet created starts above. A new
+    /// failover leader calls this with the last nonce its predecessor
+    /// recorded (plus a margin), so its nonces are above every nonce the
+    /// old leader sent, whatever the two hosts' clocks say.
+    pub fn raise_floor(&self, at_least: u64) -> Result<(), NonceError> {
+        let dir = self.open_dir()?;
+        for name in self
+            .counter_names(&dir)?
+            .into_iter()
+            .chain([FLOOR_FILE.to_string()])
+        {
+            let path = self.dir.join(&name);
+            let file = self.open_for_draw(&dir, &path)?;
+            let _locked = Flock::take(&file, &path, Kind::Exclusive, self.lock_timeout)?;
+            let (last, len) = read_counter(&file, &path)?;
+            if last.is_none_or(|l| l < at_least) {
+                write_counter(&*self.disk, &file, &path, &self.state_dir, at_least, len)?;
             }
-            Err(source) => return Err(self.open_error(path, source)),
+        }
+        let _ = dir.sync();
+        Ok(())
+    }
+
+    /// The largest nonce drawn for any key from this state folder (what a
+    /// failover leader records in etcd), `None` when none was.
+    pub fn high_water(&self) -> Result<Option<u64>, NonceError> {
+        let Some(dir) = self.existing_dir()? else {
+            return Ok(None);
         };
-        self.give_to_state_owner(&file, path)?;
+        let mut high = None;
+        for name in self.counter_names(&dir)? {
+            let path = self.dir.join(&name);
+            let Ok(file) = dir.open_file(&name, Access::Read) else {
+                continue;
+            };
+            let _locked = Flock::take(&file, &path, Kind::Shared, self.lock_timeout)?;
+            high = high.max(read_counter(&file, &path)?.0);
+        }
+        Ok(high)
+    }
+
+    /// The floor set by [`NonceStore::raise_floor`], if any.
+    fn floor(&self, dir: &Dir) -> Result<Option<u64>, NonceError> {
+        let path = self.dir.join(FLOOR_FILE);
+        let Ok(file) = dir.open_file(FLOOR_FILE, Access::Read) else {
+            return Ok(None);
+        };
+        let _locked = Flock::take(&file, &path, Kind::Shared, self.lock_timeout)?;
+        Ok(read_counter(&file, &path)?.0)
+    }
+
+    /// Every key's counter file in the nonce folder (not the call locks,
+    /// not the floor, no link: a directory entry's type is not followed).
+    fn counter_names(&self, dir: &Dir) -> Result<Vec<String>, NonceError> {
+        let entries = match std::fs::read_dir(dir.path()) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(self.open_error(&self.dir, source)),
+        };
+        Ok(entries
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .filter_map(|e| e.file_name().to_str().map(String::from))
+            .filter(|n| !n.starts_with('.') && !n.ends_with(".calls"))
+            .collect())
+    }
+
+    fn folder_error(&self, source: io::Error) -> NonceError {
+        NonceError::Folder {
+            dir: self.dir.clone(),
+            state_dir: self.state_dir.clone(),
+            source,
+        }
+    }
+
+    /// The nonce folder, if it exists, by the no-follow rule: the state
+    /// folder is opened and checked (owner, not writable by everyone) and
+    /// `nonce` is opened relative to it without following a link.
+    fn existing_dir(&self) -> Result<Option<Dir>, NonceError> {
+        let state = match Dir::open(&self.state_dir, &self.owners) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.folder_error(e)),
+        };
+        match state.subdir(NONCE_DIR, None, &self.owners) {
+            Ok(d) => Ok(Some(d)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.folder_error(e)),
+        }
+    }
+
+    /// The nonce folder, created 0700 (and the state folder with it) if
+    /// missing. When root creates it in a state folder of another user (the
+    /// service user), it is given to that user through its handle.
+    fn open_dir(&self) -> Result<Dir, NonceError> {
+        let state = Dir::open_or_create(&self.state_dir, 0o700, &self.owners)
+            .map_err(|e| self.folder_error(e))?;
+        let dir = state
+            .subdir(NONCE_DIR, Some(0o700), &self.owners)
+            .map_err(|e| self.folder_error(e))?;
+        if let Some((uid, gid)) = state_owner_if_root(&state) {
+            let st = dir.stat().map_err(|e| self.folder_error(e))?;
+            if (st.uid, st.gid) != (uid, gid) {
+                os::fs::give(dir.as_file(), uid, gid).map_err(|e| self.folder_error(e))?;
+            }
+        }
+        Ok(dir)
+    }
+
+    /// Opens (creating it 0600 if needed) a counter for reading and
+    /// writing, never through a link, and only a regular file. Opened with
+    /// O_CLOEXEC, so a child process never inherits the descriptor and
+    /// with it the lock.
+    fn open_for_draw(&self, dir: &Dir, path: &Path) -> Result<File, NonceError> {
+        let file = dir
+            .open_file(file_name(path), Access::ReadWriteCreate(0o600))
+            .map_err(|source| self.open_error(path, source))?;
+        self.give_to_state_owner(dir, &file, path)?;
         Ok(file)
     }
 
     fn open_error(&self, path: &Path, source: io::Error) -> NonceError {
+        if is_disk_full(&source) {
+            return NonceError::DiskFull {
+                path: path.to_path_buf(),
+                state_dir: self.state_dir.clone(),
+            };
+        }
         NonceError::Open {
             path: path.to_path_buf(),
             state_dir: self.state_dir.clone(),
@@ -410,62 +564,73 @@ impl NonceStore {
         }
     }
 
-    fn create_dir(&self) -> Result<(), NonceError> {
-        let folder_error = |source| NonceError::Folder {
-            dir: self.dir.clone(),
-            state_dir: self.state_dir.clone(),
-            source,
-        };
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
-            .map_err(folder_error)?;
-        if let Some((uid, gid)) = self.state_owner_if_root() {
-            chown(&self.dir, uid, gid).map_err(folder_error)?;
-        }
-        Ok(())
-    }
-
     /// When root (`sudo brokerguard doctor --online`) draws first, the files
     /// it creates must still belong to the service user, or the daemon could
-    /// no longer open them: they take the owner of the state folder.
-    fn give_to_state_owner(&self, file: &File, path: &Path) -> Result<(), NonceError> {
-        let Some((uid, gid)) = self.state_owner_if_root() else {
+    /// no longer open them: they take the owner of the nonce folder (given
+    /// to the state folder's owner by [`NonceStore::open_dir`]).
+    fn give_to_state_owner(&self, dir: &Dir, file: &File, path: &Path) -> Result<(), NonceError> {
+        if !os::user::is_root() {
             return Ok(());
-        };
-        let meta = file.metadata().map_err(|source| NonceError::Io {
+        }
+        let io_error = |action, source| NonceError::Io {
             path: path.to_path_buf(),
-            action: "inspect",
+            action,
             source,
-        })?;
-        if meta.uid() == uid && meta.gid() == gid {
+        };
+        let owner = dir.stat().map_err(|e| io_error("inspect", e))?;
+        if owner.uid == 0 {
             return Ok(());
         }
-        // SAFETY: the descriptor is open for the duration of the call.
-        if unsafe { libc::fchown(file.as_raw_fd(), uid, gid) } != 0 {
-            return Err(NonceError::Io {
-                path: path.to_path_buf(),
-                action: "hand over (chown)",
-                source: io::Error::last_os_error(),
-            });
+        let st = os::fs::stat(file).map_err(|e| io_error("inspect", e))?;
+        if (st.uid, st.gid) == (owner.uid, owner.gid) {
+            return Ok(());
         }
-        Ok(())
-    }
-
-    /// The state folder's owner, when this process is root and the folder
-    /// belongs to someone else.
-    fn state_owner_if_root(&self) -> Option<(u32, u32)> {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
-            return None;
-        }
-        let meta = std::fs::metadata(&self.state_dir).ok()?;
-        (meta.uid() != 0).then(|| (meta.uid(), meta.gid()))
+        os::fs::give(file, owner.uid, owner.gid).map_err(|e| io_error("hand over (chown)", e))
     }
 }
 
-/// The extension of a key's call lock beside its counter (`sha256-1f2e3d4c.calls`).
+/// The state folder's owner, when this process is root and the folder
+/// belongs to someone else.
+fn state_owner_if_root(state: &Dir) -> Option<(u32, u32)> {
+    if !os::user::is_root() {
+        return None;
+    }
+    let st = state.stat().ok()?;
+    (st.uid != 0).then_some((st.uid, st.gid))
+}
+
+/// The last component of a counter's path (made by `path_of`, so a plain name).
+fn file_name(path: &Path) -> &str {
+    path.file_name().and_then(|n| n.to_str()).unwrap_or("")
+}
+
+/// ENOSPC or EDQUOT: the disk (or the user's quota on it) is full.
+fn is_disk_full(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+}
+
+/// Where a counter's bytes go: the file itself, or in tests a disk that
+/// fills up on command.
+pub(crate) trait CounterDisk: Send + Sync {
+    /// Writes all of `bytes` at `offset`.
+    fn write_at(&self, file: &File, bytes: &[u8], offset: u64) -> io::Result<()>;
+    /// Makes the file's data durable (fsync).
+    fn sync(&self, file: &File) -> io::Result<()>;
+}
+
+struct RealDisk;
+
+impl CounterDisk for RealDisk {
+    fn write_at(&self, file: &File, bytes: &[u8], offset: u64) -> io::Result<()> {
+        file.write_all_at(bytes, offset)
+    }
+
+    fn sync(&self, file: &File) -> io::Result<()> {
+        file.sync_all()
+    }
+}
+
+/// The extension of a key's call lock beside its counter (`hmac-1f2e3d4c.calls`).
 const CALL_LOCK_EXTENSION: &str = "calls";
 
 /// A key's signed calls, claimed by this caller (see
@@ -483,13 +648,8 @@ impl fmt::Debug for CallLock {
 impl Drop for CallLock {
     fn drop(&mut self) {
         // Closing the file releases it too; unlocking says so explicitly.
-        // SAFETY: the descriptor is open until this struct is gone.
-        unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_UN) };
+        let _ = os::lock::unlock(&self.file);
     }
-}
-
-fn chown(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
-    std::os::unix::fs::chown(path, Some(uid), Some(gid))
 }
 
 /// Microseconds since the Unix epoch; 0 before it.
@@ -521,7 +681,7 @@ impl<'f> Flock<'f> {
     fn take(
         file: &'f File,
         path: &Path,
-        op: libc::c_int,
+        kind: Kind,
         timeout: Duration,
     ) -> Result<Flock<'f>, NonceError> {
         let start = Instant::now();
@@ -533,7 +693,7 @@ impl<'f> Flock<'f> {
         let mut pause = Duration::from_micros(20);
         let mut helper_tried = false;
         loop {
-            if flock_once(file, op | libc::LOCK_NB).map_err(lock_error)? {
+            if os::lock::try_lock(file, kind).map_err(lock_error)? {
                 return Ok(Flock { file });
             }
             let waited = start.elapsed();
@@ -545,7 +705,7 @@ impl<'f> Flock<'f> {
             }
             if waited >= POLL_FIRST && !helper_tried {
                 helper_tried = true;
-                match wait_in_kernel(file, op, timeout - waited) {
+                match wait_in_kernel(file, kind, timeout - waited) {
                     Waited::Locked => return Ok(Flock { file }),
                     Waited::TimedOut => {
                         return Err(NonceError::LockTimeout {
@@ -566,23 +726,6 @@ impl<'f> Flock<'f> {
 /// How long a contended lock is polled before the wait moves into the kernel.
 const POLL_FIRST: Duration = Duration::from_millis(10);
 
-/// One `flock` call, retried on EINTR: `true` taken, `false` held
-/// elsewhere (only with `LOCK_NB`).
-fn flock_once(file: &File, op: libc::c_int) -> io::Result<bool> {
-    loop {
-        // SAFETY: the descriptor is open for the duration of the call.
-        if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
-            return Ok(true);
-        }
-        let err = io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EWOULDBLOCK) => return Ok(false),
-            Some(libc::EINTR) => continue,
-            _ => return Err(err),
-        }
-    }
-}
-
 /// Helper threads blocked in `flock` right now, in this process. A draw
 /// that timed out leaves its helper blocked until the stuck holder lets go
 /// (it then unlocks at once); the cap keeps a long hang from piling them up.
@@ -598,7 +741,7 @@ enum Waited {
 }
 
 /// A blocking `flock(op)` in a helper thread, waited for at most `timeout`.
-fn wait_in_kernel(file: &File, op: libc::c_int, timeout: Duration) -> Waited {
+fn wait_in_kernel(file: &File, kind: Kind, timeout: Duration) -> Waited {
     if LOCK_HELPERS.fetch_add(1, Ordering::SeqCst) >= MAX_LOCK_HELPERS {
         LOCK_HELPERS.fetch_sub(1, Ordering::SeqCst);
         return Waited::NoHelper;
@@ -607,18 +750,17 @@ fn wait_in_kernel(file: &File, op: libc::c_int, timeout: Duration) -> Waited {
         LOCK_HELPERS.fetch_sub(1, Ordering::SeqCst);
         return Waited::NoHelper;
     };
-    let (tx, rx) = mpsc::sync_channel::<io::Result<bool>>(1);
+    let (tx, rx) = mpsc::sync_channel::<io::Result<()>>(1);
     let spawned = std::thread::Builder::new()
         .name("nonce-lock".into())
         .stack_size(64 << 10)
         .spawn(move || {
-            let got = flock_once(&dup, op);
+            let got = os::lock::lock(&dup, kind);
             LOCK_HELPERS.fetch_sub(1, Ordering::SeqCst);
             if let Err(unsent) = tx.send(got) {
-                if matches!(unsent.0, Ok(true)) {
+                if unsent.0.is_ok() {
                     // The draw gave up meanwhile: release what it no longer wants.
-                    // SAFETY: dup is open until this thread ends.
-                    unsafe { libc::flock(dup.as_raw_fd(), libc::LOCK_UN) };
+                    let _ = os::lock::unlock(&dup);
                 }
             }
         });
@@ -640,8 +782,7 @@ impl Drop for Flock<'_> {
     fn drop(&mut self) {
         // Closing the file would release it too; unlocking first keeps the
         // lock no longer than the draw even if the caller keeps the file.
-        // SAFETY: the descriptor outlives the guard.
-        unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_UN) };
+        let _ = os::lock::unlock(self.file);
     }
 }
 
@@ -689,63 +830,51 @@ fn parse_counter(bytes: &[u8], path: &Path) -> Result<Option<u64>, NonceError> {
 
 /// Writes `value` in place and fsyncs. `old_len` is the length read under
 /// the same lock: only a hand-written file of another length needs trimming.
-fn write_counter(file: &File, path: &Path, value: u64, old_len: usize) -> Result<(), NonceError> {
-    let io_error = |action: &'static str, source| NonceError::Io {
-        path: path.to_path_buf(),
-        action,
-        source,
+/// A full disk is [`NonceError::DiskFull`], naming the state folder.
+fn write_counter(
+    disk: &dyn CounterDisk,
+    file: &File,
+    path: &Path,
+    state_dir: &Path,
+    value: u64,
+    old_len: usize,
+) -> Result<(), NonceError> {
+    let io_error = |action: &'static str, source: io::Error| {
+        if is_disk_full(&source) {
+            NonceError::DiskFull {
+                path: path.to_path_buf(),
+                state_dir: state_dir.to_path_buf(),
+            }
+        } else {
+            NonceError::Io {
+                path: path.to_path_buf(),
+                action,
+                source,
+            }
+        }
     };
     let text = format!("{value:0WIDTH$}\n");
-    file.write_all_at(text.as_bytes(), 0)
+    disk.write_at(file, text.as_bytes(), 0)
         .map_err(|e| io_error("write", e))?;
     if old_len > text.len() {
         file.set_len(text.len() as u64)
             .map_err(|e| io_error("write", e))?;
     }
-    file.sync_all().map_err(|e| io_error("fsync", e))
-}
-
-/// Best effort: fsync a folder so a newly created entry is durable. A
-/// failure only weakens durability across a power cut, and the value itself
-/// is already synced, so it is not an error.
-fn sync_dir(dir: &Path) {
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
+    disk.sync(file).map_err(|e| io_error("fsync", e))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::clock::FakeClock;
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     /// 2026-11-22T09:00:00Z.
     const T0: u64 = 1_795_338_000;
     const KEY: &str = "sha256:1f2e3d4c";
 
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(tag: &str) -> TempDir {
-            use std::sync::atomic::{AtomicU32, Ordering};
-            static N: AtomicU32 = AtomicU32::new(0);
-            let p = std::env::temp_dir().join(format!(
-                "bg-nonce-{tag}-{}-{}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::Relaxed)
-            ));
-            let _ = std::fs::remove_dir_all(&p);
-            std::fs::create_dir_all(&p).unwrap();
-            TempDir(p)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    /// A fresh folder, removed on drop.
+    use crate::os::fs::tests::Scratch as TempDir;
 
     fn us(secs: u64) -> u64 {
         secs * 1_000_000
@@ -756,8 +885,40 @@ mod tests {
     }
 
     fn is_root() -> bool {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        unsafe { libc::geteuid() == 0 }
+        os::user::is_root()
+    }
+
+    /// An exclusive lock on `file`, as another process would hold it.
+    fn hold(file: &File) -> Flock<'_> {
+        Flock::take(file, Path::new("holder"), Kind::Exclusive, Duration::ZERO).unwrap()
+    }
+
+    #[test]
+    fn a_takeover_floor_lifts_every_counter_and_every_new_one() {
+        let dir = TempDir::new("floor");
+        let clock = FakeClock::at_unix(T0);
+        let s = store(&dir.0, &clock);
+        assert_eq!(s.high_water().unwrap(), None);
+        let drawn = s.draw(KEY).unwrap();
+        assert_eq!(drawn, us(T0));
+        assert_eq!(s.high_water().unwrap(), Some(drawn));
+        // The old leader's clock ran 60 s ahead of ours.
+        let floor = us(T0 + 60);
+        s.raise_floor(floor).unwrap();
+        assert!(s.draw(KEY).unwrap() > floor, "an existing key");
+        assert!(
+            s.draw("sha256:99999999").unwrap() > floor,
+            "a key never used here"
+        );
+        // The floor file is not a key: the high-water mark is a key's.
+        assert_eq!(
+            s.high_water().unwrap(),
+            s.last("sha256:99999999").unwrap().max(s.last(KEY).unwrap())
+        );
+        // A floor below the counters leaves them alone.
+        let before = s.last(KEY).unwrap();
+        s.raise_floor(1).unwrap();
+        assert_eq!(s.last(KEY).unwrap(), before);
     }
 
     #[test]
@@ -842,7 +1003,7 @@ mod tests {
         assert!(matches!(e, NonceError::KeyId { len: 20 }), "{e:?}");
         let shown = e.to_string();
         assert!(!shown.contains(secret), "{shown}");
-        assert!(shown.contains("sha256:1f2e3d4c"), "{shown}");
+        assert!(shown.contains("hmac:1f2e3d4c"), "{shown}");
         assert!(
             !d.0.join(NONCE_DIR).exists(),
             "nothing created for a bad id"
@@ -978,8 +1139,7 @@ mod tests {
         // flock locks belong to an open file description, so a second
         // open in this process contends like another process would.
         let holder = File::open(s.path_of(KEY).unwrap()).unwrap();
-        let held =
-            Flock::take(&holder, Path::new("holder"), libc::LOCK_EX, Duration::ZERO).unwrap();
+        let held = hold(&holder);
         let started = Instant::now();
         let e = s.draw(KEY).unwrap_err();
         let took = started.elapsed();
@@ -1011,8 +1171,7 @@ mod tests {
         let s = store(&d.0, &FakeClock::at_unix(T0));
         let first = s.draw(KEY).unwrap();
         let holder = File::open(s.path_of(KEY).unwrap()).unwrap();
-        let held =
-            Flock::take(&holder, Path::new("holder"), libc::LOCK_EX, Duration::ZERO).unwrap();
+        let held = hold(&holder);
         std::thread::scope(|scope| {
             let waiter = scope.spawn(|| s.draw(KEY));
             // Release only once the waiter has moved into the kernel wait.
@@ -1044,12 +1203,10 @@ mod tests {
             scope
                 .spawn(|| {
                     if is_root() {
-                        // SAFETY: plain syscalls changing this thread's credentials only.
-                        unsafe {
-                            libc::setfsgid(65534);
-                            libc::setfsuid(65534);
-                            assert_eq!(libc::setfsuid(u32::MAX), 65534, "setfsuid did not apply");
-                        }
+                        assert!(
+                            os::user::act_on_files_as(65534, 65534),
+                            "setfsuid did not apply"
+                        );
                     }
                     store.draw(KEY).unwrap_err()
                 })
@@ -1094,12 +1251,115 @@ mod tests {
             return; // only root can create files for another user
         }
         let d = TempDir::new("owner");
-        chown(&d.0, 4242, 4343).unwrap();
-        let s = store(&d.0, &FakeClock::at_unix(T0));
+        std::os::unix::fs::chown(&d.0, Some(4242), Some(4343)).unwrap();
+        let s = store(&d.0, &FakeClock::at_unix(T0)).with_owners(Owners::only(&[0, 4242]));
         s.draw(KEY).unwrap();
         for p in [s.dir().to_path_buf(), s.path_of(KEY).unwrap()] {
             let m = std::fs::metadata(&p).unwrap();
             assert_eq!((m.uid(), m.gid()), (4242, 4343), "{}", p.display());
         }
+    }
+
+    #[test]
+    fn root_never_follows_a_link_planted_in_the_state_folder() {
+        use crate::os::fs::tests::{NOBODY, assert_untouched, folder_of_nobody, victim};
+        let Some(state) = folder_of_nobody("nonce-link") else {
+            return;
+        };
+        let elsewhere = TempDir::new("nonce-elsewhere");
+        let target = victim(&elsewhere);
+        let s = store(&state.0, &FakeClock::at_unix(T0)).with_owners(Owners::only(&[0, NOBODY]));
+        // The nonce folder is a link to a root folder: nothing is created
+        // there and that folder is not given away.
+        std::os::unix::fs::symlink(&elsewhere.0, state.0.join(NONCE_DIR)).unwrap();
+        let e = s.draw(KEY).unwrap_err();
+        assert!(e.to_string().contains("is a symlink"), "{e}");
+        assert_eq!(
+            std::fs::read_dir(&elsewhere.0).unwrap().count(),
+            1,
+            "created through the link"
+        );
+        assert_eq!(
+            std::fs::metadata(&elsewhere.0).unwrap().uid(),
+            0,
+            "chowned through the link"
+        );
+        // A counter that is a link to a root-only file: refused, untouched.
+        std::fs::remove_file(state.0.join(NONCE_DIR)).unwrap();
+        std::fs::create_dir(state.0.join(NONCE_DIR)).unwrap();
+        std::os::unix::fs::chown(state.0.join(NONCE_DIR), Some(NOBODY), Some(NOBODY)).unwrap();
+        std::os::unix::fs::symlink(&target, s.path_of(KEY).unwrap()).unwrap();
+        let e = s.draw(KEY).unwrap_err();
+        assert!(e.to_string().contains("is a symlink"), "{e}");
+        assert!(s.last(KEY).is_err());
+        assert_untouched(&target);
+        // A plain folder of the state folder's owner works, and what root
+        // creates there belongs to that owner.
+        std::fs::remove_file(s.path_of(KEY).unwrap()).unwrap();
+        assert_eq!(s.draw(KEY).unwrap(), us(T0));
+        assert_eq!(
+            std::fs::metadata(s.path_of(KEY).unwrap()).unwrap().uid(),
+            NOBODY
+        );
+    }
+
+    /// A disk that fills up on command: the write fails, or only the fsync.
+    #[derive(Default)]
+    struct FillingDisk {
+        write_fails: std::sync::atomic::AtomicBool,
+        sync_fails: std::sync::atomic::AtomicBool,
+    }
+
+    impl CounterDisk for FillingDisk {
+        fn write_at(&self, file: &File, bytes: &[u8], offset: u64) -> io::Result<()> {
+            if self.write_fails.load(Ordering::SeqCst) {
+                return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+            }
+            RealDisk.write_at(file, bytes, offset)
+        }
+
+        fn sync(&self, file: &File) -> io::Result<()> {
+            if self.sync_fails.load(Ordering::SeqCst) {
+                return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+            }
+            RealDisk.sync(file)
+        }
+    }
+
+    #[test]
+    fn a_full_disk_fails_the_draw_naming_the_disk_and_no_nonce_is_ever_reused() {
+        let d = TempDir::new("full");
+        let clock = FakeClock::at_unix(T0);
+        let disk = Arc::new(FillingDisk::default());
+        let s = store(&d.0, &clock).with_disk(disk.clone());
+        let mut handed_out = vec![s.draw(KEY).unwrap(), s.draw(KEY).unwrap()];
+        for fault in [&disk.write_fails, &disk.sync_fails] {
+            fault.store(true, Ordering::SeqCst);
+            for _ in 0..3 {
+                let e = s.draw(KEY).unwrap_err();
+                assert!(matches!(e, NonceError::DiskFull { .. }), "{e:?}");
+                let shown = e.to_string();
+                assert!(
+                    shown.starts_with(&format!("the disk holding {} is full", d.0.display())),
+                    "{shown}"
+                );
+                assert!(shown.contains("no signed call is made"), "{shown}");
+                assert!(
+                    shown.contains(&format!("df -h {}", d.0.display())),
+                    "{shown}"
+                );
+            }
+            fault.store(false, Ordering::SeqCst);
+            handed_out.push(s.draw(KEY).unwrap());
+        }
+        // The clock never moved: every nonce came from the counter, each
+        // larger than the last, even after a write that reached the file
+        // but whose fsync failed.
+        assert!(handed_out.windows(2).all(|w| w[0] < w[1]), "{handed_out:?}");
+        assert_eq!(handed_out[..2], [us(T0), us(T0) + 1]);
+        assert!(
+            handed_out[3] > handed_out[2] + 1,
+            "the unsynced value is skipped too: {handed_out:?}"
+        );
     }
 }

@@ -4,8 +4,9 @@
 //! instance) is readable. The fan-out's accept thread and the credential
 //! watcher sleep on it instead of waking on a tick to look at a flag.
 
+use crate::os::poll::{EventFd, PollFd, poll};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::time::Duration;
 
 /// What [`StopFd::wait`] saw.
@@ -21,65 +22,29 @@ pub enum Woken {
 
 /// The stop side of a sleeping thread (share it with an `Arc`).
 #[derive(Debug)]
-pub struct StopFd(OwnedFd);
+pub struct StopFd(EventFd);
 
 impl StopFd {
     pub fn new() -> io::Result<StopFd> {
-        // SAFETY: eventfd takes no pointers; a non-negative result is a new
-        // descriptor that nothing else owns.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fd was just created and is owned by no one else.
-        Ok(StopFd(unsafe { OwnedFd::from_raw_fd(fd) }))
+        EventFd::new().map(StopFd)
     }
 
     /// Makes every [`wait`](Self::wait) from now on return `Stop` at once.
     pub fn wake(&self) {
-        let one: u64 = 1;
-        // SAFETY: writes 8 bytes from a live u64 to an eventfd we own; it
-        // fails only if the counter would overflow, i.e. it is readable
-        // already.
-        unsafe {
-            libc::write(
-                self.0.as_raw_fd(),
-                (&one as *const u64).cast(),
-                std::mem::size_of::<u64>(),
-            );
-        }
+        self.0.signal();
     }
 
     /// Sleeps until `fd` is readable, a wake, or `timeout` (rounded up to
     /// a millisecond, so a short remaining debounce does not spin).
-    pub fn wait(&self, fd: &impl AsRawFd, timeout: Duration) -> io::Result<Woken> {
+    pub fn wait(&self, fd: &impl AsFd, timeout: Duration) -> io::Result<Woken> {
         let mut fds = [
-            libc::pollfd {
-                fd: fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: self.0.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
+            PollFd::new(fd.as_fd(), true, false),
+            PollFd::new(self.0.as_fd(), true, false),
         ];
-        let ms = libc::c_int::try_from(timeout.as_nanos().div_ceil(1_000_000))
-            .unwrap_or(libc::c_int::MAX);
-        // SAFETY: two valid pollfds for the duration of the call.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::Interrupted {
-                Ok(Woken::Timeout)
-            } else {
-                Err(e)
-            };
-        }
-        Ok(if fds[1].revents != 0 {
+        poll(&mut fds, Some(timeout))?;
+        Ok(if fds[1].any() {
             Woken::Stop
-        } else if fds[0].revents != 0 {
+        } else if fds[0].any() {
             Woken::Ready
         } else {
             Woken::Timeout

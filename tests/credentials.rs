@@ -342,6 +342,8 @@ fn canary_config(file: &Path) -> Config {
         calendars: Default::default(),
         http: None,
         metrics: Default::default(),
+        alerts: Default::default(),
+        ha: None,
     }
 }
 

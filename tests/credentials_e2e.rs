@@ -11,12 +11,12 @@
 //! agent's stderr, status.json, the fan-out socket and the commands' output.
 
 mod common;
-use brokerguard::credentials::{Secret, dotenv};
+use brokerguard::credentials::dotenv;
 use brokerguard::sim::{Fault, SimConfig, SimHandle, Simulator};
 use common::*;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const OLD: &str = "tok-old-5b2e91";
@@ -28,10 +28,6 @@ const OTHER: &str = "tok-other-81d0e2";
 const SLOW: Duration = Duration::from_secs(15);
 /// How long "nothing happens" is watched for.
 const QUIET: Duration = Duration::from_millis(1500);
-
-fn fp(v: &str) -> String {
-    Secret::new(v).fingerprint()
-}
 
 /// A simulator sending data every 100 ms, or (`quiet`) only a heartbeat
 /// every 5 s, so the feed's reads block for their whole tick.
@@ -56,7 +52,7 @@ struct Rig {
     dir: TempDir,
     sig: SimHandle,
     other: Option<SimHandle>,
-    agent: Child,
+    agent: Agent,
     bot: FanoutClient,
     /// Lines kept in the credentials file besides `SIG_TOKEN`.
     keep: String,
@@ -238,8 +234,10 @@ impl Rig {
 
     /// Rewrites the credentials file with `style` so `SIG_TOKEN` goes from
     /// `old` to `new`, with the simulator accepting only `new`; returns once
-    /// the feed is live again on `new`, the PID unchanged and the rotation
-    /// logged. Returns the time from the write to the bot hearing "live".
+    /// the feed is subscribed again on `new`, the PID unchanged and the
+    /// rotation logged. Returns the time from the write to the bot hearing
+    /// "subscribed" (the new connection is up; "live" waits for the
+    /// broker's next data, which a quiet feed sends seconds later).
     fn rotate(&mut self, style: WriteStyle, old: &str, new: &str) -> Duration {
         self.sig.set_tokens([new]);
         let before = self.sig.stats();
@@ -257,8 +255,8 @@ impl Rig {
         );
         assert!(self.sig.stats().connections_accepted > before.connections_accepted);
         // status.json said live before the rotation too: the bot's socket
-        // tells the new connection's live apart.
-        let took = self.wait_live_line_since(start) - start;
+        // tells the new connection apart.
+        let took = self.wait_state_line_since(start, "subscribed") - start;
         assert!(
             wait_for(SLOW, || rotation_logged(
                 &self.log(),
@@ -291,10 +289,10 @@ impl Rig {
         took
     }
 
-    /// When the bot was told `sig` is live, after `start`.
-    fn wait_live_line_since(&self, start: Instant) -> Instant {
+    /// When the bot was told `sig` is in `state`, after `start`.
+    fn wait_state_line_since(&self, start: Instant, state: &str) -> Instant {
         let live = |v: &serde_json::Value| {
-            v["feed"] == "sig" && v["event"] == "state" && v["state"] == "live"
+            v["feed"] == "sig" && v["event"] == "state" && v["state"] == state
         };
         let mut at = None;
         assert!(
@@ -302,7 +300,7 @@ impl Rig {
                 at = self.bot.first_after(start, live);
                 at.is_some()
             }),
-            "the bot never heard sig is live again; stderr:\n{}",
+            "the bot never heard sig is {state} again; stderr:\n{}",
             self.log()
         );
         at.unwrap()
@@ -832,6 +830,9 @@ fn set_credential_writes_the_file_and_the_running_agent_rotates() {
             "SIG_TOKEN",
             "--file",
             file.to_str().unwrap(),
+            // The state folder holds the fingerprint key the agent uses.
+            "--config",
+            rig.config().to_str().unwrap(),
         ],
         &[],
         Some(&format!("{NEW}\n")),
@@ -864,7 +865,7 @@ fn set_credential_writes_the_file_and_the_running_agent_rotates() {
         rig.sig.stats(),
         rig.log()
     );
-    rig.wait_live_line_since(start);
+    rig.wait_state_line_since(start, "live");
     rig.wait_log(&format!(
         "token_rotated feed=sig name=SIG_TOKEN old={} new={}",
         fp(OLD),
@@ -930,7 +931,7 @@ fn canary_values_appear_in_no_output() {
         |st| st.auth_ok > before.auth_ok && st.tokens_seen.iter().any(|t| t == b),
         SLOW
     ));
-    rig.wait_live_line_since(start);
+    rig.wait_state_line_since(start, "live");
     assert!(wait_for(
         SLOW,
         || rig.credential("SIG_TOKEN")["fingerprint"] == fp(b)

@@ -282,6 +282,13 @@ fn status_exit_codes_running_degraded_and_not_running() {
     let cfg = write_config(dir.path(), &body);
     let (code, text) = status_code(&cfg);
     assert_eq!(code, 3, "{text}");
+    // No configuration file at all, no agent: not running (3), and why.
+    let (code, text) = status_code(&dir.join("missing.toml"));
+    assert_eq!(code, 3, "{text}");
+    assert!(
+        text.contains("not running") && text.contains("missing.toml: cannot read"),
+        "{text}"
+    );
     let mut agent = spawn_agent(dir.path(), &cfg, &[]);
     assert!(wait_for(Duration::from_secs(10), || status_json(
         dir.path()
@@ -537,6 +544,24 @@ fn reload_command_reports_applied_rejected_and_not_running() {
         status_json(dir.path())
     );
     assert!(agent.try_wait().unwrap().is_none(), "the agent exited");
+    // `status` shows the running agent's state, the rejection under it.
+    let (code, text) = status_code(&cfg);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("pid ") && text.contains("live"), "{text}");
+    assert!(
+        text.contains("reload   2 rejected") && text.contains("stal_after"),
+        "{text}"
+    );
+    // A typo in --config: the file is missing (78), whoever runs.
+    let typo = dir.join("nope.toml");
+    let r = reload_cli(&typo);
+    assert_eq!(r.code, Some(78), "{r:?}");
+    assert!(
+        r.stderr
+            .contains("nope.toml: cannot read the configuration")
+            && !r.stderr.contains("not running"),
+        "{r:?}"
+    );
 
     // A good file again: applied, the next generation.
     std::fs::write(&cfg, &two).unwrap();
@@ -692,4 +717,161 @@ fn check_and_config_check_messages_read_plainly() {
         "{}",
         shown.stderr
     );
+}
+
+/// A configuration with one feed, "sig", whose credential SIG_TOKEN is not
+/// set (an empty credentials file), at a path that is not the default.
+fn feed_without_its_credential(tag: &str) -> (TempDir, std::path::PathBuf, String) {
+    let dir = TempDir::new(tag);
+    let body = agent_toml(dir.path(), "preflight = \"off\"")
+        + &ws_feed_toml("sig", "ws://127.0.0.1:9/", "SIG_TOKEN", "");
+    let cfg = write_config(dir.path(), &body);
+    let cfg_s = cfg.to_string_lossy().to_string();
+    (dir, cfg, cfg_s)
+}
+
+/// Waits until the feed "sig" is `waiting` for its credential.
+fn wait_sig_waiting(dir: &TempDir) {
+    assert!(
+        wait_for(Duration::from_secs(10), || feed_state(dir.path(), "sig")
+            .as_deref()
+            == Some("waiting")),
+        "{}",
+        stderr_of(dir.path())
+    );
+}
+
+/// Every fix command printed (in the log, `status`, `doctor`, `check`)
+/// carries the operator's `--config` when it is not the default, so a
+/// pasted fix acts on the same configuration.
+#[test]
+fn every_fix_command_printed_carries_the_operators_config() {
+    let (dir, cfg, cfg_s) = feed_without_its_credential("fixcfg");
+    let mut agent = spawn_agent(dir.path(), &cfg, &[]);
+    wait_sig_waiting(&dir);
+    let (_, status) = status_code(&cfg);
+    assert_eq!(stop_agent(&mut agent), Some(0));
+    let doctor = run_cli(&["doctor", "--config", &cfg_s], &[], None);
+    let check = run_cli(&["check", "--config", &cfg_s], &[], None);
+    let flag = format!("--config {cfg_s}");
+    for (what, text) in [
+        ("log", stderr_of(dir.path())),
+        ("status", status),
+        ("doctor", doctor.all()),
+        ("check", check.all()),
+    ] {
+        let fixes: Vec<&str> = text
+            .split("sudo brokerguard ")
+            .skip(1)
+            .map(|rest| rest.split(['`', ')', '\n', '"']).next().unwrap_or(""))
+            .collect();
+        assert!(
+            fixes
+                .iter()
+                .any(|f| f.starts_with("set-credential SIG_TOKEN")),
+            "{what} suggests no set-credential: {text}"
+        );
+        for f in fixes {
+            assert!(f.ends_with(&flag), "{what}: `{f}` lacks {flag}: {text}");
+        }
+    }
+}
+
+/// A credential that was never set is missing (the feed waits), not lost;
+/// `config check` warns about a `${NAME}` no credential source defines.
+#[test]
+fn a_never_set_credential_is_missing_not_lost_and_config_check_warns() {
+    let (dir, cfg, cfg_s) = feed_without_its_credential("neverset");
+    let check = run_cli(&["config", "check", "--config", &cfg_s], &[], None);
+    assert_eq!(check.code, Some(0), "{}", check.all());
+    assert!(
+        check
+            .stderr
+            .contains("warning: ${SIG_TOKEN} (feed sig) is defined by no credential source"),
+        "{}",
+        check.stderr
+    );
+    let mut agent = spawn_agent(dir.path(), &cfg, &[]);
+    assert!(
+        wait_log(
+            dir.path(),
+            "WARN credential_missing name=SIG_TOKEN reason=\"not set: the feeds that need it wait",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        stderr_of(dir.path())
+    );
+    // The feed waits for it (once ready, the credential watcher runs).
+    wait_sig_waiting(&dir);
+    // Set for the first time: said as set, never as lost or restored.
+    let tmp = dir.join("credentials.env.new");
+    std::fs::write(&tmp, "SIG_TOKEN=tok-never-1\n").unwrap();
+    std::fs::rename(&tmp, dir.join("credentials.env")).unwrap();
+    assert!(
+        wait_log(
+            dir.path(),
+            "credential_set name=SIG_TOKEN fingerprint=hmac:",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        stderr_of(dir.path())
+    );
+    assert_eq!(stop_agent(&mut agent), Some(0));
+    let log = stderr_of(dir.path());
+    assert!(
+        !log.contains("credential_lost") && !log.contains("credential_restored"),
+        "{log}"
+    );
+    // Defined now: no warning.
+    let check = run_cli(&["config", "check", "--config", &cfg_s], &[], None);
+    assert!(!check.stderr.contains("defined by no"), "{}", check.stderr);
+}
+
+/// README's first feed: the file it writes is valid, and it sets
+/// `alert_after` and `stable_after` short enough that its "Break it" step
+/// shows `feed_down` and `feed_recovered` in seconds, and says how long each
+/// takes.
+#[test]
+fn the_readme_first_feed_is_valid_and_shows_its_alerts_in_seconds() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("cat > run/first.toml <<'TOML'\n")
+        .expect("README's first feed writes run/first.toml")
+        + "cat > run/first.toml <<'TOML'\n".len();
+    let end = start + readme[start..].find("\n   TOML\n").unwrap();
+    let body: String = readme[start..end]
+        .lines()
+        .map(|l| l.strip_prefix("   ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let dir = TempDir::new("readme-first");
+    let body = body.replace("./run", &dir.path().display().to_string());
+    let cfg = write_config(dir.path(), &format!("{body}\n"));
+    let out = run_cli(
+        &["config", "check", "--config", cfg.to_str().unwrap()],
+        &[],
+        None,
+    );
+    assert_eq!(out.code, Some(0), "{}", out.all());
+    // The feed's effective values (the agent's defaults come first).
+    let feed = &out.stdout[out.stdout.find("[[feed]]").expect("a feed")..];
+    let secs = |key: &str| -> u64 {
+        let at = feed
+            .find(&format!("{key} = \""))
+            .unwrap_or_else(|| panic!("no {key} in:\n{feed}"));
+        let v = feed[at..].split('"').nth(1).unwrap();
+        brokerguard::config::parse_duration(v).unwrap().as_secs()
+    };
+    assert!(secs("alert_after") <= 10, "{}", out.stdout);
+    assert!(secs("stable_after") <= 10, "{}", out.stdout);
+    let step = &readme[readme.find("4. **Break it.**").unwrap()..];
+    let step = &step[..step.find("\n\n").unwrap()];
+    for said in [
+        "`alert_after` after the last",
+        "5 s with the file above",
+        "for `stable_after` (5 s here",
+    ] {
+        assert!(step.contains(said), "{said:?} not in: {step}");
+    }
 }

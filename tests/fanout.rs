@@ -1,6 +1,8 @@
 //! Fan-out socket behaviour across threads and real Unix sockets: line
 //! content and order, subscribe filters, `seq` continuity, dropping a slow
-//! subscriber without slowing a fast one, the socket file's life cycle.
+//! subscriber without slowing a fast one, the socket file's life cycle,
+//! and the bounds: the subscriber cap, unknown names, the byte bound, a
+//! subscribe flood, idle connections costing the agent no thread.
 
 use std::fs;
 use std::io::{BufRead, BufReader, ErrorKind, Write};
@@ -13,7 +15,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use brokerguard::fanout::{Fanout, FanoutStats};
+mod common;
+
+use brokerguard::fanout::{Fanout, FanoutSettings, FanoutStats};
 use serde_json::{Value, json};
 
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -133,6 +137,19 @@ fn wait_subscribers(fanout: &Fanout, n: usize) {
     });
 }
 
+/// The feeds these tests publish, `queue_lines` per subscriber, the
+/// default bounds otherwise.
+fn settings(queue_lines: usize) -> FanoutSettings {
+    FanoutSettings {
+        feeds: ["a", "b", "signals", "ticks", "f0", "f1", "f2", "f3"]
+            .map(String::from)
+            .to_vec(),
+        queue_lines,
+        queue_bytes: 1 << 30,
+        max_subscribers: 64,
+    }
+}
+
 fn ts(ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms)
 }
@@ -140,7 +157,7 @@ fn ts(ms: u64) -> SystemTime {
 #[test]
 fn subscriber_receives_data_and_events_in_order() {
     let dir = TempDir::new("order");
-    let fanout = Fanout::start(&dir.sock(), 64).unwrap();
+    let fanout = Fanout::start(&dir.sock(), settings(64)).unwrap();
     let publisher = fanout.publisher();
     let mut client = Client::connect(&dir.sock());
     wait_subscribers(&fanout, 1);
@@ -187,7 +204,7 @@ fn subscriber_receives_data_and_events_in_order() {
 #[test]
 fn subscribe_filter_selects_feeds_and_can_change() {
     let dir = TempDir::new("filter");
-    let fanout = Fanout::start(&dir.sock(), 64).unwrap();
+    let fanout = Fanout::start(&dir.sock(), settings(64)).unwrap();
     let publisher = fanout.publisher();
     let mut client = Client::connect(&dir.sock());
     wait_subscribers(&fanout, 1);
@@ -250,7 +267,7 @@ fn subscribe_filter_selects_feeds_and_can_change() {
 #[test]
 fn seq_is_continuous_per_feed_and_shared_by_subscribers() {
     let dir = TempDir::new("seq");
-    let fanout = Fanout::start(&dir.sock(), 10_000).unwrap();
+    let fanout = Fanout::start(&dir.sock(), settings(10_000)).unwrap();
     let publisher = fanout.publisher();
     // Published before anyone listens: still counted.
     for _ in 0..5 {
@@ -295,17 +312,19 @@ fn seq_is_continuous_per_feed_and_shared_by_subscribers() {
     fanout.stop();
 }
 
-#[test]
-fn slow_subscriber_is_dropped_while_fast_one_gets_every_line() {
-    let logs = logs();
-    let dir = TempDir::new("slow");
-    let queue_len = 64;
-    let fanout = Fanout::start(&dir.sock(), queue_len).unwrap();
+/// A subscriber that keeps up, beside one that does not: `fast` reads in
+/// its own thread while `payload` is published on "ticks", never more than
+/// `slack` lines ahead of it, until `enough(lines published, dropped)`;
+/// then an `"end"` line. Returns the lines published and the `seq`s the
+/// fast one read (and its connection, kept open).
+fn publish_beside_a_fast_reader(
+    fanout: &Fanout,
+    mut fast: Client,
+    payload: &str,
+    slack: u64,
+    mut enough: impl FnMut(u64, u64) -> bool,
+) -> (u64, Vec<u64>, Client) {
     let publisher = fanout.publisher();
-    let mut slow = Client::connect(&dir.sock());
-    let mut fast = Client::connect(&dir.sock());
-    wait_subscribers(&fanout, 2);
-
     let received = Arc::new(AtomicU64::new(0));
     let reader = {
         let received = Arc::clone(&received);
@@ -322,34 +341,56 @@ fn slow_subscriber_is_dropped_while_fast_one_gets_every_line() {
             }
         })
     };
-
-    let payload = format!("{{\"secret_marker\":\"{}\"}}", "x".repeat(200));
     let mut published = 0u64;
-    let mut after_drop = 0;
     let end = Instant::now() + DEADLINE * 3;
-    // Keep publishing until the slow one is dropped, then a little more.
-    while after_drop < 500 {
+    while !enough(published, fanout.stats().dropped_slow) {
         assert!(Instant::now() < end, "slow subscriber never dropped");
-        // The fast subscriber is a consumer that keeps up: never let it get
-        // more than half a queue behind, so only the slow one can overflow.
-        while published - received.load(Ordering::SeqCst) > queue_len as u64 / 2 {
+        while published - received.load(Ordering::SeqCst) > slack {
             assert!(Instant::now() < end, "fast subscriber stopped reading");
             thread::yield_now();
         }
-        publisher.data("ticks", &payload, ts(published));
+        publisher.data("ticks", payload, ts(published));
         published += 1;
-        if fanout.stats().dropped_slow > 0 {
-            after_drop += 1;
-        }
     }
     publisher.data("ticks", "\"end\"", ts(0));
-    let (seqs, _fast) = reader.join().unwrap();
+    let (seqs, fast) = reader.join().unwrap();
+    (published, seqs, fast)
+}
+
+#[test]
+fn slow_subscriber_is_dropped_while_fast_one_gets_every_line() {
+    let logs = logs();
+    let dir = TempDir::new("slow");
+    let queue_len = 64;
+    let fanout = Fanout::start(&dir.sock(), settings(queue_len)).unwrap();
+    let mut slow = Client::connect(&dir.sock());
+    let fast = Client::connect(&dir.sock());
+    wait_subscribers(&fanout, 2);
+
+    let payload = format!("{{\"secret_marker\":\"{}\"}}", "x".repeat(200));
+    // Keep publishing until the slow one is dropped, then a little more.
+    // The fast subscriber never gets more than half a queue behind, so
+    // only the slow one can overflow.
+    let mut after_drop = 0;
+    let (published, seqs, _fast) = publish_beside_a_fast_reader(
+        &fanout,
+        fast,
+        &payload,
+        queue_len as u64 / 2,
+        |_, dropped| {
+            if dropped > 0 {
+                after_drop += 1;
+            }
+            after_drop > 500
+        },
+    );
     assert_eq!(seqs, (1..=published).collect::<Vec<_>>());
     assert_eq!(
         fanout.stats(),
         FanoutStats {
             subscribers: 1,
             dropped_slow: 1,
+            refused: 0,
             lines_published: published + 1,
         }
     );
@@ -379,7 +420,7 @@ fn slow_subscriber_is_dropped_while_fast_one_gets_every_line() {
 #[test]
 fn closed_subscriber_is_removed_and_half_closed_one_kept() {
     let dir = TempDir::new("closed");
-    let fanout = Fanout::start(&dir.sock(), 64).unwrap();
+    let fanout = Fanout::start(&dir.sock(), settings(64)).unwrap();
     let publisher = fanout.publisher();
     let gone = Client::connect(&dir.sock());
     let mut half = Client::connect(&dir.sock());
@@ -400,7 +441,7 @@ fn closed_subscriber_is_removed_and_half_closed_one_kept() {
 #[test]
 fn socket_has_mode_0660() {
     let dir = TempDir::new("mode");
-    let fanout = Fanout::start(&dir.sock(), 8).unwrap();
+    let fanout = Fanout::start(&dir.sock(), settings(8)).unwrap();
     let meta = fs::symlink_metadata(dir.sock()).unwrap();
     assert!(meta.file_type().is_socket());
     assert_eq!(meta.permissions().mode() & 0o7777, 0o660);
@@ -412,7 +453,7 @@ fn stale_socket_is_replaced() {
     let dir = TempDir::new("stale");
     drop(UnixListener::bind(dir.sock()).unwrap());
     assert!(dir.sock().exists(), "a stale socket file is left behind");
-    let fanout = Fanout::start(&dir.sock(), 8).unwrap();
+    let fanout = Fanout::start(&dir.sock(), settings(8)).unwrap();
     let _client = Client::connect(&dir.sock());
     wait_subscribers(&fanout, 1);
     fanout.stop();
@@ -421,8 +462,8 @@ fn stale_socket_is_replaced() {
 #[test]
 fn live_socket_is_not_stolen() {
     let dir = TempDir::new("live");
-    let first = Fanout::start(&dir.sock(), 8).unwrap();
-    let err = Fanout::start(&dir.sock(), 8)
+    let first = Fanout::start(&dir.sock(), settings(8)).unwrap();
+    let err = Fanout::start(&dir.sock(), settings(8))
         .err()
         .expect("second start refused");
     assert_eq!(err.kind(), ErrorKind::AddrInUse);
@@ -439,7 +480,9 @@ fn live_socket_is_not_stolen() {
 fn regular_file_at_path_is_refused_and_kept() {
     let dir = TempDir::new("regular");
     fs::write(dir.sock(), "precious").unwrap();
-    let err = Fanout::start(&dir.sock(), 8).err().expect("start refused");
+    let err = Fanout::start(&dir.sock(), settings(8))
+        .err()
+        .expect("start refused");
     assert_eq!(err.kind(), ErrorKind::AlreadyExists);
     assert!(
         err.to_string().contains(&dir.sock().display().to_string()),
@@ -451,7 +494,7 @@ fn regular_file_at_path_is_refused_and_kept() {
 #[test]
 fn stop_disconnects_joins_and_removes_socket() {
     let dir = TempDir::new("stop");
-    let fanout = Fanout::start(&dir.sock(), 8).unwrap();
+    let fanout = Fanout::start(&dir.sock(), settings(8)).unwrap();
     let publisher = fanout.publisher();
     let mut idle = Client::connect(&dir.sock());
     let mut subscribed = Client::connect(&dir.sock());
@@ -495,7 +538,7 @@ fn stop_disconnects_joins_and_removes_socket() {
 #[test]
 fn publishing_with_nobody_listening_is_cheap_and_counted() {
     let dir = TempDir::new("nobody");
-    let fanout = Fanout::start(&dir.sock(), 8).unwrap();
+    let fanout = Fanout::start(&dir.sock(), settings(8)).unwrap();
     let publisher = fanout.publisher();
     let threads: Vec<_> = (0..4)
         .map(|t| {
@@ -524,7 +567,7 @@ fn publishing_with_nobody_listening_is_cheap_and_counted() {
 fn subscriber_stuck_on_a_full_socket_is_dropped_after_write_timeout() {
     let dir = TempDir::new("stuck");
     // A queue too long to overflow here: only the write timeout can act.
-    let fanout = Fanout::start(&dir.sock(), 1_000_000).unwrap();
+    let fanout = Fanout::start(&dir.sock(), settings(1_000_000)).unwrap();
     let publisher = fanout.publisher();
     let mut stuck = Client::connect(&dir.sock());
     wait_subscribers(&fanout, 1);
@@ -546,4 +589,256 @@ fn subscriber_stuck_on_a_full_socket_is_dropped_after_write_timeout() {
     let got = stuck.rest_until_eof();
     assert!(!got.is_empty() && got.len() < 10_000, "{}", got.len());
     fanout.stop();
+}
+
+/// One line as JSON from a raw stream (no buffering beyond the line).
+fn read_json_line(stream: &UnixStream) -> Option<Value> {
+    let mut reader = BufReader::new(stream);
+    let mut text = String::new();
+    match reader.read_line(&mut text) {
+        Ok(n) if n > 0 && text.ends_with('\n') => Some(serde_json::from_str(&text).unwrap()),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_subscriber_past_the_cap_gets_an_error_line_and_is_closed() {
+    let dir = TempDir::new("cap");
+    let fanout = Fanout::start(
+        &dir.sock(),
+        FanoutSettings {
+            max_subscribers: 2,
+            ..settings(64)
+        },
+    )
+    .unwrap();
+    let publisher = fanout.publisher();
+    let mut first = Client::connect(&dir.sock());
+    let _second = Client::connect(&dir.sock());
+    wait_subscribers(&fanout, 2);
+
+    let mut third = Client::connect(&dir.sock());
+    let refused = third.line();
+    let msg = refused["error"].as_str().expect("an error line");
+    assert!(msg.contains("too many subscribers"), "{msg}");
+    assert!(msg.contains("fanout_max_subscribers"), "{msg}");
+    assert!(third.rest_until_eof().is_empty(), "closed after the error");
+    assert_eq!(fanout.stats().refused, 1);
+    assert_eq!(fanout.stats().subscribers, 2);
+
+    // The two within the cap are served as before.
+    publisher.data("a", "1", ts(0));
+    assert_eq!(first.line()["seq"], json!(1));
+    // A place freed is a place taken.
+    drop(first);
+    wait_subscribers(&fanout, 1);
+    let mut again = Client::connect(&dir.sock());
+    wait_subscribers(&fanout, 2);
+    publisher.data("a", "2", ts(0));
+    assert_eq!(again.line()["seq"], json!(2));
+    fanout.stop();
+}
+
+#[test]
+fn unknown_feed_names_are_refused_with_the_configured_feeds() {
+    let dir = TempDir::new("unknown");
+    let fanout = Fanout::start(&dir.sock(), settings(64)).unwrap();
+    let publisher = fanout.publisher();
+    let mut client = Client::connect(&dir.sock());
+    wait_subscribers(&fanout, 1);
+
+    client.send("{\"subscribe\": [\"a\", \"nope\"]}\n");
+    let err = client.line();
+    let msg = err["error"].as_str().expect("an error line");
+    assert!(msg.contains("unknown feed \"nope\""), "{msg}");
+    assert!(
+        msg.contains("configured feeds are: a, b, f0, f1, f2, f3, signals, ticks"),
+        "{msg}"
+    );
+    // The refused request subscribed to nothing: not "a", and no longer
+    // every feed either.
+    publisher.data("a", "1", ts(0));
+    publisher.state("b", "live", None);
+    client.send("{\"subscribe\": [\"b\"]}\n");
+    assert_eq!(client.line(), json!({"subscribed":["b"]}));
+    publisher.data("b", "2", ts(0));
+    assert_eq!(client.line()["data"], json!(2));
+
+    // Thousands of made-up names: refused whole, the names counted rather
+    // than echoed.
+    let names: Vec<String> = (0..5_000).map(|i| format!("\"x{i}\"")).collect();
+    let request = format!("{{\"subscribe\": [\"b\", {}]}}\n", names.join(","));
+    client.send(&request);
+    let err = client.line();
+    let msg = err["error"].as_str().expect("an error line");
+    assert!(msg.len() < 400, "{msg}");
+    assert!(
+        msg.contains("request longer than") || msg.contains("more"),
+        "{msg}"
+    );
+    publisher.data("b", "3", ts(0));
+    client.send("{\"subscribe\": [\"a\"]}\n");
+    assert_eq!(client.line(), json!({"subscribed":["a"]}));
+    fanout.stop();
+}
+
+#[test]
+fn a_queue_past_its_byte_bound_drops_the_slow_subscriber_and_counts_it() {
+    let logs = logs();
+    let dir = TempDir::new("bytes");
+    let queue_bytes = 64 * 1024;
+    // A line bound it never reaches: only the byte bound can act.
+    let fanout = Fanout::start(
+        &dir.sock(),
+        FanoutSettings {
+            queue_bytes,
+            ..settings(1_000_000)
+        },
+    )
+    .unwrap();
+    let mut slow = Client::connect(&dir.sock());
+    let fast = Client::connect(&dir.sock());
+    wait_subscribers(&fanout, 2);
+    let payload = format!("\"{}\"", "z".repeat(1000));
+    // The fast one stays within a few lines: far below the bound.
+    let (published, seqs, _fast) =
+        publish_beside_a_fast_reader(&fanout, fast, &payload, 16, |_, dropped| dropped > 0);
+    assert_eq!(seqs, (1..=published).collect::<Vec<_>>());
+    let stats = fanout.stats();
+    assert_eq!((stats.subscribers, stats.dropped_slow), (1, 1));
+    // Far fewer lines than any line bound: the bytes did it.
+    assert!(published < 2_000, "{published}");
+    let got = slow.rest_until_eof();
+    assert!((got.len() as u64) < published);
+
+    let me = thread::current().id();
+    let logged = logs.0.lock().unwrap();
+    let warn = logged
+        .iter()
+        .find(|(thread, level, msg)| {
+            *thread == me && *level == log::Level::Warn && msg.contains("fell behind")
+        })
+        .expect("a warning");
+    assert!(
+        warn.2.contains(&format!("{queue_bytes} bytes")),
+        "{}",
+        warn.2
+    );
+    drop(logged);
+    fanout.stop();
+}
+
+#[test]
+fn a_subscribe_flood_does_not_starve_a_normal_subscriber() {
+    let dir = TempDir::new("flood");
+    let fanout = Fanout::start(&dir.sock(), settings(4096)).unwrap();
+    let publisher = fanout.publisher();
+    let mut normal = Client::connect(&dir.sock());
+    normal.send("{\"subscribe\": [\"ticks\"]}\n");
+    assert_eq!(normal.line(), json!({"subscribed":["ticks"]}));
+
+    // 30 clients each asking, again and again, for 10 000 made-up names in
+    // 60 KB requests.
+    let request: Arc<Vec<u8>> = Arc::new({
+        let names: Vec<String> = (0..10_000).map(|i| format!("\"{i:04}\"")).collect();
+        format!("{{\"subscribe\":[{}]}}\n", names.join(",")).into_bytes()
+    });
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flooders: Vec<_> = (0..30)
+        .map(|_| {
+            let stream = UnixStream::connect(dir.sock()).unwrap();
+            stream
+                .set_write_timeout(Some(Duration::from_millis(50)))
+                .unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_millis(50)))
+                .unwrap();
+            let (request, stop) = (Arc::clone(&request), Arc::clone(&stop));
+            thread::spawn(move || {
+                let mut answers = Vec::new();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                while !stop.load(Ordering::SeqCst) {
+                    let _ = (&stream).write_all(&request);
+                    let mut text = String::new();
+                    if let Ok(n) = reader.read_line(&mut text) {
+                        if n == 0 {
+                            break;
+                        }
+                        if let Ok(v) = serde_json::from_str::<Value>(&text) {
+                            answers.push(v);
+                        }
+                    }
+                }
+                answers
+            })
+        })
+        .collect();
+
+    let lines = 3_000u64;
+    for i in 0..lines {
+        publisher.data("ticks", &i.to_string(), ts(i));
+        if i % 100 == 0 {
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+    for i in 0..lines {
+        let line = normal.line();
+        assert_eq!(line["seq"], json!(i + 1), "{line}");
+    }
+    stop.store(true, Ordering::SeqCst);
+    let mut refusals = 0;
+    for f in flooders {
+        for answer in f.join().unwrap() {
+            assert!(answer.get("subscribed").is_none(), "{answer}");
+            if answer.get("error").is_some() {
+                refusals += 1;
+            }
+        }
+    }
+    assert!(refusals > 0, "no flooding request was answered");
+    assert_eq!(fanout.stats().dropped_slow, 0);
+    fanout.stop();
+}
+
+#[test]
+fn a_thousand_idle_connections_add_no_thread_to_the_agent() {
+    let dir = common::TempDir::new("fanout-idle");
+    let config = common::write_config(
+        dir.path(),
+        &common::agent_toml(dir.path(), "fanout_max_subscribers = 1100"),
+    );
+    let mut agent = common::spawn_agent(dir.path(), &config, &[]);
+    let pid = agent.id();
+    let socket = dir.join("run/feeds.sock");
+    assert!(
+        common::wait_for(DEADLINE, || UnixStream::connect(&socket).is_ok()),
+        "no fan-out socket; stderr:\n{}",
+        common::stderr_of(dir.path())
+    );
+    let tasks = || fs::read_dir(format!("/proc/{pid}/task")).unwrap().count();
+    let fds = || fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    // Settled: the agent has started every thread it runs with.
+    let mut threads = tasks();
+    assert!(common::holds_for(Duration::from_millis(500), || {
+        let now = tasks();
+        let same = now == threads;
+        threads = now;
+        same
+    }));
+    let fds_before = fds();
+
+    let idle: Vec<UnixStream> = (0..1000)
+        .map(|_| UnixStream::connect(&socket).unwrap())
+        .collect();
+    // Connections are taken in order: once the last one is answered,
+    // every idle one before it is held.
+    let last = UnixStream::connect(&socket).unwrap();
+    last.set_read_timeout(Some(DEADLINE)).unwrap();
+    (&last).write_all(b"{\"subscribe\":[]}\n").unwrap();
+    assert_eq!(read_json_line(&last), Some(json!({"subscribed":[]})));
+    assert!(fds() >= fds_before + 1000, "the idle connections are held");
+    assert_eq!(tasks(), threads, "threads with 1001 subscribers");
+    drop(idle);
+    drop(last);
+    assert_eq!(common::stop_agent(&mut agent), Some(0));
 }

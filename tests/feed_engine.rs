@@ -5,7 +5,6 @@
 mod common;
 use brokerguard::sim::{Fault, SimConfig, SimHandle, Simulator};
 use common::*;
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "canary-token-6d1f0a";
@@ -13,12 +12,18 @@ const TOKEN: &str = "canary-token-6d1f0a";
 struct Scenario {
     dir: TempDir,
     sim: SimHandle,
-    agent: Child,
+    agent: Agent,
     bot: FanoutClient,
 }
 
 /// A websocket feed named `sig` on the simulator, with `extra` feed keys.
+/// Dropped, it stops the agent (`common::Agent`) and the simulator.
 fn scenario(tag: &str, sim_cfg: SimConfig, extra: &str) -> Scenario {
+    scenario_with(tag, sim_cfg, "alert_after = \"2s\"", extra)
+}
+
+/// [`scenario`] with `agent` keys in `[agent]` (besides `preflight`).
+fn scenario_with(tag: &str, sim_cfg: SimConfig, agent: &str, extra: &str) -> Scenario {
     let dir = TempDir::new(tag);
     let sim = Simulator::start(SimConfig {
         tokens: vec![TOKEN.into()],
@@ -27,7 +32,7 @@ fn scenario(tag: &str, sim_cfg: SimConfig, extra: &str) -> Scenario {
     .unwrap();
     std::fs::write(dir.join("credentials.env"), format!("SIG_TOKEN={TOKEN}\n")).unwrap();
     // No start-up preflight here: these tests count the feed's own connections.
-    let body = agent_toml(dir.path(), "alert_after = \"2s\"\npreflight = \"off\"")
+    let body = agent_toml(dir.path(), &format!("{agent}\npreflight = \"off\""))
         + &ws_feed_toml("sig", &sim.url(), "SIG_TOKEN", extra);
     let cfg = write_config(dir.path(), &body);
     let agent = spawn_agent(dir.path(), &cfg, &[]);
@@ -527,12 +532,25 @@ fn a_quiet_feed_is_not_a_stall_while_its_market_is_closed() {
         "no market state in status.json; stderr:\n{}",
         stderr_of(dir.path())
     );
-    // Three times stall_after of silence: still the one connection, still live.
+    // Three times stall_after of silence: still the one connection, and
+    // `closed` (quiet is expected), never `live`: nothing proved it live.
     let until = std::time::Instant::now() + Duration::from_secs(3);
     while std::time::Instant::now() < until {
-        assert_eq!(feed_state(dir.path(), "sig").as_deref(), Some("live"));
+        assert_eq!(feed_state(dir.path(), "sig").as_deref(), Some("closed"));
         std::thread::sleep(Duration::from_millis(100));
     }
+    // A closed market's quiet feed is healthy: `status` exits 0.
+    let status = std::process::Command::new(BIN)
+        .args(["status", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(
+        status.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&status.stdout)
+    );
     assert_eq!(
         sim.stats().connections_accepted,
         1,
@@ -613,7 +631,8 @@ fn check_fails_at_data_when_the_server_only_acks() {
             "sig",
             &sim.url(),
             "SIG_TOKEN",
-            "subscribe_ok = '\"type\":\"subscribed\"'\nstall_after = \"1s\"",
+            // ws_feed_toml sets subscribe_ok = '"type":"subscribed"'.
+            "stall_after = \"1s\"",
         );
     let cfg = write_config(dir.path(), &body);
     let out = std::process::Command::new(BIN)
@@ -638,4 +657,253 @@ fn check_fails_at_data_when_the_server_only_acks() {
     assert_eq!(outcome("auth").as_deref(), Some("pass"));
     assert_eq!(outcome("data").as_deref(), Some("fail"), "{layers:?}");
     assert_eq!(sim.stats().subscribes_per_connection[0], vec!["signals"]);
+}
+
+/// `1h2m`, `1m5s`, `10.1s`, `515ms` (`timefmt::human`) back to a duration.
+fn parse_human(s: &str) -> Duration {
+    if let Some(ms) = s.strip_suffix("ms") {
+        return Duration::from_millis(ms.parse().unwrap());
+    }
+    let mut total = 0.0;
+    let mut num = String::new();
+    for c in s.chars() {
+        match c {
+            'h' => total += num.parse::<f64>().unwrap() * 3600.0,
+            'm' => total += num.parse::<f64>().unwrap() * 60.0,
+            's' => total += num.parse::<f64>().unwrap(),
+            _ => {
+                num.push(c);
+                continue;
+            }
+        }
+        num.clear();
+    }
+    Duration::from_secs_f64(total)
+}
+
+/// The value of `key=` in an alert line (bare or double-quoted).
+fn field<'a>(line: &'a str, key: &str) -> &'a str {
+    let at = line
+        .find(&format!(" {key}="))
+        .unwrap_or_else(|| panic!("no {key}= in {line}"))
+        + key.len()
+        + 2;
+    let rest = &line[at..];
+    match rest.strip_prefix('"') {
+        Some(q) => &q[..q.find('"').unwrap()],
+        None => rest.split(' ').next().unwrap(),
+    }
+}
+
+/// An RFC 3339 UTC instant as written by the agent, to a wall time.
+fn wall_of(s: &str) -> std::time::SystemTime {
+    let (date, time) = s.trim_end_matches('Z').split_once('T').unwrap();
+    let d: Vec<i64> = date.split('-').map(|p| p.parse().unwrap()).collect();
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let t: Vec<u64> = hms.split(':').map(|p| p.parse().unwrap()).collect();
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let (y, m) = if d[1] <= 2 {
+        (d[0] - 1, d[1] + 9)
+    } else {
+        (d[0], d[1] - 3)
+    };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d[2] - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = (era * 146_097 + doe - 719_468) as u64;
+    let ms: u64 = format!("{frac:0<3}")[..3].parse().unwrap();
+    std::time::UNIX_EPOCH
+        + Duration::from_secs(days * 86_400 + t[0] * 3600 + t[1] * 60 + t[2])
+        + Duration::from_millis(ms)
+}
+
+fn close_to(a: Duration, b: Duration, within: Duration) -> bool {
+    a.max(b) - a.min(b) <= within
+}
+
+/// Seed 002's three silent hours, compressed: the server keeps answering
+/// pings and sends no data. The feed is never `live` on a connection that
+/// delivers nothing; `feed_down` comes `alert_after` after the last data the
+/// bot received and again every `alert_repeat`; when data returns, the
+/// bot's `down_ms`, `feed_recovered downtime=` and `feed_down since=` all
+/// tell the gap the bot itself saw.
+#[test]
+fn a_server_that_answers_pings_and_sends_nothing_is_down_from_the_last_data() {
+    let s = scenario_with(
+        "zombie",
+        data_sim(),
+        "alert_after = \"3s\"\nalert_repeat = \"4s\"",
+        "stall_after = \"2s\"\nping_every = \"300ms\"\npong_timeout = \"1s\"",
+    );
+    s.assert_flowing();
+    let log = || stderr_of(s.dir.path());
+    let is_data = |v: &serde_json::Value| v["feed"] == "sig" && v["seq"].is_u64();
+    s.sim.set_fault(Fault::SilentWithPongs);
+    let faulted = Instant::now();
+    // When each feed_down line appeared, as the test saw it.
+    let mut downs: Vec<Instant> = Vec::new();
+    let hold = Duration::from_secs(9);
+    while faulted.elapsed() < hold {
+        let n = log().matches("alert=feed_down feed=sig").count();
+        while downs.len() < n {
+            downs.push(Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The last data the bot received, by its own clock and by the agent's stamp.
+    let lines = s.bot.snapshot();
+    let times = s.bot.arrived.lock().unwrap().clone();
+    // (Nothing arrives while the fault holds: the last data line is it.)
+    let (last_i, last) = lines
+        .iter()
+        .enumerate()
+        .rev()
+        .find(|(_, v)| is_data(v))
+        .unwrap();
+    let last_at = times[last_i];
+    let last_ts = wall_of(last["ts"].as_str().unwrap());
+    // Never live without data: after the stall, every state line until the
+    // fault ends is something else, and connections kept being made.
+    let states: Vec<String> = lines
+        .iter()
+        .zip(&times)
+        .filter(|(v, t)| **t > last_at && v["event"] == "state")
+        .map(|(v, _)| v["state"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        states.iter().filter(|st| *st == "subscribed").count() >= 2,
+        "{states:?}"
+    );
+    assert!(
+        !states.iter().any(|st| st == "live"),
+        "{states:?}\n{}",
+        log()
+    );
+    assert_ne!(s.state().as_deref(), Some("live"));
+    // feed_down at alert_after after the last data, then every alert_repeat.
+    assert!(downs.len() >= 2, "feed_down lines: {downs:?}\n{}", log());
+    let first = downs[0].duration_since(last_at);
+    let second = downs[1].duration_since(downs[0]);
+    assert!(
+        close_to(first, Duration::from_secs(3), Duration::from_secs(1)),
+        "first feed_down {first:?} after the last data\n{}",
+        log()
+    );
+    assert!(
+        close_to(second, Duration::from_secs(4), Duration::from_secs(1)),
+        "repeated after {second:?}\n{}",
+        log()
+    );
+    let down_line = log()
+        .lines()
+        .find(|l| l.contains("alert=feed_down feed=sig"))
+        .unwrap()
+        .to_string();
+    let since = wall_of(field(&down_line, "since"));
+    assert!(
+        close_to(
+            since.duration_since(std::time::UNIX_EPOCH).unwrap(),
+            last_ts.duration_since(std::time::UNIX_EPOCH).unwrap(),
+            Duration::from_secs(1)
+        ),
+        "feed_down since={since:?}, the bot's last data at {last_ts:?}: {down_line}"
+    );
+    // status.json tells the same outage.
+    let outage = feed_field(s.dir.path(), "sig", "outage").unwrap();
+    assert_eq!(outage["since"].as_str(), Some(field(&down_line, "since")));
+    assert!(outage["connections"].as_u64().unwrap() >= 2, "{outage}");
+
+    // Data again: the gap the bot saw is the outage everyone tells.
+    s.sim.clear_fault();
+    let cleared = Instant::now();
+    assert!(
+        wait_for(Duration::from_secs(10), || s
+            .bot
+            .first_after(cleared, is_data)
+            .is_some()),
+        "no data after the fault ended\n{}",
+        log()
+    );
+    let back_at = s.bot.first_after(cleared, is_data).unwrap();
+    let gap = back_at.duration_since(last_at);
+    let reconnected = |v: &serde_json::Value| v["event"] == "reconnected";
+    assert!(
+        wait_for(Duration::from_secs(5), || s
+            .bot
+            .first_after(cleared, reconnected)
+            .is_some()),
+        "no reconnected event"
+    );
+    let down_ms = s
+        .bot
+        .snapshot()
+        .iter()
+        .zip(s.bot.arrived.lock().unwrap().iter())
+        .filter(|(v, t)| **t >= cleared && v["event"] == "reconnected")
+        .map(|(v, _)| v["down_ms"].as_u64().unwrap())
+        .next()
+        .unwrap();
+    assert!(
+        close_to(Duration::from_millis(down_ms), gap, Duration::from_secs(1)),
+        "down_ms {down_ms}, the bot's gap {gap:?}"
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || log()
+            .contains("alert=feed_recovered feed=sig")),
+        "{}",
+        log()
+    );
+    let recovered = log()
+        .lines()
+        .find(|l| l.contains("alert=feed_recovered feed=sig"))
+        .unwrap()
+        .to_string();
+    let downtime = parse_human(field(&recovered, "downtime"));
+    assert!(
+        close_to(downtime, gap, Duration::from_secs(1)),
+        "feed_recovered downtime {downtime:?}, the bot's gap {gap:?}: {recovered}"
+    );
+    assert_eq!(field(&recovered, "since"), field(&down_line, "since"));
+    // Recovered only once data had kept flowing for stable_after (2 s).
+    assert!(cleared.elapsed() >= Duration::from_secs(2));
+    // status.json is rewritten at least every second: wait for the write
+    // after the outage ended.
+    let since = field(&down_line, "since").to_string();
+    let ended = || {
+        feed_field(s.dir.path(), "sig", "last_outage")
+            .filter(|o| o["since"].as_str() == Some(since.as_str()))
+    };
+    assert!(
+        wait_for(Duration::from_secs(5), || ended().is_some()),
+        "status.json never showed the ended outage: {:?}",
+        feed_field(s.dir.path(), "sig", "last_outage")
+    );
+    let last_outage = ended().unwrap();
+    assert!(
+        close_to(
+            Duration::from_millis(last_outage["down_ms"].as_u64().unwrap()),
+            gap,
+            Duration::from_secs(1)
+        ),
+        "{last_outage}"
+    );
+    assert_eq!(
+        feed_field(s.dir.path(), "sig", "outage"),
+        Some(serde_json::Value::Null)
+    );
+    s.finish();
+}
+
+/// A harness that is dropped without `finish` (a failed assertion, a
+/// forgotten stop) still stops its agent: nothing outlives the test.
+#[test]
+fn a_dropped_scenario_leaves_no_agent_behind() {
+    let s = scenario("drop", data_sim(), "");
+    s.wait_state("live", Duration::from_secs(10));
+    let pid = s.agent.id();
+    assert!(agent_children().contains(&pid));
+    drop(s);
+    assert!(!process_exists(pid), "agent {pid} outlived its harness");
+    assert!(!agent_children().contains(&pid));
 }

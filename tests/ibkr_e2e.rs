@@ -13,7 +13,6 @@ mod common;
 use brokerguard::calendar::{Calendar, CalendarKind};
 use brokerguard::sim::tws::{TwsFault, TwsSim, TwsSimConfig, TwsSimHandle};
 use common::*;
-use std::process::Child;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const FEED: &str = "tws";
@@ -54,7 +53,7 @@ backoff = {{ initial = "100ms", max = "1s", stable_after = "2s", parked_retry = 
 struct Rig {
     dir: TempDir,
     sim: TwsSimHandle,
-    agent: Child,
+    agent: Agent,
     bot: FanoutClient,
 }
 
@@ -536,9 +535,11 @@ fn a_quiet_feed_outside_nyse_hours_is_not_a_stall() {
         "no market state (the default calendar of a stock feed is nyse): {}",
         rig.field("market")
     );
-    // Three times stall_after of silence: the one connection, still live.
+    // Quiet for stall_after in a closed market: `closed`, not `live`, and
+    // not a stall. Three times stall_after of silence: the one connection.
+    rig.wait_state("closed", Duration::from_secs(5));
     assert!(holds_for(Duration::from_secs(3), || rig.state().as_deref()
-        == Some("live")));
+        == Some("closed")));
     assert_eq!(rig.sim.stats().connections_accepted, 1, "{}", rig.log());
     assert!(!rig.log().contains("restarting"));
     rig.finish();

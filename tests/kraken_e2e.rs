@@ -16,6 +16,9 @@ mod common;
 use base64::Engine;
 use brokerguard::brokers::kraken::book::{Book, BookKind, parse_book_message};
 use brokerguard::sim::kraken::{KrakenFault, KrakenSim, KrakenSimConfig, KrakenSimHandle, SimKey};
+use common::agent::{
+    TestAgent as Agent, check_json, failed_layer, layer_of, write_private_creds as write_creds,
+};
 use common::*;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -23,7 +26,6 @@ use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -283,94 +285,9 @@ fn verify_books(raw: &[String], depth: usize) -> BookTally {
     tally
 }
 
-/// The credentials file, private to its owner as the service keeps it.
-fn write_creds(dir: &Path, creds: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    let path = dir.join("credentials.env");
-    std::fs::write(&path, creds).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-}
-
-/// A running agent in its own folder; stopped when dropped.
-struct Agent {
-    dir: TempDir,
-    child: Child,
-}
-
-impl Agent {
-    fn start(tag: &str, feeds: &str, creds: &str, log_level: &str) -> Agent {
-        Self::start_with_env(tag, feeds, creds, log_level, &[])
-    }
-
-    fn start_with_env(
-        tag: &str,
-        feeds: &str,
-        creds: &str,
-        log_level: &str,
-        env: &[(&str, &str)],
-    ) -> Agent {
-        let dir = TempDir::new(tag);
-        write_creds(dir.path(), creds);
-        let body = agent_toml(dir.path(), "alert_after = \"30s\"\n").replace(
-            "log_level = \"info\"",
-            &format!("log_level = \"{log_level}\""),
-        ) + feeds;
-        let cfg = write_config(dir.path(), &body);
-        let child = spawn_agent(dir.path(), &cfg, env);
-        Agent { dir, child }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn log(&self) -> String {
-        stderr_of(self.path())
-    }
-
-    fn state(&self, feed: &str) -> Option<String> {
-        feed_state(self.path(), feed)
-    }
-
-    fn field(&self, feed: &str, field: &str) -> Value {
-        feed_field(self.path(), feed, field).unwrap_or(Value::Null)
-    }
-
-    fn info(&self, feed: &str, key: &str) -> Option<String> {
-        self.field(feed, "info")[key].as_str().map(String::from)
-    }
-
-    fn wait_state(&self, feed: &str, want: &str) {
-        assert!(
-            wait_for(SLOW, || self.state(feed).as_deref() == Some(want)),
-            "feed {feed} never became {want} (now {:?}, last error {}); stderr:\n{}",
-            self.state(feed),
-            self.field(feed, "last_error"),
-            self.log()
-        );
-    }
-
-    fn wait_log(&self, needle: &str) {
-        assert!(
-            wait_log(self.path(), needle, SLOW),
-            "never logged {needle:?}; stderr:\n{}",
-            self.log()
-        );
-    }
-
-    fn bot(&self) -> RawBot {
-        RawBot::connect(&self.dir.join("run/feeds.sock"))
-    }
-
-    fn config(&self) -> String {
-        self.dir.join("brokerguard.toml").display().to_string()
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = stop_agent(&mut self.child);
-    }
+/// The bot on the agent's fan-out socket, keeping lines as written.
+fn bot_of(agent: &Agent) -> RawBot {
+    RawBot::connect(&agent.socket())
 }
 
 fn is_book(v: &Value, kind: &str) -> bool {
@@ -390,7 +307,7 @@ fn a_public_book_feed_is_live_and_every_book_on_the_fanout_verifies() {
         "depth = 10",
     );
     let agent = Agent::start("kr-book", &feeds, "", "info");
-    let bot = agent.bot();
+    let bot = bot_of(&agent);
     bot.subscribe("kbook");
     // Kraken comes up only now: the bot sees every book from its snapshot.
     let sim = start_sim(|c| {
@@ -430,7 +347,7 @@ fn a_corrupted_checksum_resyncs_that_book_without_reconnecting() {
     let (ws, rest) = urls_for(ws_port, rest_port);
     let feeds = public_feed_at("kbook", &ws, &rest, r#"["book"]"#, r#"["BTC/USD"]"#, "");
     let agent = Agent::start("kr-resync", &feeds, "", "info");
-    let bot = agent.bot();
+    let bot = bot_of(&agent);
     bot.subscribe("kbook");
     let sim = start_sim(|c| {
         c.ws_port = ws_port;
@@ -562,7 +479,7 @@ fn a_private_feed_fetches_a_fresh_token_for_every_connection() {
         "trace",
         &[("RUST_LOG", "trace")],
     );
-    let bot = agent.bot();
+    let bot = bot_of(&agent);
     agent.wait_state("kexec", "live");
     assert!(sim.wait_for(
         |s| {
@@ -621,7 +538,7 @@ fn a_private_feed_fetches_a_fresh_token_for_every_connection() {
             assert!(!out.contains(secret), "output {i} holds a secret");
         }
     }
-    assert!(agent.log().contains("fetched a WebSocket token (sha256:"));
+    assert!(agent.log().contains("fetched a WebSocket token (hmac:"));
 }
 
 #[test]
@@ -996,32 +913,11 @@ fn check_names_each_failure_layer() {
         "",
     );
     let cfg = write_config(dir.path(), &body).display().to_string();
-    let out = run_cli(&["check", "--json", "--config", &cfg], &[], None);
+    let (out, reports) = check_json(&cfg);
     assert_eq!(out.code, Some(1), "{}", out.all());
-    let reports: Vec<Value> =
-        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.all()));
-    let failed = |feed: &str| -> (String, String) {
-        let r = reports.iter().find(|r| r["feed"] == feed).unwrap();
-        r["layers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|l| l["outcome"] == "fail")
-            .map(|l| {
-                (
-                    l["layer"].as_str().unwrap().to_string(),
-                    l["detail"].as_str().unwrap().to_string(),
-                )
-            })
-            .unwrap_or_default()
-    };
+    let failed = |feed: &str| failed_layer(&reports, feed);
     let ok = reports.iter().find(|r| r["feed"] == "ok").unwrap();
-    let auth = ok["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["layer"] == "auth")
-        .unwrap();
+    let auth = layer_of(&reports, "ok", "auth");
     assert_eq!(auth["outcome"], "pass", "{ok}");
     assert!(
         auth["detail"].as_str().unwrap().contains("Balance"),

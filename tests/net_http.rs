@@ -34,6 +34,7 @@ fn opts() -> HttpOptions {
         max_body_bytes: 1 << 20,
         ca_file: None,
         user_agent: "brokerguard-test/1".into(),
+        secret_path: false,
     }
 }
 

@@ -171,6 +171,7 @@ fn doc_with_pid(pid: u32, feeds: usize) -> StatusDoc {
             config: "/etc/brokerguard/brokerguard.toml".into(),
             clock: None,
             reload: None,
+            ha: None,
         },
         feeds: (0..feeds)
             .map(|i| FeedStatus {
@@ -191,6 +192,7 @@ fn doc_with_pid(pid: u32, feeds: usize) -> StatusDoc {
                 optional: false,
                 market: None,
                 flapping: None,
+                ..Default::default()
             })
             .collect(),
         credentials: vec![],
@@ -231,6 +233,8 @@ fn child_process_entry() {
             let _thread = signals::spawn(|sig| match sig {
                 Signal::Stop => say("stop"),
                 Signal::Reload => say("reload"),
+                Signal::DumpBlackbox => say("dump"),
+                Signal::StepDown => say("step-down"),
             })
             .unwrap();
             say("ready");

@@ -191,7 +191,7 @@ impl Program {
             Program::Agent { label, bin } => {
                 let cfg = dir.join("brokerguard.toml");
                 std::fs::write(&cfg, agent_config(dir, s)).unwrap();
-                let child = crate::common::spawn_agent_bin(bin, dir, &cfg, &[]);
+                let child = crate::common::spawn_agent_bin(bin, dir, &cfg, &[]).into_child();
                 let lines =
                     EventClient::connect(&dir.join("run/feeds.sock"), Duration::from_secs(20));
                 Running {

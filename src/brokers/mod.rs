@@ -1,16 +1,23 @@
 //! Brokers: one folder each (`websocket/`, ...), listed once in
 //! [`registry::BROKERS`]. Everything else asks the registry; nothing
 //! outside this folder spells a broker's name. What the brokers share
-//! lives here: `${NAME}` substitution and the WebSocket transport options
-//! built from a feed's common keys.
+//! lives here: `${NAME}` substitution, the WebSocket transport options
+//! built from a feed's common keys, and connecting a core over a WebSocket.
 //!
 //! See docs/ARCHITECTURE.md ("Adding a broker").
 
 /// The generic advice for a rejected key, where the error cannot name the
 /// credential; `check` drops it when the broker's remedy names the
 /// `set-credential` commands themselves (see `preflight`).
-pub const SET_CREDENTIAL_HINT: &str = "set the current one with `sudo brokerguard set-credential`";
+pub fn set_credential_hint() -> String {
+    format!(
+        "set the current one with `{}`",
+        crate::fixcmd::command("set-credential NAME")
+    )
+}
 
+pub mod alpaca;
+pub mod coinbase;
 pub mod ibkr;
 pub mod kite;
 pub mod kraken;
@@ -19,9 +26,12 @@ pub mod websocket;
 
 pub use registry::{BrokerRef, BuildContext, BuildError, find, names};
 
+use crate::clock::Clock;
 use crate::config::FeedConfig;
 use crate::credentials::Secret;
-use crate::net::ws::WsOptions;
+use crate::feed::{ConnectProgress, FeedError, ProtocolCore, Session, session};
+use crate::net::ws::{self, WsOptions};
+use std::sync::Arc;
 
 /// Transport options from a feed's common keys.
 pub fn ws_options(f: &FeedConfig) -> WsOptions {
@@ -34,6 +44,20 @@ pub fn ws_options(f: &FeedConfig) -> WsOptions {
         ca_file: f.tls_ca_file.clone(),
         headers: Vec::new(),
     }
+}
+
+/// Runs `core` over a WebSocket to `url` (the feed's handshake timeout
+/// bounding its greeting and authentication): the session the engine drives.
+pub fn connect_ws(
+    core: Box<dyn ProtocolCore>,
+    clock: Arc<dyn Clock>,
+    url: &str,
+    opts: &WsOptions,
+    progress: &mut dyn ConnectProgress,
+) -> Result<Box<dyn Session>, FeedError> {
+    session::connect(core, clock, opts.handshake_timeout, progress, |observe| {
+        ws::connect_observed(url, opts, observe)
+    })
 }
 
 /// Replaces every `${NAME}` in `template` with the credential's value. The

@@ -21,6 +21,8 @@ pub static BROKERS: &[&dyn Broker] = &[
     &super::kraken::BROKER,
     &super::kite::BROKER,
     &super::ibkr::BROKER,
+    &super::coinbase::BROKER,
+    &super::alpaca::BROKER,
 ];
 
 /// The broker named `name`, if this build has it.
@@ -126,8 +128,11 @@ impl BuildContext<'_> {
         if kind == crate::calendar::CalendarKind::Always {
             return Ok(None);
         }
-        crate::calendar::Calendar::new(kind, self.calendars.holidays(kind))
-            .map(|c| Some(Arc::new(c)))
+        crate::calendar::Calendar::new(kind, self.calendars.holidays(kind)).map(|c| {
+            Some(Arc::new(
+                c.with_early_closes(self.calendars.early_closes(kind)),
+            ))
+        })
     }
 
     /// An HTTP client with the feed's timeouts and private CA, recording
@@ -162,8 +167,9 @@ impl fmt::Display for BuildError {
         match self {
             BuildError::MissingCredential { feed, name } => write!(
                 f,
-                "waiting for credential {name} (feed {feed}); set it with `sudo brokerguard set-credential {name}` \
-                 and the feed starts at once (no reload needed)"
+                "waiting for credential {name} (feed {feed}); set it with `{}` \
+                 and the feed starts at once (no reload needed)",
+                crate::fixcmd::command(&format!("set-credential {name}"))
             ),
             BuildError::Invalid { feed, message } => write!(f, "feed {feed}: {message}"),
         }
@@ -275,6 +281,13 @@ pub trait Broker: Sync {
     fn calendar(&self, feed: &FeedConfig) -> crate::calendar::CalendarKind {
         let _ = feed;
         crate::calendar::CalendarKind::Always
+    }
+
+    /// The largest message a feed of this broker accepts unless it sets
+    /// `max_message_bytes`: sized to what the broker really sends, so a
+    /// lying peer cannot make the agent buffer 16 MiB per feed.
+    fn max_message_bytes(&self) -> usize {
+        16 << 20
     }
 
     /// The endpoint used when the feed sets no `url`.

@@ -12,7 +12,9 @@
 //!   market 09:15–15:30, Monday to Friday.
 //!
 //! Exchange holidays are whole closed days, configured per calendar
-//! (`[calendar.nse] holidays = [...]`). Everything here is pure: callers
+//! (`[calendar.nse] holidays = [...]`); NYSE's early closes (13:00 on the
+//! day after Thanksgiving, Christmas Eve, ...) are days whose session ends
+//! then (`[calendar.nyse] early_closes = [...]`). Everything here is pure: callers
 //! pass the time, nothing reads a clock. A session starts at its first
 //! instant and ends just before the next boundary (`[09:15, 15:30)`).
 
@@ -64,6 +66,15 @@ impl CalendarKind {
             CalendarKind::Always => None,
             CalendarKind::Nyse => Some("America/New_York"),
             CalendarKind::Nse => Some("Asia/Kolkata"),
+        }
+    }
+
+    /// When the session ends on an early-close day; `None` for a calendar
+    /// without early closes.
+    pub fn early_close(self) -> Option<Time> {
+        match self {
+            CalendarKind::Nyse => Some(time(13, 0, 0, 0)),
+            CalendarKind::Always | CalendarKind::Nse => None,
         }
     }
 
@@ -177,13 +188,17 @@ pub struct Calendar {
     /// `None` for `always`.
     zone: Option<TimeZone>,
     holidays: BTreeSet<Date>,
+    /// Days whose session ends at [`CalendarKind::early_close`].
+    early_closes: BTreeSet<Date>,
 }
 
-/// Two calendars are the same when their kind and holidays are (the zone
-/// follows from the kind).
+/// Two calendars are the same when their kind, holidays and early closes
+/// are (the zone follows from the kind).
 impl PartialEq for Calendar {
     fn eq(&self, other: &Self) -> bool {
-        self.kind == other.kind && self.holidays == other.holidays
+        self.kind == other.kind
+            && self.holidays == other.holidays
+            && self.early_closes == other.early_closes
     }
 }
 
@@ -220,7 +235,17 @@ impl Calendar {
             kind,
             zone,
             holidays,
+            early_closes: BTreeSet::new(),
         })
+    }
+
+    /// The same calendar with sessions ending early on `dates` (ignored by
+    /// a calendar without early closes).
+    pub fn with_early_closes(mut self, dates: &[Date]) -> Calendar {
+        if self.kind.early_close().is_some() {
+            self.early_closes = dates.iter().copied().collect();
+        }
+        self
     }
 
     pub fn kind(&self) -> CalendarKind {
@@ -323,12 +348,25 @@ impl Calendar {
         zone: &'a TimeZone,
         date: Date,
     ) -> impl Iterator<Item = (Timestamp, MarketState)> + 'a {
-        self.kind.sessions().iter().filter_map(move |(at, state)| {
-            // A local time in a DST gap or overlap resolves as most software
-            // does ("compatible"); no session boundary is near one anyway.
-            let ts = zone.to_timestamp(date.to_datetime(*at)).ok()?;
-            Some((ts, *state))
-        })
+        let early = self
+            .kind
+            .early_close()
+            .filter(|_| self.early_closes.contains(&date));
+        let sessions = self.kind.sessions();
+        sessions
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, (at, state))| {
+                // The last boundary (the close) moves on an early-close day.
+                let at = match early {
+                    Some(close) if i + 1 == sessions.len() => close,
+                    _ => *at,
+                };
+                // A local time in a DST gap or overlap resolves as most software
+                // does ("compatible"); no session boundary is near one anyway.
+                let ts = zone.to_timestamp(date.to_datetime(at)).ok()?;
+                Some((ts, *state))
+            })
     }
 
     /// Trading days from `first` on. Bounded so that a search always ends:
@@ -344,6 +382,12 @@ impl Calendar {
 
 fn system_time(ts: Timestamp) -> Option<SystemTime> {
     SystemTime::try_from(ts).ok()
+}
+
+/// The IANA time zone `name` (the host's tzdata, else the built-in copy),
+/// for schedules given in a zone (`daily_report = "08:30 Asia/Kolkata"`).
+pub fn find_zone(name: &str) -> Result<TimeZone, String> {
+    zone::find(name, jiff::tz::db())
 }
 
 #[cfg(test)]

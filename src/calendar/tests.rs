@@ -419,3 +419,37 @@ fn utc_offset_follows_the_zone_and_its_dst() {
     let always = Calendar::new(CalendarKind::Always, &[]).unwrap();
     assert_eq!(always.utc_offset_at(utc("2026-07-06T12:00:00Z")), 0);
 }
+
+#[test]
+fn nyse_early_closes_end_the_session_at_13_00_new_york() {
+    // The day after Thanksgiving 2026 (Friday 27 November) closes at 13:00
+    // EST (18:00 UTC).
+    let cal = nyse().with_early_closes(&[date("2026-11-27")]);
+    check_states(
+        &cal,
+        &[
+            ("2026-11-27T14:30:00Z", Open, "09:30 opens as usual"),
+            ("2026-11-27T17:59:59Z", Open, "12:59:59"),
+            ("2026-11-27T18:00:00Z", Closed, "13:00: the early close"),
+            (
+                "2026-11-27T20:30:00Z",
+                Closed,
+                "15:30: a normal day would trade",
+            ),
+            (
+                "2026-11-30T20:30:00Z",
+                Open,
+                "the Monday after trades to 16:00",
+            ),
+        ],
+    );
+    assert_eq!(
+        cal.next_change_after(utc("2026-11-27T15:00:00Z"))
+            .map(|(t, s)| (show(t), s)),
+        Some(("2026-11-27T18:00:00Z".to_string(), Closed))
+    );
+    assert_ne!(cal, nyse());
+    // NSE has no early closes: the dates are ignored.
+    let nse_early = nse().with_early_closes(&[date("2026-11-27")]);
+    assert_eq!(nse_early, nse());
+}

@@ -8,12 +8,13 @@
 mod duration;
 mod error;
 mod parse;
+pub mod plaintext;
 mod show;
 
 pub use duration::{format_duration, parse_duration};
 pub use error::{ConfigError, Problem};
 pub use parse::{Section, load, parse_str};
-pub use show::{Shown, effective_toml, is_literal_auth, literal_secret_warnings, redact_url};
+pub use show::{Shown, effective_toml, is_literal_auth, redact_url, setup_warnings};
 
 use crate::brokers::registry::{BrokerRef, Settings};
 
@@ -46,6 +47,10 @@ pub struct Config {
     pub http: Option<HttpConfig>,
     /// `[metrics]`: the Prometheus text also written to a file.
     pub metrics: MetricsConfig,
+    /// `[alerts]`: webhooks and the dead-man's switch (off until configured).
+    pub alerts: AlertsConfig,
+    /// `[ha]`: failover through an etcd lease; `None`, a single agent.
+    pub ha: Option<HaConfig>,
 }
 
 /// `[http]` (docs/ARCHITECTURE.md, "The HTTP listener").
@@ -71,6 +76,198 @@ pub struct MetricsConfig {
     pub textfile: Option<PathBuf>,
 }
 
+/// `[alerts]`. Every URL and token is a template whose `${NAME}`s are
+/// credentials, substituted at send time (so a rotated webhook URL is used
+/// at once, and the values never sit in the configuration).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertsConfig {
+    /// Fetched every `heartbeat_every` while the agent is healthy.
+    pub heartbeat_url: Option<String>,
+    /// Fetched while it is not. Default: `heartbeat_url` + `/fail`.
+    pub heartbeat_fail_url: Option<String>,
+    /// Default 1m.
+    pub heartbeat_every: Duration,
+    /// `[[alerts.webhook]]`, in file order; names unique.
+    pub webhooks: Vec<WebhookConfig>,
+    /// `daily_report = "08:30 Asia/Kolkata"`: one message a day through
+    /// the webhooks (off when unset).
+    pub daily_report: Option<DailyReportConfig>,
+}
+
+/// When the daily report goes: a time of day in an IANA time zone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DailyReportConfig {
+    pub hour: u8,
+    pub minute: u8,
+    /// `UTC` when the value names none.
+    pub zone: String,
+}
+
+impl DailyReportConfig {
+    /// `"HH:MM"` or `"HH:MM Zone/Name"`; the zone must exist.
+    pub fn parse(s: &str) -> Result<DailyReportConfig, String> {
+        let mut parts = s.split_whitespace();
+        let time = parts.next().unwrap_or_default();
+        let zone = parts.next().unwrap_or("UTC").to_string();
+        if parts.next().is_some() {
+            return Err("write a time and a zone, e.g. \"08:30 Asia/Kolkata\"".into());
+        }
+        let (h, m) = time
+            .split_once(':')
+            .and_then(|(h, m)| Some((h.parse::<u8>().ok()?, m.parse::<u8>().ok()?)))
+            .filter(|(h, m)| *h < 24 && *m < 60 && time.len() == 5)
+            .ok_or_else(|| {
+                format!("\"{time}\" is not a time of day; write HH:MM, e.g. \"08:30 Asia/Kolkata\"")
+            })?;
+        crate::calendar::find_zone(&zone).map_err(|e| {
+            format!("unknown time zone \"{zone}\" ({e}); use an IANA name such as Asia/Kolkata")
+        })?;
+        Ok(DailyReportConfig {
+            hour: h,
+            minute: m,
+            zone,
+        })
+    }
+}
+
+impl std::fmt::Display for DailyReportConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:02}:{:02} {}", self.hour, self.minute, self.zone)
+    }
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            heartbeat_url: None,
+            heartbeat_fail_url: None,
+            heartbeat_every: Duration::from_secs(60),
+            webhooks: Vec::new(),
+            daily_report: None,
+        }
+    }
+}
+
+/// `[ha]`: two agents, one etcd lease deciding which runs the private feeds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HaConfig {
+    /// The etcd members' client URLs (http:// or https://).
+    pub etcd: Vec<String>,
+    /// A CA (PEM) for https:// members besides the system's.
+    pub ca_file: Option<PathBuf>,
+    /// Agents with the same cluster name compete for one lease.
+    pub cluster: String,
+    /// This agent's name in the cluster. Default: the host name.
+    pub node: String,
+    /// The lease's TTL: a dead leader is replaced within it (plus 250 ms).
+    pub lease: Duration,
+}
+
+impl HaConfig {
+    pub fn defaults() -> HaConfig {
+        HaConfig {
+            etcd: Vec::new(),
+            ca_file: None,
+            cluster: "brokerguard".to_string(),
+            node: host_name(),
+            lease: Duration::from_secs(10),
+        }
+    }
+}
+
+impl AlertsConfig {
+    /// The URL fetched while unhealthy: the configured one, else
+    /// healthchecks.io's form, `heartbeat_url` + `/fail`.
+    pub fn fail_url(&self) -> Option<String> {
+        self.heartbeat_fail_url.clone().or_else(|| {
+            self.heartbeat_url
+                .as_ref()
+                .map(|u| format!("{}/fail", u.trim_end_matches('/')))
+        })
+    }
+
+    /// Every template of this section (URLs, tokens), for the credentials
+    /// they reference.
+    pub fn templates(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        out.extend(self.heartbeat_url.as_deref());
+        out.extend(self.heartbeat_fail_url.as_deref());
+        for w in &self.webhooks {
+            out.extend(w.url.as_deref());
+            out.extend(w.bot_token.as_deref());
+            out.extend(w.api_url.as_deref());
+        }
+        out
+    }
+}
+
+/// The body a webhook receives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WebhookFormat {
+    /// Slack incoming webhook: `text` plus `blocks`.
+    Slack,
+    /// Discord webhook: `content` plus `embeds`.
+    Discord,
+    /// Telegram Bot API `sendMessage` to `chat_id`.
+    Telegram,
+    /// brokerguard's own schema (README, "Webhook alerts").
+    Json,
+}
+
+impl WebhookFormat {
+    pub const NAMES: &'static [&'static str] = &["slack", "discord", "telegram", "json"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookFormat::Slack => "slack",
+            WebhookFormat::Discord => "discord",
+            WebhookFormat::Telegram => "telegram",
+            WebhookFormat::Json => "json",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<WebhookFormat> {
+        match s {
+            "slack" => Some(WebhookFormat::Slack),
+            "discord" => Some(WebhookFormat::Discord),
+            "telegram" => Some(WebhookFormat::Telegram),
+            "json" => Some(WebhookFormat::Json),
+            _ => None,
+        }
+    }
+}
+
+/// The Telegram Bot API's endpoint, unless `api_url` says otherwise.
+pub const TELEGRAM_API_URL: &str = "https://api.telegram.org";
+
+/// One `[[alerts.webhook]]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WebhookConfig {
+    /// Unique, `[a-z0-9_-]+`.
+    pub name: String,
+    pub format: WebhookFormat,
+    /// Where to POST (every format but Telegram): a template, e.g.
+    /// `"${SLACK_WEBHOOK_URL}"`.
+    pub url: Option<String>,
+    /// Telegram: the bot's token, a template (`"${TELEGRAM_BOT_TOKEN}"`).
+    pub bot_token: Option<String>,
+    /// Telegram: the chat to post to.
+    pub chat_id: Option<String>,
+    /// Telegram: the Bot API base URL. Default [`TELEGRAM_API_URL`].
+    pub api_url: Option<String>,
+    /// Alerts below this are not sent. Default notice (recoveries go too).
+    pub min_severity: crate::alert::Severity,
+}
+
+/// The host name (`/proc/sys/kernel/hostname`), "localhost" if unreadable.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
 /// The holidays of each market calendar that has them (`always` has none).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CalendarsConfig {
@@ -84,6 +281,9 @@ pub struct CalendarConfig {
     /// Whole days the exchange is closed, in its own time zone; sorted, no
     /// repeats. Default none: every weekday trades.
     pub holidays: Vec<Date>,
+    /// Days whose session ends early (NYSE: 13:00), in its own time zone;
+    /// sorted, no repeats. Default none.
+    pub early_closes: Vec<Date>,
 }
 
 impl CalendarsConfig {
@@ -91,6 +291,12 @@ impl CalendarsConfig {
     /// [`crate::calendar::Calendar::new`].
     pub fn holidays(&self, kind: CalendarKind) -> &[Date] {
         self.get(kind).map_or(&[], |c| &c.holidays)
+    }
+
+    /// The configured early closes of `kind` (only NYSE has them), for
+    /// [`crate::calendar::Calendar::with_early_closes`].
+    pub fn early_closes(&self, kind: CalendarKind) -> &[Date] {
+        self.get(kind).map_or(&[], |c| &c.early_closes)
     }
 
     /// The table of `kind`; `None` for `always`, which has none.
@@ -135,6 +341,11 @@ pub struct AgentConfig {
     pub alert_repeat: Duration,
     /// Lines queued per fan-out subscriber before it is dropped. Default 4096.
     pub fanout_queue: usize,
+    /// Bytes queued per fan-out subscriber before it is dropped. Default 8 MiB.
+    pub fanout_queue_bytes: usize,
+    /// Fan-out subscribers served at once; one more gets an error line and
+    /// is closed. Default 64.
+    pub fanout_max_subscribers: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,8 +388,15 @@ pub struct FeedConfig {
     pub expect: Option<ExpectConfig>,
     /// Overrides `agent.alert_after` for this feed.
     pub alert_after: Option<Duration>,
-    /// Largest accepted message. Default 16 MiB.
+    /// Largest accepted message. Default: the broker's
+    /// (`Broker::max_message_bytes`).
     pub max_message_bytes: usize,
+    /// With `[ha]`: this feed runs on the standby too (public market data
+    /// that may be doubled). A feed that sends a credential never does.
+    pub standby: bool,
+    /// Accept `ws://`/`http://` to a public address although the feed
+    /// sends a credential (`config::plaintext`); warned about at every start.
+    pub allow_plaintext: bool,
     /// The market calendar, when the broker's default is not right.
     pub calendar: Option<CalendarKind>,
     /// How often the credentials are proven against the broker's REST API
@@ -246,7 +464,9 @@ impl FeedConfig {
             backoff: BackoffConfig::default(),
             expect: None,
             alert_after: None,
-            max_message_bytes: 16 << 20,
+            max_message_bytes: broker.max_message_bytes(),
+            allow_plaintext: false,
+            standby: false,
             validate_every: Duration::from_secs(15 * 60),
             calendar: None,
             required: true,
@@ -291,6 +511,8 @@ impl AgentConfig {
             alert_after: Duration::from_secs(60),
             alert_repeat: Duration::from_secs(15 * 60),
             fanout_queue: 4096,
+            fanout_queue_bytes: 8 << 20,
+            fanout_max_subscribers: 64,
         }
     }
 

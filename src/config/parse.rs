@@ -8,8 +8,10 @@
 //! `[[feed]]` tables and their rules, `calendar.rs` the `[calendar.NAME]`
 //! holiday tables.
 
+mod alerts;
 mod calendar;
 mod feed;
+mod ha;
 mod http;
 mod section;
 mod walker;
@@ -27,7 +29,9 @@ use calendar::CALENDAR_KEYS;
 use feed::all_feed_keys;
 use walker::{Lines, Value, Walker};
 
-const ROOT_KEYS: &[&str] = &["agent", "feed", "calendar", "http", "metrics"];
+const ROOT_KEYS: &[&str] = &[
+    "agent", "feed", "calendar", "alerts", "ha", "http", "metrics",
+];
 const AGENT_KEYS: &[&str] = &[
     "runtime_dir",
     "state_dir",
@@ -40,11 +44,15 @@ const AGENT_KEYS: &[&str] = &[
     "alert_after",
     "alert_repeat",
     "fanout_queue",
+    "fanout_queue_bytes",
+    "fanout_max_subscribers",
 ];
 const PREFLIGHT_MODES: &[&str] = &["require", "warn", "off"];
 const LOG_LEVELS: &[&str] = &["error", "warn", "info", "debug", "trace"];
 /// Smallest accepted `agent.fanout_queue`.
 const MIN_FANOUT_QUEUE: i64 = 16;
+/// Smallest accepted `agent.fanout_queue_bytes`.
+const MIN_FANOUT_QUEUE_BYTES: i64 = 64 * 1024;
 
 /// Reads and validates the configuration file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -76,6 +84,8 @@ fn parse_with_base(text: &str, path: &Path, base: Option<&Path>) -> Result<Confi
         calendars: CalendarsConfig::default(),
         http: None,
         metrics: Default::default(),
+        alerts: Default::default(),
+        ha: None,
     };
     match DeTable::parse(text) {
         Ok(root) => w.root(root.get_ref(), &mut cfg),
@@ -125,10 +135,20 @@ impl Walker<'_, '_> {
                         self.metrics(mt, &mut cfg.metrics);
                     }
                 }
+                "ha" => {
+                    if let Some(ht) = self.table(v, "ha", "a table (an [ha] header)") {
+                        cfg.ha = self.ha(ht, v.span());
+                    }
+                }
                 "calendar" => {
                     let expected = "a table (a [calendar.nse] or [calendar.nyse] header)";
                     if let Some(ct) = self.table(v, "calendar", expected) {
                         self.calendars(ct, &mut cfg.calendars);
+                    }
+                }
+                "alerts" => {
+                    if let Some(at) = self.table(v, "alerts", "a table (an [alerts] header)") {
+                        self.alerts(at, &mut cfg.alerts);
                     }
                 }
                 _ if AGENT_KEYS.contains(&key) => self.report(
@@ -201,6 +221,16 @@ impl Walker<'_, '_> {
                     self.integer_at_least(v, &kp, MIN_FANOUT_QUEUE)
                         .and_then(|n| usize::try_from(n).ok()),
                 ),
+                "fanout_queue_bytes" => set(
+                    &mut a.fanout_queue_bytes,
+                    self.integer_at_least(v, &kp, MIN_FANOUT_QUEUE_BYTES)
+                        .and_then(|n| usize::try_from(n).ok()),
+                ),
+                "fanout_max_subscribers" => set(
+                    &mut a.fanout_max_subscribers,
+                    self.integer_at_least(v, &kp, 1)
+                        .and_then(|n| usize::try_from(n).ok()),
+                ),
                 _ => self.unknown_key(k.span(), &kp, key, "[agent]", AGENT_KEYS),
             }
         }
@@ -228,7 +258,7 @@ impl Walker<'_, '_> {
     }
 }
 
-fn set<T>(field: &mut T, value: Option<T>) {
+pub(super) fn set<T>(field: &mut T, value: Option<T>) {
     if let Some(v) = value {
         *field = v;
     }
@@ -774,6 +804,16 @@ broker = \"websocket\"
         // Dotted keys are the same tables.
         let cfg = parse("calendar.nyse.holidays = [\"2026-11-26\"]\n").unwrap();
         assert_eq!(cfg.calendars.nyse.holidays, vec![day(2026, 11, 26)]);
+        let cfg =
+            parse("[calendar.nyse]\nearly_closes = [\"2026-12-24\", \"2026-11-27\"]\n").unwrap();
+        assert_eq!(
+            cfg.calendars.early_closes(CalendarKind::Nyse),
+            [day(2026, 11, 27), day(2026, 12, 24)]
+        );
+        let shown = crate::config::effective_toml(&cfg);
+        assert_eq!(parse(&shown).unwrap().calendars, cfg.calendars, "{shown}");
+        let err = parse("[calendar.nse]\nearly_closes = [\"2026-11-27\"]\n").unwrap_err();
+        assert!(err.to_string().contains("only NYSE closes early"), "{err}");
         assert_eq!(parse("").unwrap().calendars, Default::default());
     }
 

@@ -52,7 +52,35 @@ pub fn effective_toml(cfg: &Config) -> String {
     line(&mut out, "alert_after", &dur(a.alert_after));
     line(&mut out, "alert_repeat", &dur(a.alert_repeat));
     line(&mut out, "fanout_queue", &a.fanout_queue.to_string());
+    line(
+        &mut out,
+        "fanout_queue_bytes",
+        &a.fanout_queue_bytes.to_string(),
+    );
+    line(
+        &mut out,
+        "fanout_max_subscribers",
+        &a.fanout_max_subscribers.to_string(),
+    );
     calendars(&mut out, cfg);
+    alerts(&mut out, cfg);
+    if let Some(ha) = &cfg.ha {
+        out.push_str("\n[ha]\n");
+        // Only the scheme and host of a member URL are shown (it may carry
+        // a password: http://user:pass@host).
+        let urls: Vec<String> = ha
+            .etcd
+            .iter()
+            .map(|u| toml_string(&redact_url(u)))
+            .collect();
+        line(&mut out, "etcd", &format!("[{}]", urls.join(", ")));
+        if let Some(ca) = &ha.ca_file {
+            line(&mut out, "ca_file", &path_str(ca));
+        }
+        line(&mut out, "cluster", &toml_string(&ha.cluster));
+        line(&mut out, "node", &toml_string(&ha.node));
+        line(&mut out, "lease", &dur(ha.lease));
+    }
     if let Some(h) = &cfg.http {
         out.push_str("\n[http]\n");
         line(&mut out, "listen", &toml_string(&h.listen.to_string()));
@@ -76,6 +104,43 @@ pub fn effective_toml(cfg: &Config) -> String {
     out
 }
 
+/// `[alerts]` and its webhooks, when configured. URLs are `${NAME}`
+/// references (shown as written) or, for a JSON webhook, literal URLs with
+/// secret-looking parts redacted.
+fn alerts(out: &mut String, cfg: &Config) {
+    let a = &cfg.alerts;
+    if a.heartbeat_url.is_none() && a.webhooks.is_empty() && a.daily_report.is_none() {
+        return;
+    }
+    out.push_str("\n[alerts]\n");
+    if let Some(d) = &a.daily_report {
+        line(out, "daily_report", &toml_string(&d.to_string()));
+    }
+    if let Some(u) = &a.heartbeat_url {
+        line(out, "heartbeat_url", &toml_string(&redact_url(u)));
+        line(out, "heartbeat_every", &dur(a.heartbeat_every));
+    }
+    if let Some(u) = &a.heartbeat_fail_url {
+        line(out, "heartbeat_fail_url", &toml_string(&redact_url(u)));
+    }
+    for w in &a.webhooks {
+        out.push_str("\n[[alerts.webhook]]\n");
+        line(out, "name", &toml_string(&w.name));
+        line(out, "format", &toml_string(w.format.as_str()));
+        for (key, value) in [
+            ("url", &w.url),
+            ("bot_token", &w.bot_token),
+            ("chat_id", &w.chat_id),
+            ("api_url", &w.api_url),
+        ] {
+            if let Some(v) = value {
+                line(out, key, &toml_string(&redact_url(v)));
+            }
+        }
+        line(out, "min_severity", &toml_string(w.min_severity.as_str()));
+    }
+}
+
 /// Every calendar that takes holidays, one date per line.
 fn calendars(out: &mut String, cfg: &Config) {
     for kind in [CalendarKind::Nse, CalendarKind::Nyse] {
@@ -85,13 +150,20 @@ fn calendars(out: &mut String, cfg: &Config) {
         let _ = writeln!(out, "\n[calendar.{kind}]");
         if c.holidays.is_empty() {
             out.push_str("holidays = []  # none configured: every weekday trades\n");
-            continue;
+        } else {
+            out.push_str("holidays = [\n");
+            for d in &c.holidays {
+                let _ = writeln!(out, "    {},", toml_string(&d.to_string()));
+            }
+            out.push_str("]\n");
         }
-        out.push_str("holidays = [\n");
-        for d in &c.holidays {
-            let _ = writeln!(out, "    {},", toml_string(&d.to_string()));
+        if !c.early_closes.is_empty() {
+            out.push_str("early_closes = [\n");
+            for d in &c.early_closes {
+                let _ = writeln!(out, "    {},", toml_string(&d.to_string()));
+            }
+            out.push_str("]\n");
         }
-        out.push_str("]\n");
     }
 }
 
@@ -148,6 +220,12 @@ fn feed(out: &mut String, f: &FeedConfig, cfg: &Config) {
     }
     line(out, "max_message_bytes", &f.max_message_bytes.to_string());
     line(out, "required", if f.required { "true" } else { "false" });
+    if f.allow_plaintext {
+        line(out, "allow_plaintext", "true");
+    }
+    if f.standby {
+        line(out, "standby", "true");
+    }
     line(out, "validate_every", &dur(f.validate_every));
     match f.calendar {
         Some(c) => line(out, "calendar", &toml_string(c.as_str())),
@@ -259,13 +337,25 @@ pub fn is_literal_auth(auth: &str) -> bool {
     template_names(auth).is_empty()
 }
 
-/// Secrets written into the configuration itself, one line per feed and
-/// field, without the values: the config loads, but the operator should move
-/// them to a credentials file. `brokerguard config check` and `run` can log these.
-pub fn literal_secret_warnings(cfg: &Config) -> Vec<String> {
+/// Set-ups that load but that the operator should know are insecure or odd,
+/// one line each, never with a secret: secrets written into the
+/// configuration itself (move them to a credentials file), credentials sent
+/// in plaintext to a private address or with `allow_plaintext`, and each
+/// broker's own warnings. `brokerguard config check` and `run` log these.
+pub fn setup_warnings(cfg: &Config) -> Vec<String> {
     let mut out = Vec::new();
     for f in &cfg.feeds {
         out.extend(f.broker.warnings(f));
+        if !f.broker.credentials(f).is_empty() {
+            let url = f.url.as_deref().or(f.broker.default_url());
+            for (key, url) in [("url", url), ("rest_url", f.rest_url.as_deref())] {
+                if let Some(Ok(Some(w))) =
+                    url.map(|u| super::plaintext::judge(&f.name, key, u, f.allow_plaintext))
+                {
+                    out.push(w);
+                }
+            }
+        }
         for (key, url) in [("url", &f.url), ("rest_url", &f.rest_url)] {
             if url.as_deref().is_some_and(|u| redact_url(u) != u) {
                 out.push(format!(
@@ -371,6 +461,8 @@ mod tests {
             "stop_timeout = \"10s\"",
             "alert_repeat = \"15m\"",
             "fanout_queue = 4096",
+            "fanout_queue_bytes = 8388608",
+            "fanout_max_subscribers = 64",
             "poll_every = \"2s\"",
             "heartbeat = \"heartbeat\"",
             "stall_after = \"30s\"",
@@ -382,6 +474,23 @@ mod tests {
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }
+        assert_eq!(round_trip(&cfg), cfg);
+    }
+
+    #[test]
+    fn alerts_round_trip() {
+        let cfg = parse(
+            "[alerts]\nheartbeat_url = \"https://hc-ping.com/${HC}\"\nheartbeat_every = \"30s\"\n\
+             daily_report = \"08:30 Asia/Kolkata\"\n\
+             [[alerts.webhook]]\nname = \"ops\"\nformat = \"telegram\"\nbot_token = \"${TG}\"\n\
+             chat_id = \"-100123\"\nmin_severity = \"error\"\n\
+             [[alerts.webhook]]\nname = \"j\"\nformat = \"json\"\nurl = \"http://127.0.0.1:9/a\"\n",
+        );
+        let text = effective_toml(&cfg);
+        assert!(
+            text.contains("[[alerts.webhook]]\nname = \"ops\""),
+            "{text}"
+        );
         assert_eq!(round_trip(&cfg), cfg);
     }
 
@@ -457,7 +566,7 @@ mod tests {
     #[test]
     fn auth_with_reference_is_shown() {
         let cfg = parse(
-            "[[feed]]\nname = \"s\"\nbroker = \"websocket\"\nurl = \"ws://h\"\nauth = '{\"token\":\"${SIGNALS_TOKEN}\"}'\n",
+            "[[feed]]\nname = \"s\"\nbroker = \"websocket\"\nurl = \"ws://127.0.0.1\"\nauth = '{\"token\":\"${SIGNALS_TOKEN}\"}'\n",
         );
         assert!(effective_toml(&cfg).contains("auth = '{\"token\":\"${SIGNALS_TOKEN}\"}'"));
     }
@@ -490,7 +599,7 @@ mod tests {
             "[[feed]]\nname = \"a\"\nbroker = \"websocket\"\nurl = \"wss://h/?token={CANARY}\"\nauth = '{CANARY}'\n\
              [[feed]]\nname = \"b\"\nbroker = \"websocket\"\nurl = \"wss://h/\"\nauth = '${{B_TOKEN}}'\n"
         );
-        let w = literal_secret_warnings(&parse(&text));
+        let w = setup_warnings(&parse(&text));
         assert_eq!(w.len(), 2, "{w:?}");
         assert!(w[0].starts_with("feed \"a\": auth has no ${NAME}"), "{w:?}");
         assert!(

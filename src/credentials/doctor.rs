@@ -26,6 +26,7 @@ use super::format::Severity;
 use super::required::{Required, distinct_names, required_names};
 use super::store::{CredProblem, CredentialStore, Sources};
 use crate::config::{self, Config};
+use crate::fixcmd::sh_quote;
 use crate::timefmt::human;
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -145,6 +146,26 @@ pub struct DoctorReport {
     /// are left out.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sessions: Vec<SessionReport>,
+    /// With `[ha]`: what failover guarantees about keys and nonces.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failover: Option<String>,
+}
+
+/// What `doctor` says failover guarantees, for a configuration with `[ha]`.
+fn failover_note(cfg: &Config) -> Option<String> {
+    let ha = cfg.ha.as_ref()?;
+    Some(format!(
+        "node {} of cluster {} (lease {}): private feeds run only on the agent holding the etcd \
+         lease, and stop on their own clock half a lease after the last renewal, before a standby \
+         can win; a new leader's nonces start above the last nonce the old leader recorded in \
+         etcd (every second) plus {} of microseconds (half a lease and two seconds: the most the \
+         old leader can have signed after its last record), and above this host's clock, so \
+         Kraken never sees a key's nonce go back; a standby makes no signed REST check",
+        ha.node,
+        ha.cluster,
+        human(ha.lease),
+        human(ha.lease / 2 + std::time::Duration::from_secs(2))
+    ))
 }
 
 /// The running agent's view, for the parts of the audit only it knows.
@@ -228,9 +249,10 @@ fn cross_feed_problems(cfg: &Config, store: &CredentialStore) -> Vec<DoctorProbl
                 message: format!("feed {feed}: {}", p.message),
                 fix: Vec::new(),
                 note: Some(format!(
-                    "change {} in {} and check it with brokerguard config check",
+                    "change {} in {} and check it with {}",
                     p.key,
-                    cfg.path.display()
+                    cfg.path.display(),
+                    crate::fixcmd::with_config(&cfg.path, "config check")
                 )),
             });
         }
@@ -374,6 +396,7 @@ pub fn audit_at(
         agent,
         feed_notes: Vec::new(),
         sessions: Vec::new(),
+        failover: failover_note(cfg),
     }
 }
 
@@ -390,6 +413,57 @@ pub fn open_to_everyone(files: &[PathBuf]) -> Vec<(PathBuf, u32)> {
         .collect()
 }
 
+/// `config check`'s warnings about the `${NAME}`s (and broker credential
+/// names) the configuration needs that no credential source defines: the
+/// feeds that need them would wait. A source this user cannot read makes
+/// the answer unknown, and is said instead of a false "not defined".
+pub fn undefined_credentials(cfg: &Config, sources: &Sources) -> Vec<String> {
+    let required = required_names(cfg);
+    let outcome = CredentialStore::load(sources, &required);
+    let unreadable: Vec<String> = outcome
+        .problems
+        .iter()
+        .filter_map(|p| match p {
+            CredProblem::FileUnreadable { file, .. } => Some(file.display().to_string()),
+            CredProblem::SystemdUnreadable { path, .. } => Some(path.display().to_string()),
+            _ => None,
+        })
+        .collect();
+    if !unreadable.is_empty() {
+        return vec![format!(
+            "cannot tell which credentials are defined: {} cannot be read by this user; \
+             run {}",
+            unreadable.join(", "),
+            crate::fixcmd::with_config(&cfg.path, "config check")
+        )];
+    }
+    let files = cfg
+        .agent
+        .credential_files
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    outcome
+        .problems
+        .iter()
+        .filter_map(|p| match p {
+            CredProblem::Missing { name, feeds } => Some(format!(
+                "${{{name}}} (feed {}) is defined by no credential source ({}, \
+                 $CREDENTIALS_DIRECTORY, the environment): the feed will wait for it; set it: {}",
+                feeds.join(", "),
+                if files.is_empty() {
+                    "no credential_files"
+                } else {
+                    &files
+                },
+                crate::fixcmd::with_config(&cfg.path, &format!("set-credential {name}"))
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
 /// What to run to close a credentials file to other users.
 pub fn tighten_command(file: &Path) -> String {
     let f = sh_quote(&file.display().to_string());
@@ -400,21 +474,14 @@ pub fn tighten_command(file: &Path) -> String {
 
 /// The commands of fixes, adapted to this host.
 struct Commands {
-    /// `sudo brokerguard` or `sudo BROKERGUARD_CONFIG=... brokerguard`.
-    brokerguard: String,
+    /// The configuration audited: every brokerguard command suggested
+    /// carries it (see `fixcmd`).
+    config: PathBuf,
     reload: String,
 }
 
 impl Commands {
     fn new(cfg: &Config, platform: &PlatformReport) -> Commands {
-        let brokerguard = if cfg.path == Path::new(config::DEFAULT_PATH) {
-            "sudo brokerguard".to_string()
-        } else {
-            format!(
-                "sudo BROKERGUARD_CONFIG={} brokerguard",
-                sh_quote(&cfg.path.display().to_string())
-            )
-        };
         let reload = if platform.systemd_unit.is_some() {
             "sudo systemctl reload brokerguard".to_string()
         } else {
@@ -424,26 +491,20 @@ impl Commands {
             )
         };
         Commands {
-            brokerguard,
+            config: cfg.path.clone(),
             reload,
         }
+    }
+
+    /// `sudo brokerguard ARGS`, with the audited configuration.
+    fn brokerguard(&self, args: &str) -> String {
+        crate::fixcmd::with_config(&self.config, args)
     }
 
     /// A running agent reads the new value at once (its watcher sees the
     /// file replaced): no reload is needed, so none is suggested.
     fn set(&self, name: &str) -> Vec<String> {
-        vec![format!("{} set-credential {name}", self.brokerguard)]
-    }
-}
-
-/// Single-quotes a path for a shell when it needs it.
-fn sh_quote(s: &str) -> String {
-    if s.chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/._-+:@%=".contains(c))
-    {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
+        vec![self.brokerguard(&format!("set-credential {name}"))]
     }
 }
 
@@ -484,11 +545,10 @@ fn doctor_problem(p: &CredProblem, cmds: &Commands) -> Option<DoctorProblem> {
             )
         }
         CredProblem::FileUnreadable { file, .. } => {
-            // SAFETY: geteuid cannot fail.
-            if unsafe { libc::geteuid() } != 0 {
+            if !crate::os::user::is_root() {
                 // Most likely the operator's own account lacks access, as intended.
                 mk(
-                    vec![format!("{} doctor", cmds.brokerguard)],
+                    vec![cmds.brokerguard("doctor")],
                     Some("the file is for root and the service group; audit it as root".into()),
                 )
             } else {
@@ -712,38 +772,11 @@ fn detect_platform(root: &Path, sources: &Sources) -> PlatformReport {
 }
 
 fn user_name(uid: u32) -> String {
-    let mut buf = vec![0 as libc::c_char; 16 * 1024];
-    // SAFETY: getpwuid_r with a zeroed passwd and a buffer of the given length;
-    // pw_name is read only when a result was returned.
-    unsafe {
-        let mut pwd: libc::passwd = std::mem::zeroed();
-        let mut res: *mut libc::passwd = std::ptr::null_mut();
-        if libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut res) == 0
-            && !res.is_null()
-        {
-            return std::ffi::CStr::from_ptr(pwd.pw_name)
-                .to_string_lossy()
-                .into_owned();
-        }
-    }
-    uid.to_string()
+    crate::os::user::user_name_or_id(uid)
 }
 
 fn group_name(gid: u32) -> String {
-    let mut buf = vec![0 as libc::c_char; 16 * 1024];
-    // SAFETY: as in `user_name`, for getgrgid_r.
-    unsafe {
-        let mut grp: libc::group = std::mem::zeroed();
-        let mut res: *mut libc::group = std::ptr::null_mut();
-        if libc::getgrgid_r(gid, &mut grp, buf.as_mut_ptr(), buf.len(), &mut res) == 0
-            && !res.is_null()
-        {
-            return std::ffi::CStr::from_ptr(grp.gr_name)
-                .to_string_lossy()
-                .into_owned();
-        }
-    }
-    gid.to_string()
+    crate::os::user::group_name_or_id(gid)
 }
 
 impl DoctorReport {
@@ -768,7 +801,12 @@ impl DoctorReport {
                         ),
                         fix: feed_names
                             .iter()
-                            .map(|n| format!("sudo brokerguard set-credential {n}"))
+                            .map(|n| {
+                                crate::fixcmd::with_config(
+                                    &self.config,
+                                    &format!("set-credential {n}"),
+                                )
+                            })
                             .collect(),
                         note: Some(
                             "a running agent picks a new value up at once; no reload needed".into(),
@@ -781,7 +819,10 @@ impl DoctorReport {
                         "feed {} ({}): the credentials could not be checked: {}",
                         c.feed, c.broker, c.detail
                     ),
-                    fix: vec![format!("brokerguard check {}", c.feed)],
+                    fix: vec![crate::fixcmd::with_config(
+                        &self.config,
+                        &format!("check {}", c.feed),
+                    )],
                     note: None,
                 }),
                 _ => {}
@@ -963,8 +1004,9 @@ impl DoctorReport {
             .count();
         let _ = writeln!(
             out,
-            "\nProblems: {errors} error(s), {} warning(s)",
-            self.problems.len() - errors
+            "\nProblems: {}, {}",
+            crate::count::count(errors, "error", "errors"),
+            crate::count::count(self.problems.len() - errors, "warning", "warnings")
         );
         for p in &self.problems {
             let sev = match p.severity {
@@ -981,6 +1023,9 @@ impl DoctorReport {
                     let _ = writeln!(out, "      {c}");
                 }
             }
+        }
+        if let Some(f) = &self.failover {
+            let _ = writeln!(out, "\nFailover\n  {f}");
         }
         out
     }
@@ -1018,6 +1063,8 @@ mod tests {
             calendars: Default::default(),
             http: None,
             metrics: Default::default(),
+            alerts: Default::default(),
+            ha: None,
         }
     }
 
@@ -1164,7 +1211,7 @@ mod tests {
             text.contains(&format!("sudoedit {}", f.display())),
             "{text}"
         );
-        assert!(text.contains("sudo BROKERGUARD_CONFIG='"), "{text}");
+        assert!(text.contains(" --config '"), "{text}");
         assert!(text.contains("sudo kill -HUP"), "{text}");
         fs::remove_dir_all(&d).unwrap();
     }

@@ -1,6 +1,6 @@
 //! Credentials: owned sources, the `Secret` type, monitoring, hot reload.
 //!
-//! `secret` (unprintable values), `dotenv` (file syntax), `store` (sources,
+//! `secret` (unprintable values), `fingerprint` (keyed fingerprints), `dotenv` (file syntax), `store` (sources,
 //! precedence, keep-last-good), `required` (what the config needs),
 //! `format` (value checks), `monitor` (events and alert lines), `watcher`
 //! (inotify on the files' folders), `doctor` (the audit behind `brokerguard
@@ -8,6 +8,7 @@
 
 pub mod doctor;
 pub mod dotenv;
+pub mod fingerprint;
 pub mod format;
 pub mod monitor;
 pub mod required;

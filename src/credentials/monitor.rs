@@ -18,15 +18,19 @@ use std::time::SystemTime;
 /// Something about the credentials an operator must hear about.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CredEvent {
-    /// A required credential is gone (or, at the first check, was never there:
-    /// then `fingerprint` and `last_seen` are `None`).
+    /// A required credential that was present is gone.
     Lost {
         name: String,
-        fingerprint: Option<String>,
-        last_seen: Option<SystemTime>,
+        fingerprint: String,
+        last_seen: SystemTime,
     },
     /// A lost credential is back.
     Restored { name: String, fingerprint: String },
+    /// A required credential was not set at the first look (nothing was
+    /// lost: the feeds that need it wait for it).
+    Missing { name: String },
+    /// A credential missing since the first look is now set.
+    Set { name: String, fingerprint: String },
     /// A credentials source is malformed, missing or unreadable.
     Invalid {
         file: PathBuf,
@@ -63,8 +67,11 @@ impl CredEvent {
                 severity: Severity::Warning,
                 ..
             }
-            | CredEvent::EnvOnly { .. } => log::Level::Warn,
-            CredEvent::Restored { .. } | CredEvent::Rotated { .. } => log::Level::Info,
+            | CredEvent::EnvOnly { .. }
+            | CredEvent::Missing { .. } => log::Level::Warn,
+            CredEvent::Restored { .. } | CredEvent::Rotated { .. } | CredEvent::Set { .. } => {
+                log::Level::Info
+            }
         }
     }
 
@@ -77,13 +84,8 @@ impl CredEvent {
                 last_seen,
             } => Alert::new(AlertKind::CredentialLost)
                 .with("name", name)
-                .with("fingerprint", fingerprint.as_deref().unwrap_or("none"))
-                .with(
-                    "last_seen",
-                    last_seen
-                        .map(rfc3339)
-                        .unwrap_or_else(|| "never".to_string()),
-                ),
+                .with("fingerprint", fingerprint)
+                .with("last_seen", rfc3339(*last_seen)),
             CredEvent::Restored { name, fingerprint } => Alert::new(AlertKind::CredentialRestored)
                 .with("name", name)
                 .with("fingerprint", fingerprint),
@@ -103,7 +105,7 @@ impl CredEvent {
     }
 
     /// The journal line, e.g.
-    /// `alert=credential_lost name=KRAKEN_MASTER_API_KEY fingerprint=sha256:1a2b3c4d last_seen=2026-11-23T18:00:00Z`.
+    /// `alert=credential_lost name=KRAKEN_MASTER_API_KEY fingerprint=hmac:1a2b3c4d last_seen=2026-11-23T18:00:00Z`.
     pub fn alert_line(&self) -> String {
         if let Some(a) = self.alert() {
             return a.to_string();
@@ -119,11 +121,27 @@ impl CredEvent {
                     escape(reason)
                 )
             }
+            CredEvent::Missing { name } => format!(
+                "credential_missing name={} reason={}",
+                escape(name),
+                escape(&format!(
+                    "not set: the feeds that need it wait for it (state waiting) and start \
+                     once it is set: {}",
+                    crate::fixcmd::command(&format!("set-credential {name}"))
+                ))
+            ),
+            CredEvent::Set { name, fingerprint } => {
+                format!(
+                    "credential_set name={} fingerprint={fingerprint}",
+                    escape(name)
+                )
+            }
             CredEvent::EnvOnly { name } => format!(
                 "credential_env_only name={} reason={}",
                 escape(name),
                 escape(&format!(
-                    "only in the process environment, lost on the next restart; move it: sudo brokerguard set-credential {name}"
+                    "only in the process environment, lost on the next restart; move it: {}",
+                    crate::fixcmd::command(&format!("set-credential {name}"))
                 ))
             ),
             _ => unreachable!("alert kinds are handled above"),
@@ -150,9 +168,10 @@ impl fmt::Display for CredEvent {
 
 #[derive(Clone, Debug, Default)]
 struct NameState {
-    fingerprint: Option<String>,
-    last_seen: Option<SystemTime>,
-    lost: bool,
+    /// The value last seen, and when: `None` while it has never been set.
+    seen: Option<(String, SystemTime)>,
+    /// Reported gone (lost, or missing when never seen) and not back yet.
+    absent: bool,
 }
 
 /// Remembers what was reported so each condition is reported once.
@@ -184,31 +203,40 @@ impl Monitor {
             let st = self.names.entry(name.to_string()).or_default();
             match store.fingerprint(name) {
                 Some(fp) => {
-                    if st.lost {
-                        events.push(CredEvent::Restored {
-                            name: name.to_string(),
+                    let name = name.to_string();
+                    match (&st.seen, st.absent) {
+                        (None, true) => events.push(CredEvent::Set {
+                            name,
                             fingerprint: fp.clone(),
-                        });
-                    } else if let Some(old) = st.fingerprint.as_ref().filter(|old| **old != fp) {
-                        events.push(CredEvent::Rotated {
-                            name: name.to_string(),
+                        }),
+                        (Some(_), true) => events.push(CredEvent::Restored {
+                            name,
+                            fingerprint: fp.clone(),
+                        }),
+                        (Some((old, _)), false) if *old != fp => events.push(CredEvent::Rotated {
+                            name,
                             old: old.clone(),
                             new: fp.clone(),
-                        });
+                        }),
+                        _ => {}
                     }
-                    st.fingerprint = Some(fp);
-                    st.last_seen = Some(now);
-                    st.lost = false;
+                    st.seen = Some((fp, now));
+                    st.absent = false;
                 }
                 // A fallback the feed runs without: its absence is no loss.
                 None if super::store::all_optional(required, name) => {}
-                None if !st.lost => {
-                    events.push(CredEvent::Lost {
-                        name: name.to_string(),
-                        fingerprint: st.fingerprint.clone(),
-                        last_seen: st.last_seen,
+                None if !st.absent => {
+                    events.push(match &st.seen {
+                        Some((fp, at)) => CredEvent::Lost {
+                            name: name.to_string(),
+                            fingerprint: fp.clone(),
+                            last_seen: *at,
+                        },
+                        None => CredEvent::Missing {
+                            name: name.to_string(),
+                        },
                     });
-                    st.lost = true;
+                    st.absent = true;
                 }
                 None => {}
             }
@@ -298,8 +326,8 @@ mod tests {
             ev,
             vec![CredEvent::Lost {
                 name: "KRAKEN_MASTER_API_KEY".into(),
-                fingerprint: Some(fp1.clone()),
-                last_seen: Some(t(1_795_456_860)),
+                fingerprint: fp1.clone(),
+                last_seen: t(1_795_456_860),
             }]
         );
         assert_eq!(
@@ -347,16 +375,50 @@ mod tests {
     }
 
     #[test]
-    fn missing_at_first_look_is_reported_once() {
+    fn never_set_is_missing_not_lost_and_reported_once() {
         let r = req(&["A"]);
         let mut m = Monitor::new();
         let empty = store(&[], &["A"]);
         let ev = m.observe(t(10), &r, &empty, &[]);
-        assert_eq!(
-            ev[0].alert_line(),
-            "alert=credential_lost name=A fingerprint=none last_seen=never"
+        assert_eq!(ev, vec![CredEvent::Missing { name: "A".into() }]);
+        // Not an alert: nothing was lost; the feed says it waits.
+        assert_eq!(ev[0].alert(), None);
+        assert_eq!(ev[0].level(), log::Level::Warn);
+        let line = ev[0].alert_line();
+        assert!(
+            line.starts_with("credential_missing name=A reason=\"not set: the feeds")
+                && line.contains("wait")
+                && line.contains("set-credential A")
+                && !line.contains("lost"),
+            "{line}"
         );
         assert!(m.observe(t(20), &r, &empty, &[]).is_empty());
+        // Set for the first time: "set", not "restored".
+        let set = store(&[("A", "v")], &["A"]);
+        let ev = m.observe(t(30), &r, &set, &[]);
+        let fp = set.fingerprint("A").unwrap();
+        assert_eq!(
+            ev,
+            vec![CredEvent::Set {
+                name: "A".into(),
+                fingerprint: fp.clone()
+            }]
+        );
+        assert_eq!(ev[0].level(), log::Level::Info);
+        assert_eq!(
+            ev[0].alert_line(),
+            format!("credential_set name=A fingerprint={fp}")
+        );
+        // Gone after it was present: now it is lost, with when it was last seen.
+        let ev = m.observe(t(40), &r, &empty, &[]);
+        assert_eq!(
+            ev,
+            vec![CredEvent::Lost {
+                name: "A".into(),
+                fingerprint: fp,
+                last_seen: t(30)
+            }]
+        );
     }
 
     #[test]

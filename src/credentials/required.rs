@@ -56,9 +56,37 @@ pub fn feed_required(feed: &FeedConfig) -> Vec<Required> {
     out
 }
 
-/// Every credential the configuration needs, feed by feed, in config order.
+/// What stands in [`Required::feed`] for the `[alerts]` section (webhook
+/// URLs, bot tokens, heartbeat URLs), which needs credentials like a feed.
+pub const ALERTS_CONSUMER: &str = "alerts";
+
+/// The `${NAME}`s of the `[alerts]` templates. They are checked like a
+/// generic feed's template references (the generic broker's rules).
+pub fn alerts_required(cfg: &Config) -> Vec<Required> {
+    let broker = BrokerRef(&crate::brokers::websocket::BROKER);
+    let mut out: Vec<Required> = Vec::new();
+    for t in cfg.alerts.templates() {
+        for name in crate::config::template_names(t) {
+            if !out.iter().any(|r| r.name == name) {
+                out.push(Required {
+                    name,
+                    feed: ALERTS_CONSUMER.to_string(),
+                    broker,
+                    field: TEMPLATE_FIELD.to_string(),
+                    optional: false,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Every credential the configuration needs, feed by feed, in config
+/// order, then those of `[alerts]`.
 pub fn required_names(cfg: &Config) -> Vec<Required> {
-    cfg.feeds.iter().flat_map(feed_required).collect()
+    let mut out: Vec<Required> = cfg.feeds.iter().flat_map(feed_required).collect();
+    out.extend(alerts_required(cfg));
+    out
 }
 
 /// The distinct names in `required`, first-seen order.
@@ -88,7 +116,7 @@ mod tests {
 
     #[test]
     fn template_references_are_required_once_per_feed() {
-        let text = "[[feed]]\nname = \"signals\"\nbroker = \"websocket\"\nurl = \"ws://h\"\n\
+        let text = "[[feed]]\nname = \"signals\"\nbroker = \"websocket\"\nurl = \"ws://127.0.0.1\"\n\
                     auth = '{\"t\":\"${SIGNALS_TOKEN}\",\"u\":\"${SIGNALS_TOKEN}\"}'\n\
                     poll = '{\"k\":\"${OTHER}\"}'\n";
         let mut cfg = crate::config::parse_str(text, std::path::Path::new("t.toml")).unwrap();

@@ -1,11 +1,13 @@
 //! A secret value that cannot be printed.
 //!
 //! `Debug`, `Display` and serialization show only a fingerprint
-//! (`sha256:` + 8 hex digits of the value's SHA-256). The value itself is
+//! (`hmac:` + 8 hex digits of HMAC-SHA-256 under the host's key, see
+//! [`super::fingerprint`]). The value itself is
 //! reached only through [`Secret::expose`], at the point of use (an auth
 //! message, a signature, a header), which makes every use easy to audit.
+//! Dropping one wipes the value (`zeroize`: writes the compiler may not
+//! remove), so it does not linger in freed memory.
 
-use sha2::{Digest, Sha256};
 use std::fmt;
 
 #[derive(Clone, PartialEq, Eq)]
@@ -25,7 +27,7 @@ impl Secret {
         &self.value
     }
 
-    /// `sha256:` + the first 8 hex digits of SHA-256(value).
+    /// `hmac:` + the first 8 hex digits of HMAC-SHA-256(host key, value).
     pub fn fingerprint(&self) -> String {
         fingerprint_of(self.value.as_bytes())
     }
@@ -41,12 +43,18 @@ impl Secret {
 
 /// Fingerprint of arbitrary bytes, as shown for secrets.
 pub fn fingerprint_of(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut s = String::from("sha256:");
-    for b in &digest[..4] {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
+    super::fingerprint::of(bytes)
+}
+
+/// The unkeyed SHA-256 prefix fingerprints used to be, for a test that
+/// shows they no longer are.
+#[cfg(test)]
+pub(crate) fn sha256_prefix_for_tests(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)[..4]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl fmt::Debug for Secret {
@@ -69,13 +77,7 @@ impl serde::Serialize for Secret {
 
 impl Drop for Secret {
     fn drop(&mut self) {
-        // Best effort: do not leave the value in freed memory.
-        // SAFETY: zero bytes are valid UTF-8.
-        unsafe {
-            for b in self.value.as_bytes_mut() {
-                std::ptr::write_volatile(b, 0);
-            }
-        }
+        zeroize::Zeroize::zeroize(&mut self.value);
     }
 }
 
@@ -95,13 +97,16 @@ mod tests {
             serde_json::to_string(&s).unwrap(),
         ] {
             assert!(!shown.contains(CANARY), "{shown}");
-            assert!(shown.contains("sha256:"), "{shown}");
+            assert!(shown.contains("hmac:"), "{shown}");
         }
     }
 
     #[test]
-    fn fingerprint_is_sha256_prefix() {
-        // sha256("abc") = ba7816bf...
-        assert_eq!(Secret::new("abc").fingerprint(), "sha256:ba7816bf");
+    fn the_fingerprint_is_keyed_and_stable_in_a_process() {
+        let fp = Secret::new("abc").fingerprint();
+        assert!(fp.starts_with("hmac:") && fp.len() == 13, "{fp}");
+        assert_ne!(fp, "hmac:ba7816bf", "not the unkeyed sha256 prefix");
+        assert_eq!(fp, Secret::new("abc").fingerprint());
+        assert_ne!(fp, Secret::new("abd").fingerprint());
     }
 }

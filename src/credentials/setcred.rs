@@ -3,8 +3,9 @@
 //! The file is replaced atomically (temp file in the same folder, fsync,
 //! rename, fsync of the folder), so the running agent's watcher never sees a
 //! half-written file. The existing file's owner and mode are kept (a new file
-//! gets 0640); if the file is a symlink, its target is written and the link
-//! stays. The first `NAME=` / `export NAME=` line is replaced in place and
+//! gets 0640, and when root creates it, the service's group `brokerguard`,
+//! so the service can read it); if the file is a symlink, its target is
+//! written and the link stays. The first `NAME=` / `export NAME=` line is replaced in place and
 //! any later lines for the same name are dropped (they would override it);
 //! every other line is kept byte for byte. Otherwise the line is appended.
 //! Writers take an exclusive `flock` on the folder for the read-modify-write,
@@ -16,9 +17,11 @@
 
 use super::Secret;
 use super::dotenv;
+use crate::os;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -103,6 +106,19 @@ pub fn encode_value(v: &str) -> String {
 
 /// Writes `name=value` into `file` atomically (see the module doc).
 pub fn set_credential(file: &Path, name: &str, value: &Secret) -> Result<(), SetCredError> {
+    let group = os::user::is_root()
+        .then(|| os::user::group_id(os::fs::SERVICE_GROUP))
+        .flatten();
+    set_credential_for(file, name, value, group)
+}
+
+/// [`set_credential`], giving a new file the group `new_file_group`.
+fn set_credential_for(
+    file: &Path,
+    name: &str,
+    value: &Secret,
+    new_file_group: Option<u32>,
+) -> Result<(), SetCredError> {
     if !valid_credential_name(name) {
         return Err(SetCredError::InvalidName {
             name: name.to_string(),
@@ -136,15 +152,15 @@ pub fn set_credential(file: &Path, name: &str, value: &Secret) -> Result<(), Set
     let _lock = lock_folder(&target).map_err(|e| io_err("lock the folder of", e))?;
     let (old, meta) = match fs::read(&target) {
         Ok(bytes) => (
-            bytes,
+            Wiped::new(bytes),
             Some(fs::metadata(&target).map_err(|e| io_err("inspect", e))?),
         ),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => (Vec::new(), None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => (Wiped::new(Vec::new()), None),
         Err(e) => return Err(io_err("read", e)),
     };
     let line = Secret::new(format!("{name}={}", encode_value(v)));
     let new = replace_or_append(&old, name, line.expose());
-    write_atomically(&target, &new.0, meta.as_ref())
+    write_atomically(&target, &new, meta.as_ref(), new_file_group)
 }
 
 /// The new file content. Works on bytes so lines that are not UTF-8 survive.
@@ -173,32 +189,20 @@ fn replace_or_append(old: &[u8], name: &str, line: &str) -> Wiped {
         out.extend_from_slice(line.as_bytes());
         out.push(b'\n');
     }
-    Wiped(out)
+    Wiped::new(out)
 }
 
-/// File content holding secrets: zeroed when dropped, never printed.
-struct Wiped(Vec<u8>);
+/// File content holding secrets: wiped when dropped, never printed.
+type Wiped = zeroize::Zeroizing<Vec<u8>>;
 
-impl Drop for Wiped {
-    fn drop(&mut self) {
-        for b in self.0.iter_mut() {
-            // SAFETY: a valid, exclusive pointer into the vector.
-            unsafe { std::ptr::write_volatile(b, 0) };
-        }
-    }
-}
-
-/// An exclusive `flock` on the file's folder, released when the handle drops.
+/// An exclusive lock on the file's folder, released when the handle drops.
 fn lock_folder(target: &Path) -> io::Result<File> {
     let dir = match target.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
     let f = File::open(dir)?;
-    // SAFETY: flock on an fd we own.
-    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    os::lock::lock(&f, os::lock::Kind::Exclusive)?;
     Ok(f)
 }
 
@@ -206,6 +210,7 @@ fn write_atomically(
     target: &Path,
     content: &[u8],
     meta: Option<&fs::Metadata>,
+    new_file_group: Option<u32>,
 ) -> Result<(), SetCredError> {
     let dir = match target.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -233,8 +238,7 @@ fn write_atomically(
         match meta {
             Some(m) => {
                 let (uid, gid) = (m.uid(), m.gid());
-                // SAFETY: geteuid/getegid cannot fail.
-                let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+                let (euid, egid) = (os::user::euid(), os::user::egid());
                 if uid != euid || gid != egid {
                     std::os::unix::fs::fchown(&f, Some(uid), Some(gid))
                         .map_err(|e| io_err(&tmp, "keep the owner of", e))?;
@@ -242,9 +246,14 @@ fn write_atomically(
                 f.set_permissions(fs::Permissions::from_mode(m.mode() & 0o7777))
                     .map_err(|e| io_err(&tmp, "keep the mode of", e))?;
             }
-            None => f
-                .set_permissions(fs::Permissions::from_mode(NEW_FILE_MODE))
-                .map_err(|e| io_err(&tmp, "set the mode of", e))?,
+            None => {
+                if let Some(gid) = new_file_group {
+                    std::os::unix::fs::fchown(&f, None, Some(gid))
+                        .map_err(|e| io_err(&tmp, "give the service's group", e))?;
+                }
+                f.set_permissions(fs::Permissions::from_mode(NEW_FILE_MODE))
+                    .map_err(|e| io_err(&tmp, "set the mode of", e))?
+            }
         }
         f.sync_all().map_err(|e| io_err(&tmp, "sync", e))?;
         fs::rename(&tmp, target).map_err(|e| io_err(target, "replace", e))?;
@@ -258,50 +267,15 @@ fn write_atomically(
     result
 }
 
-/// Restores the terminal's settings when dropped (also on error or panic).
-struct EchoOff {
-    fd: libc::c_int,
-    saved: libc::termios,
-}
-
-impl EchoOff {
-    /// `None` when `fd` is not a terminal.
-    fn new(fd: libc::c_int) -> io::Result<Option<EchoOff>> {
-        // SAFETY: isatty/tcgetattr/tcsetattr on a valid fd with a valid termios.
-        unsafe {
-            if libc::isatty(fd) != 1 {
-                return Ok(None);
-            }
-            let mut t: libc::termios = std::mem::zeroed();
-            if libc::tcgetattr(fd, &mut t) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            let saved = t;
-            t.c_lflag &= !(libc::ECHO | libc::ECHONL);
-            if libc::tcsetattr(fd, libc::TCSAFLUSH, &t) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(Some(EchoOff { fd, saved }))
-        }
-    }
-}
-
-impl Drop for EchoOff {
-    fn drop(&mut self) {
-        // SAFETY: restoring settings read from the same fd.
-        unsafe {
-            libc::tcsetattr(self.fd, libc::TCSAFLUSH, &self.saved);
-        }
-    }
-}
-
 /// Reads a secret from stdin. On a terminal: one line, without echo (the
 /// caller prints any prompt on stderr). Otherwise: everything up to EOF
 /// (so a PEM key can be piped in). One trailing newline (`\n` or `\r\n`) is
 /// removed.
 pub fn read_secret_from_stdin() -> io::Result<Secret> {
-    let echo = EchoOff::new(libc::STDIN_FILENO)?;
-    let mut buf = String::new();
+    let stdin = io::stdin();
+    let echo = os::term::EchoOff::new(stdin.as_fd())?;
+    // Wiped if reading fails half way; moved into the Secret otherwise.
+    let mut buf = zeroize::Zeroizing::new(String::new());
     if echo.is_some() {
         io::stdin().read_line(&mut buf)?;
         // The Enter key was not echoed; end the prompt's line.
@@ -310,7 +284,7 @@ pub fn read_secret_from_stdin() -> io::Result<Secret> {
         io::stdin().read_to_string(&mut buf)?;
     }
     drop(echo);
-    Ok(Secret::new(trim_one_newline(buf)))
+    Ok(Secret::new(trim_one_newline(std::mem::take(&mut *buf))))
 }
 
 fn trim_one_newline(mut s: String) -> String {
@@ -435,5 +409,24 @@ mod tests {
         assert_eq!(trim_one_newline("abc\r\n".into()), "abc");
         assert_eq!(trim_one_newline("abc\n\n".into()), "abc\n");
         assert_eq!(trim_one_newline("abc".into()), "abc");
+    }
+
+    #[test]
+    fn a_new_file_made_by_root_gets_the_service_group() {
+        if !os::user::is_root() {
+            eprintln!("skipped: only root can give a file another group");
+            return;
+        }
+        let d = temp_dir("setgrp");
+        let f = d.join("c.env");
+        set_credential_for(&f, "A", &Secret::new("1"), Some(65534)).unwrap();
+        let m = fs::metadata(&f).unwrap();
+        assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (0, 65534, 0o640));
+        // An existing file keeps its group.
+        fs::write(&f, "A=1\n").unwrap();
+        std::os::unix::fs::chown(&f, None, Some(0)).unwrap();
+        set_credential_for(&f, "B", &Secret::new("2"), Some(65534)).unwrap();
+        assert_eq!(fs::metadata(&f).unwrap().gid(), 0);
+        fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -21,6 +21,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
+use zeroize::Zeroizing;
 
 /// Where a value came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -175,11 +176,15 @@ impl CredProblem {
             }
             CredProblem::SystemdUnreadable { error, .. } => format!("cannot read ({error})"),
             CredProblem::Missing { name, .. } => {
-                format!("not set; run: sudo brokerguard set-credential {name}")
+                format!(
+                    "not set; run: {}",
+                    crate::fixcmd::command(&format!("set-credential {name}"))
+                )
             }
             CredProblem::Format { problem, .. } => problem.message.clone(),
             CredProblem::EnvOnly { name } => format!(
-                "only in the process environment, so it is lost on the next restart or redeploy; move it into the credentials file: sudo brokerguard set-credential {name}"
+                "only in the process environment, so it is lost on the next restart or redeploy; move it into the credentials file: {}",
+                crate::fixcmd::command(&format!("set-credential {name}"))
             ),
         }
     }
@@ -503,17 +508,18 @@ fn feeds_of(required: &[Required], name: &str) -> Vec<String> {
 
 /// `Ok(None)` when the file does not exist.
 fn read_systemd(path: &Path) -> Result<Option<(Secret, Option<SystemTime>)>, String> {
+    // Wiped when dropped, whatever happens: the raw text is the secret.
     let bytes = match std::fs::read(path) {
-        Ok(b) => b,
+        Ok(b) => Zeroizing::new(b),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e.to_string()),
     };
     let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-    let mut text = String::from_utf8(bytes).map_err(|_| "not valid UTF-8 text".to_string())?;
-    if text.ends_with('\n') {
-        text.pop();
-    }
-    Ok(Some((Secret::new(text), mtime)))
+    let text = std::str::from_utf8(&bytes).map_err(|_| "not valid UTF-8 text".to_string())?;
+    Ok(Some((
+        Secret::new(text.strip_suffix('\n').unwrap_or(text)),
+        mtime,
+    )))
 }
 
 fn read_file(path: &Path) -> (FileLayer, Option<CredProblem>) {
@@ -523,8 +529,9 @@ fn read_file(path: &Path) -> (FileLayer, Option<CredProblem>) {
         kept_last_good: false,
         entries: BTreeMap::new(),
     };
+    // The file's raw bytes hold every secret in it: wiped once parsed.
     let bytes = match std::fs::read(path) {
-        Ok(b) => b,
+        Ok(b) => Zeroizing::new(b),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             layer.state = FileState::Missing;
             return (

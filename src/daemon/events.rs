@@ -11,4 +11,10 @@ pub enum Event {
     CredentialsChanged,
     /// A feed changed state: rewrite status now.
     FeedStateChanged,
+    /// SIGUSR1: write each feed's flight recorder (`brokerguard blackbox`).
+    DumpBlackbox,
+    /// SIGUSR2: step down from failover leadership.
+    StepDown,
+    /// The failover role changed: start or stop the private feeds.
+    HaChanged,
 }

@@ -21,6 +21,7 @@ use crate::brokers::{BuildContext, BuildError};
 use crate::clock::{Clock, Mono};
 use crate::config::FeedConfig;
 use crate::feed::health::HealthData;
+use crate::feed::recorder::{self, DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, Recorder};
 use crate::feed::runner::{self, FeedCommand, FeedHandle, FeedSink, RunnerSettings};
 use crate::feed::{Adapter, ConnectProgress, ErrorClass, FeedError, Session};
 use std::sync::atomic::AtomicBool;
@@ -56,13 +57,8 @@ fn wake_handler_installed() -> bool {
 
 /// Sends [`WAKE_SIGNAL`] to one feed thread.
 fn wake(thread: &JoinHandle<()>) {
-    use std::os::unix::thread::JoinHandleExt;
-    // SAFETY: the thread is not joined (we hold its handle), so its pthread_t
-    // stays valid even if it has already exited; pthread_kill then just
-    // reports ESRCH.
-    unsafe {
-        libc::pthread_kill(thread.as_pthread_t() as libc::pthread_t, WAKE_SIGNAL);
-    }
+    // A thread that has ended already reports ESRCH: nothing to wake.
+    let _ = crate::os::process::signal_thread(thread, WAKE_SIGNAL);
 }
 
 /// One running feed with the configuration it was started from.
@@ -93,8 +89,51 @@ impl Adapter for UnbuiltAdapter {
     }
 }
 
-/// Builds an adapter, or a parked stand-in when it cannot be built.
+/// A private feed's adapter under failover: its thread is marked as
+/// guarded by the fence before anything is opened, so neither a connect
+/// nor a send happens while this agent's leadership is in doubt.
+struct FencedAdapter {
+    inner: Box<dyn Adapter>,
+}
+
+impl Adapter for FencedAdapter {
+    fn connect(
+        &mut self,
+        progress: &mut dyn ConnectProgress,
+    ) -> Result<Box<dyn Session>, FeedError> {
+        crate::fence::guard_this_thread();
+        if !crate::fence::may_act() {
+            return Err(FeedError::new(
+                ErrorClass::RateLimited {
+                    retry_after: Some(Duration::from_secs(60)),
+                },
+                "fenced: this agent does not hold the failover lease",
+            ));
+        }
+        self.inner.connect(progress)
+    }
+    fn has_ping(&self) -> bool {
+        self.inner.has_ping()
+    }
+    fn poll_every(&self) -> Option<Duration> {
+        self.inner.poll_every()
+    }
+    fn tick(&mut self, now: std::time::SystemTime) -> Vec<crate::feed::Action> {
+        self.inner.tick(now)
+    }
+}
+
+/// Builds an adapter, or a parked stand-in when it cannot be built; under
+/// failover a private feed's adapter is fenced.
 pub fn adapter_for(f: &FeedConfig, ctx: &BuildContext<'_>) -> Box<dyn Adapter> {
+    let adapter = unfenced_adapter_for(f, ctx);
+    if crate::fence::installed().is_some() && !f.standby {
+        return Box::new(FencedAdapter { inner: adapter });
+    }
+    adapter
+}
+
+fn unfenced_adapter_for(f: &FeedConfig, ctx: &BuildContext<'_>) -> Box<dyn Adapter> {
     match f.broker.build(f, ctx) {
         Ok(a) => a,
         Err(e) => {
@@ -119,6 +158,14 @@ fn calendar_for(f: &FeedConfig, ctx: &BuildContext<'_>) -> Option<Arc<crate::cal
         );
         None
     })
+}
+
+/// The credential values a feed uses: kept out of its flight recorder.
+fn feed_secrets(f: &FeedConfig, ctx: &BuildContext<'_>) -> Vec<crate::credentials::Secret> {
+    crate::credentials::required::feed_required(f)
+        .iter()
+        .filter_map(|r| (ctx.lookup)(&r.name))
+        .collect()
 }
 
 impl FeedSet {
@@ -147,6 +194,9 @@ impl FeedSet {
             calendar_for(f, ctx),
             f.alert_after.unwrap_or(ctx.alert_after),
         );
+        let recorder = Recorder::new(&f.name, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_BYTES);
+        recorder.set_secrets(feed_secrets(f, ctx));
+        recorder::register(recorder);
         let handle = runner::spawn(&f.name, f.broker.name(), adapter, settings, clock, sink)?;
         self.lock().push(RunningFeed {
             config: f.clone(),
@@ -170,6 +220,9 @@ impl FeedSet {
             );
             rf.handle.settings = settings.clone();
             rf.config = f.clone();
+            if let Some(r) = recorder::registered(&f.name) {
+                r.set_secrets(feed_secrets(f, ctx));
+            }
             // Holding the slot keeps the feed from registering a connection
             // made with the new adapter before the interrupt: only the
             // connection in use when the command was sent is cut.
@@ -199,12 +252,16 @@ impl FeedSet {
             *feeds = keep;
             out
         };
+        names.iter().for_each(|n| recorder::unregister(n));
         stop_and_join(taken, timeout);
     }
 
     /// Stops every feed (graceful close), waiting at most `timeout`.
     pub fn stop_all(&self, timeout: Duration) {
         let taken: Vec<RunningFeed> = self.lock().drain(..).collect();
+        for f in &taken {
+            recorder::unregister(&f.config.name);
+        }
         stop_and_join(taken, timeout);
     }
 }

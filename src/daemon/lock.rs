@@ -5,6 +5,16 @@
 //! released its lock with its last descriptor, so the next start simply takes
 //! the file over: no manual cleanup, no "stale pidfile" guessing from PIDs.
 //!
+//! The runtime folder may be writable by the service user while `run`,
+//! `status` or `reload` run as root, so the pidfile is reached by the
+//! no-follow rule (`os::fs`): the folder is opened once and checked (owner,
+//! not writable by everyone), the pidfile is opened relative to it with
+//! `O_NOFOLLOW` and must be a regular file; its mode is set through the
+//! handle. A planted symlink, FIFO or device is refused, never followed.
+//! Beside the `flock`, the holder takes a POSIX record lock on the file,
+//! whose holder the kernel names ([`kernel_holder`]): `reload` signals only
+//! a PID that the kernel confirms, never just what the file says.
+//!
 //! Races handled here:
 //! * A stopping agent unlinks the file and then unlocks. A new copy that opened
 //!   the old inode just before the unlink can win the lock on a file nobody
@@ -16,11 +26,12 @@
 //!   another agent runs. The same window lets the losers of a start race read
 //!   the winner's PID instead of an empty file.
 
+use crate::os::fs::{Access, Dir, Owners};
+use crate::os::{self, lock::Kind};
 use std::fmt;
-use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
+use std::fs::{File, Permissions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -64,6 +75,10 @@ impl fmt::Display for LockError {
                 action,
                 source,
             } => {
+                if os::fs::names_itself(source, path) {
+                    // A refusal of the no-follow rule names the file and the fix.
+                    return write!(f, "cannot {action}: {source}");
+                }
                 write!(f, "cannot {action} {}: {source}", path.display())?;
                 match source.kind() {
                     io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => write!(
@@ -94,6 +109,7 @@ impl std::error::Error for LockError {
 #[derive(Debug)]
 pub struct PidLock {
     file: Option<File>,
+    dir: Dir,
     path: PathBuf,
     pid: u32,
 }
@@ -115,23 +131,6 @@ fn io_err(path: &Path, action: &'static str) -> impl FnOnce(io::Error) -> LockEr
     }
 }
 
-/// `flock` that retries on EINTR. `Ok(false)` means it would block.
-fn flock(file: &File, op: libc::c_int) -> io::Result<bool> {
-    loop {
-        // SAFETY: flock on a descriptor we own; no memory is passed.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), op) };
-        if rc == 0 {
-            return Ok(true);
-        }
-        let err = io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EINTR) => continue,
-            Some(libc::EWOULDBLOCK) => return Ok(false),
-            _ => return Err(err),
-        }
-    }
-}
-
 /// The PID in an open pidfile, from its start. Only a complete line counts,
 /// so a read racing the holder's write cannot return a cut-off number.
 fn read_pid(file: &mut File) -> Option<u32> {
@@ -141,14 +140,12 @@ fn read_pid(file: &mut File) -> Option<u32> {
     text.strip_suffix('\n')?.trim().parse().ok()
 }
 
-/// Whether `file` is still the inode found at `path`.
-fn same_inode(file: &File, path: &Path) -> io::Result<bool> {
-    let ours = file.metadata()?;
-    match fs::metadata(path) {
-        Ok(now) => Ok(ours.dev() == now.dev() && ours.ino() == now.ino()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
-    }
+/// Whether `file` is still the inode found at the pidfile's name.
+fn same_inode(file: &File, dir: &Dir) -> io::Result<bool> {
+    let ours = os::fs::stat(file)?;
+    Ok(dir
+        .stat_entry(PIDFILE_NAME)?
+        .is_some_and(|now| now.same_file(&ours)))
 }
 
 impl PidLock {
@@ -156,29 +153,26 @@ impl PidLock {
     /// missing) and writes our PID into it. Never blocks for long: a lock
     /// held by a live process gives [`LockError::Held`] within ~100 ms.
     pub fn acquire(runtime_dir: &Path) -> Result<PidLock, LockError> {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(runtime_dir)
-            .map_err(io_err(runtime_dir, "create the runtime folder"))?;
-        let path = runtime_dir.join(PIDFILE_NAME);
+        let dir = Dir::open_or_create(runtime_dir, 0o755, &Owners::of_this_process())
+            .map_err(io_err(runtime_dir, "open the runtime folder"))?;
+        Self::acquire_in(dir)
+    }
+
+    /// [`PidLock::acquire`] in an opened and checked runtime folder.
+    pub fn acquire_in(dir: Dir) -> Result<PidLock, LockError> {
+        let path = dir.shown(PIDFILE_NAME);
         let pid = std::process::id();
 
         for _ in 0..MAX_INODE_RETRIES {
-            // std opens with O_CLOEXEC: the lock never leaks into a child.
-            let mut file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o644)
-                .open(&path)
+            // O_CLOEXEC: the lock never leaks into a child.
+            let mut file = dir
+                .open_file(PIDFILE_NAME, Access::ReadWriteCreate(0o644))
                 .map_err(io_err(&path, "open the pidfile"))?;
 
             let deadline = Instant::now() + BUSY_WINDOW;
             let mut seen_pid = None;
             let locked = loop {
-                if flock(&file, libc::LOCK_EX | libc::LOCK_NB)
+                if os::lock::try_lock(&file, Kind::Exclusive)
                     .map_err(io_err(&path, "lock the pidfile"))?
                 {
                     break true;
@@ -193,15 +187,21 @@ impl PidLock {
                 return Err(LockError::Held { pid: seen_pid });
             }
 
-            if !same_inode(&file, &path).map_err(io_err(&path, "check the pidfile"))? {
+            if !same_inode(&file, &dir).map_err(io_err(&path, "check the pidfile"))? {
                 // Locked an inode a stopping agent just unlinked: start over.
                 drop(file);
                 continue;
             }
 
             let write = |file: &mut File| -> io::Result<()> {
-                // 0644 whatever the umask: `status` run by another user must
-                // be able to open it to probe the lock.
+                // The kernel's word on who holds it, for `reload`.
+                if !os::lock::hold_record_lock(file)? {
+                    return Err(io::Error::other(
+                        "another process holds a record lock on it without the flock",
+                    ));
+                }
+                // 0644 whatever the umask (fchmod on the handle): `status`
+                // run by another user must be able to open it to probe the lock.
                 file.set_permissions(Permissions::from_mode(0o644))?;
                 file.set_len(0)?;
                 file.seek(SeekFrom::Start(0))?;
@@ -211,6 +211,7 @@ impl PidLock {
             write(&mut file).map_err(io_err(&path, "write the pidfile"))?;
             return Ok(PidLock {
                 file: Some(file),
+                dir,
                 path,
                 pid,
             });
@@ -241,8 +242,8 @@ impl PidLock {
         if let Some(file) = self.file.take() {
             // Unlink only our own inode: if an operator removed the file and
             // another copy created a new one, that one is not ours to delete.
-            if same_inode(&file, &self.path).unwrap_or(false) {
-                let _ = fs::remove_file(&self.path);
+            if same_inode(&file, &self.dir).unwrap_or(false) {
+                let _ = self.dir.remove(PIDFILE_NAME);
             }
             drop(file); // closing the last descriptor unlocks
         }
@@ -255,26 +256,44 @@ impl Drop for PidLock {
     }
 }
 
+/// The runtime folder, opened and checked for a reader; `None` if missing.
+fn open_for_reading(runtime_dir: &Path) -> io::Result<Option<Dir>> {
+    match Dir::open(runtime_dir, &Owners::of_this_process()) {
+        Ok(d) => Ok(Some(d)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(os::fs::naming("open", runtime_dir, e)),
+    }
+}
+
+/// The pidfile, opened for reading by the no-follow rule; `None` if missing.
+fn open_pidfile(runtime_dir: &Path) -> io::Result<Option<File>> {
+    let Some(dir) = open_for_reading(runtime_dir)? else {
+        return Ok(None);
+    };
+    let path = dir.shown(PIDFILE_NAME);
+    match dir.open_file(PIDFILE_NAME, Access::Read) {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(os::fs::naming("open", &path, e)),
+    }
+}
+
 /// Whether a live process holds the lock in `runtime_dir`, for `status`.
 /// A missing pidfile, or one whose lock is free (left by a killed agent), is
-/// `Ok(None)`. Creates nothing. The probe holds a shared lock for a few
+/// `Ok(None)`. Creates nothing, follows no link, and refuses a pidfile that
+/// is not a regular file. The probe holds a shared lock for a few
 /// microseconds; `acquire` rides over that (see the module doc).
 pub fn holder(runtime_dir: &Path) -> io::Result<Option<LockHolder>> {
-    let path = runtime_dir.join(PIDFILE_NAME);
-    let mut file = match File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(io::Error::new(
-                e.kind(),
-                format!("cannot open {}: {e}", path.display()),
-            ));
-        }
+    let Some(mut file) = open_pidfile(runtime_dir)? else {
+        return Ok(None);
     };
-    let free = flock(&file, libc::LOCK_SH | libc::LOCK_NB).map_err(|e| {
+    let free = os::lock::try_lock(&file, Kind::Shared).map_err(|e| {
         io::Error::new(
             e.kind(),
-            format!("cannot probe the lock on {}: {e}", path.display()),
+            format!(
+                "cannot probe the lock on {}: {e}",
+                runtime_dir.join(PIDFILE_NAME).display()
+            ),
         )
     })?;
     if free {
@@ -283,6 +302,18 @@ pub fn holder(runtime_dir: &Path) -> io::Result<Option<LockHolder>> {
     Ok(Some(LockHolder {
         pid: read_pid(&mut file),
     }))
+}
+
+/// The PID the kernel says holds the agent's record lock on the pidfile
+/// (`None`: nobody, or an agent too old to take one). Unlike the PID
+/// written in the file, nobody but the holder can make this say anything.
+/// Never call it in the agent itself: closing the probe's descriptor would
+/// drop the agent's own record lock (POSIX locks are per process).
+pub fn kernel_holder(runtime_dir: &Path) -> io::Result<Option<u32>> {
+    let Some(file) = open_pidfile(runtime_dir)? else {
+        return Ok(None);
+    };
+    os::lock::record_lock_holder(&file)
 }
 
 #[cfg(test)]
@@ -315,5 +346,36 @@ mod tests {
         );
         assert!(text.contains("run as the service user"), "{text}");
         assert!(text.contains("agent.runtime_dir"), "{text}");
+    }
+
+    #[test]
+    fn root_never_follows_a_pidfile_planted_as_a_link() {
+        use crate::os::fs::tests::{NOBODY, Scratch, assert_untouched, folder_of_nobody, victim};
+        let Some(run) = folder_of_nobody("pidfile-link") else {
+            return;
+        };
+        let elsewhere = Scratch::new("pidfile-victim");
+        let target = victim(&elsewhere);
+        std::os::unix::fs::symlink(&target, run.0.join(PIDFILE_NAME)).unwrap();
+        let dir = Dir::open(&run.0, &Owners::only(&[0, NOBODY])).unwrap();
+        let e = PidLock::acquire_in(dir).unwrap_err();
+        assert!(e.to_string().contains("is a symlink"), "{e}");
+        assert_untouched(&target);
+        // A real pidfile left by the folder's owner is taken over, its
+        // owner kept and its mode set through the handle.
+        std::fs::remove_file(run.0.join(PIDFILE_NAME)).unwrap();
+        let dir = Dir::open(&run.0, &Owners::only(&[0, NOBODY])).unwrap();
+        let held = PidLock::acquire_in(dir).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(held.path()).unwrap(),
+            format!("{}\n", std::process::id())
+        );
+        drop(held);
+        // The folder of a stranger is refused, naming the folder and the fix.
+        if crate::os::user::user_by_name(crate::os::fs::SERVICE_USER).is_none() {
+            let e = PidLock::acquire(&run.0).unwrap_err().to_string();
+            assert!(e.contains("neither root"), "{e}");
+            assert!(e.contains("sudo chown brokerguard:"), "{e}");
+        }
     }
 }

@@ -6,8 +6,10 @@
 //!
 //! See docs/ARCHITECTURE.md ("Threads, and who owns what").
 
+pub mod blackbox;
 pub mod events;
 pub mod feeds;
+mod ha_role;
 pub mod lock;
 pub mod process;
 pub mod reload;
@@ -23,14 +25,14 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Config, ConfigError, PreflightMode};
 use crate::credentials::watcher::Watcher;
 use crate::credentials::{CredentialStore, Monitor, Required, Secret, Sources, required_names};
-use crate::fanout::Fanout;
+use crate::fanout::{Fanout, FanoutSettings};
 use crate::feed::Layer;
 use crate::feed::health::FirstConnection;
 use crate::http::Http;
 use crate::http::board::{Board, FeedExtra, Liveness, Published};
 use crate::net::http::ClockDrift;
 use crate::status::schema::ReloadStatus;
-use crate::status::write::write_atomic;
+use crate::status::write::{WriteHealth, WriteNews, write_atomic_unnamed};
 use crate::systemd::notify::{self, Notifier};
 use events::Event;
 use feeds::FeedSet;
@@ -114,8 +116,8 @@ impl DaemonError {
                     .with(
                         "action",
                         format!(
-                            "fix them (brokerguard config check --config {} lists them), then start again",
-                            path.display()
+                            "fix them ({} lists them), then start again",
+                            crate::fixcmd::with_config(path, "config check")
                         ),
                     )];
                 out.extend(problems.iter().map(|p| {
@@ -143,7 +145,10 @@ impl DaemonError {
             DaemonError::Preflight(failures) => {
                 let mut out = vec![alert("preflight").with("feeds", failures.len()).with(
                     "action",
-                    "agent.preflight = \"require\": fix the layer named (brokerguard check), or set preflight = \"warn\" to start degraded",
+                    format!(
+                        "agent.preflight = \"require\": fix the layer named ({}), or set preflight = \"warn\" to start degraded",
+                        crate::fixcmd::command("check")
+                    ),
                 )];
                 out.extend(
                     failures
@@ -185,6 +190,11 @@ impl RunOptions {
 
 /// Runs the agent until a stop signal. Returns after a clean stop.
 pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
+    // Secrets in memory must not reach a core dump (the watchdog's kill is
+    // SIGABRT) or another process of the service user: non-dumpable first.
+    if let Err(e) = crate::os::process::forbid_core_dumps() {
+        log::warn!("cannot make the process non-dumpable (prctl PR_SET_DUMPABLE): {e}");
+    }
     // Before the first thread: the arena setting applies to arenas made later.
     process::tune();
     // Signals first: a SIGTERM that arrives while we start must become a
@@ -194,6 +204,8 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         let t = signals::spawn_sender(events_tx.clone(), |s| match s {
             signals::Signal::Stop => Event::Stop,
             signals::Signal::Reload => Event::Reload,
+            signals::Signal::DumpBlackbox => Event::DumpBlackbox,
+            signals::Signal::StepDown => Event::StepDown,
         })
         .map_err(|source| DaemonError::Os {
             what: "install signal handlers".into(),
@@ -209,6 +221,15 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
     }
     // The lock comes before credentials and before any socket.
     let lock = PidLock::acquire(&cfg.agent.runtime_dir).map_err(DaemonError::Lock)?;
+    // Before any fingerprint is shown: the host's key, the same as every
+    // earlier run's (and the state folder checked: refused if another user
+    // could swap its entries).
+    crate::credentials::fingerprint::use_host_key(&cfg.agent.state_dir).map_err(|e| {
+        DaemonError::Os {
+            what: "set up the fingerprint key".into(),
+            source: std::io::Error::other(e.to_string()),
+        }
+    })?;
     log::info!(
         "brokerguard {} starting (pid {}, config {})",
         env!("CARGO_PKG_VERSION"),
@@ -246,6 +267,8 @@ struct Agent {
     pid: u32,
     last_summary: String,
     last_status_write: Option<Instant>,
+    /// Whether status.json can be written (said once, see `WriteHealth`).
+    status_health: WriteHealth,
     last_cred_check: Instant,
     /// Feeds whose first-connection preflight has been logged.
     preflight_reported: Vec<String>,
@@ -264,6 +287,10 @@ struct Agent {
     http: Option<Http>,
     /// When the metrics textfile was last written.
     last_textfile: Option<Instant>,
+    /// Webhooks and the heartbeat (`[alerts]`).
+    alerts: Option<crate::alerts::Alerts>,
+    /// Failover (`[ha]`): the ha thread.
+    ha: Option<crate::ha::HaHandle>,
 }
 
 impl Agent {
@@ -292,7 +319,7 @@ impl Agent {
                 .with("action", crate::credentials::doctor::tighten_command(&file))
                 .emit();
         }
-        for w in config::literal_secret_warnings(&cfg) {
+        for w in config::setup_warnings(&cfg) {
             log::warn!("{w}");
         }
         let required = required_names(&cfg);
@@ -303,15 +330,18 @@ impl Agent {
         log_cred_events(&events0);
         let store = outcome.store;
 
-        let fanout = Fanout::start(&cfg.agent.fanout_socket(), cfg.agent.fanout_queue).map_err(
-            |source| DaemonError::Os {
-                what: format!("listen on {}", cfg.agent.fanout_socket().display()),
-                source,
-            },
-        )?;
+        let fanout = Fanout::start(
+            &cfg.agent.fanout_socket(),
+            FanoutSettings::from_config(&cfg),
+        )
+        .map_err(|source| DaemonError::Os {
+            what: format!("listen on {}", cfg.agent.fanout_socket().display()),
+            source,
+        })?;
         let sink = Arc::new(sink::DaemonSink {
             publisher: fanout.publisher(),
             events: Mutex::new(events_tx.clone()),
+            blackbox_dir: cfg.agent.state_dir.join("blackbox"),
         });
 
         let notifier = Notifier::from_env().map(Arc::new);
@@ -351,6 +381,7 @@ impl Agent {
             pid: std::process::id(),
             last_summary: String::new(),
             last_status_write: None,
+            status_health: WriteHealth::default(),
             last_cred_check: Instant::now(),
             preflight_reported: Vec::new(),
             drift: Arc::new(ClockDrift::default()),
@@ -361,14 +392,24 @@ impl Agent {
             shared_cfg: Arc::new(Config::clone(&cfg_for_board)),
             http: None,
             last_textfile: None,
+            alerts: None,
+            ha: None,
         };
         // Before any feed connects: a listener that cannot start (its
         // address taken, off loopback without TLS or password) stops the
         // start with nothing to undo.
         agent.start_board();
         agent.start_http()?;
+        // Before the feeds: their first alerts already reach the webhooks.
+        let lookup = agent.lookup();
+        let alerts = crate::alerts::Alerts::start(&agent.cfg, &lookup, agent.clock.clone());
+        drop(lookup);
+        agent.alerts = Some(alerts);
+        agent.start_ha()?;
         for f in agent.cfg.feeds.clone() {
-            agent.start_feed(&f)?;
+            if agent.should_run(&f) {
+                agent.start_feed(&f)?;
+            }
         }
         // Each feed's first connection is its preflight: with "require" the
         // agent is not ready until every one has proved its layers.
@@ -376,6 +417,9 @@ impl Agent {
             let failures = agent.report_preflight(true);
             if !failures.is_empty() {
                 agent.feeds.stop_all(agent.cfg.agent.stop_timeout);
+                if let Some(a) = agent.alerts.take() {
+                    a.stop();
+                }
                 return Err(DaemonError::Preflight(failures));
             }
         }
@@ -390,7 +434,7 @@ impl Agent {
         match validator::Validator::start(agent.clock.clone(), agent.drift.clone()) {
             Ok(v) => {
                 v.update(
-                    &agent.cfg.feeds,
+                    &agent.validated_feeds(),
                     &agent.store,
                     &agent.cfg.agent.state_dir,
                     &agent.cfg.calendars,
@@ -649,6 +693,17 @@ impl Agent {
                     return;
                 }
                 Ok(Event::Reload) => self.reload(),
+                Ok(Event::DumpBlackbox) => blackbox::write_all(&self.cfg.agent.runtime_dir),
+                Ok(Event::HaChanged) => self.reconcile_ha(),
+                Ok(Event::StepDown) => match &self.ha {
+                    Some(ha) => {
+                        log::info!("ha: step-down requested");
+                        ha.step_down();
+                    }
+                    None => log::warn!(
+                        "step-down requested, but there is no [ha] table: nothing to hand over"
+                    ),
+                },
                 Ok(Event::CredentialsChanged) => self.reload_credentials("credential file changed"),
                 Ok(Event::FeedStateChanged) => {
                     // Coalesce a burst of state changes into one write.
@@ -750,15 +805,26 @@ impl Agent {
             .map(|o| o.name.clone())
             .collect();
         let files_changed = new.agent.credential_files != self.cfg.agent.credential_files;
+        Self::ha_reload_note(&self.cfg, &new);
+        let new = Config {
+            ha: self.cfg.ha.clone(),
+            ..new
+        };
         self.required = required_names(&new);
         let stop_timeout = new.agent.stop_timeout;
         self.cfg = new;
+        if let Some(fanout) = &self.fanout {
+            fanout.set_feeds(&FanoutSettings::from_config(&self.cfg).feeds);
+        }
         if !removed.is_empty() {
             log::info!("stopping removed feeds {removed:?}");
             self.feeds.stop_some(&removed, stop_timeout);
         }
         for f in self.cfg.feeds.clone() {
             match old_feeds.iter().find(|o| o.name == f.name) {
+                None if !self.should_run(&f) => {
+                    log::info!("new feed {} waits for the failover leadership", f.name);
+                }
                 None => {
                     log::info!("starting new feed {}", f.name);
                     if let Err(e) = self.start_feed(&f) {
@@ -776,15 +842,23 @@ impl Agent {
         if files_changed {
             self.start_watcher();
         }
+        if let Some(a) = &self.alerts {
+            a.update(&self.cfg, &self.lookup());
+        }
+        // A feed that changed its standby mark may now run, or not.
+        self.reconcile_ha();
         if let Some(v) = &self.validator {
             v.update(
-                &self.cfg.feeds,
+                &self.validated_feeds(),
                 &self.store,
                 &self.cfg.agent.state_dir,
                 &self.cfg.calendars,
             );
         }
-        log::info!("configuration reloaded: {} feeds", self.cfg.feeds.len());
+        log::info!(
+            "configuration reloaded: {}",
+            crate::count::count(self.cfg.feeds.len(), "feed", "feeds")
+        );
     }
 
     /// Re-reads every credential source; feeds whose credentials changed
@@ -802,10 +876,15 @@ impl Agent {
         log_cred_events(&events);
         let changed = CredentialStore::changed_feeds(&self.store, &outcome.store, &self.required);
         let old = std::mem::replace(&mut self.store, outcome.store);
+        if old != self.store {
+            if let Some(a) = &self.alerts {
+                a.update(&self.cfg, &self.lookup());
+            }
+        }
         if let Some(v) = &self.validator {
             if old != self.store {
                 v.update(
-                    &self.cfg.feeds,
+                    &self.validated_feeds(),
                     &self.store,
                     &self.cfg.agent.state_dir,
                     &self.cfg.calendars,
@@ -888,7 +967,8 @@ impl Agent {
             return;
         }
         let now = self.clock.mono();
-        let health = self.feeds.health();
+        let mut health = self.feeds.health();
+        health.extend(self.held_back());
         let info = AgentInfo {
             pid: self.pid,
             started_at: self.started_at,
@@ -900,6 +980,7 @@ impl Agent {
                 .map(|v| v.results())
                 .unwrap_or_default(),
             reload: self.last_reload.as_ref(),
+            ha: self.ha.as_ref().map(|h| h.status()),
         };
         let doc = summary::status_doc(
             &info,
@@ -917,14 +998,29 @@ impl Agent {
                 .any(|f| f.name == fs.name && !f.required);
         }
         self.publish(&doc, force);
-        if let Err(e) = write_atomic(&self.cfg.agent.status_file(), &doc) {
-            log::warn!(
-                "cannot write {}: {e}",
-                self.cfg.agent.status_file().display()
-            );
+        let path = self.cfg.agent.status_file();
+        let written = write_atomic_unnamed(&path, &doc);
+        match self.status_health.observe(
+            Instant::now(),
+            self.cfg.agent.alert_repeat,
+            &path,
+            written.as_ref().err(),
+        ) {
+            WriteNews::Nothing => {}
+            WriteNews::Alert(alert) => alert.emit(),
+            WriteNews::Writable { after } => crate::notice!(
+                "{} is writable again (it was not for {})",
+                path.display(),
+                crate::timefmt::human(after)
+            ),
         }
         self.last_status_write = Some(Instant::now());
-        let line = summary::summary_line(&health, now);
+        if let Some(a) = &self.alerts {
+            // The same readiness as /readyz: feeds with `required = false`
+            // never fail the heartbeat.
+            a.observe(&health, crate::status::ready::is_ready(&doc));
+        }
+        let line = doc.agent.summary.clone();
         if line != self.last_summary {
             if let Some(n) = &self.notifier {
                 let _ = n.status(&line);
@@ -942,6 +1038,15 @@ impl Agent {
             let _ = n.stopping();
         }
         self.feeds.stop_all(self.cfg.agent.stop_timeout);
+        if let Some(a) = self.alerts.take() {
+            a.stop();
+        }
+        // After the feeds: a leader releases its lease so the standby takes
+        // over at once.
+        if let Some(ha) = self.ha.take() {
+            ha.set_private_stopped(true);
+            ha.stop();
+        }
         self.watchdog.stop.request();
         if let Some(t) = self.watchdog_thread.take() {
             let _ = t.join();

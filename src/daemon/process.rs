@@ -11,47 +11,29 @@
 //!   under systemd the unit's `LimitNOFILE=` has set both already, and the
 //!   unit's system-call filter may refuse the call, which is fine.
 
+use crate::os;
+
 /// glibc arenas for the whole process (module doc).
-#[cfg(target_env = "gnu")]
-const MALLOC_ARENAS: libc::c_int = 2;
+const MALLOC_ARENAS: i32 = 2;
 
 /// Applies both settings; failures are logged at debug level only, since
 /// the agent runs correctly without them.
 pub fn tune() {
-    #[cfg(target_env = "gnu")]
-    {
-        // SAFETY: mallopt takes two integers and changes allocator
-        // parameters only; it is called before the agent starts threads.
-        if unsafe { libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS) } != 1 {
-            log::debug!("mallopt(M_ARENA_MAX, {MALLOC_ARENAS}) refused");
-        }
+    if !os::process::limit_malloc_arenas(MALLOC_ARENAS) {
+        log::debug!("mallopt(M_ARENA_MAX, {MALLOC_ARENAS}) refused");
     }
     raise_open_file_limit();
 }
 
 fn raise_open_file_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
+    let Ok((soft, hard)) = os::process::open_file_limit() else {
+        return;
     };
-    // SAFETY: getrlimit writes one rlimit through a valid pointer.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0
-        || lim.rlim_cur >= lim.rlim_max
-    {
+    if soft >= hard {
         return;
     }
-    let raised = libc::rlimit {
-        rlim_cur: lim.rlim_max,
-        rlim_max: lim.rlim_max,
-    };
-    // SAFETY: setrlimit reads one rlimit through a valid pointer.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
-        log::debug!(
-            "cannot raise the open-file limit from {} to {}: {}",
-            lim.rlim_cur,
-            lim.rlim_max,
-            std::io::Error::last_os_error()
-        );
+    if let Err(e) = os::process::set_open_file_soft_limit(hard) {
+        log::debug!("cannot raise the open-file limit from {soft} to {hard}: {e}");
     }
 }
 
@@ -62,12 +44,7 @@ mod tests {
     #[test]
     fn the_soft_open_file_limit_ends_at_the_hard_one() {
         tune();
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: as above.
-        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
-        assert_eq!(lim.rlim_cur, lim.rlim_max);
+        let (soft, hard) = os::process::open_file_limit().unwrap();
+        assert_eq!(soft, hard);
     }
 }

@@ -12,6 +12,7 @@
 //! file), never to an earlier one.
 
 use super::lock;
+use crate::os;
 use crate::status::schema::{ReloadStatus, StatusDoc};
 use crate::status::show::{self, Observed};
 use std::fmt;
@@ -46,6 +47,14 @@ pub enum ReloadError {
     NoPid { runtime_dir: String },
     /// The runtime folder or status.json cannot be read.
     Unreadable(String),
+    /// The kernel does not confirm that the PID in the pidfile holds the
+    /// lock (`kernel`: whom it names instead, if anyone), so it is not
+    /// signalled: the pidfile is writable by the service user.
+    Unconfirmed {
+        pid: u32,
+        kernel: Option<u32>,
+        pidfile: String,
+    },
     /// SIGHUP could not be sent.
     Signal { pid: u32, source: io::Error },
     /// The agent did not publish an outcome in time.
@@ -68,6 +77,24 @@ impl fmt::Display for ReloadError {
                 "an agent holds the lock in {runtime_dir} but its pid is not written yet (still starting); try again"
             ),
             ReloadError::Unreadable(why) => f.write_str(why),
+            ReloadError::Unconfirmed {
+                pid,
+                kernel,
+                pidfile,
+            } => {
+                write!(
+                    f,
+                    "{pidfile} names pid {pid}, but the kernel does not confirm it holds the agent's lock ("
+                )?;
+                match kernel {
+                    Some(k) => write!(f, "pid {k} does")?,
+                    None => f.write_str("no process holds its record lock")?,
+                }
+                f.write_str(
+                    "); not signalling it. An agent started by an older brokerguard takes no record \
+                     lock: restart it once (systemctl restart brokerguard)",
+                )
+            }
             ReloadError::Signal { pid, source } => {
                 write!(f, "cannot send SIGHUP to pid {pid}: {source}")?;
                 if source.kind() == io::ErrorKind::PermissionDenied {
@@ -113,13 +140,20 @@ pub fn request(runtime_dir: &Path, timeout: Duration) -> Result<Outcome, ReloadE
         Observed::Unreadable(_) if !runtime_dir.join(show::STATUS_FILE_NAME).exists() => 0,
         Observed::Unreadable(why) => return Err(ReloadError::Unreadable(why)),
     };
-    let raw_pid = libc::pid_t::try_from(pid).map_err(|_| ReloadError::NoPid {
-        runtime_dir: shown.clone(),
-    })?;
-    // SAFETY: kill takes no pointers. The PID is the lock holder's: the lock
-    // is held, so the process is alive and is the agent, not a reused PID.
-    if unsafe { libc::kill(raw_pid, libc::SIGHUP) } != 0 {
-        let source = io::Error::last_os_error();
+    // The pidfile's text is the service user's to write: signal only the PID
+    // the kernel names as the holder of the agent's record lock, so a
+    // rewritten pidfile cannot make root signal another process.
+    let kernel = lock::kernel_holder(runtime_dir)
+        .map_err(|e| ReloadError::Unreadable(format!("{e}; run as root or the service user")))?;
+    if kernel != Some(pid) {
+        return Err(ReloadError::Unconfirmed {
+            pid,
+            kernel,
+            pidfile: runtime_dir.join(lock::PIDFILE_NAME).display().to_string(),
+        });
+    }
+    // The lock is held, so the process is alive and is the agent, not a reused PID.
+    if let Err(source) = signal(runtime_dir, pid, libc::SIGHUP) {
         return Err(match source.raw_os_error() {
             Some(libc::ESRCH) => ReloadError::Exited { pid },
             _ => ReloadError::Signal { pid, source },
@@ -151,6 +185,21 @@ pub fn request(runtime_dir: &Path, timeout: Duration) -> Result<Outcome, ReloadE
         }
         std::thread::sleep(POLL.min(timeout - waited));
     }
+}
+
+/// Sends `sig` to `pid`, the agent whose lock is in `runtime_dir`, only
+/// when the kernel confirms that `pid` holds the agent's record lock on its
+/// pidfile (the pidfile's text is the service user's to write, so it alone
+/// must never decide whom root signals).
+pub fn signal(runtime_dir: &Path, pid: u32, sig: libc::c_int) -> io::Result<()> {
+    let kernel = lock::kernel_holder(runtime_dir)?;
+    if kernel != Some(pid) {
+        return Err(io::Error::other(format!(
+            "the kernel does not confirm that pid {pid} holds the agent's lock in {}; not signalling it",
+            runtime_dir.display()
+        )));
+    }
+    os::process::signal_process(pid, sig)
 }
 
 #[cfg(test)]
@@ -191,5 +240,57 @@ mod tests {
             waited: Duration::from_secs(10),
         };
         assert!(e.to_string().contains("within 10s"), "{e}");
+    }
+
+    /// A child stopped and reaped when dropped, also when an assertion fails.
+    struct Reaped(std::process::Child);
+
+    impl Drop for Reaped {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    #[test]
+    fn a_pidfile_naming_a_process_that_does_not_hold_the_lock_is_not_signalled() {
+        use crate::os::fs::tests::Scratch;
+        use std::process::{Command, Stdio};
+        let run = Scratch::new("reload-confirm");
+        let pidfile = run.0.join(lock::PIDFILE_NAME);
+        // Whoever can write the runtime folder names another process in the
+        // pidfile while a lock is held: `reload` must not signal it.
+        let mut victim = Reaped(Command::new("sleep").arg("60").spawn().unwrap());
+        std::fs::write(&pidfile, format!("{}\n", victim.0.id())).unwrap();
+        let holder = Command::new("flock")
+            .arg(&pidfile)
+            .args(["sleep", "60"])
+            .stdout(Stdio::null())
+            .spawn();
+        let Ok(holder) = holder else {
+            eprintln!("skipped: the flock command (util-linux) is not installed");
+            return;
+        };
+        let _holder = Reaped(holder);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while lock::holder(&run.0).unwrap().is_none() {
+            assert!(Instant::now() < deadline, "flock never took the lock");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let e = request(&run.0, Duration::from_secs(1)).unwrap_err();
+        let shown = e.to_string();
+        assert!(
+            matches!(e, ReloadError::Unconfirmed { kernel: None, .. }),
+            "{e:?}"
+        );
+        assert!(
+            shown.contains(&format!("names pid {}", victim.0.id())),
+            "{shown}"
+        );
+        assert!(shown.contains("not signalling it"), "{shown}");
+        assert!(
+            victim.0.try_wait().unwrap().is_none(),
+            "the named process was signalled"
+        );
     }
 }

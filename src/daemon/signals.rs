@@ -1,6 +1,8 @@
 //! Signals → events for the main loop, on a dedicated signal-hook thread.
 //!
-//! SIGTERM and SIGINT mean "stop gracefully", SIGHUP means "reload". The
+//! SIGTERM and SIGINT mean "stop gracefully", SIGHUP means "reload",
+//! SIGUSR1 "write every feed's flight recorder" (`brokerguard blackbox`),
+//! SIGUSR2 "step down" (failover: hand the lease to the standby). The
 //! thread only translates and forwards; main decides what to do.
 //!
 //! A second SIGINT or SIGTERM while a stop is already under way exits the
@@ -16,7 +18,7 @@ use std::io;
 use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook::iterator::{Handle, Signals};
 
 /// What a received signal asks of the agent.
@@ -26,6 +28,10 @@ pub enum Signal {
     Stop,
     /// SIGHUP: reload configuration and credentials.
     Reload,
+    /// SIGUSR1: write each feed's flight recorder to the runtime folder.
+    DumpBlackbox,
+    /// SIGUSR2: `brokerguard ha step-down`, hand the failover lease over.
+    StepDown,
 }
 
 /// The running signal thread. Close it on shutdown ([`SignalThread::close`],
@@ -65,7 +71,7 @@ pub fn forced_exit_code(signal: i32) -> i32 {
 /// Starts the signal thread; `deliver` is called on that thread for every
 /// stop or reload request. Fails only if the handlers cannot be installed.
 pub fn spawn<F: Fn(Signal) + Send + 'static>(deliver: F) -> io::Result<SignalThread> {
-    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2])?;
     let handle = signals.handle();
     let join = thread::Builder::new()
         .name("signals".into())
@@ -75,6 +81,8 @@ pub fn spawn<F: Fn(Signal) + Send + 'static>(deliver: F) -> io::Result<SignalThr
             for sig in signals.forever() {
                 match sig {
                     SIGHUP => deliver(Signal::Reload),
+                    SIGUSR1 => deliver(Signal::DumpBlackbox),
+                    SIGUSR2 => deliver(Signal::StepDown),
                     SIGTERM | SIGINT if stopping => {
                         let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
                         log::warn!(

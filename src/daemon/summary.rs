@@ -4,11 +4,12 @@
 use crate::clock::Mono;
 use crate::feed::FeedState;
 use crate::feed::health::HealthData;
+use crate::feed::outage::Outage;
 use crate::status::schema::{
-    AgentStatus, CheckStatus, ClockStatus, CredentialStatus, FeedStatus, ReloadStatus, SCHEMA,
-    StatusDoc,
+    AgentStatus, CheckStatus, ClockStatus, CredentialStatus, FeedStatus, OutageStatus,
+    ReloadStatus, SCHEMA, StatusDoc,
 };
-use crate::timefmt::{human, rfc3339};
+use crate::timefmt::{human, rfc3339, rfc3339_millis};
 use std::time::SystemTime;
 
 /// `3/4 feeds live; books: backoff (retry in 8s) (auth rejected)`: the
@@ -18,6 +19,8 @@ pub fn summary_line(feeds: &[HealthData], now: Mono) -> String {
     if feeds.is_empty() {
         return "running; no feeds configured".to_string();
     }
+    // Every feed not live is named, a `closed` one too (healthy, but
+    // an operator reads why it is quiet).
     let live = |h: &&HealthData| h.state == FeedState::Live && h.flapping.is_none();
     let n_live = feeds.iter().filter(live).count();
     let mut s = format!(
@@ -35,6 +38,15 @@ pub fn summary_line(feeds: &[HealthData], now: Mono) -> String {
         }
         if let Some(at) = h.retry_at {
             s.push_str(&format!(" ({})", retry_in(at.since(now))));
+        }
+        // From the outage record: since the last data, not since the state.
+        match &h.outage {
+            Some(o) if o.after_data => s.push_str(&format!(" (down {})", human(o.down_for(now)))),
+            Some(o) => s.push_str(&format!(
+                " (no data yet, {} since start)",
+                human(o.down_for(now))
+            )),
+            None => {}
         }
         // Whole: an operator acts on this message; never cut it mid-word.
         if let Some(e) = &h.last_error {
@@ -74,6 +86,21 @@ pub fn feed_status(h: &HealthData, now: Mono) -> FeedStatus {
         optional: false,
         market: h.market.map(|m| m.as_str().to_string()),
         flapping: h.flapping,
+        outage: h.outage.as_ref().map(|o| outage_status(o, now)),
+        last_outage: h.last_outage.as_ref().map(|o| outage_status(o, now)),
+    }
+}
+
+/// An outage record as status.json shows it.
+pub fn outage_status(o: &Outage, now: Mono) -> OutageStatus {
+    OutageStatus {
+        since: rfc3339_millis(o.start_wall),
+        until: o.end_wall.map(rfc3339_millis),
+        down_ms: o.down_for(now).as_millis() as u64,
+        connections: o.connections,
+        errors: o.errors,
+        cause: o.cause.clone(),
+        last_error: o.last_error.clone(),
     }
 }
 
@@ -86,6 +113,27 @@ pub struct AgentInfo<'a> {
     /// The last REST credential check of each feed, by name.
     pub checks: std::collections::BTreeMap<String, super::validator::Validation>,
     pub reload: Option<&'a ReloadStatus>,
+    /// Failover, when configured.
+    pub ha: Option<crate::ha::HaStatus>,
+}
+
+/// The summary with the failover role in front (`ha leader (epoch 42);
+/// …`), as `STATUS=` shows it.
+pub fn with_role(summary: String, ha: Option<&crate::ha::HaStatus>) -> String {
+    match ha {
+        None => summary,
+        Some(h) => {
+            let holder = match (&h.holder, h.role) {
+                (Some(n), "standby") => format!(", {n} leads"),
+                _ => String::new(),
+            };
+            let epoch = h
+                .epoch
+                .map(|e| format!(" (epoch {e}{holder})"))
+                .unwrap_or_default();
+            format!("ha {}{epoch}; {summary}", h.role)
+        }
+    }
 }
 
 pub fn status_doc(
@@ -102,7 +150,7 @@ pub fn status_doc(
             version: env!("CARGO_PKG_VERSION").to_string(),
             started_at: rfc3339(agent.started_at),
             updated_at: rfc3339(wall),
-            summary: summary_line(feeds, now),
+            summary: with_role(summary_line(feeds, now), agent.ha.as_ref()),
             config: agent.config.to_string(),
             clock: agent.clock.as_ref().map(|r| ClockStatus {
                 offset_ms: r.offset.signed_millis(),
@@ -111,6 +159,19 @@ pub fn status_doc(
                 at: rfc3339(r.at),
             }),
             reload: agent.reload.cloned().map(Box::new),
+            ha: agent.ha.as_ref().map(|h| {
+                Box::new(crate::status::schema::HaSection {
+                    node: h.node.clone(),
+                    cluster: h.cluster.clone(),
+                    role: h.role.to_string(),
+                    epoch: h.epoch,
+                    holder: h.holder.clone(),
+                    since: rfc3339(h.since),
+                    etcd_reachable: h.etcd_reachable,
+                    last_error: h.last_error.clone(),
+                    lease_ms: h.lease_ttl.as_millis() as u64,
+                })
+            }),
         },
         feeds: feeds
             .iter()
@@ -155,5 +216,39 @@ mod tests {
             "1/2 feeds live; books: parked (retry in 14m56s) (auth rejected)"
         );
         assert_eq!(summary_line(&[], t0), "running; no feeds configured");
+    }
+
+    #[test]
+    fn summary_tells_the_outage_from_the_record_and_closed_is_healthy() {
+        use crate::feed::outage::OutageTracker;
+        let t0 = Mono(Duration::from_secs(100));
+        let wall = SystemTime::UNIX_EPOCH;
+        let mut tracker =
+            OutageTracker::new(Duration::from_secs(2), Duration::from_secs(60), t0, wall);
+        let mut a = FeedHealth::new("signals", "websocket", t0, wall).snapshot();
+        a.state = FeedState::Subscribed;
+        a.outage = tracker.current().cloned();
+        let later = t0.plus(Duration::from_secs(5));
+        assert_eq!(
+            summary_line(std::slice::from_ref(&a), later),
+            "0/1 feed live; signals: subscribed (no data yet, 5s since start)"
+        );
+        // Data, then the connection ends: down from the last data.
+        tracker.subscribed(later);
+        tracker.evidence(later, wall);
+        tracker.ended(later.plus(Duration::from_secs(1)), wall, Some("reset"));
+        a.state = FeedState::Backoff;
+        a.outage = tracker.current().cloned();
+        assert_eq!(
+            summary_line(
+                std::slice::from_ref(&a),
+                later.plus(Duration::from_secs(12))
+            ),
+            "0/1 feed live; signals: backoff (down 12s)"
+        );
+        let mut b = a.clone();
+        b.state = FeedState::Closed;
+        b.outage = None;
+        assert_eq!(summary_line(&[b], later), "0/1 feed live; signals: closed");
     }
 }

@@ -115,7 +115,8 @@ fn run(shared: Arc<WatchdogShared>) {
             .iter()
             .map(|f| {
                 let health = f.handle.health.snapshot();
-                let expected_outage = health.down_since_wall.and_then(|since| {
+                let expected_outage = health.outage.as_ref().and_then(|o| {
+                    let since = o.start_wall;
                     f.config
                         .broker
                         .expected_outage(&f.config, since, shared.clock.wall())
@@ -143,7 +144,8 @@ fn run(shared: Arc<WatchdogShared>) {
                         f.handle.interrupt();
                     }
                 }
-                Action::Alert(alert) => alert.emit(),
+                // Names the flight recorder's dump, as the webhooks do.
+                Action::Alert(alert) => crate::feed::recorder::with_dump(&alert).emit(),
                 Action::Notice(line) => crate::notice!("{line}"),
             }
         }

@@ -10,9 +10,18 @@ use serde::Deserialize;
 
 use crate::timefmt;
 
-/// Requests longer than this are refused (a subscriber only ever sends a
-/// short subscribe list; anything bigger is a confused client).
-pub const MAX_REQUEST_LEN: usize = 64 * 1024;
+/// The floor of [`max_request_len`].
+pub const MIN_REQUEST_LEN: usize = 4 * 1024;
+
+/// Requests longer than this are refused unread (a subscriber only ever
+/// names configured feeds, so anything longer is a confused or hostile
+/// client, and parsing it would cost the I/O thread for nothing): 4 KiB
+/// plus twice a request naming every configured feed once, room for any
+/// spacing a client adds.
+pub fn max_request_len(feeds: &[String]) -> usize {
+    let all: usize = feeds.iter().map(|f| f.len() + 4).sum();
+    MIN_REQUEST_LEN + 2 * (all + b"{\"subscribe\":[]}".len())
+}
 
 /// `{"feed":"signals","seq":42,"ts":"2026-11-22T09:00:01.123Z","data":...}\n`
 ///
@@ -179,8 +188,8 @@ mod tests {
     use std::time::UNIX_EPOCH;
 
     #[test]
-    fn a_deeply_nested_request_is_refused_on_a_subscriber_threads_stack() {
-        // A subscriber's reader parses requests on a SMALL_STACK thread:
+    fn a_deeply_nested_request_is_refused_on_the_io_threads_stack() {
+        // The fan-out I/O thread parses requests on a SMALL_STACK thread:
         // nesting a bot sends must end in an error line, never a stack
         // overflow (which would abort every feed). Debug builds have the
         // largest frames, so this is where it would show.
@@ -322,6 +331,24 @@ mod tests {
             json!({"subscribed":["a","b"]})
         );
         assert_eq!(parse(&subscribed_line(&[])), json!({"subscribed":[]}));
+    }
+
+    #[test]
+    fn the_request_cap_fits_a_request_for_every_feed() {
+        assert_eq!(max_request_len(&[]), MIN_REQUEST_LEN + 32);
+        let feeds: Vec<String> = (0..500)
+            .map(|i| format!("feed-with-a-long-name-{i}"))
+            .collect();
+        let spaced = format!(
+            "{{ \"subscribe\": [ {} ] }}",
+            feeds
+                .iter()
+                .map(|f| format!("\"{f}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        assert!(spaced.len() < max_request_len(&feeds));
+        assert!(max_request_len(&feeds) < 64 * 1024);
     }
 
     #[test]

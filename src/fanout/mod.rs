@@ -2,43 +2,42 @@
 //! and friends) on a Unix socket, as one JSON object per line.
 //!
 //! Feed threads publish through a [`Publisher`]; publishing never blocks on
-//! a subscriber. Each subscriber has a bounded queue drained by its own
-//! writer thread; a subscriber whose queue overflows is disconnected and
-//! counted in [`FanoutStats::dropped_slow`]. The wire format is in
-//! docs/ARCHITECTURE.md ("Contracts": fan-out) and [`mod@line`]; besides it, a subscribe
-//! request is confirmed with `{"subscribed":[...]}` (every later line follows
-//! the new set) and a bad one answered with `{"error":"..."}`. A connection
-//! cut while a line was being written ends in a fragment without `\n`,
-//! which clients discard.
+//! a subscriber: it appends to each interested subscriber's queue (bounded
+//! in lines and in bytes) and wakes the one I/O thread (`fanout-io`), which
+//! accepts, reads requests and writes for every subscriber with epoll
+//! over non-blocking sockets. A subscriber whose queue overflows, or whose
+//! socket takes nothing for [`WRITE_TIMEOUT`], is disconnected and counted
+//! in [`FanoutStats::dropped_slow`]; one past `max_subscribers` gets an
+//! `{"error":...}` line and is closed. The wire format is in
+//! docs/ARCHITECTURE.md ("Contracts": fan-out) and [`mod@line`]; besides it,
+//! a subscribe request naming only configured feeds is confirmed with
+//! `{"subscribed":[...]}` (every later line follows the new set); one
+//! naming any other feed, or too long, is answered with `{"error":"..."}`
+//! and leaves the subscriber subscribed to nothing; a line that is not a
+//! subscribe request is answered with an error and changes nothing. Requests
+//! are capped in size ([`line::max_request_len`]) and rate (a subscriber
+//! out of budget is not read until it has some again). A connection cut
+//! while a line was being written ends in a fragment without `\n`, which
+//! clients discard.
 
 mod hub;
+mod io;
 pub mod line;
 mod socket;
-mod subscriber;
 
-use std::io;
-use std::os::unix::net::UnixListener;
+use std::io as stdio;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::stopfd::{StopFd, Woken};
-use hub::Hub;
+use hub::{Hub, QueueLimits};
 use socket::FileId;
 
-pub use subscriber::WRITE_TIMEOUT;
+pub use io::{REQUEST_BURST, REQUEST_RATE, WRITE_TIMEOUT};
 
-/// How long the accept thread waits for a connection before it re-checks
-/// whether it should stop. A stop wakes it at once through its stop pair,
-/// so this is only a backstop; it used to be the way stops were seen, ten
-/// wake-ups a second for nothing.
-const ACCEPT_TICK: Duration = Duration::from_secs(30);
-/// How long the accept thread pauses after accept(2) itself failed
-/// (typically out of file descriptors), rather than spin.
-const ACCEPT_RETRY: Duration = Duration::from_millis(100);
-/// How long [`Fanout::stop`] waits for its threads before abandoning them.
+/// How long [`Fanout::stop`] waits for its thread before abandoning it.
 const STOP_DEADLINE: Duration = Duration::from_secs(1);
 
 /// Counters for status.json and metrics.
@@ -48,9 +47,37 @@ pub struct FanoutStats {
     pub subscribers: usize,
     /// Subscribers disconnected since start because they fell behind.
     pub dropped_slow: u64,
+    /// Connections refused since start because `max_subscribers` were
+    /// connected.
+    pub refused: u64,
     /// Lines handed to the fan-out since start (data and events), whether
     /// or not anyone was listening.
     pub lines_published: u64,
+}
+
+/// What the fan-out is configured with (`[agent]` `fanout_*` keys and the
+/// feed names).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FanoutSettings {
+    /// The names a subscriber may ask for; any other name is refused.
+    pub feeds: Vec<String>,
+    /// Lines queued per subscriber before it is dropped.
+    pub queue_lines: usize,
+    /// Bytes queued per subscriber before it is dropped.
+    pub queue_bytes: usize,
+    /// Connections served at once; one more gets an error line.
+    pub max_subscribers: usize,
+}
+
+impl FanoutSettings {
+    pub fn from_config(cfg: &crate::config::Config) -> FanoutSettings {
+        FanoutSettings {
+            feeds: cfg.feeds.iter().map(|f| f.name.clone()).collect(),
+            queue_lines: cfg.agent.fanout_queue,
+            queue_bytes: cfg.agent.fanout_queue_bytes,
+            max_subscribers: cfg.agent.fanout_max_subscribers,
+        }
+    }
 }
 
 /// The running fan-out socket. Dropping it stops it, like [`Fanout::stop`].
@@ -59,10 +86,7 @@ pub struct Fanout {
     path: PathBuf,
     file_id: FileId,
     stopping: Arc<AtomicBool>,
-    /// Made readable to wake the accept thread, which polls it.
-    stop_waker: Arc<StopFd>,
-    accept_thread: Option<JoinHandle<()>>,
-    threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    io_thread: Option<JoinHandle<()>>,
 }
 
 /// The handle feed threads publish through. Cheap to clone.
@@ -72,46 +96,59 @@ pub struct Publisher {
 }
 
 impl Fanout {
-    /// Binds `socket_path` (mode 0660) and starts accepting subscribers,
-    /// each with a queue of `queue_len` lines. A stale socket file at the
-    /// path is replaced; any other file there is an error naming the path.
-    pub fn start(socket_path: &Path, queue_len: usize) -> io::Result<Fanout> {
+    /// Binds `socket_path` (mode 0660) and starts the I/O thread. A stale
+    /// socket file at the path is replaced; any other file there is an
+    /// error naming the path.
+    pub fn start(socket_path: &Path, settings: FanoutSettings) -> stdio::Result<Fanout> {
         let (listener, file_id) = socket::bind(socket_path)?;
-        let fail = |e: io::Error| {
+        let fail = |e: stdio::Error| {
             socket::remove_if_ours(socket_path, file_id);
-            io::Error::new(
+            stdio::Error::new(
                 e.kind(),
                 format!("fan-out socket {}: {e}", socket_path.display()),
             )
         };
         listener.set_nonblocking(true).map_err(fail)?;
-        let stop_waker = Arc::new(StopFd::new().map_err(fail)?);
-        let stop_seen = Arc::clone(&stop_waker);
-        let hub = Arc::new(Hub::new(queue_len));
+        let wake = crate::os::poll::EventFd::new().map_err(fail)?;
+        let hub = Arc::new(Hub::new(
+            QueueLimits {
+                lines: settings.queue_lines,
+                bytes: settings.queue_bytes,
+            },
+            &settings.feeds,
+            wake,
+        ));
         let stopping = Arc::new(AtomicBool::new(false));
-        let threads = Arc::new(Mutex::new(Vec::new()));
-        let accept_thread = {
-            let (hub, stopping, threads) = (
-                Arc::clone(&hub),
-                Arc::clone(&stopping),
-                Arc::clone(&threads),
-            );
-            thread::Builder::new()
-                .name("fanout-accept".into())
-                .stack_size(crate::threads::SMALL_STACK)
-                .spawn(move || accept_loop(&listener, &stop_seen, &hub, &stopping, &threads))
-                .map_err(fail)?
+        let setup = io::IoSetup {
+            hub: Arc::clone(&hub),
+            listener,
+            stopping: Arc::clone(&stopping),
+            max_subscribers: settings.max_subscribers,
         };
-        log::info!("fan-out: listening on {}", socket_path.display());
+        let epoll = io::epoll_for(&setup).map_err(fail)?;
+        let io_thread = thread::Builder::new()
+            .name("fanout-io".into())
+            .stack_size(crate::threads::SMALL_STACK)
+            .spawn(move || io::run(setup, epoll))
+            .map_err(fail)?;
+        log::info!(
+            "fan-out: listening on {} (up to {} subscribers)",
+            socket_path.display(),
+            settings.max_subscribers
+        );
         Ok(Fanout {
             hub,
             path: socket_path.to_owned(),
             file_id,
             stopping,
-            stop_waker,
-            accept_thread: Some(accept_thread),
-            threads,
+            io_thread: Some(io_thread),
         })
+    }
+
+    /// The feed names subscribers may ask for from now on (a reload).
+    /// Subscriptions already made stay as they are.
+    pub fn set_feeds(&self, feeds: &[String]) {
+        self.hub.set_feeds(feeds);
     }
 
     pub fn publisher(&self) -> Publisher {
@@ -138,25 +175,24 @@ impl Fanout {
     }
 
     fn shutdown(&mut self) {
-        let Some(accept_thread) = self.accept_thread.take() else {
+        let Some(io_thread) = self.io_thread.take() else {
             return;
         };
         let deadline = Instant::now() + STOP_DEADLINE;
         self.stopping.store(true, Ordering::SeqCst);
-        // The accept thread wakes now and, seeing `stopping`, never
-        // accepts again.
-        self.stop_waker.wake();
-        let mut pending = vec![accept_thread];
-        // Once the accept thread has exited, no new subscriber can appear
-        // behind the hub's back.
-        join_until(&mut pending, deadline);
-        self.hub.close();
-        pending.append(&mut self.threads.lock().unwrap_or_else(PoisonError::into_inner));
-        join_until(&mut pending, deadline);
-        if !pending.is_empty() {
+        // The I/O thread wakes now, sees `stopping`, closes every
+        // subscriber and the hub, and returns.
+        self.hub.wake_fd().signal();
+        while !io_thread.is_finished() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+        }
+        if io_thread.is_finished() {
+            let _ = io_thread.join();
+        } else {
+            // Publishers must not queue for subscribers nobody will serve.
+            self.hub.close();
             log::warn!(
-                "fan-out: {} thread(s) did not stop within {}; abandoned",
-                pending.len(),
+                "fan-out: the I/O thread did not stop within {}; abandoned",
                 crate::timefmt::human(STOP_DEADLINE)
             );
         }
@@ -205,63 +241,5 @@ impl Publisher {
 
     pub fn stats(&self) -> FanoutStats {
         self.hub.stats()
-    }
-}
-
-fn accept_loop(
-    listener: &UnixListener,
-    stop: &StopFd,
-    hub: &Arc<Hub>,
-    stopping: &AtomicBool,
-    threads: &Mutex<Vec<JoinHandle<()>>>,
-) {
-    while !stopping.load(Ordering::SeqCst) {
-        match stop.wait(listener, ACCEPT_TICK) {
-            Ok(Woken::Timeout) => continue,
-            Ok(Woken::Stop) => break,
-            Ok(Woken::Ready) => {}
-            Err(e) => {
-                log::warn!("fan-out: waiting for subscribers failed: {e}");
-                thread::sleep(ACCEPT_RETRY);
-                continue;
-            }
-        }
-        if stopping.load(Ordering::SeqCst) {
-            break;
-        }
-        match listener.accept() {
-            Ok((stream, _)) => {
-                let started = subscriber::start(hub, stream);
-                let mut threads = threads.lock().unwrap_or_else(PoisonError::into_inner);
-                // Forget threads of subscribers that already left.
-                threads.retain(|t| !t.is_finished());
-                threads.extend(started);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => {
-                // Typically out of file descriptors: wait rather than spin.
-                log::warn!("fan-out: accepting a subscriber failed: {e}");
-                thread::sleep(ACCEPT_RETRY);
-            }
-        }
-    }
-}
-
-/// Joins the threads that finish before `deadline`; leaves the rest in
-/// `pending`.
-fn join_until(pending: &mut Vec<JoinHandle<()>>, deadline: Instant) {
-    loop {
-        let mut i = 0;
-        while i < pending.len() {
-            if pending[i].is_finished() {
-                let _ = pending.swap_remove(i).join();
-            } else {
-                i += 1;
-            }
-        }
-        if pending.is_empty() || Instant::now() >= deadline {
-            return;
-        }
-        thread::sleep(Duration::from_millis(5));
     }
 }

@@ -1,13 +1,11 @@
-//! The Unix socket file and the few raw socket calls std lacks: binding
-//! safely over a stale socket, poll(2) with a timeout, and the peer's pid.
+//! The Unix socket file and the one raw socket call std lacks: binding
+//! safely over a stale socket, and the peer's pid.
 
 use std::fs;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::time::Duration;
 
 /// Identity of the socket file we created, so stop removes only that one
 /// and not a file someone else put at the path since.
@@ -99,68 +97,4 @@ pub fn remove_if_ours(path: &Path, id: FileId) {
             log::warn!("fan-out socket {}: cannot remove: {e}", path.display());
         }
     }
-}
-
-/// What [`poll`] saw on a descriptor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Readiness {
-    /// Nothing within the timeout (or interrupted by a signal).
-    Timeout,
-    /// Readable (for a listener: a connection is waiting).
-    Readable,
-    /// The peer closed both directions, or the descriptor failed.
-    HangUp,
-}
-
-/// Waits up to `timeout` for `fd` to become readable (`readable = true`)
-/// or only for hang-up (`readable = false`: a half-closed peer that can
-/// still read what we send is not reported).
-pub fn poll(fd: &impl AsRawFd, readable: bool, timeout: Duration) -> io::Result<Readiness> {
-    let mut pfd = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: if readable { libc::POLLIN } else { 0 },
-        revents: 0,
-    };
-    let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
-    // SAFETY: one valid pollfd for the duration of the call.
-    let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-    if n < 0 {
-        let e = io::Error::last_os_error();
-        return if e.kind() == io::ErrorKind::Interrupted {
-            Ok(Readiness::Timeout)
-        } else {
-            Err(e)
-        };
-    }
-    if n == 0 {
-        return Ok(Readiness::Timeout);
-    }
-    if pfd.revents & libc::POLLIN != 0 {
-        Ok(Readiness::Readable)
-    } else if pfd.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
-        Ok(Readiness::HangUp)
-    } else {
-        Ok(Readiness::Timeout)
-    }
-}
-
-/// The connecting process's pid (SO_PEERCRED), for log lines.
-pub fn peer_pid(stream: &UnixStream) -> Option<i32> {
-    let mut cred = libc::ucred {
-        pid: 0,
-        uid: 0,
-        gid: 0,
-    };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: cred and len are valid for writes of the sizes given.
-    let rc = unsafe {
-        libc::getsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            (&mut cred as *mut libc::ucred).cast(),
-            &mut len,
-        )
-    };
-    (rc == 0 && cred.pid > 0).then_some(cred.pid)
 }

@@ -70,10 +70,18 @@ pub struct FeedError {
 }
 
 impl FeedError {
+    /// The message is cleaned and capped here, once for every error: it
+    /// often quotes the peer (a close reason, a broker's error text).
     pub fn new(class: ErrorClass, message: impl Into<String>) -> Self {
+        let message: String = message.into();
+        let message = match crate::peertext::sanitize(&message, 4 * crate::peertext::MAX_PEER_TEXT)
+        {
+            std::borrow::Cow::Borrowed(_) => message,
+            std::borrow::Cow::Owned(clean) => clean,
+        };
         FeedError {
             class,
-            message: message.into(),
+            message,
             layer: None,
             cause: None,
         }
@@ -125,7 +133,7 @@ impl FeedError {
     /// wanted the feed. 1000 included: the server may think it is done, we
     /// are not (the seed outage).
     pub fn from_close(code: Option<u16>, reason: &str, while_authenticating: bool) -> Self {
-        let reason = sanitize(reason);
+        let reason = crate::peertext::short(reason);
         let what = match code {
             Some(c) if reason.is_empty() => format!("server closed the connection with code {c}"),
             Some(c) => format!("server closed the connection with code {c} ({reason})"),
@@ -155,19 +163,6 @@ fn looks_like_auth(reason: &str) -> bool {
     ]
     .iter()
     .any(|w| r.contains(w))
-}
-
-/// Keeps a peer-supplied text printable and short for logs and status.
-pub fn sanitize(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(200)
-        .collect();
-    if s.chars().count() > 200 {
-        out.push('…');
-    }
-    out.trim().to_string()
 }
 
 impl fmt::Display for FeedError {

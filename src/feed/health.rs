@@ -2,6 +2,7 @@
 //! watchdog, the status writer and the daemon.
 
 use super::error::FeedError;
+use super::outage::Outage;
 use super::protocol::Layer;
 use super::state::FeedState;
 use crate::clock::Mono;
@@ -36,11 +37,12 @@ pub struct HealthData {
     pub busy_until: Option<Mono>,
     /// Connection attempts started.
     pub attempts: u64,
-    /// Since when the feed has not been live (None while live).
-    pub down_since: Option<Mono>,
-    pub down_since_wall: Option<SystemTime>,
-    /// How long the last outage lasted, set when the feed went live.
-    pub last_downtime: Option<std::time::Duration>,
+    /// The outage under way (kept by the feed thread's
+    /// `feed::outage::OutageTracker` and published as is): None while the
+    /// feed delivers.
+    pub outage: Option<Outage>,
+    /// The last outage that ended.
+    pub last_outage: Option<Outage>,
     /// Facts about the session its broker reports (client id, key set, ...).
     pub info: std::collections::BTreeMap<&'static str, String>,
     /// Short-lived connections within the flap window, while flapping.
@@ -108,9 +110,8 @@ impl FeedHealth {
                 last_tick: now,
                 busy_until: None,
                 attempts: 0,
-                down_since: Some(now),
-                down_since_wall: Some(wall),
-                last_downtime: None,
+                outage: None,
+                last_outage: None,
                 info: Default::default(),
                 market: None,
                 flapping: None,

@@ -16,6 +16,7 @@ pub mod liveness;
 pub mod market;
 pub mod outage;
 pub mod protocol;
+pub mod recorder;
 pub mod runner;
 pub mod schedule;
 pub mod session;

@@ -9,7 +9,7 @@ use super::error::{ErrorClass, FeedError};
 use super::health::{FeedHealth, FirstConnection};
 use super::liveness::{Due, Liveness, LivenessConfig};
 use super::market::MarketWatch;
-use super::outage::{OutageEvent, OutageTracker};
+use super::outage::{Evidence, OutageEvent, OutageTracker};
 use super::protocol::{Action, Layer};
 use super::schedule::ExpectTracker;
 use super::state::FeedState;
@@ -17,7 +17,7 @@ use crate::alert::{Alert, AlertKind};
 use crate::calendar::{Calendar, MarketState};
 use crate::clock::{Clock, Mono};
 use crate::config::{BackoffConfig, ExpectConfig, FeedConfig};
-use crate::timefmt::{human, rfc3339};
+use crate::timefmt::{human, rfc3339, rfc3339_millis};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -140,6 +140,13 @@ pub fn spawn(
     let wall_now = clock.wall();
     let clock_mono_now = clock.mono();
     let seed = seed_for(name, wall_now);
+    let outage = OutageTracker::new(
+        settings.backoff.stable_after,
+        settings.flap_window,
+        clock_mono_now,
+        wall_now,
+    );
+    health.update(|h| h.outage = outage.current().cloned());
     let runner = Runner {
         name: name.to_string(),
         adapter,
@@ -159,19 +166,19 @@ pub fn spawn(
             .clone()
             .map(|c| MarketWatch::new(c, wall_now)),
         published_market: None,
-        outage: OutageTracker::new(
-            settings.backoff.stable_after,
-            settings.flap_window,
-            clock_mono_now,
-        ),
-        last_data: None,
-        reconnect_pending: false,
+        outage,
         adapter_ticked: None,
+        state: std::cell::Cell::new(FeedState::Connecting),
+        connection_proved: false,
     };
+    let recorder = super::recorder::registered(name);
     let thread = std::thread::Builder::new()
         .name(format!("feed-{name}"))
         .stack_size(crate::threads::FEED_STACK)
-        .spawn(move || runner.run())?;
+        .spawn(move || {
+            super::recorder::set_current(recorder);
+            runner.run()
+        })?;
     Ok(FeedHandle {
         name: name.to_string(),
         health,
@@ -195,7 +202,8 @@ fn seed_for(name: &str, wall: SystemTime) -> u64 {
 enum Ended {
     Failed {
         error: FeedError,
-        live_for: Duration,
+        /// How long the connection delivered (zero: it never did).
+        delivered_for: Duration,
     },
     Restart {
         reason: String,
@@ -225,15 +233,16 @@ struct Runner {
     market: Option<MarketWatch>,
     /// The market state last written to health.
     published_market: Option<MarketState>,
-    /// When the outage ends and whether the feed is flapping.
+    /// The feed's outage record: when it began and ended, what happened
+    /// on the way, whether the feed is flapping.
     outage: OutageTracker,
-    /// The last data message, across connections.
-    last_data: Option<Mono>,
-    /// A new connection went live after an earlier one: the `reconnected`
-    /// event waits for its first data.
-    reconnect_pending: bool,
     /// When [`Adapter::tick`] last ran.
     adapter_ticked: Option<Mono>,
+    /// The current connection has delivered (since it subscribed).
+    connection_proved: bool,
+    /// The state last published (read on the per-message path without
+    /// taking the health lock).
+    state: std::cell::Cell<FeedState>,
 }
 
 struct Progress<'a> {
@@ -274,10 +283,17 @@ impl Runner {
                 None => self.attempt(),
             };
             *self.interrupter.lock().unwrap_or_else(|p| p.into_inner()) = None;
-            if !matches!(ended, Ended::Stop) {
-                let now = self.clock.mono();
-                let event = self.outage.connection_ended(now);
-                self.on_outage(event);
+            let why = match &ended {
+                Ended::Stop => None,
+                Ended::Failed { error, .. } => Some(error.message.clone()),
+                Ended::Restart { reason } => Some(format!("restarted: {reason}")),
+                Ended::Replaced { reason } => Some(format!("reconnecting: {reason}")),
+            };
+            if let Some(why) = why {
+                let events = self
+                    .outage
+                    .ended(self.clock.mono(), self.clock.wall(), Some(&why));
+                self.on_outage(events);
             }
             let delay = match ended {
                 Ended::Stop => break,
@@ -292,8 +308,11 @@ impl Runner {
                     log::info!("feed={} reconnecting: {reason}", self.name);
                     Duration::ZERO
                 }
-                Ended::Failed { error, live_for } => {
-                    self.backoff.connection_ended(live_for);
+                Ended::Failed {
+                    error,
+                    delivered_for,
+                } => {
+                    self.backoff.connection_ended(delivered_for);
                     let delay = self.backoff.next_delay(error.class);
                     let parked = matches!(
                         error.class,
@@ -369,56 +388,140 @@ impl Runner {
         self.set_state_counting(state, error, false);
     }
 
-    /// Publishes what the outage tracker says: when the outage began (it
-    /// survives short-lived connections), whether the feed is flapping,
-    /// and the downtime once a connection has proven itself.
-    fn on_outage(&mut self, event: Option<OutageEvent>) {
-        let now = self.clock.mono();
-        let wall = self.clock.wall();
-        let down = self.outage.down_since();
+    /// Publishes the outage record as it now is (status, the watchdog's
+    /// alerts read it from health) and says what changed: the outage that
+    /// began, the feed that started flapping.
+    fn on_outage(&mut self, events: impl IntoIterator<Item = OutageEvent>) {
+        self.publish_outage();
+        for event in events {
+            match event {
+                OutageEvent::Began => {
+                    if let Some(o) = self.outage.current() {
+                        let now = self.clock.mono();
+                        log::warn!(
+                            "feed={} down since {} (the last data, {} ago): {}",
+                            self.name,
+                            rfc3339_millis(o.start_wall),
+                            human(o.down_for(now)),
+                            o.cause.as_deref().unwrap_or("no reason given")
+                        );
+                    }
+                }
+                OutageEvent::Flapping {
+                    connections,
+                    within,
+                } => {
+                    let last_error = self
+                        .outage
+                        .current()
+                        .and_then(|o| o.last_error.clone())
+                        .unwrap_or_default();
+                    log::warn!(
+                        "feed={} flapping: {connections} connections within {} died before stable_after ({})",
+                        self.name,
+                        human(within),
+                        human(self.settings.backoff.stable_after)
+                    );
+                    let mut fields = serde_json::Map::new();
+                    fields.insert("connections".into(), connections.into());
+                    fields.insert("within_ms".into(), (within.as_millis() as u64).into());
+                    fields.insert("last_error".into(), last_error.into());
+                    self.sink.event(&self.name, "flapping", &fields);
+                }
+                OutageEvent::Steady => {}
+            }
+        }
+    }
+
+    /// Copies the record to health, as is.
+    fn publish_outage(&self) {
+        let current = self.outage.current().cloned();
+        let last = self.outage.last().cloned();
         let flapping = self.outage.flapping();
         self.health.update(|h| {
-            if h.down_since.is_none() && down.is_some() {
-                h.down_since_wall = Some(wall);
-            }
-            if down.is_none() {
-                h.down_since_wall = None;
-            }
-            h.down_since = down;
+            h.outage = current;
+            h.last_outage = last;
             h.flapping = flapping;
-            if let Some(OutageEvent::Ended { downtime }) = &event {
-                h.last_downtime = Some(*downtime);
-            }
         });
-        match event {
-            Some(OutageEvent::Flapping {
-                connections,
-                within,
-            }) => {
-                let last_error = self.health.snapshot().last_error.unwrap_or_default();
-                log::warn!(
-                    "feed={} flapping: {connections} connections within {} died before stable_after ({})",
-                    self.name,
-                    human(within),
-                    human(self.settings.backoff.stable_after)
-                );
-                let mut fields = serde_json::Map::new();
-                fields.insert("connections".into(), connections.into());
-                fields.insert("within_ms".into(), (within.as_millis() as u64).into());
-                fields.insert("last_error".into(), last_error.into());
-                self.sink.event(&self.name, "flapping", &fields);
-            }
-            Some(OutageEvent::Ended { downtime }) => {
-                log::info!(
-                    "feed={} stable for {}: the outage of {} is over",
-                    self.name,
-                    human(self.settings.backoff.stable_after),
-                    human(downtime)
-                );
-            }
-            Some(OutageEvent::Steady) | None => {}
+    }
+
+    /// Evidence arrived on this connection (data, the broker's proof, or
+    /// a closed market's expected quiet): the feed goes live on the first,
+    /// the bot hears of the gap, and the outage ends once it has kept
+    /// delivering for `stable_after`. `data`: a message for the bot.
+    fn on_evidence(&mut self, now: Mono, wall: SystemTime, data: bool, open: bool) {
+        let evidence = self.outage.evidence(now, wall);
+        // Live on data, or on the broker's proof while the market is open;
+        // a closed market's quiet and heartbeats keep it `closed`.
+        let proves_live = open || data;
+        let shown = self.state.get();
+        if proves_live
+            && matches!(shown, FeedState::Subscribed | FeedState::Closed)
+            && !matches!(evidence, Evidence::First { .. })
+        {
+            self.set_state(FeedState::Live, None);
         }
-        let _ = now;
+        match evidence {
+            Evidence::Steady => {}
+            Evidence::First { gap } => {
+                let state = if proves_live {
+                    FeedState::Live
+                } else {
+                    FeedState::Closed
+                };
+                // A reconnect is a new connection proving itself after an
+                // earlier one did (not a degraded one restored).
+                let reconnect = self.ever_live && !self.connection_proved;
+                self.set_state_counting(state, None, reconnect);
+                self.ever_live = true;
+                self.connection_proved = true;
+                self.publish_outage();
+                match gap {
+                    Some(gap) => {
+                        self.sink.reconnected(&self.name, gap);
+                        log::info!(
+                            "feed={} data again, {} after the last (outage since {}); it ends once data keeps flowing for {}",
+                            self.name,
+                            human(gap),
+                            self.outage
+                                .current()
+                                .map(|o| rfc3339_millis(o.start_wall))
+                                .unwrap_or_default(),
+                            human(self.settings.backoff.stable_after)
+                        );
+                    }
+                    None if self.outage.current().is_some_and(|o| o.id == 1) => {
+                        log::info!("feed={} live: first data received", self.name)
+                    }
+                    None => log::info!("feed={} live", self.name),
+                }
+            }
+            Evidence::Recovered => {
+                self.publish_outage();
+                if let Some(o) = self.outage.last() {
+                    if o.after_data {
+                        log::info!(
+                            "feed={} recovered: data kept flowing for {}; the outage of {} is over (from {} to {}, {} connections, {} errors, cause: {})",
+                            self.name,
+                            human(self.settings.backoff.stable_after),
+                            human(o.downtime().unwrap_or_default()),
+                            rfc3339_millis(o.start_wall),
+                            o.end_wall.map(rfc3339_millis).unwrap_or_default(),
+                            o.connections,
+                            o.errors,
+                            o.cause.as_deref().unwrap_or("none")
+                        );
+                    } else {
+                        log::info!(
+                            "feed={} stable: data kept flowing for {}, the first {} after start",
+                            self.name,
+                            human(self.settings.backoff.stable_after),
+                            human(o.downtime().unwrap_or_default())
+                        );
+                    }
+                }
+            }
+        }
     }
 
     fn first_record(&self) -> std::sync::MutexGuard<'_, FirstConnection> {
@@ -443,11 +546,12 @@ impl Runner {
         }
     }
 
-    /// Sets the state; `reconnect` counts a new connection going live (a
-    /// degraded feed restored on the same connection is not a reconnect).
+    /// Sets the state; `reconnect` counts a new connection going live (its
+    /// first data after an earlier connection's).
     fn set_state_counting(&self, state: FeedState, error: Option<&str>, reconnect: bool) {
         let now = self.clock.mono();
         let wall = self.clock.wall();
+        self.state.set(state);
         let changed = self.health.update(|h| {
             h.last_tick = now;
             if h.state == state {
@@ -465,11 +569,6 @@ impl Runner {
                 }
                 h.retry_at = None;
                 h.consecutive_failures = 0;
-            } else if h.down_since.is_none() {
-                // Down again: the outage tracker confirms it when the
-                // connection's end is seen (`on_outage`).
-                h.down_since = Some(now);
-                h.down_since_wall = Some(wall);
             }
             if !matches!(
                 state,
@@ -575,8 +674,9 @@ impl Runner {
         loop {
             self.tick(None);
             self.check_schedule();
-            let event = self.outage.tick(self.clock.mono());
-            self.on_outage(event);
+            if let Some(event) = self.outage.tick(self.clock.mono()) {
+                self.on_outage([event]);
+            }
             self.adapter_tick();
             let now = self.clock.mono();
             if now >= until {
@@ -656,7 +756,7 @@ impl Runner {
                 self.first_failed(Layer::Handshake, &error);
                 return Ended::Failed {
                     error,
-                    live_for: Duration::ZERO,
+                    delivered_for: Duration::ZERO,
                 };
             }
         };
@@ -670,32 +770,31 @@ impl Runner {
             self.first_failed(Layer::Data, &error);
             return Ended::Failed {
                 error,
-                live_for: Duration::ZERO,
+                delivered_for: Duration::ZERO,
             };
         }
-        let live_at = self.clock.mono();
-        let down = self
-            .health
-            .snapshot()
-            .down_since
-            .map(|d| live_at.since(d))
-            .unwrap_or_default();
-        self.set_state_counting(FeedState::Live, None, self.ever_live);
-        self.outage.went_live(live_at);
-        if self.ever_live {
-            // "Recovered" is said once data flows again (`reconnected`
-            // then), and the outage ends once this connection has lasted.
-            self.reconnect_pending = true;
-            log::info!(
-                "feed={} connected again after {}; waiting for data",
-                self.name,
-                human(down)
-            );
+        let subscribed_at = self.clock.mono();
+        self.outage.subscribed(subscribed_at);
+        self.connection_proved = false;
+        self.publish_outage();
+        // Not live until data proves it: a connection is never live on its
+        // handshake alone.
+        let state = if self.market_open() {
+            FeedState::Subscribed
         } else {
-            log::info!("feed={} live", self.name);
+            FeedState::Closed
+        };
+        self.set_state(state, None);
+        match self.outage.current() {
+            Some(o) if o.after_data => log::info!(
+                "feed={} subscribed (connection {} since the last data {} ago); waiting for data",
+                self.name,
+                o.connections,
+                human(o.down_for(subscribed_at))
+            ),
+            _ => log::info!("feed={} subscribed; waiting for the first data", self.name),
         }
-        self.ever_live = true;
-        let ended = self.read_loop(session.as_mut(), live_at);
+        let ended = self.read_loop(session.as_mut(), subscribed_at);
         if matches!(
             ended,
             Ended::Stop | Ended::Restart { .. } | Ended::Replaced { .. }
@@ -705,23 +804,36 @@ impl Runner {
         ended
     }
 
-    fn read_loop(&mut self, session: &mut dyn Session, live_at: Mono) -> Ended {
-        let mut live = Liveness::new(self.settings.liveness, live_at);
+    fn read_loop(&mut self, session: &mut dyn Session, subscribed_at: Mono) -> Ended {
+        let mut live = Liveness::new(self.settings.liveness, subscribed_at);
         let mut degraded = false;
+        // The first evidence on this connection, and its last data message.
+        let mut first_evidence: Option<Mono> = None;
+        let mut last_bot_data = subscribed_at;
         loop {
             self.tick(Some(self.settings.io_budget));
             if let Some(e) = self.poll_command() {
                 return e;
             }
-            let live_for = self.clock.mono().since(live_at);
-            let fail = |error: FeedError| Ended::Failed { error, live_for };
+            // A connection counts as stable for the backoff only for as
+            // long as it delivered.
+            let delivered_for = first_evidence
+                .map(|t| self.clock.mono().since(t))
+                .unwrap_or_default();
+            let fail = |error: FeedError| Ended::Failed {
+                error,
+                delivered_for,
+            };
             let wait = live.next_due_in(self.clock.mono());
+            let open = self.market_open();
             match session.read_within(wait) {
                 Ok(Incoming::Idle) => {}
                 Ok(Incoming::Data(msg)) => {
                     let now = self.clock.mono();
                     let wall = self.clock.wall();
                     live.on_data(now);
+                    last_bot_data = now;
+                    first_evidence.get_or_insert(now);
                     self.health.update(|h| {
                         h.messages += 1;
                         h.last_message = Some(now);
@@ -731,21 +843,10 @@ impl Runner {
                             self.report_missed(m);
                         }
                     }
-                    if self.reconnect_pending {
-                        self.reconnect_pending = false;
-                        let gap = self
-                            .last_data
-                            .or(self.outage.down_since())
-                            .map(|t| now.since(t))
-                            .unwrap_or_default();
-                        self.sink.reconnected(&self.name, gap);
-                        log::info!(
-                            "feed={} data flowing again after a gap of {}",
-                            self.name,
-                            human(gap)
-                        );
+                    // The gap is told (`reconnected`) before the data after it.
+                    if !degraded {
+                        self.on_evidence(now, wall, true, open);
                     }
-                    self.last_data = Some(now);
                     self.sink.data(&self.name, &msg, wall);
                     self.first_data("first data received");
                 }
@@ -753,7 +854,11 @@ impl Runner {
                     self.first_data("first heartbeat received");
                     let now = self.clock.mono();
                     live.on_data(now);
+                    first_evidence.get_or_insert(now);
                     self.health.update(|h| h.last_message = Some(now));
+                    if !degraded {
+                        self.on_evidence(now, self.clock.wall(), false, open);
+                    }
                 }
                 Ok(Incoming::Pong) => live.on_pong(),
                 Ok(Incoming::Event { name, fields }) => self.sink.event(&self.name, name, &fields),
@@ -762,18 +867,21 @@ impl Runner {
                 }),
                 Ok(Incoming::Degraded(reason)) => {
                     log::warn!("feed={} degraded: {reason}", self.name);
+                    let now = self.clock.mono();
                     let wall = self.clock.wall();
                     self.health.update(|h| {
                         h.last_error = Some(reason.clone());
                         h.last_error_at = Some(wall);
                     });
+                    let event = self.outage.degraded(now, wall, &reason);
+                    self.on_outage(event);
                     self.set_state(FeedState::Degraded, Some(&reason));
                     degraded = true;
                 }
                 Ok(Incoming::Restored(detail)) => {
-                    log::info!("feed={} restored: {detail}", self.name);
+                    log::info!("feed={} restored: {detail}; waiting for data", self.name);
                     live.on_data(self.clock.mono());
-                    self.set_state(FeedState::Live, None);
+                    self.set_state(FeedState::Subscribed, None);
                     degraded = false;
                 }
                 Err(error) => {
@@ -789,12 +897,28 @@ impl Runner {
             self.check_schedule();
             self.adapter_tick();
             let now = self.clock.mono();
-            let event = self.outage.tick(now);
-            self.on_outage(event);
-            if degraded || !self.market_open() {
-                // The broker said no data can flow, or the market is
-                // closed: silence is expected.
+            if let Some(event) = self.outage.tick(now) {
+                self.on_outage([event]);
+            }
+            if degraded {
+                // The broker said no data can flow: silence is expected,
+                // and the outage runs until data proves otherwise.
                 live.on_data(now);
+            } else if !open {
+                // The market is closed: silence is expected, and the
+                // subscribed connection is all the proof there can be.
+                live.on_data(now);
+                first_evidence.get_or_insert(now);
+                self.on_evidence(now, self.clock.wall(), false, false);
+                // Quiet for a stall's length: closed, not live.
+                if self.state.get() == FeedState::Live
+                    && now.since(last_bot_data) >= self.settings.liveness.stall_after
+                {
+                    self.set_state(FeedState::Closed, None);
+                }
+            } else if self.state.get() == FeedState::Closed {
+                // The market opened: live once data proves it.
+                self.set_state(FeedState::Subscribed, None);
             }
             match live.due(now) {
                 None => {}

@@ -88,6 +88,17 @@ pub fn classify(e: NetError, stage: Stage) -> FeedError {
     error.at(layer)
 }
 
+/// The error of a private session whose agent no longer holds the
+/// failover lease: a long wait, since main stops the feed at once anyway.
+fn fenced() -> FeedError {
+    FeedError::new(
+        ErrorClass::RateLimited {
+            retry_after: Some(Duration::from_secs(60)),
+        },
+        "fenced: this agent no longer holds the failover lease, so its private sessions send nothing",
+    )
+}
+
 /// Reports a passed connect step as the preflight layer it proves.
 fn report_step(progress: &mut dyn ConnectProgress, step: ConnectStep) {
     match step {
@@ -118,6 +129,8 @@ pub struct CoreSession<T: Transport> {
     /// What the core produced for the feed thread, oldest first.
     pending: VecDeque<Incoming>,
     stage: Stage,
+    /// The feed's flight recorder: every frame sent and received.
+    recorder: Option<Arc<super::recorder::Recorder>>,
 }
 
 /// Opens a transport with `open` (which reports its steps), hands the
@@ -135,6 +148,9 @@ pub fn connect<T: Transport + 'static>(
     progress: &mut dyn ConnectProgress,
     open: impl FnOnce(&mut dyn FnMut(ConnectStep)) -> Result<T, NetError>,
 ) -> Result<Box<dyn Session>, FeedError> {
+    if !crate::fence::may_act() {
+        return Err(fenced());
+    }
     let mut handshaking = false;
     let transport = {
         let mut observe = |step: ConnectStep| {
@@ -157,6 +173,7 @@ pub fn connect<T: Transport + 'static>(
         clock,
         pending: VecDeque::new(),
         stage: Stage::Authenticating,
+        recorder: super::recorder::current(),
     };
     let now = session.clock.mono();
     let actions = session.core.open(now);
@@ -210,18 +227,32 @@ impl<T: Transport> CoreSession<T> {
                     });
                     return Err(e.at(layer));
                 }
-                Action::Note { key, value } => match progress.as_deref_mut() {
-                    Some(p) => p.note(key, &value),
-                    None => self.pending.push_back(Incoming::Note { key, value }),
-                },
+                Action::Note { key, value } => {
+                    // A note's value is often the peer's own text (an
+                    // account list, a server version): cleaned and capped.
+                    let value = crate::peertext::sanitize(&value, crate::peertext::MAX_PEER_TEXT)
+                        .into_owned();
+                    match progress.as_deref_mut() {
+                        Some(p) => p.note(key, &value),
+                        None => self.pending.push_back(Incoming::Note { key, value }),
+                    }
+                }
                 Action::Alert(a) => a.emit(),
-                Action::Log { level, message } => log::log!(level, "{message}"),
+                Action::Log { level, message } => crate::peertext::log_peer(level, &message),
             }
         }
         Ok(ready)
     }
 
     fn send(&mut self, out: Outbound) -> Result<(), FeedError> {
+        // A failover standby's private session sends nothing, not even a
+        // ping: the lease may already be another agent's (crate::fence).
+        if !crate::fence::may_act() {
+            return Err(fenced());
+        }
+        if let Some(rec) = &self.recorder {
+            record_out(rec, &out, self.clock.wall());
+        }
         let r = match &out {
             Outbound::Text(t) => self.transport.send_text(t.expose()),
             Outbound::Binary(b) => self.transport.send_binary(b),
@@ -246,6 +277,9 @@ impl<T: Transport> CoreSession<T> {
             .recv_within(limit)
             .map_err(|e| classify(e, self.stage))?;
         let now = self.clock.mono();
+        if let (Some(rec), Some(r)) = (&self.recorder, &received) {
+            record_in(rec, r, self.clock.wall());
+        }
         let actions = match &received {
             None | Some(Received::Ping) => Vec::new(),
             Some(Received::Text(t)) => self.core.receive(Inbound::Text(t), now),
@@ -263,6 +297,34 @@ impl<T: Transport> CoreSession<T> {
         };
         ready |= self.apply(actions, progress)?;
         Ok(ready)
+    }
+}
+
+/// A frame the core sent, into the recorder (which redacts it).
+fn record_out(rec: &super::recorder::Recorder, out: &Outbound, at: std::time::SystemTime) {
+    use super::recorder::Direction::Out;
+    match out {
+        Outbound::Text(t) => rec.text(Out, t.expose(), at),
+        Outbound::Binary(b) | Outbound::Frame(b) | Outbound::Raw(b) => rec.binary(Out, b, at),
+        Outbound::Ping => {}
+    }
+}
+
+/// A frame from the broker, into the recorder.
+fn record_in(rec: &super::recorder::Recorder, r: &Received, at: std::time::SystemTime) {
+    use super::recorder::Direction::In;
+    match r {
+        Received::Text(t) => rec.text(In, t, at),
+        Received::Binary(b) | Received::Frame(b) => rec.binary(In, b, at),
+        Received::Close { code, reason } => rec.transition(
+            "closed_by_peer",
+            Some(&format!(
+                "code {} {reason}",
+                code.map_or("none".into(), |c| c.to_string())
+            )),
+            at,
+        ),
+        Received::Ping | Received::Pong => {}
     }
 }
 
@@ -298,6 +360,11 @@ impl<T: Transport> Session for CoreSession<T> {
     }
 
     fn close(&mut self) {
+        if !crate::fence::may_act() {
+            // Fenced: not even a close frame; the socket is cut.
+            self.transport.interrupter().shutdown();
+            return;
+        }
         let actions = self.core.closing();
         let _ = self.apply(actions, None);
         self.transport.close();

@@ -1,4 +1,5 @@
 //! Feed states, as shown in status.json and the fan-out socket.
+//! [`FeedState::as_str`] is the one place their names come from.
 
 use std::fmt;
 
@@ -8,7 +9,15 @@ pub enum FeedState {
     Handshaking,
     Authenticating,
     Subscribing,
+    /// Subscribed, waiting for the first data: a connection is never live
+    /// on its handshake alone.
+    Subscribed,
+    /// Data (or a message the broker documents as proof the subscription
+    /// is alive) has arrived on this connection.
     Live,
+    /// Connected and subscribed while the feed's market is closed, and
+    /// quiet: silence is expected.
+    Closed,
     /// Connected, but the broker says no data can flow now (connectivity
     /// to the exchange lost, a data farm down, maintenance).
     Degraded,
@@ -18,6 +27,9 @@ pub enum FeedState {
     Parked,
     /// A credential the feed needs is not set: it starts the moment it is.
     Waiting,
+    /// Failover: another agent holds the lease, so this private feed does
+    /// not run here.
+    Standby,
     Stopped,
 }
 
@@ -30,11 +42,14 @@ impl FeedState {
         FeedState::Handshaking,
         FeedState::Authenticating,
         FeedState::Subscribing,
+        FeedState::Subscribed,
         FeedState::Live,
+        FeedState::Closed,
         FeedState::Degraded,
         FeedState::Backoff,
         FeedState::Parked,
         FeedState::Waiting,
+        FeedState::Standby,
         FeedState::Stopped,
     ];
 
@@ -46,12 +61,15 @@ impl FeedState {
             FeedState::Handshaking => 1,
             FeedState::Authenticating => 2,
             FeedState::Subscribing => 3,
-            FeedState::Live => 4,
-            FeedState::Degraded => 5,
-            FeedState::Backoff => 6,
-            FeedState::Parked => 7,
-            FeedState::Waiting => 8,
-            FeedState::Stopped => 9,
+            FeedState::Subscribed => 4,
+            FeedState::Live => 5,
+            FeedState::Closed => 6,
+            FeedState::Degraded => 7,
+            FeedState::Backoff => 8,
+            FeedState::Parked => 9,
+            FeedState::Waiting => 10,
+            FeedState::Standby => 11,
+            FeedState::Stopped => 12,
         }
     }
 
@@ -66,13 +84,21 @@ impl FeedState {
             FeedState::Handshaking => "handshaking",
             FeedState::Authenticating => "authenticating",
             FeedState::Subscribing => "subscribing",
+            FeedState::Subscribed => "subscribed",
             FeedState::Live => "live",
+            FeedState::Closed => "closed",
             FeedState::Degraded => "degraded",
             FeedState::Backoff => "backoff",
             FeedState::Parked => "parked",
             FeedState::Waiting => "waiting",
+            FeedState::Standby => "standby",
             FeedState::Stopped => "stopped",
         }
+    }
+
+    /// Live, or quiet in a closed market: nothing is wrong.
+    pub fn is_healthy(self) -> bool {
+        matches!(self, FeedState::Live | FeedState::Closed)
     }
 
     /// Connecting through Subscribing: an attempt is under way.

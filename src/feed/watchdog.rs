@@ -7,7 +7,7 @@ use super::health::HealthData;
 use super::state::FeedState;
 use crate::alert::{Alert, AlertKind};
 use crate::clock::Mono;
-use crate::timefmt::{human, rfc3339};
+use crate::timefmt::{human, rfc3339_millis};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -47,10 +47,12 @@ struct FeedMemory {
     restart_sent: Option<Mono>,
     restarts_seen: u64,
     attempts_seen: u64,
-    alerted_at: Option<Mono>,
+    /// The outage `alert=feed_down` was raised for (its record's id), and
+    /// when it was last raised.
+    alerted: Option<(u64, Mono)>,
     alerts: u32,
-    /// An expected outage was noted (once per outage).
-    expected_noted: bool,
+    /// The outage noted as expected (once per outage), by id.
+    expected_noted: Option<u64>,
     /// When `alert=feed_flapping` was last raised for the current episode.
     flap_alerted_at: Option<Mono>,
 }
@@ -105,7 +107,8 @@ impl Watchdog {
             let market_open = h
                 .market
                 .is_none_or(|m| m == crate::calendar::MarketState::Open);
-            let stalled = h.state == FeedState::Live
+            // A connection waiting for its first data stalls like a live one.
+            let stalled = matches!(h.state, FeedState::Live | FeedState::Subscribed)
                 && market_open
                 && now.since(h.last_message.unwrap_or(h.since).max(h.since))
                     > f.stall_after + STUCK_AFTER;
@@ -165,38 +168,40 @@ impl Watchdog {
                 }
                 None => mem.flap_alerted_at = None,
             }
-            // Escalation. A feed is down while it is not live, or live on a
-            // connection that keeps flapping; the outage began at
-            // `down_since` and lasts across short-lived connections until
-            // one has proven stable (then `down_since` is cleared).
-            let down_now = h.state != FeedState::Live || h.flapping.is_some();
-            match h.down_since {
-                // Live on a connection not yet proven stable: not down now,
-                // and not recovered yet either.
-                Some(_) if !down_now => {}
-                Some(down)
-                    if now.since(down) >= f.alert_after
-                        && f.expected_outage.is_some()
-                        && (mem.expected_noted || mem.alerted_at.is_some()) => {}
-                Some(down) if now.since(down) >= f.alert_after && f.expected_outage.is_some() => {
-                    mem.expected_noted = true;
-                    out.push(Action::Notice(format!(
-                        "feed={} down for {}, expected: {}; alert=feed_down follows only if it outlasts that",
-                        h.name,
-                        human(now.since(down)),
-                        f.expected_outage.as_deref().unwrap_or_default()
-                    )));
-                }
-                Some(down) if now.since(down) >= f.alert_after => {
-                    let due = match mem.alerted_at {
-                        None => true,
-                        Some(t) => now.since(t) >= self.alert_repeat,
+            // Escalation reads the feed's outage record: down since its
+            // last data, whatever the state says this instant (a feed can be
+            // connected and subscribed, or live on one message, and still
+            // down). The watchdog keeps no clock of its own, only when it
+            // last alerted.
+            if let Some(o) = &h.outage {
+                let down_for = o.down_for(now);
+                let alerted_this = mem.alerted.is_some_and(|(id, _)| id == o.id);
+                if down_for < f.alert_after {
+                } else if let (Some(why), false) = (&f.expected_outage, alerted_this) {
+                    if mem.expected_noted != Some(o.id) {
+                        mem.expected_noted = Some(o.id);
+                        out.push(Action::Notice(format!(
+                            "feed={} down for {}, expected: {why}; alert=feed_down follows only if it outlasts that",
+                            h.name,
+                            human(down_for),
+                        )));
+                    }
+                } else {
+                    let due = match mem.alerted {
+                        Some((id, t)) if id == o.id => now.since(t) >= self.alert_repeat,
+                        _ => true,
                     };
                     if due {
-                        mem.alerted_at = Some(now);
+                        if !alerted_this {
+                            mem.alerts = 0;
+                        }
+                        mem.alerted = Some((o.id, now));
                         mem.alerts += 1;
-                        let err = h.last_error.as_deref().unwrap_or("none");
-                        let since = h.down_since_wall.map(rfc3339).unwrap_or_default();
+                        let err = o
+                            .last_error
+                            .as_deref()
+                            .or(h.last_error.as_deref())
+                            .unwrap_or("none");
                         // A flapping feed may be `live` this instant; a down
                         // alert says why it is down, not that it is live.
                         let state = match h.flapping {
@@ -207,40 +212,48 @@ impl Watchdog {
                             Alert::new(AlertKind::FeedDown)
                                 .with("feed", &h.name)
                                 .with("state", state)
-                                .with("down_for", human(now.since(down)))
-                                .with("since", since)
+                                .with("down_for", human(down_for))
+                                .with("since", rfc3339_millis(o.start_wall))
                                 .with("last_error", err)
                                 .with("repeat", mem.alerts),
                         ));
                     }
                 }
-                None if mem.expected_noted && mem.alerted_at.is_none() => {
-                    mem.expected_noted = false;
-                    out.push(Action::Notice(format!(
-                        "feed={} back after an expected outage of {}",
-                        h.name,
-                        h.last_downtime
-                            .map(human)
-                            .unwrap_or_else(|| "unknown".into())
-                    )));
+            }
+            // An outage that was alerted or noted is over once the record
+            // says so; its downtime is the record's.
+            let current = h.outage.as_ref().map(|o| o.id);
+            let ended = |id: u64| h.last_outage.as_ref().filter(|l| l.id == id);
+            if let Some((id, _)) = mem.alerted.filter(|(id, _)| current != Some(*id)) {
+                mem.alerted = None;
+                mem.alerts = 0;
+                if mem.expected_noted == Some(id) {
+                    mem.expected_noted = None;
                 }
-                None if mem.alerted_at.is_some() => {
-                    mem.expected_noted = false;
-                    mem.alerted_at = None;
-                    mem.alerts = 0;
-                    out.push(Action::Alert(
-                        Alert::new(AlertKind::FeedRecovered)
-                            .with("feed", &h.name)
-                            .with(
-                                "downtime",
-                                h.last_downtime
-                                    .map(human)
-                                    .unwrap_or_else(|| "unknown".into()),
-                            )
-                            .with("live_since", rfc3339(h.since_wall)),
-                    ));
-                }
-                _ => {}
+                let o = ended(id);
+                out.push(Action::Alert(
+                    Alert::new(AlertKind::FeedRecovered)
+                        .with("feed", &h.name)
+                        .with(
+                            "downtime",
+                            o.and_then(|o| o.downtime())
+                                .map(human)
+                                .unwrap_or_else(|| "unknown".into()),
+                        )
+                        .with_opt("since", o.map(|o| rfc3339_millis(o.start_wall)))
+                        .with_opt("live_since", o.and_then(|o| o.end_wall).map(rfc3339_millis)),
+                ));
+            }
+            if let Some(id) = mem.expected_noted.filter(|id| current != Some(*id)) {
+                mem.expected_noted = None;
+                out.push(Action::Notice(format!(
+                    "feed={} back after an expected outage of {}",
+                    h.name,
+                    ended(id)
+                        .and_then(|o| o.downtime())
+                        .map(human)
+                        .unwrap_or_else(|| "unknown".into())
+                )));
             }
         }
         out
@@ -251,6 +264,7 @@ impl Watchdog {
 mod tests {
     use super::*;
     use crate::feed::health::FeedHealth;
+    use crate::feed::outage::Outage;
     use std::time::SystemTime;
 
     fn at(s: u64) -> Mono {
@@ -267,11 +281,40 @@ mod tests {
         }
     }
 
+    fn wall(s: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + s)
+    }
+
+    /// Outage `id`, under way since `start` (its last data).
+    fn outage(id: u64, start: u64) -> Outage {
+        Outage {
+            id,
+            start: at(start),
+            start_wall: wall(start),
+            after_data: true,
+            end: None,
+            end_wall: None,
+            connections: 2,
+            errors: 2,
+            cause: Some("connection reset".into()),
+            last_error: Some("no data for 2s (stall_after 2s)".into()),
+        }
+    }
+
+    /// Outage `id`, over: from `start` to the first data at `end`.
+    fn ended(id: u64, start: u64, end: u64) -> Outage {
+        Outage {
+            end: Some(at(end)),
+            end_wall: Some(wall(end)),
+            ..outage(id, start)
+        }
+    }
+
     fn live_at(t: u64) -> HealthData {
         let mut h = FeedHealth::new("f", "websocket", at(0), SystemTime::UNIX_EPOCH).snapshot();
         h.state = FeedState::Live;
         h.since = at(t);
-        h.down_since = None;
+        h.outage = None;
         h.last_message = Some(at(t));
         h.last_tick = at(t);
         h
@@ -322,7 +365,7 @@ mod tests {
         let mut w = Watchdog::new(Duration::from_secs(900));
         let mut h = live_at(0);
         h.state = FeedState::Backoff;
-        h.down_since = Some(at(0));
+        h.outage = Some(outage(1, 0));
         h.busy_until = None;
         let alerts = |a: &[Action]| {
             a.iter()
@@ -342,14 +385,14 @@ mod tests {
         h.last_tick = at(960);
         assert_eq!(alerts(&w.evaluate(&[feed(h.clone())], at(960))), 1);
         h.state = FeedState::Live;
-        h.down_since = None;
-        h.last_downtime = Some(Duration::from_secs(961));
+        h.outage = None;
+        h.last_outage = Some(ended(1, 0, 961));
         h.since = at(961);
         h.last_message = Some(at(961));
         h.last_tick = at(961);
         let a = w.evaluate(&[feed(h)], at(961));
         assert!(
-            matches!(&a[..], [Action::Alert(al)] if al.to_string().contains("alert=feed_recovered feed=f downtime=16m1s")),
+            matches!(&a[..], [Action::Alert(al)] if al.to_string().contains("alert=feed_recovered feed=f downtime=16m1s since=2027-01-15T08:00:00.000Z")),
             "{a:?}"
         );
     }
@@ -359,7 +402,7 @@ mod tests {
         let mut w = Watchdog::new(Duration::from_secs(900));
         let mut h = live_at(0);
         h.state = FeedState::Backoff;
-        h.down_since = Some(at(0));
+        h.outage = Some(outage(1, 0));
         h.busy_until = None;
         let mut f = feed(h.clone());
         f.expected_outage = Some("inside reset_window 23:45-00:45".into());
@@ -396,12 +439,10 @@ mod tests {
         let mut h = live_at(30);
         // Data keeps flowing on each short connection: no stall restarts here.
         h.last_message = Some(at(1000));
-        h.down_since = Some(at(0));
+        h.outage = Some(outage(1, 0));
         h.last_error = Some("server closed the connection with code 1000".into());
-        h.last_tick = at(61);
-        // Live and not flapping: not down now, so no feed_down yet...
-        assert!(kinds(&w.evaluate(&[feed(h.clone())], at(61))).is_empty());
-        // ...but flapping is: feed_flapping, and feed_down from the first outage.
+        h.outage.as_mut().unwrap().last_error = h.last_error.clone();
+        // Flapping: feed_flapping, and feed_down from the outage's start.
         h.flapping = Some(3);
         h.last_tick = at(62);
         let a = w.evaluate(&[feed(h.clone())], at(62));
@@ -432,9 +473,61 @@ mod tests {
         );
         // A connection proves stable: the outage ends, feed_recovered.
         h.flapping = None;
-        h.down_since = None;
-        h.last_downtime = Some(Duration::from_secs(970));
+        h.outage = None;
+        h.last_outage = Some(ended(1, 0, 970));
         h.last_tick = at(1000);
         assert_eq!(kinds(&w.evaluate(&[feed(h)], at(1000))), ["feed_recovered"]);
+    }
+
+    /// The record, not the state, says since when a feed is down: a feed
+    /// subscribed (or live on one message) since its last data is down
+    /// from that data, and recovery tells the record's downtime.
+    #[test]
+    fn feed_down_counts_from_the_records_last_data_whatever_the_state() {
+        let mut w = Watchdog::new(Duration::from_secs(900));
+        let mut h = live_at(50);
+        h.state = FeedState::Subscribed;
+        h.outage = Some(outage(4, 10));
+        let down = |a: &[Action]| -> Vec<String> {
+            a.iter()
+                .filter_map(|x| match x {
+                    Action::Alert(al) => Some(al.to_string()),
+                    _ => None,
+                })
+                .collect()
+        };
+        h.last_tick = at(69);
+        assert!(down(&w.evaluate(&[feed(h.clone())], at(69))).is_empty());
+        h.last_tick = at(70);
+        let a = down(&w.evaluate(&[feed(h.clone())], at(70)));
+        assert_eq!(a.len(), 1, "{a:?}");
+        assert!(
+            a[0].starts_with(
+                "alert=feed_down feed=f state=subscribed down_for=1m0s since=2027-01-15T08:00:10.000Z "
+            ),
+            "{a:?}"
+        );
+        // Live on data at 75 (not yet stable): still the same outage.
+        h.state = FeedState::Live;
+        h.last_tick = at(76);
+        assert!(down(&w.evaluate(&[feed(h.clone())], at(76))).is_empty());
+        // Stable: the record closes with the first data at 75.
+        h.outage = None;
+        h.last_outage = Some(ended(4, 10, 75));
+        h.last_tick = at(77);
+        let a = down(&w.evaluate(&[feed(h.clone())], at(77)));
+        assert_eq!(
+            a,
+            [
+                "alert=feed_recovered feed=f downtime=1m5s since=2027-01-15T08:00:10.000Z live_since=2027-01-15T08:01:15.000Z"
+            ]
+        );
+        // A new outage is alerted on its own, from its own start.
+        h.outage = Some(outage(5, 200));
+        h.last_tick = at(259);
+        assert!(down(&w.evaluate(&[feed(h.clone())], at(259))).is_empty());
+        h.last_tick = at(260);
+        let a = down(&w.evaluate(&[feed(h)], at(260)));
+        assert!(a[0].contains("repeat=1"), "{a:?}");
     }
 }

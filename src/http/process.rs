@@ -17,9 +17,9 @@ pub fn read() -> ProcessStats {
     let mut out = ProcessStats::default();
     if let Some(text) = read_into("/proc/self/stat", &mut buf) {
         if let Some((utime, stime, rss_pages)) = parse_stat(text) {
-            let ticks = clock_ticks();
+            let ticks = crate::os::process::clock_ticks();
             out.cpu_seconds = (utime + stime) as f64 / ticks as f64;
-            out.resident_bytes = rss_pages * page_size();
+            out.resident_bytes = rss_pages * crate::os::process::page_size();
         }
     }
     out.open_fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
@@ -50,18 +50,6 @@ pub fn parse_stat(text: &str) -> Option<(u64, u64, u64)> {
     let stime = fields.next()?.parse().ok()?;
     let rss = fields.nth(8)?.parse().ok()?;
     Some((utime, stime, rss))
-}
-
-fn clock_ticks() -> u64 {
-    // SAFETY: sysconf takes a constant and touches no memory of ours.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 { t as u64 } else { 100 }
-}
-
-fn page_size() -> u64 {
-    // SAFETY: as above.
-    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if p > 0 { p as u64 } else { 4096 }
 }
 
 #[cfg(test)]

@@ -119,7 +119,7 @@ fn not_found(req: &Request, body: &mut String) -> Head {
     let _ = writeln!(
         body,
         "not found: {} is not a path of this listener; try {}",
-        crate::feed::error::sanitize(&req.path),
+        crate::peertext::sanitize(&req.path, crate::peertext::MAX_PEER_TEXT),
         PATHS.join(" ")
     );
     Head::new(404, TEXT)

@@ -57,6 +57,10 @@ pub struct HttpOptions {
     /// An extra trusted CA (PEM) besides the system ones, as `WsOptions::ca_file`.
     pub ca_file: Option<PathBuf>,
     pub user_agent: String,
+    /// The URL's path is itself a secret (a Slack or Discord webhook, a
+    /// Telegram bot's token): messages and logs name the scheme, host and
+    /// port only.
+    pub secret_path: bool,
 }
 
 impl Default for HttpOptions {
@@ -68,6 +72,7 @@ impl Default for HttpOptions {
             max_body_bytes: 16 << 20,
             ca_file: None,
             user_agent: concat!("brokerguard/", env!("CARGO_PKG_VERSION")).to_string(),
+            secret_path: false,
         }
     }
 }
@@ -291,7 +296,15 @@ impl HttpClient {
     /// Sends `req` and reads the whole response (status, headers, body).
     /// Any status is `Ok`; errors are the transport's, each naming its phase.
     pub fn send(&self, req: &Request) -> Result<Response, NetError> {
-        let target = redact_url(&req.url);
+        let mut target = redact_url(&req.url);
+        if self.opts.secret_path {
+            if let Some(slash) = target
+                .find("://")
+                .and_then(|i| target[i + 3..].find('/').map(|j| i + 3 + j))
+            {
+                target.truncate(slash);
+            }
+        }
         let uri: ureq::http::Uri = req
             .url
             .parse()

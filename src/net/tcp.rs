@@ -7,7 +7,6 @@ use super::error::{NetError, Phase};
 use super::transport::ConnectStep;
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
-use std::os::fd::AsRawFd;
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
@@ -120,46 +119,28 @@ fn configure(stream: &TcpStream, io_timeout: Duration) -> io::Result<()> {
 /// SO_KEEPALIVE with short probes plus TCP_USER_TIMEOUT, so a peer that
 /// vanished (VPS network blip, NAT state lost) is noticed by the kernel.
 pub fn set_keepalive(stream: &TcpStream) -> io::Result<()> {
-    let fd = stream.as_raw_fd();
-    setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)?;
-    setsockopt_int(
+    use crate::os::socket::set_int_option;
+    let fd = stream;
+    set_int_option(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)?;
+    set_int_option(
         fd,
         libc::IPPROTO_TCP,
         libc::TCP_KEEPIDLE,
         KEEPALIVE_IDLE_SECS,
     )?;
-    setsockopt_int(
+    set_int_option(
         fd,
         libc::IPPROTO_TCP,
         libc::TCP_KEEPINTVL,
         KEEPALIVE_INTERVAL_SECS,
     )?;
-    setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT, KEEPALIVE_COUNT)?;
-    setsockopt_int(
+    set_int_option(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT, KEEPALIVE_COUNT)?;
+    set_int_option(
         fd,
         libc::IPPROTO_TCP,
         libc::TCP_USER_TIMEOUT,
         USER_TIMEOUT_MS as i32,
     )
-}
-
-fn setsockopt_int(fd: i32, level: i32, name: i32, value: i32) -> io::Result<()> {
-    // SAFETY: fd is a live socket owned by the caller's TcpStream; the value
-    // pointer and length describe a local c_int.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            &value as *const i32 as *const libc::c_void,
-            std::mem::size_of::<i32>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
 }
 
 #[cfg(test)]

@@ -115,7 +115,10 @@ pub fn remedy(feed: &FeedConfig, layer: Layer, error: &FeedError) -> String {
         Layer::Tls => "check the server's certificate (or tls_ca_file for a private CA)".into(),
         Layer::Handshake if timeout => NO_PROTOCOL.into(),
         Layer::Handshake => "the server refused the handshake: check the URL path".into(),
-        Layer::Auth => "check the credential (brokerguard doctor) and the auth settings".into(),
+        Layer::Auth => format!(
+            "check the credential ({}) and the auth settings",
+            crate::fixcmd::command("doctor")
+        ),
         Layer::Data => "check the subscriptions, or whether the market is open".into(),
         Layer::Credentials => String::new(),
     }
@@ -127,9 +130,11 @@ fn explained(feed: &FeedConfig, layer: Layer, error: &FeedError) -> String {
     let r = remedy(feed, layer, error);
     let mut message = error.message.clone();
     if r.contains("brokerguard set-credential ") {
-        message = message.replace(&format!("; {}", crate::brokers::SET_CREDENTIAL_HINT), "");
+        message = message.replace(&format!("; {}", crate::brokers::set_credential_hint()), "");
     }
-    if r.is_empty() {
+    // The error's own text may already carry the advice (a resolve error
+    // names the resolver): never say a remedy twice.
+    if r.is_empty() || message.contains(&r) {
         message
     } else {
         format!("{message}: {r}")
@@ -452,6 +457,30 @@ mod tests {
         );
     }
 
+    /// A host that does not resolve: the resolver advice once, though both
+    /// the net error and the layer's remedy carry it.
+    #[test]
+    fn an_unresolved_host_gets_its_remedy_once() {
+        let e = crate::feed::session::classify(
+            crate::net::NetError::Resolve {
+                host: "nonexistent.invalid".into(),
+                detail: "Name or service not known".into(),
+            },
+            crate::feed::session::Stage::Opening,
+        );
+        let line = explained(&feed(), Layer::Dns, &e);
+        assert_eq!(
+            line.matches("check the host name and the DNS resolver")
+                .count(),
+            1,
+            "{line}"
+        );
+        assert!(
+            line.starts_with("cannot resolve host nonexistent.invalid"),
+            "{line}"
+        );
+    }
+
     /// A rejected Kraken key: the specific set-credential remedy, once.
     #[test]
     fn a_rejected_key_gets_the_specific_remedy_only() {
@@ -465,7 +494,7 @@ mod tests {
         assert_eq!(line.matches("set-credential").count(), 2, "{line}");
         assert!(
             line.contains("set-credential KRAKEN_MASTER_API_KEY`")
-                && !line.contains(crate::brokers::SET_CREDENTIAL_HINT),
+                && !line.contains(&crate::brokers::set_credential_hint()),
             "{line}"
         );
         assert!(

@@ -32,6 +32,10 @@ pub enum SimBroker {
     Kraken(super::kraken::KrakenSimArgs),
     /// Zerodha Kite: the ticker WebSocket and the login REST calls.
     Kite(Box<super::kite::KiteSimArgs>),
+    /// Coinbase Advanced Trade: JWT-checked WebSocket and REST (`brokerguard sim coinbase --help`).
+    Coinbase(super::coinbase::CoinbaseSimArgs),
+    /// Alpaca: market data, trade updates and the account check.
+    Alpaca(super::alpaca::AlpacaSimArgs),
 }
 
 /// Runs the chosen simulator until `stop` is set.
@@ -42,6 +46,9 @@ pub fn run_command(cmd: &SimCommand, stop: &AtomicBool) -> Result<(), SimCliErro
         Some(SimBroker::Kraken(args)) => super::kraken::run_kraken_cli(args, stop)
             .map_err(|e| SimCliError::Broker(e.to_string())),
         Some(SimBroker::Kite(args)) => super::kite::run_kite_cli(args, stop),
+        Some(SimBroker::Coinbase(args)) => super::coinbase::run_coinbase_cli(args, stop),
+        Some(SimBroker::Alpaca(args)) => super::alpaca::run_alpaca_cli(args, stop)
+            .map_err(|e| SimCliError::Broker(e.to_string())),
     }
 }
 

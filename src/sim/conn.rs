@@ -177,7 +177,10 @@ impl Conn {
         }
         if let Some(Fault::CloseAfter { messages, code }) = fault {
             if self.session.data_n.saturating_sub(self.close_after_base) >= messages {
-                self.close(code, "close-after fault");
+                self.close(
+                    code,
+                    "simulated fault: the server closes after a set number of data messages",
+                );
                 return Err(End);
             }
         }
@@ -201,7 +204,10 @@ impl Conn {
                 Err(End)
             }
             Some(Fault::CloseWithCode { code }) => {
-                self.close(code, "close fault");
+                self.close(
+                    code,
+                    "simulated fault: the server closes every open connection",
+                );
                 Err(End)
             }
             Some(Fault::Malformed) => {
@@ -312,7 +318,19 @@ impl Conn {
     }
 
     fn read_one(&mut self, fault: Option<&Fault>) -> Result<(), End> {
-        match self.ws.read() {
+        let read = self.ws.read();
+        if matches!(
+            read,
+            Ok(Message::Text(_) | Message::Binary(_) | Message::Ping(_) | Message::Close(_))
+        ) {
+            let id = self.id;
+            self.shared.stats.update(|s| {
+                if let Some(t) = s.connection_times.get_mut(id) {
+                    t.last_client_frame = Some(Instant::now());
+                }
+            });
+        }
+        match read {
             Ok(Message::Text(t)) => self.on_text(t.as_str(), fault),
             Ok(Message::Ping(_)) => {
                 self.shared.stats.update(|s| s.pings_received += 1);

@@ -5,7 +5,9 @@
 //! nothing of the agent's internals (only the shared transports' stream type
 //! and the time formatting helpers).
 
+pub mod alpaca;
 mod cli;
+pub mod coinbase;
 mod conn;
 mod fault;
 pub mod kite;

@@ -155,6 +155,7 @@ fn accept_loop(shared: Arc<Shared>) {
                 s.live_connections += 1;
                 s.subscribes_per_connection.push(Vec::new());
                 s.connection_times.push(ConnTimes {
+                    last_client_frame: None,
                     accepted: Instant::now(),
                     authed: None,
                     ended: None,

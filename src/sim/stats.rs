@@ -42,4 +42,6 @@ pub struct ConnTimes {
     pub authed: Option<Instant>,
     /// When its thread ended (None: still open).
     pub ended: Option<Instant>,
+    /// When the client last sent anything (a message, a ping, a close).
+    pub last_client_frame: Option<Instant>,
 }

@@ -1,6 +1,6 @@
 //! Whether the agent is ready: the one definition `/readyz`, the operator
-//! page and the alerts' dead-man's switch share. Pure: a status document
-//! in, a verdict out.
+//! page, the metrics and the alerts' dead-man's switch heartbeat share.
+//! Pure: a status document in, a verdict out.
 //!
 //! The agent is ready when every required feed (a feed opts out with
 //! `required = false`) is either

@@ -37,6 +37,30 @@ pub struct AgentStatus {
     /// (Boxed: most documents never have one, and they are moved around.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reload: Option<Box<ReloadStatus>>,
+    /// Failover (`[ha]`); absent for a single agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ha: Option<Box<HaSection>>,
+}
+
+/// This agent's failover role and who holds the lease.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HaSection {
+    pub node: String,
+    pub cluster: String,
+    /// `starting`, `leader` or `standby`.
+    pub role: String,
+    /// The leadership's epoch (the leader key's etcd create revision).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<i64>,
+    /// The node holding the lease, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
+    /// RFC 3339 UTC of the last change of role or holder.
+    pub since: String,
+    pub etcd_reachable: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    pub lease_ms: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -76,8 +100,10 @@ impl ReloadStatus {
 pub struct FeedStatus {
     pub name: String,
     pub broker: String,
-    /// connecting | handshaking | authenticating | subscribing | live |
-    /// degraded | backoff | parked | waiting | stopped
+    /// connecting | handshaking | authenticating | subscribing |
+    /// subscribed (waiting for the first data) | live (data arrived on
+    /// this connection) | closed (its market is closed; quiet) | degraded |
+    /// backoff | parked | waiting | stopped
     pub state: String,
     /// RFC 3339 UTC: when the feed entered `state`.
     pub since: String,
@@ -113,9 +139,40 @@ pub struct FeedStatus {
     /// (`/readyz`) does not wait for it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub optional: bool,
+    /// The outage under way: since the last data the bot received (absent
+    /// while the feed delivers). The same record the journal's
+    /// `feed_down`/`feed_recovered` and the bot's `reconnected` tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outage: Option<OutageStatus>,
+    /// The last outage that ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_outage: Option<OutageStatus>,
     /// The last REST check of the feed's credentials (brokers that have one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_checked: Option<CheckStatus>,
+}
+
+/// One outage of a feed (`feed::outage::Outage`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutageStatus {
+    /// RFC 3339 UTC: the last data before it (the feed's start if it had
+    /// delivered nothing before).
+    pub since: String,
+    /// RFC 3339 UTC: the first data on the connection that then kept
+    /// delivering for `stable_after`; absent while it lasts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    /// How long it lasted, or has lasted so far.
+    pub down_ms: u64,
+    /// Connections that subscribed during it.
+    pub connections: u32,
+    /// Failed attempts and ended connections during it.
+    pub errors: u32,
+    /// What began it.
+    pub cause: Option<String>,
+    /// The latest error on the way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -132,7 +189,7 @@ pub struct CredentialStatus {
     pub present: bool,
     /// `systemd:<dir>`, `file:<path>`, `env`; null when missing.
     pub source: Option<String>,
-    /// `sha256:xxxxxxxx`; null when missing.
+    /// `hmac:xxxxxxxx` (keyed, see `credentials::fingerprint`); null when missing.
     pub fingerprint: Option<String>,
     /// Problems with the value's format (never the value itself).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -143,10 +200,13 @@ pub struct CredentialStatus {
 }
 
 impl StatusDoc {
-    /// Every feed live (and at least... zero feeds counts as healthy).
+    /// Every feed live, or quiet in a closed market, and none flapping
+    /// (zero feeds counts as healthy).
     pub fn all_live(&self) -> bool {
+        use crate::feed::FeedState;
+        let healthy = [FeedState::Live.as_str(), FeedState::Closed.as_str()];
         self.feeds
             .iter()
-            .all(|f| f.state == "live" && f.flapping.is_none())
+            .all(|f| healthy.contains(&f.state.as_str()) && f.flapping.is_none())
     }
 }

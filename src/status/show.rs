@@ -6,12 +6,15 @@
 //! document is believed only while the pidfile's lock is held, and only if
 //! it was written by the lock holder.
 
-use std::fs;
+use crate::os::{
+    self,
+    fs::{Dir, Owners},
+};
 use std::io;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::schema::{FeedStatus, StatusDoc};
+use super::schema::{FeedStatus, ReloadStatus, StatusDoc};
 use crate::daemon::lock;
 use crate::daemon::summary::retry_in;
 use crate::timefmt;
@@ -53,6 +56,27 @@ pub fn health(doc: &StatusDoc) -> Health {
     }
 }
 
+/// Largest status.json read: 500 feeds take well under 1 MiB.
+const MAX_STATUS_BYTES: u64 = 16 << 20;
+
+/// The text of `<runtime_dir>/status.json` (`None`: no such file), read by
+/// the no-follow rule: `status` may run as root in a folder the service
+/// user writes, so a link, a FIFO, a device or an endless file is refused
+/// at once instead of followed, waited on or read forever.
+fn read_status_file(runtime_dir: &Path) -> io::Result<Option<String>> {
+    let dir = match Dir::open(runtime_dir, &Owners::of_this_process()) {
+        Ok(d) => d,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    match dir.read_limited(STATUS_FILE_NAME, MAX_STATUS_BYTES)? {
+        None => Ok(None),
+        Some(bytes) => String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text")),
+    }
+}
+
 /// Looks at `<runtime_dir>`: lock holder, then `status.json`.
 pub fn observe(runtime_dir: &Path) -> Observed {
     let status_path = runtime_dir.join(STATUS_FILE_NAME);
@@ -64,13 +88,12 @@ pub fn observe(runtime_dir: &Path) -> Observed {
             ));
         }
     };
-    let text = match fs::read_to_string(&status_path) {
-        Ok(t) => Some(t),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+    let text = match read_status_file(runtime_dir) {
+        Ok(t) => t,
         // Exists but unreadable, and nobody runs: still "not running".
         Err(_) if holder.is_none() => return Observed::NotRunning { stale: true },
         Err(e) => {
-            return Observed::Unreadable(format!("cannot read {}: {e}", status_path.display()));
+            return Observed::Unreadable(os::fs::naming("read", &status_path, e).to_string());
         }
     };
     let Some(holder) = holder else {
@@ -213,6 +236,32 @@ fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// Each feed's outage under way, as its record tells it (since the last
+/// data, not since the state): empty when none is down.
+fn outages(doc: &StatusDoc) -> String {
+    let mut out = String::new();
+    for f in &doc.feeds {
+        let Some(o) = &f.outage else { continue };
+        if out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&format!(
+            "{} down {} since {} ({} connections, {} errors{})\n",
+            f.name,
+            timefmt::human(Duration::from_millis(o.down_ms)),
+            o.since,
+            o.connections,
+            o.errors,
+            o.cause
+                .as_deref()
+                // Whole, like every error an operator acts on.
+                .map(|c| format!("; cause: {c}"))
+                .unwrap_or_default()
+        ));
+    }
+    out
+}
+
 /// What feeds report of their sessions (`market`, `info`: the key set in
 /// use, when a day token expires, ...), one row per feed that has any;
 /// empty when none has.
@@ -255,17 +304,36 @@ pub fn render_table(doc: &StatusDoc, now: SystemTime) -> String {
         a.started_at
     );
     if !a.summary.is_empty() {
-        out.push_str(&format!("summary  {}\n", truncate(&a.summary, 200)));
+        // Whole: it may end in the command that fixes a feed.
+        out.push_str(&format!("summary  {}\n", a.summary));
     }
     if !a.config.is_empty() {
         out.push_str(&format!("config   {}\n", a.config));
+    }
+    // A rejected reload is the one an operator must hear about: the file on
+    // disk is not what runs. An applied one needs no line.
+    if let Some(r) = a
+        .reload
+        .as_ref()
+        .filter(|r| r.result == ReloadStatus::REJECTED)
+    {
+        out.push_str(&format!(
+            "reload   {} rejected {} ago: the agent keeps running the configuration it had\n",
+            r.generation,
+            age(&r.at, now)
+        ));
+        for p in &r.problems {
+            out.push_str(&format!("  {p}\n"));
+        }
     }
     if let Some(updated) = parse_rfc3339(&a.updated_at) {
         let behind = now.duration_since(updated).unwrap_or(Duration::ZERO);
         out.push_str(&format!("updated  {} ago\n", timefmt::human(behind)));
         if behind > FROZEN_AFTER {
             out.push_str(&format!(
-                "WARNING  status.json not rewritten for {}: the agent may be frozen\n",
+                "STALE    status.json not rewritten for {}: what follows is as of then, not now. \
+                 The agent is frozen or cannot write it (a full disk: journalctl -u brokerguard -p err \
+                 shows alert=status_unwritable)\n",
                 timefmt::human(behind)
             ));
         }
@@ -325,6 +393,7 @@ pub fn render_table(doc: &StatusDoc, now: SystemTime) -> String {
                 }
             }
         }
+        out.push_str(&outages(doc));
         out.push_str(&sessions(doc));
     }
 
@@ -388,6 +457,7 @@ mod tests {
             optional: false,
             market: None,
             flapping: None,
+            ..Default::default()
         }
     }
 
@@ -403,6 +473,7 @@ mod tests {
                 config: "/etc/brokerguard/brokerguard.toml".into(),
                 clock: None,
                 reload: None,
+                ha: None,
             },
             feeds: vec![feed("signals", "live"), {
                 let mut f = feed("books", "backoff");
@@ -437,6 +508,29 @@ mod tests {
         assert_eq!(parse_rfc3339("2026-13-22T09:00:01Z"), None);
         assert_eq!(parse_rfc3339("2026-11-22T09:00:01.Z"), None);
         assert_eq!(parse_rfc3339(""), None);
+    }
+
+    #[test]
+    fn a_rejected_reload_is_shown_with_its_problems_and_an_applied_one_is_not() {
+        let now = at("2026-11-22T11:03:01Z");
+        let mut d = doc();
+        d.agent.reload = Some(Box::new(ReloadStatus {
+            generation: 2,
+            result: ReloadStatus::REJECTED.into(),
+            at: "2026-11-22T11:02:01Z".into(),
+            problems: vec!["/etc/b.toml:12:1: stal_after: unknown key".into()],
+        }));
+        let text = render_table(&d, now);
+        assert!(
+            text.contains(
+                "reload   2 rejected 1m0s ago: the agent keeps running the configuration it had\n  /etc/b.toml:12:1: stal_after: unknown key\n"
+            ),
+            "{text}"
+        );
+        // The running feeds are still there, under it.
+        assert!(text.contains("signals"), "{text}");
+        d.agent.reload.as_mut().unwrap().result = ReloadStatus::APPLIED.into();
+        assert!(!render_table(&d, now).contains("reload "), "applied");
     }
 
     #[test]
@@ -614,10 +708,35 @@ mod tests {
     }
 
     #[test]
+    fn a_feed_in_an_outage_shows_the_records_start_not_its_states() {
+        let mut d = doc();
+        assert!(!render_table(&d, at("2026-11-22T11:03:00Z")).contains(" down "));
+        d.feeds[1].state = "subscribed".into();
+        d.feeds[1].outage = Some(crate::status::schema::OutageStatus {
+            since: "2026-11-22T11:02:00.250Z".into(),
+            until: None,
+            down_ms: 60_000,
+            connections: 3,
+            errors: 2,
+            cause: Some("no data for 2s (stall_after 2s)".into()),
+            last_error: None,
+        });
+        let text = render_table(&d, at("2026-11-22T11:03:00Z"));
+        assert!(
+            text.contains(
+                "books down 1m0s since 2026-11-22T11:02:00.250Z (3 connections, 2 errors; cause: no data for 2s (stall_after 2s))"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn frozen_agent_is_flagged() {
         let text = render_table(&doc(), at("2026-11-22T11:04:00Z"));
         assert!(
-            text.contains("WARNING  status.json not rewritten for 1m0s"),
+            text.contains(
+                "STALE    status.json not rewritten for 1m0s: what follows is as of then"
+            ),
             "{text}"
         );
     }
@@ -646,5 +765,50 @@ mod tests {
     fn truncation_respects_characters() {
         assert_eq!(truncate("héllo wörld", 6), "héllo…");
         assert_eq!(truncate("a\nb", 10), "a b");
+    }
+
+    #[test]
+    fn a_fifo_a_device_or_a_link_is_refused_at_once_not_waited_on() {
+        use crate::os::fs::tests::Scratch;
+        use std::time::Instant;
+        let run = Scratch::new("status-fifo");
+        let status = run.0.join(STATUS_FILE_NAME);
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&status)
+                .status()
+                .unwrap()
+                .success()
+        );
+        std::os::unix::fs::symlink("/dev/zero", run.0.join(lock::PIDFILE_NAME)).unwrap();
+        let observe_soon = |dir: std::path::PathBuf| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || tx.send(observe(&dir)));
+            rx.recv_timeout(Duration::from_secs(10))
+                .expect("status hung on a FIFO or a device")
+        };
+        let started = Instant::now();
+        match observe_soon(run.0.clone()) {
+            Observed::Unreadable(why) => assert!(why.contains("is a symlink"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        // Without the pidfile: the FIFO itself is named and refused.
+        std::fs::remove_file(run.0.join(lock::PIDFILE_NAME)).unwrap();
+        assert_eq!(
+            read_status_file(&run.0).unwrap_err().to_string(),
+            format!(
+                "{} is a FIFO, not a regular file; remove it",
+                status.display()
+            )
+        );
+        std::fs::remove_file(&status).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &status).unwrap();
+        assert!(
+            read_status_file(&run.0)
+                .unwrap_err()
+                .to_string()
+                .contains("is a symlink")
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 }

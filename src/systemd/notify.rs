@@ -120,14 +120,7 @@ pub fn reloading_message(monotonic_usec: u64) -> String {
 
 /// CLOCK_MONOTONIC in microseconds, the clock systemd compares against.
 pub fn monotonic_usec() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own; CLOCK_MONOTONIC
-    // always exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1_000
+    crate::os::process::monotonic_usec()
 }
 
 /// How often to send `WATCHDOG=1`: half of `$WATCHDOG_USEC`, if systemd set

@@ -3,6 +3,11 @@
 //! the fan-out socket.
 #![allow(dead_code)]
 
+pub mod ha;
+
+pub mod agent;
+pub mod cdp_keys;
+
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -63,9 +68,29 @@ pub fn agent_toml(dir: &Path, extra: &str) -> String {
     )
 }
 
+/// The fingerprint key every test agent's state folder (`<dir>/state`, as
+/// [`agent_toml`] sets it) holds, so tests compute the fingerprints it shows.
+pub fn test_fingerprint_key() -> brokerguard::credentials::fingerprint::FingerprintKey {
+    brokerguard::credentials::fingerprint::FingerprintKey::from_bytes([0x42; 32])
+}
+
+/// A value's fingerprint as a test agent shows it.
+#[allow(dead_code)]
+pub fn fp(v: &str) -> String {
+    test_fingerprint_key().fingerprint(v.as_bytes())
+}
+
 pub fn write_config(dir: &Path, body: &str) -> PathBuf {
     let p = dir.join("brokerguard.toml");
     std::fs::write(&p, body).unwrap();
+    let state = dir.join("state");
+    if !state
+        .join(brokerguard::credentials::fingerprint::KEY_FILE)
+        .exists()
+    {
+        brokerguard::credentials::fingerprint::write_key_file(&state, &test_fingerprint_key())
+            .unwrap();
+    }
     if !dir.join("credentials.env").exists() {
         std::fs::write(dir.join("credentials.env"), "").unwrap();
         use std::os::unix::fs::PermissionsExt;
@@ -79,20 +104,103 @@ pub fn write_config(dir: &Path, body: &str) -> PathBuf {
 }
 
 /// `brokerguard run --config PATH` with stderr captured to `<dir>/stderr.log`.
-pub fn spawn_agent(dir: &Path, config: &Path, envs: &[(&str, &str)]) -> Child {
+pub fn spawn_agent(dir: &Path, config: &Path, envs: &[(&str, &str)]) -> Agent {
     spawn_agent_bin(Path::new(BIN), dir, config, envs)
 }
 
 /// [`spawn_agent`] with another build of the agent (a benchmark's static
 /// release binary).
-pub fn spawn_agent_bin(bin: &Path, dir: &Path, config: &Path, envs: &[(&str, &str)]) -> Child {
+pub fn spawn_agent_bin(bin: &Path, dir: &Path, config: &Path, envs: &[(&str, &str)]) -> Agent {
     let log = std::fs::File::create(dir.join("stderr.log")).unwrap();
     let mut cmd = agent_command(bin, config);
     cmd.stderr(log);
     for (k, v) in envs {
         cmd.env(k, v);
     }
-    cmd.spawn().unwrap()
+    Agent(Some(cmd.spawn().unwrap()))
+}
+
+/// A running agent that is stopped when dropped, so no test leaves one
+/// behind, whatever it asserts or forgets. Used as a `Child` (it derefs to
+/// one): `stop_agent(&mut agent)`, `agent.id()`.
+///
+/// On drop an agent still running gets SIGTERM, then SIGKILL if it has not
+/// exited within 10 s, and is reaped; then its PID must be gone, or the
+/// test fails (unless it is already failing).
+pub struct Agent(Option<Child>);
+
+impl Agent {
+    /// Hands the child over to a caller that stops and reaps it itself.
+    pub fn into_child(mut self) -> Child {
+        self.0
+            .take()
+            .expect("an agent holds its child until dropped")
+    }
+}
+
+impl std::ops::Deref for Agent {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        self.0
+            .as_ref()
+            .expect("an agent holds its child until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Agent {
+    fn deref_mut(&mut self) -> &mut Child {
+        self.0
+            .as_mut()
+            .expect("an agent holds its child until dropped")
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let Some(mut child) = self.0.take() else {
+            return;
+        };
+        let pid = child.id();
+        if child.try_wait().ok().flatten().is_none() {
+            send_signal(&child, libc::SIGTERM);
+            // wait_exit kills and reaps it when the deadline passes.
+            wait_exit(&mut child, Duration::from_secs(10));
+        }
+        let _ = child.wait();
+        if !std::thread::panicking() {
+            assert!(!process_exists(pid), "agent pid {pid} outlived its test");
+        }
+    }
+}
+
+/// Whether a process with this PID exists (a zombie counts: not reaped).
+pub fn process_exists(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// `brokerguard` processes whose parent is this test process (still
+/// running, or exited and not reaped).
+pub fn agent_children() -> Vec<u32> {
+    let me = std::process::id();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            // "pid (comm) state ppid ...": comm may hold spaces, so split at its ')'.
+            let Some((head, tail)) = stat.rsplit_once(')') else {
+                return false;
+            };
+            let ppid = tail
+                .split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u32>().ok());
+            head.ends_with("(brokerguard") && ppid == Some(me)
+        })
+        .collect()
 }
 
 /// `bin run --config config` with no stdin or stdout and none of systemd's
@@ -279,7 +387,9 @@ pub fn credential_status(dir: &Path, name: &str) -> Option<serde_json::Value> {
 }
 
 /// A generic websocket `[[feed]]` table speaking the simulator's protocol,
-/// authenticating with `${token_var}`, plus `extra` feed keys. Parked feeds
+/// authenticating with `${token_var}`, plus `extra` feed keys. The
+/// simulator's subscription acknowledgement matches `subscribe_ok`, so it
+/// is not data (as in README's first feed). Parked feeds
 /// retry only after 10 minutes, so a wake-up inside a test is the agent's doing.
 pub fn ws_feed_toml(name: &str, url: &str, token_var: &str, extra: &str) -> String {
     format!(
@@ -292,6 +402,7 @@ auth = '{{"type":"auth","token":"${{{token_var}}}"}}'
 auth_ok = "auth_ok"
 auth_error = "auth_failed"
 subscribe = ['{{"type":"subscribe","channel":"signals"}}']
+subscribe_ok = '"type":"subscribed"'
 connect_timeout = "1s"
 handshake_timeout = "1s"
 backoff = {{ initial = "100ms", max = "1s", stable_after = "2s", parked_retry = "10m" }}

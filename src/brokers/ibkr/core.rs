@@ -29,12 +29,16 @@ use super::contract::Contract;
 use super::remedy;
 use super::ticks;
 use crate::clock::Mono;
-use crate::feed::error::sanitize;
 use crate::feed::{Action, ErrorClass, FeedError, Inbound, Layer, Outbound, ProtocolCore};
+use crate::peertext::short as sanitize;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// The most account names kept from `managedAccounts` (an advisor's login
+/// lists many; a peer could list millions).
+const MAX_ACCOUNTS: usize = 32;
 
 /// The request id of the first contract's market data; the i-th contract
 /// gets `FIRST_REQ_ID + i`. Ticker ids are the client's own namespace;
@@ -501,6 +505,13 @@ impl TwsCore {
         let mut out = Vec::new();
         match msg {
             TwsMessage::ManagedAccounts(list) => {
+                // The peer's text, on its way to logs and status.json:
+                // each name cleaned and capped, and a bounded list.
+                let list: Vec<String> = list
+                    .iter()
+                    .take(MAX_ACCOUNTS)
+                    .map(|a| sanitize(a))
+                    .collect();
                 self.report.update(|f| f.accounts = list.clone());
                 if !list.is_empty() {
                     self.accounts = Some(list);

@@ -740,3 +740,22 @@ fn truncated_frames_never_panic() {
         }
     }
 }
+
+#[test]
+fn managed_accounts_are_cleaned_and_bounded_before_they_reach_status() {
+    let mut c = TwsCore::new(TwsCoreConfig::new(1, contracts()));
+    c.open(at(0));
+    c.receive(Inbound::Frame(&hello()), at(5));
+    let many: Vec<String> = (0..10_000).map(|i| format!("DU{i}\u{1b}[2J")).collect();
+    c.receive(Inbound::Frame(&frame(&["15", "1", &many.join(",")])), at(6));
+    let a = c.receive(Inbound::Frame(&frame(&["9", "1", "117"])), at(7));
+    let facts = c.report().facts();
+    assert_eq!(facts.accounts.len(), 32);
+    assert_eq!(facts.accounts[0], "DU0 [2J");
+    match &a[0] {
+        Action::LayerPassed { detail, .. } => {
+            assert!(!detail.contains('\u{1b}') && detail.len() < 600, "{detail}")
+        }
+        other => panic!("{other:?}"),
+    }
+}

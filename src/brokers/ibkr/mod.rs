@@ -118,6 +118,12 @@ impl Broker for IbkrBroker {
         }]
     }
 
+    /// The largest TWS messages (a day of historical bars, contract
+    /// details) are a few hundred KB; nothing needs 16 MiB.
+    fn max_message_bytes(&self) -> usize {
+        4 << 20
+    }
+
     fn name(&self) -> &'static str {
         NAME
     }

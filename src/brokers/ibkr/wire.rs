@@ -20,6 +20,9 @@ pub enum ProtocolError {
         field: &'static str,
         index: usize,
     },
+    /// More fields than any TWS message has: a frame of NULs would
+    /// otherwise become millions of empty strings.
+    TooManyFields { count: usize },
     /// A field does not hold what it must (a number, a known value).
     BadField {
         msg: &'static str,
@@ -42,6 +45,10 @@ impl fmt::Display for ProtocolError {
                     "malformed TWS message: message id \"{value}\" is not a number"
                 )
             }
+            ProtocolError::TooManyFields { count } => write!(
+                f,
+                "malformed TWS message: {count} fields, more than the {MAX_FIELDS} any message has"
+            ),
             ProtocolError::MissingField { msg, field, index } => {
                 write!(f, "malformed TWS {msg}: field {index} ({field}) is missing")
             }
@@ -76,6 +83,11 @@ fn quote(raw: &[u8]) -> String {
     out
 }
 
+/// The most fields one message may have. The largest TWS messages
+/// (historical bars, contract details) have thousands; a peer's frame of
+/// NULs is refused before a list of empty fields is allocated for it.
+pub const MAX_FIELDS: usize = 65_536;
+
 /// Splits a message body into its fields. The body must end with `\0`
 /// (the reader drops the empty element after the last one, as every IB
 /// client does); an unterminated tail is an error, not a silently lost field.
@@ -86,6 +98,10 @@ pub fn split(payload: &[u8]) -> Result<Vec<&[u8]>, ProtocolError> {
     let Some(body) = payload.strip_suffix(b"\0") else {
         return Err(ProtocolError::Unterminated { msg: "message" });
     };
+    let count = body.iter().filter(|b| **b == 0).count() + 1;
+    if count > MAX_FIELDS {
+        return Err(ProtocolError::TooManyFields { count });
+    }
     Ok(body.split(|b| *b == 0).collect())
 }
 
@@ -284,6 +300,18 @@ pub fn length_prefixed(body: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_frame_of_nuls_is_refused_without_allocating_its_fields() {
+        let nuls = vec![0u8; 16 << 20];
+        assert_eq!(
+            split(&nuls),
+            Err(ProtocolError::TooManyFields { count: 16 << 20 })
+        );
+        let mut most = vec![b'1'; 1];
+        most.extend(std::iter::repeat_n(0u8, MAX_FIELDS));
+        assert_eq!(split(&most).map(|f| f.len()), Ok(MAX_FIELDS));
+    }
 
     #[test]
     fn split_needs_the_terminator_and_keeps_empty_fields() {

@@ -59,7 +59,7 @@ pub fn callback(
     if let Some(status) = get("status").filter(|s| s != "success") {
         return Err(format!(
             "Kite says the login did not succeed (status={}); log in again",
-            crate::feed::error::sanitize(&status)
+            crate::peertext::sanitize(&status, crate::peertext::MAX_PEER_TEXT)
         ));
     }
     let known = accounts(cfg);
@@ -68,7 +68,7 @@ pub fn callback(
         (Some(a), _) => {
             return Err(format!(
                 "no Kite feed uses account {:?} in {}; the login link of the page names a configured account",
-                crate::feed::error::sanitize(&a),
+                crate::peertext::sanitize(&a, crate::peertext::MAX_PEER_TEXT),
                 cfg.path.display()
             ));
         }

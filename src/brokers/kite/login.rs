@@ -19,7 +19,7 @@ use super::rest::{
 };
 use super::url::{form_body, plain_url};
 use crate::credentials::Secret;
-use crate::feed::error::sanitize;
+use crate::peertext::short as sanitize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::time::SystemTime;

@@ -20,7 +20,7 @@ use super::credentials::{FIELD_ACCESS_TOKEN, FIELD_API_KEY, FIELD_API_SECRET, cr
 use super::expiry::expires_at;
 use super::login::login_url;
 use super::records::{self, IssueRecord, IssuedBy};
-use super::rest::{RestError, login_command};
+use super::rest::RestError;
 use crate::brokers::registry::BrokerRef;
 use crate::config::{Config, FeedConfig};
 use crate::credentials::setcred::{SetCredError, set_credential};
@@ -29,7 +29,7 @@ use crate::net::NetError;
 use crate::net::http::{HttpClient, HttpOptions};
 use crate::timefmt::rfc3339;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::SystemTime;
 
 /// What the operator asked for.
@@ -77,12 +77,12 @@ pub enum LoginError {
     InvalidAccount { account: String },
     /// `--request-token` holds nothing that can be a request token.
     NotARequestToken,
-    /// A credential the login needs is not set. `config`: the `--config`
-    /// the operator gave (empty for the default), for the remedy.
+    /// A credential the login needs is not set. `fix`: the set-credential
+    /// command, with the operator's `--config`.
     MissingCredential {
         name: String,
         what: &'static str,
-        config: String,
+        fix: String,
     },
     /// Kite refused the request token; `next` is the kite-login command to
     /// run again, with the operator's `--config`.
@@ -109,10 +109,10 @@ impl fmt::Display for LoginError {
                 "--request-token holds no request token: pass the request_token value from the redirect \
                  address (or the whole address)",
             ),
-            LoginError::MissingCredential { name, what, config } => write!(
+            LoginError::MissingCredential { name, what, fix } => write!(
                 f,
                 "{name} is not set: it is the app's {what} from the Kite developer console; \
-                 set it with: sudo brokerguard set-credential {name}{config}"
+                 set it with: {fix}"
             ),
             LoginError::RequestTokenRejected { next } => {
                 f.write_str(&super::rest::request_token_rejected(next))
@@ -211,20 +211,11 @@ pub fn request_token_of(input: &Secret) -> Option<Secret> {
     ok.then(|| Secret::new(value))
 }
 
-/// ` --config PATH` when the configuration is not the default one, else
-/// empty: every command kite-login suggests carries it, so a pasted hint
-/// reads the same configuration.
-fn config_flag(cfg: &Config) -> String {
-    if cfg.path == Path::new(crate::config::DEFAULT_PATH) {
-        String::new()
-    } else {
-        format!(" --config {}", cfg.path.display())
-    }
-}
-
-/// `sudo brokerguard kite-login --account A [--config PATH]`, as the operator types it.
+/// `sudo brokerguard kite-login --account A [--config PATH]`, as the
+/// operator types it: every command kite-login suggests carries the
+/// configuration, so a pasted hint reads the same one.
 fn next_command(cfg: &Config, account: &str) -> String {
-    format!("{}{}", login_command(account), config_flag(cfg))
+    crate::fixcmd::with_config(&cfg.path, &format!("kite-login --account {account}"))
 }
 
 /// An HTTP client with the feed's timeouts and CA, or the defaults.
@@ -252,7 +243,7 @@ pub fn login(
     let account = args.account;
     if !valid_account(account) {
         return Err(LoginError::InvalidAccount {
-            account: crate::feed::error::sanitize(account),
+            account: crate::peertext::short(account),
         });
     }
     let broker = BrokerRef(&super::BROKER);
@@ -285,7 +276,10 @@ pub fn login(
             .ok_or_else(|| LoginError::MissingCredential {
                 name: name(field),
                 what,
-                config: config_flag(cfg),
+                fix: crate::fixcmd::with_config(
+                    &cfg.path,
+                    &format!("set-credential {}", name(field)),
+                ),
             })
     };
     let api_key = get(FIELD_API_KEY, "api_key")?;

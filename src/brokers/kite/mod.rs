@@ -151,6 +151,11 @@ impl Broker for KiteBroker {
         CalendarKind::Nse
     }
 
+    /// A ticker frame holds at most 3 000 instruments in full mode (184 bytes each): under 600 KB.
+    fn max_message_bytes(&self) -> usize {
+        1 << 20
+    }
+
     fn default_url(&self) -> Option<&'static str> {
         Some(DEFAULT_TICKER_URL)
     }
@@ -193,9 +198,12 @@ impl Broker for KiteBroker {
         match layer {
             Layer::Credentials => Some(format!(
                 "the access token comes from the daily login ({}); the api_key and api_secret \
-                 from the Kite developer console (sudo brokerguard set-credential {})",
+                 from the Kite developer console ({})",
                 rest::login_command(account),
-                credential_name(account, FIELD_API_KEY)
+                crate::fixcmd::command(&format!(
+                    "set-credential {}",
+                    credential_name(account, FIELD_API_KEY)
+                ))
             )),
             // The adapter's messages name the remedy (kite-login, the
             // connection limit); do not say it twice.

@@ -12,12 +12,22 @@
 //! runs as root and the agent as its service user, so a file is given the
 //! state folder's owner and group, and mode 0640: both can read and
 //! replace it. Records more than three days old are removed on each write.
+//!
+//! The state folder belongs to the service user, and root writes in it, so
+//! every access follows the no-follow rule (`os::fs`): the folder is opened
+//! and checked once, the temp file has a random name and is created with
+//! `O_EXCL`, the owner is set on the handle, and a record is read only if
+//! it is a small regular file, never through a link.
 
 use crate::credentials::Secret;
+use crate::os::{
+    self,
+    fs::{Dir, Owners},
+};
 use std::fmt;
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -53,7 +63,7 @@ impl IssuedBy {
 /// When one token was issued.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IssueRecord {
-    /// `sha256:` + 8 hex digits of the token.
+    /// `hmac:` + 8 hex digits of the token.
     pub fingerprint: String,
     pub issued_at: SystemTime,
     pub by: IssuedBy,
@@ -86,9 +96,9 @@ impl fmt::Display for RecordError {
 impl std::error::Error for RecordError {}
 
 /// The file of the token with this fingerprint; `None` for a fingerprint
-/// that is not `sha256:` + hex (nothing else may become a file name).
+/// that is not `hmac:` + hex (nothing else may become a file name).
 pub fn path_of(state_dir: &Path, fingerprint: &str) -> Option<PathBuf> {
-    let hex = fingerprint.strip_prefix("sha256:")?;
+    let hex = fingerprint.strip_prefix("hmac:")?;
     if hex.is_empty() || hex.len() > 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
@@ -104,10 +114,24 @@ pub fn load(state_dir: &Path, token: &Secret) -> Option<IssueRecord> {
     load_fingerprint(state_dir, &token.fingerprint())
 }
 
+/// A record is a few hundred bytes; anything larger is not one.
+const MAX_RECORD_BYTES: u64 = 4096;
+
+fn file_name_of(fingerprint: &str) -> Option<String> {
+    path_of(Path::new(""), fingerprint).map(|p| p.to_string_lossy().into_owned())
+}
+
 /// The record of the token with this fingerprint, if there is a readable one.
 pub fn load_fingerprint(state_dir: &Path, fingerprint: &str) -> Option<IssueRecord> {
-    let text = fs::read_to_string(path_of(state_dir, fingerprint)?).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let dir = Dir::open(state_dir, &Owners::of_this_process()).ok()?;
+    load_in(&dir, fingerprint)
+}
+
+fn load_in(dir: &Dir, fingerprint: &str) -> Option<IssueRecord> {
+    let bytes = dir
+        .read_limited(&file_name_of(fingerprint)?, MAX_RECORD_BYTES)
+        .ok()??;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     if v.get("fingerprint")?.as_str()? != fingerprint {
         return None;
     }
@@ -118,26 +142,30 @@ pub fn load_fingerprint(state_dir: &Path, fingerprint: &str) -> Option<IssueReco
         user_id: v
             .get("user_id")
             .and_then(|u| u.as_str())
-            .map(crate::feed::error::sanitize),
+            .map(crate::peertext::short),
     })
 }
 
 /// Writes `rec` (replacing an older record of the same token), then
 /// removes records older than [`KEEP_FOR`] as of `now`.
 pub fn save(state_dir: &Path, rec: &IssueRecord, now: SystemTime) -> Result<(), RecordError> {
-    let io = |path: &Path, action: &'static str| {
-        let path = path.to_path_buf();
-        move |error| RecordError::Io {
-            path,
-            action,
+    let dir =
+        Dir::open(state_dir, &Owners::of_this_process()).map_err(|error| RecordError::Io {
+            path: state_dir.to_path_buf(),
+            action: "open the state folder",
             error,
-        }
-    };
-    let path = path_of(state_dir, &rec.fingerprint).ok_or_else(|| RecordError::Io {
-        path: state_dir.to_path_buf(),
+        })?;
+    save_in(&dir, rec, now)
+}
+
+/// [`save`] in an opened and checked state folder.
+pub fn save_in(dir: &Dir, rec: &IssueRecord, now: SystemTime) -> Result<(), RecordError> {
+    let name = file_name_of(&rec.fingerprint).ok_or_else(|| RecordError::Io {
+        path: dir.path().to_path_buf(),
         action: "name a record in",
-        error: io::Error::new(io::ErrorKind::InvalidInput, "not a sha256 fingerprint"),
+        error: io::Error::new(io::ErrorKind::InvalidInput, "not a fingerprint"),
     })?;
+    let path = dir.shown(&name);
     let body = serde_json::json!({
         "fingerprint": rec.fingerprint,
         "issued_at": crate::timefmt::rfc3339(rec.issued_at),
@@ -145,65 +173,70 @@ pub fn save(state_dir: &Path, rec: &IssueRecord, now: SystemTime) -> Result<(), 
         "by": rec.by.as_str(),
         "user_id": rec.user_id,
     });
-    let dir_meta = fs::metadata(state_dir).map_err(io(state_dir, "read the state folder"))?;
-    let tmp = state_dir.join(format!(".{PREFIX}{}.{}.tmp", std::process::id(), unix(now)));
-    let write = || -> io::Result<()> {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o640)
-            .open(&tmp)?;
+    let (mut f, tmp) = dir
+        .create_temp(PREFIX, 0o640)
+        .map_err(|error| RecordError::Io {
+            path: path.clone(),
+            action: "create a temp file for",
+            error,
+        })?;
+    let mut write = || -> io::Result<()> {
         f.write_all(body.to_string().as_bytes())?;
         f.write_all(b"\n")?;
-        f.sync_all()?;
+        // 0640 whatever the umask, on the handle.
+        f.set_permissions(std::fs::Permissions::from_mode(0o640))?;
         // Root (kite-login) writes for the service user: the folder's owner.
-        // SAFETY: geteuid cannot fail.
-        if unsafe { libc::geteuid() } == 0 {
-            std::os::unix::fs::chown(&tmp, Some(dir_meta.uid()), Some(dir_meta.gid()))?;
+        if os::user::is_root() {
+            let owner = dir.stat()?;
+            os::fs::give(&f, owner.uid, owner.gid)?;
         }
-        fs::rename(&tmp, &path)?;
-        fs::File::open(state_dir)?.sync_all()
+        f.sync_all()?;
+        dir.rename(&tmp, &name)?;
+        dir.sync()
     };
     if let Err(e) = write() {
-        let _ = fs::remove_file(&tmp);
+        let _ = dir.remove(&tmp);
         return Err(RecordError::Io {
             path,
             action: "write",
             error: e,
         });
     }
-    prune(state_dir, now);
+    prune(dir, now);
     Ok(())
 }
 
 /// Removes records issued more than [`KEEP_FOR`] before `now`.
-fn prune(state_dir: &Path, now: SystemTime) {
-    let Ok(entries) = fs::read_dir(state_dir) else {
+fn prune(dir: &Dir, now: SystemTime) {
+    let Ok(entries) = fs::read_dir(dir.path()) else {
         return;
     };
     for e in entries.flatten() {
         let name = e.file_name();
+        let Some(name) = name.to_str() else {
+            continue;
+        };
         let Some(hex) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(PREFIX))
+            .strip_prefix(PREFIX)
             .and_then(|n| n.strip_suffix(SUFFIX))
         else {
             continue;
         };
-        let fp = format!("sha256:{hex}");
-        let old = match load_fingerprint(state_dir, &fp) {
+        let fp = format!("hmac:{hex}");
+        let old = match load_in(dir, &fp) {
             Some(r) => now
                 .duration_since(r.issued_at)
                 .is_ok_and(|age| age > KEEP_FOR),
-            // Unreadable or foreign: judged by its modification time.
+            // Unreadable or foreign: judged by its modification time (of
+            // the entry itself, a link is not followed).
             None => e
                 .metadata()
                 .and_then(|m| m.modified())
                 .is_ok_and(|m| now.duration_since(m).is_ok_and(|age| age > KEEP_FOR)),
         };
         if old {
-            let _ = fs::remove_file(e.path());
+            // unlinkat removes the entry, a link itself and never its target.
+            let _ = dir.remove(name);
         }
     }
 }
@@ -211,7 +244,7 @@ fn prune(state_dir: &Path, now: SystemTime) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::MetadataExt;
 
     fn dir(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("bg-kite-records-{tag}-{}", std::process::id()));
@@ -274,23 +307,77 @@ mod tests {
         let now = 2_000_000_000;
         save(
             &d,
-            &rec("sha256:0000000a", now - 4 * 86_400),
+            &rec("hmac:0000000a", now - 4 * 86_400),
             at(now - 4 * 86_400),
         )
         .unwrap();
-        save(&d, &rec("sha256:0000000b", now - 86_400), at(now)).unwrap();
-        assert!(load_fingerprint(&d, "sha256:0000000a").is_none());
-        assert!(load_fingerprint(&d, "sha256:0000000b").is_some());
+        save(&d, &rec("hmac:0000000b", now - 86_400), at(now)).unwrap();
+        assert!(load_fingerprint(&d, "hmac:0000000a").is_none());
+        assert!(load_fingerprint(&d, "hmac:0000000b").is_some());
         assert_eq!(path_of(&d, "../etc/passwd"), None);
-        assert_eq!(path_of(&d, "sha256:../x"), None);
-        assert!(save(&d, &rec("sha256:", now), at(now)).is_err());
+        assert_eq!(path_of(&d, "hmac:../x"), None);
+        assert!(save(&d, &rec("hmac:", now), at(now)).is_err());
         // A record naming another fingerprint than its file is ignored.
         fs::write(
             d.join("kite-token-0000000c.json"),
-            r#"{"fingerprint":"sha256:0000000d","issued_unix":1,"by":"kite-login"}"#,
+            r#"{"fingerprint":"hmac:0000000d","issued_unix":1,"by":"kite-login"}"#,
         )
         .unwrap();
-        assert!(load_fingerprint(&d, "sha256:0000000c").is_none());
+        assert!(load_fingerprint(&d, "hmac:0000000c").is_none());
         fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn root_never_writes_or_reads_through_a_link_in_the_state_folder() {
+        use crate::os::fs::tests::{NOBODY, Scratch, assert_untouched, folder_of_nobody, victim};
+        let Some(state) = folder_of_nobody("kite-records") else {
+            return;
+        };
+        let elsewhere = Scratch::new("kite-records-victims");
+        let target = victim(&elsewhere);
+        let now = 1_795_400_000;
+        let token = Secret::new("CanaryAccessTokenRecords00000002");
+        let rec = IssueRecord {
+            fingerprint: token.fingerprint(),
+            issued_at: at(now),
+            by: IssuedBy::KiteLogin,
+            user_id: None,
+        };
+        // The owner of the folder plants links where the old code wrote:
+        // the predictable temp name and the record itself.
+        let old_tmp = state
+            .0
+            .join(format!(".{PREFIX}{}.{now}.tmp", std::process::id()));
+        std::os::unix::fs::symlink(&target, &old_tmp).unwrap();
+        let final_path = path_of(&state.0, &rec.fingerprint).unwrap();
+        std::os::unix::fs::symlink(&target, &final_path).unwrap();
+        assert_eq!(
+            load_fingerprint(&state.0, &rec.fingerprint),
+            None,
+            "read through a link"
+        );
+        let dir = Dir::open(&state.0, &Owners::only(&[0, NOBODY])).unwrap();
+        save_in(&dir, &rec, at(now)).unwrap();
+        assert_untouched(&target);
+        // The record replaced the link and belongs to the folder's owner.
+        let m = fs::symlink_metadata(&final_path).unwrap();
+        assert!(m.is_file());
+        assert_eq!((m.uid(), m.mode() & 0o777), (NOBODY, 0o640));
+        assert_eq!(load_in(&dir, &rec.fingerprint), Some(rec));
+        // A folder owned by a stranger is refused, naming it.
+        let e = save(
+            &state.0,
+            &IssueRecord {
+                fingerprint: "hmac:0000000e".into(),
+                issued_at: at(now),
+                by: IssuedBy::FirstSeen,
+                user_id: None,
+            },
+            at(now),
+        );
+        if crate::os::user::user_by_name(crate::os::fs::SERVICE_USER).is_none() {
+            let shown = e.unwrap_err().to_string();
+            assert!(shown.contains("neither root"), "{shown}");
+        }
     }
 }

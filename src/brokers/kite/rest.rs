@@ -16,8 +16,8 @@
 //! message tells the operator the one command that fixes it.
 
 use crate::credentials::Secret;
-use crate::feed::error::sanitize;
 use crate::feed::{ErrorClass, FeedError, Layer};
+use crate::peertext::short as sanitize;
 use serde_json::Value;
 use std::fmt;
 
@@ -207,7 +207,7 @@ pub fn request_token_rejected(login: &str) -> String {
 
 /// The remedy for a dead access token, as the operator types it.
 pub fn login_command(account: &str) -> String {
-    format!("sudo brokerguard kite-login --account {account}")
+    crate::fixcmd::command(&format!("kite-login --account {account}"))
 }
 
 impl fmt::Display for RestError {

@@ -70,8 +70,11 @@ pub fn parse(s: &mut Section<'_, '_, '_, '_>, feed: &FeedConfig) -> Option<KiteS
     if feed.account.is_none() && !s.has("account") {
         s.report_missing(
             "account",
-            "broker = \"kite\" needs an account, e.g. account = \"main\": its credentials are then \
-             KITE_MAIN_API_KEY and KITE_MAIN_ACCESS_TOKEN (sudo brokerguard kite-login --account main writes the token)",
+            format!(
+                "broker = \"kite\" needs an account, e.g. account = \"main\": its credentials are then \
+                 KITE_MAIN_API_KEY and KITE_MAIN_ACCESS_TOKEN ({} writes the token)",
+                super::rest::login_command("main")
+            ),
         );
     }
     match s.integer_list("instruments").map(|l| tokens(&l)) {

@@ -12,8 +12,8 @@ use super::rest::parse_ws_token;
 use super::signed::SignedRest;
 use super::ws::KrakenCore;
 use crate::clock::Clock;
-use crate::feed::{Adapter, ConnectProgress, FeedError, FeedState, Layer, Session, session};
-use crate::net::ws::{self, WsOptions};
+use crate::feed::{Adapter, ConnectProgress, FeedError, FeedState, Layer, Session};
+use crate::net::ws::WsOptions;
 use crate::timefmt::human;
 use std::sync::Arc;
 
@@ -75,7 +75,10 @@ impl KrakenAdapter {
             .unwrap_or_default();
         let redrawn = match called.redraws {
             0 => String::new(),
-            n => format!(" after {n} fresh nonce(s)"),
+            n => format!(
+                " after {}",
+                crate::count::count(n as usize, "fresh nonce", "fresh nonces")
+            ),
         };
         progress.layer_passed(
             Layer::Auth,
@@ -127,13 +130,12 @@ impl Adapter for KrakenAdapter {
                 .at(Layer::Credentials));
             }
         };
-        let (url, opts) = (&self.url, &self.opts);
-        session::connect(
+        crate::brokers::connect_ws(
             Box::new(core),
             self.clock.clone(),
-            self.opts.handshake_timeout,
+            &self.url,
+            &self.opts,
             progress,
-            |observe| ws::connect_observed(url, opts, observe),
         )
     }
 

@@ -321,14 +321,14 @@ fn levels(raw: &[RawLevel<'_>]) -> Result<Vec<Level>, BookError> {
 /// every price and quantity as its text.
 pub fn parse_book_message(text: &str) -> Result<BookMessage, BookError> {
     let raw: RawMessage<'_> = serde_json::from_str(text)
-        .map_err(|e| BookError::Shape(crate::feed::error::sanitize(&e.to_string())))?;
+        .map_err(|e| BookError::Shape(crate::peertext::short(&e.to_string())))?;
     let kind = match raw.kind.as_str() {
         "snapshot" => BookKind::Snapshot,
         "update" => BookKind::Update,
         other => {
             return Err(BookError::Shape(format!(
                 "type \"{}\"",
-                crate::feed::error::sanitize(other)
+                crate::peertext::short(other)
             )));
         }
     };

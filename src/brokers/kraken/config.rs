@@ -177,7 +177,7 @@ impl fmt::Display for ConfigProblem {
                 f,
                 "channels: unknown channel \"{}\"; Kraken's are \"ticker\", \"book\", \"trade\", \
                  \"ohlc\" (public) and \"executions\", \"balances\" (private)",
-                crate::feed::error::sanitize(c)
+                crate::peertext::short(c)
             ),
             ConfigProblem::DuplicateChannel(c) => {
                 write!(f, "channels: \"{c}\" is listed twice")
@@ -200,7 +200,7 @@ impl fmt::Display for ConfigProblem {
             ConfigProblem::BadSymbol(s) => write!(
                 f,
                 "symbols: \"{}\" is not a WebSocket v2 symbol; write BASE/QUOTE, e.g. \"BTC/USD\"",
-                crate::feed::error::sanitize(s)
+                crate::peertext::short(s)
             ),
             ConfigProblem::DuplicateSymbol(s) => write!(f, "symbols: \"{s}\" is listed twice"),
             ConfigProblem::BadDepth(d) => write!(

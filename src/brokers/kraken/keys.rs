@@ -96,8 +96,8 @@ impl fmt::Display for KeySetProblem {
         match self {
             KeySetProblem::Incomplete { index, missing } => write!(
                 f,
-                "key set {index} is incomplete: {missing} is not set; add it with \
-                 `sudo brokerguard set-credential {missing}`"
+                "key set {index} is incomplete: {missing} is not set; add it with `{}`",
+                crate::fixcmd::command(&format!("set-credential {missing}"))
             ),
             KeySetProblem::BadSecret { name, error, .. } => write!(f, "{name} {error}"),
         }
@@ -127,8 +127,9 @@ impl fmt::Display for KeySetsError {
         match self {
             KeySetsError::Missing { key, secret } => write!(
                 f,
-                "{key} and {secret} are not set; add them with `sudo brokerguard set-credential {key}` \
-                 and `sudo brokerguard set-credential {secret}`"
+                "{key} and {secret} are not set; add them with `{}` and `{}`",
+                crate::fixcmd::command(&format!("set-credential {key}")),
+                crate::fixcmd::command(&format!("set-credential {secret}"))
             ),
             KeySetsError::Unusable(p) => p.fmt(f),
         }

@@ -123,6 +123,11 @@ impl Broker for KrakenBroker {
         config::check_credential(field, value.expose())
     }
 
+    /// A book snapshot of depth 1 000 is about 100 KB per symbol.
+    fn max_message_bytes(&self) -> usize {
+        4 << 20
+    }
+
     fn default_url(&self) -> Option<&'static str> {
         Some(config::DEFAULT_PUBLIC_URL)
     }
@@ -165,7 +170,8 @@ impl Broker for KrakenBroker {
                             feed: feed.name.clone(),
                             message: format!(
                                 "{p}; set the private key exactly as Kraken showed it with \
-                                 `sudo brokerguard set-credential NAME` (the feed waits until then)"
+                                 `{}` (the feed waits until then)",
+                                crate::fixcmd::command("set-credential NAME")
                             ),
                         },
                     });
@@ -215,7 +221,10 @@ impl Broker for KrakenBroker {
                 let assets = parse_balance(&called.reply.result).map_or(0, |b| b.len());
                 let redrawn = match called.redraws {
                     0 => String::new(),
-                    n => format!(" after {n} fresh nonce(s)"),
+                    n => format!(
+                        " after {}",
+                        crate::count::count(n as usize, "fresh nonce", "fresh nonces")
+                    ),
                 };
                 Ok(format!(
                     "Kraken accepted Balance with key set {}{redrawn} ({assets} asset(s))",

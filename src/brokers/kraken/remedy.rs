@@ -67,14 +67,15 @@ pub fn remedy(feed: &FeedConfig, layer: Layer, error: &FeedError) -> Option<Stri
             let (key, secret) = names(feed);
             Some(format!(
                 "check the API key at Kraken (Settings → API): {}the credential check needs \
-                 \"Funds permissions - Query\"; replace it with `sudo brokerguard set-credential \
-                 {key}` and `sudo brokerguard set-credential {secret}`: a running agent uses the \
-                 new key at once",
+                 \"Funds permissions - Query\"; replace it with `{}` and `{}`: a running agent \
+                 uses the new key at once",
                 if private {
                     "a private feed needs \"WebSocket interface - On\"; "
                 } else {
                     ""
-                }
+                },
+                crate::fixcmd::command(&format!("set-credential {key}")),
+                crate::fixcmd::command(&format!("set-credential {secret}"))
             ))
         }
         (Layer::Auth, ErrorClass::RateLimited { .. }) => {
@@ -86,11 +87,11 @@ pub fn remedy(feed: &FeedConfig, layer: Layer, error: &FeedError) -> Option<Stri
                 n.key, n.secret
             ))
         }
-        (Layer::Data, ErrorClass::Config) => Some(
+        (Layer::Data, ErrorClass::Config) => Some(format!(
             "the feed stays parked (no retries) until its configuration changes: fix it, run \
-             `brokerguard config check`, then reload"
-                .to_string(),
-        ),
+             `{}`, then reload",
+            crate::fixcmd::command("config check")
+        )),
         (Layer::Data, ErrorClass::Stalled) => Some(format!(
             "Kraken sends a heartbeat about every second once a channel is subscribed: silence \
              means the subscription or the connection is broken; check {STATUS_PAGE}"

@@ -7,8 +7,8 @@
 
 use super::sign::{ApiSecret, api_sign};
 use crate::credentials::Secret;
-use crate::feed::error::sanitize;
 use crate::feed::{ErrorClass, FeedError, Layer};
+use crate::peertext::short as sanitize;
 use serde_json::Value;
 use std::fmt;
 use std::time::{Duration, SystemTime};
@@ -251,7 +251,7 @@ impl fmt::Display for KrakenError {
                 f,
                 "Kraken does not know the API key (EAPI:Invalid key): it was mistyped, deleted or \
                  replaced; {}",
-                crate::brokers::SET_CREDENTIAL_HINT
+                crate::brokers::set_credential_hint()
             ),
             KrakenError::InvalidSignature => f.write_str(
                 "Kraken rejected the request signature (EAPI:Invalid signature): the private key \

@@ -133,11 +133,8 @@ pub fn parse(s: &mut Section<'_, '_, '_, '_>, feed: &FeedConfig) -> Option<Krake
         Err(problems) => {
             for p in problems {
                 let message = format!("{place}: {}", p.detail());
-                if s.has(p.field()) {
-                    s.report(p.field(), message);
-                } else {
-                    s.report_missing(p.field(), message);
-                }
+                // At the value, or the table when the key is absent.
+                s.report(p.field(), message);
             }
             return None;
         }

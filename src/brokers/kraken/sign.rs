@@ -57,16 +57,17 @@ impl ApiSecret {
     /// Decodes the base64 private key of a Kraken API key.
     pub fn from_base64(secret: &Secret) -> Result<Self, SecretFormatError> {
         let text = secret.expose();
-        let bytes = STANDARD
-            .decode(text)
-            .map_err(|_| SecretFormatError::NotBase64 {
+        // Wiped also when the length is refused.
+        let bytes = zeroize::Zeroizing::new(STANDARD.decode(text).map_err(|_| {
+            SecretFormatError::NotBase64 {
                 chars: text.chars().count(),
-            })?;
+            }
+        })?);
         if bytes.len() != SECRET_BYTES {
             return Err(SecretFormatError::WrongLength { bytes: bytes.len() });
         }
         Ok(ApiSecret {
-            bytes,
+            bytes: bytes.to_vec(),
             fingerprint: secret.fingerprint(),
         })
     }
@@ -85,11 +86,8 @@ impl fmt::Debug for ApiSecret {
 
 impl Drop for ApiSecret {
     fn drop(&mut self) {
-        // Best effort: do not leave the key in freed memory.
-        for b in self.bytes.iter_mut() {
-            // SAFETY: `b` is a valid, aligned, exclusive reference.
-            unsafe { std::ptr::write_volatile(b, 0) };
-        }
+        // Do not leave the key in freed memory.
+        zeroize::Zeroize::zeroize(&mut self.bytes);
     }
 }
 
@@ -168,10 +166,10 @@ mod tests {
     fn debug_shows_only_the_fingerprint() {
         let secret = ApiSecret::from_base64(&Secret::new(DOC_SECRET)).unwrap();
         let shown = format!("{secret:?}");
-        assert!(shown.starts_with("ApiSecret(sha256:"), "{shown}");
+        assert!(shown.starts_with("ApiSecret(hmac:"), "{shown}");
         assert!(!shown.contains("kQH5"));
         let sign = api_sign("/0/private/AddOrder", DOC_NONCE, DOC_BODY, &secret);
         assert!(!format!("{sign:?}").contains("4/dp"));
-        assert!(sign.to_string().starts_with("sha256:"));
+        assert!(sign.to_string().starts_with("hmac:"));
     }
 }

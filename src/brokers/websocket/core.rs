@@ -14,27 +14,90 @@ use std::time::Duration;
 /// How a server's replies are recognised (from the configuration).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Replies {
-    /// A reply containing this text accepts the auth message.
+    /// A reply matching this accepts the auth message.
     pub auth_ok: Option<String>,
-    /// A reply containing this text rejects the credentials.
+    /// A reply matching this, while the auth reply is awaited, rejects
+    /// the credentials.
     pub auth_error: Option<String>,
-    /// A reply containing this text confirms a subscription: not data.
+    /// A reply matching this, while subscriptions are unconfirmed,
+    /// confirms one: not data.
     pub subscribe_ok: Option<String>,
     /// A message whose `type`, `channel`, `event` or `T` field equals this
     /// is a heartbeat: it proves the feed alive and is not data.
     pub heartbeat: Option<String>,
 }
 
+/// A configured reply pattern: a JSON object (`'{"type":"auth_failed"}'`)
+/// matches a message that is a JSON object with those fields equal;
+/// anything else matches as a substring of the message's text.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Pattern {
+    Contains(String),
+    Fields(serde_json::Map<String, serde_json::Value>),
+}
+
+impl Pattern {
+    pub fn new(text: &str) -> Pattern {
+        match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(serde_json::Value::Object(fields)) if text.trim_start().starts_with('{') => {
+                Pattern::Fields(fields)
+            }
+            _ => Pattern::Contains(text.to_string()),
+        }
+    }
+
+    pub fn matches(&self, text: &str) -> bool {
+        match self {
+            Pattern::Contains(part) => text.contains(part.as_str()),
+            Pattern::Fields(want) => {
+                // The substring test keeps the parse off ordinary data: every
+                // wanted key must at least appear in the text.
+                if !want.keys().all(|k| text.contains(k.as_str())) {
+                    return false;
+                }
+                let Ok(serde_json::Value::Object(got)) =
+                    serde_json::from_str::<serde_json::Value>(text)
+                else {
+                    return false;
+                };
+                want.iter().all(|(k, v)| got.get(k) == Some(v))
+            }
+        }
+    }
+
+    /// How the pattern reads in an error message.
+    fn describe(&self) -> String {
+        match self {
+            Pattern::Contains(part) => format!("\"{part}\""),
+            Pattern::Fields(f) => serde_json::Value::Object(f.clone()).to_string(),
+        }
+    }
+}
+
 /// One connection's protocol. Messages already have credentials
 /// substituted (they are secrets).
+///
+/// Each reply pattern is matched only in its own phase: `auth_error` while
+/// the auth reply is awaited, `subscribe_ok` while subscriptions are
+/// unconfirmed. Afterwards a message containing the same text is data (a
+/// signal whose text says "denied" must neither park the feed nor vanish).
 #[derive(Clone, Debug)]
 pub struct JsonWsCore {
     pub auth: Option<Secret>,
     pub subscribe: Vec<Secret>,
     pub poll: Option<Secret>,
-    pub replies: Replies,
+    auth_ok: Option<Pattern>,
+    auth_error: Option<Pattern>,
+    subscribe_ok: Option<Pattern>,
+    heartbeat: Option<String>,
     /// The auth reply has arrived (or none is awaited).
     authenticated: bool,
+    /// The auth message was sent and its reply has not arrived: the only
+    /// time `auth_error` is looked for.
+    awaiting_auth_reply: bool,
+    /// Subscriptions sent and not yet confirmed: the only time
+    /// `subscribe_ok` is looked for.
+    unconfirmed: usize,
 }
 
 impl JsonWsCore {
@@ -44,49 +107,57 @@ impl JsonWsCore {
         poll: Option<Secret>,
         replies: Replies,
     ) -> Self {
+        let pattern = |p: &Option<String>| p.as_deref().map(Pattern::new);
         JsonWsCore {
             auth,
             subscribe,
             poll,
-            replies,
+            auth_ok: pattern(&replies.auth_ok),
+            auth_error: pattern(&replies.auth_error),
+            subscribe_ok: pattern(&replies.subscribe_ok),
+            heartbeat: replies.heartbeat,
             authenticated: false,
+            awaiting_auth_reply: false,
+            unconfirmed: 0,
         }
     }
 
     fn text(&mut self, t: &str) -> Vec<Action> {
-        if let Some(err) = &self.replies.auth_error {
-            if t.contains(err.as_str()) {
+        if self.awaiting_auth_reply {
+            if let Some(err) = self.auth_error.as_ref().filter(|p| p.matches(t)) {
                 return vec![Action::Fail(
                     FeedError::auth(format!(
-                        "server rejected the credentials (reply matched auth_error \"{err}\")"
+                        "server rejected the credentials (reply matched auth_error {})",
+                        err.describe()
                     ))
                     .at(Layer::Auth),
                 )];
             }
-        }
-        if !self.authenticated {
-            if let Some(ok) = &self.replies.auth_ok {
-                if t.contains(ok.as_str()) {
-                    self.authenticated = true;
-                    return vec![
-                        Action::LayerPassed {
-                            layer: Layer::Auth,
-                            detail: "accepted (reply matched auth_ok)".into(),
-                        },
-                        Action::Ready,
-                    ];
-                }
+            if self.authenticated {
+                // No auth_ok to wait for: the first reply after the auth
+                // message was not a rejection, so the auth phase is over.
+                self.awaiting_auth_reply = false;
+            } else if self.auth_ok.as_ref().is_some_and(|p| p.matches(t)) {
+                self.authenticated = true;
+                self.awaiting_auth_reply = false;
+                return vec![
+                    Action::LayerPassed {
+                        layer: Layer::Auth,
+                        detail: "accepted (reply matched auth_ok)".into(),
+                    },
+                    Action::Ready,
+                ];
             }
         }
-        if let Some(ok) = &self.replies.subscribe_ok {
-            if t.contains(ok.as_str()) {
+        if self.unconfirmed > 0 {
+            if let Some(ok) = self.subscribe_ok.as_ref().filter(|p| p.matches(t)) {
+                self.unconfirmed -= 1;
                 return vec![Action::Subscribed {
-                    detail: format!("reply matched subscribe_ok \"{ok}\""),
+                    detail: format!("reply matched subscribe_ok {}", ok.describe()),
                 }];
             }
         }
         if self
-            .replies
             .heartbeat
             .as_deref()
             .is_some_and(|hb| is_heartbeat(t, hb))
@@ -104,7 +175,8 @@ impl ProtocolCore for JsonWsCore {
             return vec![Action::Ready];
         };
         let mut out = vec![Action::Send(Outbound::Text(auth.clone()))];
-        if self.replies.auth_ok.is_none() {
+        self.awaiting_auth_reply = self.auth_ok.is_some() || self.auth_error.is_some();
+        if self.auth_ok.is_none() {
             self.authenticated = true;
             out.push(Action::LayerPassed {
                 layer: Layer::Auth,
@@ -116,6 +188,9 @@ impl ProtocolCore for JsonWsCore {
     }
 
     fn subscribe(&mut self, _now: Mono) -> Vec<Action> {
+        if self.subscribe_ok.is_some() {
+            self.unconfirmed = self.subscribe.len();
+        }
         self.subscribe
             .iter()
             .map(|s| Action::Send(Outbound::Text(s.clone())))
@@ -256,14 +331,31 @@ mod tests {
     }
 
     #[test]
-    fn replies_are_classified() {
-        let mut c = core(false, replies());
+    fn replies_are_classified_in_their_phase() {
+        let mut c = core(true, replies());
         c.open(now());
+        // Before the auth reply: a rejection fails the connection.
+        let a = c.receive(
+            Inbound::Text(r#"{"type":"auth_failed","reason":"x"}"#),
+            now(),
+        );
+        assert!(
+            matches!(&a[..], [Action::Fail(e)] if e.class == crate::feed::ErrorClass::Auth),
+            "{a:?}"
+        );
+        let mut c = core(true, replies());
+        c.open(now());
+        c.receive(Inbound::Text(r#"{"type":"auth_ok"}"#), now());
+        c.subscribe(now());
         let cases: &[(&str, &str)] = &[
             (r#"{"type":"heartbeat"}"#, "heartbeat"),
             (r#"{"type":"data","note":"heartbeat"}"#, "data"),
             (r#"{"type":"subscribed","channel":"s"}"#, "subscribed"),
-            (r#"{"type":"auth_failed","reason":"x"}"#, "fail"),
+            // After auth, the rejection's text is data: a signal that
+            // quotes it neither parks the feed nor vanishes.
+            (r#"{"type":"auth_failed","reason":"x"}"#, "data"),
+            // Once every subscription is confirmed, the ack's text is data.
+            (r#"{"type":"subscribed","channel":"s"}"#, "data"),
             (r#"{"type":"signals","n":1}"#, "data"),
         ];
         for (text, want) in cases {
@@ -277,6 +369,62 @@ mod tests {
             };
             assert_eq!(got, *want, "{text}");
         }
+    }
+
+    #[test]
+    fn without_auth_ok_only_the_first_reply_can_reject() {
+        let r = Replies {
+            auth_ok: None,
+            ..replies()
+        };
+        let mut c = core(true, r.clone());
+        c.open(now());
+        let a = c.receive(Inbound::Text(r#"{"type":"auth_failed"}"#), now());
+        assert!(matches!(&a[..], [Action::Fail(_)]), "{a:?}");
+        let mut c = core(true, r);
+        c.open(now());
+        assert!(matches!(
+            &c.receive(Inbound::Text(r#"{"type":"signals"}"#), now())[..],
+            [Action::Data(_)]
+        ));
+        assert!(matches!(
+            &c.receive(Inbound::Text(r#"{"type":"auth_failed"}"#), now())[..],
+            [Action::Data(_)]
+        ));
+    }
+
+    #[test]
+    fn a_json_object_pattern_matches_fields_not_text() {
+        let p = Pattern::new(r#"{"type":"error","code":401}"#);
+        assert!(p.matches(r#"{"code":401,"type":"error","msg":"no"}"#));
+        assert!(!p.matches(r#"{"type":"data","text":"\"type\":\"error\",\"code\":401"}"#));
+        assert!(!p.matches(r#"{"type":"error","code":402}"#));
+        assert!(!p.matches("not json type code"));
+        // Not an object: a substring, as before.
+        assert_eq!(
+            Pattern::new(r#""type":"subscribed""#),
+            Pattern::Contains(r#""type":"subscribed""#.into())
+        );
+        assert!(Pattern::new("denied").matches("access denied"));
+        let mut c = core(
+            true,
+            Replies {
+                auth_error: Some(r#"{"type":"error"}"#.into()),
+                ..replies()
+            },
+        );
+        c.open(now());
+        assert!(matches!(
+            &c.receive(
+                Inbound::Text(r#"{"type":"note","text":"type error"}"#),
+                now()
+            )[..],
+            [Action::Data(_)]
+        ));
+        assert!(matches!(
+            &c.receive(Inbound::Text(r#"{"type":"error"}"#), now())[..],
+            [Action::Fail(_)]
+        ));
     }
 
     #[test]

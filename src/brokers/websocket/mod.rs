@@ -12,8 +12,8 @@ use super::{substitute, ws_options};
 use crate::clock::Clock;
 use crate::config::{FeedConfig, Section, Shown, is_literal_auth, template_names};
 use crate::credentials::required::TEMPLATE_FIELD;
-use crate::feed::{Adapter, ConnectProgress, FeedError, Session, session};
-use crate::net::ws::{self, WsOptions};
+use crate::feed::{Adapter, ConnectProgress, FeedError, Session};
+use crate::net::ws::WsOptions;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -211,8 +211,9 @@ impl Broker for WebsocketBroker {
         match w.auth.as_deref() {
             Some(a) if is_literal_auth(a) => vec![format!(
                 "feed \"{}\": auth has no ${{NAME}} reference, so it embeds a literal credential; \
-                 move the secret to a credentials file (sudo brokerguard set-credential NAME) and write ${{NAME}} in auth",
-                feed.name
+                 move the secret to a credentials file ({}) and write ${{NAME}} in auth",
+                feed.name,
+                crate::fixcmd::command("set-credential NAME")
             )],
             _ => Vec::new(),
         }
@@ -234,13 +235,12 @@ impl Adapter for WebsocketAdapter {
         &mut self,
         progress: &mut dyn ConnectProgress,
     ) -> Result<Box<dyn Session>, FeedError> {
-        let (url, opts) = (&self.url, &self.opts);
-        session::connect(
+        crate::brokers::connect_ws(
             Box::new(self.core.clone()),
             self.clock.clone(),
-            self.opts.handshake_timeout,
+            &self.url,
+            &self.opts,
             progress,
-            |observe| ws::connect_observed(url, opts, observe),
         )
     }
 

@@ -1,4 +1,5 @@
-//! The `[calendar.NAME]` tables: exchange holidays per market calendar.
+//! The `[calendar.NAME]` tables: exchange holidays per market calendar,
+//! and NYSE's early closes (days its session ends at 13:00).
 //! Only calendars with sessions take them (`nse`, `nyse`; `always` is open
 //! every day), every date must be `YYYY-MM-DD`, and a date listed twice is
 //! reported, since it usually means another one was meant.
@@ -13,7 +14,7 @@ use crate::config::{CalendarConfig, CalendarsConfig};
 
 /// The calendars that take a table, in the order messages list them.
 pub(super) const CALENDAR_NAMES: &[&str] = &["nse", "nyse"];
-pub(super) const CALENDAR_KEYS: &[&str] = &["holidays"];
+pub(super) const CALENDAR_KEYS: &[&str] = &["holidays", "early_closes"];
 
 impl Walker<'_, '_> {
     /// The `[calendar]` table: one sub-table per calendar.
@@ -69,6 +70,19 @@ impl Walker<'_, '_> {
                         out.holidays = h;
                     }
                 }
+                "early_closes" if kp == "calendar.nyse" => {
+                    if let Some(h) = self.holidays(v, &keypath) {
+                        out.early_closes = h;
+                    }
+                }
+                "early_closes" => self.report(
+                    k.span(),
+                    &keypath,
+                    format!(
+                        "only NYSE closes early (13:00 New York) on set days; [{kp}] has no \
+                         early_closes: list a closed day in holidays instead"
+                    ),
+                ),
                 _ => self.unknown_key(k.span(), &keypath, key, &format!("[{kp}]"), CALENDAR_KEYS),
             }
         }

@@ -29,6 +29,8 @@ pub(super) const COMMON_KEYS: &[&str] = &[
     "expect",
     "alert_after",
     "max_message_bytes",
+    "allow_plaintext",
+    "standby",
     "validate_every",
     "calendar",
     "required",
@@ -253,6 +255,14 @@ impl Walker<'_, '_> {
                         .and_then(crate::calendar::CalendarKind::parse);
                 }
                 "required" => set(&mut f.required, self.boolean(v, &kp)),
+                "standby" => match v.get_ref() {
+                    DeValue::Boolean(b) => f.standby = *b,
+                    _ => self.wrong_type(v, &kp, "true or false"),
+                },
+                "allow_plaintext" => match v.get_ref() {
+                    DeValue::Boolean(b) => f.allow_plaintext = *b,
+                    _ => self.wrong_type(v, &kp, "true or false"),
+                },
                 "max_message_bytes" => set(
                     &mut f.max_message_bytes,
                     self.integer_at_least(v, &kp, MIN_MESSAGE_BYTES).and_then(|n| usize::try_from(n).ok()),
@@ -347,6 +357,31 @@ impl Walker<'_, '_> {
 
     /// Rules that tie common keys to the broker.
     fn feed_rules(&mut self, path: &str, f: &FeedConfig, seen: &Seen) {
+        if f.standby && !f.broker.credentials(f).is_empty() {
+            let span = seen.get("standby").map(|s| s.1.clone()).unwrap_or_default();
+            self.report(
+                span,
+                &format!("{path}.standby"),
+                "this feed sends a credential, so it must never run on two agents at once; \
+                 only public feeds (no account, no ${NAME}) may set standby = true: remove it",
+            );
+        }
+        // Credentials never cross a public network in plaintext
+        // (`config::plaintext`); the warnings are `setup_warnings`'.
+        if !f.broker.credentials(f).is_empty() {
+            for (key, url) in [
+                ("url", f.url.as_deref().or(f.broker.default_url())),
+                ("rest_url", f.rest_url.as_deref()),
+            ] {
+                let Some(url) = url else { continue };
+                if let Err(message) =
+                    crate::config::plaintext::judge(&f.name, key, url, f.allow_plaintext)
+                {
+                    let span = seen.get(key).map(|s| s.1.clone()).unwrap_or_default();
+                    self.report(span, &format!("{path}.{key}"), message);
+                }
+            }
+        }
         if let Some((ks, _)) = seen.get("tls_ca_file") {
             let url = f.url.as_deref().or(f.broker.default_url());
             if !url.is_some_and(|u| u.starts_with("wss://")) {
@@ -359,7 +394,13 @@ impl Walker<'_, '_> {
         }
     }
 
-    fn url(&mut self, v: &Value<'_>, key: &str, schemes: &[&str], example: &str) -> Option<String> {
+    pub(super) fn url(
+        &mut self,
+        v: &Value<'_>,
+        key: &str,
+        schemes: &[&str],
+        example: &str,
+    ) -> Option<String> {
         let u = self.nonempty_string(v, key)?;
         let allowed = schemes
             .iter()
@@ -524,7 +565,7 @@ impl Walker<'_, '_> {
     }
 }
 
-fn valid_feed_name(n: &str) -> bool {
+pub(super) fn valid_feed_name(n: &str) -> bool {
     !n.is_empty()
         && n.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
@@ -638,9 +679,9 @@ mod tests {
                 "did you mean \"websocket\"",
             ),
             (
-                "[[feed]]\nname = \"s\"\nbroker = \"alpaca\"\n",
+                "[[feed]]\nname = \"s\"\nbroker = \"robinhood\"\n",
                 "feed[0].broker",
-                "unknown broker \"alpaca\"; this build has websocket",
+                "unknown broker \"robinhood\"; this build has websocket",
             ),
             (
                 &ws("rest_url = \"https://h\""),

@@ -221,7 +221,10 @@ impl Conn {
         for change in faults.catch_up(base, self.id, &mut self.generation) {
             match change {
                 Some(KiteFault::Close { code }) => {
-                    self.close(code, "close fault");
+                    self.close(
+                        code,
+                        "simulated fault: the server closes every open connection",
+                    );
                     return Err(End);
                 }
                 Some(KiteFault::LieOnce(l)) => self.lie_pending = Some(l),

@@ -8,200 +8,28 @@
 
 use super::fault::KrakenFault;
 use super::server::{Shared, setup};
-use crate::sim::shared::net::is_timeout;
+use crate::sim::shared::http::{self, Request};
 use crate::sim::shared::{Host, lock};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256, Sha512};
-use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
-/// Largest request head and body the simulator reads.
-const MAX_HEAD: usize = 16 * 1024;
-const MAX_BODY: usize = 64 * 1024;
-/// An idle keep-alive connection is closed after this long.
-const IDLE: Duration = Duration::from_secs(10);
-
-/// One parsed HTTP request.
-struct Request {
-    method: String,
-    path: String,
-    /// Header names in lower case.
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Request {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Reads what has arrived (at most a tick's wait) onto `buf`; false when
-/// the peer closed, went idle since `started`, or the simulator stops.
-fn read_more(
-    shared: &Shared,
-    started: Instant,
-    tcp: &mut TcpStream,
-    buf: &mut Vec<u8>,
-) -> io::Result<bool> {
-    if shared.stopping() || started.elapsed() > IDLE {
-        return Ok(false);
-    }
-    let mut chunk = [0u8; 4096];
-    match tcp.read(&mut chunk) {
-        Ok(0) => Ok(false),
-        Ok(n) => {
-            buf.extend_from_slice(&chunk[..n]);
-            Ok(true)
-        }
-        Err(e) if is_timeout(&e) => Ok(true),
-        Err(e) => Err(e),
-    }
-}
-
-/// Reads one request; `Ok(None)` when the peer closed or went idle.
-fn read_request(
-    shared: &Shared,
-    tcp: &mut TcpStream,
-    buf: &mut Vec<u8>,
-) -> io::Result<Option<Request>> {
-    let started = Instant::now();
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-        if buf.len() > MAX_HEAD {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "request head too large",
-            ));
-        }
-        if !read_more(shared, started, tcp, buf)? {
-            return Ok(None);
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let mut lines = head.split("\r\n");
-    let mut first = lines.next().unwrap_or("").split(' ');
-    let method = first.next().unwrap_or("").to_string();
-    let path = first.next().unwrap_or("").to_string();
-    let mut headers = Vec::new();
-    for line in lines {
-        if let Some((k, v)) = line.split_once(':') {
-            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-        }
-    }
-    let len: usize = headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    if len > MAX_BODY {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "request body too large",
-        ));
-    }
-    let body_start = head_end + 4;
-    while buf.len() < body_start + len {
-        if !read_more(shared, started, tcp, buf)? {
-            return Ok(None);
-        }
-    }
-    let body = buf[body_start..body_start + len].to_vec();
-    buf.drain(..body_start + len);
-    Ok(Some(Request {
-        method,
-        path,
-        headers,
-        body,
-    }))
-}
-
-/// `Sun, 06 Nov 1994 08:49:37 GMT` (RFC 9110 IMF-fixdate).
-pub(crate) fn http_date(t: SystemTime) -> String {
-    let secs = crate::timefmt::unix_secs(t);
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (y, m, d) = crate::timefmt::civil_from_days(days);
-    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
-        WEEKDAYS[(days.rem_euclid(7)) as usize],
-        d,
-        MONTHS[(m as usize).saturating_sub(1).min(11)],
-        y,
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-fn respond(
-    shared: &Shared,
-    tcp: &mut TcpStream,
-    status: u16,
-    body: &str,
-    close: bool,
-) -> io::Result<()> {
-    let reason = match status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        _ => "Error",
-    };
-    let head = format!(
-        "HTTP/1.1 {status} {reason}\r\nDate: {}\r\nContent-Type: application/json; charset=utf-8\r\n\
-         Content-Length: {}\r\nConnection: {}\r\n\r\n",
-        http_date(shared.date_now()),
-        body.len(),
-        if close { "close" } else { "keep-alive" }
-    );
-    tcp.write_all(head.as_bytes())?;
-    tcp.write_all(body.as_bytes())?;
-    tcp.flush()
-}
-
-pub(crate) fn serve(shared: Arc<Shared>, mut tcp: TcpStream) {
+pub(crate) fn serve(shared: Arc<Shared>, tcp: TcpStream) {
     if setup(&tcp).is_err() {
         return;
     }
-    let mut buf = Vec::new();
-    loop {
-        let req = match read_request(&shared, &mut tcp, &mut buf) {
-            Ok(Some(r)) => r,
-            Ok(None) => return,
-            Err(_) => {
-                let _ = respond(
-                    &shared,
-                    &mut tcp,
-                    400,
-                    r#"{"error":["EGeneral:Bad request"]}"#,
-                    true,
-                );
-                return;
-            }
-        };
-        let close = req
-            .header("connection")
-            .is_some_and(|c| c.eq_ignore_ascii_case("close"));
-        let (status, body) = route(&shared, &req);
-        if respond(&shared, &mut tcp, status, &body, close).is_err() || close {
-            return;
-        }
-    }
+    http::serve(
+        shared.base(),
+        tcp,
+        || shared.date_now(),
+        r#"{"error":["EGeneral:Bad request"]}"#,
+        |req| route(&shared, req),
+    );
 }
 
 fn error_body(shared: &Shared, e: &str) -> String {
@@ -217,7 +45,7 @@ fn route(shared: &Shared, req: &Request) -> (u16, String) {
         let now = shared.date_now();
         let body = serde_json::json!({"error": [], "result": {
             "unixtime": crate::timefmt::unix_secs(now),
-            "rfc1123": http_date(now),
+            "rfc1123": http::http_date(now),
         }});
         return (200, body.to_string());
     }
@@ -392,18 +220,6 @@ fn private(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn http_dates() {
-        assert_eq!(
-            http_date(SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777)),
-            "Sun, 06 Nov 1994 08:49:37 GMT"
-        );
-        assert_eq!(
-            http_date(SystemTime::UNIX_EPOCH),
-            "Thu, 01 Jan 1970 00:00:00 GMT"
-        );
-    }
 
     #[test]
     fn forms_decode() {

@@ -103,13 +103,7 @@ impl Host for Shared {
 impl Shared {
     /// The time a REST `Date` header shows (the configured skew applied).
     pub fn date_now(&self) -> std::time::SystemTime {
-        let now = std::time::SystemTime::now();
-        let skew = Duration::from_secs(self.date_skew_secs.unsigned_abs());
-        if self.date_skew_secs >= 0 {
-            now + skew
-        } else {
-            now.checked_sub(skew).unwrap_or(now)
-        }
+        crate::sim::shared::http::skewed_now(self.date_skew_secs)
     }
 
     fn set_fault(&self, fault: Option<KrakenFault>) {
@@ -168,51 +162,34 @@ impl KrakenSim {
             tokens: Mutex::new(HashMap::new()),
             token_counter: AtomicU64::new(0),
         });
-        for (name, listener, ws) in [
-            ("ksim-ws-accept", ws_listener, true),
-            ("ksim-rest-accept", rest_listener, false),
-        ] {
-            let s = shared.clone();
-            shared
-                .base
-                .spawn_accept(name, move || accept_loop(s, listener, ws))?;
-        }
+        let s = shared.clone();
+        net::spawn_acceptor(&shared, "ksim-ws-accept", ws_listener, move |tcp, peer| {
+            let id = s.stats.update(|st| {
+                st.connections += 1;
+                st.live_connections += 1;
+                st.subscribes_per_connection.push(Vec::new());
+                st.subscribes_per_connection.len() - 1
+            });
+            s.event(format!("ws {id} from {peer}: accepted"));
+            s.base.ack(id, s.faults.current().1);
+            let conn = s.clone();
+            (
+                format!("ksim-ws-{id}"),
+                Box::new(move || ws::serve(conn, id, tcp)),
+            )
+        })?;
+        let s = shared.clone();
+        let mut rest_id = 0usize;
+        net::spawn_acceptor(&shared, "ksim-rest-accept", rest_listener, move |tcp, _| {
+            rest_id += 1;
+            let conn = s.clone();
+            (
+                format!("ksim-rest-{rest_id}"),
+                Box::new(move || rest::serve(conn, tcp)),
+            )
+        })?;
         Ok(KrakenSimHandle { shared })
     }
-}
-
-fn accept_loop(shared: Arc<Shared>, listener: TcpListener, is_ws: bool) {
-    let mut rest_id = 0usize;
-    net::accept_loop(
-        &shared.base,
-        || listener.accept(),
-        |tcp, peer| {
-            let s = shared.clone();
-            let started = if is_ws {
-                let id = shared.stats.update(|st| {
-                    st.connections += 1;
-                    st.live_connections += 1;
-                    st.subscribes_per_connection.push(Vec::new());
-                    st.subscribes_per_connection.len() - 1
-                });
-                shared.event(format!("ws {id} from {peer}: accepted"));
-                let generation = shared.faults.current().1;
-                shared.base.ack(id, generation);
-                shared
-                    .base
-                    .spawn(format!("ksim-ws-{id}"), move || ws::serve(s, id, tcp))
-            } else {
-                rest_id += 1;
-                let id = rest_id;
-                shared
-                    .base
-                    .spawn(format!("ksim-rest-{id}"), move || rest::serve(s, tcp))
-            };
-            if let Err(e) = started {
-                shared.event(format!("cannot start a connection thread: {e}"));
-            }
-        },
-    );
 }
 
 /// How long a client that does not read may block a write.

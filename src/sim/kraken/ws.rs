@@ -16,9 +16,8 @@ use crate::timefmt::rfc3339_millis;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::TcpStream;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
-use tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tungstenite::{Message, WebSocket};
 
 /// Book depths Kraken offers.
@@ -30,24 +29,15 @@ fn now_text() -> String {
     rfc3339_millis(SystemTime::now())
 }
 
-// The upgrade callback's error type is fixed by tungstenite.
-#[allow(clippy::result_large_err)]
 pub(crate) fn serve(shared: Arc<Shared>, id: usize, tcp: TcpStream) {
     let _live = Live::new(shared.clone(), id, "ws");
     if setup(&tcp).is_err() {
         return;
     }
-    let path = Arc::new(Mutex::new(String::new()));
-    let seen_path = path.clone();
-    let callback = move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
-        *lock(&seen_path) = req.uri().path().to_string();
-        Ok(resp)
-    };
-    let Ok(ws) = shared_ws::upgrade(tcp, callback, shared_ws::give_up(shared.base())) else {
-        shared.event(format!("ws {id}: WebSocket handshake failed"));
+    let Some((ws, path)) = shared_ws::accept_with_path(shared.base(), id, tcp) else {
         return;
     };
-    let private = lock(&path).contains("auth");
+    let private = path.contains("auth");
     shared.event(format!(
         "ws {id}: open ({})",
         if private { "private" } else { "public" }

@@ -4,7 +4,7 @@
 //! acknowledgements ([`Faults`]), the stop flag, thread registry and event
 //! lines ([`Base`], reached through [`Host`]), fault scripts
 //! ([`spawn_script`]), the methods every handle has
-//! ([`handle_methods`]), listeners and the per-connection socket helpers
+//! ([`handle_methods`]), a REST API's HTTP/1.1 end ([`http`]), listeners and the per-connection socket helpers
 //! ([`net`]), the WebSocket upgrade and close ([`ws`]), and the CLI's
 //! "print events until stopped" loop ([`cli`]).
 //!
@@ -14,6 +14,7 @@ mod base;
 pub(crate) mod cli;
 mod faults;
 mod handle;
+pub(crate) mod http;
 pub(crate) mod net;
 mod watched;
 pub(crate) mod ws;

@@ -7,7 +7,6 @@
 use super::{Base, Host, TICK, lock};
 use std::io::{self, Read};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -102,6 +101,34 @@ pub(crate) fn accept_loop(
     }
 }
 
+/// A connection thread to start: its name and what it runs.
+pub(crate) type ConnectionThread = (String, Box<dyn FnOnce() + Send>);
+
+/// Starts thread `name` accepting on `listener` until the simulator stops;
+/// `start` makes each accepted connection's thread (registering it in the
+/// simulator's stats as it likes). A thread that cannot start is said as
+/// an event line.
+pub(crate) fn spawn_acceptor<H: Host>(
+    host: &Arc<H>,
+    name: &str,
+    listener: TcpListener,
+    mut start: impl FnMut(TcpStream, SocketAddr) -> ConnectionThread + Send + 'static,
+) -> io::Result<()> {
+    let h = host.clone();
+    host.base().spawn_accept(name, move || {
+        accept_loop(
+            h.base(),
+            || listener.accept(),
+            |tcp, peer| {
+                let (name, run) = start(tcp, peer);
+                if let Err(e) = h.base().spawn(name, run) {
+                    h.event(format!("cannot start a connection thread: {e}"));
+                }
+            },
+        )
+    })
+}
+
 /// Makes an accepted socket blocking with a read timeout of one tick, so
 /// the connection thread looks at the stop flag and the fault every tick.
 pub(crate) fn setup(tcp: &TcpStream, write_timeout: Duration) -> io::Result<()> {
@@ -144,20 +171,8 @@ impl<H: Host> Drop for Live<H> {
 
 /// Closes the socket with SO_LINGER 0, so the peer gets a RST.
 pub(crate) fn reset(tcp: &TcpStream) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: the fd belongs to a live TcpStream; the pointer and length describe `linger`.
-    unsafe {
-        libc::setsockopt(
-            tcp.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            &linger as *const libc::linger as *const libc::c_void,
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
-    }
+    // Best effort: a socket that refuses still closes, with a FIN.
+    let _ = crate::os::socket::reset_on_close(tcp);
 }
 
 /// Keeps an accepted socket open without ever answering, until the peer

@@ -1,6 +1,7 @@
 //! The WebSocket ends of a simulated connection: the server-side upgrade,
 //! retried across read timeouts until it is done, the simulator stops or
-//! [`HANDSHAKE_LIMIT`] passes; an upgrade refused with an HTTP status; and
+//! [`HANDSHAKE_LIMIT`] passes (with the path asked for, where the
+//! simulator serves several endpoints); an upgrade refused with an HTTP status; and
 //! a close that waits briefly for the client's echo.
 
 use super::Base;
@@ -52,6 +53,32 @@ pub(crate) fn upgrade<S: Read + Write, C: Callback>(
             Err(HandshakeError::Failure(e)) => return Err(UpgradeFailed::Failed(e)),
         }
     }
+}
+
+/// The upgrade of connection `id` on `tcp` and the path the client asked
+/// for (`/v2`, `/user`, …); `None` when it did not happen (said as an
+/// event line).
+// The upgrade callback's error type is fixed by tungstenite.
+#[allow(clippy::result_large_err)]
+pub(crate) fn accept_with_path(
+    base: &Base,
+    id: usize,
+    tcp: std::net::TcpStream,
+) -> Option<(WebSocket<std::net::TcpStream>, String)> {
+    use std::sync::{Arc, Mutex};
+    use tungstenite::handshake::server::{Request, Response};
+    let path = Arc::new(Mutex::new(String::new()));
+    let seen = path.clone();
+    let callback = move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+        *super::lock(&seen) = req.uri().path().to_string();
+        Ok(resp)
+    };
+    let Ok(ws) = upgrade(tcp, callback, give_up(base)) else {
+        base.event(format!("ws {id}: WebSocket handshake failed"));
+        return None;
+    };
+    let path = super::lock(&path).clone();
+    Some((ws, path))
 }
 
 /// An upgrade answer with HTTP `status` and `text` as its body.
