@@ -10,7 +10,6 @@ use common::*;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 const CANARY: &str = "CanaryHttpToken_9f3b2d77c1";
@@ -66,19 +65,15 @@ fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     call(addr, &format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"))
 }
 
-struct Agent {
-    child: Child,
+/// A running agent (stopped on drop, before its folder is removed) and
+/// its listener's address.
+struct Running {
+    _agent: common::Agent,
     dir: TempDir,
     addr: SocketAddr,
 }
 
-impl Drop for Agent {
-    fn drop(&mut self) {
-        stop_agent(&mut self.child);
-    }
-}
-
-fn start(tag: &str, feeds: &str, extra: &str) -> Agent {
+fn start(tag: &str, feeds: &str, extra: &str) -> Running {
     let dir = TempDir::new(tag);
     let body = format!(
         "{}[http]\nlisten = \"127.0.0.1:0\"\n{extra}\n{feeds}",
@@ -88,7 +83,11 @@ fn start(tag: &str, feeds: &str, extra: &str) -> Agent {
     std::fs::write(dir.join("credentials.env"), format!("SIG_TOKEN={CANARY}\n")).unwrap();
     let child = spawn_agent(dir.path(), &cfg, &[]);
     let addr = listening(dir.path());
-    Agent { child, dir, addr }
+    Running {
+        _agent: child,
+        dir,
+        addr,
+    }
 }
 
 /// Dates (UTC) from yesterday to tomorrow: a holiday list that closes
@@ -109,7 +108,7 @@ fn holidays_around_now() -> String {
     format!("[calendar.nyse]\nholidays = [{}]\n", days.join(", "))
 }
 
-fn ready_code(a: &Agent) -> (u16, serde_json::Value) {
+fn ready_code(a: &Running) -> (u16, serde_json::Value) {
     let (code, body) = get(a.addr, "/readyz");
     (code, serde_json::from_str(&body).unwrap_or_default())
 }
@@ -355,7 +354,11 @@ mod browser_login {
         .unwrap();
         let child = spawn_agent(dir.path(), &cfg, &[]);
         let addr = listening(dir.path());
-        let a = Agent { child, dir, addr };
+        let a = Running {
+            _agent: child,
+            dir,
+            addr,
+        };
         assert!(wait_for(Duration::from_secs(15), || feed_state(
             a.dir.path(),
             "kmain"
@@ -383,7 +386,7 @@ mod browser_login {
         assert_eq!(code, 200, "{outcome}");
         assert!(outcome.contains("data-outcome=\"ok\""), "{outcome}");
         assert!(
-            outcome.contains("KITE_MAIN_ACCESS_TOKEN") && outcome.contains("sha256:"),
+            outcome.contains("KITE_MAIN_ACCESS_TOKEN") && outcome.contains("hmac:"),
             "{outcome}"
         );
         assert!(!outcome.contains(&request) && !outcome.contains(API_SECRET));
@@ -502,7 +505,11 @@ mod exposed {
         let child = spawn_agent(dir.path(), &cfg, &[]);
         let addr = listening(dir.path());
         assert!(stderr_of(dir.path()).contains("listening on https://0.0.0.0:"));
-        let a = Agent { child, dir, addr };
+        let a = Running {
+            _agent: child,
+            dir,
+            addr,
+        };
         let port = addr.port();
 
         // Plain HTTP gets no answer: the port speaks TLS only.

@@ -224,6 +224,17 @@ pub fn render(p: &Published, inputs: &Inputs, out: &mut String) {
         "brokerguard_fanout_dropped_total {}",
         inputs.fanout.dropped_slow
     );
+    family(
+        out,
+        "brokerguard_fanout_refused_total",
+        "counter",
+        "Fan-out connections refused because fanout_max_subscribers were connected.",
+    );
+    let _ = writeln!(
+        out,
+        "brokerguard_fanout_refused_total {}",
+        inputs.fanout.refused
+    );
 
     family(
         out,
@@ -238,6 +249,42 @@ pub fn render(p: &Published, inputs: &Inputs, out: &mut String) {
             k.as_str(),
             alert::raised(k)
         );
+    }
+
+    family(
+        out,
+        "brokerguard_alert_deliveries_failed_total",
+        "counter",
+        "Alert webhook deliveries given up on (retries spent, or the queue full).",
+    );
+    let _ = writeln!(
+        out,
+        "brokerguard_alert_deliveries_failed_total {}",
+        crate::alerts::DELIVERIES_FAILED.load(std::sync::atomic::Ordering::Relaxed)
+    );
+
+    // Failover ([ha]) only: a single agent has no role to show.
+    if let Some(ha) = &p.doc.agent.ha {
+        family(
+            out,
+            "brokerguard_ha_leader",
+            "gauge",
+            "1 while this agent holds the failover lease (runs the private feeds), else 0.",
+        );
+        let _ = writeln!(
+            out,
+            "brokerguard_ha_leader {}",
+            bool_value(ha.role == "leader")
+        );
+        if let Some(epoch) = ha.epoch {
+            family(
+                out,
+                "brokerguard_ha_epoch",
+                "gauge",
+                "The current leadership's epoch (its etcd create revision); grows at each takeover.",
+            );
+            let _ = writeln!(out, "brokerguard_ha_epoch {epoch}");
+        }
     }
 
     let pr = &inputs.process;
@@ -385,7 +432,7 @@ mod tests {
             credentials: vec![CredentialStatus {
                 name: "SIG_TOKEN".into(),
                 present: true,
-                fingerprint: Some("sha256:00000000".into()),
+                fingerprint: Some("hmac:00000000".into()),
                 ..CredentialStatus::default()
             }],
             ..StatusDoc::default()
@@ -415,6 +462,7 @@ mod tests {
             fanout: FanoutStats {
                 subscribers: 2,
                 dropped_slow: 1,
+                refused: 4,
                 lines_published: 0,
             },
             process: ProcessStats {
@@ -466,6 +514,30 @@ mod tests {
         );
         assert!(out.contains("brokerguard_fanout_dropped_total 1\n"));
         assert!(out.contains("brokerguard_alerts_total{alert=\"feed_down\"} "));
+        assert!(
+            out.contains("brokerguard_fanout_refused_total 4\n"),
+            "{out}"
+        );
+        assert!(out.contains("brokerguard_alert_deliveries_failed_total "));
+        // A single agent has no failover role to show.
+        assert!(!out.contains("brokerguard_ha_"), "{out}");
+        let mut ha = published(1);
+        ha.doc.agent.ha = Some(Box::new(crate::status::schema::HaSection {
+            role: "leader".into(),
+            epoch: Some(41),
+            holder: Some("droplet-a".into()),
+            ..Default::default()
+        }));
+        let mut text = String::new();
+        render(&ha, &inputs, &mut text);
+        assert!(text.contains("brokerguard_ha_leader 1\n"), "{text}");
+        assert!(text.contains("brokerguard_ha_epoch 41\n"), "{text}");
+        ha.doc.agent.ha.as_mut().unwrap().role = "standby".into();
+        ha.doc.agent.ha.as_mut().unwrap().epoch = None;
+        text.clear();
+        render(&ha, &inputs, &mut text);
+        assert!(text.contains("brokerguard_ha_leader 0\n"), "{text}");
+        assert!(!text.contains("brokerguard_ha_epoch"), "{text}");
         // Every family's samples follow its TYPE line, and no family twice.
         let mut seen = Vec::new();
         let mut current = String::new();

@@ -190,6 +190,7 @@ check "the table shows kmain waiting" row "$dom" kmain waiting
 check "stocks (market closed) counts as ready" grep -qE '<tr data-feed="stocks" data-state="[a-z]+" data-flapping="false" data-ready="true"' <<<"$dom"
 timelines() { [[ $(grep -o 'data-timeline=' <<<"$1" | wc -l) -eq 4 ]]; }
 check "a timeline per feed is drawn" timelines "$dom"
+check "a single agent shows no failover line" grep -qE '<p id="ha"[^>]*hidden' <<<"$dom"
 check "a Log in with Kite button names the account" grep -qE 'data-login="kite" data-account="main"' <<<"$dom"
 link=$(grep -oE 'href="https://kite\.zerodha\.com/connect/login[^"]*"' <<<"$dom" | head -1)
 check "its link carries the api_key and the account back" grep -q "api_key=$api_key&amp;redirect_params=account%3Dmain" <<<"$link"
@@ -204,7 +205,7 @@ fi
 # Kite's redirect back after the login, as the browser would follow it.
 outcome=$(browse "$base/kite/callback?action=login&type=login&status=success&request_token=$request&account=main")
 check "the callback says the login worked" grep -q 'data-outcome="ok"' <<<"$outcome"
-check "the callback names the token by fingerprint" grep -qE 'KITE_MAIN_ACCESS_TOKEN written to .* \(fingerprint sha256:[0-9a-f]{8}' <<<"$outcome"
+check "the callback names the token by fingerprint" grep -qE 'KITE_MAIN_ACCESS_TOKEN written to .* \(fingerprint hmac:[0-9a-f]{8}' <<<"$outcome"
 check "kmain goes live on the new token (status)" wait_state kmain live 20
 dom2=$(browse "$base/")
 check "the table then shows kmain live" row "$dom2" kmain live
