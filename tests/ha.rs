@@ -86,9 +86,14 @@ fn two_agents_one_lease_never_two_sessions() {
     );
     let (leader, standby) = leader_of(&a, &b).unwrap();
     let (leader_node, standby_node) = (leader.node, standby.node);
-    assert!(wait_for(Duration::from_secs(10), || {
-        feed_state(leader.dir.path(), "sig").as_deref() == Some("live")
-    }));
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            feed_state(leader.dir.path(), "sig").as_deref() == Some("live")
+        }),
+        "the leader's sig is {:?}\n{}",
+        feed_state(leader.dir.path(), "sig"),
+        leader.log()
+    );
     assert_eq!(
         feed_state(standby.dir.path(), "sig").as_deref(),
         Some("standby")

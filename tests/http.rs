@@ -46,6 +46,12 @@ fn call(addr: SocketAddr, raw: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.write_all(raw.as_bytes()).unwrap();
+    let (status, _, body) = answer(&mut s);
+    (status, body)
+}
+
+/// Reads an answer to its end: the status code, the head and the body.
+fn answer(s: &mut impl Read) -> (u16, String, String) {
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     let text = String::from_utf8_lossy(&out).into_owned();
@@ -54,11 +60,8 @@ fn call(addr: SocketAddr, raw: &str) -> (u16, String) {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
-    (status, body)
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (status, head.to_string(), body.to_string())
 }
 
 fn get(addr: SocketAddr, path: &str) -> (u16, String) {
@@ -315,6 +318,55 @@ fn the_textfile_is_written_for_node_exporter() {
     stop_agent(&mut child);
 }
 
+/// With `[ha]`, `/metrics` says whether this agent leads and the epoch, and
+/// `/status` (what the page draws) names the role and the lease's holder.
+#[test]
+fn with_failover_the_metrics_and_status_show_the_role() {
+    use common::ha::{Etcd, etcd_binary};
+    let Some(bin) = etcd_binary() else {
+        assert!(
+            std::env::var("BROKERGUARD_REQUIRE_ETCD").as_deref() != Ok("1"),
+            "BROKERGUARD_REQUIRE_ETCD=1 but no etcd binary: apt-get install etcd-server"
+        );
+        eprintln!(
+            "SKIP: no etcd binary (apt-get install etcd-server); failover metrics not tested"
+        );
+        return;
+    };
+    let etcd = Etcd::start(&bin);
+    let s = sim();
+    let extra = format!(
+        "[ha]\netcd = [\"{}\"]\ncluster = \"http\"\nnode = \"solo\"\nlease = \"2s\"\n",
+        etcd.url()
+    );
+    let a = start(
+        "http-ha",
+        &ws_feed_toml("good", &s.url(), "SIG_TOKEN", ""),
+        &extra,
+    );
+    let mut text = String::new();
+    assert!(
+        wait_for(Duration::from_secs(20), || {
+            text = get(a.addr, "/metrics").1;
+            text.contains("brokerguard_ha_leader 1\n")
+        }),
+        "{text}\n{}",
+        stderr_of(a.dir.path())
+    );
+    let epoch: i64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("brokerguard_ha_epoch "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no epoch: {text}"));
+    assert!(epoch > 0, "{text}");
+    let (code, body) = get(a.addr, "/status");
+    assert_eq!(code, 200);
+    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(doc["agent"]["ha"]["role"], "leader", "{doc}");
+    assert_eq!(doc["agent"]["ha"]["holder"], "solo", "{doc}");
+    assert_eq!(doc["agent"]["ha"]["epoch"], epoch, "{doc}");
+}
+
 mod browser_login {
     use super::*;
     use brokerguard::sim::kite::{KiteSim, KiteSimConfig};
@@ -472,16 +524,7 @@ mod exposed {
         }
         req.push_str("\r\n");
         s.write_all(req.as_bytes()).unwrap();
-        let mut out = Vec::new();
-        let _ = s.read_to_end(&mut out);
-        let text = String::from_utf8_lossy(&out).into_owned();
-        let status = text
-            .split(' ')
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        (status, head.to_string(), body.to_string())
+        answer(&mut s)
     }
 
     #[test]

@@ -91,6 +91,10 @@ pub fn action(f: &FeedStatus) -> String {
             .to_string()
             + name
             + "` shows what arrived)",
+        "subscribed" => format!(
+            "subscribed; no data has arrived yet (a quiet instrument, or a subscription the broker ignored: \
+             `brokerguard blackbox {name}` shows what arrived)"
+        ),
         "waiting" => "a credential it needs is not set; the error names it: set it with `sudo brokerguard \
                       set-credential NAME` and the feed starts at once (`brokerguard doctor` lists what is missing)"
             .to_string(),

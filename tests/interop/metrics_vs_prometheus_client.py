@@ -47,6 +47,8 @@ EXPECTED = {
     "brokerguard_credential_valid": "gauge",
     "brokerguard_fanout_subscribers": "gauge",
     "brokerguard_fanout_dropped": "counter",
+    "brokerguard_fanout_refused": "counter",
+    "brokerguard_alert_deliveries_failed": "counter",
     "brokerguard_alerts": "counter",
     "process_resident_memory_bytes": "gauge",
     "process_cpu_seconds": "counter",
