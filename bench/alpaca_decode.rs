@@ -19,8 +19,8 @@
 use brokerguard::brokers::alpaca::core::{AlpacaCore, FeedMemory, Identity, Keepalive};
 use brokerguard::brokers::alpaca::{Channel, Plan, Stream};
 use brokerguard::clock::Mono;
-use brokerguard::credentials::Secret;
 use brokerguard::feed::{Action, Inbound, ProtocolCore};
+use brokerguard::secret::Secret;
 use brokerguard::sim::alpaca::msgpack;
 use serde_json::{Value, json};
 use std::hint::black_box;

@@ -39,7 +39,11 @@ fn main() {
         ..SimConfig::default()
     })
     .unwrap();
-    let public = Simulator::start(SimConfig::default()).unwrap();
+    let public = Simulator::start(SimConfig {
+        data_every: Some(Duration::from_millis(50)),
+        ..SimConfig::default()
+    })
+    .unwrap();
     let mut agents = [
         HaAgent::new("a", &etcd.url(), &private.url(), &public.url()),
         HaAgent::new("b", &etcd.url(), &private.url(), &public.url()),

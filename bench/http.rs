@@ -90,7 +90,7 @@ fn published(feeds: usize) -> Published {
             .map(|i| CredentialStatus {
                 name: format!("KITE_A{i:03}_ACCESS_TOKEN"),
                 present: true,
-                fingerprint: Some("sha256:0badc0de".into()),
+                fingerprint: Some("hmac:0badc0de".into()),
                 ..CredentialStatus::default()
             })
             .collect(),

@@ -24,7 +24,7 @@ mod common;
 #[path = "support/mod.rs"]
 mod support;
 
-use brokerguard::sim::tws::{TwsFault, TwsSim, TwsSimConfig, TwsSimHandle};
+use brokerguard::sim::ibkr::{TwsFault, TwsSim, TwsSimConfig, TwsSimHandle};
 use common::{Agent, TempDir, agent_toml, spawn_agent, stderr_of, stop_agent, write_config};
 use std::time::{Duration, Instant};
 use support::{EventClient, load_average, median, ms_between, worst};

@@ -298,7 +298,7 @@ fn kite_login(
                 return exit::FAILURE;
             }
         },
-        Some(t) => Some(crate::credentials::Secret::new(t)),
+        Some(t) => Some(crate::secret::Secret::new(t)),
     };
     let sources = crate::credentials::Sources::from_process(&cfg.agent);
     let args = login_cmd::LoginArgs {
@@ -348,7 +348,7 @@ fn run(config: Option<PathBuf>) -> u8 {
 /// fingerprints a command shows match the agent's; when it cannot be read,
 /// says that this run's fingerprints are its own.
 fn use_host_fingerprints(command: &str, cfg: &config::Config) {
-    if let Err(e) = crate::credentials::fingerprint::use_host_key(&cfg.agent.state_dir) {
+    if let Err(e) = crate::secret::fingerprint::use_host_key(&cfg.agent.state_dir) {
         eprintln!(
             "brokerguard {command}: {e}; fingerprints shown here are this run's own and do not match the agent's (run as root or the service user to compare them)"
         );

@@ -7,9 +7,9 @@
 //! last data before it. So every run shows every effect and every
 //! recovery, or says plainly which one it did not see.
 
-use crate::credentials::Secret;
 use crate::credentials::setcred::set_credential;
 use crate::daemon::{self, RunOptions};
+use crate::secret::Secret;
 use crate::sim::{Fault, SimConfig, SimHandle, Simulator};
 use crate::timefmt::human;
 use std::io::{BufRead, BufReader};

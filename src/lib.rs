@@ -39,7 +39,9 @@ pub mod nonce;
 #[allow(unsafe_code)]
 pub mod os;
 pub mod peertext;
+pub mod pidfile;
 pub mod preflight;
+pub mod secret;
 pub mod sim;
 pub mod status;
 pub mod stopfd;

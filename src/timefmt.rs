@@ -43,6 +43,12 @@ pub fn rfc3339_millis(t: SystemTime) -> String {
     format!("{:.3}", timestamp(t))
 }
 
+/// `retry in 8s`: how a countdown to the next attempt reads, in the
+/// summary and in `status`'s STATE column alike.
+pub fn retry_in(left: Duration) -> String {
+    format!("retry in {}", human(left))
+}
+
 /// Human form of a duration for tables and alerts: `850ms`, `12s`, `4m10s`, `2h3m`.
 pub fn human(d: Duration) -> String {
     let ms = d.as_millis();

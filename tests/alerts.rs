@@ -12,7 +12,7 @@ use brokerguard::alert::{Alert, AlertKind};
 use brokerguard::alerts::Alerts;
 use brokerguard::clock::{Clock, SystemClock};
 use brokerguard::config::{Config, parse_str};
-use brokerguard::credentials::Secret;
+use brokerguard::secret::Secret;
 use brokerguard::sim::{Fault, SimConfig, Simulator};
 use common::*;
 use receiver::{Receiver, Reply};

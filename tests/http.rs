@@ -488,7 +488,7 @@ mod browser_login {
 
 mod exposed {
     use super::*;
-    use brokerguard::credentials::Secret;
+    use brokerguard::secret::Secret;
     use std::process::Stdio;
 
     const PASSWORD: &str = "CanaryHttpPassword-2c71";

@@ -1,4 +1,4 @@
-//! The real binary against the TWS simulator (`src/sim/tws`): `check`
+//! The real binary against the TWS simulator (`src/sim/ibkr`): `check`
 //! names each failure layer with its remedy and exits 1; in `run`, a client
 //! id in use moves to the next id of the range (status shows it), 1100
 //! degrades the feed, 1102 restores it with nothing re-sent, 1101 re-sends
@@ -11,7 +11,7 @@
 
 mod common;
 use brokerguard::calendar::{Calendar, CalendarKind};
-use brokerguard::sim::tws::{TwsFault, TwsSim, TwsSimConfig, TwsSimHandle};
+use brokerguard::sim::ibkr::{TwsFault, TwsSim, TwsSimConfig, TwsSimHandle};
 use common::*;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 

@@ -8,7 +8,7 @@ use brokerguard::brokers::ibkr::settings::ClientIds;
 use brokerguard::brokers::ibkr::{Contract, TwsCore, TwsCoreConfig};
 use brokerguard::clock::Mono;
 use brokerguard::feed::{Action, ErrorClass, Inbound, Layer, Outbound, ProtocolCore};
-use brokerguard::sim::tws::{TwsFault, TwsSim, TwsSimConfig, TwsSimHandle};
+use brokerguard::sim::ibkr::{TwsFault, TwsSim, TwsSimConfig, TwsSimHandle};
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};

@@ -16,10 +16,10 @@ use brokerguard::brokers::kite::login::{parse_session, session_token_request};
 use brokerguard::brokers::kite::rest::{KiteRequest, RestError, parse_profile, profile_request};
 use brokerguard::brokers::kite::url::ticker_url;
 use brokerguard::clock::Mono;
-use brokerguard::credentials::Secret;
 use brokerguard::feed::{Action, ErrorClass, Inbound, Outbound, ProtocolCore};
 use brokerguard::net::NetError;
 use brokerguard::net::ws::{self, WsConn, WsEvent, WsOptions};
+use brokerguard::secret::Secret;
 use brokerguard::sim::kite::{
     KiteFault, KiteSim, KiteSimConfig, KiteSimHandle, Lie, SimMode, sim_tick,
 };

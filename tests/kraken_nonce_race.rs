@@ -17,11 +17,11 @@ mod common;
 
 use base64::Engine;
 use brokerguard::brokers::BrokerRef;
-use brokerguard::brokers::kraken::signed::SignedRest;
+use brokerguard::brokers::kraken::client::SignedRest;
 use brokerguard::brokers::registry::BuildContext;
 use brokerguard::clock::SystemClock;
 use brokerguard::config::FeedConfig;
-use brokerguard::credentials::Secret;
+use brokerguard::secret::Secret;
 use brokerguard::sim::kraken::{KrakenSim, KrakenSimConfig, SimKey};
 use common::*;
 use std::collections::HashSet;

@@ -8,16 +8,16 @@
 
 use base64::Engine;
 use brokerguard::brokers::kraken::call::{CallEvent, HttpReply, call_private};
-use brokerguard::brokers::kraken::config::{Channel, PrivatePlan, PublicPlan};
+use brokerguard::brokers::kraken::core::KrakenCore;
 use brokerguard::brokers::kraken::keys::{DEFAULT_FALLBACK_RESET, KeyFallback, KeySet};
 use brokerguard::brokers::kraken::rest::{
     KrakenError, PrivateRequest, parse_balance, parse_response, parse_ws_token, private_request,
 };
+use brokerguard::brokers::kraken::settings::{Channel, PrivatePlan, PublicPlan};
 use brokerguard::brokers::kraken::sign::ApiSecret;
-use brokerguard::brokers::kraken::ws::KrakenCore;
 use brokerguard::clock::Mono;
-use brokerguard::credentials::Secret;
 use brokerguard::feed::{Action, ErrorClass, Inbound, Layer, Outbound, ProtocolCore};
+use brokerguard::secret::Secret;
 use brokerguard::sim::kraken::{KrakenFault, KrakenSim, KrakenSimConfig, KrakenSimHandle, SimKey};
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -4,11 +4,11 @@
 //! limit, redaction canaries, the private CA, and the clock-drift recorder.
 //! Every wait is bounded; nothing sleeps to let things settle.
 
-use brokerguard::credentials::Secret;
 use brokerguard::net::http::{
     Body, ClockDrift, HttpClient, HttpOptions, Method, Request, parse_imf_fixdate,
 };
 use brokerguard::net::{NetError, Phase};
+use brokerguard::secret::Secret;
 use brokerguard::timefmt::civil_from_days;
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};

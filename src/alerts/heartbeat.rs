@@ -14,8 +14,8 @@
 
 use super::target::{Target, TargetError};
 use crate::config::AlertsConfig;
-use crate::credentials::Secret;
 use crate::net::http::{HttpClient, Request};
+use crate::secret::Secret;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 

@@ -7,7 +7,7 @@
 //! quoted one.
 
 use crate::config::{TELEGRAM_API_URL, WebhookConfig, WebhookFormat, template_names};
-use crate::credentials::Secret;
+use crate::secret::Secret;
 use std::fmt;
 
 /// A URL ready to fetch, with what is needed to speak of it safely.

@@ -13,8 +13,8 @@
 use super::payload::{Outgoing, body};
 use super::target::{Target, TargetError, webhook_target};
 use crate::config::WebhookConfig;
-use crate::credentials::Secret;
 use crate::net::http::{Body, HttpClient, HttpOptions, Request, Response, parse_imf_fixdate};
+use crate::secret::Secret;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};

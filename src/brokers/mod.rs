@@ -28,9 +28,9 @@ pub use registry::{BrokerRef, BuildContext, BuildError, find, names};
 
 use crate::clock::Clock;
 use crate::config::FeedConfig;
-use crate::credentials::Secret;
 use crate::feed::{ConnectProgress, FeedError, ProtocolCore, Session, session};
 use crate::net::ws::{self, WsOptions};
+use crate::secret::Secret;
 use std::sync::Arc;
 
 /// Transport options from a feed's common keys.

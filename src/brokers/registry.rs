@@ -6,9 +6,9 @@
 
 use crate::clock::Clock;
 use crate::config::{FeedConfig, Section, Shown};
-use crate::credentials::Secret;
 use crate::credentials::format::FormatProblem;
 use crate::feed::{Adapter, FeedError, Layer};
+use crate::secret::Secret;
 use std::any::Any;
 use std::fmt;
 use std::path::PathBuf;

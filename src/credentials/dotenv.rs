@@ -9,7 +9,7 @@
 //! secret. Within one file a later line for the same name wins, as when the
 //! file is sourced by a shell.
 
-use super::Secret;
+use crate::secret::Secret;
 use std::fmt;
 use std::path::{Path, PathBuf};
 

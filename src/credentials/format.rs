@@ -11,8 +11,8 @@
 //!   far (lengths, alphabets, prefixes). Brokers change key formats without
 //!   notice, so these never stop a feed; they only point at a likely typo.
 
-use super::Secret;
 use crate::brokers::registry::Broker;
+use crate::secret::Secret;
 use serde::Serialize;
 use std::fmt;
 

@@ -8,16 +8,13 @@
 
 pub mod doctor;
 pub mod dotenv;
-pub mod fingerprint;
 pub mod format;
 pub mod monitor;
 pub mod required;
-pub mod secret;
 pub mod setcred;
 pub mod store;
 pub mod watcher;
 
 pub use monitor::{CredEvent, Monitor};
 pub use required::{Required, required_names};
-pub use secret::Secret;
 pub use store::{CredProblem, Credential, CredentialStore, LoadOutcome, Source, Sources};

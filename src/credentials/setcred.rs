@@ -15,9 +15,9 @@
 //! `-----BEGIN `): it is written double-quoted with `\n` escapes, which the
 //! dotenv parser turns back into newlines. A CR is always refused.
 
-use super::Secret;
 use super::dotenv;
 use crate::os;
+use crate::secret::Secret;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};

@@ -10,11 +10,11 @@
 //! a file that parsed fine and no longer names a credential really lost it,
 //! and so does a file that was deleted.
 
-use super::Secret;
 use super::dotenv::{self, DotenvProblem};
 use super::format::{self, FormatProblem, Severity};
 use super::required::{Required, distinct_names};
 use crate::config::AgentConfig;
+use crate::secret::Secret;
 use crate::status::schema::CredentialStatus;
 use std::collections::BTreeMap;
 use std::fmt;

@@ -30,14 +30,14 @@ use crate::os::fs::{Access, Dir, Owners};
 use crate::os::{self, lock::Kind};
 use std::fmt;
 use std::fs::{File, Permissions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// File name of the pidfile (and lock) inside the runtime folder.
-pub const PIDFILE_NAME: &str = "brokerguard.pid";
+use crate::pidfile::read_pid;
+pub use crate::pidfile::{LockHolder, PIDFILE_NAME, holder, kernel_holder};
 
 /// How long a busy lock is retried before concluding another agent holds it.
 /// Long enough to ride over a `status` probe or a winner still writing its
@@ -114,14 +114,6 @@ pub struct PidLock {
     pid: u32,
 }
 
-/// Who holds the lock, as seen by [`holder`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LockHolder {
-    /// The PID written in the pidfile; `None` if it was empty or unreadable
-    /// (the holder was between locking and writing it).
-    pub pid: Option<u32>,
-}
-
 fn io_err(path: &Path, action: &'static str) -> impl FnOnce(io::Error) -> LockError + use<> {
     let path = path.to_path_buf();
     move |source| LockError::Io {
@@ -129,15 +121,6 @@ fn io_err(path: &Path, action: &'static str) -> impl FnOnce(io::Error) -> LockEr
         action,
         source,
     }
-}
-
-/// The PID in an open pidfile, from its start. Only a complete line counts,
-/// so a read racing the holder's write cannot return a cut-off number.
-fn read_pid(file: &mut File) -> Option<u32> {
-    let mut text = String::new();
-    file.seek(SeekFrom::Start(0)).ok()?;
-    file.take(64).read_to_string(&mut text).ok()?;
-    text.strip_suffix('\n')?.trim().parse().ok()
 }
 
 /// Whether `file` is still the inode found at the pidfile's name.
@@ -254,66 +237,6 @@ impl Drop for PidLock {
     fn drop(&mut self) {
         self.release_inner();
     }
-}
-
-/// The runtime folder, opened and checked for a reader; `None` if missing.
-fn open_for_reading(runtime_dir: &Path) -> io::Result<Option<Dir>> {
-    match Dir::open(runtime_dir, &Owners::of_this_process()) {
-        Ok(d) => Ok(Some(d)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(os::fs::naming("open", runtime_dir, e)),
-    }
-}
-
-/// The pidfile, opened for reading by the no-follow rule; `None` if missing.
-fn open_pidfile(runtime_dir: &Path) -> io::Result<Option<File>> {
-    let Some(dir) = open_for_reading(runtime_dir)? else {
-        return Ok(None);
-    };
-    let path = dir.shown(PIDFILE_NAME);
-    match dir.open_file(PIDFILE_NAME, Access::Read) {
-        Ok(f) => Ok(Some(f)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(os::fs::naming("open", &path, e)),
-    }
-}
-
-/// Whether a live process holds the lock in `runtime_dir`, for `status`.
-/// A missing pidfile, or one whose lock is free (left by a killed agent), is
-/// `Ok(None)`. Creates nothing, follows no link, and refuses a pidfile that
-/// is not a regular file. The probe holds a shared lock for a few
-/// microseconds; `acquire` rides over that (see the module doc).
-pub fn holder(runtime_dir: &Path) -> io::Result<Option<LockHolder>> {
-    let Some(mut file) = open_pidfile(runtime_dir)? else {
-        return Ok(None);
-    };
-    let free = os::lock::try_lock(&file, Kind::Shared).map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!(
-                "cannot probe the lock on {}: {e}",
-                runtime_dir.join(PIDFILE_NAME).display()
-            ),
-        )
-    })?;
-    if free {
-        return Ok(None);
-    }
-    Ok(Some(LockHolder {
-        pid: read_pid(&mut file),
-    }))
-}
-
-/// The PID the kernel says holds the agent's record lock on the pidfile
-/// (`None`: nobody, or an agent too old to take one). Unlike the PID
-/// written in the file, nobody but the holder can make this say anything.
-/// Never call it in the agent itself: closing the probe's descriptor would
-/// drop the agent's own record lock (POSIX locks are per process).
-pub fn kernel_holder(runtime_dir: &Path) -> io::Result<Option<u32>> {
-    let Some(file) = open_pidfile(runtime_dir)? else {
-        return Ok(None);
-    };
-    os::lock::record_lock_holder(&file)
 }
 
 #[cfg(test)]

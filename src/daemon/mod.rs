@@ -24,13 +24,14 @@ use crate::brokers::BuildContext;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Config, ConfigError, PreflightMode};
 use crate::credentials::watcher::Watcher;
-use crate::credentials::{CredentialStore, Monitor, Required, Secret, Sources, required_names};
+use crate::credentials::{CredentialStore, Monitor, Required, Sources, required_names};
 use crate::fanout::{Fanout, FanoutSettings};
 use crate::feed::Layer;
 use crate::feed::health::FirstConnection;
 use crate::http::Http;
 use crate::http::board::{Board, FeedExtra, Liveness, Published};
 use crate::net::http::ClockDrift;
+use crate::secret::Secret;
 use crate::status::schema::ReloadStatus;
 use crate::status::write::{WriteHealth, WriteNews, write_atomic_unnamed};
 use crate::systemd::notify::{self, Notifier};
@@ -224,7 +225,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
     // Before any fingerprint is shown: the host's key, the same as every
     // earlier run's (and the state folder checked: refused if another user
     // could swap its entries).
-    crate::credentials::fingerprint::use_host_key(&cfg.agent.state_dir).map_err(|e| {
+    crate::secret::fingerprint::use_host_key(&cfg.agent.state_dir).map_err(|e| {
         DaemonError::Os {
             what: "set up the fingerprint key".into(),
             source: std::io::Error::other(e.to_string()),

@@ -9,7 +9,7 @@ use crate::status::schema::{
     AgentStatus, CheckStatus, ClockStatus, CredentialStatus, FeedStatus, OutageStatus,
     ReloadStatus, SCHEMA, StatusDoc,
 };
-use crate::timefmt::{human, rfc3339, rfc3339_millis};
+use crate::timefmt::{human, retry_in, rfc3339, rfc3339_millis};
 use std::time::SystemTime;
 
 /// `3/4 feeds live; books: backoff (retry in 8s) (auth rejected)`: the
@@ -54,12 +54,6 @@ pub fn summary_line(feeds: &[HealthData], now: Mono) -> String {
         }
     }
     s
-}
-
-/// `retry in 8s`: how a countdown to the next attempt reads, in the
-/// summary and in `status`'s STATE column alike.
-pub fn retry_in(left: std::time::Duration) -> String {
-    format!("retry in {}", human(left))
 }
 
 /// Renders health as the status.json feed entry.

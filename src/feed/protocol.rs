@@ -24,7 +24,7 @@
 use super::error::FeedError;
 use crate::alert::Alert;
 use crate::clock::Mono;
-use crate::credentials::Secret;
+use crate::secret::Secret;
 use std::fmt;
 use std::time::Duration;
 

@@ -17,9 +17,9 @@
 //! time>.ndjson`, one JSON object a line, oldest files pruned beyond a size
 //! cap: [`write_dump`]).
 
-use crate::credentials::Secret;
-use crate::credentials::secret::fingerprint_of;
 use crate::feed::state::FeedState;
+use crate::secret::Secret;
+use crate::secret::fingerprint_of;
 use base64::Engine;
 use std::cell::RefCell;
 use std::collections::HashMap;

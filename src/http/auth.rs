@@ -9,7 +9,7 @@
 //! digest, so a page refreshing every few seconds is not a hash each
 //! time. Checks run one at a time, which also paces a guesser.
 
-use crate::credentials::Secret;
+use crate::secret::Secret;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};

@@ -20,7 +20,7 @@ pub mod timeline;
 pub mod tls;
 
 use crate::config::HttpConfig;
-use crate::credentials::Secret;
+use crate::secret::Secret;
 use board::Board;
 use std::fmt;
 use std::net::{SocketAddr, TcpListener};

@@ -285,12 +285,12 @@ mod tests {
     #[test]
     fn a_head_in_pieces_is_read_whole() {
         let r = read(&[
-            b"GET /kite/callback?request_token=ab%2Bc&status=success HT",
+            b"GET /websocket/callback?request_token=ab%2Bc&status=success HT",
             b"TP/1.1\r\nHost: x\r\nAuthorization: Basic eDp5\r\n\r\n",
         ])
         .unwrap();
         assert_eq!(r.method, Method::Get);
-        assert_eq!(r.path, "/kite/callback");
+        assert_eq!(r.path, "/websocket/callback");
         assert_eq!(
             query_param(&r.query, "request_token").as_deref(),
             Some("ab+c")

@@ -29,7 +29,7 @@ pub use date::{
 
 use super::error::{NetError, Phase, redact_url};
 use super::tls;
-use crate::credentials::Secret;
+use crate::secret::Secret;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::path::PathBuf;

@@ -1,9 +1,9 @@
 //! `brokerguard sim`: the simulator in the foreground, one line per
 //! connection event, until the caller's stop flag is set.
 
-use super::fault::{FAULT_HELP, Fault};
-use super::server::{SimConfig, SimTls, Simulator};
 use super::shared::cli;
+use super::websocket::fault::{FAULT_HELP, Fault};
+use super::websocket::server::{SimConfig, SimTls, Simulator};
 use crate::config::parse_duration;
 use std::fmt;
 use std::io;
@@ -27,7 +27,7 @@ pub struct SimCommand {
 #[derive(clap::Subcommand, Debug, Clone)]
 pub enum SimBroker {
     /// Interactive Brokers TWS / IB Gateway's API socket.
-    Tws(super::tws::TwsArgs),
+    Tws(super::ibkr::TwsArgs),
     /// Kraken: signed REST and WebSocket v2 with verified books (`brokerguard sim kraken --help`).
     Kraken(super::kraken::KrakenSimArgs),
     /// Zerodha Kite: the ticker WebSocket and the login REST calls.
@@ -42,7 +42,7 @@ pub enum SimBroker {
 pub fn run_command(cmd: &SimCommand, stop: &AtomicBool) -> Result<(), SimCliError> {
     match &cmd.broker {
         None => run_cli(&cmd.generic, stop),
-        Some(SimBroker::Tws(args)) => super::tws::run_tws(args, stop),
+        Some(SimBroker::Tws(args)) => super::ibkr::run_tws(args, stop),
         Some(SimBroker::Kraken(args)) => super::kraken::run_kraken_cli(args, stop)
             .map_err(|e| SimCliError::Broker(e.to_string())),
         Some(SimBroker::Kite(args)) => super::kite::run_kite_cli(args, stop),

@@ -1,24 +1,21 @@
-//! A loopback fake broker with a fault script, for tests, benchmarks and the
-//! demo. It speaks the generic JSON WebSocket protocol of a bot's own signal
-//! server (auth, subscribe, get_signals, data, heartbeats) over ws:// or
-//! wss://, and can misbehave on command (see [`Fault`]). It depends on
-//! nothing of the agent's internals (only the shared transports' stream type
-//! and the time formatting helpers).
+//! Loopback fake brokers speaking their real protocols, for tests,
+//! benchmarks and the demo: one folder per broker, named as in
+//! `src/brokers/` (`ibkr`, `kraken`, `kite`, `alpaca`, `coinbase`,
+//! `websocket`, the generic JSON WebSocket signal server), the transports
+//! they share in `shared`, and `brokerguard sim`'s dispatch in `cli`. A
+//! simulator depends on nothing of the agent's internals (only the shared
+//! transports' stream type and the time formatting helpers).
 
 pub mod alpaca;
 mod cli;
 pub mod coinbase;
-mod conn;
-mod fault;
+pub mod ibkr;
 pub mod kite;
 pub mod kraken;
-mod protocol;
-mod server;
 mod shared;
-mod stats;
-pub mod tws;
+pub mod websocket;
 
 pub use cli::{SimArgs, SimBroker, SimCliError, SimCommand, run_cli, run_command};
-pub use fault::{FAULT_HELP, Fault};
-pub use server::{SimConfig, SimHandle, SimTls, Simulator};
-pub use stats::{ConnTimes, SimStats};
+pub use websocket::fault::{FAULT_HELP, Fault};
+pub use websocket::server::{SimConfig, SimHandle, SimTls, Simulator};
+pub use websocket::stats::{ConnTimes, SimStats};

@@ -189,7 +189,7 @@ pub struct CredentialStatus {
     pub present: bool,
     /// `systemd:<dir>`, `file:<path>`, `env`; null when missing.
     pub source: Option<String>,
-    /// `hmac:xxxxxxxx` (keyed, see `credentials::fingerprint`); null when missing.
+    /// `hmac:xxxxxxxx` (keyed, see `secret::fingerprint`); null when missing.
     pub fingerprint: Option<String>,
     /// Problems with the value's format (never the value itself).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -15,9 +15,9 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::schema::{FeedStatus, ReloadStatus, StatusDoc};
-use crate::daemon::lock;
-use crate::daemon::summary::retry_in;
+use crate::pidfile as lock;
 use crate::timefmt;
+use crate::timefmt::retry_in;
 
 /// File name of the status document inside the runtime folder.
 pub const STATUS_FILE_NAME: &str = "status.json";

@@ -70,8 +70,8 @@ pub fn agent_toml(dir: &Path, extra: &str) -> String {
 
 /// The fingerprint key every test agent's state folder (`<dir>/state`, as
 /// [`agent_toml`] sets it) holds, so tests compute the fingerprints it shows.
-pub fn test_fingerprint_key() -> brokerguard::credentials::fingerprint::FingerprintKey {
-    brokerguard::credentials::fingerprint::FingerprintKey::from_bytes([0x42; 32])
+pub fn test_fingerprint_key() -> brokerguard::secret::fingerprint::FingerprintKey {
+    brokerguard::secret::fingerprint::FingerprintKey::from_bytes([0x42; 32])
 }
 
 /// A value's fingerprint as a test agent shows it.
@@ -85,11 +85,10 @@ pub fn write_config(dir: &Path, body: &str) -> PathBuf {
     std::fs::write(&p, body).unwrap();
     let state = dir.join("state");
     if !state
-        .join(brokerguard::credentials::fingerprint::KEY_FILE)
+        .join(brokerguard::secret::fingerprint::KEY_FILE)
         .exists()
     {
-        brokerguard::credentials::fingerprint::write_key_file(&state, &test_fingerprint_key())
-            .unwrap();
+        brokerguard::secret::fingerprint::write_key_file(&state, &test_fingerprint_key()).unwrap();
     }
     if !dir.join("credentials.env").exists() {
         std::fs::write(dir.join("credentials.env"), "").unwrap();

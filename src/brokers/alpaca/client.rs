@@ -7,9 +7,9 @@
 //! outage is never mistaken for a rejected key.
 
 use super::rest::{self, Account, RestError, account_request, other_base, parse_account};
-use crate::credentials::Secret;
 use crate::feed::{FeedError, Layer};
 use crate::net::http::HttpClient;
+use crate::secret::Secret;
 
 /// One `/v2/account` call: the account, Alpaca's refusal, or no answer.
 fn account(

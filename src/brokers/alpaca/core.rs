@@ -20,9 +20,9 @@
 use super::errors::{self, ErrorContext, Outcome, ReadFigures};
 use super::settings::{Channel, PING_EVERY, PONG_TIMEOUT, Plan};
 use crate::clock::Mono;
-use crate::credentials::Secret;
 use crate::feed::{Action, FeedError, Inbound, Layer, Outbound, ProtocolCore};
 use crate::peertext::short;
+use crate::secret::Secret;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};

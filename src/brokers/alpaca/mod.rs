@@ -37,10 +37,10 @@ use super::registry::{
 };
 use crate::calendar::CalendarKind;
 use crate::config::{FeedConfig, Section};
-use crate::credentials::Secret;
 use crate::credentials::format::FormatProblem;
 use crate::credentials::required::credential_name;
 use crate::feed::{Adapter, ErrorClass, FeedError, Layer};
+use crate::secret::Secret;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

@@ -4,10 +4,10 @@
 //! live keys differ), and the verdict an operator reads. `client` sends
 //! the requests; nothing here does I/O.
 
-use crate::credentials::Secret;
 use crate::feed::{ErrorClass, FeedError, Layer};
 use crate::net::http::Request;
 use crate::peertext::short;
+use crate::secret::Secret;
 use serde_json::Value;
 use std::fmt;
 

@@ -208,7 +208,7 @@ impl ProtocolCore for UpdatesCore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::credentials::Secret;
+    use crate::secret::Secret;
 
     const SECRET: &str = "canary-updates-secret-77aa";
 

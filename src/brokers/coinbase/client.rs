@@ -6,9 +6,9 @@
 
 use super::jwt::Minter;
 use super::rest::{accounts_url, classify_accounts};
-use crate::credentials::Secret;
 use crate::feed::{FeedError, Layer};
 use crate::net::http::{HttpClient, Request, clock_offset};
+use crate::secret::Secret;
 
 /// Lists the accounts with a fresh JWT; says what was proven.
 pub fn check_accounts(

@@ -15,7 +15,7 @@
 //! was recognised and what is wrong with it.
 
 use crate::clock::Clock;
-use crate::credentials::Secret;
+use crate::secret::Secret;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use serde_json::json;

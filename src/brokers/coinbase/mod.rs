@@ -33,10 +33,10 @@ use self::settings::{DEFAULT_MARKET_URL, DEFAULT_REST_URL, KEY_NAME_FIELD, SECRE
 use super::registry::{Broker, BuildContext, BuildError, CredentialField, Settings};
 use super::ws_options;
 use crate::config::{FeedConfig, Section};
-use crate::credentials::Secret;
 use crate::credentials::format::FormatProblem;
 use crate::credentials::required::credential_name;
 use crate::feed::{Adapter, FeedError, Layer};
+use crate::secret::Secret;
 use std::sync::Arc;
 
 /// The registry entry.

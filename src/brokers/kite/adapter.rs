@@ -16,12 +16,12 @@ use super::core::{TickerConfig, TickerCore, TickerCounters, TickerCounts, classi
 use super::records;
 use super::watch::TokenWatch;
 use crate::clock::{Clock, Mono};
-use crate::credentials::Secret;
 use crate::feed::{
     Action, Adapter, ConnectProgress, ErrorClass, FeedError, Layer, Session, session,
 };
 use crate::net::NetError;
 use crate::net::ws::{self, WsOptions};
+use crate::secret::Secret;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};

@@ -20,7 +20,8 @@ use super::login_cmd::{LoginArgs, LoginOutcome, login};
 use super::url::plain_url;
 use crate::brokers::registry::{BrokerRef, LoginLink, LoginResult, Lookup};
 use crate::config::{Config, FeedConfig};
-use crate::credentials::{Secret, Sources};
+use crate::credentials::Sources;
+use crate::secret::Secret;
 use std::time::SystemTime;
 
 /// The page's link for the feed's account; `None` until its api_key is set.

@@ -5,10 +5,10 @@
 
 use super::login::{Session, parse_session, session_token_request};
 use super::rest::{KiteRequest, Method, Profile, RestError, parse_profile, profile_request};
-use crate::credentials::Secret;
 use crate::feed::{FeedError, Layer};
 use crate::net::NetError;
 use crate::net::http::{Body, HttpClient, Request};
+use crate::secret::Secret;
 use std::fmt;
 
 /// What a REST call ended with, when it did not succeed.

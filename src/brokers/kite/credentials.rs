@@ -12,8 +12,8 @@
 //! Kite rules that lived there (moved here; the old copy stays until the
 //! registry calls these).
 
-use crate::credentials::Secret;
 use crate::credentials::format::{FormatProblem, Severity};
+use crate::secret::Secret;
 
 pub const FIELD_API_KEY: &str = "API_KEY";
 pub const FIELD_ACCESS_TOKEN: &str = "ACCESS_TOKEN";

@@ -18,8 +18,8 @@ use super::rest::{
     version_header,
 };
 use super::url::{form_body, plain_url};
-use crate::credentials::Secret;
 use crate::peertext::short as sanitize;
+use crate::secret::Secret;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::time::SystemTime;

@@ -11,7 +11,7 @@
 //! - [`watch`]: one feed's token state, its status notes and alerts;
 //! - [`limits`]: 3 000 instruments per connection, 3 connections per key;
 //! - [`credentials`]: field names and their format checks;
-//! - [`settings`]: the feed's keys, read at file:line:col and printed back.
+//! - [`section`]: the feed's keys, read at file:line:col and printed back.
 //!
 //! What touches the world:
 //! - [`adapter`]: the ticker WebSocket, driven by the session driver;
@@ -31,7 +31,7 @@ pub mod login;
 pub mod login_cmd;
 pub mod records;
 pub mod rest;
-pub mod settings;
+pub mod section;
 pub mod ticker;
 pub mod url;
 pub mod watch;
@@ -48,7 +48,7 @@ pub const DEFAULT_REST_URL: &str = "https://api.kite.trade";
 
 pub use adapter::KiteAdapter;
 pub use core::{TickerConfig, TickerCore, TickerCounters, TickerCounts, classify_upgrade};
-pub use settings::KiteSettings;
+pub use section::KiteSettings;
 pub use ticker::Mode;
 
 use self::credentials::{FIELD_ACCESS_TOKEN, FIELD_API_KEY, FIELD_API_SECRET, credential_name};
@@ -60,9 +60,9 @@ use super::registry::{
 };
 use crate::calendar::{Calendar, CalendarKind};
 use crate::config::{FeedConfig, Section};
-use crate::credentials::Secret;
 use crate::credentials::format::FormatProblem;
 use crate::feed::{Adapter, ErrorClass, FeedError, Layer};
+use crate::secret::Secret;
 use std::sync::Arc;
 
 /// The registry entry.
@@ -98,7 +98,7 @@ fn token_watch(feed: &FeedConfig, ctx: &BuildContext<'_>, token: Option<&Secret>
         token.map(Secret::fingerprint),
         issued,
         nse_calendar(ctx),
-        settings::of(feed).token_alert_before,
+        section::of(feed).token_alert_before,
     )
 }
 
@@ -113,11 +113,11 @@ impl Broker for KiteBroker {
     }
 
     fn keys(&self) -> &'static [&'static str] {
-        settings::KEYS
+        section::KEYS
     }
 
     fn parse(&self, s: &mut Section<'_, '_, '_, '_>, feed: &FeedConfig) -> Option<Settings> {
-        settings::parse(s, feed).map(Settings::new)
+        section::parse(s, feed).map(Settings::new)
     }
 
     fn default_settings(&self) -> Settings {
@@ -165,7 +165,7 @@ impl Broker for KiteBroker {
         feed: &FeedConfig,
         ctx: &BuildContext<'_>,
     ) -> Result<Box<dyn Adapter>, BuildError> {
-        let s = settings::of(feed);
+        let s = section::of(feed);
         let account = account_of(feed);
         let need = |field: &str| {
             let name = credential_name(account, field);
@@ -288,7 +288,7 @@ impl Broker for KiteBroker {
             .map(|(f, key)| KeyUse {
                 feed: &f.name,
                 key,
-                instruments: settings::of(f).instruments.len(),
+                instruments: section::of(f).instruments.len(),
             })
             .collect();
         limits::over_connection_limit(&uses)

@@ -19,11 +19,11 @@
 //! `O_EXCL`, the owner is set on the handle, and a record is read only if
 //! it is a small regular file, never through a link.
 
-use crate::credentials::Secret;
 use crate::os::{
     self,
     fs::{Dir, Owners},
 };
+use crate::secret::Secret;
 use std::fmt;
 use std::fs;
 use std::io::{self, Write};

@@ -15,9 +15,9 @@
 //! layer): a 403 `TokenException` means the access token is dead, and the
 //! message tells the operator the one command that fixes it.
 
-use crate::credentials::Secret;
 use crate::feed::{ErrorClass, FeedError, Layer};
 use crate::peertext::short as sanitize;
+use crate::secret::Secret;
 use serde_json::Value;
 use std::fmt;
 

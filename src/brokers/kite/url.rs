@@ -10,7 +10,7 @@
 //! so far, so encoding changes nothing for them and keeps a value with `&`,
 //! `=` or `%` from breaking the URL.
 
-use crate::credentials::Secret;
+use crate::secret::Secret;
 
 fn unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')

@@ -7,10 +7,10 @@
 //! outage a long backoff with Kraken's reason as the feed's last error.
 //! The key set that fetched the token is the session note `key_set`.
 
-use super::config::FeedPlan;
+use super::client::SignedRest;
+use super::core::KrakenCore;
 use super::rest::parse_ws_token;
-use super::signed::SignedRest;
-use super::ws::KrakenCore;
+use super::settings::FeedPlan;
 use crate::clock::Clock;
 use crate::feed::{Adapter, ConnectProgress, FeedError, FeedState, Layer, Session};
 use crate::net::ws::WsOptions;
@@ -37,7 +37,7 @@ impl KrakenAdapter {
         &self,
         rest: &SignedRest,
         progress: &mut dyn ConnectProgress,
-    ) -> Result<crate::credentials::Secret, FeedError> {
+    ) -> Result<crate::secret::Secret, FeedError> {
         progress.phase(FeedState::Authenticating);
         let called = match rest.call("GetWebSocketsToken") {
             Ok(c) => c,

@@ -229,7 +229,7 @@ mod tests {
     use super::*;
     use crate::brokers::kraken::keys::DEFAULT_FALLBACK_RESET;
     use crate::brokers::kraken::sign::ApiSecret;
-    use crate::credentials::Secret;
+    use crate::secret::Secret;
     use base64::Engine;
     use std::collections::HashMap;
     use std::time::Duration;

@@ -12,7 +12,7 @@
 use super::sign::{ApiSecret, SecretFormatError};
 use crate::alert::{Alert, AlertKind};
 use crate::clock::Mono;
-use crate::credentials::Secret;
+use crate::secret::Secret;
 use std::fmt;
 use std::time::Duration;
 

@@ -7,10 +7,10 @@
 //! - `keys`: key sets of an account and the fallback between them;
 //! - `call`: one private call under the nonce-conflict and fallback rules;
 //! - `book`: order books kept as decimal text, and Kraken's CRC32;
-//! - `ws`: the WebSocket v2 protocol core;
-//! - `config`: the configuration rules, endpoints and credential checks;
-//! - `settings`: the feed's section, read at file:line:col;
-//! - `signed`: signed calls over HTTP with the host's nonce store;
+//! - `core`: the WebSocket v2 protocol core;
+//! - `settings`: the configuration rules, endpoints and credential checks;
+//! - `section`: the feed's section, read at file:line:col;
+//! - `client`: signed calls over HTTP with the host's nonce store;
 //! - `adapter`: connects a feed (a fresh token per private connection);
 //! - `remedy`: Kraken's advice per failed layer, and `doctor`'s notes.
 //!
@@ -20,34 +20,34 @@
 pub mod adapter;
 pub mod book;
 pub mod call;
-pub mod config;
+pub mod client;
+pub mod core;
 pub mod keys;
 pub mod remedy;
 pub mod rest;
+pub mod section;
 pub mod settings;
 pub mod sign;
-pub mod signed;
-pub mod ws;
 
+pub use self::core::KrakenCore;
 pub use call::{CallError, CallEvent, CallReport, HttpReply, call_private};
-pub use config::{Channel, FeedPlan, PrivatePlan, PublicPlan};
 pub use keys::{KeyFallback, KeySet, KeySets, load_key_sets};
 pub use rest::{KrakenError, PrivateRequest, Reply, parse_response, private_request};
-pub use settings::KrakenSettings;
+pub use section::KrakenSettings;
+pub use settings::{Channel, FeedPlan, PrivatePlan, PublicPlan};
 pub use sign::{ApiSecret, SecretFormatError, api_sign};
-pub use ws::KrakenCore;
 
 use self::adapter::KrakenAdapter;
+use self::client::SignedRest;
 use self::keys::{KeySetProblem, KeySetsError, all_key_set_names};
 use self::rest::{KrakenError as Rejection, parse_balance};
-use self::settings::settings_of;
-use self::signed::SignedRest;
+use self::section::settings_of;
 use super::registry::{Broker, BuildContext, BuildError, CredentialField, Settings};
 use super::ws_options;
 use crate::config::{FeedConfig, Section};
-use crate::credentials::Secret;
 use crate::credentials::format::FormatProblem;
 use crate::feed::{Adapter, FeedError, Layer};
+use crate::secret::Secret;
 use std::collections::BTreeMap;
 
 /// The registry entry.
@@ -80,15 +80,15 @@ impl Broker for KrakenBroker {
     }
 
     fn name(&self) -> &'static str {
-        config::BROKER
+        settings::BROKER
     }
 
     fn keys(&self) -> &'static [&'static str] {
-        settings::KEYS
+        section::KEYS
     }
 
     fn parse(&self, section: &mut Section<'_, '_, '_, '_>, feed: &FeedConfig) -> Option<Settings> {
-        settings::parse(section, feed).map(Settings::new)
+        section::parse(section, feed).map(Settings::new)
     }
 
     fn default_settings(&self) -> Settings {
@@ -120,7 +120,7 @@ impl Broker for KrakenBroker {
     }
 
     fn check_credential(&self, field: &str, value: &Secret) -> Vec<FormatProblem> {
-        config::check_credential(field, value.expose())
+        settings::check_credential(field, value.expose())
     }
 
     /// A book snapshot of depth 1 000 is about 100 KB per symbol.
@@ -129,7 +129,7 @@ impl Broker for KrakenBroker {
     }
 
     fn default_url(&self) -> Option<&'static str> {
-        Some(config::DEFAULT_PUBLIC_URL)
+        Some(settings::DEFAULT_PUBLIC_URL)
     }
 
     fn target(&self, feed: &FeedConfig) -> String {
@@ -250,7 +250,7 @@ impl Broker for KrakenBroker {
 
     fn warnings(&self, feed: &FeedConfig) -> Vec<String> {
         match settings_of(feed).plan {
-            FeedPlan::Public(p) => config::symbol_warnings(&p.symbols)
+            FeedPlan::Public(p) => settings::symbol_warnings(&p.symbols)
                 .into_iter()
                 .map(|w| format!("feed \"{}\": {w}", feed.name))
                 .collect(),

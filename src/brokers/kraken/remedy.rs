@@ -4,9 +4,9 @@
 //! advice.
 
 use super::adapter::KEY_SET_NOTE;
-use super::config::{DEFAULT_PRIVATE_URL, DEFAULT_PUBLIC_URL, DEFAULT_REST_URL};
 use super::keys::key_set_names;
-use super::settings::settings_of;
+use super::section::settings_of;
+use super::settings::{DEFAULT_PRIVATE_URL, DEFAULT_PUBLIC_URL, DEFAULT_REST_URL};
 use crate::config::FeedConfig;
 use crate::feed::{ErrorClass, FeedError, Layer};
 use crate::net::Phase;

@@ -6,9 +6,9 @@
 //! and body back to [`parse_response`].
 
 use super::sign::{ApiSecret, api_sign};
-use crate::credentials::Secret;
 use crate::feed::{ErrorClass, FeedError, Layer};
 use crate::peertext::short as sanitize;
+use crate::secret::Secret;
 use serde_json::Value;
 use std::fmt;
 use std::time::{Duration, SystemTime};

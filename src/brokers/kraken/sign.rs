@@ -6,7 +6,7 @@
 //! from the credential (a malformed one is a [`SecretFormatError`], never a
 //! panic) and prints only a fingerprint.
 
-use crate::credentials::Secret;
+use crate::secret::Secret;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};

@@ -6,8 +6,8 @@
 //! particular server.
 
 use crate::clock::Mono;
-use crate::credentials::Secret;
 use crate::feed::{Action, FeedError, Inbound, Layer, Outbound, ProtocolCore};
+use crate::secret::Secret;
 use crate::timefmt::human;
 use std::time::Duration;
 

@@ -135,7 +135,7 @@ impl SignedRest {
             base: feed
                 .rest_url
                 .clone()
-                .unwrap_or_else(|| super::config::DEFAULT_REST_URL.to_string()),
+                .unwrap_or_else(|| super::settings::DEFAULT_REST_URL.to_string()),
             http,
             nonces: NonceStore::new(&ctx.state_dir, ctx.clock.clone()),
             fallback: shared_fallback(account, &sets, reset),

@@ -20,12 +20,12 @@
 //!   subscribe storm.
 
 use super::book::{Book, BookKind, parse_book_message};
-use super::config::{Channel, PrivatePlan, PublicPlan};
+use super::settings::{Channel, PrivatePlan, PublicPlan};
 use crate::alert::{Alert, AlertKind};
 use crate::clock::Mono;
-use crate::credentials::Secret;
 use crate::feed::{Action, ErrorClass, FeedError, Inbound, Layer, Outbound, ProtocolCore};
 use crate::peertext::short as sanitize;
+use crate::secret::Secret;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap, VecDeque};

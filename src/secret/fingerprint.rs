@@ -315,7 +315,7 @@ mod tests {
         assert!(fa.starts_with("hmac:") && fa.len() == 13, "{fa}");
         assert_eq!(fa, a.fingerprint(CANARY.as_bytes()), "stable under one key");
         // Not the unkeyed SHA-256 prefix a guesser could compute.
-        let plain = crate::credentials::secret::sha256_prefix_for_tests(CANARY.as_bytes());
+        let plain = crate::secret::sha256_prefix_for_tests(CANARY.as_bytes());
         assert_ne!(&fa[5..], plain);
         // HMAC-SHA-256 with key 0x01 * 32 of the canary, from Python:
         // hmac.new(b"\x01"*32, b"CANARY-weak-password-1", "sha256").hexdigest()[:8]

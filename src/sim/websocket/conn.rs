@@ -6,11 +6,11 @@
 use super::fault::Fault;
 use super::protocol::{Session, heartbeat};
 use super::server::Shared;
-use super::shared::net::{Live, WRITE_TIMEOUT, hold, is_timeout, reset, setup};
-use super::shared::ws::{self, UpgradeFailed};
-use super::shared::{Host, TICK};
 use crate::net::timed::TimedTcp;
 use crate::net::ws::WsStream;
+use crate::sim::shared::net::{Live, WRITE_TIMEOUT, hold, is_timeout, reset, setup};
+use crate::sim::shared::ws::{self, UpgradeFailed};
+use crate::sim::shared::{Host, TICK};
 use crate::timefmt::rfc3339_millis;
 use std::io::Write;
 use std::net::TcpStream;

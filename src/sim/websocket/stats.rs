@@ -1,5 +1,5 @@
 //! Counters the simulator keeps for tests; they live in a
-//! [`Watched`](super::shared::Watched) cell, so a test can wait for a state
+//! [`Watched`](crate::sim::shared::Watched) cell, so a test can wait for a state
 //! ("two handshakes done") instead of sleeping.
 
 use std::time::Instant;

@@ -4,9 +4,9 @@
 
 use super::conn;
 use super::fault::Fault;
-use super::shared::net::{self, Rebinding};
-use super::shared::{Base, Faults, Host, TICK, Watched, handle_methods, lock, spawn_script};
 use super::stats::{ConnTimes, SimStats};
+use crate::sim::shared::net::{self, Rebinding};
+use crate::sim::shared::{Base, Faults, Host, TICK, Watched, handle_methods, lock, spawn_script};
 use std::collections::HashSet;
 use std::io;
 use std::net::SocketAddr;

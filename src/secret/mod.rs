@@ -2,11 +2,13 @@
 //!
 //! `Debug`, `Display` and serialization show only a fingerprint
 //! (`hmac:` + 8 hex digits of HMAC-SHA-256 under the host's key, see
-//! [`super::fingerprint`]). The value itself is
+//! [`fingerprint`]). The value itself is
 //! reached only through [`Secret::expose`], at the point of use (an auth
 //! message, a signature, a header), which makes every use easy to audit.
 //! Dropping one wipes the value (`zeroize`: writes the compiler may not
 //! remove), so it does not linger in freed memory.
+
+pub mod fingerprint;
 
 use std::fmt;
 
@@ -43,7 +45,7 @@ impl Secret {
 
 /// Fingerprint of arbitrary bytes, as shown for secrets.
 pub fn fingerprint_of(bytes: &[u8]) -> String {
-    super::fingerprint::of(bytes)
+    self::fingerprint::of(bytes)
 }
 
 /// The unkeyed SHA-256 prefix fingerprints used to be, for a test that
