@@ -37,6 +37,10 @@ pub enum AlertKind {
     FeedDown,
     FeedRecovered,
     FeedFlapping,
+    /// A feed thread panicked (a bug): the feed restarts after a backoff.
+    FeedCrashed,
+    /// Another thread of the agent panicked (a bug).
+    ThreadCrashed,
     CredentialLost,
     CredentialRestored,
     CredentialRejected,
@@ -60,10 +64,12 @@ pub enum AlertKind {
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 23] = [
+    pub const ALL: [AlertKind; 25] = [
         AlertKind::FeedDown,
         AlertKind::FeedRecovered,
         AlertKind::FeedFlapping,
+        AlertKind::FeedCrashed,
+        AlertKind::ThreadCrashed,
         AlertKind::CredentialLost,
         AlertKind::CredentialRestored,
         AlertKind::CredentialRejected,
@@ -100,6 +106,8 @@ impl AlertKind {
             AlertKind::FeedDown => "feed_down",
             AlertKind::FeedRecovered => "feed_recovered",
             AlertKind::FeedFlapping => "feed_flapping",
+            AlertKind::FeedCrashed => "feed_crashed",
+            AlertKind::ThreadCrashed => "thread_crashed",
             AlertKind::CredentialLost => "credential_lost",
             AlertKind::CredentialRestored => "credential_restored",
             AlertKind::CredentialRejected => "credential_rejected",

@@ -214,6 +214,9 @@ fn holds_secrets(command: &Command) -> bool {
 
 /// Parses `args` and runs the command; returns the process exit code.
 pub fn main<I: IntoIterator<Item = OsString>>(args: I) -> u8 {
+    // Before anything can panic: a panic's message may hold a value, and
+    // std's own hook would print it (`threads::install_panic_hook`).
+    crate::threads::install_panic_hook();
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {

@@ -34,6 +34,12 @@ impl StopFd {
         self.0.signal();
     }
 
+    /// Whether [`wake`](Self::wake) has been called (without sleeping).
+    pub fn is_woken(&self) -> bool {
+        let mut fds = [PollFd::new(self.0.as_fd(), true, false)];
+        poll(&mut fds, Some(Duration::ZERO)).is_ok() && fds[0].any()
+    }
+
     /// Sleeps until `fd` is readable, a wake, or `timeout` (rounded up to
     /// a millisecond, so a short remaining debounce does not spin).
     pub fn wait(&self, fd: &impl AsFd, timeout: Duration) -> io::Result<Woken> {

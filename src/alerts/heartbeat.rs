@@ -127,10 +127,17 @@ impl Heartbeat {
         let (tx, rx) = mpsc::channel();
         let client =
             HttpClient::new(super::worker::http_options()).map_err(std::io::Error::other)?;
-        std::thread::Builder::new()
-            .name("heartbeat".into())
-            .stack_size(crate::threads::FEED_STACK) // TLS handshakes, as the validator
-            .spawn(move || run(urls, &rx, &client))?;
+        let mut urls = urls;
+        // A panic (a bug) restarts the thread with the URLs last set; it
+        // ends when the agent drops its sender.
+        crate::threads::spawn_isolated(
+            "heartbeat",
+            crate::threads::FEED_STACK, // TLS handshakes, as the validator
+            crate::threads::Restart::WithBackoff {
+                stopping: Box::new(|| false),
+            },
+            move || run(&mut urls, &rx, &client),
+        )?;
         Ok(Heartbeat { tx })
     }
 
@@ -146,7 +153,7 @@ impl Heartbeat {
     pub fn stop(self) {}
 }
 
-fn run(mut urls: Urls, rx: &Receiver<Msg>, client: &HttpClient) {
+fn run(urls: &mut Urls, rx: &Receiver<Msg>, client: &HttpClient) {
     let start = Instant::now();
     let mut schedule = Schedule::new(urls.every);
     // The failing URL's label while its pings fail (logged once).
@@ -159,7 +166,7 @@ fn run(mut urls: Urls, rx: &Receiver<Msg>, client: &HttpClient) {
             Ok(Msg::Health(h)) => schedule.health(h, start.elapsed()),
             Ok(Msg::Urls(u)) => {
                 schedule.set_every(u.every, start.elapsed());
-                urls = *u;
+                *urls = *u;
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,

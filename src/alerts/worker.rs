@@ -197,10 +197,16 @@ impl Worker {
         let (tx, rx) = mpsc::sync_channel(QUEUE_MAX);
         let client = HttpClient::new(http_options()).map_err(std::io::Error::other)?;
         let s = slot.clone();
-        std::thread::Builder::new()
-            .name(format!("webhook-{name}"))
-            .stack_size(crate::threads::FEED_STACK) // TLS handshakes, as the validator
-            .spawn(move || run(&s, &rx, &client))?;
+        // A panic (a bug) loses the alert being posted and restarts the
+        // thread on the same queue; it ends when the agent drops its sender.
+        crate::threads::spawn_isolated(
+            &format!("webhook-{name}"),
+            crate::threads::FEED_STACK, // TLS handshakes, as the validator
+            crate::threads::Restart::WithBackoff {
+                stopping: Box::new(|| false),
+            },
+            move || run(&s, &rx, &client),
+        )?;
         Ok(Worker {
             name,
             slot,

@@ -64,20 +64,39 @@ impl Watcher {
         debounce: Duration,
         on_change: Box<dyn FnMut() + Send>,
     ) -> io::Result<Watcher> {
-        let inotify = Inotify::init()?;
-        let mut state = WatchState {
-            inotify,
-            files: absolute(files)?,
-            targets: BTreeMap::new(),
-            watched: Vec::new(),
-        };
-        state.refresh();
+        let files = absolute(files)?;
+        let mut first = Some(WatchState::new(files.clone())?);
         let stop = Arc::new(StopFd::new()?);
-        let stop2 = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("cred-watcher".into())
-            .stack_size(crate::threads::SMALL_STACK)
-            .spawn(move || run(state, debounce, on_change, &stop2))?;
+        let (stop2, stopping) = (stop.clone(), stop.clone());
+        let mut on_change = on_change;
+        // A panic (a bug) restarts the thread with a new inotify instance;
+        // what changed meanwhile went unseen, so the restart counts as a
+        // change.
+        let thread = crate::threads::spawn_isolated(
+            "cred-watcher",
+            crate::threads::SMALL_STACK,
+            crate::threads::Restart::WithBackoff {
+                stopping: Box::new(move || stopping.is_woken()),
+            },
+            move || {
+                let state = match first.take() {
+                    Some(s) => s,
+                    None => match WatchState::new(files.clone()) {
+                        Ok(s) => {
+                            on_change();
+                            s
+                        }
+                        Err(e) => {
+                            log::warn!(
+                                "cannot watch credential files again after the watcher's crash ({e}); changes are seen on the periodic check or a reload"
+                            );
+                            return;
+                        }
+                    },
+                };
+                run(state, debounce, &mut *on_change, &stop2)
+            },
+        )?;
         Ok(Watcher {
             stop,
             thread: Some(thread),
@@ -126,6 +145,17 @@ struct WatchState {
 }
 
 impl WatchState {
+    fn new(files: Vec<PathBuf>) -> io::Result<WatchState> {
+        let mut state = WatchState {
+            inotify: Inotify::init()?,
+            files,
+            targets: BTreeMap::new(),
+            watched: Vec::new(),
+        };
+        state.refresh();
+        Ok(state)
+    }
+
     /// Recomputes the targets (symlinks may have moved) and watches every
     /// folder not watched yet. True when a folder that had been missing is
     /// now watched (its file may have appeared with it).
@@ -268,7 +298,7 @@ impl Seen {
 fn run(
     mut state: WatchState,
     debounce: Duration,
-    mut on_change: Box<dyn FnMut() + Send>,
+    on_change: &mut (dyn FnMut() + Send),
     stop: &StopFd,
 ) {
     let mut buf = [0u8; 8192];

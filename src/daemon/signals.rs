@@ -16,7 +16,7 @@
 
 use std::io;
 use std::sync::mpsc;
-use std::thread::{self, JoinHandle};
+use std::thread::JoinHandle;
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook::iterator::{Handle, Signals};
@@ -73,11 +73,17 @@ pub fn forced_exit_code(signal: i32) -> i32 {
 pub fn spawn<F: Fn(Signal) + Send + 'static>(deliver: F) -> io::Result<SignalThread> {
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2])?;
     let handle = signals.handle();
-    let join = thread::Builder::new()
-        .name("signals".into())
-        .stack_size(crate::threads::SMALL_STACK)
-        .spawn(move || {
-            let mut stopping = false;
+    let closed = signals.handle();
+    let mut stopping = false;
+    // A panic (a bug, in `deliver`) restarts the loop on the same
+    // handlers, remembering a stop already asked for.
+    let join = crate::threads::spawn_isolated(
+        "signals",
+        crate::threads::SMALL_STACK,
+        crate::threads::Restart::WithBackoff {
+            stopping: Box::new(move || closed.is_closed()),
+        },
+        move || {
             for sig in signals.forever() {
                 match sig {
                     SIGHUP => deliver(Signal::Reload),
@@ -98,7 +104,8 @@ pub fn spawn<F: Fn(Signal) + Send + 'static>(deliver: F) -> io::Result<SignalThr
                     _ => {}
                 }
             }
-        })?;
+        },
+    )?;
     Ok(SignalThread {
         handle,
         join: Some(join),

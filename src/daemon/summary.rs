@@ -67,6 +67,7 @@ pub fn feed_status(h: &HealthData, now: Mono) -> FeedStatus {
         messages: h.messages,
         reconnects: h.reconnects,
         restarts: h.restarts,
+        crashes: h.crashes,
         consecutive_failures: h.consecutive_failures,
         last_error: h.last_error.clone(),
         last_error_at: h.last_error_at.map(rfc3339),

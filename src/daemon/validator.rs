@@ -53,10 +53,19 @@ impl Validator {
         let input: Arc<(Mutex<Input>, Condvar)> = Arc::default();
         let results: Arc<Mutex<BTreeMap<String, Validation>>> = Arc::default();
         let (i, r) = (input.clone(), results.clone());
-        let thread = std::thread::Builder::new()
-            .name("validator".into())
-            .stack_size(crate::threads::FEED_STACK)
-            .spawn(move || run(i, r, clock, drift))?;
+        let stopping = input.clone();
+        // A panic (a bug) restarts the thread, which then checks every
+        // feed again at once.
+        let thread = crate::threads::spawn_isolated(
+            "validator",
+            crate::threads::FEED_STACK,
+            crate::threads::Restart::WithBackoff {
+                stopping: Box::new(move || {
+                    stopping.0.lock().unwrap_or_else(|p| p.into_inner()).stop
+                }),
+            },
+            move || run(i.clone(), r.clone(), clock.clone(), drift.clone()),
+        )?;
         Ok(Validator {
             input,
             results,

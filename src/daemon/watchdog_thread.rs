@@ -81,11 +81,19 @@ impl WatchdogShared {
     }
 }
 
+/// Starts the thread. A panic in it (a bug) restarts it after a backoff;
+/// systemd hears no `WATCHDOG=1` meanwhile, and kills the agent only if
+/// the backoff outlasts `WatchdogSec=`.
 pub fn spawn(shared: Arc<WatchdogShared>) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("watchdog".into())
-        .stack_size(crate::threads::FEED_STACK)
-        .spawn(move || run(shared))
+    let stopping = shared.clone();
+    crate::threads::spawn_isolated(
+        "watchdog",
+        crate::threads::FEED_STACK,
+        crate::threads::Restart::WithBackoff {
+            stopping: Box::new(move || stopping.stop.is_requested()),
+        },
+        move || run(shared.clone()),
+    )
 }
 
 fn run(shared: Arc<WatchdogShared>) {

@@ -524,6 +524,14 @@ impl Hub {
         }
     }
 
+    /// Forgets every subscriber and keeps serving new ones: the I/O thread
+    /// crashed (a bug), and their connections were closed on the way out.
+    pub fn forget_all(&self) {
+        let mut table = self.lock();
+        table.subscribers = Vec::new();
+        self.subscriber_count.store(0, Ordering::Relaxed);
+    }
+
     /// Refuses new subscribers and forgets the current ones (stop).
     pub fn close(&self) {
         let mut table = self.lock();

@@ -174,6 +174,9 @@ impl IoThread {
         let mut ready: Vec<poll::Ready> = Vec::with_capacity(64);
         let mut buf = vec![0u8; READ_CHUNK];
         loop {
+            // Tests only (never in the shipped binary).
+            #[cfg(feature = "fault-injection")]
+            crate::threads::fault::panic_if_triggered("fanout-io", "");
             // Idle first, then take and write the queues: a line queued
             // after the take wakes us, one queued before is taken.
             self.hub.io_idle();

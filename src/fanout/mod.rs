@@ -126,11 +126,53 @@ impl Fanout {
             max_subscribers: settings.max_subscribers,
         };
         let epoll = io::epoll_for(&setup).map_err(fail)?;
-        let io_thread = thread::Builder::new()
-            .name("fanout-io".into())
-            .stack_size(crate::threads::SMALL_STACK)
-            .spawn(move || io::run(setup, epoll))
-            .map_err(fail)?;
+        // A panic (a bug) drops every subscriber connection with the
+        // thread's state; the restarted thread serves the same listener
+        // (this duplicate of it keeps the socket open meanwhile), and the
+        // bots reconnect as after any disconnect.
+        let spare = setup.listener.try_clone().map_err(fail)?;
+        let (h, s, max) = (
+            Arc::clone(&hub),
+            Arc::clone(&stopping),
+            settings.max_subscribers,
+        );
+        let stop_asked = Arc::clone(&stopping);
+        let mut first = Some((setup, epoll));
+        let io_thread = crate::threads::spawn_isolated(
+            "fanout-io",
+            crate::threads::SMALL_STACK,
+            crate::threads::Restart::WithBackoff {
+                stopping: Box::new(move || stop_asked.load(Ordering::SeqCst)),
+            },
+            move || {
+                let (setup, epoll) = match first.take() {
+                    Some(first) => first,
+                    None => {
+                        h.forget_all();
+                        let again = spare.try_clone().and_then(|listener| {
+                            let setup = io::IoSetup {
+                                hub: Arc::clone(&h),
+                                listener,
+                                stopping: Arc::clone(&s),
+                                max_subscribers: max,
+                            };
+                            io::epoll_for(&setup).map(|epoll| (setup, epoll))
+                        });
+                        match again {
+                            Ok(again) => again,
+                            Err(e) => {
+                                log::warn!(
+                                    "fan-out: cannot serve subscribers again after the I/O thread's crash: {e}; restart the service"
+                                );
+                                return;
+                            }
+                        }
+                    }
+                };
+                io::run(setup, epoll)
+            },
+        )
+        .map_err(fail)?;
         log::info!(
             "fan-out: listening on {} (up to {} subscribers)",
             socket_path.display(),

@@ -23,6 +23,8 @@ pub struct HealthData {
     pub reconnects: u64,
     /// Restarts ordered by the watchdog or the daemon.
     pub restarts: u64,
+    /// Panics caught in the feed's thread (each restarted it).
+    pub crashes: u64,
     pub consecutive_failures: u64,
     /// The last error, kept after the feed recovers (see `last_error_at`).
     pub last_error: Option<String>,
@@ -103,6 +105,7 @@ impl FeedHealth {
                 messages: 0,
                 reconnects: 0,
                 restarts: 0,
+                crashes: 0,
                 consecutive_failures: 0,
                 last_error: None,
                 last_error_at: None,

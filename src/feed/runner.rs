@@ -17,6 +17,7 @@ use crate::alert::{Alert, AlertKind};
 use crate::calendar::{Calendar, MarketState};
 use crate::clock::{Clock, Mono};
 use crate::config::{BackoffConfig, ExpectConfig, FeedConfig};
+use crate::threads::{Crash, CrashBackoff};
 use crate::timefmt::{human, rfc3339, rfc3339_millis};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
@@ -27,6 +28,8 @@ use std::time::{Duration, SystemTime};
 pub const TICK: Duration = Duration::from_secs(1);
 /// [`Adapter::tick`] runs at most this often, however many messages arrive.
 pub const ADAPTER_TICK_MIN: Duration = Duration::from_millis(500);
+/// The shortest wait before a crashed feed runs again.
+pub const CRASH_BACKOFF_MIN: Duration = Duration::from_secs(1);
 
 /// Where a feed's messages and state changes go (fan-out, status, alerts).
 /// The engine does not know who listens.
@@ -177,7 +180,7 @@ pub fn spawn(
         .stack_size(crate::threads::FEED_STACK)
         .spawn(move || {
             super::recorder::set_current(recorder);
-            runner.run()
+            runner.supervise()
         })?;
     Ok(FeedHandle {
         name: name.to_string(),
@@ -273,7 +276,101 @@ impl ConnectProgress for Progress<'_> {
 }
 
 impl Runner {
-    fn run(mut self) {
+    /// Runs the feed until it is stopped. A panic anywhere in it (a bug in
+    /// an adapter, a protocol core or here) is caught at this boundary:
+    /// the connection it held is dropped on the way out, the feed is shown
+    /// `crashed` with the code location, `alert=feed_crashed` says where,
+    /// and after a backoff (doubling, capped, reset once a run lasted the
+    /// feed's `stable_after`) it runs again; commands are answered
+    /// meanwhile. Other feeds never notice.
+    fn supervise(mut self) {
+        let base = self.settings.backoff.initial.max(CRASH_BACKOFF_MIN);
+        let mut backoff = CrashBackoff::new(
+            base,
+            self.settings.backoff.max.max(base),
+            self.settings.backoff.stable_after,
+        );
+        loop {
+            let started = self.clock.mono();
+            let Err(crash) = crate::threads::catch(|| self.run()) else {
+                return;
+            };
+            let delay = backoff.crashed(self.clock.mono().since(started));
+            // The bookkeeping of a crash touches the outage record, whose
+            // state the panic may have left half-updated: a second panic
+            // there must not escape either (the feed is then shown crashed
+            // all the same).
+            if let Err(again) = crate::threads::catch(|| self.on_crash(&crash, delay)) {
+                log::warn!(
+                    "feed={} recording its crash failed too, at {}",
+                    self.name,
+                    again.at
+                );
+                self.mark_crashed(&crash, delay);
+            }
+            // The wait runs none of the feed's own code, which may be what
+            // crashed.
+            match self.wait(delay, false) {
+                Some(Ended::Stop) => {
+                    self.set_state(FeedState::Stopped, None);
+                    log::info!("feed={} stopped", self.name);
+                    return;
+                }
+                Some(Ended::Replaced { reason }) => {
+                    log::info!("feed={} restarting after its crash: {reason}", self.name)
+                }
+                Some(Ended::Restart { reason }) => {
+                    log::info!("feed={} restarting after its crash: {reason}", self.name)
+                }
+                Some(Ended::Failed { .. }) | None => {
+                    log::info!("feed={} restarting after its crash", self.name)
+                }
+            }
+        }
+    }
+
+    /// Shows the feed crashed (state, last error, when it retries).
+    fn mark_crashed(&self, crash: &Crash, delay: Duration) -> String {
+        let message = format!(
+            "crashed at {} (a bug; the panic's message is not shown); restarting in {}",
+            crash.at,
+            human(delay)
+        );
+        *self.interrupter.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let now = self.clock.mono();
+        let wall = self.clock.wall();
+        self.health.update(|h| {
+            h.crashes += 1;
+            h.last_error = Some(message.clone());
+            h.last_error_at = Some(wall);
+            h.retry_at = Some(now.plus(delay));
+        });
+        self.set_state(FeedState::Crashed, Some(&message));
+        message
+    }
+
+    /// What a crash leaves behind: the feed shown crashed, its outage
+    /// begun (so `feed_down` follows as for any outage), the alert.
+    fn on_crash(&mut self, crash: &Crash, delay: Duration) {
+        let message = self.mark_crashed(crash, delay);
+        Alert::new(AlertKind::FeedCrashed)
+            .with("feed", &self.name)
+            .with("at", &crash.at)
+            .with(
+                "action",
+                format!(
+                    "the feed restarts in {}; the other feeds run on (report the location as a bug)",
+                    human(delay)
+                ),
+            )
+            .emit();
+        let events = self
+            .outage
+            .ended(self.clock.mono(), self.clock.wall(), Some(&message));
+        self.on_outage(events);
+    }
+
+    fn run(&mut self) {
         log::info!("feed={} starting", self.name);
         // A command that arrived during a backoff wait ends it like a connection.
         let mut pending: Option<Ended> = None;
@@ -377,7 +474,7 @@ impl Runner {
                 }
             };
             if !delay.is_zero() {
-                pending = self.wait(delay);
+                pending = self.wait(delay, true);
             }
         }
         self.set_state(FeedState::Stopped, None);
@@ -572,7 +669,7 @@ impl Runner {
             }
             if !matches!(
                 state,
-                FeedState::Backoff | FeedState::Parked | FeedState::Waiting
+                FeedState::Backoff | FeedState::Parked | FeedState::Waiting | FeedState::Crashed
             ) {
                 h.retry_at = None;
             }
@@ -667,17 +764,22 @@ impl Runner {
             .emit();
     }
 
-    /// Waits `delay` while answering commands: None when the time is up,
-    /// or how the wait ended if a command came first.
-    fn wait(&mut self, delay: Duration) -> Option<Ended> {
+    /// Waits `delay` while ticking (the watchdog sees a responsive thread)
+    /// and answering commands: None when the time is up, or how the wait
+    /// ended if a command came first. With `feed_code`, the schedule, the
+    /// outage record and the adapter's own work run meanwhile (a backoff
+    /// or parked wait); without, nothing of the feed's runs (after a crash).
+    fn wait(&mut self, delay: Duration, feed_code: bool) -> Option<Ended> {
         let until = self.clock.mono().plus(delay);
         loop {
             self.tick(None);
-            self.check_schedule();
-            if let Some(event) = self.outage.tick(self.clock.mono()) {
-                self.on_outage([event]);
+            if feed_code {
+                self.check_schedule();
+                if let Some(event) = self.outage.tick(self.clock.mono()) {
+                    self.on_outage([event]);
+                }
+                self.adapter_tick();
             }
-            self.adapter_tick();
             let now = self.clock.mono();
             if now >= until {
                 return None;
@@ -847,6 +949,9 @@ impl Runner {
                     if !degraded {
                         self.on_evidence(now, wall, true, open);
                     }
+                    // Tests only (never in the shipped binary).
+                    #[cfg(feature = "fault-injection")]
+                    crate::threads::fault::panic_if_triggered("feed-", &self.name);
                     self.sink.data(&self.name, &msg, wall);
                     self.first_data("first data received");
                 }

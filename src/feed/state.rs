@@ -30,6 +30,8 @@ pub enum FeedState {
     /// Failover: another agent holds the lease, so this private feed does
     /// not run here.
     Standby,
+    /// The feed's thread panicked (a bug): it runs again after a backoff.
+    Crashed,
     Stopped,
 }
 
@@ -50,6 +52,7 @@ impl FeedState {
         FeedState::Parked,
         FeedState::Waiting,
         FeedState::Standby,
+        FeedState::Crashed,
         FeedState::Stopped,
     ];
 
@@ -69,7 +72,8 @@ impl FeedState {
             FeedState::Parked => 9,
             FeedState::Waiting => 10,
             FeedState::Standby => 11,
-            FeedState::Stopped => 12,
+            FeedState::Crashed => 12,
+            FeedState::Stopped => 13,
         }
     }
 
@@ -92,6 +96,7 @@ impl FeedState {
             FeedState::Parked => "parked",
             FeedState::Waiting => "waiting",
             FeedState::Standby => "standby",
+            FeedState::Crashed => "crashed",
             FeedState::Stopped => "stopped",
         }
     }

@@ -118,12 +118,44 @@ impl HaHandle {
             recorded: None,
             origin: Instant::now(),
         };
-        let election = Election::new(&cfg.node, cfg.lease, CAMPAIGN_EVERY, Mono::default());
-        let thread = std::thread::Builder::new()
-            .name("ha".into())
-            .stack_size(crate::threads::SMALL_STACK * 2)
-            .spawn(move || worker.run(election))
-            .map_err(|e| format!("cannot start the ha thread: {e}"))?;
+        let mut first = Some(Election::new(
+            &cfg.node,
+            cfg.lease,
+            CAMPAIGN_EVERY,
+            Mono::default(),
+        ));
+        let (node, lease) = (cfg.node.clone(), cfg.lease);
+        let stopping = shared.clone();
+        let mut worker = worker;
+        // A panic (a bug) closes the fence before anything else: a crashed
+        // election proves no leadership, so no private feed may act until
+        // the restarted thread wins a lease again.
+        let thread = crate::threads::spawn_guarded(
+            "ha",
+            crate::threads::SMALL_STACK * 2,
+            crate::threads::Restart::WithBackoff {
+                stopping: Box::new(move || lock(&stopping.commands).stop),
+            },
+            |_| crate::fence::install().close(),
+            move || {
+                let election = match first.take() {
+                    Some(e) => e,
+                    None => {
+                        // Restarted after a crash: campaign afresh, and
+                        // have main stop the private feeds meanwhile.
+                        worker.update(|s| {
+                            s.role = "standby";
+                            s.holder = None;
+                            s.epoch = None;
+                        });
+                        (worker.on_change)();
+                        Election::new(&node, lease, CAMPAIGN_EVERY, worker.now())
+                    }
+                };
+                worker.run(election)
+            },
+        )
+        .map_err(|e| format!("cannot start the ha thread: {e}"))?;
         Ok(HaHandle {
             shared,
             thread: Some(thread),
@@ -188,7 +220,7 @@ impl Worker {
         Mono(self.origin.elapsed())
     }
 
-    fn run(mut self, mut election: Election) {
+    fn run(&mut self, mut election: Election) {
         loop {
             let (stop, step_down) = {
                 let mut c = lock(&self.shared.commands);

@@ -7,7 +7,7 @@
 //! - **live with data**: `live`, not flapping, and data has arrived, or
 //! - **quiet because its market is closed**: its market (or its state)
 //!   says closed, and nothing needs the operator (credentials rejected or
-//!   missing, stopped), or
+//!   missing, stopped, crashed), or
 //! - **standing by** for another agent that holds the lease.
 //!
 //! Anything else is a reason, with what to do about it.
@@ -39,7 +39,7 @@ pub struct Readiness {
 }
 
 /// States in which a feed needs the operator whatever its market does.
-const NEEDS_OPERATOR: &[&str] = &["parked", "waiting", "stopped"];
+const NEEDS_OPERATOR: &[&str] = &["parked", "waiting", "stopped", "crashed"];
 
 /// Whether one feed counts as ready (see the module doc).
 pub fn feed_ready(f: &FeedStatus) -> bool {
@@ -105,6 +105,10 @@ pub fn action(f: &FeedStatus) -> String {
         "degraded" => "connected, but the broker says no data can flow (a data farm or the exchange link is \
                        down); it recovers when the broker says so"
             .to_string(),
+        "crashed" => format!(
+            "the feed's thread panicked (a bug: the error names the code location); it runs again after a \
+             backoff; report it with `journalctl -u brokerguard` around alert=feed_crashed feed={name}"
+        ),
         "stopped" => "the feed is stopped: reload (`sudo systemctl reload brokerguard`) or restart the agent"
             .to_string(),
         "backoff" => format!(
@@ -167,6 +171,7 @@ mod tests {
             (&feed("j", "degraded"), false),
             (&feed("k", "waiting"), false),
             (&feed("l", "subscribed"), false),
+            (&feed("m", "crashed"), false),
         ];
         for (f, want) in table {
             assert_eq!(feed_ready(f), *want, "{} {}", f.name, f.state);

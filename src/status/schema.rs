@@ -103,7 +103,8 @@ pub struct FeedStatus {
     /// connecting | handshaking | authenticating | subscribing |
     /// subscribed (waiting for the first data) | live (data arrived on
     /// this connection) | closed (its market is closed; quiet) | degraded |
-    /// backoff | parked | waiting | stopped
+    /// backoff | parked | waiting | crashed (a panic; it restarts after a
+    /// backoff) | stopped
     pub state: String,
     /// RFC 3339 UTC: when the feed entered `state`.
     pub since: String,
@@ -112,6 +113,10 @@ pub struct FeedStatus {
     pub messages: u64,
     pub reconnects: u64,
     pub restarts: u64,
+    /// Panics caught in the feed's thread since start (a bug each; the
+    /// feed restarted after each).
+    #[serde(default)]
+    pub crashes: u64,
     pub consecutive_failures: u64,
     /// The last error the feed had; it stays after the feed recovers.
     pub last_error: Option<String>,

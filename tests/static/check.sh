@@ -73,6 +73,15 @@ else
     fail "static-runs: $binary --version failed: $version"
 fi
 
+# The test-only fault injection (cargo feature `fault-injection`, which only
+# `cargo test` enables) is not in the shipped binary: its trigger variable's
+# name, which its code must spell to read it, is nowhere in it.
+if grep -qaF BROKERGUARD_FAULT_INJECT_DIR "$binary"; then
+    fail "static-no-fault-injection: the binary holds the test-only fault injection (built with --features fault-injection?)"
+else
+    pass "static-no-fault-injection: no test-only fault injection in the binary"
+fi
+
 size=$(stat -c %s "$binary")
 printf 'INFO static-size: %s bytes (%s MiB) %s\n' "$size" \
     "$(awk -v s="$size" 'BEGIN { printf "%.1f", s / 1048576 }')" "$binary" >&2

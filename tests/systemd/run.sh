@@ -509,7 +509,7 @@ else
     done
     # The simulator runs on the host; the container shares its network.
     env -u SSL_CERT_FILE -u SSL_CERT_DIR "$binary" sim --tls-cert "$tls/server.pem" \
-        --tls-key "$tls/server.key" --port "$tls_port" >"$work/sim.log" 2>&1 &
+        --tls-key "$tls/server.key" --port "$tls_port" --data-every 200ms >"$work/sim.log" 2>&1 &
     sim_pid=$!
     sim_up() { (exec 3<>"/dev/tcp/127.0.0.1/$tls_port") 2>/dev/null; }
     if ! wait_for 15 sim_up; then
@@ -517,10 +517,13 @@ else
     else
         cp "$tls/ca.pem" "$root/usr/local/share/ca-certificates/brokerguard-ci.crt"
         cin update-ca-certificates >/dev/null 2>&1
+        # Live means data arrived: the feed subscribes and the simulator sends.
         write_config "[[feed]]
 name = \"tls\"
 broker = \"websocket\"
-url = \"wss://localhost:$tls_port/\""
+url = \"wss://localhost:$tls_port/\"
+subscribe = ['{\"type\":\"subscribe\",\"channel\":\"signals\"}']
+subscribe_ok = '\"type\":\"subscribed\"'"
         restart_agent
         status_live() { cin brokerguard status >/dev/null 2>&1; }
         env_has_cert=$(cin cat "/proc/$(show MainPID)/environ" 2>/dev/null | tr '\0' '\n' | grep -c '^SSL_CERT_' || true)
