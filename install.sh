@@ -12,6 +12,9 @@ readonly SERVICE_GROUP=brokerguard
 readonly CLIENTS_GROUP=brokerguard-clients
 readonly BIN_PATH=/usr/local/bin/brokerguard
 readonly UNIT_PATH=/etc/systemd/system/brokerguard.service
+readonly DROPIN_DIR=/etc/systemd/system/brokerguard.service.d
+# SocketBindAllow= for the port of [http] listen (only while it is set).
+readonly HTTP_DROPIN=$DROPIN_DIR/http.conf
 readonly CONF_DIR=/etc/brokerguard
 readonly CONF_DIR_MODE=0750
 readonly STATE_DIR=/var/lib/brokerguard
@@ -39,6 +42,9 @@ Installs brokerguard:
                                            0644 root:root  (the commented example,
                                            replaced on upgrade: diff it against yours)
   /etc/systemd/system/brokerguard.service  0644 root:root
+  /etc/systemd/system/brokerguard.service.d/http.conf
+                                           0644 root:root  (only while the configuration
+                                           sets [http] listen: SocketBindAllow= its port)
 creates the system user and group "brokerguard" and the group
 "brokerguard-clients" (for the trading bot's user: status.json and
 feeds.sock, no secrets) if missing, then runs "systemctl daemon-reload" and
@@ -408,7 +414,7 @@ if $uninstall; then
             say "disabled brokerguard"
         fi
     fi
-    for path in "$UNIT_PATH" "$BIN_PATH" "$EXAMPLE_PATH"; do
+    for path in "$UNIT_PATH" "$HTTP_DROPIN" "$BIN_PATH" "$EXAMPLE_PATH"; do
         if [[ -e "$root$path" ]]; then
             rm -f "$root$path"
             say "removed $root$path"
@@ -425,6 +431,10 @@ if $uninstall; then
         fi
     fi
     forget "$DOC_DIR"
+    if [[ -d "$root$DROPIN_DIR" ]] && rmdir "$root$DROPIN_DIR" 2>/dev/null; then
+        say "removed $root$DROPIN_DIR/"
+    fi
+    forget "$DROPIN_DIR"
     if have_systemctl; then
         systemctl daemon-reload
         systemctl reset-failed brokerguard 2>/dev/null || true
@@ -523,6 +533,39 @@ ensure_dir 0700 "$SERVICE_USER:$CLIENTS_GROUP" "$STATE_DIR"
 unit_changed=false
 if install_replacing 0644 "$here/systemd/brokerguard.service" "$UNIT_PATH"; then
     unit_changed=true
+fi
+
+# 7. The HTTP listener's port: the unit binds nothing (SocketBindDeny=any)
+#    but the port [http] listen names, allowed by a drop-in that follows the
+#    configuration (read through the installed binary's `config check`).
+http_port=""
+if [[ -f "$root$CONF_DIR/brokerguard.toml" ]]; then
+    if effective=$("$root$BIN_PATH" config check --config "$root$CONF_DIR/brokerguard.toml" 2>/dev/null); then
+        listen=$(awk '/^\[http\]$/ { h = 1; next } /^\[/ { h = 0 } h && $1 == "listen" { gsub(/"/, "", $3); print $3 }' <<<"$effective")
+        [[ -n "$listen" ]] && http_port=${listen##*:}
+    else
+        say "warning: $root$CONF_DIR/brokerguard.toml does not pass config check; the HTTP listener's drop-in is left as it was"
+        http_port=keep
+    fi
+fi
+if [[ "$http_port" == keep ]]; then
+    :
+elif [[ -n "$http_port" ]]; then
+    dropin=$(mktemp)
+    printf '# Written by install.sh from [http] listen in %s: the port the\n# HTTP listener may bind (the unit denies every other).\n[Service]\nSocketBindAllow=tcp:%s\n' \
+        "$CONF_DIR/brokerguard.toml" "$http_port" >"$dropin"
+    ensure_dir 0755 root:root "$DROPIN_DIR"
+    if install_replacing 0644 "$dropin" "$HTTP_DROPIN"; then
+        unit_changed=true
+        say "the HTTP listener may bind tcp port $http_port ($root$HTTP_DROPIN)"
+    fi
+    rm -f "$dropin"
+elif [[ -e "$root$HTTP_DROPIN" ]]; then
+    rm -f "$root$HTTP_DROPIN"
+    rmdir "$root$DROPIN_DIR" 2>/dev/null || true
+    forget "$DROPIN_DIR"
+    unit_changed=true
+    say "removed $root$HTTP_DROPIN ([http] is no longer configured)"
 fi
 
 if staging; then

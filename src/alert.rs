@@ -16,7 +16,17 @@
 //! slow webhook never delays the thread that raised the alert.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+
+/// Alerts emitted since the process started, by [`AlertKind::index`].
+static RAISED: [AtomicU64; AlertKind::ALL.len()] =
+    [const { AtomicU64::new(0) }; AlertKind::ALL.len()];
+
+/// How many alerts of `kind` this process has emitted.
+pub fn raised(kind: AlertKind) -> u64 {
+    RAISED[kind.index()].load(Ordering::Relaxed)
+}
 
 /// The `log` target of alert records (see `crate::logging`).
 pub const ALERT_TARGET: &str = "brokerguard::alert";
@@ -81,6 +91,14 @@ impl AlertKind {
         AlertKind::HaFenced,
         AlertKind::HaEtcdUnreachable,
     ];
+
+    /// The kind's place in [`AlertKind::ALL`].
+    pub fn index(self) -> usize {
+        AlertKind::ALL
+            .iter()
+            .position(|k| *k == self)
+            .unwrap_or_default()
+    }
 
     /// The name after `alert=`.
     pub fn as_str(self) -> &'static str {
@@ -243,8 +261,10 @@ impl Alert {
             .map(|(_, v)| v.as_str())
     }
 
-    /// Writes the alert to the log at its kind's priority.
+    /// Writes the alert to the log at its kind's priority, and counts it
+    /// (`brokerguard_alerts_total`).
     pub fn emit(&self) {
+        RAISED[self.kind.index()].fetch_add(1, Ordering::Relaxed);
         if self.kind.severity() == Severity::Notice {
             crate::notice!("{self}");
         } else {

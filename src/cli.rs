@@ -340,6 +340,8 @@ fn run(config: Option<PathBuf>) -> u8 {
                 DaemonError::Lock(crate::daemon::lock::LockError::Held { .. }) => exit::LOCKED,
                 DaemonError::Lock(_) | DaemonError::Os { .. } => exit::OSERR,
                 DaemonError::Preflight(_) => exit::UNAVAILABLE,
+                DaemonError::Http(e) if e.is_setup() => exit::CONFIG,
+                DaemonError::Http(_) => exit::OSERR,
             }
         }
     }
@@ -720,6 +722,14 @@ fn set_credential(name: &str, config: Option<PathBuf>, file: Option<PathBuf>) ->
         Ok(v) => v,
         Err(e) => {
             eprintln!("brokerguard set-credential: cannot read the value from stdin: {e}");
+            return exit::FAILURE;
+        }
+    };
+    // HTTP_PASSWORD is stored as its Argon2id hash, never as typed.
+    let value = match crate::http::auth::stored_form(name, value) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("brokerguard set-credential: {e}");
             return exit::FAILURE;
         }
     };

@@ -32,6 +32,7 @@ pub mod feed;
 pub mod fence;
 pub mod fixcmd;
 pub mod ha;
+pub mod http;
 pub mod logging;
 pub mod net;
 pub mod nonce;

@@ -348,6 +348,9 @@ fn wait_slack(rx: &Receiver, prefix: &str) {
 fn agent_config(dir: &Path, sim_url: &str, hang: &Receiver) -> String {
     let mut s = agent_toml(dir, "alert_after = \"1s\"\nstatus_every = \"200ms\"");
     s += &ws_feed_toml("sig", sim_url, "SIG_TOKEN", "stall_after = \"3s\"");
+    // Waits for a credential never set, but is not required: the heartbeat
+    // (the same readiness as /readyz) stays healthy while sig is live.
+    s += &ws_feed_toml("spare", sim_url, "SPARE_TOKEN", "required = false");
     s += &format!(
         r#"
 [alerts]
@@ -405,7 +408,12 @@ fn the_agent_alerts_and_beats_through_an_outage_with_a_hanging_webhook() {
         rx.hits(),
         stderr_of(dir.path())
     );
-    assert_eq!(beats("/fail"), 0);
+    assert_eq!(feed_state(dir.path(), "spare").as_deref(), Some("waiting"));
+    assert_eq!(
+        beats("/fail"),
+        0,
+        "a feed with required = false failed the heartbeat"
+    );
 
     // The broker dies.
     let down_at = Instant::now();

@@ -341,6 +341,8 @@ fn canary_config(file: &Path) -> Config {
         agent,
         feeds,
         calendars: Default::default(),
+        http: None,
+        metrics: Default::default(),
         alerts: Default::default(),
         ha: None,
     }

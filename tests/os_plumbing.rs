@@ -189,6 +189,7 @@ fn doc_with_pid(pid: u32, feeds: usize) -> StatusDoc {
                 retry_in_ms: None,
                 info: Default::default(),
                 credentials_checked: None,
+                optional: false,
                 market: None,
                 flapping: None,
                 ..Default::default()

@@ -116,6 +116,7 @@ fn watchdog_forces_a_stuck_read_to_return() {
         notifier: None,
         notify_every: None,
         main_tick_ms: AtomicU64::new(0),
+        beat_ms: AtomicU64::new(0),
         alert_after: Mutex::new(Duration::from_secs(600)),
         alert_repeat: Mutex::new(Duration::from_secs(900)),
         stop: Default::default(),

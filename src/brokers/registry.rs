@@ -63,6 +63,42 @@ pub struct FeedsProblem {
     pub message: String,
 }
 
+/// A browser login for a feed's account (a day token's broker): the
+/// operator page shows it as a button.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoginLink {
+    /// How the button names the broker ("Log in with <label>").
+    pub label: &'static str,
+    /// The account it logs in.
+    pub account: String,
+    /// The broker's login page (it may carry the app's public key, never a
+    /// secret).
+    pub url: String,
+}
+
+/// A series `/metrics` writes for each feed of a broker from one of the
+/// feed's `info` notes (`Action::Note`) whose value is a number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NoteSeries {
+    /// The note's key in `feeds[].info`.
+    pub note: &'static str,
+    /// The metric's name (`brokerguard_<broker>_...`, Prometheus' naming guide).
+    pub name: &'static str,
+    pub help: &'static str,
+    /// A counter (`_total`) rather than a gauge.
+    pub counter: bool,
+}
+
+/// What a login callback did, for the page that shows it (never a secret).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoginResult {
+    pub account: String,
+    /// What happened, as the CLI would print it (fingerprints only).
+    pub text: String,
+    /// The feeds that reconnect with the new token.
+    pub feeds: Vec<String>,
+}
+
 /// Resolves a credential name to its value (where credentials are known).
 pub type Lookup<'a> = &'a (dyn Fn(&str) -> Option<Secret> + Sync);
 
@@ -334,6 +370,44 @@ pub trait Broker: Sync {
     fn check_feeds(&self, feeds: &[&FeedConfig], lookup: Option<Lookup<'_>>) -> Vec<FeedsProblem> {
         let _ = (feeds, lookup);
         Vec::new()
+    }
+
+    /// The series `/metrics` writes from this broker's `info` notes.
+    fn note_series(&self) -> &'static [NoteSeries] {
+        &[]
+    }
+
+    /// The day token a feed runs on: its credential's name and when it
+    /// expires, from the feed's `info` notes (status.json).
+    fn token_expiry(
+        &self,
+        feed: &FeedConfig,
+        info: &std::collections::BTreeMap<String, String>,
+    ) -> Option<(String, std::time::SystemTime)> {
+        let _ = (feed, info);
+        None
+    }
+
+    /// Where the holder of the feed's account logs in, for a broker whose
+    /// token comes from a browser login.
+    fn login_link(&self, feed: &FeedConfig, lookup: Lookup<'_>) -> Option<LoginLink> {
+        let _ = (feed, lookup);
+        None
+    }
+
+    /// The browser's return from [`Broker::login_link`]'s page (the HTTP
+    /// listener's `/<broker>/callback?…`, with its query's `get`): the
+    /// token exchange, the new token written where the credential watcher
+    /// sees it. `None`: this broker has no browser login. An error says
+    /// what to do, never a secret.
+    fn login_callback(
+        &self,
+        cfg: &crate::config::Config,
+        get: &dyn Fn(&str) -> Option<String>,
+        now: std::time::SystemTime,
+    ) -> Option<Result<LoginResult, String>> {
+        let _ = (cfg, get, now);
+        None
     }
 
     /// Facts about a feed's session an operator reads in `doctor` (when a

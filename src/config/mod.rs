@@ -42,10 +42,38 @@ pub struct Config {
     pub feeds: Vec<FeedConfig>,
     /// `[calendar.nse]`, `[calendar.nyse]`.
     pub calendars: CalendarsConfig,
+    /// `[http]`: the listener (health, readiness, status, metrics, the
+    /// operator page); `None` when the table is absent (no listener).
+    pub http: Option<HttpConfig>,
+    /// `[metrics]`: the Prometheus text also written to a file.
+    pub metrics: MetricsConfig,
     /// `[alerts]`: webhooks and the dead-man's switch (off until configured).
     pub alerts: AlertsConfig,
     /// `[ha]`: failover through an etcd lease; `None`, a single agent.
     pub ha: Option<HaConfig>,
+}
+
+/// `[http]` (docs/ARCHITECTURE.md, "The HTTP listener").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// `listen = "127.0.0.1:9187"`: where the listener binds.
+    pub listen: std::net::SocketAddr,
+    /// PEM certificate chain (e.g. certbot's `fullchain.pem`); with
+    /// `tls_key`, required on a non-loopback `listen`.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (certbot's `privkey.pem`).
+    pub tls_key: Option<PathBuf>,
+    /// Paths answered without basic auth on a non-loopback `listen`
+    /// (`["/healthz", "/metrics"]`); default none.
+    pub public: Vec<String>,
+}
+
+/// `[metrics]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// node_exporter's textfile collector file, rewritten atomically with
+    /// the `/metrics` text at every status write; `None`: not written.
+    pub textfile: Option<PathBuf>,
 }
 
 /// `[alerts]`. Every URL and token is a template whose `${NAME}`s are
@@ -380,6 +408,9 @@ pub struct FeedConfig {
     /// How often the credentials are proven against the broker's REST API
     /// (brokers that have such a check). Default 15m; zero turns it off.
     pub validate_every: Duration,
+    /// Whether the agent is ready (`/readyz`) only while this feed is
+    /// (`required = false` opts out). Default true.
+    pub required: bool,
     /// The broker's own section.
     pub settings: Settings,
 }
@@ -444,6 +475,7 @@ impl FeedConfig {
             standby: false,
             validate_every: Duration::from_secs(15 * 60),
             calendar: None,
+            required: true,
             settings: broker.default_settings(),
         }
     }

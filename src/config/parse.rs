@@ -12,6 +12,7 @@ mod alerts;
 mod calendar;
 mod feed;
 mod ha;
+mod http;
 mod section;
 mod walker;
 
@@ -28,7 +29,9 @@ use calendar::CALENDAR_KEYS;
 use feed::all_feed_keys;
 use walker::{Lines, Value, Walker};
 
-const ROOT_KEYS: &[&str] = &["agent", "feed", "calendar", "alerts", "ha"];
+const ROOT_KEYS: &[&str] = &[
+    "agent", "feed", "calendar", "alerts", "ha", "http", "metrics",
+];
 const AGENT_KEYS: &[&str] = &[
     "runtime_dir",
     "state_dir",
@@ -81,6 +84,8 @@ fn parse_with_base(text: &str, path: &Path, base: Option<&Path>) -> Result<Confi
         agent: AgentConfig::defaults(),
         feeds: Vec::new(),
         calendars: CalendarsConfig::default(),
+        http: None,
+        metrics: Default::default(),
         alerts: Default::default(),
         ha: None,
     };
@@ -122,6 +127,16 @@ impl Walker<'_, '_> {
                     }
                 }
                 "feed" => self.feeds(v, cfg),
+                "http" => {
+                    if let Some(ht) = self.table(v, "http", "a table (an [http] header)") {
+                        cfg.http = self.http(ht, v.span());
+                    }
+                }
+                "metrics" => {
+                    if let Some(mt) = self.table(v, "metrics", "a table (a [metrics] header)") {
+                        self.metrics(mt, &mut cfg.metrics);
+                    }
+                }
                 "ha" => {
                     if let Some(ht) = self.table(v, "ha", "a table (an [ha] header)") {
                         cfg.ha = self.ha(ht, v.span());
@@ -702,6 +717,8 @@ broker = \"websocket\"
             .chain(BACKOFF_KEYS)
             .chain(EXPECT_KEYS)
             .chain(CALENDAR_KEYS)
+            .chain(http::HTTP_KEYS)
+            .chain(http::METRICS_KEYS)
         {
             assert!(
                 text.contains(&format!("{key} =")),

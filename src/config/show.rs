@@ -87,6 +87,22 @@ pub fn effective_toml(cfg: &Config) -> String {
         line(&mut out, "node", &toml_string(&ha.node));
         line(&mut out, "lease", &dur(ha.lease));
     }
+    if let Some(h) = &cfg.http {
+        out.push_str("\n[http]\n");
+        line(&mut out, "listen", &toml_string(&h.listen.to_string()));
+        if let Some(p) = &h.tls_cert {
+            line(&mut out, "tls_cert", &path_str(p));
+        }
+        if let Some(p) = &h.tls_key {
+            line(&mut out, "tls_key", &path_str(p));
+        }
+        let public: Vec<String> = h.public.iter().map(|p| toml_string(p)).collect();
+        line(&mut out, "public", &format!("[{}]", public.join(", ")));
+    }
+    if let Some(p) = &cfg.metrics.textfile {
+        out.push_str("\n[metrics]\n");
+        line(&mut out, "textfile", &path_str(p));
+    }
     for f in &cfg.feeds {
         out.push_str("\n[[feed]]\n");
         feed(&mut out, f, cfg);
@@ -209,6 +225,7 @@ fn feed(out: &mut String, f: &FeedConfig, cfg: &Config) {
         }
     }
     line(out, "max_message_bytes", &f.max_message_bytes.to_string());
+    line(out, "required", if f.required { "true" } else { "false" });
     if f.allow_plaintext {
         line(out, "allow_plaintext", "true");
     }

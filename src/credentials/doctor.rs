@@ -1061,6 +1061,8 @@ mod tests {
             agent,
             feeds: vec![k, ws],
             calendars: Default::default(),
+            http: None,
+            metrics: Default::default(),
             alerts: Default::default(),
             ha: None,
         }

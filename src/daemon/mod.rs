@@ -28,6 +28,8 @@ use crate::credentials::{CredentialStore, Monitor, Required, Sources, required_n
 use crate::fanout::{Fanout, FanoutSettings};
 use crate::feed::Layer;
 use crate::feed::health::FirstConnection;
+use crate::http::Http;
+use crate::http::board::{Board, FeedExtra, Liveness, Published};
 use crate::net::http::ClockDrift;
 use crate::secret::Secret;
 use crate::status::schema::ReloadStatus;
@@ -57,6 +59,10 @@ pub const CLOCK_DRIFT_LIMIT: Duration = crate::net::http::DRIFT_LIMIT;
 /// delete before the re-create) is read this long after its last step; a
 /// finished write (renamed into place, closed) is read at once.
 const WATCH_DEBOUNCE: Duration = Duration::from_millis(100);
+/// The metrics textfile is rewritten on every change and at least this
+/// often (node_exporter reads it at each scrape; a write a second would
+/// be a disk write a second for nothing).
+const TEXTFILE_EVERY: Duration = Duration::from_secs(10);
 
 /// Why the agent could not run (the CLI maps each to an exit code).
 #[derive(Debug)]
@@ -72,6 +78,9 @@ pub enum DaemonError {
     },
     /// `preflight = "require"` and a feed failed it (exit 69).
     Preflight(Vec<String>),
+    /// The HTTP listener cannot start: its address (exit 71), or off
+    /// loopback its TLS files or password (exit 78).
+    Http(crate::http::HttpError),
 }
 
 impl fmt::Display for DaemonError {
@@ -80,6 +89,7 @@ impl fmt::Display for DaemonError {
             DaemonError::Config(e) => write!(f, "{e}"),
             DaemonError::Lock(e) => write!(f, "{e}"),
             DaemonError::Os { what, source } => write!(f, "cannot {what}: {source}"),
+            DaemonError::Http(e) => write!(f, "{e}"),
             DaemonError::Preflight(lines) => {
                 write!(f, "preflight failed (agent.preflight = \"require\"):")?;
                 for l in lines {
@@ -132,6 +142,7 @@ impl DaemonError {
             DaemonError::Lock(_) | DaemonError::Os { .. } => {
                 vec![alert("os").with("problem", self)]
             }
+            DaemonError::Http(_) => vec![alert("http").with("problem", self)],
             DaemonError::Preflight(failures) => {
                 let mut out = vec![alert("preflight").with("feeds", failures.len()).with(
                     "action",
@@ -270,6 +281,13 @@ struct Agent {
     validator: Option<validator::Validator>,
     /// The outcome of the last SIGHUP, published in status.json.
     last_reload: Option<ReloadStatus>,
+    /// What the HTTP listener and the metrics textfile show (when either
+    /// is configured), and the configuration as they see it.
+    board: Option<Arc<Board>>,
+    shared_cfg: Arc<Config>,
+    http: Option<Http>,
+    /// When the metrics textfile was last written.
+    last_textfile: Option<Instant>,
     /// Webhooks and the heartbeat (`[alerts]`).
     alerts: Option<crate::alerts::Alerts>,
     /// Failover (`[ha]`): the ha thread.
@@ -330,12 +348,14 @@ impl Agent {
         let notifier = Notifier::from_env().map(Arc::new);
         let feeds = FeedSet::default();
         feeds.set_recorder_limits(cfg.agent.blackbox_entries, cfg.agent.blackbox_bytes);
+        let cfg_for_board = cfg.clone();
         let watchdog = Arc::new(WatchdogShared {
             feeds: feeds.clone(),
             clock: clock.clone(),
             notifier: notifier.clone(),
             notify_every: notify::watchdog_interval(),
             main_tick_ms: Default::default(),
+            beat_ms: Default::default(),
             alert_after: Mutex::new(cfg.agent.alert_after),
             alert_repeat: Mutex::new(cfg.agent.alert_repeat),
             stop: Default::default(),
@@ -370,9 +390,18 @@ impl Agent {
             drift_alerted: None,
             validator: None,
             last_reload: None,
+            board: None,
+            shared_cfg: Arc::new(Config::clone(&cfg_for_board)),
+            http: None,
+            last_textfile: None,
             alerts: None,
             ha: None,
         };
+        // Before any feed connects: a listener that cannot start (its
+        // address taken, off loopback without TLS or password) stops the
+        // start with nothing to undo.
+        agent.start_board();
+        agent.start_http()?;
         // Before the feeds: their first alerts already reach the webhooks.
         let lookup = agent.lookup();
         let alerts = crate::alerts::Alerts::start(&agent.cfg, &lookup, agent.clock.clone());
@@ -522,6 +551,114 @@ impl Agent {
             })
     }
 
+    /// The board the listener and the metrics textfile read, when either
+    /// is configured: its probes read the watchdog's beat and the fan-out's
+    /// counters when asked.
+    fn start_board(&mut self) {
+        if self.cfg.http.is_none() && self.cfg.metrics.textfile.is_none() {
+            return;
+        }
+        let wd = self.watchdog.clone();
+        let publisher = self.sink.publisher.clone();
+        let first = Published {
+            doc: Default::default(),
+            extra: Vec::new(),
+            config: self.shared_cfg.clone(),
+        };
+        self.board = Some(Arc::new(Board::new(
+            first,
+            Box::new(move || {
+                let (watchdog_beat_age, main_tick_age) = wd.liveness();
+                Liveness {
+                    watchdog_beat_age,
+                    main_tick_age,
+                    main_stuck_after: watchdog_thread::MAIN_STUCK_AFTER,
+                }
+            }),
+            Box::new(move || publisher.stats()),
+            self.started_at,
+        )));
+    }
+
+    /// Starts `[http]`, if configured. Until main's first publication
+    /// `/readyz` answers 503 (starting).
+    fn start_http(&mut self) -> Result<(), DaemonError> {
+        let (Some(cfg), Some(board)) = (&self.cfg.http, &self.board) else {
+            return Ok(());
+        };
+        let password = self
+            .store
+            .get(crate::http::auth::PASSWORD_CREDENTIAL)
+            .map(|c| c.value.clone());
+        let http = Http::start(cfg, board.clone(), password.as_ref()).map_err(DaemonError::Http)?;
+        self.http = Some(http);
+        Ok(())
+    }
+
+    /// What the registry says of each feed of `doc` beyond its status.
+    fn feed_extras(&self, doc: &crate::status::schema::StatusDoc) -> Vec<FeedExtra> {
+        let lookup = self.lookup();
+        doc.feeds
+            .iter()
+            .map(|fs| {
+                let Some(f) = self.cfg.feeds.iter().find(|f| f.name == fs.name) else {
+                    return FeedExtra::default();
+                };
+                FeedExtra {
+                    credentials: self
+                        .required
+                        .iter()
+                        .filter(|r| r.feed == f.name)
+                        .map(|r| r.name.clone())
+                        .collect(),
+                    token: f.broker.token_expiry(f, &fs.info),
+                    login: f.broker.login_link(f, &lookup),
+                }
+            })
+            .collect()
+    }
+
+    /// Hands the listener the newest state, and writes the metrics textfile
+    /// when due (on a change, else every [`TEXTFILE_EVERY`]).
+    fn publish(&mut self, doc: &crate::status::schema::StatusDoc, force: bool) {
+        let Some(board) = self.board.clone() else {
+            return;
+        };
+        let published = Published {
+            doc: doc.clone(),
+            extra: self.feed_extras(doc),
+            config: self.shared_cfg.clone(),
+        };
+        let due = force
+            || self
+                .last_textfile
+                .is_none_or(|t| t.elapsed() >= TEXTFILE_EVERY);
+        let text = self
+            .cfg
+            .metrics
+            .textfile
+            .clone()
+            .filter(|_| due)
+            .map(|path| {
+                let inputs = crate::http::metrics::Inputs {
+                    fanout: board.fanout(),
+                    process: crate::http::process::read(),
+                    started_at: self.started_at,
+                };
+                let mut text = String::new();
+                crate::http::metrics::render(&published, &inputs, &mut text);
+                (path, text)
+            });
+        board.publish(published, self.clock.wall());
+        if let Some((path, text)) = text {
+            self.last_textfile = Some(Instant::now());
+            if let Err(e) = crate::status::write::write_bytes_atomic(&path, text.as_bytes(), 0o644)
+            {
+                log::warn!("metrics textfile: {e}");
+            }
+        }
+    }
+
     fn start_watcher(&mut self) {
         if let Some(w) = self.watcher.take() {
             w.stop();
@@ -659,6 +796,13 @@ impl Agent {
             .alert_repeat
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = new.agent.alert_repeat;
+        if new.http != self.cfg.http {
+            log::warn!("[http] changed: the listener takes it at the next restart");
+        }
+        if new.metrics != self.cfg.metrics && self.board.is_none() {
+            log::warn!("[metrics] changed: the textfile is started at the next restart");
+        }
+        self.shared_cfg = Arc::new(new.clone());
         let old_feeds = std::mem::take(&mut self.cfg.feeds);
         let removed: Vec<String> = old_feeds
             .iter()
@@ -850,6 +994,15 @@ impl Agent {
             now,
             self.clock.wall(),
         );
+        let mut doc = doc;
+        for fs in doc.feeds.iter_mut() {
+            fs.optional = self
+                .cfg
+                .feeds
+                .iter()
+                .any(|f| f.name == fs.name && !f.required);
+        }
+        self.publish(&doc, force);
         let path = self.cfg.agent.status_file();
         let written = write_atomic_unnamed(&path, &doc);
         match self.status_health.observe(
@@ -868,10 +1021,9 @@ impl Agent {
         }
         self.last_status_write = Some(Instant::now());
         if let Some(a) = &self.alerts {
-            a.observe(
-                &health,
-                crate::status::ready::ready(&health, &|_| true).is_ok(),
-            );
+            // The same readiness as /readyz: feeds with `required = false`
+            // never fail the heartbeat.
+            a.observe(&health, crate::status::ready::is_ready(&doc));
         }
         let line = doc.agent.summary.clone();
         if line != self.last_summary {
@@ -884,6 +1036,9 @@ impl Agent {
 
     fn shutdown(mut self) {
         log::info!("stopping");
+        if let Some(h) = self.http.take() {
+            h.stop();
+        }
         if let Some(n) = &self.notifier {
             let _ = n.stopping();
         }

@@ -78,6 +78,7 @@ pub fn feed_status(h: &HealthData, now: Mono) -> FeedStatus {
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect(),
         credentials_checked: None,
+        optional: false,
         market: h.market.map(|m| m.as_str().to_string()),
         flapping: h.flapping,
         outage: h.outage.as_ref().map(|o| outage_status(o, now)),

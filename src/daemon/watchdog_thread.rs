@@ -26,6 +26,9 @@ pub struct WatchdogShared {
     pub notify_every: Option<Duration>,
     /// Main loop's last tick, as monotonic milliseconds.
     pub main_tick_ms: AtomicU64,
+    /// The watchdog thread's last round, as monotonic milliseconds plus
+    /// one (0: no round yet): `/healthz` reads it.
+    pub beat_ms: AtomicU64,
     pub alert_after: Mutex<Duration>,
     pub alert_repeat: Mutex<Duration>,
     pub stop: StopSignal,
@@ -61,6 +64,17 @@ impl StopSignal {
 }
 
 impl WatchdogShared {
+    /// How long ago the watchdog thread's last round and main's last loop
+    /// were (the first `None` before the watchdog's first round).
+    pub fn liveness(&self) -> (Option<Duration>, Duration) {
+        let now = self.clock.mono().0.as_millis() as u64;
+        let beat = self.beat_ms.load(Ordering::Relaxed);
+        let watchdog = (beat > 0).then(|| Duration::from_millis(now.saturating_sub(beat - 1)));
+        let main =
+            Duration::from_millis(now.saturating_sub(self.main_tick_ms.load(Ordering::Relaxed)));
+        (watchdog, main)
+    }
+
     pub fn main_ticked(&self) {
         self.main_tick_ms
             .store(self.clock.mono().0.as_millis() as u64, Ordering::Relaxed);
@@ -93,6 +107,9 @@ fn run(shared: Arc<WatchdogShared>) {
     let mut withheld = false;
     while !shared.stop.is_requested() {
         let now = shared.clock.mono();
+        shared
+            .beat_ms
+            .store(now.0.as_millis() as u64 + 1, Ordering::Relaxed);
         wd.set_alert_repeat(
             *shared
                 .alert_repeat

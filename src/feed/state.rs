@@ -36,6 +36,52 @@ pub enum FeedState {
 }
 
 impl FeedState {
+    /// Every state, in [`FeedState::index`] order: what `/metrics` writes a
+    /// `brokerguard_feed_state{state=…}` series for, so a new state shows
+    /// up there without other edits.
+    pub const ALL: &'static [FeedState] = &[
+        FeedState::Connecting,
+        FeedState::Handshaking,
+        FeedState::Authenticating,
+        FeedState::Subscribing,
+        FeedState::Subscribed,
+        FeedState::Live,
+        FeedState::Closed,
+        FeedState::Degraded,
+        FeedState::Backoff,
+        FeedState::Parked,
+        FeedState::Waiting,
+        FeedState::Standby,
+        FeedState::Crashed,
+        FeedState::Stopped,
+    ];
+
+    /// The state's place in [`FeedState::ALL`]. An exhaustive match: a new
+    /// variant does not compile until it is given a place there too.
+    pub const fn index(self) -> usize {
+        match self {
+            FeedState::Connecting => 0,
+            FeedState::Handshaking => 1,
+            FeedState::Authenticating => 2,
+            FeedState::Subscribing => 3,
+            FeedState::Subscribed => 4,
+            FeedState::Live => 5,
+            FeedState::Closed => 6,
+            FeedState::Degraded => 7,
+            FeedState::Backoff => 8,
+            FeedState::Parked => 9,
+            FeedState::Waiting => 10,
+            FeedState::Standby => 11,
+            FeedState::Crashed => 12,
+            FeedState::Stopped => 13,
+        }
+    }
+
+    /// The state named `s` (as [`FeedState::as_str`] writes it).
+    pub fn parse(s: &str) -> Option<FeedState> {
+        FeedState::ALL.iter().copied().find(|f| f.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             FeedState::Connecting => "connecting",
@@ -72,8 +118,31 @@ impl FeedState {
     }
 }
 
+// Holds at compile time: each entry of `FeedState::ALL` is at its index.
+const _: () = {
+    let mut i = 0;
+    while i < FeedState::ALL.len() {
+        assert!(FeedState::ALL[i].index() == i);
+        i += 1;
+    }
+};
+
 impl fmt::Display for FeedState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_lists_every_state_once_in_index_order() {
+        for (i, s) in FeedState::ALL.iter().enumerate() {
+            assert_eq!(s.index(), i, "{s}");
+            assert_eq!(FeedState::parse(s.as_str()), Some(*s));
+        }
+        assert_eq!(FeedState::parse("nosuch"), None);
     }
 }

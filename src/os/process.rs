@@ -1,6 +1,6 @@
 //! Process-wide settings and signals: malloc arenas, the open-file limit,
 //! core dumps, signals to a process or one of our threads, the monotonic
-//! clock systemd compares against.
+//! clock systemd compares against, the clock-tick and page sizes.
 
 use std::io;
 
@@ -92,6 +92,22 @@ pub fn monotonic_usec() -> u64 {
     // always exists on Linux.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1_000
+}
+
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`), the unit of
+/// `/proc/self/stat`'s CPU times; 100 if the system does not say.
+pub fn clock_ticks() -> u64 {
+    // SAFETY: sysconf takes a constant and touches no memory of ours.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as u64 } else { 100 }
+}
+
+/// The page size in bytes (`sysconf(_SC_PAGESIZE)`), the unit of
+/// `/proc/self/stat`'s RSS; 4096 if the system does not say.
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf takes a constant and touches no memory of ours.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if p > 0 { p as u64 } else { 4096 }
 }
 
 #[cfg(test)]

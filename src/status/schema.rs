@@ -140,6 +140,10 @@ pub struct FeedStatus {
     /// flap window (its `alert_after`). A flapping feed is not live.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flapping: Option<usize>,
+    /// `required = false` in its configuration: the agent's readiness
+    /// (`/readyz`) does not wait for it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
     /// The outage under way: since the last data the bot received (absent
     /// while the feed delivers). The same record the journal's
     /// `feed_down`/`feed_recovered` and the bot's `reconnected` tell.

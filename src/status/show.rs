@@ -454,6 +454,7 @@ mod tests {
             retry_in_ms: None,
             info: Default::default(),
             credentials_checked: None,
+            optional: false,
             market: None,
             flapping: None,
             ..Default::default()

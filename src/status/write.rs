@@ -50,15 +50,22 @@ fn temp_path(path: &Path) -> io::Result<PathBuf> {
 pub fn write_atomic_unnamed(path: &Path, doc: &StatusDoc) -> io::Result<()> {
     let mut bytes = serde_json::to_vec_pretty(doc).map_err(io::Error::other)?;
     bytes.push(b'\n');
+    write_bytes_atomic(path, &bytes, 0o640)
+}
+
+/// Writes `bytes` to `path` atomically (temp file beside it, renamed
+/// over it) with `mode` whatever the umask; errors name the file. Also the
+/// metrics textfile's writer (mode 0644: node_exporter runs as its own user).
+pub fn write_bytes_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let temp = temp_path(path)?;
     let result = (|| {
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o640)
+            .mode(mode)
             .open(&temp)?;
-        file.set_permissions(Permissions::from_mode(0o640))?;
-        file.write_all(&bytes)?;
+        file.set_permissions(Permissions::from_mode(mode))?;
+        file.write_all(bytes)?;
         drop(file);
         fs::rename(&temp, path)
     })();

@@ -10,7 +10,9 @@
 # coinbase-advanced-py (the agent's Coinbase JWTs verified by PyJWT, the
 # SDK's JWTs accepted by the Coinbase simulator) and alpaca-py (its
 # StockDataStream and TradingStream against the Alpaca simulator, and a bot
-# on the agent's fan-out seeing the trades alpaca-py saw). Creates (or
+# on the agent's fan-out seeing the trades alpaca-py saw) and
+# `prometheus_client` (its text-format parser reads the agent's /metrics and
+# metrics textfile). Creates (or
 # reuses) a venv under target/interop-venv, installs
 # tests/interop/requirements.txt, builds the binary if needed, runs each
 # suite, and prints `N passed, N failed` as its last line.
@@ -21,7 +23,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 venv="$repo/target/interop-venv"
 python="${PYTHON:-python3}"
-suites=(ws_client_vs_sim.py agent_vs_ws_server.py kraken_vs_sim.py kraken_agent.py ib_async_vs_sim.py agent_vs_tws_stub.py kite_vs_sim.py kite_agent_vs_kiteconnect.py coinbase_jwt.py alpaca_vs_sim.py)
+suites=(ws_client_vs_sim.py agent_vs_ws_server.py kraken_vs_sim.py kraken_agent.py ib_async_vs_sim.py agent_vs_tws_stub.py kite_vs_sim.py kite_agent_vs_kiteconnect.py coinbase_jwt.py alpaca_vs_sim.py metrics_vs_prometheus_client.py)
 # A suite that hangs is killed after this many seconds and counted as failed.
 suite_timeout=180
 
@@ -46,6 +48,7 @@ if ! cat "$here/requirements.txt" "$here/requirements-nodeps.txt" | cmp -s - "$s
     cat "$here/requirements.txt" "$here/requirements-nodeps.txt" >"$stamp"
 fi
 echo "interop: websockets $("$venv/bin/python" -c 'import websockets; print(websockets.__version__)'), krakenex $("$venv/bin/python" -c 'import krakenex.version; print(krakenex.version.__version__)')"
+echo "interop: prometheus_client $("$venv/bin/python" -c 'from importlib.metadata import version; print(version("prometheus_client"))')"
 echo "interop: ib_async $("$venv/bin/python" -c 'import ib_async; print(ib_async.__version__)'), kiteconnect $("$venv/bin/python" -c 'from kiteconnect.__version__ import __version__; print(__version__)')"
 echo "interop: coinbase-advanced-py $("$venv/bin/python" -c 'from coinbase.__version__ import __version__; print(__version__)'), PyJWT $("$venv/bin/python" -c 'import jwt; print(jwt.__version__)')"
 echo "interop: alpaca-py $("$venv/bin/python" -c 'from importlib.metadata import version; print(version("alpaca-py"))')"

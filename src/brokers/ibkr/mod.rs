@@ -109,6 +109,15 @@ fn zone_calendar(kind: CalendarKind) -> Option<&'static Calendar> {
 }
 
 impl Broker for IbkrBroker {
+    fn note_series(&self) -> &'static [crate::brokers::registry::NoteSeries] {
+        &[crate::brokers::registry::NoteSeries {
+            note: adapter::NOTE_CLIENT_ID,
+            name: "brokerguard_ibkr_client_id",
+            help: "The TWS API client id the feed's session holds.",
+            counter: false,
+        }]
+    }
+
     /// The largest TWS messages (a day of historical bars, contract
     /// details) are a few hundred KB; nothing needs 16 MiB.
     fn max_message_bytes(&self) -> usize {

@@ -21,6 +21,7 @@
 //! - this file: the registry entry ([`BROKER`]).
 
 pub mod adapter;
+pub mod browser;
 pub mod client;
 pub mod core;
 pub mod credentials;
@@ -54,7 +55,8 @@ use self::credentials::{FIELD_ACCESS_TOKEN, FIELD_API_KEY, FIELD_API_SECRET, cre
 use self::limits::KeyUse;
 use self::watch::TokenWatch;
 use super::registry::{
-    Broker, BuildContext, BuildError, CredentialField, FeedsProblem, Lookup, Settings,
+    Broker, BuildContext, BuildError, CredentialField, FeedsProblem, LoginLink, LoginResult,
+    Lookup, NoteSeries, Settings,
 };
 use crate::calendar::{Calendar, CalendarKind};
 use crate::config::{FeedConfig, Section};
@@ -297,6 +299,50 @@ impl Broker for KiteBroker {
                 message,
             })
             .collect()
+    }
+
+    fn note_series(&self) -> &'static [NoteSeries] {
+        &[
+            NoteSeries {
+                note: "frames_dropped",
+                name: "brokerguard_kite_frames_dropped_total",
+                help: "Kite binary frames dropped because their lengths lied (the connection is kept).",
+                counter: true,
+            },
+            NoteSeries {
+                note: "texts_dropped",
+                name: "brokerguard_kite_texts_dropped_total",
+                help: "Kite text messages dropped as unparsable.",
+                counter: true,
+            },
+        ]
+    }
+
+    fn token_expiry(
+        &self,
+        feed: &FeedConfig,
+        info: &std::collections::BTreeMap<String, String>,
+    ) -> Option<(String, std::time::SystemTime)> {
+        // "2026-11-28T00:30:00Z (06:00 IST)", as `watch::TokenWatch::facts` writes it.
+        let at: jiff::Timestamp = info.get("token_expires")?.split(' ').next()?.parse().ok()?;
+        Some((
+            credential_name(account_of(feed), FIELD_ACCESS_TOKEN),
+            std::time::UNIX_EPOCH
+                + std::time::Duration::from_secs(u64::try_from(at.as_second()).ok()?),
+        ))
+    }
+
+    fn login_link(&self, feed: &FeedConfig, lookup: Lookup<'_>) -> Option<LoginLink> {
+        browser::login_link(feed, lookup)
+    }
+
+    fn login_callback(
+        &self,
+        cfg: &crate::config::Config,
+        get: &dyn Fn(&str) -> Option<String>,
+        now: std::time::SystemTime,
+    ) -> Option<Result<LoginResult, String>> {
+        Some(browser::callback(cfg, get, now))
     }
 
     fn session_facts(

@@ -70,6 +70,15 @@ impl KrakenBroker {
 }
 
 impl Broker for KrakenBroker {
+    fn note_series(&self) -> &'static [crate::brokers::registry::NoteSeries] {
+        &[crate::brokers::registry::NoteSeries {
+            note: adapter::KEY_SET_NOTE,
+            name: "brokerguard_kraken_key_set",
+            help: "The Kraken key set a private feed signs with: 1 the primary, 2 and up a fallback (key_fallback).",
+            counter: false,
+        }]
+    }
+
     fn name(&self) -> &'static str {
         settings::BROKER
     }

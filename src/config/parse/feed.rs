@@ -33,6 +33,7 @@ pub(super) const COMMON_KEYS: &[&str] = &[
     "standby",
     "validate_every",
     "calendar",
+    "required",
 ];
 /// Keys whose meaning is shared, taken only by brokers that list them.
 const SHARED_KEYS: &[&str] = &["url", "rest_url", "account"];
@@ -253,6 +254,7 @@ impl Walker<'_, '_> {
                         .choice(v, &kp, "calendar", &names)
                         .and_then(crate::calendar::CalendarKind::parse);
                 }
+                "required" => set(&mut f.required, self.boolean(v, &kp)),
                 "standby" => match v.get_ref() {
                     DeValue::Boolean(b) => f.standby = *b,
                     _ => self.wrong_type(v, &kp, "true or false"),

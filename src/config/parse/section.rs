@@ -11,7 +11,7 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use toml::de::{DeTable, DeValue};
+use toml::de::DeTable;
 
 use super::walker::{Value, Walker};
 
@@ -101,13 +101,7 @@ impl<'a, 's, 'b, 'i> Section<'a, 's, 'b, 'i> {
 
     pub fn boolean(&mut self, key: &str) -> Option<bool> {
         let v = self.value(key)?;
-        match v.get_ref() {
-            DeValue::Boolean(b) => Some(*b),
-            _ => {
-                self.w.wrong_type(v, &self.keypath(key), "true or false");
-                None
-            }
-        }
+        self.w.boolean(v, &self.keypath(key))
     }
 
     pub fn duration(&mut self, key: &str) -> Option<Duration> {

@@ -160,6 +160,16 @@ impl Walker<'_, '_> {
         Some(n)
     }
 
+    pub(super) fn boolean(&mut self, v: &Value<'_>, key: &str) -> Option<bool> {
+        match v.get_ref() {
+            DeValue::Boolean(b) => Some(*b),
+            _ => {
+                self.wrong_type(v, key, "true or false");
+                None
+            }
+        }
+    }
+
     pub(super) fn float(&mut self, v: &Value<'_>, key: &str) -> Option<f64> {
         let f = match v.get_ref() {
             DeValue::Float(f) => f.as_str().replace('_', "").parse::<f64>().ok(),
