@@ -127,6 +127,7 @@ pub(crate) fn serve(shared: Arc<Shared>, id: usize, tcp: TcpStream, generation: 
         subs: BTreeMap::new(),
         listening: false,
         last_slot: 0,
+        updates: 0,
     };
     if let Route::Trading { .. } = route {
         while conn.trading_turn().is_ok() {}
@@ -158,6 +159,10 @@ struct Conn {
     listening: bool,
     /// The last data tick sent.
     last_slot: u64,
+    /// Trade updates sent on this connection: they alternate `new` and
+    /// `fill` by this count, not by the tick, so a loaded machine that
+    /// skips ticks still sends both.
+    updates: u64,
 }
 
 struct End;
@@ -557,19 +562,23 @@ impl Conn {
             return Ok(());
         }
         self.last_slot = slot;
-        let event = if slot % 2 == 0 { "new" } else { "fill" };
-        let order = slot / 2;
+        let n = self.updates;
+        self.updates += 1;
+        let event = if n % 2 == 0 { "new" } else { "fill" };
+        // A `new` and the `fill` after it are one order, numbered per
+        // connection.
+        let order = ((self.id as u64) << 32) | (n / 2);
         let at = rfc3339_nanos(now);
         let update = json!({
             "stream": "trade_updates",
             "data": {
                 "event": event,
-                "execution_id": format!("exec-{slot}"),
+                "execution_id": format!("exec-{}-{n}", self.id),
                 "timestamp": at,
                 "price": if event == "fill" { Value::from("189.50") } else { Value::Null },
                 "qty": if event == "fill" { Value::from("1") } else { Value::Null },
                 "order": {
-                    "id": format!("00000000-0000-4000-8000-{order:012}"),
+                    "id": format!("00000000-0000-4000-8000-{order:012x}"),
                     "client_order_id": format!("sim-{order}"),
                     "symbol": "AAPL",
                     "side": "buy",

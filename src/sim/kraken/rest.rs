@@ -163,22 +163,24 @@ fn private(
     if sign.is_empty() || expected_sign(&state.secret, path, &nonce_text, &req.body) != sign {
         return Err("EAPI:Invalid signature");
     }
-    // Checked and recorded under one lock: the order of arrival decides.
+    // Checked and recorded while the key's lock is held: the order of
+    // arrival decides, and the record keeps that order (recorded after the
+    // lock was dropped, two calls could be listed in the other order).
     if state.last_nonce.is_some_and(|last| nonce <= last) {
-        drop(keys);
         shared.stats.update(|s| {
             s.nonces_rejected
                 .entry(key.clone())
                 .or_default()
                 .push(nonce)
         });
+        drop(keys);
         return Err("EAPI:Invalid nonce");
     }
     state.last_nonce = Some(nonce);
-    drop(keys);
     shared
         .stats
         .update(|s| s.nonces_seen.entry(key.clone()).or_default().push(nonce));
+    drop(keys);
     match method {
         "Balance" => Ok(serde_json::json!({
             "ZUSD": "171288.6158",
