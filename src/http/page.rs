@@ -56,6 +56,20 @@ pub fn render(p: &Published, out: &mut String) {
     out.push_str(tail);
 }
 
+/// The login page's style and script: constant, so the page's policy can
+/// allow exactly them by hash (the feeds to watch come as JSON data).
+const LOGIN_STYLE: &str = "body{font:15px/1.4 system-ui,sans-serif;margin:0;padding:12px}\
+pre{white-space:pre-wrap;background:#f3f4f6;padding:8px}td{padding:4px 8px}";
+const LOGIN_SCRIPT: &str = "\"use strict\";\
+const want=JSON.parse(document.getElementById(\"login-feeds\").textContent);\
+async function poll(){try{const d=await (await fetch(\"/status\",{cache:\"no-store\"})).json();\
+const b=document.getElementById(\"feeds\");b.textContent=\"\";\
+for(const f of d.feeds||[]){if(!want.includes(f.name))continue;\
+const tr=document.createElement(\"tr\");tr.setAttribute(\"data-feed\",f.name);tr.setAttribute(\"data-state\",f.state);\
+for(const t of [f.name,f.state]){const td=document.createElement(\"td\");td.textContent=t;tr.appendChild(td);}\
+b.appendChild(tr);}}catch(e){}}\
+if(want.length){poll();setInterval(poll,1000);}";
+
 /// The page a browser login's callback shows: what happened, then the
 /// account's feeds as they reconnect on the new token.
 pub fn login_outcome(result: &Result<LoginResult, String>, out: &mut String) {
@@ -67,28 +81,68 @@ pub fn login_outcome(result: &Result<LoginResult, String>, out: &mut String) {
         ),
         Err(e) => ("The login did not work".to_string(), e.as_str(), Vec::new()),
     };
+    let title = escape(&title);
     let _ = write!(
         out,
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title}</title><style>body{{font:15px/1.4 system-ui,sans-serif;margin:0;padding:12px}}\
-         pre{{white-space:pre-wrap;background:#f3f4f6;padding:8px}}td{{padding:4px 8px}}</style></head><body>\
+         <title>{title}</title><style>{LOGIN_STYLE}</style></head><body>\
          <h1 id=\"outcome\" data-outcome=\"{}\">{title}</h1><pre>{}</pre>\
          <table><tbody id=\"feeds\"></tbody></table><p><a href=\"/\">back to the operator page</a></p>\
          <script id=\"login-feeds\" type=\"application/json\">{}</script>\
-         <script>\"use strict\";\
-         const want=JSON.parse(document.getElementById(\"login-feeds\").textContent);\
-         async function poll(){{try{{const d=await (await fetch(\"/status\",{{cache:\"no-store\"}})).json();\
-         const b=document.getElementById(\"feeds\");b.textContent=\"\";\
-         for(const f of d.feeds||[]){{if(!want.includes(f.name))continue;\
-         const tr=document.createElement(\"tr\");tr.setAttribute(\"data-feed\",f.name);tr.setAttribute(\"data-state\",f.state);\
-         for(const t of [f.name,f.state]){{const td=document.createElement(\"td\");td.textContent=t;tr.appendChild(td);}}\
-         b.appendChild(tr);}}}}catch(e){{}}}}\
-         if(want.length){{poll();setInterval(poll,1000);}}</script></body></html>",
+         <script>{LOGIN_SCRIPT}</script></body></html>",
         if result.is_ok() { "ok" } else { "failed" },
         escape(text),
         script_json(&serde_json::Value::from(feeds)),
     );
+}
+
+/// `'sha256-…'`: a CSP source allowing exactly this inline block.
+fn csp_hash(block: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(block.as_bytes());
+    format!(
+        "'sha256-{}'",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    )
+}
+
+/// The text between `open` and the next `close` in `html`.
+fn inline_block<'a>(html: &'a str, open: &str, close: &str) -> &'a str {
+    html.split_once(open)
+        .and_then(|(_, rest)| rest.split_once(close))
+        .map_or("", |(block, _)| block)
+}
+
+/// A policy that loads nothing from elsewhere, may not be framed, and runs
+/// only the one inline style and script named by their hashes (nothing
+/// inline is allowed wholesale: an injected `<script>` or `style=` would
+/// not run).
+fn policy(style: &str, script: &str) -> String {
+    format!(
+        "default-src 'none'; script-src {}; style-src {}; connect-src 'self'; \
+         img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+        csp_hash(script),
+        csp_hash(style)
+    )
+}
+
+/// The operator page's Content-Security-Policy.
+pub fn page_policy() -> &'static str {
+    static POLICY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    POLICY.get_or_init(|| {
+        policy(
+            inline_block(TEMPLATE, "<style>", "</style>"),
+            inline_block(TEMPLATE, "<script>", "</script>"),
+        )
+    })
+}
+
+/// The login outcome page's Content-Security-Policy.
+pub fn login_policy() -> &'static str {
+    static POLICY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    POLICY.get_or_init(|| policy(LOGIN_STYLE, LOGIN_SCRIPT))
 }
 
 #[cfg(test)]
@@ -153,5 +207,37 @@ mod tests {
         };
         login_outcome(&Ok(r), &mut ok);
         assert!(ok.contains("data-outcome=\"ok\"") && ok.contains("[\"k1\"]"));
+    }
+
+    #[test]
+    fn the_policies_allow_exactly_the_pages_own_inline_blocks() {
+        // The operator page: one style and one script, each hashed; the
+        // login JSON block is data and needs no allowance.
+        let page = page_policy();
+        let style = inline_block(TEMPLATE, "<style>", "</style>");
+        let script = inline_block(TEMPLATE, "<script>", "</script>");
+        assert!(style.contains(".legend") && script.contains("use strict"));
+        assert!(page.contains(&format!("script-src {};", csp_hash(script))));
+        assert!(page.contains(&format!("style-src {};", csp_hash(style))));
+        assert!(!page.contains("inline"), "{page}");
+        assert!(
+            !TEMPLATE.contains("style=\""),
+            "a style attribute would be refused"
+        );
+        assert_eq!(TEMPLATE.matches("<script>").count(), 1);
+        assert_eq!(TEMPLATE.matches("<style>").count(), 1);
+        // The login page: its blocks are the constants the policy hashes.
+        let mut out = String::new();
+        login_outcome(&Err("no <b>token</b>".into()), &mut out);
+        assert_eq!(inline_block(&out, "<script>", "</script>"), LOGIN_SCRIPT);
+        assert_eq!(inline_block(&out, "<style>", "</style>"), LOGIN_STYLE);
+        assert!(login_policy().contains(&csp_hash(LOGIN_SCRIPT)));
+        assert!(!login_policy().contains("inline"));
+        assert!(out.contains("no &lt;b&gt;token"));
+        // Checked against a digest computed elsewhere: sha256("") in base64.
+        assert_eq!(
+            csp_hash(""),
+            "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='"
+        );
     }
 }

@@ -25,10 +25,6 @@ use std::time::{Duration, SystemTime};
 const JSON: &str = "application/json";
 const TEXT: &str = "text/plain; charset=utf-8";
 const HTML: &str = "text/html; charset=utf-8";
-/// The page loads nothing from elsewhere and may not be framed.
-const PAGE_POLICY: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
-                           connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; \
-                           form-action 'none'";
 
 /// The broker whose browser login returns to `path` (`/<broker>/callback`).
 fn callback_broker(path: &str) -> Option<&'static dyn crate::brokers::registry::Broker> {
@@ -99,7 +95,7 @@ impl Handler for Routes {
             }
             "/" => {
                 super::page::render(&self.board.latest(), body);
-                Head::new(200, HTML).with("Content-Security-Policy", PAGE_POLICY)
+                Head::new(200, HTML).with("Content-Security-Policy", super::page::page_policy())
             }
             path => match callback_broker(path) {
                 // The exchange spends the request token: only a GET (the
@@ -150,7 +146,7 @@ impl Routes {
         }
         super::page::login_outcome(&result, body);
         let status = if result.is_ok() { 200 } else { 400 };
-        Head::new(status, HTML).with("Content-Security-Policy", PAGE_POLICY)
+        Head::new(status, HTML).with("Content-Security-Policy", super::page::login_policy())
     }
 
     fn healthz(&self, body: &mut String) -> Head {
