@@ -14,6 +14,7 @@
 
 use super::request::{Limits, Method, Request, RequestError, TimedRead, read_request};
 use crate::stopfd::{StopFd, Woken};
+use crate::threads::Restart;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -141,30 +142,41 @@ impl Server {
                 serving.clone(),
                 stopping.clone(),
             );
-            threads.push(
-                std::thread::Builder::new()
-                    .name(format!("http-{i}"))
-                    .stack_size(crate::threads::SMALL_STACK)
-                    .spawn(move || {
-                        worker(
-                            i,
-                            &rx,
-                            handler.as_ref(),
-                            wrap.as_deref(),
-                            &serving,
-                            &stopping,
-                        )
-                    })?,
-            );
+            // A panic while answering (a bug in a page or a broker's
+            // callback) costs that one request: the worker is restarted
+            // after the crash backoff, with `alert=thread_crashed`.
+            let stopped = stopping.clone();
+            threads.push(crate::threads::spawn_isolated(
+                &format!("http-{i}"),
+                crate::threads::SMALL_STACK,
+                Restart::WithBackoff {
+                    stopping: Box::new(move || stopped.load(Ordering::SeqCst)),
+                },
+                move || {
+                    worker(
+                        i,
+                        &rx,
+                        handler.as_ref(),
+                        wrap.as_deref(),
+                        &serving,
+                        &stopping,
+                    )
+                },
+            )?);
         }
         let (stop_seen, stopping_seen) = (stop.clone(), stopping.clone());
         let plain = wrap.is_none();
-        threads.push(
-            std::thread::Builder::new()
-                .name("http-accept".into())
-                .stack_size(crate::threads::SMALL_STACK)
-                .spawn(move || accept_loop(&listener, &stop_seen, &stopping_seen, tx, plain))?,
-        );
+        let stopped = stopping.clone();
+        threads.push(crate::threads::spawn_isolated(
+            "http-accept",
+            crate::threads::SMALL_STACK,
+            Restart::WithBackoff {
+                stopping: Box::new(move || stopped.load(Ordering::SeqCst)),
+            },
+            // The queue's sender lives in this closure, so the workers see
+            // the queue closed only once the accept thread has ended.
+            move || accept_loop(&listener, &stop_seen, &stopping_seen, tx.clone(), plain),
+        )?);
         Ok(Server {
             local,
             stop,
@@ -304,18 +316,31 @@ fn worker(
         if stopping.load(Ordering::SeqCst) {
             return;
         }
-        let set = |c: Option<TcpStream>| {
-            serving.lock().unwrap_or_else(|p| p.into_inner())[index] = c;
-        };
-        set(conn.try_clone().ok());
+        serving.lock().unwrap_or_else(|p| p.into_inner())[index] = conn.try_clone().ok();
+        // Cleared on the way out, a panic included: the copy kept for a
+        // stop to cut must not hold a finished connection open.
+        let _slot = ServingSlot { serving, index };
         if head_buf.is_empty() {
             head_buf.resize(MAX_HEAD, 0);
         }
         serve(conn, deadline, handler, wrap, &mut head_buf, &mut body);
-        set(None);
+        drop(_slot);
         if body.capacity() > KEPT_BUFFER {
             body = String::new();
         }
+    }
+}
+
+/// A worker's entry in the list of connections being served, emptied when
+/// dropped.
+struct ServingSlot<'a> {
+    serving: &'a Mutex<Vec<Option<TcpStream>>>,
+    index: usize,
+}
+
+impl Drop for ServingSlot<'_> {
+    fn drop(&mut self) {
+        self.serving.lock().unwrap_or_else(|p| p.into_inner())[self.index] = None;
     }
 }
 
@@ -434,4 +459,50 @@ fn write_answer(conn: &mut dyn Conn, head: &Head, body: &[u8], is_head: bool) ->
         conn.write_all(body)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Answers `ok`, but panics on `/boom` (a bug in a page).
+    struct Buggy;
+
+    impl Handler for Buggy {
+        fn handle(&self, req: &Request, body: &mut String) -> Head {
+            if req.path == "/boom" {
+                panic!("a bug in a page");
+            }
+            body.push_str("ok");
+            Head::new(200, "text/plain")
+        }
+    }
+
+    /// One request's whole answer, or what came before the connection
+    /// ended (nothing, for a request whose worker panicked).
+    fn get(at: SocketAddr, path: &str) -> String {
+        let mut c = TcpStream::connect(at).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        write!(c, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut out = String::new();
+        let _ = c.read_to_string(&mut out);
+        out
+    }
+
+    #[test]
+    fn a_panicking_request_costs_only_itself_and_its_worker_comes_back() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = Server::start(listener, Arc::new(Buggy), None).unwrap();
+        let at = server.local_addr();
+        // Every worker panics once; the connection ends without an answer
+        // rather than hanging (the kept copy is dropped with the slot).
+        for _ in 0..WORKERS {
+            assert_eq!(get(at, "/boom"), "");
+        }
+        // Both workers crashed: only their restart can answer this one.
+        let answer = get(at, "/");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+        assert!(answer.ends_with("ok"), "{answer:?}");
+        server.stop();
+    }
 }
