@@ -1,7 +1,9 @@
 //! The pidfile's read side: its name, who holds it (`holder`, for
 //! `status`, `reload`, `ha` and the blackbox) and the PID the kernel
-//! confirms (`kernel_holder`). A leaf that `status` may use; taking the
-//! lock is `daemon::lock`'s.
+//! confirms (`kernel_holder`), and signalling that PID only when the
+//! kernel confirms it (`signal_holder`, for `reload`, `blackbox` and
+//! `ha step-down`). A leaf that `status` and `ha` may use; taking the lock
+//! is `daemon::lock`'s.
 
 use crate::os::fs::{Access, Dir, Owners};
 use crate::os::{self, lock::Kind};
@@ -87,4 +89,18 @@ pub fn kernel_holder(runtime_dir: &Path) -> io::Result<Option<u32>> {
         return Ok(None);
     };
     os::lock::record_lock_holder(&file)
+}
+/// Sends `sig` to `pid`, the agent whose lock is in `runtime_dir`, only
+/// when the kernel confirms that `pid` holds the agent's record lock on its
+/// pidfile (the pidfile's text is the service user's to write, so it alone
+/// must never decide whom root signals).
+pub fn signal_holder(runtime_dir: &Path, pid: u32, sig: libc::c_int) -> io::Result<()> {
+    let kernel = kernel_holder(runtime_dir)?;
+    if kernel != Some(pid) {
+        return Err(io::Error::other(format!(
+            "the kernel does not confirm that pid {pid} holds the agent's lock in {}; not signalling it",
+            runtime_dir.display()
+        )));
+    }
+    os::process::signal_process(pid, sig)
 }

@@ -116,7 +116,7 @@ pub fn request(runtime_dir: &Path, feed: &str, timeout: Duration) -> Result<Stri
     let path = file_for(runtime_dir, feed);
     let before = identity(&path);
     // Only the PID the kernel names as the lock's holder is signalled.
-    if let Err(source) = super::reload::signal(runtime_dir, pid, libc::SIGUSR1) {
+    if let Err(source) = crate::pidfile::signal_holder(runtime_dir, pid, libc::SIGUSR1) {
         return Err(BlackboxError::Signal { pid, source });
     }
     let start = Instant::now();

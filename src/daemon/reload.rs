@@ -12,7 +12,6 @@
 //! file), never to an earlier one.
 
 use super::lock;
-use crate::os;
 use crate::status::schema::{ReloadStatus, StatusDoc};
 use crate::status::show::{self, Observed};
 use std::fmt;
@@ -153,7 +152,7 @@ pub fn request(runtime_dir: &Path, timeout: Duration) -> Result<Outcome, ReloadE
         });
     }
     // The lock is held, so the process is alive and is the agent, not a reused PID.
-    if let Err(source) = signal(runtime_dir, pid, libc::SIGHUP) {
+    if let Err(source) = crate::pidfile::signal_holder(runtime_dir, pid, libc::SIGHUP) {
         return Err(match source.raw_os_error() {
             Some(libc::ESRCH) => ReloadError::Exited { pid },
             _ => ReloadError::Signal { pid, source },
@@ -185,21 +184,6 @@ pub fn request(runtime_dir: &Path, timeout: Duration) -> Result<Outcome, ReloadE
         }
         std::thread::sleep(POLL.min(timeout - waited));
     }
-}
-
-/// Sends `sig` to `pid`, the agent whose lock is in `runtime_dir`, only
-/// when the kernel confirms that `pid` holds the agent's record lock on its
-/// pidfile (the pidfile's text is the service user's to write, so it alone
-/// must never decide whom root signals).
-pub fn signal(runtime_dir: &Path, pid: u32, sig: libc::c_int) -> io::Result<()> {
-    let kernel = lock::kernel_holder(runtime_dir)?;
-    if kernel != Some(pid) {
-        return Err(io::Error::other(format!(
-            "the kernel does not confirm that pid {pid} holds the agent's lock in {}; not signalling it",
-            runtime_dir.display()
-        )));
-    }
-    os::process::signal_process(pid, sig)
 }
 
 #[cfg(test)]

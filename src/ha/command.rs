@@ -8,7 +8,7 @@
 //! 0 handed over, 1 not the leader or nobody took over in time, 3 not
 //! running.
 
-use crate::daemon::lock;
+use crate::pidfile;
 use crate::status::schema::HaSection;
 use crate::status::show::{self, Observed};
 use std::path::Path;
@@ -87,7 +87,7 @@ pub fn step_down(runtime_dir: &Path, timeout: Duration) -> Outcome {
         ));
     }
     // The PID is the lock holder's, read from the lock, not only the file.
-    match lock::holder(runtime_dir) {
+    match pidfile::holder(runtime_dir) {
         Ok(Some(h)) if h.pid == Some(pid) => {}
         _ => {
             return Outcome::Failed(format!(
@@ -95,7 +95,7 @@ pub fn step_down(runtime_dir: &Path, timeout: Duration) -> Outcome {
             ));
         }
     }
-    if let Err(e) = crate::daemon::reload::signal(runtime_dir, pid, libc::SIGUSR2) {
+    if let Err(e) = pidfile::signal_holder(runtime_dir, pid, libc::SIGUSR2) {
         return Outcome::Failed(format!("cannot signal pid {pid}: {e}"));
     }
     let start = Instant::now();
