@@ -308,7 +308,7 @@ impl Agent {
 
         // Insecure set-ups are said out loud at start, not only by doctor.
         for (file, mode) in
-            crate::credentials::doctor::open_to_everyone(&cfg.agent.credential_files)
+            crate::credentials::permissions::open_to_everyone(&cfg.agent.credential_files)
         {
             Alert::new(AlertKind::InsecureCredentials)
                 .with("file", file.display())
@@ -317,7 +317,10 @@ impl Agent {
                     "problem",
                     "every user on this host can read the secrets in it",
                 )
-                .with("action", crate::credentials::doctor::tighten_command(&file))
+                .with(
+                    "action",
+                    crate::credentials::permissions::tighten_command(&file),
+                )
                 .emit();
         }
         for w in config::setup_warnings(&cfg) {
