@@ -379,18 +379,8 @@ fn config_check(config: Option<PathBuf>) -> u8 {
                 eprintln!("warning: {w}");
             }
             let sources = crate::credentials::Sources::from_process(&cfg.agent);
-            for w in crate::credentials::doctor::undefined_credentials(&cfg, &sources) {
+            for w in crate::commands::config_check::credential_warnings(&cfg, &sources) {
                 eprintln!("warning: {w}");
-            }
-            for (file, mode) in
-                crate::credentials::doctor::open_to_everyone(&cfg.agent.credential_files)
-            {
-                eprintln!(
-                    "warning: credentials file {} has mode {mode:04o}: every user on this host can read it; \
-                     fix: {}",
-                    file.display(),
-                    crate::credentials::doctor::tighten_command(&file)
-                );
             }
             exit::OK
         }
@@ -653,13 +643,14 @@ fn alert_test(only: Option<&str>, config: Option<PathBuf>) -> u8 {
 }
 
 fn doctor(config: Option<PathBuf>, json: bool, online: bool) -> u8 {
+    use crate::commands::doctor;
     let cfg = match load_or_exit(config) {
         Ok(c) => c,
         Err(code) => return code,
     };
     use_host_fingerprints("doctor", &cfg);
     let sources = crate::credentials::Sources::from_process(&cfg.agent);
-    let mut report = crate::credentials::doctor::audit(&cfg, &sources, std::path::Path::new("/"));
+    let mut report = doctor::audit(&cfg, &sources, &doctor::SystemHost::new());
     // What the running agent says about each feed (the key set in use, ...).
     let running = match show::observe(&cfg.agent.runtime_dir) {
         Observed::Running(doc) => Some(doc),
@@ -682,9 +673,9 @@ fn doctor(config: Option<PathBuf>, json: bool, online: bool) -> u8 {
         calendars: cfg.calendars.clone(),
         alert_after: cfg.agent.alert_after,
     };
-    report.add_sessions(crate::credentials::doctor::session_facts(&cfg, &ctx));
+    report.add_sessions(doctor::session_facts(&cfg, &ctx));
     if online {
-        report.add_online(crate::credentials::doctor::online_checks(&cfg, &ctx));
+        report.add_online(doctor::online_checks(&cfg, &ctx));
     }
     if json {
         println!("{}", report.to_json());
@@ -703,43 +694,24 @@ fn set_credential(name: &str, config: Option<PathBuf>, file: Option<PathBuf>) ->
             "brokerguard set-credential: no configuration read, so the fingerprint shown is this run's own (pass --config to show the agent's)"
         ),
     }
+    use crate::commands::set_credential as command;
     let target = match file {
-        Some(f) => f,
+        Some(f) => Ok(f),
         None => match load_or_exit(config) {
-            Ok(cfg) => match cfg.agent.credential_files.first() {
-                Some(f) => f.clone(),
-                None => {
-                    eprintln!(
-                        "brokerguard set-credential: agent.credential_files is empty; pass --file"
-                    );
-                    return exit::FAILURE;
-                }
-            },
+            Ok(cfg) => command::default_file(&cfg),
             Err(code) => return code,
         },
     };
-    let value = match crate::credentials::setcred::read_secret_from_stdin() {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("brokerguard set-credential: cannot read the value from stdin: {e}");
-            return exit::FAILURE;
-        }
-    };
-    // HTTP_PASSWORD is stored as its Argon2id hash, never as typed.
-    let value = match crate::http::auth::stored_form(name, value) {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("brokerguard set-credential: {e}");
-            return exit::FAILURE;
-        }
-    };
-    match crate::credentials::setcred::set_credential(&target, name, &value) {
-        Ok(()) => {
-            eprintln!(
-                "{name} set in {} (fingerprint {}); a running agent picks it up at once",
-                target.display(),
-                value.fingerprint()
-            );
+    let written = target.and_then(|target| {
+        command::set(
+            &target,
+            name,
+            crate::credentials::setcred::read_secret_from_stdin,
+        )
+    });
+    match written {
+        Ok(written) => {
+            eprintln!("{written}");
             exit::OK
         }
         Err(e) => {

@@ -21,6 +21,7 @@ pub mod brokers;
 pub mod calendar;
 pub mod cli;
 pub mod clock;
+pub mod commands;
 pub mod config;
 pub mod count;
 pub mod credentials;

@@ -18,6 +18,8 @@ struct Rules {
     forbidden: BTreeMap<String, BTreeSet<String>>,
     /// module → the only modules it may name.
     only: BTreeMap<String, BTreeSet<String>>,
+    /// module → the only modules that may name it.
+    only_from: BTreeMap<String, BTreeSet<String>>,
     /// The broker names no module outside its own folder may spell.
     brokers: Vec<String>,
     /// Known violations, as (file, what) with what = `-> module` or `names broker`.
@@ -60,6 +62,11 @@ fn parse_rules(doc: &str) -> Rules {
                 rules
                     .only
                     .insert(from.to_string(), set(2).into_iter().collect());
+            }
+            [to, "only<-", ..] => {
+                rules
+                    .only_from
+                    .insert(to.to_string(), set(2).into_iter().collect());
             }
             _ => panic!(
                 "docs/ARCHITECTURE.md layers block line {}: cannot read {raw:?}",
@@ -300,6 +307,18 @@ fn violations(root: &Path, rules: &Rules) -> Vec<(String, String, String)> {
                         format!("{at}: `{top}` must not import `{module}`"),
                     ));
                 }
+                if let Some(importers) = rules.only_from.get(&module).filter(|i| !i.contains(&top))
+                {
+                    let allowed: Vec<&str> = importers.iter().map(String::as_str).collect();
+                    found.push((
+                        rel.clone(),
+                        format!("-> {module}"),
+                        format!(
+                            "{at}: only {} may import `{module}` (not `{top}`)",
+                            allowed.join(", ")
+                        ),
+                    ));
+                }
                 if rules.only.get(&top).is_some_and(|o| !o.contains(&module)) {
                     let allowed: Vec<&str> = rules.only[&top].iter().map(String::as_str).collect();
                     found.push((
@@ -391,4 +410,26 @@ fn the_lexer_skips_comments_and_reads_strings() {
         vec!["x", "z", "w"]
     );
     assert!(crate_modules("crate::notice!(x)").is_empty());
+}
+
+#[test]
+fn an_only_from_rule_fails_on_any_other_importer() {
+    let root = std::env::temp_dir().join(format!("bg-arch-{}", std::process::id()));
+    let src = root.join("src");
+    fs::create_dir_all(src.join("commands")).unwrap();
+    fs::write(src.join("cli.rs"), "use crate::commands::doctor;\n").unwrap();
+    fs::write(src.join("commands/mod.rs"), "use crate::config;\n").unwrap();
+    fs::write(
+        src.join("daemon.rs"),
+        "fn f() {\n    crate::commands::doctor::audit();\n}\n",
+    )
+    .unwrap();
+    let rules = parse_rules("```layers\nbrokers = kraken\ncommands only<- cli\n```\n");
+    let found = violations(&root, &rules);
+    let said: Vec<&str> = found.iter().map(|(_, _, m)| m.as_str()).collect();
+    assert_eq!(
+        said,
+        vec!["src/daemon.rs:2: only cli may import `commands` (not `daemon`)"]
+    );
+    fs::remove_dir_all(&root).unwrap();
 }

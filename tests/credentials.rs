@@ -8,8 +8,8 @@ use brokerguard::brokers::registry::{BROKERS, Settings};
 use brokerguard::brokers::substitute;
 use brokerguard::brokers::websocket::WsSettings;
 use brokerguard::brokers::{BrokerRef, websocket};
+use brokerguard::commands::doctor;
 use brokerguard::config::{AgentConfig, Config, FeedConfig};
-use brokerguard::credentials::doctor;
 use brokerguard::credentials::dotenv;
 use brokerguard::credentials::format;
 use brokerguard::credentials::monitor::Monitor;
@@ -481,11 +481,11 @@ fn canary_secrets_appear_in_no_output() {
 
     // doctor, text and JSON, with the canary file back in place.
     fs::write(&file, format!("{text}CANARY-broken-line\n")).unwrap();
-    let report = doctor::audit(&cfg, &sources, &d);
+    let report = doctor::audit(&cfg, &sources, &doctor::SystemHost::at(&d));
     record("doctor text", report.to_text());
     record("doctor json", report.to_json());
     fs::write(&file, &text).unwrap();
-    let report = doctor::audit(&cfg, &sources, &d);
+    let report = doctor::audit(&cfg, &sources, &doctor::SystemHost::at(&d));
     assert!(!report.ok());
     record("doctor text 2", report.to_text());
     record("doctor json 2", report.to_json());

@@ -355,6 +355,13 @@ pub trait Broker: Sync {
         Vec::new()
     }
 
+    /// What failover's nonce floor (a new leader's nonces start above the
+    /// old leader's last) guarantees this broker, as a clause `doctor`
+    /// completes "…, so " with; `None` when its keys use no nonce.
+    fn failover_guarantee(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Warnings about a feed that loads but is risky as written (a literal
     /// secret in the configuration), without any secret in them.
     fn warnings(&self, feed: &FeedConfig) -> Vec<String> {

@@ -1,4 +1,6 @@
-//! `brokerguard set-credential NAME`: write one secret into a credentials file.
+//! Writing one secret into a credentials file: the writer behind
+//! `brokerguard set-credential` (the command is `commands::set_credential`),
+//! `kite-login` and the HTTP login callback.
 //!
 //! The file is replaced atomically (temp file in the same folder, fsync,
 //! rename, fsync of the folder), so the running agent's watcher never sees a

@@ -246,6 +246,83 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
     result
 }
 
+/// Insecure set-ups are said out loud at start, not only by doctor:
+/// credentials files every user can read, and the configuration's own
+/// warnings.
+fn warn_of_risky_setup(cfg: &Config) {
+    for (file, mode) in
+        crate::credentials::permissions::open_to_everyone(&cfg.agent.credential_files)
+    {
+        Alert::new(AlertKind::InsecureCredentials)
+            .with("file", file.display())
+            .with("mode", format!("{mode:04o}"))
+            .with(
+                "problem",
+                "every user on this host can read the secrets in it",
+            )
+            .with(
+                "action",
+                crate::credentials::permissions::tighten_command(&file),
+            )
+            .emit();
+    }
+    for w in config::setup_warnings(cfg) {
+        log::warn!("{w}");
+    }
+}
+
+/// The credentials the feeds need, loaded, with the monitor's first
+/// events logged.
+fn load_credentials(cfg: &Config, clock: &dyn Clock) -> (Vec<Required>, CredentialStore, Monitor) {
+    let required = required_names(cfg);
+    let sources = Sources::from_process(&cfg.agent);
+    let outcome = CredentialStore::load(&sources, &required);
+    let mut monitor = Monitor::new();
+    let events0 = monitor.observe(clock.wall(), &required, &outcome.store, &outcome.problems);
+    log_cred_events(&events0);
+    (required, outcome.store, monitor)
+}
+
+/// The bot's socket, and the sink the feeds publish through.
+fn start_fanout(
+    cfg: &Config,
+    events_tx: &Sender<Event>,
+) -> Result<(Fanout, Arc<sink::DaemonSink>), DaemonError> {
+    let fanout = Fanout::start(&cfg.agent.fanout_socket(), FanoutSettings::from_config(cfg))
+        .map_err(|source| DaemonError::Os {
+            what: format!("listen on {}", cfg.agent.fanout_socket().display()),
+            source,
+        })?;
+    let sink = Arc::new(sink::DaemonSink {
+        publisher: fanout.publisher(),
+        events: Mutex::new(events_tx.clone()),
+        blackbox_dir: cfg.agent.state_dir.join("blackbox"),
+    });
+    Ok((fanout, sink))
+}
+
+/// What the watchdog thread shares with main, main's first tick counted.
+fn new_watchdog(
+    cfg: &Config,
+    feeds: &FeedSet,
+    clock: &Arc<dyn Clock>,
+    notifier: &Option<Arc<Notifier>>,
+) -> Arc<WatchdogShared> {
+    let watchdog = Arc::new(WatchdogShared {
+        feeds: feeds.clone(),
+        clock: clock.clone(),
+        notifier: notifier.clone(),
+        notify_every: notify::watchdog_interval(),
+        main_tick_ms: Default::default(),
+        beat_ms: Default::default(),
+        alert_after: Mutex::new(cfg.agent.alert_after),
+        alert_repeat: Mutex::new(cfg.agent.alert_repeat),
+        stop: Default::default(),
+    });
+    watchdog.main_ticked();
+    watchdog
+}
+
 struct Agent {
     cfg: Config,
     config_path: PathBuf,
@@ -305,63 +382,14 @@ impl Agent {
             what: format!("create state_dir {}", cfg.agent.state_dir.display()),
             source,
         })?;
-
-        // Insecure set-ups are said out loud at start, not only by doctor.
-        for (file, mode) in
-            crate::credentials::doctor::open_to_everyone(&cfg.agent.credential_files)
-        {
-            Alert::new(AlertKind::InsecureCredentials)
-                .with("file", file.display())
-                .with("mode", format!("{mode:04o}"))
-                .with(
-                    "problem",
-                    "every user on this host can read the secrets in it",
-                )
-                .with("action", crate::credentials::doctor::tighten_command(&file))
-                .emit();
-        }
-        for w in config::setup_warnings(&cfg) {
-            log::warn!("{w}");
-        }
-        let required = required_names(&cfg);
-        let sources = Sources::from_process(&cfg.agent);
-        let outcome = CredentialStore::load(&sources, &required);
-        let mut monitor = Monitor::new();
-        let events0 = monitor.observe(clock.wall(), &required, &outcome.store, &outcome.problems);
-        log_cred_events(&events0);
-        let store = outcome.store;
-
-        let fanout = Fanout::start(
-            &cfg.agent.fanout_socket(),
-            FanoutSettings::from_config(&cfg),
-        )
-        .map_err(|source| DaemonError::Os {
-            what: format!("listen on {}", cfg.agent.fanout_socket().display()),
-            source,
-        })?;
-        let sink = Arc::new(sink::DaemonSink {
-            publisher: fanout.publisher(),
-            events: Mutex::new(events_tx.clone()),
-            blackbox_dir: cfg.agent.state_dir.join("blackbox"),
-        });
-
+        warn_of_risky_setup(&cfg);
+        let (required, store, monitor) = load_credentials(&cfg, &*clock);
+        let (fanout, sink) = start_fanout(&cfg, &events_tx)?;
         let notifier = Notifier::from_env().map(Arc::new);
         let feeds = FeedSet::default();
         feeds.set_recorder_limits(cfg.agent.blackbox_entries, cfg.agent.blackbox_bytes);
-        let cfg_for_board = cfg.clone();
-        let watchdog = Arc::new(WatchdogShared {
-            feeds: feeds.clone(),
-            clock: clock.clone(),
-            notifier: notifier.clone(),
-            notify_every: notify::watchdog_interval(),
-            main_tick_ms: Default::default(),
-            beat_ms: Default::default(),
-            alert_after: Mutex::new(cfg.agent.alert_after),
-            alert_repeat: Mutex::new(cfg.agent.alert_repeat),
-            stop: Default::default(),
-        });
-        watchdog.main_ticked();
-
+        let watchdog = new_watchdog(&cfg, &feeds, &clock, &notifier);
+        let shared_cfg = Arc::new(cfg.clone());
         let mut agent = Agent {
             config_path: cfg.path.clone(),
             cfg,
@@ -391,66 +419,82 @@ impl Agent {
             validator: None,
             last_reload: None,
             board: None,
-            shared_cfg: Arc::new(Config::clone(&cfg_for_board)),
+            shared_cfg,
             http: None,
             last_textfile: None,
             alerts: None,
             ha: None,
         };
-        // Before any feed connects: a listener that cannot start (its
-        // address taken, off loopback without TLS or password) stops the
-        // start with nothing to undo.
-        agent.start_board();
-        agent.start_http()?;
-        // Before the feeds: their first alerts already reach the webhooks.
-        let lookup = agent.lookup();
-        let alerts = crate::alerts::Alerts::start(&agent.cfg, &lookup, agent.clock.clone());
-        drop(lookup);
-        agent.alerts = Some(alerts);
-        agent.start_ha()?;
-        for f in agent.cfg.feeds.clone() {
-            if agent.should_run(&f) {
-                agent.start_feed(&f)?;
-            }
-        }
-        // Each feed's first connection is its preflight: with "require" the
-        // agent is not ready until every one has proved its layers.
-        if agent.cfg.agent.preflight == PreflightMode::Require {
-            let failures = agent.report_preflight(true);
-            if !failures.is_empty() {
-                agent.feeds.stop_all(agent.cfg.agent.stop_timeout);
-                if let Some(a) = agent.alerts.take() {
-                    a.stop();
-                }
-                return Err(DaemonError::Preflight(failures));
-            }
-        }
-        agent.watchdog_thread =
-            Some(
-                watchdog_thread::spawn(watchdog).map_err(|source| DaemonError::Os {
-                    what: "start the watchdog thread".into(),
-                    source,
-                })?,
-            );
-        agent.start_watcher();
-        match validator::Validator::start(agent.clock.clone(), agent.drift.clone()) {
-            Ok(v) => {
-                v.update(
-                    &agent.validated_feeds(),
-                    &agent.store,
-                    &agent.cfg.agent.state_dir,
-                    &agent.cfg.calendars,
-                );
-                agent.validator = Some(v);
-            }
-            Err(e) => log::warn!("cannot start the credential validator thread: {e}"),
-        }
+        agent.start_threads(watchdog)?;
         agent.write_status(true);
         if let Some(n) = &agent.notifier {
             let _ = n.ready();
         }
         log::info!("ready: {}", agent.last_summary);
         Ok(agent)
+    }
+
+    /// Everything but main, in an order that matters: the listener before
+    /// any feed (one that cannot start stops the start with nothing to
+    /// undo), the webhooks before the feeds (their first alerts reach
+    /// them), the feeds and their preflight before the watchdog.
+    fn start_threads(&mut self, watchdog: Arc<WatchdogShared>) -> Result<(), DaemonError> {
+        self.start_board();
+        self.start_http()?;
+        let lookup = self.lookup();
+        let alerts = crate::alerts::Alerts::start(&self.cfg, &lookup, self.clock.clone());
+        drop(lookup);
+        self.alerts = Some(alerts);
+        self.start_ha()?;
+        self.start_feeds_and_preflight()?;
+        self.watchdog_thread =
+            Some(
+                watchdog_thread::spawn(watchdog).map_err(|source| DaemonError::Os {
+                    what: "start the watchdog thread".into(),
+                    source,
+                })?,
+            );
+        self.start_watcher();
+        self.start_validator();
+        Ok(())
+    }
+
+    /// Starts every feed this agent runs. Each feed's first connection is
+    /// its preflight: with "require" the agent is not ready until every
+    /// one has proved its layers, and a failure stops the start.
+    fn start_feeds_and_preflight(&mut self) -> Result<(), DaemonError> {
+        for f in self.cfg.feeds.clone() {
+            if self.should_run(&f) {
+                self.start_feed(&f)?;
+            }
+        }
+        if self.cfg.agent.preflight == PreflightMode::Require {
+            let failures = self.report_preflight(true);
+            if !failures.is_empty() {
+                self.feeds.stop_all(self.cfg.agent.stop_timeout);
+                if let Some(a) = self.alerts.take() {
+                    a.stop();
+                }
+                return Err(DaemonError::Preflight(failures));
+            }
+        }
+        Ok(())
+    }
+
+    /// The credential validator, told the feeds and credentials in force.
+    fn start_validator(&mut self) {
+        match validator::Validator::start(self.clock.clone(), self.drift.clone()) {
+            Ok(v) => {
+                v.update(
+                    &self.validated_feeds(),
+                    &self.store,
+                    &self.cfg.agent.state_dir,
+                    &self.cfg.calendars,
+                );
+                self.validator = Some(v);
+            }
+            Err(e) => log::warn!("cannot start the credential validator thread: {e}"),
+        }
     }
 
     fn lookup(&self) -> impl Fn(&str) -> Option<Secret> + Sync + '_ {

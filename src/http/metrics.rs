@@ -84,9 +84,27 @@ fn unix_seconds(t: SystemTime) -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// A family of one unlabelled sample.
+fn scalar(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    family(out, name, kind, help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
 /// Writes the whole text into `out` (cleared first).
 pub fn render(p: &Published, inputs: &Inputs, out: &mut String) {
     out.clear();
+    agent_series(out, p);
+    feed_series(out, p);
+    broker_series(out, p);
+    credentials(out, p);
+    fanout_series(out, &inputs.fanout);
+    alert_series(out);
+    ha_series(out, p);
+    process_series(out, inputs);
+}
+
+/// The build, and whether the agent is ready.
+fn agent_series(out: &mut String, p: &Published) {
     family(
         out,
         "brokerguard_build_info",
@@ -96,15 +114,18 @@ pub fn render(p: &Published, inputs: &Inputs, out: &mut String) {
     out.push_str("brokerguard_build_info{version=\"");
     label_value(out, env!("CARGO_PKG_VERSION"));
     out.push_str("\"} 1\n");
-
-    family(
+    scalar(
         out,
         "brokerguard_ready",
         "gauge",
         "1 when every required feed is live with data or quiet because its market is closed (/readyz).",
+        bool_value(is_ready(&p.doc)),
     );
-    let _ = writeln!(out, "brokerguard_ready {}", bool_value(is_ready(&p.doc)));
+}
 
+/// Per feed: up, ready, its state, its counters, its market. A table: one
+/// call per family.
+fn feed_series(out: &mut String, p: &Published) {
     feed_gauge(
         out,
         p,
@@ -121,31 +142,7 @@ pub fn render(p: &Published, inputs: &Inputs, out: &mut String) {
         "1 while the feed counts as ready: live with data, or quiet because its market is closed.",
         |f| Some(bool_value(feed_ready(f))),
     );
-    family(
-        out,
-        "brokerguard_feed_state",
-        "gauge",
-        "1 for the state the feed is in, 0 for every other state.",
-    );
-    for f in &p.doc.feeds {
-        for s in FeedState::ALL {
-            feed_sample_start(out, "brokerguard_feed_state", f);
-            let _ = writeln!(
-                out,
-                ",state=\"{}\"}} {}",
-                s.as_str(),
-                bool_value(f.state == s.as_str())
-            );
-        }
-        // A state this build's FeedState does not list (a document from a
-        // newer writer) still shows as itself.
-        if FeedState::parse(&f.state).is_none() {
-            feed_sample_start(out, "brokerguard_feed_state", f);
-            out.push_str(",state=\"");
-            label_value(out, &f.state);
-            out.push_str("\"} 1\n");
-        }
-    }
+    feed_states(out, p);
     feed_gauge(
         out,
         p,
@@ -198,44 +195,64 @@ pub fn render(p: &Published, inputs: &Inputs, out: &mut String) {
             ))
         },
     );
+}
 
-    broker_series(out, p);
-    credentials(out, p);
-
+/// One series per feed and state in `FeedState::ALL`: 1 for the feed's.
+fn feed_states(out: &mut String, p: &Published) {
     family(
+        out,
+        "brokerguard_feed_state",
+        "gauge",
+        "1 for the state the feed is in, 0 for every other state.",
+    );
+    for f in &p.doc.feeds {
+        for s in FeedState::ALL {
+            feed_sample_start(out, "brokerguard_feed_state", f);
+            let _ = writeln!(
+                out,
+                ",state=\"{}\"}} {}",
+                s.as_str(),
+                bool_value(f.state == s.as_str())
+            );
+        }
+        // A state this build's FeedState does not list (a document from a
+        // newer writer) still shows as itself.
+        if FeedState::parse(&f.state).is_none() {
+            feed_sample_start(out, "brokerguard_feed_state", f);
+            out.push_str(",state=\"");
+            label_value(out, &f.state);
+            out.push_str("\"} 1\n");
+        }
+    }
+}
+
+/// The bot's socket: subscribers, and those dropped or refused.
+fn fanout_series(out: &mut String, fanout: &FanoutStats) {
+    scalar(
         out,
         "brokerguard_fanout_subscribers",
         "gauge",
         "Local processes connected to the fan-out socket.",
+        fanout.subscribers,
     );
-    let _ = writeln!(
-        out,
-        "brokerguard_fanout_subscribers {}",
-        inputs.fanout.subscribers
-    );
-    family(
+    scalar(
         out,
         "brokerguard_fanout_dropped_total",
         "counter",
         "Fan-out subscribers disconnected because they fell behind.",
+        fanout.dropped_slow,
     );
-    let _ = writeln!(
-        out,
-        "brokerguard_fanout_dropped_total {}",
-        inputs.fanout.dropped_slow
-    );
-    family(
+    scalar(
         out,
         "brokerguard_fanout_refused_total",
         "counter",
         "Fan-out connections refused because fanout_max_subscribers were connected.",
+        fanout.refused,
     );
-    let _ = writeln!(
-        out,
-        "brokerguard_fanout_refused_total {}",
-        inputs.fanout.refused
-    );
+}
 
+/// Alerts raised, by kind, and webhook deliveries given up on.
+fn alert_series(out: &mut String) {
     family(
         out,
         "brokerguard_alerts_total",
@@ -250,75 +267,68 @@ pub fn render(p: &Published, inputs: &Inputs, out: &mut String) {
             alert::raised(k)
         );
     }
-
-    family(
+    scalar(
         out,
         "brokerguard_alert_deliveries_failed_total",
         "counter",
         "Alert webhook deliveries given up on (retries spent, or the queue full).",
+        crate::alerts::DELIVERIES_FAILED.load(std::sync::atomic::Ordering::Relaxed),
     );
-    let _ = writeln!(
+}
+
+/// Failover (`[ha]`) only: a single agent has no role to show.
+fn ha_series(out: &mut String, p: &Published) {
+    let Some(ha) = &p.doc.agent.ha else {
+        return;
+    };
+    scalar(
         out,
-        "brokerguard_alert_deliveries_failed_total {}",
-        crate::alerts::DELIVERIES_FAILED.load(std::sync::atomic::Ordering::Relaxed)
+        "brokerguard_ha_leader",
+        "gauge",
+        "1 while this agent holds the failover lease (runs the private feeds), else 0.",
+        bool_value(ha.role == "leader"),
     );
-
-    // Failover ([ha]) only: a single agent has no role to show.
-    if let Some(ha) = &p.doc.agent.ha {
-        family(
+    if let Some(epoch) = ha.epoch {
+        scalar(
             out,
-            "brokerguard_ha_leader",
+            "brokerguard_ha_epoch",
             "gauge",
-            "1 while this agent holds the failover lease (runs the private feeds), else 0.",
+            "The current leadership's epoch (its etcd create revision); grows at each takeover.",
+            epoch,
         );
-        let _ = writeln!(
-            out,
-            "brokerguard_ha_leader {}",
-            bool_value(ha.role == "leader")
-        );
-        if let Some(epoch) = ha.epoch {
-            family(
-                out,
-                "brokerguard_ha_epoch",
-                "gauge",
-                "The current leadership's epoch (its etcd create revision); grows at each takeover.",
-            );
-            let _ = writeln!(out, "brokerguard_ha_epoch {epoch}");
-        }
     }
+}
 
+/// The standard `process_` series.
+fn process_series(out: &mut String, inputs: &Inputs) {
     let pr = &inputs.process;
-    family(
+    scalar(
         out,
         "process_resident_memory_bytes",
         "gauge",
         "Resident memory size in bytes.",
+        pr.resident_bytes,
     );
-    let _ = writeln!(out, "process_resident_memory_bytes {}", pr.resident_bytes);
-    family(
+    scalar(
         out,
         "process_cpu_seconds_total",
         "counter",
         "Total user and system CPU time spent in seconds.",
+        pr.cpu_seconds,
     );
-    let _ = writeln!(out, "process_cpu_seconds_total {}", pr.cpu_seconds);
-    family(
+    scalar(
         out,
         "process_open_fds",
         "gauge",
         "Number of open file descriptors.",
+        pr.open_fds,
     );
-    let _ = writeln!(out, "process_open_fds {}", pr.open_fds);
-    family(
+    scalar(
         out,
         "process_start_time_seconds",
         "gauge",
         "Start time of the process since unix epoch in seconds.",
-    );
-    let _ = writeln!(
-        out,
-        "process_start_time_seconds {}",
-        unix_seconds(inputs.started_at)
+        unix_seconds(inputs.started_at),
     );
 }
 

@@ -248,6 +248,10 @@ impl Broker for KrakenBroker {
         remedy::doctor_notes(feed, running)
     }
 
+    fn failover_guarantee(&self) -> Option<&'static str> {
+        Some("Kraken never sees a key's nonce go back")
+    }
+
     fn warnings(&self, feed: &FeedConfig) -> Vec<String> {
         match settings_of(feed).plan {
             FeedPlan::Public(p) => settings::symbol_warnings(&p.symbols)
