@@ -5,18 +5,19 @@
 
 use super::adapter::{Adapter, ConnectProgress, Incoming, Interrupter, Session};
 use super::backoff::Backoff;
+use super::backoff::BackoffConfig;
 use super::error::{ErrorClass, FeedError};
 use super::health::{FeedHealth, FirstConnection};
 use super::liveness::{Due, Liveness, LivenessConfig};
 use super::market::MarketWatch;
 use super::outage::{Evidence, OutageEvent, OutageTracker};
 use super::protocol::{Action, Layer};
+use super::schedule::ExpectConfig;
 use super::schedule::ExpectTracker;
 use super::state::FeedState;
 use crate::alert::{Alert, AlertKind};
 use crate::calendar::{Calendar, MarketState};
 use crate::clock::{Clock, Mono};
-use crate::config::{BackoffConfig, ExpectConfig, FeedConfig};
 use crate::threads::{Crash, CrashBackoff};
 use crate::timefmt::{human, rfc3339, rfc3339_millis};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
@@ -72,33 +73,6 @@ pub struct RunnerSettings {
     /// Short-lived connections within this window mean the feed is
     /// flapping (the feed's `alert_after`).
     pub flap_window: Duration,
-}
-
-impl RunnerSettings {
-    /// The settings for `f` driven through `adapter` (which says whether
-    /// the feed has a keepalive and a poll).
-    pub fn from_config(
-        f: &FeedConfig,
-        adapter: &dyn Adapter,
-        calendar: Option<Arc<Calendar>>,
-        flap_window: Duration,
-    ) -> Self {
-        RunnerSettings {
-            liveness: LivenessConfig {
-                ping_every: adapter.has_ping().then_some(f.ping_every),
-                pong_timeout: f.pong_timeout,
-                stall_after: f.stall_after,
-                poll_every: adapter.poll_every(),
-            },
-            backoff: f.backoff,
-            expect: f.expect,
-            // resolve + connect (per address, allow two) + TLS/WS + auth reply
-            attempt_budget: f.connect_timeout * 3 + f.handshake_timeout * 2 + f.write_timeout,
-            io_budget: TICK + f.write_timeout * 2,
-            calendar,
-            flap_window,
-        }
-    }
 }
 
 /// What the daemon and the watchdog hold of a running feed.
