@@ -5,15 +5,14 @@
 //! contract the rest of the agent reads; parsing lives in `parse.rs`,
 //! durations in `duration.rs`, the effective-config printer in `show.rs`.
 
-mod duration;
 mod error;
 mod parse;
 pub mod plaintext;
 mod show;
 
+pub use crate::duration::{format_duration, parse_duration};
 pub use crate::feed::backoff::BackoffConfig;
 pub use crate::feed::schedule::ExpectConfig;
-pub use duration::{format_duration, parse_duration};
 pub use error::{ConfigError, Problem};
 pub use parse::{Section, load, parse_str};
 pub use show::{Shown, effective_toml, is_literal_auth, redact_url, setup_warnings};
