@@ -568,20 +568,20 @@ mod tests {
                 "-"
             ]
         );
-        let kraken = lines[header + 2];
+        let books = lines[header + 2];
         assert!(
-            kraken.starts_with("books    exch       backoff (retry in 8s)  2h3m  -"),
-            "{kraken}"
+            books.starts_with("books    exch       backoff (retry in 8s)  2h3m  -"),
+            "{books}"
         );
         assert!(
-            kraken.ends_with('…') && kraken.contains("auth rejected: xxx"),
-            "{kraken}"
+            books.ends_with('…') && books.contains("auth rejected: xxx"),
+            "{books}"
         );
         // Columns line up: LAST ERROR starts at the same offset in each row.
         let col = lines[header].find("LAST ERROR").unwrap();
         assert_eq!(&lines[header + 1][col..], "-");
-        assert!(kraken[col..].starts_with("auth rejected: "), "{kraken}");
-        assert_eq!(kraken[col..].chars().count(), ERROR_WIDTH);
+        assert!(books[col..].starts_with("auth rejected: "), "{books}");
+        assert_eq!(books[col..].chars().count(), ERROR_WIDTH);
         let full = doc().feeds[1].last_error.clone().unwrap();
         assert!(
             text.contains(&format!("  books: {full}")),
@@ -668,7 +668,7 @@ mod tests {
     #[test]
     fn a_recovered_feed_shows_its_last_error_as_past() {
         let remedy =
-            "access token rejected (expired?) — run: sudo brokerguard kite-login --account main";
+            "access token rejected (expired?) — run: sudo brokerguard exch-login --account main";
         let mut d = doc();
         d.feeds[1].state = "live".into();
         d.feeds[1].retry_in_ms = None;
