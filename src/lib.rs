@@ -27,6 +27,7 @@ pub mod count;
 pub mod credentials;
 pub mod daemon;
 pub mod demo;
+pub mod duration;
 pub mod exit;
 pub mod fanout;
 pub mod feed;

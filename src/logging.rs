@@ -215,8 +215,8 @@ mod tests {
     fn journal_lines_carry_priorities() {
         let j = |level, origin, msg| format_line(Mode::Journal, level, origin, msg, t());
         assert_eq!(
-            j(Level::Error, Origin::Alert, "alert=feed_down feed=kraken"),
-            "<3>alert=feed_down feed=kraken"
+            j(Level::Error, Origin::Alert, "alert=feed_down feed=books"),
+            "<3>alert=feed_down feed=books"
         );
         assert_eq!(
             j(Level::Warn, Origin::Plain, "reload failed"),
@@ -226,9 +226,9 @@ mod tests {
             j(
                 Level::Info,
                 Origin::Notice,
-                "alert=feed_recovered feed=kraken"
+                "alert=feed_recovered feed=books"
             ),
-            "<5>alert=feed_recovered feed=kraken"
+            "<5>alert=feed_recovered feed=books"
         );
         assert_eq!(j(Level::Info, Origin::Plain, "started"), "<6>started");
         assert_eq!(j(Level::Debug, Origin::Plain, "frame"), "<7>frame");

@@ -12,12 +12,14 @@ use brokerguard::commands::doctor;
 use brokerguard::config::{AgentConfig, Config, FeedConfig};
 use brokerguard::credentials::dotenv;
 use brokerguard::credentials::format;
+use brokerguard::credentials::format::Rules;
 use brokerguard::credentials::monitor::Monitor;
 use brokerguard::credentials::required::{Required, TEMPLATE_FIELD, required_names};
 use brokerguard::credentials::setcred::set_credential;
 use brokerguard::credentials::store::{CredentialStore, Sources};
 use brokerguard::credentials::watcher::Watcher;
 use brokerguard::secret::Secret;
+use brokerguard::status::schema::CredentialStatus;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -47,7 +49,7 @@ fn token_req() -> Vec<Required> {
     vec![Required {
         name: "TOKEN".into(),
         feed: "f".into(),
-        broker: BrokerRef(&websocket::BROKER),
+        broker: Rules::generic(),
         field: TEMPLATE_FIELD.into(),
         optional: false,
     }]
@@ -407,7 +409,15 @@ fn canary_secrets_appear_in_no_output() {
     }
     record(
         "status",
-        serde_json::to_string(&first.store.to_status(&req)).unwrap(),
+        serde_json::to_string(
+            &first
+                .store
+                .states(&req)
+                .into_iter()
+                .map(CredentialStatus::from)
+                .collect::<Vec<_>>(),
+        )
+        .unwrap(),
     );
     for e in monitor.observe(t0, &req, &first.store, &first.problems) {
         record("event", e.alert_line());
@@ -451,7 +461,7 @@ fn canary_secrets_appear_in_no_output() {
     // Format checks straight on canaries, every field.
     for r in &req {
         for v in ["CANARY", " CANARY ", "'CANARY'", "CANARY\nX", "CANARY\r"] {
-            for p in format::check(r.broker.0, &r.field, &Secret::new(v)) {
+            for p in format::check(&r.broker, &r.field, &Secret::new(v)) {
                 record("format", format!("{p} {p:?}"));
             }
         }

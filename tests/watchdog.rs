@@ -5,9 +5,9 @@
 use brokerguard::brokers::{BrokerRef, websocket};
 use brokerguard::clock::{Clock, SystemClock};
 use brokerguard::config::FeedConfig;
-use brokerguard::daemon::feeds::{FeedSet, RunningFeed};
+use brokerguard::daemon::feeds::{FeedSet, RunningFeed, runner_settings};
 use brokerguard::daemon::watchdog_thread::{self, WatchdogShared};
-use brokerguard::feed::runner::{self, FeedSink, RunnerSettings};
+use brokerguard::feed::runner::{self, FeedSink};
 use brokerguard::feed::{Adapter, ConnectProgress, FeedError, FeedState, Incoming, Session};
 use std::io::Read;
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -93,7 +93,7 @@ fn watchdog_forces_a_stuck_read_to_return() {
         addr,
         connects: connects.clone(),
     };
-    let settings = RunnerSettings::from_config(&cfg, &adapter, None, Duration::from_secs(60));
+    let settings = runner_settings(&cfg, &adapter, None, Duration::from_secs(60));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
     let handle = runner::spawn(
         "stuck",

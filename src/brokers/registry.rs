@@ -461,6 +461,20 @@ impl fmt::Debug for BrokerRef {
     }
 }
 
+/// A broker's value rules as `credentials` takes them: plain data it can
+/// check with, since it names no broker.
+impl crate::credentials::format::CredentialRules for BrokerRef {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+    fn multiline_field(&self, field: &str) -> bool {
+        self.0.multiline_field(field)
+    }
+    fn check_credential(&self, field: &str, value: &Secret) -> Vec<FormatProblem> {
+        self.0.check_credential(field, value)
+    }
+}
+
 impl fmt::Display for BrokerRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.0.name())

@@ -5,13 +5,14 @@
 //! contract the rest of the agent reads; parsing lives in `parse.rs`,
 //! durations in `duration.rs`, the effective-config printer in `show.rs`.
 
-mod duration;
 mod error;
 mod parse;
 pub mod plaintext;
 mod show;
 
-pub use duration::{format_duration, parse_duration};
+pub use crate::duration::{format_duration, parse_duration};
+pub use crate::feed::backoff::BackoffConfig;
+pub use crate::feed::schedule::ExpectConfig;
 pub use error::{ConfigError, Problem};
 pub use parse::{Section, load, parse_str};
 pub use show::{Shown, effective_toml, is_literal_auth, redact_url, setup_warnings};
@@ -413,42 +414,6 @@ pub struct FeedConfig {
     pub required: bool,
     /// The broker's own section.
     pub settings: Settings,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct BackoffConfig {
-    /// First delay after the immediate retry. Default 500ms.
-    pub initial: Duration,
-    /// Cap. Default 30s.
-    pub max: Duration,
-    /// Growth factor. Default 2.0.
-    pub multiplier: f64,
-    /// A connection live this long resets the backoff. Default 30s.
-    pub stable_after: Duration,
-    /// Wait while parked (auth rejected) before one retry. Default 15m.
-    pub parked_retry: Duration,
-}
-
-impl Default for BackoffConfig {
-    fn default() -> Self {
-        BackoffConfig {
-            initial: Duration::from_millis(500),
-            max: Duration::from_secs(30),
-            multiplier: 2.0,
-            stable_after: Duration::from_secs(30),
-            parked_retry: Duration::from_secs(15 * 60),
-        }
-    }
-}
-
-/// `expect = { every = "15m", offset = "5m", grace = "2m" }`: a message is
-/// expected in every window `[k*every + offset, k*every + offset + grace]`
-/// of the UTC wall clock.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ExpectConfig {
-    pub every: Duration,
-    pub offset: Duration,
-    pub grace: Duration,
 }
 
 impl FeedConfig {

@@ -2,7 +2,8 @@
 //!
 //! Messages describe the value (its length, which characters are wrong)
 //! and never contain it. The generic checks live here; each broker adds
-//! its own shape checks (`Broker::check_credential` in the registry). Two
+//! its own shape checks (`Broker::check_credential` in the registry, handed
+//! over as [`CredentialRules`], so this module names no broker). Two
 //! levels:
 //! - **Error**: the value cannot work as written — empty, whitespace at an
 //!   end, surrounding quotes, a CR or newline inside (except in a
@@ -11,10 +12,10 @@
 //!   far (lengths, alphabets, prefixes). Brokers change key formats without
 //!   notice, so these never stop a feed; they only point at a likely typo.
 
-use crate::brokers::registry::Broker;
 use crate::secret::Secret;
 use serde::Serialize;
 use std::fmt;
+use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -51,14 +52,71 @@ pub fn warning(m: impl Into<String>) -> FormatProblem {
     }
 }
 
-/// Every problem with `value` as the `field` of a feed of `broker`.
+/// A broker's own rules for its credential values: which fields hold a
+/// multi-line key, and the shape checks beyond the generic ones. The
+/// broker's registry entry implements it (`BrokerRef`), and whoever lists
+/// the required credentials hands it over in [`Rules`]: `credentials` is a
+/// low layer and names no broker.
+pub trait CredentialRules: Send + Sync + fmt::Debug {
+    /// Who supplies the rules (a broker's name), for equality and `Debug`.
+    fn name(&self) -> &'static str;
+    /// The field holds a multi-line key (a PEM): newlines are part of it.
+    fn multiline_field(&self, _field: &str) -> bool {
+        false
+    }
+    /// Shape checks of a value of `field`, run only when it has no generic mistake.
+    fn check_credential(&self, _field: &str, _value: &Secret) -> Vec<FormatProblem> {
+        Vec::new()
+    }
+}
+
+/// The rules of a value no broker owns (an `[alerts]` template
+/// reference): the generic checks only.
+#[derive(Debug)]
+pub struct GenericRules;
+
+impl CredentialRules for GenericRules {
+    fn name(&self) -> &'static str {
+        "generic"
+    }
+}
+
+/// The rules one required credential is checked by, shared by every
+/// entry of the same broker.
+#[derive(Clone, Debug)]
+pub struct Rules(Arc<dyn CredentialRules>);
+
+impl Rules {
+    pub fn new(rules: impl CredentialRules + 'static) -> Rules {
+        Rules(Arc::new(rules))
+    }
+
+    /// [`GenericRules`]: the generic checks only.
+    pub fn generic() -> Rules {
+        Rules::new(GenericRules)
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.0.name()
+    }
+}
+
+impl PartialEq for Rules {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name()
+    }
+}
+
+impl Eq for Rules {}
+
+/// Every problem with `value` as the `field` of a credential checked by `rules`.
 /// `field` is as in [`super::required::Required::field`].
-pub fn check(broker: &dyn Broker, field: &str, value: &Secret) -> Vec<FormatProblem> {
-    let pem = broker.multiline_field(field);
+pub fn check(rules: &Rules, field: &str, value: &Secret) -> Vec<FormatProblem> {
+    let pem = rules.0.multiline_field(field);
     let mut out = generic(value, pem);
     if out.is_empty() {
         // The shape checks would only repeat a generic mistake.
-        out.extend(broker.check_credential(field, value));
+        out.extend(rules.0.check_credential(field, value));
     }
     out
 }

@@ -19,4 +19,6 @@ pub mod watcher;
 
 pub use monitor::{CredEvent, Monitor};
 pub use required::{Required, required_names};
-pub use store::{CredProblem, Credential, CredentialStore, LoadOutcome, Source, Sources};
+pub use store::{
+    CredProblem, Credential, CredentialState, CredentialStore, LoadOutcome, Source, Sources,
+};

@@ -1,10 +1,14 @@
 //! Which credentials the configuration needs (substitution happens in `crate::brokers`).
 //!
+//! Each feed's broker lists its own (`Broker::credentials`, reached through
+//! the feed's configuration) and hands over its value rules as data
+//! ([`Rules`]); this module names no broker.
+//!
 //! Broker feeds need `<BROKER>_<ACCOUNT>_<FIELD>` (docs/ARCHITECTURE.md, "Credentials");
 //! generic WebSocket feeds need the `${NAME}`s their templates reference.
 //! `doctor`, the monitor and status.json all work from this one list.
 
-use crate::brokers::BrokerRef;
+use super::format::Rules;
 use crate::config::{Config, FeedConfig};
 
 /// Field of a `${NAME}` reference in a generic feed's templates.
@@ -16,7 +20,8 @@ pub struct Required {
     pub name: String,
     /// The feed that needs it.
     pub feed: String,
-    pub broker: BrokerRef,
+    /// The rules its value is checked by (its broker's, or the generic ones).
+    pub broker: Rules,
     /// `API_KEY`, `API_SECRET`, `ACCESS_TOKEN`, ... or [`TEMPLATE_FIELD`].
     pub field: String,
     /// The feed runs without it (e.g. a fallback key set): its absence is
@@ -24,11 +29,17 @@ pub struct Required {
     pub optional: bool,
 }
 
-/// `<BROKER>_<ACCOUNT>_<FIELD>` in upper case, e.g. `KRAKEN_MASTER_API_KEY`.
+/// `<BROKER>_<ACCOUNT>_<FIELD>` in upper case, e.g. `EXCH_MASTER_API_KEY`.
 /// Characters that cannot appear in a name (`-`, `.`) become `_`.
 pub fn credential_name(broker: &str, account: &str, field: &str) -> String {
-    let raw = format!("{broker}_{account}_{field}");
-    raw.chars()
+    name_part(&format!("{broker}_{account}_{field}"))
+}
+
+/// `part` as it stands in a credential name: upper case, with every
+/// character that cannot appear in a name (`-`, `.`) made `_`. The one rule
+/// every broker's names follow.
+pub fn name_part(part: &str) -> String {
+    part.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() {
                 c.to_ascii_uppercase()
@@ -47,7 +58,7 @@ pub fn feed_required(feed: &FeedConfig) -> Vec<Required> {
             out.push(Required {
                 name: c.name,
                 feed: feed.name.clone(),
-                broker: feed.broker,
+                broker: Rules::new(feed.broker),
                 field: c.field,
                 optional: c.optional,
             });
@@ -63,7 +74,7 @@ pub const ALERTS_CONSUMER: &str = "alerts";
 /// The `${NAME}`s of the `[alerts]` templates. They are checked like a
 /// generic feed's template references (the generic broker's rules).
 pub fn alerts_required(cfg: &Config) -> Vec<Required> {
-    let broker = BrokerRef(&crate::brokers::websocket::BROKER);
+    let broker = Rules::generic();
     let mut out: Vec<Required> = Vec::new();
     for t in cfg.alerts.templates() {
         for name in crate::config::template_names(t) {
@@ -71,7 +82,7 @@ pub fn alerts_required(cfg: &Config) -> Vec<Required> {
                 out.push(Required {
                     name,
                     feed: ALERTS_CONSUMER.to_string(),
-                    broker,
+                    broker: broker.clone(),
                     field: TEMPLATE_FIELD.to_string(),
                     optional: false,
                 });

@@ -15,7 +15,6 @@ use super::format::{self, FormatProblem, Severity};
 use super::required::{Required, distinct_names};
 use crate::config::AgentConfig;
 use crate::secret::Secret;
-use crate::status::schema::CredentialStatus;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
@@ -394,7 +393,7 @@ impl CredentialStore {
     ) -> Vec<FormatProblem> {
         let mut out: Vec<FormatProblem> = Vec::new();
         for r in required.iter().filter(|r| r.name == name) {
-            for p in format::check(r.broker.0, &r.field, &c.value) {
+            for p in format::check(&r.broker, &r.field, &c.value) {
                 if !out.contains(&p) {
                     out.push(p);
                 }
@@ -447,12 +446,13 @@ impl CredentialStore {
         out
     }
 
-    /// The `credentials` array of status.json: one entry per required name.
-    pub fn to_status(&self, required: &[Required]) -> Vec<CredentialStatus> {
+    /// What status.json's `credentials` array shows: one entry per required
+    /// name (`status` converts each into its schema type).
+    pub fn states(&self, required: &[Required]) -> Vec<CredentialState> {
         distinct_names(required)
             .into_iter()
             .map(|name| match self.get(name) {
-                None => CredentialStatus {
+                None => CredentialState {
                     name: name.to_string(),
                     present: false,
                     source: None,
@@ -475,7 +475,7 @@ impl CredentialStore {
                             "only in the process environment: lost on the next restart".to_string(),
                         );
                     }
-                    CredentialStatus {
+                    CredentialState {
                         name: name.to_string(),
                         present: true,
                         source: Some(c.source.to_string()),
@@ -487,6 +487,21 @@ impl CredentialStore {
             })
             .collect()
     }
+}
+
+/// One required credential as status.json shows it: never its value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CredentialState {
+    pub name: String,
+    pub present: bool,
+    /// `systemd:<dir>`, `file:<path>`, `env` ([`Source`]'s `Display`); none when missing.
+    pub source: Option<String>,
+    /// The keyed fingerprint; none when missing.
+    pub fingerprint: Option<String>,
+    /// Problems with the value's format (never the value itself).
+    pub problems: Vec<String>,
+    /// No feed needs it (a fallback key set): its absence is not a problem.
+    pub optional: bool,
 }
 
 /// Whether every feed that lists `name` can run without it (a fallback
@@ -606,7 +621,7 @@ pub(crate) mod tests {
             .map(|n| Required {
                 name: n.to_string(),
                 feed: format!("feed_{}", n.to_lowercase()),
-                broker: crate::brokers::BrokerRef(&crate::brokers::websocket::BROKER),
+                broker: crate::credentials::format::Rules::generic(),
                 field: TEMPLATE_FIELD.to_string(),
                 optional: false,
             })
@@ -661,7 +676,7 @@ pub(crate) mod tests {
                 .any(|p| matches!(p, CredProblem::Missing { name, .. } if name == "E"))
         );
         assert_eq!(out.problems.len(), 2, "{:?}", out.problems);
-        let status = st.to_status(&req(&["D", "E"]));
+        let status = st.states(&req(&["D", "E"]));
         assert_eq!(status[0].source.as_deref(), Some("env"));
         assert!(status[0].problems[0].contains("lost on the next restart"));
         assert!(!status[1].present && status[1].fingerprint.is_none());
@@ -769,7 +784,7 @@ pub(crate) mod tests {
             "{:?}",
             out.problems
         );
-        let st = out.store.to_status(&r);
+        let st = out.store.states(&r);
         assert_eq!(st[1].problems, vec!["not set (optional)".to_string()]);
         assert!(!st[1].present && st[1].optional && !st[0].optional);
         // The same name required by another feed is missing after all.
@@ -797,7 +812,7 @@ pub(crate) mod tests {
                 .iter()
                 .any(|p| matches!(p, CredProblem::Format { name, .. } if name == "T"))
         );
-        let st = out.store.to_status(&req(&["T"]));
+        let st = out.store.states(&req(&["T"]));
         assert!(st[0].problems.iter().any(|p| p.contains("whitespace")));
     }
 }

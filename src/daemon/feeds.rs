@@ -18,11 +18,13 @@
 //! half the timeout.
 
 use crate::brokers::{BuildContext, BuildError};
+use crate::calendar::Calendar;
 use crate::clock::{Clock, Mono};
 use crate::config::FeedConfig;
 use crate::feed::health::HealthData;
+use crate::feed::liveness::LivenessConfig;
 use crate::feed::recorder::{self, DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, Recorder};
-use crate::feed::runner::{self, FeedCommand, FeedHandle, FeedSink, RunnerSettings};
+use crate::feed::runner::{self, FeedCommand, FeedHandle, FeedSink, RunnerSettings, TICK};
 use crate::feed::{Adapter, ConnectProgress, ErrorClass, FeedError, Session};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -199,7 +201,7 @@ impl FeedSet {
         sink: Arc<dyn FeedSink>,
     ) -> std::io::Result<()> {
         let adapter = adapter_for(f, ctx);
-        let settings = RunnerSettings::from_config(
+        let settings = runner_settings(
             f,
             adapter.as_ref(),
             calendar_for(f, ctx),
@@ -228,7 +230,7 @@ impl FeedSet {
         let mut feeds = self.lock();
         if let Some(rf) = feeds.iter_mut().find(|r| r.config.name == f.name) {
             let adapter = adapter_for(f, ctx);
-            let settings = RunnerSettings::from_config(
+            let settings = runner_settings(
                 f,
                 adapter.as_ref(),
                 calendar_for(f, ctx),
@@ -333,5 +335,31 @@ fn stop_and_join(feeds: Vec<RunningFeed>, timeout: Duration) {
             interrupted = true;
         }
         std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// The settings a feed thread runs `f` with, driven through `adapter`
+/// (which says whether the feed has a keepalive and a poll): the feed
+/// engine takes its own types, built here from the configuration.
+pub fn runner_settings(
+    f: &FeedConfig,
+    adapter: &dyn Adapter,
+    calendar: Option<Arc<Calendar>>,
+    flap_window: Duration,
+) -> RunnerSettings {
+    RunnerSettings {
+        liveness: LivenessConfig {
+            ping_every: adapter.has_ping().then_some(f.ping_every),
+            pong_timeout: f.pong_timeout,
+            stall_after: f.stall_after,
+            poll_every: adapter.poll_every(),
+        },
+        backoff: f.backoff,
+        expect: f.expect,
+        // resolve + connect (per address, allow two) + TLS/WS + auth reply
+        attempt_budget: f.connect_timeout * 3 + f.handshake_timeout * 2 + f.write_timeout,
+        io_budget: TICK + f.write_timeout * 2,
+        calendar,
+        flap_window,
     }
 }

@@ -1034,7 +1034,11 @@ impl Agent {
         let doc = summary::status_doc(
             &info,
             &health,
-            self.store.to_status(&self.required),
+            self.store
+                .states(&self.required)
+                .into_iter()
+                .map(Into::into)
+                .collect(),
             now,
             self.clock.wall(),
         );

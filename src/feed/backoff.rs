@@ -4,8 +4,35 @@
 //! turn the agent into a hot loop.
 
 use super::error::ErrorClass;
-use crate::config::BackoffConfig;
 use std::time::Duration;
+
+/// A feed's reconnect backoff (`backoff = { … }` of a `[[feed]]`; the
+/// configuration re-exports it, this engine owns it).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BackoffConfig {
+    /// First delay after the immediate retry. Default 500ms.
+    pub initial: Duration,
+    /// Cap. Default 30s.
+    pub max: Duration,
+    /// Growth factor. Default 2.0.
+    pub multiplier: f64,
+    /// A connection live this long resets the backoff. Default 30s.
+    pub stable_after: Duration,
+    /// Wait while parked (auth rejected) before one retry. Default 15m.
+    pub parked_retry: Duration,
+}
+
+impl Default for BackoffConfig {
+    fn default() -> Self {
+        BackoffConfig {
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(30),
+            multiplier: 2.0,
+            stable_after: Duration::from_secs(30),
+            parked_retry: Duration::from_secs(15 * 60),
+        }
+    }
+}
 
 /// Randomized delay range after the server said it is going away (1001, 1012).
 pub const GOING_AWAY: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(5));

@@ -5,18 +5,19 @@
 
 use super::adapter::{Adapter, ConnectProgress, Incoming, Interrupter, Session};
 use super::backoff::Backoff;
+use super::backoff::BackoffConfig;
 use super::error::{ErrorClass, FeedError};
 use super::health::{FeedHealth, FirstConnection};
 use super::liveness::{Due, Liveness, LivenessConfig};
 use super::market::MarketWatch;
 use super::outage::{Evidence, OutageEvent, OutageTracker};
 use super::protocol::{Action, Layer};
+use super::schedule::ExpectConfig;
 use super::schedule::ExpectTracker;
 use super::state::FeedState;
 use crate::alert::{Alert, AlertKind};
 use crate::calendar::{Calendar, MarketState};
 use crate::clock::{Clock, Mono};
-use crate::config::{BackoffConfig, ExpectConfig, FeedConfig};
 use crate::threads::{Crash, CrashBackoff};
 use crate::timefmt::{human, rfc3339, rfc3339_millis};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
@@ -72,33 +73,6 @@ pub struct RunnerSettings {
     /// Short-lived connections within this window mean the feed is
     /// flapping (the feed's `alert_after`).
     pub flap_window: Duration,
-}
-
-impl RunnerSettings {
-    /// The settings for `f` driven through `adapter` (which says whether
-    /// the feed has a keepalive and a poll).
-    pub fn from_config(
-        f: &FeedConfig,
-        adapter: &dyn Adapter,
-        calendar: Option<Arc<Calendar>>,
-        flap_window: Duration,
-    ) -> Self {
-        RunnerSettings {
-            liveness: LivenessConfig {
-                ping_every: adapter.has_ping().then_some(f.ping_every),
-                pong_timeout: f.pong_timeout,
-                stall_after: f.stall_after,
-                poll_every: adapter.poll_every(),
-            },
-            backoff: f.backoff,
-            expect: f.expect,
-            // resolve + connect (per address, allow two) + TLS/WS + auth reply
-            attempt_budget: f.connect_timeout * 3 + f.handshake_timeout * 2 + f.write_timeout,
-            io_budget: TICK + f.write_timeout * 2,
-            calendar,
-            flap_window,
-        }
-    }
 }
 
 /// What the daemon and the watchdog hold of a running feed.
@@ -907,11 +881,12 @@ impl Runner {
     }
 
     fn read_loop(&mut self, session: &mut dyn Session, subscribed_at: Mono) -> Ended {
-        let mut live = Liveness::new(self.settings.liveness, subscribed_at);
-        let mut degraded = false;
-        // The first evidence on this connection, and its last data message.
-        let mut first_evidence: Option<Mono> = None;
-        let mut last_bot_data = subscribed_at;
+        let mut conn = Connection {
+            live: Liveness::new(self.settings.liveness, subscribed_at),
+            degraded: false,
+            first_evidence: None,
+            last_bot_data: subscribed_at,
+        };
         loop {
             self.tick(Some(self.settings.io_budget));
             if let Some(e) = self.poll_command() {
@@ -919,76 +894,18 @@ impl Runner {
             }
             // A connection counts as stable for the backoff only for as
             // long as it delivered.
-            let delivered_for = first_evidence
+            let delivered_for = conn
+                .first_evidence
                 .map(|t| self.clock.mono().since(t))
                 .unwrap_or_default();
             let fail = |error: FeedError| Ended::Failed {
                 error,
                 delivered_for,
             };
-            let wait = live.next_due_in(self.clock.mono());
+            let wait = conn.live.next_due_in(self.clock.mono());
             let open = self.market_open();
             match session.read_within(wait) {
-                Ok(Incoming::Idle) => {}
-                Ok(Incoming::Data(msg)) => {
-                    let now = self.clock.mono();
-                    let wall = self.clock.wall();
-                    live.on_data(now);
-                    last_bot_data = now;
-                    first_evidence.get_or_insert(now);
-                    self.health.update(|h| {
-                        h.messages += 1;
-                        h.last_message = Some(now);
-                    });
-                    if let Some(tr) = self.expect.as_mut() {
-                        for m in tr.on_message(wall) {
-                            self.report_missed(m);
-                        }
-                    }
-                    // The gap is told (`reconnected`) before the data after it.
-                    if !degraded {
-                        self.on_evidence(now, wall, true, open);
-                    }
-                    // Tests only (never in the shipped binary).
-                    #[cfg(feature = "fault-injection")]
-                    crate::threads::fault::panic_if_triggered("feed-", &self.name);
-                    self.sink.data(&self.name, &msg, wall);
-                    self.first_data("first data received");
-                }
-                Ok(Incoming::Heartbeat) => {
-                    self.first_data("first heartbeat received");
-                    let now = self.clock.mono();
-                    live.on_data(now);
-                    first_evidence.get_or_insert(now);
-                    self.health.update(|h| h.last_message = Some(now));
-                    if !degraded {
-                        self.on_evidence(now, self.clock.wall(), false, open);
-                    }
-                }
-                Ok(Incoming::Pong) => live.on_pong(),
-                Ok(Incoming::Event { name, fields }) => self.sink.event(&self.name, name, &fields),
-                Ok(Incoming::Note { key, value }) => self.health.update(|h| {
-                    h.info.insert(key, value);
-                }),
-                Ok(Incoming::Degraded(reason)) => {
-                    log::warn!("feed={} degraded: {reason}", self.name);
-                    let now = self.clock.mono();
-                    let wall = self.clock.wall();
-                    self.health.update(|h| {
-                        h.last_error = Some(reason.clone());
-                        h.last_error_at = Some(wall);
-                    });
-                    let event = self.outage.degraded(now, wall, &reason);
-                    self.on_outage(event);
-                    self.set_state(FeedState::Degraded, Some(&reason));
-                    degraded = true;
-                }
-                Ok(Incoming::Restored(detail)) => {
-                    log::info!("feed={} restored: {detail}; waiting for data", self.name);
-                    live.on_data(self.clock.mono());
-                    self.set_state(FeedState::Subscribed, None);
-                    degraded = false;
-                }
+                Ok(incoming) => self.on_incoming(&mut conn, incoming, open),
                 Err(error) => {
                     // A command interrupts a blocked read on purpose (see
                     // `FeedSet::replace`): it wins over the error it caused.
@@ -1005,56 +922,151 @@ impl Runner {
             if let Some(event) = self.outage.tick(now) {
                 self.on_outage([event]);
             }
-            if degraded {
-                // The broker said no data can flow: silence is expected,
-                // and the outage runs until data proves otherwise.
-                live.on_data(now);
-            } else if !open {
-                // The market is closed: silence is expected, and the
-                // subscribed connection is all the proof there can be.
-                live.on_data(now);
-                first_evidence.get_or_insert(now);
-                self.on_evidence(now, self.clock.wall(), false, false);
-                // Quiet for a stall's length: closed, not live.
-                if self.state.get() == FeedState::Live
-                    && now.since(last_bot_data) >= self.settings.liveness.stall_after
-                {
-                    self.set_state(FeedState::Closed, None);
-                }
-            } else if self.state.get() == FeedState::Closed {
-                // The market opened: live once data proves it.
-                self.set_state(FeedState::Subscribed, None);
-            }
-            match live.due(now) {
-                None => {}
-                Some(Due::Ping) => {
-                    if let Err(e) = session.ping() {
-                        return fail(e);
-                    }
-                    live.ping_sent(now);
-                }
-                Some(Due::Poll) => {
-                    if let Err(e) = session.poll() {
-                        return fail(e);
-                    }
-                    live.poll_sent(now);
-                }
-                Some(Due::PongOverdue { waited }) => {
-                    return fail(FeedError::stalled(format!(
-                        "no pong within {}",
-                        human(waited)
-                    )));
-                }
-                Some(Due::Stalled { silent_for }) => {
-                    return fail(FeedError::stalled(format!(
-                        "no data for {} (stall_after {})",
-                        human(silent_for),
-                        human(self.settings.liveness.stall_after)
-                    )));
-                }
+            self.expected_silence(&mut conn, now, open);
+            if let Err(e) = self.keep_alive(session, &mut conn.live, now) {
+                return fail(e);
             }
         }
     }
+
+    /// One thing the connection delivered: data for the bot, a heartbeat,
+    /// a pong, an event or note, or the broker saying data stopped or
+    /// resumed. `open`: the market is open now.
+    fn on_incoming(&mut self, conn: &mut Connection, incoming: Incoming, open: bool) {
+        match incoming {
+            Incoming::Idle => {}
+            Incoming::Data(msg) => {
+                let now = self.clock.mono();
+                let wall = self.clock.wall();
+                conn.live.on_data(now);
+                conn.last_bot_data = now;
+                conn.first_evidence.get_or_insert(now);
+                self.health.update(|h| {
+                    h.messages += 1;
+                    h.last_message = Some(now);
+                });
+                if let Some(tr) = self.expect.as_mut() {
+                    for m in tr.on_message(wall) {
+                        self.report_missed(m);
+                    }
+                }
+                // The gap is told (`reconnected`) before the data after it.
+                if !conn.degraded {
+                    self.on_evidence(now, wall, true, open);
+                }
+                // Tests only (never in the shipped binary).
+                #[cfg(feature = "fault-injection")]
+                crate::threads::fault::panic_if_triggered("feed-", &self.name);
+                self.sink.data(&self.name, &msg, wall);
+                self.first_data("first data received");
+            }
+            Incoming::Heartbeat => {
+                self.first_data("first heartbeat received");
+                let now = self.clock.mono();
+                conn.live.on_data(now);
+                conn.first_evidence.get_or_insert(now);
+                self.health.update(|h| h.last_message = Some(now));
+                if !conn.degraded {
+                    self.on_evidence(now, self.clock.wall(), false, open);
+                }
+            }
+            Incoming::Pong => conn.live.on_pong(),
+            Incoming::Event { name, fields } => self.sink.event(&self.name, name, &fields),
+            Incoming::Note { key, value } => self.health.update(|h| {
+                h.info.insert(key, value);
+            }),
+            Incoming::Degraded(reason) => {
+                log::warn!("feed={} degraded: {reason}", self.name);
+                let now = self.clock.mono();
+                let wall = self.clock.wall();
+                self.health.update(|h| {
+                    h.last_error = Some(reason.clone());
+                    h.last_error_at = Some(wall);
+                });
+                let event = self.outage.degraded(now, wall, &reason);
+                self.on_outage(event);
+                self.set_state(FeedState::Degraded, Some(&reason));
+                conn.degraded = true;
+            }
+            Incoming::Restored(detail) => {
+                log::info!("feed={} restored: {detail}; waiting for data", self.name);
+                conn.live.on_data(self.clock.mono());
+                self.set_state(FeedState::Subscribed, None);
+                conn.degraded = false;
+            }
+        }
+    }
+
+    /// Silence that proves nothing: the broker said no data can flow
+    /// (degraded), or the market is closed; and a closed market opening.
+    fn expected_silence(&mut self, conn: &mut Connection, now: Mono, open: bool) {
+        if conn.degraded {
+            // The broker said no data can flow: silence is expected,
+            // and the outage runs until data proves otherwise.
+            conn.live.on_data(now);
+        } else if !open {
+            // The market is closed: silence is expected, and the
+            // subscribed connection is all the proof there can be.
+            conn.live.on_data(now);
+            conn.first_evidence.get_or_insert(now);
+            self.on_evidence(now, self.clock.wall(), false, false);
+            // Quiet for a stall's length: closed, not live.
+            if self.state.get() == FeedState::Live
+                && now.since(conn.last_bot_data) >= self.settings.liveness.stall_after
+            {
+                self.set_state(FeedState::Closed, None);
+            }
+        } else if self.state.get() == FeedState::Closed {
+            // The market opened: live once data proves it.
+            self.set_state(FeedState::Subscribed, None);
+        }
+    }
+
+    /// The keepalive: a ping or poll when due, or the connection's end
+    /// when a pong is overdue or the feed stalled.
+    fn keep_alive(
+        &self,
+        session: &mut dyn Session,
+        live: &mut Liveness,
+        now: Mono,
+    ) -> Result<(), FeedError> {
+        match live.due(now) {
+            None => {}
+            Some(Due::Ping) => {
+                session.ping()?;
+                live.ping_sent(now);
+            }
+            Some(Due::Poll) => {
+                session.poll()?;
+                live.poll_sent(now);
+            }
+            Some(Due::PongOverdue { waited }) => {
+                return Err(FeedError::stalled(format!(
+                    "no pong within {}",
+                    human(waited)
+                )));
+            }
+            Some(Due::Stalled { silent_for }) => {
+                return Err(FeedError::stalled(format!(
+                    "no data for {} (stall_after {})",
+                    human(silent_for),
+                    human(self.settings.liveness.stall_after)
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the read loop keeps of one connection.
+struct Connection {
+    live: Liveness,
+    /// The broker said no data can flow: silence is expected.
+    degraded: bool,
+    /// The first evidence on this connection.
+    first_evidence: Option<Mono>,
+    /// Its last data message for the bot.
+    last_bot_data: Mono,
 }
 
 /// Stands in for the adapter while it is lent to `connect`.

@@ -4,8 +4,17 @@
 //! from the Unix epoch, so it is the same across restarts and across UTC
 //! midnight, and never drifts the way "last processed + interval" does.
 
-use crate::config::ExpectConfig;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// `expect = { every = "15m", offset = "5m", grace = "2m" }`: a message is
+/// expected in every window `[k*every + offset, k*every + offset + grace]`
+/// of the UTC wall clock. (The configuration re-exports it; this engine owns it.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExpectConfig {
+    pub every: Duration,
+    pub offset: Duration,
+    pub grace: Duration,
+}
 
 /// At most this many missed windows are reported one by one after a long
 /// gap (a suspended VM, a clock step); the rest are summarised.

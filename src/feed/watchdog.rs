@@ -86,177 +86,216 @@ impl Watchdog {
         h.state == FeedState::Stopped || now <= deadline.plus(STUCK_AFTER)
     }
 
-    /// Decides this tick's actions.
+    /// Decides this tick's actions: for each feed, whether to restart or
+    /// interrupt it, then its alerts (flapping, down, recovered).
     pub fn evaluate(&mut self, feeds: &[WatchedFeed], now: Mono) -> Vec<Action> {
         let mut out = Vec::new();
         self.memory
             .retain(|k, _| feeds.iter().any(|f| &f.health.name == k));
         for f in feeds {
-            let h = &f.health;
-            let mem = self.memory.entry(h.name.clone()).or_default();
-            if h.state == FeedState::Stopped {
+            let mem = self.memory.entry(f.health.name.clone()).or_default();
+            if f.health.state == FeedState::Stopped {
                 continue;
             }
-            // A restart we asked for is done once the thread counts it or starts a new attempt.
-            if mem.restart_sent.is_some()
-                && (h.restarts > mem.restarts_seen || h.attempts > mem.attempts_seen)
-            {
-                mem.restart_sent = None;
-            }
-            // Outside the market's sessions silence is expected.
-            let market_open = h
-                .market
-                .is_none_or(|m| m == crate::calendar::MarketState::Open);
-            // A connection waiting for its first data stalls like a live one.
-            let stalled = matches!(h.state, FeedState::Live | FeedState::Subscribed)
-                && market_open
-                && now.since(h.last_message.unwrap_or(h.since).max(h.since))
-                    > f.stall_after + STUCK_AFTER;
-            let stuck_attempt =
-                h.state.is_attempting() && now.since(h.since) > f.attempt_budget + STUCK_AFTER;
-            if !Self::thread_responsive(h, now) {
-                out.push(Action::Interrupt {
-                    feed: h.name.clone(),
-                    reason: format!(
-                        "thread has not ticked for {}",
-                        human(now.since(h.last_tick))
-                    ),
-                });
-            } else if let Some(sent) = mem.restart_sent {
-                if now.since(sent) >= WATCHDOG_TICK * 2 {
-                    out.push(Action::Interrupt {
-                        feed: h.name.clone(),
-                        reason: "restart not acted on within two ticks".into(),
-                    });
-                    mem.restart_sent = Some(now);
-                }
-            } else if stalled || stuck_attempt {
-                let reason = if stalled {
-                    format!(
-                        "no data for {} (stall_after {})",
-                        human(now.since(h.last_message.unwrap_or(h.since))),
-                        human(f.stall_after)
-                    )
-                } else {
-                    format!("stuck in {} for {}", h.state, human(now.since(h.since)))
-                };
-                out.push(Action::Restart {
-                    feed: h.name.clone(),
-                    reason,
-                });
-                mem.restart_sent = Some(now);
-                mem.restarts_seen = h.restarts;
-                mem.attempts_seen = h.attempts;
-            }
-            // Flapping: connections that keep dying before they are stable.
-            match h.flapping {
-                Some(connections) => {
-                    let due = mem
-                        .flap_alerted_at
-                        .is_none_or(|t| now.since(t) >= self.alert_repeat);
-                    if due {
-                        mem.flap_alerted_at = Some(now);
-                        out.push(Action::Alert(
-                            Alert::new(AlertKind::FeedFlapping)
-                                .with("feed", &h.name)
-                                .with("connections", connections)
-                                .with("within", human(f.alert_after))
-                                .with("state", h.state)
-                                .with("last_error", h.last_error.as_deref().unwrap_or("none")),
-                        ));
-                    }
-                }
-                None => mem.flap_alerted_at = None,
-            }
-            // Escalation reads the feed's outage record: down since its
-            // last data, whatever the state says this instant (a feed can be
-            // connected and subscribed, or live on one message, and still
-            // down). The watchdog keeps no clock of its own, only when it
-            // last alerted.
-            if let Some(o) = &h.outage {
-                let down_for = o.down_for(now);
-                let alerted_this = mem.alerted.is_some_and(|(id, _)| id == o.id);
-                if down_for < f.alert_after {
-                } else if let (Some(why), false) = (&f.expected_outage, alerted_this) {
-                    if mem.expected_noted != Some(o.id) {
-                        mem.expected_noted = Some(o.id);
-                        out.push(Action::Notice(format!(
-                            "feed={} down for {}, expected: {why}; alert=feed_down follows only if it outlasts that",
-                            h.name,
-                            human(down_for),
-                        )));
-                    }
-                } else {
-                    let due = match mem.alerted {
-                        Some((id, t)) if id == o.id => now.since(t) >= self.alert_repeat,
-                        _ => true,
-                    };
-                    if due {
-                        if !alerted_this {
-                            mem.alerts = 0;
-                        }
-                        mem.alerted = Some((o.id, now));
-                        mem.alerts += 1;
-                        let err = o
-                            .last_error
-                            .as_deref()
-                            .or(h.last_error.as_deref())
-                            .unwrap_or("none");
-                        // A flapping feed may be `live` this instant; a down
-                        // alert says why it is down, not that it is live.
-                        let state = match h.flapping {
-                            Some(_) => "flapping",
-                            None => h.state.as_str(),
-                        };
-                        out.push(Action::Alert(
-                            Alert::new(AlertKind::FeedDown)
-                                .with("feed", &h.name)
-                                .with("state", state)
-                                .with("down_for", human(down_for))
-                                .with("since", rfc3339_millis(o.start_wall))
-                                .with("last_error", err)
-                                .with("repeat", mem.alerts),
-                        ));
-                    }
-                }
-            }
-            // An outage that was alerted or noted is over once the record
-            // says so; its downtime is the record's.
-            let current = h.outage.as_ref().map(|o| o.id);
-            let ended = |id: u64| h.last_outage.as_ref().filter(|l| l.id == id);
-            if let Some((id, _)) = mem.alerted.filter(|(id, _)| current != Some(*id)) {
-                mem.alerted = None;
-                mem.alerts = 0;
-                if mem.expected_noted == Some(id) {
-                    mem.expected_noted = None;
-                }
-                let o = ended(id);
-                out.push(Action::Alert(
-                    Alert::new(AlertKind::FeedRecovered)
-                        .with("feed", &h.name)
-                        .with(
-                            "downtime",
-                            o.and_then(|o| o.downtime())
-                                .map(human)
-                                .unwrap_or_else(|| "unknown".into()),
-                        )
-                        .with_opt("since", o.map(|o| rfc3339_millis(o.start_wall)))
-                        .with_opt("live_since", o.and_then(|o| o.end_wall).map(rfc3339_millis)),
-                ));
-            }
-            if let Some(id) = mem.expected_noted.filter(|id| current != Some(*id)) {
-                mem.expected_noted = None;
-                out.push(Action::Notice(format!(
-                    "feed={} back after an expected outage of {}",
-                    h.name,
-                    ended(id)
-                        .and_then(|o| o.downtime())
-                        .map(human)
-                        .unwrap_or_else(|| "unknown".into())
-                )));
-            }
+            mem.restart_or_interrupt(f, now, &mut out);
+            mem.flapping(f, now, self.alert_repeat, &mut out);
+            mem.escalate(f, now, self.alert_repeat, &mut out);
+            mem.outage_over(&f.health, &mut out);
         }
         out
+    }
+}
+
+/// The parts of [`Watchdog::evaluate`], one feed at a time: each reads the
+/// feed's health and what the watchdog remembers of it, and appends actions.
+impl FeedMemory {
+    /// A thread that stopped ticking, or did not act on a restart, is
+    /// interrupted; a stalled feed or an attempt past its budget is restarted.
+    fn restart_or_interrupt(&mut self, f: &WatchedFeed, now: Mono, out: &mut Vec<Action>) {
+        let h = &f.health;
+        // A restart we asked for is done once the thread counts it or starts a new attempt.
+        if self.restart_sent.is_some()
+            && (h.restarts > self.restarts_seen || h.attempts > self.attempts_seen)
+        {
+            self.restart_sent = None;
+        }
+        // Outside the market's sessions silence is expected.
+        let market_open = h
+            .market
+            .is_none_or(|m| m == crate::calendar::MarketState::Open);
+        // A connection waiting for its first data stalls like a live one.
+        let stalled = matches!(h.state, FeedState::Live | FeedState::Subscribed)
+            && market_open
+            && now.since(h.last_message.unwrap_or(h.since).max(h.since))
+                > f.stall_after + STUCK_AFTER;
+        let stuck_attempt =
+            h.state.is_attempting() && now.since(h.since) > f.attempt_budget + STUCK_AFTER;
+        if !Watchdog::thread_responsive(h, now) {
+            out.push(Action::Interrupt {
+                feed: h.name.clone(),
+                reason: format!(
+                    "thread has not ticked for {}",
+                    human(now.since(h.last_tick))
+                ),
+            });
+        } else if let Some(sent) = self.restart_sent {
+            if now.since(sent) >= WATCHDOG_TICK * 2 {
+                out.push(Action::Interrupt {
+                    feed: h.name.clone(),
+                    reason: "restart not acted on within two ticks".into(),
+                });
+                self.restart_sent = Some(now);
+            }
+        } else if stalled || stuck_attempt {
+            let reason = if stalled {
+                format!(
+                    "no data for {} (stall_after {})",
+                    human(now.since(h.last_message.unwrap_or(h.since))),
+                    human(f.stall_after)
+                )
+            } else {
+                format!("stuck in {} for {}", h.state, human(now.since(h.since)))
+            };
+            out.push(Action::Restart {
+                feed: h.name.clone(),
+                reason,
+            });
+            self.restart_sent = Some(now);
+            self.restarts_seen = h.restarts;
+            self.attempts_seen = h.attempts;
+        }
+    }
+
+    /// Flapping: connections that keep dying before they are stable.
+    fn flapping(
+        &mut self,
+        f: &WatchedFeed,
+        now: Mono,
+        alert_repeat: Duration,
+        out: &mut Vec<Action>,
+    ) {
+        let h = &f.health;
+        match h.flapping {
+            Some(connections) => {
+                let due = self
+                    .flap_alerted_at
+                    .is_none_or(|t| now.since(t) >= alert_repeat);
+                if due {
+                    self.flap_alerted_at = Some(now);
+                    out.push(Action::Alert(
+                        Alert::new(AlertKind::FeedFlapping)
+                            .with("feed", &h.name)
+                            .with("connections", connections)
+                            .with("within", human(f.alert_after))
+                            .with("state", h.state)
+                            .with("last_error", h.last_error.as_deref().unwrap_or("none")),
+                    ));
+                }
+            }
+            None => self.flap_alerted_at = None,
+        }
+    }
+
+    /// `alert=feed_down` once an outage outlasts `alert_after`, repeated
+    /// every `alert_repeat`, or one notice while it is expected.
+    fn escalate(
+        &mut self,
+        f: &WatchedFeed,
+        now: Mono,
+        alert_repeat: Duration,
+        out: &mut Vec<Action>,
+    ) {
+        let h = &f.health;
+        // Escalation reads the feed's outage record: down since its
+        // last data, whatever the state says this instant (a feed can be
+        // connected and subscribed, or live on one message, and still
+        // down). The watchdog keeps no clock of its own, only when it
+        // last alerted.
+        if let Some(o) = &h.outage {
+            let down_for = o.down_for(now);
+            let alerted_this = self.alerted.is_some_and(|(id, _)| id == o.id);
+            if down_for < f.alert_after {
+            } else if let (Some(why), false) = (&f.expected_outage, alerted_this) {
+                if self.expected_noted != Some(o.id) {
+                    self.expected_noted = Some(o.id);
+                    out.push(Action::Notice(format!(
+                        "feed={} down for {}, expected: {why}; alert=feed_down follows only if it outlasts that",
+                        h.name,
+                        human(down_for),
+                    )));
+                }
+            } else {
+                let due = match self.alerted {
+                    Some((id, t)) if id == o.id => now.since(t) >= alert_repeat,
+                    _ => true,
+                };
+                if due {
+                    if !alerted_this {
+                        self.alerts = 0;
+                    }
+                    self.alerted = Some((o.id, now));
+                    self.alerts += 1;
+                    let err = o
+                        .last_error
+                        .as_deref()
+                        .or(h.last_error.as_deref())
+                        .unwrap_or("none");
+                    // A flapping feed may be `live` this instant; a down
+                    // alert says why it is down, not that it is live.
+                    let state = match h.flapping {
+                        Some(_) => "flapping",
+                        None => h.state.as_str(),
+                    };
+                    out.push(Action::Alert(
+                        Alert::new(AlertKind::FeedDown)
+                            .with("feed", &h.name)
+                            .with("state", state)
+                            .with("down_for", human(down_for))
+                            .with("since", rfc3339_millis(o.start_wall))
+                            .with("last_error", err)
+                            .with("repeat", self.alerts),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// An outage that was alerted or noted is over once the record says
+    /// so: `alert=feed_recovered` (or a notice), with the record's downtime.
+    fn outage_over(&mut self, h: &HealthData, out: &mut Vec<Action>) {
+        let current = h.outage.as_ref().map(|o| o.id);
+        let ended = |id: u64| h.last_outage.as_ref().filter(|l| l.id == id);
+        if let Some((id, _)) = self.alerted.filter(|(id, _)| current != Some(*id)) {
+            self.alerted = None;
+            self.alerts = 0;
+            if self.expected_noted == Some(id) {
+                self.expected_noted = None;
+            }
+            let o = ended(id);
+            out.push(Action::Alert(
+                Alert::new(AlertKind::FeedRecovered)
+                    .with("feed", &h.name)
+                    .with(
+                        "downtime",
+                        o.and_then(|o| o.downtime())
+                            .map(human)
+                            .unwrap_or_else(|| "unknown".into()),
+                    )
+                    .with_opt("since", o.map(|o| rfc3339_millis(o.start_wall)))
+                    .with_opt("live_since", o.and_then(|o| o.end_wall).map(rfc3339_millis)),
+            ));
+        }
+        if let Some(id) = self.expected_noted.filter(|id| current != Some(*id)) {
+            self.expected_noted = None;
+            out.push(Action::Notice(format!(
+                "feed={} back after an expected outage of {}",
+                h.name,
+                ended(id)
+                    .and_then(|o| o.downtime())
+                    .map(human)
+                    .unwrap_or_else(|| "unknown".into())
+            )));
+        }
     }
 }
 

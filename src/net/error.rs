@@ -113,6 +113,22 @@ pub enum NetError {
 }
 
 impl NetError {
+    /// An I/O error on an open connection (HTTP or WebSocket): a reset or
+    /// a stream cut short is said as such (`cut_short` is the reason a
+    /// closed stream gives), anything else stays an I/O error.
+    pub fn from_stream_io(io: io::Error, cut_short: impl FnOnce() -> String) -> NetError {
+        match io.kind() {
+            io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe => NetError::Reset,
+            io::ErrorKind::UnexpectedEof => NetError::Closed {
+                code: None,
+                reason: cut_short(),
+            },
+            _ => NetError::Io(io),
+        }
+    }
+
     /// A refused WebSocket upgrade with 401/403: the broker rejected the
     /// credentials, so retrying fast would only risk a key lockout.
     pub fn is_auth_rejection(&self) -> bool {
@@ -259,8 +275,8 @@ mod tests {
     #[test]
     fn redaction_drops_query_fragment_and_userinfo() {
         assert_eq!(
-            redact_url("wss://user:pw@ws.kite.trade/?api_key=k&access_token=SECRET#x"),
-            "wss://ws.kite.trade:443/"
+            redact_url("wss://user:pw@ws.exch.example/?api_key=k&access_token=SECRET#x"),
+            "wss://ws.exch.example:443/"
         );
         assert_eq!(redact_url("ws://10.8.0.1:8765"), "ws://10.8.0.1:8765/");
         assert_eq!(redact_url("ws://h:1/a/b?token=SECRET"), "ws://h:1/a/b");

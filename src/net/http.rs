@@ -457,16 +457,7 @@ fn map_error(e: ureq::Error, ctx: &Ctx) -> NetError {
             host: ctx.host.to_string(),
             detail: "no addresses".into(),
         },
-        E::Io(io) => match io.kind() {
-            io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::BrokenPipe => NetError::Reset,
-            io::ErrorKind::UnexpectedEof => NetError::Closed {
-                code: None,
-                reason: format!("response from {target} cut short"),
-            },
-            _ => NetError::Io(io),
-        },
+        E::Io(io) => NetError::from_stream_io(io, || format!("response from {target} cut short")),
         E::BodyExceedsLimit(_) => NetError::TooLarge,
         E::LargeResponseHeader(_, max) => NetError::Protocol(format!(
             "response headers from {target} are larger than {max} bytes"

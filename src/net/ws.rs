@@ -333,16 +333,7 @@ fn map_error(e: tungstenite::Error, phase: Phase) -> NetError {
             code: None,
             reason: String::new(),
         },
-        E::Io(io) => match io.kind() {
-            io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::BrokenPipe => NetError::Reset,
-            io::ErrorKind::UnexpectedEof => NetError::Closed {
-                code: None,
-                reason: String::new(),
-            },
-            _ => NetError::Io(io),
-        },
+        E::Io(io) => NetError::from_stream_io(io, String::new),
         E::Tls(t) => NetError::Tls(t.to_string()),
         E::Capacity(_) | E::WriteBufferFull(_) => NetError::TooLarge,
         E::Protocol(p) => NetError::Protocol(format!("{p} during {phase}")),

@@ -23,17 +23,6 @@ use crate::timefmt::human;
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
-/// The layers, in the order they are tried.
-pub const LAYERS: [&str; 7] = [
-    "credentials",
-    "dns",
-    "tcp",
-    "tls",
-    "handshake",
-    "auth",
-    "data",
-];
-
 /// The longest `check` waits for the first data after subscribing.
 pub const DATA_WAIT_MAX: Duration = Duration::from_secs(15);
 /// How long `check` goes on reading after the first data, so a broker
@@ -127,17 +116,22 @@ pub fn remedy(feed: &FeedConfig, layer: Layer, error: &FeedError) -> String {
 /// `error` followed by its remedy, as one line. A remedy that names the
 /// `set-credential` commands replaces the error's generic one.
 fn explained(feed: &FeedConfig, layer: Layer, error: &FeedError) -> String {
-    let r = remedy(feed, layer, error);
-    let mut message = error.message.clone();
-    if r.contains("brokerguard set-credential ") {
+    with_remedy(&error.message, &remedy(feed, layer, error))
+}
+
+/// `message` followed by `remedy`, said once: a remedy naming the
+/// `set-credential` commands replaces the message's generic hint, and a
+/// message already carrying the remedy (a resolve error names the
+/// resolver) is left as it is.
+fn with_remedy(message: &str, remedy: &str) -> String {
+    let mut message = message.to_string();
+    if remedy.contains("brokerguard set-credential ") {
         message = message.replace(&format!("; {}", crate::brokers::set_credential_hint()), "");
     }
-    // The error's own text may already carry the advice (a resolve error
-    // names the resolver): never say a remedy twice.
-    if r.is_empty() || message.contains(&r) {
+    if remedy.is_empty() || message.contains(remedy) {
         message
     } else {
-        format!("{message}: {r}")
+        format!("{message}: {remedy}")
     }
 }
 
@@ -481,26 +475,27 @@ mod tests {
         );
     }
 
-    /// A rejected Kraken key: the specific set-credential remedy, once.
+    /// A broker's own remedy naming the set-credential commands replaces
+    /// the error's generic hint: the operator reads one fix, not two. (What
+    /// a broker says of a rejected key is tested in its own folder.)
     #[test]
-    fn a_rejected_key_gets_the_specific_remedy_only() {
-        let mut f = FeedConfig::new("krejected", BrokerRef(&crate::brokers::kraken::BROKER));
-        f.account = Some("master".into());
-        let e = FeedError::auth(format!(
-            "feed krejected: Kraken Balance: {}",
-            crate::brokers::kraken::rest::KrakenError::InvalidKey
-        ));
-        let line = explained(&f, Layer::Auth, &e);
-        assert_eq!(line.matches("set-credential").count(), 2, "{line}");
-        assert!(
-            line.contains("set-credential KRAKEN_MASTER_API_KEY`")
-                && !line.contains(&crate::brokers::set_credential_hint()),
-            "{line}"
+    fn a_specific_set_credential_remedy_replaces_the_generic_hint() {
+        let hint = crate::brokers::set_credential_hint();
+        let message = format!("feed rejected: Exch Balance: invalid key; {hint}");
+        let specific = format!(
+            "check the API key, then run `{}`",
+            crate::fixcmd::command("set-credential EXCH_MASTER_API_KEY")
         );
-        assert!(
-            line.contains("mistyped, deleted or replaced: check the API key"),
-            "{line}"
+        let line = with_remedy(&message, &specific);
+        assert_eq!(line.matches("set-credential").count(), 1, "{line}");
+        assert_eq!(
+            line,
+            format!("feed rejected: Exch Balance: invalid key: {specific}")
         );
+        // A generic remedy leaves the hint in place.
+        let generic = with_remedy(&message, "check the credential");
+        assert!(generic.contains(&hint), "{generic}");
+        assert!(generic.ends_with(": check the credential"), "{generic}");
     }
 
     #[test]

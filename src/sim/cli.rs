@@ -4,7 +4,7 @@
 use super::shared::cli;
 use super::websocket::fault::{FAULT_HELP, Fault};
 use super::websocket::server::{SimConfig, SimTls, Simulator};
-use crate::config::parse_duration;
+use crate::duration::parse_duration;
 use std::fmt;
 use std::io;
 use std::path::PathBuf;

@@ -204,6 +204,19 @@ pub struct CredentialStatus {
     pub optional: bool,
 }
 
+impl From<crate::credentials::CredentialState> for CredentialStatus {
+    fn from(c: crate::credentials::CredentialState) -> Self {
+        CredentialStatus {
+            name: c.name,
+            present: c.present,
+            source: c.source,
+            fingerprint: c.fingerprint,
+            problems: c.problems,
+            optional: c.optional,
+        }
+    }
+}
+
 impl StatusDoc {
     /// Every feed live, or quiet in a closed market, and none flapping
     /// (zero feeds counts as healthy).

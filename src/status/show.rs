@@ -14,7 +14,7 @@ use std::io;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::schema::{FeedStatus, ReloadStatus, StatusDoc};
+use super::schema::{AgentStatus, CredentialStatus, FeedStatus, ReloadStatus, StatusDoc};
 use crate::pidfile as lock;
 use crate::timefmt;
 use crate::timefmt::retry_in;
@@ -295,7 +295,25 @@ fn sessions(doc: &StatusDoc) -> String {
 
 /// The human view of a status document, as of `now`.
 pub fn render_table(doc: &StatusDoc, now: SystemTime) -> String {
-    let a = &doc.agent;
+    let mut out = agent_lines(&doc.agent, now);
+    out.push('\n');
+    if doc.feeds.is_empty() {
+        out.push_str("no feeds configured\n");
+    } else {
+        out.push_str(&feed_table(doc, now));
+        out.push_str(&outages(doc));
+        out.push_str(&sessions(doc));
+    }
+    if !doc.credentials.is_empty() {
+        out.push('\n');
+        out.push_str(&credential_table(&doc.credentials));
+    }
+    out
+}
+
+/// The agent's own lines: who it is, its summary, a rejected reload, and
+/// how fresh status.json is.
+fn agent_lines(a: &AgentStatus, now: SystemTime) -> String {
     let mut out = format!(
         "agent    pid {}, version {}, up {} (since {})\n",
         a.pid,
@@ -338,95 +356,91 @@ pub fn render_table(doc: &StatusDoc, now: SystemTime) -> String {
             ));
         }
     }
-    out.push('\n');
+    out
+}
 
-    if doc.feeds.is_empty() {
-        out.push_str("no feeds configured\n");
-    } else {
-        let rows: Vec<Vec<String>> = doc
-            .feeds
-            .iter()
-            .map(|f| {
-                let state = match (f.flapping, f.retry_in_ms) {
-                    (Some(n), _) => format!("flapping ({n})"),
-                    // The time left until the next attempt, not time in state
-                    // (that is FOR).
-                    (None, Some(ms)) => {
-                        format!("{} ({})", f.state, retry_in(Duration::from_millis(ms)))
-                    }
-                    (None, None) => f.state.clone(),
-                };
-                vec![
-                    f.name.clone(),
-                    f.broker.clone(),
-                    state,
-                    age(&f.since, now),
-                    f.last_message_age_ms.map_or("-".to_string(), |ms| {
-                        timefmt::human(Duration::from_millis(ms))
-                    }),
-                    f.messages.to_string(),
-                    f.reconnects.to_string(),
-                    shown_error(f, now).map_or("-".to_string(), |(e, _)| truncate(&e, ERROR_WIDTH)),
-                ]
-            })
-            .collect();
-        out.push_str(&table(
-            &[
-                "FEED",
-                "BROKER",
-                "STATE",
-                "FOR",
-                "LAST MSG",
-                "MSGS",
-                "RECONN",
-                "LAST ERROR",
-            ],
-            &rows,
-        ));
-        // An error an operator must act on is never left cut: the current
-        // ones the table shortened follow in full. One the feed has
-        // recovered from is not repeated: its remedy is no longer advice.
-        for f in &doc.feeds {
-            if let Some((e, true)) = shown_error(f, now) {
-                if e.chars().count() > ERROR_WIDTH {
-                    out.push_str(&format!("  {}: {}\n", f.name, e.replace('\n', " ")));
+/// The feed table, then in full each current error the table shortened.
+fn feed_table(doc: &StatusDoc, now: SystemTime) -> String {
+    let rows: Vec<Vec<String>> = doc
+        .feeds
+        .iter()
+        .map(|f| {
+            let state = match (f.flapping, f.retry_in_ms) {
+                (Some(n), _) => format!("flapping ({n})"),
+                // The time left until the next attempt, not time in state
+                // (that is FOR).
+                (None, Some(ms)) => {
+                    format!("{} ({})", f.state, retry_in(Duration::from_millis(ms)))
                 }
+                (None, None) => f.state.clone(),
+            };
+            vec![
+                f.name.clone(),
+                f.broker.clone(),
+                state,
+                age(&f.since, now),
+                f.last_message_age_ms.map_or("-".to_string(), |ms| {
+                    timefmt::human(Duration::from_millis(ms))
+                }),
+                f.messages.to_string(),
+                f.reconnects.to_string(),
+                shown_error(f, now).map_or("-".to_string(), |(e, _)| truncate(&e, ERROR_WIDTH)),
+            ]
+        })
+        .collect();
+    let mut out = table(
+        &[
+            "FEED",
+            "BROKER",
+            "STATE",
+            "FOR",
+            "LAST MSG",
+            "MSGS",
+            "RECONN",
+            "LAST ERROR",
+        ],
+        &rows,
+    );
+    // An error an operator must act on is never left cut: the current
+    // ones the table shortened follow in full. One the feed has
+    // recovered from is not repeated: its remedy is no longer advice.
+    for f in &doc.feeds {
+        if let Some((e, true)) = shown_error(f, now) {
+            if e.chars().count() > ERROR_WIDTH {
+                out.push_str(&format!("  {}: {}\n", f.name, e.replace('\n', " ")));
             }
         }
-        out.push_str(&outages(doc));
-        out.push_str(&sessions(doc));
-    }
-
-    if !doc.credentials.is_empty() {
-        let rows: Vec<Vec<String>> = doc
-            .credentials
-            .iter()
-            .map(|c| {
-                vec![
-                    c.name.clone(),
-                    match (c.present, c.optional) {
-                        (true, _) => "yes",
-                        (false, true) => "no",
-                        (false, false) => "MISSING",
-                    }
-                    .to_string(),
-                    c.source.clone().unwrap_or_else(|| "-".to_string()),
-                    c.fingerprint.clone().unwrap_or_else(|| "-".to_string()),
-                    if c.problems.is_empty() {
-                        "-".to_string()
-                    } else {
-                        truncate(&c.problems.join("; "), ERROR_WIDTH)
-                    },
-                ]
-            })
-            .collect();
-        out.push('\n');
-        out.push_str(&table(
-            &["CREDENTIAL", "PRESENT", "SOURCE", "FINGERPRINT", "PROBLEMS"],
-            &rows,
-        ));
     }
     out
+}
+
+/// The credential table: one row per required name, never a value.
+fn credential_table(credentials: &[CredentialStatus]) -> String {
+    let rows: Vec<Vec<String>> = credentials
+        .iter()
+        .map(|c| {
+            vec![
+                c.name.clone(),
+                match (c.present, c.optional) {
+                    (true, _) => "yes",
+                    (false, true) => "no",
+                    (false, false) => "MISSING",
+                }
+                .to_string(),
+                c.source.clone().unwrap_or_else(|| "-".to_string()),
+                c.fingerprint.clone().unwrap_or_else(|| "-".to_string()),
+                if c.problems.is_empty() {
+                    "-".to_string()
+                } else {
+                    truncate(&c.problems.join("; "), ERROR_WIDTH)
+                },
+            ]
+        })
+        .collect();
+    table(
+        &["CREDENTIAL", "PRESENT", "SOURCE", "FINGERPRINT", "PROBLEMS"],
+        &rows,
+    )
 }
 
 #[cfg(test)]
@@ -568,20 +582,20 @@ mod tests {
                 "-"
             ]
         );
-        let kraken = lines[header + 2];
+        let books = lines[header + 2];
         assert!(
-            kraken.starts_with("books    exch       backoff (retry in 8s)  2h3m  -"),
-            "{kraken}"
+            books.starts_with("books    exch       backoff (retry in 8s)  2h3m  -"),
+            "{books}"
         );
         assert!(
-            kraken.ends_with('…') && kraken.contains("auth rejected: xxx"),
-            "{kraken}"
+            books.ends_with('…') && books.contains("auth rejected: xxx"),
+            "{books}"
         );
         // Columns line up: LAST ERROR starts at the same offset in each row.
         let col = lines[header].find("LAST ERROR").unwrap();
         assert_eq!(&lines[header + 1][col..], "-");
-        assert!(kraken[col..].starts_with("auth rejected: "), "{kraken}");
-        assert_eq!(kraken[col..].chars().count(), ERROR_WIDTH);
+        assert!(books[col..].starts_with("auth rejected: "), "{books}");
+        assert_eq!(books[col..].chars().count(), ERROR_WIDTH);
         let full = doc().feeds[1].last_error.clone().unwrap();
         assert!(
             text.contains(&format!("  books: {full}")),
@@ -668,7 +682,7 @@ mod tests {
     #[test]
     fn a_recovered_feed_shows_its_last_error_as_past() {
         let remedy =
-            "access token rejected (expired?) — run: sudo brokerguard kite-login --account main";
+            "access token rejected (expired?) — run: sudo brokerguard exch-login --account main";
         let mut d = doc();
         d.feeds[1].state = "live".into();
         d.feeds[1].retry_in_ms = None;

@@ -158,8 +158,8 @@ mod tests {
     #[test]
     fn status_is_one_line() {
         assert_eq!(
-            status_message("3/4 feeds live;\nkraken: backoff\r\n8s"),
-            "STATUS=3/4 feeds live; kraken: backoff  8s"
+            status_message("3/4 feeds live;\nbooks: backoff\r\n8s"),
+            "STATUS=3/4 feeds live; books: backoff  8s"
         );
     }
 

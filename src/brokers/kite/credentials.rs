@@ -27,16 +27,7 @@ pub const LOGIN_FIELDS: [&str; 2] = [FIELD_API_KEY, FIELD_API_SECRET];
 /// `KITE_<ACCOUNT>_<FIELD>` in upper case; characters that cannot be in a
 /// name (`-`, `.`) become `_` (the rule of `credentials::required`).
 pub fn credential_name(account: &str, field: &str) -> String {
-    format!("KITE_{account}_{field}")
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    crate::credentials::required::credential_name("KITE", account, field)
 }
 
 fn warn(message: String) -> FormatProblem {

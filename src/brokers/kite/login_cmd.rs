@@ -23,6 +23,7 @@ use super::records::{self, IssueRecord, IssuedBy};
 use super::rest::RestError;
 use crate::brokers::registry::BrokerRef;
 use crate::config::{Config, FeedConfig};
+use crate::credentials::format::Rules;
 use crate::credentials::setcred::{SetCredError, set_credential};
 use crate::credentials::{CredentialStore, Required, Sources};
 use crate::net::NetError;
@@ -264,7 +265,7 @@ pub fn login(
         .map(|field| Required {
             name: name(field),
             feed: "kite-login".into(),
-            broker,
+            broker: Rules::new(broker),
             field: field.into(),
             optional: true,
         })

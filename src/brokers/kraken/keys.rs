@@ -33,16 +33,7 @@ pub struct KeySetNames {
 /// (the account upper-cased, any other character than a letter or digit
 /// as `_`, the rule of every credential name).
 pub fn key_set_names(account: &str, index: u8) -> KeySetNames {
-    let acct: String = account
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let acct = crate::credentials::required::name_part(account);
     let suffix = if index <= 1 {
         String::new()
     } else {

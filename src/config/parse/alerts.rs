@@ -112,6 +112,39 @@ impl Walker<'_, '_> {
 
     fn webhook(&mut self, kp: &str, t: &DeTable<'_>, item: &Value<'_>) -> Option<WebhookConfig> {
         let before = self.problems.len();
+        let (name, format, mut w) = self.webhook_keys(kp, t);
+        if name.is_none() && t.get("name").is_none() {
+            self.report(
+                item.span(),
+                &format!("{kp}.name"),
+                "is missing; add name = \"ops\"",
+            );
+        }
+        match format {
+            None if t.get("format").is_none() => self.report(
+                item.span(),
+                &format!("{kp}.format"),
+                "is missing; add format = \"slack\" (or discord, telegram, json)",
+            ),
+            None => {}
+            Some(WebhookFormat::Telegram) => self.telegram_keys(kp, t, item),
+            Some(f) => self.url_webhook_keys(kp, t, item, f, w.url.as_deref()),
+        }
+        if self.problems.len() > before {
+            return None;
+        }
+        w.name = name?;
+        w.format = format?;
+        Some(w)
+    }
+
+    /// Each key of one `[[alerts.webhook]]` read and checked on its own:
+    /// its name, its format and the rest (name and format still to be set).
+    fn webhook_keys(
+        &mut self,
+        kp: &str,
+        t: &DeTable<'_>,
+    ) -> (Option<String>, Option<WebhookFormat>, WebhookConfig) {
         let mut name = None;
         let mut format = None;
         let mut w = WebhookConfig {
@@ -156,87 +189,80 @@ impl Walker<'_, '_> {
                 _ => self.unknown_key(k.span(), &kpk, key, "[[alerts.webhook]]", WEBHOOK_KEYS),
             }
         }
+        (name, format, w)
+    }
+
+    /// A telegram webhook needs `bot_token` and `chat_id`, and takes no `url`.
+    fn telegram_keys(&mut self, kp: &str, t: &DeTable<'_>, item: &Value<'_>) {
         let at = |key: &str| t.get(key).map_or(item.span(), |v| v.span());
-        if name.is_none() && t.get("name").is_none() {
+        for (key, example) in [
+            ("bot_token", "bot_token = \"${TELEGRAM_BOT_TOKEN}\""),
+            ("chat_id", "chat_id = \"-100123\""),
+        ] {
+            if t.get(key).is_none() {
+                self.report(
+                    item.span(),
+                    &format!("{kp}.{key}"),
+                    format!("is missing: a telegram webhook needs it; add {example}"),
+                );
+            }
+        }
+        if t.get("url").is_some() {
             self.report(
-                item.span(),
-                &format!("{kp}.name"),
-                "is missing; add name = \"ops\"",
+                at("url"),
+                &format!("{kp}.url"),
+                "a telegram webhook takes bot_token and chat_id, not url (api_url overrides the Bot API's address)",
             );
         }
-        match format {
-            None if t.get("format").is_none() => self.report(
+    }
+
+    /// A webhook posting to a URL (slack, discord, json) needs `url` (a
+    /// `${NAME}` credential but for json), and takes no telegram keys.
+    fn url_webhook_keys(
+        &mut self,
+        kp: &str,
+        t: &DeTable<'_>,
+        item: &Value<'_>,
+        f: WebhookFormat,
+        url: Option<&str>,
+    ) {
+        let at = |key: &str| t.get(key).map_or(item.span(), |v| v.span());
+        if t.get("url").is_none() {
+            self.report(
                 item.span(),
-                &format!("{kp}.format"),
-                "is missing; add format = \"slack\" (or discord, telegram, json)",
-            ),
-            None => {}
-            Some(WebhookFormat::Telegram) => {
-                for (key, example) in [
-                    ("bot_token", "bot_token = \"${TELEGRAM_BOT_TOKEN}\""),
-                    ("chat_id", "chat_id = \"-100123\""),
-                ] {
-                    if t.get(key).is_none() {
-                        self.report(
-                            item.span(),
-                            &format!("{kp}.{key}"),
-                            format!("is missing: a telegram webhook needs it; add {example}"),
-                        );
-                    }
-                }
-                if t.get("url").is_some() {
+                &format!("{kp}.url"),
+                format!(
+                    "is missing: a {} webhook needs it; add url = \"${{{}_WEBHOOK_URL}}\" and put the URL in the credentials file",
+                    f.as_str(),
+                    f.as_str().to_uppercase()
+                ),
+            );
+        }
+        if f != WebhookFormat::Json {
+            if let Some(u) = url {
+                if crate::config::template_names(u).is_empty() {
                     self.report(
                         at("url"),
                         &format!("{kp}.url"),
-                        "a telegram webhook takes bot_token and chat_id, not url (api_url overrides the Bot API's address)",
-                    );
-                }
-            }
-            Some(f) => {
-                if t.get("url").is_none() {
-                    self.report(
-                        item.span(),
-                        &format!("{kp}.url"),
                         format!(
-                            "is missing: a {} webhook needs it; add url = \"${{{}_WEBHOOK_URL}}\" and put the URL in the credentials file",
+                            "a {} webhook URL is a secret (whoever has it can post): write url = \"${{{}_WEBHOOK_URL}}\" and set it with brokerguard set-credential {}_WEBHOOK_URL",
                             f.as_str(),
+                            f.as_str().to_uppercase(),
                             f.as_str().to_uppercase()
                         ),
                     );
                 }
-                if f != WebhookFormat::Json {
-                    if let Some(u) = &w.url {
-                        if crate::config::template_names(u).is_empty() {
-                            self.report(
-                                at("url"),
-                                &format!("{kp}.url"),
-                                format!(
-                                    "a {} webhook URL is a secret (whoever has it can post): write url = \"${{{}_WEBHOOK_URL}}\" and set it with brokerguard set-credential {}_WEBHOOK_URL",
-                                    f.as_str(),
-                                    f.as_str().to_uppercase(),
-                                    f.as_str().to_uppercase()
-                                ),
-                            );
-                        }
-                    }
-                }
-                for key in ["bot_token", "chat_id", "api_url"] {
-                    if t.get(key).is_some() {
-                        self.report(
-                            at(key),
-                            &format!("{kp}.{key}"),
-                            format!("only a telegram webhook takes {key}; remove it"),
-                        );
-                    }
-                }
             }
         }
-        if self.problems.len() > before {
-            return None;
+        for key in ["bot_token", "chat_id", "api_url"] {
+            if t.get(key).is_some() {
+                self.report(
+                    at(key),
+                    &format!("{kp}.{key}"),
+                    format!("only a telegram webhook takes {key}; remove it"),
+                );
+            }
         }
-        w.name = name?;
-        w.format = format?;
-        Some(w)
     }
 
     /// An `http(s)://` URL template (its `${NAME}`s checked).

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::time::Duration;
 
-use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+use toml::de::{DeString, DeTable, DeValue};
 
 use super::section::Section;
 use super::set;
@@ -149,7 +150,47 @@ impl Walker<'_, '_> {
         span: Range<usize>,
     ) -> (Option<FeedConfig>, Seen) {
         let path = format!("feed[{i}]");
-        let name = match t.get("name") {
+        let name = self.feed_name(t, &path, &span);
+        let place = match &name {
+            Some(n) => format!("[[feed]] \"{n}\""),
+            None => path.clone(),
+        };
+        let broker = self.feed_broker(t, &path, &place, &span);
+        let mut f = FeedConfig::new(
+            name.as_deref().unwrap_or(""),
+            broker.unwrap_or_else(|| BrokerRef(registry::BROKERS[0])),
+        );
+        let mut seen = Seen::new();
+        for (k, v) in t.iter() {
+            let key: &str = k.get_ref();
+            seen.insert(key.to_string(), (k.span(), v.span()));
+            self.common_key(&mut f, k, v, &path, &place, broker);
+        }
+        let Some(broker) = broker else {
+            return (None, seen);
+        };
+        let broker_span = seen
+            .get("broker")
+            .map(|s| s.1.clone())
+            .unwrap_or(span.clone());
+        let mut section = Section {
+            w: &mut *self,
+            table: t,
+            path: path.clone(),
+            place: place.clone(),
+            anchor: broker_span,
+        };
+        if let Some(settings) = broker.parse(&mut section, &f) {
+            f.settings = settings;
+        }
+        self.feed_rules(&path, &f, &seen);
+        (Some(f).filter(|_| name.is_some()), seen)
+    }
+
+    /// `name = "..."` of the `[[feed]]` at `path`: present and allowed
+    /// (else reported, and `None`).
+    fn feed_name(&mut self, t: &DeTable<'_>, path: &str, span: &Range<usize>) -> Option<String> {
+        match t.get("name") {
             Some(v) => {
                 let name = self.string(v, &format!("{path}.name"));
                 name.filter(|n| {
@@ -175,13 +216,20 @@ impl Walker<'_, '_> {
                 );
                 None
             }
-        };
-        let place = match &name {
-            Some(n) => format!("[[feed]] \"{n}\""),
-            None => path.clone(),
-        };
+        }
+    }
+
+    /// `broker = "..."` of the `[[feed]]` at `path`: present and known
+    /// (else reported, and `None`).
+    fn feed_broker(
+        &mut self,
+        t: &DeTable<'_>,
+        path: &str,
+        place: &str,
+        span: &Range<usize>,
+    ) -> Option<BrokerRef> {
         let names = registry::names();
-        let broker: Option<BrokerRef> = match t.get("broker") {
+        match t.get("broker") {
             Some(v) => self.broker(v, &format!("{path}.broker"), &names),
             None => {
                 self.report(
@@ -194,106 +242,93 @@ impl Walker<'_, '_> {
                 );
                 None
             }
-        };
-        let mut f = FeedConfig::new(
-            name.as_deref().unwrap_or(""),
-            broker.unwrap_or_else(|| BrokerRef(registry::BROKERS[0])),
-        );
-        let mut seen = Seen::new();
-        for (k, v) in t.iter() {
-            let key: &str = k.get_ref();
-            let kp = format!("{path}.{key}");
-            seen.insert(key.to_string(), (k.span(), v.span()));
-            let broker_keys = broker.map(|b| b.keys()).unwrap_or(&[]);
-            let shared_taken = SHARED_KEYS.contains(&key) && broker_keys.contains(&key);
-            match key {
-                "name" | "broker" => {}
-                "url" if shared_taken => f.url = self.url(v, &kp, &["ws", "wss"], "wss://host:443/path"),
-                "rest_url" if shared_taken => {
-                    f.rest_url = self.url(v, &kp, &["http", "https"], "https://host/path")
-                }
-                "account" if shared_taken => {
-                    f.account = self.nonempty_string(v, &kp).filter(|a| {
-                        let ok = valid_account(a);
-                        if !ok {
-                            self.report(
-                                v.span(),
-                                &kp,
-                                format!(
-                                    "account \"{a}\" is not allowed; use only lower-case letters, digits and _ \
-                                     (credentials are then found as <BROKER>_<ACCOUNT>_<FIELD>)"
-                                ),
-                            );
-                        }
-                        ok
-                    })
-                }
-                "ping_every" => set(&mut f.ping_every, self.positive_duration(v, &kp)),
-                "pong_timeout" => set(&mut f.pong_timeout, self.positive_duration(v, &kp)),
-                "stall_after" => set(&mut f.stall_after, self.positive_duration(v, &kp)),
-                "connect_timeout" => set(&mut f.connect_timeout, self.positive_duration(v, &kp)),
-                "handshake_timeout" => set(&mut f.handshake_timeout, self.positive_duration(v, &kp)),
-                "write_timeout" => set(&mut f.write_timeout, self.positive_duration(v, &kp)),
-                "tls_ca_file" => f.tls_ca_file = self.path(v, &kp),
-                "backoff" => {
-                    if let Some(bt) = self.table(v, &kp, "a table such as { initial = \"500ms\", max = \"30s\" }") {
-                        self.backoff(bt, &kp, &place, &mut f.backoff);
-                    }
-                }
-                "expect" => {
-                    if let Some(et) = self.table(v, &kp, "a table such as { every = \"15m\", offset = \"5m\", grace = \"2m\" }") {
-                        f.expect = self.expect(et, v.span(), &kp, &place);
-                    }
-                }
-                "alert_after" => f.alert_after = self.positive_duration(v, &kp),
-                "validate_every" => set(&mut f.validate_every, self.duration(v, &kp)),
-                "calendar" => {
-                    let names: Vec<&'static str> =
-                        crate::calendar::CalendarKind::ALL.iter().map(|k| k.as_str()).collect();
-                    f.calendar = self
-                        .choice(v, &kp, "calendar", &names)
-                        .and_then(crate::calendar::CalendarKind::parse);
-                }
-                "required" => set(&mut f.required, self.boolean(v, &kp)),
-                "standby" => match v.get_ref() {
-                    DeValue::Boolean(b) => f.standby = *b,
-                    _ => self.wrong_type(v, &kp, "true or false"),
-                },
-                "allow_plaintext" => match v.get_ref() {
-                    DeValue::Boolean(b) => f.allow_plaintext = *b,
-                    _ => self.wrong_type(v, &kp, "true or false"),
-                },
-                "max_message_bytes" => set(
-                    &mut f.max_message_bytes,
-                    self.integer_at_least(v, &kp, MIN_MESSAGE_BYTES).and_then(|n| usize::try_from(n).ok()),
-                ),
-                _ if broker_keys.contains(&key) => {}
-                _ => match broker {
-                    // With no usable broker only the common keys can be judged.
-                    None => {}
-                    Some(b) => self.foreign_key(k.span(), &kp, key, &place, b),
-                },
+        }
+    }
+
+    /// One key of a `[[feed]]` read into `f`: the keys every broker takes
+    /// (and the shared ones its broker lists), one arm per key; the
+    /// broker's own keys are left to its section, any other is reported.
+    fn common_key(
+        &mut self,
+        f: &mut FeedConfig,
+        k: &Spanned<DeString<'_>>,
+        v: &Value<'_>,
+        path: &str,
+        place: &str,
+        broker: Option<BrokerRef>,
+    ) {
+        let key: &str = k.get_ref();
+        let kp = format!("{path}.{key}");
+        let broker_keys = broker.map(|b| b.keys()).unwrap_or(&[]);
+        let shared_taken = SHARED_KEYS.contains(&key) && broker_keys.contains(&key);
+        match key {
+            "name" | "broker" => {}
+            "url" if shared_taken => f.url = self.url(v, &kp, &["ws", "wss"], "wss://host:443/path"),
+            "rest_url" if shared_taken => {
+                f.rest_url = self.url(v, &kp, &["http", "https"], "https://host/path")
             }
+            "account" if shared_taken => {
+                f.account = self.nonempty_string(v, &kp).filter(|a| {
+                    let ok = valid_account(a);
+                    if !ok {
+                        self.report(
+                            v.span(),
+                            &kp,
+                            format!(
+                                "account \"{a}\" is not allowed; use only lower-case letters, digits and _ \
+                                 (credentials are then found as <BROKER>_<ACCOUNT>_<FIELD>)"
+                            ),
+                        );
+                    }
+                    ok
+                })
+            }
+            "ping_every" => set(&mut f.ping_every, self.positive_duration(v, &kp)),
+            "pong_timeout" => set(&mut f.pong_timeout, self.positive_duration(v, &kp)),
+            "stall_after" => set(&mut f.stall_after, self.positive_duration(v, &kp)),
+            "connect_timeout" => set(&mut f.connect_timeout, self.positive_duration(v, &kp)),
+            "handshake_timeout" => set(&mut f.handshake_timeout, self.positive_duration(v, &kp)),
+            "write_timeout" => set(&mut f.write_timeout, self.positive_duration(v, &kp)),
+            "tls_ca_file" => f.tls_ca_file = self.path(v, &kp),
+            "backoff" => {
+                if let Some(bt) = self.table(v, &kp, "a table such as { initial = \"500ms\", max = \"30s\" }") {
+                    self.backoff(bt, &kp, place, &mut f.backoff);
+                }
+            }
+            "expect" => {
+                if let Some(et) = self.table(v, &kp, "a table such as { every = \"15m\", offset = \"5m\", grace = \"2m\" }") {
+                    f.expect = self.expect(et, v.span(), &kp, place);
+                }
+            }
+            "alert_after" => f.alert_after = self.positive_duration(v, &kp),
+            "validate_every" => set(&mut f.validate_every, self.duration(v, &kp)),
+            "calendar" => {
+                let names: Vec<&'static str> =
+                    crate::calendar::CalendarKind::ALL.iter().map(|k| k.as_str()).collect();
+                f.calendar = self
+                    .choice(v, &kp, "calendar", &names)
+                    .and_then(crate::calendar::CalendarKind::parse);
+            }
+            "required" => set(&mut f.required, self.boolean(v, &kp)),
+            "standby" => match v.get_ref() {
+                DeValue::Boolean(b) => f.standby = *b,
+                _ => self.wrong_type(v, &kp, "true or false"),
+            },
+            "allow_plaintext" => match v.get_ref() {
+                DeValue::Boolean(b) => f.allow_plaintext = *b,
+                _ => self.wrong_type(v, &kp, "true or false"),
+            },
+            "max_message_bytes" => set(
+                &mut f.max_message_bytes,
+                self.integer_at_least(v, &kp, MIN_MESSAGE_BYTES).and_then(|n| usize::try_from(n).ok()),
+            ),
+            _ if broker_keys.contains(&key) => {}
+            _ => match broker {
+                // With no usable broker only the common keys can be judged.
+                None => {}
+                Some(b) => self.foreign_key(k.span(), &kp, key, place, b),
+            },
         }
-        let Some(broker) = broker else {
-            return (None, seen);
-        };
-        let broker_span = seen
-            .get("broker")
-            .map(|s| s.1.clone())
-            .unwrap_or(span.clone());
-        let mut section = Section {
-            w: &mut *self,
-            table: t,
-            path: path.clone(),
-            place: place.clone(),
-            anchor: broker_span,
-        };
-        if let Some(settings) = broker.parse(&mut section, &f) {
-            f.settings = settings;
-        }
-        self.feed_rules(&path, &f, &seen);
-        (Some(f).filter(|_| name.is_some()), seen)
     }
 
     /// `broker = "..."`: one of this build's brokers.

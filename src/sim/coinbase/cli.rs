@@ -3,7 +3,7 @@
 
 use super::fault::CoinbaseFault;
 use super::server::{CoinbaseSim, CoinbaseSimConfig, SimKey};
-use crate::config::parse_duration;
+use crate::duration::parse_duration;
 use crate::sim::SimCliError;
 use crate::sim::shared::cli;
 use base64::Engine;

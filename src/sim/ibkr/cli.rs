@@ -3,7 +3,7 @@
 
 use super::fault::{TwsFault, TwsStep};
 use super::server::{DEFAULT_SYMBOLS, TwsSim, TwsSimConfig};
-use crate::config::parse_duration;
+use crate::duration::parse_duration;
 use crate::sim::SimCliError;
 use crate::sim::shared::cli;
 use std::sync::atomic::AtomicBool;

@@ -4,7 +4,7 @@
 
 use super::fault::{KITE_FAULT_HELP, KiteFault};
 use super::server::{BindFailed, KiteSim, KiteSimConfig};
-use crate::config::parse_duration;
+use crate::duration::parse_duration;
 use crate::sim::SimCliError;
 use crate::sim::shared::cli;
 use std::sync::atomic::AtomicBool;

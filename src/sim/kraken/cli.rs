@@ -3,7 +3,7 @@
 
 use super::fault::KrakenFault;
 use super::server::{KrakenSim, KrakenSimConfig, SimKey};
-use crate::config::parse_duration;
+use crate::duration::parse_duration;
 use crate::sim::shared::cli;
 use std::fmt;
 use std::io;

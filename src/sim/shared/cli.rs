@@ -3,7 +3,7 @@
 //! "none" a start-up line shows for no fault, and the foreground loop that
 //! prints one line per event until the caller's stop flag is set.
 
-use crate::config::parse_duration;
+use crate::duration::parse_duration;
 use std::fmt::Display;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,4 +1,7 @@
 //! Durations written as `"250ms"`, `"10s"`, `"5m"`, `"1h"`, or a sum such as `"1m30s"`.
+//!
+//! A leaf (std only): the configuration reads them (and re-exports these
+//! functions) and the simulators' command lines take them too.
 
 use std::time::Duration;
 
