@@ -21,7 +21,7 @@ use super::expiry::expires_at;
 use super::login::login_url;
 use super::records::{self, IssueRecord, IssuedBy};
 use super::rest::RestError;
-use crate::brokers::registry::BrokerRef;
+use crate::brokers::registry::{BrokerCommand, BrokerRef, CommandContext, CommandFlag};
 use crate::config::{Config, FeedConfig};
 use crate::credentials::setcred::{SetCredError, set_credential};
 use crate::credentials::{CredentialStore, Required, Sources};
@@ -32,6 +32,54 @@ use crate::timefmt::rfc3339;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::SystemTime;
+
+/// The command the registry adds to the command line.
+pub static COMMANDS: &[BrokerCommand] = &[BrokerCommand {
+    name: "kite-login",
+    about: "The daily Kite login: without --request-token, print the login URL; with it, exchange the \
+            request token and write the access token atomically (exit 0 done, 1 Kite refused or failed).",
+    flags: &[
+        CommandFlag {
+            long: "account",
+            value_name: "ACCOUNT",
+            help: "The account = \"...\" of the Kite feed(s), e.g. main (credentials KITE_MAIN_*).",
+            required: true,
+        },
+        CommandFlag {
+            long: "request-token",
+            value_name: "REQUEST_TOKEN",
+            help: "The request_token from the redirect after the login (or the whole redirect address; \
+                   \"-\" reads it from stdin).",
+            required: false,
+        },
+        CommandFlag {
+            long: "rest-url",
+            value_name: "REST_URL",
+            help: "REST root to exchange the token at [default: the account's feed rest_url, else https://api.kite.trade].",
+            required: false,
+        },
+    ],
+    run: run_command,
+}];
+
+/// `kite-login` from the command line: its flags into [`LoginArgs`], the
+/// outcome as the text to print.
+fn run_command(ctx: &CommandContext<'_>) -> Result<String, Box<dyn std::error::Error>> {
+    let request_token = match ctx.arg("request-token") {
+        None => None,
+        Some("-") => Some(
+            (ctx.read_secret)()
+                .map_err(|e| format!("cannot read the request token from stdin: {e}"))?,
+        ),
+        Some(t) => Some(Secret::new(t)),
+    };
+    let args = LoginArgs {
+        account: ctx.arg("account").unwrap_or_default(),
+        request_token,
+        rest_url: ctx.arg("rest-url"),
+    };
+    Ok(login(ctx.config, args, ctx.sources, ctx.now)?.to_string())
+}
 
 /// What the operator asked for.
 pub struct LoginArgs<'a> {
