@@ -322,3 +322,102 @@ impl dyn Broker + '_ {
             .and_then(|l| l.token_expiry(feed, info))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::brokers::registry::{BrokerRef, BuildError, CredentialField, Settings};
+    use crate::config::Section;
+    use crate::feed::Adapter;
+
+    /// A broker with the required core only, or with one capability.
+    struct Fake {
+        defaults: bool,
+    }
+
+    impl Broker for Fake {
+        fn name(&self) -> &'static str {
+            "fake"
+        }
+        fn keys(&self) -> &'static [&'static str] {
+            &[]
+        }
+        fn parse(&self, _: &mut Section<'_, '_, '_, '_>, _: &FeedConfig) -> Option<Settings> {
+            None
+        }
+        fn default_settings(&self) -> Settings {
+            crate::brokers::websocket::BROKER.default_settings()
+        }
+        fn credentials(&self, _: &FeedConfig) -> Vec<CredentialField> {
+            Vec::new()
+        }
+        fn build(
+            &self,
+            feed: &FeedConfig,
+            _: &BuildContext<'_>,
+        ) -> Result<Box<dyn Adapter>, BuildError> {
+            Err(BuildError::Invalid {
+                feed: feed.name.clone(),
+                message: "not built".into(),
+            })
+        }
+        fn defaults(&self) -> Option<&dyn FeedDefaults> {
+            self.defaults.then_some(self as &dyn FeedDefaults)
+        }
+    }
+
+    impl FeedDefaults for Fake {
+        fn default_url(&self) -> Option<&'static str> {
+            Some("wss://user:pw@example.test/feed")
+        }
+    }
+
+    static BARE: Fake = Fake { defaults: false };
+    static WITH_DEFAULTS: Fake = Fake { defaults: true };
+
+    #[test]
+    fn a_broker_without_a_capability_gets_the_generic_answers() {
+        let b = BrokerRef(&BARE);
+        let mut feed = FeedConfig::new("f", b);
+        assert_eq!(b.default_url(), None);
+        feed.url = Some("wss://user:pw@example.test/x".into());
+        let shown = b.target(&feed);
+        assert!(
+            shown.contains("example.test") && !shown.contains("pw"),
+            "{shown}"
+        );
+        assert_eq!(b.max_message_bytes(), GENERIC_MAX_MESSAGE_BYTES);
+        assert_eq!(b.calendar(&feed), CalendarKind::Always);
+        assert_eq!(b.hint("account"), None);
+        assert!(b.warnings(&feed).is_empty() && b.check_feeds(&[&feed], None).is_empty());
+        assert!(b.check_credential("API_KEY", &Secret::new("x")).is_empty());
+        assert!(!b.multiline_field("API_KEY"));
+        let ctx = BuildContext::new(&|_: &str| None, "/nonexistent".into());
+        assert!(b.validate_credentials(&feed, &ctx).is_none());
+        assert!(b.session_facts(&feed, &ctx).is_empty());
+        assert!(b.doctor_notes(&feed, None).is_empty() && b.note_series().is_empty());
+        let now = SystemTime::now();
+        assert_eq!(b.expected_outage(&feed, now, now), None);
+        assert_eq!(b.login_link(&feed, &|_: &str| None), None);
+        let cfg = crate::config::parse_str("", std::path::Path::new("t.toml")).unwrap();
+        assert!(b.login_callback(&cfg, &|_| None, now).is_none());
+        assert!(b.commands().is_empty());
+    }
+
+    #[test]
+    fn a_capability_overrides_only_what_it_says() {
+        let b = BrokerRef(&WITH_DEFAULTS);
+        let mut feed = FeedConfig::new("f", b);
+        assert_eq!(b.default_url(), Some("wss://user:pw@example.test/feed"));
+        // `target` falls back to the broker's default endpoint, redacted.
+        let shown = b.target(&feed);
+        assert!(
+            shown.contains("example.test") && !shown.contains("pw"),
+            "{shown}"
+        );
+        feed.url = Some("ws://127.0.0.1:9/".into());
+        assert_eq!(b.target(&feed), "ws://127.0.0.1:9/");
+        assert_eq!(b.max_message_bytes(), GENERIC_MAX_MESSAGE_BYTES);
+        assert_eq!(b.calendar(&feed), CalendarKind::Always);
+    }
+}

@@ -37,25 +37,25 @@ use std::time::SystemTime;
 pub static COMMANDS: &[BrokerCommand] = &[BrokerCommand {
     name: "kite-login",
     about: "The daily Kite login: without --request-token, print the login URL; with it, exchange the \
-            request token and write the access token atomically (exit 0 done, 1 Kite refused or failed).",
+            request token and write the access token atomically (exit 0 done, 1 Kite refused or failed)",
     flags: &[
         CommandFlag {
             long: "account",
             value_name: "ACCOUNT",
-            help: "The account = \"...\" of the Kite feed(s), e.g. main (credentials KITE_MAIN_*).",
+            help: "The account = \"...\" of the Kite feed(s), e.g. main (credentials KITE_MAIN_*)",
             required: true,
         },
         CommandFlag {
             long: "request-token",
             value_name: "REQUEST_TOKEN",
             help: "The request_token from the redirect after the login (or the whole redirect address; \
-                   \"-\" reads it from stdin).",
+                   \"-\" reads it from stdin)",
             required: false,
         },
         CommandFlag {
             long: "rest-url",
             value_name: "REST_URL",
-            help: "REST root to exchange the token at [default: the account's feed rest_url, else https://api.kite.trade].",
+            help: "REST root to exchange the token at [default: the account's feed rest_url, else https://api.kite.trade]",
             required: false,
         },
     ],
