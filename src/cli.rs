@@ -5,7 +5,7 @@ use crate::config;
 use crate::daemon::{self, DaemonError, RunOptions};
 use crate::exit;
 use crate::status::show::{self, Health, Observed};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::ffi::OsString;
 use std::path::PathBuf;
 
@@ -85,22 +85,6 @@ pub enum Command {
         /// Print JSON instead of text (for scripts).
         #[arg(long)]
         json: bool,
-    },
-    /// The daily Kite login: without --request-token, print the login URL; with it, exchange the
-    /// request token and write the access token atomically (exit 0 done, 1 Kite refused or failed).
-    KiteLogin {
-        /// The account = "..." of the Kite feed(s), e.g. main (credentials KITE_MAIN_*).
-        #[arg(long)]
-        account: String,
-        /// The request_token from the redirect after the login (or the whole redirect address;
-        /// "-" reads it from stdin).
-        #[arg(long)]
-        request_token: Option<String>,
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// REST root to exchange the token at [default: the account's feed rest_url, else https://api.kite.trade].
-        #[arg(long)]
-        rest_url: Option<String>,
     },
     /// The agent against a built-in simulated broker with injected faults, offline.
     Demo {
@@ -183,7 +167,6 @@ impl Command {
             | Command::Doctor { config, .. }
             | Command::SetCredential { config, .. }
             | Command::Check { config, .. }
-            | Command::KiteLogin { config, .. }
             | Command::AlertTest { config, .. }
             | Command::Blackbox { config, .. }
             | Command::Ha {
@@ -207,7 +190,6 @@ fn holds_secrets(command: &Command) -> bool {
             | Command::Doctor { .. }
             | Command::SetCredential { .. }
             | Command::Check { .. }
-            | Command::KiteLogin { .. }
             | Command::Demo { .. }
     )
 }
@@ -217,17 +199,27 @@ pub fn main<I: IntoIterator<Item = OsString>>(args: I) -> u8 {
     // Before anything can panic: a panic's message may hold a value, and
     // std's own hook would print it (`threads::install_panic_hook`).
     crate::threads::install_panic_hook();
-    let cli = match Cli::try_parse_from(args) {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
-                    exit::OK
-                }
-                _ => exit::USAGE,
-            };
+    let usage_error = |e: clap::Error| {
+        let _ = e.print();
+        match e.kind() {
+            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                exit::OK
+            }
+            _ => exit::USAGE,
         }
+    };
+    let matches = match command_line().try_get_matches_from(args) {
+        Ok(m) => m,
+        Err(e) => return usage_error(e),
+    };
+    if let Some((name, m)) = matches.subcommand() {
+        if let Some(bc) = crate::brokers::command::find(name) {
+            return broker_command(bc, m);
+        }
+    }
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => return usage_error(e),
     };
     if holds_secrets(&cli.command) {
         // Before any secret is read: no core dump, no ptrace by a neighbour.
@@ -256,12 +248,6 @@ pub fn main<I: IntoIterator<Item = OsString>>(args: I) -> u8 {
             config,
             json,
         } => check(&feeds, config, json),
-        Command::KiteLogin {
-            account,
-            request_token,
-            config,
-            rest_url,
-        } => kite_login(&account, request_token, config, rest_url),
         Command::Demo { duration } => match crate::demo::run(duration) {
             Ok(()) => exit::OK,
             Err(e) => {
@@ -280,42 +266,62 @@ pub fn main<I: IntoIterator<Item = OsString>>(args: I) -> u8 {
     }
 }
 
-fn kite_login(
-    account: &str,
-    request_token: Option<String>,
-    config: Option<PathBuf>,
-    rest_url: Option<String>,
-) -> u8 {
-    use crate::brokers::kite::login_cmd;
+/// The command line: the built-in commands, then each broker's own
+/// (`brokers::command`), listed in `--help` like the others.
+fn command_line() -> clap::Command {
+    let mut line = Cli::command();
+    for bc in crate::brokers::command::all() {
+        let mut sub = clap::Command::new(bc.name).about(bc.about);
+        for f in bc.flags {
+            sub = sub.arg(
+                clap::Arg::new(f.long)
+                    .long(f.long)
+                    .value_name(f.value_name)
+                    .help(f.help)
+                    .required(f.required),
+            );
+        }
+        line = line.subcommand(sub.arg(
+            clap::Arg::new("config").long("config").value_name("CONFIG").help(
+                "Configuration file [default: $BROKERGUARD_CONFIG or /etc/brokerguard/brokerguard.toml]",
+            ),
+        ));
+    }
+    line
+}
+
+/// Runs a broker's command (see `brokers::command`): it reads the
+/// configuration and may read secrets; its error is a failure (exit 1).
+fn broker_command(bc: &crate::brokers::command::BrokerCommand, m: &clap::ArgMatches) -> u8 {
+    // Before any secret is read: no core dump, no ptrace by a neighbour.
+    let _ = crate::os::process::forbid_core_dumps();
+    let config = m.get_one::<String>("config").map(PathBuf::from);
+    crate::fixcmd::set_config_path(&config::resolve_path(config.clone()));
     let cfg = match load_or_exit(config) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    use_host_fingerprints("kite-login", &cfg);
-    let request_token = match request_token.as_deref() {
-        None => None,
-        Some("-") => match crate::credentials::setcred::read_secret_from_stdin() {
-            Ok(t) => Some(t),
-            Err(e) => {
-                eprintln!("brokerguard kite-login: cannot read the request token from stdin: {e}");
-                return exit::FAILURE;
-            }
-        },
-        Some(t) => Some(crate::secret::Secret::new(t)),
-    };
+    use_host_fingerprints(bc.name, &cfg);
+    let args: Vec<(&'static str, String)> = bc
+        .flags
+        .iter()
+        .filter_map(|f| Some((f.long, m.get_one::<String>(f.long)?.clone())))
+        .collect();
     let sources = crate::credentials::Sources::from_process(&cfg.agent);
-    let args = login_cmd::LoginArgs {
-        account,
-        request_token,
-        rest_url: rest_url.as_deref(),
+    let ctx = crate::brokers::command::CommandContext {
+        config: &cfg,
+        sources: &sources,
+        now: std::time::SystemTime::now(),
+        args: &args,
+        read_secret: &crate::credentials::setcred::read_secret_from_stdin,
     };
-    match login_cmd::login(&cfg, args, &sources, std::time::SystemTime::now()) {
-        Ok(outcome) => {
-            print!("{outcome}");
+    match (bc.run)(&ctx) {
+        Ok(text) => {
+            print!("{text}");
             exit::OK
         }
         Err(e) => {
-            eprintln!("brokerguard kite-login: {e}");
+            eprintln!("brokerguard {}: {e}", bc.name);
             exit::FAILURE
         }
     }
@@ -665,14 +671,7 @@ fn doctor(config: Option<PathBuf>, json: bool, online: bool) -> u8 {
     let required = crate::credentials::required_names(&cfg);
     let store = crate::credentials::CredentialStore::load(&sources, &required).store;
     let lookup = |name: &str| store.get(name).map(|c| c.value.clone());
-    let ctx = crate::brokers::BuildContext {
-        lookup: &lookup,
-        clock: std::sync::Arc::new(crate::clock::SystemClock::new()),
-        state_dir: cfg.agent.state_dir.clone(),
-        drift: std::sync::Arc::new(crate::net::http::ClockDrift::default()),
-        calendars: cfg.calendars.clone(),
-        alert_after: cfg.agent.alert_after,
-    };
+    let ctx = crate::brokers::BuildContext::for_config(&cfg, &lookup);
     report.add_sessions(doctor::session_facts(&cfg, &ctx));
     if online {
         report.add_online(doctor::online_checks(&cfg, &ctx));
@@ -775,14 +774,7 @@ fn check(names: &[String], config: Option<PathBuf>, json: bool) -> u8 {
     let sources = crate::credentials::Sources::from_process(&cfg.agent);
     let store = crate::credentials::CredentialStore::load(&sources, &required).store;
     let lookup = |name: &str| store.get(name).map(|c| c.value.clone());
-    let ctx = crate::brokers::BuildContext {
-        lookup: &lookup,
-        clock: std::sync::Arc::new(crate::clock::SystemClock::new()),
-        state_dir: cfg.agent.state_dir.clone(),
-        drift: std::sync::Arc::new(crate::net::http::ClockDrift::default()),
-        calendars: cfg.calendars.clone(),
-        alert_after: cfg.agent.alert_after,
-    };
+    let ctx = crate::brokers::BuildContext::for_config(&cfg, &lookup);
     let reports = crate::preflight::check_all(&feeds, &ctx);
     if json {
         println!(
@@ -821,7 +813,6 @@ mod tests {
             &["doctor"],
             &["set-credential", "A"],
             &["check"],
-            &["kite-login", "--account", "main"],
             &["demo"],
         ] {
             assert!(holds(args), "{args:?}");
@@ -829,5 +820,32 @@ mod tests {
         for args in [&["status"][..], &["reload"], &["config", "check"]] {
             assert!(!holds(args), "{args:?}");
         }
+    }
+
+    #[test]
+    fn the_help_lists_every_broker_command_and_none_shadows_a_built_in() {
+        let mut line = command_line();
+        // Panics on two subcommands of one name.
+        line.clone().debug_assert();
+        let help = line.render_help().to_string();
+        let mut seen = 0;
+        for bc in crate::brokers::command::all() {
+            seen += 1;
+            assert!(help.contains(bc.name), "{} missing from:\n{help}", bc.name);
+            assert!(
+                Cli::command().find_subcommand(bc.name).is_none(),
+                "{} shadows a built-in command",
+                bc.name
+            );
+            // A missing required flag is a usage error (64), before any
+            // configuration is read.
+            if bc.flags.iter().any(|f| f.required) {
+                assert_eq!(
+                    main(["brokerguard", bc.name].map(OsString::from)),
+                    exit::USAGE
+                );
+            }
+        }
+        assert!(seen > 0, "some broker adds a command");
     }
 }

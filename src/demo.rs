@@ -87,6 +87,38 @@ enum Special {
     RotateToken,
 }
 
+/// The five faults, in the order they are injected.
+fn script() -> [Step; 5] {
+    [
+        Step {
+            what: "answers every client message (the login) by closing with code 1000: each \
+                   connection dies as soon as it is made, and the feed flaps",
+            fault: Fault::CloseOnClientMessage { code: 1000 },
+            special: None,
+        },
+        Step {
+            what: "hangs: the connection stays open, but no data and no pongs (a stall)",
+            fault: Fault::SilentNoPongs,
+            special: None,
+        },
+        Step {
+            what: "resets the TCP connection",
+            fault: Fault::Reset,
+            special: None,
+        },
+        Step {
+            what: "the day token expires: the server closes and accepts only a new one",
+            fault: Fault::CloseWithCode { code: 1000 },
+            special: Some(Special::RotateToken),
+        },
+        Step {
+            what: "refuses connections (the broker process is down)",
+            fault: Fault::RefuseConnections,
+            special: None,
+        },
+    ]
+}
+
 /// How one step went.
 struct Outcome {
     effect: Option<String>,
@@ -185,47 +217,13 @@ fn run_in(dir: &Path, duration: Duration) -> Result<(), String> {
     });
 
     let stop = Arc::new(AtomicBool::new(false));
-    let mut opts = RunOptions::new(config_path);
-    opts.stop = Some(stop.clone());
-    opts.handle_signals = false;
-    opts.init_logging = false;
-    let agent = std::thread::Builder::new()
-        .name("agent".into())
-        .spawn(move || daemon::run(opts))
-        .map_err(|e| e.to_string())?;
+    let agent = start_agent(config_path, stop.clone())?;
 
     let shared = Arc::new(Shared::default());
     let socket = dir.join("run").join("feeds.sock");
     let reader = spawn_reader(socket, start, shared.clone(), stop.clone());
 
-    let steps = [
-        Step {
-            what: "answers every client message (the login) by closing with code 1000: each \
-                   connection dies as soon as it is made, and the feed flaps",
-            fault: Fault::CloseOnClientMessage { code: 1000 },
-            special: None,
-        },
-        Step {
-            what: "hangs: the connection stays open, but no data and no pongs (a stall)",
-            fault: Fault::SilentNoPongs,
-            special: None,
-        },
-        Step {
-            what: "resets the TCP connection",
-            fault: Fault::Reset,
-            special: None,
-        },
-        Step {
-            what: "the day token expires: the server closes and accepts only a new one",
-            fault: Fault::CloseWithCode { code: 1000 },
-            special: Some(Special::RotateToken),
-        },
-        Step {
-            what: "refuses connections (the broker process is down)",
-            fault: Fault::RefuseConnections,
-            special: None,
-        },
-    ];
+    let steps = script();
 
     let mut outcomes = Vec::new();
     let flowing = shared.wait(start + STEP_DEADLINE, |s| s.data.len() >= 3);
@@ -257,6 +255,28 @@ fn run_in(dir: &Path, duration: Duration) -> Result<(), String> {
     agent_result.map_err(|e| e.to_string())?;
 
     let seen = shared.seen.lock().unwrap_or_else(|p| p.into_inner());
+    summary(&outcomes, &seen, flowing, steps.len())
+}
+
+/// The agent on its own thread, as `brokerguard run` would run it, until
+/// `stop` is set.
+fn start_agent(
+    config_path: PathBuf,
+    stop: Arc<AtomicBool>,
+) -> Result<std::thread::JoinHandle<Result<(), daemon::DaemonError>>, String> {
+    let mut opts = RunOptions::new(config_path);
+    opts.stop = Some(stop);
+    opts.handle_signals = false;
+    opts.init_logging = false;
+    std::thread::Builder::new()
+        .name("agent".into())
+        .spawn(move || daemon::run(opts))
+        .map_err(|e| e.to_string())
+}
+
+/// Prints the summary; an error unless every one of the `steps` faults
+/// showed its effect and its recovery.
+fn summary(outcomes: &[Outcome], seen: &Seen, flowing: bool, steps: usize) -> Result<(), String> {
     let effects = outcomes.iter().filter(|o| o.effect.is_some()).count();
     let recovered: Vec<Duration> = outcomes.iter().filter_map(|o| o.recovered).collect();
     println!("\nsummary");
@@ -277,10 +297,7 @@ fn run_in(dir: &Path, duration: Duration) -> Result<(), String> {
         seen.last_seq,
         seen.seq_gaps
     );
-    let all = flowing
-        && outcomes.len() == steps.len()
-        && effects == steps.len()
-        && recovered.len() == steps.len();
+    let all = flowing && outcomes.len() == steps && effects == steps && recovered.len() == steps;
     if all {
         println!(
             "  the agent never needed a restart; the bot saw every outage as an event line and every message in order"

@@ -1,10 +1,10 @@
-//! The brokerguard commands printed as fixes (`set-credential`,
-//! `kite-login`, `check`, `config check`, `doctor`), formatted in one place
+//! The brokerguard commands printed as fixes (`set-credential`, a
+//! broker's own command, `check`, `config check`, `doctor`), formatted in one place
 //! so each carries the operator's `--config` when it is not the default: a
 //! pasted fix must read the same configuration as the agent or command that
 //! suggested it, and `sudo` drops `$BROKERGUARD_CONFIG`.
 //!
-//! Where the configuration is at hand (doctor, kite-login) the path is
+//! Where the configuration is at hand (doctor, a broker's command) the path is
 //! passed ([`with_config`]); messages built deep inside the agent (a
 //! credential's problem, a feed waiting for a credential, a broker's
 //! remedy) have no configuration to hand and use the process's
@@ -76,8 +76,8 @@ mod tests {
             "sudo brokerguard set-credential SIG_TOKEN"
         );
         assert_eq!(
-            with_config(Path::new("/srv/bg/bg.toml"), "kite-login --account main"),
-            "sudo brokerguard kite-login --account main --config /srv/bg/bg.toml"
+            with_config(Path::new("/srv/bg/bg.toml"), "doctor --online"),
+            "sudo brokerguard doctor --online --config /srv/bg/bg.toml"
         );
         assert_eq!(
             with_config(Path::new("/srv/my bg/bg.toml"), "check sig"),

@@ -19,7 +19,6 @@ use base64::Engine;
 use brokerguard::brokers::BrokerRef;
 use brokerguard::brokers::kraken::client::SignedRest;
 use brokerguard::brokers::registry::BuildContext;
-use brokerguard::clock::SystemClock;
 use brokerguard::config::FeedConfig;
 use brokerguard::secret::Secret;
 use brokerguard::sim::kraken::{KrakenSim, KrakenSimConfig, SimKey};
@@ -28,7 +27,6 @@ use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Set in a child: `<state_dir>\n<rest url>\n<output file>`.
@@ -59,14 +57,7 @@ fn child() {
         "KRAKEN_MASTER_API_SECRET" => Some(Secret::new(secret())),
         _ => None,
     };
-    let ctx = BuildContext {
-        lookup: &lookup,
-        clock: Arc::new(SystemClock::new()),
-        state_dir: state.into(),
-        drift: Arc::default(),
-        calendars: Default::default(),
-        alert_after: Duration::from_secs(60),
-    };
+    let ctx = BuildContext::new(&lookup, state.into());
     let rest = SignedRest::for_feed(&feed, &ctx, "master", Duration::from_secs(3600))
         .unwrap_or_else(|e| panic!("{}", e.message));
     let mut go = [0u8; 1];

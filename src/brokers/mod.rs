@@ -17,7 +17,9 @@ pub fn set_credential_hint() -> String {
 }
 
 pub mod alpaca;
+pub mod capability;
 pub mod coinbase;
+pub mod command;
 pub mod ibkr;
 pub mod kite;
 pub mod kraken;

@@ -4,10 +4,11 @@
 //! name. A broker is one folder under `src/brokers/` plus one line in
 //! [`BROKERS`] (docs/ARCHITECTURE.md, "Adding a broker").
 
+pub use super::capability::{BrowserLogin, ConfigRules, Diagnostics, FeedDefaults};
+pub use super::command::{BrokerCommand, CommandContext, CommandFlag};
 use crate::clock::Clock;
 use crate::config::{FeedConfig, Section, Shown};
-use crate::credentials::format::FormatProblem;
-use crate::feed::{Adapter, FeedError, Layer};
+use crate::feed::Adapter;
 use crate::secret::Secret;
 use std::any::Any;
 use std::fmt;
@@ -52,7 +53,7 @@ pub struct CredentialField {
 
 /// A rule broken by several feeds of one broker together (more feeds on
 /// one API key than the broker allows connections), found by
-/// [`Broker::check_feeds`].
+/// [`ConfigRules::check_feeds`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FeedsProblem {
     /// Which of the feeds handed to `check_feeds` it is reported at.
@@ -103,9 +104,13 @@ pub struct LoginResult {
 pub type Lookup<'a> = &'a (dyn Fn(&str) -> Option<Secret> + Sync);
 
 /// What building an adapter may need besides the feed's configuration.
+/// Made by [`BuildContext::for_config`] (or [`BuildContext::new`] where
+/// there is no configuration), then `with_clock`/`with_drift` where the
+/// caller shares its own.
+#[derive(Clone)]
 pub struct BuildContext<'a> {
     /// Resolves a credential name to its value.
-    pub lookup: &'a (dyn Fn(&str) -> Option<Secret> + Sync),
+    pub lookup: Lookup<'a>,
     pub clock: Arc<dyn Clock>,
     /// `agent.state_dir` (nonce counters).
     pub state_dir: PathBuf,
@@ -117,7 +122,41 @@ pub struct BuildContext<'a> {
     pub alert_after: std::time::Duration,
 }
 
-impl BuildContext<'_> {
+impl<'a> BuildContext<'a> {
+    /// A context with no configuration at hand (tests, a lone adapter):
+    /// the system clock, a drift record of its own, no holidays and the
+    /// default `agent.alert_after`.
+    pub fn new(lookup: Lookup<'a>, state_dir: PathBuf) -> Self {
+        BuildContext {
+            lookup,
+            clock: Arc::new(crate::clock::SystemClock::new()),
+            state_dir,
+            drift: Arc::default(),
+            calendars: crate::config::CalendarsConfig::default(),
+            alert_after: crate::config::AgentConfig::defaults().alert_after,
+        }
+    }
+
+    /// A context for `cfg`'s feeds: its state folder, holidays and
+    /// `agent.alert_after`.
+    pub fn for_config(cfg: &crate::config::Config, lookup: Lookup<'a>) -> Self {
+        BuildContext {
+            calendars: cfg.calendars.clone(),
+            alert_after: cfg.agent.alert_after,
+            ..Self::new(lookup, cfg.agent.state_dir.clone())
+        }
+    }
+
+    /// The same, timed by `clock` (the agent's, or a test's fake).
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
+        BuildContext { clock, ..self }
+    }
+
+    /// The same, recording REST `Date`s in `drift` (the agent's shared record).
+    pub fn with_drift(self, drift: Arc<crate::net::http::ClockDrift>) -> Self {
+        BuildContext { drift, ..self }
+    }
+
     /// The calendar a feed follows (its `calendar`, else its broker's),
     /// with the configured holidays; `None` for a 24/7 market.
     pub fn calendar_of(
@@ -235,7 +274,11 @@ macro_rules! broker_settings_plumbing {
     };
 }
 
-/// Everything the program knows about one broker.
+/// Everything the program knows about one broker: a required core (six
+/// methods) and optional capabilities (see [`super::capability`]), each
+/// `None` unless the broker has it. Callers use the facade on `dyn Broker`
+/// (`broker.remedy(..)`), which answers the generic way for a broker
+/// without the capability.
 pub trait Broker: Sync {
     /// The value of `broker = "..."`.
     fn name(&self) -> &'static str;
@@ -244,14 +287,6 @@ pub trait Broker: Sync {
     /// ones (timeouts, backoff, stall_after, ...): its own keys and which
     /// of the shared ones (`url`, `rest_url`, `account`) it takes.
     fn keys(&self) -> &'static [&'static str];
-
-    /// What to say about a `[[feed]]` key this broker does not take (e.g.
-    /// `account` on a feed that names its credentials itself), instead of
-    /// the generic "unknown key".
-    fn hint(&self, key: &str) -> Option<String> {
-        let _ = key;
-        None
-    }
 
     /// Reads and validates this broker's keys of one feed. Problems are
     /// reported through `section` (with file:line:col); `None` when the
@@ -264,43 +299,6 @@ pub trait Broker: Sync {
     /// The credentials a feed of this broker reads.
     fn credentials(&self, feed: &FeedConfig) -> Vec<CredentialField>;
 
-    /// Broker-specific format checks of one credential value (the generic
-    /// ones — empty, whitespace, quotes — are made for every broker).
-    fn check_credential(&self, field: &str, value: &Secret) -> Vec<FormatProblem> {
-        let _ = (field, value);
-        Vec::new()
-    }
-
-    /// Whether a credential field holds a multi-line value (a PEM key).
-    fn multiline_field(&self, field: &str) -> bool {
-        let _ = field;
-        false
-    }
-
-    /// The market calendar the feed follows unless it sets `calendar`.
-    fn calendar(&self, feed: &FeedConfig) -> crate::calendar::CalendarKind {
-        let _ = feed;
-        crate::calendar::CalendarKind::Always
-    }
-
-    /// The largest message a feed of this broker accepts unless it sets
-    /// `max_message_bytes`: sized to what the broker really sends, so a
-    /// lying peer cannot make the agent buffer 16 MiB per feed.
-    fn max_message_bytes(&self) -> usize {
-        16 << 20
-    }
-
-    /// The endpoint used when the feed sets no `url`.
-    fn default_url(&self) -> Option<&'static str> {
-        None
-    }
-
-    /// What the feed connects to, for reports (never a secret).
-    fn target(&self, feed: &FeedConfig) -> String {
-        let url = feed.url.as_deref().or(self.default_url()).unwrap_or("");
-        crate::net::redact_url(url)
-    }
-
     /// Builds the adapter the feed engine drives.
     fn build(
         &self,
@@ -308,125 +306,30 @@ pub trait Broker: Sync {
         ctx: &BuildContext<'_>,
     ) -> Result<Box<dyn Adapter>, BuildError>;
 
-    /// What to do when `layer` failed with `error`, when the broker knows
-    /// better than the generic advice (e.g. TWS settings for a mute port).
-    fn remedy(&self, feed: &FeedConfig, layer: Layer, error: &FeedError) -> Option<String> {
-        let _ = (feed, layer, error);
+    /// Its default endpoint, message bound and market calendar.
+    fn defaults(&self) -> Option<&dyn FeedDefaults> {
         None
     }
 
-    /// Proves the feed's credentials with a cheap authenticated REST call
-    /// (`doctor --online`, the credential monitor's `validate_every`).
-    /// `None`: this broker has no REST check. `Ok` says what was proven;
-    /// an error's class tells a rejection (auth) from an outage.
-    fn validate_credentials(
-        &self,
-        feed: &FeedConfig,
-        ctx: &BuildContext<'_>,
-    ) -> Option<Result<String, FeedError>> {
-        let _ = (feed, ctx);
+    /// Its checks of a configuration and credentials beyond the generic ones.
+    fn rules(&self) -> Option<&dyn ConfigRules> {
         None
     }
 
-    /// Whether an outage of this feed that began at `down_since` is
-    /// expected at `now` (a broker's daily restart window): it is logged as
-    /// a notice instead of `alert=feed_down` until it outlasts the window.
-    /// Returns why it is expected.
-    fn expected_outage(
-        &self,
-        feed: &FeedConfig,
-        down_since: std::time::SystemTime,
-        now: std::time::SystemTime,
-    ) -> Option<String> {
-        let _ = (feed, down_since, now);
+    /// What it tells an operator (remedies, a REST check, `doctor` facts,
+    /// expected outages, metrics).
+    fn diagnostics(&self) -> Option<&dyn Diagnostics> {
         None
     }
 
-    /// Facts about a feed for `doctor` that only the broker knows (the key
-    /// set in use, who owns the key's nonces), one line each, never a
-    /// secret. `running`: the feed's `info` notes from the running agent's
-    /// status.json (see `Action::Note`); `None` when no agent runs.
-    fn doctor_notes(
-        &self,
-        feed: &FeedConfig,
-        running: Option<&std::collections::BTreeMap<String, String>>,
-    ) -> Vec<String> {
-        let _ = (feed, running);
-        Vec::new()
-    }
-
-    /// What failover's nonce floor (a new leader's nonces start above the
-    /// old leader's last) guarantees this broker, as a clause `doctor`
-    /// completes "…, so " with; `None` when its keys use no nonce.
-    fn failover_guarantee(&self) -> Option<&'static str> {
+    /// Its day token's browser login.
+    fn browser_login(&self) -> Option<&dyn BrowserLogin> {
         None
     }
 
-    /// Warnings about a feed that loads but is risky as written (a literal
-    /// secret in the configuration), without any secret in them.
-    fn warnings(&self, feed: &FeedConfig) -> Vec<String> {
-        let _ = feed;
-        Vec::new()
-    }
-
-    /// Rules across all of this broker's feeds (how many connections one
-    /// key may open), checked once every feed has parsed: by `config check`
-    /// and every load with `lookup` = `None` (only the configuration is
-    /// known), and by `doctor` with the credentials, so feeds whose
-    /// accounts differ but hold the same key are caught too.
-    fn check_feeds(&self, feeds: &[&FeedConfig], lookup: Option<Lookup<'_>>) -> Vec<FeedsProblem> {
-        let _ = (feeds, lookup);
-        Vec::new()
-    }
-
-    /// The series `/metrics` writes from this broker's `info` notes.
-    fn note_series(&self) -> &'static [NoteSeries] {
+    /// The subcommands it adds to the command line (`brokerguard NAME`).
+    fn commands(&self) -> &'static [BrokerCommand] {
         &[]
-    }
-
-    /// The day token a feed runs on: its credential's name and when it
-    /// expires, from the feed's `info` notes (status.json).
-    fn token_expiry(
-        &self,
-        feed: &FeedConfig,
-        info: &std::collections::BTreeMap<String, String>,
-    ) -> Option<(String, std::time::SystemTime)> {
-        let _ = (feed, info);
-        None
-    }
-
-    /// Where the holder of the feed's account logs in, for a broker whose
-    /// token comes from a browser login.
-    fn login_link(&self, feed: &FeedConfig, lookup: Lookup<'_>) -> Option<LoginLink> {
-        let _ = (feed, lookup);
-        None
-    }
-
-    /// The browser's return from [`Broker::login_link`]'s page (the HTTP
-    /// listener's `/<broker>/callback?…`, with its query's `get`): the
-    /// token exchange, the new token written where the credential watcher
-    /// sees it. `None`: this broker has no browser login. An error says
-    /// what to do, never a secret.
-    fn login_callback(
-        &self,
-        cfg: &crate::config::Config,
-        get: &dyn Fn(&str) -> Option<String>,
-        now: std::time::SystemTime,
-    ) -> Option<Result<LoginResult, String>> {
-        let _ = (cfg, get, now);
-        None
-    }
-
-    /// Facts about a feed's session an operator reads in `doctor` (when a
-    /// day token expires, when the market opens next), from local state
-    /// only: no connection is made, and never a secret.
-    fn session_facts(
-        &self,
-        feed: &FeedConfig,
-        ctx: &BuildContext<'_>,
-    ) -> Vec<(&'static str, String)> {
-        let _ = (feed, ctx);
-        Vec::new()
     }
 }
 
@@ -470,7 +373,11 @@ impl crate::credentials::format::CredentialRules for BrokerRef {
     fn multiline_field(&self, field: &str) -> bool {
         self.0.multiline_field(field)
     }
-    fn check_credential(&self, field: &str, value: &Secret) -> Vec<FormatProblem> {
+    fn check_credential(
+        &self,
+        field: &str,
+        value: &Secret,
+    ) -> Vec<crate::credentials::format::FormatProblem> {
         self.0.check_credential(field, value)
     }
 }

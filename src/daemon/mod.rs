@@ -507,14 +507,9 @@ impl Agent {
         &'a self,
         lookup: &'a (dyn Fn(&str) -> Option<Secret> + Sync),
     ) -> BuildContext<'a> {
-        BuildContext {
-            lookup,
-            clock: self.clock.clone(),
-            state_dir: self.cfg.agent.state_dir.clone(),
-            drift: self.drift.clone(),
-            calendars: self.cfg.calendars.clone(),
-            alert_after: self.cfg.agent.alert_after,
-        }
+        BuildContext::for_config(&self.cfg, lookup)
+            .with_clock(self.clock.clone())
+            .with_drift(self.drift.clone())
     }
 
     /// Logs the preflight of every feed whose first connection has

@@ -217,13 +217,12 @@ fn check_due(
     let now = clock.mono();
     let lookup = |name: &str| snapshot.store.get(name).map(|c| c.value.clone());
     let ctx = BuildContext {
-        lookup: &lookup,
-        clock: clock.clone(),
-        state_dir: snapshot.state_dir.clone(),
-        drift: drift.clone(),
         calendars: snapshot.calendars.clone(),
         alert_after: Duration::from_secs(60),
-    };
+        ..BuildContext::new(&lookup, snapshot.state_dir.clone())
+    }
+    .with_clock(clock.clone())
+    .with_drift(drift.clone());
     for f in snapshot
         .feeds
         .iter()

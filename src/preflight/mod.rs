@@ -380,14 +380,7 @@ pub fn check_all(feeds: &[FeedConfig], ctx: &BuildContext<'_>) -> Vec<FeedReport
         let handles: Vec<_> = feeds
             .iter()
             .map(|f| {
-                let ctx = BuildContext {
-                    lookup: ctx.lookup,
-                    clock: ctx.clock.clone(),
-                    state_dir: ctx.state_dir.clone(),
-                    drift: ctx.drift.clone(),
-                    calendars: ctx.calendars.clone(),
-                    alert_after: ctx.alert_after,
-                };
+                let ctx = ctx.clone();
                 scope.spawn(move || check_feed(f, &ctx))
             })
             .collect();
@@ -568,6 +561,12 @@ mod tests {
                 message: "not built".into(),
             })
         }
+        fn diagnostics(&self) -> Option<&dyn crate::brokers::registry::Diagnostics> {
+            Some(self)
+        }
+    }
+
+    impl crate::brokers::registry::Diagnostics for Rest {
         fn validate_credentials(
             &self,
             _: &FeedConfig,
@@ -583,14 +582,7 @@ mod tests {
     #[test]
     fn the_auth_layer_gets_the_rest_checks_second_opinion() {
         let lookup = |_: &str| None;
-        let ctx = BuildContext {
-            lookup: &lookup,
-            clock: std::sync::Arc::new(crate::clock::SystemClock::new()),
-            state_dir: std::path::PathBuf::from("/nonexistent"),
-            drift: Default::default(),
-            calendars: Default::default(),
-            alert_after: std::time::Duration::from_secs(60),
-        };
+        let ctx = BuildContext::new(&lookup, "/nonexistent".into());
         let passed = || {
             let mut f = FirstConnection::default();
             f.pass(Layer::Auth, "accepted at the upgrade");

@@ -124,53 +124,8 @@ pub fn outcome(code: u16, msg: &str, ctx: &ErrorContext<'_>) -> Outcome {
              previous set); subscribe fewer symbols, or use \"*\" where the channel allows it"
                 .into(),
         ),
-        406 => {
-            let strikes = ctx.limit_strikes + 1;
-            let wait = connection_limit_wait(strikes);
-            let why = "another program holds this key's stream: stop it, or let it read from \
-                       brokerguard's fan-out (feeds.sock)";
-            Outcome::Fail {
-                error: FeedError::new(
-                    ErrorClass::RateLimited {
-                        retry_after: Some(wait),
-                    },
-                    format!(
-                        "{head}: Alpaca allows one {} connection per key; {why}; retrying in {} \
-                         (Alpaca frees a dead connection's slot after about 90 s)",
-                        ctx.stream,
-                        crate::timefmt::human(wait)
-                    ),
-                )
-                .at(Layer::Auth),
-                alert: Some(
-                    Alert::new(AlertKind::ConnectionLimit)
-                        .with("feed", feed)
-                        .with("stream", ctx.stream)
-                        .with("limit", 1)
-                        .with("reason", why)
-                        .with("retry_in", crate::timefmt::human(wait)),
-                ),
-            }
-        }
-        407 => {
-            let r = &ctx.reads;
-            Outcome::Report {
-                message: format!(
-                    "{head}: Alpaca says this connection reads too slowly and may drop it. \
-                     Read so far: {} messages in {} frames, {} bytes, {} msg/s lately, largest \
-                     frame {} bytes; read buffer {} bytes, largest message accepted {} bytes. \
-                     The fan-out never slows the feed (each local reader has its own bounded \
-                     queue), so look at the host's CPU and network, or subscribe fewer symbols",
-                    r.messages,
-                    r.frames,
-                    r.bytes,
-                    r.recent_rate,
-                    r.largest_frame,
-                    r.read_buffer,
-                    r.max_message
-                ),
-            }
-        }
+        406 => connection_limit(&head, ctx),
+        407 => slow_client(&head, &ctx.reads),
         408 => config(
             "the account does not have v2 market data enabled; enable it in Alpaca's dashboard \
              (or ask Alpaca support)"
@@ -203,6 +158,57 @@ pub fn outcome(code: u16, msg: &str, ctx: &ErrorContext<'_>) -> Outcome {
             error: FeedError::protocol(format!("{head}: a code brokerguard does not know")),
             alert: None,
         },
+    }
+}
+
+/// 406: another program holds the key's stream; wait ever longer (from
+/// Alpaca's 90 s reaping), with an alert.
+fn connection_limit(head: &str, ctx: &ErrorContext<'_>) -> Outcome {
+    let strikes = ctx.limit_strikes + 1;
+    let wait = connection_limit_wait(strikes);
+    let why = "another program holds this key's stream: stop it, or let it read from \
+               brokerguard's fan-out (feeds.sock)";
+    Outcome::Fail {
+        error: FeedError::new(
+            ErrorClass::RateLimited {
+                retry_after: Some(wait),
+            },
+            format!(
+                "{head}: Alpaca allows one {} connection per key; {why}; retrying in {} \
+                 (Alpaca frees a dead connection's slot after about 90 s)",
+                ctx.stream,
+                crate::timefmt::human(wait)
+            ),
+        )
+        .at(Layer::Auth),
+        alert: Some(
+            Alert::new(AlertKind::ConnectionLimit)
+                .with("feed", ctx.feed)
+                .with("stream", ctx.stream)
+                .with("limit", 1)
+                .with("reason", why)
+                .with("retry_in", crate::timefmt::human(wait)),
+        ),
+    }
+}
+
+/// 407: the connection reads too slowly; reported with what it read.
+fn slow_client(head: &str, r: &ReadFigures) -> Outcome {
+    Outcome::Report {
+        message: format!(
+            "{head}: Alpaca says this connection reads too slowly and may drop it. \
+             Read so far: {} messages in {} frames, {} bytes, {} msg/s lately, largest \
+             frame {} bytes; read buffer {} bytes, largest message accepted {} bytes. \
+             The fan-out never slows the feed (each local reader has its own bounded \
+             queue), so look at the host's CPU and network, or subscribe fewer symbols",
+            r.messages,
+            r.frames,
+            r.bytes,
+            r.recent_rate,
+            r.largest_frame,
+            r.read_buffer,
+            r.max_message
+        ),
     }
 }
 

@@ -33,7 +33,8 @@ use self::core::{FeedMemory, Identity};
 use self::section::settings_of;
 use self::settings::{FIELD_KEY_ID, FIELD_SECRET, NAME};
 use super::registry::{
-    Broker, BuildContext, BuildError, CredentialField, FeedsProblem, Lookup, Settings,
+    Broker, BuildContext, BuildError, ConfigRules, CredentialField, Diagnostics, FeedDefaults,
+    FeedsProblem, Lookup, Settings,
 };
 use crate::calendar::CalendarKind;
 use crate::config::{FeedConfig, Section};
@@ -109,27 +110,6 @@ impl Broker for AlpacaBroker {
         ]
     }
 
-    fn check_credential(&self, field: &str, value: &Secret) -> Vec<FormatProblem> {
-        settings::check_credential(field, value.expose())
-    }
-
-    fn calendar(&self, feed: &FeedConfig) -> CalendarKind {
-        if settings_of(feed).plan.stream.follows_nyse() {
-            CalendarKind::Nyse
-        } else {
-            CalendarKind::Always
-        }
-    }
-
-    fn default_url(&self) -> Option<&'static str> {
-        // The stream's own default is `target`'s; this one only says wss://.
-        Some(settings::DEFAULT_URL)
-    }
-
-    fn target(&self, feed: &FeedConfig) -> String {
-        crate::net::redact_url(&endpoint(feed))
-    }
-
     fn build(
         &self,
         feed: &FeedConfig,
@@ -163,6 +143,77 @@ impl Broker for AlpacaBroker {
         }))
     }
 
+    fn defaults(&self) -> Option<&dyn FeedDefaults> {
+        Some(self)
+    }
+
+    fn rules(&self) -> Option<&dyn ConfigRules> {
+        Some(self)
+    }
+
+    fn diagnostics(&self) -> Option<&dyn Diagnostics> {
+        Some(self)
+    }
+}
+
+impl FeedDefaults for AlpacaBroker {
+    fn calendar(&self, feed: &FeedConfig) -> CalendarKind {
+        if settings_of(feed).plan.stream.follows_nyse() {
+            CalendarKind::Nyse
+        } else {
+            CalendarKind::Always
+        }
+    }
+
+    fn default_url(&self) -> Option<&'static str> {
+        // The stream's own default is `target`'s; this one only says wss://.
+        Some(settings::DEFAULT_URL)
+    }
+
+    fn target(&self, feed: &FeedConfig) -> String {
+        crate::net::redact_url(&endpoint(feed))
+    }
+}
+
+impl ConfigRules for AlpacaBroker {
+    fn check_credential(&self, field: &str, value: &Secret) -> Vec<FormatProblem> {
+        settings::check_credential(field, value.expose())
+    }
+
+    /// One connection per key and endpoint: a second feed on the same key
+    /// and endpoint is refused here, before Alpaca answers it with 406.
+    fn check_feeds(&self, feeds: &[&FeedConfig], lookup: Option<Lookup<'_>>) -> Vec<FeedsProblem> {
+        let mut holders: BTreeMap<(String, String), &str> = BTreeMap::new();
+        let mut out = Vec::new();
+        for (i, f) in feeds.iter().enumerate() {
+            let (key_name, _) = credential_names(f);
+            // Where credentials are known, two accounts may hold one key.
+            let key = lookup.and_then(|l| l(&key_name)).map_or_else(
+                || format!("of account {}", f.account.as_deref().unwrap_or("main")),
+                |k| k.fingerprint(),
+            );
+            let url = crate::net::redact_url(&endpoint(f));
+            match holders.get(&(key.clone(), url.clone())) {
+                Some(first) => out.push(FeedsProblem {
+                    feed: i,
+                    key: "account",
+                    message: format!(
+                        "feeds \"{first}\" and \"{}\" both open {url} with API key {key}; \
+                         {CONNECTION_RULE}. Use one feed with all the symbols and channels, and \
+                         let every bot read it from brokerguard's fan-out",
+                        f.name
+                    ),
+                }),
+                None => {
+                    holders.insert((key, url), &f.name);
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Diagnostics for AlpacaBroker {
     fn remedy(&self, feed: &FeedConfig, layer: Layer, error: &FeedError) -> Option<String> {
         let default = settings_of(feed).plan.default_url();
         match (layer, error.class) {
@@ -231,38 +282,6 @@ impl Broker for AlpacaBroker {
             settings_of(feed).plan.paper,
             (&key_name, &secret_name),
         ))
-    }
-
-    /// One connection per key and endpoint: a second feed on the same key
-    /// and endpoint is refused here, before Alpaca answers it with 406.
-    fn check_feeds(&self, feeds: &[&FeedConfig], lookup: Option<Lookup<'_>>) -> Vec<FeedsProblem> {
-        let mut holders: BTreeMap<(String, String), &str> = BTreeMap::new();
-        let mut out = Vec::new();
-        for (i, f) in feeds.iter().enumerate() {
-            let (key_name, _) = credential_names(f);
-            // Where credentials are known, two accounts may hold one key.
-            let key = lookup.and_then(|l| l(&key_name)).map_or_else(
-                || format!("of account {}", f.account.as_deref().unwrap_or("main")),
-                |k| k.fingerprint(),
-            );
-            let url = crate::net::redact_url(&endpoint(f));
-            match holders.get(&(key.clone(), url.clone())) {
-                Some(first) => out.push(FeedsProblem {
-                    feed: i,
-                    key: "account",
-                    message: format!(
-                        "feeds \"{first}\" and \"{}\" both open {url} with API key {key}; \
-                         {CONNECTION_RULE}. Use one feed with all the symbols and channels, and \
-                         let every bot read it from brokerguard's fan-out",
-                        f.name
-                    ),
-                }),
-                None => {
-                    holders.insert((key, url), &f.name);
-                }
-            }
-        }
-        out
     }
 
     fn doctor_notes(

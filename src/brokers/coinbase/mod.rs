@@ -30,7 +30,10 @@ use self::adapter::CoinbaseAdapter;
 use self::jwt::Minter;
 use self::section::settings_of;
 use self::settings::{DEFAULT_MARKET_URL, DEFAULT_REST_URL, KEY_NAME_FIELD, SECRET_FIELD};
-use super::registry::{Broker, BuildContext, BuildError, CredentialField, Settings};
+use super::registry::{
+    Broker, BuildContext, BuildError, ConfigRules, CredentialField, Diagnostics, FeedDefaults,
+    Settings,
+};
 use super::ws_options;
 use crate::config::{FeedConfig, Section};
 use crate::credentials::format::FormatProblem;
@@ -121,26 +124,6 @@ impl Broker for CoinbaseBroker {
         ]
     }
 
-    fn check_credential(&self, field: &str, value: &Secret) -> Vec<FormatProblem> {
-        settings::check_credential(field, value.expose())
-    }
-
-    fn multiline_field(&self, field: &str) -> bool {
-        field == SECRET_FIELD
-    }
-
-    fn default_url(&self) -> Option<&'static str> {
-        Some(DEFAULT_MARKET_URL)
-    }
-
-    fn target(&self, feed: &FeedConfig) -> String {
-        let url = feed
-            .url
-            .as_deref()
-            .unwrap_or(settings_of(feed).plan.endpoint.default_url());
-        crate::net::redact_url(url)
-    }
-
     fn build(
         &self,
         feed: &FeedConfig,
@@ -178,6 +161,51 @@ impl Broker for CoinbaseBroker {
         }))
     }
 
+    fn defaults(&self) -> Option<&dyn FeedDefaults> {
+        Some(self)
+    }
+
+    fn rules(&self) -> Option<&dyn ConfigRules> {
+        Some(self)
+    }
+
+    fn diagnostics(&self) -> Option<&dyn Diagnostics> {
+        Some(self)
+    }
+}
+
+impl FeedDefaults for CoinbaseBroker {
+    fn default_url(&self) -> Option<&'static str> {
+        Some(DEFAULT_MARKET_URL)
+    }
+
+    fn target(&self, feed: &FeedConfig) -> String {
+        let url = feed
+            .url
+            .as_deref()
+            .unwrap_or(settings_of(feed).plan.endpoint.default_url());
+        crate::net::redact_url(url)
+    }
+}
+
+impl ConfigRules for CoinbaseBroker {
+    fn check_credential(&self, field: &str, value: &Secret) -> Vec<FormatProblem> {
+        settings::check_credential(field, value.expose())
+    }
+
+    fn multiline_field(&self, field: &str) -> bool {
+        field == SECRET_FIELD
+    }
+
+    fn warnings(&self, feed: &FeedConfig) -> Vec<String> {
+        settings::symbol_warnings(&settings_of(feed).plan)
+            .into_iter()
+            .map(|w| format!("feed \"{}\": {w}", feed.name))
+            .collect()
+    }
+}
+
+impl Diagnostics for CoinbaseBroker {
     fn remedy(&self, feed: &FeedConfig, layer: Layer, error: &FeedError) -> Option<String> {
         let _ = error;
         match layer {
@@ -230,12 +258,5 @@ impl Broker for CoinbaseBroker {
             Err(e) => return Some(Err(FeedError::network(e.to_string()).at(Layer::Auth))),
         };
         Some(client::check_accounts(&http, &minter, &rest_base(feed)))
-    }
-
-    fn warnings(&self, feed: &FeedConfig) -> Vec<String> {
-        settings::symbol_warnings(&settings_of(feed).plan)
-            .into_iter()
-            .map(|w| format!("feed \"{}\": {w}", feed.name))
-            .collect()
     }
 }

@@ -261,46 +261,81 @@ fn code_of(f: &mut Fields<'_>) -> Result<i32, ProtocolError> {
     })
 }
 
-/// Decodes one message body (after the handshake) for the negotiated
-/// server version.
-pub fn decode(payload: &[u8], server_version: u32) -> Result<TwsMessage, ProtocolError> {
-    let fields = split(payload)?;
-    let id_raw = fields.first().copied().unwrap_or_default();
-    let id: i64 = std::str::from_utf8(id_raw)
+/// A message's id, its first field: a short decimal number.
+fn message_id(raw: &[u8]) -> Result<i64, ProtocolError> {
+    std::str::from_utf8(raw)
         .ok()
         .filter(|s| !s.is_empty() && s.len() <= 6)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| ProtocolError::BadMessageId {
-            value: String::from_utf8_lossy(id_raw).chars().take(20).collect(),
-        })?;
+            value: String::from_utf8_lossy(raw).chars().take(20).collect(),
+        })
+}
+
+/// tickPrice: its size from message version 2, its attributes from 3.
+fn tick_price(f: &mut Fields<'_>, server_version: u32) -> Result<TwsMessage, ProtocolError> {
+    let version = f.int("version")?;
+    let req_id = f.int("reqId")?;
+    let tick_type = f.int("tickType")?;
+    let price = f.opt_number("price")?;
+    let size = if version >= 2 {
+        f.opt_number("size")?
+    } else {
+        None
+    };
+    let attrib = if version >= 3 {
+        Some(TickAttrib::from_mask(
+            f.opt_int("attrMask")?.unwrap_or(0),
+            server_version,
+        ))
+    } else {
+        None
+    };
+    Ok(TwsMessage::TickPrice {
+        req_id,
+        tick_type,
+        price,
+        size,
+        attrib,
+    })
+}
+
+/// errMsg: versioned until the server sends its time (194), with the
+/// order-reject JSON from 166.
+fn error_msg(f: &mut Fields<'_>, server_version: u32) -> Result<ErrorMsg, ProtocolError> {
+    if server_version < MIN_SERVER_VER_ERROR_TIME {
+        f.skip("version")?;
+    }
+    let req_id = f.int("reqId")?;
+    let code = code_of(f)?;
+    let message = f.text("errorString")?;
+    let advanced_order_reject_json = if server_version >= MIN_SERVER_VER_ADVANCED_ORDER_REJECT {
+        f.text("advancedOrderRejectJson")?
+    } else {
+        String::new()
+    };
+    let error_time = if server_version >= MIN_SERVER_VER_ERROR_TIME {
+        f.opt_int("errorTime")?
+    } else {
+        None
+    };
+    Ok(ErrorMsg {
+        req_id,
+        code,
+        message,
+        advanced_order_reject_json,
+        error_time,
+    })
+}
+
+/// Decodes one message body (after the handshake) for the negotiated
+/// server version.
+pub fn decode(payload: &[u8], server_version: u32) -> Result<TwsMessage, ProtocolError> {
+    let fields = split(payload)?;
+    let id = message_id(fields.first().copied().unwrap_or_default())?;
     let mut f = Fields::new(fields, msg_name(id), 1);
     let msg = match id {
-        in_id::TICK_PRICE => {
-            let version = f.int("version")?;
-            let req_id = f.int("reqId")?;
-            let tick_type = f.int("tickType")?;
-            let price = f.opt_number("price")?;
-            let size = if version >= 2 {
-                f.opt_number("size")?
-            } else {
-                None
-            };
-            let attrib = if version >= 3 {
-                Some(TickAttrib::from_mask(
-                    f.opt_int("attrMask")?.unwrap_or(0),
-                    server_version,
-                ))
-            } else {
-                None
-            };
-            TwsMessage::TickPrice {
-                req_id,
-                tick_type,
-                price,
-                size,
-                attrib,
-            }
-        }
+        in_id::TICK_PRICE => tick_price(&mut f, server_version)?,
         in_id::TICK_SIZE => {
             f.skip("version")?;
             TwsMessage::TickSize {
@@ -325,32 +360,7 @@ pub fn decode(payload: &[u8], server_version: u32) -> Result<TwsMessage, Protoco
                 value: f.opt_number("value")?,
             }
         }
-        in_id::ERR_MSG => {
-            if server_version < MIN_SERVER_VER_ERROR_TIME {
-                f.skip("version")?;
-            }
-            let req_id = f.int("reqId")?;
-            let code = code_of(&mut f)?;
-            let message = f.text("errorString")?;
-            let advanced_order_reject_json =
-                if server_version >= MIN_SERVER_VER_ADVANCED_ORDER_REJECT {
-                    f.text("advancedOrderRejectJson")?
-                } else {
-                    String::new()
-                };
-            let error_time = if server_version >= MIN_SERVER_VER_ERROR_TIME {
-                f.opt_int("errorTime")?
-            } else {
-                None
-            };
-            TwsMessage::Error(ErrorMsg {
-                req_id,
-                code,
-                message,
-                advanced_order_reject_json,
-                error_time,
-            })
-        }
+        in_id::ERR_MSG => TwsMessage::Error(error_msg(&mut f, server_version)?),
         in_id::NEXT_VALID_ID => {
             f.skip("version")?;
             TwsMessage::NextValidId(f.int("orderId")?)

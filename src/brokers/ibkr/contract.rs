@@ -178,6 +178,14 @@ pub fn check(c: &Contract) -> Vec<ContractProblem> {
             "is required (or give local_symbol or con_id), e.g. symbol = \"AAPL\"".into(),
         );
     }
+    shape_problems(c, &mut push);
+    missing_for_sec_type(c, &mut push);
+    out
+}
+
+/// Each field's own shape: a known security type, a currency code, a
+/// positive strike, ...
+fn shape_problems(c: &Contract, push: &mut impl FnMut(&'static str, String)) {
     if !SEC_TYPES.contains(&c.sec_type.as_str()) {
         push(
             "sec_type",
@@ -260,6 +268,11 @@ pub fn check(c: &Contract) -> Vec<ContractProblem> {
             ),
         );
     }
+}
+
+/// What a derivative or a future needs to be found when neither
+/// `local_symbol` nor `con_id` names it: its expiry, strike and right.
+fn missing_for_sec_type(c: &Contract, push: &mut impl FnMut(&'static str, String)) {
     let derivative = matches!(c.sec_type.as_str(), "OPT" | "FOP" | "WAR" | "IOPT");
     if derivative && c.local_symbol.is_empty() && c.con_id.is_none() {
         if c.last_trade_date.is_empty() {
@@ -300,7 +313,6 @@ pub fn check(c: &Contract) -> Vec<ContractProblem> {
             "is required for FUT (or give local_symbol or con_id)".into(),
         );
     }
-    out
 }
 
 #[cfg(test)]

@@ -149,6 +149,110 @@ fn farm_base(name: &str) -> &str {
     name.split('.').next().unwrap_or(name)
 }
 
+/// The bot's `tws_message` event for one TWS error, warning or notice.
+fn tws_message_event(e: &ErrorMsg, message: &str, contract: Option<&Contract>) -> Action {
+    let severity = if codes::is_warning(e.code) {
+        "warning"
+    } else {
+        "error"
+    };
+    let mut event: Vec<(&str, Value)> = vec![
+        ("code", e.code.into()),
+        ("req_id", e.req_id.into()),
+        ("message", message.into()),
+        ("severity", severity.into()),
+    ];
+    if let Some(c) = contract {
+        event.push(("symbol", c.symbol.clone().into()));
+    }
+    Action::event(TWS_MESSAGE_EVENT, &event)
+}
+
+/// A tickPrice's fields for the bot (ib_async's names).
+fn tick_price_fields(
+    price: f64,
+    size: Option<f64>,
+    attrib: Option<TickAttrib>,
+) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("price".into(), json!(price));
+    if let Some(s) = size {
+        m.insert("size".into(), json!(s));
+    }
+    if let Some(TickAttrib {
+        can_auto_execute,
+        past_limit,
+        pre_open,
+    }) = attrib
+    {
+        m.insert("can_auto_execute".into(), can_auto_execute.into());
+        m.insert("past_limit".into(), past_limit.into());
+        m.insert("pre_open".into(), pre_open.into());
+    }
+    m
+}
+
+/// The bot's `market_data_type` event, and a warning when the data is not
+/// real-time (the account may lack the subscription).
+fn market_data_type(c: &Contract, req_id: i64, data_type: i64) -> Vec<Action> {
+    let name = match data_type {
+        1 => "realtime",
+        2 => "frozen",
+        3 => "delayed",
+        4 => "delayed_frozen",
+        _ => "unknown",
+    };
+    let mut out = vec![Action::event(
+        MARKET_DATA_TYPE_EVENT,
+        &[
+            ("symbol", c.symbol.clone().into()),
+            ("req_id", req_id.into()),
+            ("market_data_type", data_type.into()),
+            ("name", name.into()),
+        ],
+    )];
+    if data_type != 1 {
+        out.push(Action::Log {
+            level: log::Level::Warn,
+            message: format!(
+                "TWS sends {name} market data for {} (market data type {data_type}): \
+                 the account may lack a real-time subscription",
+                c.label()
+            ),
+        });
+    }
+    out
+}
+
+/// Whether an error about one of our market data requests refuses it (the
+/// session ends), rather than warning about it.
+fn refuses_market_data(code: i32) -> bool {
+    !codes::is_warning(code)
+        && ![
+            codes::UNKNOWN_TICKER_ID,
+            codes::PARTLY_SUBSCRIBED,
+            codes::COMPETING_SESSION,
+        ]
+        .contains(&code)
+}
+
+/// TWS refused the market data of `contracts[i]`: a duplicate request is
+/// ours to fix, any other refusal the configuration's.
+fn market_data_refused(i: usize, c: &Contract, code: i32, message: &str) -> FeedError {
+    if code == codes::DUPLICATE_TICKER_ID {
+        FeedError::protocol(format!(
+            "TWS refused a duplicate market data request for {} (322): {message}",
+            c.label()
+        ))
+    } else {
+        FeedError::config(format!(
+            "TWS refused market data for contracts[{i}] ({}): error {code}: {message}; \
+             fix the contract in the configuration",
+            c.label()
+        ))
+    }
+}
+
 impl TwsCore {
     pub fn new(cfg: TwsCoreConfig) -> Self {
         let report = SessionReport::default();
@@ -342,24 +446,11 @@ impl TwsCore {
         let message = sanitize(&e.message);
         let code = e.code;
         let ours = self.contract_of(e.req_id).map(|(i, c)| (i, c.clone()));
-        let mut event: Vec<(&str, Value)> = vec![
-            ("code", code.into()),
-            ("req_id", e.req_id.into()),
-            ("message", message.clone().into()),
-            (
-                "severity",
-                if codes::is_warning(code) {
-                    "warning"
-                } else {
-                    "error"
-                }
-                .into(),
-            ),
-        ];
-        if let Some((_, c)) = &ours {
-            event.push(("symbol", c.symbol.clone().into()));
-        }
-        let mut out = vec![Action::event(TWS_MESSAGE_EVENT, &event)];
+        let mut out = vec![tws_message_event(
+            &e,
+            &message,
+            ours.as_ref().map(|(_, c)| c),
+        )];
         let about = match &ours {
             Some((_, c)) => format!(" for {}", c.label()),
             None if e.req_id >= 0 => format!(" for request {}", e.req_id),
@@ -388,21 +479,7 @@ impl TwsCore {
                     level: log::Level::Info,
                     message: line,
                 });
-                self.connectivity_lost = false;
-                if self.phase == Phase::Live {
-                    out.extend(self.req_all());
-                    // Still due if a market data farm is down as well.
-                    self.farm_rerequest_due = self
-                        .broken_farms
-                        .iter()
-                        .any(|(f, _)| *f == Farm::MarketData);
-                }
-                let n = self.cfg.contracts.len();
-                self.health_change(
-                    &format!("connectivity between TWS and IB restored, data lost (1101): {n} market data request(s) re-sent"),
-                    true,
-                    &mut out,
-                );
+                self.on_restored_data_lost(&mut out);
             }
             CodeKind::RestoredDataKept => {
                 out.push(Action::Log {
@@ -427,78 +504,107 @@ impl TwsCore {
                     level: log::Level::Warn,
                     message: line,
                 });
-                let name = codes::farm_name(&message).unwrap_or("?").to_string();
-                if farm == Farm::MarketData {
-                    self.farm_rerequest_due = true;
-                }
-                self.broken_farms.insert((farm, name));
-                self.health_change("", false, &mut out);
+                self.on_farm_broken(farm, &message, &mut out);
             }
             CodeKind::FarmOk(farm) => {
                 out.push(Action::Log {
                     level: log::Level::Info,
                     message: line,
                 });
-                let name = codes::farm_name(&message).unwrap_or("?").to_string();
-                let before = self.broken_farms.len();
-                self.broken_farms.remove(&(farm, name.clone()));
-                if self.broken_farms.len() == before {
-                    // TWS names farms with and without a site suffix
-                    // (usfarm / usfarm.nj): match on the base name.
-                    self.broken_farms
-                        .retain(|(f, n)| !(*f == farm && farm_base(n) == farm_base(&name)));
-                }
-                let market_data_ok = !self
-                    .broken_farms
-                    .iter()
-                    .any(|(f, _)| *f == Farm::MarketData);
-                let mut detail = format!("{} farm {name} OK ({code})", farm.as_str());
-                if market_data_ok && self.farm_rerequest_due && self.phase == Phase::Live {
-                    self.farm_rerequest_due = false;
-                    out.extend(self.cancel_all());
-                    out.extend(self.req_all());
-                    detail.push_str(&format!(
-                        ": {} market data request(s) re-sent",
-                        self.cfg.contracts.len()
-                    ));
-                }
-                self.health_change(&detail, false, &mut out);
+                self.on_farm_ok(farm, code, &message, &mut out);
             }
             CodeKind::FarmInactive => out.push(Action::Log {
                 level: log::Level::Info,
                 message: line,
             }),
-            CodeKind::Other => match ours {
-                Some((i, c))
-                    if !codes::is_warning(code)
-                        && ![
-                            codes::UNKNOWN_TICKER_ID,
-                            codes::PARTLY_SUBSCRIBED,
-                            codes::COMPETING_SESSION,
-                        ]
-                        .contains(&code) =>
-                {
-                    let err = if code == codes::DUPLICATE_TICKER_ID {
-                        FeedError::protocol(format!(
-                            "TWS refused a duplicate market data request for {} (322): {message}",
-                            c.label()
-                        ))
-                    } else {
-                        FeedError::config(format!(
-                            "TWS refused market data for contracts[{i}] ({}): error {code}: {message}; \
-                             fix the contract in the configuration",
-                            c.label()
-                        ))
-                    };
-                    out.push(Action::Fail(err.at(Layer::Data)));
+            CodeKind::Other => out.push(match ours {
+                Some((i, c)) if refuses_market_data(code) => {
+                    Action::Fail(market_data_refused(i, &c, code, &message).at(Layer::Data))
                 }
-                _ => out.push(Action::Log {
+                _ => Action::Log {
                     level: level_for(code),
                     message: line,
-                }),
-            },
+                },
+            }),
         }
         out
+    }
+
+    /// TWS's clock: the answer to our keepalive, else a stray.
+    fn on_current_time(&mut self, t: i64, out: &mut Vec<Action>) {
+        if self.pings_outstanding > 0 {
+            self.pings_outstanding -= 1;
+            out.push(Action::Pong);
+            if self.cfg.contracts.is_empty() {
+                // Without market data the session's own answers are
+                // all the liveness there is.
+                out.push(Action::Heartbeat);
+            }
+        } else {
+            out.push(Action::Log {
+                level: log::Level::Debug,
+                message: format!("TWS currentTime {t} without a request"),
+            });
+        }
+    }
+
+    /// 1101: TWS is back but dropped every subscription: request them again.
+    fn on_restored_data_lost(&mut self, out: &mut Vec<Action>) {
+        self.connectivity_lost = false;
+        if self.phase == Phase::Live {
+            out.extend(self.req_all());
+            // Still due if a market data farm is down as well.
+            self.farm_rerequest_due = self
+                .broken_farms
+                .iter()
+                .any(|(f, _)| *f == Farm::MarketData);
+        }
+        let n = self.cfg.contracts.len();
+        self.health_change(
+            &format!("connectivity between TWS and IB restored, data lost (1101): {n} market data request(s) re-sent"),
+            true,
+            out,
+        );
+    }
+
+    /// A farm went down (2103/2105/2157): remembered until its OK; a
+    /// market data farm's return re-requests the data.
+    fn on_farm_broken(&mut self, farm: Farm, message: &str, out: &mut Vec<Action>) {
+        let name = codes::farm_name(message).unwrap_or("?").to_string();
+        if farm == Farm::MarketData {
+            self.farm_rerequest_due = true;
+        }
+        self.broken_farms.insert((farm, name));
+        self.health_change("", false, out);
+    }
+
+    /// A farm is OK again (2104/2106/2158): forgotten, and once no market
+    /// data farm is down, the data a broken one lost is requested again.
+    fn on_farm_ok(&mut self, farm: Farm, code: i32, message: &str, out: &mut Vec<Action>) {
+        let name = codes::farm_name(message).unwrap_or("?").to_string();
+        let before = self.broken_farms.len();
+        self.broken_farms.remove(&(farm, name.clone()));
+        if self.broken_farms.len() == before {
+            // TWS names farms with and without a site suffix
+            // (usfarm / usfarm.nj): match on the base name.
+            self.broken_farms
+                .retain(|(f, n)| !(*f == farm && farm_base(n) == farm_base(&name)));
+        }
+        let market_data_ok = !self
+            .broken_farms
+            .iter()
+            .any(|(f, _)| *f == Farm::MarketData);
+        let mut detail = format!("{} farm {name} OK ({code})", farm.as_str());
+        if market_data_ok && self.farm_rerequest_due && self.phase == Phase::Live {
+            self.farm_rerequest_due = false;
+            out.extend(self.cancel_all());
+            out.extend(self.req_all());
+            detail.push_str(&format!(
+                ": {} market data request(s) re-sent",
+                self.cfg.contracts.len()
+            ));
+        }
+        self.health_change(&detail, false, out);
     }
 
     fn on_message(&mut self, msg: TwsMessage) -> Vec<Action> {
@@ -524,22 +630,7 @@ impl TwsCore {
                 self.maybe_ready(&mut out);
             }
             TwsMessage::Error(e) => out = self.on_error(e),
-            TwsMessage::CurrentTime(t) => {
-                if self.pings_outstanding > 0 {
-                    self.pings_outstanding -= 1;
-                    out.push(Action::Pong);
-                    if self.cfg.contracts.is_empty() {
-                        // Without market data the session's own answers are
-                        // all the liveness there is.
-                        out.push(Action::Heartbeat);
-                    }
-                } else {
-                    out.push(Action::Log {
-                        level: log::Level::Debug,
-                        message: format!("TWS currentTime {t} without a request"),
-                    });
-                }
-            }
+            TwsMessage::CurrentTime(t) => self.on_current_time(t, &mut out),
             TwsMessage::TickPrice {
                 req_id,
                 tick_type,
@@ -549,21 +640,7 @@ impl TwsCore {
             } => {
                 // ib_async drops a tickPrice with an empty price too.
                 let Some(price) = price else { return out };
-                let mut m = Map::new();
-                m.insert("price".into(), json!(price));
-                if let Some(s) = size {
-                    m.insert("size".into(), json!(s));
-                }
-                if let Some(TickAttrib {
-                    can_auto_execute,
-                    past_limit,
-                    pre_open,
-                }) = attrib
-                {
-                    m.insert("can_auto_execute".into(), can_auto_execute.into());
-                    m.insert("past_limit".into(), past_limit.into());
-                    m.insert("pre_open".into(), pre_open.into());
-                }
+                let m = tick_price_fields(price, size, attrib);
                 out = self.tick_data(req_id, "tick_price", tick_type, m);
             }
             TwsMessage::TickSize {
@@ -608,32 +685,7 @@ impl TwsCore {
             }
             TwsMessage::MarketDataType { req_id, data_type } => {
                 if let Some((_, c)) = self.contract_of(req_id) {
-                    let name = match data_type {
-                        1 => "realtime",
-                        2 => "frozen",
-                        3 => "delayed",
-                        4 => "delayed_frozen",
-                        _ => "unknown",
-                    };
-                    out.push(Action::event(
-                        MARKET_DATA_TYPE_EVENT,
-                        &[
-                            ("symbol", c.symbol.clone().into()),
-                            ("req_id", req_id.into()),
-                            ("market_data_type", data_type.into()),
-                            ("name", name.into()),
-                        ],
-                    ));
-                    if data_type != 1 {
-                        out.push(Action::Log {
-                            level: log::Level::Warn,
-                            message: format!(
-                                "TWS sends {name} market data for {} (market data type {data_type}): \
-                                 the account may lack a real-time subscription",
-                                c.label()
-                            ),
-                        });
-                    }
+                    out.extend(market_data_type(c, req_id, data_type));
                 }
             }
             TwsMessage::TickSnapshotEnd { .. } | TwsMessage::Other { .. } => {}

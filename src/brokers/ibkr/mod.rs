@@ -34,7 +34,10 @@ pub use contract::Contract;
 pub use core::{SessionFacts, SessionReport, TwsCore, TwsCoreConfig};
 pub use settings::{ClientIds, IbkrKeys, IbkrSettings};
 
-use super::registry::{Broker, BuildContext, BuildError, CredentialField, Settings};
+use super::registry::{
+    Broker, BuildContext, BuildError, ConfigRules, CredentialField, Diagnostics, FeedDefaults,
+    Settings,
+};
 use crate::calendar::{Calendar, CalendarKind};
 use crate::config::{FeedConfig, Section};
 use crate::feed::{Adapter, ErrorClass, FeedError, Layer};
@@ -109,35 +112,12 @@ fn zone_calendar(kind: CalendarKind) -> Option<&'static Calendar> {
 }
 
 impl Broker for IbkrBroker {
-    fn note_series(&self) -> &'static [crate::brokers::registry::NoteSeries] {
-        &[crate::brokers::registry::NoteSeries {
-            note: adapter::NOTE_CLIENT_ID,
-            name: "brokerguard_ibkr_client_id",
-            help: "The TWS API client id the feed's session holds.",
-            counter: false,
-        }]
-    }
-
-    /// The largest TWS messages (a day of historical bars, contract
-    /// details) are a few hundred KB; nothing needs 16 MiB.
-    fn max_message_bytes(&self) -> usize {
-        4 << 20
-    }
-
     fn name(&self) -> &'static str {
         NAME
     }
 
     fn keys(&self) -> &'static [&'static str] {
         section::KEYS
-    }
-
-    fn hint(&self, key: &str) -> Option<String> {
-        match key {
-            "url" | "rest_url" => Some(remedy::NO_URL.to_string()),
-            "account" => Some(remedy::NO_ACCOUNT.to_string()),
-            _ => None,
-        }
     }
 
     fn parse(&self, s: &mut Section<'_, '_, '_, '_>, _feed: &FeedConfig) -> Option<Settings> {
@@ -151,23 +131,6 @@ impl Broker for IbkrBroker {
     fn credentials(&self, _feed: &FeedConfig) -> Vec<CredentialField> {
         // TWS / IB Gateway holds the login; the API socket takes none.
         Vec::new()
-    }
-
-    fn calendar(&self, feed: &FeedConfig) -> CalendarKind {
-        if settings_of(feed)
-            .contracts
-            .iter()
-            .any(|c| c.sec_type == "STK")
-        {
-            CalendarKind::Nyse
-        } else {
-            CalendarKind::Always
-        }
-    }
-
-    fn target(&self, feed: &FeedConfig) -> String {
-        let s = settings_of(feed);
-        target_of(&s.host, s.port)
     }
 
     fn build(
@@ -191,6 +154,80 @@ impl Broker for IbkrBroker {
             opts,
             ctx.clock.clone(),
         )))
+    }
+
+    fn defaults(&self) -> Option<&dyn FeedDefaults> {
+        Some(self)
+    }
+
+    fn rules(&self) -> Option<&dyn ConfigRules> {
+        Some(self)
+    }
+
+    fn diagnostics(&self) -> Option<&dyn Diagnostics> {
+        Some(self)
+    }
+}
+
+impl FeedDefaults for IbkrBroker {
+    /// The largest TWS messages (a day of historical bars, contract
+    /// details) are a few hundred KB; nothing needs 16 MiB.
+    fn max_message_bytes(&self) -> usize {
+        4 << 20
+    }
+
+    fn calendar(&self, feed: &FeedConfig) -> CalendarKind {
+        if settings_of(feed)
+            .contracts
+            .iter()
+            .any(|c| c.sec_type == "STK")
+        {
+            CalendarKind::Nyse
+        } else {
+            CalendarKind::Always
+        }
+    }
+
+    fn target(&self, feed: &FeedConfig) -> String {
+        let s = settings_of(feed);
+        target_of(&s.host, s.port)
+    }
+}
+
+impl ConfigRules for IbkrBroker {
+    fn hint(&self, key: &str) -> Option<String> {
+        match key {
+            "url" | "rest_url" => Some(remedy::NO_URL.to_string()),
+            "account" => Some(remedy::NO_ACCOUNT.to_string()),
+            _ => None,
+        }
+    }
+
+    fn warnings(&self, feed: &FeedConfig) -> Vec<String> {
+        let s = settings_of(feed);
+        let mut out = Vec::new();
+        if feed.ping_every + feed.pong_timeout > feed.stall_after && s.contracts.is_empty() {
+            // Without market data the keepalive's answers are the only
+            // data: a stall would be declared between two of them.
+            out.push(format!(
+                "feed \"{}\": without contracts the only sign of life is the reqCurrentTime answer every \
+                 ping_every ({}); make stall_after longer than ping_every + pong_timeout",
+                feed.name,
+                crate::timefmt::human(feed.ping_every)
+            ));
+        }
+        out
+    }
+}
+
+impl Diagnostics for IbkrBroker {
+    fn note_series(&self) -> &'static [crate::brokers::registry::NoteSeries] {
+        &[crate::brokers::registry::NoteSeries {
+            note: adapter::NOTE_CLIENT_ID,
+            name: "brokerguard_ibkr_client_id",
+            help: "The TWS API client id the feed's session holds.",
+            counter: false,
+        }]
     }
 
     fn remedy(&self, feed: &FeedConfig, layer: Layer, error: &FeedError) -> Option<String> {
@@ -236,22 +273,6 @@ impl Broker for IbkrBroker {
             down_since,
             now,
         )
-    }
-
-    fn warnings(&self, feed: &FeedConfig) -> Vec<String> {
-        let s = settings_of(feed);
-        let mut out = Vec::new();
-        if feed.ping_every + feed.pong_timeout > feed.stall_after && s.contracts.is_empty() {
-            // Without market data the keepalive's answers are the only
-            // data: a stall would be declared between two of them.
-            out.push(format!(
-                "feed \"{}\": without contracts the only sign of life is the reqCurrentTime answer every \
-                 ping_every ({}); make stall_after longer than ping_every + pong_timeout",
-                feed.name,
-                crate::timefmt::human(feed.ping_every)
-            ));
-        }
-        out
     }
 }
 

@@ -141,7 +141,7 @@ mod tests {
 
     #[test]
     fn the_token_expiry_note_names_the_credential_and_the_instant() {
-        use crate::brokers::registry::Broker;
+        use crate::brokers::registry::BrowserLogin;
         let c = cfg(&["main"]);
         let mut info = std::collections::BTreeMap::new();
         assert_eq!(super::super::BROKER.token_expiry(&c.feeds[0], &info), None);

@@ -18,10 +18,10 @@
 use super::client::{self, CallError};
 use super::credentials::{FIELD_ACCESS_TOKEN, FIELD_API_KEY, FIELD_API_SECRET, credential_name};
 use super::expiry::expires_at;
-use super::login::login_url;
+use super::login::{Session, login_url};
 use super::records::{self, IssueRecord, IssuedBy};
 use super::rest::RestError;
-use crate::brokers::registry::BrokerRef;
+use crate::brokers::registry::{BrokerCommand, BrokerRef, CommandContext, CommandFlag};
 use crate::config::{Config, FeedConfig};
 use crate::credentials::format::Rules;
 use crate::credentials::setcred::{SetCredError, set_credential};
@@ -31,8 +31,56 @@ use crate::net::http::{HttpClient, HttpOptions};
 use crate::secret::Secret;
 use crate::timefmt::rfc3339;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
+
+/// The command the registry adds to the command line.
+pub static COMMANDS: &[BrokerCommand] = &[BrokerCommand {
+    name: "kite-login",
+    about: "The daily Kite login: without --request-token, print the login URL; with it, exchange the \
+            request token and write the access token atomically (exit 0 done, 1 Kite refused or failed)",
+    flags: &[
+        CommandFlag {
+            long: "account",
+            value_name: "ACCOUNT",
+            help: "The account = \"...\" of the Kite feed(s), e.g. main (credentials KITE_MAIN_*)",
+            required: true,
+        },
+        CommandFlag {
+            long: "request-token",
+            value_name: "REQUEST_TOKEN",
+            help: "The request_token from the redirect after the login (or the whole redirect address; \
+                   \"-\" reads it from stdin)",
+            required: false,
+        },
+        CommandFlag {
+            long: "rest-url",
+            value_name: "REST_URL",
+            help: "REST root to exchange the token at [default: the account's feed rest_url, else https://api.kite.trade]",
+            required: false,
+        },
+    ],
+    run: run_command,
+}];
+
+/// `kite-login` from the command line: its flags into [`LoginArgs`], the
+/// outcome as the text to print.
+fn run_command(ctx: &CommandContext<'_>) -> Result<String, Box<dyn std::error::Error>> {
+    let request_token = match ctx.arg("request-token") {
+        None => None,
+        Some("-") => Some(
+            (ctx.read_secret)()
+                .map_err(|e| format!("cannot read the request token from stdin: {e}"))?,
+        ),
+        Some(t) => Some(Secret::new(t)),
+    };
+    let args = LoginArgs {
+        account: ctx.arg("account").unwrap_or_default(),
+        request_token,
+        rest_url: ctx.arg("rest-url"),
+    };
+    Ok(login(ctx.config, args, ctx.sources, ctx.now)?.to_string())
+}
 
 /// What the operator asked for.
 pub struct LoginArgs<'a> {
@@ -248,29 +296,14 @@ pub fn login(
             account: crate::peertext::short(account),
         });
     }
-    let broker = BrokerRef(&super::BROKER);
-    let feeds: Vec<&FeedConfig> = cfg
-        .feeds
-        .iter()
-        .filter(|f| f.broker == broker && f.account.as_deref() == Some(account))
-        .collect();
+    let feeds = account_feeds(cfg, account);
     let rest_root = args
         .rest_url
         .or_else(|| feeds.iter().find_map(|f| f.rest_url.as_deref()))
         .unwrap_or(super::DEFAULT_REST_URL)
         .to_string();
+    let store = login_credentials(sources, account);
     let name = |field: &str| credential_name(account, field);
-    let required: Vec<Required> = [FIELD_API_KEY, FIELD_API_SECRET, FIELD_ACCESS_TOKEN]
-        .into_iter()
-        .map(|field| Required {
-            name: name(field),
-            feed: "kite-login".into(),
-            broker: Rules::new(broker),
-            field: field.into(),
-            optional: true,
-        })
-        .collect();
-    let store = CredentialStore::load(sources, &required).store;
     let get = |field: &str, what: &'static str| {
         store
             .get(&name(field))
@@ -316,59 +349,102 @@ pub fn login(
         }
         e => LoginError::Call(e),
     })?;
+    let feeds = feeds.iter().map(|f| f.name.clone()).collect();
+    save_token(cfg, sources, file, account, session, feeds, now).map(LoginOutcome::Written)
+}
 
-    let token_name = name(FIELD_ACCESS_TOKEN);
+/// The configuration's Kite feeds on `account`.
+fn account_feeds<'c>(cfg: &'c Config, account: &str) -> Vec<&'c FeedConfig> {
+    let broker = BrokerRef(&super::BROKER);
+    cfg.feeds
+        .iter()
+        .filter(|f| f.broker == broker && f.account.as_deref() == Some(account))
+        .collect()
+}
+
+/// The account's key, secret and token, wherever they are set.
+fn login_credentials(sources: &Sources, account: &str) -> CredentialStore {
+    let required: Vec<Required> = [FIELD_API_KEY, FIELD_API_SECRET, FIELD_ACCESS_TOKEN]
+        .into_iter()
+        .map(|field| Required {
+            name: credential_name(account, field),
+            feed: "kite-login".into(),
+            broker: Rules::new(BrokerRef(&super::BROKER)),
+            field: field.into(),
+            optional: true,
+        })
+        .collect();
+    CredentialStore::load(sources, &required).store
+}
+
+/// The day's token written where the agent's watcher sees it, its issue
+/// recorded first (so a reconnect it causes already knows its age).
+fn save_token(
+    cfg: &Config,
+    sources: &Sources,
+    file: PathBuf,
+    account: &str,
+    session: Session,
+    feeds: Vec<String>,
+    now: SystemTime,
+) -> Result<Written, LoginError> {
+    let token_name = credential_name(account, FIELD_ACCESS_TOKEN);
     let fingerprint = session.access_token.fingerprint();
     let issued_at = session.login_time.unwrap_or(now);
-    let mut notes = Vec::new();
-    // The record first: when the watcher makes the agent reconnect, the
-    // token's issue time is already there.
-    let state_dir = &cfg.agent.state_dir;
-    if state_dir.is_dir() {
-        let rec = IssueRecord {
-            fingerprint: fingerprint.clone(),
-            issued_at,
-            by: IssuedBy::KiteLogin,
-            user_id: session.user_id.clone(),
-        };
-        if let Err(e) = records::save(state_dir, &rec, now) {
-            notes.push(format!(
-                "{e}; the agent times the token from its first connection instead"
-            ));
-        }
-    } else {
-        notes.push(format!(
-            "the state folder {} does not exist; the agent times the token from its first connection",
-            state_dir.display()
-        ));
-    }
+    let rec = IssueRecord {
+        fingerprint: fingerprint.clone(),
+        issued_at,
+        by: IssuedBy::KiteLogin,
+        user_id: session.user_id.clone(),
+    };
+    let mut notes: Vec<String> = record_issue(&cfg.agent.state_dir, &rec, now)
+        .into_iter()
+        .collect();
     set_credential(&file, &token_name, &session.access_token).map_err(|error| {
         LoginError::Write {
             name: token_name.clone(),
             error,
         }
     })?;
-    if let Some(dir) = &sources.systemd_dir {
-        if dir.join(&token_name).exists() {
-            notes.push(format!(
-                "{token_name} is also a systemd credential in {}, which takes precedence over {}: \
-                 remove it from the unit (LoadCredential=/SetCredential=) or the agent keeps the old token",
-                dir.display(),
-                file.display()
-            ));
-        }
-    }
-    Ok(LoginOutcome::Written(Written {
+    notes.extend(systemd_shadow(sources, &token_name, &file));
+    Ok(Written {
         name: token_name,
         file,
         fingerprint,
         user_id: session.user_id,
         issued_at,
         expires: expires_at(issued_at),
-        feeds: feeds.iter().map(|f| f.name.clone()).collect(),
+        feeds,
         config: cfg.path.clone(),
         notes,
-    }))
+    })
+}
+
+/// Records when the token was issued; a note when it cannot (the agent
+/// then times the token from its first connection).
+fn record_issue(state_dir: &Path, rec: &IssueRecord, now: SystemTime) -> Option<String> {
+    if !state_dir.is_dir() {
+        return Some(format!(
+            "the state folder {} does not exist; the agent times the token from its first connection",
+            state_dir.display()
+        ));
+    }
+    records::save(state_dir, rec, now)
+        .err()
+        .map(|e| format!("{e}; the agent times the token from its first connection instead"))
+}
+
+/// A note when a systemd credential of the same name hides the file's.
+fn systemd_shadow(sources: &Sources, token_name: &str, file: &Path) -> Option<String> {
+    let dir = sources.systemd_dir.as_ref()?;
+    dir.join(token_name).exists().then(|| {
+        format!(
+            "{token_name} is also a systemd credential in {}, which takes precedence over {}: \
+             remove it from the unit (LoadCredential=/SetCredential=) or the agent keeps the old token",
+            dir.display(),
+            file.display()
+        )
+    })
 }
 
 #[cfg(test)]

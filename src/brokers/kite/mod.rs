@@ -55,8 +55,8 @@ use self::credentials::{FIELD_ACCESS_TOKEN, FIELD_API_KEY, FIELD_API_SECRET, cre
 use self::limits::KeyUse;
 use self::watch::TokenWatch;
 use super::registry::{
-    Broker, BuildContext, BuildError, CredentialField, FeedsProblem, LoginLink, LoginResult,
-    Lookup, NoteSeries, Settings,
+    Broker, BrokerCommand, BrowserLogin, BuildContext, BuildError, ConfigRules, CredentialField,
+    Diagnostics, FeedDefaults, FeedsProblem, LoginLink, LoginResult, Lookup, NoteSeries, Settings,
 };
 use crate::calendar::{Calendar, CalendarKind};
 use crate::config::{FeedConfig, Section};
@@ -143,23 +143,6 @@ impl Broker for KiteBroker {
         .collect()
     }
 
-    fn check_credential(&self, field: &str, value: &Secret) -> Vec<FormatProblem> {
-        credentials::check_format(field, value)
-    }
-
-    fn calendar(&self, _feed: &FeedConfig) -> CalendarKind {
-        CalendarKind::Nse
-    }
-
-    /// A ticker frame holds at most 3 000 instruments in full mode (184 bytes each): under 600 KB.
-    fn max_message_bytes(&self) -> usize {
-        1 << 20
-    }
-
-    fn default_url(&self) -> Option<&'static str> {
-        Some(DEFAULT_TICKER_URL)
-    }
-
     fn build(
         &self,
         feed: &FeedConfig,
@@ -193,6 +176,80 @@ impl Broker for KiteBroker {
         )))
     }
 
+    fn defaults(&self) -> Option<&dyn FeedDefaults> {
+        Some(self)
+    }
+
+    fn rules(&self) -> Option<&dyn ConfigRules> {
+        Some(self)
+    }
+
+    fn diagnostics(&self) -> Option<&dyn Diagnostics> {
+        Some(self)
+    }
+
+    fn browser_login(&self) -> Option<&dyn BrowserLogin> {
+        Some(self)
+    }
+
+    fn commands(&self) -> &'static [BrokerCommand] {
+        login_cmd::COMMANDS
+    }
+}
+
+impl FeedDefaults for KiteBroker {
+    fn calendar(&self, _feed: &FeedConfig) -> CalendarKind {
+        CalendarKind::Nse
+    }
+
+    /// A ticker frame holds at most 3 000 instruments in full mode (184 bytes each): under 600 KB.
+    fn max_message_bytes(&self) -> usize {
+        1 << 20
+    }
+
+    fn default_url(&self) -> Option<&'static str> {
+        Some(DEFAULT_TICKER_URL)
+    }
+}
+
+impl ConfigRules for KiteBroker {
+    fn check_credential(&self, field: &str, value: &Secret) -> Vec<FormatProblem> {
+        credentials::check_format(field, value)
+    }
+
+    fn check_feeds(&self, feeds: &[&FeedConfig], lookup: Option<Lookup<'_>>) -> Vec<FeedsProblem> {
+        // A key is its fingerprint where the credentials are known (two
+        // accounts may hold one key), else its account.
+        let keys: Vec<String> = feeds
+            .iter()
+            .map(|f| {
+                let account = account_of(f);
+                lookup
+                    .and_then(|l| l(&credential_name(account, FIELD_API_KEY)))
+                    .map_or_else(|| format!("of account {account}"), |k| k.fingerprint())
+            })
+            .collect();
+        let uses: Vec<KeyUse<'_>> = feeds
+            .iter()
+            .zip(&keys)
+            .map(|(f, key)| KeyUse {
+                feed: &f.name,
+                key,
+                instruments: section::of(f).instruments.len(),
+            })
+            .collect();
+        limits::over_connection_limit(&uses)
+            .into_iter()
+            .map(|(feed, message)| FeedsProblem {
+                feed,
+                key: "account",
+                message,
+            })
+            .collect()
+    }
+}
+
+impl Diagnostics for KiteBroker {
     fn remedy(&self, feed: &FeedConfig, layer: Layer, error: &FeedError) -> Option<String> {
         let account = account_of(feed);
         match layer {
@@ -270,37 +327,6 @@ impl Broker for KiteBroker {
         )))
     }
 
-    fn check_feeds(&self, feeds: &[&FeedConfig], lookup: Option<Lookup<'_>>) -> Vec<FeedsProblem> {
-        // A key is its fingerprint where the credentials are known (two
-        // accounts may hold one key), else its account.
-        let keys: Vec<String> = feeds
-            .iter()
-            .map(|f| {
-                let account = account_of(f);
-                lookup
-                    .and_then(|l| l(&credential_name(account, FIELD_API_KEY)))
-                    .map_or_else(|| format!("of account {account}"), |k| k.fingerprint())
-            })
-            .collect();
-        let uses: Vec<KeyUse<'_>> = feeds
-            .iter()
-            .zip(&keys)
-            .map(|(f, key)| KeyUse {
-                feed: &f.name,
-                key,
-                instruments: section::of(f).instruments.len(),
-            })
-            .collect();
-        limits::over_connection_limit(&uses)
-            .into_iter()
-            .map(|(feed, message)| FeedsProblem {
-                feed,
-                key: "account",
-                message,
-            })
-            .collect()
-    }
-
     fn note_series(&self) -> &'static [NoteSeries] {
         &[
             NoteSeries {
@@ -318,6 +344,23 @@ impl Broker for KiteBroker {
         ]
     }
 
+    fn session_facts(
+        &self,
+        feed: &FeedConfig,
+        ctx: &BuildContext<'_>,
+    ) -> Vec<(&'static str, String)> {
+        let token = (ctx.lookup)(&credential_name(account_of(feed), FIELD_ACCESS_TOKEN));
+        let now = ctx.clock.wall();
+        let watch = token_watch(feed, ctx, token.as_ref());
+        let mut facts = watch.facts(now);
+        if let Some(nse) = nse_calendar(ctx) {
+            facts.push(("market", format!("NSE {}", nse.state_at(now))));
+        }
+        facts
+    }
+}
+
+impl BrowserLogin for KiteBroker {
     fn token_expiry(
         &self,
         feed: &FeedConfig,
@@ -341,22 +384,7 @@ impl Broker for KiteBroker {
         cfg: &crate::config::Config,
         get: &dyn Fn(&str) -> Option<String>,
         now: std::time::SystemTime,
-    ) -> Option<Result<LoginResult, String>> {
-        Some(browser::callback(cfg, get, now))
-    }
-
-    fn session_facts(
-        &self,
-        feed: &FeedConfig,
-        ctx: &BuildContext<'_>,
-    ) -> Vec<(&'static str, String)> {
-        let token = (ctx.lookup)(&credential_name(account_of(feed), FIELD_ACCESS_TOKEN));
-        let now = ctx.clock.wall();
-        let watch = token_watch(feed, ctx, token.as_ref());
-        let mut facts = watch.facts(now);
-        if let Some(nse) = nse_calendar(ctx) {
-            facts.push(("market", format!("NSE {}", nse.state_at(now))));
-        }
-        facts
+    ) -> Result<LoginResult, String> {
+        browser::callback(cfg, get, now)
     }
 }

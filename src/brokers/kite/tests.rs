@@ -241,14 +241,8 @@ impl Ctx {
     fn with<R>(&self, f: impl FnOnce(&BuildContext<'_>) -> R) -> R {
         let values = self.values.clone();
         let lookup = move |n: &str| values.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-        let ctx = BuildContext {
-            lookup: &lookup,
-            clock: Arc::new(self.clock.clone()),
-            state_dir: self.state.clone(),
-            drift: Default::default(),
-            calendars: Default::default(),
-            alert_after: std::time::Duration::from_secs(60),
-        };
+        let ctx =
+            BuildContext::new(&lookup, self.state.clone()).with_clock(Arc::new(self.clock.clone()));
         f(&ctx)
     }
 }

@@ -42,7 +42,10 @@ use self::client::SignedRest;
 use self::keys::{KeySetProblem, KeySetsError, all_key_set_names};
 use self::rest::{KrakenError as Rejection, parse_balance};
 use self::section::settings_of;
-use super::registry::{Broker, BuildContext, BuildError, CredentialField, Settings};
+use super::registry::{
+    Broker, BuildContext, BuildError, ConfigRules, CredentialField, Diagnostics, FeedDefaults,
+    Settings,
+};
 use super::ws_options;
 use crate::config::{FeedConfig, Section};
 use crate::credentials::format::FormatProblem;
@@ -70,15 +73,6 @@ impl KrakenBroker {
 }
 
 impl Broker for KrakenBroker {
-    fn note_series(&self) -> &'static [crate::brokers::registry::NoteSeries] {
-        &[crate::brokers::registry::NoteSeries {
-            note: adapter::KEY_SET_NOTE,
-            name: "brokerguard_kraken_key_set",
-            help: "The Kraken key set a private feed signs with: 1 the primary, 2 and up a fallback (key_fallback).",
-            counter: false,
-        }]
-    }
-
     fn name(&self) -> &'static str {
         settings::BROKER
     }
@@ -117,27 +111,6 @@ impl Broker for KrakenBroker {
             }
         }
         out
-    }
-
-    fn check_credential(&self, field: &str, value: &Secret) -> Vec<FormatProblem> {
-        settings::check_credential(field, value.expose())
-    }
-
-    /// A book snapshot of depth 1 000 is about 100 KB per symbol.
-    fn max_message_bytes(&self) -> usize {
-        4 << 20
-    }
-
-    fn default_url(&self) -> Option<&'static str> {
-        Some(settings::DEFAULT_PUBLIC_URL)
-    }
-
-    fn target(&self, feed: &FeedConfig) -> String {
-        let url = feed
-            .url
-            .as_deref()
-            .unwrap_or(settings_of(feed).plan.default_url());
-        crate::net::redact_url(url)
     }
 
     fn build(
@@ -198,6 +171,64 @@ impl Broker for KrakenBroker {
         }))
     }
 
+    fn defaults(&self) -> Option<&dyn FeedDefaults> {
+        Some(self)
+    }
+
+    fn rules(&self) -> Option<&dyn ConfigRules> {
+        Some(self)
+    }
+
+    fn diagnostics(&self) -> Option<&dyn Diagnostics> {
+        Some(self)
+    }
+}
+
+impl FeedDefaults for KrakenBroker {
+    /// A book snapshot of depth 1 000 is about 100 KB per symbol.
+    fn max_message_bytes(&self) -> usize {
+        4 << 20
+    }
+
+    fn default_url(&self) -> Option<&'static str> {
+        Some(settings::DEFAULT_PUBLIC_URL)
+    }
+
+    fn target(&self, feed: &FeedConfig) -> String {
+        let url = feed
+            .url
+            .as_deref()
+            .unwrap_or(settings_of(feed).plan.default_url());
+        crate::net::redact_url(url)
+    }
+}
+
+impl ConfigRules for KrakenBroker {
+    fn check_credential(&self, field: &str, value: &Secret) -> Vec<FormatProblem> {
+        settings::check_credential(field, value.expose())
+    }
+
+    fn warnings(&self, feed: &FeedConfig) -> Vec<String> {
+        match settings_of(feed).plan {
+            FeedPlan::Public(p) => settings::symbol_warnings(&p.symbols)
+                .into_iter()
+                .map(|w| format!("feed \"{}\": {w}", feed.name))
+                .collect(),
+            FeedPlan::Private(_) => Vec::new(),
+        }
+    }
+}
+
+impl Diagnostics for KrakenBroker {
+    fn note_series(&self) -> &'static [crate::brokers::registry::NoteSeries] {
+        &[crate::brokers::registry::NoteSeries {
+            note: adapter::KEY_SET_NOTE,
+            name: "brokerguard_kraken_key_set",
+            help: "The Kraken key set a private feed signs with: 1 the primary, 2 and up a fallback (key_fallback).",
+            counter: false,
+        }]
+    }
+
     fn remedy(&self, feed: &FeedConfig, layer: Layer, error: &FeedError) -> Option<String> {
         remedy::remedy(feed, layer, error)
     }
@@ -250,15 +281,5 @@ impl Broker for KrakenBroker {
 
     fn failover_guarantee(&self) -> Option<&'static str> {
         Some("Kraken never sees a key's nonce go back")
-    }
-
-    fn warnings(&self, feed: &FeedConfig) -> Vec<String> {
-        match settings_of(feed).plan {
-            FeedPlan::Public(p) => settings::symbol_warnings(&p.symbols)
-                .into_iter()
-                .map(|w| format!("feed \"{}\": {w}", feed.name))
-                .collect(),
-            FeedPlan::Private(_) => Vec::new(),
-        }
     }
 }

@@ -7,7 +7,7 @@
 pub mod core;
 
 use self::core::{JsonWsCore, Replies};
-use super::registry::{Broker, BuildContext, BuildError, CredentialField, Settings};
+use super::registry::{Broker, BuildContext, BuildError, ConfigRules, CredentialField, Settings};
 use super::{substitute, ws_options};
 use crate::clock::Clock;
 use crate::config::{FeedConfig, Section, Shown, is_literal_auth, template_names};
@@ -123,14 +123,6 @@ impl Broker for WebsocketBroker {
         KEYS
     }
 
-    fn hint(&self, key: &str) -> Option<String> {
-        (key == "account").then(|| {
-            "account is only for broker adapters; a websocket feed names its credentials \
-             as ${NAME} in auth, subscribe or poll; remove account"
-                .to_string()
-        })
-    }
-
     fn parse(&self, s: &mut Section<'_, '_, '_, '_>, feed: &FeedConfig) -> Option<Settings> {
         let mut w = WsSettings::default();
         if feed.url.is_none() && !s.has("url") {
@@ -204,6 +196,20 @@ impl Broker for WebsocketBroker {
             core,
             clock: ctx.clock.clone(),
         }))
+    }
+
+    fn rules(&self) -> Option<&dyn ConfigRules> {
+        Some(self)
+    }
+}
+
+impl ConfigRules for WebsocketBroker {
+    fn hint(&self, key: &str) -> Option<String> {
+        (key == "account").then(|| {
+            "account is only for broker adapters; a websocket feed names its credentials \
+             as ${NAME} in auth, subscribe or poll; remove account"
+                .to_string()
+        })
     }
 
     fn warnings(&self, feed: &FeedConfig) -> Vec<String> {
