@@ -307,7 +307,7 @@ fn broker_command(bc: &crate::brokers::command::BrokerCommand, m: &clap::ArgMatc
         .iter()
         .filter_map(|f| Some((f.long, m.get_one::<String>(f.long)?.clone())))
         .collect();
-    let sources = crate::credentials::Sources::from_process(&cfg.agent);
+    let sources = crate::credentials::Sources::from_process(&cfg.agent.credential_files);
     let ctx = crate::brokers::command::CommandContext {
         config: &cfg,
         sources: &sources,
@@ -384,7 +384,7 @@ fn config_check(config: Option<PathBuf>) -> u8 {
             for w in config::setup_warnings(&cfg) {
                 eprintln!("warning: {w}");
             }
-            let sources = crate::credentials::Sources::from_process(&cfg.agent);
+            let sources = crate::credentials::Sources::from_process(&cfg.agent.credential_files);
             for w in crate::commands::config_check::credential_warnings(&cfg, &sources) {
                 eprintln!("warning: {w}");
             }
@@ -613,8 +613,8 @@ fn alert_test(only: Option<&str>, config: Option<PathBuf>) -> u8 {
         );
         return exit::FAILURE;
     }
-    let sources = crate::credentials::Sources::from_process(&cfg.agent);
-    let required = crate::credentials::required_names(&cfg);
+    let sources = crate::credentials::Sources::from_process(&cfg.agent.credential_files);
+    let required = crate::config::required_credentials(&cfg);
     let store = crate::credentials::CredentialStore::load(&sources, &required).store;
     let lookup = |name: &str| store.get(name).map(|c| c.value.clone());
     let Some(answers) = crate::alerts::test_webhooks(&cfg, &lookup, only) else {
@@ -655,7 +655,7 @@ fn doctor(config: Option<PathBuf>, json: bool, online: bool) -> u8 {
         Err(code) => return code,
     };
     use_host_fingerprints("doctor", &cfg);
-    let sources = crate::credentials::Sources::from_process(&cfg.agent);
+    let sources = crate::credentials::Sources::from_process(&cfg.agent.credential_files);
     let mut report = doctor::audit(&cfg, &sources, &doctor::SystemHost::new());
     // What the running agent says about each feed (the key set in use, ...).
     let running = match show::observe(&cfg.agent.runtime_dir) {
@@ -668,7 +668,7 @@ fn doctor(config: Option<PathBuf>, json: bool, online: bool) -> u8 {
             .and_then(|doc| doc.feeds.iter().find(|f| f.name == name))
             .map(|f| f.info.clone())
     });
-    let required = crate::credentials::required_names(&cfg);
+    let required = crate::config::required_credentials(&cfg);
     let store = crate::credentials::CredentialStore::load(&sources, &required).store;
     let lookup = |name: &str| store.get(name).map(|c| c.value.clone());
     let ctx = crate::brokers::BuildContext::for_config(&cfg, &lookup);
@@ -770,8 +770,8 @@ fn check(names: &[String], config: Option<PathBuf>, json: bool) -> u8 {
         .filter(|f| names.is_empty() || names.contains(&f.name))
         .cloned()
         .collect();
-    let required = crate::credentials::required_names(&cfg);
-    let sources = crate::credentials::Sources::from_process(&cfg.agent);
+    let required = crate::config::required_credentials(&cfg);
+    let sources = crate::credentials::Sources::from_process(&cfg.agent.credential_files);
     let store = crate::credentials::CredentialStore::load(&sources, &required).store;
     let lookup = |name: &str| store.get(name).map(|c| c.value.clone());
     let ctx = crate::brokers::BuildContext::for_config(&cfg, &lookup);

@@ -15,6 +15,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
+/// Where the configuration is looked for when no `--config` is given (a
+/// fix for it needs no `--config`). Defined here, the leaf every module
+/// may print a fix from; `config::DEFAULT_PATH` is this.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/brokerguard/brokerguard.toml";
+
 /// The configuration this process was started with (`None`: not recorded,
 /// taken as the default).
 static CONFIG_PATH: RwLock<Option<PathBuf>> = RwLock::new(None);
@@ -39,7 +44,7 @@ pub fn command(args: &str) -> String {
 /// default path. A relative path is made absolute (the fix may be pasted
 /// in another folder) and quoted for the shell when it needs it.
 pub fn with_config(config: &Path, args: &str) -> String {
-    if config == Path::new(crate::config::DEFAULT_PATH) {
+    if config == Path::new(DEFAULT_CONFIG_PATH) {
         return format!("sudo brokerguard {args}");
     }
     let shown = std::path::absolute(config).unwrap_or_else(|_| config.to_path_buf());
@@ -69,10 +74,7 @@ mod tests {
     #[test]
     fn the_default_configuration_needs_no_flag_and_another_gets_one() {
         assert_eq!(
-            with_config(
-                Path::new(crate::config::DEFAULT_PATH),
-                "set-credential SIG_TOKEN"
-            ),
+            with_config(Path::new(DEFAULT_CONFIG_PATH), "set-credential SIG_TOKEN"),
             "sudo brokerguard set-credential SIG_TOKEN"
         );
         assert_eq!(

@@ -9,12 +9,13 @@ use brokerguard::brokers::substitute;
 use brokerguard::brokers::websocket::WsSettings;
 use brokerguard::brokers::{BrokerRef, websocket};
 use brokerguard::commands::doctor;
+use brokerguard::config::required_credentials;
 use brokerguard::config::{AgentConfig, Config, FeedConfig};
 use brokerguard::credentials::dotenv;
 use brokerguard::credentials::format;
 use brokerguard::credentials::format::Rules;
 use brokerguard::credentials::monitor::Monitor;
-use brokerguard::credentials::required::{Required, TEMPLATE_FIELD, required_names};
+use brokerguard::credentials::required::{Required, TEMPLATE_FIELD};
 use brokerguard::credentials::setcred::set_credential;
 use brokerguard::credentials::store::{CredentialStore, Sources};
 use brokerguard::credentials::watcher::Watcher;
@@ -354,7 +355,7 @@ fn canary_config(file: &Path) -> Config {
 fn canary_secrets_appear_in_no_output() {
     let d = temp_dir("canary");
     let file = d.join("credentials.env");
-    let required = |c: &Config| required_names(c);
+    let required = |c: &Config| required_credentials(c);
     let cfg = canary_config(&file);
     let req = required(&cfg);
     let names: Vec<String> = req.iter().map(|r| r.name.clone()).collect();

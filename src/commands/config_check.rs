@@ -4,8 +4,8 @@
 //! and do not fail the check: the configuration itself is valid.
 
 use crate::config::Config;
+use crate::config::required_credentials;
 use crate::credentials::permissions;
-use crate::credentials::required::required_names;
 use crate::credentials::store::{CredProblem, CredentialStore, Sources};
 
 /// Every credential warning, one line each (printed after `warning: `).
@@ -26,7 +26,7 @@ pub fn credential_warnings(cfg: &Config, sources: &Sources) -> Vec<String> {
 /// wait. A source this user cannot read makes the answer unknown, and is
 /// said instead of a false "not defined".
 pub fn undefined_credentials(cfg: &Config, sources: &Sources) -> Vec<String> {
-    let required = required_names(cfg);
+    let required = required_credentials(cfg);
     let outcome = CredentialStore::load(sources, &required);
     let unreadable: Vec<String> = outcome
         .problems

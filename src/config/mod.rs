@@ -8,6 +8,7 @@
 mod error;
 mod parse;
 pub mod plaintext;
+mod required;
 mod show;
 
 pub use crate::duration::{format_duration, parse_duration};
@@ -15,6 +16,7 @@ pub use crate::feed::backoff::BackoffConfig;
 pub use crate::feed::schedule::ExpectConfig;
 pub use error::{ConfigError, Problem};
 pub use parse::{Section, load, parse_str};
+pub use required::{alerts_required, feed_required, required_credentials};
 pub use show::{Shown, effective_toml, is_literal_auth, redact_url, setup_warnings};
 
 use crate::brokers::registry::{BrokerRef, Settings};
@@ -25,7 +27,7 @@ use std::time::Duration;
 use crate::calendar::{CalendarKind, Date};
 
 /// Where the configuration is looked for when no `--config` is given.
-pub const DEFAULT_PATH: &str = "/etc/brokerguard/brokerguard.toml";
+pub const DEFAULT_PATH: &str = crate::fixcmd::DEFAULT_CONFIG_PATH;
 /// Environment variable that overrides [`DEFAULT_PATH`].
 pub const PATH_ENV: &str = "BROKERGUARD_CONFIG";
 

@@ -18,7 +18,7 @@ pub mod store;
 pub mod watcher;
 
 pub use monitor::{CredEvent, Monitor};
-pub use required::{Required, required_names};
+pub use required::Required;
 pub use store::{
     CredProblem, Credential, CredentialState, CredentialStore, LoadOutcome, Source, Sources,
 };

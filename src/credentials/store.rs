@@ -13,7 +13,6 @@
 use super::dotenv::{self, DotenvProblem};
 use super::format::{self, FormatProblem, Severity};
 use super::required::{Required, distinct_names};
-use crate::config::AgentConfig;
 use crate::secret::Secret;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -85,13 +84,14 @@ impl fmt::Debug for Sources {
 }
 
 impl Sources {
-    /// This process: `$CREDENTIALS_DIRECTORY`, the configured files, the real environment.
-    pub fn from_process(agent: &AgentConfig) -> Sources {
+    /// This process: `$CREDENTIALS_DIRECTORY`, the configured files
+    /// (`agent.credential_files`), the real environment.
+    pub fn from_process(files: &[PathBuf]) -> Sources {
         Sources {
             systemd_dir: std::env::var_os("CREDENTIALS_DIRECTORY")
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
-            files: agent.credential_files.clone(),
+            files: files.to_vec(),
             env: Box::new(|name| std::env::var(name).ok()),
         }
     }

@@ -167,7 +167,7 @@ fn calendar_for(f: &FeedConfig, ctx: &BuildContext<'_>) -> Option<Arc<crate::cal
 
 /// The credential values a feed uses: kept out of its flight recorder.
 fn feed_secrets(f: &FeedConfig, ctx: &BuildContext<'_>) -> Vec<crate::secret::Secret> {
-    crate::credentials::required::feed_required(f)
+    crate::config::feed_required(f)
         .iter()
         .filter_map(|r| (ctx.lookup)(&r.name))
         .collect()

@@ -22,9 +22,10 @@ pub mod watchdog_thread;
 use crate::alert::{Alert, AlertKind};
 use crate::brokers::BuildContext;
 use crate::clock::{Clock, SystemClock};
+use crate::config::required_credentials;
 use crate::config::{self, Config, ConfigError, PreflightMode};
 use crate::credentials::watcher::Watcher;
-use crate::credentials::{CredentialStore, Monitor, Required, Sources, required_names};
+use crate::credentials::{CredentialStore, Monitor, Required, Sources};
 use crate::fanout::{Fanout, FanoutSettings};
 use crate::feed::Layer;
 use crate::feed::health::FirstConnection;
@@ -274,8 +275,8 @@ fn warn_of_risky_setup(cfg: &Config) {
 /// The credentials the feeds need, loaded, with the monitor's first
 /// events logged.
 fn load_credentials(cfg: &Config, clock: &dyn Clock) -> (Vec<Required>, CredentialStore, Monitor) {
-    let required = required_names(cfg);
-    let sources = Sources::from_process(&cfg.agent);
+    let required = required_credentials(cfg);
+    let sources = Sources::from_process(&cfg.agent.credential_files);
     let outcome = CredentialStore::load(&sources, &required);
     let mut monitor = Monitor::new();
     let events0 = monitor.observe(clock.wall(), &required, &outcome.store, &outcome.problems);
@@ -854,7 +855,7 @@ impl Agent {
             ha: self.cfg.ha.clone(),
             ..new
         };
-        self.required = required_names(&new);
+        self.required = required_credentials(&new);
         let stop_timeout = new.agent.stop_timeout;
         self.cfg = new;
         if let Some(fanout) = &self.fanout {
@@ -909,7 +910,7 @@ impl Agent {
     /// reconnect with the new values, the others are left alone.
     fn reload_credentials(&mut self, why: &str) {
         self.last_cred_check = Instant::now();
-        let sources = Sources::from_process(&self.cfg.agent);
+        let sources = Sources::from_process(&self.cfg.agent.credential_files);
         let outcome = CredentialStore::reload(&self.store, &sources, &self.required);
         let events = self.monitor.observe(
             self.clock.wall(),

@@ -99,7 +99,12 @@ pub fn callback(
         request_token: Some(Secret::new(token)),
         rest_url: None,
     };
-    match login(cfg, args, &Sources::from_process(&cfg.agent), now) {
+    match login(
+        cfg,
+        args,
+        &Sources::from_process(&cfg.agent.credential_files),
+        now,
+    ) {
         Ok(LoginOutcome::Written(w)) => Ok(LoginResult {
             account: account.clone(),
             feeds: w.feeds.clone(),

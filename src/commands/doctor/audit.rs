@@ -8,10 +8,11 @@ use super::host::{self, Host};
 use super::report::{
     CredState, CredentialReport, DoctorProblem, DoctorReport, FileReport, PlatformReport,
 };
+use crate::config::required_credentials;
 use crate::config::{self, Config};
 use crate::credentials::format::Severity;
 use crate::credentials::permissions::{self, CLIENTS_GROUP, ModeProblem};
-use crate::credentials::required::{Required, distinct_names, required_names};
+use crate::credentials::required::{Required, distinct_names};
 use crate::credentials::store::{self, CredProblem, CredentialStore, Sources};
 use crate::fixcmd::sh_quote;
 use crate::os::fs::{SERVICE_GROUP, SERVICE_USER};
@@ -21,7 +22,7 @@ use std::time::SystemTime;
 
 /// Audits, with file ages computed from `now`.
 pub fn audit_at(cfg: &Config, sources: &Sources, host: &dyn Host, now: SystemTime) -> DoctorReport {
-    let required = required_names(cfg);
+    let required = required_credentials(cfg);
     let platform = host::platform(host, &*sources.env);
     let cmds = Commands::new(cfg, &platform);
     let outcome = CredentialStore::load(sources, &required);
