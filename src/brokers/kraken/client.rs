@@ -110,6 +110,14 @@ impl SignedRest {
         account: &str,
         reset: Duration,
     ) -> Result<SignedRest, FeedError> {
+        // The key's nonce counter and call lock are filed under its
+        // fingerprint, which must be the same in every process on the host:
+        // keyed by the state folder's key, not by a key of this process's
+        // own (a process that never installed it, a library user or a test
+        // child, would file its nonces apart and race the others unseen).
+        crate::secret::fingerprint::use_host_key(&ctx.state_dir).map_err(|e| {
+            FeedError::config(format!("feed {}: {e}", feed.name)).at(Layer::Credentials)
+        })?;
         let sets = load_key_sets(account, ctx.lookup).map_err(|e| {
             let class = match &e {
                 KeySetsError::Missing { .. }
