@@ -94,9 +94,16 @@ impl EventClient {
             match UnixStream::connect(socket) {
                 Ok(s) => break s,
                 Err(e) => {
+                    // The agent's own words say why (tests/common's
+                    // spawn_agent_bin writes them beside `run/`).
+                    let stderr = socket
+                        .parent()
+                        .and_then(Path::parent)
+                        .map(|d| std::fs::read_to_string(d.join("stderr.log")).unwrap_or_default())
+                        .unwrap_or_default();
                     assert!(
                         Instant::now() < end,
-                        "fan-out socket {} never accepted: {e}",
+                        "fan-out socket {} never accepted: {e}; the agent's stderr:\n{stderr}",
                         socket.display()
                     );
                     std::thread::sleep(Duration::from_millis(5));
