@@ -115,9 +115,13 @@ impl SignedRest {
         // keyed by the state folder's key, not by a key of this process's
         // own (a process that never installed it, a library user or a test
         // child, would file its nonces apart and race the others unseen).
-        crate::secret::fingerprint::use_host_key(&ctx.state_dir).map_err(|e| {
-            FeedError::config(format!("feed {}: {e}", feed.name)).at(Layer::Credentials)
-        })?;
+        // The agent and the command line install it at start; then there is
+        // nothing to read here.
+        if !crate::secret::fingerprint::host_key_installed() {
+            crate::secret::fingerprint::use_host_key(&ctx.state_dir).map_err(|e| {
+                FeedError::config(format!("feed {}: {e}", feed.name)).at(Layer::Credentials)
+            })?;
+        }
         let sets = load_key_sets(account, ctx.lookup).map_err(|e| {
             let class = match &e {
                 KeySetsError::Missing { .. }
